@@ -1,0 +1,2146 @@
+/* lisa.h - v0.1 - fine-tune LLaMA-family models with LISA, in one C header.
+
+   LISA (Layerwise Importance Sampled AdamW) always trains the embedding and the
+   output head and, of the n decoder layers, trains only a few sampled ones at a
+   time. This header holds everything the CPU needs for it: tensor ops with
+   forward and backward passes, a LLaMA transformer (RMSNorm, RoPE, grouped-query
+   attention, SwiGLU), gradient checkpointing, AdamW with clipping and schedules,
+   and llama2.c model files and llm.c token files.
+
+   USAGE
+     In exactly one C or C++ file:
+         #define LISA_IMPLEMENTATION
+         #include "lisa.h"
+     Everywhere else, include it without the define.
+
+     Build a program:  cc -O2 -o prog prog.c -lm        (add -fopenmp for threads)
+
+   OPTIONS (define before including the implementation)
+     LISA_STATIC        make every function static (private to one file)
+     LISA_NO_STDIO      leave out everything that touches files (embedded targets)
+     LISA_MALLOC(n)     allocator used when no lisa_allocator is given (default malloc)
+     LISA_FREE(p)       its matching free (default free)
+     LISA_ASSERT(x)     check for programmer errors (default assert)
+
+   CONVENTIONS
+     - Fallible functions return a lisa_result; lisa_result_string() names it, and
+       a lisa_error (optional, may be NULL) receives a message naming the file and
+       the problem. The library never exits and never prints.
+     - Every object that allocates says how to free it, and counts its bytes.
+     - Op functions take outputs first, then inputs, then sizes. Backward
+       functions ADD into their gradient outputs. A NULL weight-gradient output
+       means "not wanted": that work is skipped.
+     - Parameters live in one buffer, layer-major: embedding | layer 0 | ... |
+       layer n-1 | final norm | head. Each of these is a "block"; the trainer and
+       backward pass can turn weight gradients on and off per block.
+
+   LICENSE: MIT or public domain, your choice; see the end of this file.
+*/
+#ifndef LISA_H
+#define LISA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef LISA_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define LISADEF static __attribute__((unused))
+#else
+#define LISADEF static
+#endif
+#else
+#define LISADEF extern
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Basics: results, errors, allocation, random numbers                        */
+/* ------------------------------------------------------------------------- */
+
+typedef enum lisa_result {
+    LISA_OK = 0,
+    LISA_ERR_NOMEM,       /* an allocation failed; nothing was leaked */
+    LISA_ERR_INVALID,     /* an argument or config value is out of range */
+    LISA_ERR_IO,          /* a file could not be opened, read or written */
+    LISA_ERR_FORMAT       /* a file's contents are malformed, truncated or inconsistent */
+} lisa_result;
+
+LISADEF const char *lisa_result_string(lisa_result r);
+
+/* Filled by fallible functions when non-NULL: the code and a readable message,
+   e.g. "model.bin: truncated: expected 1234 bytes of weights, file has 1000". */
+typedef struct lisa_error {
+    lisa_result code;
+    char message[256];
+} lisa_error;
+
+/* Optional allocator hooks. A zeroed struct (or a NULL pointer) means
+   LISA_MALLOC / LISA_FREE. free receives the size that was allocated, so an
+   arena or a counting allocator needs no header of its own. */
+typedef struct lisa_allocator {
+    void *(*alloc)(void *user, size_t size);
+    void (*free)(void *user, void *ptr, size_t size);
+    void *user;
+} lisa_allocator;
+
+/* splitmix64: small, seedable, one per object, no global state. */
+typedef struct lisa_rng {
+    uint64_t state;
+} lisa_rng;
+
+LISADEF void lisa_rng_seed(lisa_rng *r, uint64_t seed);
+LISADEF uint64_t lisa_rng_next(lisa_rng *r);
+LISADEF float lisa_rng_uniform(lisa_rng *r);         /* [0, 1) */
+LISADEF float lisa_rng_normal(lisa_rng *r);          /* mean 0, std 1 */
+
+/* ------------------------------------------------------------------------- */
+/* Tensors and ops                                                            */
+/* ------------------------------------------------------------------------- */
+
+#define LISA_MAX_DIMS 4
+#define LISA_IGNORE (-1)     /* target value that carries no loss */
+
+/* A view: the data belongs to someone else (usually the model's buffer). */
+typedef struct lisa_tensor {
+    float *data;
+    int ndim;
+    int shape[LISA_MAX_DIMS];
+} lisa_tensor;
+
+LISADEF size_t lisa_tensor_numel(const lisa_tensor *t);
+
+/* Embedding lookup. out (n, dim) = table[tokens[i]]; table (vocab, dim). */
+LISADEF void lisa_embedding_forward(float *out, const int *tokens, const float *table, int n, int dim);
+LISADEF void lisa_embedding_backward(float *dtable, const float *dout, const int *tokens, int n, int dim);
+
+/* RMSNorm. out (n, dim) = x / sqrt(mean(x^2) + eps) * w; rstd (n) is saved for backward. */
+LISADEF void lisa_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w,
+                                  int n, int dim, float eps);
+LISADEF void lisa_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x,
+                                   const float *w, const float *rstd, int n, int dim);
+
+/* Linear without bias. out (n, out_dim) = x (n, in_dim) @ w^T, w (out_dim, in_dim),
+   the PyTorch layout. dx or dw may be NULL to skip that product. */
+LISADEF void lisa_linear_forward(float *out, const float *x, const float *w,
+                                 int n, int in_dim, int out_dim);
+LISADEF void lisa_linear_backward(float *dx, float *dw, const float *dout, const float *x,
+                                  const float *w, int n, int in_dim, int out_dim);
+
+/* Rotary position embedding on x (B, T, n_heads, head_dim), interleaved pairs:
+   (x[2i], x[2i+1]) at position pos0 + t turns by angle (pos0 + t) * theta^(-2i/head_dim).
+   out may equal x. Backward turns the gradient back: dx += R^T dout. */
+LISADEF void lisa_rope_forward(float *out, const float *x, int B, int T, int n_heads,
+                               int head_dim, int pos0, float theta);
+LISADEF void lisa_rope_backward(float *dx, const float *dout, int B, int T, int n_heads,
+                                int head_dim, int pos0, float theta);
+
+/* Causal attention with grouped-query heads (n_kv_heads divides n_heads).
+   q (B, T, n_heads, hd), k and v (B, T, n_kv_heads, hd), out (B, T, n_heads, hd).
+   lse (B, n_heads, T) keeps each row's log-sum-exp of scaled scores, so backward
+   recomputes the probabilities instead of storing B x n_heads x T x T of them.
+   Only the causal triangle is computed. */
+LISADEF void lisa_attention_forward(float *out, float *lse, const float *q, const float *k,
+                                    const float *v, int B, int T, int n_heads, int n_kv_heads,
+                                    int head_dim);
+LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                                     const float *out, const float *lse, const float *q,
+                                     const float *k, const float *v, int B, int T, int n_heads,
+                                     int n_kv_heads, int head_dim);
+
+/* SwiGLU gate: out (n) = silu(gate) * up. The MLP is w2(silu(w1 x) * w3 x). */
+LISADEF void lisa_swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+LISADEF void lisa_swiglu_backward(float *dgate, float *dup, const float *dout,
+                                  const float *gate, const float *up, size_t n);
+
+/* Residual add: out (n) = a + b. */
+LISADEF void lisa_residual_forward(float *out, const float *a, const float *b, size_t n);
+LISADEF void lisa_residual_backward(float *da, float *db, const float *dout, size_t n);
+
+/* Softmax cross-entropy over logits (n, vocab). targets equal to LISA_IGNORE (-1)
+   add nothing. losses (n, may be NULL) gets each row's loss (0 where ignored).
+   Returns the mean over counted rows (0 when none); *n_counted (may be NULL)
+   gets their number. Backward adds dloss * d(row loss)/d(logits) per counted
+   row: pass dloss = 1 / n_counted for the gradient of the mean. */
+LISADEF float lisa_cross_entropy_forward(float *losses, const float *logits, const int *targets,
+                                         int n, int vocab, int *n_counted);
+LISADEF void lisa_cross_entropy_backward(float *dlogits, const float *logits, const int *targets,
+                                         int n, int vocab, float dloss);
+
+/* ------------------------------------------------------------------------- */
+/* The LLaMA model                                                            */
+/* ------------------------------------------------------------------------- */
+
+typedef struct lisa_config {
+    int dim;            /* model width */
+    int hidden_dim;     /* SwiGLU width */
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;     /* 0: n_heads; must divide n_heads */
+    int vocab_size;
+    int max_seq_len;
+    float norm_eps;     /* 0: 1e-5 */
+    float rope_theta;   /* 0: 10000 */
+    int tied_head;      /* 1: the output head is the embedding matrix; 0: its own matrix */
+} lisa_config;
+
+/* Fills in the defaults above and checks every field: sizes positive, heads
+   dividing dim and kv heads dividing heads, an even head size, and a parameter
+   count that fits in memory arithmetic. */
+LISADEF lisa_result lisa_config_resolve(lisa_config *c, lisa_error *err);
+
+/* Blocks: 0 embedding, 1 + i decoder layer i, n_layers + 1 final norm,
+   n_layers + 2 head (0 floats when tied: the head is then the embedding, and
+   the embedding's block carries both uses). */
+#define LISA_BLOCK_EMBED 0
+#define LISA_BLOCK_LAYER(i) (1 + (i))
+LISADEF int lisa_n_blocks(const lisa_config *c);
+LISADEF int lisa_block_final_norm(const lisa_config *c);
+LISADEF int lisa_block_head(const lisa_config *c);
+
+/* Where each tensor of a layer sits inside the layer's block (in floats). */
+typedef struct lisa_layer_layout {
+    size_t attn_norm, wq, wk, wv, wo, mlp_norm, w1, w2, w3, size;
+} lisa_layer_layout;
+
+/* The one place parameter sizes are computed; the model, planner and files use it. */
+typedef struct lisa_layout {
+    lisa_layer_layout layer;
+    size_t embed, final_norm, head;        /* block sizes in floats (head 0 when tied) */
+    size_t n_params;                       /* total floats */
+} lisa_layout;
+
+LISADEF lisa_layout lisa_layout_of(const lisa_config *c);   /* c must be resolved */
+LISADEF size_t lisa_block_offset(const lisa_config *c, int block);
+LISADEF size_t lisa_block_size(const lisa_config *c, int block);
+
+/* Pointers into the parameter buffer for one decoder layer. */
+typedef struct lisa_layer_weights {
+    float *attn_norm;   /* (dim) */
+    float *wq;          /* (n_heads * head_dim, dim) */
+    float *wk;          /* (n_kv_heads * head_dim, dim) */
+    float *wv;          /* (n_kv_heads * head_dim, dim) */
+    float *wo;          /* (dim, n_heads * head_dim) */
+    float *mlp_norm;    /* (dim) */
+    float *w1;          /* (hidden_dim, dim) gate */
+    float *w2;          /* (dim, hidden_dim) down */
+    float *w3;          /* (hidden_dim, dim) up */
+} lisa_layer_weights;
+
+typedef struct lisa_model {
+    lisa_config config;            /* resolved */
+    lisa_layout layout;
+    float *params;                 /* (layout.n_params), layer-major */
+    float *embed;                  /* (vocab, dim) */
+    lisa_layer_weights *layers;    /* (n_layers) */
+    float *final_norm;             /* (dim) */
+    float *head;                   /* (vocab, dim); equals embed when tied */
+    lisa_allocator allocator;
+    size_t bytes;                  /* bytes this model allocated */
+} lisa_model;
+
+/* Allocates a model with zeroed parameters. Call lisa_model_free(). */
+LISADEF lisa_result lisa_model_init(lisa_model *m, const lisa_config *c,
+                                    const lisa_allocator *a, lisa_error *err);
+/* Norm weights 1, matrices normal(0, 0.02), residual output projections
+   (wo, w2) scaled by 1/sqrt(2 n_layers). Same seed, same weights. */
+LISADEF void lisa_model_init_random(lisa_model *m, uint64_t seed);
+LISADEF void lisa_model_free(lisa_model *m);
+
+/* The named tensors, in block order: "embed", "layers.<i>.<name>" with names
+   attn_norm wq wk wv wo mlp_norm w1 w2 w3, "final_norm", "head" (absent when tied). */
+typedef struct lisa_param {
+    char name[32];
+    lisa_tensor tensor;  /* view into the model's buffer */
+    size_t offset;       /* in floats, from the start of the buffer */
+    int block;
+    int decay;           /* 1: weight decay applies (matrices, embedding); 0: norm weights */
+} lisa_param;
+
+LISADEF int lisa_model_n_tensors(const lisa_model *m);
+LISADEF lisa_param lisa_model_tensor(const lisa_model *m, int index);
+
+/* Activations and scratch for one batch shape. Without checkpointing every
+   layer keeps what its backward needs; with it only each layer's input is kept
+   and backward reruns one layer at a time into a single layer's scratch. */
+typedef struct lisa_acts {
+    int B, T, checkpointing;
+    lisa_config config;
+    /* saved across the forward pass */
+    int *inputs, *targets;         /* (B*T) copies of the batch */
+    float *layer_in;               /* (n_layers + 1, B*T, dim): inputs of each layer, then the last output */
+    float *saved;                  /* per-layer saved activations (n_layers or 1 sets) */
+    size_t saved_stride;           /* floats per layer set in saved */
+    float *final_rstd;             /* (B*T) */
+    float *final_xn;               /* (B*T, dim) */
+    float *logits;                 /* (B*T, vocab); backward overwrites it with dlogits */
+    float *row_loss;               /* (B*T) each position's loss */
+    /* backward scratch */
+    float *grad_scratch;
+    int n_counted;                 /* rows with a target in the last forward */
+    float loss;                    /* mean loss of the last forward */
+    int T_used, B_used;            /* batch shape of the last forward */
+    float *buffer;
+    size_t n_floats;
+    lisa_allocator allocator;
+    size_t bytes;                  /* bytes allocated: activations + scratch */
+    size_t activation_bytes;       /* of which kept across forward -> backward */
+    size_t scratch_bytes;          /* of which backward/recompute scratch */
+} lisa_acts;
+
+/* Sizes without allocating (the planner); both in bytes. */
+LISADEF void lisa_acts_size(const lisa_config *c, int B, int T, int checkpointing,
+                            size_t *activation_bytes, size_t *scratch_bytes);
+/* Allocates activations for batches up to (B, T). Call lisa_acts_free(). */
+LISADEF lisa_result lisa_acts_init(lisa_acts *a, const lisa_config *c, int B, int T,
+                                   int checkpointing, const lisa_allocator *al, lisa_error *err);
+LISADEF void lisa_acts_free(lisa_acts *a);
+
+/* Forward over inputs (B, T) with targets (B, T; NULL for none, entries may be
+   LISA_IGNORE). Returns the mean loss over counted targets (0 with none); the
+   logits (B*T, vocab) are in a->logits until the next backward. B <= a->B, T <= a->T. */
+LISADEF float lisa_model_forward(const lisa_model *m, lisa_acts *a, const int *inputs,
+                                 const int *targets, int B, int T);
+
+/* Backward of the last forward's mean loss. block_grads has lisa_n_blocks()
+   entries; entry b is NULL (block frozen: its weight-gradient products are
+   skipped and it needs no memory) or points at lisa_block_size() floats that
+   this call ADDS the block's gradient into. Activation gradients always flow
+   down through every layer. Overwrites a->logits. */
+LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const *block_grads);
+
+/* ------------------------------------------------------------------------- */
+/* Optimizer, clipping, schedules                                             */
+/* ------------------------------------------------------------------------- */
+
+/* One AdamW step with torch.optim.AdamW semantics on n floats: p -= lr*wd*p,
+   moments updated, bias-corrected with step (counting from 1), eps after the
+   square root. */
+LISADEF void lisa_adamw_update(float *p, const float *g, float *m, float *v, size_t n,
+                               float lr, float beta1, float beta2, float eps,
+                               float weight_decay, int step);
+
+/* Global L2 norm over n_bufs gradient buffers (NULL entries are skipped); when
+   max_norm > 0 and the norm exceeds it, scales them by max_norm / (norm + 1e-6),
+   as torch.nn.utils.clip_grad_norm_. Returns the norm before clipping. */
+LISADEF float lisa_clip_grad_norm(float *const *grads, const size_t *sizes, int n_bufs,
+                                  float max_norm);
+
+typedef enum lisa_schedule_kind {
+    LISA_SCHEDULE_CONSTANT = 0,  /* lr after warmup */
+    LISA_SCHEDULE_COSINE,        /* linear warmup, then cosine from lr down to min_lr at total_steps */
+    LISA_SCHEDULE_LINEAR         /* linear warmup, then linear from lr down to min_lr at total_steps */
+} lisa_schedule_kind;
+
+typedef struct lisa_schedule {
+    lisa_schedule_kind kind;
+    float lr;
+    float min_lr;
+    int warmup;         /* steps of linear warmup: lr * (step + 1) / warmup */
+    int total_steps;
+} lisa_schedule;
+
+/* Learning rate at step (counting from 0). */
+LISADEF float lisa_schedule_lr(const lisa_schedule *s, int step);
+
+/* ------------------------------------------------------------------------- */
+/* Trainer                                                                    */
+/* ------------------------------------------------------------------------- */
+
+typedef struct lisa_train_config {
+    int batch, seq;
+    lisa_schedule schedule;
+    float beta1, beta2, eps, weight_decay;
+    float grad_clip;       /* 0: off */
+    int checkpointing;
+} lisa_train_config;
+
+/* Defaults: batch 4, seq 64, constant lr 3e-4, betas 0.9 / 0.999, eps 1e-8,
+   weight decay 0, no clipping, no checkpointing. */
+LISADEF lisa_train_config lisa_train_config_default(void);
+
+/* Per-block training state: gradient and AdamW moments, allocated only while
+   the block trains. */
+typedef struct lisa_block_state {
+    float *grad, *m, *v;
+    int step;                /* AdamW bias-correction step of this block */
+    int active;
+} lisa_block_state;
+
+typedef struct lisa_trainer {
+    lisa_model *model;
+    lisa_train_config config;
+    lisa_acts acts;
+    lisa_block_state *blocks;     /* (n_blocks) */
+    float **grad_ptrs;            /* (n_blocks) what backward receives */
+    int step;                     /* optimizer steps taken */
+    lisa_allocator allocator;
+    size_t bytes;                 /* optimizer state, gradients and tables */
+} lisa_trainer;
+
+typedef struct lisa_step_info {
+    int step;          /* counting from 1 */
+    float loss;        /* before the update */
+    float lr;
+    float grad_norm;   /* before clipping */
+} lisa_step_info;
+
+/* Sets up full fine-tuning of m (every block trains). Call lisa_trainer_free(). */
+LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa_train_config *c,
+                                      const lisa_allocator *a, lisa_error *err);
+/* One optimizer step on inputs and targets (batch x seq). */
+LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const int *targets,
+                                      lisa_step_info *info);
+LISADEF void lisa_trainer_free(lisa_trainer *t);
+/* Bytes held by the trainer, its activations and its model together. */
+LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t);
+
+/* ------------------------------------------------------------------------- */
+/* Files: llama2.c checkpoints, llm.c token files                            */
+/* ------------------------------------------------------------------------- */
+
+/* Token data held in memory. Call lisa_tokens_free(). */
+typedef struct lisa_tokens {
+    int *ids;
+    size_t n;
+    lisa_allocator allocator;
+    size_t bytes;
+} lisa_tokens;
+
+/* The batch at index i (B rows of T): inputs start at token (i*B*T) mod n,
+   targets are the same span shifted by one; reading wraps at the end. */
+LISADEF void lisa_tokens_batch(const lisa_tokens *d, long long index, int B, int T,
+                               int *inputs, int *targets);
+/* Every id in [0, vocab)? Otherwise LISA_ERR_FORMAT naming `name` and the first bad id. */
+LISADEF lisa_result lisa_tokens_check_vocab(const lisa_tokens *d, int vocab, const char *name,
+                                            lisa_error *err);
+LISADEF void lisa_tokens_free(lisa_tokens *d);
+
+/* Loaders that read from memory (for embedded use and fuzzing); `name` labels errors. */
+LISADEF lisa_result lisa_model_load_llama2c_memory(lisa_model *m, const void *data, size_t size,
+                                                   const char *name, const lisa_allocator *a,
+                                                   lisa_error *err);
+LISADEF lisa_result lisa_tokens_load_memory(lisa_tokens *d, const void *data, size_t size,
+                                            const char *name, const lisa_allocator *a,
+                                            lisa_error *err);
+
+#ifndef LISA_NO_STDIO
+/* llama2.c legacy checkpoint: 7 int32 (dim, hidden_dim, n_layers, n_heads,
+   n_kv_heads, vocab_size, negative when a separate head follows, seq_len), then
+   fp32 tensors in run.c's order including the two RoPE tables. The format has
+   no norm_eps or rope_theta: the defaults apply. Call lisa_model_free(). */
+LISADEF lisa_result lisa_model_load_llama2c(lisa_model *m, const char *path,
+                                            const lisa_allocator *a, lisa_error *err);
+/* Writes atomically: a temporary file next to path, flushed, then renamed. */
+LISADEF lisa_result lisa_model_save_llama2c(const lisa_model *m, const char *path, lisa_error *err);
+
+/* llm.c token file: 256 int32 header (magic 20240520 version 1: uint16 tokens;
+   magic 20240801 version 7: uint32 tokens; count in header[2]), then the tokens. */
+LISADEF lisa_result lisa_tokens_load(lisa_tokens *d, const char *path, const lisa_allocator *a,
+                                     lisa_error *err);
+/* Writes uint16 (version 1) when every id fits, else uint32 (version 7). Atomic. */
+LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path, lisa_error *err);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LISA_H */
+
+/* ========================================================================= */
+/*                              IMPLEMENTATION                                */
+/* ========================================================================= */
+#ifdef LISA_IMPLEMENTATION
+#ifndef LISA_IMPLEMENTATION_INCLUDED
+#define LISA_IMPLEMENTATION_INCLUDED
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>   /* vsnprintf; FILE only without LISA_NO_STDIO */
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef LISA_MALLOC
+#define LISA_MALLOC(n) malloc(n)
+#define LISA_FREE(p) free(p)
+#endif
+#ifndef LISA_ASSERT
+#include <assert.h>
+#define LISA_ASSERT(x) assert(x)
+#endif
+
+/* Pragmas that do nothing without OpenMP. */
+#ifdef _OPENMP
+#define LISA__PRAGMA(x) _Pragma(#x)
+#else
+#define LISA__PRAGMA(x)
+#endif
+#define LISA__PARALLEL_FOR LISA__PRAGMA(omp parallel for schedule(static))
+
+#define LISA__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LISA__MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ------------------------------------------------------------------------- */
+/* Basics                                                                     */
+/* ------------------------------------------------------------------------- */
+
+LISADEF const char *lisa_result_string(lisa_result r) {
+    switch (r) {
+    case LISA_OK: return "ok";
+    case LISA_ERR_NOMEM: return "out of memory";
+    case LISA_ERR_INVALID: return "invalid argument";
+    case LISA_ERR_IO: return "input/output error";
+    case LISA_ERR_FORMAT: return "malformed file";
+    }
+    return "unknown result";
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static lisa_result lisa__fail(lisa_error *err, lisa_result code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static void lisa__ok(lisa_error *err) {
+    if (err) {
+        err->code = LISA_OK;
+        err->message[0] = 0;
+    }
+}
+
+/* Every allocation goes through here, so each object can count its bytes. */
+static void *lisa__alloc(const lisa_allocator *a, size_t size, size_t *counter) {
+    void *p;
+    if (size == 0) return NULL;
+    p = a->alloc ? a->alloc(a->user, size) : LISA_MALLOC(size);
+    if (p) *counter += size;
+    return p;
+}
+
+static void lisa__free(const lisa_allocator *a, void *p, size_t size, size_t *counter) {
+    if (!p) return;
+    if (a->free) a->free(a->user, p, size);
+    else LISA_FREE(p);
+    *counter -= size;
+}
+
+static lisa_allocator lisa__allocator_or_default(const lisa_allocator *a) {
+    lisa_allocator d;
+    if (a && a->alloc && a->free) return *a;
+    memset(&d, 0, sizeof d);
+    return d;
+}
+
+LISADEF void lisa_rng_seed(lisa_rng *r, uint64_t seed) { r->state = seed; }
+
+LISADEF uint64_t lisa_rng_next(lisa_rng *r) {
+    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+LISADEF float lisa_rng_uniform(lisa_rng *r) {
+    return (float)(lisa_rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+LISADEF float lisa_rng_normal(lisa_rng *r) {
+    /* Box-Muller; 1 - u keeps the logarithm finite. */
+    double u1 = 1.0 - (double)(lisa_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(lisa_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+LISADEF size_t lisa_tensor_numel(const lisa_tensor *t) {
+    size_t n = 1;
+    int i;
+    for (i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
+    return n;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Ops                                                                        */
+/* ------------------------------------------------------------------------- */
+
+LISADEF void lisa_embedding_forward(float *out, const int *tokens, const float *table, int n, int dim) {
+    int i;
+    LISA__PARALLEL_FOR
+    for (i = 0; i < n; i++)
+        memcpy(out + (size_t)i * dim, table + (size_t)tokens[i] * dim, (size_t)dim * sizeof(float));
+}
+
+LISADEF void lisa_embedding_backward(float *dtable, const float *dout, const int *tokens, int n, int dim) {
+    int i, j;
+    /* Serial: two positions may hold the same token. */
+    for (i = 0; i < n; i++) {
+        float *d = dtable + (size_t)tokens[i] * dim;
+        const float *g = dout + (size_t)i * dim;
+        for (j = 0; j < dim; j++) d[j] += g[j];
+    }
+}
+
+LISADEF void lisa_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w,
+                                  int n, int dim, float eps) {
+    int i;
+    LISA__PARALLEL_FOR
+    for (i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * dim;
+        float *oi = out + (size_t)i * dim;
+        double ss = 0.0;
+        float r;
+        int j;
+        for (j = 0; j < dim; j++) ss += (double)xi[j] * xi[j];
+        r = (float)(1.0 / sqrt(ss / dim + eps));
+        for (j = 0; j < dim; j++) oi[j] = xi[j] * r * w[j];
+        rstd[i] = r;
+    }
+}
+
+LISADEF void lisa_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x,
+                                   const float *w, const float *rstd, int n, int dim) {
+    int i, j;
+    /* dx_j = r w_j g_j - x_j r^3 / dim * sum_k g_k w_k x_k */
+    LISA__PARALLEL_FOR
+    for (i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * dim, *gi = dout + (size_t)i * dim;
+        float *dxi = dx + (size_t)i * dim;
+        float r = rstd[i], c;
+        double dot = 0.0;
+        int k;
+        for (k = 0; k < dim; k++) dot += (double)gi[k] * w[k] * xi[k];
+        c = (float)(dot * r * r * r / dim);
+        for (k = 0; k < dim; k++) dxi[k] += r * w[k] * gi[k] - xi[k] * c;
+    }
+    if (dw) {
+        /* Rows in order, so the sum is the same for any thread count. */
+        for (i = 0; i < n; i++) {
+            const float *xi = x + (size_t)i * dim, *gi = dout + (size_t)i * dim;
+            float r = rstd[i];
+            for (j = 0; j < dim; j++) dw[j] += gi[j] * xi[j] * r;
+        }
+    }
+}
+
+/* --- matrix products ------------------------------------------------------
+
+   Every output element is summed by one thread in an order that depends only
+   on the sizes, never on the thread count or the tile an element falls in:
+   results are bitwise reproducible, which gradient checkpointing relies on. */
+
+#define LISA__TILE 4       /* output tile is TILE x TILE */
+#define LISA__LANES 8      /* independent partial sums, so the inner loop vectorizes */
+#define LISA__BLOCK 64     /* rows and columns of a cache block */
+
+/* out[r * ldo + c] = dot(xr[r], wr[c]) for r < nr, c < nc. Rows past nr and nc
+   point at valid memory (the callers repeat the last row) and are dropped. */
+static void lisa__dot_tile(float *out, size_t ldo, const float *const *xr,
+                           const float *const *wr, int K, int nr, int nc) {
+    float acc[LISA__TILE][LISA__TILE][LISA__LANES];
+    int K8 = K - K % LISA__LANES, i, r, c, l;
+    memset(acc, 0, sizeof acc);
+    for (i = 0; i < K8; i += LISA__LANES)
+        for (r = 0; r < LISA__TILE; r++)
+            for (c = 0; c < LISA__TILE; c++)
+                for (l = 0; l < LISA__LANES; l++) acc[r][c][l] += xr[r][i + l] * wr[c][i + l];
+    for (r = 0; r < nr; r++)
+        for (c = 0; c < nc; c++) {
+            const float *a = acc[r][c];
+            float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+            for (i = K8; i < K; i++) s += xr[r][i] * wr[c][i];
+            out[(size_t)r * ldo + c] = s;
+        }
+}
+
+LISADEF void lisa_linear_forward(float *out, const float *x, const float *w,
+                                 int n, int in_dim, int out_dim) {
+    int n_row_blocks = (n + LISA__BLOCK - 1) / LISA__BLOCK;
+    int n_col_blocks = (out_dim + LISA__BLOCK - 1) / LISA__BLOCK;
+    int task;
+    /* Column blocks outermost: one block of w stays in cache across row blocks. */
+    LISA__PARALLEL_FOR
+    for (task = 0; task < n_row_blocks * n_col_blocks; task++) {
+        int rb = (task % n_row_blocks) * LISA__BLOCK, cb = (task / n_row_blocks) * LISA__BLOCK;
+        int r_end = LISA__MIN(rb + LISA__BLOCK, n), c_end = LISA__MIN(cb + LISA__BLOCK, out_dim);
+        int r0, c0, k;
+        for (r0 = rb; r0 < r_end; r0 += LISA__TILE) {
+            const float *xr[LISA__TILE];
+            int nr = LISA__MIN(LISA__TILE, r_end - r0);
+            for (k = 0; k < LISA__TILE; k++) xr[k] = x + (size_t)(r0 + LISA__MIN(k, nr - 1)) * in_dim;
+            for (c0 = cb; c0 < c_end; c0 += LISA__TILE) {
+                const float *wr[LISA__TILE];
+                int nc = LISA__MIN(LISA__TILE, c_end - c0);
+                for (k = 0; k < LISA__TILE; k++) wr[k] = w + (size_t)(c0 + LISA__MIN(k, nc - 1)) * in_dim;
+                lisa__dot_tile(out + (size_t)r0 * out_dim + c0, (size_t)out_dim, xr, wr, in_dim, nr, nc);
+            }
+        }
+    }
+}
+
+/* dx (n, in) += dout (n, out) @ w (out, in): rows of w added in order. */
+static void lisa__linear_backward_input(float *dx, const float *dout, const float *w,
+                                        int n, int in_dim, int out_dim) {
+    int n_chunks = (n + LISA__BLOCK - 1) / LISA__BLOCK, chunk;
+    LISA__PARALLEL_FOR
+    for (chunk = 0; chunk < n_chunks; chunk++) {
+        int r_begin = chunk * LISA__BLOCK, r_end = LISA__MIN(r_begin + LISA__BLOCK, n);
+        int ob, r0, o, r, i;
+        /* A block of w's rows is reused by every row of the chunk while in cache. */
+        for (ob = 0; ob < out_dim; ob += 4 * LISA__BLOCK) {
+            int o_end = LISA__MIN(ob + 4 * LISA__BLOCK, out_dim);
+            for (r0 = r_begin; r0 < r_end; r0 += LISA__TILE) {
+                int nr = LISA__MIN(LISA__TILE, r_end - r0);
+                for (o = ob; o < o_end; o++) {
+                    const float *wo = w + (size_t)o * in_dim;
+                    for (r = 0; r < nr; r++) {
+                        float g = dout[(size_t)(r0 + r) * out_dim + o];
+                        float *d = dx + (size_t)(r0 + r) * in_dim;
+                        for (i = 0; i < in_dim; i++) d[i] += g * wo[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dw (out, in) += dout^T (out, n) @ x (n, in): rows of x added in order. */
+static void lisa__linear_backward_weight(float *dw, const float *dout, const float *x,
+                                         int n, int in_dim, int out_dim) {
+    int n_chunks = (out_dim + LISA__BLOCK - 1) / LISA__BLOCK, chunk;
+    LISA__PARALLEL_FOR
+    for (chunk = 0; chunk < n_chunks; chunk++) {
+        int o_begin = chunk * LISA__BLOCK, o_end = LISA__MIN(o_begin + LISA__BLOCK, out_dim);
+        int nb, r, o, i;
+        for (nb = 0; nb < n; nb += LISA__BLOCK) {
+            int n_end = LISA__MIN(nb + LISA__BLOCK, n);
+            for (o = o_begin; o < o_end; o++) {
+                float *d = dw + (size_t)o * in_dim;
+                for (r = nb; r < n_end; r++) {
+                    float g = dout[(size_t)r * out_dim + o];
+                    const float *xr = x + (size_t)r * in_dim;
+                    for (i = 0; i < in_dim; i++) d[i] += g * xr[i];
+                }
+            }
+        }
+    }
+}
+
+LISADEF void lisa_linear_backward(float *dx, float *dw, const float *dout, const float *x,
+                                  const float *w, int n, int in_dim, int out_dim) {
+    if (dx) lisa__linear_backward_input(dx, dout, w, n, in_dim, out_dim);
+    if (dw) lisa__linear_backward_weight(dw, dout, x, n, in_dim, out_dim);
+}
+
+/* Turns each interleaved pair by +angle (sign 1) or -angle (sign -1), adding
+   into dst when accumulate is set. dst may equal src when it is not. */
+static void lisa__rope_apply(float *dst, const float *src, int B, int T, int n_heads, int head_dim,
+                             int pos0, float theta, float sign, int accumulate) {
+    int t;
+    LISA__PARALLEL_FOR
+    for (t = 0; t < T; t++) {
+        int i, b, h;
+        for (i = 0; i < head_dim / 2; i++) {
+            double freq = pow((double)theta, -2.0 * i / head_dim);
+            double angle = (double)(pos0 + t) * freq;
+            float c = (float)cos(angle), s = sign * (float)sin(angle);
+            for (b = 0; b < B; b++)
+                for (h = 0; h < n_heads; h++) {
+                    size_t at = (((size_t)b * T + t) * n_heads + h) * head_dim + 2 * i;
+                    float a0 = src[at], a1 = src[at + 1];
+                    float r0 = a0 * c - a1 * s, r1 = a0 * s + a1 * c;
+                    if (accumulate) {
+                        dst[at] += r0;
+                        dst[at + 1] += r1;
+                    } else {
+                        dst[at] = r0;
+                        dst[at + 1] = r1;
+                    }
+                }
+        }
+    }
+}
+
+LISADEF void lisa_rope_forward(float *out, const float *x, int B, int T, int n_heads,
+                               int head_dim, int pos0, float theta) {
+    lisa__rope_apply(out, x, B, T, n_heads, head_dim, pos0, theta, 1.0f, 0);
+}
+
+LISADEF void lisa_rope_backward(float *dx, const float *dout, int B, int T, int n_heads,
+                                int head_dim, int pos0, float theta) {
+    lisa__rope_apply(dx, dout, B, T, n_heads, head_dim, pos0, theta, -1.0f, 1);
+}
+
+static float lisa__dot(const float *a, const float *b, int n) {
+    float s = 0.0f;
+    int i;
+    for (i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+LISADEF void lisa_attention_forward(float *out, float *lse, const float *q, const float *k,
+                                    const float *v, int B, int T, int n_heads, int n_kv_heads,
+                                    int head_dim) {
+    int group = n_heads / n_kv_heads, task;
+    float scale = 1.0f / sqrtf((float)head_dim);
+    size_t q_row = (size_t)n_heads * head_dim, kv_row = (size_t)n_kv_heads * head_dim;
+    LISA__PARALLEL_FOR
+    for (task = 0; task < B * n_heads; task++) {
+        int b = task / n_heads, h = task % n_heads, kvh = h / group, i, j, d;
+        for (i = 0; i < T; i++) {
+            const float *qi = q + ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
+            float *oi = out + ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
+            float m = -INFINITY, l = 0.0f;
+            /* Online softmax: one pass, rescaling the running sum when the max grows. */
+            for (d = 0; d < head_dim; d++) oi[d] = 0.0f;
+            for (j = 0; j <= i; j++) {
+                const float *kj = k + ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim;
+                const float *vj = v + ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim;
+                float s = lisa__dot(qi, kj, head_dim) * scale, p;
+                if (s > m) {
+                    float rescale = expf(m - s);
+                    for (d = 0; d < head_dim; d++) oi[d] *= rescale;
+                    l *= rescale;
+                    m = s;
+                }
+                p = expf(s - m);
+                l += p;
+                for (d = 0; d < head_dim; d++) oi[d] += p * vj[d];
+            }
+            for (d = 0; d < head_dim; d++) oi[d] /= l;
+            lse[((size_t)b * n_heads + h) * T + i] = m + logf(l);
+        }
+    }
+}
+
+LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                                     const float *out, const float *lse, const float *q,
+                                     const float *k, const float *v, int B, int T, int n_heads,
+                                     int n_kv_heads, int head_dim) {
+    int group = n_heads / n_kv_heads, task;
+    float scale = 1.0f / sqrtf((float)head_dim);
+    size_t q_row = (size_t)n_heads * head_dim, kv_row = (size_t)n_kv_heads * head_dim;
+    /* One task per (batch, kv head): the query heads sharing a kv head write
+       the same dk, dv rows, so they stay in one thread. */
+    LISA__PARALLEL_FOR
+    for (task = 0; task < B * n_kv_heads; task++) {
+        int b = task / n_kv_heads, kvh = task % n_kv_heads, g, i, j, d;
+        for (g = 0; g < group; g++) {
+            int h = kvh * group + g;
+            for (i = 0; i < T; i++) {
+                size_t qoff = ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
+                const float *qi = q + qoff, *doi = dout + qoff;
+                float *dqi = dq + qoff;
+                float row_lse = lse[((size_t)b * n_heads + h) * T + i];
+                float D = lisa__dot(doi, out + qoff, head_dim);
+                for (j = 0; j <= i; j++) {
+                    size_t koff = ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim;
+                    const float *kj = k + koff, *vj = v + koff;
+                    float *dkj = dk + koff, *dvj = dv + koff;
+                    float p = expf(lisa__dot(qi, kj, head_dim) * scale - row_lse);
+                    float ds = p * (lisa__dot(doi, vj, head_dim) - D) * scale;
+                    for (d = 0; d < head_dim; d++) {
+                        dvj[d] += p * doi[d];
+                        dqi[d] += ds * kj[d];
+                        dkj[d] += ds * qi[d];
+                    }
+                }
+            }
+        }
+    }
+}
+
+LISADEF void lisa_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    long long i;
+    LISA__PARALLEL_FOR
+    for (i = 0; i < (long long)n; i++) {
+        float a = gate[i];
+        out[i] = a / (1.0f + expf(-a)) * up[i];
+    }
+}
+
+LISADEF void lisa_swiglu_backward(float *dgate, float *dup, const float *dout,
+                                  const float *gate, const float *up, size_t n) {
+    long long i;
+    LISA__PARALLEL_FOR
+    for (i = 0; i < (long long)n; i++) {
+        float a = gate[i], sig = 1.0f / (1.0f + expf(-a)), silu = a * sig;
+        dgate[i] += dout[i] * up[i] * sig * (1.0f + a * (1.0f - sig));
+        dup[i] += dout[i] * silu;
+    }
+}
+
+LISADEF void lisa_residual_forward(float *out, const float *a, const float *b, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+LISADEF void lisa_residual_backward(float *da, float *db, const float *dout, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        da[i] += dout[i];
+        db[i] += dout[i];
+    }
+}
+
+static float lisa__logsumexp(const float *x, int n) {
+    float m = -INFINITY;
+    double s = 0.0;
+    int i;
+    for (i = 0; i < n; i++) m = LISA__MAX(m, x[i]);
+    for (i = 0; i < n; i++) s += exp((double)(x[i] - m));
+    return m + (float)log(s);
+}
+
+LISADEF float lisa_cross_entropy_forward(float *losses, const float *logits, const int *targets,
+                                         int n, int vocab, int *n_counted) {
+    double sum = 0.0;
+    int counted = 0, i;
+    if (losses) {
+        LISA__PARALLEL_FOR
+        for (i = 0; i < n; i++) {
+            const float *row = logits + (size_t)i * vocab;
+            losses[i] = targets[i] < 0 ? 0.0f : lisa__logsumexp(row, vocab) - row[targets[i]];
+        }
+    }
+    for (i = 0; i < n; i++) {
+        const float *row = logits + (size_t)i * vocab;
+        if (targets[i] < 0) continue;
+        sum += losses ? losses[i] : lisa__logsumexp(row, vocab) - row[targets[i]];
+        counted++;
+    }
+    if (n_counted) *n_counted = counted;
+    return counted ? (float)(sum / counted) : 0.0f;
+}
+
+/* dst = (accumulate ? dst : 0) + dloss * (softmax(row) - onehot(target)).
+   dst may equal row when accumulate is 0. */
+static void lisa__cross_entropy_grad_row(float *dst, const float *row, int target, int vocab,
+                                         float dloss, int accumulate) {
+    float lse, g;
+    int j;
+    if (target < 0) {
+        if (!accumulate) memset(dst, 0, (size_t)vocab * sizeof(float));
+        return;
+    }
+    lse = lisa__logsumexp(row, vocab);
+    for (j = 0; j < vocab; j++) {
+        g = dloss * (expf(row[j] - lse) - (j == target ? 1.0f : 0.0f));
+        dst[j] = accumulate ? dst[j] + g : g;
+    }
+}
+
+LISADEF void lisa_cross_entropy_backward(float *dlogits, const float *logits, const int *targets,
+                                         int n, int vocab, float dloss) {
+    int i;
+    LISA__PARALLEL_FOR
+    for (i = 0; i < n; i++)
+        lisa__cross_entropy_grad_row(dlogits + (size_t)i * vocab, logits + (size_t)i * vocab,
+                                     targets[i], vocab, dloss, 1);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Config, layout, blocks                                                     */
+/* ------------------------------------------------------------------------- */
+
+/* Upper bounds that keep every size product within 64 bits and flag garbage
+   headers before anything is allocated. */
+#define LISA__MAX_DIM (1 << 20)
+#define LISA__MAX_LAYERS (1 << 12)
+#define LISA__MAX_VOCAB (1 << 24)
+#define LISA__MAX_SEQ (1 << 24)
+#define LISA__MAX_PARAMS ((double)(1ull << 40))
+
+/* Checks c and fills in defaults; `name` (may be NULL) prefixes messages. */
+static lisa_result lisa__config_check(lisa_config *c, const char *name, lisa_error *err) {
+    const char *p = name ? name : "config", *sep = ": ";
+    double kv_dim, n_params;
+    if (c->n_kv_heads == 0) c->n_kv_heads = c->n_heads;
+    if (c->norm_eps == 0.0f) c->norm_eps = 1e-5f;
+    if (c->rope_theta == 0.0f) c->rope_theta = 10000.0f;
+    if (c->dim <= 0 || c->dim > LISA__MAX_DIM)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%sdim %d is out of range (1..%d)", p, sep, c->dim, LISA__MAX_DIM);
+    if (c->hidden_dim <= 0 || c->hidden_dim > 4 * LISA__MAX_DIM)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%shidden_dim %d is out of range (1..%d)", p, sep, c->hidden_dim, 4 * LISA__MAX_DIM);
+    if (c->n_layers <= 0 || c->n_layers > LISA__MAX_LAYERS)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%sn_layers %d is out of range (1..%d)", p, sep, c->n_layers, LISA__MAX_LAYERS);
+    if (c->n_heads <= 0 || c->dim % c->n_heads != 0)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%sn_heads %d does not divide dim %d", p, sep, c->n_heads, c->dim);
+    if ((c->dim / c->n_heads) % 2 != 0)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%shead size %d (dim / n_heads) must be even for RoPE", p, sep, c->dim / c->n_heads);
+    if (c->n_kv_heads <= 0 || c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads != 0)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%sn_kv_heads %d does not divide n_heads %d", p, sep, c->n_kv_heads, c->n_heads);
+    if (c->vocab_size <= 0 || c->vocab_size > LISA__MAX_VOCAB)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%svocab_size %d is out of range (1..%d)", p, sep, c->vocab_size, LISA__MAX_VOCAB);
+    if (c->max_seq_len <= 0 || c->max_seq_len > LISA__MAX_SEQ)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%smax_seq_len %d is out of range (1..%d)", p, sep, c->max_seq_len, LISA__MAX_SEQ);
+    if (!(c->norm_eps > 0.0f) || !(c->rope_theta > 0.0f))
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%snorm_eps and rope_theta must be positive", p, sep);
+    if (c->tied_head != 0 && c->tied_head != 1)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%stied_head must be 0 or 1", p, sep);
+    kv_dim = (double)c->dim / c->n_heads * c->n_kv_heads;
+    n_params = (double)c->vocab_size * c->dim * (c->tied_head ? 1 : 2) + c->dim +
+               (double)c->n_layers * (2.0 * c->dim + 2.0 * c->dim * c->dim + 2.0 * kv_dim * c->dim +
+                                      3.0 * c->dim * c->hidden_dim);
+    if (n_params > LISA__MAX_PARAMS || n_params * sizeof(float) > (double)SIZE_MAX / 2)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s%s%.0f parameters is too many", p, sep, n_params);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_config_resolve(lisa_config *c, lisa_error *err) {
+    lisa_result r = lisa__config_check(c, NULL, err);
+    if (r == LISA_OK) lisa__ok(err);
+    return r;
+}
+
+LISADEF int lisa_n_blocks(const lisa_config *c) { return c->n_layers + 3; }
+LISADEF int lisa_block_final_norm(const lisa_config *c) { return c->n_layers + 1; }
+LISADEF int lisa_block_head(const lisa_config *c) { return c->n_layers + 2; }
+
+LISADEF lisa_layout lisa_layout_of(const lisa_config *c) {
+    lisa_layout L;
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim;
+    size_t kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads;
+    lisa_layer_layout *y = &L.layer;
+    y->attn_norm = 0;
+    y->wq = y->attn_norm + D;
+    y->wk = y->wq + D * D;
+    y->wv = y->wk + kv * D;
+    y->wo = y->wv + kv * D;
+    y->mlp_norm = y->wo + D * D;
+    y->w1 = y->mlp_norm + D;
+    y->w2 = y->w1 + H * D;
+    y->w3 = y->w2 + D * H;
+    y->size = y->w3 + H * D;
+    L.embed = (size_t)c->vocab_size * D;
+    L.final_norm = D;
+    L.head = c->tied_head ? 0 : (size_t)c->vocab_size * D;
+    L.n_params = L.embed + (size_t)c->n_layers * y->size + L.final_norm + L.head;
+    return L;
+}
+
+LISADEF size_t lisa_block_size(const lisa_config *c, int block) {
+    lisa_layout L = lisa_layout_of(c);
+    LISA_ASSERT(block >= 0 && block < lisa_n_blocks(c));
+    if (block == LISA_BLOCK_EMBED) return L.embed;
+    if (block == lisa_block_final_norm(c)) return L.final_norm;
+    if (block == lisa_block_head(c)) return L.head;
+    return L.layer.size;
+}
+
+LISADEF size_t lisa_block_offset(const lisa_config *c, int block) {
+    lisa_layout L = lisa_layout_of(c);
+    LISA_ASSERT(block >= 0 && block < lisa_n_blocks(c));
+    if (block == LISA_BLOCK_EMBED) return 0;
+    if (block == lisa_block_final_norm(c)) return L.embed + (size_t)c->n_layers * L.layer.size;
+    if (block == lisa_block_head(c)) return L.embed + (size_t)c->n_layers * L.layer.size + L.final_norm;
+    return L.embed + (size_t)(block - 1) * L.layer.size;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Model                                                                      */
+/* ------------------------------------------------------------------------- */
+
+static void lisa__model_point(lisa_model *m) {
+    const lisa_config *c = &m->config;
+    int l;
+    m->embed = m->params;
+    for (l = 0; l < c->n_layers; l++) {
+        float *base = m->params + lisa_block_offset(c, LISA_BLOCK_LAYER(l));
+        const lisa_layer_layout *y = &m->layout.layer;
+        lisa_layer_weights *w = &m->layers[l];
+        w->attn_norm = base + y->attn_norm;
+        w->wq = base + y->wq;
+        w->wk = base + y->wk;
+        w->wv = base + y->wv;
+        w->wo = base + y->wo;
+        w->mlp_norm = base + y->mlp_norm;
+        w->w1 = base + y->w1;
+        w->w2 = base + y->w2;
+        w->w3 = base + y->w3;
+    }
+    m->final_norm = m->params + lisa_block_offset(c, lisa_block_final_norm(c));
+    m->head = c->tied_head ? m->embed : m->params + lisa_block_offset(c, lisa_block_head(c));
+}
+
+static lisa_result lisa__model_alloc(lisa_model *m, const lisa_config *resolved,
+                                     const lisa_allocator *a, const char *name, lisa_error *err) {
+    memset(m, 0, sizeof *m);
+    m->config = *resolved;
+    m->layout = lisa_layout_of(resolved);
+    m->allocator = lisa__allocator_or_default(a);
+    m->params = (float *)lisa__alloc(&m->allocator, m->layout.n_params * sizeof(float), &m->bytes);
+    m->layers = (lisa_layer_weights *)lisa__alloc(
+        &m->allocator, (size_t)resolved->n_layers * sizeof(lisa_layer_weights), &m->bytes);
+    if (!m->params || !m->layers) {
+        lisa_model_free(m);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f parameters",
+                          name ? name : "model", (double)lisa_layout_of(resolved).n_params);
+    }
+    memset(m->params, 0, m->layout.n_params * sizeof(float));
+    lisa__model_point(m);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_model_init(lisa_model *m, const lisa_config *c,
+                                    const lisa_allocator *a, lisa_error *err) {
+    lisa_config rc = *c;
+    lisa_result r;
+    memset(m, 0, sizeof *m);
+    r = lisa__config_check(&rc, NULL, err);
+    if (r != LISA_OK) return r;
+    r = lisa__model_alloc(m, &rc, a, NULL, err);
+    if (r == LISA_OK) lisa__ok(err);
+    return r;
+}
+
+LISADEF void lisa_model_free(lisa_model *m) {
+    lisa__free(&m->allocator, m->params, m->layout.n_params * sizeof(float), &m->bytes);
+    lisa__free(&m->allocator, m->layers, (size_t)m->config.n_layers * sizeof(lisa_layer_weights), &m->bytes);
+    m->params = NULL;
+    m->layers = NULL;
+    m->embed = m->head = m->final_norm = NULL;
+}
+
+LISADEF int lisa_model_n_tensors(const lisa_model *m) {
+    return 2 + 9 * m->config.n_layers + (m->config.tied_head ? 0 : 1);
+}
+
+LISADEF lisa_param lisa_model_tensor(const lisa_model *m, int index) {
+    static const char *const names[9] = {"attn_norm", "wq", "wk", "wv", "wo",
+                                         "mlp_norm", "w1", "w2", "w3"};
+    const lisa_config *c = &m->config;
+    const lisa_layer_layout *y = &m->layout.layer;
+    int D = c->dim, H = c->hidden_dim, kv = c->dim / c->n_heads * c->n_kv_heads;
+    lisa_param p;
+    memset(&p, 0, sizeof p);
+    LISA_ASSERT(index >= 0 && index < lisa_model_n_tensors(m));
+    p.tensor.ndim = 2;
+    p.decay = 1;
+    if (index == 0) {
+        strcpy(p.name, "embed");
+        p.block = LISA_BLOCK_EMBED;
+        p.tensor.shape[0] = c->vocab_size;
+        p.tensor.shape[1] = D;
+    } else if (index <= 9 * c->n_layers) {
+        int l = (index - 1) / 9, which = (index - 1) % 9;
+        const size_t offs[9] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
+        const int rows[9] = {D, D, kv, kv, D, D, H, D, H};
+        const int cols[9] = {1, D, D, D, D, 1, D, H, D};
+        snprintf(p.name, sizeof p.name, "layers.%d.%s", l, names[which]);
+        p.block = LISA_BLOCK_LAYER(l);
+        p.offset = offs[which];
+        p.tensor.shape[0] = rows[which];
+        p.tensor.shape[1] = cols[which];
+        if (cols[which] == 1) {
+            p.tensor.ndim = 1;
+            p.tensor.shape[1] = 0;
+            p.decay = 0;
+        }
+    } else if (index == 9 * c->n_layers + 1) {
+        strcpy(p.name, "final_norm");
+        p.block = lisa_block_final_norm(c);
+        p.tensor.ndim = 1;
+        p.tensor.shape[0] = D;
+        p.decay = 0;
+    } else {
+        strcpy(p.name, "head");
+        p.block = lisa_block_head(c);
+        p.tensor.shape[0] = c->vocab_size;
+        p.tensor.shape[1] = D;
+    }
+    p.offset += lisa_block_offset(c, p.block);
+    p.tensor.data = m->params + p.offset;
+    return p;
+}
+
+LISADEF void lisa_model_init_random(lisa_model *m, uint64_t seed) {
+    const lisa_config *c = &m->config;
+    float out_scale = 1.0f / sqrtf(2.0f * (float)c->n_layers);
+    lisa_rng rng;
+    int i, n = lisa_model_n_tensors(m);
+    lisa_rng_seed(&rng, seed);
+    for (i = 0; i < n; i++) {
+        lisa_param p = lisa_model_tensor(m, i);
+        size_t j, count = lisa_tensor_numel(&p.tensor);
+        size_t len = strlen(p.name);
+        float std = 0.02f;
+        if (len >= 3 && (strcmp(p.name + len - 3, ".wo") == 0 || strcmp(p.name + len - 3, ".w2") == 0))
+            std *= out_scale;
+        for (j = 0; j < count; j++)
+            p.tensor.data[j] = p.decay ? std * lisa_rng_normal(&rng) : 1.0f;
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Activations                                                                */
+/* ------------------------------------------------------------------------- */
+
+/* One layer's saved activations, as offsets (in floats) inside a set. */
+typedef struct lisa__layer_acts {
+    float *rstd1, *xn1, *q, *k, *v, *lse, *att, *x_mid, *rstd2, *xn2, *h1, *h3, *hg;
+} lisa__layer_acts;
+
+static size_t lisa__layer_set_floats(const lisa_config *c, size_t BT, size_t B, size_t T) {
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim;
+    size_t kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads;
+    /* rstd1 xn1 q k v lse att x_mid rstd2 xn2 h1 h3 hg */
+    return BT + BT * D + BT * D + 2 * BT * kv + B * (size_t)c->n_heads * T + BT * D + BT * D +
+           BT + BT * D + 3 * BT * H;
+}
+
+static lisa__layer_acts lisa__layer_set(const lisa_acts *a, int layer) {
+    const lisa_config *c = &a->config;
+    size_t BT = (size_t)a->B * a->T, D = (size_t)c->dim, H = (size_t)c->hidden_dim;
+    size_t kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads;
+    float *p = a->saved + (a->checkpointing ? 0 : (size_t)layer * a->saved_stride);
+    lisa__layer_acts s;
+    s.rstd1 = p; p += BT;
+    s.xn1 = p; p += BT * D;
+    s.q = p; p += BT * D;
+    s.k = p; p += BT * kv;
+    s.v = p; p += BT * kv;
+    s.lse = p; p += (size_t)a->B * c->n_heads * a->T;
+    s.att = p; p += BT * D;
+    s.x_mid = p; p += BT * D;
+    s.rstd2 = p; p += BT;
+    s.xn2 = p; p += BT * D;
+    s.h1 = p; p += BT * H;
+    s.h3 = p; p += BT * H;
+    s.hg = p;
+    return s;
+}
+
+/* Backward scratch: the residual gradient, a normed-input gradient, and one
+   region shared by the attention gradients (datt dq dk dv) and the MLP
+   gradients (dh1 dh3 dhg), which are never live at the same time. */
+static size_t lisa__grad_scratch_floats(const lisa_config *c, size_t BT) {
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim;
+    size_t kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads;
+    size_t attn = BT * (2 * D + 2 * kv), mlp = 3 * BT * H;
+    return 2 * BT * D + LISA__MAX(attn, mlp);
+}
+
+LISADEF void lisa_acts_size(const lisa_config *c, int B, int T, int checkpointing,
+                            size_t *activation_bytes, size_t *scratch_bytes) {
+    size_t BT = (size_t)B * T, D = (size_t)c->dim, V = (size_t)c->vocab_size;
+    size_t sets = checkpointing ? 1 : (size_t)c->n_layers;
+    size_t floats = ((size_t)c->n_layers + 1) * BT * D          /* layer inputs + last output */
+                    + sets * lisa__layer_set_floats(c, BT, B, T) /* per-layer saved values */
+                    + BT + BT * D                               /* final norm */
+                    + BT * V + BT;                              /* logits, row losses */
+    if (activation_bytes) *activation_bytes = floats * sizeof(float) + 2 * BT * sizeof(int);
+    if (scratch_bytes) *scratch_bytes = lisa__grad_scratch_floats(c, BT) * sizeof(float);
+}
+
+LISADEF lisa_result lisa_acts_init(lisa_acts *a, const lisa_config *c, int B, int T,
+                                   int checkpointing, const lisa_allocator *al, lisa_error *err) {
+    lisa_config rc = *c;
+    lisa_result r;
+    size_t BT, D, act_bytes, scratch_bytes;
+    float *p;
+    memset(a, 0, sizeof *a);
+    r = lisa__config_check(&rc, NULL, err);
+    if (r != LISA_OK) return r;
+    if (B <= 0 || T <= 0 || T > rc.max_seq_len)
+        return lisa__fail(err, LISA_ERR_INVALID, "batch %d x seq %d: need batch >= 1 and 1 <= seq <= max_seq_len %d",
+                          B, T, rc.max_seq_len);
+    a->config = rc;
+    a->B = B;
+    a->T = T;
+    a->checkpointing = checkpointing ? 1 : 0;
+    a->allocator = lisa__allocator_or_default(al);
+    lisa_acts_size(&rc, B, T, a->checkpointing, &act_bytes, &scratch_bytes);
+    a->activation_bytes = act_bytes;
+    a->scratch_bytes = scratch_bytes;
+    BT = (size_t)B * T;
+    D = (size_t)rc.dim;
+    a->n_floats = (act_bytes - 2 * BT * sizeof(int) + scratch_bytes) / sizeof(float);
+    a->buffer = (float *)lisa__alloc(&a->allocator, a->n_floats * sizeof(float), &a->bytes);
+    a->inputs = (int *)lisa__alloc(&a->allocator, 2 * BT * sizeof(int), &a->bytes);
+    if (!a->buffer || !a->inputs) {
+        lisa_acts_free(a);
+        return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for %.0f bytes of activations",
+                          (double)(act_bytes + scratch_bytes));
+    }
+    a->targets = a->inputs + BT;
+    a->saved_stride = lisa__layer_set_floats(&rc, BT, (size_t)B, (size_t)T);
+    p = a->buffer;
+    a->layer_in = p; p += ((size_t)rc.n_layers + 1) * BT * D;
+    a->saved = p; p += (a->checkpointing ? 1 : (size_t)rc.n_layers) * a->saved_stride;
+    a->final_rstd = p; p += BT;
+    a->final_xn = p; p += BT * D;
+    a->logits = p; p += BT * (size_t)rc.vocab_size;
+    a->row_loss = p; p += BT;
+    a->grad_scratch = p;
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF void lisa_acts_free(lisa_acts *a) {
+    size_t BT = (size_t)a->B * a->T;
+    lisa__free(&a->allocator, a->buffer, a->n_floats * sizeof(float), &a->bytes);
+    lisa__free(&a->allocator, a->inputs, 2 * BT * sizeof(int), &a->bytes);
+    a->buffer = NULL;
+    a->inputs = a->targets = NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Forward and backward                                                       */
+/* ------------------------------------------------------------------------- */
+
+/* Runs decoder layer l on a->layer_in[l] into its saved set. When out is
+   non-NULL the layer output (x_mid + w2(hg)) goes there; a recompute for
+   backward passes NULL, since only the saved values are needed. */
+static void lisa__layer_forward(const lisa_model *m, lisa_acts *a, int l, int B, int T, float *out) {
+    const lisa_config *c = &m->config;
+    const lisa_layer_weights *w = &m->layers[l];
+    int BT = B * T, D = c->dim, H = c->hidden_dim, hd = c->dim / c->n_heads;
+    int kv = hd * c->n_kv_heads;
+    const float *x = a->layer_in + (size_t)l * a->B * a->T * D;
+    lisa__layer_acts s = lisa__layer_set(a, l);
+    lisa_rmsnorm_forward(s.xn1, s.rstd1, x, w->attn_norm, BT, D, c->norm_eps);
+    lisa_linear_forward(s.q, s.xn1, w->wq, BT, D, D);
+    lisa_linear_forward(s.k, s.xn1, w->wk, BT, D, kv);
+    lisa_linear_forward(s.v, s.xn1, w->wv, BT, D, kv);
+    lisa_rope_forward(s.q, s.q, B, T, c->n_heads, hd, 0, c->rope_theta);
+    lisa_rope_forward(s.k, s.k, B, T, c->n_kv_heads, hd, 0, c->rope_theta);
+    lisa_attention_forward(s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads, c->n_kv_heads, hd);
+    lisa_linear_forward(s.x_mid, s.att, w->wo, BT, D, D);
+    lisa_residual_forward(s.x_mid, s.x_mid, x, (size_t)BT * D);
+    lisa_rmsnorm_forward(s.xn2, s.rstd2, s.x_mid, w->mlp_norm, BT, D, c->norm_eps);
+    lisa_linear_forward(s.h1, s.xn2, w->w1, BT, D, H);
+    lisa_linear_forward(s.h3, s.xn2, w->w3, BT, D, H);
+    lisa_swiglu_forward(s.hg, s.h1, s.h3, (size_t)BT * H);
+    if (out) {
+        lisa_linear_forward(out, s.hg, w->w2, BT, H, D);
+        lisa_residual_forward(out, out, s.x_mid, (size_t)BT * D);
+    }
+}
+
+LISADEF float lisa_model_forward(const lisa_model *m, lisa_acts *a, const int *inputs,
+                                 const int *targets, int B, int T) {
+    const lisa_config *c = &m->config;
+    size_t BT = (size_t)B * T, D = (size_t)c->dim, stride = (size_t)a->B * a->T * D;
+    int l, i;
+    LISA_ASSERT(B >= 1 && B <= a->B && T >= 1 && T <= a->T);
+    LISA_ASSERT(a->config.dim == c->dim && a->config.n_layers == c->n_layers &&
+                a->config.vocab_size == c->vocab_size && a->config.hidden_dim == c->hidden_dim);
+    a->B_used = B;
+    a->T_used = T;
+    for (i = 0; i < (int)BT; i++) {
+        LISA_ASSERT(inputs[i] >= 0 && inputs[i] < c->vocab_size);
+        a->inputs[i] = inputs[i];
+        a->targets[i] = targets ? targets[i] : LISA_IGNORE;
+        LISA_ASSERT(a->targets[i] < c->vocab_size);
+    }
+    lisa_embedding_forward(a->layer_in, a->inputs, m->embed, (int)BT, c->dim);
+    for (l = 0; l < c->n_layers; l++)
+        lisa__layer_forward(m, a, l, B, T, a->layer_in + (size_t)(l + 1) * stride);
+    lisa_rmsnorm_forward(a->final_xn, a->final_rstd, a->layer_in + (size_t)c->n_layers * stride,
+                         m->final_norm, (int)BT, c->dim, c->norm_eps);
+    lisa_linear_forward(a->logits, a->final_xn, m->head, (int)BT, c->dim, c->vocab_size);
+    a->loss = lisa_cross_entropy_forward(a->row_loss, a->logits, a->targets, (int)BT,
+                                         c->vocab_size, &a->n_counted);
+    (void)D;
+    return a->loss;
+}
+
+/* Pointer into a block's gradient for one tensor of a layer, or NULL. */
+static float *lisa__grad_at(float *block_grad, size_t offset) {
+    return block_grad ? block_grad + offset : NULL;
+}
+
+/* Backward through decoder layer l. dres holds d(loss)/d(layer output) on
+   entry and d(loss)/d(layer input) on return. g is the layer's block gradient
+   or NULL (frozen: no weight-gradient products). */
+static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B, int T,
+                                 float *dres, float *g) {
+    const lisa_config *c = &m->config;
+    const lisa_layer_weights *w = &m->layers[l];
+    const lisa_layer_layout *y = &m->layout.layer;
+    int BT = B * T, D = c->dim, H = c->hidden_dim, hd = c->dim / c->n_heads;
+    int kv = hd * c->n_kv_heads;
+    size_t BTmax = (size_t)a->B * a->T;
+    const float *x = a->layer_in + (size_t)l * BTmax * D;
+    lisa__layer_acts s = lisa__layer_set(a, l);
+    float *dxn = a->grad_scratch + BTmax * D;
+    float *shared = dxn + BTmax * D;
+    float *dh1 = shared, *dh3 = dh1 + (size_t)BT * H, *dhg = dh3 + (size_t)BT * H;
+    float *datt = shared, *dq = datt + (size_t)BT * D, *dk = dq + (size_t)BT * D, *dv = dk + (size_t)BT * kv;
+
+    /* MLP: out = x_mid + w2(silu(w1 xn2) * w3 xn2), xn2 = rmsnorm(x_mid) */
+    memset(shared, 0, (size_t)3 * BT * H * sizeof(float));
+    memset(dxn, 0, (size_t)BT * D * sizeof(float));
+    lisa_linear_backward(dhg, lisa__grad_at(g, y->w2), dres, s.hg, w->w2, BT, H, D);
+    lisa_swiglu_backward(dh1, dh3, dhg, s.h1, s.h3, (size_t)BT * H);
+    lisa_linear_backward(dxn, lisa__grad_at(g, y->w1), dh1, s.xn2, w->w1, BT, D, H);
+    lisa_linear_backward(dxn, lisa__grad_at(g, y->w3), dh3, s.xn2, w->w3, BT, D, H);
+    lisa_rmsnorm_backward(dres, lisa__grad_at(g, y->mlp_norm), dxn, s.x_mid, w->mlp_norm, s.rstd2, BT, D);
+
+    /* Attention: x_mid = x + wo(attn(rope(wq xn1), rope(wk xn1), wv xn1)) */
+    memset(shared, 0, (size_t)BT * (2 * D + 2 * kv) * sizeof(float));
+    memset(dxn, 0, (size_t)BT * D * sizeof(float));
+    lisa_linear_backward(datt, lisa__grad_at(g, y->wo), dres, s.att, w->wo, BT, D, D);
+    lisa_attention_backward(dq, dk, dv, datt, s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads,
+                            c->n_kv_heads, hd);
+    lisa__rope_apply(dq, dq, B, T, c->n_heads, hd, 0, c->rope_theta, -1.0f, 0);
+    lisa__rope_apply(dk, dk, B, T, c->n_kv_heads, hd, 0, c->rope_theta, -1.0f, 0);
+    lisa_linear_backward(dxn, lisa__grad_at(g, y->wq), dq, s.xn1, w->wq, BT, D, D);
+    lisa_linear_backward(dxn, lisa__grad_at(g, y->wk), dk, s.xn1, w->wk, BT, D, kv);
+    lisa_linear_backward(dxn, lisa__grad_at(g, y->wv), dv, s.xn1, w->wv, BT, D, kv);
+    lisa_rmsnorm_backward(dres, lisa__grad_at(g, y->attn_norm), dxn, x, w->attn_norm, s.rstd1, BT, D);
+}
+
+LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const *block_grads) {
+    const lisa_config *c = &m->config;
+    int B = a->B_used, T = a->T_used, BT = B * T, D = c->dim, V = c->vocab_size, l, lowest, i;
+    size_t BTmax = (size_t)a->B * a->T;
+    float *dres = a->grad_scratch, *dxn = dres + BTmax * D;
+    float *g_embed = block_grads[LISA_BLOCK_EMBED];
+    float *g_head = c->tied_head ? g_embed : block_grads[lisa_block_head(c)];
+    float dloss = a->n_counted ? 1.0f / (float)a->n_counted : 0.0f;
+
+    /* Head: the logits buffer becomes d(loss)/d(logits) in place. */
+    LISA__PARALLEL_FOR
+    for (i = 0; i < BT; i++) {
+        float *row = a->logits + (size_t)i * V;
+        lisa__cross_entropy_grad_row(row, row, a->targets[i], V, dloss, 0);
+    }
+    memset(dxn, 0, (size_t)BT * D * sizeof(float));
+    lisa_linear_backward(dxn, g_head, a->logits, a->final_xn, m->head, BT, D, V);
+    memset(dres, 0, (size_t)BT * D * sizeof(float));
+    lisa_rmsnorm_backward(dres, block_grads[lisa_block_final_norm(c)], dxn,
+                          a->layer_in + (size_t)c->n_layers * BTmax * D, m->final_norm,
+                          a->final_rstd, BT, D);
+
+    /* Gradients flow down only as far as some block below still wants them. */
+    lowest = g_embed ? -1 : c->n_layers;
+    for (l = 0; l < c->n_layers && lowest == c->n_layers; l++)
+        if (block_grads[LISA_BLOCK_LAYER(l)]) lowest = l;
+    for (l = c->n_layers - 1; l >= 0 && l >= lowest; l--) {
+        if (a->checkpointing) lisa__layer_forward(m, a, l, B, T, NULL);
+        lisa__layer_backward(m, a, l, B, T, dres, block_grads[LISA_BLOCK_LAYER(l)]);
+    }
+    if (g_embed) lisa_embedding_backward(g_embed, dres, a->inputs, BT, D);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Optimizer, clipping, schedules                                             */
+/* ------------------------------------------------------------------------- */
+
+LISADEF void lisa_adamw_update(float *p, const float *g, float *m, float *v, size_t n,
+                               float lr, float beta1, float beta2, float eps,
+                               float weight_decay, int step) {
+    /* Scalars in double, as PyTorch computes them in Python floats. */
+    double bc1 = 1.0 - pow((double)beta1, step), bc2 = 1.0 - pow((double)beta2, step);
+    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    float decay = (float)(1.0 - (double)lr * weight_decay);
+    float one_minus_b1 = (float)(1.0 - beta1), one_minus_b2 = (float)(1.0 - beta2);
+    long long i;
+    LISA__PARALLEL_FOR
+    for (i = 0; i < (long long)n; i++) {
+        float gi = g[i];
+        p[i] *= decay;
+        m[i] += one_minus_b1 * (gi - m[i]);
+        v[i] = v[i] * beta2 + one_minus_b2 * gi * gi;
+        p[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2_sqrt + eps));
+    }
+}
+
+#define LISA__NORM_SEGMENTS 64
+
+/* Sum of squares in double over fixed segments, added in order: the same
+   result for any thread count. */
+static double lisa__sum_squares(const float *x, size_t n) {
+    double part[LISA__NORM_SEGMENTS], total = 0.0;
+    int s;
+    LISA__PARALLEL_FOR
+    for (s = 0; s < LISA__NORM_SEGMENTS; s++) {
+        size_t begin = n / LISA__NORM_SEGMENTS * s, end = s == LISA__NORM_SEGMENTS - 1 ? n : begin + n / LISA__NORM_SEGMENTS;
+        double acc = 0.0;
+        size_t i;
+        for (i = begin; i < end; i++) acc += (double)x[i] * x[i];
+        part[s] = acc;
+    }
+    for (s = 0; s < LISA__NORM_SEGMENTS; s++) total += part[s];
+    return total;
+}
+
+LISADEF float lisa_clip_grad_norm(float *const *grads, const size_t *sizes, int n_bufs,
+                                  float max_norm) {
+    double total = 0.0;
+    float norm, coef;
+    int b;
+    for (b = 0; b < n_bufs; b++)
+        if (grads[b]) total += lisa__sum_squares(grads[b], sizes[b]);
+    norm = (float)sqrt(total);
+    if (max_norm > 0.0f && norm > max_norm) {
+        coef = max_norm / (norm + 1e-6f);
+        for (b = 0; b < n_bufs; b++) {
+            long long i;
+            float *g = grads[b];
+            if (!g) continue;
+            LISA__PARALLEL_FOR
+            for (i = 0; i < (long long)sizes[b]; i++) g[i] *= coef;
+        }
+    }
+    return norm;
+}
+
+LISADEF float lisa_schedule_lr(const lisa_schedule *s, int step) {
+    double progress;
+    if (step < s->warmup) return (float)((double)s->lr * (step + 1) / s->warmup);
+    if (s->kind == LISA_SCHEDULE_CONSTANT) return s->lr;
+    progress = (double)(step - s->warmup) / LISA__MAX(1, s->total_steps - s->warmup);
+    progress = LISA__MIN(1.0, LISA__MAX(0.0, progress));
+    if (s->kind == LISA_SCHEDULE_COSINE)
+        return (float)(s->min_lr + 0.5 * ((double)s->lr - s->min_lr) * (1.0 + cos(3.141592653589793 * progress)));
+    return (float)(s->lr - ((double)s->lr - s->min_lr) * progress);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Trainer                                                                    */
+/* ------------------------------------------------------------------------- */
+
+LISADEF lisa_train_config lisa_train_config_default(void) {
+    lisa_train_config c;
+    memset(&c, 0, sizeof c);
+    c.batch = 4;
+    c.seq = 64;
+    c.schedule.kind = LISA_SCHEDULE_CONSTANT;
+    c.schedule.lr = 3e-4f;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.999f;
+    c.eps = 1e-8f;
+    return c;
+}
+
+/* Gives block b a zeroed gradient and fresh moments (step 0). */
+static lisa_result lisa__block_activate(lisa_trainer *t, int b) {
+    lisa_block_state *s = &t->blocks[b];
+    size_t n = lisa_block_size(&t->model->config, b);
+    if (s->active || n == 0) return LISA_OK;
+    s->grad = (float *)lisa__alloc(&t->allocator, n * sizeof(float), &t->bytes);
+    s->m = (float *)lisa__alloc(&t->allocator, 2 * n * sizeof(float), &t->bytes);
+    if (!s->grad || !s->m) {
+        lisa__free(&t->allocator, s->grad, n * sizeof(float), &t->bytes);
+        lisa__free(&t->allocator, s->m, 2 * n * sizeof(float), &t->bytes);
+        s->grad = s->m = NULL;
+        return LISA_ERR_NOMEM;
+    }
+    s->v = s->m + n;
+    memset(s->m, 0, 2 * n * sizeof(float));
+    s->step = 0;
+    s->active = 1;
+    t->grad_ptrs[b] = s->grad;
+    return LISA_OK;
+}
+
+/* Releases block b's gradient and moments: a frozen block costs nothing. */
+static void lisa__block_release(lisa_trainer *t, int b) {
+    lisa_block_state *s = &t->blocks[b];
+    size_t n = lisa_block_size(&t->model->config, b);
+    lisa__free(&t->allocator, s->grad, n * sizeof(float), &t->bytes);
+    lisa__free(&t->allocator, s->m, 2 * n * sizeof(float), &t->bytes);
+    s->grad = s->m = s->v = NULL;
+    s->active = 0;
+    s->step = 0;
+    t->grad_ptrs[b] = NULL;
+}
+
+LISADEF void lisa_trainer_free(lisa_trainer *t) {
+    int b, nb;
+    if (!t->model) return;
+    nb = lisa_n_blocks(&t->model->config);
+    if (t->blocks)
+        for (b = 0; b < nb; b++) lisa__block_release(t, b);
+    lisa__free(&t->allocator, t->blocks, (size_t)nb * sizeof(lisa_block_state), &t->bytes);
+    lisa__free(&t->allocator, t->grad_ptrs, (size_t)nb * sizeof(float *), &t->bytes);
+    lisa_acts_free(&t->acts);
+    t->blocks = NULL;
+    t->grad_ptrs = NULL;
+    t->model = NULL;
+}
+
+LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa_train_config *c,
+                                      const lisa_allocator *a, lisa_error *err) {
+    int b, nb = lisa_n_blocks(&m->config);
+    lisa_result r;
+    memset(t, 0, sizeof *t);
+    if (c->batch <= 0 || c->seq <= 0 || c->seq > m->config.max_seq_len)
+        return lisa__fail(err, LISA_ERR_INVALID, "batch %d x seq %d: need batch >= 1 and 1 <= seq <= max_seq_len %d",
+                          c->batch, c->seq, m->config.max_seq_len);
+    if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f && c->beta2 >= 0.0f && c->beta2 < 1.0f && c->eps >= 0.0f &&
+          c->schedule.lr >= 0.0f && c->weight_decay >= 0.0f && c->grad_clip >= 0.0f && c->schedule.warmup >= 0))
+        return lisa__fail(err, LISA_ERR_INVALID, "optimizer settings out of range (betas in [0,1), eps, lr, "
+                                                 "weight decay, clipping and warmup not negative)");
+    t->model = m;
+    t->config = *c;
+    t->allocator = lisa__allocator_or_default(a);
+    t->blocks = (lisa_block_state *)lisa__alloc(&t->allocator, (size_t)nb * sizeof(lisa_block_state), &t->bytes);
+    t->grad_ptrs = (float **)lisa__alloc(&t->allocator, (size_t)nb * sizeof(float *), &t->bytes);
+    if (!t->blocks || !t->grad_ptrs) {
+        lisa_trainer_free(t);
+        return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for the trainer's tables");
+    }
+    memset(t->blocks, 0, (size_t)nb * sizeof(lisa_block_state));
+    memset(t->grad_ptrs, 0, (size_t)nb * sizeof(float *));
+    r = lisa_acts_init(&t->acts, &m->config, c->batch, c->seq, c->checkpointing, &t->allocator, err);
+    if (r != LISA_OK) {
+        lisa_trainer_free(t);
+        return r;
+    }
+    for (b = 0; b < nb; b++) {
+        if (lisa__block_activate(t, b) != LISA_OK) {
+            lisa_trainer_free(t);
+            return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for gradients and optimizer state");
+        }
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+/* AdamW on every tensor of block b; norms get no weight decay. */
+static void lisa__block_update(lisa_trainer *t, int b, float lr) {
+    const lisa_model *m = t->model;
+    const lisa_train_config *c = &t->config;
+    lisa_block_state *s = &t->blocks[b];
+    size_t base = lisa_block_offset(&m->config, b);
+    int i, n = lisa_model_n_tensors(m);
+    s->step++;
+    for (i = 0; i < n; i++) {
+        lisa_param p = lisa_model_tensor(m, i);
+        size_t at = p.offset - base;
+        if (p.block != b) continue;
+        lisa_adamw_update(p.tensor.data, s->grad + at, s->m + at, s->v + at, lisa_tensor_numel(&p.tensor),
+                          lr, c->beta1, c->beta2, c->eps, p.decay ? c->weight_decay : 0.0f, s->step);
+    }
+}
+
+LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const int *targets,
+                                      lisa_step_info *info) {
+    const lisa_config *mc = &t->model->config;
+    int b, nb = lisa_n_blocks(mc);
+    size_t sizes[3 + LISA__MAX_LAYERS];
+    float loss, norm, lr;
+    for (b = 0; b < nb; b++) {
+        sizes[b] = lisa_block_size(mc, b);
+        if (t->grad_ptrs[b]) memset(t->grad_ptrs[b], 0, sizes[b] * sizeof(float));
+    }
+    loss = lisa_model_forward(t->model, &t->acts, inputs, targets, t->config.batch, t->config.seq);
+    lisa_model_backward(t->model, &t->acts, t->grad_ptrs);
+    norm = lisa_clip_grad_norm(t->grad_ptrs, sizes, nb, t->config.grad_clip);
+    lr = lisa_schedule_lr(&t->config.schedule, t->step);
+    for (b = 0; b < nb; b++)
+        if (t->blocks[b].active) lisa__block_update(t, b, lr);
+    t->step++;
+    if (info) {
+        info->step = t->step;
+        info->loss = loss;
+        info->lr = lr;
+        info->grad_norm = norm;
+    }
+    return LISA_OK;
+}
+
+LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t) {
+    return t->bytes + t->acts.bytes + t->model->bytes;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Files                                                                      */
+/* ------------------------------------------------------------------------- */
+
+/* A byte source: memory, or a FILE whose size is known up front. */
+typedef struct lisa__reader {
+    const unsigned char *mem;
+    size_t size, pos;
+#ifndef LISA_NO_STDIO
+    FILE *file;
+#endif
+} lisa__reader;
+
+static int lisa__read(lisa__reader *r, void *dst, size_t n) {
+    if (n > r->size - r->pos) return 0;
+#ifndef LISA_NO_STDIO
+    if (r->file) {
+        if (fread(dst, 1, n, r->file) != n) return 0;
+        r->pos += n;
+        return 1;
+    }
+#endif
+    memcpy(dst, r->mem + r->pos, n);
+    r->pos += n;
+    return 1;
+}
+
+static int lisa__skip(lisa__reader *r, size_t n) {
+    if (n > r->size - r->pos) return 0;
+#ifndef LISA_NO_STDIO
+    if (r->file) {
+        /* Seek in steps a long can hold. */
+        size_t left = n;
+        while (left > 0) {
+            long step = (long)LISA__MIN(left, (size_t)1 << 30);
+            if (fseek(r->file, step, SEEK_CUR) != 0) return 0;
+            left -= (size_t)step;
+        }
+    }
+#endif
+    r->pos += n;
+    return 1;
+}
+
+static int32_t lisa__le32(const unsigned char *b) {
+    return (int32_t)((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24);
+}
+
+static int lisa__little_endian(void) {
+    const uint32_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+/* Reads n little-endian floats into dst. */
+static int lisa__read_f32(lisa__reader *r, float *dst, size_t n) {
+    size_t i;
+    if (!lisa__read(r, dst, n * sizeof(float))) return 0;
+    if (!lisa__little_endian()) {
+        for (i = 0; i < n; i++) {
+            unsigned char *b = (unsigned char *)(dst + i), t0 = b[0], t1 = b[1];
+            b[0] = b[3]; b[1] = b[2]; b[2] = t1; b[3] = t0;
+        }
+    }
+    return 1;
+}
+
+/* --- llama2.c checkpoints --------------------------------------------------
+
+   Tensors are stored tensor-major (every layer's wq, then every layer's wk,
+   ...); the model is layer-major, so each tensor kind is visited per layer. */
+
+#define LISA__L2C_HEADER 28
+#define LISA__L2C_KINDS 9
+
+/* Offsets within a layer block of the nine per-layer tensors, in file order
+   (attn norm, wq, wk, wv, wo, mlp norm, w1, w2, w3), and their sizes. */
+static void lisa__l2c_layer_tensors(const lisa_model *m, size_t off[LISA__L2C_KINDS], size_t len[LISA__L2C_KINDS]) {
+    const lisa_layer_layout *y = &m->layout.layer;
+    const size_t o[LISA__L2C_KINDS] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
+    int i;
+    for (i = 0; i < LISA__L2C_KINDS; i++) {
+        off[i] = o[i];
+        len[i] = (i + 1 < LISA__L2C_KINDS ? o[i + 1] : y->size) - o[i];
+    }
+}
+
+static size_t lisa__l2c_rope_floats(const lisa_config *c) {
+    return 2 * (size_t)c->max_seq_len * (size_t)(c->dim / c->n_heads / 2);
+}
+
+static lisa_result lisa__l2c_read(lisa_model *m, lisa__reader *r, const char *name,
+                                  const lisa_allocator *a, lisa_error *err) {
+    unsigned char hb[LISA__L2C_HEADER];
+    lisa_config c;
+    lisa_result res;
+    size_t expected, off[LISA__L2C_KINDS], len[LISA__L2C_KINDS];
+    int32_t h[7];
+    int i, l;
+    memset(m, 0, sizeof *m);
+    if (!lisa__read(r, hb, sizeof hb))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a llama2.c header needs %d",
+                          name, (unsigned long)r->size, LISA__L2C_HEADER);
+    for (i = 0; i < 7; i++) h[i] = lisa__le32(hb + 4 * i);
+    memset(&c, 0, sizeof c);
+    c.dim = h[0];
+    c.hidden_dim = h[1];
+    c.n_layers = h[2];
+    c.n_heads = h[3];
+    c.n_kv_heads = h[4];
+    c.tied_head = h[5] > 0;
+    c.vocab_size = h[5] == INT32_MIN ? 0 : (h[5] < 0 ? -h[5] : h[5]);
+    c.max_seq_len = h[6];
+    if (c.n_kv_heads == 0) c.n_kv_heads = -1; /* the file must say it; 0 is not "default" here */
+    res = lisa__config_check(&c, NULL, err);
+    if (res != LISA_OK)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: %s", name, err ? err->message + 8 : "invalid config");
+    m->layout = lisa_layout_of(&c);
+    expected = LISA__L2C_HEADER + (m->layout.n_params + lisa__l2c_rope_floats(&c)) * sizeof(float);
+    if (r->size < expected)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f bytes, the file has %.0f",
+                          name, (double)expected, (double)r->size);
+    if (r->size > expected)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data: the header implies %.0f bytes, the file has %.0f",
+                          name, (double)(r->size - expected), (double)expected, (double)r->size);
+    res = lisa__model_alloc(m, &c, a, name, err);
+    if (res != LISA_OK) return res;
+    lisa__l2c_layer_tensors(m, off, len);
+    if (!lisa__read_f32(r, m->embed, m->layout.embed)) goto short_read;
+    for (i = 0; i < LISA__L2C_KINDS; i++)
+        for (l = 0; l < c.n_layers; l++)
+            if (!lisa__read_f32(r, m->params + lisa_block_offset(&c, LISA_BLOCK_LAYER(l)) + off[i], len[i]))
+                goto short_read;
+    if (!lisa__read_f32(r, m->final_norm, m->layout.final_norm)) goto short_read;
+    if (!lisa__skip(r, lisa__l2c_rope_floats(&c) * sizeof(float))) goto short_read;
+    if (!c.tied_head && !lisa__read_f32(r, m->head, m->layout.head)) goto short_read;
+    lisa__ok(err);
+    return LISA_OK;
+short_read:
+    lisa_model_free(m);
+    return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
+}
+
+LISADEF lisa_result lisa_model_load_llama2c_memory(lisa_model *m, const void *data, size_t size,
+                                                   const char *name, const lisa_allocator *a,
+                                                   lisa_error *err) {
+    lisa__reader r;
+    memset(&r, 0, sizeof r);
+    r.mem = (const unsigned char *)data;
+    r.size = data ? size : 0;
+    return lisa__l2c_read(m, &r, name ? name : "<memory>", a, err);
+}
+
+/* --- llm.c token files ---------------------------------------------------- */
+
+#define LISA__TOK_HEADER_INTS 256
+#define LISA__TOK_MAGIC_U16 20240520
+#define LISA__TOK_MAGIC_U32 20240801
+
+static lisa_result lisa__tokens_read(lisa_tokens *d, lisa__reader *r, const char *name,
+                                     const lisa_allocator *a, lisa_error *err) {
+    unsigned char hb[4 * LISA__TOK_HEADER_INTS];
+    int32_t magic, version, count;
+    size_t width, i, data_bytes;
+    unsigned char *raw;
+    memset(d, 0, sizeof *d);
+    if (!lisa__read(r, hb, sizeof hb))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a token file header needs %d",
+                          name, (unsigned long)r->size, 4 * LISA__TOK_HEADER_INTS);
+    magic = lisa__le32(hb);
+    version = lisa__le32(hb + 4);
+    count = lisa__le32(hb + 8);
+    if (magic == LISA__TOK_MAGIC_U16 && version == 1) width = 2;
+    else if (magic == LISA__TOK_MAGIC_U32 && version == 7) width = 4;
+    else if (magic == LISA__TOK_MAGIC_U16 || magic == LISA__TOK_MAGIC_U32)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic %d with unsupported version %d", name, magic, version);
+    else
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic %d is not an llm.c token file (%d or %d)",
+                          name, magic, LISA__TOK_MAGIC_U16, LISA__TOK_MAGIC_U32);
+    if (count < 2)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: token count %d (at least 2 are needed for one input and target)",
+                          name, count);
+    data_bytes = (size_t)count * width;
+    if (r->size - r->pos < data_bytes)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header says %d tokens (%.0f bytes), the file holds %.0f bytes after the header",
+                          name, count, (double)data_bytes, (double)(r->size - r->pos));
+    if (r->size - r->pos > data_bytes)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data after the %d tokens the header says",
+                          name, (double)(r->size - r->pos - data_bytes), count);
+    d->allocator = lisa__allocator_or_default(a);
+    d->n = (size_t)count;
+    d->ids = (int *)lisa__alloc(&d->allocator, d->n * sizeof(int), &d->bytes);
+    if (!d->ids) {
+        d->n = 0;
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d tokens", name, count);
+    }
+    /* Widen in place from the back: raw tokens are read into the end of ids. */
+    raw = (unsigned char *)d->ids + d->n * sizeof(int) - data_bytes;
+    if (!lisa__read(r, raw, data_bytes)) {
+        lisa_tokens_free(d);
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
+    }
+    for (i = 0; i < d->n; i++) {
+        const unsigned char *b = raw + i * width;
+        uint32_t v = width == 2 ? (uint32_t)b[0] | (uint32_t)b[1] << 8 : (uint32_t)lisa__le32(b);
+        if (v > 0x7fffffffu) {
+            lisa_tokens_free(d);
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %lu has id %lu, beyond any vocabulary",
+                              name, (unsigned long)i, (unsigned long)v);
+        }
+        d->ids[i] = (int)v;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_tokens_load_memory(lisa_tokens *d, const void *data, size_t size,
+                                            const char *name, const lisa_allocator *a,
+                                            lisa_error *err) {
+    lisa__reader r;
+    memset(&r, 0, sizeof r);
+    r.mem = (const unsigned char *)data;
+    r.size = data ? size : 0;
+    return lisa__tokens_read(d, &r, name ? name : "<memory>", a, err);
+}
+
+LISADEF void lisa_tokens_free(lisa_tokens *d) {
+    lisa__free(&d->allocator, d->ids, d->n * sizeof(int), &d->bytes);
+    d->ids = NULL;
+    d->n = 0;
+}
+
+LISADEF lisa_result lisa_tokens_check_vocab(const lisa_tokens *d, int vocab, const char *name,
+                                            lisa_error *err) {
+    size_t i;
+    for (i = 0; i < d->n; i++)
+        if (d->ids[i] < 0 || d->ids[i] >= vocab)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %lu has id %d, outside the model's vocabulary of %d",
+                              name ? name : "tokens", (unsigned long)i, d->ids[i], vocab);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF void lisa_tokens_batch(const lisa_tokens *d, long long index, int B, int T,
+                               int *inputs, int *targets) {
+    size_t span = (size_t)B * T, start = (size_t)((unsigned long long)index * span % d->n), i;
+    for (i = 0; i < span; i++) {
+        inputs[i] = d->ids[(start + i) % d->n];
+        targets[i] = d->ids[(start + i + 1) % d->n];
+    }
+}
+
+/* --- stdio: reading and atomic writing ------------------------------------ */
+#ifndef LISA_NO_STDIO
+
+static lisa_result lisa__open_reader(lisa__reader *r, const char *path, lisa_error *err) {
+    long size;
+    memset(r, 0, sizeof *r);
+    r->file = fopen(path, "rb");
+    if (!r->file) return lisa__fail(err, LISA_ERR_IO, "%s: cannot open for reading", path);
+    if (fseek(r->file, 0, SEEK_END) != 0 || (size = ftell(r->file)) < 0 || fseek(r->file, 0, SEEK_SET) != 0) {
+        fclose(r->file);
+        r->file = NULL;
+        return lisa__fail(err, LISA_ERR_IO, "%s: cannot determine the file size", path);
+    }
+    r->size = (size_t)size;
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_model_load_llama2c(lisa_model *m, const char *path,
+                                            const lisa_allocator *a, lisa_error *err) {
+    lisa__reader r;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    if (res != LISA_OK) {
+        memset(m, 0, sizeof *m);
+        return res;
+    }
+    res = lisa__l2c_read(m, &r, path, a, err);
+    fclose(r.file);
+    return res;
+}
+
+LISADEF lisa_result lisa_tokens_load(lisa_tokens *d, const char *path, const lisa_allocator *a,
+                                     lisa_error *err) {
+    lisa__reader r;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    if (res != LISA_OK) {
+        memset(d, 0, sizeof *d);
+        return res;
+    }
+    res = lisa__tokens_read(d, &r, path, a, err);
+    fclose(r.file);
+    return res;
+}
+
+static void lisa__put_le32(unsigned char *b, int32_t v) {
+    uint32_t u = (uint32_t)v;
+    b[0] = (unsigned char)u;
+    b[1] = (unsigned char)(u >> 8);
+    b[2] = (unsigned char)(u >> 16);
+    b[3] = (unsigned char)(u >> 24);
+}
+
+/* An atomic writer: everything goes to "<path>.tmp", which replaces path only
+   once it is complete, so a failed or interrupted save keeps the old file. */
+typedef struct lisa__writer {
+    FILE *file;
+    const char *path;
+    char tmp[4096];
+    int failed;
+} lisa__writer;
+
+static lisa_result lisa__writer_open(lisa__writer *w, const char *path, lisa_error *err) {
+    memset(w, 0, sizeof *w);
+    w->path = path;
+    if (strlen(path) + 5 > sizeof w->tmp) return lisa__fail(err, LISA_ERR_IO, "%s: path too long", path);
+    strcpy(w->tmp, path);
+    strcat(w->tmp, ".tmp");
+    w->file = fopen(w->tmp, "wb");
+    if (!w->file) return lisa__fail(err, LISA_ERR_IO, "%s: cannot open %s for writing", path, w->tmp);
+    return LISA_OK;
+}
+
+static void lisa__write(lisa__writer *w, const void *data, size_t n) {
+    if (!w->failed && n && fwrite(data, 1, n, w->file) != n) w->failed = 1;
+}
+
+static void lisa__write_f32(lisa__writer *w, const float *x, size_t n) {
+    unsigned char buf[4096];
+    size_t i, k;
+    if (lisa__little_endian()) {
+        lisa__write(w, x, n * sizeof(float));
+        return;
+    }
+    for (i = 0; i < n; i += sizeof buf / 4) {
+        size_t chunk = LISA__MIN(n - i, sizeof buf / 4);
+        for (k = 0; k < chunk; k++) {
+            uint32_t u;
+            memcpy(&u, x + i + k, 4);
+            lisa__put_le32(buf + 4 * k, (int32_t)u);
+        }
+        lisa__write(w, buf, chunk * 4);
+    }
+}
+
+static lisa_result lisa__writer_close(lisa__writer *w, lisa_error *err) {
+    int failed = w->failed || fflush(w->file) != 0 || ferror(w->file);
+    if (fclose(w->file) != 0) failed = 1;
+    w->file = NULL;
+    if (failed) {
+        remove(w->tmp);
+        return lisa__fail(err, LISA_ERR_IO, "%s: write failed (disk full?); the previous file is unchanged", w->path);
+    }
+#ifdef _WIN32
+    remove(w->path);
+#endif
+    if (rename(w->tmp, w->path) != 0) {
+        remove(w->tmp);
+        return lisa__fail(err, LISA_ERR_IO, "%s: cannot rename %s into place", w->path, w->tmp);
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_model_save_llama2c(const lisa_model *m, const char *path, lisa_error *err) {
+    const lisa_config *c = &m->config;
+    unsigned char hb[LISA__L2C_HEADER];
+    size_t off[LISA__L2C_KINDS], len[LISA__L2C_KINDS];
+    int hs = c->dim / c->n_heads, i, l, pos;
+    int32_t header[7];
+    lisa__writer w;
+    lisa_result res;
+    header[0] = c->dim;
+    header[1] = c->hidden_dim;
+    header[2] = c->n_layers;
+    header[3] = c->n_heads;
+    header[4] = c->n_kv_heads;
+    header[5] = c->tied_head ? c->vocab_size : -c->vocab_size;
+    header[6] = c->max_seq_len;
+    for (i = 0; i < 7; i++) lisa__put_le32(hb + 4 * i, header[i]);
+    res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    lisa__write(&w, hb, sizeof hb);
+    lisa__write_f32(&w, m->embed, m->layout.embed);
+    lisa__l2c_layer_tensors(m, off, len);
+    for (i = 0; i < LISA__L2C_KINDS; i++)
+        for (l = 0; l < c->n_layers; l++)
+            lisa__write_f32(&w, m->params + lisa_block_offset(c, LISA_BLOCK_LAYER(l)) + off[i], len[i]);
+    lisa__write_f32(&w, m->final_norm, m->layout.final_norm);
+    /* The RoPE tables run.c expects: cos, then sin, of pos * theta^(-2i/hs). */
+    for (i = 0; i < 2; i++)
+        for (pos = 0; pos < c->max_seq_len; pos++) {
+            float row[512];
+            int j, k;
+            for (j = 0; j < hs / 2; j += 512) {
+                int n = LISA__MIN(512, hs / 2 - j);
+                for (k = 0; k < n; k++) {
+                    double angle = pos * pow((double)c->rope_theta, -2.0 * (j + k) / hs);
+                    row[k] = (float)(i == 0 ? cos(angle) : sin(angle));
+                }
+                lisa__write_f32(&w, row, (size_t)n);
+            }
+        }
+    if (!c->tied_head) lisa__write_f32(&w, m->head, m->layout.head);
+    return lisa__writer_close(&w, err);
+}
+
+LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path, lisa_error *err) {
+    unsigned char hb[4 * LISA__TOK_HEADER_INTS], buf[4096];
+    int wide = 0;
+    size_t i, k, width;
+    lisa__writer w;
+    lisa_result res;
+    if (n > 0x7fffffff) return lisa__fail(err, LISA_ERR_INVALID, "%s: %lu tokens do not fit an int32 count", path, (unsigned long)n);
+    for (i = 0; i < n; i++) {
+        if (ids[i] < 0) return lisa__fail(err, LISA_ERR_INVALID, "%s: token %lu has negative id %d", path, (unsigned long)i, ids[i]);
+        if (ids[i] > 0xffff) wide = 1;
+    }
+    memset(hb, 0, sizeof hb);
+    lisa__put_le32(hb, wide ? LISA__TOK_MAGIC_U32 : LISA__TOK_MAGIC_U16);
+    lisa__put_le32(hb + 4, wide ? 7 : 1);
+    lisa__put_le32(hb + 8, (int32_t)n);
+    width = wide ? 4 : 2;
+    res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    lisa__write(&w, hb, sizeof hb);
+    for (i = 0; i < n; i += sizeof buf / width) {
+        size_t chunk = LISA__MIN(n - i, sizeof buf / width);
+        for (k = 0; k < chunk; k++) {
+            uint32_t v = (uint32_t)ids[i + k];
+            if (wide) lisa__put_le32(buf + 4 * k, (int32_t)v);
+            else {
+                buf[2 * k] = (unsigned char)v;
+                buf[2 * k + 1] = (unsigned char)(v >> 8);
+            }
+        }
+        lisa__write(&w, buf, chunk * width);
+    }
+    return lisa__writer_close(&w, err);
+}
+
+#endif /* LISA_NO_STDIO */
+
+#endif /* LISA_IMPLEMENTATION_INCLUDED */
+#endif /* LISA_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the lisa.h authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+In jurisdictions that recognize copyright laws, the author or authors of this
+software dedicate any and all copyright interest in the software to the public
+domain. We make this dedication for the benefit of the public at large and to the
+detriment of our heirs and
+successors. We intend this dedication to be an overt act of relinquishment in
+perpetuity of all present and future rights to this software under copyright
+law.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+*/
