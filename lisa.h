@@ -277,6 +277,7 @@ typedef struct lisa_acts {
     float *final_xn;               /* (B*T, dim) */
     float *logits;                 /* (B*T, vocab); backward overwrites it with dlogits */
     float *row_loss;               /* (B*T) each position's loss */
+    float *row_lse;                /* (B*T) each position's log-sum-exp of logits */
     /* backward scratch */
     float *grad_scratch;
     int n_counted;                 /* rows with a target in the last forward */
@@ -307,8 +308,10 @@ LISADEF float lisa_model_forward(const lisa_model *m, lisa_acts *a, const int *i
 /* Backward of the last forward's mean loss. block_grads has lisa_n_blocks()
    entries; entry b is NULL (block frozen: its weight-gradient products are
    skipped and it needs no memory) or points at lisa_block_size() floats that
-   this call ADDS the block's gradient into. Activation gradients always flow
-   down through every layer. Overwrites a->logits. */
+   this call ADDS the block's gradient into. Activation gradients flow down
+   through frozen layers to every block below that wants a gradient (all the
+   way when the embedding trains); below the lowest such block there is
+   nothing left to compute, so backward stops there. Overwrites a->logits. */
 LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const *block_grads);
 
 /* ------------------------------------------------------------------------- */
@@ -375,6 +378,7 @@ typedef struct lisa_trainer {
     lisa_acts acts;
     lisa_block_state *blocks;     /* (n_blocks) */
     float **grad_ptrs;            /* (n_blocks) what backward receives */
+    size_t *block_sizes;          /* (n_blocks) floats in each block */
     int step;                     /* optimizer steps taken */
     lisa_allocator allocator;
     size_t bytes;                 /* optimizer state, gradients and tables */
@@ -633,32 +637,81 @@ LISADEF void lisa_rmsnorm_backward(float *dx, float *dw, const float *dout, cons
 
 /* --- matrix products ------------------------------------------------------
 
-   Every output element is summed by one thread in an order that depends only
-   on the sizes, never on the thread count or the tile an element falls in:
+   All three products (forward, input gradient, weight gradient) run through
+   one register-tiled kernel that adds outer products: a tile of MR x NR
+   outputs stays in registers while k runs. Each output element is summed by
+   one thread, k in ascending order, whatever the thread count or tiling: the
    results are bitwise reproducible, which gradient checkpointing relies on. */
 
-#define LISA__TILE 4       /* output tile is TILE x TILE */
-#define LISA__LANES 8      /* independent partial sums, so the inner loop vectorizes */
-#define LISA__BLOCK 64     /* rows and columns of a cache block */
+#define LISA__MR 4       /* rows of an output tile */
+#define LISA__NR 16      /* columns of an output tile: one or two SIMD registers */
+#define LISA__KB 256     /* k-block: a packed panel is KB x NR floats (16 KB) */
+#define LISA__BLOCK 64   /* rows / columns of a cache block handed to one task */
 
-/* out[r * ldo + c] = dot(xr[r], wr[c]) for r < nr, c < nc. Rows past nr and nc
-   point at valid memory (the callers repeat the last row) and are dropped. */
-static void lisa__dot_tile(float *out, size_t ldo, const float *const *xr,
-                           const float *const *wr, int K, int nr, int nc) {
-    float acc[LISA__TILE][LISA__TILE][LISA__LANES];
-    int K8 = K - K % LISA__LANES, i, r, c, l;
-    memset(acc, 0, sizeof acc);
-    for (i = 0; i < K8; i += LISA__LANES)
-        for (r = 0; r < LISA__TILE; r++)
-            for (c = 0; c < LISA__TILE; c++)
-                for (l = 0; l < LISA__LANES; l++) acc[r][c][l] += xr[r][i + l] * wr[c][i + l];
-    for (r = 0; r < nr; r++)
-        for (c = 0; c < nc; c++) {
-            const float *a = acc[r][c];
-            float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-            for (i = K8; i < K; i++) s += xr[r][i] * wr[c][i];
-            out[(size_t)r * ldo + c] = s;
+/* c[r * ldc + j] (+)= sum over k < K of A(r, k) * b[k * bks + j], for r < nr, j < nc,
+   with A(r, k) = a[r * ars + k * aks]. The sum replaces c when zero_init is
+   set and is added to it otherwise. b must hold NR readable floats per k; rows of A past nr repeat
+   row nr - 1 and are dropped. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(LISA_NO_VECTOR_EXTENSIONS)
+/* GCC and clang keep these four accumulators in SIMD registers; a plain
+   array of them would live on the stack. Same arithmetic as the fallback. */
+typedef float lisa__vec __attribute__((vector_size(LISA__NR * sizeof(float))));
+
+static void lisa__kernel(float *c, size_t ldc, int nr, int nc, const float *a, size_t ars,
+                         size_t aks, const float *b, size_t bks, int K, int zero_init) {
+    lisa__vec acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, bk;
+    float out[LISA__MR][LISA__NR];
+    const float *a0 = a, *a1 = a + (size_t)LISA__MIN(1, nr - 1) * ars;
+    const float *a2 = a + (size_t)LISA__MIN(2, nr - 1) * ars, *a3 = a + (size_t)LISA__MIN(3, nr - 1) * ars;
+    size_t ka = 0;
+    int r, j, k;
+    for (k = 0; k < K; k++, ka += aks) {
+        memcpy(&bk, b + (size_t)k * bks, sizeof bk);
+        acc0 += a0[ka] * bk;
+        acc1 += a1[ka] * bk;
+        acc2 += a2[ka] * bk;
+        acc3 += a3[ka] * bk;
+    }
+    memcpy(out[0], &acc0, sizeof acc0);
+    memcpy(out[1], &acc1, sizeof acc1);
+    memcpy(out[2], &acc2, sizeof acc2);
+    memcpy(out[3], &acc3, sizeof acc3);
+#else
+static void lisa__kernel(float *c, size_t ldc, int nr, int nc, const float *a, size_t ars,
+                         size_t aks, const float *b, size_t bks, int K, int zero_init) {
+    float out[LISA__MR][LISA__NR] = {{0}};
+    const float *ar[LISA__MR];
+    int r, j, k;
+    for (r = 0; r < LISA__MR; r++) ar[r] = a + (size_t)LISA__MIN(r, nr - 1) * ars;
+    for (k = 0; k < K; k++) {
+        const float *bk = b + (size_t)k * bks;
+        for (r = 0; r < LISA__MR; r++) {
+            float av = ar[r][(size_t)k * aks];
+            for (j = 0; j < LISA__NR; j++) out[r][j] += av * bk[j];
         }
+    }
+#endif
+    for (r = 0; r < nr; r++) {
+        float *cr = c + (size_t)r * ldc;
+        if (zero_init)
+            for (j = 0; j < nc; j++) cr[j] = out[r][j];
+        else
+            for (j = 0; j < nc; j++) cr[j] += out[r][j];
+    }
+}
+
+/* Copies a K x nc panel (row k at src + k * stride) into dst, K x NR, zero padded. */
+static void lisa__pack_rows(float *dst, const float *src, size_t stride, int K, int nc) {
+    int k, j;
+    for (k = 0; k < K; k++)
+        for (j = 0; j < LISA__NR; j++) dst[k * LISA__NR + j] = j < nc ? src[(size_t)k * stride + j] : 0.0f;
+}
+
+/* Copies w's rows c0..c0+nc-1, columns k0..k0+K-1, transposed into dst (K x NR). */
+static void lisa__pack_transposed(float *dst, const float *w, size_t ldw, int K, int nc) {
+    int k, j;
+    for (j = 0; j < LISA__NR; j++)
+        for (k = 0; k < K; k++) dst[k * LISA__NR + j] = j < nc ? w[(size_t)j * ldw + k] : 0.0f;
 }
 
 LISADEF void lisa_linear_forward(float *out, const float *x, const float *w,
@@ -666,69 +719,76 @@ LISADEF void lisa_linear_forward(float *out, const float *x, const float *w,
     int n_row_blocks = (n + LISA__BLOCK - 1) / LISA__BLOCK;
     int n_col_blocks = (out_dim + LISA__BLOCK - 1) / LISA__BLOCK;
     int task;
-    /* Column blocks outermost: one block of w stays in cache across row blocks. */
     LISA__PARALLEL_FOR
     for (task = 0; task < n_row_blocks * n_col_blocks; task++) {
+        float panel[LISA__KB * LISA__NR];
         int rb = (task % n_row_blocks) * LISA__BLOCK, cb = (task / n_row_blocks) * LISA__BLOCK;
         int r_end = LISA__MIN(rb + LISA__BLOCK, n), c_end = LISA__MIN(cb + LISA__BLOCK, out_dim);
-        int r0, c0, k;
-        for (r0 = rb; r0 < r_end; r0 += LISA__TILE) {
-            const float *xr[LISA__TILE];
-            int nr = LISA__MIN(LISA__TILE, r_end - r0);
-            for (k = 0; k < LISA__TILE; k++) xr[k] = x + (size_t)(r0 + LISA__MIN(k, nr - 1)) * in_dim;
-            for (c0 = cb; c0 < c_end; c0 += LISA__TILE) {
-                const float *wr[LISA__TILE];
-                int nc = LISA__MIN(LISA__TILE, c_end - c0);
-                for (k = 0; k < LISA__TILE; k++) wr[k] = w + (size_t)(c0 + LISA__MIN(k, nc - 1)) * in_dim;
-                lisa__dot_tile(out + (size_t)r0 * out_dim + c0, (size_t)out_dim, xr, wr, in_dim, nr, nc);
+        int c0, k0, r0;
+        for (c0 = cb; c0 < c_end; c0 += LISA__NR) {
+            int nc = LISA__MIN(LISA__NR, c_end - c0);
+            for (k0 = 0; k0 < in_dim; k0 += LISA__KB) {
+                int kn = LISA__MIN(LISA__KB, in_dim - k0);
+                lisa__pack_transposed(panel, w + (size_t)c0 * in_dim + k0, (size_t)in_dim, kn, nc);
+                for (r0 = rb; r0 < r_end; r0 += LISA__MR)
+                    lisa__kernel(out + (size_t)r0 * out_dim + c0, (size_t)out_dim, LISA__MIN(LISA__MR, r_end - r0), nc,
+                                 x + (size_t)r0 * in_dim + k0, (size_t)in_dim, 1, panel, LISA__NR, kn, k0 == 0);
             }
         }
     }
 }
 
-/* dx (n, in) += dout (n, out) @ w (out, in): rows of w added in order. */
+/* dx (n, in) += dout (n, out) @ w (out, in). */
 static void lisa__linear_backward_input(float *dx, const float *dout, const float *w,
                                         int n, int in_dim, int out_dim) {
-    int n_chunks = (n + LISA__BLOCK - 1) / LISA__BLOCK, chunk;
+    int n_blocks = (n + LISA__BLOCK - 1) / LISA__BLOCK, block;
     LISA__PARALLEL_FOR
-    for (chunk = 0; chunk < n_chunks; chunk++) {
-        int r_begin = chunk * LISA__BLOCK, r_end = LISA__MIN(r_begin + LISA__BLOCK, n);
-        int ob, r0, o, r, i;
-        /* A block of w's rows is reused by every row of the chunk while in cache. */
-        for (ob = 0; ob < out_dim; ob += 4 * LISA__BLOCK) {
-            int o_end = LISA__MIN(ob + 4 * LISA__BLOCK, out_dim);
-            for (r0 = r_begin; r0 < r_end; r0 += LISA__TILE) {
-                int nr = LISA__MIN(LISA__TILE, r_end - r0);
-                for (o = ob; o < o_end; o++) {
-                    const float *wo = w + (size_t)o * in_dim;
-                    for (r = 0; r < nr; r++) {
-                        float g = dout[(size_t)(r0 + r) * out_dim + o];
-                        float *d = dx + (size_t)(r0 + r) * in_dim;
-                        for (i = 0; i < in_dim; i++) d[i] += g * wo[i];
-                    }
+    for (block = 0; block < n_blocks; block++) {
+        float panel[LISA__KB * LISA__NR];
+        int rb = block * LISA__BLOCK, r_end = LISA__MIN(rb + LISA__BLOCK, n);
+        int i0, k0, r0;
+        for (i0 = 0; i0 < in_dim; i0 += LISA__NR) {
+            int nc = LISA__MIN(LISA__NR, in_dim - i0);
+            for (k0 = 0; k0 < out_dim; k0 += LISA__KB) {
+                int kn = LISA__MIN(LISA__KB, out_dim - k0);
+                const float *b = w + (size_t)k0 * in_dim + i0;
+                size_t bks = (size_t)in_dim;
+                if (nc < LISA__NR) {
+                    lisa__pack_rows(panel, b, bks, kn, nc);
+                    b = panel;
+                    bks = LISA__NR;
                 }
+                for (r0 = rb; r0 < r_end; r0 += LISA__MR)
+                    lisa__kernel(dx + (size_t)r0 * in_dim + i0, (size_t)in_dim, LISA__MIN(LISA__MR, r_end - r0), nc,
+                                 dout + (size_t)r0 * out_dim + k0, (size_t)out_dim, 1, b, bks, kn, 0);
             }
         }
     }
 }
 
-/* dw (out, in) += dout^T (out, n) @ x (n, in): rows of x added in order. */
+/* dw (out, in) += dout^T (out, n) @ x (n, in). */
 static void lisa__linear_backward_weight(float *dw, const float *dout, const float *x,
                                          int n, int in_dim, int out_dim) {
-    int n_chunks = (out_dim + LISA__BLOCK - 1) / LISA__BLOCK, chunk;
+    int n_blocks = (out_dim + LISA__BLOCK - 1) / LISA__BLOCK, block;
     LISA__PARALLEL_FOR
-    for (chunk = 0; chunk < n_chunks; chunk++) {
-        int o_begin = chunk * LISA__BLOCK, o_end = LISA__MIN(o_begin + LISA__BLOCK, out_dim);
-        int nb, r, o, i;
-        for (nb = 0; nb < n; nb += LISA__BLOCK) {
-            int n_end = LISA__MIN(nb + LISA__BLOCK, n);
-            for (o = o_begin; o < o_end; o++) {
-                float *d = dw + (size_t)o * in_dim;
-                for (r = nb; r < n_end; r++) {
-                    float g = dout[(size_t)r * out_dim + o];
-                    const float *xr = x + (size_t)r * in_dim;
-                    for (i = 0; i < in_dim; i++) d[i] += g * xr[i];
+    for (block = 0; block < n_blocks; block++) {
+        float panel[LISA__KB * LISA__NR];
+        int ob = block * LISA__BLOCK, o_end = LISA__MIN(ob + LISA__BLOCK, out_dim);
+        int i0, k0, o0;
+        for (i0 = 0; i0 < in_dim; i0 += LISA__NR) {
+            int nc = LISA__MIN(LISA__NR, in_dim - i0);
+            for (k0 = 0; k0 < n; k0 += LISA__KB) {
+                int kn = LISA__MIN(LISA__KB, n - k0);
+                const float *b = x + (size_t)k0 * in_dim + i0;
+                size_t bks = (size_t)in_dim;
+                if (nc < LISA__NR) {
+                    lisa__pack_rows(panel, b, bks, kn, nc);
+                    b = panel;
+                    bks = LISA__NR;
                 }
+                for (o0 = ob; o0 < o_end; o0 += LISA__MR)
+                    lisa__kernel(dw + (size_t)o0 * in_dim + i0, (size_t)in_dim, LISA__MIN(LISA__MR, o_end - o0), nc,
+                                 dout + (size_t)k0 * out_dim + o0, 1, (size_t)out_dim, b, bks, kn, 0);
             }
         }
     }
@@ -779,10 +839,29 @@ LISADEF void lisa_rope_backward(float *dx, const float *dout, int B, int T, int 
     lisa__rope_apply(dx, dout, B, T, n_heads, head_dim, pos0, theta, -1.0f, 1);
 }
 
+/* Dot product with eight partial sums, so that it vectorizes and is not one
+   long chain of dependent additions; the order is fixed by n alone. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(LISA_NO_VECTOR_EXTENSIONS)
+typedef float lisa__vec8 __attribute__((vector_size(8 * sizeof(float))));
 static float lisa__dot(const float *a, const float *b, int n) {
-    float s = 0.0f;
+    lisa__vec8 acc = {0}, va, vb;
+    float p[8], s;
     int i;
-    for (i = 0; i < n; i++) s += a[i] * b[i];
+    for (i = 0; i + 8 <= n; i += 8) {
+        memcpy(&va, a + i, sizeof va);
+        memcpy(&vb, b + i, sizeof vb);
+        acc += va * vb;
+    }
+    memcpy(p, &acc, sizeof p);
+#else
+static float lisa__dot(const float *a, const float *b, int n) {
+    float p[8] = {0}, s;
+    int i, l;
+    for (i = 0; i + 8 <= n; i += 8)
+        for (l = 0; l < 8; l++) p[l] += a[i + l] * b[i + l];
+#endif
+    s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
@@ -896,42 +975,66 @@ static float lisa__logsumexp(const float *x, int n) {
     double s = 0.0;
     int i;
     for (i = 0; i < n; i++) m = LISA__MAX(m, x[i]);
-    for (i = 0; i < n; i++) s += exp((double)(x[i] - m));
+    for (i = 0; i < n; i++) s += expf(x[i] - m);
     return m + (float)log(s);
+}
+
+/* Each row's log-sum-exp and loss (0 where ignored), rows in parallel. */
+static void lisa__cross_entropy_rows(float *losses, float *lses, const float *logits,
+                                     const int *targets, int n, int vocab) {
+    int i;
+    LISA__PARALLEL_FOR
+    for (i = 0; i < n; i++) {
+        const float *row = logits + (size_t)i * vocab;
+        float lse = targets[i] < 0 ? 0.0f : lisa__logsumexp(row, vocab);
+        losses[i] = targets[i] < 0 ? 0.0f : lse - row[targets[i]];
+        if (lses) lses[i] = lse;
+    }
+}
+
+/* Mean of the counted rows' losses, added in row order. */
+static float lisa__mean_counted(const float *losses, const int *targets, int n, int *n_counted) {
+    double sum = 0.0;
+    int counted = 0, i;
+    for (i = 0; i < n; i++)
+        if (targets[i] >= 0) {
+            sum += losses[i];
+            counted++;
+        }
+    if (n_counted) *n_counted = counted;
+    return counted ? (float)(sum / counted) : 0.0f;
 }
 
 LISADEF float lisa_cross_entropy_forward(float *losses, const float *logits, const int *targets,
                                          int n, int vocab, int *n_counted) {
+    float one;
+    int i, counted = 0;
     double sum = 0.0;
-    int counted = 0, i;
     if (losses) {
-        LISA__PARALLEL_FOR
-        for (i = 0; i < n; i++) {
-            const float *row = logits + (size_t)i * vocab;
-            losses[i] = targets[i] < 0 ? 0.0f : lisa__logsumexp(row, vocab) - row[targets[i]];
-        }
+        lisa__cross_entropy_rows(losses, NULL, logits, targets, n, vocab);
+        return lisa__mean_counted(losses, targets, n, n_counted);
     }
-    for (i = 0; i < n; i++) {
-        const float *row = logits + (size_t)i * vocab;
-        if (targets[i] < 0) continue;
-        sum += losses ? losses[i] : lisa__logsumexp(row, vocab) - row[targets[i]];
-        counted++;
+    for (i = 0; i < n; i++) { /* no row buffer: one row at a time */
+        lisa__cross_entropy_rows(&one, NULL, logits + (size_t)i * vocab, targets + i, 1, vocab);
+        if (targets[i] >= 0) {
+            sum += one;
+            counted++;
+        }
     }
     if (n_counted) *n_counted = counted;
     return counted ? (float)(sum / counted) : 0.0f;
 }
 
-/* dst = (accumulate ? dst : 0) + dloss * (softmax(row) - onehot(target)).
-   dst may equal row when accumulate is 0. */
-static void lisa__cross_entropy_grad_row(float *dst, const float *row, int target, int vocab,
-                                         float dloss, int accumulate) {
-    float lse, g;
+/* dst = (accumulate ? dst : 0) + dloss * (softmax(row) - onehot(target)),
+   given the row's log-sum-exp. dst may equal row when accumulate is 0. */
+static void lisa__cross_entropy_grad_row(float *dst, const float *row, float lse, int target,
+                                         int vocab, float dloss, int accumulate) {
+    float g;
     int j;
     if (target < 0) {
         if (!accumulate) memset(dst, 0, (size_t)vocab * sizeof(float));
         return;
     }
-    lse = lisa__logsumexp(row, vocab);
     for (j = 0; j < vocab; j++) {
         g = dloss * (expf(row[j] - lse) - (j == target ? 1.0f : 0.0f));
         dst[j] = accumulate ? dst[j] + g : g;
@@ -943,8 +1046,12 @@ LISADEF void lisa_cross_entropy_backward(float *dlogits, const float *logits, co
     int i;
     LISA__PARALLEL_FOR
     for (i = 0; i < n; i++)
-        lisa__cross_entropy_grad_row(dlogits + (size_t)i * vocab, logits + (size_t)i * vocab,
-                                     targets[i], vocab, dloss, 1);
+    {
+        const float *row = logits + (size_t)i * vocab;
+        if (targets[i] >= 0)
+            lisa__cross_entropy_grad_row(dlogits + (size_t)i * vocab, row, lisa__logsumexp(row, vocab),
+                                         targets[i], vocab, dloss, 1);
+    }
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1236,7 +1343,7 @@ LISADEF void lisa_acts_size(const lisa_config *c, int B, int T, int checkpointin
     size_t floats = ((size_t)c->n_layers + 1) * BT * D          /* layer inputs + last output */
                     + sets * lisa__layer_set_floats(c, BT, B, T) /* per-layer saved values */
                     + BT + BT * D                               /* final norm */
-                    + BT * V + BT;                              /* logits, row losses */
+                    + BT * V + 2 * BT;                          /* logits, row losses and lse */
     if (activation_bytes) *activation_bytes = floats * sizeof(float) + 2 * BT * sizeof(int);
     if (scratch_bytes) *scratch_bytes = lisa__grad_scratch_floats(c, BT) * sizeof(float);
 }
@@ -1280,6 +1387,7 @@ LISADEF lisa_result lisa_acts_init(lisa_acts *a, const lisa_config *c, int B, in
     a->final_xn = p; p += BT * D;
     a->logits = p; p += BT * (size_t)rc.vocab_size;
     a->row_loss = p; p += BT;
+    a->row_lse = p; p += BT;
     a->grad_scratch = p;
     lisa__ok(err);
     return LISA_OK;
@@ -1348,8 +1456,8 @@ LISADEF float lisa_model_forward(const lisa_model *m, lisa_acts *a, const int *i
     lisa_rmsnorm_forward(a->final_xn, a->final_rstd, a->layer_in + (size_t)c->n_layers * stride,
                          m->final_norm, (int)BT, c->dim, c->norm_eps);
     lisa_linear_forward(a->logits, a->final_xn, m->head, (int)BT, c->dim, c->vocab_size);
-    a->loss = lisa_cross_entropy_forward(a->row_loss, a->logits, a->targets, (int)BT,
-                                         c->vocab_size, &a->n_counted);
+    lisa__cross_entropy_rows(a->row_loss, a->row_lse, a->logits, a->targets, (int)BT, c->vocab_size);
+    a->loss = lisa__mean_counted(a->row_loss, a->targets, (int)BT, &a->n_counted);
     (void)D;
     return a->loss;
 }
@@ -1413,7 +1521,7 @@ LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const
     LISA__PARALLEL_FOR
     for (i = 0; i < BT; i++) {
         float *row = a->logits + (size_t)i * V;
-        lisa__cross_entropy_grad_row(row, row, a->targets[i], V, dloss, 0);
+        lisa__cross_entropy_grad_row(row, row, a->row_lse[i], a->targets[i], V, dloss, 0);
     }
     memset(dxn, 0, (size_t)BT * D * sizeof(float));
     lisa_linear_backward(dxn, g_head, a->logits, a->final_xn, m->head, BT, D, V);
@@ -1561,13 +1669,15 @@ LISADEF void lisa_trainer_free(lisa_trainer *t) {
     int b, nb;
     if (!t->model) return;
     nb = lisa_n_blocks(&t->model->config);
-    if (t->blocks)
+    if (t->blocks && t->grad_ptrs)
         for (b = 0; b < nb; b++) lisa__block_release(t, b);
     lisa__free(&t->allocator, t->blocks, (size_t)nb * sizeof(lisa_block_state), &t->bytes);
     lisa__free(&t->allocator, t->grad_ptrs, (size_t)nb * sizeof(float *), &t->bytes);
+    lisa__free(&t->allocator, t->block_sizes, (size_t)nb * sizeof(size_t), &t->bytes);
     lisa_acts_free(&t->acts);
     t->blocks = NULL;
     t->grad_ptrs = NULL;
+    t->block_sizes = NULL;
     t->model = NULL;
 }
 
@@ -1587,13 +1697,15 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
     t->config = *c;
     t->allocator = lisa__allocator_or_default(a);
     t->blocks = (lisa_block_state *)lisa__alloc(&t->allocator, (size_t)nb * sizeof(lisa_block_state), &t->bytes);
+    if (t->blocks) memset(t->blocks, 0, (size_t)nb * sizeof(lisa_block_state));
     t->grad_ptrs = (float **)lisa__alloc(&t->allocator, (size_t)nb * sizeof(float *), &t->bytes);
-    if (!t->blocks || !t->grad_ptrs) {
+    if (t->grad_ptrs) memset(t->grad_ptrs, 0, (size_t)nb * sizeof(float *));
+    t->block_sizes = (size_t *)lisa__alloc(&t->allocator, (size_t)nb * sizeof(size_t), &t->bytes);
+    if (!t->blocks || !t->grad_ptrs || !t->block_sizes) {
         lisa_trainer_free(t);
         return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for the trainer's tables");
     }
-    memset(t->blocks, 0, (size_t)nb * sizeof(lisa_block_state));
-    memset(t->grad_ptrs, 0, (size_t)nb * sizeof(float *));
+    for (b = 0; b < nb; b++) t->block_sizes[b] = lisa_block_size(&m->config, b);
     r = lisa_acts_init(&t->acts, &m->config, c->batch, c->seq, c->checkpointing, &t->allocator, err);
     if (r != LISA_OK) {
         lisa_trainer_free(t);
@@ -1630,15 +1742,12 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
                                       lisa_step_info *info) {
     const lisa_config *mc = &t->model->config;
     int b, nb = lisa_n_blocks(mc);
-    size_t sizes[3 + LISA__MAX_LAYERS];
     float loss, norm, lr;
-    for (b = 0; b < nb; b++) {
-        sizes[b] = lisa_block_size(mc, b);
-        if (t->grad_ptrs[b]) memset(t->grad_ptrs[b], 0, sizes[b] * sizeof(float));
-    }
+    for (b = 0; b < nb; b++)
+        if (t->grad_ptrs[b]) memset(t->grad_ptrs[b], 0, t->block_sizes[b] * sizeof(float));
     loss = lisa_model_forward(t->model, &t->acts, inputs, targets, t->config.batch, t->config.seq);
     lisa_model_backward(t->model, &t->acts, t->grad_ptrs);
-    norm = lisa_clip_grad_norm(t->grad_ptrs, sizes, nb, t->config.grad_clip);
+    norm = lisa_clip_grad_norm(t->grad_ptrs, t->block_sizes, nb, t->config.grad_clip);
     lr = lisa_schedule_lr(&t->config.schedule, t->step);
     for (b = 0; b < nb; b++)
         if (t->blocks[b].active) lisa__block_update(t, b, lr);
@@ -1749,6 +1858,7 @@ static size_t lisa__l2c_rope_floats(const lisa_config *c) {
 static lisa_result lisa__l2c_read(lisa_model *m, lisa__reader *r, const char *name,
                                   const lisa_allocator *a, lisa_error *err) {
     unsigned char hb[LISA__L2C_HEADER];
+    char context[300];
     lisa_config c;
     lisa_result res;
     size_t expected, off[LISA__L2C_KINDS], len[LISA__L2C_KINDS];
@@ -1768,10 +1878,13 @@ static lisa_result lisa__l2c_read(lisa_model *m, lisa__reader *r, const char *na
     c.tied_head = h[5] > 0;
     c.vocab_size = h[5] == INT32_MIN ? 0 : (h[5] < 0 ? -h[5] : h[5]);
     c.max_seq_len = h[6];
-    if (c.n_kv_heads == 0) c.n_kv_heads = -1; /* the file must say it; 0 is not "default" here */
-    res = lisa__config_check(&c, NULL, err);
-    if (res != LISA_OK)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: %s", name, err ? err->message + 8 : "invalid config");
+    if (c.n_kv_heads == 0) /* the file must say it: 0 is not "default" here */
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: n_kv_heads is 0", name);
+    snprintf(context, sizeof context, "%s: bad header", name);
+    if (lisa__config_check(&c, context, err) != LISA_OK) {
+        if (err) err->code = LISA_ERR_FORMAT;
+        return LISA_ERR_FORMAT;
+    }
     m->layout = lisa_layout_of(&c);
     expected = LISA__L2C_HEADER + (m->layout.n_params + lisa__l2c_rope_floats(&c)) * sizeof(float);
     if (r->size < expected)
@@ -1921,6 +2034,13 @@ static lisa_result lisa__open_reader(lisa__reader *r, const char *path, lisa_err
         return lisa__fail(err, LISA_ERR_IO, "%s: cannot determine the file size", path);
     }
     r->size = (size_t)size;
+    /* fopen succeeds on a directory on some systems; a first read tells. */
+    if (fgetc(r->file) == EOF && ferror(r->file)) {
+        fclose(r->file);
+        r->file = NULL;
+        return lisa__fail(err, LISA_ERR_IO, "%s: cannot read (is it a directory?)", path);
+    }
+    rewind(r->file);
     return LISA_OK;
 }
 
@@ -2068,7 +2188,8 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
     size_t i, k, width;
     lisa__writer w;
     lisa_result res;
-    if (n > 0x7fffffff) return lisa__fail(err, LISA_ERR_INVALID, "%s: %lu tokens do not fit an int32 count", path, (unsigned long)n);
+    if (n < 2 || n > 0x7fffffff)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: %lu tokens: a token file holds 2 to 2^31-1", path, (unsigned long)n);
     for (i = 0; i < n; i++) {
         if (ids[i] < 0) return lisa__fail(err, LISA_ERR_INVALID, "%s: token %lu has negative id %d", path, (unsigned long)i, ids[i]);
         if (ids[i] > 0xffff) wide = 1;

@@ -24,6 +24,9 @@ static int test_passed, test_failed;
     } while (0)
 
 /* |a - b| <= atol + rtol * |b| */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((unused))
+#endif
 static int test_close(double a, double b, double atol, double rtol) {
     return fabs(a - b) <= atol + rtol * fabs(b);
 }

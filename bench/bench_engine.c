@@ -1,0 +1,121 @@
+/* Forward + backward speed of the CPU engine on the reference shape
+   (llama2.c's 15M model: dim 288, hidden 768, 6 layers, 6 heads, vocab 32000,
+   batch 4 x seq 256), with and without checkpointing, at 1 and 2 threads.
+
+   Build and run:  make bench
+   or:             cc -O3 -march=native -fopenmp -I. -o bench_engine bench/bench_engine.c -lm
+   Options:        bench_engine [--steps N] [--threads "1 2"] [--shape dim,hidden,layers,heads,kv,vocab,B,T] */
+#define _POSIX_C_SOURCE 200809L
+#define LISA_IMPLEMENTATION
+#include "lisa.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Median seconds of one forward + backward (all blocks' gradients) over steps runs. */
+static double time_step(lisa_model *m, lisa_acts *a, float **grads, const int *in, const int *tg,
+                        int B, int T, int steps) {
+    double best[64];
+    int i, j, n = steps < 64 ? steps : 64;
+    lisa_model_forward(m, a, in, tg, B, T); /* warm up */
+    lisa_model_backward(m, a, grads);
+    for (i = 0; i < n; i++) {
+        double t0 = now_seconds();
+        lisa_model_forward(m, a, in, tg, B, T);
+        lisa_model_backward(m, a, grads);
+        best[i] = now_seconds() - t0;
+    }
+    for (i = 1; i < n; i++) /* insertion sort for the median */
+        for (j = i; j > 0 && best[j - 1] > best[j]; j--) {
+            double t = best[j];
+            best[j] = best[j - 1];
+            best[j - 1] = t;
+        }
+    return best[n / 2];
+}
+
+int main(int argc, char **argv) {
+    lisa_config c;
+    lisa_model m;
+    lisa_error err;
+    int B = 4, T = 256, steps = 5, i, b, nb, ck;
+    const char *threads = "1 2";
+    char tbuf[64], *tok, *save = NULL;
+    int *in, *tg;
+    float **grads;
+    lisa_rng rng;
+    memset(&c, 0, sizeof c);
+    c.dim = 288; c.hidden_dim = 768; c.n_layers = 6; c.n_heads = 6; c.n_kv_heads = 6;
+    c.vocab_size = 32000; c.max_seq_len = 256; c.tied_head = 1;
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = argv[++i];
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc &&
+                 sscanf(argv[++i], "%d,%d,%d,%d,%d,%d,%d,%d", &c.dim, &c.hidden_dim, &c.n_layers, &c.n_heads,
+                        &c.n_kv_heads, &c.vocab_size, &B, &T) == 8) c.max_seq_len = T;
+        else {
+            fprintf(stderr, "usage: %s [--steps N] [--threads \"1 2\"] [--shape dim,hidden,layers,heads,kv,vocab,B,T]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (lisa_model_init(&m, &c, NULL, &err) != LISA_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    lisa_model_init_random(&m, 1);
+    nb = lisa_n_blocks(&m.config);
+    grads = (float **)calloc((size_t)nb, sizeof(float *));
+    for (b = 0; b < nb; b++)
+        if (lisa_block_size(&m.config, b)) grads[b] = (float *)calloc(lisa_block_size(&m.config, b), sizeof(float));
+    in = (int *)malloc(2 * (size_t)B * T * sizeof(int));
+    tg = in + (size_t)B * T;
+    lisa_rng_seed(&rng, 7);
+    for (i = 0; i < B * T; i++) {
+        in[i] = (int)(lisa_rng_next(&rng) % (uint64_t)c.vocab_size);
+        tg[i] = (int)(lisa_rng_next(&rng) % (uint64_t)c.vocab_size);
+    }
+    printf("shape: dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d, batch %d x seq %d, %.1fM params\n",
+           c.dim, c.hidden_dim, c.n_layers, c.n_heads, m.config.n_kv_heads, c.vocab_size, B, T,
+           m.layout.n_params / 1e6);
+    printf("| threads | checkpointing | fwd+bwd ms | tokens/s | activations MB |\n");
+    printf("|---|---|---|---|---|\n");
+    strncpy(tbuf, threads, sizeof tbuf - 1);
+    tbuf[sizeof tbuf - 1] = 0;
+    for (tok = strtok_r(tbuf, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
+        int nt = atoi(tok);
+#ifdef _OPENMP
+        omp_set_num_threads(nt);
+#else
+        if (nt != 1) continue;
+#endif
+        for (ck = 0; ck <= 1; ck++) {
+            lisa_acts a;
+            double s;
+            if (lisa_acts_init(&a, &m.config, B, T, ck, NULL, &err) != LISA_OK) {
+                fprintf(stderr, "%s\n", err.message);
+                return 1;
+            }
+            s = time_step(&m, &a, grads, in, tg, B, T, steps);
+            printf("| %d | %s | %.1f | %.0f | %.1f |\n", nt, ck ? "yes" : "no", s * 1e3, B * T / s,
+                   a.activation_bytes / 1e6);
+            fflush(stdout);
+            lisa_acts_free(&a);
+        }
+    }
+    for (b = 0; b < nb; b++) free(grads[b]);
+    free(grads);
+    free(in);
+    lisa_model_free(&m);
+    return 0;
+}

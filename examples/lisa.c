@@ -1,0 +1,427 @@
+/* lisa: the command-line program around lisa.h.
+
+   Build:  cc -O3 -march=native -fopenmp -o lisa examples/lisa.c -lm    (or: make)
+
+   build/lisa train ...   train a model (from a file or freshly initialised) on a token file
+   build/lisa eval ...    mean loss and perplexity of a model on a token file
+   build/lisa demo        train a small model on built-in data: no files needed
+   Run any of them with --help for every option and its default. */
+#define _POSIX_C_SOURCE 200809L
+#define LISA_IMPLEMENTATION
+#include "lisa.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *fmt, const char *arg) {
+    fprintf(stderr, "lisa: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    exit(2);
+}
+
+/* ---- option parsing ------------------------------------------------------ */
+
+typedef struct args {
+    int argc, i;
+    char **argv;
+} args;
+
+static const char *arg_value(args *a, const char *flag) {
+    if (a->i + 1 >= a->argc) die("%s needs a value", flag);
+    return a->argv[++a->i];
+}
+
+static long arg_long(args *a, const char *flag, long lo, long hi) {
+    const char *s = arg_value(a, flag);
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == 0 || *end != 0 || v < lo || v > hi) die("bad value for %s", flag);
+    return v;
+}
+
+static float arg_float(args *a, const char *flag) {
+    const char *s = arg_value(a, flag);
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == 0 || *end != 0 || !isfinite(v)) die("bad value for %s", flag);
+    return (float)v;
+}
+
+/* Parses "dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1". */
+static lisa_config parse_init(const char *spec) {
+    lisa_config c;
+    char buf[512], *tok, *save = NULL;
+    memset(&c, 0, sizeof c);
+    c.tied_head = 1;
+    c.max_seq_len = 256;
+    if (strlen(spec) >= sizeof buf) die("--init spec too long: %s", spec);
+    strcpy(buf, spec);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '='), *end;
+        double v;
+        if (!eq) die("--init: expected key=value, got '%s'", tok);
+        *eq = 0;
+        v = strtod(eq + 1, &end);
+        if (*end != 0 || eq[1] == 0) die("--init: bad number for '%s'", tok);
+        if (!strcmp(tok, "dim")) c.dim = (int)v;
+        else if (!strcmp(tok, "hidden")) c.hidden_dim = (int)v;
+        else if (!strcmp(tok, "layers")) c.n_layers = (int)v;
+        else if (!strcmp(tok, "heads")) c.n_heads = (int)v;
+        else if (!strcmp(tok, "kv_heads")) c.n_kv_heads = (int)v;
+        else if (!strcmp(tok, "vocab")) c.vocab_size = (int)v;
+        else if (!strcmp(tok, "seq")) c.max_seq_len = (int)v;
+        else if (!strcmp(tok, "tied")) c.tied_head = (int)v;
+        else if (!strcmp(tok, "norm_eps")) c.norm_eps = (float)v;
+        else if (!strcmp(tok, "rope_theta")) c.rope_theta = (float)v;
+        else die("--init: unknown key '%s'", tok);
+    }
+    /* LLaMA's MLP width: 2/3 of 4*dim, rounded up to a multiple of 32. */
+    if (c.hidden_dim == 0 && c.dim > 0) c.hidden_dim = (8 * c.dim / 3 + 31) / 32 * 32;
+    return c;
+}
+
+static void set_threads(int threads) {
+#ifdef _OPENMP
+    if (threads > 0) omp_set_num_threads(threads);
+#else
+    if (threads > 1) fprintf(stderr, "lisa: built without OpenMP; --threads %d ignored, running on one thread\n", threads);
+#endif
+}
+
+static int thread_count(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static void load_model_or_die(lisa_model *m, const char *path) {
+    lisa_error err;
+    if (lisa_model_load_llama2c(m, path, NULL, &err) != LISA_OK) die("%s", err.message);
+}
+
+static void load_tokens_or_die(lisa_tokens *d, const char *path, int vocab) {
+    lisa_error err;
+    if (lisa_tokens_load(d, path, NULL, &err) != LISA_OK) die("%s", err.message);
+    if (lisa_tokens_check_vocab(d, vocab, path, &err) != LISA_OK) die("%s", err.message);
+}
+
+/* ---- train --------------------------------------------------------------- */
+
+static const char *train_help =
+    "usage: lisa train (--model IN.bin | --init SPEC) --data TRAIN.tok --out OUT.bin [options]\n"
+    "\n"
+    "  --model IN.bin        start from a llama2.c checkpoint\n"
+    "  --init SPEC           start from random weights of this shape, e.g.\n"
+    "                        dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1\n"
+    "                        (hidden default: 8/3 dim rounded up to 32; kv_heads default: heads;\n"
+    "                        seq default 256; tied default 1; also norm_eps=, rope_theta=)\n"
+    "  --data TRAIN.tok      llm.c token file (uint16 or uint32)\n"
+    "  --out OUT.bin         where to write the trained model (llama2.c format; written at the end)\n"
+    "  --steps N             optimizer steps (default 100)\n"
+    "  --batch B             sequences per step (default 4)\n"
+    "  --seq T               tokens per sequence (default: 64, at most the model's seq)\n"
+    "  --lr X                peak learning rate (default 3e-4)\n"
+    "  --min-lr X            final learning rate of cosine and linear schedules (default 0)\n"
+    "  --warmup N            linear warmup steps (default 0)\n"
+    "  --schedule S          constant | cosine | linear (default constant)\n"
+    "  --weight-decay X      AdamW decoupled weight decay, not applied to norms (default 0)\n"
+    "  --beta1 X             (default 0.9)\n"
+    "  --beta2 X             (default 0.999)\n"
+    "  --eps X               (default 1e-8)\n"
+    "  --grad-clip X         clip the global gradient norm to X; 0 is off (default 0)\n"
+    "  --checkpointing       keep only layer inputs and recompute in backward (less memory)\n"
+    "  --seed S              seed of --init's random weights (default 1)\n"
+    "  --threads N           OpenMP threads (default: OpenMP's own default)\n"
+    "  --log FILE.jsonl      one JSON object per step: step, loss, lr, grad_norm, tokens_per_s, ms\n"
+    "\n"
+    "Batch i reads B rows of T tokens from offset i*B*T of the token file, targets shifted by\n"
+    "one, wrapping at the end of the file.\n";
+
+typedef struct train_opts {
+    const char *model, *init, *data, *out, *log;
+    int steps, threads;
+    unsigned long long seed;
+    lisa_train_config tc;
+} train_opts;
+
+static void parse_train(train_opts *o, int argc, char **argv) {
+    args a;
+    memset(o, 0, sizeof *o);
+    o->steps = 100;
+    o->seed = 1;
+    o->tc = lisa_train_config_default();
+    o->tc.seq = 0; /* 0: 64, capped by the model */
+    a.argc = argc;
+    a.argv = argv;
+    for (a.i = 0; a.i < argc; a.i++) {
+        const char *f = argv[a.i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(train_help, stdout); exit(0); }
+        else if (!strcmp(f, "--model")) o->model = arg_value(&a, f);
+        else if (!strcmp(f, "--init")) o->init = arg_value(&a, f);
+        else if (!strcmp(f, "--data")) o->data = arg_value(&a, f);
+        else if (!strcmp(f, "--out")) o->out = arg_value(&a, f);
+        else if (!strcmp(f, "--log")) o->log = arg_value(&a, f);
+        else if (!strcmp(f, "--steps")) o->steps = (int)arg_long(&a, f, 0, 1L << 30);
+        else if (!strcmp(f, "--batch")) o->tc.batch = (int)arg_long(&a, f, 1, 1 << 20);
+        else if (!strcmp(f, "--seq")) o->tc.seq = (int)arg_long(&a, f, 1, 1 << 24);
+        else if (!strcmp(f, "--lr")) o->tc.schedule.lr = arg_float(&a, f);
+        else if (!strcmp(f, "--min-lr")) o->tc.schedule.min_lr = arg_float(&a, f);
+        else if (!strcmp(f, "--warmup")) o->tc.schedule.warmup = (int)arg_long(&a, f, 0, 1L << 30);
+        else if (!strcmp(f, "--schedule")) {
+            const char *s = arg_value(&a, f);
+            if (!strcmp(s, "constant")) o->tc.schedule.kind = LISA_SCHEDULE_CONSTANT;
+            else if (!strcmp(s, "cosine")) o->tc.schedule.kind = LISA_SCHEDULE_COSINE;
+            else if (!strcmp(s, "linear")) o->tc.schedule.kind = LISA_SCHEDULE_LINEAR;
+            else die("--schedule must be constant, cosine or linear, not '%s'", s);
+        } else if (!strcmp(f, "--weight-decay")) o->tc.weight_decay = arg_float(&a, f);
+        else if (!strcmp(f, "--beta1")) o->tc.beta1 = arg_float(&a, f);
+        else if (!strcmp(f, "--beta2")) o->tc.beta2 = arg_float(&a, f);
+        else if (!strcmp(f, "--eps")) o->tc.eps = arg_float(&a, f);
+        else if (!strcmp(f, "--grad-clip")) o->tc.grad_clip = arg_float(&a, f);
+        else if (!strcmp(f, "--checkpointing")) o->tc.checkpointing = 1;
+        else if (!strcmp(f, "--seed")) o->seed = (unsigned long long)arg_long(&a, f, 0, 0x7fffffffL);
+        else if (!strcmp(f, "--threads")) o->threads = (int)arg_long(&a, f, 1, 4096);
+        else die("train: unknown option '%s' (see lisa train --help)", f);
+    }
+    if (!o->model == !o->init) die("%s", "train: give exactly one of --model and --init");
+    if (!o->data) die("%s", "train: --data is required");
+    if (!o->out) die("%s", "train: --out is required");
+    o->tc.schedule.total_steps = o->steps;
+}
+
+/* One progress line: redrawn in place on a terminal, a plain line otherwise. */
+static void progress(const lisa_step_info *s, int steps, double tok_s, double elapsed) {
+    int tty = isatty(2);
+    double left = s->step > 0 ? elapsed / s->step * (steps - s->step) : 0.0;
+    if (!tty && s->step != 1 && s->step != steps && s->step % LISA__MAX(1, steps / 20) != 0) return;
+    fprintf(stderr, "%sstep %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %.0fs left%s", tty ? "\r" : "",
+            s->step, steps, s->loss, s->lr, tok_s, left, tty ? "   " : "\n");
+    if (tty && s->step == steps) fputc('\n', stderr);
+}
+
+static int train_loop(lisa_model *m, const lisa_tokens *data, const train_opts *o, FILE *log) {
+    lisa_trainer t;
+    lisa_error err;
+    int *inputs, *targets, i;
+    size_t span;
+    double start = now_seconds();
+    if (lisa_trainer_init(&t, m, &o->tc, NULL, &err) != LISA_OK) die("%s", err.message);
+    span = (size_t)o->tc.batch * o->tc.seq;
+    inputs = (int *)malloc(2 * span * sizeof(int));
+    if (!inputs) die("%s", "out of memory");
+    targets = inputs + span;
+    fprintf(stderr, "training %d steps, batch %d x seq %d, %d thread(s), %.1f MB held\n", o->steps,
+            o->tc.batch, o->tc.seq, thread_count(), lisa_trainer_total_bytes(&t) / 1e6);
+    for (i = 0; i < o->steps; i++) {
+        lisa_step_info s;
+        double t0 = now_seconds(), ms;
+        lisa_tokens_batch(data, i, o->tc.batch, o->tc.seq, inputs, targets);
+        lisa_trainer_step(&t, inputs, targets, &s);
+        ms = (now_seconds() - t0) * 1e3;
+        if (log)
+            fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"ms\":%.3f}\n",
+                    s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms);
+        progress(&s, o->steps, span / (ms / 1e3), now_seconds() - start);
+    }
+    free(inputs);
+    lisa_trainer_free(&t);
+    return 0;
+}
+
+static int cmd_train(int argc, char **argv) {
+    train_opts o;
+    lisa_model m;
+    lisa_tokens data;
+    lisa_error err;
+    FILE *log = NULL;
+    parse_train(&o, argc, argv);
+    set_threads(o.threads);
+    if (o.model) load_model_or_die(&m, o.model);
+    else {
+        lisa_config c = parse_init(o.init);
+        if (lisa_model_init(&m, &c, NULL, &err) != LISA_OK) die("--init: %s", err.message);
+        lisa_model_init_random(&m, o.seed);
+    }
+    if (o.tc.seq == 0) o.tc.seq = LISA__MIN(64, m.config.max_seq_len);
+    load_tokens_or_die(&data, o.data, m.config.vocab_size);
+    if (o.log && !(log = fopen(o.log, "w"))) die("cannot open %s for writing", o.log);
+    train_loop(&m, &data, &o, log);
+    if (log) fclose(log);
+    if (lisa_model_save_llama2c(&m, o.out, &err) != LISA_OK) die("%s", err.message);
+    fprintf(stderr, "wrote %s\n", o.out);
+    lisa_tokens_free(&data);
+    lisa_model_free(&m);
+    return 0;
+}
+
+/* ---- eval ---------------------------------------------------------------- */
+
+static const char *eval_help =
+    "usage: lisa eval --model M.bin --data X.tok [options]\n"
+    "\n"
+    "Prints the mean loss over the batches and its perplexity, exp(loss).\n"
+    "  --model M.bin     llama2.c checkpoint\n"
+    "  --data X.tok      llm.c token file\n"
+    "  --batch B         sequences per batch (default 4)\n"
+    "  --seq T           tokens per sequence (default: 64, at most the model's seq)\n"
+    "  --batches N       batches to average (default: as many as cover the file once, at least 1)\n"
+    "  --threads N       OpenMP threads (default: OpenMP's own default)\n";
+
+/* Mean loss over n batches of the token file, weighted by counted targets. */
+static double eval_loss(const lisa_model *m, const lisa_tokens *data, int B, int T, long n) {
+    lisa_acts a;
+    lisa_error err;
+    int *inputs = (int *)malloc(2 * (size_t)B * T * sizeof(int)), *targets;
+    double sum = 0.0;
+    long counted = 0, i;
+    if (!inputs) die("%s", "out of memory");
+    targets = inputs + (size_t)B * T;
+    if (lisa_acts_init(&a, &m->config, B, T, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+    for (i = 0; i < n; i++) {
+        float loss;
+        lisa_tokens_batch(data, i, B, T, inputs, targets);
+        loss = lisa_model_forward(m, &a, inputs, targets, B, T);
+        sum += (double)loss * a.n_counted;
+        counted += a.n_counted;
+    }
+    lisa_acts_free(&a);
+    free(inputs);
+    return counted ? sum / counted : 0.0;
+}
+
+static int cmd_eval(int argc, char **argv) {
+    const char *model = NULL, *path = NULL;
+    int B = 4, T = 0, threads = 0;
+    long batches = 0;
+    lisa_model m;
+    lisa_tokens data;
+    double loss;
+    args a;
+    a.argc = argc;
+    a.argv = argv;
+    for (a.i = 0; a.i < argc; a.i++) {
+        const char *f = argv[a.i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(eval_help, stdout); exit(0); }
+        else if (!strcmp(f, "--model")) model = arg_value(&a, f);
+        else if (!strcmp(f, "--data")) path = arg_value(&a, f);
+        else if (!strcmp(f, "--batch")) B = (int)arg_long(&a, f, 1, 1 << 20);
+        else if (!strcmp(f, "--seq")) T = (int)arg_long(&a, f, 1, 1 << 24);
+        else if (!strcmp(f, "--batches")) batches = arg_long(&a, f, 1, 1L << 30);
+        else if (!strcmp(f, "--threads")) threads = (int)arg_long(&a, f, 1, 4096);
+        else die("eval: unknown option '%s' (see lisa eval --help)", f);
+    }
+    if (!model || !path) die("%s", "eval: --model and --data are required");
+    set_threads(threads);
+    load_model_or_die(&m, model);
+    if (T == 0) T = LISA__MIN(64, m.config.max_seq_len);
+    if (T > m.config.max_seq_len) die("%s", "eval: --seq exceeds the model's maximum sequence length");
+    load_tokens_or_die(&data, path, m.config.vocab_size);
+    if (batches == 0) batches = LISA__MAX(1, (long)(data.n / ((size_t)B * T)));
+    loss = eval_loss(&m, &data, B, T, batches);
+    printf("loss %.6f perplexity %.4f (%ld batches of %d x %d)\n", loss, exp(loss), batches, B, T);
+    lisa_tokens_free(&data);
+    lisa_model_free(&m);
+    return 0;
+}
+
+/* ---- demo ---------------------------------------------------------------- */
+
+/* Built-in data: lines of a tiny arithmetic language ("12+7=19;"), as byte
+   tokens. Deterministic, so every run sees the same corpus. */
+static void demo_corpus(lisa_tokens *d, size_t n, uint64_t seed) {
+    lisa_rng rng;
+    size_t i = 0;
+    d->ids = (int *)malloc(n * sizeof(int));
+    if (!d->ids) die("%s", "out of memory");
+    d->n = n;
+    memset(&d->allocator, 0, sizeof d->allocator);
+    d->bytes = n * sizeof(int);
+    lisa_rng_seed(&rng, seed);
+    while (i < n) {
+        char line[32];
+        int x = (int)(lisa_rng_next(&rng) % 50), y = (int)(lisa_rng_next(&rng) % 50), k, len;
+        len = snprintf(line, sizeof line, "%d+%d=%d;", x, y, x + y);
+        for (k = 0; k < len && i < n; k++) d->ids[i++] = (unsigned char)line[k];
+    }
+}
+
+static int cmd_demo(int argc, char **argv) {
+    lisa_config c;
+    lisa_model m;
+    lisa_tokens train, val;
+    lisa_error err;
+    train_opts o;
+    double before, after;
+    (void)argv;
+    if (argc > 0) {
+        puts("usage: lisa demo\n\nTrains a 4-layer model from scratch on built-in arithmetic text\n"
+             "(\"12+7=19;\" as bytes) and reports held-out loss before and after. No files needed.");
+        return 0;
+    }
+    memset(&c, 0, sizeof c);
+    c.dim = 64; c.hidden_dim = 192; c.n_layers = 4; c.n_heads = 4; c.n_kv_heads = 2;
+    c.vocab_size = 256; c.max_seq_len = 64; c.tied_head = 1;
+    if (lisa_model_init(&m, &c, NULL, &err) != LISA_OK) die("%s", err.message);
+    lisa_model_init_random(&m, 1);
+    demo_corpus(&train, 200000, 1);
+    demo_corpus(&val, 20000, 2);
+    memset(&o, 0, sizeof o);
+    o.tc = lisa_train_config_default();
+    o.tc.batch = 8;
+    o.tc.seq = 64;
+    o.tc.schedule.kind = LISA_SCHEDULE_COSINE;
+    o.tc.schedule.lr = 3e-3f;
+    o.tc.schedule.min_lr = 3e-4f;
+    o.tc.schedule.warmup = 20;
+    o.tc.weight_decay = 0.01f;
+    o.tc.grad_clip = 1.0f;
+    o.steps = 300;
+    o.tc.schedule.total_steps = o.steps;
+    printf("demo: a %d-layer LLaMA (dim %d, %d heads, %d kv heads) learns \"x+y=z;\" from scratch\n",
+           c.n_layers, c.dim, c.n_heads, c.n_kv_heads);
+    before = eval_loss(&m, &val, 8, 64, 20);
+    train_loop(&m, &train, &o, NULL);
+    after = eval_loss(&m, &val, 8, 64, 20);
+    printf("held-out loss: %.4f before, %.4f after (uniform guessing: %.4f)\n", before, after, log(256.0));
+    free(train.ids);
+    free(val.ids);
+    lisa_model_free(&m);
+    return after < before ? 0 : 1;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static const char *main_help =
+    "usage: lisa COMMAND [options]   (lisa COMMAND --help for each command's options)\n"
+    "\n"
+    "  train   train a model on a token file (full fine-tuning)\n"
+    "  eval    mean loss and perplexity of a model on a token file\n"
+    "  demo    train a small model on built-in data, no files needed\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(main_help, stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
+    fprintf(stderr, "lisa: unknown command '%s'\n%s", argv[1], main_help);
+    return 2;
+}

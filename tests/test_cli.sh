@@ -1,0 +1,86 @@
+#!/bin/sh
+# End-to-end tests of build/lisa: train, eval, resume from a saved model, the
+# log format, checkpointing, help texts and bad input. Usage: test_cli.sh BUILD_DIR
+build=${1:-build}
+lisa=$build/lisa
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+check() { # check DESCRIPTION COMMAND...
+    desc=$1
+    shift
+    if "$@" > "$tmp/check.out" 2>&1; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL: $desc"
+        sed 's/^/    /' "$tmp/check.out" | head -20
+    fi
+}
+
+# An llm.c token file (magic 20240520, version 1, uint16) written with printf:
+# a repeating sentence of byte-sized tokens, so a small model can learn it.
+le32() { printf "\\$(printf %03o $(($1 & 255)))\\$(printf %03o $((($1 >> 8) & 255)))\\$(printf %03o $((($1 >> 16) & 255)))\\$(printf %03o $((($1 >> 24) & 255)))"; }
+make_tokens() { # make_tokens FILE COUNT
+    { le32 20240520; le32 1; le32 "$2"; i=3; while [ $i -lt 256 ]; do le32 0; i=$((i + 1)); done
+      awk -v n="$2" 'BEGIN { s = "the cat sat on the mat. "; for (i = 0; i < n; i++) { c = substr(s, i % length(s) + 1, 1); printf "%c%c", index(" .acehmnost", c) + 1, 0 } }'
+    } > "$1"
+}
+make_tokens "$tmp/train.tok" 4000
+make_tokens "$tmp/val.tok" 600
+
+init="dim=32,hidden=64,layers=2,heads=4,kv_heads=2,vocab=16,seq=32"
+train="$lisa train --data $tmp/train.tok --steps 30 --batch 4 --seq 16 --lr 3e-3"
+
+check "train from --init writes a model and a log" \
+    $train --init $init --out "$tmp/m.bin" --log "$tmp/log.jsonl" --schedule cosine --warmup 5 --min-lr 1e-4 --weight-decay 0.01 --grad-clip 1
+check "the model file exists" test -s "$tmp/m.bin"
+check "one log line per step" test "$(wc -l < "$tmp/log.jsonl")" -eq 30
+check "log lines carry every field" sh -c "grep -c '^{\"step\":[0-9]*,\"loss\":[0-9.]*,\"lr\":[0-9.e+-]*,\"grad_norm\":[0-9.]*,\"tokens_per_s\":[0-9.]*,\"ms\":[0-9.]*}\$' '$tmp/log.jsonl' | grep -qx 30"
+check "steps count from 1 to 30" sh -c "head -1 '$tmp/log.jsonl' | grep -q '^{\"step\":1,' && tail -1 '$tmp/log.jsonl' | grep -q '^{\"step\":30,'"
+loss_of() { sed -n "$2p" "$1" | sed 's/.*"loss":\([0-9.]*\).*/\1/'; }
+first=$(loss_of "$tmp/log.jsonl" 1)
+last=$(loss_of "$tmp/log.jsonl" 30)
+check "training lowers the loss ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a * 0.8) }'
+
+check "eval prints loss and perplexity" sh -c "$lisa eval --model '$tmp/m.bin' --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/eval.txt' && grep -q '^loss [0-9.]* perplexity [0-9.]*' '$tmp/eval.txt'"
+check "train 0 steps saves the initial model" $train --init $init --steps 0 --out "$tmp/m0.bin"
+check "eval of the initial model" sh -c "$lisa eval --model '$tmp/m0.bin' --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/eval0.txt'"
+e0=$(sed 's/^loss \([0-9.]*\).*/\1/' "$tmp/eval0.txt")
+e1=$(sed 's/^loss \([0-9.]*\).*/\1/' "$tmp/eval.txt")
+check "trained model has lower held-out loss ($e0 -> $e1)" awk -v a="$e0" -v b="$e1" 'BEGIN { exit !(b < a) }'
+check "perplexity is exp(loss)" awk -v l="$e1" -v p="$(sed 's/.*perplexity \([0-9.]*\).*/\1/' "$tmp/eval.txt")" 'BEGIN { d = exp(l) - p; exit !(d < 1e-3 * p && d > -1e-3 * p) }'
+
+check "training continues from --model" $train --model "$tmp/m.bin" --out "$tmp/m2.bin" --steps 5 --log "$tmp/log2.jsonl"
+cont=$(loss_of "$tmp/log2.jsonl" 1)
+check "the continued run starts near where the first ended ($last vs $cont)" awk -v a="$last" -v b="$cont" 'BEGIN { exit !(b < a * 1.5 + 0.05) }'
+
+check "checkpointing gives the same losses" sh -c "$train --init $init --out '$tmp/c.bin' --log '$tmp/ck.jsonl' --checkpointing --schedule cosine --warmup 5 --min-lr 1e-4 --weight-decay 0.01 --grad-clip 1 &&
+    sed 's/,\"tokens_per_s.*//' '$tmp/log.jsonl' > '$tmp/a' && sed 's/,\"tokens_per_s.*//' '$tmp/ck.jsonl' > '$tmp/b' && cmp '$tmp/a' '$tmp/b'"
+check "checkpointing gives the same model" cmp "$tmp/m.bin" "$tmp/c.bin"
+
+fails_with() { # fails_with PATTERN COMMAND...: nonzero exit and PATTERN on stderr
+    pattern=$1
+    shift
+    if "$@" > "$tmp/out" 2> "$tmp/err"; then echo "unexpected success"; return 1; fi
+    grep -q -- "$pattern" "$tmp/err" || { echo "stderr lacks '$pattern':"; cat "$tmp/err"; return 1; }
+}
+check "missing data file is named" fails_with "$tmp/nope.tok" $train --init $init --data "$tmp/nope.tok" --out "$tmp/x.bin"
+printf 'garbage' > "$tmp/bad.bin"
+check "malformed model file is named" fails_with "$tmp/bad.bin: truncated header" $lisa eval --model "$tmp/bad.bin" --data "$tmp/val.tok"
+check "token ids beyond the vocabulary are caught" fails_with "outside the model's vocabulary" $train --init "dim=32,layers=1,heads=4,vocab=8,seq=32" --out "$tmp/x.bin"
+check "unknown option" fails_with "unknown option" $train --init $init --out "$tmp/x.bin" --bogus
+check "bad --init key" fails_with "unknown key" $train --init "dim=32,wat=1" --out "$tmp/x.bin"
+check "bad shape in --init" fails_with "does not divide" $train --init "dim=30,layers=1,heads=4,vocab=16" --out "$tmp/x.bin"
+check "no half-written output on failure" test ! -e "$tmp/x.bin"
+check "--model and --init together" fails_with "exactly one" $train --init $init --model "$tmp/m.bin" --out "$tmp/x.bin"
+
+for cmd in train eval; do
+    check "$cmd --help" sh -c "$lisa $cmd --help > '$tmp/help.txt'"
+done
+$lisa train --help > "$tmp/help.txt"
+check "train --help names every option" sh -c "for f in model init data out steps batch seq lr min-lr warmup schedule weight-decay beta1 beta2 eps grad-clip checkpointing seed threads log; do grep -q -- \"--\$f\" '$tmp/help.txt' || { echo missing \$f; exit 1; }; done"
+check "lisa --help" $lisa --help
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
