@@ -2,7 +2,7 @@
 #   make            build/lisa, the command-line program
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make demo       train a small model on built-in data (no downloads)
-#   make bench      speed of forward + backward on the reference shape
+#   make bench      speed and memory: the engine, then full fine-tuning against LISA
 #   make SAN=1 test the same tests under AddressSanitizer and UBSan (in build-san/)
 #   make OPENMP=0   build without threads
 
@@ -40,7 +40,7 @@ $(BUILD)/lisa: examples/lisa.c lisa.h | $(BUILD)
 $(BUILD)/test_%: tests/test_%.c lisa.h tests/test.h | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
-$(BUILD)/bench_engine: bench/bench_engine.c lisa.h | $(BUILD)
+$(BUILD)/bench_%: bench/bench_%.c lisa.h | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 test: $(addprefix $(BUILD)/,$(TESTS)) $(BUILD)/lisa
@@ -49,8 +49,9 @@ test: $(addprefix $(BUILD)/,$(TESTS)) $(BUILD)/lisa
 demo: $(BUILD)/lisa
 	$(BUILD)/lisa demo
 
-bench: $(BUILD)/bench_engine
+bench: $(BUILD)/bench_engine $(BUILD)/bench_lisa
 	$(BUILD)/bench_engine
+	$(BUILD)/bench_lisa
 
 clean:
 	rm -rf build build-san

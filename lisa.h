@@ -352,36 +352,84 @@ LISADEF float lisa_schedule_lr(const lisa_schedule *s, int step);
 /* Trainer                                                                    */
 /* ------------------------------------------------------------------------- */
 
+typedef enum lisa_mode {
+    LISA_MODE_FULL = 0,    /* every block trains */
+    LISA_MODE_LISA,        /* gamma sampled layers train, resampled every K steps */
+    LISA_MODE_MANUAL       /* the caller picks the layers: lisa_trainer_set_active_layers() */
+} lisa_mode;
+
+typedef enum lisa_layer_order {
+    LISA_ORDER_RANDOM = 0, /* gamma distinct layers, uniformly or by lisa_probs weights */
+    LISA_ORDER_CYCLIC      /* layers 0, 1, ... in turn, gamma at a time, wrapping around */
+} lisa_layer_order;
+
 typedef struct lisa_train_config {
     int batch, seq;
-    lisa_schedule schedule;
+    lisa_schedule schedule;  /* runs on the global step, across LISA switches */
     float beta1, beta2, eps, weight_decay;
-    float grad_clip;       /* 0: off */
+    float grad_clip;         /* 0: off */
     int checkpointing;
+    /* LISA (Pan et al., 2024, arXiv 2403.17919, Algorithm 1) */
+    lisa_mode mode;
+    int lisa_layers;         /* gamma: decoder layers trained at a time (0: 2) */
+    int lisa_interval;       /* K: steps between resamplings (0: 20) */
+    lisa_layer_order lisa_order;
+    const float *lisa_probs; /* n_layers sampling weights, copied at init; NULL: uniform */
+    uint64_t lisa_seed;      /* the sampler's own RNG */
+    int freeze_embed;        /* 1: the embedding never trains (with a tied head: the shared matrix) */
+    int freeze_final_norm;
+    int freeze_head;         /* 1: the head never trains (with a tied head: the shared matrix) */
+    int keep_state;          /* 1: layers that leave keep their AdamW moments and step, as the
+                                reference implementation does, at the memory cost of every
+                                sampled layer's moments; 0: they release them */
 } lisa_train_config;
 
 /* Defaults: batch 4, seq 64, constant lr 3e-4, betas 0.9 / 0.999, eps 1e-8,
-   weight decay 0, no clipping, no checkpointing. */
+   weight decay 0, no clipping, no checkpointing, full mode; LISA gamma 2,
+   K 20, random order, uniform, seed 0. */
 LISADEF lisa_train_config lisa_train_config_default(void);
 
+/* The layer sampler on its own: draws gamma distinct layers of n_layers. */
+typedef struct lisa_sampler {
+    int n_layers, gamma;
+    lisa_layer_order order;
+    const float *probs;      /* (n_layers) weights or NULL; borrowed */
+    int next;                /* cyclic order: the next layer to hand out */
+    lisa_rng rng;
+} lisa_sampler;
+
+LISADEF void lisa_sampler_init(lisa_sampler *s, int n_layers, int gamma, lisa_layer_order order,
+                               const float *probs, uint64_t seed);
+/* Writes gamma distinct layer indices, sorted ascending. Weighted draws take
+   one layer at a time with probability proportional to its weight among the
+   layers not yet taken (sampling without replacement). */
+LISADEF void lisa_sampler_draw(lisa_sampler *s, int *layers);
+
 /* Per-block training state: gradient and AdamW moments, allocated only while
-   the block trains. */
+   the block trains (moments also while it is frozen, with keep_state). */
 typedef struct lisa_block_state {
-    float *grad, *m, *v;
-    int step;                /* AdamW bias-correction step of this block */
+    float *grad;             /* NULL while frozen */
+    float *m, *v;            /* NULL when the block has no optimizer state */
+    int step;                /* AdamW bias-correction step of this block's moments */
     int active;
 } lisa_block_state;
 
 typedef struct lisa_trainer {
     lisa_model *model;
-    lisa_train_config config;
+    lisa_train_config config;    /* resolved; lisa_probs points at the trainer's copy */
     lisa_acts acts;
-    lisa_block_state *blocks;     /* (n_blocks) */
-    float **grad_ptrs;            /* (n_blocks) what backward receives */
-    size_t *block_sizes;          /* (n_blocks) floats in each block */
-    int step;                     /* optimizer steps taken */
+    lisa_sampler sampler;
+    /* tables, one allocation: */
+    lisa_block_state *blocks;    /* (n_blocks) */
+    float **grad_ptrs;           /* (n_blocks) what backward receives */
+    size_t *block_sizes;         /* (n_blocks) floats in each block */
+    int *active_layers;          /* (n_layers) sorted; the first n_active are valid */
+    float *probs;                /* (n_layers) copy of lisa_probs, or NULL */
+    int n_active;
+    int step;                    /* optimizer steps taken */
     lisa_allocator allocator;
-    size_t bytes;                 /* optimizer state, gradients and tables */
+    size_t bytes;                /* tables, gradients and optimizer state */
+    size_t peak_bytes;           /* most this trainer, its activations and model held at once */
 } lisa_trainer;
 
 typedef struct lisa_step_info {
@@ -389,17 +437,53 @@ typedef struct lisa_step_info {
     float loss;        /* before the update */
     float lr;
     float grad_norm;   /* before clipping */
+    int switched;      /* 1: the active layers changed before this step */
 } lisa_step_info;
 
-/* Sets up full fine-tuning of m (every block trains). Call lisa_trainer_free(). */
+/* Sets up training of m. Full mode: every block trains. LISA mode: the
+   first step draws the active layers. Call lisa_trainer_free(). */
 LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa_train_config *c,
                                       const lisa_allocator *a, lisa_error *err);
-/* One optimizer step on inputs and targets (batch x seq). */
+/* One optimizer step on inputs and targets (batch x seq). In LISA mode, a
+   step s (counting from 0) with s % K == 0 first draws new layers. Returns
+   LISA_ERR_NOMEM (and takes no step) if a newly active layer's memory cannot
+   be had. */
 LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const int *targets,
                                       lisa_step_info *info);
+/* Makes exactly these decoder layers the trained ones (any order, no
+   repeats): leaving layers give up their gradient and (without keep_state)
+   their moments; entering layers start from zero moments and step 0. */
+LISADEF lisa_result lisa_trainer_set_active_layers(lisa_trainer *t, const int *layers, int n);
 LISADEF void lisa_trainer_free(lisa_trainer *t);
 /* Bytes held by the trainer, its activations and its model together. */
 LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t);
+
+/* ------------------------------------------------------------------------- */
+/* Memory planner                                                             */
+/* ------------------------------------------------------------------------- */
+
+typedef enum lisa_dtype {
+    LISA_DTYPE_F32 = 0,  /* this header: everything fp32 */
+    LISA_DTYPE_BF16      /* the GPU design: bf16 weights and activations; active blocks add
+                            fp32 master weights, fp32 gradients and fp32 moments */
+} lisa_dtype;
+
+/* Bytes by category, computed by the same functions the allocations use:
+   for LISA_DTYPE_F32 a trainer's counted bytes (lisa_trainer_total_bytes)
+   equal peak exactly. */
+typedef struct lisa_memory_plan {
+    size_t weights;          /* the model's parameters (+ bf16: fp32 master copies of active blocks) */
+    size_t gradients;        /* active blocks only */
+    size_t optimizer;        /* AdamW moments: active blocks (keep_state: every layer, once sampled) */
+    size_t activations;      /* kept from forward to backward */
+    size_t scratch;          /* backward scratch */
+    size_t tables;           /* small bookkeeping */
+    size_t peak;             /* all of the above */
+    size_t params, trained_params;  /* counts, not bytes: total and trained at once */
+} lisa_memory_plan;
+
+LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_config *tc,
+                                     lisa_dtype dtype, lisa_memory_plan *plan, lisa_error *err);
 
 /* ------------------------------------------------------------------------- */
 /* Files: llama2.c checkpoints, llm.c token files                            */
@@ -1184,6 +1268,7 @@ static lisa_result lisa__model_alloc(lisa_model *m, const lisa_config *resolved,
     m->config = *resolved;
     m->layout = lisa_layout_of(resolved);
     m->allocator = lisa__allocator_or_default(a);
+    /* lisa__model_bytes() is the sum of these two; the planner uses it. */
     m->params = (float *)lisa__alloc(&m->allocator, m->layout.n_params * sizeof(float), &m->bytes);
     m->layers = (lisa_layer_weights *)lisa__alloc(
         &m->allocator, (size_t)resolved->n_layers * sizeof(lisa_layer_weights), &m->bytes);
@@ -1629,94 +1714,277 @@ LISADEF lisa_train_config lisa_train_config_default(void) {
     c.beta1 = 0.9f;
     c.beta2 = 0.999f;
     c.eps = 1e-8f;
+    c.mode = LISA_MODE_FULL;
+    c.lisa_layers = 2;
+    c.lisa_interval = 20;
+    c.lisa_order = LISA_ORDER_RANDOM;
     return c;
 }
 
-/* Gives block b a zeroed gradient and fresh moments (step 0). */
+/* --- the layer sampler ---------------------------------------------------- */
+
+LISADEF void lisa_sampler_init(lisa_sampler *s, int n_layers, int gamma, lisa_layer_order order,
+                               const float *probs, uint64_t seed) {
+    s->n_layers = n_layers;
+    s->gamma = gamma;
+    s->order = order;
+    s->probs = probs;
+    s->next = 0;
+    lisa_rng_seed(&s->rng, seed);
+}
+
+static void lisa__sort_ints(int *x, int n) {
+    int i, j;
+    for (i = 1; i < n; i++)
+        for (j = i; j > 0 && x[j - 1] > x[j]; j--) {
+            int t = x[j];
+            x[j] = x[j - 1];
+            x[j - 1] = t;
+        }
+}
+
+static int lisa__contains(const int *x, int n, int v) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (x[i] == v) return 1;
+    return 0;
+}
+
+/* One layer, by weight among those not in taken[0..n_taken). */
+static int lisa__draw_weighted(lisa_sampler *s, const int *taken, int n_taken) {
+    double total = 0.0, u;
+    int l, last = -1;
+    for (l = 0; l < s->n_layers; l++)
+        if (!lisa__contains(taken, n_taken, l)) total += s->probs[l];
+    u = (double)(lisa_rng_next(&s->rng) >> 11) * (1.0 / 9007199254740992.0) * total;
+    for (l = 0; l < s->n_layers; l++) {
+        if (lisa__contains(taken, n_taken, l) || s->probs[l] <= 0.0f) continue;
+        last = l;
+        if (u < s->probs[l]) return l;
+        u -= s->probs[l];
+    }
+    return last; /* u landed on the far edge through rounding */
+}
+
+LISADEF void lisa_sampler_draw(lisa_sampler *s, int *layers) {
+    int i;
+    for (i = 0; i < s->gamma; i++) {
+        int l;
+        if (s->order == LISA_ORDER_CYCLIC) {
+            l = s->next;
+            s->next = (s->next + 1) % s->n_layers;
+        } else if (s->probs) {
+            l = lisa__draw_weighted(s, layers, i);
+        } else {
+            do /* rejection keeps it table-free; gamma is at most n_layers */
+                l = (int)((double)(lisa_rng_next(&s->rng) >> 11) * (1.0 / 9007199254740992.0) * s->n_layers);
+            while (lisa__contains(layers, i, l));
+        }
+        layers[i] = l;
+    }
+    lisa__sort_ints(layers, s->gamma);
+}
+
+/* --- configuration and sizes ---------------------------------------------- */
+
+/* Fills in defaults and checks c against the model config mc. */
+static lisa_result lisa__train_config_check(lisa_train_config *c, const lisa_config *mc, lisa_error *err) {
+    int l, positive = 0;
+    if (c->lisa_layers == 0) c->lisa_layers = 2;
+    if (c->lisa_interval == 0) c->lisa_interval = 20;
+    if (c->batch <= 0 || c->seq <= 0 || c->seq > mc->max_seq_len)
+        return lisa__fail(err, LISA_ERR_INVALID, "batch %d x seq %d: need batch >= 1 and 1 <= seq <= max_seq_len %d",
+                          c->batch, c->seq, mc->max_seq_len);
+    if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f && c->beta2 >= 0.0f && c->beta2 < 1.0f && c->eps >= 0.0f &&
+          c->schedule.lr >= 0.0f && c->weight_decay >= 0.0f && c->grad_clip >= 0.0f && c->schedule.warmup >= 0))
+        return lisa__fail(err, LISA_ERR_INVALID, "optimizer settings out of range (betas in [0,1), eps, lr, "
+                                                 "weight decay, clipping and warmup not negative)");
+    if (c->mode != LISA_MODE_FULL && c->mode != LISA_MODE_LISA && c->mode != LISA_MODE_MANUAL)
+        return lisa__fail(err, LISA_ERR_INVALID, "unknown training mode %d", (int)c->mode);
+    if (c->mode == LISA_MODE_FULL) return LISA_OK;
+    if (c->lisa_layers < 1 || c->lisa_layers > mc->n_layers)
+        return lisa__fail(err, LISA_ERR_INVALID, "LISA layers %d: need 1 to n_layers (%d)", c->lisa_layers, mc->n_layers);
+    if (c->lisa_interval < 1)
+        return lisa__fail(err, LISA_ERR_INVALID, "LISA interval %d: need at least 1 step", c->lisa_interval);
+    if (c->lisa_order != LISA_ORDER_RANDOM && c->lisa_order != LISA_ORDER_CYCLIC)
+        return lisa__fail(err, LISA_ERR_INVALID, "unknown LISA order %d", (int)c->lisa_order);
+    if (c->lisa_probs) {
+        for (l = 0; l < mc->n_layers; l++) {
+            float p = c->lisa_probs[l];
+            if (!(p >= 0.0f && p <= 3.4e38f))
+                return lisa__fail(err, LISA_ERR_INVALID, "LISA probability of layer %d is %g: need a finite value >= 0", l, p);
+            positive += p > 0.0f;
+        }
+        if (positive < c->lisa_layers)
+            return lisa__fail(err, LISA_ERR_INVALID, "LISA probabilities: %d layers have weight > 0, fewer than the %d to draw",
+                              positive, c->lisa_layers);
+    }
+    return LISA_OK;
+}
+
+/* The trainer's tables, one allocation: blocks | grad_ptrs | block_sizes |
+   active_layers (2 x n_layers: current and next) | probs (when given). */
+static size_t lisa__trainer_tables_bytes(const lisa_config *c, const lisa_train_config *tc) {
+    size_t nb = (size_t)lisa_n_blocks(c), L = (size_t)c->n_layers;
+    return nb * (sizeof(lisa_block_state) + sizeof(float *) + sizeof(size_t)) + 2 * L * sizeof(int) +
+           (tc->mode != LISA_MODE_FULL && tc->lisa_probs ? L * sizeof(float) : 0);
+}
+
+static size_t lisa__model_bytes(const lisa_config *c) {
+    return lisa_layout_of(c).n_params * sizeof(float) + (size_t)c->n_layers * sizeof(lisa_layer_weights);
+}
+
+/* Does non-layer block b train? With a tied head the embedding block holds
+   the shared matrix, which trains only if neither of its uses is frozen. */
+static int lisa__fixed_block_trains(const lisa_config *c, const lisa_train_config *tc, int b) {
+    if (lisa_block_size(c, b) == 0) return 0;
+    if (b == LISA_BLOCK_EMBED) return !tc->freeze_embed && !(c->tied_head && tc->freeze_head);
+    if (b == lisa_block_final_norm(c)) return !tc->freeze_final_norm;
+    return !tc->freeze_head;
+}
+
+/* --- block state ---------------------------------------------------------- */
+
+/* Block b trains from now on: a zeroed gradient, and zero moments at step 0
+   unless it kept its moments (keep_state). Undoes itself on failure. */
 static lisa_result lisa__block_activate(lisa_trainer *t, int b) {
     lisa_block_state *s = &t->blocks[b];
-    size_t n = lisa_block_size(&t->model->config, b);
+    size_t n = t->block_sizes[b];
+    int fresh = s->m == NULL;
     if (s->active || n == 0) return LISA_OK;
     s->grad = (float *)lisa__alloc(&t->allocator, n * sizeof(float), &t->bytes);
-    s->m = (float *)lisa__alloc(&t->allocator, 2 * n * sizeof(float), &t->bytes);
+    if (fresh) s->m = (float *)lisa__alloc(&t->allocator, 2 * n * sizeof(float), &t->bytes);
     if (!s->grad || !s->m) {
         lisa__free(&t->allocator, s->grad, n * sizeof(float), &t->bytes);
-        lisa__free(&t->allocator, s->m, 2 * n * sizeof(float), &t->bytes);
-        s->grad = s->m = NULL;
+        if (fresh) lisa__free(&t->allocator, s->m, 2 * n * sizeof(float), &t->bytes);
+        s->grad = NULL;
+        if (fresh) s->m = NULL;
         return LISA_ERR_NOMEM;
     }
-    s->v = s->m + n;
-    memset(s->m, 0, 2 * n * sizeof(float));
-    s->step = 0;
+    if (fresh) {
+        s->v = s->m + n;
+        memset(s->m, 0, 2 * n * sizeof(float));
+        s->step = 0;
+    }
     s->active = 1;
     t->grad_ptrs[b] = s->grad;
     return LISA_OK;
 }
 
-/* Releases block b's gradient and moments: a frozen block costs nothing. */
-static void lisa__block_release(lisa_trainer *t, int b) {
+/* Block b stops training: its gradient goes, and its moments too unless kept. */
+static void lisa__block_deactivate(lisa_trainer *t, int b, int keep_moments) {
     lisa_block_state *s = &t->blocks[b];
-    size_t n = lisa_block_size(&t->model->config, b);
+    size_t n = t->block_sizes[b];
     lisa__free(&t->allocator, s->grad, n * sizeof(float), &t->bytes);
-    lisa__free(&t->allocator, s->m, 2 * n * sizeof(float), &t->bytes);
-    s->grad = s->m = s->v = NULL;
+    s->grad = NULL;
     s->active = 0;
-    s->step = 0;
     t->grad_ptrs[b] = NULL;
+    if (!keep_moments) {
+        lisa__free(&t->allocator, s->m, 2 * n * sizeof(float), &t->bytes);
+        s->m = s->v = NULL;
+        s->step = 0;
+    }
+}
+
+static void lisa__note_peak(lisa_trainer *t) {
+    size_t total = lisa_trainer_total_bytes(t);
+    if (total > t->peak_bytes) t->peak_bytes = total;
 }
 
 LISADEF void lisa_trainer_free(lisa_trainer *t) {
     int b, nb;
     if (!t->model) return;
     nb = lisa_n_blocks(&t->model->config);
-    if (t->blocks && t->grad_ptrs)
-        for (b = 0; b < nb; b++) lisa__block_release(t, b);
-    lisa__free(&t->allocator, t->blocks, (size_t)nb * sizeof(lisa_block_state), &t->bytes);
-    lisa__free(&t->allocator, t->grad_ptrs, (size_t)nb * sizeof(float *), &t->bytes);
-    lisa__free(&t->allocator, t->block_sizes, (size_t)nb * sizeof(size_t), &t->bytes);
+    if (t->blocks)
+        for (b = 0; b < nb; b++) lisa__block_deactivate(t, b, 0);
+    lisa__free(&t->allocator, t->blocks, lisa__trainer_tables_bytes(&t->model->config, &t->config), &t->bytes);
     lisa_acts_free(&t->acts);
     t->blocks = NULL;
     t->grad_ptrs = NULL;
     t->block_sizes = NULL;
+    t->active_layers = NULL;
+    t->probs = NULL;
     t->model = NULL;
+}
+
+LISADEF lisa_result lisa_trainer_set_active_layers(lisa_trainer *t, const int *layers, int n) {
+    const lisa_config *mc = &t->model->config;
+    int *next = t->active_layers + mc->n_layers, i, b;
+    if (n < 0 || n > mc->n_layers) return LISA_ERR_INVALID;
+    for (i = 0; i < n; i++) {
+        if (layers[i] < 0 || layers[i] >= mc->n_layers || lisa__contains(layers, i, layers[i]))
+            return LISA_ERR_INVALID;
+        next[i] = layers[i];
+    }
+    lisa__sort_ints(next, n);
+    /* Release leaving layers before taking new ones, so a switch never holds both. */
+    for (i = 0; i < t->n_active; i++)
+        if (!lisa__contains(next, n, t->active_layers[i]))
+            lisa__block_deactivate(t, LISA_BLOCK_LAYER(t->active_layers[i]), t->config.keep_state);
+    t->n_active = 0;
+    for (i = 0; i < n; i++) {
+        b = LISA_BLOCK_LAYER(next[i]);
+        if (lisa__block_activate(t, b) != LISA_OK) {
+            /* Keep the trainer consistent: only the layers that got memory train. */
+            lisa__note_peak(t);
+            return LISA_ERR_NOMEM;
+        }
+        t->active_layers[t->n_active++] = next[i];
+    }
+    lisa__note_peak(t);
+    return LISA_OK;
 }
 
 LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa_train_config *c,
                                       const lisa_allocator *a, lisa_error *err) {
-    int b, nb = lisa_n_blocks(&m->config);
+    const lisa_config *mc = &m->config;
+    int b, l, nb = lisa_n_blocks(mc), L = mc->n_layers;
     lisa_result r;
+    unsigned char *p;
     memset(t, 0, sizeof *t);
-    if (c->batch <= 0 || c->seq <= 0 || c->seq > m->config.max_seq_len)
-        return lisa__fail(err, LISA_ERR_INVALID, "batch %d x seq %d: need batch >= 1 and 1 <= seq <= max_seq_len %d",
-                          c->batch, c->seq, m->config.max_seq_len);
-    if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f && c->beta2 >= 0.0f && c->beta2 < 1.0f && c->eps >= 0.0f &&
-          c->schedule.lr >= 0.0f && c->weight_decay >= 0.0f && c->grad_clip >= 0.0f && c->schedule.warmup >= 0))
-        return lisa__fail(err, LISA_ERR_INVALID, "optimizer settings out of range (betas in [0,1), eps, lr, "
-                                                 "weight decay, clipping and warmup not negative)");
-    t->model = m;
     t->config = *c;
+    r = lisa__train_config_check(&t->config, mc, err);
+    if (r != LISA_OK) return r;
+    if (t->config.mode == LISA_MODE_FULL) t->config.lisa_probs = NULL;
+    t->model = m;
     t->allocator = lisa__allocator_or_default(a);
-    t->blocks = (lisa_block_state *)lisa__alloc(&t->allocator, (size_t)nb * sizeof(lisa_block_state), &t->bytes);
-    if (t->blocks) memset(t->blocks, 0, (size_t)nb * sizeof(lisa_block_state));
-    t->grad_ptrs = (float **)lisa__alloc(&t->allocator, (size_t)nb * sizeof(float *), &t->bytes);
-    if (t->grad_ptrs) memset(t->grad_ptrs, 0, (size_t)nb * sizeof(float *));
-    t->block_sizes = (size_t *)lisa__alloc(&t->allocator, (size_t)nb * sizeof(size_t), &t->bytes);
-    if (!t->blocks || !t->grad_ptrs || !t->block_sizes) {
-        lisa_trainer_free(t);
+    p = (unsigned char *)lisa__alloc(&t->allocator, lisa__trainer_tables_bytes(mc, &t->config), &t->bytes);
+    if (!p) {
+        t->model = NULL;
         return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for the trainer's tables");
     }
-    for (b = 0; b < nb; b++) t->block_sizes[b] = lisa_block_size(&m->config, b);
-    r = lisa_acts_init(&t->acts, &m->config, c->batch, c->seq, c->checkpointing, &t->allocator, err);
+    memset(p, 0, lisa__trainer_tables_bytes(mc, &t->config));
+    t->blocks = (lisa_block_state *)p;
+    t->grad_ptrs = (float **)(t->blocks + nb);
+    t->block_sizes = (size_t *)(t->grad_ptrs + nb);
+    t->active_layers = (int *)(t->block_sizes + nb);
+    if (t->config.lisa_probs) {
+        t->probs = (float *)(t->active_layers + 2 * L);
+        memcpy(t->probs, t->config.lisa_probs, (size_t)L * sizeof(float));
+        t->config.lisa_probs = t->probs;
+    }
+    for (b = 0; b < nb; b++) t->block_sizes[b] = lisa_block_size(mc, b);
+    lisa_sampler_init(&t->sampler, L, t->config.lisa_layers, t->config.lisa_order, t->probs, t->config.lisa_seed);
+    r = lisa_acts_init(&t->acts, mc, t->config.batch, t->config.seq, t->config.checkpointing, &t->allocator, err);
     if (r != LISA_OK) {
         lisa_trainer_free(t);
         return r;
     }
     for (b = 0; b < nb; b++) {
-        if (lisa__block_activate(t, b) != LISA_OK) {
+        int is_layer = b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(L - 1);
+        if (!is_layer && lisa__fixed_block_trains(mc, &t->config, b) && lisa__block_activate(t, b) != LISA_OK) {
             lisa_trainer_free(t);
             return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for gradients and optimizer state");
         }
     }
+    if (t->config.mode == LISA_MODE_FULL) {
+        for (l = 0; l < L; l++) t->active_layers[L + l] = l;
+        if (lisa_trainer_set_active_layers(t, t->active_layers + L, L) != LISA_OK) {
+            lisa_trainer_free(t);
+            return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for gradients and optimizer state");
+        }
+    }
+    lisa__note_peak(t);
     lisa__ok(err);
     return LISA_OK;
 }
@@ -1741,8 +2009,14 @@ static void lisa__block_update(lisa_trainer *t, int b, float lr) {
 LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const int *targets,
                                       lisa_step_info *info) {
     const lisa_config *mc = &t->model->config;
-    int b, nb = lisa_n_blocks(mc);
+    int b, nb = lisa_n_blocks(mc), switched = 0;
     float loss, norm, lr;
+    if (t->config.mode == LISA_MODE_LISA && t->step % t->config.lisa_interval == 0) {
+        int *next = t->active_layers + mc->n_layers;
+        lisa_sampler_draw(&t->sampler, next);
+        switched = 1;
+        if (lisa_trainer_set_active_layers(t, next, t->config.lisa_layers) != LISA_OK) return LISA_ERR_NOMEM;
+    }
     for (b = 0; b < nb; b++)
         if (t->grad_ptrs[b]) memset(t->grad_ptrs[b], 0, t->block_sizes[b] * sizeof(float));
     loss = lisa_model_forward(t->model, &t->acts, inputs, targets, t->config.batch, t->config.seq);
@@ -1757,12 +2031,58 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
         info->loss = loss;
         info->lr = lr;
         info->grad_norm = norm;
+        info->switched = switched;
     }
     return LISA_OK;
 }
 
 LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t) {
     return t->bytes + t->acts.bytes + t->model->bytes;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Memory planner                                                             */
+/* ------------------------------------------------------------------------- */
+
+LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_config *tc,
+                                     lisa_dtype dtype, lisa_memory_plan *plan, lisa_error *err) {
+    lisa_config rc = *c;
+    lisa_train_config rt = *tc;
+    lisa_layout L;
+    size_t act, scratch, layers_trained, layers_with_state, fixed = 0, BT;
+    int b;
+    lisa_result r;
+    memset(plan, 0, sizeof *plan);
+    if ((r = lisa__config_check(&rc, NULL, err)) != LISA_OK) return r;
+    if ((r = lisa__train_config_check(&rt, &rc, err)) != LISA_OK) return r;
+    if (dtype != LISA_DTYPE_F32 && dtype != LISA_DTYPE_BF16)
+        return lisa__fail(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
+    L = lisa_layout_of(&rc);
+    for (b = 0; b < lisa_n_blocks(&rc); b++)
+        if ((b == LISA_BLOCK_EMBED || b > rc.n_layers) && lisa__fixed_block_trains(&rc, &rt, b))
+            fixed += lisa_block_size(&rc, b);
+    layers_trained = rt.mode == LISA_MODE_FULL ? (size_t)rc.n_layers : (size_t)rt.lisa_layers;
+    /* keep_state: every layer sampled so far keeps its moments; over a run, all of them. */
+    layers_with_state = rt.keep_state ? (size_t)rc.n_layers : layers_trained;
+    plan->params = L.n_params;
+    plan->trained_params = fixed + layers_trained * L.layer.size;
+    lisa_acts_size(&rc, rt.batch, rt.seq, rt.checkpointing, &act, &scratch);
+    plan->gradients = plan->trained_params * sizeof(float);
+    plan->optimizer = (fixed + layers_with_state * L.layer.size) * 2 * sizeof(float);
+    plan->tables = lisa__trainer_tables_bytes(&rc, &rt);
+    if (dtype == LISA_DTYPE_F32) {
+        plan->weights = lisa__model_bytes(&rc);
+        plan->activations = act;
+        plan->scratch = scratch;
+    } else {
+        BT = (size_t)rt.batch * rt.seq;
+        plan->weights = L.n_params * 2 + plan->trained_params * sizeof(float);
+        plan->activations = (act - 2 * BT * sizeof(int)) / 2 + 2 * BT * sizeof(int);
+        plan->scratch = scratch / 2;
+    }
+    plan->peak = plan->weights + plan->gradients + plan->optimizer + plan->activations + plan->scratch + plan->tables;
+    lisa__ok(err);
+    return LISA_OK;
 }
 
 /* ------------------------------------------------------------------------- */
