@@ -2,8 +2,10 @@
 
    Build:  cc -O3 -march=native -fopenmp -o lisa examples/lisa.c -lm    (or: make)
 
-   build/lisa train ...   train a model (from a file or freshly initialised) on a token file
+   build/lisa train ...   train a model (from a file or freshly initialised) on a token file,
+                          fully or with LISA
    build/lisa eval ...    mean loss and perplexity of a model on a token file
+   build/lisa plan ...    memory of a training setup, by category, without allocating it
    build/lisa demo        train a small model on built-in data: no files needed
    Run any of them with --help for every option and its default. */
 #define _POSIX_C_SOURCE 200809L
@@ -61,13 +63,28 @@ static float arg_float(args *a, const char *flag) {
     return (float)v;
 }
 
-/* Parses "dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1". */
+/* Well-known shapes, from the models' published configurations. */
+static const struct named_shape {
+    const char *name, *spec;
+} named_shapes[] = {
+    {"stories15m", "dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1"},
+    {"tinyllama-1b", "dim=2048,hidden=5632,layers=22,heads=32,kv_heads=4,vocab=32000,seq=2048,tied=0"},
+    {"llama2-7b", "dim=4096,hidden=11008,layers=32,heads=32,kv_heads=32,vocab=32000,seq=4096,tied=0"},
+    {"llama2-13b", "dim=5120,hidden=13824,layers=40,heads=40,kv_heads=40,vocab=32000,seq=4096,tied=0"},
+    {"llama2-70b", "dim=8192,hidden=28672,layers=80,heads=64,kv_heads=8,vocab=32000,seq=4096,tied=0"},
+};
+
+/* Parses "dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1",
+   or one of the names above. */
 static lisa_config parse_init(const char *spec) {
     lisa_config c;
     char buf[512], *tok, *save = NULL;
+    size_t i;
     memset(&c, 0, sizeof c);
     c.tied_head = 1;
     c.max_seq_len = 256;
+    for (i = 0; i < sizeof named_shapes / sizeof named_shapes[0]; i++)
+        if (!strcmp(spec, named_shapes[i].name)) spec = named_shapes[i].spec;
     if (strlen(spec) >= sizeof buf) die("--init spec too long: %s", spec);
     strcpy(buf, spec);
     for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -130,7 +147,8 @@ static const char *train_help =
     "  --init SPEC           start from random weights of this shape, e.g.\n"
     "                        dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1\n"
     "                        (hidden default: 8/3 dim rounded up to 32; kv_heads default: heads;\n"
-    "                        seq default 256; tied default 1; also norm_eps=, rope_theta=)\n"
+    "                        seq default 256; tied default 1; also norm_eps=, rope_theta=),\n"
+    "                        or a named shape: stories15m tinyllama-1b llama2-7b llama2-13b llama2-70b\n"
     "  --data TRAIN.tok      llm.c token file (uint16 or uint32)\n"
     "  --out OUT.bin         where to write the trained model (llama2.c format; written at the end)\n"
     "  --steps N             optimizer steps (default 100)\n"
@@ -148,7 +166,22 @@ static const char *train_help =
     "  --checkpointing       keep only layer inputs and recompute in backward (less memory)\n"
     "  --seed S              seed of --init's random weights (default 1)\n"
     "  --threads N           OpenMP threads (default: OpenMP's own default)\n"
-    "  --log FILE.jsonl      one JSON object per step: step, loss, lr, grad_norm, tokens_per_s, ms\n"
+    "  --log FILE.jsonl      one JSON object per step: step, loss, lr, grad_norm, tokens_per_s, ms,\n"
+    "                        active_layers (sorted, counting from 0)\n"
+    "\n"
+    "LISA (layerwise importance sampling: embedding, final norm and head always train; of the\n"
+    "decoder layers only G sampled ones do, resampled every K steps):\n"
+    "  --mode M              full | lisa (default full)\n"
+    "  --lisa-layers G       layers trained at a time (default 2)\n"
+    "  --lisa-interval K     steps between resamplings (default 20)\n"
+    "  --lisa-order O        random | cyclic (default random; cyclic hands out layers 0, 1, ... in turn)\n"
+    "  --lisa-probs P,...    one sampling weight per layer (default uniform); sampled without replacement\n"
+    "  --lisa-seed S         seed of the layer sampler (default 0)\n"
+    "  --lisa-keep-state     keep the AdamW moments of layers that leave (costs their memory;\n"
+    "                        by default a leaving layer frees them and restarts from zero when resampled)\n"
+    "  --freeze-embed        never train the embedding (with a tied head: the shared matrix)\n"
+    "  --freeze-head         never train the head (with a tied head: the shared matrix)\n"
+    "  --freeze-norm         never train the final norm\n"
     "\n"
     "Batch i reads B rows of T tokens from offset i*B*T of the token file, targets shifted by\n"
     "one, wrapping at the end of the file.\n";
@@ -158,7 +191,59 @@ typedef struct train_opts {
     int steps, threads;
     unsigned long long seed;
     lisa_train_config tc;
+    float probs[4096];
+    int n_probs;
 } train_opts;
+
+/* Parses "0.1,0.2,..." into out; returns the count. */
+static int parse_floats(const char *list, float *out, int max) {
+    int n = 0;
+    const char *p = list;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || n == max || !isfinite(v)) die("bad number list: %s", list);
+        out[n++] = (float)v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') die("bad number list: %s", list);
+    }
+    return n;
+}
+
+/* The LISA and freezing options, shared by train and plan. Returns 1 if argv[a->i] was one. */
+static int parse_lisa_option(train_opts *o, args *a) {
+    const char *f = a->argv[a->i];
+    if (!strcmp(f, "--mode")) {
+        const char *s = arg_value(a, f);
+        if (!strcmp(s, "full")) o->tc.mode = LISA_MODE_FULL;
+        else if (!strcmp(s, "lisa")) o->tc.mode = LISA_MODE_LISA;
+        else die("--mode must be full or lisa, not '%s'", s);
+    } else if (!strcmp(f, "--lisa-layers")) o->tc.lisa_layers = (int)arg_long(a, f, 1, 1 << 12);
+    else if (!strcmp(f, "--lisa-interval")) o->tc.lisa_interval = (int)arg_long(a, f, 1, 1L << 30);
+    else if (!strcmp(f, "--lisa-order")) {
+        const char *s = arg_value(a, f);
+        if (!strcmp(s, "random")) o->tc.lisa_order = LISA_ORDER_RANDOM;
+        else if (!strcmp(s, "cyclic")) o->tc.lisa_order = LISA_ORDER_CYCLIC;
+        else die("--lisa-order must be random or cyclic, not '%s'", s);
+    } else if (!strcmp(f, "--lisa-probs")) {
+        o->n_probs = parse_floats(arg_value(a, f), o->probs, 4096);
+        o->tc.lisa_probs = o->probs;
+    } else if (!strcmp(f, "--lisa-seed")) o->tc.lisa_seed = (uint64_t)arg_long(a, f, 0, 0x7fffffffL);
+    else if (!strcmp(f, "--lisa-keep-state")) o->tc.keep_state = 1;
+    else if (!strcmp(f, "--freeze-embed")) o->tc.freeze_embed = 1;
+    else if (!strcmp(f, "--freeze-head")) o->tc.freeze_head = 1;
+    else if (!strcmp(f, "--freeze-norm")) o->tc.freeze_final_norm = 1;
+    else return 0;
+    return 1;
+}
+
+/* --lisa-probs must give one weight per layer. */
+static void check_probs(const train_opts *o, const lisa_config *c) {
+    if (o->tc.lisa_probs && o->n_probs != c->n_layers) {
+        fprintf(stderr, "lisa: --lisa-probs gives %d weights; the model has %d layers\n", o->n_probs, c->n_layers);
+        exit(2);
+    }
+}
 
 static void parse_train(train_opts *o, int argc, char **argv) {
     args a;
@@ -197,7 +282,7 @@ static void parse_train(train_opts *o, int argc, char **argv) {
         else if (!strcmp(f, "--checkpointing")) o->tc.checkpointing = 1;
         else if (!strcmp(f, "--seed")) o->seed = (unsigned long long)arg_long(&a, f, 0, 0x7fffffffL);
         else if (!strcmp(f, "--threads")) o->threads = (int)arg_long(&a, f, 1, 4096);
-        else die("train: unknown option '%s' (see lisa train --help)", f);
+        else if (!parse_lisa_option(o, &a)) die("train: unknown option '%s' (see lisa train --help)", f);
     }
     if (!o->model == !o->init) die("%s", "train: give exactly one of --model and --init");
     if (!o->data) die("%s", "train: --data is required");
@@ -205,13 +290,28 @@ static void parse_train(train_opts *o, int argc, char **argv) {
     o->tc.schedule.total_steps = o->steps;
 }
 
-/* One progress line: redrawn in place on a terminal, a plain line otherwise. */
-static void progress(const lisa_step_info *s, int steps, double tok_s, double elapsed) {
+/* The trainer's active layers as "[0,3]", or "all" in full mode. */
+static const char *layers_text(const lisa_trainer *t, char *buf, size_t size, int json) {
+    size_t at = 0;
+    int i;
+    if (!json && t->config.mode == LISA_MODE_FULL) return "all";
+    buf[at++] = '[';
+    for (i = 0; i < t->n_active && at + 12 < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, i ? ",%d" : "%d", t->active_layers[i]);
+    snprintf(buf + at, size - at, "]");
+    return buf;
+}
+
+/* One progress line: redrawn in place on a terminal; plain lines at about 20
+   per run otherwise, and at every LISA switch. */
+static void progress(const lisa_trainer *t, const lisa_step_info *s, int steps, double tok_s, double elapsed) {
     int tty = isatty(2);
     double left = s->step > 0 ? elapsed / s->step * (steps - s->step) : 0.0;
-    if (!tty && s->step != 1 && s->step != steps && s->step % LISA__MAX(1, steps / 20) != 0) return;
-    fprintf(stderr, "%sstep %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %.0fs left%s", tty ? "\r" : "",
-            s->step, steps, s->loss, s->lr, tok_s, left, tty ? "   " : "\n");
+    char layers[256];
+    if (!tty && !s->switched && s->step != steps && s->step % LISA__MAX(1, steps / 20) != 0) return;
+    fprintf(stderr, "%sstep %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %.0fs left  layers %s%s", tty ? "\r" : "",
+            s->step, steps, s->loss, s->lr, tok_s, left, layers_text(t, layers, sizeof layers, 0),
+            tty ? "   " : "\n");
     if (tty && s->step == steps) fputc('\n', stderr);
 }
 
@@ -226,19 +326,26 @@ static int train_loop(lisa_model *m, const lisa_tokens *data, const train_opts *
     inputs = (int *)malloc(2 * span * sizeof(int));
     if (!inputs) die("%s", "out of memory");
     targets = inputs + span;
-    fprintf(stderr, "training %d steps, batch %d x seq %d, %d thread(s), %.1f MB held\n", o->steps,
-            o->tc.batch, o->tc.seq, thread_count(), lisa_trainer_total_bytes(&t) / 1e6);
+    if (o->tc.mode == LISA_MODE_LISA)
+        fprintf(stderr, "training %d steps with LISA: %d of %d layers at a time, resampled every %d steps\n",
+                o->steps, t.config.lisa_layers, m->config.n_layers, t.config.lisa_interval);
+    else
+        fprintf(stderr, "training %d steps, all layers\n", o->steps);
+    fprintf(stderr, "batch %d x seq %d, %d thread(s), %.1f MB held\n", o->tc.batch, o->tc.seq, thread_count(),
+            lisa_trainer_total_bytes(&t) / 1e6);
     for (i = 0; i < o->steps; i++) {
         lisa_step_info s;
         double t0 = now_seconds(), ms;
+        char layers[4096];
         lisa_tokens_batch(data, i, o->tc.batch, o->tc.seq, inputs, targets);
-        lisa_trainer_step(&t, inputs, targets, &s);
+        if (lisa_trainer_step(&t, inputs, targets, &s) != LISA_OK) die("%s", "out of memory for newly sampled layers");
         ms = (now_seconds() - t0) * 1e3;
         if (log)
-            fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"ms\":%.3f}\n",
-                    s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms);
-        progress(&s, o->steps, span / (ms / 1e3), now_seconds() - start);
+            fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"ms\":%.3f,\"active_layers\":%s}\n",
+                    s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms, layers_text(&t, layers, sizeof layers, 1));
+        progress(&t, &s, o->steps, span / (ms / 1e3), now_seconds() - start);
     }
+    fprintf(stderr, "peak memory %.1f MB\n", t.peak_bytes / 1e6);
     free(inputs);
     lisa_trainer_free(&t);
     return 0;
@@ -259,6 +366,7 @@ static int cmd_train(int argc, char **argv) {
         lisa_model_init_random(&m, o.seed);
     }
     if (o.tc.seq == 0) o.tc.seq = LISA__MIN(64, m.config.max_seq_len);
+    check_probs(&o, &m.config);
     load_tokens_or_die(&data, o.data, m.config.vocab_size);
     if (o.log && !(log = fopen(o.log, "w"))) die("cannot open %s for writing", o.log);
     train_loop(&m, &data, &o, log);
@@ -340,6 +448,105 @@ static int cmd_eval(int argc, char **argv) {
     return 0;
 }
 
+/* ---- plan ---------------------------------------------------------------- */
+
+static const char *plan_help =
+    "usage: lisa plan (--model M.bin | --init SPEC) [options]\n"
+    "\n"
+    "Prints the memory a training run needs, by category, next to full fine-tuning, without\n"
+    "allocating it. --init takes the same SPEC as train, or a named shape (llama2-7b, ...).\n"
+    "Takes train's --batch, --seq, --checkpointing and every LISA option (--mode, --lisa-layers,\n"
+    "--lisa-keep-state, --freeze-embed, --freeze-head, --freeze-norm, ...), and:\n"
+    "  --dtype D         fp32 (this library on the CPU; the default) or bf16 (the GPU design:\n"
+    "                    bf16 weights and activations, fp32 master weights, gradients and\n"
+    "                    moments for trained blocks)\n"
+    "  --budget GIB      also say whether the peak fits in this many GiB\n";
+
+static void print_plan_row(const char *name, size_t a, size_t b) {
+    printf("  %-13s %12.3f GiB %12.3f GiB\n", name, a / 1073741824.0, b / 1073741824.0);
+}
+
+static int cmd_plan(int argc, char **argv) {
+    train_opts o;
+    lisa_config c;
+    lisa_train_config full;
+    lisa_memory_plan p, pf;
+    lisa_dtype dtype = LISA_DTYPE_F32;
+    lisa_error err;
+    double budget = 0.0;
+    args a;
+    memset(&o, 0, sizeof o);
+    o.tc = lisa_train_config_default();
+    o.tc.seq = 0;
+    a.argc = argc;
+    a.argv = argv;
+    for (a.i = 0; a.i < argc; a.i++) {
+        const char *f = argv[a.i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(plan_help, stdout); exit(0); }
+        else if (!strcmp(f, "--model")) o.model = arg_value(&a, f);
+        else if (!strcmp(f, "--init")) o.init = arg_value(&a, f);
+        else if (!strcmp(f, "--batch")) o.tc.batch = (int)arg_long(&a, f, 1, 1 << 20);
+        else if (!strcmp(f, "--seq")) o.tc.seq = (int)arg_long(&a, f, 1, 1 << 24);
+        else if (!strcmp(f, "--checkpointing")) o.tc.checkpointing = 1;
+        else if (!strcmp(f, "--budget")) budget = arg_float(&a, f);
+        else if (!strcmp(f, "--dtype")) {
+            const char *d = arg_value(&a, f);
+            if (!strcmp(d, "fp32")) dtype = LISA_DTYPE_F32;
+            else if (!strcmp(d, "bf16")) dtype = LISA_DTYPE_BF16;
+            else die("--dtype must be fp32 or bf16, not '%s'", d);
+        } else if (!parse_lisa_option(&o, &a)) die("plan: unknown option '%s' (see lisa plan --help)", f);
+    }
+    if (!o.model == !o.init) die("%s", "plan: give exactly one of --model and --init");
+    if (o.model) {
+        /* Only the 28-byte header is needed; the weights are never read. */
+        FILE *f = fopen(o.model, "rb");
+        unsigned char h[28];
+        int32_t v[7];
+        int i;
+        if (!f || fread(h, 1, sizeof h, f) != sizeof h) die("%s: cannot read a llama2.c header", o.model);
+        fclose(f);
+        for (i = 0; i < 7; i++) v[i] = (int32_t)((uint32_t)h[4 * i] | (uint32_t)h[4 * i + 1] << 8 | (uint32_t)h[4 * i + 2] << 16 | (uint32_t)h[4 * i + 3] << 24);
+        memset(&c, 0, sizeof c);
+        c.dim = v[0]; c.hidden_dim = v[1]; c.n_layers = v[2]; c.n_heads = v[3]; c.n_kv_heads = v[4];
+        c.vocab_size = v[5] < 0 ? -v[5] : v[5]; c.tied_head = v[5] > 0; c.max_seq_len = v[6];
+    } else {
+        c = parse_init(o.init);
+    }
+    if (lisa_config_resolve(&c, &err) != LISA_OK) die("%s", err.message);
+    if (o.tc.seq == 0) o.tc.seq = LISA__MIN(64, c.max_seq_len);
+    check_probs(&o, &c);
+    if (lisa_plan_memory(&c, &o.tc, dtype, &p, &err) != LISA_OK) die("%s", err.message);
+    full = o.tc;
+    full.mode = LISA_MODE_FULL;
+    full.keep_state = 0;
+    lisa_plan_memory(&c, &full, dtype, &pf, NULL);
+    printf("model: dim %d, hidden %d, %d layers, %d heads (%d kv), vocab %d, %s head, %.3fB parameters\n",
+           c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.tied_head ? "tied" : "separate",
+           p.params / 1e9);
+    printf("setup: batch %d x seq %d, %s, %s\n", o.tc.batch, o.tc.seq,
+           o.tc.checkpointing ? "gradient checkpointing" : "no checkpointing",
+           dtype == LISA_DTYPE_F32 ? "fp32" : "bf16 weights + fp32 master/gradients/moments for trained blocks");
+    if (o.tc.mode == LISA_MODE_LISA)
+        printf("LISA: %d of %d layers at a time%s\n\n", o.tc.lisa_layers, c.n_layers,
+               o.tc.keep_state ? ", keeping every sampled layer's moments" : "");
+    else
+        printf("full fine-tuning\n\n");
+    printf("  %-13s %16s %16s\n", "", "this setup", "full fine-tune");
+    print_plan_row("weights", p.weights, pf.weights);
+    print_plan_row("gradients", p.gradients, pf.gradients);
+    print_plan_row("optimizer", p.optimizer, pf.optimizer);
+    print_plan_row("activations", p.activations, pf.activations);
+    print_plan_row("scratch", p.scratch, pf.scratch);
+    print_plan_row("tables", p.tables, pf.tables);
+    print_plan_row("peak", p.peak, pf.peak);
+    printf("  %-13s %13.1f %%  %13.1f %%\n", "trained", 100.0 * p.trained_params / p.params,
+           100.0 * pf.trained_params / pf.params);
+    if (budget > 0.0)
+        printf("\n%s in %.1f GiB (peak %.2f GiB)\n", p.peak <= budget * 1073741824.0 ? "fits" : "does NOT fit",
+               budget, p.peak / 1073741824.0);
+    return 0;
+}
+
 /* ---- demo ---------------------------------------------------------------- */
 
 /* Built-in data: lines of a tiny arithmetic language ("12+7=19;"), as byte
@@ -410,8 +617,9 @@ static int cmd_demo(int argc, char **argv) {
 static const char *main_help =
     "usage: lisa COMMAND [options]   (lisa COMMAND --help for each command's options)\n"
     "\n"
-    "  train   train a model on a token file (full fine-tuning)\n"
+    "  train   train a model on a token file: full fine-tuning or LISA\n"
     "  eval    mean loss and perplexity of a model on a token file\n"
+    "  plan    memory of a training setup by category, without allocating it\n"
     "  demo    train a small model on built-in data, no files needed\n";
 
 int main(int argc, char **argv) {
@@ -421,6 +629,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "plan")) return cmd_plan(argc - 2, argv + 2);
     if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
     fprintf(stderr, "lisa: unknown command '%s'\n%s", argv[1], main_help);
     return 2;

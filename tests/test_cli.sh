@@ -37,7 +37,7 @@ check "train from --init writes a model and a log" \
     $train --init $init --out "$tmp/m.bin" --log "$tmp/log.jsonl" --schedule cosine --warmup 5 --min-lr 1e-4 --weight-decay 0.01 --grad-clip 1
 check "the model file exists" test -s "$tmp/m.bin"
 check "one log line per step" test "$(wc -l < "$tmp/log.jsonl")" -eq 30
-check "log lines carry every field" sh -c "grep -c '^{\"step\":[0-9]*,\"loss\":[0-9.]*,\"lr\":[0-9.e+-]*,\"grad_norm\":[0-9.]*,\"tokens_per_s\":[0-9.]*,\"ms\":[0-9.]*}\$' '$tmp/log.jsonl' | grep -qx 30"
+check "log lines carry every field" sh -c "grep -c '^{\"step\":[0-9]*,\"loss\":[0-9.]*,\"lr\":[0-9.e+-]*,\"grad_norm\":[0-9.]*,\"tokens_per_s\":[0-9.]*,\"ms\":[0-9.]*,\"active_layers\":\\[[0-9,]*\\]}\$' '$tmp/log.jsonl' | grep -qx 30"
 check "steps count from 1 to 30" sh -c "head -1 '$tmp/log.jsonl' | grep -q '^{\"step\":1,' && tail -1 '$tmp/log.jsonl' | grep -q '^{\"step\":30,'"
 loss_of() { sed -n "$2p" "$1" | sed 's/.*"loss":\([0-9.]*\).*/\1/'; }
 first=$(loss_of "$tmp/log.jsonl" 1)
@@ -76,11 +76,38 @@ check "bad shape in --init" fails_with "does not divide" $train --init "dim=30,l
 check "no half-written output on failure" test ! -e "$tmp/x.bin"
 check "--model and --init together" fails_with "exactly one" $train --init $init --model "$tmp/m.bin" --out "$tmp/x.bin"
 
+# LISA: the log names the active layers, which change only at steps 1, 1+K, 1+2K, ...
+init4="dim=32,hidden=64,layers=4,heads=4,kv_heads=2,vocab=16,seq=32"
+check "train --mode lisa" $train --init $init4 --out "$tmp/l.bin" --log "$tmp/l.jsonl" --mode lisa --lisa-layers 2 --lisa-interval 7 --lisa-seed 3
+check "every log line has two distinct sorted layers" sh -c "[ \$(grep -c '\"active_layers\":\\[\\([0-3]\\),\\([0-3]\\)\\]}\$' '$tmp/l.jsonl') -eq 30 ] &&
+    ! sed 's/.*active_layers\":\\[\\([0-9]\\),\\([0-9]\\)\\].*/\\1 \\2/' '$tmp/l.jsonl' | awk '\$1 >= \$2 { bad = 1 } END { exit !bad }'"
+switches=$(sed 's/.*"step":\([0-9]*\),.*"active_layers":\(.*\)}/\1 \2/' "$tmp/l.jsonl" | awk 'prev != $2 { printf "%s ", $1 } { prev = $2 }')
+check "layers switch only at steps 1, 8, 15, 22, 29 (saw: $switches)" awk -v s="$switches" 'BEGIN { n = split(s, a, " "); for (i = 1; i <= n; i++) if ((a[i] - 1) % 7 != 0) exit 1 }'
+check "the same seed gives the same schedule" sh -c "$train --init $init4 --out '$tmp/l2.bin' --log '$tmp/l2.jsonl' --mode lisa --lisa-layers 2 --lisa-interval 7 --lisa-seed 3 &&
+    sed 's/.*active_layers//' '$tmp/l.jsonl' > '$tmp/a' && sed 's/.*active_layers//' '$tmp/l2.jsonl' > '$tmp/b' && cmp '$tmp/a' '$tmp/b'"
+check "full mode logs every layer" sh -c "grep -c 'active_layers\":\\[0,1\\]}' '$tmp/log.jsonl' | grep -qx 30"
+check "LISA with every layer equals full training" sh -c "$train --init $init --out '$tmp/f.bin' --log '$tmp/f.jsonl' && $train --init $init --out '$tmp/g.bin' --log '$tmp/g.jsonl' --mode lisa --lisa-layers 2 --lisa-interval 3 &&
+    sed 's/,\"tokens_per_s.*//' '$tmp/f.jsonl' > '$tmp/a' && sed 's/,\"tokens_per_s.*//' '$tmp/g.jsonl' > '$tmp/b' && cmp '$tmp/a' '$tmp/b' && cmp '$tmp/f.bin' '$tmp/g.bin'"
+check "cyclic order hands out layers in turn" sh -c "$train --init $init4 --out '$tmp/cy.bin' --log '$tmp/cy.jsonl' --mode lisa --lisa-layers 1 --lisa-interval 5 --lisa-order cyclic &&
+    sed 's/.*active_layers\":\\[\\([0-9]\\)\\]}/\\1/' '$tmp/cy.jsonl' | uniq | tr '\\n' ' ' | grep -qx '0 1 2 3 0 1 '"
+check "weights steer sampling" sh -c "$train --init $init4 --out '$tmp/w.bin' --log '$tmp/w.jsonl' --mode lisa --lisa-layers 2 --lisa-interval 1 --lisa-probs 0,1,0,1 &&
+    grep -c 'active_layers\":\\[1,3\\]}' '$tmp/w.jsonl' | grep -qx 30"
+check "--lisa-probs needs one weight per layer" fails_with "gives 3 weights; the model has 4 layers" $train --init $init4 --out "$tmp/x.bin" --mode lisa --lisa-probs 1,2,3
+check "--lisa-layers beyond the layer count" fails_with "LISA layers 9" $train --init $init4 --out "$tmp/x.bin" --mode lisa --lisa-layers 9
+check "frozen embedding and head with LISA" $train --init $init4 --out "$tmp/fz.bin" --mode lisa --lisa-layers 1 --freeze-embed --freeze-head --lisa-keep-state
+
+# plan
+check "plan for LLaMA-2-7B with LISA in bf16 at seq 1024" sh -c "$lisa plan --init llama2-7b --mode lisa --lisa-layers 2 --batch 1 --seq 1024 --checkpointing --dtype bf16 --budget 24 > '$tmp/plan.txt' &&
+    grep -q '6.738B parameters' '$tmp/plan.txt' && grep -q '^  peak ' '$tmp/plan.txt' && grep -q '^fits in 24.0 GiB' '$tmp/plan.txt'"
+check "plan: full fine-tuning of LLaMA-2-7B does not fit 24 GiB" sh -c "$lisa plan --init llama2-7b --batch 1 --seq 1024 --checkpointing --dtype bf16 --budget 24 | grep -q '^does NOT fit in 24.0 GiB'"
+check "plan reads a model file's header" sh -c "$lisa plan --model '$tmp/m.bin' --mode lisa --lisa-layers 1 | grep -q 'dim 32, hidden 64, 2 layers'"
+check "plan --help" sh -c "$lisa plan --help > /dev/null"
+
 for cmd in train eval; do
     check "$cmd --help" sh -c "$lisa $cmd --help > '$tmp/help.txt'"
 done
 $lisa train --help > "$tmp/help.txt"
-check "train --help names every option" sh -c "for f in model init data out steps batch seq lr min-lr warmup schedule weight-decay beta1 beta2 eps grad-clip checkpointing seed threads log; do grep -q -- \"--\$f\" '$tmp/help.txt' || { echo missing \$f; exit 1; }; done"
+check "train --help names every option" sh -c "for f in model init data out steps batch seq lr min-lr warmup schedule weight-decay beta1 beta2 eps grad-clip checkpointing seed threads log mode lisa-layers lisa-interval lisa-order lisa-probs lisa-seed lisa-keep-state freeze-embed freeze-head freeze-norm; do grep -q -- \"--\$f\" '$tmp/help.txt' || { echo missing \$f; exit 1; }; done"
 check "lisa --help" $lisa --help
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
