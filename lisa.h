@@ -565,7 +565,13 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
 #else
 #define LISA__PRAGMA(x)
 #endif
-#define LISA__PARALLEL_FOR LISA__PRAGMA(omp parallel for schedule(static))
+/* Threads only for loops with enough work (multiply-adds or elements) to pay
+   for starting them: small models run faster on one, and a busy machine does
+   not stall every tiny loop on a descheduled thread. */
+#ifndef LISA_PARALLEL_MIN_WORK
+#define LISA_PARALLEL_MIN_WORK 65536.0
+#endif
+#define LISA__PARALLEL_FOR_IF(work) LISA__PRAGMA(omp parallel for schedule(static) if ((work) >= LISA_PARALLEL_MIN_WORK))
 
 #define LISA__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LISA__MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -662,7 +668,7 @@ LISADEF size_t lisa_tensor_numel(const lisa_tensor *t) {
 
 LISADEF void lisa_embedding_forward(float *out, const int *tokens, const float *table, int n, int dim) {
     int i;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n * dim)
     for (i = 0; i < n; i++)
         memcpy(out + (size_t)i * dim, table + (size_t)tokens[i] * dim, (size_t)dim * sizeof(float));
 }
@@ -680,7 +686,7 @@ LISADEF void lisa_embedding_backward(float *dtable, const float *dout, const int
 LISADEF void lisa_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w,
                                   int n, int dim, float eps) {
     int i;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n * dim)
     for (i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * dim;
         float *oi = out + (size_t)i * dim;
@@ -698,7 +704,7 @@ LISADEF void lisa_rmsnorm_backward(float *dx, float *dw, const float *dout, cons
                                    const float *w, const float *rstd, int n, int dim) {
     int i, j;
     /* dx_j = r w_j g_j - x_j r^3 / dim * sum_k g_k w_k x_k */
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n * dim)
     for (i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * dim, *gi = dout + (size_t)i * dim;
         float *dxi = dx + (size_t)i * dim;
@@ -803,7 +809,7 @@ LISADEF void lisa_linear_forward(float *out, const float *x, const float *w,
     int n_row_blocks = (n + LISA__BLOCK - 1) / LISA__BLOCK;
     int n_col_blocks = (out_dim + LISA__BLOCK - 1) / LISA__BLOCK;
     int task;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n * in_dim * out_dim)
     for (task = 0; task < n_row_blocks * n_col_blocks; task++) {
         float panel[LISA__KB * LISA__NR];
         int rb = (task % n_row_blocks) * LISA__BLOCK, cb = (task / n_row_blocks) * LISA__BLOCK;
@@ -826,7 +832,7 @@ LISADEF void lisa_linear_forward(float *out, const float *x, const float *w,
 static void lisa__linear_backward_input(float *dx, const float *dout, const float *w,
                                         int n, int in_dim, int out_dim) {
     int n_blocks = (n + LISA__BLOCK - 1) / LISA__BLOCK, block;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n * in_dim * out_dim)
     for (block = 0; block < n_blocks; block++) {
         float panel[LISA__KB * LISA__NR];
         int rb = block * LISA__BLOCK, r_end = LISA__MIN(rb + LISA__BLOCK, n);
@@ -854,7 +860,7 @@ static void lisa__linear_backward_input(float *dx, const float *dout, const floa
 static void lisa__linear_backward_weight(float *dw, const float *dout, const float *x,
                                          int n, int in_dim, int out_dim) {
     int n_blocks = (out_dim + LISA__BLOCK - 1) / LISA__BLOCK, block;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n * in_dim * out_dim)
     for (block = 0; block < n_blocks; block++) {
         float panel[LISA__KB * LISA__NR];
         int ob = block * LISA__BLOCK, o_end = LISA__MIN(ob + LISA__BLOCK, out_dim);
@@ -889,7 +895,7 @@ LISADEF void lisa_linear_backward(float *dx, float *dw, const float *dout, const
 static void lisa__rope_apply(float *dst, const float *src, int B, int T, int n_heads, int head_dim,
                              int pos0, float theta, float sign, int accumulate) {
     int t;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)B * T * n_heads * head_dim)
     for (t = 0; t < T; t++) {
         int i, b, h;
         for (i = 0; i < head_dim / 2; i++) {
@@ -955,7 +961,7 @@ LISADEF void lisa_attention_forward(float *out, float *lse, const float *q, cons
     int group = n_heads / n_kv_heads, task;
     float scale = 1.0f / sqrtf((float)head_dim);
     size_t q_row = (size_t)n_heads * head_dim, kv_row = (size_t)n_kv_heads * head_dim;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)B * n_heads * T * T * head_dim)
     for (task = 0; task < B * n_heads; task++) {
         int b = task / n_heads, h = task % n_heads, kvh = h / group, i, j, d;
         for (i = 0; i < T; i++) {
@@ -993,7 +999,7 @@ LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const floa
     size_t q_row = (size_t)n_heads * head_dim, kv_row = (size_t)n_kv_heads * head_dim;
     /* One task per (batch, kv head): the query heads sharing a kv head write
        the same dk, dv rows, so they stay in one thread. */
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)B * n_heads * T * T * head_dim)
     for (task = 0; task < B * n_kv_heads; task++) {
         int b = task / n_kv_heads, kvh = task % n_kv_heads, g, i, j, d;
         for (g = 0; g < group; g++) {
@@ -1023,7 +1029,7 @@ LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const floa
 
 LISADEF void lisa_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
     long long i;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n)
     for (i = 0; i < (long long)n; i++) {
         float a = gate[i];
         out[i] = a / (1.0f + expf(-a)) * up[i];
@@ -1033,7 +1039,7 @@ LISADEF void lisa_swiglu_forward(float *out, const float *gate, const float *up,
 LISADEF void lisa_swiglu_backward(float *dgate, float *dup, const float *dout,
                                   const float *gate, const float *up, size_t n) {
     long long i;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n)
     for (i = 0; i < (long long)n; i++) {
         float a = gate[i], sig = 1.0f / (1.0f + expf(-a)), silu = a * sig;
         dgate[i] += dout[i] * up[i] * sig * (1.0f + a * (1.0f - sig));
@@ -1067,7 +1073,7 @@ static float lisa__logsumexp(const float *x, int n) {
 static void lisa__cross_entropy_rows(float *losses, float *lses, const float *logits,
                                      const int *targets, int n, int vocab) {
     int i;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n * vocab)
     for (i = 0; i < n; i++) {
         const float *row = logits + (size_t)i * vocab;
         float lse = targets[i] < 0 ? 0.0f : lisa__logsumexp(row, vocab);
@@ -1128,7 +1134,7 @@ static void lisa__cross_entropy_grad_row(float *dst, const float *row, float lse
 LISADEF void lisa_cross_entropy_backward(float *dlogits, const float *logits, const int *targets,
                                          int n, int vocab, float dloss) {
     int i;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n * vocab)
     for (i = 0; i < n; i++)
     {
         const float *row = logits + (size_t)i * vocab;
@@ -1603,7 +1609,7 @@ LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const
     float dloss = a->n_counted ? 1.0f / (float)a->n_counted : 0.0f;
 
     /* Head: the logits buffer becomes d(loss)/d(logits) in place. */
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)BT * V)
     for (i = 0; i < BT; i++) {
         float *row = a->logits + (size_t)i * V;
         lisa__cross_entropy_grad_row(row, row, a->row_lse[i], a->targets[i], V, dloss, 0);
@@ -1639,7 +1645,7 @@ LISADEF void lisa_adamw_update(float *p, const float *g, float *m, float *v, siz
     float decay = (float)(1.0 - (double)lr * weight_decay);
     float one_minus_b1 = (float)(1.0 - beta1), one_minus_b2 = (float)(1.0 - beta2);
     long long i;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n)
     for (i = 0; i < (long long)n; i++) {
         float gi = g[i];
         p[i] *= decay;
@@ -1656,7 +1662,7 @@ LISADEF void lisa_adamw_update(float *p, const float *g, float *m, float *v, siz
 static double lisa__sum_squares(const float *x, size_t n) {
     double part[LISA__NORM_SEGMENTS], total = 0.0;
     int s;
-    LISA__PARALLEL_FOR
+    LISA__PARALLEL_FOR_IF((double)n)
     for (s = 0; s < LISA__NORM_SEGMENTS; s++) {
         size_t begin = n / LISA__NORM_SEGMENTS * s, end = s == LISA__NORM_SEGMENTS - 1 ? n : begin + n / LISA__NORM_SEGMENTS;
         double acc = 0.0;
@@ -1682,7 +1688,7 @@ LISADEF float lisa_clip_grad_norm(float *const *grads, const size_t *sizes, int 
             long long i;
             float *g = grads[b];
             if (!g) continue;
-            LISA__PARALLEL_FOR
+            LISA__PARALLEL_FOR_IF((double)sizes[b])
             for (i = 0; i < (long long)sizes[b]; i++) g[i] *= coef;
         }
     }
@@ -2545,43 +2551,8 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
 /*
 ------------------------------------------------------------------------------
 This software is available under 2 licenses -- choose whichever you prefer.
-------------------------------------------------------------------------------
-ALTERNATIVE A - MIT License
-Copyright (c) 2026 the lisa.h authors
-Permission is hereby granted, free of charge, to any person obtaining a copy of
-this software and associated documentation files (the "Software"), to deal in
-the Software without restriction, including without limitation the rights to
-use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
-of the Software, and to permit persons to whom the Software is furnished to do
-so, subject to the following conditions:
-The above copyright notice and this permission notice shall be included in all
-copies or substantial portions of the Software.
-THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
-IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
-FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
-AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
-LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
-OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
-SOFTWARE.
-------------------------------------------------------------------------------
-ALTERNATIVE B - Public Domain (www.unlicense.org)
-This is free and unencumbered software released into the public domain.
-Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
-software, either in source code form or as a compiled binary, for any purpose,
-commercial or non-commercial, and by any means.
-In jurisdictions that recognize copyright laws, the author or authors of this
-software dedicate any and all copyright interest in the software to the public
-domain. We make this dedication for the benefit of the public at large and to the
-detriment of our heirs and
-successors. We intend this dedication to be an overt act of relinquishment in
-perpetuity of all present and future rights to this software under copyright
-law.
-THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
-IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
-FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
-AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
-LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
-OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
-SOFTWARE.
+A: MIT License, Copyright (c) 2026 the lisa.h authors.
+B: Public Domain (www.unlicense.org).
+The full texts of both are in the LICENSE file that comes with this header.
 ------------------------------------------------------------------------------
 */

@@ -57,6 +57,28 @@ Entries:
     lrs         (10) learning rate used by each step
     grad_norms  (10) global gradient norm before clipping, per step
     final.<name>  parameters after the 10 steps
+
+LISA FIXTURES (lisa_*.bin; read by tests/test_lisa.c)
+A float64 run that follows a fixed LISA schedule, hard-coded below as the
+decoder layers trained in each interval of K steps. Only the embedding, the
+final norm, the head (minus any frozen by the fixture's freeze flags) and the
+interval's layers train: the others have requires_grad off, so they get no
+gradient, no update and no weight decay. A layer that enters the active set
+(it was not active in the previous interval) starts from FRESH AdamW state --
+its optimizer.state entries are deleted, so zero moments and its own step count
+from 1 -- while layers that stay active across a boundary, and the always-active
+blocks, keep theirs. Gradient clipping covers the parameters that train at that
+step only; the learning-rate schedule runs on the global step. The initial
+parameters are rounded to float32 before training, so the reference starts from
+exactly the values the C side loads. Each step has its own batch. Entries:
+    config, config_f, train   as above
+    lisa        int32 [K, gamma, n_steps, freeze_embed, freeze_final_norm, freeze_head]
+    lisa_schedule  int32 (n_intervals, gamma): sorted layers of each interval
+    inputs, targets   int32 (n_steps, B, T): step s trains on batch s
+    param.<name>  initial parameters
+    losses, lrs, grad_norms   (n_steps) per step, the norm over the trained
+                  parameters before clipping
+    final.<name>  parameters after the n_steps steps
 """
 
 import argparse
@@ -449,6 +471,177 @@ def fp32_drift(cfg, tr, init, inputs, targets, names, logits64, loss64, grads64,
           % (rel, fin, upd))
 
 
+# --------------------------------------------------------------------------
+# LISA fixtures
+# --------------------------------------------------------------------------
+
+
+def block_of(name):
+    """'embed', 'final_norm', 'head' or the decoder layer index."""
+    if name.startswith("layers."):
+        return int(name.split(".")[1])
+    return name
+
+
+def train_lisa(cfg, tr, lisa, init, inputs, targets, dtype):
+    """LISA on a fixed schedule; inputs/targets (n_steps, B, T)."""
+    names = [n for n, _ in param_shapes(cfg)]
+    P = {n: init[n].to(dtype).clone() for n in names}
+    decay = [P[n] for n in names if not is_norm(n)]
+    no_decay = [P[n] for n in names if is_norm(n)]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": tr["weight_decay"]},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=tr["lr"],
+        betas=(tr["beta1"], tr["beta2"]),
+        eps=tr["eps"],
+        foreach=False,
+    )
+    frozen_fixed = set()
+    if lisa["freeze_embed"] or (cfg["tied_head"] and lisa["freeze_head"]):
+        frozen_fixed.add("embed")
+    if lisa["freeze_final_norm"]:
+        frozen_fixed.add("final_norm")
+    if lisa["freeze_head"]:
+        frozen_fixed.add("head")
+    K, sched = lisa["K"], lisa["schedule"]
+    losses, lrs, norms = [], [], []
+    active = set()
+    steps = {}   # AdamW step count per decoder layer, to check the bookkeeping
+    for s in range(lisa["n_steps"]):
+        if s % K == 0:
+            nxt = set(sched[s // K])
+            for n in names:
+                b = block_of(n)
+                if isinstance(b, int) and b in nxt and b not in active:
+                    opt.state.pop(P[n], None)     # entering: fresh moments, step from 1
+                    steps[b] = 0
+            active = nxt
+        trains = {n: (isinstance(block_of(n), int) and block_of(n) in active)
+                  or (not isinstance(block_of(n), int) and n not in frozen_fixed) for n in names}
+        for n in names:
+            P[n].grad = None
+            P[n].requires_grad_(trains[n])
+        before = {n: P[n].detach().clone() for n in names if not trains[n]}
+        loss = cross_entropy(forward(cfg, P, inputs[s]), targets[s])
+        loss.backward()
+        params = [P[n] for n in names if trains[n]]
+        assert all(p.grad is not None for p in params)
+        assert all(P[n].grad is None for n in names if not trains[n])
+        if tr["grad_clip"] > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, tr["grad_clip"])
+        else:
+            norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params))
+        lr = schedule_lr(tr, s)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        for b in active:
+            steps[b] += 1
+            for n in names:
+                if block_of(n) == b:
+                    assert int(opt.state[P[n]]["step"]) == steps[b]
+        for n, t in before.items():
+            assert torch.equal(P[n].detach(), t), n + " changed while frozen"
+        losses.append(loss.item())
+        lrs.append(lr)
+        norms.append(float(norm))
+    final = {n: P[n].detach().clone() for n in names}
+    return losses, lrs, norms, final
+
+
+LISA_FIXTURES = [
+    # (e) 4 layers, gamma 2, K 4, 16 steps: layer 2 stays across the first
+    # boundary (keeps its state), 0 leaves and re-enters fresh, 1 enters last;
+    # tied head, cosine with warmup, weight decay (frozen layers must not decay),
+    # clipping that triggers on some steps and not on others
+    dict(
+        name="lisa_tied_cosine",
+        seed=5005,
+        cfg=dict(dim=16, hidden_dim=32, n_layers=4, n_heads=4, n_kv_heads=2,
+                 vocab_size=31, max_seq_len=8, tied_head=1, norm_eps=1e-5,
+                 rope_theta=10000.0),
+        B=2, T=6,
+        train=dict(lr=4e-3, min_lr=4e-4, warmup=2, total_steps=16, kind=SCHED_COSINE,
+                   beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, grad_clip=4.5),
+        lisa=dict(K=4, n_steps=16, schedule=[[0, 2], [2, 3], [0, 3], [1, 2]],
+                  freeze_embed=0, freeze_final_norm=0, freeze_head=0),
+        n_ignore=2,
+    ),
+    # (f) 3 layers, gamma 2, K 3, 15 steps, untied head with a FROZEN embedding
+    # (backward stops at the lowest active layer), linear schedule, no clipping
+    dict(
+        name="lisa_untied_frozen_embed",
+        seed=6006,
+        cfg=dict(dim=24, hidden_dim=40, n_layers=3, n_heads=3, n_kv_heads=1,
+                 vocab_size=29, max_seq_len=7, tied_head=0, norm_eps=1e-5,
+                 rope_theta=10000.0),
+        B=2, T=7,
+        train=dict(lr=5e-3, min_lr=1e-3, warmup=0, total_steps=15, kind=SCHED_LINEAR,
+                   beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.05, grad_clip=0.0),
+        lisa=dict(K=3, n_steps=15, schedule=[[0, 1], [1, 2], [0, 2], [0, 1], [1, 2]],
+                  freeze_embed=1, freeze_final_norm=0, freeze_head=0),
+        n_ignore=3,
+    ),
+]
+
+
+def build_lisa(fx, fp32_report=False):
+    cfg, tr, lisa = fx["cfg"], fx["train"], fx["lisa"]
+    gen = torch.Generator().manual_seed(fx["seed"])
+    # start from the float32 values the C side loads
+    init = {n: t.float().double() for n, t in init_params(cfg, gen).items()}
+    names = [n for n, _ in param_shapes(cfg)]
+    batches = [make_batch(fx, gen) for _ in range(lisa["n_steps"])]
+    inputs = torch.stack([b[0] for b in batches])
+    targets = torch.stack([b[1] for b in batches])
+    gamma = len(lisa["schedule"][0])
+    assert all(len(x) == gamma and sorted(x) == x for x in lisa["schedule"])
+    assert len(lisa["schedule"]) * lisa["K"] >= lisa["n_steps"]
+
+    losses, lrs, norms, final = train_lisa(cfg, tr, lisa, init, inputs, targets, torch.float64)
+    if tr["grad_clip"] > 0:
+        trig = [n > tr["grad_clip"] for n in norms]
+        print("  clipping triggered on %d of %d steps" % (sum(trig), len(trig)))
+
+    w = FixtureWriter()
+    w.add("config", [cfg["dim"], cfg["hidden_dim"], cfg["n_layers"], cfg["n_heads"],
+                     cfg["n_kv_heads"], cfg["vocab_size"], cfg["max_seq_len"],
+                     cfg["tied_head"], fx["B"], fx["T"]], 1)
+    w.add("config_f", [cfg["norm_eps"], cfg["rope_theta"]], 0)
+    w.add("train", [tr["lr"], tr["min_lr"], tr["warmup"], tr["total_steps"], tr["kind"],
+                    tr["beta1"], tr["beta2"], tr["eps"], tr["weight_decay"],
+                    tr["grad_clip"]], 0)
+    w.add("lisa", [lisa["K"], gamma, lisa["n_steps"], lisa["freeze_embed"],
+                   lisa["freeze_final_norm"], lisa["freeze_head"]], 1)
+    w.add("lisa_schedule", torch.tensor(lisa["schedule"], dtype=torch.int64), 1)
+    w.add("inputs", inputs, 1)
+    w.add("targets", targets, 1)
+    for n in names:
+        w.add("param." + n, init[n], 0)
+    w.add("losses", losses, 0)
+    w.add("lrs", lrs, 0)
+    w.add("grad_norms", norms, 0)
+    for n in names:
+        w.add("final." + n, final[n], 0)
+    print("  losses %s" % " ".join("%.4f" % l for l in losses))
+    print("  grad norms %s" % " ".join("%.3f" % n for n in norms))
+
+    if fp32_report:
+        l32, _, n32, f32 = train_lisa(cfg, tr, lisa, init, inputs, targets, torch.float32)
+        rel = max(abs(a - b) / abs(b) for a, b in zip(l32, losses))
+        nrel = max(abs(a - b) / abs(b) for a, b in zip(n32, norms))
+        fin = max((f32[n].double() - final[n]).abs().max().item() for n in names)
+        upd = max(((f32[n].double() - final[n]).norm()
+                   / (final[n] - init[n]).norm().clamp(min=1e-30)).item() for n in names
+                  if (final[n] - init[n]).norm() > 0)
+        print("  fp32 drift: losses rel %.3g, grad norms rel %.3g, final params abs %.3g, "
+              "update rel (L2) %.3g" % (rel, nrel, fin, upd))
+    return w.bytes()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join("tests", "fixtures"))
@@ -460,6 +653,13 @@ def main():
     for fx in FIXTURES:
         print(fx["name"])
         data = build(fx, args.fp32_report)
+        path = os.path.join(args.out, fx["name"] + ".bin")
+        with open(path, "wb") as f:
+            f.write(data)
+        print("  wrote %s (%d bytes)" % (path, len(data)))
+    for fx in LISA_FIXTURES:
+        print(fx["name"])
+        data = build_lisa(fx, args.fp32_report)
         path = os.path.join(args.out, fx["name"] + ".bin")
         with open(path, "wb") as f:
             f.write(data)
