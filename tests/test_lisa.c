@@ -1153,9 +1153,12 @@ static void test_invalid(void) {
     lisa_config c3 = small_config(3, 0), c1 = small_config(1, 0);
     lisa_train_config tc;
     float probs[3];
-    float nan_value = 0.0f;
+    float nan_value, inf_value;
+    uint32_t bits = 0x7fc00000u; /* quiet NaN (NAN is optional in C99) */
     int mode;
-    nan_value = nan_value / nan_value; /* NaN without NAN, which C99 makes optional */
+    memcpy(&nan_value, &bits, sizeof bits);
+    bits = 0x7f800000u; /* +inf */
+    memcpy(&inf_value, &bits, sizeof bits);
 
     /* 0 means the default 2: fine with 3 layers, too many for 1 */
     {
@@ -1194,8 +1197,7 @@ static void test_invalid(void) {
         probs[1] = nan_value;
         snprintf(what, sizeof what, "%s: probs with a NaN entry", mn);
         expect_invalid(what, &c3, &tc);
-        probs[1] = 1e30f;
-        probs[1] *= 1e30f; /* +inf */
+        probs[1] = inf_value;
         snprintf(what, sizeof what, "%s: probs with an infinite entry", mn);
         expect_invalid(what, &c3, &tc);
         probs[0] = 0.0f, probs[1] = 0.0f, probs[2] = 1.0f;
