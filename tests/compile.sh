@@ -36,5 +36,9 @@ if command -v clang++ > /dev/null; then
 fi
 # A program links with libc and libm only.
 try gcc -std=c99 $W -I. "$tmp/impl.c" -o "$tmp/a.out" -lm
+# The README's example program builds with the command the README gives, and runs.
+awk '/^```c$/ { f = 1; next } /^```$/ { f = 0 } f' README.md > "$tmp/readme.c"
+try gcc -std=c99 $W -O2 -I. "$tmp/readme.c" -o "$tmp/readme" -lm
+try sh -c "cd '$tmp' && ./readme | grep -q '^step 100 loss' && test -s model.bin"
 echo "compile: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
