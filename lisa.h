@@ -283,6 +283,7 @@ typedef struct lisa_acts {
     int n_counted;                 /* rows with a target in the last forward */
     float loss;                    /* mean loss of the last forward */
     int T_used, B_used;            /* batch shape of the last forward */
+    int held_layer;                /* checkpointing: the layer whose values the one set holds */
     float *buffer;
     size_t n_floats;
     lisa_allocator allocator;
@@ -1506,6 +1507,7 @@ static void lisa__layer_forward(const lisa_model *m, lisa_acts *a, int l, int B,
     int kv = hd * c->n_kv_heads;
     const float *x = a->layer_in + (size_t)l * a->B * a->T * D;
     lisa__layer_acts s = lisa__layer_set(a, l);
+    a->held_layer = l;
     lisa_rmsnorm_forward(s.xn1, s.rstd1, x, w->attn_norm, BT, D, c->norm_eps);
     lisa_linear_forward(s.q, s.xn1, w->wq, BT, D, D);
     lisa_linear_forward(s.k, s.xn1, w->wk, BT, D, kv);
@@ -1626,7 +1628,7 @@ LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const
     for (l = 0; l < c->n_layers && lowest == c->n_layers; l++)
         if (block_grads[LISA_BLOCK_LAYER(l)]) lowest = l;
     for (l = c->n_layers - 1; l >= 0 && l >= lowest; l--) {
-        if (a->checkpointing) lisa__layer_forward(m, a, l, B, T, NULL);
+        if (a->checkpointing && a->held_layer != l) lisa__layer_forward(m, a, l, B, T, NULL);
         lisa__layer_backward(m, a, l, B, T, dres, block_grads[LISA_BLOCK_LAYER(l)]);
     }
     if (g_embed) lisa_embedding_backward(g_embed, dres, a->inputs, BT, D);

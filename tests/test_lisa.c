@@ -71,13 +71,17 @@ typedef struct counter {
     size_t live, high;
     long n_live;
     long bad_frees;
+    long fail_after; /* allocations still allowed; < 0: no limit */
 } counter;
 
 #define CNT_HEADER 32
 
 static void *cnt_alloc(void *user, size_t size) {
     counter *c = (counter *)user;
-    unsigned char *p = (unsigned char *)malloc(size + CNT_HEADER);
+    unsigned char *p;
+    if (c->fail_after == 0) return NULL;
+    if (c->fail_after > 0) c->fail_after--;
+    p = (unsigned char *)malloc(size + CNT_HEADER);
     if (!p) return NULL;
     memcpy(p, &size, sizeof size);
     c->live += size;
@@ -102,6 +106,7 @@ static void cnt_free(void *user, void *ptr, size_t size) {
 static lisa_allocator counting(counter *c) {
     lisa_allocator a;
     memset(c, 0, sizeof *c);
+    c->fail_after = -1;
     a.alloc = cnt_alloc;
     a.free = cnt_free;
     a.user = c;
@@ -922,6 +927,69 @@ static void check_memory_keep(const char *label, const lisa_config *c, lisa_trai
     CHECK(cnt.live == 0 && cnt.n_live == 0 && cnt.bad_frees == 0, "%s: all freed", label);
 }
 
+/* A switch whose memory cannot be had: LISA_ERR_NOMEM, no step taken, the
+   trainer consistent (only layers with memory train, nothing leaked), and
+   training resumes once memory is back. */
+static void test_switch_nomem(int keep) {
+    lisa_config c = small_config(5, 0);
+    lisa_train_config tc = small_train(LISA_MODE_LISA, 2, 1);
+    counter cnt;
+    lisa_allocator al = counting(&cnt);
+    lisa_memory_plan plan;
+    lisa_model m;
+    lisa_trainer t;
+    int inputs[12], targets[12], allowed, l, s, n_failed = 0;
+    char label[64];
+    snprintf(label, sizeof label, "nomem switch keep_state %d", keep);
+    tc.keep_state = keep;
+    lisa_plan_memory(&c, &tc, LISA_DTYPE_F32, &plan, NULL);
+    make_batches(inputs, targets, 12, c.vocab_size, 41);
+    if (init_model(&m, &c, &al, 6) != 0) return;
+    if (init_trainer(&t, &m, &tc, &al) != 0) {
+        lisa_model_free(&m);
+        return;
+    }
+    lisa_trainer_step(&t, inputs, targets, NULL);
+    for (allowed = 0; allowed < 4; allowed++) {
+        int step_before = t.step, ok = 1;
+        lisa_result r;
+        float *snap = copy_params(&m);
+        cnt.fail_after = allowed;
+        r = lisa_trainer_step(&t, inputs, targets, NULL);
+        cnt.fail_after = -1;
+        if (r == LISA_OK) {
+            free(snap);
+            continue; /* this draw needed at most `allowed` allocations */
+        }
+        n_failed++;
+        CHECK(r == LISA_ERR_NOMEM, "%s: a failed switch gives LISA_ERR_NOMEM (got %d)", label, (int)r);
+        CHECK(t.step == step_before && memcmp(snap, m.params, m.layout.n_params * sizeof(float)) == 0,
+              "%s: a failed switch takes no step", label);
+        for (l = 0; l < 5; l++) {
+            const lisa_block_state *bs = &t.blocks[LISA_BLOCK_LAYER(l)];
+            int on = contains(t.active_layers, t.n_active, l);
+            if (on != bs->active || on != (bs->grad != NULL) || (on && !bs->m) ||
+                (!keep && !on && bs->m))
+                ok = 0;
+        }
+        CHECK(ok && t.n_active < 2, "%s: after the failure only the layers that got memory are "
+                                    "active (%d), each with its state",
+              label, t.n_active);
+        CHECK(cnt.live == lisa_trainer_total_bytes(&t), "%s: bytes still counted right", label);
+        free(snap);
+    }
+    CHECK(n_failed >= 2, "%s: switches failed for memory %d times (test setup)", label, n_failed);
+    for (s = 0; s < 5; s++)
+        CHECK(lisa_trainer_step(&t, inputs, targets, NULL) == LISA_OK && t.n_active == 2,
+              "%s: training resumes with gamma layers", label);
+    if (!keep)
+        CHECK(cnt.live == plan.peak && cnt.high == plan.peak, "%s: bytes back at the plan (%zu, %zu)",
+              label, cnt.live, plan.peak);
+    lisa_trainer_free(&t);
+    lisa_model_free(&m);
+    CHECK(cnt.live == 0 && cnt.n_live == 0 && cnt.bad_frees == 0, "%s: all freed", label);
+}
+
 static void test_memory(void) {
     static const float probs[5] = {1.0f, 0.0f, 2.0f, 3.0f, 0.5f};
     lisa_config c5 = small_config(5, 0), c5t = small_config(5, 1);
@@ -1550,6 +1618,8 @@ int main(int argc, char **argv) {
     test_reentry(0, 1);
     test_reentry(1, 0);
     test_memory();
+    test_switch_nomem(0);
+    test_switch_nomem(1);
     test_gamma_all(0, 3, 0, 0);
     test_gamma_all(1, 3, 1, 0);
     test_gamma_all(0, 1, 0, 1);
