@@ -399,6 +399,8 @@ typedef struct lisa_sampler {
     lisa_rng rng;
 } lisa_sampler;
 
+/* Needs 1 <= gamma <= n_layers and, with probs (ignored in cyclic order), at
+   least gamma positive finite weights; lisa_trainer_init() checks these. */
 LISADEF void lisa_sampler_init(lisa_sampler *s, int n_layers, int gamma, lisa_layer_order order,
                                const float *probs, uint64_t seed);
 /* Writes gamma distinct layer indices, sorted ascending. Weighted draws take
@@ -438,7 +440,8 @@ typedef struct lisa_step_info {
     float loss;        /* before the update */
     float lr;
     float grad_norm;   /* before clipping */
-    int switched;      /* 1: the active layers changed before this step */
+    int switched;      /* 1: LISA mode resampled the layers before this step (the draw may
+                          repeat the previous set); 0 otherwise, manual mode included */
 } lisa_step_info;
 
 /* Sets up training of m. Full mode: every block trains. LISA mode: the
@@ -545,6 +548,7 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
 #ifndef LISA_IMPLEMENTATION_INCLUDED
 #define LISA_IMPLEMENTATION_INCLUDED
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>   /* vsnprintf; FILE only without LISA_NO_STDIO */
@@ -1733,6 +1737,7 @@ LISADEF lisa_train_config lisa_train_config_default(void) {
 
 LISADEF void lisa_sampler_init(lisa_sampler *s, int n_layers, int gamma, lisa_layer_order order,
                                const float *probs, uint64_t seed) {
+    LISA_ASSERT(n_layers >= 1 && gamma >= 1 && gamma <= n_layers);
     s->n_layers = n_layers;
     s->gamma = gamma;
     s->order = order;
@@ -1819,7 +1824,7 @@ static lisa_result lisa__train_config_check(lisa_train_config *c, const lisa_con
     if (c->lisa_probs) {
         for (l = 0; l < mc->n_layers; l++) {
             float p = c->lisa_probs[l];
-            if (!(p >= 0.0f && p <= 3.4e38f))
+            if (!(p >= 0.0f && p <= FLT_MAX))
                 return lisa__fail(err, LISA_ERR_INVALID, "LISA probability of layer %d is %g: need a finite value >= 0", l, p);
             positive += p > 0.0f;
         }
@@ -1972,7 +1977,8 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
         t->config.lisa_probs = t->probs;
     }
     for (b = 0; b < nb; b++) t->block_sizes[b] = lisa_block_size(mc, b);
-    lisa_sampler_init(&t->sampler, L, t->config.lisa_layers, t->config.lisa_order, t->probs, t->config.lisa_seed);
+    if (t->config.mode != LISA_MODE_FULL)
+        lisa_sampler_init(&t->sampler, L, t->config.lisa_layers, t->config.lisa_order, t->probs, t->config.lisa_seed);
     r = lisa_acts_init(&t->acts, mc, t->config.batch, t->config.seq, t->config.checkpointing, &t->allocator, err);
     if (r != LISA_OK) {
         lisa_trainer_free(t);

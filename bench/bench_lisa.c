@@ -47,6 +47,7 @@ typedef struct shape {
 
 typedef struct result {
     double step_s;            /* median seconds per step */
+    double spread;            /* (slowest - fastest) / median of the timed steps */
     double switch_s;          /* LISA: lisa_trainer_set_active_layers to other layers */
     double after_switch_s;    /* LISA: the step right after that switch */
     double pred_macs;         /* multiply-adds per step, predicted */
@@ -172,7 +173,8 @@ static int run_one(lisa_model *m, const shape *s, int gamma, int checkpointing, 
         times[i] = now_seconds() - t0;
         if (info.switched) fprintf(stderr, "note: a LISA switch happened inside the timed steps\n");
     }
-    res->step_s = median(times, n);
+    res->step_s = median(times, n); /* sorts times */
+    res->spread = (times[n - 1] - times[0]) / res->step_s;
     if (gamma) {
         /* Other layers: shift each active one by gamma (distinct while 2 gamma <= n_layers). */
         int next[64], L = m->config.n_layers, k;
@@ -267,16 +269,17 @@ static int run_shape(const shape *s, int steps) {
             res[ck][g].pred_macs = step_macs(&f, mode_gamma[g] ? mode_gamma[g] : c->n_layers, ck) * BT;
         }
 
-    printf("\n| mode | checkpointing | ms/step | tokens/s | GFLOP/s | vs full | predicted | peak MB | plan peak MB "
+    printf("\n| mode | checkpointing | ms/step | spread | tokens/s | GFLOP/s | vs full | predicted | peak MB | plan peak MB "
            "| weights MB | grad+optimizer MB | activations MB | scratch MB | switch ms | step after switch ms |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (ck = 0; ck <= 1; ck++)
         for (g = 0; g < N_MODES; g++) {
             const result *r = &res[ck][g], *full = &res[ck][0];
             const lisa_memory_plan *p = &r->plan;
             if (mode_gamma[g] > c->n_layers) continue;
-            printf("| %s | %s | %.1f | %.0f | %.1f | %.3f | %.3f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |",
-                   mode_name(mode_gamma[g], buf, sizeof buf), ck ? "yes" : "no", r->step_s * 1e3, BT / r->step_s,
+            printf("| %s | %s | %.1f | %.0f%% | %.0f | %.1f | %.3f | %.3f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |",
+                   mode_name(mode_gamma[g], buf, sizeof buf), ck ? "yes" : "no", r->step_s * 1e3, 100 * r->spread,
+                   BT / r->step_s,
                    2 * r->pred_macs / r->step_s / 1e9, r->step_s / full->step_s, r->pred_macs / full->pred_macs,
                    r->peak_bytes / 1e6, p->peak / 1e6, p->weights / 1e6, (p->gradients + p->optimizer) / 1e6,
                    p->activations / 1e6, p->scratch / 1e6);
@@ -285,12 +288,14 @@ static int run_shape(const shape *s, int steps) {
             else
                 printf(" - | - |\n");
         }
-    printf("\nms/step: median of the timed steps after one warm-up step. GFLOP/s: the predicted count over the "
+    printf("\nms/step: median of the timed steps after one warm-up step; spread: (slowest - fastest) / median, "
+           "large when something else shares the CPU. GFLOP/s: the predicted count over the "
            "measured time. vs full: step time over full fine-tuning's at the same checkpointing; predicted: the "
            "same ratio of multiply-add counts. peak MB: the trainer's peak_bytes (model, activations, gradients, "
            "moments, tables); the plan columns are lisa_plan_memory's (tables, under 1 KB, not shown). switch ms: "
-           "lisa_trainer_set_active_layers to %s; step after switch: the next lisa_trainer_step.\n",
-           "other layers (frees the old layers' gradients and moments, allocates and zeroes new moments)");
+           "lisa_trainer_set_active_layers to the active layers shifted by gamma (mod n_layers): frees the leaving "
+           "layers' gradients and moments, allocates and zeroes the entering layers' moments; step after switch: "
+           "the next lisa_trainer_step, which also zeroes the new gradients.\n");
     fflush(stdout);
     free(in);
     lisa_model_free(&m);
