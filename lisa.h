@@ -833,57 +833,30 @@ LISADEF void lisa_linear_forward(float *out, const float *x, const float *w,
     }
 }
 
-/* dx (n, in) += dout (n, out) @ w (out, in). */
-static void lisa__linear_backward_input(float *dx, const float *dout, const float *w,
-                                        int n, int in_dim, int out_dim) {
-    int n_blocks = (n + LISA__BLOCK - 1) / LISA__BLOCK, block;
-    LISA__PARALLEL_FOR_IF((double)n * in_dim * out_dim)
+/* c (rows, cols) += A @ b, summed over K, with A(r, k) = a[r * ars + k * aks]
+   and b row-major (K, cols). Row blocks of c go to threads. */
+static void lisa__matmul_add(float *c, int rows, int cols, const float *a, size_t ars, size_t aks,
+                             const float *b, int K) {
+    int n_blocks = (rows + LISA__BLOCK - 1) / LISA__BLOCK, block;
+    LISA__PARALLEL_FOR_IF((double)rows * cols * K)
     for (block = 0; block < n_blocks; block++) {
         float panel[LISA__KB * LISA__NR];
-        int rb = block * LISA__BLOCK, r_end = LISA__MIN(rb + LISA__BLOCK, n);
-        int i0, k0, r0;
-        for (i0 = 0; i0 < in_dim; i0 += LISA__NR) {
-            int nc = LISA__MIN(LISA__NR, in_dim - i0);
-            for (k0 = 0; k0 < out_dim; k0 += LISA__KB) {
-                int kn = LISA__MIN(LISA__KB, out_dim - k0);
-                const float *b = w + (size_t)k0 * in_dim + i0;
-                size_t bks = (size_t)in_dim;
-                if (nc < LISA__NR) {
-                    lisa__pack_rows(panel, b, bks, kn, nc);
-                    b = panel;
+        int rb = block * LISA__BLOCK, r_end = LISA__MIN(rb + LISA__BLOCK, rows);
+        int j0, k0, r0;
+        for (j0 = 0; j0 < cols; j0 += LISA__NR) {
+            int nc = LISA__MIN(LISA__NR, cols - j0);
+            for (k0 = 0; k0 < K; k0 += LISA__KB) {
+                int kn = LISA__MIN(LISA__KB, K - k0);
+                const float *bp = b + (size_t)k0 * cols + j0;
+                size_t bks = (size_t)cols;
+                if (nc < LISA__NR) { /* a ragged right edge: pad it into the panel */
+                    lisa__pack_rows(panel, bp, bks, kn, nc);
+                    bp = panel;
                     bks = LISA__NR;
                 }
                 for (r0 = rb; r0 < r_end; r0 += LISA__MR)
-                    lisa__kernel(dx + (size_t)r0 * in_dim + i0, (size_t)in_dim, LISA__MIN(LISA__MR, r_end - r0), nc,
-                                 dout + (size_t)r0 * out_dim + k0, (size_t)out_dim, 1, b, bks, kn, 0);
-            }
-        }
-    }
-}
-
-/* dw (out, in) += dout^T (out, n) @ x (n, in). */
-static void lisa__linear_backward_weight(float *dw, const float *dout, const float *x,
-                                         int n, int in_dim, int out_dim) {
-    int n_blocks = (out_dim + LISA__BLOCK - 1) / LISA__BLOCK, block;
-    LISA__PARALLEL_FOR_IF((double)n * in_dim * out_dim)
-    for (block = 0; block < n_blocks; block++) {
-        float panel[LISA__KB * LISA__NR];
-        int ob = block * LISA__BLOCK, o_end = LISA__MIN(ob + LISA__BLOCK, out_dim);
-        int i0, k0, o0;
-        for (i0 = 0; i0 < in_dim; i0 += LISA__NR) {
-            int nc = LISA__MIN(LISA__NR, in_dim - i0);
-            for (k0 = 0; k0 < n; k0 += LISA__KB) {
-                int kn = LISA__MIN(LISA__KB, n - k0);
-                const float *b = x + (size_t)k0 * in_dim + i0;
-                size_t bks = (size_t)in_dim;
-                if (nc < LISA__NR) {
-                    lisa__pack_rows(panel, b, bks, kn, nc);
-                    b = panel;
-                    bks = LISA__NR;
-                }
-                for (o0 = ob; o0 < o_end; o0 += LISA__MR)
-                    lisa__kernel(dw + (size_t)o0 * in_dim + i0, (size_t)in_dim, LISA__MIN(LISA__MR, o_end - o0), nc,
-                                 dout + (size_t)k0 * out_dim + o0, 1, (size_t)out_dim, b, bks, kn, 0);
+                    lisa__kernel(c + (size_t)r0 * cols + j0, (size_t)cols, LISA__MIN(LISA__MR, r_end - r0), nc,
+                                 a + (size_t)r0 * ars + (size_t)k0 * aks, ars, aks, bp, bks, kn, 0);
             }
         }
     }
@@ -891,8 +864,10 @@ static void lisa__linear_backward_weight(float *dw, const float *dout, const flo
 
 LISADEF void lisa_linear_backward(float *dx, float *dw, const float *dout, const float *x,
                                   const float *w, int n, int in_dim, int out_dim) {
-    if (dx) lisa__linear_backward_input(dx, dout, w, n, in_dim, out_dim);
-    if (dw) lisa__linear_backward_weight(dw, dout, x, n, in_dim, out_dim);
+    /* dx (n, in) += dout (n, out) @ w (out, in) */
+    if (dx) lisa__matmul_add(dx, n, in_dim, dout, (size_t)out_dim, 1, w, out_dim);
+    /* dw (out, in) += dout^T (out, n) @ x (n, in) */
+    if (dw) lisa__matmul_add(dw, out_dim, in_dim, dout, 1, (size_t)out_dim, x, n);
 }
 
 /* Turns each interleaved pair by +angle (sign 1) or -angle (sign -1), adding

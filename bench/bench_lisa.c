@@ -176,7 +176,8 @@ static int run_one(lisa_model *m, const shape *s, int gamma, int checkpointing, 
     res->step_s = median(times, n); /* sorts times */
     res->spread = (times[n - 1] - times[0]) / res->step_s;
     if (gamma) {
-        /* Other layers: shift each active one by gamma (distinct while 2 gamma <= n_layers). */
+        /* Other layers: each active one shifted by gamma, a bijection, so no repeats;
+           it moves every layer when 2 gamma <= n_layers, some of them otherwise. */
         int next[64], L = m->config.n_layers, k;
         double t0;
         for (k = 0; k < t.n_active && k < 64; k++) next[k] = (t.active_layers[k] + gamma) % L;
