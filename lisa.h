@@ -847,16 +847,12 @@ static void lisa__matmul_add(float *c, int rows, int cols, const float *a, size_
             int nc = LISA__MIN(LISA__NR, cols - j0);
             for (k0 = 0; k0 < K; k0 += LISA__KB) {
                 int kn = LISA__MIN(LISA__KB, K - k0);
-                const float *bp = b + (size_t)k0 * cols + j0;
-                size_t bks = (size_t)cols;
-                if (nc < LISA__NR) { /* a ragged right edge: pad it into the panel */
-                    lisa__pack_rows(panel, bp, bks, kn, nc);
-                    bp = panel;
-                    bks = LISA__NR;
-                }
+                /* Copied into a contiguous panel: read in place, rows cols * 4 bytes
+                   apart would crowd into a few cache sets. Also pads a ragged edge. */
+                lisa__pack_rows(panel, b + (size_t)k0 * cols + j0, (size_t)cols, kn, nc);
                 for (r0 = rb; r0 < r_end; r0 += LISA__MR)
                     lisa__kernel(c + (size_t)r0 * cols + j0, (size_t)cols, LISA__MIN(LISA__MR, r_end - r0), nc,
-                                 a + (size_t)r0 * ars + (size_t)k0 * aks, ars, aks, bp, bks, kn, 0);
+                                 a + (size_t)r0 * ars + (size_t)k0 * aks, ars, aks, panel, LISA__NR, kn, 0);
             }
         }
     }
