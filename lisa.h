@@ -5,7 +5,18 @@
    time. This header holds everything the CPU needs for it: tensor ops with
    forward and backward passes, a LLaMA transformer (RMSNorm, RoPE, grouped-query
    attention, SwiGLU), gradient checkpointing, AdamW with clipping and schedules,
-   and llama2.c model files and llm.c token files.
+   the LISA layer sampler and a trainer whose gradients and optimizer state
+   exist only for the blocks that train, a memory planner, and llama2.c model
+   files and llm.c token files.
+
+   QUICK EXAMPLE (see README.md for more)
+     lisa_model m;  lisa_trainer t;
+     lisa_config c = {0};           // dim, hidden_dim, n_layers, n_heads, vocab_size, max_seq_len...
+     lisa_train_config tc = lisa_train_config_default();
+     tc.mode = LISA_MODE_LISA;      // 2 layers at a time, resampled every 20 steps
+     lisa_model_init(&m, &c, NULL, NULL);  lisa_model_init_random(&m, 1);
+     lisa_trainer_init(&t, &m, &tc, NULL, NULL);
+     lisa_trainer_step(&t, inputs, targets, NULL);   // batch x seq token ids each
 
    USAGE
      In exactly one C or C++ file:
@@ -21,6 +32,10 @@
      LISA_MALLOC(n)     allocator used when no lisa_allocator is given (default malloc)
      LISA_FREE(p)       its matching free (default free)
      LISA_ASSERT(x)     check for programmer errors (default assert)
+     LISA_PARALLEL_MIN_WORK   smallest loop (in multiply-adds or elements) that
+                        OpenMP threads are started for (default 65536)
+     LISA_NO_VECTOR_EXTENSIONS  plain C loops instead of GCC/clang vector types
+                        in the inner kernels (same results, slower)
 
    CONVENTIONS
      - Fallible functions return a lisa_result; lisa_result_string() names it, and
@@ -1818,6 +1833,10 @@ static size_t lisa__model_bytes(const lisa_config *c) {
     return lisa_layout_of(c).n_params * sizeof(float) + (size_t)c->n_layers * sizeof(lisa_layer_weights);
 }
 
+static int lisa__is_layer_block(const lisa_config *c, int b) {
+    return b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(c->n_layers - 1);
+}
+
 /* Does non-layer block b train? With a tied head the embedding block holds
    the shared matrix, which trains only if neither of its uses is frozen. */
 static int lisa__fixed_block_trains(const lisa_config *c, const lisa_train_config *tc, int b) {
@@ -1956,8 +1975,8 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
         return r;
     }
     for (b = 0; b < nb; b++) {
-        int is_layer = b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(L - 1);
-        if (!is_layer && lisa__fixed_block_trains(mc, &t->config, b) && lisa__block_activate(t, b) != LISA_OK) {
+        if (!lisa__is_layer_block(mc, b) && lisa__fixed_block_trains(mc, &t->config, b) &&
+            lisa__block_activate(t, b) != LISA_OK) {
             lisa_trainer_free(t);
             return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for gradients and optimizer state");
         }
@@ -2044,7 +2063,7 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
         return lisa__fail(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
     L = lisa_layout_of(&rc);
     for (b = 0; b < lisa_n_blocks(&rc); b++)
-        if ((b == LISA_BLOCK_EMBED || b > rc.n_layers) && lisa__fixed_block_trains(&rc, &rt, b))
+        if (!lisa__is_layer_block(&rc, b) && lisa__fixed_block_trains(&rc, &rt, b))
             fixed += lisa_block_size(&rc, b);
     layers_trained = rt.mode == LISA_MODE_FULL ? (size_t)rc.n_layers : (size_t)rt.lisa_layers;
     /* keep_state: every layer sampled so far keeps its moments; over a run, all of them. */
