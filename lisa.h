@@ -478,6 +478,32 @@ LISADEF void lisa_trainer_free(lisa_trainer *t);
 LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t);
 
 /* ------------------------------------------------------------------------- */
+/* Training state: stop and resume exactly                                    */
+/* ------------------------------------------------------------------------- */
+
+/* A state file holds the model, the training settings, every block's AdamW
+   moments and step, the active layers, the sampler's RNG and position, the
+   step count and a caller's data position, with a checksum. Resuming from it
+   continues bitwise as if the run had never stopped, also in the middle of a
+   LISA interval. Format "LSST" version 1, little-endian; see lisa__state_io(). */
+
+/* Writes atomically (temporary file, then rename): an interrupted save leaves
+   the previous file intact. data_position is stored for the caller (the
+   program stores its next batch index). */
+LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *path,
+                                            uint64_t data_position, lisa_error *err);
+/* Creates the model m and the trainer t from a state file; the settings are
+   the file's (a lisa_train_config cannot be changed by resuming). On failure
+   both are left freed. Call lisa_trainer_free() then lisa_model_free(). */
+LISADEF lisa_result lisa_trainer_load_state(lisa_trainer *t, lisa_model *m, const char *path,
+                                            const lisa_allocator *a, uint64_t *data_position,
+                                            lisa_error *err);
+LISADEF lisa_result lisa_trainer_load_state_memory(lisa_trainer *t, lisa_model *m, const void *data,
+                                                   size_t size, const char *name,
+                                                   const lisa_allocator *a, uint64_t *data_position,
+                                                   lisa_error *err);
+
+/* ------------------------------------------------------------------------- */
 /* Memory planner                                                             */
 /* ------------------------------------------------------------------------- */
 
@@ -2093,10 +2119,49 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
 /* Files                                                                      */
 /* ------------------------------------------------------------------------- */
 
-/* A byte source: memory, or a FILE whose size is known up front. */
+/* A 64-bit checksum of a byte stream fed in pieces of any size: the result
+   depends on the bytes alone, read as little-endian 8-byte words. */
+typedef struct lisa__hash {
+    uint64_t h;
+    unsigned char tail[8];
+    int n_tail;
+} lisa__hash;
+
+static uint64_t lisa__hash_mix(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t lisa__le64(const unsigned char *b) {
+    uint64_t w = 0;
+    int i;
+    for (i = 7; i >= 0; i--) w = w << 8 | b[i];
+    return w;
+}
+
+static void lisa__hash_bytes(lisa__hash *s, const void *data, size_t n) {
+    const unsigned char *p = (const unsigned char *)data;
+    while (n > 0 && s->n_tail > 0) {
+        s->tail[s->n_tail++] = *p++;
+        n--;
+        if (s->n_tail == 8) {
+            s->h = lisa__hash_mix(s->h, lisa__le64(s->tail));
+            s->n_tail = 0;
+        }
+    }
+    for (; n >= 8; p += 8, n -= 8) s->h = lisa__hash_mix(s->h, lisa__le64(p));
+    while (n > 0) {
+        s->tail[s->n_tail++] = *p++;
+        n--;
+    }
+}
+
+/* A byte source: memory, or a FILE whose size is known up front. Everything
+   read is also fed to a checksum. */
 typedef struct lisa__reader {
     const unsigned char *mem;
     size_t size, pos;
+    lisa__hash hash;
 #ifndef LISA_NO_STDIO
     FILE *file;
 #endif
@@ -2107,12 +2172,11 @@ static int lisa__read(lisa__reader *r, void *dst, size_t n) {
 #ifndef LISA_NO_STDIO
     if (r->file) {
         if (fread(dst, 1, n, r->file) != n) return 0;
-        r->pos += n;
-        return 1;
-    }
+    } else
 #endif
-    memcpy(dst, r->mem + r->pos, n);
+        memcpy(dst, r->mem + r->pos, n);
     r->pos += n;
+    lisa__hash_bytes(&r->hash, dst, n);
     return 1;
 }
 
@@ -2409,6 +2473,7 @@ typedef struct lisa__writer {
     const char *path;
     char tmp[4096];
     int failed;
+    lisa__hash hash;     /* of everything written so far */
 } lisa__writer;
 
 static lisa_result lisa__writer_open(lisa__writer *w, const char *path, lisa_error *err) {
@@ -2424,6 +2489,7 @@ static lisa_result lisa__writer_open(lisa__writer *w, const char *path, lisa_err
 
 static void lisa__write(lisa__writer *w, const void *data, size_t n) {
     if (!w->failed && n && fwrite(data, 1, n, w->file) != n) w->failed = 1;
+    lisa__hash_bytes(&w->hash, data, n);
 }
 
 static void lisa__write_f32(lisa__writer *w, const float *x, size_t n) {
@@ -2542,6 +2608,295 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
 }
 
 #endif /* LISA_NO_STDIO */
+
+/* ------------------------------------------------------------------------- */
+/* Training state files                                                       */
+/* ------------------------------------------------------------------------- */
+
+/* Layout, little-endian:
+     "LSST", uint32 version 1, uint32 LISA__STATE_INTS, uint32 LISA__STATE_FLOATS
+     int32 fields, float32 fields, uint64 fields   (lisa__state_pack's order)
+     int32 active layers (n_active of them), float32 layer weights (n_layers, when given)
+     float32 parameters (the model's buffer, layer-major)
+     per block: int32 flags (1 trains, 2 has moments), int32 AdamW step, then
+                moments m and v (block size floats each) when it has them
+     uint64 checksum of every byte before it */
+
+#define LISA__STATE_VERSION 1
+#define LISA__STATE_INTS 26
+#define LISA__STATE_FLOATS 9
+#define LISA__STATE_U64S 3
+
+typedef struct lisa__state_header {
+    int32_t ints[LISA__STATE_INTS];
+    float floats[LISA__STATE_FLOATS];
+    uint64_t u64s[LISA__STATE_U64S];
+} lisa__state_header;
+
+/* The inverse of lisa__state_pack, for the settings; progress fields are read by the caller. */
+static void lisa__state_unpack(const lisa__state_header *h, lisa_config *c, lisa_train_config *tc) {
+    const int32_t *i = h->ints;
+    const float *f = h->floats;
+    memset(c, 0, sizeof *c);
+    memset(tc, 0, sizeof *tc);
+    c->dim = i[0]; c->hidden_dim = i[1]; c->n_layers = i[2]; c->n_heads = i[3]; c->n_kv_heads = i[4];
+    c->vocab_size = i[5]; c->max_seq_len = i[6]; c->tied_head = i[7];
+    tc->batch = i[8]; tc->seq = i[9]; tc->schedule.kind = (lisa_schedule_kind)i[10];
+    tc->schedule.warmup = i[11]; tc->schedule.total_steps = i[12]; tc->checkpointing = i[13];
+    tc->mode = (lisa_mode)i[14]; tc->lisa_layers = i[15]; tc->lisa_interval = i[16];
+    tc->lisa_order = (lisa_layer_order)i[17]; /* i[18]: weights follow */ tc->freeze_embed = i[19];
+    tc->freeze_final_norm = i[20]; tc->freeze_head = i[21]; tc->keep_state = i[22];
+    c->norm_eps = f[0]; c->rope_theta = f[1]; tc->schedule.lr = f[2]; tc->schedule.min_lr = f[3];
+    tc->beta1 = f[4]; tc->beta2 = f[5]; tc->eps = f[6]; tc->weight_decay = f[7]; tc->grad_clip = f[8];
+    tc->lisa_seed = h->u64s[0];
+}
+
+static int lisa__read_i32s(lisa__reader *r, int32_t *x, size_t n) {
+    unsigned char b[4];
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (!lisa__read(r, b, 4)) return 0;
+        x[i] = lisa__le32(b);
+    }
+    return 1;
+}
+
+static int lisa__read_u64(lisa__reader *r, uint64_t *x) {
+    unsigned char b[8];
+    if (!lisa__read(r, b, 8)) return 0;
+    *x = lisa__le64(b);
+    return 1;
+}
+
+static uint64_t lisa__hash_value(const lisa__hash *s) {
+    uint64_t h = s->h;
+    int i;
+    for (i = 0; i < s->n_tail; i++) h = lisa__hash_mix(h, 0x100u | s->tail[i]);
+    return lisa__hash_mix(h, (uint64_t)s->n_tail);
+}
+
+/* Gives inactive block b room for moments kept across a switch (keep_state). */
+static lisa_result lisa__block_keep_moments(lisa_trainer *t, int b) {
+    size_t n = t->block_sizes[b];
+    lisa_block_state *s = &t->blocks[b];
+    if (s->m || n == 0) return LISA_OK;
+    s->m = (float *)lisa__alloc(&t->allocator, 2 * n * sizeof(float), &t->bytes);
+    if (!s->m) return LISA_ERR_NOMEM;
+    s->v = s->m + n;
+    return LISA_OK;
+}
+
+/* Reads the per-block optimizer state into an initialised trainer. */
+static lisa_result lisa__state_read_blocks(lisa_trainer *t, lisa__reader *r, const char *name, lisa_error *err) {
+    int b, nb = lisa_n_blocks(&t->model->config);
+    for (b = 0; b < nb; b++) {
+        lisa_block_state *s = &t->blocks[b];
+        size_t n = t->block_sizes[b];
+        int32_t fs[2];
+        int trains, has_moments;
+        if (!lisa__read_i32s(r, fs, 2)) goto truncated;
+        trains = fs[0] & 1;
+        has_moments = (fs[0] & 2) != 0;
+        if ((fs[0] & ~3) || trains != s->active || (trains && !has_moments) ||
+            (has_moments && !s->active && !t->config.keep_state) || (has_moments && n == 0) || fs[1] < 0)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: block %d: state flags %d do not fit the settings", name, b, fs[0]);
+        if (!has_moments) continue;
+        if (r->size - r->pos < 2 * n * sizeof(float)) goto truncated;
+        if (lisa__block_keep_moments(t, b) != LISA_OK)
+            return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for block %d's moments", name, b);
+        if (!lisa__read_f32(r, s->m, 2 * n)) goto truncated;
+        s->step = fs[1];
+    }
+    return LISA_OK;
+truncated:
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f (block state)", name, (double)r->pos);
+}
+
+/* Turns a settings error into a format error that names the file. */
+static lisa_result lisa__state_bad_settings(lisa_error *err, const char *name) {
+    char why[sizeof err->message];
+    if (!err) return LISA_ERR_FORMAT;
+    memcpy(why, err->message, sizeof why);
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state header: %s", name, why);
+}
+
+static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader *r, const char *name,
+                                    const lisa_allocator *a, uint64_t *data_position, lisa_error *err) {
+    unsigned char magic[16];
+    char context[300];
+    lisa__state_header h;
+    lisa_config c;
+    lisa_train_config tc;
+    int32_t active[LISA__MAX_LAYERS];
+    float probs[LISA__MAX_LAYERS];
+    uint64_t stored_sum, sum;
+    size_t floats_left;
+    int i, n_active;
+    lisa_result res;
+    memset(m, 0, sizeof *m);
+    memset(t, 0, sizeof *t);
+    if (!lisa__read(r, magic, sizeof magic))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: %.0f bytes", name, (double)r->size);
+    if (memcmp(magic, "LSST", 4) != 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: not a lisa training state (magic is not LSST)", name);
+    if (lisa__le32(magic + 4) != LISA__STATE_VERSION || lisa__le32(magic + 8) != LISA__STATE_INTS ||
+        lisa__le32(magic + 12) != LISA__STATE_FLOATS)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: unsupported state version %d", name, (int)lisa__le32(magic + 4));
+    if (!lisa__read_i32s(r, h.ints, LISA__STATE_INTS) || !lisa__read_f32(r, h.floats, LISA__STATE_FLOATS))
+        goto truncated;
+    for (i = 0; i < LISA__STATE_U64S; i++)
+        if (!lisa__read_u64(r, &h.u64s[i])) goto truncated;
+    lisa__state_unpack(&h, &c, &tc);
+    snprintf(context, sizeof context, "%s: bad state header", name);
+    if (lisa__config_check(&c, context, err) != LISA_OK) {
+        if (err) err->code = LISA_ERR_FORMAT;
+        return LISA_ERR_FORMAT;
+    }
+    if (lisa__train_config_check(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
+    n_active = h.ints[25];
+    if (h.ints[23] < 0 || h.ints[24] < 0 || h.ints[24] >= c.n_layers || n_active < 0 || n_active > c.n_layers ||
+        (tc.mode == LISA_MODE_FULL && n_active != c.n_layers) || (unsigned)h.ints[18] > 1)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state header: step, sampler or active-layer count out of range", name);
+    if (!lisa__read_i32s(r, active, (size_t)n_active)) goto truncated;
+    if (h.ints[18]) {
+        if (!lisa__read_f32(r, probs, (size_t)c.n_layers)) goto truncated;
+        tc.lisa_probs = probs;
+        if (lisa__train_config_check(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
+    }
+    /* Every count is checked against the bytes present before it is allocated. */
+    floats_left = (r->size - r->pos) / sizeof(float);
+    if (floats_left < lisa_layout_of(&c).n_params)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f parameters, the file holds fewer",
+                          name, (double)lisa_layout_of(&c).n_params);
+    res = lisa__model_alloc(m, &c, a, name, err);
+    if (res != LISA_OK) return res;
+    if (!lisa__read_f32(r, m->params, m->layout.n_params)) goto truncated_free;
+    res = lisa_trainer_init(t, m, &tc, a, err);
+    if (res != LISA_OK) {
+        lisa_model_free(m);
+        return res;
+    }
+    if (tc.mode != LISA_MODE_FULL && (res = lisa_trainer_set_active_layers(t, active, n_active)) != LISA_OK) {
+        lisa__fail(err, res, res == LISA_ERR_NOMEM ? "%s: out of memory for the active layers"
+                                                    : "%s: bad state: invalid active layer list", name);
+        goto fail;
+    }
+    if ((res = lisa__state_read_blocks(t, r, name, err)) != LISA_OK) goto fail;
+    t->step = h.ints[23];
+    t->sampler.next = h.ints[24];
+    t->sampler.rng.state = h.u64s[1];
+    sum = lisa__hash_value(&r->hash);
+    if (!lisa__read_u64(r, &stored_sum)) goto truncated_free;
+    if (stored_sum != sum) {
+        res = lisa__fail(err, LISA_ERR_FORMAT, "%s: checksum mismatch: the file is corrupt", name);
+        goto fail;
+    }
+    if (r->pos != r->size) {
+        res = lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data", name, (double)(r->size - r->pos));
+        goto fail;
+    }
+    lisa__note_peak(t);
+    if (data_position) *data_position = h.u64s[2];
+    lisa__ok(err);
+    return LISA_OK;
+truncated:
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f", name, (double)r->pos);
+truncated_free:
+    res = lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f", name, (double)r->pos);
+fail:
+    lisa_trainer_free(t);
+    lisa_model_free(m);
+    return res;
+}
+
+LISADEF lisa_result lisa_trainer_load_state_memory(lisa_trainer *t, lisa_model *m, const void *data,
+                                                   size_t size, const char *name,
+                                                   const lisa_allocator *a, uint64_t *data_position,
+                                                   lisa_error *err) {
+    lisa__reader r;
+    memset(&r, 0, sizeof r);
+    r.mem = (const unsigned char *)data;
+    r.size = data ? size : 0;
+    return lisa__state_read(t, m, &r, name ? name : "<memory>", a, data_position, err);
+}
+
+#ifndef LISA_NO_STDIO
+LISADEF lisa_result lisa_trainer_load_state(lisa_trainer *t, lisa_model *m, const char *path,
+                                            const lisa_allocator *a, uint64_t *data_position,
+                                            lisa_error *err) {
+    lisa__reader r;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    if (res != LISA_OK) {
+        memset(m, 0, sizeof *m);
+        memset(t, 0, sizeof *t);
+        return res;
+    }
+    res = lisa__state_read(t, m, &r, path, a, data_position, err);
+    fclose(r.file);
+    return res;
+}
+
+static void lisa__state_pack(lisa__state_header *h, const lisa_trainer *t, uint64_t data_position) {
+    const lisa_config *c = &t->model->config;
+    const lisa_train_config *tc = &t->config;
+    const int32_t ints[LISA__STATE_INTS] = {
+        c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->max_seq_len,
+        c->tied_head, tc->batch, tc->seq, (int32_t)tc->schedule.kind, tc->schedule.warmup,
+        tc->schedule.total_steps, tc->checkpointing, (int32_t)tc->mode, tc->lisa_layers, tc->lisa_interval,
+        (int32_t)tc->lisa_order, tc->lisa_probs != NULL, tc->freeze_embed, tc->freeze_final_norm,
+        tc->freeze_head, tc->keep_state, t->step, t->sampler.next, t->n_active};
+    const float floats[LISA__STATE_FLOATS] = {c->norm_eps, c->rope_theta, tc->schedule.lr, tc->schedule.min_lr,
+                                              tc->beta1, tc->beta2, tc->eps, tc->weight_decay, tc->grad_clip};
+    memcpy(h->ints, ints, sizeof ints);
+    memcpy(h->floats, floats, sizeof floats);
+    h->u64s[0] = tc->lisa_seed;
+    h->u64s[1] = t->sampler.rng.state;
+    h->u64s[2] = data_position;
+}
+
+static void lisa__write_i32(lisa__writer *w, int32_t v) {
+    unsigned char b[4];
+    lisa__put_le32(b, v);
+    lisa__write(w, b, 4);
+}
+
+static void lisa__write_u64(lisa__writer *w, uint64_t v) {
+    unsigned char b[8];
+    int i;
+    for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+    lisa__write(w, b, 8);
+}
+
+LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *path,
+                                            uint64_t data_position, lisa_error *err) {
+    const lisa_model *m = t->model;
+    lisa__state_header h;
+    lisa__writer w;
+    lisa_result res;
+    int i, b, nb = lisa_n_blocks(&m->config);
+    lisa__state_pack(&h, t, data_position);
+    res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    lisa__write(&w, "LSST", 4);
+    lisa__write_i32(&w, LISA__STATE_VERSION);
+    lisa__write_i32(&w, LISA__STATE_INTS);
+    lisa__write_i32(&w, LISA__STATE_FLOATS);
+    for (i = 0; i < LISA__STATE_INTS; i++) lisa__write_i32(&w, h.ints[i]);
+    lisa__write_f32(&w, h.floats, LISA__STATE_FLOATS);
+    for (i = 0; i < LISA__STATE_U64S; i++) lisa__write_u64(&w, h.u64s[i]);
+    for (i = 0; i < t->n_active; i++) lisa__write_i32(&w, t->active_layers[i]);
+    if (t->config.lisa_probs) lisa__write_f32(&w, t->config.lisa_probs, (size_t)m->config.n_layers);
+    lisa__write_f32(&w, m->params, m->layout.n_params);
+    for (b = 0; b < nb; b++) {
+        const lisa_block_state *s = &t->blocks[b];
+        lisa__write_i32(&w, (s->active ? 1 : 0) | (s->m ? 2 : 0));
+        lisa__write_i32(&w, s->step);
+        if (s->m) lisa__write_f32(&w, s->m, 2 * t->block_sizes[b]);
+    }
+    lisa__write_u64(&w, lisa__hash_value(&w.hash));
+    return lisa__writer_close(&w, err);
+}
+#endif
 
 #endif /* LISA_IMPLEMENTATION_INCLUDED */
 #endif /* LISA_IMPLEMENTATION */

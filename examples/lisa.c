@@ -141,7 +141,7 @@ static void load_tokens_or_die(lisa_tokens *d, const char *path, int vocab) {
 /* ---- train --------------------------------------------------------------- */
 
 static const char *train_help =
-    "usage: lisa train (--model IN.bin | --init SPEC) --data TRAIN.tok --out OUT.bin [options]\n"
+    "usage: lisa train (--model IN.bin | --init SPEC | --resume STATE) --data TRAIN.tok --out OUT.bin [options]\n"
     "\n"
     "  --model IN.bin        start from a llama2.c checkpoint\n"
     "  --init SPEC           start from random weights of this shape, e.g.\n"
@@ -158,6 +158,8 @@ static const char *train_help =
     "  --min-lr X            final learning rate of cosine and linear schedules (default 0)\n"
     "  --warmup N            linear warmup steps (default 0)\n"
     "  --schedule S          constant | cosine | linear (default constant)\n"
+    "  --schedule-steps N    length of the schedule (default: --steps); a run may stop before its end\n"
+    "                        and --resume later\n"
     "  --weight-decay X      AdamW decoupled weight decay, not applied to norms (default 0)\n"
     "  --beta1 X             (default 0.9)\n"
     "  --beta2 X             (default 0.999)\n"
@@ -168,6 +170,12 @@ static const char *train_help =
     "  --threads N           OpenMP threads (default: OpenMP's own default)\n"
     "  --log FILE.jsonl      one JSON object per step: step, loss, lr, grad_norm, tokens_per_s, ms,\n"
     "                        active_layers (sorted, counting from 0)\n"
+    "  --save-state PATH     write the full training state (model, AdamW moments, LISA layers and\n"
+    "                        sampler, step, data position) at the end, atomically\n"
+    "  --save-every N        ... and every N steps\n"
+    "  --resume PATH         continue from a state file up to --steps (the total, counting the steps\n"
+    "                        already done); the model and settings come from the file, and the run\n"
+    "                        continues bitwise as if it had not stopped\n"
     "\n"
     "LISA (layerwise importance sampling: embedding, final norm and head always train; of the\n"
     "decoder layers only G sampled ones do, resampled every K steps):\n"
@@ -187,8 +195,9 @@ static const char *train_help =
     "one, wrapping at the end of the file.\n";
 
 typedef struct train_opts {
-    const char *model, *init, *data, *out, *log;
-    int steps, threads;
+    const char *model, *init, *data, *out, *log, *save_state, *resume;
+    int steps, threads, save_every;
+    int settings_given;    /* a flag that a resumed run takes from its state file */
     unsigned long long seed;
     lisa_train_config tc;
     float probs[4096];
@@ -256,7 +265,14 @@ static void parse_train(train_opts *o, int argc, char **argv) {
     a.argv = argv;
     for (a.i = 0; a.i < argc; a.i++) {
         const char *f = argv[a.i];
+        int is_setting = strcmp(f, "--data") && strcmp(f, "--out") && strcmp(f, "--log") && strcmp(f, "--steps") &&
+                         strcmp(f, "--threads") && strcmp(f, "--save-state") && strcmp(f, "--save-every") &&
+                         strcmp(f, "--resume");
+        o->settings_given |= is_setting;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(train_help, stdout); exit(0); }
+        else if (!strcmp(f, "--save-state")) o->save_state = arg_value(&a, f);
+        else if (!strcmp(f, "--save-every")) o->save_every = (int)arg_long(&a, f, 1, 1L << 30);
+        else if (!strcmp(f, "--resume")) o->resume = arg_value(&a, f);
         else if (!strcmp(f, "--model")) o->model = arg_value(&a, f);
         else if (!strcmp(f, "--init")) o->init = arg_value(&a, f);
         else if (!strcmp(f, "--data")) o->data = arg_value(&a, f);
@@ -268,6 +284,7 @@ static void parse_train(train_opts *o, int argc, char **argv) {
         else if (!strcmp(f, "--lr")) o->tc.schedule.lr = arg_float(&a, f);
         else if (!strcmp(f, "--min-lr")) o->tc.schedule.min_lr = arg_float(&a, f);
         else if (!strcmp(f, "--warmup")) o->tc.schedule.warmup = (int)arg_long(&a, f, 0, 1L << 30);
+        else if (!strcmp(f, "--schedule-steps")) o->tc.schedule.total_steps = (int)arg_long(&a, f, 1, 1L << 30);
         else if (!strcmp(f, "--schedule")) {
             const char *s = arg_value(&a, f);
             if (!strcmp(s, "constant")) o->tc.schedule.kind = LISA_SCHEDULE_CONSTANT;
@@ -284,10 +301,13 @@ static void parse_train(train_opts *o, int argc, char **argv) {
         else if (!strcmp(f, "--threads")) o->threads = (int)arg_long(&a, f, 1, 4096);
         else if (!parse_lisa_option(o, &a)) die("train: unknown option '%s' (see lisa train --help)", f);
     }
-    if (!o->model == !o->init) die("%s", "train: give exactly one of --model and --init");
+    if (o->resume && o->settings_given)
+        die("%s", "train --resume takes its model and settings from the state file; only --data, --out, --log, "
+                  "--steps, --threads, --save-state and --save-every may be given");
+    if (!o->resume && !o->model == !o->init) die("%s", "train: give exactly one of --model, --init and --resume");
     if (!o->data) die("%s", "train: --data is required");
     if (!o->out) die("%s", "train: --out is required");
-    o->tc.schedule.total_steps = o->steps;
+    if (o->tc.schedule.total_steps == 0) o->tc.schedule.total_steps = o->steps;
 }
 
 /* The trainer's active layers as "[0,3]", or "all" in full mode. */
@@ -315,62 +335,75 @@ static void progress(const lisa_trainer *t, const lisa_step_info *s, int steps, 
     if (tty && s->step == steps) fputc('\n', stderr);
 }
 
-static int train_loop(lisa_model *m, const lisa_tokens *data, const train_opts *o, FILE *log) {
-    lisa_trainer t;
+/* Steps t from its current step up to o->steps, batch i = step i, saving
+   state every o->save_every steps when asked. */
+static void train_loop(lisa_trainer *t, const lisa_tokens *data, const train_opts *o, FILE *log) {
+    const lisa_train_config *tc = &t->config;
     lisa_error err;
-    int *inputs, *targets, i;
-    size_t span;
+    int *inputs, *targets;
+    size_t span = (size_t)tc->batch * tc->seq;
     double start = now_seconds();
-    if (lisa_trainer_init(&t, m, &o->tc, NULL, &err) != LISA_OK) die("%s", err.message);
-    span = (size_t)o->tc.batch * o->tc.seq;
+    int first = t->step;
     inputs = (int *)malloc(2 * span * sizeof(int));
     if (!inputs) die("%s", "out of memory");
     targets = inputs + span;
-    if (o->tc.mode == LISA_MODE_LISA)
-        fprintf(stderr, "training %d steps with LISA: %d of %d layers at a time, resampled every %d steps\n",
-                o->steps, t.config.lisa_layers, m->config.n_layers, t.config.lisa_interval);
+    if (tc->mode == LISA_MODE_LISA)
+        fprintf(stderr, "training steps %d to %d with LISA: %d of %d layers at a time, resampled every %d steps\n",
+                first + 1, o->steps, tc->lisa_layers, t->model->config.n_layers, tc->lisa_interval);
     else
-        fprintf(stderr, "training %d steps, all layers\n", o->steps);
-    fprintf(stderr, "batch %d x seq %d, %d thread(s), %.1f MB held\n", o->tc.batch, o->tc.seq, thread_count(),
-            lisa_trainer_total_bytes(&t) / 1e6);
-    for (i = 0; i < o->steps; i++) {
+        fprintf(stderr, "training steps %d to %d, all layers\n", first + 1, o->steps);
+    fprintf(stderr, "batch %d x seq %d, %d thread(s), %.1f MB held\n", tc->batch, tc->seq, thread_count(),
+            lisa_trainer_total_bytes(t) / 1e6);
+    while (t->step < o->steps) {
         lisa_step_info s;
         double t0 = now_seconds(), ms;
         char layers[4096];
-        lisa_tokens_batch(data, i, o->tc.batch, o->tc.seq, inputs, targets);
-        if (lisa_trainer_step(&t, inputs, targets, &s) != LISA_OK) die("%s", "out of memory for newly sampled layers");
+        lisa_tokens_batch(data, t->step, tc->batch, tc->seq, inputs, targets);
+        if (lisa_trainer_step(t, inputs, targets, &s) != LISA_OK) die("%s", "out of memory for newly sampled layers");
         ms = (now_seconds() - t0) * 1e3;
         if (log)
             fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"ms\":%.3f,\"active_layers\":%s}\n",
-                    s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms, layers_text(&t, layers, sizeof layers, 1));
-        progress(&t, &s, o->steps, span / (ms / 1e3), now_seconds() - start);
+                    s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms, layers_text(t, layers, sizeof layers, 1));
+        progress(t, &s, o->steps, span / (ms / 1e3), (now_seconds() - start) * s.step / LISA__MAX(1, s.step - first));
+        if (o->save_state && ((o->save_every && t->step % o->save_every == 0) || t->step == o->steps)) {
+            /* the data position is the next batch index, which is the step count */
+            if (lisa_trainer_save_state(t, o->save_state, (uint64_t)t->step, &err) != LISA_OK) die("%s", err.message);
+        }
     }
-    fprintf(stderr, "peak memory %.1f MB\n", t.peak_bytes / 1e6);
+    fprintf(stderr, "peak memory %.1f MB\n", t->peak_bytes / 1e6);
     free(inputs);
-    lisa_trainer_free(&t);
-    return 0;
 }
 
 static int cmd_train(int argc, char **argv) {
     train_opts o;
     lisa_model m;
+    lisa_trainer t;
     lisa_tokens data;
     lisa_error err;
     FILE *log = NULL;
     parse_train(&o, argc, argv);
     set_threads(o.threads);
-    if (o.model) load_model_or_die(&m, o.model);
-    else {
-        lisa_config c = parse_init(o.init);
-        if (lisa_model_init(&m, &c, NULL, &err) != LISA_OK) die("--init: %s", err.message);
-        lisa_model_init_random(&m, o.seed);
+    if (o.resume) {
+        uint64_t position;
+        if (lisa_trainer_load_state(&t, &m, o.resume, NULL, &position, &err) != LISA_OK) die("%s", err.message);
+        if (position != (uint64_t)t.step) die("%s: the data position does not match the step count", o.resume);
+        fprintf(stderr, "resuming %s at step %d\n", o.resume, t.step);
+    } else {
+        if (o.model) load_model_or_die(&m, o.model);
+        else {
+            lisa_config c = parse_init(o.init);
+            if (lisa_model_init(&m, &c, NULL, &err) != LISA_OK) die("--init: %s", err.message);
+            lisa_model_init_random(&m, o.seed);
+        }
+        if (o.tc.seq == 0) o.tc.seq = LISA__MIN(64, m.config.max_seq_len);
+        check_probs(&o, &m.config);
+        if (lisa_trainer_init(&t, &m, &o.tc, NULL, &err) != LISA_OK) die("%s", err.message);
     }
-    if (o.tc.seq == 0) o.tc.seq = LISA__MIN(64, m.config.max_seq_len);
-    check_probs(&o, &m.config);
     load_tokens_or_die(&data, o.data, m.config.vocab_size);
     if (o.log && !(log = fopen(o.log, "w"))) die("cannot open %s for writing", o.log);
-    train_loop(&m, &data, &o, log);
+    train_loop(&t, &data, &o, log);
     if (log) fclose(log);
+    lisa_trainer_free(&t);
     if (lisa_model_save_llama2c(&m, o.out, &err) != LISA_OK) die("%s", err.message);
     fprintf(stderr, "wrote %s\n", o.out);
     lisa_tokens_free(&data);
@@ -580,6 +613,8 @@ static void demo_corpus(lisa_tokens *d, int task, size_t n, uint64_t seed) {
 
 static void demo_train(lisa_model *m, const lisa_tokens *data, lisa_mode mode, int steps, float lr) {
     train_opts o;
+    lisa_trainer t;
+    lisa_error err;
     memset(&o, 0, sizeof o);
     o.tc = lisa_train_config_default();
     o.tc.batch = 8;
@@ -595,7 +630,9 @@ static void demo_train(lisa_model *m, const lisa_tokens *data, lisa_mode mode, i
     o.tc.lisa_interval = 20;
     o.steps = steps;
     o.tc.schedule.total_steps = steps;
-    train_loop(m, data, &o, NULL);
+    if (lisa_trainer_init(&t, m, &o.tc, NULL, &err) != LISA_OK) die("%s", err.message);
+    train_loop(&t, data, &o, NULL);
+    lisa_trainer_free(&t);
 }
 
 static int cmd_demo(int argc, char **argv) {

@@ -96,6 +96,19 @@ check "--lisa-probs needs one weight per layer" fails_with "gives 3 weights; the
 check "--lisa-layers beyond the layer count" fails_with "LISA layers 9" $train --init $init4 --out "$tmp/x.bin" --mode lisa --lisa-layers 9
 check "frozen embedding and head with LISA" $train --init $init4 --out "$tmp/fz.bin" --mode lisa --lisa-layers 1 --freeze-embed --freeze-head --lisa-keep-state
 
+# Resume: stop after 13 of 20 steps (mid LISA interval), resume, and match the uninterrupted run.
+lisa_run="$train --init $init4 --mode lisa --lisa-layers 2 --lisa-interval 5 --schedule cosine --warmup 3 --weight-decay 0.1 --schedule-steps 20"
+check "uninterrupted LISA run of 20 steps" $lisa_run --steps 20 --out "$tmp/whole.bin" --log "$tmp/whole.jsonl"
+check "the same run stopped after 13 steps with --save-state" $lisa_run --steps 13 --out "$tmp/part.bin" --log "$tmp/part.jsonl" --save-state "$tmp/s.lsst" --save-every 4
+check "resumed to step 20" $lisa train --data "$tmp/train.tok" --resume "$tmp/s.lsst" --steps 20 --out "$tmp/resumed.bin" --log "$tmp/resumed.jsonl"
+check "the resumed log continues at step 14" sh -c "head -1 '$tmp/resumed.jsonl' | grep -q '^{\"step\":14,'"
+check "stopped + resumed losses equal the uninterrupted run's" sh -c "cat '$tmp/part.jsonl' '$tmp/resumed.jsonl' | sed 's/,\"tokens_per_s[^}]*,\"active/,\"active/' > '$tmp/a' &&
+    sed 's/,\"tokens_per_s[^}]*,\"active/,\"active/' '$tmp/whole.jsonl' > '$tmp/b' && cmp '$tmp/a' '$tmp/b'"
+check "the resumed model equals the uninterrupted one byte for byte" cmp "$tmp/whole.bin" "$tmp/resumed.bin"
+check "--resume refuses settings that come from the state" fails_with "takes its model and settings from the state file" $train --resume "$tmp/s.lsst" --steps 20 --out "$tmp/x.bin" --lr 1
+printf 'LSST garbage' > "$tmp/bad.lsst"
+check "a bad state file is named" fails_with "$tmp/bad.lsst" $lisa train --data "$tmp/train.tok" --resume "$tmp/bad.lsst" --steps 20 --out "$tmp/x.bin"
+
 # plan
 check "plan for LLaMA-2-7B with LISA in bf16 at seq 1024" sh -c "$lisa plan --init llama2-7b --mode lisa --lisa-layers 2 --batch 1 --seq 1024 --checkpointing --dtype bf16 --budget 24 > '$tmp/plan.txt' &&
     grep -q '6.738B parameters' '$tmp/plan.txt' && grep -q '^  peak ' '$tmp/plan.txt' && grep -q '^fits in 24.0 GiB' '$tmp/plan.txt'"
@@ -107,7 +120,7 @@ for cmd in train eval; do
     check "$cmd --help" sh -c "$lisa $cmd --help > '$tmp/help.txt'"
 done
 $lisa train --help > "$tmp/help.txt"
-check "train --help names every option" sh -c "for f in model init data out steps batch seq lr min-lr warmup schedule weight-decay beta1 beta2 eps grad-clip checkpointing seed threads log mode lisa-layers lisa-interval lisa-order lisa-probs lisa-seed lisa-keep-state freeze-embed freeze-head freeze-norm; do grep -q -- \"--\$f\" '$tmp/help.txt' || { echo missing \$f; exit 1; }; done"
+check "train --help names every option" sh -c "for f in model init data out steps batch seq lr min-lr warmup schedule weight-decay beta1 beta2 eps grad-clip checkpointing seed threads log save-state save-every resume schedule-steps mode lisa-layers lisa-interval lisa-order lisa-probs lisa-seed lisa-keep-state freeze-embed freeze-head freeze-norm; do grep -q -- \"--\$f\" '$tmp/help.txt' || { echo missing \$f; exit 1; }; done"
 check "lisa --help" $lisa --help
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
