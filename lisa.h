@@ -485,7 +485,8 @@ LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t);
    moments and step, the active layers, the sampler's RNG and position, the
    step count and a caller's data position, with a checksum. Resuming from it
    continues bitwise as if the run had never stopped, also in the middle of a
-   LISA interval. Format "LSST" version 1, little-endian; see lisa__state_io(). */
+   LISA interval. Format "LSST" version 1, little-endian; the layout is described
+   in the implementation, above lisa__state_header. */
 
 /* Writes atomically (temporary file, then rename): an interrupted save leaves
    the previous file intact. data_position is stored for the caller (the

@@ -440,8 +440,9 @@ static void test_llama2c_tokenizer(void) {
         while (o < big) {
             /* pieces of the vocabulary, so that merges are plentiful */
             int id = 259 + (int)(rnd() % (unsigned)(v.n - 259));
-            const char *s = rnd() % 4 == 0 ? " " : v.piece[id];
-            size_t k = rnd() % 4 == 0 ? 1 : (size_t)v.len[id];
+            int space = rnd() % 4 == 0;
+            const char *s = space ? " " : v.piece[id];
+            size_t k = space ? 1 : (size_t)v.len[id];
             if (o + k > big) break;
             memcpy(text + o, s, k);
             o += k;
