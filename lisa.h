@@ -564,7 +564,8 @@ LISADEF lisa_result lisa_tokens_load_memory(lisa_tokens *d, const void *data, si
 /* llama2.c legacy checkpoint: 7 int32 (dim, hidden_dim, n_layers, n_heads,
    n_kv_heads, vocab_size, negative when a separate head follows, seq_len), then
    fp32 tensors in run.c's order including the two RoPE tables. The format has
-   no norm_eps or rope_theta: the defaults apply. Call lisa_model_free(). */
+   no norm_eps or rope_theta: the defaults apply. Also reads version-1 files
+   (magic "ak42"; see lisa_model_load_llama2c_v1). Call lisa_model_free(). */
 LISADEF lisa_result lisa_model_load_llama2c(lisa_model *m, const char *path,
                                             const lisa_allocator *a, lisa_error *err);
 /* Writes atomically: a temporary file next to path, flushed, then renamed. */
@@ -576,6 +577,126 @@ LISADEF lisa_result lisa_tokens_load(lisa_tokens *d, const char *path, const lis
                                      lisa_error *err);
 /* Writes uint16 (version 1) when every id fits, else uint32 (version 7). Atomic. */
 LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path, lisa_error *err);
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Tokenizers: llama2.c tokenizer.bin, and a built-in byte-level one          */
+/* ------------------------------------------------------------------------- */
+
+/* Two kinds behind one type:
+
+   LISA_TOKENIZER_BYTES (lisa_tokenizer_init_bytes; no file, no allocation):
+     ids 0..255 are the bytes themselves, 256 is BOS, 257 is EOS, vocabulary
+     258. Every byte string encodes and decodes exactly; BOS and EOS decode to
+     nothing. For teaching, the demo, and models trained from scratch.
+
+   LISA_TOKENIZER_LLAMA2C (lisa_tokenizer_load_llama2c): llama2.c's
+     tokenizer.bin, a SentencePiece BPE vocabulary with scores, encoded as
+     run.c does: an optional BOS (id 1); a dummy-prefix " " piece when the text
+     is not empty; each UTF-8 character (a lead byte and up to 3 continuation
+     bytes) as its piece, or else each of its bytes as the byte piece byte + 3
+     (the "<0xXX>" tokens); then, while some adjacent pair's concatenation
+     (BOS included, as in run.c) is a piece with score > -1e10, the pair whose
+     piece scores highest merges (the leftmost such pair on a tie); an
+     optional EOS (id 2). A priority queue
+     over a linked list of symbols gives the same ids as run.c's rescanning
+     loop in O(n log n). Differences from run.c: the text is len bytes, so a
+     NUL byte is text, not the end (it becomes the piece "<0x00>"); without a
+     " " piece there is no dummy prefix (run.c would emit id -1); when a
+     string is the piece of several ids, the lowest id is used. */
+typedef enum lisa_tokenizer_kind {
+    LISA_TOKENIZER_BYTES = 0,
+    LISA_TOKENIZER_LLAMA2C
+} lisa_tokenizer_kind;
+
+#define LISA_BYTES_BOS 256
+#define LISA_BYTES_EOS 257
+#define LISA_BYTES_VOCAB 258
+
+/* Read-only after loading, so threads may share one for encoding and decoding. */
+typedef struct lisa_tokenizer {
+    lisa_tokenizer_kind kind;
+    int vocab_size;
+    int bos_id, eos_id;        /* bytes: 256, 257; llama2.c: 1, 2 */
+    int max_token_length;      /* longest piece in bytes allowed by the file (bytes: 1) */
+    int space_id;              /* the " " piece used as dummy prefix; -1: none (bytes: always) */
+    /* llama2.c only (NULL for bytes), all inside one allocation: */
+    const float *scores;       /* (vocab_size) merge scores */
+    const size_t *offsets;     /* (vocab_size + 1): piece i is text + offsets[i], of
+                                  offsets[i + 1] - offsets[i] - 1 bytes, NUL-terminated */
+    const char *text;
+    const int32_t *table;      /* hash table of ids, -1 empty; hash_mask + 1 slots */
+    size_t hash_mask;
+    void *buffer;
+    size_t buffer_size;
+    lisa_allocator allocator;
+    size_t bytes;              /* bytes this tokenizer allocated */
+} lisa_tokenizer;
+
+/* The byte-level tokenizer. Needs no lisa_tokenizer_free() (calling it is harmless). */
+LISADEF void lisa_tokenizer_init_bytes(lisa_tokenizer *t);
+
+/* llama2.c tokenizer.bin from memory: int32 max_token_length, then per token
+   float32 score, int32 length, that many bytes. vocab_size > 0: exactly that
+   many tokens must be there and nothing after them; 0: tokens are read to the
+   end of the data and counted. At least 3 tokens (unk, BOS, EOS). `name`
+   labels errors. Call lisa_tokenizer_free(). */
+LISADEF lisa_result lisa_tokenizer_load_llama2c_memory(lisa_tokenizer *t, const void *data, size_t size,
+                                                       int vocab_size, const char *name,
+                                                       const lisa_allocator *a, lisa_error *err);
+
+/* Encodes len bytes of text (bos, eos: 1 to add BOS / EOS). Writes the ids to
+   ids (max_ids entries) and their number to *n_ids. ids == NULL asks for the
+   number only; max_ids >= len + 3 is always enough. Too small a max_ids gives
+   LISA_ERR_INVALID with *n_ids set to the number needed. Working memory
+   (about 28 bytes per text byte, llama2.c kind) comes from the tokenizer's
+   allocator and is freed before returning. A byte with no piece and no byte
+   token (a vocabulary under 259) is LISA_ERR_INVALID. */
+LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *text, size_t len,
+                                          int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
+                                          lisa_error *err);
+
+/* The bytes one token stands for, as run.c's decode: "<0xXX>" pieces give
+   that raw byte, and after BOS (prev_id == bos_id) a leading space is
+   dropped. *len (may be NULL) gets the byte count (pieces may hold NULs; the
+   result is NUL-terminated too). NULL for an id outside the vocabulary.
+   Byte-level: BOS and EOS give "". The pointer lives as long as t. */
+LISADEF const char *lisa_tokenizer_piece(const lisa_tokenizer *t, int prev_id, int id, size_t *len);
+
+/* Decodes n ids into out: each token's piece (lisa_tokenizer_piece with the
+   previous id, -1 for the first), BOS and EOS ids contributing nothing, then
+   a NUL. *len gets the byte count without the NUL; out == NULL asks for it
+   only; cap < *len + 1 is LISA_ERR_INVALID, as is an id outside the
+   vocabulary. decode(encode(text, bos = 1)) gives text back (without BOS the
+   dummy-prefix space stays in front). */
+LISADEF lisa_result lisa_tokenizer_decode(const lisa_tokenizer *t, const int *ids, size_t n,
+                                          char *out, size_t cap, size_t *len, lisa_error *err);
+
+/* The id whose piece is exactly these len bytes (lowest if several), or -1. */
+LISADEF int lisa_tokenizer_find(const lisa_tokenizer *t, const char *piece, size_t len);
+
+LISADEF void lisa_tokenizer_free(lisa_tokenizer *t);
+
+/* llama2.c version-1 checkpoint ("ak42") from memory: a 256-byte header
+   (uint32 magic 0x616b3432, int32 version 1, int32 dim, hidden_dim, n_layers,
+   n_heads, n_kv_heads, vocab_size, max_seq_len, uint8 shared classifier, zero
+   padding), then fp32 tensors in export.py's order: every layer's attention
+   norm, every layer's MLP norm, the final norm, the embedding, then wq, wk,
+   wv, wo, w1, w2, w3 each for every layer, then the head unless shared. No
+   norm_eps or rope_theta in the file: the defaults apply. Call lisa_model_free(). */
+LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
+                                                      const char *name, const lisa_allocator *a,
+                                                      lisa_error *err);
+
+#ifndef LISA_NO_STDIO
+/* lisa_tokenizer_load_llama2c_memory() on a file (tokenizer.bin). */
+LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *path, int vocab_size,
+                                                const lisa_allocator *a, lisa_error *err);
+/* lisa_model_load_llama2c_v1_memory() on a file. */
+LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
+                                               const lisa_allocator *a, lisa_error *err);
+/* Writes a version-1 checkpoint (shared classifier flag = tied_head). Atomic. */
+LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err);
 #endif
 
 #ifdef __cplusplus
@@ -2244,6 +2365,10 @@ static size_t lisa__l2c_rope_floats(const lisa_config *c) {
     return 2 * (size_t)c->max_seq_len * (size_t)(c->dim / c->n_heads / 2);
 }
 
+/* Version-1 files start with a magic number; their reader is with the tokenizers below. */
+static lisa_result lisa__l2c_v1_read(lisa_model *m, lisa__reader *r, const char *name,
+                                     const lisa_allocator *a, lisa_error *err);
+
 static lisa_result lisa__l2c_read(lisa_model *m, lisa__reader *r, const char *name,
                                   const lisa_allocator *a, lisa_error *err) {
     unsigned char hb[LISA__L2C_HEADER];
@@ -2258,6 +2383,15 @@ static lisa_result lisa__l2c_read(lisa_model *m, lisa__reader *r, const char *na
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a llama2.c header needs %d",
                           name, (unsigned long)r->size, LISA__L2C_HEADER);
     for (i = 0; i < 7; i++) h[i] = lisa__le32(hb + 4 * i);
+    if ((uint32_t)h[0] == 0x616b3432u) { /* "ak42": a version-1 checkpoint; start again */
+        r->pos = 0;
+        memset(&r->hash, 0, sizeof r->hash);
+#ifndef LISA_NO_STDIO
+        if (r->file && fseek(r->file, 0, SEEK_SET) != 0)
+            return lisa__fail(err, LISA_ERR_IO, "%s: cannot seek back to the start", name);
+#endif
+        return lisa__l2c_v1_read(m, r, name, a, err);
+    }
     memset(&c, 0, sizeof c);
     c.dim = h[0];
     c.hidden_dim = h[1];
@@ -2275,6 +2409,10 @@ static lisa_result lisa__l2c_read(lisa_model *m, lisa__reader *r, const char *na
         return LISA_ERR_FORMAT;
     }
     m->layout = lisa_layout_of(&c);
+    /* In double first: with a 32-bit size_t the RoPE tables alone can wrap. */
+    if (LISA__L2C_HEADER + ((double)m->layout.n_params + (double)c.max_seq_len * (c.dim / c.n_heads)) * sizeof(float) >
+        (double)SIZE_MAX / 2)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: the file would be too large for this machine", name);
     expected = LISA__L2C_HEADER + (m->layout.n_params + lisa__l2c_rope_floats(&c)) * sizeof(float);
     if (r->size < expected)
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f bytes, the file has %.0f",
@@ -2339,6 +2477,8 @@ static lisa_result lisa__tokens_read(lisa_tokens *d, lisa__reader *r, const char
     if (count < 2)
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: token count %d (at least 2 are needed for one input and target)",
                           name, count);
+    if ((size_t)count > SIZE_MAX / sizeof(int)) /* only possible with a 32-bit size_t */
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: %d tokens are too many for this machine", name, count);
     data_bytes = (size_t)count * width;
     if (r->size - r->pos < data_bytes)
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header says %d tokens (%.0f bytes), the file holds %.0f bytes after the header",
@@ -2898,6 +3038,631 @@ LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *p
     return lisa__writer_close(&w, err);
 }
 #endif
+
+/* ------------------------------------------------------------------------- */
+/* Tokenizers                                                                 */
+/* ------------------------------------------------------------------------- */
+
+#define LISA__TOK_MAX_PIECE (1 << 20)   /* a max_token_length beyond this is garbage */
+#define LISA__TOK_NO_MERGE (-1e10f)     /* run.c's starting best score: pairs must beat it */
+
+/* Byte b and a NUL at 2b: what a byte token decodes to. */
+static const unsigned char lisa__byte_pieces[512] = {
+#define LISA__BZ(b) (b), 0
+#define LISA__BZ4(b) LISA__BZ(b), LISA__BZ((b) + 1), LISA__BZ((b) + 2), LISA__BZ((b) + 3)
+#define LISA__BZ16(b) LISA__BZ4(b), LISA__BZ4((b) + 4), LISA__BZ4((b) + 8), LISA__BZ4((b) + 12)
+#define LISA__BZ64(b) LISA__BZ16(b), LISA__BZ16((b) + 16), LISA__BZ16((b) + 32), LISA__BZ16((b) + 48)
+    LISA__BZ64(0), LISA__BZ64(64), LISA__BZ64(128), LISA__BZ64(192)
+#undef LISA__BZ
+#undef LISA__BZ4
+#undef LISA__BZ16
+#undef LISA__BZ64
+};
+
+LISADEF void lisa_tokenizer_init_bytes(lisa_tokenizer *t) {
+    memset(t, 0, sizeof *t);
+    t->kind = LISA_TOKENIZER_BYTES;
+    t->vocab_size = LISA_BYTES_VOCAB;
+    t->bos_id = LISA_BYTES_BOS;
+    t->eos_id = LISA_BYTES_EOS;
+    t->max_token_length = 1;
+    t->space_id = -1;  /* no dummy prefix */
+}
+
+LISADEF void lisa_tokenizer_free(lisa_tokenizer *t) {
+    lisa__free(&t->allocator, t->buffer, t->buffer_size, &t->bytes);
+    t->buffer = NULL;
+    t->buffer_size = 0;
+    t->scores = NULL;
+    t->offsets = NULL;
+    t->text = NULL;
+    t->table = NULL;
+}
+
+/* FNV-1a, resumable so a pair's concatenation hashes without being built. */
+static uint32_t lisa__tok_fnv(uint32_t h, const unsigned char *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+#define LISA__TOK_FNV_SEED 2166136261u
+
+static size_t lisa__tok_piece_len(const lisa_tokenizer *t, int id) {
+    return t->offsets[id + 1] - t->offsets[id] - 1;
+}
+
+/* The lowest id whose piece is a followed by b, or -1. */
+static int lisa__tok_find2(const lisa_tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
+    uint32_t h;
+    size_t slot;
+    if (t->kind != LISA_TOKENIZER_LLAMA2C || na + nb > (size_t)t->max_token_length) return -1;
+    h = lisa__tok_fnv(lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)a, na), (const unsigned char *)b, nb);
+    for (slot = h & t->hash_mask;; slot = (slot + 1) & t->hash_mask) {
+        int id = t->table[slot];
+        const char *p;
+        if (id < 0) return -1;
+        p = t->text + t->offsets[id];
+        if (lisa__tok_piece_len(t, id) == na + nb && memcmp(p, a, na) == 0 && memcmp(p + na, b, nb) == 0)
+            return id;
+    }
+}
+
+LISADEF int lisa_tokenizer_find(const lisa_tokenizer *t, const char *piece, size_t len) {
+    if (t->kind == LISA_TOKENIZER_BYTES) return len == 1 ? (int)(unsigned char)piece[0] : -1;
+    return lisa__tok_find2(t, piece, len, "", 0);
+}
+
+/* Parses a whole tokenizer.bin held in memory: a first pass checks every
+   length and counts, a second fills one allocation. */
+static lisa_result lisa__tok_parse(lisa_tokenizer *t, const unsigned char *p, size_t size, int vocab,
+                                   const char *name, const lisa_allocator *a, lisa_error *err) {
+    size_t pos = 4, text_bytes = 0, slots = 16, need, i;
+    int32_t max_len;
+    int count = 0, id;
+    unsigned char *buf;
+    size_t *offsets;
+    char *text;
+    float *scores;
+    int32_t *table;
+    memset(t, 0, sizeof *t);
+    t->allocator = lisa__allocator_or_default(a);
+    if (vocab < 0 || vocab > LISA__MAX_VOCAB)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: vocab_size %d is out of range (0 to count, or 1..%d)",
+                          name, vocab, LISA__MAX_VOCAB);
+    if (size < 4)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a tokenizer needs 4 for max_token_length",
+                          name, (unsigned long)size);
+    max_len = (int32_t)(uint32_t)lisa__le32(p);
+    if (max_len <= 0 || max_len > LISA__TOK_MAX_PIECE)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: max_token_length %ld is out of range (1..%d)",
+                          name, (long)max_len, LISA__TOK_MAX_PIECE);
+    for (;;) {
+        int32_t n;
+        if (vocab > 0 && count == vocab) break;
+        if (pos == size) {
+            if (vocab > 0)
+                return lisa__fail(err, LISA_ERR_FORMAT, "%s: holds %d tokens, vocab_size %d was expected",
+                                  name, count, vocab);
+            break;
+        }
+        if (count == LISA__MAX_VOCAB)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: more than %d tokens", name, LISA__MAX_VOCAB);
+        if (size - pos < 8)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: token %d at byte %lu needs 8 bytes of score and length, %lu are left",
+                              name, count, (unsigned long)pos, (unsigned long)(size - pos));
+        n = (int32_t)(uint32_t)lisa__le32(p + pos + 4);
+        if (n < 0)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %d has negative length %ld", name, count, (long)n);
+        if (n > max_len)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %d has length %ld, more than max_token_length %ld",
+                              name, count, (long)n, (long)max_len);
+        if ((size_t)n > size - pos - 8)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: token %d has length %ld, %lu bytes are left",
+                              name, count, (long)n, (unsigned long)(size - pos - 8));
+        pos += 8 + (size_t)n;
+        text_bytes += (size_t)n + 1;
+        count++;
+    }
+    if (pos < size)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %lu bytes of trailing data after %d tokens",
+                          name, (unsigned long)(size - pos), count);
+    if (count < 3)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: holds %d tokens; at least 3 are needed (unk, BOS = 1, EOS = 2)",
+                          name, count);
+    while (slots < 2 * (size_t)count) slots *= 2;
+    /* size_t-aligned parts first, then 4-byte ones, then the text. */
+    need = ((size_t)count + 1) * sizeof(size_t) + (size_t)count * sizeof(float) + slots * sizeof(int32_t) + text_bytes;
+    buf = (unsigned char *)lisa__alloc(&t->allocator, need, &t->bytes);
+    if (!buf) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d tokens (%lu bytes)",
+                                name, count, (unsigned long)need);
+    offsets = (size_t *)(void *)buf;
+    scores = (float *)(void *)(buf + ((size_t)count + 1) * sizeof(size_t));
+    table = (int32_t *)(void *)(scores + count);
+    text = (char *)(table + slots);
+    pos = 4;
+    offsets[0] = 0;
+    for (id = 0; id < count; id++) {
+        uint32_t bits = (uint32_t)lisa__le32(p + pos);
+        size_t n = (size_t)(uint32_t)lisa__le32(p + pos + 4);
+        memcpy(&scores[id], &bits, sizeof bits);
+        memcpy(text + offsets[id], p + pos + 8, n);
+        text[offsets[id] + n] = 0;
+        offsets[id + 1] = offsets[id] + n + 1;
+        pos += 8 + n;
+    }
+    t->kind = LISA_TOKENIZER_LLAMA2C;
+    t->vocab_size = count;
+    t->bos_id = 1;
+    t->eos_id = 2;
+    t->max_token_length = (int)max_len;
+    t->scores = scores;
+    t->offsets = offsets;
+    t->text = text;
+    t->table = table;
+    t->hash_mask = slots - 1;
+    t->buffer = buf;
+    t->buffer_size = need;
+    for (i = 0; i < slots; i++) table[i] = -1;
+    /* Ascending ids, and a string already present is not added again: a
+       lookup finds the lowest id with that piece. */
+    for (id = 0; id < count; id++) {
+        const char *s = text + offsets[id];
+        size_t n = lisa__tok_piece_len(t, id), slot;
+        if (lisa__tok_find2(t, s, n, "", 0) >= 0) continue;
+        slot = lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)s, n) & t->hash_mask;
+        while (table[slot] >= 0) slot = (slot + 1) & t->hash_mask;
+        table[slot] = id;
+    }
+    t->space_id = lisa_tokenizer_find(t, " ", 1);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_tokenizer_load_llama2c_memory(lisa_tokenizer *t, const void *data, size_t size,
+                                                       int vocab_size, const char *name,
+                                                       const lisa_allocator *a, lisa_error *err) {
+    return lisa__tok_parse(t, (const unsigned char *)data, data ? size : 0, vocab_size,
+                           name ? name : "<memory>", a, err);
+}
+
+/* Merge state: symbols in a doubly linked list, and a binary heap of the
+   symbols whose pair with their right neighbour has a piece, best first:
+   higher score, then the leftmost (a symbol's index grows left to right and
+   merging keeps the left symbol). Exactly one heap entry per such pair, so
+   the top is always the pair run.c's full rescan would choose. Entries carry
+   their score so that sifting stays within the heap array. */
+typedef struct lisa__bpe_entry {
+    float score;
+    int sym;
+} lisa__bpe_entry;
+
+typedef struct lisa__bpe {
+    const lisa_tokenizer *t;
+    int *id, *prev, *next, *merged, *hpos;  /* hpos -1: not in the heap */
+    lisa__bpe_entry *heap;
+    int n_heap;
+} lisa__bpe;
+
+static int lisa__bpe_before(lisa__bpe_entry a, lisa__bpe_entry b) {
+    return a.score > b.score || (a.score == b.score && a.sym < b.sym);
+}
+
+static void lisa__bpe_sift(lisa__bpe *s, int i) {
+    lisa__bpe_entry e = s->heap[i];
+    while (i > 0 && lisa__bpe_before(e, s->heap[(i - 1) / 2])) {
+        s->heap[i] = s->heap[(i - 1) / 2];
+        s->hpos[s->heap[i].sym] = i;
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        int l = 2 * i + 1, best = l;
+        if (l >= s->n_heap) break;
+        if (l + 1 < s->n_heap && lisa__bpe_before(s->heap[l + 1], s->heap[l])) best = l + 1;
+        if (!lisa__bpe_before(s->heap[best], e)) break;
+        s->heap[i] = s->heap[best];
+        s->hpos[s->heap[i].sym] = i;
+        i = best;
+    }
+    s->heap[i] = e;
+    s->hpos[e.sym] = i;
+}
+
+static void lisa__bpe_remove(lisa__bpe *s, int sym) {
+    int i = s->hpos[sym];
+    if (i < 0) return;
+    s->hpos[sym] = -1;
+    s->n_heap--;
+    if (i == s->n_heap) return;
+    s->heap[i] = s->heap[s->n_heap];
+    lisa__bpe_sift(s, i);
+}
+
+/* Recomputes the pair (sym, next[sym]) and puts it in, moves or takes it out of the heap. */
+static void lisa__bpe_update(lisa__bpe *s, int sym) {
+    const lisa_tokenizer *t = s->t;
+    int r = s->next[sym], id = -1, i;
+    if (r >= 0) {
+        int a = s->id[sym], b = s->id[r];
+        id = lisa__tok_find2(t, t->text + t->offsets[a], lisa__tok_piece_len(t, a),
+                             t->text + t->offsets[b], lisa__tok_piece_len(t, b));
+    }
+    if (id < 0 || !(t->scores[id] > LISA__TOK_NO_MERGE)) {
+        lisa__bpe_remove(s, sym);
+        return;
+    }
+    s->merged[sym] = id;
+    i = s->hpos[sym];
+    if (i < 0) i = s->n_heap++;
+    s->heap[i].score = t->scores[id];
+    s->heap[i].sym = sym;
+    lisa__bpe_sift(s, i);
+}
+
+static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned char *text, size_t len,
+                                        int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
+                                        lisa_error *err) {
+    lisa__bpe s;
+    lisa_allocator al = t->allocator;
+    size_t cap = len + 2, bytes = 0, scratch, i, n_out;
+    int n = 0, k, first = -1;
+    void *mem;
+    *n_ids = 0;
+    if (len > (size_t)INT32_MAX - 8)
+        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: a text of %.0f bytes is too long to encode at once", (double)len);
+    scratch = cap * (5 * sizeof(int) + sizeof(lisa__bpe_entry));
+    mem = lisa__alloc(&al, scratch, &bytes);
+    if (!mem) return lisa__fail(err, LISA_ERR_NOMEM, "tokenizer: out of memory for %lu bytes of encoding scratch",
+                                (unsigned long)scratch);
+    memset(&s, 0, sizeof s);
+    s.t = t;
+    s.heap = (lisa__bpe_entry *)mem;
+    s.id = (int *)(void *)(s.heap + cap);
+    s.prev = s.id + cap;
+    s.next = s.prev + cap;
+    s.merged = s.next + cap;
+    s.hpos = s.merged + cap;
+    /* BOS takes part in merging, as in run.c (no real vocabulary has a
+       piece that starts with BOS's, so in practice it stays alone). */
+    if (bos) s.id[n++] = t->bos_id;
+    if (len > 0 && t->space_id >= 0) s.id[n++] = t->space_id;
+    for (i = 0; i < len;) {
+        size_t j = i + 1;
+        int id;
+        while (j < len && (text[j] & 0xC0) == 0x80 && j - i < 4) j++;
+        id = lisa__tok_find2(t, (const char *)text + i, j - i, "", 0);
+        if (id >= 0) {
+            s.id[n++] = id;
+        } else {
+            for (; i < j; i++) {
+                if ((int)text[i] + 3 >= t->vocab_size) {
+                    lisa__free(&al, mem, scratch, &bytes);
+                    return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: byte 0x%02X at offset %lu has no piece, and a vocabulary of %d has no byte token for it",
+                                      text[i], (unsigned long)i, t->vocab_size);
+                }
+                s.id[n++] = (int)text[i] + 3;
+            }
+        }
+        i = j;
+    }
+    for (k = 0; k < n; k++) {
+        s.prev[k] = k - 1;
+        s.next[k] = k + 1 < n ? k + 1 : -1;
+        s.hpos[k] = -1;
+    }
+    for (k = 0; k < n; k++) lisa__bpe_update(&s, k);
+    while (s.n_heap > 0) {
+        int left = s.heap[0].sym, right = s.next[left];
+        s.id[left] = s.merged[left];
+        lisa__bpe_remove(&s, right);
+        s.next[left] = s.next[right];
+        if (s.next[right] >= 0) s.prev[s.next[right]] = left;
+        lisa__bpe_update(&s, left);
+        if (s.prev[left] >= 0) lisa__bpe_update(&s, s.prev[left]);
+    }
+    if (n > 0) first = 0;  /* symbol 0 is never merged away: it is always a left */
+    n_out = eos ? 1 : 0;
+    for (k = first; k >= 0; k = s.next[k]) n_out++;
+    *n_ids = n_out;
+    if (ids) {
+        size_t o = 0;
+        if (max_ids < n_out) {
+            lisa__free(&al, mem, scratch, &bytes);
+            return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu ids, the text needs %lu",
+                              (unsigned long)max_ids, (unsigned long)n_out);
+        }
+        for (k = first; k >= 0; k = s.next[k]) ids[o++] = s.id[k];
+        if (eos) ids[o++] = t->eos_id;
+    }
+    lisa__free(&al, mem, scratch, &bytes);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *text, size_t len,
+                                          int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
+                                          lisa_error *err) {
+    size_t n_out, i, o = 0, dummy;
+    if (!n_ids) n_ids = &dummy;
+    *n_ids = 0;
+    if (!text && len > 0) return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: NULL text of length %lu", (unsigned long)len);
+    if (t->kind == LISA_TOKENIZER_LLAMA2C)
+        return lisa__encode_llama2c(t, (const unsigned char *)text, len, bos, eos, ids, max_ids, n_ids, err);
+    if (len > (size_t)-1 - 2)
+        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: text too long");
+    n_out = len + (bos ? 1 : 0) + (eos ? 1 : 0);
+    *n_ids = n_out;
+    if (ids) {
+        if (max_ids < n_out)
+            return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu ids, the text needs %lu",
+                              (unsigned long)max_ids, (unsigned long)n_out);
+        if (bos) ids[o++] = LISA_BYTES_BOS;
+        for (i = 0; i < len; i++) ids[o++] = (unsigned char)text[i];
+        if (eos) ids[o++] = LISA_BYTES_EOS;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+static int lisa__tok_hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+LISADEF const char *lisa_tokenizer_piece(const lisa_tokenizer *t, int prev_id, int id, size_t *len) {
+    const char *p;
+    size_t n;
+    if (len) *len = 0;
+    if (id < 0 || id >= t->vocab_size) return NULL;
+    if (t->kind == LISA_TOKENIZER_BYTES) {
+        if (id >= 256) return (const char *)lisa__byte_pieces + 1;  /* a NUL: "" */
+        if (len) *len = 1;
+        return (const char *)lisa__byte_pieces + 2 * id;
+    }
+    p = t->text + t->offsets[id];
+    n = lisa__tok_piece_len(t, id);
+    if (prev_id == t->bos_id && n > 0 && p[0] == ' ') {
+        p++;
+        n--;
+    }
+    if (n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' &&
+        lisa__tok_hex(p[3]) >= 0 && lisa__tok_hex(p[4]) >= 0) {
+        int b = lisa__tok_hex(p[3]) * 16 + lisa__tok_hex(p[4]);
+        p = (const char *)lisa__byte_pieces + 2 * b;
+        n = 1;
+    }
+    if (len) *len = n;
+    return p;
+}
+
+LISADEF lisa_result lisa_tokenizer_decode(const lisa_tokenizer *t, const int *ids, size_t n,
+                                          char *out, size_t cap, size_t *len, lisa_error *err) {
+    size_t i, total = 0, dummy;
+    int pass;
+    if (!len) len = &dummy;
+    *len = 0;
+    /* Pass 0 measures and checks, pass 1 writes. */
+    for (pass = 0; pass < 2; pass++) {
+        size_t o = 0;
+        if (pass == 1) {
+            *len = total;
+            if (!out) break;
+            if (cap < total + 1)
+                return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu bytes, the text needs %lu and a NUL",
+                                  (unsigned long)cap, (unsigned long)total);
+        }
+        for (i = 0; i < n; i++) {
+            size_t k;
+            const char *p;
+            if (ids[i] == t->bos_id || ids[i] == t->eos_id) continue;
+            p = lisa_tokenizer_piece(t, i > 0 ? ids[i - 1] : -1, ids[i], &k);
+            if (!p)
+                return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: id %d at position %lu is outside the vocabulary of %d",
+                                  ids[i], (unsigned long)i, t->vocab_size);
+            if (pass == 0) total += k;
+            else memcpy(out + o, p, k);
+            o += k;
+        }
+        if (pass == 1) out[o] = 0;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+/* --- llama2.c version-1 checkpoints -------------------------------------- */
+
+#define LISA__V1_MAGIC 0x616b3432u
+#define LISA__V1_HEADER 256
+
+/* The k-th tensor in version-1 file order, as an offset into params and a
+   float count; returns 0 past the last one. */
+static int lisa__v1_tensor(const lisa_model *m, int k, size_t *offset, size_t *count) {
+    static const int matrices[7] = {1, 2, 3, 4, 6, 7, 8};  /* wq wk wv wo w1 w2 w3 among the 9 kinds */
+    const lisa_config *c = &m->config;
+    size_t off[LISA__L2C_KINDS], len[LISA__L2C_KINDS];
+    int L = c->n_layers;
+    lisa__l2c_layer_tensors(m, off, len);
+    if (k < 2 * L) {  /* attention norms, then MLP norms */
+        int kind = k < L ? 0 : 5;
+        *offset = lisa_block_offset(c, LISA_BLOCK_LAYER(k % L)) + off[kind];
+        *count = len[kind];
+        return 1;
+    }
+    k -= 2 * L;
+    if (k == 0) {
+        *offset = lisa_block_offset(c, lisa_block_final_norm(c));
+        *count = m->layout.final_norm;
+        return 1;
+    }
+    if (k == 1) {
+        *offset = 0;
+        *count = m->layout.embed;
+        return 1;
+    }
+    k -= 2;
+    if (k < 7 * L) {
+        int kind = matrices[k / L];
+        *offset = lisa_block_offset(c, LISA_BLOCK_LAYER(k % L)) + off[kind];
+        *count = len[kind];
+        return 1;
+    }
+    k -= 7 * L;
+    if (k == 0 && !c->tied_head) {
+        *offset = lisa_block_offset(c, lisa_block_head(c));
+        *count = m->layout.head;
+        return 1;
+    }
+    return 0;
+}
+
+static lisa_result lisa__l2c_v1_read(lisa_model *m, lisa__reader *r, const char *name,
+                                     const lisa_allocator *a, lisa_error *err) {
+    unsigned char hb[LISA__V1_HEADER];
+    char context[300];
+    lisa_config c;
+    lisa_result res;
+    size_t expected, offset, count;
+    uint32_t magic;
+    int32_t version, h[7];
+    int i, k;
+    memset(m, 0, sizeof *m);
+    if (r->size >= 4 && r->size < LISA__V1_HEADER) {
+        if (!lisa__read(r, hb, 4)) goto short_read;
+        magic = (uint32_t)lisa__le32(hb);
+        if (magic != LISA__V1_MAGIC) goto bad_magic;
+    }
+    if (r->size < LISA__V1_HEADER)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a version-1 header needs %d",
+                          name, (unsigned long)r->size, LISA__V1_HEADER);
+    if (!lisa__read(r, hb, sizeof hb)) goto short_read;
+    magic = (uint32_t)lisa__le32(hb);
+    if (magic != LISA__V1_MAGIC) goto bad_magic;
+    version = (int32_t)(uint32_t)lisa__le32(hb + 4);
+    if (version != 1)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: version %ld is not supported (only 1, fp32; 2 is int8-quantized)",
+                          name, (long)version);
+    for (i = 0; i < 7; i++) h[i] = (int32_t)(uint32_t)lisa__le32(hb + 8 + 4 * i);
+    if (hb[36] > 1)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: shared_classifier flag %d is not 0 or 1", name, hb[36]);
+    memset(&c, 0, sizeof c);
+    c.dim = h[0];
+    c.hidden_dim = h[1];
+    c.n_layers = h[2];
+    c.n_heads = h[3];
+    c.n_kv_heads = h[4];
+    c.vocab_size = h[5];
+    c.max_seq_len = h[6];
+    c.tied_head = hb[36];
+    if (c.n_kv_heads == 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: n_kv_heads is 0", name);
+    snprintf(context, sizeof context, "%s: bad header", name);
+    if (lisa__config_check(&c, context, err) != LISA_OK) {
+        if (err) err->code = LISA_ERR_FORMAT;
+        return LISA_ERR_FORMAT;
+    }
+    expected = LISA__V1_HEADER + lisa_layout_of(&c).n_params * sizeof(float);
+    if (r->size < expected)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f bytes, the file has %.0f",
+                          name, (double)expected, (double)r->size);
+    if (r->size > expected)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data: the header implies %.0f bytes, the file has %.0f",
+                          name, (double)(r->size - expected), (double)expected, (double)r->size);
+    res = lisa__model_alloc(m, &c, a, name, err);
+    if (res != LISA_OK) return res;
+    for (k = 0; lisa__v1_tensor(m, k, &offset, &count); k++)
+        if (!lisa__read_f32(r, m->params + offset, count)) {
+            lisa_model_free(m);
+            goto short_read;
+        }
+    lisa__ok(err);
+    return LISA_OK;
+bad_magic:
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic 0x%08lx is not a llama2.c version-1 checkpoint (\"ak42\", 0x%08lx)",
+                      name, (unsigned long)magic, (unsigned long)LISA__V1_MAGIC);
+short_read:
+    return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
+}
+
+LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
+                                                      const char *name, const lisa_allocator *a,
+                                                      lisa_error *err) {
+    lisa__reader r;
+    memset(&r, 0, sizeof r);
+    r.mem = (const unsigned char *)data;
+    r.size = data ? size : 0;
+    return lisa__l2c_v1_read(m, &r, name ? name : "<memory>", a, err);
+}
+
+#ifndef LISA_NO_STDIO
+
+LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *path, int vocab_size,
+                                                const lisa_allocator *a, lisa_error *err) {
+    lisa__reader r;
+    lisa_allocator al = lisa__allocator_or_default(a);
+    size_t bytes = 0;
+    unsigned char *data;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    memset(t, 0, sizeof *t);
+    if (res != LISA_OK) return res;
+    /* Tokenizer files are small (about 0.5 MB for 32000 pieces): read whole. */
+    data = (unsigned char *)lisa__alloc(&al, r.size ? r.size : 1, &bytes);
+    if (!data) {
+        fclose(r.file);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes", path, (double)r.size);
+    }
+    if (!lisa__read(&r, data, r.size)) {
+        fclose(r.file);
+        lisa__free(&al, data, r.size ? r.size : 1, &bytes);
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed", path);
+    }
+    fclose(r.file);
+    res = lisa__tok_parse(t, data, r.size, vocab_size, path, a, err);
+    lisa__free(&al, data, r.size ? r.size : 1, &bytes);
+    return res;
+}
+
+LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
+                                               const lisa_allocator *a, lisa_error *err) {
+    lisa__reader r;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    if (res != LISA_OK) {
+        memset(m, 0, sizeof *m);
+        return res;
+    }
+    res = lisa__l2c_v1_read(m, &r, path, a, err);
+    fclose(r.file);
+    return res;
+}
+
+LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err) {
+    const lisa_config *c = &m->config;
+    unsigned char hb[LISA__V1_HEADER];
+    int32_t h[7];
+    size_t offset, count;
+    int i, k;
+    lisa__writer w;
+    lisa_result res;
+    memset(hb, 0, sizeof hb);
+    h[0] = c->dim;
+    h[1] = c->hidden_dim;
+    h[2] = c->n_layers;
+    h[3] = c->n_heads;
+    h[4] = c->n_kv_heads;
+    h[5] = c->vocab_size;
+    h[6] = c->max_seq_len;
+    lisa__put_le32(hb, (int32_t)LISA__V1_MAGIC);
+    lisa__put_le32(hb + 4, 1);
+    for (i = 0; i < 7; i++) lisa__put_le32(hb + 8 + 4 * i, h[i]);
+    hb[36] = (unsigned char)(c->tied_head ? 1 : 0);
+    res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    lisa__write(&w, hb, sizeof hb);
+    for (k = 0; lisa__v1_tensor(m, k, &offset, &count); k++) lisa__write_f32(&w, m->params + offset, count);
+    return lisa__writer_close(&w, err);
+}
+
+#endif /* LISA_NO_STDIO */
 
 #endif /* LISA_IMPLEMENTATION_INCLUDED */
 #endif /* LISA_IMPLEMENTATION */

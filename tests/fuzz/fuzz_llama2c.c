@@ -19,23 +19,24 @@
 
 #define L2C_HEADER 28
 
-/* The file's layout, worked out from the header alone (valid headers only). */
+/* The file's layout, worked out from the header alone (valid headers only), in
+   64 bits whatever size_t is, so that a size_t overflow in lisa.h shows. */
 typedef struct l2c_shape {
     int32_t h[7];
-    size_t D, H, L, V, kv, rope, sizes[9], layer, n_params;
+    uint64_t D, H, L, V, kv, rope, sizes[9], layer, n_params, file_size;
     int tied;
 } l2c_shape;
 
 static void l2c_shape_of(l2c_shape *s, const uint8_t *data) {
     int i;
     for (i = 0; i < 7; i++) s->h[i] = fuzz_le32(data + 4 * i);
-    s->D = (size_t)s->h[0];
-    s->H = (size_t)s->h[1];
-    s->L = (size_t)s->h[2];
+    s->D = (uint64_t)s->h[0];
+    s->H = (uint64_t)s->h[1];
+    s->L = (uint64_t)s->h[2];
     s->tied = s->h[5] > 0;
-    s->V = (size_t)(s->h[5] < 0 ? -(int64_t)s->h[5] : (int64_t)s->h[5]);
-    s->kv = s->D / (size_t)s->h[3] * (size_t)s->h[4];
-    s->rope = 2 * (size_t)s->h[6] * (s->D / (size_t)s->h[3] / 2);
+    s->V = (uint64_t)(s->h[5] < 0 ? -(int64_t)s->h[5] : (int64_t)s->h[5]);
+    s->kv = s->D / (uint64_t)s->h[3] * (uint64_t)s->h[4];
+    s->rope = 2 * (uint64_t)s->h[6] * (s->D / (uint64_t)s->h[3] / 2);
     /* attn_norm wq wk wv wo mlp_norm w1 w2 w3 */
     s->sizes[0] = s->D;
     s->sizes[1] = s->D * s->D;
@@ -49,6 +50,7 @@ static void l2c_shape_of(l2c_shape *s, const uint8_t *data) {
     s->layer = 0;
     for (i = 0; i < 9; i++) s->layer += s->sizes[i];
     s->n_params = s->V * s->D + s->L * s->layer + s->D + (s->tied ? 0 : s->V * s->D);
+    s->file_size = L2C_HEADER + (s->n_params + s->rope) * 4;
 }
 
 static void check_model(const lisa_model *m, const uint8_t *data, size_t size) {
@@ -56,7 +58,7 @@ static void check_model(const lisa_model *m, const uint8_t *data, size_t size) {
     lisa_config rc;
     lisa_error e;
     const lisa_config *c = &m->config;
-    size_t covered = 0, k_before[9], i, n;
+    uint64_t covered = 0, k_before[9], i, n;
     int t, nt;
 
     FUZZ_CHECK(size >= L2C_HEADER, "loaded from %lu bytes", (unsigned long)size);
@@ -70,8 +72,8 @@ static void check_model(const lisa_model *m, const uint8_t *data, size_t size) {
     rc = *c;
     FUZZ_CHECK(lisa_config_resolve(&rc, &e) == LISA_OK, "the loaded config does not resolve: %s", e.message);
     FUZZ_CHECK(memcmp(&rc, c, sizeof rc) == 0, "resolving the loaded config changes it");
-    FUZZ_CHECK(size == L2C_HEADER + (s.n_params + s.rope) * 4, "accepted %lu bytes, the header implies %lu",
-               (unsigned long)size, (unsigned long)(L2C_HEADER + (s.n_params + s.rope) * 4));
+    FUZZ_CHECK((uint64_t)size == s.file_size, "accepted %lu bytes, the header implies %.0f", (unsigned long)size,
+               (double)s.file_size);
     FUZZ_CHECK(m->layout.n_params == s.n_params, "n_params %lu, expected %lu", (unsigned long)m->layout.n_params,
                (unsigned long)s.n_params);
     FUZZ_CHECK(m->bytes == s.n_params * sizeof(float) + s.L * sizeof(lisa_layer_weights),
@@ -90,7 +92,7 @@ static void check_model(const lisa_model *m, const uint8_t *data, size_t size) {
     FUZZ_CHECK((size_t)nt == 2 + 9 * s.L + (s.tied ? 0 : 1), "%d tensors", nt);
     for (t = 0; t < nt; t++) {
         lisa_param p = lisa_model_tensor(m, t);
-        size_t file_off, want;
+        uint64_t file_off, want;
         n = lisa_tensor_numel(&p.tensor);
         if (t == 0) {
             file_off = 0;
@@ -193,8 +195,8 @@ static size_t make_model(uint8_t *buf, size_t cap, int D, int H, int L, int NH, 
     at = put32(buf, at, tied ? V : -V);
     at = put32(buf, at, S);
     l2c_shape_of(&s, buf);
-    n = s.n_params + s.rope;
-    if (at + 4 * n > cap) {
+    n = (size_t)(s.n_params + s.rope);
+    if (s.file_size > cap) {
         fprintf(stderr, "seed too large\n");
         exit(1);
     }

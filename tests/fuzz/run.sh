@@ -9,7 +9,8 @@
 # as a regression test. Ends with "fuzz: N passed, M failed" (N: harnesses
 # that built, fuzzed and replayed clean) and fails if M > 0.
 # Installs nothing: it needs clang with libFuzzer (Debian: apt-get install clang).
-# FUZZ_CC overrides the compiler, FUZZ_MAX_LEN the largest input (65536).
+# FUZZ_CC overrides the compiler, FUZZ_MAX_LEN the largest input (65536), and
+# FUZZ_CFLAGS adds flags (e.g. -m32, which needs 32-bit libc and libstdc++).
 set -u
 secs=${1:-30}
 case $secs in
@@ -18,7 +19,7 @@ esac
 cd "$(dirname "$0")/../.." || exit 2
 cc=${FUZZ_CC:-clang}
 max_len=${FUZZ_MAX_LEN:-65536}
-cflags="-std=c99 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I."
+cflags="-std=c99 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. ${FUZZ_CFLAGS:-}"
 fuzz_opts="-max_total_time=$secs -rss_limit_mb=2048 -max_len=$max_len -timeout=20 -print_final_stats=1"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
