@@ -488,6 +488,7 @@ LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t);
    LISA interval. Format "LSST" version 1, little-endian; the layout is described
    in the implementation, above lisa__state_header. */
 
+#ifndef LISA_NO_STDIO
 /* Writes atomically (temporary file, then rename): an interrupted save leaves
    the previous file intact. data_position is stored for the caller (the
    program stores its next batch index). */
@@ -499,6 +500,7 @@ LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *p
 LISADEF lisa_result lisa_trainer_load_state(lisa_trainer *t, lisa_model *m, const char *path,
                                             const lisa_allocator *a, uint64_t *data_position,
                                             lisa_error *err);
+#endif
 LISADEF lisa_result lisa_trainer_load_state_memory(lisa_trainer *t, lisa_model *m, const void *data,
                                                    size_t size, const char *name,
                                                    const lisa_allocator *a, uint64_t *data_position,
@@ -697,6 +699,213 @@ LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
                                                const lisa_allocator *a, lisa_error *err);
 /* Writes a version-1 checkpoint (shared classifier flag = tied_head). Atomic. */
 LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err);
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* JSON: a small reader for config files, safetensors headers, JSON Lines    */
+/* ------------------------------------------------------------------------- */
+
+typedef enum lisa_json_type {
+    LISA_JSON_NONE = 0,   /* no such node: an index of -1 or out of range */
+    LISA_JSON_NULL,
+    LISA_JSON_FALSE,
+    LISA_JSON_TRUE,
+    LISA_JSON_NUMBER,
+    LISA_JSON_STRING,
+    LISA_JSON_ARRAY,
+    LISA_JSON_OBJECT
+} lisa_json_type;
+
+/* One value. Nodes are stored in document order: a container's members follow
+   it, and `end` skips its whole subtree. */
+typedef struct lisa_json_node {
+    lisa_json_type type;
+    int parent;            /* -1 for the root */
+    int end;               /* one past the last node of this value's subtree */
+    int count;             /* array elements or object members */
+    size_t key, key_len;   /* an object member's key: offset into strings, bytes */
+    size_t str, str_len;   /* a string's decoded value, the same way */
+    double number;
+} lisa_json_node;
+
+/* A parsed document. Call lisa_json_free(). */
+typedef struct lisa_json {
+    lisa_json_node *nodes; /* (n_nodes); node 0 is the root */
+    int n_nodes;
+    char *strings;         /* decoded UTF-8 keys and strings, each followed by a NUL */
+    size_t strings_size;
+    lisa_allocator allocator;
+    size_t bytes;          /* bytes allocated: O(text), at most about 30 per byte of it */
+} lisa_json;
+
+#define LISA_JSON_MAX_DEPTH 64
+
+/* Parses RFC 8259 JSON: exactly one value, surrounded by optional whitespace
+   (and an optional UTF-8 byte order mark). Strings must be valid UTF-8; escapes,
+   \uXXXX surrogate pairs included, are decoded to UTF-8. Nesting deeper than
+   LISA_JSON_MAX_DEPTH, numbers beyond double range, lone surrogates, control
+   characters in strings, and anything after the value are errors, reported as
+   "name: line L column C: problem" (columns count bytes). Numbers are correctly
+   rounded when they have at most 19 significant digits and a decimal exponent
+   within 22 of them; otherwise to within a few units in the last place. Reads
+   only text[0..len). Call lisa_json_free(), also after a failure. */
+LISADEF lisa_result lisa_json_parse(lisa_json *j, const char *text, size_t len, const char *name,
+                                    const lisa_allocator *a, lisa_error *err);
+LISADEF void lisa_json_free(lisa_json *j);
+
+/* Accessors. Every one accepts node -1 (and returns "nothing" for it), so
+   lookups chain: lisa_json_get(j, lisa_json_get(j, root, "a"), "b"). */
+LISADEF int lisa_json_root(const lisa_json *j);                       /* 0, or -1 when empty */
+LISADEF lisa_json_type lisa_json_type_of(const lisa_json *j, int node);
+/* The member named key of an object (the last one when a key repeats), or -1. */
+LISADEF int lisa_json_get(const lisa_json *j, int object, const char *key);
+LISADEF int lisa_json_length(const lisa_json *j, int node);           /* elements or members; 0 otherwise */
+LISADEF int lisa_json_at(const lisa_json *j, int node, int index);    /* element or member index, or -1 */
+LISADEF int lisa_json_first(const lisa_json *j, int node);            /* first element or member, or -1 */
+LISADEF int lisa_json_next(const lisa_json *j, int node);             /* next sibling, or -1 */
+LISADEF double lisa_json_number(const lisa_json *j, int node);        /* 0 when not a number */
+/* A string's NUL-terminated UTF-8 value (which may hold NULs of its own: len
+   tells), or NULL when node is not a string. len may be NULL. */
+LISADEF const char *lisa_json_string(const lisa_json *j, int node, size_t *len);
+/* The key of an object member, or NULL when node is not one. len may be NULL. */
+LISADEF const char *lisa_json_key(const lisa_json *j, int node, size_t *len);
+
+/* ------------------------------------------------------------------------- */
+/* Hugging Face checkpoints: safetensors + config.json                       */
+/* ------------------------------------------------------------------------- */
+
+/* Element types of tensors in files. */
+typedef enum lisa_file_dtype {
+    LISA_FILE_F32 = 0,
+    LISA_FILE_F16,        /* IEEE half */
+    LISA_FILE_BF16        /* bfloat16 */
+} lisa_file_dtype;
+
+/* Conversions. To 16 bits rounds to nearest, ties to even; NaN stays NaN and
+   values beyond the range become infinity. F16 subnormals are exact both ways. */
+LISADEF float lisa_f16_to_f32(uint16_t h);
+LISADEF uint16_t lisa_f32_to_f16(float f);
+LISADEF float lisa_bf16_to_f32(uint16_t h);
+LISADEF uint16_t lisa_f32_to_bf16(float f);
+
+#define LISA_SAFETENSORS_MAX_DIMS 8
+#define LISA_SAFETENSORS_MAX_HEADER 100000000   /* bytes, as the reference implementation */
+
+typedef struct lisa_safetensors_tensor {
+    const char *name;                         /* NUL-terminated, held by the header */
+    lisa_file_dtype dtype;
+    int ndim;
+    uint64_t shape[LISA_SAFETENSORS_MAX_DIMS];
+    size_t begin, end;                        /* byte range within the data section */
+} lisa_safetensors_tensor;
+
+/* A parsed safetensors header. Call lisa_safetensors_free(). */
+typedef struct lisa_safetensors {
+    lisa_json header;                  /* the header's JSON */
+    int metadata;                      /* its "__metadata__" node, or -1 */
+    lisa_safetensors_tensor *tensors;  /* (n_tensors), sorted by begin */
+    int n_tensors;
+    size_t data_offset;                /* where the data section starts: 8 + header length */
+    size_t data_size;                  /* its bytes */
+    const unsigned char *data;         /* the data section (memory parsing only), else NULL */
+    lisa_allocator allocator;
+    size_t bytes;                      /* bytes held, the header's included */
+} lisa_safetensors;
+
+/* Parses and checks a whole safetensors file held in memory (8-byte little-
+   endian header length N, N bytes of JSON, the data): N within the file and
+   the limit, a JSON object of tensors each with a dtype (F32, F16, BF16), a
+   shape of non-negative integers and data_offsets [begin, end] whose length
+   is the shape's bytes, tensors tiling the data section with no gap or overlap
+   and no bytes left over, "__metadata__" an object of strings. `name` labels
+   errors. Does not copy data. Call lisa_safetensors_free(), also after a failure. */
+LISADEF lisa_result lisa_safetensors_parse_memory(lisa_safetensors *st, const void *data, size_t size,
+                                                  const char *name, const lisa_allocator *a,
+                                                  lisa_error *err);
+LISADEF void lisa_safetensors_free(lisa_safetensors *st);
+
+/* A model from a config.json text and one safetensors file, both in memory
+   (embedded use, fuzzing); `name` labels errors. See lisa_model_load_hf().
+   Call lisa_model_free(). */
+LISADEF lisa_result lisa_model_load_hf_memory(lisa_model *m, const char *config_json, size_t config_len,
+                                              const void *safetensors, size_t safetensors_size,
+                                              const char *name, const lisa_allocator *a,
+                                              lisa_error *err);
+
+#ifndef LISA_NO_STDIO
+/* A Hugging Face LlamaForCausalLM directory: config.json and model.safetensors,
+   or (when there is no model.safetensors) the shards that
+   model.safetensors.index.json's weight_map names. F16 and BF16 weights become
+   fp32. config.json: hidden_size, intermediate_size, num_hidden_layers,
+   num_attention_heads, vocab_size (required); num_key_value_heads (default:
+   the heads), max_position_embeddings (2048), rms_norm_eps (1e-6), rope_theta
+   (10000), tie_word_embeddings (false). Settings this engine does not compute
+   are errors naming the field: rope_scaling other than null, attention_bias or
+   mlp_bias true, hidden_act other than silu, model_type other than llama,
+   architectures other than LlamaForCausalLM, head_dim other than
+   hidden_size / num_attention_heads. Every tensor must be there with its shape;
+   any other tensor is an error, except rotary_emb.inv_freq buffers and, with
+   tied embeddings, lm_head.weight (both skipped). q_proj and k_proj rows are
+   reordered from transformers' rotate-half RoPE layout to this header's
+   interleaved pairs, so the logits are LlamaForCausalLM's. Call lisa_model_free(). */
+LISADEF lisa_result lisa_model_load_hf(lisa_model *m, const char *dir, const lisa_allocator *a,
+                                       lisa_error *err);
+/* Writes config.json and model.safetensors (tensors as dtype, rounded to
+   nearest even) into the existing directory dir, each file atomically;
+   transformers' from_pretrained() reads them. With LISA_FILE_F32, loading
+   gives back the same bits. */
+LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
+                                       lisa_error *err);
+/* Either kind of model: a directory holding config.json is read with
+   lisa_model_load_hf(), anything else as a llama2.c checkpoint. Call lisa_model_free(). */
+LISADEF lisa_result lisa_model_load(lisa_model *m, const char *path, const lisa_allocator *a,
+                                    lisa_error *err);
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Instruction data: prompt/response pairs with loss on the response only     */
+/* ------------------------------------------------------------------------- */
+
+/* Two layouts are read:
+     JSON Lines, one object per non-empty line: {"prompt": "...", "response": "..."}
+     LMFlow text2text: {"type": "text2text", "instances": [{"input": "...", "output": "..."}, ...]}
+   Each example becomes the token sequence
+     BOS, prompt tokens, response tokens, EOS
+   (prompt and response encoded separately, as LMFlow does), trained on as
+   inputs x[0..n-2] and targets x[1..n-1] where every target that is a prompt
+   token is LISA_IGNORE: the loss covers the response and its EOS only.
+   Padding (pack = 0, the default): one example per row of seq positions; the
+   rest of the row holds input EOS and target LISA_IGNORE. A sequence longer
+   than seq + 1 tokens is cut at the end (n_truncated counts them); one whose
+   prompt alone fills the row has nothing left to learn and is skipped
+   (n_skipped).
+   Packing (pack = 1): whole examples follow each other across rows with no
+   gap, an example running on into the next row; attention is not masked
+   between examples, so an example may see the tail of the one before it. */
+typedef struct lisa_sft_data {
+    int *inputs;           /* (n_rows, seq) */
+    int *targets;          /* (n_rows, seq), LISA_IGNORE where no loss */
+    size_t n_rows;
+    int seq;
+    size_t n_examples, n_truncated, n_skipped;
+    size_t n_counted;      /* targets that carry loss */
+    lisa_allocator allocator;
+    size_t bytes;
+} lisa_sft_data;
+
+/* Reads instruction data from text (either layout) with tokenizer tok.
+   `name` labels errors, with the line of JSON Lines input. Call lisa_sft_free(). */
+LISADEF lisa_result lisa_sft_load_memory(lisa_sft_data *d, const char *text, size_t len, const char *name,
+                                         const lisa_tokenizer *tok, int seq, int pack,
+                                         const lisa_allocator *a, lisa_error *err);
+/* Batch `index`: rows index*B .. index*B + B - 1, wrapping, each of seq <= d->seq
+   positions (a row's first seq). */
+LISADEF void lisa_sft_batch(const lisa_sft_data *d, long long index, int B, int seq, int *inputs,
+                            int *targets);
+LISADEF void lisa_sft_free(lisa_sft_data *d);
+#ifndef LISA_NO_STDIO
+LISADEF lisa_result lisa_sft_load(lisa_sft_data *d, const char *path, const lisa_tokenizer *tok, int seq,
+                                  int pack, const lisa_allocator *a, lisa_error *err);
 #endif
 
 #ifdef __cplusplus
@@ -2263,7 +2472,7 @@ static uint64_t lisa__le64(const unsigned char *b) {
 
 static void lisa__hash_bytes(lisa__hash *s, const void *data, size_t n) {
     const unsigned char *p = (const unsigned char *)data;
-    while (n > 0 && s->n_tail > 0) {
+    while (n > 0 && s->n_tail > 0 && s->n_tail < 8) {
         s->tail[s->n_tail++] = *p++;
         n--;
         if (s->n_tail == 8) {
@@ -2272,7 +2481,7 @@ static void lisa__hash_bytes(lisa__hash *s, const void *data, size_t n) {
         }
     }
     for (; n >= 8; p += 8, n -= 8) s->h = lisa__hash_mix(s->h, lisa__le64(p));
-    while (n > 0) {
+    while (n > 0 && s->n_tail < 8) {
         s->tail[s->n_tail++] = *p++;
         n--;
     }
@@ -3663,6 +3872,1596 @@ LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *
 }
 
 #endif /* LISA_NO_STDIO */
+
+/* ------------------------------------------------------------------------- */
+/* JSON                                                                       */
+/* ------------------------------------------------------------------------- */
+
+/* Two passes over the text with the same code: the first checks it and counts
+   nodes and string bytes, the second (j set) fills exactly sized arrays. */
+typedef struct lisa__jp {
+    const unsigned char *s;
+    size_t len, pos;
+    const char *name;
+    lisa_error *err;
+    lisa_json *j;          /* NULL in the counting pass */
+    int n_nodes;
+    size_t n_str;
+    int depth;
+} lisa__jp;
+
+static lisa_result lisa__jp_fail_at(lisa__jp *p, size_t at, const char *what) {
+    size_t i, line = 1, col = 1;
+    for (i = 0; i < at && i < p->len; i++) {
+        if (p->s[i] == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    return lisa__fail(p->err, LISA_ERR_FORMAT, "%s: line %lu column %lu: %s", p->name,
+                      (unsigned long)line, (unsigned long)col, what);
+}
+
+static lisa_result lisa__jp_fail(lisa__jp *p, const char *what) { return lisa__jp_fail_at(p, p->pos, what); }
+
+static void lisa__jp_ws(lisa__jp *p) {
+    while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
+                               p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
+        p->pos++;
+}
+
+static void lisa__jp_put(lisa__jp *p, unsigned char c) {
+    if (p->j) p->j->strings[p->n_str] = (char)c;
+    p->n_str++;
+}
+
+static int lisa__jp_hex4(const unsigned char *s, unsigned *out) {
+    unsigned v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        unsigned c = s[i], d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else return 0;
+        v = v * 16 + d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
+static int lisa__utf8_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int len, i;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;        /* overlong */
+        if (c == 0xED) hi = 0x9F;        /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;        /* overlong */
+        if (c == 0xF4) hi = 0x8F;        /* beyond U+10FFFF */
+    } else {
+        return 0;
+    }
+    if ((size_t)len > n) return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
+    return len;
+}
+
+/* Parses the string whose opening quote is at p->pos; its decoded bytes go to
+   *off, *n (offset into strings, length). */
+static lisa_result lisa__jp_string(lisa__jp *p, size_t *off, size_t *n) {
+    size_t start = p->pos;
+    p->pos++;
+    *off = p->n_str;
+    for (;;) {
+        unsigned c;
+        if (p->pos >= p->len) return lisa__jp_fail_at(p, start, "unterminated string");
+        c = p->s[p->pos];
+        if (c == '"') {
+            p->pos++;
+            break;
+        }
+        if (c < 0x20) return lisa__jp_fail(p, "control character in a string (it must be escaped)");
+        if (c == '\\') {
+            unsigned cp;
+            if (p->pos + 1 >= p->len) return lisa__jp_fail_at(p, start, "unterminated string");
+            c = p->s[p->pos + 1];
+            switch (c) {
+            case '"': case '\\': case '/': lisa__jp_put(p, (unsigned char)c); p->pos += 2; continue;
+            case 'b': lisa__jp_put(p, '\b'); p->pos += 2; continue;
+            case 'f': lisa__jp_put(p, '\f'); p->pos += 2; continue;
+            case 'n': lisa__jp_put(p, '\n'); p->pos += 2; continue;
+            case 'r': lisa__jp_put(p, '\r'); p->pos += 2; continue;
+            case 't': lisa__jp_put(p, '\t'); p->pos += 2; continue;
+            case 'u': break;
+            default: return lisa__jp_fail(p, "invalid escape in a string");
+            }
+            if (p->len - p->pos < 6 || !lisa__jp_hex4(p->s + p->pos + 2, &cp))
+                return lisa__jp_fail(p, "invalid \\u escape: four hex digits expected");
+            if (cp >= 0xDC00 && cp <= 0xDFFF)
+                return lisa__jp_fail(p, "invalid \\u escape: unpaired low surrogate");
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                unsigned lo;
+                if (p->len - p->pos < 12 || p->s[p->pos + 6] != '\\' || p->s[p->pos + 7] != 'u' ||
+                    !lisa__jp_hex4(p->s + p->pos + 8, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                    return lisa__jp_fail(p, "invalid \\u escape: high surrogate without a low surrogate");
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                p->pos += 6;
+            }
+            p->pos += 6;
+            if (cp < 0x80) {
+                lisa__jp_put(p, (unsigned char)cp);
+            } else if (cp < 0x800) {
+                lisa__jp_put(p, (unsigned char)(0xC0 | (cp >> 6)));
+                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
+            } else if (cp < 0x10000) {
+                lisa__jp_put(p, (unsigned char)(0xE0 | (cp >> 12)));
+                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
+                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
+            } else {
+                lisa__jp_put(p, (unsigned char)(0xF0 | (cp >> 18)));
+                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 12) & 0x3F)));
+                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
+                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
+            }
+        } else {
+            int k, l = lisa__utf8_len(p->s + p->pos, p->len - p->pos);
+            if (l == 0) return lisa__jp_fail(p, "invalid UTF-8 in a string");
+            for (k = 0; k < l; k++) lisa__jp_put(p, p->s[p->pos + k]);
+            p->pos += (size_t)l;
+        }
+    }
+    *n = p->n_str - *off;
+    lisa__jp_put(p, 0);
+    return LISA_OK;
+}
+
+/* Scans a JSON number at s (n bytes available). Returns the bytes it takes
+   and the value in *out, or 0 with *problem set. */
+static size_t lisa__json_number_scan(const unsigned char *s, size_t n, double *out, const char **problem) {
+    static const double p10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    uint64_t mant = 0;
+    int n_sig = 0, neg = 0;
+    long exp10 = 0, e = 0;
+    double v;
+    if (i < n && s[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    if (i < n && s[i] == '0') {
+        i++;
+        if (i < n && s[i] >= '0' && s[i] <= '9') {
+            *problem = "invalid number: leading zeros are not allowed";
+            return 0;
+        }
+    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+            if (n_sig < 19) {
+                mant = mant * 10 + (uint64_t)(s[i] - '0');
+                n_sig++;
+            } else {
+                exp10++;
+            }
+        }
+    } else {
+        *problem = "invalid number";
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (!(i < n && s[i] >= '0' && s[i] <= '9')) {
+            *problem = "invalid number: digits expected after '.'";
+            return 0;
+        }
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+            if (n_sig < 19) {
+                mant = mant * 10 + (uint64_t)(s[i] - '0');
+                if (mant > 0) n_sig++;
+                exp10--;
+            }
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        int eneg = 0;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i++] == '-';
+        if (!(i < n && s[i] >= '0' && s[i] <= '9')) {
+            *problem = "invalid number: digits expected in the exponent";
+            return 0;
+        }
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            if (e < 100000) e = e * 10 + (s[i] - '0');
+        if (eneg) e = -e;
+    }
+    exp10 += e;
+    if (mant == 0) {
+        v = 0.0;
+    } else if (mant <= (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
+        /* Both operands exact: one correctly rounded operation. */
+        v = exp10 >= 0 ? (double)mant * p10[exp10] : (double)mant / p10[-exp10];
+    } else if (exp10 < -300) {
+        v = exp10 < -400 ? 0.0 : (double)mant * pow(10.0, (double)(exp10 + 300)) * 1e-300;
+    } else {
+        v = exp10 > 400 ? HUGE_VAL : (double)mant * pow(10.0, (double)exp10);
+    }
+    if (v > DBL_MAX) {
+        *problem = "number out of range";
+        return 0;
+    }
+    *out = neg ? -v : v;
+    return i;
+}
+
+static lisa_result lisa__jp_value(lisa__jp *p, int parent, size_t key, size_t key_len) {
+    lisa_json_node *node = NULL;
+    lisa_result r;
+    int idx, count = 0;
+    unsigned c;
+    lisa__jp_ws(p);
+    if (p->pos >= p->len) return lisa__jp_fail(p, "unexpected end of input: a value was expected");
+    if (p->n_nodes == 0x7fffffff) return lisa__jp_fail(p, "too many values");
+    idx = p->n_nodes++;
+    if (p->j) {
+        node = &p->j->nodes[idx];
+        memset(node, 0, sizeof *node);
+        node->parent = parent;
+        node->key = key;
+        node->key_len = key_len;
+    }
+    c = p->s[p->pos];
+    if (c == '{' || c == '[') {
+        unsigned close = c == '{' ? '}' : ']';
+        if (++p->depth > LISA_JSON_MAX_DEPTH) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "nesting deeper than %d levels", LISA_JSON_MAX_DEPTH);
+            return lisa__jp_fail(p, msg);
+        }
+        if (node) node->type = c == '{' ? LISA_JSON_OBJECT : LISA_JSON_ARRAY;
+        p->pos++;
+        lisa__jp_ws(p);
+        if (p->pos < p->len && p->s[p->pos] == close) {
+            p->pos++;
+        } else {
+            for (;;) {
+                size_t koff = 0, klen = 0;
+                if (c == '{') {
+                    lisa__jp_ws(p);
+                    if (p->pos >= p->len) return lisa__jp_fail(p, "unterminated object");
+                    if (p->s[p->pos] != '"') return lisa__jp_fail(p, "expected a string key");
+                    r = lisa__jp_string(p, &koff, &klen);
+                    if (r != LISA_OK) return r;
+                    lisa__jp_ws(p);
+                    if (p->pos >= p->len || p->s[p->pos] != ':')
+                        return lisa__jp_fail(p, "expected ':' after an object key");
+                    p->pos++;
+                }
+                r = lisa__jp_value(p, idx, koff, klen);
+                if (r != LISA_OK) return r;
+                count++;
+                lisa__jp_ws(p);
+                if (p->pos >= p->len)
+                    return lisa__jp_fail(p, c == '{' ? "unterminated object" : "unterminated array");
+                if (p->s[p->pos] == ',') {
+                    p->pos++;
+                    continue;
+                }
+                if (p->s[p->pos] == close) {
+                    p->pos++;
+                    break;
+                }
+                return lisa__jp_fail(p, c == '{' ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array");
+            }
+        }
+        p->depth--;
+        if (p->j) {
+            node = &p->j->nodes[idx];
+            node->count = count;
+        }
+    } else if (c == '"') {
+        size_t off, n;
+        r = lisa__jp_string(p, &off, &n);
+        if (r != LISA_OK) return r;
+        if (node) {
+            node->type = LISA_JSON_STRING;
+            node->str = off;
+            node->str_len = n;
+        }
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        const char *problem = NULL;
+        double v = 0.0;
+        size_t used = lisa__json_number_scan(p->s + p->pos, p->len - p->pos, &v, &problem);
+        if (used == 0) return lisa__jp_fail(p, problem);
+        p->pos += used;
+        if (node) {
+            node->type = LISA_JSON_NUMBER;
+            node->number = v;
+        }
+    } else {
+        static const char *const words[3] = {"null", "false", "true"};
+        static const lisa_json_type types[3] = {LISA_JSON_NULL, LISA_JSON_FALSE, LISA_JSON_TRUE};
+        int w, found = -1;
+        for (w = 0; w < 3; w++) {
+            size_t wl = strlen(words[w]);
+            if (p->len - p->pos >= wl && memcmp(p->s + p->pos, words[w], wl) == 0) found = w;
+        }
+        if (found < 0) {
+            char msg[64];
+            if (c >= 0x21 && c < 0x7F) snprintf(msg, sizeof msg, "unexpected character '%c'", (char)c);
+            else snprintf(msg, sizeof msg, "unexpected byte 0x%02X", c);
+            return lisa__jp_fail(p, msg);
+        }
+        p->pos += strlen(words[found]);
+        if (node) node->type = types[found];
+    }
+    if (p->j) p->j->nodes[idx].end = p->n_nodes;
+    return LISA_OK;
+}
+
+static lisa_result lisa__jp_run(lisa__jp *p) {
+    lisa_result r;
+    p->pos = 0;
+    p->n_nodes = 0;
+    p->n_str = 0;
+    p->depth = 0;
+    if (p->len >= 3 && p->s[0] == 0xEF && p->s[1] == 0xBB && p->s[2] == 0xBF) p->pos = 3;
+    r = lisa__jp_value(p, -1, 0, 0);
+    if (r != LISA_OK) return r;
+    lisa__jp_ws(p);
+    if (p->pos < p->len) return lisa__jp_fail(p, "unexpected data after the JSON value");
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_json_parse(lisa_json *j, const char *text, size_t len, const char *name,
+                                    const lisa_allocator *a, lisa_error *err) {
+    lisa__jp p;
+    lisa_result r;
+    memset(j, 0, sizeof *j);
+    j->allocator = lisa__allocator_or_default(a);
+    memset(&p, 0, sizeof p);
+    p.s = (const unsigned char *)text;
+    p.len = text ? len : 0;
+    p.name = name ? name : "<json>";
+    p.err = err;
+    r = lisa__jp_run(&p);
+    if (r != LISA_OK) return r;
+    j->nodes = (lisa_json_node *)lisa__alloc(&j->allocator, (size_t)p.n_nodes * sizeof(lisa_json_node), &j->bytes);
+    j->strings = (char *)lisa__alloc(&j->allocator, p.n_str + 1, &j->bytes);
+    j->n_nodes = p.n_nodes; /* the sizes lisa_json_free() gives back */
+    j->strings_size = p.n_str + 1;
+    if (!j->nodes || !j->strings) {
+        lisa_json_free(j);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d JSON values", p.name, p.n_nodes);
+    }
+    j->strings[p.n_str] = 0;
+    p.j = j;
+    r = lisa__jp_run(&p);
+    LISA_ASSERT(r == LISA_OK && p.n_nodes == j->n_nodes);
+    lisa__ok(err);
+    return r;
+}
+
+LISADEF void lisa_json_free(lisa_json *j) {
+    lisa__free(&j->allocator, j->nodes, (size_t)j->n_nodes * sizeof(lisa_json_node), &j->bytes);
+    lisa__free(&j->allocator, j->strings, j->strings_size, &j->bytes);
+    j->nodes = NULL;
+    j->strings = NULL;
+    j->n_nodes = 0;
+    j->strings_size = 0;
+}
+
+static const lisa_json_node *lisa__json_node(const lisa_json *j, int i) {
+    return j && i >= 0 && i < j->n_nodes ? &j->nodes[i] : NULL;
+}
+
+LISADEF int lisa_json_root(const lisa_json *j) { return j && j->n_nodes > 0 ? 0 : -1; }
+
+LISADEF lisa_json_type lisa_json_type_of(const lisa_json *j, int node) {
+    const lisa_json_node *n = lisa__json_node(j, node);
+    return n ? n->type : LISA_JSON_NONE;
+}
+
+LISADEF int lisa_json_length(const lisa_json *j, int node) {
+    const lisa_json_node *n = lisa__json_node(j, node);
+    return n && (n->type == LISA_JSON_ARRAY || n->type == LISA_JSON_OBJECT) ? n->count : 0;
+}
+
+LISADEF int lisa_json_first(const lisa_json *j, int node) {
+    return lisa_json_length(j, node) > 0 ? node + 1 : -1;
+}
+
+LISADEF int lisa_json_next(const lisa_json *j, int node) {
+    const lisa_json_node *n = lisa__json_node(j, node), *parent;
+    if (!n || !(parent = lisa__json_node(j, n->parent))) return -1;
+    return n->end < parent->end ? n->end : -1;
+}
+
+LISADEF int lisa_json_at(const lisa_json *j, int node, int index) {
+    int c = lisa_json_first(j, node), i;
+    if (index < 0) return -1;
+    for (i = 0; i < index && c >= 0; i++) c = lisa_json_next(j, c);
+    return c;
+}
+
+LISADEF int lisa_json_get(const lisa_json *j, int object, const char *key) {
+    size_t klen = strlen(key);
+    int c, found = -1;
+    if (lisa_json_type_of(j, object) != LISA_JSON_OBJECT) return -1;
+    for (c = lisa_json_first(j, object); c >= 0; c = lisa_json_next(j, c)) {
+        const lisa_json_node *n = &j->nodes[c];
+        if (n->key_len == klen && memcmp(j->strings + n->key, key, klen) == 0) found = c;
+    }
+    return found;
+}
+
+LISADEF double lisa_json_number(const lisa_json *j, int node) {
+    const lisa_json_node *n = lisa__json_node(j, node);
+    return n && n->type == LISA_JSON_NUMBER ? n->number : 0.0;
+}
+
+LISADEF const char *lisa_json_string(const lisa_json *j, int node, size_t *len) {
+    const lisa_json_node *n = lisa__json_node(j, node);
+    if (!n || n->type != LISA_JSON_STRING) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = n->str_len;
+    return j->strings + n->str;
+}
+
+LISADEF const char *lisa_json_key(const lisa_json *j, int node, size_t *len) {
+    const lisa_json_node *n = lisa__json_node(j, node);
+    if (!n || lisa_json_type_of(j, n->parent) != LISA_JSON_OBJECT) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = n->key_len;
+    return j->strings + n->key;
+}
+
+/* A number that is a whole value in [0, max]? */
+static int lisa__json_uint(const lisa_json *j, int node, double max, double *out) {
+    double v;
+    if (lisa_json_type_of(j, node) != LISA_JSON_NUMBER) return 0;
+    v = lisa_json_number(j, node);
+    if (!(v >= 0.0 && v <= max) || v != floor(v)) return 0;
+    *out = v;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Half-precision conversions                                                 */
+/* ------------------------------------------------------------------------- */
+
+static float lisa__f32_from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint32_t lisa__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+LISADEF float lisa_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF;
+    if (exp == 0x1F) return lisa__f32_from_bits(sign | 0x7F800000u | (man << 13));  /* inf, nan */
+    if (exp != 0) return lisa__f32_from_bits(sign | ((exp + 112) << 23) | (man << 13));
+    if (man == 0) return lisa__f32_from_bits(sign);
+    /* Subnormal: man * 2^-24, normalised. */
+    exp = 113;
+    while (!(man & 0x400)) {
+        man <<= 1;
+        exp--;
+    }
+    return lisa__f32_from_bits(sign | (exp << 23) | ((man & 0x3FF) << 13));
+}
+
+LISADEF uint16_t lisa_f32_to_f16(float f) {
+    uint32_t u = lisa__f32_bits(f), sign = (u >> 16) & 0x8000, a = u & 0x7FFFFFFFu;
+    if (a > 0x7F800000u) return (uint16_t)(sign | 0x7E00 | ((a >> 13) & 0x3FF));   /* quiet nan */
+    if (a >= 0x477FF000u) return (uint16_t)(sign | 0x7C00);   /* rounds past 65504: inf */
+    if (a >= 0x38800000u) {                                    /* normal half */
+        uint32_t r = a - 0x38000000u;
+        r += 0xFFF + ((r >> 13) & 1);
+        return (uint16_t)(sign | (r >> 13));
+    }
+    if (a <= 0x33000000u) return (uint16_t)sign;               /* at most half the smallest subnormal */
+    {
+        uint32_t e = a >> 23, m = (a & 0x7FFFFF) | 0x800000;
+        int shift = (int)(126 - e);                            /* value / 2^-24 = m >> shift */
+        uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1))) q++;
+        return (uint16_t)(sign | q);
+    }
+}
+
+LISADEF float lisa_bf16_to_f32(uint16_t h) { return lisa__f32_from_bits((uint32_t)h << 16); }
+
+LISADEF uint16_t lisa_f32_to_bf16(float f) {
+    uint32_t u = lisa__f32_bits(f);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);   /* quiet nan */
+    return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+static size_t lisa__file_dtype_size(lisa_file_dtype d) { return d == LISA_FILE_F32 ? 4 : 2; }
+
+
+/* n little-endian elements of dtype d at src into dst. */
+static void lisa__convert_to_f32(float *dst, const unsigned char *src, size_t n, lisa_file_dtype d) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (d == LISA_FILE_F32) {
+            dst[i] = lisa__f32_from_bits((uint32_t)src[4 * i] | (uint32_t)src[4 * i + 1] << 8 |
+                                         (uint32_t)src[4 * i + 2] << 16 | (uint32_t)src[4 * i + 3] << 24);
+        } else {
+            uint16_t h = (uint16_t)(src[2 * i] | src[2 * i + 1] << 8);
+            dst[i] = d == LISA_FILE_F16 ? lisa_f16_to_f32(h) : lisa_bf16_to_f32(h);
+        }
+    }
+}
+
+
+/* ------------------------------------------------------------------------- */
+/* safetensors                                                                */
+/* ------------------------------------------------------------------------- */
+
+LISADEF void lisa_safetensors_free(lisa_safetensors *st) {
+    st->bytes -= st->header.bytes;
+    lisa_json_free(&st->header);
+    lisa__free(&st->allocator, st->tensors, (size_t)st->n_tensors * sizeof(lisa_safetensors_tensor), &st->bytes);
+    st->tensors = NULL;
+    st->n_tensors = 0;
+}
+
+static int lisa__st_cmp(const void *a, const void *b) {
+    const lisa_safetensors_tensor *x = (const lisa_safetensors_tensor *)a, *y = (const lisa_safetensors_tensor *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+/* Parses the header text (n bytes) of a safetensors file of file_size bytes,
+   whose data section starts at 8 + n. */
+static lisa_result lisa__st_parse(lisa_safetensors *st, const char *text, size_t n, size_t file_size,
+                                  const char *name, const lisa_allocator *a, lisa_error *err) {
+    const lisa_json *j = &st->header;
+    char context[300];
+    lisa_result r;
+    int root, c, n_t = 0, i;
+    size_t expected = 0;
+    memset(st, 0, sizeof *st);
+    st->metadata = -1;
+    st->allocator = lisa__allocator_or_default(a);
+    st->data_offset = 8 + n;
+    st->data_size = file_size - st->data_offset;
+    snprintf(context, sizeof context, "%s: header", name);
+    r = lisa_json_parse(&st->header, text, n, context, a, err);
+    st->bytes = st->header.bytes;
+    if (r != LISA_OK) return r;
+    root = lisa_json_root(j);
+    if (lisa_json_type_of(j, root) != LISA_JSON_OBJECT)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: the header is not a JSON object", name);
+    for (c = lisa_json_first(j, root); c >= 0; c = lisa_json_next(j, c))
+        if (strcmp(lisa_json_key(j, c, NULL), "__metadata__") != 0) n_t++;
+    st->tensors = (lisa_safetensors_tensor *)lisa__alloc(
+        &st->allocator, (size_t)n_t * sizeof(lisa_safetensors_tensor), &st->bytes);
+    if (!st->tensors && n_t > 0)
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for the tensor table", name);
+    st->n_tensors = n_t;
+    if (n_t > 0) memset(st->tensors, 0, (size_t)n_t * sizeof(lisa_safetensors_tensor));
+    n_t = 0;
+    for (c = lisa_json_first(j, root); c >= 0; c = lisa_json_next(j, c)) {
+        lisa_safetensors_tensor *t;
+        const char *key = lisa_json_key(j, c, NULL), *dt;
+        int dtype_node, shape_node, off_node, d;
+        double b, e, bytes = 1.0, v;
+        if (strcmp(key, "__metadata__") == 0) {
+            int m;
+            if (lisa_json_type_of(j, c) != LISA_JSON_OBJECT)
+                return lisa__fail(err, LISA_ERR_FORMAT, "%s: __metadata__ is not an object", name);
+            for (m = lisa_json_first(j, c); m >= 0; m = lisa_json_next(j, m))
+                if (lisa_json_type_of(j, m) != LISA_JSON_STRING)
+                    return lisa__fail(err, LISA_ERR_FORMAT, "%s: __metadata__ entry \"%.100s\" is not a string",
+                                      name, lisa_json_key(j, m, NULL));
+            st->metadata = c;
+            continue;
+        }
+        if (lisa_json_type_of(j, c) != LISA_JSON_OBJECT)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: an object with dtype, shape and data_offsets expected",
+                              name, key);
+        t = &st->tensors[n_t];
+        t->name = key;
+        dtype_node = lisa_json_get(j, c, "dtype");
+        shape_node = lisa_json_get(j, c, "shape");
+        off_node = lisa_json_get(j, c, "data_offsets");
+        dt = lisa_json_string(j, dtype_node, NULL);
+        if (!dt) return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: no dtype string", name, key);
+        if (strcmp(dt, "F32") == 0) t->dtype = LISA_FILE_F32;
+        else if (strcmp(dt, "F16") == 0) t->dtype = LISA_FILE_F16;
+        else if (strcmp(dt, "BF16") == 0) t->dtype = LISA_FILE_BF16;
+        else return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: dtype \"%.20s\" is not supported (F32, F16 or BF16)",
+                               name, key, dt);
+        if (lisa_json_type_of(j, shape_node) != LISA_JSON_ARRAY)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: no shape array", name, key);
+        t->ndim = lisa_json_length(j, shape_node);
+        if (t->ndim > LISA_SAFETENSORS_MAX_DIMS)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: %d dimensions (at most %d)",
+                              name, key, t->ndim, LISA_SAFETENSORS_MAX_DIMS);
+        for (d = 0; d < t->ndim; d++) {
+            if (!lisa__json_uint(j, lisa_json_at(j, shape_node, d), 9007199254740992.0, &v))
+                return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: shape must hold non-negative integers",
+                                  name, key);
+            t->shape[d] = (uint64_t)v;
+            bytes *= v;
+        }
+        bytes *= (double)lisa__file_dtype_size(t->dtype);
+        if (lisa_json_type_of(j, off_node) != LISA_JSON_ARRAY || lisa_json_length(j, off_node) != 2 ||
+            !lisa__json_uint(j, lisa_json_at(j, off_node, 0), 9007199254740992.0, &b) ||
+            !lisa__json_uint(j, lisa_json_at(j, off_node, 1), 9007199254740992.0, &e))
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: data_offsets must be two non-negative integers",
+                              name, key);
+        if (b > e || e > (double)st->data_size)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: data_offsets [%.0f, %.0f] lie outside the %.0f bytes of data",
+                              name, key, b, e, (double)st->data_size);
+        if (e - b != bytes)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: data_offsets [%.0f, %.0f] hold %.0f bytes, its dtype and shape need %.0f",
+                              name, key, b, e, e - b, bytes);
+        t->begin = (size_t)b;
+        t->end = (size_t)e;
+        n_t++;
+    }
+    if (n_t > 0) qsort(st->tensors, (size_t)n_t, sizeof *st->tensors, lisa__st_cmp);
+    for (i = 0; i < n_t; i++) {
+        const lisa_safetensors_tensor *t = &st->tensors[i];
+        if (t->begin < expected)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s overlaps tensor %.100s", name, t->name,
+                              st->tensors[i - 1].name);
+        if (t->begin > expected)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f unused bytes before tensor %.100s", name,
+                              (double)(t->begin - expected), t->name);
+        expected = t->end;
+    }
+    if (expected != st->data_size)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: the tensors cover %.0f bytes, the data section has %.0f",
+                          name, (double)expected, (double)st->data_size);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+/* Reads the 8-byte length and the header through r (at its start) and parses them. */
+static lisa_result lisa__st_read_header(lisa_safetensors *st, lisa__reader *r, const char *name,
+                                        const lisa_allocator *a, lisa_error *err) {
+    unsigned char lb[8];
+    uint64_t n = 0;
+    const char *text;
+    char *owned = NULL;
+    size_t text_bytes = 0;
+    lisa_allocator al = lisa__allocator_or_default(a);
+    lisa_result res;
+    int i;
+    memset(st, 0, sizeof *st);
+    st->metadata = -1;
+    st->allocator = al;
+    if (!lisa__read(r, lb, 8))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the file has %.0f bytes, a safetensors file needs at least 8",
+                          name, (double)r->size);
+    for (i = 7; i >= 0; i--) n = n << 8 | lb[i];
+    if (n > (uint64_t)(r->size - 8))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: header length %.0f exceeds the %.0f bytes after it",
+                          name, (double)n, (double)(r->size - 8));
+    if (n > LISA_SAFETENSORS_MAX_HEADER)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: header length %.0f is over the limit of %d bytes",
+                          name, (double)n, LISA_SAFETENSORS_MAX_HEADER);
+    if (n == 0) return lisa__fail(err, LISA_ERR_FORMAT, "%s: header length 0", name);
+    if (r->mem) {
+        text = (const char *)(r->mem + 8);   /* read in place */
+        r->pos += (size_t)n;
+    } else {
+        text = owned = (char *)lisa__alloc(&al, (size_t)n, &text_bytes);
+        if (!owned) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for a %.0f-byte header", name, (double)n);
+        if (!lisa__read(r, owned, (size_t)n)) {
+            lisa__free(&al, owned, (size_t)n, &text_bytes);
+            return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
+        }
+    }
+    res = lisa__st_parse(st, text, (size_t)n, r->size, name, a, err);
+    lisa__free(&al, owned, (size_t)n, &text_bytes);
+    return res;
+}
+
+LISADEF lisa_result lisa_safetensors_parse_memory(lisa_safetensors *st, const void *data, size_t size,
+                                                  const char *name, const lisa_allocator *a,
+                                                  lisa_error *err) {
+    lisa__reader r;
+    lisa_result res;
+    memset(&r, 0, sizeof r);
+    r.mem = (const unsigned char *)data;
+    r.size = data ? size : 0;
+    res = lisa__st_read_header(st, &r, name ? name : "<memory>", a, err);
+    if (res == LISA_OK) st->data = r.mem + st->data_offset;
+    return res;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Hugging Face LLaMA: names, config.json, loading, saving                    */
+/* ------------------------------------------------------------------------- */
+
+#define LISA__HF_SKIP (-2)
+
+static const char *const lisa__hf_layer_names[9] = {
+    "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+    "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+    "mlp.gate_proj.weight", "mlp.down_proj.weight", "mlp.up_proj.weight"};
+
+/* The transformers name of tensor index (lisa_model_tensor() order). */
+static void lisa__hf_name(const lisa_config *c, int index, char *buf, size_t size) {
+    if (index == 0) snprintf(buf, size, "model.embed_tokens.weight");
+    else if (index <= 9 * c->n_layers)
+        snprintf(buf, size, "model.layers.%d.%s", (index - 1) / 9, lisa__hf_layer_names[(index - 1) % 9]);
+    else if (index == 9 * c->n_layers + 1) snprintf(buf, size, "model.norm.weight");
+    else snprintf(buf, size, "lm_head.weight");
+}
+
+/* Which tensor a transformers name is: its lisa_model_tensor() index,
+   LISA__HF_SKIP for one that carries nothing this model needs, or -1. */
+static int lisa__hf_index(const lisa_config *c, const char *name) {
+    static const char layers[] = "model.layers.";
+    size_t len = strlen(name);
+    const char *s;
+    long l = 0;
+    int w;
+    if (len >= 20 && strcmp(name + len - 20, ".rotary_emb.inv_freq") == 0) return LISA__HF_SKIP;
+    if (strcmp(name, "model.embed_tokens.weight") == 0) return 0;
+    if (strcmp(name, "model.norm.weight") == 0) return 9 * c->n_layers + 1;
+    if (strcmp(name, "lm_head.weight") == 0) return c->tied_head ? LISA__HF_SKIP : 9 * c->n_layers + 2;
+    if (strncmp(name, layers, sizeof layers - 1) != 0) return -1;
+    s = name + sizeof layers - 1;
+    if (!(*s >= '0' && *s <= '9') || (s[0] == '0' && s[1] != '.')) return -1;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        l = l * 10 + (*s - '0');
+        if (l >= c->n_layers) return -1;
+    }
+    if (*s++ != '.') return -1;
+    for (w = 0; w < 9; w++)
+        if (strcmp(s, lisa__hf_layer_names[w]) == 0) return 1 + 9 * (int)l + w;
+    return -1;
+}
+
+/* q_proj and k_proj: transformers rotates the halves of each head (x[j],
+   x[j + hd/2]); this header rotates interleaved pairs (x[2j], x[2j+1]). Row r
+   of the transformers matrix is row lisa__hf_rope_row(r) here. */
+static size_t lisa__hf_rope_row(size_t r, size_t hd) {
+    size_t h = r / hd, j = r % hd, half = hd / 2;
+    return h * hd + (j < half ? 2 * j : 2 * (j - half) + 1);
+}
+
+static int lisa__hf_is_rope(const lisa_config *c, int index) {
+    int w = (index - 1) % 9;
+    return index >= 1 && index <= 9 * c->n_layers && (w == 1 || w == 2);
+}
+
+static lisa_result lisa__hf_cfg_fail(lisa_error *err, const char *name, const char *field, const char *what) {
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: %s %s", name, field, what);
+}
+
+/* An integer field: absent or null gives def (or an error when def < 0). */
+static lisa_result lisa__hf_cfg_int(const lisa_json *j, const char *field, int def, int *out,
+                                    const char *name, lisa_error *err) {
+    int node = lisa_json_get(j, lisa_json_root(j), field);
+    double v;
+    lisa_json_type t = lisa_json_type_of(j, node);
+    if (t == LISA_JSON_NONE || t == LISA_JSON_NULL) {
+        if (def < 0) return lisa__hf_cfg_fail(err, name, field, "is missing");
+        *out = def;
+        return LISA_OK;
+    }
+    if (!lisa__json_uint(j, node, 2147483647.0, &v) || v < 1)
+        return lisa__hf_cfg_fail(err, name, field, "must be a positive integer");
+    *out = (int)v;
+    return LISA_OK;
+}
+
+static lisa_result lisa__hf_cfg_float(const lisa_json *j, const char *field, float def, float *out,
+                                      const char *name, lisa_error *err) {
+    int node = lisa_json_get(j, lisa_json_root(j), field);
+    double v = lisa_json_number(j, node);
+    lisa_json_type t = lisa_json_type_of(j, node);
+    if (t == LISA_JSON_NONE || t == LISA_JSON_NULL) {
+        *out = def;
+        return LISA_OK;
+    }
+    if (t != LISA_JSON_NUMBER || !(v > 0.0 && v <= FLT_MAX) || !((float)v > 0.0f))
+        return lisa__hf_cfg_fail(err, name, field, "must be a positive number within float range");
+    *out = (float)v;
+    return LISA_OK;
+}
+
+/* A boolean field; absent or null is false. */
+static lisa_result lisa__hf_cfg_bool(const lisa_json *j, const char *field, int *out, const char *name,
+                                     lisa_error *err) {
+    lisa_json_type t = lisa_json_type_of(j, lisa_json_get(j, lisa_json_root(j), field));
+    if (t != LISA_JSON_NONE && t != LISA_JSON_NULL && t != LISA_JSON_TRUE && t != LISA_JSON_FALSE)
+        return lisa__hf_cfg_fail(err, name, field, "must be true or false");
+    *out = t == LISA_JSON_TRUE;
+    return LISA_OK;
+}
+
+/* A string field that, when present and not null, must equal want. */
+static lisa_result lisa__hf_cfg_want(const lisa_json *j, const char *field, const char *want,
+                                     const char *name, lisa_error *err) {
+    int node = lisa_json_get(j, lisa_json_root(j), field);
+    const char *s = lisa_json_string(j, node, NULL);
+    lisa_json_type t = lisa_json_type_of(j, node);
+    if (t == LISA_JSON_NONE || t == LISA_JSON_NULL || (s && strcmp(s, want) == 0)) return LISA_OK;
+    if (!s) return lisa__fail(err, LISA_ERR_FORMAT, "%s: %s must be a string", name, field);
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: %s \"%.40s\" is not supported (only \"%s\")", name, field, s, want);
+}
+
+/* config.json text into a resolved lisa_config. */
+static lisa_result lisa__hf_config(lisa_config *c, const char *text, size_t len, const char *name,
+                                   const lisa_allocator *a, lisa_error *err) {
+    lisa_json j;
+    lisa_result r;
+    int root, node, flag = 0, head_dim = 0, k;
+    memset(c, 0, sizeof *c);
+    r = lisa_json_parse(&j, text, len, name, a, err);
+    if (r != LISA_OK) {
+        lisa_json_free(&j);
+        return r;
+    }
+    root = lisa_json_root(&j);
+    if (lisa_json_type_of(&j, root) != LISA_JSON_OBJECT) {
+        r = lisa__fail(err, LISA_ERR_FORMAT, "%s: not a JSON object", name);
+        goto done;
+    }
+    if ((r = lisa__hf_cfg_want(&j, "model_type", "llama", name, err)) != LISA_OK) goto done;
+    if ((r = lisa__hf_cfg_want(&j, "hidden_act", "silu", name, err)) != LISA_OK) goto done;
+    node = lisa_json_get(&j, root, "architectures");
+    if (lisa_json_type_of(&j, node) == LISA_JSON_ARRAY) {
+        for (k = lisa_json_first(&j, node); k >= 0; k = lisa_json_next(&j, k)) {
+            const char *s = lisa_json_string(&j, k, NULL);
+            if (!s || strcmp(s, "LlamaForCausalLM") != 0) {
+                r = lisa__fail(err, LISA_ERR_FORMAT, "%s: architectures entry \"%.40s\" is not supported (only \"LlamaForCausalLM\")",
+                               name, s ? s : "?");
+                goto done;
+            }
+        }
+    } else if (lisa_json_type_of(&j, node) != LISA_JSON_NONE && lisa_json_type_of(&j, node) != LISA_JSON_NULL) {
+        r = lisa__fail(err, LISA_ERR_FORMAT, "%s: architectures must be an array", name);
+        goto done;
+    }
+    node = lisa_json_get(&j, root, "rope_scaling");
+    if (lisa_json_type_of(&j, node) != LISA_JSON_NONE && lisa_json_type_of(&j, node) != LISA_JSON_NULL) {
+        const char *type = lisa_json_string(&j, lisa_json_get(&j, node, "rope_type"), NULL);
+        if (!type) type = lisa_json_string(&j, lisa_json_get(&j, node, "type"), NULL);
+        if (!type || strcmp(type, "default") != 0) {
+            r = lisa__fail(err, LISA_ERR_FORMAT, "%s: rope_scaling (type \"%.40s\") is not supported: only null",
+                           name, type ? type : "?");
+            goto done;
+        }
+    }
+    if ((r = lisa__hf_cfg_bool(&j, "attention_bias", &flag, name, err)) != LISA_OK) goto done;
+    if (flag) {
+        r = lisa__fail(err, LISA_ERR_FORMAT, "%s: attention_bias true is not supported", name);
+        goto done;
+    }
+    if ((r = lisa__hf_cfg_bool(&j, "mlp_bias", &flag, name, err)) != LISA_OK) goto done;
+    if (flag) {
+        r = lisa__fail(err, LISA_ERR_FORMAT, "%s: mlp_bias true is not supported", name);
+        goto done;
+    }
+    if ((r = lisa__hf_cfg_int(&j, "hidden_size", -1, &c->dim, name, err)) != LISA_OK ||
+        (r = lisa__hf_cfg_int(&j, "intermediate_size", -1, &c->hidden_dim, name, err)) != LISA_OK ||
+        (r = lisa__hf_cfg_int(&j, "num_hidden_layers", -1, &c->n_layers, name, err)) != LISA_OK ||
+        (r = lisa__hf_cfg_int(&j, "num_attention_heads", -1, &c->n_heads, name, err)) != LISA_OK ||
+        (r = lisa__hf_cfg_int(&j, "num_key_value_heads", c->n_heads, &c->n_kv_heads, name, err)) != LISA_OK ||
+        (r = lisa__hf_cfg_int(&j, "vocab_size", -1, &c->vocab_size, name, err)) != LISA_OK ||
+        (r = lisa__hf_cfg_int(&j, "max_position_embeddings", 2048, &c->max_seq_len, name, err)) != LISA_OK ||
+        (r = lisa__hf_cfg_int(&j, "head_dim", 0, &head_dim, name, err)) != LISA_OK ||
+        (r = lisa__hf_cfg_float(&j, "rms_norm_eps", 1e-6f, &c->norm_eps, name, err)) != LISA_OK ||
+        (r = lisa__hf_cfg_float(&j, "rope_theta", 10000.0f, &c->rope_theta, name, err)) != LISA_OK ||
+        (r = lisa__hf_cfg_bool(&j, "tie_word_embeddings", &c->tied_head, name, err)) != LISA_OK)
+        goto done;
+    if (head_dim != 0 && (c->dim % c->n_heads != 0 || head_dim != c->dim / c->n_heads)) {
+        r = lisa__fail(err, LISA_ERR_FORMAT, "%s: head_dim %d is not supported: it must be hidden_size / num_attention_heads",
+                       name, head_dim);
+        goto done;
+    }
+    if (lisa__config_check(c, name, err) != LISA_OK) {
+        if (err) err->code = LISA_ERR_FORMAT;
+        r = LISA_ERR_FORMAT;
+    }
+done:
+    lisa_json_free(&j);
+    return r;
+}
+
+/* Row-permuted, converting reads of one tensor from r (at its data) into dst. */
+static int lisa__hf_read_tensor(lisa__reader *r, const lisa_safetensors_tensor *t, float *dst,
+                                size_t rows, size_t cols, size_t rope_hd) {
+    unsigned char buf[4096];
+    size_t es = lisa__file_dtype_size(t->dtype), per = sizeof buf / 4, row, k;
+    for (row = 0; row < rows; row++) {
+        float *d = dst + (rope_hd ? lisa__hf_rope_row(row, rope_hd) : row) * cols;
+        for (k = 0; k < cols; k += per) {
+            size_t n = LISA__MIN(per, cols - k);
+            if (!lisa__read(r, buf, n * es)) return 0;
+            lisa__convert_to_f32(d + k, buf, n, t->dtype);
+        }
+    }
+    return 1;
+}
+
+/* Checks one shard's tensors against the model and reads them. seen[i] is the
+   shard (plus 1) tensor i came from; want_shard (NULL: no index) the shard the
+   index puts each tensor in. */
+static lisa_result lisa__hf_shard(lisa_model *m, const lisa_safetensors *st, lisa__reader *r, const char *name,
+                                  int shard, int *seen, const int *want_shard, const char *const *shard_names,
+                                  lisa_error *err) {
+    const lisa_config *c = &m->config;
+    int i;
+    for (i = 0; i < st->n_tensors; i++) {
+        const lisa_safetensors_tensor *t = &st->tensors[i];
+        int idx = lisa__hf_index(c, t->name), d, ok;
+        lisa_param p;
+        if (idx == LISA__HF_SKIP) continue;
+        if (idx < 0)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: unexpected tensor %.100s (not part of a %d-layer LlamaForCausalLM)",
+                              name, t->name, c->n_layers);
+        if (seen[idx])
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s appears twice", name, t->name);
+        if (want_shard && want_shard[idx] != shard)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: holds tensor %.100s, which the index puts in %.100s",
+                              name, t->name, shard_names[want_shard[idx]]);
+        seen[idx] = shard + 1;
+        p = lisa_model_tensor(m, idx);
+        ok = t->ndim == p.tensor.ndim;
+        for (d = 0; ok && d < t->ndim; d++) ok = t->shape[d] == (uint64_t)p.tensor.shape[d];
+        if (!ok) {
+            char got[128], want[64];
+            size_t at = 0;
+            got[0] = 0;
+            for (d = 0; d < t->ndim && at < sizeof got - 24; d++)
+                at += (size_t)snprintf(got + at, sizeof got - at, "%s%.0f", d ? ", " : "", (double)t->shape[d]);
+            if (p.tensor.ndim == 1) snprintf(want, sizeof want, "%d", p.tensor.shape[0]);
+            else snprintf(want, sizeof want, "%d, %d", p.tensor.shape[0], p.tensor.shape[1]);
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s has shape [%s], the config needs [%s]",
+                              name, t->name, got, want);
+        }
+    }
+    /* Sorted by offset and tiling the data: one forward pass reads them all. */
+    for (i = 0; i < st->n_tensors; i++) {
+        const lisa_safetensors_tensor *t = &st->tensors[i];
+        int idx = lisa__hf_index(c, t->name);
+        lisa_param p;
+        int ok;
+        if (idx < 0) {
+            ok = lisa__skip(r, t->end - t->begin);
+        } else {
+            p = lisa_model_tensor(m, idx);
+            ok = lisa__hf_read_tensor(r, t, p.tensor.data, (size_t)p.tensor.shape[0],
+                                      p.tensor.ndim == 2 ? (size_t)p.tensor.shape[1] : 1,
+                                      lisa__hf_is_rope(c, idx) ? (size_t)(c->dim / c->n_heads) : 0);
+        }
+        if (!ok) return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
+    }
+    return LISA_OK;
+}
+
+static lisa_result lisa__hf_check_all(const lisa_model *m, const int *seen, const char *name, lisa_error *err) {
+    int i, n = lisa_model_n_tensors(m);
+    for (i = 0; i < n; i++)
+        if (!seen[i]) {
+            char tn[96];
+            lisa__hf_name(&m->config, i, tn, sizeof tn);
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: missing tensor %s", name, tn);
+        }
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_model_load_hf_memory(lisa_model *m, const char *config_json, size_t config_len,
+                                              const void *safetensors, size_t safetensors_size,
+                                              const char *name, const lisa_allocator *a,
+                                              lisa_error *err) {
+    char cname[300], sname[300];
+    lisa_config c;
+    lisa_safetensors st;
+    lisa__reader r;
+    lisa_result res;
+    int *seen = NULL;
+    size_t seen_bytes = 0;
+    lisa_allocator al = lisa__allocator_or_default(a);
+    memset(m, 0, sizeof *m);
+    if (!name) name = "<memory>";
+    snprintf(cname, sizeof cname, "%s/config.json", name);
+    snprintf(sname, sizeof sname, "%s/model.safetensors", name);
+    res = lisa__hf_config(&c, config_json, config_json ? config_len : 0, cname, a, err);
+    if (res != LISA_OK) return res;
+    memset(&r, 0, sizeof r);
+    r.mem = (const unsigned char *)safetensors;
+    r.size = safetensors ? safetensors_size : 0;
+    res = lisa__st_read_header(&st, &r, sname, a, err);
+    if (res == LISA_OK) res = lisa__model_alloc(m, &c, a, name, err);
+    if (res == LISA_OK) {
+        seen = (int *)lisa__alloc(&al, (size_t)lisa_model_n_tensors(m) * sizeof(int), &seen_bytes);
+        if (!seen) res = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", name);
+    }
+    if (res == LISA_OK) {
+        memset(seen, 0, (size_t)lisa_model_n_tensors(m) * sizeof(int));
+        res = lisa__hf_shard(m, &st, &r, sname, 0, seen, NULL, NULL, err);
+    }
+    if (res == LISA_OK) res = lisa__hf_check_all(m, seen, sname, err);
+    if (seen) lisa__free(&al, seen, (size_t)lisa_model_n_tensors(m) * sizeof(int), &seen_bytes);
+    lisa_safetensors_free(&st);
+    if (res != LISA_OK) {
+        lisa_model_free(m);
+        return res;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+#ifndef LISA_NO_STDIO
+
+/* A whole small file (config.json, the index) in memory; *size its bytes. */
+static lisa_result lisa__read_text(const char *path, const lisa_allocator *al, char **text, size_t *size,
+                                   size_t *counter, lisa_error *err) {
+    lisa__reader r;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    *text = NULL;
+    *size = 0;
+    if (res != LISA_OK) return res;
+    if (r.size > LISA_SAFETENSORS_MAX_HEADER) {
+        fclose(r.file);
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes is too large for a JSON file here", path, (double)r.size);
+    }
+    *text = (char *)lisa__alloc(al, r.size + 1, counter);
+    if (!*text) {
+        fclose(r.file);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (!lisa__read(&r, *text, r.size)) {
+        fclose(r.file);
+        lisa__free(al, *text, r.size + 1, counter);
+        *text = NULL;
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed", path);
+    }
+    fclose(r.file);
+    *size = r.size;
+    return LISA_OK;
+}
+
+static lisa_result lisa__path_join(char *out, size_t size, const char *dir, const char *file, lisa_error *err) {
+    size_t dl = strlen(dir);
+    const char *sep = dl > 0 && (dir[dl - 1] == '/' || dir[dl - 1] == '\\') ? "" : "/";
+    if (dl + strlen(file) + 2 > size) return lisa__fail(err, LISA_ERR_IO, "%s: path too long", dir);
+    memcpy(out, dir, dl);
+    memcpy(out + dl, sep, strlen(sep));
+    memcpy(out + dl + strlen(sep), file, strlen(file) + 1);
+    return LISA_OK;
+}
+
+static int lisa__file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+/* One shard file: header, checks, data. */
+static lisa_result lisa__hf_load_file(lisa_model *m, const char *path, const lisa_allocator *a, int shard,
+                                      int *seen, const int *want_shard, const char *const *shard_names,
+                                      lisa_error *err) {
+    lisa__reader r;
+    lisa_safetensors st;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    if (res != LISA_OK) return res;
+    res = lisa__st_read_header(&st, &r, path, a, err);
+    if (res == LISA_OK) res = lisa__hf_shard(m, &st, &r, path, shard, seen, want_shard, shard_names, err);
+    lisa_safetensors_free(&st);
+    fclose(r.file);
+    return res;
+}
+
+/* The shards model.safetensors.index.json names, and where each tensor is. */
+static lisa_result lisa__hf_load_sharded(lisa_model *m, const char *dir, const char *index_path,
+                                         const lisa_allocator *a, int *seen, lisa_error *err) {
+    lisa_allocator al = lisa__allocator_or_default(a);
+    const lisa_config *c = &m->config;
+    char *text = NULL, path[4096];
+    size_t text_size = 0, counter = 0;
+    int n_t = lisa_model_n_tensors(m), map, e, i, n_shards = 0, max_shards = 0;
+    int *want = NULL;
+    const char **names = NULL;
+    lisa_json j;
+    lisa_result res;
+    memset(&j, 0, sizeof j);
+    res = lisa__read_text(index_path, &al, &text, &text_size, &counter, err);
+    if (res != LISA_OK) return res;
+    res = lisa_json_parse(&j, text, text_size, index_path, a, err);
+    lisa__free(&al, text, text_size + 1, &counter);
+    if (res != LISA_OK) goto done;
+    map = lisa_json_get(&j, lisa_json_root(&j), "weight_map");
+    if (lisa_json_type_of(&j, map) != LISA_JSON_OBJECT) {
+        res = lisa__fail(err, LISA_ERR_FORMAT, "%s: no weight_map object", index_path);
+        goto done;
+    }
+    max_shards = lisa_json_length(&j, map);
+    want = (int *)lisa__alloc(&al, (size_t)n_t * sizeof(int), &counter);
+    names = (const char **)lisa__alloc(&al, (size_t)(max_shards + 1) * sizeof(char *), &counter);
+    if (!want || !names) {
+        res = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", index_path);
+        goto done;
+    }
+    for (i = 0; i < n_t; i++) want[i] = -1;
+    for (e = lisa_json_first(&j, map); e >= 0; e = lisa_json_next(&j, e)) {
+        const char *tname = lisa_json_key(&j, e, NULL), *file;
+        size_t flen;
+        int idx = lisa__hf_index(c, tname), s;
+        file = lisa_json_string(&j, e, &flen);
+        if (!file || flen == 0 || strlen(file) != flen || strchr(file, '/') || strchr(file, '\\') ||
+            strcmp(file, ".") == 0 || strcmp(file, "..") == 0) {
+            res = lisa__fail(err, LISA_ERR_FORMAT, "%s: weight_map entry %.100s: a file name in this directory expected",
+                             index_path, tname);
+            goto done;
+        }
+        if (idx == -1) {
+            res = lisa__fail(err, LISA_ERR_FORMAT, "%s: unexpected tensor %.100s (not part of a %d-layer LlamaForCausalLM)",
+                             index_path, tname, c->n_layers);
+            goto done;
+        }
+        for (s = 0; s < n_shards && strcmp(names[s], file) != 0; s++) {
+        }
+        if (s == n_shards) names[n_shards++] = file;
+        if (idx >= 0) want[idx] = s;
+    }
+    for (i = 0; i < n_t; i++)
+        if (want[i] < 0) {
+            char tn[96];
+            lisa__hf_name(c, i, tn, sizeof tn);
+            res = lisa__fail(err, LISA_ERR_FORMAT, "%s: missing tensor %s", index_path, tn);
+            goto done;
+        }
+    for (i = 0; i < n_shards && res == LISA_OK; i++) {
+        res = lisa__path_join(path, sizeof path, dir, names[i], err);
+        if (res == LISA_OK) res = lisa__hf_load_file(m, path, a, i, seen, want, (const char *const *)names, err);
+    }
+    if (res == LISA_OK) {
+        for (i = 0; i < n_t; i++)
+            if (!seen[i]) {
+                char tn[96];
+                lisa__hf_name(c, i, tn, sizeof tn);
+                res = lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %s is not in %s, where the index puts it",
+                                 index_path, tn, names[want[i]]);
+                break;
+            }
+    }
+done:
+    lisa__free(&al, want, (size_t)n_t * sizeof(int), &counter);
+    lisa__free(&al, (void *)names, (size_t)(max_shards + 1) * sizeof(char *), &counter);
+    lisa_json_free(&j);
+    return res;
+}
+
+LISADEF lisa_result lisa_model_load_hf(lisa_model *m, const char *dir, const lisa_allocator *a,
+                                       lisa_error *err) {
+    lisa_allocator al = lisa__allocator_or_default(a);
+    char path[4096], *text = NULL;
+    size_t text_size = 0, counter = 0;
+    int *seen = NULL, n_t;
+    lisa_config c;
+    lisa_result res;
+    memset(m, 0, sizeof *m);
+    res = lisa__path_join(path, sizeof path, dir, "config.json", err);
+    if (res == LISA_OK) res = lisa__read_text(path, &al, &text, &text_size, &counter, err);
+    if (res != LISA_OK) return res;
+    res = lisa__hf_config(&c, text, text_size, path, a, err);
+    lisa__free(&al, text, text_size + 1, &counter);
+    if (res != LISA_OK) return res;
+    res = lisa__model_alloc(m, &c, a, dir, err);
+    if (res != LISA_OK) return res;
+    n_t = lisa_model_n_tensors(m);
+    seen = (int *)lisa__alloc(&al, (size_t)n_t * sizeof(int), &counter);
+    if (!seen) {
+        lisa_model_free(m);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    memset(seen, 0, (size_t)n_t * sizeof(int));
+    res = lisa__path_join(path, sizeof path, dir, "model.safetensors", err);
+    if (res == LISA_OK) {
+        if (lisa__file_exists(path)) {
+            res = lisa__hf_load_file(m, path, a, 0, seen, NULL, NULL, err);
+            if (res == LISA_OK) res = lisa__hf_check_all(m, seen, path, err);
+        } else {
+            res = lisa__path_join(path, sizeof path, dir, "model.safetensors.index.json", err);
+            if (res == LISA_OK && !lisa__file_exists(path))
+                res = lisa__fail(err, LISA_ERR_IO, "%s: neither model.safetensors nor model.safetensors.index.json can be opened", dir);
+            if (res == LISA_OK) res = lisa__hf_load_sharded(m, dir, path, a, seen, err);
+        }
+    }
+    lisa__free(&al, seen, (size_t)n_t * sizeof(int), &counter);
+    if (res != LISA_OK) {
+        lisa_model_free(m);
+        return res;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+static const char *lisa__file_dtype_name(lisa_file_dtype d) {
+    return d == LISA_FILE_F32 ? "F32" : d == LISA_FILE_F16 ? "F16" : "BF16";
+}
+
+static void lisa__convert_from_f32(unsigned char *dst, const float *src, size_t n, lisa_file_dtype d) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (d == LISA_FILE_F32) {
+            uint32_t u = lisa__f32_bits(src[i]);
+            dst[4 * i] = (unsigned char)u;
+            dst[4 * i + 1] = (unsigned char)(u >> 8);
+            dst[4 * i + 2] = (unsigned char)(u >> 16);
+            dst[4 * i + 3] = (unsigned char)(u >> 24);
+        } else {
+            uint16_t h = d == LISA_FILE_F16 ? lisa_f32_to_f16(src[i]) : lisa_f32_to_bf16(src[i]);
+            dst[2 * i] = (unsigned char)h;
+            dst[2 * i + 1] = (unsigned char)(h >> 8);
+        }
+    }
+}
+
+/* A positive finite float as JSON that reads back as the same float: whole
+   numbers as Python writes them ("500000.0"), others in the shortest %g form. */
+static void lisa__format_float(char *out, size_t size, float v) {
+    int prec;
+    if (v == floorf(v) && v < 1e15f) {
+        snprintf(out, size, "%.1f", (double)v);
+        if (strchr(out, ',')) *strchr(out, ',') = '.';
+        return;
+    }
+    for (prec = 1; prec <= 9; prec++) {
+        const char *problem = NULL;
+        double back = 0.0;
+        char *comma;
+        snprintf(out, size, "%.*g", prec, (double)v);
+        while ((comma = strchr(out, ',')) != NULL) *comma = '.';   /* a locale's decimal comma */
+        if (lisa__json_number_scan((const unsigned char *)out, strlen(out), &back, &problem) == strlen(out) &&
+            (float)back == v)
+            return;
+    }
+}
+
+LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
+                                       lisa_error *err) {
+    static const char *const torch_names[3] = {"float32", "float16", "bfloat16"};
+    const lisa_config *c = &m->config;
+    lisa_allocator al = lisa__allocator_or_default(&m->allocator);
+    int n_t = lisa_model_n_tensors(m), i;
+    size_t hd = (size_t)(c->dim / c->n_heads), es, offset = 0, cap, at = 0, counter = 0, pad;
+    char path[4096], eps[32], theta[32], *header, config[2048];
+    unsigned char lb[8], buf[4096];
+    lisa__writer w;
+    lisa_result res;
+    if (dtype != LISA_FILE_F32 && dtype != LISA_FILE_F16 && dtype != LISA_FILE_BF16)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: unknown file dtype %d", dir, (int)dtype);
+    es = lisa__file_dtype_size(dtype);
+    /* The safetensors header: names, shapes, offsets; padded to 8 bytes with spaces. */
+    cap = 64 + (size_t)n_t * 256;
+    header = (char *)lisa__alloc(&al, cap, &counter);
+    if (!header) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", dir);
+    at += (size_t)snprintf(header + at, cap - at, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (i = 0; i < n_t; i++) {
+        lisa_param p = lisa_model_tensor(m, i);
+        size_t bytes = lisa_tensor_numel(&p.tensor) * es;
+        char name[96], shape[48];
+        lisa__hf_name(c, i, name, sizeof name);
+        if (p.tensor.ndim == 1) snprintf(shape, sizeof shape, "%d", p.tensor.shape[0]);
+        else snprintf(shape, sizeof shape, "%d,%d", p.tensor.shape[0], p.tensor.shape[1]);
+        at += (size_t)snprintf(header + at, cap - at, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%s],\"data_offsets\":[%.0f,%.0f]}",
+                               name, lisa__file_dtype_name(dtype), shape, (double)offset, (double)(offset + bytes));
+        offset += bytes;
+    }
+    at += (size_t)snprintf(header + at, cap - at, "}");
+    pad = (8 - at % 8) % 8;
+    for (i = 0; i < (int)pad; i++) header[at++] = ' ';
+    for (i = 0; i < 8; i++) lb[i] = (unsigned char)((uint64_t)at >> (8 * i));
+    res = lisa__path_join(path, sizeof path, dir, "model.safetensors", err);
+    if (res == LISA_OK) res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) {
+        lisa__free(&al, header, cap, &counter);
+        return res;
+    }
+    lisa__write(&w, lb, 8);
+    lisa__write(&w, header, at);
+    lisa__free(&al, header, cap, &counter);
+    for (i = 0; i < n_t; i++) {
+        lisa_param p = lisa_model_tensor(m, i);
+        size_t rows = (size_t)p.tensor.shape[0], cols = p.tensor.ndim == 2 ? (size_t)p.tensor.shape[1] : 1;
+        size_t per = sizeof buf / 4, row, k;
+        int rope = lisa__hf_is_rope(c, i);
+        for (row = 0; row < rows; row++) {
+            const float *src = p.tensor.data + (rope ? lisa__hf_rope_row(row, hd) : row) * cols;
+            for (k = 0; k < cols; k += per) {
+                size_t n = LISA__MIN(per, cols - k);
+                lisa__convert_from_f32(buf, src + k, n, dtype);
+                lisa__write(&w, buf, n * es);
+            }
+        }
+    }
+    res = lisa__writer_close(&w, err);
+    if (res != LISA_OK) return res;
+    lisa__format_float(eps, sizeof eps, c->norm_eps);
+    lisa__format_float(theta, sizeof theta, c->rope_theta);
+    snprintf(config, sizeof config,
+             "{\n"
+             "  \"architectures\": [\"LlamaForCausalLM\"],\n"
+             "  \"model_type\": \"llama\",\n"
+             "  \"hidden_size\": %d,\n"
+             "  \"intermediate_size\": %d,\n"
+             "  \"num_hidden_layers\": %d,\n"
+             "  \"num_attention_heads\": %d,\n"
+             "  \"num_key_value_heads\": %d,\n"
+             "  \"vocab_size\": %d,\n"
+             "  \"max_position_embeddings\": %d,\n"
+             "  \"rms_norm_eps\": %s,\n"
+             "  \"rope_theta\": %s,\n"
+             "  \"rope_scaling\": null,\n"
+             "  \"tie_word_embeddings\": %s,\n"
+             "  \"hidden_act\": \"silu\",\n"
+             "  \"attention_bias\": false,\n"
+             "  \"mlp_bias\": false,\n"
+             "  \"torch_dtype\": \"%s\"\n"
+             "}\n",
+             c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->max_seq_len,
+             eps, theta, c->tied_head ? "true" : "false", torch_names[dtype]);
+    res = lisa__path_join(path, sizeof path, dir, "config.json", err);
+    if (res == LISA_OK) res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    lisa__write(&w, config, strlen(config));
+    return lisa__writer_close(&w, err);
+}
+
+LISADEF lisa_result lisa_model_load(lisa_model *m, const char *path, const lisa_allocator *a,
+                                    lisa_error *err) {
+    char cfg[4096];
+    if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg))
+        return lisa_model_load_hf(m, path, a, err);
+    return lisa_model_load_llama2c(m, path, a, err);
+}
+
+#endif /* LISA_NO_STDIO */
+/* ------------------------------------------------------------------------- */
+/* Instruction data                                                           */
+/* ------------------------------------------------------------------------- */
+
+/* Where rows are written: counting only (ids NULL) or for real. */
+typedef struct lisa__sft_writer {
+    lisa_sft_data *d;
+    int pack;
+    size_t row, col;       /* next free position */
+} lisa__sft_writer;
+
+static void lisa__sft_put(lisa__sft_writer *w, int input, int target) {
+    lisa_sft_data *d = w->d;
+    if (d->inputs) {
+        d->inputs[w->row * d->seq + w->col] = input;
+        d->targets[w->row * d->seq + w->col] = target;
+    }
+    if (target >= 0) d->n_counted++;
+    if (++w->col == (size_t)d->seq) {
+        w->col = 0;
+        w->row++;
+    }
+}
+
+/* Encodes one example into rows (or, while counting, only measures it). */
+static lisa_result lisa__sft_example(lisa__sft_writer *w, const lisa_tokenizer *tok, const char *prompt,
+                                     size_t prompt_len, const char *response, size_t response_len,
+                                     lisa_error *err) {
+    lisa_sft_data *d = w->d;
+    size_t n_prompt = 0, n_response = 0, n, cap = (size_t)d->seq + 1, i, got, whole;
+    int *ids = NULL;
+    lisa_result r;
+    if ((r = lisa_tokenizer_encode(tok, prompt, prompt_len, 1, 0, NULL, 0, &n_prompt, err)) != LISA_OK) return r;
+    if ((r = lisa_tokenizer_encode(tok, response, response_len, 0, 1, NULL, 0, &n_response, err)) != LISA_OK)
+        return r;
+    if (!w->pack && n_prompt >= cap) { /* no response token would be left to predict */
+        d->n_skipped++;
+        return LISA_OK;
+    }
+    d->n_examples++;
+    whole = n_prompt + n_response;
+    if (!w->pack && whole > cap) d->n_truncated++;
+    n = w->pack ? whole : LISA__MIN(whole, cap);
+    if (d->inputs) {
+        ids = (int *)lisa__alloc(&d->allocator, whole * sizeof(int), &d->bytes);
+        if (!ids) return lisa__fail(err, LISA_ERR_NOMEM, "out of memory encoding an example");
+        if ((r = lisa_tokenizer_encode(tok, prompt, prompt_len, 1, 0, ids, n_prompt, &got, err)) != LISA_OK ||
+            (r = lisa_tokenizer_encode(tok, response, response_len, 0, 1, ids + n_prompt, n_response, &got, err)) != LISA_OK) {
+            lisa__free(&d->allocator, ids, whole * sizeof(int), &d->bytes);
+            return r;
+        }
+    }
+    if (!w->pack && w->col != 0) { /* padding: every example starts a row */
+        w->col = 0;
+        w->row++;
+    }
+    for (i = 0; i + 1 < n; i++)
+        lisa__sft_put(w, ids ? ids[i] : 0, i + 1 < n_prompt ? LISA_IGNORE : (ids ? ids[i + 1] : 0));
+    if (!w->pack)
+        while (w->col != 0) lisa__sft_put(w, tok->eos_id, LISA_IGNORE);
+    if (ids) lisa__free(&d->allocator, ids, whole * sizeof(int), &d->bytes);
+    return LISA_OK;
+}
+
+/* The string member `key` of object `node`, or an error naming where. */
+static lisa_result lisa__sft_field(const lisa_json *j, int node, const char *key, const char *name, long line,
+                                   const char **s, size_t *len, lisa_error *err) {
+    *s = lisa_json_string(j, lisa_json_get(j, node, key), len);
+    if (*s) return LISA_OK;
+    if (line > 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: line %ld: expected a string \"%s\"", name, line, key);
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: instance %d: expected a string \"%s\"", name, -(int)line, key);
+}
+
+/* One pass over the text: counts rows (d->inputs NULL) or fills them. */
+static lisa_result lisa__sft_pass(lisa_sft_data *d, const char *text, size_t len, const char *name,
+                                  const lisa_tokenizer *tok, int pack, lisa_error *err) {
+    lisa__sft_writer w;
+    lisa_json j;
+    lisa_result r = LISA_OK;
+    size_t at = 0;
+    long line = 0;
+    memset(&w, 0, sizeof w);
+    w.d = d;
+    w.pack = pack;
+    d->n_examples = d->n_truncated = d->n_skipped = d->n_counted = 0;
+    /* A single JSON document (LMFlow) when the whole text parses as one object with "instances". */
+    r = lisa_json_parse(&j, text, len, name, &d->allocator, NULL);
+    if (r == LISA_ERR_NOMEM) {
+        lisa_json_free(&j);
+        return lisa__fail(err, r, "%s: out of memory parsing JSON", name);
+    }
+    r = LISA_OK;
+    if (lisa_json_root(&j) >= 0) {
+        int root = lisa_json_root(&j), inst = lisa_json_get(&j, root, "instances"), k;
+        const char *type = lisa_json_string(&j, lisa_json_get(&j, root, "type"), NULL);
+        if (inst >= 0 || type) {
+            if (!type || strcmp(type, "text2text") != 0 || lisa_json_type_of(&j, inst) != LISA_JSON_ARRAY) {
+                lisa_json_free(&j);
+                return lisa__fail(err, LISA_ERR_FORMAT, "%s: expected an LMFlow dataset {\"type\": \"text2text\", \"instances\": [...]}", name);
+            }
+            for (k = 0; k < lisa_json_length(&j, inst) && r == LISA_OK; k++) {
+                int e = lisa_json_at(&j, inst, k);
+                const char *in, *out;
+                size_t in_len, out_len;
+                if ((r = lisa__sft_field(&j, e, "input", name, -k, &in, &in_len, err)) != LISA_OK ||
+                    (r = lisa__sft_field(&j, e, "output", name, -k, &out, &out_len, err)) != LISA_OK)
+                    break;
+                r = lisa__sft_example(&w, tok, in, in_len, out, out_len, err);
+            }
+            lisa_json_free(&j);
+            d->n_rows = w.row + (w.col ? 1 : 0);
+            return r;
+        }
+        lisa_json_free(&j);
+    }
+    /* JSON Lines */
+    for (at = 0, line = 1; at < len && r == LISA_OK; line++) {
+        const char *nl = (const char *)memchr(text + at, '\n', len - at);
+        size_t end = nl ? (size_t)(nl - text) : len, k;
+        const char *p, *q;
+        size_t p_len, q_len;
+        int blank = 1;
+        for (k = at; k < end; k++)
+            if (text[k] != ' ' && text[k] != '\t' && text[k] != '\r') blank = 0;
+        if (!blank) {
+            char where[300];
+            snprintf(where, sizeof where, "%s: line %ld", name, line);
+            if ((r = lisa_json_parse(&j, text + at, end - at, where, &d->allocator, err)) != LISA_OK) {
+                lisa_json_free(&j);
+                break;
+            }
+            if ((r = lisa__sft_field(&j, lisa_json_root(&j), "prompt", name, line, &p, &p_len, err)) == LISA_OK &&
+                (r = lisa__sft_field(&j, lisa_json_root(&j), "response", name, line, &q, &q_len, err)) == LISA_OK)
+                r = lisa__sft_example(&w, tok, p, p_len, q, q_len, err);
+            lisa_json_free(&j);
+        }
+        at = end + 1;
+    }
+    d->n_rows = w.row + (w.col ? 1 : 0);
+    return r;
+}
+
+LISADEF lisa_result lisa_sft_load_memory(lisa_sft_data *d, const char *text, size_t len, const char *name,
+                                         const lisa_tokenizer *tok, int seq, int pack,
+                                         const lisa_allocator *a, lisa_error *err) {
+    size_t rows, i;
+    lisa_result r;
+    memset(d, 0, sizeof *d);
+    if (!name) name = "<memory>";
+    if (seq < 1 || seq > LISA__MAX_SEQ) return lisa__fail(err, LISA_ERR_INVALID, "%s: seq %d out of range", name, seq);
+    d->allocator = lisa__allocator_or_default(a);
+    d->seq = seq;
+    r = lisa__sft_pass(d, text, len, name, tok, pack, err); /* counts the rows */
+    if (r == LISA_OK && d->n_examples == 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: no usable examples (%lu skipped: prompt fills seq %d)", name,
+                          (unsigned long)d->n_skipped, seq);
+    if (r != LISA_OK) return r;
+    rows = d->n_rows;
+    d->n_rows = 0;
+    if (rows > SIZE_MAX / 2 / sizeof(int) / (size_t)seq)
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: too much data", name);
+    d->inputs = (int *)lisa__alloc(&d->allocator, 2 * rows * (size_t)seq * sizeof(int), &d->bytes);
+    if (!d->inputs) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %lu rows", name, (unsigned long)rows);
+    d->targets = d->inputs + rows * (size_t)seq;
+    memset(d->inputs, 0, rows * (size_t)seq * sizeof(int));
+    for (i = 0; i < rows * (size_t)seq; i++) d->targets[i] = LISA_IGNORE; /* a packed last row's tail */
+    r = lisa__sft_pass(d, text, len, name, tok, pack, err); /* fills them */
+    d->n_rows = rows; /* what was allocated, whatever a failed pass counted */
+    if (r != LISA_OK) {
+        lisa_sft_free(d);
+        return r;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF void lisa_sft_batch(const lisa_sft_data *d, long long index, int B, int seq, int *inputs,
+                            int *targets) {
+    int b;
+    LISA_ASSERT(seq >= 1 && seq <= d->seq && d->n_rows > 0);
+    for (b = 0; b < B; b++) {
+        size_t row = (size_t)(((unsigned long long)index * (unsigned long long)B + (unsigned long long)b) % d->n_rows);
+        memcpy(inputs + (size_t)b * seq, d->inputs + row * d->seq, (size_t)seq * sizeof(int));
+        memcpy(targets + (size_t)b * seq, d->targets + row * d->seq, (size_t)seq * sizeof(int));
+    }
+}
+
+LISADEF void lisa_sft_free(lisa_sft_data *d) {
+    lisa__free(&d->allocator, d->inputs, 2 * d->n_rows * (size_t)d->seq * sizeof(int), &d->bytes);
+    d->inputs = d->targets = NULL;
+    d->n_rows = 0;
+}
+
+#ifndef LISA_NO_STDIO
+LISADEF lisa_result lisa_sft_load(lisa_sft_data *d, const char *path, const lisa_tokenizer *tok, int seq,
+                                  int pack, const lisa_allocator *a, lisa_error *err) {
+    lisa__reader r;
+    lisa_allocator al = lisa__allocator_or_default(a);
+    size_t counter = 0;
+    char *text;
+    lisa_result res;
+    memset(d, 0, sizeof *d);
+    if ((res = lisa__open_reader(&r, path, err)) != LISA_OK) return res;
+    text = (char *)lisa__alloc(&al, r.size + 1, &counter);
+    if (!text) {
+        fclose(r.file);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes", path, (double)r.size);
+    }
+    if (r.size > 0 && !lisa__read(&r, text, r.size)) {
+        fclose(r.file);
+        lisa__free(&al, text, r.size + 1, &counter);
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed", path);
+    }
+    fclose(r.file);
+    res = lisa_sft_load_memory(d, text, r.size, path, tok, seq, pack, a, err);
+    lisa__free(&al, text, r.size + 1, &counter);
+    return res;
+}
+#endif
 
 #endif /* LISA_IMPLEMENTATION_INCLUDED */
 #endif /* LISA_IMPLEMENTATION */

@@ -26,6 +26,7 @@ for cc in gcc clang; do
     try $cc -std=c99 $W -O2 -I. -c "$tmp/impl.c" -o "$tmp/a.o"
     try $cc -std=c99 $W -DLISA_STATIC -I. -c "$tmp/impl.c" -o "$tmp/a.o"
     try $cc -std=c99 $W -DLISA_NO_STDIO -I. -c "$tmp/impl.c" -o "$tmp/a.o"
+    try $cc -std=c99 $W -DLISA_NO_STDIO -DLISA_STATIC -O2 -I. -c "$tmp/impl.c" -o "$tmp/a.o"
     try $cc -std=c99 $W -I. -c "$tmp/decl.c" -o "$tmp/d.o"
     try $cc -std=c11 $W -O2 -fopenmp -I. -c "$tmp/impl.c" -o "$tmp/a.o"
 done
