@@ -860,6 +860,10 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
    lisa_model_load_hf(), anything else as a llama2.c checkpoint. Call lisa_model_free(). */
 LISADEF lisa_result lisa_model_load(lisa_model *m, const char *path, const lisa_allocator *a,
                                     lisa_error *err);
+/* The config of a model file or directory (as lisa_model_load() tells them
+   apart), reading only its header or config.json: what the planner needs. */
+LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, const lisa_allocator *a,
+                                           lisa_error *err);
 #endif
 
 /* ------------------------------------------------------------------------- */
@@ -5239,6 +5243,49 @@ LISADEF lisa_result lisa_model_load(lisa_model *m, const char *path, const lisa_
     if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg))
         return lisa_model_load_hf(m, path, a, err);
     return lisa_model_load_llama2c(m, path, a, err);
+}
+
+LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, const lisa_allocator *a,
+                                           lisa_error *err) {
+    char cfg[4096];
+    unsigned char h[40];
+    lisa__reader r;
+    lisa_result res;
+    int32_t v[7];
+    int i, v1, tied;
+    memset(c, 0, sizeof *c);
+    if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg)) {
+        lisa_allocator al = lisa__allocator_or_default(a);
+        size_t counter = 0;
+        char *text;
+        if ((res = lisa__open_reader(&r, cfg, err)) != LISA_OK) return res;
+        text = (char *)lisa__alloc(&al, r.size + 1, &counter);
+        if (!text || (r.size > 0 && !lisa__read(&r, text, r.size))) {
+            fclose(r.file);
+            lisa__free(&al, text, r.size + 1, &counter);
+            return lisa__fail(err, text ? LISA_ERR_IO : LISA_ERR_NOMEM, "%s: cannot read", cfg);
+        }
+        fclose(r.file);
+        res = lisa__hf_config(c, text, r.size, cfg, a, err);
+        lisa__free(&al, text, r.size + 1, &counter);
+        return res;
+    }
+    /* llama2.c: the legacy 28-byte header, or version 1's ("ak42", version, 7 int32, shared flag) */
+    if ((res = lisa__open_reader(&r, path, err)) != LISA_OK) return res;
+    memset(h, 0, sizeof h);
+    i = lisa__read(&r, h, LISA__MIN(sizeof h, r.size)) && r.size >= LISA__L2C_HEADER;
+    fclose(r.file);
+    if (!i) return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header", path);
+    v1 = (uint32_t)lisa__le32(h) == 0x616b3432u;
+    for (i = 0; i < 7; i++) v[i] = lisa__le32(h + (v1 ? 8 : 0) + 4 * i);
+    tied = v1 ? h[36] != 0 : v[5] > 0;
+    c->dim = v[0]; c->hidden_dim = v[1]; c->n_layers = v[2]; c->n_heads = v[3];
+    c->n_kv_heads = v[4] > 0 ? v[4] : -1;
+    c->vocab_size = v[5] == INT32_MIN ? 0 : (v[5] < 0 ? -v[5] : v[5]);
+    c->max_seq_len = v[6];
+    c->tied_head = tied;
+    if ((res = lisa__config_check(c, path, err)) != LISA_OK && err) err->code = LISA_ERR_FORMAT;
+    return res == LISA_OK ? LISA_OK : LISA_ERR_FORMAT;
 }
 
 #endif /* LISA_NO_STDIO */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -127,30 +128,114 @@ static int thread_count(void) {
 #endif
 }
 
+/* A model file (llama2.c .bin) or a Hugging Face directory. */
 static void load_model_or_die(lisa_model *m, const char *path) {
     lisa_error err;
-    if (lisa_model_load_llama2c(m, path, NULL, &err) != LISA_OK) die("%s", err.message);
+    if (lisa_model_load(m, path, NULL, &err) != LISA_OK) die("%s", err.message);
 }
 
-static void load_tokens_or_die(lisa_tokens *d, const char *path, int vocab) {
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* A path ending in .bin gets a llama2.c checkpoint; any other path is a
+   Hugging Face directory (config.json + model.safetensors), made if missing. */
+static void save_model_or_die(const lisa_model *m, const char *path, lisa_file_dtype dtype) {
     lisa_error err;
-    if (lisa_tokens_load(d, path, NULL, &err) != LISA_OK) die("%s", err.message);
-    if (lisa_tokens_check_vocab(d, vocab, path, &err) != LISA_OK) die("%s", err.message);
+    lisa_result r;
+    if (ends_with(path, ".bin")) {
+        if (dtype != LISA_FILE_F32) die("%s: llama2.c checkpoints hold fp32 only", path);
+        r = lisa_model_save_llama2c(m, path, &err);
+    } else {
+        mkdir(path, 0777); /* an existing directory is fine; other failures show in the save */
+        r = lisa_model_save_hf(m, path, dtype, &err);
+    }
+    if (r != LISA_OK) die("%s", err.message);
+    fprintf(stderr, "wrote %s\n", path);
+}
+
+static lisa_file_dtype parse_file_dtype(const char *s) {
+    if (!strcmp(s, "f32") || !strcmp(s, "fp32")) return LISA_FILE_F32;
+    if (!strcmp(s, "f16") || !strcmp(s, "fp16")) return LISA_FILE_F16;
+    if (!strcmp(s, "bf16")) return LISA_FILE_BF16;
+    die("dtype must be f32, f16 or bf16, not '%s'", s);
+    return LISA_FILE_F32;
+}
+
+/* "bytes" is the built-in byte-level tokenizer; anything else a llama2.c tokenizer.bin. */
+static void load_tokenizer_or_die(lisa_tokenizer *t, const char *spec) {
+    lisa_error err;
+    if (!strcmp(spec, "bytes")) lisa_tokenizer_init_bytes(t);
+    else if (lisa_tokenizer_load_llama2c(t, spec, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+}
+
+/* Training or evaluation data: an llm.c token file, or instruction data in
+   JSON Lines / LMFlow text2text (.jsonl, .json) encoded with a tokenizer. */
+typedef struct data_source {
+    int is_sft;
+    lisa_tokens tokens;
+    lisa_sft_data sft;
+} data_source;
+
+static void load_data_or_die(data_source *d, const char *path, const char *tokenizer, int vocab, int seq, int pack) {
+    lisa_error err;
+    memset(d, 0, sizeof *d);
+    d->is_sft = ends_with(path, ".jsonl") || ends_with(path, ".json");
+    if (d->is_sft) {
+        lisa_tokenizer tok;
+        if (!tokenizer) die("%s: instruction data needs --tokenizer (a tokenizer.bin, or bytes)", path);
+        load_tokenizer_or_die(&tok, tokenizer);
+        if (tok.vocab_size > vocab)
+            die("%s: the tokenizer's vocabulary is larger than the model's", tokenizer);
+        if (lisa_sft_load(&d->sft, path, &tok, seq, pack, NULL, &err) != LISA_OK) die("%s", err.message);
+        fprintf(stderr, "%s: %lu examples in %lu rows (%lu truncated, %lu skipped), %lu response tokens\n", path,
+                (unsigned long)d->sft.n_examples, (unsigned long)d->sft.n_rows, (unsigned long)d->sft.n_truncated,
+                (unsigned long)d->sft.n_skipped, (unsigned long)d->sft.n_counted);
+        lisa_tokenizer_free(&tok);
+        return;
+    }
+    if (lisa_tokens_load(&d->tokens, path, NULL, &err) != LISA_OK) die("%s", err.message);
+    if (lisa_tokens_check_vocab(&d->tokens, vocab, path, &err) != LISA_OK) die("%s", err.message);
+}
+
+static void data_batch(const data_source *d, long long index, int B, int T, int *inputs, int *targets) {
+    if (d->is_sft) lisa_sft_batch(&d->sft, index, B, T, inputs, targets);
+    else lisa_tokens_batch(&d->tokens, index, B, T, inputs, targets);
+}
+
+/* Batches that cover the data once (at least 1). */
+static long data_batches(const data_source *d, int B, int T) {
+    size_t n = d->is_sft ? d->sft.n_rows / (size_t)B : d->tokens.n / ((size_t)B * T);
+    return n > 0 ? (long)n : 1;
+}
+
+static void data_free(data_source *d) {
+    if (d->is_sft) lisa_sft_free(&d->sft);
+    else lisa_tokens_free(&d->tokens);
 }
 
 /* ---- train --------------------------------------------------------------- */
 
 static const char *train_help =
-    "usage: lisa train (--model IN.bin | --init SPEC | --resume STATE) --data TRAIN.tok --out OUT.bin [options]\n"
+    "usage: lisa train (--model IN | --init SPEC | --resume STATE) --data TRAIN --out OUT [options]\n"
     "\n"
-    "  --model IN.bin        start from a llama2.c checkpoint\n"
+    "  --model IN            start from a llama2.c checkpoint (.bin, legacy or version 1) or a\n"
+    "                        Hugging Face LLaMA directory (config.json + safetensors)\n"
     "  --init SPEC           start from random weights of this shape, e.g.\n"
     "                        dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1\n"
     "                        (hidden default: 8/3 dim rounded up to 32; kv_heads default: heads;\n"
     "                        seq default 256; tied default 1; also norm_eps=, rope_theta=),\n"
     "                        or a named shape: stories15m tinyllama-1b llama2-7b llama2-13b llama2-70b\n"
-    "  --data TRAIN.tok      llm.c token file (uint16 or uint32)\n"
-    "  --out OUT.bin         where to write the trained model (llama2.c format; written at the end)\n"
+    "  --data TRAIN          llm.c token file (uint16 or uint32), or instruction data (.jsonl:\n"
+    "                        {\"prompt\": ..., \"response\": ...} per line; .json: LMFlow text2text),\n"
+    "                        whose loss covers the responses only\n"
+    "  --tokenizer T         for instruction data: a llama2.c tokenizer.bin, or bytes (built in:\n"
+    "                        ids 0-255 bytes, 256 BOS, 257 EOS)\n"
+    "  --pack                instruction data: pack examples back to back instead of one per row\n"
+    "  --out OUT             where to write the trained model at the end: OUT.bin is a llama2.c\n"
+    "                        checkpoint, any other path a Hugging Face directory\n"
+    "  --out-dtype D         f32, f16 or bf16 for a Hugging Face directory (default f32)\n"
     "  --steps N             optimizer steps (default 100)\n"
     "  --batch B             sequences per step (default 4)\n"
     "  --seq T               tokens per sequence (default: 64, at most the model's seq)\n"
@@ -176,7 +261,10 @@ static const char *train_help =
     "  --resume PATH         continue from a state file up to --steps (the total, counting the steps\n"
     "                        already done); the model and settings come from the file, and the run\n"
     "                        continues bitwise as if it had not stopped\n"
-    "\n"
+    "\n";
+
+/* (Two strings: C99 compilers need to support literals up to 4095 bytes only.) */
+static const char *train_help_lisa =
     "LISA (layerwise importance sampling: embedding, final norm and head always train; of the\n"
     "decoder layers only G sampled ones do, resampled every K steps):\n"
     "  --mode M              full | lisa (default full)\n"
@@ -195,8 +283,9 @@ static const char *train_help =
     "one, wrapping at the end of the file.\n";
 
 typedef struct train_opts {
-    const char *model, *init, *data, *out, *log, *save_state, *resume;
-    int steps, threads, save_every;
+    const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer;
+    int steps, threads, save_every, pack;
+    lisa_file_dtype out_dtype;
     int settings_given;    /* a flag that a resumed run takes from its state file */
     unsigned long long seed;
     lisa_train_config tc;
@@ -267,12 +356,20 @@ static void parse_train(train_opts *o, int argc, char **argv) {
         const char *f = argv[a.i];
         int is_setting = strcmp(f, "--data") && strcmp(f, "--out") && strcmp(f, "--log") && strcmp(f, "--steps") &&
                          strcmp(f, "--threads") && strcmp(f, "--save-state") && strcmp(f, "--save-every") &&
-                         strcmp(f, "--resume");
+                         strcmp(f, "--resume") && strcmp(f, "--tokenizer") && strcmp(f, "--pack") &&
+                         strcmp(f, "--out-dtype");
         o->settings_given |= is_setting;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(train_help, stdout); exit(0); }
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            fputs(train_help, stdout);
+            fputs(train_help_lisa, stdout);
+            exit(0);
+        }
         else if (!strcmp(f, "--save-state")) o->save_state = arg_value(&a, f);
         else if (!strcmp(f, "--save-every")) o->save_every = (int)arg_long(&a, f, 1, 1L << 30);
         else if (!strcmp(f, "--resume")) o->resume = arg_value(&a, f);
+        else if (!strcmp(f, "--tokenizer")) o->tokenizer = arg_value(&a, f);
+        else if (!strcmp(f, "--pack")) o->pack = 1;
+        else if (!strcmp(f, "--out-dtype")) o->out_dtype = parse_file_dtype(arg_value(&a, f));
         else if (!strcmp(f, "--model")) o->model = arg_value(&a, f);
         else if (!strcmp(f, "--init")) o->init = arg_value(&a, f);
         else if (!strcmp(f, "--data")) o->data = arg_value(&a, f);
@@ -302,8 +399,8 @@ static void parse_train(train_opts *o, int argc, char **argv) {
         else if (!parse_lisa_option(o, &a)) die("train: unknown option '%s' (see lisa train --help)", f);
     }
     if (o->resume && o->settings_given)
-        die("%s", "train --resume takes its model and settings from the state file; only --data, --out, --log, "
-                  "--steps, --threads, --save-state and --save-every may be given");
+        die("%s", "train --resume takes its model and settings from the state file; only --data, --tokenizer, "
+                  "--pack, --out, --out-dtype, --log, --steps, --threads, --save-state and --save-every may be given");
     if (!o->resume && !o->model == !o->init) die("%s", "train: give exactly one of --model, --init and --resume");
     if (!o->data) die("%s", "train: --data is required");
     if (!o->out) die("%s", "train: --out is required");
@@ -337,7 +434,7 @@ static void progress(const lisa_trainer *t, const lisa_step_info *s, int steps, 
 
 /* Steps t from its current step up to o->steps, batch i = step i, saving
    state every o->save_every steps when asked. */
-static void train_loop(lisa_trainer *t, const lisa_tokens *data, const train_opts *o, FILE *log) {
+static void train_loop(lisa_trainer *t, const data_source *data, const train_opts *o, FILE *log) {
     const lisa_train_config *tc = &t->config;
     lisa_error err;
     int *inputs, *targets;
@@ -358,7 +455,7 @@ static void train_loop(lisa_trainer *t, const lisa_tokens *data, const train_opt
         lisa_step_info s;
         double t0 = now_seconds(), ms;
         char layers[4096];
-        lisa_tokens_batch(data, t->step, tc->batch, tc->seq, inputs, targets);
+        data_batch(data, t->step, tc->batch, tc->seq, inputs, targets);
         if (lisa_trainer_step(t, inputs, targets, &s) != LISA_OK) die("%s", "out of memory for newly sampled layers");
         ms = (now_seconds() - t0) * 1e3;
         if (log)
@@ -378,7 +475,7 @@ static int cmd_train(int argc, char **argv) {
     train_opts o;
     lisa_model m;
     lisa_trainer t;
-    lisa_tokens data;
+    data_source data;
     lisa_error err;
     FILE *log = NULL;
     parse_train(&o, argc, argv);
@@ -399,14 +496,13 @@ static int cmd_train(int argc, char **argv) {
         check_probs(&o, &m.config);
         if (lisa_trainer_init(&t, &m, &o.tc, NULL, &err) != LISA_OK) die("%s", err.message);
     }
-    load_tokens_or_die(&data, o.data, m.config.vocab_size);
+    load_data_or_die(&data, o.data, o.tokenizer, m.config.vocab_size, t.config.seq, o.pack);
     if (o.log && !(log = fopen(o.log, "w"))) die("cannot open %s for writing", o.log);
     train_loop(&t, &data, &o, log);
     if (log) fclose(log);
     lisa_trainer_free(&t);
-    if (lisa_model_save_llama2c(&m, o.out, &err) != LISA_OK) die("%s", err.message);
-    fprintf(stderr, "wrote %s\n", o.out);
-    lisa_tokens_free(&data);
+    save_model_or_die(&m, o.out, o.out_dtype);
+    data_free(&data);
     lisa_model_free(&m);
     return 0;
 }
@@ -414,18 +510,20 @@ static int cmd_train(int argc, char **argv) {
 /* ---- eval ---------------------------------------------------------------- */
 
 static const char *eval_help =
-    "usage: lisa eval --model M.bin --data X.tok [options]\n"
+    "usage: lisa eval --model M --data X [options]\n"
     "\n"
     "Prints the mean loss over the batches and its perplexity, exp(loss).\n"
-    "  --model M.bin     llama2.c checkpoint\n"
-    "  --data X.tok      llm.c token file\n"
+    "  --model M         llama2.c checkpoint (.bin) or Hugging Face directory\n"
+    "  --data X          llm.c token file, or instruction data (.jsonl, .json: loss on responses)\n"
+    "  --tokenizer T     for instruction data: a tokenizer.bin, or bytes\n"
+    "  --pack            instruction data packed back to back\n"
     "  --batch B         sequences per batch (default 4)\n"
     "  --seq T           tokens per sequence (default: 64, at most the model's seq)\n"
     "  --batches N       batches to average (default: as many as cover the file once, at least 1)\n"
     "  --threads N       OpenMP threads (default: OpenMP's own default)\n";
 
 /* Mean loss over n batches of the token file, weighted by counted targets. */
-static double eval_loss(const lisa_model *m, const lisa_tokens *data, int B, int T, long n) {
+static double eval_loss(const lisa_model *m, const data_source *data, int B, int T, long n) {
     lisa_acts a;
     lisa_error err;
     int *inputs = (int *)malloc(2 * (size_t)B * T * sizeof(int)), *targets;
@@ -436,7 +534,7 @@ static double eval_loss(const lisa_model *m, const lisa_tokens *data, int B, int
     if (lisa_acts_init(&a, &m->config, B, T, 0, NULL, &err) != LISA_OK) die("%s", err.message);
     for (i = 0; i < n; i++) {
         float loss;
-        lisa_tokens_batch(data, i, B, T, inputs, targets);
+        data_batch(data, i, B, T, inputs, targets);
         loss = lisa_model_forward(m, &a, inputs, targets, B, T);
         sum += (double)loss * a.n_counted;
         counted += a.n_counted;
@@ -447,11 +545,11 @@ static double eval_loss(const lisa_model *m, const lisa_tokens *data, int B, int
 }
 
 static int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *path = NULL;
-    int B = 4, T = 0, threads = 0;
+    const char *model = NULL, *path = NULL, *tokenizer = NULL;
+    int B = 4, T = 0, threads = 0, pack = 0;
     long batches = 0;
     lisa_model m;
-    lisa_tokens data;
+    data_source data;
     double loss;
     args a;
     a.argc = argc;
@@ -465,6 +563,8 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(f, "--seq")) T = (int)arg_long(&a, f, 1, 1 << 24);
         else if (!strcmp(f, "--batches")) batches = arg_long(&a, f, 1, 1L << 30);
         else if (!strcmp(f, "--threads")) threads = (int)arg_long(&a, f, 1, 4096);
+        else if (!strcmp(f, "--tokenizer")) tokenizer = arg_value(&a, f);
+        else if (!strcmp(f, "--pack")) pack = 1;
         else die("eval: unknown option '%s' (see lisa eval --help)", f);
     }
     if (!model || !path) die("%s", "eval: --model and --data are required");
@@ -472,11 +572,11 @@ static int cmd_eval(int argc, char **argv) {
     load_model_or_die(&m, model);
     if (T == 0) T = LISA__MIN(64, m.config.max_seq_len);
     if (T > m.config.max_seq_len) die("%s", "eval: --seq exceeds the model's maximum sequence length");
-    load_tokens_or_die(&data, path, m.config.vocab_size);
-    if (batches == 0) batches = LISA__MAX(1, (long)(data.n / ((size_t)B * T)));
+    load_data_or_die(&data, path, tokenizer, m.config.vocab_size, T, pack);
+    if (batches == 0) batches = data_batches(&data, B, T);
     loss = eval_loss(&m, &data, B, T, batches);
     printf("loss %.6f perplexity %.4f (%ld batches of %d x %d)\n", loss, exp(loss), batches, B, T);
-    lisa_tokens_free(&data);
+    data_free(&data);
     lisa_model_free(&m);
     return 0;
 }
@@ -484,7 +584,7 @@ static int cmd_eval(int argc, char **argv) {
 /* ---- plan ---------------------------------------------------------------- */
 
 static const char *plan_help =
-    "usage: lisa plan (--model M.bin | --init SPEC) [options]\n"
+    "usage: lisa plan (--model M | --init SPEC) [options]\n"
     "\n"
     "Prints the memory a training run needs, by category, next to full fine-tuning, without\n"
     "allocating it. --init takes the same SPEC as train, or a named shape (llama2-7b, ...).\n"
@@ -531,18 +631,7 @@ static int cmd_plan(int argc, char **argv) {
     }
     if (!o.model == !o.init) die("%s", "plan: give exactly one of --model and --init");
     if (o.model) {
-        /* Only the 28-byte header is needed; the weights are never read. */
-        FILE *f = fopen(o.model, "rb");
-        unsigned char h[28];
-        int32_t v[7];
-        int i;
-        if (!f || fread(h, 1, sizeof h, f) != sizeof h) die("%s: cannot read a llama2.c header", o.model);
-        fclose(f);
-        for (i = 0; i < 7; i++) v[i] = (int32_t)((uint32_t)h[4 * i] | (uint32_t)h[4 * i + 1] << 8 | (uint32_t)h[4 * i + 2] << 16 | (uint32_t)h[4 * i + 3] << 24);
-        memset(&c, 0, sizeof c);
-        c.dim = v[0]; c.hidden_dim = v[1]; c.n_layers = v[2]; c.n_heads = v[3]; c.n_kv_heads = v[4];
-        c.vocab_size = v[5] < 0 ? -v[5] : v[5]; c.tied_head = v[5] > 0; c.max_seq_len = v[6];
-    } else {
+        if (lisa_model_read_config(o.model, &c, NULL, &err) != LISA_OK) die("%s", err.message);    } else {
         c = parse_init(o.init);
     }
     if (lisa_config_resolve(&c, &err) != LISA_OK) die("%s", err.message);
@@ -580,17 +669,93 @@ static int cmd_plan(int argc, char **argv) {
     return 0;
 }
 
+/* ---- convert and tokenize ----------------------------------------------- */
+
+static const char *convert_help =
+    "usage: lisa convert IN OUT [--dtype f32|f16|bf16]\n"
+    "\n"
+    "Converts a model between formats. IN: a llama2.c checkpoint (.bin, legacy or version 1)\n"
+    "or a Hugging Face LLaMA directory. OUT: OUT.bin writes a llama2.c checkpoint (fp32); any\n"
+    "other path a Hugging Face directory (config.json + model.safetensors, made if missing) in\n"
+    "--dtype (default f32). The q and k projections are converted between the interleaved RoPE\n"
+    "layout (llama2.c, this library) and transformers' rotate-half layout.\n";
+
+static int cmd_convert(int argc, char **argv) {
+    const char *in = NULL, *out = NULL;
+    lisa_file_dtype dtype = LISA_FILE_F32;
+    lisa_model m;
+    int i;
+    for (i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(convert_help, stdout); exit(0); }
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = parse_file_dtype(argv[++i]);
+        else if (argv[i][0] == '-') die("convert: unknown option '%s' (see lisa convert --help)", argv[i]);
+        else if (!in) in = argv[i];
+        else if (!out) out = argv[i];
+        else die("convert: unexpected argument '%s'", argv[i]);
+    }
+    if (!in || !out) die("%s", "convert: give IN and OUT");
+    load_model_or_die(&m, in);
+    save_model_or_die(&m, out, dtype);
+    lisa_model_free(&m);
+    return 0;
+}
+
+static const char *tokenize_help =
+    "usage: lisa tokenize --tokenizer T IN.txt OUT.tok\n"
+    "\n"
+    "Encodes a text file into an llm.c token file (uint16 when every id fits, else uint32):\n"
+    "BOS, then the whole text. T: a llama2.c tokenizer.bin, or bytes (built in: ids 0-255\n"
+    "are bytes, 256 BOS, 257 EOS).\n";
+
+static int cmd_tokenize(int argc, char **argv) {
+    const char *spec = NULL, *in = NULL, *out = NULL;
+    lisa_tokenizer tok;
+    lisa_error err;
+    FILE *f;
+    char *text;
+    long size;
+    size_t n = 0;
+    int *ids, i;
+    double t0 = now_seconds();
+    for (i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(tokenize_help, stdout); exit(0); }
+        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) spec = argv[++i];
+        else if (argv[i][0] == '-') die("tokenize: unknown option '%s' (see lisa tokenize --help)", argv[i]);
+        else if (!in) in = argv[i];
+        else if (!out) out = argv[i];
+        else die("tokenize: unexpected argument '%s'", argv[i]);
+    }
+    if (!spec || !in || !out) die("%s", "tokenize: give --tokenizer, IN.txt and OUT.tok");
+    load_tokenizer_or_die(&tok, spec);
+    if (!(f = fopen(in, "rb")) || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+        die("%s: cannot read", in);
+    text = (char *)malloc((size_t)size + 1);
+    if (!text || fread(text, 1, (size_t)size, f) != (size_t)size) die("%s: cannot read", in);
+    fclose(f);
+    if (lisa_tokenizer_encode(&tok, text, (size_t)size, 1, 0, NULL, 0, &n, &err) != LISA_OK) die("%s", err.message);
+    ids = (int *)malloc((n > 0 ? n : 1) * sizeof(int));
+    if (!ids) die("%s", "out of memory");
+    if (lisa_tokenizer_encode(&tok, text, (size_t)size, 1, 0, ids, n, &n, &err) != LISA_OK) die("%s", err.message);
+    if (lisa_tokens_save(ids, n, out, &err) != LISA_OK) die("%s", err.message);
+    fprintf(stderr, "%s: %ld bytes -> %lu tokens in %.2f s -> %s\n", in, size, (unsigned long)n, now_seconds() - t0, out);
+    free(ids);
+    free(text);
+    lisa_tokenizer_free(&tok);
+    return 0;
+}
+
 /* ---- demo ---------------------------------------------------------------- */
 
 /* Built-in data, as byte tokens, deterministic: task 0 is addition lines
    ("12+7=19;"), task 1 is reversing a short word ("lisa=asil;"). */
-static void demo_corpus(lisa_tokens *d, int task, size_t n, uint64_t seed) {
+static void demo_corpus(data_source *data, int task, size_t n, uint64_t seed) {
+    lisa_tokens *d = &data->tokens;
     lisa_rng rng;
     size_t i = 0;
-    d->ids = (int *)malloc(n * sizeof(int));
+    memset(data, 0, sizeof *data);
+    d->ids = (int *)malloc(n * sizeof(int)); /* a default allocator: lisa_tokens_free() releases it */
     if (!d->ids) die("%s", "out of memory");
     d->n = n;
-    memset(&d->allocator, 0, sizeof d->allocator);
     d->bytes = n * sizeof(int);
     lisa_rng_seed(&rng, seed);
     while (i < n) {
@@ -611,7 +776,7 @@ static void demo_corpus(lisa_tokens *d, int task, size_t n, uint64_t seed) {
     }
 }
 
-static void demo_train(lisa_model *m, const lisa_tokens *data, lisa_mode mode, int steps, float lr) {
+static void demo_train(lisa_model *m, const data_source *data, lisa_mode mode, int steps, float lr) {
     train_opts o;
     lisa_trainer t;
     lisa_error err;
@@ -638,7 +803,7 @@ static void demo_train(lisa_model *m, const lisa_tokens *data, lisa_mode mode, i
 static int cmd_demo(int argc, char **argv) {
     lisa_config c;
     lisa_model m;
-    lisa_tokens add, rev, rev_val;
+    data_source add, rev, rev_val;
     lisa_train_config tc = lisa_train_config_default();
     lisa_memory_plan lisa_plan, full_plan;
     lisa_error err;
@@ -683,7 +848,9 @@ static int cmd_demo(int argc, char **argv) {
            (lisa_plan.gradients + lisa_plan.optimizer) / 1e6, (full_plan.gradients + full_plan.optimizer) / 1e6);
     printf("(on LLaMA-2-7B the same arithmetic gives the gap in gigabytes: try\n"
            " build/lisa plan --init llama2-7b --mode lisa --batch 1 --seq 1024 --checkpointing --dtype bf16 --budget 24)\n");
-    free(add.ids); free(rev.ids); free(rev_val.ids);
+    data_free(&add);
+    data_free(&rev);
+    data_free(&rev_val);
     lisa_model_free(&m);
     return rev_after < rev_before ? 0 : 1;
 }
@@ -696,6 +863,8 @@ static const char *main_help =
     "  train   train a model on a token file: full fine-tuning or LISA\n"
     "  eval    mean loss and perplexity of a model on a token file\n"
     "  plan    memory of a training setup by category, without allocating it\n"
+    "  convert convert a model between llama2.c and Hugging Face formats\n"
+    "  tokenize  encode a text file into an llm.c token file\n"
     "  demo    train a small model on built-in data, no files needed\n";
 
 int main(int argc, char **argv) {
@@ -706,6 +875,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(argv[1], "plan")) return cmd_plan(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "convert")) return cmd_convert(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
     fprintf(stderr, "lisa: unknown command '%s'\n%s", argv[1], main_help);
     return 2;

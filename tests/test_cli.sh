@@ -109,6 +109,27 @@ check "--resume refuses settings that come from the state" fails_with "takes its
 printf 'LSST garbage' > "$tmp/bad.lsst"
 check "a bad state file is named" fails_with "$tmp/bad.lsst" $lisa train --data "$tmp/train.tok" --resume "$tmp/bad.lsst" --steps 20 --out "$tmp/x.bin"
 
+# Formats: Hugging Face directories, conversion, tokenize, instruction data.
+hf=tests/fixtures/hf_tiny
+check "a transformers directory saved again keeps every weight and setting" sh -c "$lisa convert '$hf' '$tmp/hf_same' && $lisa convert '$hf' '$tmp/a.bin' && $lisa convert '$tmp/hf_same' '$tmp/b.bin' && cmp '$tmp/a.bin' '$tmp/b.bin' && grep -q '\"rope_theta\": 500.0' '$tmp/hf_same/config.json'"
+check "llama2.c -> Hugging Face -> llama2.c is byte for byte the same" sh -c "$lisa convert '$tmp/m.bin' '$tmp/m_hf' && $lisa convert '$tmp/m_hf' '$tmp/m2.bin' && cmp '$tmp/m.bin' '$tmp/m2.bin'"
+check "convert to bf16" sh -c "$lisa convert '$hf' '$tmp/hf_bf16' --dtype bf16 && test -s '$tmp/hf_bf16/model.safetensors' && test -s '$tmp/hf_bf16/config.json'"
+printf 'the cat sat on the mat. ' > "$tmp/text.txt"
+i=0; while [ $i -lt 7 ]; do cat "$tmp/text.txt" "$tmp/text.txt" > "$tmp/t2.txt"; mv "$tmp/t2.txt" "$tmp/text.txt"; i=$((i + 1)); done
+check "tokenize with the byte-level tokenizer" $lisa tokenize --tokenizer bytes "$tmp/text.txt" "$tmp/bytes.tok"
+check "the byte tokens decode back to the text" test "$(wc -c < "$tmp/bytes.tok")" -eq $((1024 + 2 * (1 + $(wc -c < "$tmp/text.txt"))))
+check "a Hugging Face model trains and is written as a directory" $lisa train --model "$hf" --data "$tmp/train.tok" --steps 3 --batch 2 --seq 8 --out "$tmp/hf_trained" --mode lisa --lisa-layers 1 --out-dtype bf16
+check "the trained directory loads again" $lisa eval --model "$tmp/hf_trained" --data "$tmp/train.tok" --batch 2 --seq 8 --batches 2
+printf '{"prompt": "2+2=", "response": "4"}\n{"prompt": "3+4=", "response": "7"}\n{"prompt": "1+5=", "response": "6"}\n' > "$tmp/sft.jsonl"
+printf '{"type": "text2text", "instances": [{"input": "2+2=", "output": "4"}]}' > "$tmp/sft.json"
+sftinit="dim=32,hidden=64,layers=2,heads=4,vocab=258,seq=16"
+check "train on JSON Lines instruction data" sh -c "$lisa train --init $sftinit --data '$tmp/sft.jsonl' --tokenizer bytes --steps 40 --batch 3 --seq 16 --lr 1e-2 --out '$tmp/sft.bin' --log '$tmp/sft.log' 2> '$tmp/sft.err' && grep -q '3 examples in 3 rows' '$tmp/sft.err'"
+check "instruction loss falls" awk -v a="$(loss_of "$tmp/sft.log" 1)" -v b="$(loss_of "$tmp/sft.log" 40)" 'BEGIN { exit !(b < a / 2) }'
+check "eval on LMFlow text2text" sh -c "$lisa eval --model '$tmp/sft.bin' --data '$tmp/sft.json' --tokenizer bytes --batch 1 --seq 16 | grep -q '^loss '"
+check "instruction data needs a tokenizer" fails_with "needs --tokenizer" $lisa train --init $sftinit --data "$tmp/sft.jsonl" --out "$tmp/x.bin"
+printf '{"prompt": "a"}\n' > "$tmp/bad.jsonl"
+check "a bad JSON Lines record is named with its line" fails_with "bad.jsonl: line 1" $lisa train --init $sftinit --data "$tmp/bad.jsonl" --tokenizer bytes --out "$tmp/x.bin"
+
 # plan
 check "plan for LLaMA-2-7B with LISA in bf16 at seq 1024" sh -c "$lisa plan --init llama2-7b --mode lisa --lisa-layers 2 --batch 1 --seq 1024 --checkpointing --dtype bf16 --budget 24 > '$tmp/plan.txt' &&
     grep -q '6.738B parameters' '$tmp/plan.txt' && grep -q '^  peak ' '$tmp/plan.txt' && grep -q '^fits in 24.0 GiB' '$tmp/plan.txt'"
