@@ -6,8 +6,10 @@
    forward and backward passes, a LLaMA transformer (RMSNorm, RoPE, grouped-query
    attention, SwiGLU), gradient checkpointing, AdamW with clipping and schedules,
    the LISA layer sampler and a trainer whose gradients and optimizer state
-   exist only for the blocks that train, a memory planner, and llama2.c model
-   files and llm.c token files.
+   exist only for the blocks that train, a memory planner, exact-resume
+   training states, and files: Hugging Face LLaMA directories (safetensors,
+   with a small JSON reader), llama2.c checkpoints and tokenizers, llm.c token
+   files, and instruction data (JSON Lines, LMFlow text2text).
 
    QUICK EXAMPLE (see README.md for more)
      lisa_model m;  lisa_trainer t;
