@@ -333,6 +333,50 @@ LISADEF float lisa_model_forward(const lisa_model *m, lisa_acts *a, const int *i
 LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const *block_grads);
 
 /* ------------------------------------------------------------------------- */
+/* Generation                                                                 */
+/* ------------------------------------------------------------------------- */
+
+/* Keys and values of every position fed so far, so that each new token costs
+   one forward step over one position, with attention linear in the context.
+   A step computes the same bits as the last row of lisa_model_forward() over
+   the whole prefix: the same kernels, in the same order. */
+typedef struct lisa_kv_cache {
+    lisa_config config;
+    int max_len;           /* positions it holds: at most config.max_seq_len */
+    int len;               /* positions fed so far */
+    float *k, *v;          /* (n_layers, max_len, n_kv_heads * head_dim) */
+    float *work;           /* one position's activations, the logits, and sampling scratch */
+    float *logits;         /* (vocab) of the last step */
+    lisa_allocator allocator;
+    size_t bytes;
+} lisa_kv_cache;
+
+/* Room for max_len positions (0: the model's max_seq_len). Call lisa_kv_cache_free(). */
+LISADEF lisa_result lisa_kv_cache_init(lisa_kv_cache *c, const lisa_config *config, int max_len,
+                                       const lisa_allocator *a, lisa_error *err);
+LISADEF void lisa_kv_cache_free(lisa_kv_cache *c);
+/* Forgets every position: the next token is position 0 again. */
+LISADEF void lisa_kv_cache_reset(lisa_kv_cache *c);
+
+/* Feeds token at position c->len (which must be below c->max_len) and returns
+   the logits (vocab) for the token after it; they stay valid until the next step. */
+LISADEF const float *lisa_model_step(const lisa_model *m, lisa_kv_cache *c, int token);
+
+/* Draws a token from logits: temperature 0 takes the first largest logit
+   (greedy); otherwise softmax(logits / temperature), restricted when top_p < 1
+   to the most likely tokens whose probabilities add up to top_p (nucleus
+   sampling). work holds 2 * vocab floats and may be NULL when top_p >= 1. */
+LISADEF int lisa_sample_logits(const float *logits, int vocab, float temperature, float top_p,
+                               lisa_rng *rng, float *work);
+
+/* Feeds the prompt (n_prompt >= 1 tokens) from position 0, then samples up to
+   max_new tokens, stopping after stop_token (-1: none) or when the cache is
+   full. out receives the new tokens; returns how many. */
+LISADEF int lisa_generate(const lisa_model *m, lisa_kv_cache *c, const int *prompt, int n_prompt,
+                          int *out, int max_new, float temperature, float top_p, int stop_token,
+                          lisa_rng *rng);
+
+/* ------------------------------------------------------------------------- */
 /* Optimizer, clipping, schedules                                             */
 /* ------------------------------------------------------------------------- */
 
@@ -1309,6 +1353,33 @@ static float lisa__dot(const float *a, const float *b, int n) {
     return s;
 }
 
+/* One query row against keys and values 0..n_keys-1 (rows kv_stride floats
+   apart): out (head_dim) = softmax(q.k * scale) @ v, returning the row's
+   log-sum-exp. An online softmax: one pass, rescaling the running sum when
+   the max grows. The forward pass and generation both use it, so a cached
+   step gives the same bits as a full forward. */
+static float lisa__attention_row(float *out, const float *q, const float *k, const float *v,
+                                 size_t kv_stride, int n_keys, int head_dim, float scale) {
+    float m = -INFINITY, l = 0.0f;
+    int j, d;
+    for (d = 0; d < head_dim; d++) out[d] = 0.0f;
+    for (j = 0; j < n_keys; j++) {
+        const float *kj = k + (size_t)j * kv_stride, *vj = v + (size_t)j * kv_stride;
+        float s = lisa__dot(q, kj, head_dim) * scale, p;
+        if (s > m) {
+            float rescale = expf(m - s);
+            for (d = 0; d < head_dim; d++) out[d] *= rescale;
+            l *= rescale;
+            m = s;
+        }
+        p = expf(s - m);
+        l += p;
+        for (d = 0; d < head_dim; d++) out[d] += p * vj[d];
+    }
+    for (d = 0; d < head_dim; d++) out[d] /= l;
+    return m + logf(l);
+}
+
 LISADEF void lisa_attention_forward(float *out, float *lse, const float *q, const float *k,
                                     const float *v, int B, int T, int n_heads, int n_kv_heads,
                                     int head_dim) {
@@ -1317,29 +1388,13 @@ LISADEF void lisa_attention_forward(float *out, float *lse, const float *q, cons
     size_t q_row = (size_t)n_heads * head_dim, kv_row = (size_t)n_kv_heads * head_dim;
     LISA__PARALLEL_FOR_IF((double)B * n_heads * T * T * head_dim)
     for (task = 0; task < B * n_heads; task++) {
-        int b = task / n_heads, h = task % n_heads, kvh = h / group, i, j, d;
+        int b = task / n_heads, h = task % n_heads, kvh = h / group, i;
+        const float *kb = k + (size_t)b * T * kv_row + (size_t)kvh * head_dim;
+        const float *vb = v + (size_t)b * T * kv_row + (size_t)kvh * head_dim;
         for (i = 0; i < T; i++) {
-            const float *qi = q + ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
-            float *oi = out + ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
-            float m = -INFINITY, l = 0.0f;
-            /* Online softmax: one pass, rescaling the running sum when the max grows. */
-            for (d = 0; d < head_dim; d++) oi[d] = 0.0f;
-            for (j = 0; j <= i; j++) {
-                const float *kj = k + ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim;
-                const float *vj = v + ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim;
-                float s = lisa__dot(qi, kj, head_dim) * scale, p;
-                if (s > m) {
-                    float rescale = expf(m - s);
-                    for (d = 0; d < head_dim; d++) oi[d] *= rescale;
-                    l *= rescale;
-                    m = s;
-                }
-                p = expf(s - m);
-                l += p;
-                for (d = 0; d < head_dim; d++) oi[d] += p * vj[d];
-            }
-            for (d = 0; d < head_dim; d++) oi[d] /= l;
-            lse[((size_t)b * n_heads + h) * T + i] = m + logf(l);
+            size_t at = ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
+            lse[((size_t)b * n_heads + h) * T + i] =
+                lisa__attention_row(out + at, q + at, kb, vb, kv_row, i + 1, head_dim, scale);
         }
     }
 }
@@ -1985,6 +2040,171 @@ LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const
         lisa__layer_backward(m, a, l, B, T, dres, block_grads[LISA_BLOCK_LAYER(l)]);
     }
     if (g_embed) lisa_embedding_backward(g_embed, dres, a->inputs, BT, D);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Generation                                                                 */
+/* ------------------------------------------------------------------------- */
+
+/* Floats of one position's activations: x, xn, q, att, x_mid, h1, h3, hg, tmp; then logits. */
+static size_t lisa__step_floats(const lisa_config *c) {
+    return 6 * (size_t)c->dim + 3 * (size_t)c->hidden_dim + (size_t)c->vocab_size;
+}
+
+LISADEF lisa_result lisa_kv_cache_init(lisa_kv_cache *c, const lisa_config *config, int max_len,
+                                       const lisa_allocator *a, lisa_error *err) {
+    lisa_config rc = *config;
+    lisa_result r;
+    size_t kv, cache;
+    memset(c, 0, sizeof *c);
+    if ((r = lisa__config_check(&rc, NULL, err)) != LISA_OK) return r;
+    if (max_len == 0) max_len = rc.max_seq_len;
+    if (max_len < 1 || max_len > rc.max_seq_len)
+        return lisa__fail(err, LISA_ERR_INVALID, "KV cache of %d positions: need 1 to max_seq_len %d", max_len,
+                          rc.max_seq_len);
+    c->config = rc;
+    c->max_len = max_len;
+    c->allocator = lisa__allocator_or_default(a);
+    kv = (size_t)rc.dim / rc.n_heads * rc.n_kv_heads;
+    cache = (size_t)rc.n_layers * max_len * kv;
+    c->k = (float *)lisa__alloc(&c->allocator, 2 * cache * sizeof(float), &c->bytes);
+    c->work = (float *)lisa__alloc(&c->allocator, (lisa__step_floats(&rc) + 2 * (size_t)rc.vocab_size) * sizeof(float),
+                                   &c->bytes);
+    if (!c->k || !c->work) {
+        lisa_kv_cache_free(c);
+        return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for a KV cache of %d positions", max_len);
+    }
+    c->v = c->k + cache;
+    c->logits = c->work + lisa__step_floats(&rc) - rc.vocab_size;
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF void lisa_kv_cache_free(lisa_kv_cache *c) {
+    const lisa_config *rc = &c->config;
+    size_t cache = (size_t)rc->n_layers * c->max_len * ((size_t)rc->dim / LISA__MAX(1, rc->n_heads) * rc->n_kv_heads);
+    lisa__free(&c->allocator, c->k, 2 * cache * sizeof(float), &c->bytes);
+    lisa__free(&c->allocator, c->work, (lisa__step_floats(rc) + 2 * (size_t)rc->vocab_size) * sizeof(float), &c->bytes);
+    c->k = c->v = c->work = c->logits = NULL;
+}
+
+LISADEF void lisa_kv_cache_reset(lisa_kv_cache *c) { c->len = 0; }
+
+LISADEF const float *lisa_model_step(const lisa_model *m, lisa_kv_cache *c, int token) {
+    const lisa_config *cf = &m->config;
+    int D = cf->dim, H = cf->hidden_dim, hd = D / cf->n_heads, group = cf->n_heads / cf->n_kv_heads;
+    int pos = c->len, l, h, kv = hd * cf->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd), rstd;
+    float *x = c->work, *xn = x + D, *q = xn + D, *att = q + D, *x_mid = att + D, *tmp = x_mid + D;
+    float *h1 = tmp + D, *h3 = h1 + H, *hg = h3 + H;
+    LISA_ASSERT(pos < c->max_len && token >= 0 && token < cf->vocab_size && c->config.dim == D);
+    lisa_embedding_forward(x, &token, m->embed, 1, D);
+    for (l = 0; l < cf->n_layers; l++) {
+        const lisa_layer_weights *w = &m->layers[l];
+        float *kl = c->k + (size_t)l * c->max_len * kv, *vl = c->v + (size_t)l * c->max_len * kv;
+        lisa_rmsnorm_forward(xn, &rstd, x, w->attn_norm, 1, D, cf->norm_eps);
+        lisa_linear_forward(q, xn, w->wq, 1, D, D);
+        lisa_linear_forward(kl + (size_t)pos * kv, xn, w->wk, 1, D, kv);
+        lisa_linear_forward(vl + (size_t)pos * kv, xn, w->wv, 1, D, kv);
+        lisa_rope_forward(q, q, 1, 1, cf->n_heads, hd, pos, cf->rope_theta);
+        lisa_rope_forward(kl + (size_t)pos * kv, kl + (size_t)pos * kv, 1, 1, cf->n_kv_heads, hd, pos, cf->rope_theta);
+        for (h = 0; h < cf->n_heads; h++)
+            lisa__attention_row(att + (size_t)h * hd, q + (size_t)h * hd, kl + (size_t)(h / group) * hd,
+                                vl + (size_t)(h / group) * hd, (size_t)kv, pos + 1, hd, scale);
+        lisa_linear_forward(x_mid, att, w->wo, 1, D, D);
+        lisa_residual_forward(x_mid, x_mid, x, (size_t)D);
+        lisa_rmsnorm_forward(xn, &rstd, x_mid, w->mlp_norm, 1, D, cf->norm_eps);
+        lisa_linear_forward(h1, xn, w->w1, 1, D, H);
+        lisa_linear_forward(h3, xn, w->w3, 1, D, H);
+        lisa_swiglu_forward(hg, h1, h3, (size_t)H);
+        lisa_linear_forward(x, hg, w->w2, 1, H, D);
+        lisa_residual_forward(x, x, x_mid, (size_t)D);
+    }
+    lisa_rmsnorm_forward(xn, &rstd, x, m->final_norm, 1, D, cf->norm_eps);
+    lisa_linear_forward(c->logits, xn, m->head, 1, D, cf->vocab_size);
+    c->len++;
+    return c->logits;
+}
+
+static void lisa__swap_pairs(float *p, int i, int j) {
+    float t0 = p[2 * i], t1 = p[2 * i + 1];
+    p[2 * i] = p[2 * j];
+    p[2 * i + 1] = p[2 * j + 1];
+    p[2 * j] = t0;
+    p[2 * j + 1] = t1;
+}
+
+/* Restores the min-heap of (probability, id) pairs p[0..n) below root. */
+static void lisa__sift_down(float *p, int root, int n) {
+    int child;
+    for (; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && p[2 * (child + 1)] < p[2 * child]) child++;
+        if (p[2 * root] <= p[2 * child]) return;
+        lisa__swap_pairs(p, root, child);
+    }
+}
+
+/* Sorts (probability, id) pairs by probability, largest first: heap sort,
+   O(n log n) with no recursion and no extra memory. */
+static void lisa__sort_probs(float *p, int n) {
+    int i;
+    for (i = n / 2 - 1; i >= 0; i--) lisa__sift_down(p, i, n);
+    for (i = n - 1; i > 0; i--) { /* the smallest goes to the back */
+        lisa__swap_pairs(p, 0, i);
+        lisa__sift_down(p, 0, i);
+    }
+}
+
+LISADEF int lisa_sample_logits(const float *logits, int vocab, float temperature, float top_p,
+                               lisa_rng *rng, float *work) {
+    float m = logits[0], u;
+    double sum = 0.0, acc = 0.0, kept = 0.0;
+    int i, best = 0, n;
+    for (i = 1; i < vocab; i++)
+        if (logits[i] > m) {
+            m = logits[i];
+            best = i;
+        }
+    if (temperature <= 0.0f) return best;
+    u = lisa_rng_uniform(rng);
+    if (top_p >= 1.0f || !work) {
+        for (i = 0; i < vocab; i++) sum += exp((double)(logits[i] - m) / temperature);
+        for (i = 0; i < vocab; i++) {
+            acc += exp((double)(logits[i] - m) / temperature) / sum;
+            if (u < acc) return i;
+        }
+        return best; /* rounding left u above the total */
+    }
+    /* nucleus: (probability, id) pairs sorted by probability, largest first */
+    for (i = 0; i < vocab; i++) sum += exp((double)(logits[i] - m) / temperature);
+    for (i = 0; i < vocab; i++) {
+        work[2 * i] = (float)(exp((double)(logits[i] - m) / temperature) / sum);
+        work[2 * i + 1] = (float)i;
+    }
+    lisa__sort_probs(work, vocab);
+    for (n = 0; n < vocab && kept < top_p; n++) kept += work[2 * n];
+    for (i = 0; i < n; i++) {
+        acc += work[2 * i] / kept;
+        if (u < acc) return (int)work[2 * i + 1];
+    }
+    return (int)work[1];
+}
+
+LISADEF int lisa_generate(const lisa_model *m, lisa_kv_cache *c, const int *prompt, int n_prompt,
+                          int *out, int max_new, float temperature, float top_p, int stop_token,
+                          lisa_rng *rng) {
+    const float *logits = NULL;
+    float *work = c->logits + m->config.vocab_size;
+    int i, n = 0;
+    lisa_kv_cache_reset(c);
+    for (i = 0; i < n_prompt && c->len < c->max_len; i++) logits = lisa_model_step(m, c, prompt[i]);
+    while (logits && n < max_new) {
+        int next = lisa_sample_logits(logits, m->config.vocab_size, temperature, top_p, rng, work);
+        out[n++] = next;
+        if (next == stop_token || c->len >= c->max_len) break;
+        logits = lisa_model_step(m, c, next);
+    }
+    return n;
 }
 
 /* ------------------------------------------------------------------------- */

@@ -64,6 +64,10 @@ static float st_f32(const uint8_t *b) {
     return f;
 }
 
+static int same_f(float a, float b) {
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
 /* The file walked through, from the header alone plus the block flags. */
 typedef struct st_walk {
     int32_t i[ST_INTS];
@@ -135,6 +139,11 @@ static uint64_t st_checksum(const uint8_t *d, size_t n) {
 static void st_put64(uint8_t *b, uint64_t v) {
     int i;
     for (i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void st_put32(uint8_t *b, uint32_t v) {
+    int i;
+    for (i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
 }
 
 static int st_layer_active(const lisa_trainer *t, int l) {
@@ -222,7 +231,7 @@ static void check_loaded(const lisa_trainer *t, const lisa_model *m, const st_wa
                    c->n_kv_heads == (i[4] ? i[4] : i[3]) && c->vocab_size == i[5] && c->max_seq_len == i[6] &&
                    c->tied_head == i[7],
                "model config differs from the file");
-    FUZZ_CHECK(c->norm_eps == (f[0] == 0.0f ? 1e-5f : f[0]) && c->rope_theta == (f[1] == 0.0f ? 10000.0f : f[1]),
+    FUZZ_CHECK(same_f(c->norm_eps, f[0] == 0.0f ? 1e-5f : f[0]) && same_f(c->rope_theta, f[1] == 0.0f ? 10000.0f : f[1]),
                "norm_eps %g rope_theta %g, the file says %g %g", (double)c->norm_eps, (double)c->rope_theta,
                (double)f[0], (double)f[1]);
     FUZZ_CHECK(m->layout.n_params == w->n_params, "n_params %lu, the file implies %lu",
@@ -236,14 +245,15 @@ static void check_loaded(const lisa_trainer *t, const lisa_model *m, const st_wa
                    (int)tc->lisa_order == i[17] && tc->freeze_embed == i[19] && tc->freeze_final_norm == i[20] &&
                    tc->freeze_head == i[21] && tc->keep_state == i[22],
                "training config differs from the file (ints 15..22)");
-    FUZZ_CHECK(tc->schedule.lr == f[2] && tc->schedule.min_lr == f[3] && tc->beta1 == f[4] && tc->beta2 == f[5] &&
-                   tc->eps == f[6] && tc->weight_decay == f[7] && tc->grad_clip == f[8] && tc->lisa_seed == w->u[0],
+    FUZZ_CHECK(same_f(tc->schedule.lr, f[2]) && same_f(tc->schedule.min_lr, f[3]) && same_f(tc->beta1, f[4]) &&
+                   same_f(tc->beta2, f[5]) && same_f(tc->eps, f[6]) && same_f(tc->weight_decay, f[7]) &&
+                   same_f(tc->grad_clip, f[8]) && tc->lisa_seed == w->u[0],
                "training config differs from the file (floats, seed)");
     FUZZ_CHECK(i[18] == 0 || i[18] == 1, "accepted weights flag %d", i[18]);
     if (i[18] && tc->mode != LISA_MODE_FULL) {
         FUZZ_CHECK(tc->lisa_probs == t->probs && t->probs != NULL, "LISA weights not kept");
         for (k = 0; k < L; k++)
-            FUZZ_CHECK(t->probs[k] == st_f32(d + w->probs_at + 4 * (size_t)k) && t->probs[k] >= 0.0f,
+            FUZZ_CHECK(same_f(t->probs[k], st_f32(d + w->probs_at + 4 * (size_t)k)) && t->probs[k] >= 0.0f,
                        "LISA weight %d differs from the file's", k);
     } else {
         FUZZ_CHECK(tc->lisa_probs == NULL && t->probs == NULL, "LISA weights without the flag (or in full mode)");
@@ -322,6 +332,22 @@ static uint8_t *save_bytes(const lisa_trainer *t, uint64_t pos, size_t *size) {
     return bytes;
 }
 
+/* With FUZZ_STATE_SKIP_KNOWN: a step that regressions/state/README.md says
+   overflows an int (the step counts, the schedule's total_steps - warmup). */
+static int known_bug_step(const lisa_trainer *t) {
+#ifdef FUZZ_STATE_SKIP_KNOWN
+    const lisa_schedule *s = &t->config.schedule;
+    int b;
+    if (t->step == INT32_MAX) return 1;
+    for (b = 0; b < t->model->config.n_layers + 3; b++)
+        if (t->blocks[b].step == INT32_MAX) return 1;
+    if ((int64_t)s->total_steps - s->warmup < INT32_MIN) return 1;
+#else
+    (void)t;
+#endif
+    return 0;
+}
+
 /* One step on a fixed batch, then save, load from the file, save again. */
 static void step_and_resume(lisa_trainer *t, lisa_model *m) {
     const lisa_train_config *tc = &t->config;
@@ -335,6 +361,7 @@ static void step_and_resume(lisa_trainer *t, lisa_model *m) {
     lisa_error err;
     uint64_t pos = 0;
     uint8_t *saved1, *saved2;
+    if (known_bug_step(t)) return;
     if ((uint64_t)BT * (m->layout.n_params + (uint64_t)BT * (uint64_t)m->config.dim * (uint64_t)m->config.n_layers) >
         ST_STEP_WORK)
         return;
@@ -388,6 +415,50 @@ static lisa_result state_check_failure(lisa_result r, lisa_error *err, const cha
     return r;
 }
 
+/* The input as lisa_trainer_save_state should write it back: the settings
+   whose 0 means "the default" (n_kv_heads, norm_eps, rope_theta, lisa_layers,
+   lisa_interval) with the default filled in, and the checksum recomputed. */
+static uint8_t *canonical_copy(const st_walk *w, const uint8_t *d, size_t size) {
+    uint8_t *c = (uint8_t *)malloc(size);
+    const float eps = 1e-5f, theta = 10000.0f;
+    uint32_t u;
+    FUZZ_CHECK(c != NULL, "out of memory");
+    memcpy(c, d, size);
+    if (w->i[4] == 0) memcpy(c + 16 + 4 * 4, d + 16 + 4 * 3, 4);
+    if (w->i[15] == 0) c[16 + 4 * 15] = 2;
+    if (w->i[16] == 0) c[16 + 4 * 16] = 20;
+    if (w->f[0] == 0.0f) {
+        memcpy(&u, &eps, 4);
+        st_put32(c + 16 + 4 * ST_INTS, u);
+    }
+    if (w->f[1] == 0.0f) {
+        memcpy(&u, &theta, 4);
+        st_put32(c + 16 + 4 * ST_INTS + 4, u);
+    }
+    st_put64(c + w->checksum_at, st_checksum(c, w->checksum_at));
+    return c;
+}
+
+/* With FUZZ_STATE_SKIP_KNOWN: loads that regressions/state/README.md
+   describes, to be left unchecked until lisa.h is fixed. */
+static int known_bug_loaded(const st_walk *w, const uint8_t *d) {
+#ifdef FUZZ_STATE_SKIP_KNOWN
+    int k, b;
+    if (w->i[14] == LISA_MODE_FULL && w->i[18]) return 1; /* weights in full mode: not checked, dropped */
+    for (k = 0; k < w->n_active; k++) {
+        int32_t layer = fuzz_le32(d + w->active_at + 4 * (size_t)k);
+        if (w->i[14] == LISA_MODE_FULL && layer != k) return 1; /* full mode: the list is not read */
+        if (k > 0 && layer < fuzz_le32(d + w->active_at + 4 * (size_t)(k - 1))) return 1; /* unsorted: sorted */
+    }
+    for (b = 0; b < w->n_blocks; b++) /* the step of a block without moments: not checked, dropped */
+        if (!(fuzz_le32(d + w->blocks_at[b]) & 2) && fuzz_le32(d + w->blocks_at[b] + 4) != 0) return 1;
+#else
+    (void)w;
+    (void)d;
+#endif
+    return 0;
+}
+
 static void run_state(const uint8_t *data, size_t size) {
     static const char name[] = "fuzz-input.lsst";
     lisa_allocator a = fuzz_allocator();
@@ -414,19 +485,27 @@ static void run_state(const uint8_t *data, size_t size) {
         lisa_model_free(&m);
         fuzz_check_nothing_live("after freeing a failed load");
     } else {
-        uint8_t *saved;
+        uint8_t *saved, *canonical;
         size_t saved_size;
         FUZZ_CHECK(err.code == LISA_OK && err.message[0] == 0, "success with error \"%.*s\"",
                    (int)sizeof err.message, err.message);
         FUZZ_CHECK(walked, "loaded a file whose layout does not add up");
+        if (known_bug_loaded(&g_w, data)) {
+            lisa_trainer_free(&t);
+            lisa_model_free(&m);
+            fuzz_alloc_reset(-1);
+            return;
+        }
         check_invariants(&t, &m, "after loading");
         check_loaded(&t, &m, &g_w, data, size, pos);
         n_allocs = fuzz_cnt.n_ok;
         saved = save_bytes(&t, pos, &saved_size);
-        FUZZ_CHECK(saved_size == size && memcmp(saved, data, size) == 0,
+        canonical = canonical_copy(&g_w, data, size);
+        FUZZ_CHECK(saved_size == size && memcmp(saved, canonical, size) == 0,
                    "load + save does not reproduce the input (%lu bytes saved, %lu loaded)",
                    (unsigned long)saved_size, (unsigned long)size);
         free(saved);
+        free(canonical);
         step_and_resume(&t, &m);
         lisa_trainer_free(&t);
         lisa_model_free(&m);

@@ -1,0 +1,119 @@
+#!/bin/sh
+# Builds and runs the example programs: every examples/*.c except examples/lisa.c
+# (the Makefile builds that one). Usage: sh tests/test_examples.sh BUILD_DIR
+#
+# Each example carries its build command near its top: the first line of its
+# first 30 that starts (after blanks) with "cc ". By convention the command is
+# typed at the repository root, names paths relative to it, and writes its
+# program into the current directory (-o NAME, no slash). For each example:
+#   1. build: the command runs exactly as written, in a scratch directory whose
+#      entries are symbolic links to the repository root's, so every relative
+#      path resolves as at the root and the root gets no stray program. It must
+#      build examples/<its own name>.c. The program goes to BUILD_DIR/<name>.
+#   2. strict: the file compiles warning-free with gcc and clang as C99, and
+#      with g++ (and clang++ when installed) as C++: -Wall -Wextra -Wpedantic
+#      -Werror -O2 (some warnings need the optimizer's analysis).
+#   3. run: the program exits 0 within 120 s and prints a line starting "ok:".
+# Ends with "examples: N passed, M failed"; exits non-zero when M > 0.
+
+if [ $# -ne 1 ]; then
+    echo "usage: sh tests/test_examples.sh BUILD_DIR" >&2
+    exit 2
+fi
+mkdir -p "$1" || exit 2
+build=$(cd "$1" && pwd) || exit 2
+root=$(cd "$(dirname "$0")/.." && pwd) || exit 2
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+W="-std=c99 -Wall -Wextra -Wpedantic -Werror -O2"
+WXX="-x c++ -Wall -Wextra -Wpedantic -Werror -O2"
+if command -v timeout > /dev/null; then limit="timeout 120"; else limit=""; fi
+
+pass() { passed=$((passed + 1)); echo "  ok    $1"; }
+fail() { failed=$((failed + 1)); echo "  FAIL  $1"; [ -s "$tmp/log" ] && sed 's/^/        /' "$tmp/log"; }
+
+# $1 = label, then a command; its output goes to $tmp/log.
+try() {
+    label=$1
+    shift
+    if "$@" > "$tmp/log" 2>&1; then pass "$label"; else fail "$label"; fi
+}
+
+count=0
+for src in "$root"/examples/*.c; do
+    name=$(basename "$src" .c)
+    [ "$name" = lisa ] && continue
+    [ -f "$src" ] || continue
+    count=$((count + 1))
+    echo "== examples/$name.c"
+
+    # 1. The command as written.
+    cmd=$(awk 'NR > 30 { exit } /^[ \t]*cc[ \t]/ { sub(/^[ \t]+/, ""); print; exit }' "$src")
+    out=$(set -f; set -- $cmd; while [ $# -gt 1 ]; do [ "$1" = -o ] && echo "$2"; shift; done)
+    : > "$tmp/log"
+    if [ -z "$cmd" ]; then
+        echo "no line starting with \"cc \" in the first 30 lines" > "$tmp/log"
+        fail "build"
+    elif [ -z "$out" ] || [ "$out" != "$(basename "$out")" ]; then
+        echo "the command must name its program with -o NAME, no slash: $cmd" > "$tmp/log"
+        fail "build: $cmd"
+    elif ! printf '%s\n' "$cmd" | grep -q "examples/$name\.c"; then
+        echo "the command does not build examples/$name.c: $cmd" > "$tmp/log"
+        fail "build: $cmd"
+    else
+        scratch="$tmp/root"
+        rm -rf "$scratch"
+        mkdir "$scratch"
+        for f in "$root"/* "$root"/.[!.]*; do
+            [ -e "$f" ] || continue
+            [ "$(basename "$f")" = "$out" ] && continue   # never write through a link
+            ln -s "$f" "$scratch/"
+        done
+        if (cd "$scratch" && sh -c "$cmd") > "$tmp/log" 2>&1 && [ -f "$scratch/$out" ] &&
+            mv "$scratch/$out" "$build/$name"; then
+            pass "build: $cmd"
+        else
+            [ -f "$scratch/$out" ] || echo "(no $out was written)" >> "$tmp/log"
+            fail "build: $cmd"
+        fi
+    fi
+
+    # 2. Warning-free every way.
+    for cc in gcc clang; do
+        if command -v $cc > /dev/null; then
+            try "$cc $W" $cc $W -I"$root" -o "$tmp/strict" "$src" -lm
+        else
+            echo "$cc is not installed" > "$tmp/log"
+            fail "$cc $W"
+        fi
+    done
+    if command -v g++ > /dev/null; then
+        try "g++ $WXX" g++ $WXX -I"$root" -o "$tmp/strict" "$src" -lm
+    else
+        echo "g++ is not installed" > "$tmp/log"
+        fail "g++ $WXX"
+    fi
+    if command -v clang++ > /dev/null; then
+        try "clang++ $WXX" clang++ $WXX -I"$root" -o "$tmp/strict" "$src" -lm
+    fi
+
+    # 3. The program does what it says.
+    if [ -x "$build/$name" ]; then
+        if (cd "$tmp" && $limit "$build/$name") > "$tmp/log" 2>&1 && grep -q '^ok:' "$tmp/log"; then
+            pass "run: $(grep '^ok:' "$tmp/log" | head -n 1)"
+        else
+            fail "run: $build/$name"
+        fi
+    else
+        : > "$tmp/log"
+        fail "run: not built"
+    fi
+done
+if [ "$count" -eq 0 ]; then
+    echo "no examples found in $root/examples"
+    failed=$((failed + 1))
+fi
+echo "examples: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
