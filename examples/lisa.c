@@ -744,6 +744,81 @@ static int cmd_tokenize(int argc, char **argv) {
     return 0;
 }
 
+/* ---- generate ------------------------------------------------------------ */
+
+static const char *generate_help =
+    "usage: lisa generate --model M [options]\n"
+    "\n"
+    "Continues a prompt, one token per step through a KV cache.\n"
+    "  --model M          llama2.c checkpoint (.bin) or Hugging Face directory\n"
+    "  --tokenizer T      a llama2.c tokenizer.bin, or bytes (default bytes)\n"
+    "  --prompt TEXT      the text to continue (default empty: starts from BOS alone)\n"
+    "  --steps N          new tokens at most (default 64); stops early at EOS or the model's seq\n"
+    "  --temperature X    0 is greedy: exactly the model's most likely continuation (default 1)\n"
+    "  --top-p X          sample from the most likely tokens that add up to X (default 0.9; 1: off)\n"
+    "  --seed S           seed of the sampler (default 0)\n"
+    "  --threads N        OpenMP threads (default: OpenMP's own default)\n";
+
+static int cmd_generate(int argc, char **argv) {
+    const char *model = NULL, *spec = "bytes", *prompt = "";
+    int steps = 64, threads = 0, *ids, *out, i, got;
+    size_t n_ids = 0;
+    float temperature = 1.0f, top_p = 0.9f;
+    unsigned long long seed = 0;
+    lisa_model m;
+    lisa_tokenizer tok;
+    lisa_kv_cache kc;
+    lisa_rng rng;
+    lisa_error err;
+    double t0;
+    args a;
+    a.argc = argc;
+    a.argv = argv;
+    for (a.i = 0; a.i < argc; a.i++) {
+        const char *f = argv[a.i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(generate_help, stdout); exit(0); }
+        else if (!strcmp(f, "--model")) model = arg_value(&a, f);
+        else if (!strcmp(f, "--tokenizer")) spec = arg_value(&a, f);
+        else if (!strcmp(f, "--prompt")) prompt = arg_value(&a, f);
+        else if (!strcmp(f, "--steps")) steps = (int)arg_long(&a, f, 0, 1 << 24);
+        else if (!strcmp(f, "--temperature")) temperature = arg_float(&a, f);
+        else if (!strcmp(f, "--top-p")) top_p = arg_float(&a, f);
+        else if (!strcmp(f, "--seed")) seed = (unsigned long long)arg_long(&a, f, 0, 0x7fffffffL);
+        else if (!strcmp(f, "--threads")) threads = (int)arg_long(&a, f, 1, 4096);
+        else die("generate: unknown option '%s' (see lisa generate --help)", f);
+    }
+    if (!model) die("%s", "generate: --model is required");
+    if (temperature < 0.0f || top_p <= 0.0f || top_p > 1.0f) die("%s", "generate: need temperature >= 0 and 0 < top-p <= 1");
+    set_threads(threads);
+    load_model_or_die(&m, model);
+    load_tokenizer_or_die(&tok, spec);
+    if (tok.vocab_size > m.config.vocab_size) die("%s: the tokenizer's vocabulary is larger than the model's", spec);
+    if (lisa_tokenizer_encode(&tok, prompt, strlen(prompt), 1, 0, NULL, 0, &n_ids, &err) != LISA_OK) die("%s", err.message);
+    ids = (int *)malloc((n_ids + (size_t)steps + 1) * sizeof(int));
+    if (!ids) die("%s", "out of memory");
+    out = ids + n_ids;
+    if (lisa_tokenizer_encode(&tok, prompt, strlen(prompt), 1, 0, ids, n_ids, &n_ids, &err) != LISA_OK) die("%s", err.message);
+    if ((int)n_ids > m.config.max_seq_len) die("%s", "generate: the prompt is longer than the model's seq");
+    if (lisa_kv_cache_init(&kc, &m.config, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+    lisa_rng_seed(&rng, seed);
+    t0 = now_seconds();
+    got = lisa_generate(&m, &kc, ids, (int)n_ids, out, steps, temperature, top_p, tok.eos_id, &rng);
+    fputs(prompt, stdout);
+    for (i = 0; i < got; i++) {
+        size_t len;
+        const char *piece = lisa_tokenizer_piece(&tok, i ? out[i - 1] : ids[n_ids - 1], out[i], &len);
+        if (out[i] == tok.eos_id) break;
+        if (piece) fwrite(piece, 1, len, stdout);
+    }
+    fputc('\n', stdout);
+    fprintf(stderr, "%d tokens in %.2f s (%.1f tokens/s)\n", got, now_seconds() - t0, got / LISA__MAX(1e-9, now_seconds() - t0));
+    lisa_kv_cache_free(&kc);
+    lisa_tokenizer_free(&tok);
+    free(ids);
+    lisa_model_free(&m);
+    return 0;
+}
+
 /* ---- demo ---------------------------------------------------------------- */
 
 /* Built-in data, as byte tokens, deterministic: task 0 is addition lines
@@ -865,6 +940,7 @@ static const char *main_help =
     "  plan    memory of a training setup by category, without allocating it\n"
     "  convert convert a model between llama2.c and Hugging Face formats\n"
     "  tokenize  encode a text file into an llm.c token file\n"
+    "  generate  continue a prompt with a model\n"
     "  demo    train a small model on built-in data, no files needed\n";
 
 int main(int argc, char **argv) {
@@ -877,6 +953,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "plan")) return cmd_plan(argc - 2, argv + 2);
     if (!strcmp(argv[1], "convert")) return cmd_convert(argc - 2, argv + 2);
     if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
     fprintf(stderr, "lisa: unknown command '%s'\n%s", argv[1], main_help);
     return 2;

@@ -130,6 +130,12 @@ check "instruction data needs a tokenizer" fails_with "needs --tokenizer" $lisa 
 printf '{"prompt": "a"}\n' > "$tmp/bad.jsonl"
 check "a bad JSON Lines record is named with its line" fails_with "bad.jsonl: line 1" $lisa train --init $sftinit --data "$tmp/bad.jsonl" --tokenizer bytes --out "$tmp/x.bin"
 
+# generate: the model trained on "the cat sat on the mat. " in bytes continues it
+check "train a byte-level model on the text" $lisa train --init "dim=32,hidden=64,layers=2,heads=4,vocab=258,seq=48" --data "$tmp/bytes.tok" --steps 150 --batch 4 --seq 48 --lr 1e-2 --out "$tmp/g.bin"
+check "greedy generation continues the text" sh -c "$lisa generate --model '$tmp/g.bin' --prompt 'the cat sat on' --steps 30 --temperature 0 > '$tmp/gen.txt' && grep -q '^the cat sat on the mat. the cat' '$tmp/gen.txt'"
+check "sampling with a seed is repeatable" sh -c "$lisa generate --model '$tmp/g.bin' --prompt 'the' --steps 20 --seed 5 > '$tmp/g1.txt' && $lisa generate --model '$tmp/g.bin' --prompt 'the' --steps 20 --seed 5 > '$tmp/g2.txt' && cmp '$tmp/g1.txt' '$tmp/g2.txt'"
+check "generate --help" sh -c "$lisa generate --help | grep -q -- --top-p"
+
 # plan
 check "plan for LLaMA-2-7B with LISA in bf16 at seq 1024" sh -c "$lisa plan --init llama2-7b --mode lisa --lisa-layers 2 --batch 1 --seq 1024 --checkpointing --dtype bf16 --budget 24 > '$tmp/plan.txt' &&
     grep -q '6.738B parameters' '$tmp/plan.txt' && grep -q '^  peak ' '$tmp/plan.txt' && grep -q '^fits in 24.0 GiB' '$tmp/plan.txt'"

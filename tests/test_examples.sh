@@ -11,8 +11,9 @@
 #      path resolves as at the root and the root gets no stray program. It must
 #      build examples/<its own name>.c. The program goes to BUILD_DIR/<name>.
 #   2. strict: the file compiles warning-free with gcc and clang as C99, and
-#      with g++ (and clang++ when installed) as C++: -Wall -Wextra -Wpedantic
-#      -Werror -O2 (some warnings need the optimizer's analysis).
+#      with g++ (and clang++ when installed) as C++, all with -Wall -Wextra
+#      -Wpedantic -Werror; gcc at -O2, whose flow analysis warns of more (an
+#      uninitialized variable), the others at -O0, which saves most of the time.
 #   3. run: the program exits 0 within 120 s and prints a line starting "ok:".
 # Ends with "examples: N passed, M failed"; exits non-zero when M > 0.
 
@@ -27,8 +28,7 @@ tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 passed=0
 failed=0
-W="-std=c99 -Wall -Wextra -Wpedantic -Werror -O2"
-WXX="-x c++ -Wall -Wextra -Wpedantic -Werror -O2"
+W="-Wall -Wextra -Wpedantic -Werror"
 if command -v timeout > /dev/null; then limit="timeout 120"; else limit=""; fi
 
 pass() { passed=$((passed + 1)); echo "  ok    $1"; }
@@ -81,23 +81,15 @@ for src in "$root"/examples/*.c; do
     fi
 
     # 2. Warning-free every way.
-    for cc in gcc clang; do
+    for flags in "gcc -std=c99 -O2" "clang -std=c99 -O0" "g++ -x c++ -O0" "clang++ -x c++ -O0"; do
+        cc=${flags%% *}
         if command -v $cc > /dev/null; then
-            try "$cc $W" $cc $W -I"$root" -o "$tmp/strict" "$src" -lm
-        else
+            try "$flags $W" $flags $W -I"$root" -o "$tmp/strict" "$src" -lm
+        elif [ $cc != clang++ ]; then   # clang++ is optional
             echo "$cc is not installed" > "$tmp/log"
-            fail "$cc $W"
+            fail "$flags $W"
         fi
     done
-    if command -v g++ > /dev/null; then
-        try "g++ $WXX" g++ $WXX -I"$root" -o "$tmp/strict" "$src" -lm
-    else
-        echo "g++ is not installed" > "$tmp/log"
-        fail "g++ $WXX"
-    fi
-    if command -v clang++ > /dev/null; then
-        try "clang++ $WXX" clang++ $WXX -I"$root" -o "$tmp/strict" "$src" -lm
-    fi
 
     # 3. The program does what it says.
     if [ -x "$build/$name" ]; then

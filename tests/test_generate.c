@@ -1,0 +1,114 @@
+/* Generation: a KV-cache step computes the same bits as the last row of a full
+   forward over the prefix, so greedy generation is exactly the model's greedy
+   continuation; sampling follows softmax(logits / temperature) and top-p. */
+#define LISA_IMPLEMENTATION
+#include "lisa.h"
+#include "test.h"
+
+#include <string.h>
+
+static void test_steps_match_full_forward(int tied, int kv_heads) {
+    lisa_config c;
+    lisa_model m;
+    lisa_acts a;
+    lisa_kv_cache kc;
+    int tokens[40], prompt[5] = {3, 1, 4, 1, 5}, n = 5, t, all_logits_equal = 1, greedy_equal = 1;
+    memset(&c, 0, sizeof c);
+    c.dim = 48; c.hidden_dim = 80; c.n_layers = 3; c.n_heads = 6; c.n_kv_heads = kv_heads;
+    c.vocab_size = 37; c.max_seq_len = 40; c.tied_head = tied; c.rope_theta = 500.0f;
+    lisa_model_init(&m, &c, NULL, NULL);
+    lisa_model_init_random(&m, 11);
+    { /* larger weights than the default init, so the logits are far from uniform */
+        size_t i;
+        for (i = 0; i < m.layout.n_params; i++) m.params[i] *= 8.0f;
+    }
+    lisa_acts_init(&a, &m.config, 1, 40, 0, NULL, NULL);
+    CHECK(lisa_kv_cache_init(&kc, &m.config, 0, NULL, NULL) == LISA_OK && kc.max_len == 40, "a cache of max_seq_len");
+    memcpy(tokens, prompt, sizeof prompt);
+    for (t = 0; t < n - 1; t++) lisa_model_step(&m, &kc, tokens[t]);
+    /* each step: the cached logits against a full forward over the whole prefix */
+    while (n < 40) {
+        const float *step = lisa_model_step(&m, &kc, tokens[n - 1]);
+        int best = 0, j;
+        lisa_model_forward(&m, &a, tokens, NULL, 1, n);
+        if (memcmp(step, a.logits + (size_t)(n - 1) * c.vocab_size, (size_t)c.vocab_size * sizeof(float)) != 0)
+            all_logits_equal = 0;
+        for (j = 1; j < c.vocab_size; j++)
+            if (a.logits[(size_t)(n - 1) * c.vocab_size + j] > a.logits[(size_t)(n - 1) * c.vocab_size + best]) best = j;
+        if (lisa_sample_logits(step, c.vocab_size, 0.0f, 1.0f, NULL, NULL) != best) greedy_equal = 0;
+        tokens[n++] = best;
+    }
+    CHECK(all_logits_equal, "KV-cache logits equal the full forward's bitwise (tied %d, kv heads %d)", tied, kv_heads);
+    CHECK(greedy_equal, "greedy picks agree (tied %d, kv heads %d)", tied, kv_heads);
+    { /* lisa_generate from the prompt reproduces the same greedy continuation */
+        int out[41], got;
+        lisa_rng rng;
+        lisa_rng_seed(&rng, 1);
+        got = lisa_generate(&m, &kc, prompt, 5, out, 100, 0.0f, 1.0f, -1, &rng);
+        /* 35 tokens fill the 40 positions; the 36th is predicted from all 40 and not fed */
+        CHECK(got == 36 && memcmp(out, tokens + 5, 35 * sizeof(int)) == 0,
+              "lisa_generate is the greedy continuation and stops when the cache is full (got %d)", got);
+    }
+    lisa_kv_cache_free(&kc);
+    CHECK(kc.bytes == 0, "the cache frees what it allocated");
+    lisa_acts_free(&a);
+    lisa_model_free(&m);
+}
+
+static void test_sampling(void) {
+    const float logits[5] = {1.0f, 2.0f, 0.5f, 2.0f, -1.0f};
+    float work[10];
+    int counts[5] = {0}, i, ok = 1, nucleus_ok = 1;
+    double z = 0.0, chi = 0.0;
+    lisa_rng rng, rng2;
+    lisa_rng_seed(&rng, 7);
+    CHECK(lisa_sample_logits(logits, 5, 0.0f, 1.0f, &rng, NULL) == 1, "greedy takes the first largest logit");
+    for (i = 0; i < 5; i++) z += exp(logits[i] / 0.7);
+    for (i = 0; i < 50000; i++) counts[lisa_sample_logits(logits, 5, 0.7f, 1.0f, &rng, NULL)]++;
+    for (i = 0; i < 5; i++) {
+        double expect = 50000.0 * exp(logits[i] / 0.7) / z;
+        chi += (counts[i] - expect) * (counts[i] - expect) / expect;
+    }
+    CHECK(chi < 20.0, "temperature sampling follows softmax(logits / T) (chi-square %.2f, 4 dof)", chi);
+    /* top_p 0.5: only the two largest (equal, 2.0) tokens can come out */
+    for (i = 0; i < 2000; i++) {
+        int t = lisa_sample_logits(logits, 5, 1.0f, 0.5f, &rng, work);
+        if (t != 1 && t != 3) nucleus_ok = 0;
+    }
+    CHECK(nucleus_ok, "top-p keeps only the most likely tokens that reach p");
+    lisa_rng_seed(&rng, 3);
+    lisa_rng_seed(&rng2, 3);
+    for (i = 0; i < 100; i++)
+        if (lisa_sample_logits(logits, 5, 1.0f, 0.9f, &rng, work) != lisa_sample_logits(logits, 5, 1.0f, 0.9f, &rng2, work))
+            ok = 0;
+    CHECK(ok, "the same seed samples the same tokens");
+}
+
+static void test_stop_token(void) {
+    lisa_config c;
+    lisa_model m;
+    lisa_kv_cache kc;
+    lisa_rng rng;
+    int prompt[1] = {2}, out[16], got;
+    memset(&c, 0, sizeof c);
+    c.dim = 16; c.hidden_dim = 16; c.n_layers = 1; c.n_heads = 2; c.vocab_size = 5; c.max_seq_len = 16; c.tied_head = 0;
+    lisa_model_init(&m, &c, NULL, NULL); /* all-zero weights but the head: token 4 always wins */
+    m.final_norm[0] = 1.0f;
+    m.embed[2 * 16] = 1.0f;
+    m.head[4 * 16] = 1.0f;
+    lisa_kv_cache_init(&kc, &m.config, 8, NULL, NULL);
+    lisa_rng_seed(&rng, 1);
+    got = lisa_generate(&m, &kc, prompt, 1, out, 10, 0.0f, 1.0f, 4, &rng);
+    CHECK(got == 1 && out[0] == 4, "generation stops after the stop token (got %d tokens)", got);
+    lisa_kv_cache_free(&kc);
+    lisa_model_free(&m);
+}
+
+int main(void) {
+    test_steps_match_full_forward(0, 2);
+    test_steps_match_full_forward(1, 6);
+    test_steps_match_full_forward(0, 1);
+    test_sampling();
+    test_stop_token();
+    return test_report("generate");
+}
