@@ -236,6 +236,10 @@ static const char *train_help =
     "  --out OUT             where to write the trained model at the end: OUT.bin is a llama2.c\n"
     "                        checkpoint, any other path a Hugging Face directory\n"
     "  --out-dtype D         f32, f16 or bf16 for a Hugging Face directory (default f32)\n"
+    "  --val FILE            validation data (same kinds as --data): its loss is reported and logged\n"
+    "  --eval-every N        ... every N steps and after the last (default: 10 times per run)\n"
+    "  --plot FILE.svg       draw the training loss (and validation loss) against the step, with\n"
+    "                        LISA's switches marked, as an SVG file\n"
     "  --steps N             optimizer steps (default 100)\n"
     "  --batch B             sequences per step (default 4)\n"
     "  --seq T               tokens per sequence (default: 64, at most the model's seq)\n"
@@ -283,8 +287,8 @@ static const char *train_help_lisa =
     "one, wrapping at the end of the file.\n";
 
 typedef struct train_opts {
-    const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer;
-    int steps, threads, save_every, pack;
+    const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer, *val, *plot;
+    int steps, threads, save_every, pack, eval_every;
     lisa_file_dtype out_dtype;
     int settings_given;    /* a flag that a resumed run takes from its state file */
     unsigned long long seed;
@@ -357,7 +361,8 @@ static void parse_train(train_opts *o, int argc, char **argv) {
         int is_setting = strcmp(f, "--data") && strcmp(f, "--out") && strcmp(f, "--log") && strcmp(f, "--steps") &&
                          strcmp(f, "--threads") && strcmp(f, "--save-state") && strcmp(f, "--save-every") &&
                          strcmp(f, "--resume") && strcmp(f, "--tokenizer") && strcmp(f, "--pack") &&
-                         strcmp(f, "--out-dtype");
+                         strcmp(f, "--out-dtype") && strcmp(f, "--val") && strcmp(f, "--eval-every") &&
+                         strcmp(f, "--plot");
         o->settings_given |= is_setting;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             fputs(train_help, stdout);
@@ -369,6 +374,9 @@ static void parse_train(train_opts *o, int argc, char **argv) {
         else if (!strcmp(f, "--resume")) o->resume = arg_value(&a, f);
         else if (!strcmp(f, "--tokenizer")) o->tokenizer = arg_value(&a, f);
         else if (!strcmp(f, "--pack")) o->pack = 1;
+        else if (!strcmp(f, "--val")) o->val = arg_value(&a, f);
+        else if (!strcmp(f, "--eval-every")) o->eval_every = (int)arg_long(&a, f, 1, 1L << 30);
+        else if (!strcmp(f, "--plot")) o->plot = arg_value(&a, f);
         else if (!strcmp(f, "--out-dtype")) o->out_dtype = parse_file_dtype(arg_value(&a, f));
         else if (!strcmp(f, "--model")) o->model = arg_value(&a, f);
         else if (!strcmp(f, "--init")) o->init = arg_value(&a, f);
@@ -432,10 +440,86 @@ static void progress(const lisa_trainer *t, const lisa_step_info *s, int steps, 
     if (tty && s->step == steps) fputc('\n', stderr);
 }
 
+static double eval_loss(const lisa_model *m, const data_source *data, int B, int T, long n);
+
+/* What a run draws: the loss of every step, validation points, LISA switches. */
+typedef struct history {
+    int n, n_val, n_switch;
+    int *steps, *val_steps, *switches;
+    float *loss, *val_loss;
+} history;
+
+static void history_init(history *h, int capacity) {
+    memset(h, 0, sizeof *h);
+    h->steps = (int *)malloc(3 * (size_t)(capacity + 1) * sizeof(int));
+    h->loss = (float *)malloc(2 * (size_t)(capacity + 1) * sizeof(float));
+    if (!h->steps || !h->loss) die("%s", "out of memory");
+    h->val_steps = h->steps + capacity + 1;
+    h->switches = h->val_steps + capacity + 1;
+    h->val_loss = h->loss + capacity + 1;
+}
+
+static void history_free(history *h) {
+    free(h->steps);
+    free(h->loss);
+}
+
+/* A plain SVG line chart: x the step, y the loss; training loss as a line
+   with a point per step, validation loss as dots, LISA switches as dashes. */
+static void write_plot(const char *path, const history *h, const char *title) {
+    const double W = 800, H = 420, L = 60, R = 20, T = 40, B = 50;
+    double x0, x1, y0 = 1e30, y1 = -1e30;
+    FILE *f;
+    int i, k;
+    if (h->n == 0) return;
+    for (i = 0; i < h->n; i++) {
+        y0 = LISA__MIN(y0, h->loss[i]);
+        y1 = LISA__MAX(y1, h->loss[i]);
+    }
+    for (i = 0; i < h->n_val; i++) {
+        y0 = LISA__MIN(y0, h->val_loss[i]);
+        y1 = LISA__MAX(y1, h->val_loss[i]);
+    }
+    if (y1 - y0 < 1e-6) y1 = y0 + 1.0;
+    x0 = h->steps[0];
+    x1 = LISA__MAX(h->steps[h->n - 1], x0 + 1);
+#define PX(s) (L + ((s) - x0) / (x1 - x0) * (W - L - R))
+#define PY(v) (T + (y1 - (v)) / (y1 - y0) * (H - T - B))
+    if (!(f = fopen(path, "w"))) die("cannot open %s for writing", path);
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H, W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"%.0f\" y=\"24\" font-size=\"15\">%s</text>\n", L, title);
+    fprintf(f, "<g stroke=\"#999\" stroke-width=\"1\"><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/></g>\n",
+            L, H - B, W - R, H - B, L, T, L, H - B);
+    for (k = 0; k <= 4; k++) { /* axis ticks */
+        double v = y0 + (y1 - y0) * k / 4, st = x0 + (x1 - x0) * k / 4;
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n", L - 6, PY(v) + 4, v);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", PX(st), H - B + 18, st);
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">step</text>\n", (L + W - R) / 2, H - 8);
+    for (i = 0; i < h->n_switch; i++)
+        fprintf(f, "<line class=\"switch\" x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#c8a000\" stroke-dasharray=\"4 3\"/>\n",
+                PX(h->switches[i]), T, PX(h->switches[i]), H - B);
+    fprintf(f, "<polyline class=\"train\" fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"1.5\" points=\"");
+    for (i = 0; i < h->n; i++) fprintf(f, "%s%.1f,%.1f", i ? " " : "", PX(h->steps[i]), PY(h->loss[i]));
+    fprintf(f, "\"/>\n");
+    for (i = 0; i < h->n_val; i++)
+        fprintf(f, "<circle class=\"val\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#d9480f\"/>\n", PX(h->val_steps[i]), PY(h->val_loss[i]));
+    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#1f5fbf\">training loss</text>\n", W - R - 220, T + 4);
+    if (h->n_val) fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#d9480f\">validation loss</text>\n", W - R - 120, T + 4);
+    if (h->n_switch) fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#c8a000\">LISA switch</text>\n", W - R - 220, T + 20);
+    fprintf(f, "</svg>\n");
+#undef PX
+#undef PY
+    if (fclose(f) != 0) die("%s: write failed", path);
+}
+
 /* Steps t from its current step up to o->steps, batch i = step i, saving
    state every o->save_every steps when asked. */
-static void train_loop(lisa_trainer *t, const data_source *data, const train_opts *o, FILE *log) {
+static void train_loop(lisa_trainer *t, const data_source *data, const data_source *val, const train_opts *o,
+                       FILE *log, history *hist) {
     const lisa_train_config *tc = &t->config;
+    int eval_every = o->eval_every ? o->eval_every : LISA__MAX(1, (o->steps - t->step) / 10);
     lisa_error err;
     int *inputs, *targets;
     size_t span = (size_t)tc->batch * tc->seq;
@@ -456,11 +540,26 @@ static void train_loop(lisa_trainer *t, const data_source *data, const train_opt
         double t0 = now_seconds(), ms;
         char layers[4096];
         data_batch(data, t->step, tc->batch, tc->seq, inputs, targets);
+        char val_text[64] = "";
         if (lisa_trainer_step(t, inputs, targets, &s) != LISA_OK) die("%s", "out of memory for newly sampled layers");
         ms = (now_seconds() - t0) * 1e3;
+        if (hist) {
+            hist->steps[hist->n] = s.step;
+            hist->loss[hist->n++] = s.loss;
+            if (s.switched) hist->switches[hist->n_switch++] = s.step;
+        }
+        if (val && (s.step % eval_every == 0 || t->step == o->steps)) {
+            double v = eval_loss(t->model, val, tc->batch, tc->seq, data_batches(val, tc->batch, tc->seq));
+            snprintf(val_text, sizeof val_text, ",\"val_loss\":%.6f", v);
+            fprintf(stderr, "%sstep %d: validation loss %.4f\n", isatty(2) ? "\n" : "", s.step, v);
+            if (hist) {
+                hist->val_steps[hist->n_val] = s.step;
+                hist->val_loss[hist->n_val++] = (float)v;
+            }
+        }
         if (log)
-            fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"ms\":%.3f,\"active_layers\":%s}\n",
-                    s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms, layers_text(t, layers, sizeof layers, 1));
+            fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"ms\":%.3f,\"active_layers\":%s%s}\n",
+                    s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms, layers_text(t, layers, sizeof layers, 1), val_text);
         progress(t, &s, o->steps, span / (ms / 1e3), (now_seconds() - start) * s.step / LISA__MAX(1, s.step - first));
         if (o->save_state && ((o->save_every && t->step % o->save_every == 0) || t->step == o->steps)) {
             /* the data position is the next batch index, which is the step count */
@@ -475,7 +574,8 @@ static int cmd_train(int argc, char **argv) {
     train_opts o;
     lisa_model m;
     lisa_trainer t;
-    data_source data;
+    data_source data, val;
+    history hist;
     lisa_error err;
     FILE *log = NULL;
     parse_train(&o, argc, argv);
@@ -497,9 +597,17 @@ static int cmd_train(int argc, char **argv) {
         if (lisa_trainer_init(&t, &m, &o.tc, NULL, &err) != LISA_OK) die("%s", err.message);
     }
     load_data_or_die(&data, o.data, o.tokenizer, m.config.vocab_size, t.config.seq, o.pack);
+    if (o.val) load_data_or_die(&val, o.val, o.tokenizer, m.config.vocab_size, t.config.seq, o.pack);
     if (o.log && !(log = fopen(o.log, "w"))) die("cannot open %s for writing", o.log);
-    train_loop(&t, &data, &o, log);
+    history_init(&hist, LISA__MAX(0, o.steps - t.step));
+    train_loop(&t, &data, o.val ? &val : NULL, &o, log, &hist);
     if (log) fclose(log);
+    if (o.plot) {
+        write_plot(o.plot, &hist, t.config.mode == LISA_MODE_LISA ? "lisa train: LISA" : "lisa train: all layers");
+        fprintf(stderr, "wrote %s\n", o.plot);
+    }
+    history_free(&hist);
+    if (o.val) data_free(&val);
     lisa_trainer_free(&t);
     save_model_or_die(&m, o.out, o.out_dtype);
     data_free(&data);
@@ -871,7 +979,7 @@ static void demo_train(lisa_model *m, const data_source *data, lisa_mode mode, i
     o.steps = steps;
     o.tc.schedule.total_steps = steps;
     if (lisa_trainer_init(&t, m, &o.tc, NULL, &err) != LISA_OK) die("%s", err.message);
-    train_loop(&t, data, &o, NULL);
+    train_loop(&t, data, NULL, &o, NULL, NULL);
     lisa_trainer_free(&t);
 }
 

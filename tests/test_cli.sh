@@ -136,6 +136,14 @@ check "greedy generation continues the text" sh -c "$lisa generate --model '$tmp
 check "sampling with a seed is repeatable" sh -c "$lisa generate --model '$tmp/g.bin' --prompt 'the' --steps 20 --seed 5 > '$tmp/g1.txt' && $lisa generate --model '$tmp/g.bin' --prompt 'the' --steps 20 --seed 5 > '$tmp/g2.txt' && cmp '$tmp/g1.txt' '$tmp/g2.txt'"
 check "generate --help" sh -c "$lisa generate --help | grep -q -- --top-p"
 
+# validation and the plot
+check "train with --val, --eval-every and --plot" $train --init $init4 --out "$tmp/p.bin" --log "$tmp/p.jsonl" --mode lisa --lisa-interval 7 --val "$tmp/val.tok" --eval-every 10 --plot "$tmp/p.svg"
+check "validation loss is logged at steps 10, 20 and 30" sh -c "[ \$(grep -c '\"val_loss\":[0-9.]*}\$' '$tmp/p.jsonl') -eq 3 ] && grep '\"step\":20,' '$tmp/p.jsonl' | grep -q val_loss"
+check "the plot is one SVG document" sh -c "head -c 4 '$tmp/p.svg' | grep -q '<svg' && tail -1 '$tmp/p.svg' | grep -q '^</svg>\$' && [ \$(grep -c '<svg' '$tmp/p.svg') -eq 1 ]"
+check "the plot has one point per logged step" sh -c "[ \$(grep '<polyline class=\"train\"' '$tmp/p.svg' | sed 's/.*points=\"//; s/\".*//' | tr ' ' '\\n' | grep -c ,) -eq \$(wc -l < '$tmp/p.jsonl') ]"
+check "the plot marks every LISA switch and validation point" sh -c "[ \$(grep -c 'class=\"switch\"' '$tmp/p.svg') -eq 5 ] && [ \$(grep -c 'class=\"val\"' '$tmp/p.svg') -eq 3 ]"
+if command -v xmllint > /dev/null; then check "the plot is well-formed XML" xmllint --noout "$tmp/p.svg"; fi
+
 # plan
 check "plan for LLaMA-2-7B with LISA in bf16 at seq 1024" sh -c "$lisa plan --init llama2-7b --mode lisa --lisa-layers 2 --batch 1 --seq 1024 --checkpointing --dtype bf16 --budget 24 > '$tmp/plan.txt' &&
     grep -q '6.738B parameters' '$tmp/plan.txt' && grep -q '^  peak ' '$tmp/plan.txt' && grep -q '^fits in 24.0 GiB' '$tmp/plan.txt'"
@@ -147,7 +155,7 @@ for cmd in train eval; do
     check "$cmd --help" sh -c "$lisa $cmd --help > '$tmp/help.txt'"
 done
 $lisa train --help > "$tmp/help.txt"
-check "train --help names every option" sh -c "for f in model init data out steps batch seq lr min-lr warmup schedule weight-decay beta1 beta2 eps grad-clip checkpointing seed threads log save-state save-every resume schedule-steps mode lisa-layers lisa-interval lisa-order lisa-probs lisa-seed lisa-keep-state freeze-embed freeze-head freeze-norm; do grep -q -- \"--\$f\" '$tmp/help.txt' || { echo missing \$f; exit 1; }; done"
+check "train --help names every option" sh -c "for f in model init data out steps batch seq lr min-lr warmup schedule weight-decay beta1 beta2 eps grad-clip checkpointing seed threads log save-state save-every resume schedule-steps val eval-every plot tokenizer pack out-dtype mode lisa-layers lisa-interval lisa-order lisa-probs lisa-seed lisa-keep-state freeze-embed freeze-head freeze-norm; do grep -q -- \"--\$f\" '$tmp/help.txt' || { echo missing \$f; exit 1; }; done"
 check "lisa --help" $lisa --help
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

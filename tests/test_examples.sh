@@ -3,7 +3,8 @@
 # (the Makefile builds that one). Usage: sh tests/test_examples.sh BUILD_DIR
 #
 # Each example carries its build command near its top: the first line of its
-# first 30 that starts (after blanks) with "cc ". By convention the command is
+# first 30 that starts (after blanks) with "cc ", less a closing "*/" if the
+# comment ends on it. By convention the command is
 # typed at the repository root, names paths relative to it, and writes its
 # program into the current directory (-o NAME, no slash). For each example:
 #   1. build: the command runs exactly as written, in a scratch directory whose
@@ -49,8 +50,10 @@ for src in "$root"/examples/*.c; do
     count=$((count + 1))
     echo "== examples/$name.c"
 
-    # 1. The command as written.
-    cmd=$(awk 'NR > 30 { exit } /^[ \t]*cc[ \t]/ { sub(/^[ \t]+/, ""); print; exit }' "$src")
+    # 1. The command as written. A failed build must not leave an old program to run.
+    rm -f "$build/$name"
+    cmd=$(awk 'NR > 30 { exit }
+               /^[ \t]*cc[ \t]/ { sub(/^[ \t]+/, ""); sub(/[ \t]*(\*\/)?[ \t]*$/, ""); print; exit }' "$src")
     out=$(set -f; set -- $cmd; while [ $# -gt 1 ]; do [ "$1" = -o ] && echo "$2"; shift; done)
     : > "$tmp/log"
     if [ -z "$cmd" ]; then
@@ -81,11 +84,12 @@ for src in "$root"/examples/*.c; do
     fi
 
     # 2. Warning-free every way.
+    # $flags and $W are split into words on purpose (so is $cmd above).
     for flags in "gcc -std=c99 -O2" "clang -std=c99 -O0" "g++ -x c++ -O0" "clang++ -x c++ -O0"; do
         cc=${flags%% *}
-        if command -v $cc > /dev/null; then
+        if command -v "$cc" > /dev/null; then
             try "$flags $W" $flags $W -I"$root" -o "$tmp/strict" "$src" -lm
-        elif [ $cc != clang++ ]; then   # clang++ is optional
+        elif [ "$cc" != clang++ ]; then   # clang++ is optional
             echo "$cc is not installed" > "$tmp/log"
             fail "$flags $W"
         fi
