@@ -1,7 +1,8 @@
 # lisa.h: programs, examples, tests and benchmarks.
 #   make            build/lisa, the command-line program
 #   make test       build and run every test; ends with "N passed, N failed"
-#   make demo       train a small model on built-in data (no downloads)
+#   make demo       pre-train a small model, then fine-tune it with LISA, on built-in data
+#   make examples   the teaching programs in examples/ (each also builds with the cc line at its top)
 #   make bench      speed and memory: the engine, then full fine-tuning against LISA
 #   make SAN=1 test the same tests under AddressSanitizer and UBSan (in build-san/)
 #   make OPENMP=0   build without threads
@@ -28,7 +29,9 @@ LDLIBS = -lm
 
 TESTS = test_ops test_reference test_checkpoint test_lisa test_state test_files test_alloc test_threads test_tokenizer test_hf test_sft test_generate
 
-.PHONY: all test demo bench clean
+EXAMPLES = train_tiny finetune_lisa gradcheck generate
+
+.PHONY: all test demo bench clean examples
 all: $(BUILD)/lisa
 
 $(BUILD):
@@ -36,6 +39,11 @@ $(BUILD):
 
 $(BUILD)/lisa: examples/lisa.c lisa.h | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ examples/lisa.c $(LDLIBS)
+
+examples: $(addprefix $(BUILD)/,$(EXAMPLES))
+
+$(BUILD)/%: examples/%.c lisa.h | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 $(BUILD)/test_%: tests/test_%.c lisa.h tests/test.h | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)

@@ -4555,6 +4555,21 @@ LISADEF const char *lisa_json_key(const lisa_json *j, int node, size_t *len) {
     return j->strings + n->key;
 }
 
+/* Is the string (or, with key set, the member key) at node exactly lit? A
+   decoded string may hold NULs, which strcmp would stop at. */
+static int lisa__json_is(const lisa_json *j, int node, int key, const char *lit) {
+    size_t len;
+    const char *s = key ? lisa_json_key(j, node, &len) : lisa_json_string(j, node, &len);
+    return s && len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
+/* A key or string that a C string can stand for: no NUL inside. */
+static int lisa__json_plain(const lisa_json *j, int node, int key) {
+    size_t len;
+    const char *s = key ? lisa_json_key(j, node, &len) : lisa_json_string(j, node, &len);
+    return s && strlen(s) == len;
+}
+
 /* A number that is a whole value in [0, max]? */
 static int lisa__json_uint(const lisa_json *j, int node, double max, double *out) {
     double v;
@@ -4681,7 +4696,7 @@ static lisa_result lisa__st_parse(lisa_safetensors *st, const char *text, size_t
     if (lisa_json_type_of(j, root) != LISA_JSON_OBJECT)
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: the header is not a JSON object", name);
     for (c = lisa_json_first(j, root); c >= 0; c = lisa_json_next(j, c))
-        if (strcmp(lisa_json_key(j, c, NULL), "__metadata__") != 0) n_t++;
+        if (!lisa__json_is(j, c, 1, "__metadata__")) n_t++;
     st->tensors = (lisa_safetensors_tensor *)lisa__alloc(
         &st->allocator, (size_t)n_t * sizeof(lisa_safetensors_tensor), &st->bytes);
     if (!st->tensors && n_t > 0)
@@ -4694,7 +4709,7 @@ static lisa_result lisa__st_parse(lisa_safetensors *st, const char *text, size_t
         const char *key = lisa_json_key(j, c, NULL), *dt;
         int dtype_node, shape_node, off_node, d;
         double b, e, bytes = 1.0, v;
-        if (strcmp(key, "__metadata__") == 0) {
+        if (lisa__json_is(j, c, 1, "__metadata__")) {
             int m;
             if (lisa_json_type_of(j, c) != LISA_JSON_OBJECT)
                 return lisa__fail(err, LISA_ERR_FORMAT, "%s: __metadata__ is not an object", name);
@@ -4708,6 +4723,8 @@ static lisa_result lisa__st_parse(lisa_safetensors *st, const char *text, size_t
         if (lisa_json_type_of(j, c) != LISA_JSON_OBJECT)
             return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: an object with dtype, shape and data_offsets expected",
                               name, key);
+        if (!lisa__json_plain(j, c, 1))
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: the name holds a NUL character", name, key);
         t = &st->tensors[n_t];
         t->name = key;
         dtype_node = lisa_json_get(j, c, "dtype");
@@ -4715,9 +4732,9 @@ static lisa_result lisa__st_parse(lisa_safetensors *st, const char *text, size_t
         off_node = lisa_json_get(j, c, "data_offsets");
         dt = lisa_json_string(j, dtype_node, NULL);
         if (!dt) return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: no dtype string", name, key);
-        if (strcmp(dt, "F32") == 0) t->dtype = LISA_FILE_F32;
-        else if (strcmp(dt, "F16") == 0) t->dtype = LISA_FILE_F16;
-        else if (strcmp(dt, "BF16") == 0) t->dtype = LISA_FILE_BF16;
+        if (lisa__json_is(j, dtype_node, 0, "F32")) t->dtype = LISA_FILE_F32;
+        else if (lisa__json_is(j, dtype_node, 0, "F16")) t->dtype = LISA_FILE_F16;
+        else if (lisa__json_is(j, dtype_node, 0, "BF16")) t->dtype = LISA_FILE_BF16;
         else return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s: dtype \"%.20s\" is not supported (F32, F16 or BF16)",
                                name, key, dt);
         if (lisa_json_type_of(j, shape_node) != LISA_JSON_ARRAY)
@@ -4931,7 +4948,7 @@ static lisa_result lisa__hf_cfg_want(const lisa_json *j, const char *field, cons
     int node = lisa_json_get(j, lisa_json_root(j), field);
     const char *s = lisa_json_string(j, node, NULL);
     lisa_json_type t = lisa_json_type_of(j, node);
-    if (t == LISA_JSON_NONE || t == LISA_JSON_NULL || (s && strcmp(s, want) == 0)) return LISA_OK;
+    if (t == LISA_JSON_NONE || t == LISA_JSON_NULL || lisa__json_is(j, node, 0, want)) return LISA_OK;
     if (!s) return lisa__fail(err, LISA_ERR_FORMAT, "%s: %s must be a string", name, field);
     return lisa__fail(err, LISA_ERR_FORMAT, "%s: %s \"%.40s\" is not supported (only \"%s\")", name, field, s, want);
 }
@@ -4959,7 +4976,7 @@ static lisa_result lisa__hf_config(lisa_config *c, const char *text, size_t len,
     if (lisa_json_type_of(&j, node) == LISA_JSON_ARRAY) {
         for (k = lisa_json_first(&j, node); k >= 0; k = lisa_json_next(&j, k)) {
             const char *s = lisa_json_string(&j, k, NULL);
-            if (!s || strcmp(s, "LlamaForCausalLM") != 0) {
+            if (!lisa__json_is(&j, k, 0, "LlamaForCausalLM")) {
                 r = lisa__fail(err, LISA_ERR_FORMAT, "%s: architectures entry \"%.40s\" is not supported (only \"LlamaForCausalLM\")",
                                name, s ? s : "?");
                 goto done;
@@ -4971,9 +4988,11 @@ static lisa_result lisa__hf_config(lisa_config *c, const char *text, size_t len,
     }
     node = lisa_json_get(&j, root, "rope_scaling");
     if (lisa_json_type_of(&j, node) != LISA_JSON_NONE && lisa_json_type_of(&j, node) != LISA_JSON_NULL) {
-        const char *type = lisa_json_string(&j, lisa_json_get(&j, node, "rope_type"), NULL);
-        if (!type) type = lisa_json_string(&j, lisa_json_get(&j, node, "type"), NULL);
-        if (!type || strcmp(type, "default") != 0) {
+        int type_node = lisa_json_get(&j, node, "rope_type");
+        const char *type;
+        if (type_node < 0) type_node = lisa_json_get(&j, node, "type");
+        type = lisa_json_string(&j, type_node, NULL);
+        if (!lisa__json_is(&j, type_node, 0, "default")) {
             r = lisa__fail(err, LISA_ERR_FORMAT, "%s: rope_scaling (type \"%.40s\") is not supported: only null",
                            name, type ? type : "?");
             goto done;
@@ -5238,6 +5257,10 @@ static lisa_result lisa__hf_load_sharded(lisa_model *m, const char *dir, const c
         size_t flen;
         int idx = lisa__hf_index(c, tname), s;
         file = lisa_json_string(&j, e, &flen);
+        if (!lisa__json_plain(&j, e, 1)) {
+            res = lisa__fail(err, LISA_ERR_FORMAT, "%s: weight_map: a tensor name holds a NUL character", index_path);
+            goto done;
+        }
         if (!file || flen == 0 || strlen(file) != flen || strchr(file, '/') || strchr(file, '\\') ||
             strcmp(file, ".") == 0 || strcmp(file, "..") == 0) {
             res = lisa__fail(err, LISA_ERR_FORMAT, "%s: weight_map entry %.100s: a file name in this directory expected",
@@ -5538,7 +5561,7 @@ static void lisa__sft_put(lisa__sft_writer *w, int input, int target) {
 /* Encodes one example into rows (or, while counting, only measures it). */
 static lisa_result lisa__sft_example(lisa__sft_writer *w, const lisa_tokenizer *tok, const char *prompt,
                                      size_t prompt_len, const char *response, size_t response_len,
-                                     lisa_error *err) {
+                                     const char *name, lisa_error *err) {
     lisa_sft_data *d = w->d;
     size_t n_prompt = 0, n_response = 0, n, cap = (size_t)d->seq + 1, i, got, whole;
     int *ids = NULL;
@@ -5556,7 +5579,7 @@ static lisa_result lisa__sft_example(lisa__sft_writer *w, const lisa_tokenizer *
     n = w->pack ? whole : LISA__MIN(whole, cap);
     if (d->inputs) {
         ids = (int *)lisa__alloc(&d->allocator, whole * sizeof(int), &d->bytes);
-        if (!ids) return lisa__fail(err, LISA_ERR_NOMEM, "out of memory encoding an example");
+        if (!ids) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory encoding an example", name);
         if ((r = lisa_tokenizer_encode(tok, prompt, prompt_len, 1, 0, ids, n_prompt, &got, err)) != LISA_OK ||
             (r = lisa_tokenizer_encode(tok, response, response_len, 0, 1, ids + n_prompt, n_response, &got, err)) != LISA_OK) {
             lisa__free(&d->allocator, ids, whole * sizeof(int), &d->bytes);
@@ -5606,9 +5629,9 @@ static lisa_result lisa__sft_pass(lisa_sft_data *d, const char *text, size_t len
     r = LISA_OK;
     if (lisa_json_root(&j) >= 0) {
         int root = lisa_json_root(&j), inst = lisa_json_get(&j, root, "instances"), k;
-        const char *type = lisa_json_string(&j, lisa_json_get(&j, root, "type"), NULL);
-        if (inst >= 0 || type) {
-            if (!type || strcmp(type, "text2text") != 0 || lisa_json_type_of(&j, inst) != LISA_JSON_ARRAY) {
+        int type = lisa_json_get(&j, root, "type");
+        if (inst >= 0 || type >= 0) {
+            if (!lisa__json_is(&j, type, 0, "text2text") || lisa_json_type_of(&j, inst) != LISA_JSON_ARRAY) {
                 lisa_json_free(&j);
                 return lisa__fail(err, LISA_ERR_FORMAT, "%s: expected an LMFlow dataset {\"type\": \"text2text\", \"instances\": [...]}", name);
             }
@@ -5619,7 +5642,7 @@ static lisa_result lisa__sft_pass(lisa_sft_data *d, const char *text, size_t len
                 if ((r = lisa__sft_field(&j, e, "input", name, -k, &in, &in_len, err)) != LISA_OK ||
                     (r = lisa__sft_field(&j, e, "output", name, -k, &out, &out_len, err)) != LISA_OK)
                     break;
-                r = lisa__sft_example(&w, tok, in, in_len, out, out_len, err);
+                r = lisa__sft_example(&w, tok, in, in_len, out, out_len, name, err);
             }
             lisa_json_free(&j);
             d->n_rows = w.row + (w.col ? 1 : 0);
@@ -5645,7 +5668,7 @@ static lisa_result lisa__sft_pass(lisa_sft_data *d, const char *text, size_t len
             }
             if ((r = lisa__sft_field(&j, lisa_json_root(&j), "prompt", name, line, &p, &p_len, err)) == LISA_OK &&
                 (r = lisa__sft_field(&j, lisa_json_root(&j), "response", name, line, &q, &q_len, err)) == LISA_OK)
-                r = lisa__sft_example(&w, tok, p, p_len, q, q_len, err);
+                r = lisa__sft_example(&w, tok, p, p_len, q, q_len, name, err);
             lisa_json_free(&j);
         }
         at = end + 1;
