@@ -948,6 +948,11 @@ typedef struct lisa_sft_data {
 LISADEF lisa_result lisa_sft_load_memory(lisa_sft_data *d, const char *text, size_t len, const char *name,
                                          const lisa_tokenizer *tok, int seq, int pack,
                                          const lisa_allocator *a, lisa_error *err);
+/* Each example's prompt and response text, as stored (UTF-8, may hold NULs). */
+typedef lisa_result (*lisa_sft_example_fn)(void *user, const char *prompt, size_t prompt_len,
+                                           const char *response, size_t response_len, lisa_error *err);
+LISADEF lisa_result lisa_sft_for_each(const char *text, size_t len, const char *name, const lisa_allocator *a,
+                                      lisa_sft_example_fn fn, void *user, lisa_error *err);
 /* Batch `index`: rows index*B .. index*B + B - 1, wrapping, each of seq <= d->seq
    positions (a row's first seq). */
 LISADEF void lisa_sft_batch(const lisa_sft_data *d, long long index, int B, int seq, int *inputs,
@@ -5608,20 +5613,17 @@ static lisa_result lisa__sft_field(const lisa_json *j, int node, const char *key
     return lisa__fail(err, LISA_ERR_FORMAT, "%s: instance %d: expected a string \"%s\"", name, -(int)line, key);
 }
 
-/* One pass over the text: counts rows (d->inputs NULL) or fills them. */
-static lisa_result lisa__sft_pass(lisa_sft_data *d, const char *text, size_t len, const char *name,
-                                  const lisa_tokenizer *tok, int pack, lisa_error *err) {
-    lisa__sft_writer w;
+/* Calls fn for every example of instruction data in either layout, in order,
+   stopping at the first error (fn's or the format's). */
+LISADEF lisa_result lisa_sft_for_each(const char *text, size_t len, const char *name, const lisa_allocator *a,
+                                      lisa_sft_example_fn fn, void *user, lisa_error *err) {
     lisa_json j;
-    lisa_result r = LISA_OK;
-    size_t at = 0;
-    long line = 0;
-    memset(&w, 0, sizeof w);
-    w.d = d;
-    w.pack = pack;
-    d->n_examples = d->n_truncated = d->n_skipped = d->n_counted = 0;
+    lisa_result r;
+    size_t at;
+    long line;
+    if (!name) name = "<memory>";
     /* A single JSON document (LMFlow) when the whole text parses as one object with "instances". */
-    r = lisa_json_parse(&j, text, len, name, &d->allocator, NULL);
+    r = lisa_json_parse(&j, text, len, name, a, NULL);
     if (r == LISA_ERR_NOMEM) {
         lisa_json_free(&j);
         return lisa__fail(err, r, "%s: out of memory parsing JSON", name);
@@ -5642,10 +5644,9 @@ static lisa_result lisa__sft_pass(lisa_sft_data *d, const char *text, size_t len
                 if ((r = lisa__sft_field(&j, e, "input", name, -k, &in, &in_len, err)) != LISA_OK ||
                     (r = lisa__sft_field(&j, e, "output", name, -k, &out, &out_len, err)) != LISA_OK)
                     break;
-                r = lisa__sft_example(&w, tok, in, in_len, out, out_len, name, err);
+                r = fn(user, in, in_len, out, out_len, err);
             }
             lisa_json_free(&j);
-            d->n_rows = w.row + (w.col ? 1 : 0);
             return r;
         }
         lisa_json_free(&j);
@@ -5662,18 +5663,45 @@ static lisa_result lisa__sft_pass(lisa_sft_data *d, const char *text, size_t len
         if (!blank) {
             char where[300];
             snprintf(where, sizeof where, "%s: line %ld", name, line);
-            if ((r = lisa_json_parse(&j, text + at, end - at, where, &d->allocator, err)) != LISA_OK) {
+            if ((r = lisa_json_parse(&j, text + at, end - at, where, a, err)) != LISA_OK) {
                 lisa_json_free(&j);
                 break;
             }
             if ((r = lisa__sft_field(&j, lisa_json_root(&j), "prompt", name, line, &p, &p_len, err)) == LISA_OK &&
                 (r = lisa__sft_field(&j, lisa_json_root(&j), "response", name, line, &q, &q_len, err)) == LISA_OK)
-                r = lisa__sft_example(&w, tok, p, p_len, q, q_len, name, err);
+                r = fn(user, p, p_len, q, q_len, err);
             lisa_json_free(&j);
         }
         at = end + 1;
     }
-    d->n_rows = w.row + (w.col ? 1 : 0);
+    return r;
+}
+
+typedef struct lisa__sft_pass_state {
+    lisa__sft_writer w;
+    const lisa_tokenizer *tok;
+    const char *name;
+} lisa__sft_pass_state;
+
+static lisa_result lisa__sft_pass_example(void *user, const char *prompt, size_t prompt_len, const char *response,
+                                          size_t response_len, lisa_error *err) {
+    lisa__sft_pass_state *st = (lisa__sft_pass_state *)user;
+    return lisa__sft_example(&st->w, st->tok, prompt, prompt_len, response, response_len, st->name, err);
+}
+
+/* One pass over the text: counts rows (d->inputs NULL) or fills them. */
+static lisa_result lisa__sft_pass(lisa_sft_data *d, const char *text, size_t len, const char *name,
+                                  const lisa_tokenizer *tok, int pack, lisa_error *err) {
+    lisa__sft_pass_state st;
+    lisa_result r;
+    memset(&st, 0, sizeof st);
+    st.w.d = d;
+    st.w.pack = pack;
+    st.tok = tok;
+    st.name = name;
+    d->n_examples = d->n_truncated = d->n_skipped = d->n_counted = 0;
+    r = lisa_sft_for_each(text, len, name, &d->allocator, lisa__sft_pass_example, &st, err);
+    d->n_rows = st.w.row + (st.w.col ? 1 : 0);
     return r;
 }
 
