@@ -620,7 +620,9 @@ static int cmd_train(int argc, char **argv) {
 static const char *eval_help =
     "usage: lisa eval --model M --data X [options]\n"
     "\n"
-    "Prints the mean loss over the batches and its perplexity, exp(loss).\n"
+    "Prints the mean loss over the batches and its perplexity, exp(loss); on instruction data\n"
+    "also the exact-match accuracy: the share of prompts whose greedy continuation (up to EOS)\n"
+    "equals the response, ignoring surrounding whitespace.\n"
     "  --model M         llama2.c checkpoint (.bin) or Hugging Face directory\n"
     "  --data X          llm.c token file, or instruction data (.jsonl, .json: loss on responses)\n"
     "  --tokenizer T     for instruction data: a tokenizer.bin, or bytes\n"
@@ -650,6 +652,94 @@ static double eval_loss(const lisa_model *m, const data_source *data, int B, int
     lisa_acts_free(&a);
     free(inputs);
     return counted ? sum / counted : 0.0;
+}
+
+static char *read_file_or_die(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    long n;
+    char *text;
+    if (!f || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) die("%s: cannot read", path);
+    text = (char *)malloc((size_t)n + 1);
+    if (!text || fread(text, 1, (size_t)n, f) != (size_t)n) die("%s: cannot read", path);
+    fclose(f);
+    text[n] = 0;
+    *size = (size_t)n;
+    return text;
+}
+
+/* Exact-match accuracy: the greedy continuation of each prompt, up to EOS,
+   against the response, both without surrounding whitespace. */
+typedef struct match_state {
+    const lisa_model *m;
+    const lisa_tokenizer *tok;
+    lisa_kv_cache kc;
+    int n, correct, shown;
+} match_state;
+
+static void trim(const char **s, size_t *len) {
+    while (*len > 0 && (**s == ' ' || **s == '\n' || **s == '\t' || **s == '\r')) { (*s)++; (*len)--; }
+    while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\n' || (*s)[*len - 1] == '\t' || (*s)[*len - 1] == '\r')) (*len)--;
+}
+
+static lisa_result match_example(void *user, const char *prompt, size_t prompt_len, const char *response,
+                                 size_t response_len, lisa_error *err) {
+    match_state *ms = (match_state *)user;
+    size_t n_prompt = 0, n_response = 0, got_len = 0, i;
+    int *ids, got, max_new, ok;
+    char text[4096];
+    lisa_rng rng;
+    lisa_result r;
+    if ((r = lisa_tokenizer_encode(ms->tok, prompt, prompt_len, 1, 0, NULL, 0, &n_prompt, err)) != LISA_OK ||
+        (r = lisa_tokenizer_encode(ms->tok, response, response_len, 0, 1, NULL, 0, &n_response, err)) != LISA_OK)
+        return r;
+    ms->n++;
+    if (n_prompt >= (size_t)ms->kc.max_len) return LISA_OK; /* no room to answer: counts as wrong */
+    max_new = (int)n_response + 8;
+    ids = (int *)malloc((n_prompt + (size_t)max_new) * sizeof(int));
+    if (!ids) die("%s", "out of memory");
+    lisa_tokenizer_encode(ms->tok, prompt, prompt_len, 1, 0, ids, n_prompt, &n_prompt, err);
+    lisa_rng_seed(&rng, 0);
+    got = lisa_generate(ms->m, &ms->kc, ids, (int)n_prompt, ids + n_prompt, max_new, 0.0f, 1.0f, ms->tok->eos_id, &rng);
+    for (i = 0; i < (size_t)got && ids[n_prompt + i] != ms->tok->eos_id; i++) {
+        size_t len;
+        const char *piece = lisa_tokenizer_piece(ms->tok, ids[n_prompt + i - 1], ids[n_prompt + i], &len);
+        if (piece && got_len + len < sizeof text) {
+            memcpy(text + got_len, piece, len);
+            got_len += len;
+        }
+    }
+    {
+        const char *a = text, *b = response;
+        size_t al = got_len, bl = response_len;
+        trim(&a, &al);
+        trim(&b, &bl);
+        ok = al == bl && memcmp(a, b, al) == 0;
+        if (!ok && ms->shown < 3) { /* a few misses, to see what the model does */
+            fprintf(stderr, "miss: %.*s -> \"%.*s\" (expected \"%.*s\")\n", (int)LISA__MIN(prompt_len, 60), prompt, (int)al, a,
+                    (int)LISA__MIN(bl, 60), b);
+            ms->shown++;
+        }
+    }
+    ms->correct += ok;
+    free(ids);
+    return LISA_OK;
+}
+
+/* Exact-match accuracy of the model's greedy answers on instruction data. */
+static double exact_match(const lisa_model *m, const lisa_tokenizer *tok, const char *path, int *n_out) {
+    match_state ms;
+    lisa_error err;
+    size_t size;
+    char *text = read_file_or_die(path, &size);
+    memset(&ms, 0, sizeof ms);
+    ms.m = m;
+    ms.tok = tok;
+    if (lisa_kv_cache_init(&ms.kc, &m->config, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+    if (lisa_sft_for_each(text, size, path, NULL, match_example, &ms, &err) != LISA_OK) die("%s", err.message);
+    lisa_kv_cache_free(&ms.kc);
+    free(text);
+    *n_out = ms.n;
+    return ms.n ? (double)ms.correct / ms.n : 0.0;
 }
 
 static int cmd_eval(int argc, char **argv) {
@@ -684,6 +774,15 @@ static int cmd_eval(int argc, char **argv) {
     if (batches == 0) batches = data_batches(&data, B, T);
     loss = eval_loss(&m, &data, B, T, batches);
     printf("loss %.6f perplexity %.4f (%ld batches of %d x %d)\n", loss, exp(loss), batches, B, T);
+    if (data.is_sft) {
+        lisa_tokenizer tok;
+        int n;
+        double acc;
+        load_tokenizer_or_die(&tok, tokenizer);
+        acc = exact_match(&m, &tok, path, &n);
+        printf("exact match %.1f%% (%d of %d greedy answers)\n", 100.0 * acc, (int)(acc * n + 0.5), n);
+        lisa_tokenizer_free(&tok);
+    }
     data_free(&data);
     lisa_model_free(&m);
     return 0;

@@ -123,9 +123,12 @@ check "the trained directory loads again" $lisa eval --model "$tmp/hf_trained" -
 printf '{"prompt": "2+2=", "response": "4"}\n{"prompt": "3+4=", "response": "7"}\n{"prompt": "1+5=", "response": "6"}\n' > "$tmp/sft.jsonl"
 printf '{"type": "text2text", "instances": [{"input": "2+2=", "output": "4"}]}' > "$tmp/sft.json"
 sftinit="dim=32,hidden=64,layers=2,heads=4,vocab=258,seq=16"
-check "train on JSON Lines instruction data" sh -c "$lisa train --init $sftinit --data '$tmp/sft.jsonl' --tokenizer bytes --steps 40 --batch 3 --seq 16 --lr 1e-2 --out '$tmp/sft.bin' --log '$tmp/sft.log' 2> '$tmp/sft.err' && grep -q '3 examples in 3 rows' '$tmp/sft.err'"
-check "instruction loss falls" awk -v a="$(loss_of "$tmp/sft.log" 1)" -v b="$(loss_of "$tmp/sft.log" 40)" 'BEGIN { exit !(b < a / 2) }'
+check "train on JSON Lines instruction data" sh -c "$lisa train --init $sftinit --data '$tmp/sft.jsonl' --tokenizer bytes --steps 80 --batch 3 --seq 16 --lr 1e-2 --out '$tmp/sft.bin' --log '$tmp/sft.log' 2> '$tmp/sft.err' && grep -q '3 examples in 3 rows' '$tmp/sft.err'"
+check "instruction loss falls" awk -v a="$(loss_of "$tmp/sft.log" 1)" -v b="$(loss_of "$tmp/sft.log" 80)" 'BEGIN { exit !(b < a / 2) }'
 check "eval on LMFlow text2text" sh -c "$lisa eval --model '$tmp/sft.bin' --data '$tmp/sft.json' --tokenizer bytes --batch 1 --seq 16 | grep -q '^loss '"
+check "eval reports exact match on the memorised answers" sh -c "$lisa eval --model '$tmp/sft.bin' --data '$tmp/sft.jsonl' --tokenizer bytes --batch 3 --seq 16 | grep -q '^exact match 100.0% (3 of 3 greedy answers)'"
+printf '{"prompt": "2+2=", "response": "5"}\n{"prompt": "3+4=", "response": "7"}\n' > "$tmp/wrong.jsonl"
+check "exact match counts a wrong answer" sh -c "$lisa eval --model '$tmp/sft.bin' --data '$tmp/wrong.jsonl' --tokenizer bytes --batch 2 --seq 16 2> /dev/null | grep -q '^exact match 50.0% (1 of 2 greedy answers)'"
 check "instruction data needs a tokenizer" fails_with "needs --tokenizer" $lisa train --init $sftinit --data "$tmp/sft.jsonl" --out "$tmp/x.bin"
 printf '{"prompt": "a"}\n' > "$tmp/bad.jsonl"
 check "a bad JSON Lines record is named with its line" fails_with "bad.jsonl: line 1" $lisa train --init $sftinit --data "$tmp/bad.jsonl" --tokenizer bytes --out "$tmp/x.bin"
