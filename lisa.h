@@ -512,7 +512,7 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
 /* One optimizer step on inputs and targets (batch x seq). In LISA mode, a
    step s (counting from 0) with s % K == 0 first draws new layers. Returns
    LISA_ERR_NOMEM (and takes no step) if a newly active layer's memory cannot
-   be had. */
+   be had, and LISA_ERR_INVALID after 2^30 steps. */
 LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const int *targets,
                                       lisa_step_info *info);
 /* Makes exactly these decoder layers the trained ones (any order, no
@@ -1569,6 +1569,7 @@ LISADEF void lisa_cross_entropy_backward(float *dlogits, const float *logits, co
 #define LISA__MAX_VOCAB (1 << 24)
 #define LISA__MAX_SEQ (1 << 24)
 #define LISA__MAX_PARAMS ((double)(1ull << 40))
+#define LISA__MAX_STEPS (1 << 30) /* keeps every step counter far from int overflow */
 
 /* Checks c and fills in defaults; `name` (may be NULL) prefixes messages. */
 static lisa_result lisa__config_check(lisa_config *c, const char *name, lisa_error *err) {
@@ -2382,10 +2383,22 @@ static lisa_result lisa__train_config_check(lisa_train_config *c, const lisa_con
     if (c->batch <= 0 || c->seq <= 0 || c->seq > mc->max_seq_len)
         return lisa__fail(err, LISA_ERR_INVALID, "batch %d x seq %d: need batch >= 1 and 1 <= seq <= max_seq_len %d",
                           c->batch, c->seq, mc->max_seq_len);
+    /* An over-estimate of the activation bytes, in double: it must not wrap a size_t. */
+    if ((double)c->batch * c->seq *
+            (((double)mc->n_layers + 2.0) * (12.0 * mc->dim + 3.0 * mc->hidden_dim + mc->n_heads + 4.0) + mc->vocab_size) *
+            sizeof(float) > (double)SIZE_MAX / 4)
+        return lisa__fail(err, LISA_ERR_INVALID, "batch %d x seq %d: too large for this machine", c->batch, c->seq);
     if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f && c->beta2 >= 0.0f && c->beta2 < 1.0f && c->eps >= 0.0f &&
-          c->schedule.lr >= 0.0f && c->weight_decay >= 0.0f && c->grad_clip >= 0.0f && c->schedule.warmup >= 0))
-        return lisa__fail(err, LISA_ERR_INVALID, "optimizer settings out of range (betas in [0,1), eps, lr, "
-                                                 "weight decay, clipping and warmup not negative)");
+          c->schedule.lr >= 0.0f && c->schedule.lr <= FLT_MAX && c->schedule.min_lr >= 0.0f &&
+          c->schedule.min_lr <= FLT_MAX && c->weight_decay >= 0.0f && c->grad_clip >= 0.0f &&
+          c->schedule.warmup >= 0 && c->schedule.warmup <= LISA__MAX_STEPS && c->schedule.total_steps >= 0 &&
+          c->schedule.total_steps <= LISA__MAX_STEPS))
+        return lisa__fail(err, LISA_ERR_INVALID, "optimizer settings out of range (betas in [0,1), eps, lr, min lr, "
+                                                 "weight decay and clipping not negative, warmup and total steps "
+                                                 "in 0..2^30)");
+    if (c->schedule.kind != LISA_SCHEDULE_CONSTANT && c->schedule.kind != LISA_SCHEDULE_COSINE &&
+        c->schedule.kind != LISA_SCHEDULE_LINEAR)
+        return lisa__fail(err, LISA_ERR_INVALID, "unknown schedule kind %d", (int)c->schedule.kind);
     if (c->mode != LISA_MODE_FULL && c->mode != LISA_MODE_LISA && c->mode != LISA_MODE_MANUAL)
         return lisa__fail(err, LISA_ERR_INVALID, "unknown training mode %d", (int)c->mode);
     if (c->mode == LISA_MODE_FULL) return LISA_OK;
@@ -2603,6 +2616,7 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
     const lisa_config *mc = &t->model->config;
     int b, nb = lisa_n_blocks(mc), switched = 0;
     float loss, norm, lr;
+    if (t->step >= LISA__MAX_STEPS) return LISA_ERR_INVALID; /* step counters stay far from overflow */
     if (t->config.mode == LISA_MODE_LISA && t->step % t->config.lisa_interval == 0) {
         int *next = t->active_layers + mc->n_layers;
         lisa_sampler_draw(&t->sampler, next);
@@ -3279,7 +3293,8 @@ static lisa_result lisa__state_read_blocks(lisa_trainer *t, lisa__reader *r, con
         trains = fs[0] & 1;
         has_moments = (fs[0] & 2) != 0;
         if ((fs[0] & ~3) || trains != s->active || (trains && !has_moments) ||
-            (has_moments && !s->active && !t->config.keep_state) || (has_moments && n == 0) || fs[1] < 0)
+            (has_moments && !s->active && !t->config.keep_state) || (has_moments && n == 0) || fs[1] < 0 ||
+            fs[1] > LISA__MAX_STEPS || (!has_moments && fs[1] != 0))
             return lisa__fail(err, LISA_ERR_FORMAT, "%s: block %d: state flags %d do not fit the settings", name, b, fs[0]);
         if (!has_moments) continue;
         if (r->size - r->pos < 2 * n * sizeof(float)) goto truncated;
@@ -3291,6 +3306,14 @@ static lisa_result lisa__state_read_blocks(lisa_trainer *t, lisa__reader *r, con
     return LISA_OK;
 truncated:
     return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f (block state)", name, (double)r->pos);
+}
+
+/* Puts "name: " before err's message, keeping its code. */
+static lisa_result lisa__error_in(lisa_error *err, lisa_result code, const char *name) {
+    char why[sizeof err->message];
+    if (!err) return code;
+    memcpy(why, err->message, sizeof why);
+    return lisa__fail(err, code, "%s: %s", name, why);
 }
 
 /* Turns a settings error into a format error that names the file. */
@@ -3335,10 +3358,15 @@ static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader
     }
     if (lisa__train_config_check(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
     n_active = h.ints[25];
-    if (h.ints[23] < 0 || h.ints[24] < 0 || h.ints[24] >= c.n_layers || n_active < 0 || n_active > c.n_layers ||
-        (tc.mode == LISA_MODE_FULL && n_active != c.n_layers) || (unsigned)h.ints[18] > 1)
+    if (h.ints[23] < 0 || h.ints[23] > LISA__MAX_STEPS || h.ints[24] < 0 || h.ints[24] >= c.n_layers || n_active < 0 ||
+        n_active > c.n_layers || (tc.mode == LISA_MODE_FULL && n_active != c.n_layers) || (unsigned)h.ints[18] > 1 ||
+        (tc.mode == LISA_MODE_FULL && h.ints[18]))
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state header: step, sampler or active-layer count out of range", name);
     if (!lisa__read_i32s(r, active, (size_t)n_active)) goto truncated;
+    for (i = 0; i < n_active; i++) /* ascending, in range; in full mode every layer */
+        if (active[i] < 0 || active[i] >= c.n_layers || (i > 0 && active[i] <= active[i - 1]) ||
+            (tc.mode == LISA_MODE_FULL && active[i] != i))
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state: the active layers are not distinct, ascending layer indices", name);
     if (h.ints[18]) {
         if (!lisa__read_f32(r, probs, (size_t)c.n_layers)) goto truncated;
         tc.lisa_probs = probs;
@@ -3355,11 +3383,10 @@ static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader
     res = lisa_trainer_init(t, m, &tc, a, err);
     if (res != LISA_OK) {
         lisa_model_free(m);
-        return res;
+        return lisa__error_in(err, res, name);
     }
     if (tc.mode != LISA_MODE_FULL && (res = lisa_trainer_set_active_layers(t, active, n_active)) != LISA_OK) {
-        lisa__fail(err, res, res == LISA_ERR_NOMEM ? "%s: out of memory for the active layers"
-                                                    : "%s: bad state: invalid active layer list", name);
+        res = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for the active layers", name);
         goto fail;
     }
     if ((res = lisa__state_read_blocks(t, r, name, err)) != LISA_OK) goto fail;
