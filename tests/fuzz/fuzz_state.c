@@ -34,13 +34,11 @@
    input is also run with the checksum recomputed (lisa.h's own hash, the one
    place this harness is not independent), to reach the checks behind it.
 
-   Known bugs: regressions/state/README.md lists the ones found so far; each
-   fails here. Built with -DFUZZ_STATE_SKIP_KNOWN (e.g. FUZZ_CFLAGS=... for
-   run.sh) the harness lets exactly those pass, to fuzz past them until lisa.h
-   is fixed.
+   The bugs found so far (regressions/state/README.md) are fixed in lisa.h;
+   their inputs are replayed as regression tests.
 
    Build and run: tests/fuzz/run.sh. Seeds: build with -DFUZZ_MAKE_SEEDS (no
-   -fsanitize=fuzzer; add -DFUZZ_STATE_SKIP_KNOWN while those bugs stand) and
+   -fsanitize=fuzzer) and
    run with the corpus directory as argument. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -351,22 +349,6 @@ static uint8_t *save_bytes(const lisa_trainer *t, uint64_t pos, size_t *size, in
     return bytes;
 }
 
-/* With FUZZ_STATE_SKIP_KNOWN: a step that regressions/state/README.md says
-   overflows an int (the step counts, the schedule's total_steps - warmup). */
-static int known_bug_step(const lisa_trainer *t) {
-#ifdef FUZZ_STATE_SKIP_KNOWN
-    const lisa_schedule *s = &t->config.schedule;
-    int b;
-    if (t->step == INT32_MAX) return 1;
-    for (b = 0; b < t->model->config.n_layers + 3; b++)
-        if (t->blocks[b].step == INT32_MAX) return 1;
-    if ((int64_t)s->total_steps - s->warmup < INT32_MIN) return 1;
-#else
-    (void)t;
-#endif
-    return 0;
-}
-
 /* One step on a fixed batch, then save, load from the file, save again. */
 static void step_and_resume(lisa_trainer *t, lisa_model *m) {
     const lisa_train_config *tc = &t->config;
@@ -380,7 +362,6 @@ static void step_and_resume(lisa_trainer *t, lisa_model *m) {
     lisa_error err;
     uint64_t pos = 0;
     uint8_t *saved1, *saved2;
-    if (known_bug_step(t)) return;
     if ((uint64_t)BT * (m->layout.n_params + (uint64_t)BT * (uint64_t)m->config.dim * (uint64_t)m->config.n_layers) >
         ST_STEP_WORK)
         return;
@@ -413,28 +394,6 @@ static void step_and_resume(lisa_trainer *t, lisa_model *m) {
     lisa_model_free(&m2);
 }
 
-/* fuzz_check_failure, except that with FUZZ_STATE_SKIP_KNOWN (for fuzzing
-   past the bugs in regressions/state/README.md until lisa.h is fixed) a
-   LISA_ERR_NOMEM message need not name the input, and a bad active layer
-   list may give LISA_ERR_INVALID. */
-static lisa_result state_check_failure(lisa_result r, lisa_error *err, const char *name) {
-#ifdef FUZZ_STATE_SKIP_KNOWN
-    if (r == LISA_ERR_INVALID && err->code == r && strstr(err->message, "invalid active layer list")) {
-        fuzz_check_nothing_live("after a failed load");
-        return LISA_ERR_FORMAT;
-    }
-    if (r == LISA_ERR_NOMEM && err->code == r && !strstr(err->message, name)) {
-        lisa_error e2 = *err;
-        FUZZ_CHECK(err->message[0] != 0 && memchr(err->message, 0, sizeof err->message), "bad NOMEM message");
-        snprintf(e2.message, sizeof e2.message, "%s", name);
-        fuzz_check_failure(r, &e2, name);
-        return r;
-    }
-#endif
-    fuzz_check_failure(r, err, name);
-    return r;
-}
-
 /* The input as lisa_trainer_save_state should write it back: the settings
    whose 0 means "the default" (n_kv_heads, norm_eps, rope_theta, lisa_layers,
    lisa_interval) with the default filled in, and the checksum recomputed. */
@@ -459,26 +418,6 @@ static uint8_t *canonical_copy(const st_walk *w, const uint8_t *d, size_t size) 
     return c;
 }
 
-/* With FUZZ_STATE_SKIP_KNOWN: loads that regressions/state/README.md
-   describes, to be left unchecked until lisa.h is fixed. */
-static int known_bug_loaded(const st_walk *w, const uint8_t *d) {
-#ifdef FUZZ_STATE_SKIP_KNOWN
-    int k, b;
-    if (w->i[14] == LISA_MODE_FULL && w->i[18]) return 1; /* weights in full mode: not checked, dropped */
-    for (k = 0; k < w->n_active; k++) {
-        int32_t layer = fuzz_le32(d + w->active_at + 4 * (size_t)k);
-        if (w->i[14] == LISA_MODE_FULL && layer != k) return 1; /* full mode: the list is not read */
-        if (k > 0 && layer < fuzz_le32(d + w->active_at + 4 * (size_t)(k - 1))) return 1; /* unsorted: sorted */
-    }
-    for (b = 0; b < w->n_blocks; b++) /* the step of a block without moments: not checked, dropped */
-        if (!(fuzz_le32(d + w->blocks_at[b]) & 2) && fuzz_le32(d + w->blocks_at[b] + 4) != 0) return 1;
-#else
-    (void)w;
-    (void)d;
-#endif
-    return 0;
-}
-
 static void run_state(const uint8_t *data, size_t size) {
     static const char name[] = "fuzz-input.lsst";
     lisa_allocator a = fuzz_allocator();
@@ -494,7 +433,8 @@ static void run_state(const uint8_t *data, size_t size) {
     memset(&err, 'x', sizeof err); /* no terminator: the loader must write one */
     r = lisa_trainer_load_state_memory(&t, &m, data, size, name, &a, &pos, &err);
     if (r != LISA_OK) {
-        FUZZ_CHECK(state_check_failure(r, &err, name) == LISA_ERR_FORMAT || r == LISA_ERR_NOMEM,
+        fuzz_check_failure(r, &err, name);
+        FUZZ_CHECK(r == LISA_ERR_FORMAT || r == LISA_ERR_NOMEM,
                    "result %s from memory: \"%s\"",
                    lisa_result_string(r), err.message);
         FUZZ_CHECK(m.params == NULL && m.layers == NULL && m.bytes == 0, "failed load left a model behind");
@@ -510,12 +450,6 @@ static void run_state(const uint8_t *data, size_t size) {
         FUZZ_CHECK(err.code == LISA_OK && err.message[0] == 0, "success with error \"%.*s\"",
                    (int)sizeof err.message, err.message);
         FUZZ_CHECK(walked, "loaded a file whose layout does not add up");
-        if (known_bug_loaded(&g_w, data)) {
-            lisa_trainer_free(&t);
-            lisa_model_free(&m);
-            fuzz_alloc_reset(-1);
-            return;
-        }
         check_invariants(&t, &m, "after loading");
         check_loaded(&t, &m, &g_w, data, size, pos);
         n_allocs = fuzz_cnt.n_ok;
@@ -536,7 +470,7 @@ static void run_state(const uint8_t *data, size_t size) {
             fuzz_alloc_reset(k);
             r2 = lisa_trainer_load_state_memory(&t, &m, data, size, name, &a, &pos, &err);
             FUZZ_CHECK(r2 == LISA_ERR_NOMEM, "allocation %ld refused: result %s", k, lisa_result_string(r2));
-            state_check_failure(r2, &err, name);
+            fuzz_check_failure(r2, &err, name);
         }
     }
     /* Default allocator, no name, no error struct, no data position: the same
