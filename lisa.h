@@ -5317,8 +5317,10 @@ static lisa_result lisa__hf_load_sharded(lisa_model *m, const char *dir, const c
             goto done;
         }
     for (i = 0; i < n_shards && res == LISA_OK; i++) {
-        res = lisa__path_join(path, sizeof path, dir, names[i], err);
-        if (res == LISA_OK) res = lisa__hf_load_file(m, path, a, i, seen, want, (const char *const *)names, err);
+        if (lisa__path_join(path, sizeof path, dir, names[i], NULL) != LISA_OK)
+            res = lisa__fail(err, LISA_ERR_FORMAT, "%s: shard file name \"%.60s...\" is too long", index_path, names[i]);
+        else
+            res = lisa__hf_load_file(m, path, a, i, seen, want, (const char *const *)names, err);
     }
     if (res == LISA_OK) {
         for (i = 0; i < n_t; i++)

@@ -429,9 +429,9 @@ static const char *layers_text(const lisa_trainer *t, char *buf, size_t size, in
 
 /* One progress line: redrawn in place on a terminal; plain lines at about 20
    per run otherwise, and at every LISA switch. */
-static void progress(const lisa_trainer *t, const lisa_step_info *s, int steps, double tok_s, double elapsed) {
+static void progress(const lisa_trainer *t, const lisa_step_info *s, int steps, double tok_s, double s_per_step) {
     int tty = isatty(2);
-    double left = s->step > 0 ? elapsed / s->step * (steps - s->step) : 0.0;
+    double left = s_per_step * (steps - s->step);
     char layers[256];
     if (!tty && !s->switched && s->step != steps && s->step % LISA__MAX(1, steps / 20) != 0) return;
     fprintf(stderr, "%sstep %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %.0fs left  layers %s%s", tty ? "\r" : "",
@@ -560,7 +560,7 @@ static void train_loop(lisa_trainer *t, const data_source *data, const data_sour
         if (log)
             fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"ms\":%.3f,\"active_layers\":%s%s}\n",
                     s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms, layers_text(t, layers, sizeof layers, 1), val_text);
-        progress(t, &s, o->steps, span / (ms / 1e3), (now_seconds() - start) * s.step / LISA__MAX(1, s.step - first));
+        progress(t, &s, o->steps, span / (ms / 1e3), (now_seconds() - start) / (s.step - first));
         if (o->save_state && ((o->save_every && t->step % o->save_every == 0) || t->step == o->steps)) {
             /* the data position is the next batch index, which is the step count */
             if (lisa_trainer_save_state(t, o->save_state, (uint64_t)t->step, &err) != LISA_OK) die("%s", err.message);
