@@ -1,5 +1,5 @@
 # lisa.h: programs, examples, tests and benchmarks.
-#   make            build/lisa, the command-line program
+#   make            build/lisa, the command-line program, and the examples
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make demo       pre-train a small model, then fine-tune it with LISA, on built-in data
 #   make examples   the teaching programs in examples/ (each also builds with the cc line at its top)
@@ -32,7 +32,7 @@ TESTS = test_ops test_reference test_checkpoint test_lisa test_state test_files 
 EXAMPLES = train_tiny finetune_lisa gradcheck generate
 
 .PHONY: all test demo bench clean examples
-all: $(BUILD)/lisa
+all: $(BUILD)/lisa examples
 
 $(BUILD):
 	mkdir -p $(BUILD)
