@@ -147,6 +147,9 @@ check "the plot has one point per logged step" sh -c "[ \$(grep '<polyline class
 check "the plot marks every LISA switch and validation point" sh -c "[ \$(grep -c 'class=\"switch\"' '$tmp/p.svg') -eq 5 ] && [ \$(grep -c 'class=\"val\"' '$tmp/p.svg') -eq 3 ]"
 if command -v xmllint > /dev/null; then check "the plot is well-formed XML" xmllint --noout "$tmp/p.svg"; fi
 
+# the demo, in its quick form: it exits 0 only when LISA lowered the held-out loss
+check "demo --quick fine-tunes with LISA and lowers the held-out loss" sh -c "$lisa demo --quick > '$tmp/demo.txt' 2> /dev/null && grep -q '^held-out loss on word reversal: [0-9.]* before LISA, [0-9.]* after' '$tmp/demo.txt'"
+
 # plan
 check "plan for LLaMA-2-7B with LISA in bf16 at seq 1024" sh -c "$lisa plan --init llama2-7b --mode lisa --lisa-layers 2 --batch 1 --seq 1024 --checkpointing --dtype bf16 --budget 24 > '$tmp/plan.txt' &&
     grep -q '6.738B parameters' '$tmp/plan.txt' && grep -q '^  peak ' '$tmp/plan.txt' && grep -q '^fits in 24.0 GiB' '$tmp/plan.txt'"
