@@ -3027,6 +3027,37 @@ static lisa_result lisa__open_reader(lisa__reader *r, const char *path, lisa_err
     return LISA_OK;
 }
 
+/* A whole file in memory, NUL-terminated; *size its bytes. Files over
+   max_size are a format error: loaders cap what they will read whole. */
+static lisa_result lisa__read_text(const char *path, const lisa_allocator *al, size_t max_size, char **text,
+                                   size_t *size, size_t *counter, lisa_error *err) {
+    lisa__reader r;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    *text = NULL;
+    *size = 0;
+    if (res != LISA_OK) return res;
+    if (r.size > max_size || r.size == SIZE_MAX) {
+        fclose(r.file);
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes is more than this loader reads (%.0f)", path,
+                          (double)r.size, (double)max_size);
+    }
+    *text = (char *)lisa__alloc(al, r.size + 1, counter);
+    if (!*text) {
+        fclose(r.file);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes", path, (double)r.size);
+    }
+    if (!lisa__read(&r, *text, r.size)) {
+        fclose(r.file);
+        lisa__free(al, *text, r.size + 1, counter);
+        *text = NULL;
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed", path);
+    }
+    (*text)[r.size] = 0;
+    fclose(r.file);
+    *size = r.size;
+    return LISA_OK;
+}
+
 LISADEF lisa_result lisa_model_load_llama2c(lisa_model *m, const char *path,
                                             const lisa_allocator *a, lisa_error *err) {
     lisa__reader r;
@@ -4065,27 +4096,15 @@ LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void 
 
 LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *path, int vocab_size,
                                                 const lisa_allocator *a, lisa_error *err) {
-    lisa__reader r;
     lisa_allocator al = lisa__allocator_or_default(a);
-    size_t bytes = 0;
-    unsigned char *data;
-    lisa_result res = lisa__open_reader(&r, path, err);
+    size_t bytes = 0, size;
+    char *data;
+    /* Tokenizer files are small (about 0.5 MB for 32000 pieces): read whole. */
+    lisa_result res = lisa__read_text(path, &al, SIZE_MAX - 1, &data, &size, &bytes, err);
     memset(t, 0, sizeof *t);
     if (res != LISA_OK) return res;
-    /* Tokenizer files are small (about 0.5 MB for 32000 pieces): read whole. */
-    data = (unsigned char *)lisa__alloc(&al, r.size ? r.size : 1, &bytes);
-    if (!data) {
-        fclose(r.file);
-        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes", path, (double)r.size);
-    }
-    if (!lisa__read(&r, data, r.size)) {
-        fclose(r.file);
-        lisa__free(&al, data, r.size ? r.size : 1, &bytes);
-        return lisa__fail(err, LISA_ERR_IO, "%s: read failed", path);
-    }
-    fclose(r.file);
-    res = lisa__tok_parse(t, data, r.size, vocab_size, path, a, err);
-    lisa__free(&al, data, r.size ? r.size : 1, &bytes);
+    res = lisa__tok_parse(t, (const unsigned char *)data, size, vocab_size, path, a, err);
+    lisa__free(&al, data, size + 1, &bytes);
     return res;
 }
 
@@ -5193,34 +5212,6 @@ LISADEF lisa_result lisa_model_load_hf_memory(lisa_model *m, const char *config_
 
 #ifndef LISA_NO_STDIO
 
-/* A whole small file (config.json, the index) in memory; *size its bytes. */
-static lisa_result lisa__read_text(const char *path, const lisa_allocator *al, char **text, size_t *size,
-                                   size_t *counter, lisa_error *err) {
-    lisa__reader r;
-    lisa_result res = lisa__open_reader(&r, path, err);
-    *text = NULL;
-    *size = 0;
-    if (res != LISA_OK) return res;
-    if (r.size > LISA_SAFETENSORS_MAX_HEADER) {
-        fclose(r.file);
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes is too large for a JSON file here", path, (double)r.size);
-    }
-    *text = (char *)lisa__alloc(al, r.size + 1, counter);
-    if (!*text) {
-        fclose(r.file);
-        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", path);
-    }
-    if (!lisa__read(&r, *text, r.size)) {
-        fclose(r.file);
-        lisa__free(al, *text, r.size + 1, counter);
-        *text = NULL;
-        return lisa__fail(err, LISA_ERR_IO, "%s: read failed", path);
-    }
-    fclose(r.file);
-    *size = r.size;
-    return LISA_OK;
-}
-
 static lisa_result lisa__path_join(char *out, size_t size, const char *dir, const char *file, lisa_error *err) {
     size_t dl = strlen(dir);
     const char *sep = dl > 0 && (dir[dl - 1] == '/' || dir[dl - 1] == '\\') ? "" : "/";
@@ -5266,7 +5257,7 @@ static lisa_result lisa__hf_load_sharded(lisa_model *m, const char *dir, const c
     lisa_json j;
     lisa_result res;
     memset(&j, 0, sizeof j);
-    res = lisa__read_text(index_path, &al, &text, &text_size, &counter, err);
+    res = lisa__read_text(index_path, &al, LISA_SAFETENSORS_MAX_HEADER, &text, &text_size, &counter, err);
     if (res != LISA_OK) return res;
     res = lisa_json_parse(&j, text, text_size, index_path, a, err);
     lisa__free(&al, text, text_size + 1, &counter);
@@ -5349,7 +5340,7 @@ LISADEF lisa_result lisa_model_load_hf(lisa_model *m, const char *dir, const lis
     lisa_result res;
     memset(m, 0, sizeof *m);
     res = lisa__path_join(path, sizeof path, dir, "config.json", err);
-    if (res == LISA_OK) res = lisa__read_text(path, &al, &text, &text_size, &counter, err);
+    if (res == LISA_OK) res = lisa__read_text(path, &al, LISA_SAFETENSORS_MAX_HEADER, &text, &text_size, &counter, err);
     if (res != LISA_OK) return res;
     res = lisa__hf_config(&c, text, text_size, path, a, err);
     lisa__free(&al, text, text_size + 1, &counter);
@@ -5535,18 +5526,12 @@ LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, con
     memset(c, 0, sizeof *c);
     if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg)) {
         lisa_allocator al = lisa__allocator_or_default(a);
-        size_t counter = 0;
+        size_t counter = 0, size;
         char *text;
-        if ((res = lisa__open_reader(&r, cfg, err)) != LISA_OK) return res;
-        text = (char *)lisa__alloc(&al, r.size + 1, &counter);
-        if (!text || (r.size > 0 && !lisa__read(&r, text, r.size))) {
-            fclose(r.file);
-            lisa__free(&al, text, r.size + 1, &counter);
-            return lisa__fail(err, text ? LISA_ERR_IO : LISA_ERR_NOMEM, "%s: cannot read", cfg);
-        }
-        fclose(r.file);
-        res = lisa__hf_config(c, text, r.size, cfg, a, err);
-        lisa__free(&al, text, r.size + 1, &counter);
+        if ((res = lisa__read_text(cfg, &al, LISA_SAFETENSORS_MAX_HEADER, &text, &size, &counter, err)) != LISA_OK)
+            return res;
+        res = lisa__hf_config(c, text, size, cfg, a, err);
+        lisa__free(&al, text, size + 1, &counter);
         return res;
     }
     /* llama2.c: the legacy 28-byte header, or version 1's ("ak42", version, 7 int32, shared flag) */
@@ -5788,26 +5773,14 @@ LISADEF void lisa_sft_free(lisa_sft_data *d) {
 #ifndef LISA_NO_STDIO
 LISADEF lisa_result lisa_sft_load(lisa_sft_data *d, const char *path, const lisa_tokenizer *tok, int seq,
                                   int pack, const lisa_allocator *a, lisa_error *err) {
-    lisa__reader r;
     lisa_allocator al = lisa__allocator_or_default(a);
-    size_t counter = 0;
+    size_t counter = 0, size;
     char *text;
     lisa_result res;
     memset(d, 0, sizeof *d);
-    if ((res = lisa__open_reader(&r, path, err)) != LISA_OK) return res;
-    text = (char *)lisa__alloc(&al, r.size + 1, &counter);
-    if (!text) {
-        fclose(r.file);
-        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes", path, (double)r.size);
-    }
-    if (r.size > 0 && !lisa__read(&r, text, r.size)) {
-        fclose(r.file);
-        lisa__free(&al, text, r.size + 1, &counter);
-        return lisa__fail(err, LISA_ERR_IO, "%s: read failed", path);
-    }
-    fclose(r.file);
-    res = lisa_sft_load_memory(d, text, r.size, path, tok, seq, pack, a, err);
-    lisa__free(&al, text, r.size + 1, &counter);
+    if ((res = lisa__read_text(path, &al, SIZE_MAX - 1, &text, &size, &counter, err)) != LISA_OK) return res;
+    res = lisa_sft_load_memory(d, text, size, path, tok, seq, pack, a, err);
+    lisa__free(&al, text, size + 1, &counter);
     return res;
 }
 #endif
