@@ -82,7 +82,8 @@ typedef enum lisa_result {
     LISA_ERR_NOMEM,       /* an allocation failed; nothing was leaked */
     LISA_ERR_INVALID,     /* an argument or config value is out of range */
     LISA_ERR_IO,          /* a file could not be opened, read or written */
-    LISA_ERR_FORMAT       /* a file's contents are malformed, truncated or inconsistent */
+    LISA_ERR_FORMAT,      /* a file's contents are malformed, truncated or inconsistent */
+    LISA_ERR_DEVICE       /* a GPU call failed or no GPU is there (lisa_cuda.h only) */
 } lisa_result;
 
 LISADEF const char *lisa_result_string(lisa_result r);
@@ -1019,6 +1020,7 @@ LISADEF const char *lisa_result_string(lisa_result r) {
     case LISA_ERR_INVALID: return "invalid argument";
     case LISA_ERR_IO: return "input/output error";
     case LISA_ERR_FORMAT: return "malformed file";
+    case LISA_ERR_DEVICE: return "GPU error";
     }
     return "unknown result";
 }
