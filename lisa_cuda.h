@@ -1,0 +1,1910 @@
+/* lisa_cuda.h: the lisa.h trainer on NVIDIA GPUs (compute capability 8.0 and
+   newer: A100, RTX 3090, RTX 4090, H100), CUDA Toolkit only (cudart, cuBLAS).
+
+   Use: in exactly one .cu file compiled by nvcc,
+
+       #define LISA_CUDA_IMPLEMENTATION
+       #include "lisa_cuda.h"
+
+   and link with -lcublas -lcudart. lisa.h's own implementation
+   (LISA_IMPLEMENTATION) must be compiled once somewhere in the program, in a C
+   file or in the same .cu file. The declarations below are plain C: a C
+   program includes this header without CUDA headers and calls the GPU trainer
+   through them, with the same configs, model files, batch layout and result
+   codes as the CPU trainer. lisa.h never includes a CUDA header.
+
+   API (declarations; work in progress while the implementation is written):
+
+   - lisa_cuda_device_count / lisa_cuda_device_query: what GPUs there are.
+   - lisa_cuda_config: dtype (bf16 weights and activations with fp32
+     accumulation and fp32 master weights and moments for active blocks, or
+     fp32 throughout for checking against the CPU), device index.
+   - lisa_cuda_trainer_*: the trainer, mirroring lisa_trainer_* of lisa.h.
+   - lisa_cuda_plan_memory: device bytes by category, computed by the same
+     functions the device allocations use, so it equals the counted bytes. */
+#ifndef LISA_CUDA_H
+#define LISA_CUDA_H
+
+#include "lisa.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number of CUDA devices usable by this process; 0 when there is no GPU or
+   no driver (never an error). */
+LISADEF int lisa_cuda_device_count(void);
+
+typedef struct lisa_cuda_device {
+    int index;
+    char name[128];
+    int major, minor;          /* compute capability */
+    int multiprocessors;
+    size_t total_bytes;        /* device memory */
+    size_t free_bytes;         /* free now (cudaMemGetInfo) */
+} lisa_cuda_device;
+
+/* LISA_ERR_DEVICE (with the CUDA message) when the device cannot be queried. */
+LISADEF lisa_result lisa_cuda_device_query(int index, lisa_cuda_device *d, lisa_error *err);
+
+typedef struct lisa_cuda_config {
+    lisa_dtype dtype;          /* LISA_DTYPE_BF16 or LISA_DTYPE_F32 */
+    int device;                /* CUDA device index */
+} lisa_cuda_config;
+
+/* bf16 on device 0. */
+LISADEF lisa_cuda_config lisa_cuda_config_default(void);
+
+/* Everything the trainer holds on the device; device memory only. */
+typedef struct lisa_cuda_trainer lisa_cuda_trainer;
+
+/* Creates a trainer on the device for a model of config mc. With m non-NULL
+   its weights are copied to the device (m must have config mc and is not
+   kept); with m NULL the weights are initialised on the device with the same
+   distribution as lisa_model_init_random() (not the same numbers) from
+   init_seed, so that a 7B model needs no host copy. tc is lisa.h's training
+   config: batch, seq, schedule, AdamW, clipping, checkpointing and LISA
+   (mode, gamma, K, order, probs, seed, freeze flags, keep_state) with the
+   CPU trainer's meaning; the same seed gives the same active layers. */
+LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **t, const lisa_config *mc,
+                                             const lisa_model *m, uint64_t init_seed,
+                                             const lisa_train_config *tc,
+                                             const lisa_cuda_config *cc, lisa_error *err);
+
+/* One optimizer step on host arrays inputs and targets (batch x seq, targets
+   may be LISA_IGNORE), exactly as lisa_trainer_step(). info->loss is the
+   loss before the update. LISA_ERR_DEVICE on a CUDA failure; the message is
+   in lisa_cuda_trainer_message(). */
+LISADEF lisa_result lisa_cuda_trainer_step(lisa_cuda_trainer *t, const int *inputs,
+                                           const int *targets, lisa_step_info *info);
+
+/* Mean loss of a forward pass only (no update), B <= batch, T <= seq. */
+LISADEF lisa_result lisa_cuda_trainer_eval(lisa_cuda_trainer *t, const int *inputs,
+                                           const int *targets, int B, int T, float *loss);
+
+/* As lisa_trainer_set_active_layers(). */
+LISADEF lisa_result lisa_cuda_trainer_set_active_layers(lisa_cuda_trainer *t, const int *layers,
+                                                        int n);
+/* Writes the active decoder layers (sorted) and returns how many. */
+LISADEF int lisa_cuda_trainer_active_layers(const lisa_cuda_trainer *t, int *layers);
+
+/* Copies the current weights into m (which must be a lisa_model_init()ed
+   model of the same config): fp32 master weights of active blocks, the bf16
+   weights of the others widened to fp32. */
+LISADEF lisa_result lisa_cuda_trainer_get_model(const lisa_cuda_trainer *t, lisa_model *m,
+                                                lisa_error *err);
+
+/* Device bytes the trainer holds now, and the most it held at once; every
+   cudaMalloc is counted (cuBLAS workspace included). */
+LISADEF size_t lisa_cuda_trainer_bytes(const lisa_cuda_trainer *t);
+LISADEF size_t lisa_cuda_trainer_peak_bytes(const lisa_cuda_trainer *t);
+/* Optimizer steps taken. */
+LISADEF int lisa_cuda_trainer_steps(const lisa_cuda_trainer *t);
+/* The message of the last failure ("" after success). */
+LISADEF const char *lisa_cuda_trainer_message(const lisa_cuda_trainer *t);
+LISADEF void lisa_cuda_trainer_free(lisa_cuda_trainer *t);
+
+/* Device bytes of a trainer, by category (plan->peak is what
+   lisa_cuda_trainer_peak_bytes() reaches over a run without keep_state;
+   with keep_state, once every layer has been sampled), without a GPU. Needs
+   a head size (dim / n_heads) of at most 128, as the trainer does. */
+LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train_config *tc,
+                                          lisa_dtype dtype, lisa_memory_plan *plan,
+                                          lisa_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LISA_CUDA_H */
+
+/* ========================================================================= */
+/*                              IMPLEMENTATION                                */
+/* ========================================================================= */
+
+#ifdef LISA_CUDA_IMPLEMENTATION
+#ifndef LISA_CUDA_IMPLEMENTATION_INCLUDED
+#define LISA_CUDA_IMPLEMENTATION_INCLUDED
+
+/* Where the device bytes go (lisa_cuda_plan_memory and the trainer both use
+   lisa__cuda_layout_of and the lisa__cuda_*_bytes functions below, so the plan
+   is the counted peak). E is the element type: bf16 (2 bytes) or fp32 (4).
+
+   weights      the whole model in E, one allocation (n_params x E); with bf16,
+                plus an fp32 master copy of each trained block (allocated when
+                the block becomes active, released when it leaves; the bf16
+                copy is refreshed from it after every update). With fp32 the
+                weights are their own master.
+   gradients    fp32, trained blocks only (allocated at activation).
+   optimizer    fp32 AdamW m and v, one allocation per block with state
+                (trained blocks; with keep_state every layer once sampled).
+   activations  one allocation: token ids (2 x B*T int), each layer's input
+                and the last output ((n_layers + 1) x B*T x dim E), the saved
+                values of one layer set per layer (just one with
+                checkpointing, refilled by the recompute): xn1 q att x_mid xn2
+                (B*T x dim E each), k v (B*T x kv E), h1 h3 hg (B*T x hidden E),
+                rstd1 rstd2 (B*T fp32), lse (B x heads x T fp32); the final
+                norm's rstd (fp32) and output (E), row losses (fp32).
+   scratch      one allocation: the residual-stream gradient (B*T x dim fp32)
+                and its E copy that feeds the matmuls, the normed-input
+                gradient (fp32), one region shared by the attention gradients
+                (datt dq dk dv) and the MLP gradients (dh1 dh3 dhg) in E; the
+                cross-entropy chunk: fp32 logits of ce_rows rows and their
+                gradient in E (the same buffer with fp32); the cuBLAS
+                workspace (handed to cublasSetWorkspace).
+   tables       the RoPE cos/sin table (seq x head_dim/2 x 2 fp32) and the
+                per-block partial sums of the gradient norm (doubles).
+
+   Every sub-buffer starts on a 256-byte boundary. The cross-entropy never
+   holds more than ce_rows x vocab logits: each chunk of rows gets its logits
+   from cuBLAS, then loss and gradient in place, then its two backward
+   products, before the next chunk. Attention keeps only a tile of scores,
+   in registers, and stores each row's log-sum-exp. */
+
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef LISA_CUDA_CE_CHUNK_FLOATS
+#define LISA_CUDA_CE_CHUNK_FLOATS (8u << 20)   /* logits held at once: 32 MB */
+#endif
+#ifndef LISA_CUDA_WORKSPACE_BYTES
+#define LISA_CUDA_WORKSPACE_BYTES (32u << 20)  /* cuBLAS workspace */
+#endif
+#define LISA_CUDA_MAX_HEAD_DIM 128              /* attention tiles are sized for it */
+#define LISA__CUDA_ALIGN 256
+#define LISA__CUDA_THREADS 256
+#define LISA__CUDA_NORM_BLOCKS 256              /* partial sums per gradient buffer */
+
+/* ------------------------------------------------------------------------- */
+/* Element types                                                              */
+/* ------------------------------------------------------------------------- */
+
+typedef __nv_bfloat16 lisa__bf16;
+
+static __device__ __forceinline__ float lisa__ld(float x) { return x; }
+static __device__ __forceinline__ float lisa__ld(lisa__bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ void lisa__st(float *p, float x) { *p = x; }
+static __device__ __forceinline__ void lisa__st(lisa__bf16 *p, float x) { *p = __float2bfloat16(x); }
+
+template <typename E> static cudaDataType lisa__cuda_type(void);
+template <> cudaDataType lisa__cuda_type<float>(void) { return CUDA_R_32F; }
+template <> cudaDataType lisa__cuda_type<lisa__bf16>(void) { return CUDA_R_16BF; }
+
+static size_t lisa__cuda_elem_bytes(lisa_dtype d) { return d == LISA_DTYPE_BF16 ? 2 : 4; }
+
+/* ------------------------------------------------------------------------- */
+/* Sizes: the one place device sizes are computed                             */
+/* ------------------------------------------------------------------------- */
+
+typedef struct lisa__cuda_layout {
+    size_t elem;             /* bytes of a weight or activation element */
+    int ce_rows;             /* rows of logits held at once */
+    /* activations, byte offsets into one allocation */
+    size_t inputs, targets, layer_in, sets, set_stride, n_sets, final_rstd, final_xn, row_loss;
+    size_t acts_total;
+    /* byte offsets inside one layer set */
+    size_t rstd1, xn1, q, k, v, lse, att, x_mid, rstd2, xn2, h1, h3, hg;
+    /* scratch, byte offsets into one allocation */
+    size_t dres, dres_e, dxn, shared, logits, dlogits, workspace, scratch_total;
+    /* tables */
+    size_t rope, partials, tables_total;
+} lisa__cuda_layout;
+
+/* Reserves bytes at *at (aligned) and returns where they start. */
+static size_t lisa__cuda_carve(size_t *at, size_t bytes) {
+    size_t start = (*at + LISA__CUDA_ALIGN - 1) / LISA__CUDA_ALIGN * LISA__CUDA_ALIGN;
+    *at = start + bytes;
+    return start;
+}
+
+static size_t lisa__cuda_kv_dim(const lisa_config *c) {
+    return (size_t)c->dim / (size_t)c->n_heads * (size_t)c->n_kv_heads;
+}
+
+static lisa__cuda_layout lisa__cuda_layout_of(const lisa_config *c, int B, int T, int checkpointing,
+                                              lisa_dtype dtype) {
+    lisa__cuda_layout y;
+    size_t BT = (size_t)B * T, D = (size_t)c->dim, H = (size_t)c->hidden_dim, V = (size_t)c->vocab_size;
+    size_t kv = lisa__cuda_kv_dim(c), e = lisa__cuda_elem_bytes(dtype), at, rows, attn, mlp;
+    memset(&y, 0, sizeof y);
+    y.elem = e;
+    rows = LISA_CUDA_CE_CHUNK_FLOATS / V;
+    rows = rows < 1 ? 1 : rows > BT ? BT : rows;
+    y.ce_rows = (int)rows;
+
+    at = 0;
+    y.rstd1 = lisa__cuda_carve(&at, BT * 4);
+    y.xn1 = lisa__cuda_carve(&at, BT * D * e);
+    y.q = lisa__cuda_carve(&at, BT * D * e);
+    y.k = lisa__cuda_carve(&at, BT * kv * e);
+    y.v = lisa__cuda_carve(&at, BT * kv * e);
+    y.lse = lisa__cuda_carve(&at, (size_t)B * c->n_heads * T * 4);
+    y.att = lisa__cuda_carve(&at, BT * D * e);
+    y.x_mid = lisa__cuda_carve(&at, BT * D * e);
+    y.rstd2 = lisa__cuda_carve(&at, BT * 4);
+    y.xn2 = lisa__cuda_carve(&at, BT * D * e);
+    y.h1 = lisa__cuda_carve(&at, BT * H * e);
+    y.h3 = lisa__cuda_carve(&at, BT * H * e);
+    y.hg = lisa__cuda_carve(&at, BT * H * e);
+    y.set_stride = lisa__cuda_carve(&at, 0);
+
+    at = 0;
+    y.n_sets = checkpointing ? 1 : (size_t)c->n_layers;
+    y.inputs = lisa__cuda_carve(&at, BT * sizeof(int));
+    y.targets = lisa__cuda_carve(&at, BT * sizeof(int));
+    y.layer_in = lisa__cuda_carve(&at, ((size_t)c->n_layers + 1) * BT * D * e);
+    y.sets = lisa__cuda_carve(&at, y.n_sets * y.set_stride);
+    y.final_rstd = lisa__cuda_carve(&at, BT * 4);
+    y.final_xn = lisa__cuda_carve(&at, BT * D * e);
+    y.row_loss = lisa__cuda_carve(&at, BT * 4);
+    y.acts_total = lisa__cuda_carve(&at, 0);
+
+    at = 0;
+    attn = BT * (2 * D + 2 * kv);
+    mlp = 3 * BT * H;
+    y.dres = lisa__cuda_carve(&at, BT * D * 4);
+    y.dres_e = lisa__cuda_carve(&at, BT * D * e);
+    y.dxn = lisa__cuda_carve(&at, BT * D * 4);
+    y.shared = lisa__cuda_carve(&at, (attn > mlp ? attn : mlp) * e);
+    y.logits = lisa__cuda_carve(&at, rows * V * 4);
+    /* fp32: the gradient overwrites the logits in place */
+    y.dlogits = e == 4 ? y.logits : lisa__cuda_carve(&at, rows * V * e);
+    y.workspace = lisa__cuda_carve(&at, LISA_CUDA_WORKSPACE_BYTES);
+    y.scratch_total = lisa__cuda_carve(&at, 0);
+
+    at = 0;
+    y.rope = lisa__cuda_carve(&at, (size_t)T * (D / (size_t)c->n_heads / 2) * 2 * sizeof(float));
+    y.partials = lisa__cuda_carve(&at, (size_t)lisa_n_blocks(c) * LISA__CUDA_NORM_BLOCKS * sizeof(double));
+    y.tables_total = lisa__cuda_carve(&at, 0);
+    return y;
+}
+
+/* Per-block state sizes in bytes, for n floats in the block. */
+static size_t lisa__cuda_grad_bytes(size_t n) { return n * sizeof(float); }
+static size_t lisa__cuda_master_bytes(size_t n, lisa_dtype d) { return d == LISA_DTYPE_BF16 ? n * sizeof(float) : 0; }
+static size_t lisa__cuda_moment_bytes(size_t n) { return 2 * n * sizeof(float); }
+static size_t lisa__cuda_weight_bytes(const lisa_config *c, lisa_dtype d) {
+    return lisa_layout_of(c).n_params * lisa__cuda_elem_bytes(d);
+}
+
+static int lisa__cuda_is_layer_block(const lisa_config *c, int b) {
+    return b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(c->n_layers - 1);
+}
+
+/* Does non-layer block b train? A tied matrix trains only if neither use is frozen. */
+static int lisa__cuda_fixed_block_trains(const lisa_config *c, const lisa_train_config *tc, int b) {
+    if (lisa_block_size(c, b) == 0) return 0;
+    if (b == LISA_BLOCK_EMBED) return !tc->freeze_embed && !(c->tied_head && tc->freeze_head);
+    if (b == lisa_block_final_norm(c)) return !tc->freeze_final_norm;
+    return !tc->freeze_head;
+}
+
+/* The tensors of block b: offset in the block (floats), count, weight decay,
+   and init std (0: norm weights, set to 1). Returns how many (at most 9). */
+static int lisa__cuda_block_tensors(const lisa_config *c, int b, size_t *off, size_t *count, int *decay,
+                                    float *std) {
+    lisa_layout L = lisa_layout_of(c);
+    const lisa_layer_layout *y = &L.layer;
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim, kv = lisa__cuda_kv_dim(c);
+    float out_std = 0.02f * (1.0f / sqrtf(2.0f * (float)c->n_layers));
+    int i;
+    if (!lisa__cuda_is_layer_block(c, b)) {
+        off[0] = 0;
+        count[0] = lisa_block_size(c, b);
+        decay[0] = b != lisa_block_final_norm(c);
+        std[0] = decay[0] ? 0.02f : 0.0f;
+        return count[0] ? 1 : 0;
+    }
+    {
+        const size_t offs[9] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
+        const size_t counts[9] = {D, D * D, kv * D, kv * D, D * D, D, H * D, D * H, H * D};
+        const float stds[9] = {0.0f, 0.02f, 0.02f, 0.02f, out_std, 0.0f, 0.02f, out_std, 0.02f};
+        for (i = 0; i < 9; i++) {
+            off[i] = offs[i];
+            count[i] = counts[i];
+            std[i] = stds[i];
+            decay[i] = stds[i] != 0.0f;
+        }
+    }
+    return 9;
+}
+
+static void lisa__cuda_set_error(lisa_error *err, lisa_result code, const char *fmt, ...) {
+    va_list ap;
+    if (!err) return;
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+}
+
+/* Resolves and checks both configs as lisa.h does (its planner checks them),
+   fills in the LISA defaults, and adds the device's own limit. */
+static lisa_result lisa__cuda_check_configs(lisa_config *c, lisa_train_config *tc, lisa_dtype dtype,
+                                            lisa_error *err) {
+    lisa_memory_plan cpu;
+    lisa_result r;
+    if ((r = lisa_config_resolve(c, err)) != LISA_OK) return r;
+    if ((r = lisa_plan_memory(c, tc, LISA_DTYPE_F32, &cpu, err)) != LISA_OK) return r;
+    if (tc->lisa_layers == 0) tc->lisa_layers = 2;
+    if (tc->lisa_interval == 0) tc->lisa_interval = 20;
+    if (tc->mode == LISA_MODE_FULL) tc->lisa_probs = NULL;
+    if (dtype != LISA_DTYPE_F32 && dtype != LISA_DTYPE_BF16) {
+        lisa__cuda_set_error(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
+        return LISA_ERR_INVALID;
+    }
+    if (c->dim / c->n_heads > LISA_CUDA_MAX_HEAD_DIM) {
+        lisa__cuda_set_error(err, LISA_ERR_INVALID, "head size %d: the GPU trainer handles up to %d",
+                             c->dim / c->n_heads, LISA_CUDA_MAX_HEAD_DIM);
+        return LISA_ERR_INVALID;
+    }
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train_config *tc,
+                                          lisa_dtype dtype, lisa_memory_plan *plan, lisa_error *err) {
+    lisa_config rc = *c;
+    lisa_train_config rt = *tc;
+    lisa__cuda_layout y;
+    size_t fixed = 0, layer, trained_layers, state_layers;
+    int b;
+    lisa_result r;
+    memset(plan, 0, sizeof *plan);
+    if ((r = lisa__cuda_check_configs(&rc, &rt, dtype, err)) != LISA_OK) return r;
+    layer = lisa_layout_of(&rc).layer.size;
+    for (b = 0; b < lisa_n_blocks(&rc); b++)
+        if (!lisa__cuda_is_layer_block(&rc, b) && lisa__cuda_fixed_block_trains(&rc, &rt, b))
+            fixed += lisa_block_size(&rc, b);
+    trained_layers = rt.mode == LISA_MODE_FULL ? (size_t)rc.n_layers : (size_t)rt.lisa_layers;
+    state_layers = rt.keep_state && rt.mode != LISA_MODE_FULL ? (size_t)rc.n_layers : trained_layers;
+    plan->params = lisa_layout_of(&rc).n_params;
+    plan->trained_params = fixed + trained_layers * layer;
+    /* Sums of per-block sizes, as the blocks are allocated one by one. */
+    plan->weights = lisa__cuda_weight_bytes(&rc, dtype);
+    plan->gradients = 0;
+    plan->optimizer = 0;
+    for (b = 0; b < lisa_n_blocks(&rc); b++) {
+        size_t n = lisa_block_size(&rc, b);
+        int trains = lisa__cuda_is_layer_block(&rc, b) ? b - 1 < (int)trained_layers
+                                                         : lisa__cuda_fixed_block_trains(&rc, &rt, b);
+        int has_state = lisa__cuda_is_layer_block(&rc, b) ? b - 1 < (int)state_layers : trains;
+        if (n == 0) continue;
+        if (trains) {
+            plan->weights += lisa__cuda_master_bytes(n, dtype);
+            plan->gradients += lisa__cuda_grad_bytes(n);
+        }
+        if (has_state) plan->optimizer += lisa__cuda_moment_bytes(n);
+    }
+    y = lisa__cuda_layout_of(&rc, rt.batch, rt.seq, rt.checkpointing, dtype);
+    plan->activations = y.acts_total;
+    plan->scratch = y.scratch_total;
+    plan->tables = y.tables_total;
+    plan->peak = plan->weights + plan->gradients + plan->optimizer + plan->activations + plan->scratch +
+                 plan->tables;
+    if (err) {
+        err->code = LISA_OK;
+        err->message[0] = 0;
+    }
+    return LISA_OK;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Kernels                                                                    */
+/* ------------------------------------------------------------------------- */
+
+static unsigned lisa__cuda_grid(size_t n) {
+    size_t blocks = (n + LISA__CUDA_THREADS - 1) / LISA__CUDA_THREADS;
+    if (blocks < 1) blocks = 1;
+    if (blocks > 65535u * 16u) blocks = 65535u * 16u; /* the loops stride over the rest */
+    return (unsigned)blocks;
+}
+
+#define LISA__CUDA_FOR(i, n) \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+static __device__ __forceinline__ float lisa__warp_sum(float x) {
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+static __device__ __forceinline__ double lisa__warp_sum_d(double x) {
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+static __device__ __forceinline__ float lisa__warp_max(float x) {
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+
+/* Sum over the block (blockDim a multiple of 32); every thread gets it. */
+static __device__ float lisa__block_sum(float x) {
+    __shared__ float part[32];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    x = lisa__warp_sum(x);
+    __syncthreads(); /* part may still be read by a previous call */
+    if (lane == 0) part[w] = x;
+    __syncthreads();
+    x = lane < nw ? part[lane] : 0.0f;
+    return lisa__warp_sum(x);
+}
+
+static __device__ float lisa__block_max(float x) {
+    __shared__ float part[32];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    x = lisa__warp_max(x);
+    __syncthreads();
+    if (lane == 0) part[w] = x;
+    __syncthreads();
+    x = lane < nw ? part[lane] : -INFINITY;
+    return lisa__warp_max(x);
+}
+
+/* --- embedding ------------------------------------------------------------- */
+
+template <typename E>
+__global__ void lisa__embedding_forward_kernel(E *out, const int *tokens, const E *table, int n, int dim) {
+    LISA__CUDA_FOR(i, (size_t)n * dim) {
+        size_t row = i / (size_t)dim, col = i % (size_t)dim;
+        out[i] = table[(size_t)tokens[row] * dim + col];
+    }
+}
+
+/* One thread per column, rows in order: repeated tokens add up without
+   atomics, in the CPU's order. */
+__global__ void lisa__embedding_backward_kernel(float *dtable, const float *dout, const int *tokens, int n,
+                                                int dim) {
+    size_t col = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (col >= (size_t)dim) return;
+    for (int i = 0; i < n; i++) dtable[(size_t)tokens[i] * dim + col] += dout[(size_t)i * dim + col];
+}
+
+template <typename E>
+static cudaError_t lisa__cuda_embedding_forward(E *out, const int *tokens, const E *table, int n, int dim) {
+    lisa__embedding_forward_kernel<E><<<lisa__cuda_grid((size_t)n * dim), LISA__CUDA_THREADS>>>(out, tokens, table,
+                                                                                               n, dim);
+    return cudaGetLastError();
+}
+
+static cudaError_t lisa__cuda_embedding_backward(float *dtable, const float *dout, const int *tokens, int n,
+                                                 int dim) {
+    lisa__embedding_backward_kernel<<<(unsigned)((dim + LISA__CUDA_THREADS - 1) / LISA__CUDA_THREADS),
+                                      LISA__CUDA_THREADS>>>(dtable, dout, tokens, n, dim);
+    return cudaGetLastError();
+}
+
+/* --- RMSNorm -------------------------------------------------------------- */
+
+template <typename E>
+__global__ void lisa__rmsnorm_forward_kernel(E *out, float *rstd, const E *x, const E *w, int dim, float eps) {
+    const E *xr = x + (size_t)blockIdx.x * dim;
+    E *orow = out + (size_t)blockIdx.x * dim;
+    float ss = 0.0f, r;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) {
+        float a = lisa__ld(xr[j]);
+        ss += a * a;
+    }
+    ss = lisa__block_sum(ss);
+    r = rsqrtf(ss / (float)dim + eps);
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) lisa__st(orow + j, lisa__ld(xr[j]) * r * lisa__ld(w[j]));
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+}
+
+/* dx_j += r w_j g_j - x_j r^3 / dim * sum_k g_k w_k x_k */
+template <typename E>
+__global__ void lisa__rmsnorm_backward_dx_kernel(float *dx, const float *dout, const E *x, const E *w,
+                                                 const float *rstd, int dim) {
+    size_t row = (size_t)blockIdx.x * dim;
+    float r = rstd[blockIdx.x], dot = 0.0f, c;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) dot += dout[row + j] * lisa__ld(w[j]) * lisa__ld(x[row + j]);
+    dot = lisa__block_sum(dot);
+    c = dot * r * r * r / (float)dim;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x)
+        dx[row + j] += r * lisa__ld(w[j]) * dout[row + j] - lisa__ld(x[row + j]) * c;
+}
+
+/* dw_j += sum_i g_ij x_ij r_i: one thread per column, rows in order. */
+template <typename E>
+__global__ void lisa__rmsnorm_backward_dw_kernel(float *dw, const float *dout, const E *x, const float *rstd, int n,
+                                                 int dim) {
+    size_t col = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    float acc = 0.0f;
+    if (col >= (size_t)dim) return;
+    for (int i = 0; i < n; i++) acc += dout[(size_t)i * dim + col] * lisa__ld(x[(size_t)i * dim + col]) * rstd[i];
+    dw[col] += acc;
+}
+
+template <typename E>
+static cudaError_t lisa__cuda_rmsnorm_forward(E *out, float *rstd, const E *x, const E *w, int n, int dim,
+                                              float eps) {
+    lisa__rmsnorm_forward_kernel<E><<<(unsigned)n, LISA__CUDA_THREADS>>>(out, rstd, x, w, dim, eps);
+    return cudaGetLastError();
+}
+
+/* dx (n, dim) += ..., dw (dim) += ... when non-NULL; dout is fp32. */
+template <typename E>
+static cudaError_t lisa__cuda_rmsnorm_backward(float *dx, float *dw, const float *dout, const E *x, const E *w,
+                                               const float *rstd, int n, int dim) {
+    cudaError_t e;
+    lisa__rmsnorm_backward_dx_kernel<E><<<(unsigned)n, LISA__CUDA_THREADS>>>(dx, dout, x, w, rstd, dim);
+    if ((e = cudaGetLastError()) != cudaSuccess || !dw) return e;
+    lisa__rmsnorm_backward_dw_kernel<E><<<(unsigned)((dim + LISA__CUDA_THREADS - 1) / LISA__CUDA_THREADS),
+                                         LISA__CUDA_THREADS>>>(dw, dout, x, rstd, n, dim);
+    return cudaGetLastError();
+}
+
+/* --- RoPE ----------------------------------------------------------------- */
+
+/* cos and sin of (t * theta^(-2i/head_dim)) for t < T, i < head_dim / 2, in
+   double as lisa.h computes them, then rounded to float. */
+static void lisa__cuda_rope_table(float *table, int T, int head_dim, float theta) {
+    int half = head_dim / 2, t, i;
+    for (t = 0; t < T; t++)
+        for (i = 0; i < half; i++) {
+            double freq = pow((double)theta, -2.0 * i / head_dim), angle = (double)t * freq;
+            table[((size_t)t * half + i) * 2] = (float)cos(angle);
+            table[((size_t)t * half + i) * 2 + 1] = (float)sin(angle);
+        }
+}
+
+/* Turns each interleaved pair of x (B, T, n_heads, head_dim) in place by the
+   table's angle (sign 1: forward) or back (sign -1: the gradient). */
+template <typename E>
+__global__ void lisa__rope_kernel(E *x, const float *table, int B, int T, int n_heads, int head_dim, float sign) {
+    size_t half = (size_t)head_dim / 2, pairs = (size_t)B * T * n_heads * half;
+    LISA__CUDA_FOR(p, pairs) {
+        size_t i = p % half, rest = p / half, bt = rest / (size_t)n_heads, t = bt % (size_t)T;
+        size_t at = rest * (size_t)head_dim + 2 * i;
+        float c = table[(t * half + i) * 2], s = sign * table[(t * half + i) * 2 + 1];
+        float a0 = lisa__ld(x[at]), a1 = lisa__ld(x[at + 1]);
+        lisa__st(x + at, a0 * c - a1 * s);
+        lisa__st(x + at + 1, a0 * s + a1 * c);
+    }
+}
+
+template <typename E>
+static cudaError_t lisa__cuda_rope(E *x, const float *table, int B, int T, int n_heads, int head_dim, float sign) {
+    lisa__rope_kernel<E><<<lisa__cuda_grid((size_t)B * T * n_heads * (head_dim / 2)), LISA__CUDA_THREADS>>>(
+        x, table, B, T, n_heads, head_dim, sign);
+    return cudaGetLastError();
+}
+
+/* --- elementwise: SwiGLU, residual, conversions, fills ---------------------- */
+
+template <typename E>
+__global__ void lisa__swiglu_forward_kernel(E *out, const E *gate, const E *up, size_t n) {
+    LISA__CUDA_FOR(i, n) {
+        float a = lisa__ld(gate[i]);
+        lisa__st(out + i, a / (1.0f + expf(-a)) * lisa__ld(up[i]));
+    }
+}
+
+/* Writes (not adds) dgate and dup. */
+template <typename E>
+__global__ void lisa__swiglu_backward_kernel(E *dgate, E *dup, const E *dout, const E *gate, const E *up, size_t n) {
+    LISA__CUDA_FOR(i, n) {
+        float a = lisa__ld(gate[i]), g = lisa__ld(dout[i]), sig = 1.0f / (1.0f + expf(-a));
+        lisa__st(dgate + i, g * lisa__ld(up[i]) * sig * (1.0f + a * (1.0f - sig)));
+        lisa__st(dup + i, g * a * sig);
+    }
+}
+
+template <typename E>
+__global__ void lisa__residual_kernel(E *out, const E *a, const E *b, size_t n) {
+    LISA__CUDA_FOR(i, n) lisa__st(out + i, lisa__ld(a[i]) + lisa__ld(b[i]));
+}
+
+template <typename D, typename S>
+__global__ void lisa__convert_kernel(D *dst, const S *src, size_t n) {
+    LISA__CUDA_FOR(i, n) lisa__st(dst + i, lisa__ld(src[i]));
+}
+
+/* A counter-based normal draw per element (Box-Muller on two hashed uniforms). */
+static __device__ __forceinline__ uint64_t lisa__mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+template <typename E>
+__global__ void lisa__fill_kernel(E *w, size_t n, uint64_t seed, uint64_t first, float std) {
+    LISA__CUDA_FOR(i, n) {
+        float v = 1.0f;
+        if (std != 0.0f) {
+            uint64_t h = lisa__mix64(seed + 0x9e3779b97f4a7c15ull * (first + i + 1));
+            float u1 = ((float)(h >> 40) + 1.0f) * (1.0f / 16777217.0f); /* (0, 1] */
+            float u2 = (float)((h >> 16) & 0xffffffu) * (1.0f / 16777216.0f);
+            v = std * sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * u2);
+        }
+        lisa__st(w + i, v);
+    }
+}
+
+template <typename E>
+static cudaError_t lisa__cuda_swiglu_forward(E *out, const E *gate, const E *up, size_t n) {
+    lisa__swiglu_forward_kernel<E><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(out, gate, up, n);
+    return cudaGetLastError();
+}
+template <typename E>
+static cudaError_t lisa__cuda_swiglu_backward(E *dgate, E *dup, const E *dout, const E *gate, const E *up, size_t n) {
+    lisa__swiglu_backward_kernel<E><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(dgate, dup, dout, gate, up, n);
+    return cudaGetLastError();
+}
+template <typename E>
+static cudaError_t lisa__cuda_residual(E *out, const E *a, const E *b, size_t n) {
+    lisa__residual_kernel<E><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(out, a, b, n);
+    return cudaGetLastError();
+}
+template <typename D, typename S>
+static cudaError_t lisa__cuda_convert(D *dst, const S *src, size_t n) {
+    lisa__convert_kernel<D, S><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(dst, src, n);
+    return cudaGetLastError();
+}
+template <typename E>
+static cudaError_t lisa__cuda_fill(E *w, size_t n, uint64_t seed, uint64_t first, float std) {
+    lisa__fill_kernel<E><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(w, n, seed, first, std);
+    return cudaGetLastError();
+}
+
+/* --- attention ------------------------------------------------------------ */
+
+/* Flash-style causal attention with grouped-query heads. q (B, T, n_heads,
+   hd), k and v (B, T, n_kv_heads, hd). A block takes a tile of query rows of
+   one head, one warp per row at a time, and walks the key tiles up to the
+   diagonal: lane j scores key j of the tile, the tile's scores live in
+   registers only, and the softmax runs online (rescaling when the row's
+   maximum grows). Lane l owns output dims l, l + 32, ... Each row's
+   log-sum-exp is kept for backward, which recomputes the probabilities. */
+#define LISA__ATT_KEYS 32        /* keys per tile: one per lane */
+#define LISA__ATT_FWD_ROWS 16    /* query rows per block (forward) */
+#define LISA__ATT_BWD_ROWS 8     /* query rows per block (dq) */
+#define LISA__ATT_DKV_KEYS 16    /* keys per block (dk, dv) */
+#define LISA__ATT_WARPS 4
+#define LISA__ATT_DIMS (LISA_CUDA_MAX_HEAD_DIM / 32) /* output dims per lane */
+
+static __device__ __forceinline__ float lisa__dot_smem(const float *a, const float *b, int n) {
+    float s = 0.0f;
+    for (int d = 0; d < n; d++) s += a[d] * b[d];
+    return s;
+}
+
+/* Loads n_keys rows of keys and values from j0 into padded float tiles. */
+template <typename E>
+static __device__ void lisa__att_load_kv(float (*ks)[LISA_CUDA_MAX_HEAD_DIM + 1],
+                                         float (*vs)[LISA_CUDA_MAX_HEAD_DIM + 1], const E *k, const E *v,
+                                         size_t base, size_t kv_row, int j0, int n_keys, int T, int hd) {
+    for (int idx = threadIdx.x; idx < n_keys * hd; idx += blockDim.x) {
+        int r = idx / hd, d = idx % hd, j = j0 + r;
+        size_t at = base + (size_t)j * kv_row + d;
+        ks[r][d] = j < T ? lisa__ld(k[at]) : 0.0f;
+        vs[r][d] = j < T ? lisa__ld(v[at]) : 0.0f;
+    }
+}
+
+template <typename E>
+__global__ void __launch_bounds__(LISA__ATT_WARPS * 32)
+lisa__attention_forward_kernel(E *out, float *lse, const E *q, const E *k, const E *v, int T, int n_heads,
+                               int n_kv_heads, int hd, float scale) {
+    __shared__ float qs[LISA__ATT_FWD_ROWS][LISA_CUDA_MAX_HEAD_DIM];
+    __shared__ float ks[LISA__ATT_KEYS][LISA_CUDA_MAX_HEAD_DIM + 1];
+    __shared__ float vs[LISA__ATT_KEYS][LISA_CUDA_MAX_HEAD_DIM + 1];
+    const int rows_per_warp = LISA__ATT_FWD_ROWS / LISA__ATT_WARPS;
+    int b = blockIdx.y / n_heads, h = blockIdx.y % n_heads, kvh = h / (n_heads / n_kv_heads);
+    int row0 = blockIdx.x * LISA__ATT_FWD_ROWS, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int last = min(row0 + LISA__ATT_FWD_ROWS, T) - 1;
+    size_t q_row = (size_t)n_heads * hd, kv_row = (size_t)n_kv_heads * hd;
+    size_t q_base = (size_t)b * T * q_row + (size_t)h * hd, kv_base = (size_t)b * T * kv_row + (size_t)kvh * hd;
+    float m[rows_per_warp], l[rows_per_warp], acc[rows_per_warp][LISA__ATT_DIMS];
+    for (int rr = 0; rr < rows_per_warp; rr++) {
+        m[rr] = -INFINITY;
+        l[rr] = 0.0f;
+        for (int dd = 0; dd < LISA__ATT_DIMS; dd++) acc[rr][dd] = 0.0f;
+    }
+    for (int idx = threadIdx.x; idx < LISA__ATT_FWD_ROWS * hd; idx += blockDim.x) {
+        int r = idx / hd, d = idx % hd, i = row0 + r;
+        qs[r][d] = i < T ? lisa__ld(q[q_base + (size_t)i * q_row + d]) : 0.0f;
+    }
+    for (int j0 = 0; j0 <= last; j0 += LISA__ATT_KEYS) {
+        __syncthreads(); /* the previous tile is done with */
+        lisa__att_load_kv<E>(ks, vs, k, v, kv_base, kv_row, j0, LISA__ATT_KEYS, T, hd);
+        __syncthreads();
+#pragma unroll
+        for (int rr = 0; rr < rows_per_warp; rr++) {
+            int r = warp * rows_per_warp + rr, i = row0 + r, j = j0 + lane;
+            float s, tile_max, new_m, rescale, p;
+            if (i >= T || j0 > i) continue; /* the same for the whole warp */
+            s = j <= i ? lisa__dot_smem(qs[r], ks[lane], hd) * scale : -INFINITY;
+            tile_max = lisa__warp_max(s);
+            new_m = fmaxf(m[rr], tile_max);
+            rescale = expf(m[rr] - new_m);
+            p = j <= i ? expf(s - new_m) : 0.0f;
+            l[rr] = l[rr] * rescale + lisa__warp_sum(p);
+            for (int dd = 0; dd < LISA__ATT_DIMS; dd++) acc[rr][dd] *= rescale;
+            for (int jj = 0; jj < LISA__ATT_KEYS; jj++) {
+                float pj = __shfl_sync(0xffffffffu, p, jj);
+                for (int dd = 0; dd < LISA__ATT_DIMS; dd++) {
+                    int d = lane + 32 * dd;
+                    if (d < hd) acc[rr][dd] += pj * vs[jj][d];
+                }
+            }
+            m[rr] = new_m;
+        }
+    }
+    for (int rr = 0; rr < rows_per_warp; rr++) {
+        int i = row0 + warp * rows_per_warp + rr;
+        if (i >= T) continue;
+        for (int dd = 0; dd < LISA__ATT_DIMS; dd++) {
+            int d = lane + 32 * dd;
+            if (d < hd) lisa__st(out + q_base + (size_t)i * q_row + d, acc[rr][dd] / l[rr]);
+        }
+        if (lane == 0) lse[((size_t)b * n_heads + h) * T + i] = m[rr] + logf(l[rr]);
+    }
+}
+
+/* dq of a tile of query rows: dq_i = sum_j ds_ij k_j with
+   ds_ij = p_ij (do_i . v_j - do_i . out_i) * scale, p_ij from the saved lse. */
+template <typename E>
+__global__ void __launch_bounds__(LISA__ATT_WARPS * 32)
+lisa__attention_dq_kernel(E *dq, const E *dout, const E *out, const float *lse, const E *q, const E *k,
+                          const E *v, int T, int n_heads, int n_kv_heads, int hd, float scale) {
+    __shared__ float qs[LISA__ATT_BWD_ROWS][LISA_CUDA_MAX_HEAD_DIM];
+    __shared__ float dos[LISA__ATT_BWD_ROWS][LISA_CUDA_MAX_HEAD_DIM];
+    __shared__ float ks[LISA__ATT_KEYS][LISA_CUDA_MAX_HEAD_DIM + 1];
+    __shared__ float vs[LISA__ATT_KEYS][LISA_CUDA_MAX_HEAD_DIM + 1];
+    const int rows_per_warp = LISA__ATT_BWD_ROWS / LISA__ATT_WARPS;
+    int b = blockIdx.y / n_heads, h = blockIdx.y % n_heads, kvh = h / (n_heads / n_kv_heads);
+    int row0 = blockIdx.x * LISA__ATT_BWD_ROWS, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int last = min(row0 + LISA__ATT_BWD_ROWS, T) - 1;
+    size_t q_row = (size_t)n_heads * hd, kv_row = (size_t)n_kv_heads * hd;
+    size_t q_base = (size_t)b * T * q_row + (size_t)h * hd, kv_base = (size_t)b * T * kv_row + (size_t)kvh * hd;
+    float D[rows_per_warp], row_lse[rows_per_warp], acc[rows_per_warp][LISA__ATT_DIMS];
+    for (int idx = threadIdx.x; idx < LISA__ATT_BWD_ROWS * hd; idx += blockDim.x) {
+        int r = idx / hd, d = idx % hd, i = row0 + r;
+        qs[r][d] = i < T ? lisa__ld(q[q_base + (size_t)i * q_row + d]) : 0.0f;
+        dos[r][d] = i < T ? lisa__ld(dout[q_base + (size_t)i * q_row + d]) : 0.0f;
+    }
+    __syncthreads();
+    for (int rr = 0; rr < rows_per_warp; rr++) {
+        int r = warp * rows_per_warp + rr, i = row0 + r;
+        float part = 0.0f;
+        for (int d = lane; d < hd; d += 32)
+            part += dos[r][d] * (i < T ? lisa__ld(out[q_base + (size_t)i * q_row + d]) : 0.0f);
+        D[rr] = lisa__warp_sum(part);
+        row_lse[rr] = i < T ? lse[((size_t)b * n_heads + h) * T + i] : 0.0f;
+        for (int dd = 0; dd < LISA__ATT_DIMS; dd++) acc[rr][dd] = 0.0f;
+    }
+    for (int j0 = 0; j0 <= last; j0 += LISA__ATT_KEYS) {
+        __syncthreads();
+        lisa__att_load_kv<E>(ks, vs, k, v, kv_base, kv_row, j0, LISA__ATT_KEYS, T, hd);
+        __syncthreads();
+#pragma unroll
+        for (int rr = 0; rr < rows_per_warp; rr++) {
+            int r = warp * rows_per_warp + rr, i = row0 + r, j = j0 + lane;
+            float p = 0.0f, ds = 0.0f;
+            if (i >= T || j0 > i) continue;
+            if (j <= i) {
+                p = expf(lisa__dot_smem(qs[r], ks[lane], hd) * scale - row_lse[rr]);
+                ds = p * (lisa__dot_smem(dos[r], vs[lane], hd) - D[rr]) * scale;
+            }
+            for (int jj = 0; jj < LISA__ATT_KEYS; jj++) {
+                float dsj = __shfl_sync(0xffffffffu, ds, jj);
+                for (int dd = 0; dd < LISA__ATT_DIMS; dd++) {
+                    int d = lane + 32 * dd;
+                    if (d < hd) acc[rr][dd] += dsj * ks[jj][d];
+                }
+            }
+        }
+    }
+    for (int rr = 0; rr < rows_per_warp; rr++) {
+        int i = row0 + warp * rows_per_warp + rr;
+        if (i >= T) continue;
+        for (int dd = 0; dd < LISA__ATT_DIMS; dd++) {
+            int d = lane + 32 * dd;
+            if (d < hd) lisa__st(dq + q_base + (size_t)i * q_row + d, acc[rr][dd]);
+        }
+    }
+}
+
+/* dk and dv of a tile of keys of one kv head: one warp walks every query
+   row at or below the tile, for each query head of the group, and adds
+   p_ij do_i into dv_j and ds_ij q_i into dk_j. One warp per block, so the
+   sums need no atomics and come out the same every run. Lanes l and l + 16
+   share key l of the tile, each taking half of the dot products' dims. */
+template <typename E>
+__global__ void __launch_bounds__(32)
+lisa__attention_dkv_kernel(E *dk, E *dv, const E *dout, const E *out, const float *lse, const E *q, const E *k,
+                           const E *v, int T, int n_heads, int n_kv_heads, int hd, float scale) {
+    __shared__ float ks[LISA__ATT_DKV_KEYS][LISA_CUDA_MAX_HEAD_DIM + 1];
+    __shared__ float vs[LISA__ATT_DKV_KEYS][LISA_CUDA_MAX_HEAD_DIM + 1];
+    __shared__ float dks[LISA__ATT_DKV_KEYS][LISA_CUDA_MAX_HEAD_DIM];
+    __shared__ float dvs[LISA__ATT_DKV_KEYS][LISA_CUDA_MAX_HEAD_DIM];
+    __shared__ float qrow[LISA_CUDA_MAX_HEAD_DIM], dorow[LISA_CUDA_MAX_HEAD_DIM];
+    int group = n_heads / n_kv_heads, b = blockIdx.y / n_kv_heads, kvh = blockIdx.y % n_kv_heads;
+    int j0 = blockIdx.x * LISA__ATT_DKV_KEYS, lane = threadIdx.x, key = lane & 15, half = lane >> 4;
+    size_t q_row = (size_t)n_heads * hd, kv_row = (size_t)n_kv_heads * hd;
+    size_t kv_base = (size_t)b * T * kv_row + (size_t)kvh * hd;
+    lisa__att_load_kv<E>(ks, vs, k, v, kv_base, kv_row, j0, LISA__ATT_DKV_KEYS, T, hd);
+    for (int idx = lane; idx < LISA__ATT_DKV_KEYS * LISA_CUDA_MAX_HEAD_DIM; idx += 32) {
+        dks[idx / LISA_CUDA_MAX_HEAD_DIM][idx % LISA_CUDA_MAX_HEAD_DIM] = 0.0f;
+        dvs[idx / LISA_CUDA_MAX_HEAD_DIM][idx % LISA_CUDA_MAX_HEAD_DIM] = 0.0f;
+    }
+    __syncwarp();
+    for (int g = 0; g < group; g++) {
+        int h = kvh * group + g;
+        size_t q_base = (size_t)b * T * q_row + (size_t)h * hd;
+        for (int i = j0; i < T; i++) {
+            float part = 0.0f, s = 0.0f, dp = 0.0f, D, row_lse, p = 0.0f, ds = 0.0f;
+            int j = j0 + key;
+            __syncwarp(); /* the previous row is done with */
+            for (int d = lane; d < hd; d += 32) {
+                qrow[d] = lisa__ld(q[q_base + (size_t)i * q_row + d]);
+                dorow[d] = lisa__ld(dout[q_base + (size_t)i * q_row + d]);
+                part += dorow[d] * lisa__ld(out[q_base + (size_t)i * q_row + d]);
+            }
+            D = lisa__warp_sum(part);
+            row_lse = lse[((size_t)b * n_heads + h) * T + i];
+            __syncwarp();
+            for (int d = half; d < hd; d += 2) {
+                s += qrow[d] * ks[key][d];
+                dp += dorow[d] * vs[key][d];
+            }
+            s += __shfl_xor_sync(0xffffffffu, s, 16);
+            dp += __shfl_xor_sync(0xffffffffu, dp, 16);
+            if (j <= i && j < T) {
+                p = expf(s * scale - row_lse);
+                ds = p * (dp - D) * scale;
+            }
+            for (int jj = 0; jj < LISA__ATT_DKV_KEYS; jj++) {
+                float pj = __shfl_sync(0xffffffffu, p, jj), dsj = __shfl_sync(0xffffffffu, ds, jj);
+                for (int d = lane; d < hd; d += 32) {
+                    dvs[jj][d] += pj * dorow[d];
+                    dks[jj][d] += dsj * qrow[d];
+                }
+            }
+        }
+    }
+    __syncwarp();
+    for (int idx = lane; idx < LISA__ATT_DKV_KEYS * hd; idx += 32) {
+        int r = idx / hd, d = idx % hd, j = j0 + r;
+        if (j >= T) continue;
+        lisa__st(dk + kv_base + (size_t)j * kv_row + d, dks[r][d]);
+        lisa__st(dv + kv_base + (size_t)j * kv_row + d, dvs[r][d]);
+    }
+}
+
+template <typename E>
+static cudaError_t lisa__cuda_attention_forward(E *out, float *lse, const E *q, const E *k, const E *v, int B, int T,
+                                                int n_heads, int n_kv_heads, int hd) {
+    dim3 grid((unsigned)((T + LISA__ATT_FWD_ROWS - 1) / LISA__ATT_FWD_ROWS), (unsigned)(B * n_heads));
+    lisa__attention_forward_kernel<E><<<grid, LISA__ATT_WARPS * 32>>>(out, lse, q, k, v, T, n_heads, n_kv_heads, hd,
+                                                                      1.0f / sqrtf((float)hd));
+    return cudaGetLastError();
+}
+
+/* Writes (not adds) dq, dk, dv. */
+template <typename E>
+static cudaError_t lisa__cuda_attention_backward(E *dq, E *dk, E *dv, const E *dout, const E *out, const float *lse,
+                                                 const E *q, const E *k, const E *v, int B, int T, int n_heads,
+                                                 int n_kv_heads, int hd) {
+    float scale = 1.0f / sqrtf((float)hd);
+    dim3 qgrid((unsigned)((T + LISA__ATT_BWD_ROWS - 1) / LISA__ATT_BWD_ROWS), (unsigned)(B * n_heads));
+    dim3 kgrid((unsigned)((T + LISA__ATT_DKV_KEYS - 1) / LISA__ATT_DKV_KEYS), (unsigned)(B * n_kv_heads));
+    cudaError_t e;
+    lisa__attention_dq_kernel<E><<<qgrid, LISA__ATT_WARPS * 32>>>(dq, dout, out, lse, q, k, v, T, n_heads,
+                                                                  n_kv_heads, hd, scale);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    lisa__attention_dkv_kernel<E><<<kgrid, 32>>>(dk, dv, dout, out, lse, q, k, v, T, n_heads, n_kv_heads, hd, scale);
+    return cudaGetLastError();
+}
+
+/* --- cross-entropy over a chunk of rows ------------------------------------- */
+
+/* One block per row of fp32 logits: the row's loss (0 when ignored) and,
+   when dlogits is non-NULL, dloss * (softmax - onehot) written over it (0 for
+   ignored rows). dlogits may be the logits themselves (fp32): each element is
+   read and then written by the same thread, after the row's sums. */
+template <typename E>
+__global__ void lisa__cross_entropy_kernel(float *row_loss, E *dlogits, const float *logits, const int *targets,
+                                           int vocab, float dloss) {
+    const float *row = logits + (size_t)blockIdx.x * vocab;
+    E *drow = dlogits ? dlogits + (size_t)blockIdx.x * vocab : NULL;
+    int target = targets[blockIdx.x];
+    float mx = -INFINITY, sum = 0.0f, lse;
+    if (target < 0) {
+        if (threadIdx.x == 0) row_loss[blockIdx.x] = 0.0f;
+        if (drow)
+            for (int j = threadIdx.x; j < vocab; j += blockDim.x) lisa__st(drow + j, 0.0f);
+        return;
+    }
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) mx = fmaxf(mx, row[j]);
+    mx = lisa__block_max(mx);
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) sum += expf(row[j] - mx);
+    sum = lisa__block_sum(sum);
+    lse = mx + logf(sum);
+    if (threadIdx.x == 0) row_loss[blockIdx.x] = lse - row[target];
+    __syncthreads(); /* row[target] is read before anyone overwrites it */
+    if (drow)
+        for (int j = threadIdx.x; j < vocab; j += blockDim.x)
+            lisa__st(drow + j, dloss * (expf(row[j] - lse) - (j == target ? 1.0f : 0.0f)));
+}
+
+template <typename E>
+static cudaError_t lisa__cuda_cross_entropy(float *row_loss, E *dlogits, const float *logits, const int *targets,
+                                            int rows, int vocab, float dloss) {
+    lisa__cross_entropy_kernel<E><<<(unsigned)rows, LISA__CUDA_THREADS>>>(row_loss, dlogits, logits, targets, vocab,
+                                                                         dloss);
+    return cudaGetLastError();
+}
+
+/* --- AdamW, gradient norm ---------------------------------------------------- */
+
+/* The scalars of one AdamW step, computed on the host as lisa_adamw_update does. */
+typedef struct lisa__cuda_adamw {
+    float decay, one_minus_b1, beta2, one_minus_b2, step_size, bc2_sqrt, eps;
+} lisa__cuda_adamw;
+
+static lisa__cuda_adamw lisa__cuda_adamw_scalars(float lr, float beta1, float beta2, float eps, float weight_decay,
+                                                 int step) {
+    lisa__cuda_adamw a;
+    double bc1 = 1.0 - pow((double)beta1, step), bc2 = 1.0 - pow((double)beta2, step);
+    a.step_size = (float)(lr / bc1);
+    a.bc2_sqrt = (float)sqrt(bc2);
+    a.decay = (float)(1.0 - (double)lr * weight_decay);
+    a.one_minus_b1 = (float)(1.0 - beta1);
+    a.one_minus_b2 = (float)(1.0 - beta2);
+    a.beta2 = beta2;
+    a.eps = eps;
+    return a;
+}
+
+/* p (fp32 master) steps; copy (may be NULL) receives p in E. */
+template <typename E>
+__global__ void lisa__adamw_kernel(float *p, E *copy, const float *g, float *m, float *v, size_t n,
+                                   lisa__cuda_adamw a) {
+    LISA__CUDA_FOR(i, n) {
+        float gi = g[i], pi = p[i] * a.decay, mi = m[i], vi;
+        mi += a.one_minus_b1 * (gi - mi);
+        vi = v[i] * a.beta2 + a.one_minus_b2 * gi * gi;
+        pi -= a.step_size * (mi / (sqrtf(vi) / a.bc2_sqrt + a.eps));
+        p[i] = pi;
+        m[i] = mi;
+        v[i] = vi;
+        if (copy) lisa__st(copy + i, pi);
+    }
+}
+
+template <typename E>
+static cudaError_t lisa__cuda_adamw_update(float *p, E *copy, const float *g, float *m, float *v, size_t n,
+                                           lisa__cuda_adamw a) {
+    lisa__adamw_kernel<E><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(p, copy, g, m, v, n, a);
+    return cudaGetLastError();
+}
+
+/* partials[block] = sum of squares (in double) of this block's share of x;
+   a fixed grid, so the sum depends on n alone. */
+__global__ void lisa__sum_squares_kernel(double *partials, const float *x, size_t n) {
+    __shared__ double part[LISA__CUDA_THREADS / 32];
+    double acc = 0.0;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    LISA__CUDA_FOR(i, n) acc += (double)x[i] * x[i];
+    acc = lisa__warp_sum_d(acc);
+    if (lane == 0) part[w] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double total = 0.0;
+        for (int i = 0; i < (int)(blockDim.x >> 5); i++) total += part[i];
+        partials[blockIdx.x] = total;
+    }
+}
+
+__global__ void lisa__scale_kernel(float *x, size_t n, float s) {
+    LISA__CUDA_FOR(i, n) x[i] *= s;
+}
+
+static cudaError_t lisa__cuda_sum_squares(double *partials, const float *x, size_t n) {
+    lisa__sum_squares_kernel<<<LISA__CUDA_NORM_BLOCKS, LISA__CUDA_THREADS>>>(partials, x, n);
+    return cudaGetLastError();
+}
+
+static cudaError_t lisa__cuda_scale(float *x, size_t n, float s) {
+    lisa__scale_kernel<<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(x, n, s);
+    return cudaGetLastError();
+}
+
+/* --- matrix products (cuBLAS, fp32 accumulation) ------------------------------
+
+   Row-major X (rows, cols) is column-major X^T with leading dimension cols,
+   so each product below is written for cuBLAS on the transposes. */
+
+static cublasStatus_t lisa__cuda_gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                      int k, const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt,
+                                      int ldb, float beta, void *C, cudaDataType ct, int ldc) {
+    float alpha = 1.0f;
+    return cublasGemmEx(h, ta, tb, m, n, k, &alpha, A, at, lda, B, bt, ldb, &beta, C, ct, ldc, CUBLAS_COMPUTE_32F,
+                        CUBLAS_GEMM_DEFAULT);
+}
+
+/* out (n, out_dim) = x (n, in_dim) @ w^T, w (out_dim, in_dim); out is E or fp32 (out_type). */
+template <typename E>
+static cublasStatus_t lisa__cuda_linear_forward(cublasHandle_t h, void *out, cudaDataType out_type, const E *x,
+                                                const E *w, int n, int in_dim, int out_dim) {
+    cudaDataType t = lisa__cuda_type<E>();
+    return lisa__cuda_gemm(h, CUBLAS_OP_T, CUBLAS_OP_N, out_dim, n, in_dim, w, t, in_dim, x, t, in_dim, 0.0f, out,
+                           out_type, out_dim);
+}
+
+/* dx (n, in_dim) = beta * dx + dout (n, out_dim) @ w; dx is E or fp32 (dx_type). */
+template <typename E>
+static cublasStatus_t lisa__cuda_linear_backward_dx(cublasHandle_t h, void *dx, cudaDataType dx_type, float beta,
+                                                    const E *dout, const E *w, int n, int in_dim, int out_dim) {
+    cudaDataType t = lisa__cuda_type<E>();
+    return lisa__cuda_gemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in_dim, n, out_dim, w, t, in_dim, dout, t, out_dim, beta, dx,
+                           dx_type, in_dim);
+}
+
+/* dw (out_dim, in_dim, fp32) += dout^T (out_dim, n) @ x (n, in_dim). */
+template <typename E>
+static cublasStatus_t lisa__cuda_linear_backward_dw(cublasHandle_t h, float *dw, const E *dout, const E *x, int n,
+                                                    int in_dim, int out_dim) {
+    cudaDataType t = lisa__cuda_type<E>();
+    return lisa__cuda_gemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in_dim, out_dim, n, x, t, in_dim, dout, t, out_dim, 1.0f, dw,
+                           CUDA_R_32F, in_dim);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Trainer                                                                    */
+/* ------------------------------------------------------------------------- */
+
+typedef struct lisa__cuda_block {
+    float *grad;             /* NULL while frozen */
+    float *master;           /* bf16: fp32 weights while active; NULL otherwise and with fp32 */
+    float *m, *v;            /* AdamW moments (one allocation at m), or NULL */
+    int step;
+    int active;
+} lisa__cuda_block;
+
+struct lisa_cuda_trainer {
+    lisa_config c;                 /* resolved */
+    lisa_train_config tc;          /* resolved; lisa_probs points at probs */
+    lisa_cuda_config cc;
+    lisa_layout L;
+    lisa__cuda_layout y;
+    cublasHandle_t blas;
+    int has_blas;
+    void *weights;                 /* (n_params) E, layer-major as on the CPU */
+    unsigned char *acts, *scratch, *tables;
+    lisa__cuda_block *blocks;      /* (n_blocks), host */
+    int *active_layers, *next_layers;  /* (n_layers) each, host */
+    float *probs;                  /* (n_layers) or NULL */
+    float *host_loss;              /* (B*T) row losses copied back */
+    double *host_partials;         /* (n_blocks x LISA__CUDA_NORM_BLOCKS) */
+    int *host_tokens;              /* (2 x B*T) */
+    lisa_sampler sampler;
+    int n_active, step, held_layer;
+    size_t bytes, peak_bytes;
+    char message[256];
+};
+
+static lisa_result lisa__cuda_fail(lisa_cuda_trainer *t, cudaError_t e, const char *what) {
+    snprintf(t->message, sizeof t->message, "%s: %s", what, cudaGetErrorString(e));
+    return e == cudaErrorMemoryAllocation ? LISA_ERR_NOMEM : LISA_ERR_DEVICE;
+}
+
+static lisa_result lisa__cuda_blas_fail(lisa_cuda_trainer *t, cublasStatus_t s, const char *what) {
+    snprintf(t->message, sizeof t->message, "%s: cuBLAS status %d", what, (int)s);
+    return s == CUBLAS_STATUS_ALLOC_FAILED ? LISA_ERR_NOMEM : LISA_ERR_DEVICE;
+}
+
+/* (variadic: template arguments hold commas) */
+#define LISA__CU(t, ...)                                                                  \
+    do {                                                                                  \
+        cudaError_t lisa__e = (__VA_ARGS__);                                              \
+        if (lisa__e != cudaSuccess) return lisa__cuda_fail(t, lisa__e, #__VA_ARGS__);     \
+    } while (0)
+#define LISA__BLAS(t, ...)                                                                \
+    do {                                                                                  \
+        cublasStatus_t lisa__s = (__VA_ARGS__);                                           \
+        if (lisa__s != CUBLAS_STATUS_SUCCESS) return lisa__cuda_blas_fail(t, lisa__s, #__VA_ARGS__); \
+    } while (0)
+
+/* Every device allocation of the trainer goes through these two, so that
+   lisa_cuda_trainer_bytes() is exact. */
+static cudaError_t lisa__cuda_malloc(lisa_cuda_trainer *t, void **p, size_t bytes) {
+    cudaError_t e;
+    *p = NULL;
+    if (bytes == 0) return cudaSuccess;
+    e = cudaMalloc(p, bytes);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        return e;
+    }
+    t->bytes += bytes;
+    if (t->bytes > t->peak_bytes) t->peak_bytes = t->bytes;
+    return cudaSuccess;
+}
+
+static void lisa__cuda_free(lisa_cuda_trainer *t, void *p, size_t bytes) {
+    if (!p) return;
+    cudaFree(p);
+    t->bytes -= bytes;
+}
+
+/* --- the model's tensors on the device ---------------------------------------- */
+
+template <typename E> static E *lisa__cuda_weights(const lisa_cuda_trainer *t) { return (E *)t->weights; }
+
+template <typename E> static E *lisa__cuda_block_weights(const lisa_cuda_trainer *t, int b) {
+    return lisa__cuda_weights<E>(t) + lisa_block_offset(&t->c, b);
+}
+
+template <typename E> struct lisa__cuda_layer_w {
+    const E *attn_norm, *wq, *wk, *wv, *wo, *mlp_norm, *w1, *w2, *w3;
+};
+
+template <typename E> static lisa__cuda_layer_w<E> lisa__cuda_layer(const lisa_cuda_trainer *t, int l) {
+    const E *p = lisa__cuda_block_weights<E>(t, LISA_BLOCK_LAYER(l));
+    const lisa_layer_layout *y = &t->L.layer;
+    lisa__cuda_layer_w<E> w;
+    w.attn_norm = p + y->attn_norm;
+    w.wq = p + y->wq;
+    w.wk = p + y->wk;
+    w.wv = p + y->wv;
+    w.wo = p + y->wo;
+    w.mlp_norm = p + y->mlp_norm;
+    w.w1 = p + y->w1;
+    w.w2 = p + y->w2;
+    w.w3 = p + y->w3;
+    return w;
+}
+
+/* One layer's saved values (the one set with checkpointing). */
+template <typename E> struct lisa__cuda_set {
+    float *rstd1, *lse, *rstd2;
+    E *xn1, *q, *k, *v, *att, *x_mid, *xn2, *h1, *h3, *hg;
+};
+
+template <typename E> static lisa__cuda_set<E> lisa__cuda_layer_set(const lisa_cuda_trainer *t, int l) {
+    const lisa__cuda_layout *y = &t->y;
+    unsigned char *p = t->acts + y->sets + (t->tc.checkpointing ? 0 : (size_t)l * y->set_stride);
+    lisa__cuda_set<E> s;
+    s.rstd1 = (float *)(p + y->rstd1);
+    s.lse = (float *)(p + y->lse);
+    s.rstd2 = (float *)(p + y->rstd2);
+    s.xn1 = (E *)(p + y->xn1);
+    s.q = (E *)(p + y->q);
+    s.k = (E *)(p + y->k);
+    s.v = (E *)(p + y->v);
+    s.att = (E *)(p + y->att);
+    s.x_mid = (E *)(p + y->x_mid);
+    s.xn2 = (E *)(p + y->xn2);
+    s.h1 = (E *)(p + y->h1);
+    s.h3 = (E *)(p + y->h3);
+    s.hg = (E *)(p + y->hg);
+    return s;
+}
+
+template <typename E> static E *lisa__cuda_layer_in(const lisa_cuda_trainer *t, int l) {
+    size_t BT = (size_t)t->tc.batch * t->tc.seq;
+    return (E *)(t->acts + t->y.layer_in) + (size_t)l * BT * t->c.dim;
+}
+
+static const float *lisa__cuda_rope_table_of(const lisa_cuda_trainer *t) { return (const float *)(t->tables + t->y.rope); }
+static int *lisa__cuda_inputs(const lisa_cuda_trainer *t) { return (int *)(t->acts + t->y.inputs); }
+static int *lisa__cuda_targets(const lisa_cuda_trainer *t) { return (int *)(t->acts + t->y.targets); }
+
+static float *lisa__cuda_grad_at(float *block_grad, size_t offset) { return block_grad ? block_grad + offset : NULL; }
+
+/* --- forward ------------------------------------------------------------------- */
+
+/* Decoder layer l on its input into its saved set; out (may be NULL: a
+   recompute for backward) gets the layer output. */
+template <typename E> static lisa_result lisa__cuda_layer_forward(lisa_cuda_trainer *t, int l, int B, int T, E *out) {
+    const lisa_config *c = &t->c;
+    lisa__cuda_layer_w<E> w = lisa__cuda_layer<E>(t, l);
+    lisa__cuda_set<E> s = lisa__cuda_layer_set<E>(t, l);
+    int BT = B * T, D = c->dim, H = c->hidden_dim, hd = c->dim / c->n_heads, kv = hd * c->n_kv_heads;
+    const E *x = lisa__cuda_layer_in<E>(t, l);
+    cudaDataType et = lisa__cuda_type<E>();
+    t->held_layer = l;
+    LISA__CU(t, lisa__cuda_rmsnorm_forward<E>(s.xn1, s.rstd1, x, w.attn_norm, BT, D, c->norm_eps));
+    LISA__BLAS(t, lisa__cuda_linear_forward<E>(t->blas, s.q, et, s.xn1, w.wq, BT, D, D));
+    LISA__BLAS(t, lisa__cuda_linear_forward<E>(t->blas, s.k, et, s.xn1, w.wk, BT, D, kv));
+    LISA__BLAS(t, lisa__cuda_linear_forward<E>(t->blas, s.v, et, s.xn1, w.wv, BT, D, kv));
+    LISA__CU(t, lisa__cuda_rope<E>(s.q, lisa__cuda_rope_table_of(t), B, T, c->n_heads, hd, 1.0f));
+    LISA__CU(t, lisa__cuda_rope<E>(s.k, lisa__cuda_rope_table_of(t), B, T, c->n_kv_heads, hd, 1.0f));
+    LISA__CU(t, lisa__cuda_attention_forward<E>(s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads, c->n_kv_heads, hd));
+    LISA__BLAS(t, lisa__cuda_linear_forward<E>(t->blas, s.x_mid, et, s.att, w.wo, BT, D, D));
+    LISA__CU(t, lisa__cuda_residual<E>(s.x_mid, s.x_mid, x, (size_t)BT * D));
+    LISA__CU(t, lisa__cuda_rmsnorm_forward<E>(s.xn2, s.rstd2, s.x_mid, w.mlp_norm, BT, D, c->norm_eps));
+    LISA__BLAS(t, lisa__cuda_linear_forward<E>(t->blas, s.h1, et, s.xn2, w.w1, BT, D, H));
+    LISA__BLAS(t, lisa__cuda_linear_forward<E>(t->blas, s.h3, et, s.xn2, w.w3, BT, D, H));
+    LISA__CU(t, lisa__cuda_swiglu_forward<E>(s.hg, s.h1, s.h3, (size_t)BT * H));
+    if (out) {
+        LISA__BLAS(t, lisa__cuda_linear_forward<E>(t->blas, out, et, s.hg, w.w2, BT, H, D));
+        LISA__CU(t, lisa__cuda_residual<E>(out, out, s.x_mid, (size_t)BT * D));
+    }
+    return LISA_OK;
+}
+
+/* Embedding, every layer, final norm. */
+template <typename E> static lisa_result lisa__cuda_forward_layers(lisa_cuda_trainer *t, int B, int T) {
+    const lisa_config *c = &t->c;
+    int BT = B * T, l;
+    lisa_result r;
+    LISA__CU(t, lisa__cuda_embedding_forward<E>(lisa__cuda_layer_in<E>(t, 0), lisa__cuda_inputs(t),
+                                                lisa__cuda_block_weights<E>(t, LISA_BLOCK_EMBED), BT, c->dim));
+    for (l = 0; l < c->n_layers; l++)
+        if ((r = lisa__cuda_layer_forward<E>(t, l, B, T, lisa__cuda_layer_in<E>(t, l + 1))) != LISA_OK) return r;
+    LISA__CU(t, lisa__cuda_rmsnorm_forward<E>((E *)(t->acts + t->y.final_xn), (float *)(t->acts + t->y.final_rstd),
+                                              lisa__cuda_layer_in<E>(t, c->n_layers),
+                                              lisa__cuda_block_weights<E>(t, lisa_block_final_norm(c)), BT, c->dim,
+                                              c->norm_eps));
+    return LISA_OK;
+}
+
+/* The head and the loss, a chunk of rows at a time: logits (fp32) from
+   cuBLAS, row losses, and with train set the gradient of the mean loss
+   (dloss per row) in place, then d(final_xn) into the scratch dxn and the
+   head's gradient (g_head, may be NULL). Row losses go to host_loss. */
+template <typename E> static lisa_result lisa__cuda_head(lisa_cuda_trainer *t, int BT, int train, float dloss,
+                                                      float *g_head) {
+    const lisa_config *c = &t->c;
+    const lisa__cuda_layout *y = &t->y;
+    int D = c->dim, V = c->vocab_size, r0;
+    const E *head = lisa__cuda_block_weights<E>(t, c->tied_head ? LISA_BLOCK_EMBED : lisa_block_head(c));
+    const E *xn = (const E *)(t->acts + y->final_xn);
+    float *logits = (float *)(t->scratch + y->logits), *row_loss = (float *)(t->acts + y->row_loss);
+    float *dxn = (float *)(t->scratch + y->dxn);
+    E *dlogits = (E *)(t->scratch + y->dlogits);
+    cudaDataType et = lisa__cuda_type<E>();
+    for (r0 = 0; r0 < BT; r0 += y->ce_rows) {
+        int rows = BT - r0 < y->ce_rows ? BT - r0 : y->ce_rows;
+        const E *x = xn + (size_t)r0 * D;
+        LISA__BLAS(t, lisa__cuda_linear_forward<E>(t->blas, logits, CUDA_R_32F, x, head, rows, D, V));
+        LISA__CU(t, lisa__cuda_cross_entropy<E>(row_loss + r0, train ? dlogits : (E *)NULL, logits,
+                                                lisa__cuda_targets(t) + r0, rows, V, dloss));
+        if (!train) continue;
+        LISA__BLAS(t, lisa__cuda_linear_backward_dx<E>(t->blas, dxn + (size_t)r0 * D, CUDA_R_32F, 0.0f, dlogits, head,
+                                                       rows, D, V));
+        if (g_head) LISA__BLAS(t, lisa__cuda_linear_backward_dw<E>(t->blas, g_head, dlogits, x, rows, D, V));
+        (void)et;
+    }
+    LISA__CU(t, cudaMemcpy(t->host_loss, row_loss, (size_t)BT * sizeof(float), cudaMemcpyDeviceToHost));
+    return LISA_OK;
+}
+
+/* Mean of the counted rows' losses, added in row order as lisa.h does. */
+static float lisa__cuda_mean_loss(const lisa_cuda_trainer *t, const int *targets, int BT) {
+    double sum = 0.0;
+    int counted = 0, i;
+    for (i = 0; i < BT; i++)
+        if (targets[i] >= 0) {
+            sum += t->host_loss[i];
+            counted++;
+        }
+    return counted ? (float)(sum / counted) : 0.0f;
+}
+
+/* --- backward ------------------------------------------------------------------- */
+
+/* Backward through layer l: dres (fp32) holds d(loss)/d(layer output) on
+   entry and d(loss)/d(layer input) on return; g is the layer's gradient or NULL. */
+template <typename E> static lisa_result lisa__cuda_layer_backward(lisa_cuda_trainer *t, int l, int B, int T, float *g) {
+    const lisa_config *c = &t->c;
+    const lisa_layer_layout *ly = &t->L.layer;
+    const lisa__cuda_layout *y = &t->y;
+    lisa__cuda_layer_w<E> w = lisa__cuda_layer<E>(t, l);
+    lisa__cuda_set<E> s = lisa__cuda_layer_set<E>(t, l);
+    int BT = B * T, D = c->dim, H = c->hidden_dim, hd = c->dim / c->n_heads, kv = hd * c->n_kv_heads;
+    const E *x = lisa__cuda_layer_in<E>(t, l);
+    float *dres = (float *)(t->scratch + y->dres), *dxn = (float *)(t->scratch + y->dxn);
+    E *dres_e = (E *)(t->scratch + y->dres_e), *shared = (E *)(t->scratch + y->shared);
+    E *dh1 = shared, *dh3 = dh1 + (size_t)BT * H, *dhg = dh3 + (size_t)BT * H;
+    E *datt = shared, *dq = datt + (size_t)BT * D, *dk = dq + (size_t)BT * D, *dv = dk + (size_t)BT * kv;
+    cudaDataType et = lisa__cuda_type<E>();
+    cublasHandle_t h = t->blas;
+
+    /* MLP: out = x_mid + w2(silu(w1 xn2) * w3 xn2), xn2 = rmsnorm(x_mid) */
+    LISA__CU(t, lisa__cuda_convert<E, float>(dres_e, dres, (size_t)BT * D));
+    LISA__BLAS(t, lisa__cuda_linear_backward_dx<E>(h, dhg, et, 0.0f, dres_e, w.w2, BT, H, D));
+    if (g) LISA__BLAS(t, lisa__cuda_linear_backward_dw<E>(h, g + ly->w2, dres_e, s.hg, BT, H, D));
+    LISA__CU(t, lisa__cuda_swiglu_backward<E>(dh1, dh3, dhg, s.h1, s.h3, (size_t)BT * H));
+    LISA__BLAS(t, lisa__cuda_linear_backward_dx<E>(h, dxn, CUDA_R_32F, 0.0f, dh1, w.w1, BT, D, H));
+    LISA__BLAS(t, lisa__cuda_linear_backward_dx<E>(h, dxn, CUDA_R_32F, 1.0f, dh3, w.w3, BT, D, H));
+    if (g) {
+        LISA__BLAS(t, lisa__cuda_linear_backward_dw<E>(h, g + ly->w1, dh1, s.xn2, BT, D, H));
+        LISA__BLAS(t, lisa__cuda_linear_backward_dw<E>(h, g + ly->w3, dh3, s.xn2, BT, D, H));
+    }
+    LISA__CU(t, lisa__cuda_rmsnorm_backward<E>(dres, lisa__cuda_grad_at(g, ly->mlp_norm), dxn, s.x_mid, w.mlp_norm,
+                                               s.rstd2, BT, D));
+
+    /* Attention: x_mid = x + wo(attn(rope(wq xn1), rope(wk xn1), wv xn1)) */
+    LISA__CU(t, lisa__cuda_convert<E, float>(dres_e, dres, (size_t)BT * D));
+    LISA__BLAS(t, lisa__cuda_linear_backward_dx<E>(h, datt, et, 0.0f, dres_e, w.wo, BT, D, D));
+    if (g) LISA__BLAS(t, lisa__cuda_linear_backward_dw<E>(h, g + ly->wo, dres_e, s.att, BT, D, D));
+    LISA__CU(t, lisa__cuda_attention_backward<E>(dq, dk, dv, datt, s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads,
+                                                 c->n_kv_heads, hd));
+    LISA__CU(t, lisa__cuda_rope<E>(dq, lisa__cuda_rope_table_of(t), B, T, c->n_heads, hd, -1.0f));
+    LISA__CU(t, lisa__cuda_rope<E>(dk, lisa__cuda_rope_table_of(t), B, T, c->n_kv_heads, hd, -1.0f));
+    LISA__BLAS(t, lisa__cuda_linear_backward_dx<E>(h, dxn, CUDA_R_32F, 0.0f, dq, w.wq, BT, D, D));
+    LISA__BLAS(t, lisa__cuda_linear_backward_dx<E>(h, dxn, CUDA_R_32F, 1.0f, dk, w.wk, BT, D, kv));
+    LISA__BLAS(t, lisa__cuda_linear_backward_dx<E>(h, dxn, CUDA_R_32F, 1.0f, dv, w.wv, BT, D, kv));
+    if (g) {
+        LISA__BLAS(t, lisa__cuda_linear_backward_dw<E>(h, g + ly->wq, dq, s.xn1, BT, D, D));
+        LISA__BLAS(t, lisa__cuda_linear_backward_dw<E>(h, g + ly->wk, dk, s.xn1, BT, D, kv));
+        LISA__BLAS(t, lisa__cuda_linear_backward_dw<E>(h, g + ly->wv, dv, s.xn1, BT, D, kv));
+    }
+    LISA__CU(t, lisa__cuda_rmsnorm_backward<E>(dres, lisa__cuda_grad_at(g, ly->attn_norm), dxn, x, w.attn_norm,
+                                               s.rstd1, BT, D));
+    return LISA_OK;
+}
+
+/* After the head's part (dxn holds d(final_xn)): final norm, the layers down
+   to the lowest block that wants a gradient, the embedding. */
+template <typename E> static lisa_result lisa__cuda_backward_layers(lisa_cuda_trainer *t, int B, int T) {
+    const lisa_config *c = &t->c;
+    int BT = B * T, l, lowest;
+    float *dres = (float *)(t->scratch + t->y.dres), *dxn = (float *)(t->scratch + t->y.dxn);
+    float *g_embed = t->blocks[LISA_BLOCK_EMBED].grad;
+    lisa_result r;
+    LISA__CU(t, cudaMemset(dres, 0, (size_t)BT * c->dim * sizeof(float)));
+    LISA__CU(t, lisa__cuda_rmsnorm_backward<E>(dres, t->blocks[lisa_block_final_norm(c)].grad, dxn,
+                                               lisa__cuda_layer_in<E>(t, c->n_layers),
+                                               lisa__cuda_block_weights<E>(t, lisa_block_final_norm(c)),
+                                               (const float *)(t->acts + t->y.final_rstd), BT, c->dim));
+    lowest = g_embed ? -1 : c->n_layers;
+    for (l = 0; l < c->n_layers && lowest == c->n_layers; l++)
+        if (t->blocks[LISA_BLOCK_LAYER(l)].grad) lowest = l;
+    for (l = c->n_layers - 1; l >= 0 && l >= lowest; l--) {
+        if (t->tc.checkpointing && t->held_layer != l && (r = lisa__cuda_layer_forward<E>(t, l, B, T, NULL)) != LISA_OK)
+            return r;
+        if ((r = lisa__cuda_layer_backward<E>(t, l, B, T, t->blocks[LISA_BLOCK_LAYER(l)].grad)) != LISA_OK) return r;
+    }
+    if (g_embed) LISA__CU(t, lisa__cuda_embedding_backward(g_embed, dres, lisa__cuda_inputs(t), BT, c->dim));
+    return LISA_OK;
+}
+
+/* --- optimizer ------------------------------------------------------------------- */
+
+/* Global norm over the trained blocks' gradients; scaled when over grad_clip. */
+static lisa_result lisa__cuda_clip(lisa_cuda_trainer *t, float *norm_out) {
+    int nb = lisa_n_blocks(&t->c), b, i;
+    double *partials = (double *)(t->tables + t->y.partials), total = 0.0;
+    float norm, clip = t->tc.grad_clip;
+    for (b = 0; b < nb; b++)
+        if (t->blocks[b].grad)
+            LISA__CU(t, lisa__cuda_sum_squares(partials + (size_t)b * LISA__CUDA_NORM_BLOCKS, t->blocks[b].grad,
+                                               lisa_block_size(&t->c, b)));
+    LISA__CU(t, cudaMemcpy(t->host_partials, partials, (size_t)nb * LISA__CUDA_NORM_BLOCKS * sizeof(double),
+                           cudaMemcpyDeviceToHost));
+    for (b = 0; b < nb; b++)
+        if (t->blocks[b].grad)
+            for (i = 0; i < LISA__CUDA_NORM_BLOCKS; i++) total += t->host_partials[(size_t)b * LISA__CUDA_NORM_BLOCKS + i];
+    norm = (float)sqrt(total);
+    *norm_out = norm;
+    if (clip > 0.0f && norm > clip)
+        for (b = 0; b < nb; b++)
+            if (t->blocks[b].grad)
+                LISA__CU(t, lisa__cuda_scale(t->blocks[b].grad, lisa_block_size(&t->c, b), clip / (norm + 1e-6f)));
+    return LISA_OK;
+}
+
+/* AdamW on every tensor of block b; norms get no weight decay. */
+template <typename E> static lisa_result lisa__cuda_block_update(lisa_cuda_trainer *t, int b, float lr) {
+    lisa__cuda_block *s = &t->blocks[b];
+    const lisa_train_config *tc = &t->tc;
+    size_t off[9], count[9];
+    int decay[9], n, i;
+    float std[9];
+    int bf16 = t->cc.dtype == LISA_DTYPE_BF16;
+    E *w = lisa__cuda_block_weights<E>(t, b);
+    float *p = bf16 ? s->master : (float *)(void *)w;
+    s->step++;
+    n = lisa__cuda_block_tensors(&t->c, b, off, count, decay, std);
+    for (i = 0; i < n; i++) {
+        lisa__cuda_adamw a = lisa__cuda_adamw_scalars(lr, tc->beta1, tc->beta2, tc->eps,
+                                                      decay[i] ? tc->weight_decay : 0.0f, s->step);
+        LISA__CU(t, lisa__cuda_adamw_update<E>(p + off[i], bf16 ? w + off[i] : (E *)NULL, s->grad + off[i],
+                                               s->m + off[i], s->v + off[i], count[i], a));
+    }
+    return LISA_OK;
+}
+
+/* --- block state ------------------------------------------------------------------ */
+
+/* Block b trains from now on: gradient, (bf16) master from the bf16 weights,
+   and zero moments at step 0 unless it kept them. Undoes itself on failure. */
+template <typename E> static lisa_result lisa__cuda_block_activate(lisa_cuda_trainer *t, int b) {
+    lisa__cuda_block *s = &t->blocks[b];
+    size_t n = lisa_block_size(&t->c, b);
+    int fresh = s->m == NULL;
+    void *grad = NULL, *master = NULL, *m = NULL;
+    cudaError_t e;
+    if (s->active || n == 0) return LISA_OK;
+    e = lisa__cuda_malloc(t, &grad, lisa__cuda_grad_bytes(n));
+    if (e == cudaSuccess) e = lisa__cuda_malloc(t, &master, lisa__cuda_master_bytes(n, t->cc.dtype));
+    if (e == cudaSuccess && fresh) e = lisa__cuda_malloc(t, &m, lisa__cuda_moment_bytes(n));
+    if (e == cudaSuccess && master) e = lisa__cuda_convert<float, E>((float *)master, lisa__cuda_block_weights<E>(t, b), n);
+    if (e == cudaSuccess && fresh) e = cudaMemset(m, 0, lisa__cuda_moment_bytes(n));
+    if (e != cudaSuccess) {
+        lisa__cuda_free(t, grad, lisa__cuda_grad_bytes(n));
+        lisa__cuda_free(t, master, lisa__cuda_master_bytes(n, t->cc.dtype));
+        lisa__cuda_free(t, m, lisa__cuda_moment_bytes(n));
+        return lisa__cuda_fail(t, e, "block activation");
+    }
+    s->grad = (float *)grad;
+    s->master = (float *)master;
+    if (fresh) {
+        s->m = (float *)m;
+        s->v = s->m + n;
+        s->step = 0;
+    }
+    s->active = 1;
+    return LISA_OK;
+}
+
+/* Block b stops training: gradient and master go, moments too unless kept. */
+static void lisa__cuda_block_deactivate(lisa_cuda_trainer *t, int b, int keep_moments) {
+    lisa__cuda_block *s = &t->blocks[b];
+    size_t n = lisa_block_size(&t->c, b);
+    lisa__cuda_free(t, s->grad, lisa__cuda_grad_bytes(n));
+    lisa__cuda_free(t, s->master, lisa__cuda_master_bytes(n, t->cc.dtype));
+    s->grad = s->master = NULL;
+    s->active = 0;
+    if (!keep_moments) {
+        lisa__cuda_free(t, s->m, lisa__cuda_moment_bytes(n));
+        s->m = s->v = NULL;
+        s->step = 0;
+    }
+}
+
+static int lisa__cuda_contains(const int *x, int n, int v) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (x[i] == v) return 1;
+    return 0;
+}
+
+static void lisa__cuda_sort_ints(int *x, int n) {
+    int i, j;
+    for (i = 1; i < n; i++)
+        for (j = i; j > 0 && x[j - 1] > x[j]; j--) {
+            int tmp = x[j];
+            x[j] = x[j - 1];
+            x[j - 1] = tmp;
+        }
+}
+
+template <typename E> static lisa_result lisa__cuda_set_active(lisa_cuda_trainer *t, const int *layers, int n) {
+    int *next = t->next_layers, i;
+    lisa_result r;
+    if (n < 0 || n > t->c.n_layers) return LISA_ERR_INVALID;
+    for (i = 0; i < n; i++) {
+        if (layers[i] < 0 || layers[i] >= t->c.n_layers || lisa__cuda_contains(layers, i, layers[i]))
+            return LISA_ERR_INVALID;
+    }
+    if (next != layers) memmove(next, layers, (size_t)n * sizeof(int));
+    lisa__cuda_sort_ints(next, n);
+    /* Release leaving layers before taking new ones, so a switch never holds both. */
+    for (i = 0; i < t->n_active; i++)
+        if (!lisa__cuda_contains(next, n, t->active_layers[i]))
+            lisa__cuda_block_deactivate(t, LISA_BLOCK_LAYER(t->active_layers[i]), t->tc.keep_state);
+    t->n_active = 0;
+    for (i = 0; i < n; i++) {
+        if ((r = lisa__cuda_block_activate<E>(t, LISA_BLOCK_LAYER(next[i]))) != LISA_OK) return r;
+        t->active_layers[t->n_active++] = next[i];
+    }
+    return LISA_OK;
+}
+
+/* --- one step --------------------------------------------------------------------- */
+
+/* Copies the batch to the device; checks every id. */
+static lisa_result lisa__cuda_upload_batch(lisa_cuda_trainer *t, const int *inputs, const int *targets, int BT,
+                                           int *n_counted) {
+    int i, counted = 0, V = t->c.vocab_size;
+    for (i = 0; i < BT; i++) {
+        int tg = targets ? targets[i] : LISA_IGNORE;
+        if (inputs[i] < 0 || inputs[i] >= V || tg < LISA_IGNORE || tg >= V) {
+            snprintf(t->message, sizeof t->message, "token %d of the batch: input %d or target %d outside vocab %d",
+                     i, inputs[i], tg, V);
+            return LISA_ERR_INVALID;
+        }
+        t->host_tokens[i] = inputs[i];
+        t->host_tokens[BT + i] = tg;
+        counted += tg >= 0;
+    }
+    LISA__CU(t, cudaMemcpy(lisa__cuda_inputs(t), t->host_tokens, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
+    LISA__CU(t, cudaMemcpy(lisa__cuda_targets(t), t->host_tokens + BT, (size_t)BT * sizeof(int),
+                           cudaMemcpyHostToDevice));
+    *n_counted = counted;
+    return LISA_OK;
+}
+
+template <typename E> static lisa_result lisa__cuda_step(lisa_cuda_trainer *t, const int *inputs, const int *targets,
+                                                      lisa_step_info *info) {
+    const lisa_config *c = &t->c;
+    int B = t->tc.batch, T = t->tc.seq, BT = B * T, nb = lisa_n_blocks(c), b, switched = 0, counted;
+    float loss, norm, lr, dloss;
+    lisa_result r;
+    if (t->step >= (1 << 30)) return LISA_ERR_INVALID; /* as lisa.h: step counters stay far from overflow */
+    if ((r = lisa__cuda_upload_batch(t, inputs, targets, BT, &counted)) != LISA_OK) return r;
+    if (t->tc.mode == LISA_MODE_LISA && t->step % t->tc.lisa_interval == 0) {
+        lisa_sampler_draw(&t->sampler, t->next_layers);
+        switched = 1;
+        if ((r = lisa__cuda_set_active<E>(t, t->next_layers, t->tc.lisa_layers)) != LISA_OK) return r;
+    }
+    for (b = 0; b < nb; b++)
+        if (t->blocks[b].grad)
+            LISA__CU(t, cudaMemset(t->blocks[b].grad, 0, lisa__cuda_grad_bytes(lisa_block_size(c, b))));
+    dloss = counted ? 1.0f / (float)counted : 0.0f;
+    if ((r = lisa__cuda_forward_layers<E>(t, B, T)) != LISA_OK) return r;
+    if ((r = lisa__cuda_head<E>(t, BT, 1, dloss,
+                                t->blocks[c->tied_head ? LISA_BLOCK_EMBED : lisa_block_head(c)].grad)) != LISA_OK)
+        return r;
+    loss = lisa__cuda_mean_loss(t, t->host_tokens + BT, BT);
+    if ((r = lisa__cuda_backward_layers<E>(t, B, T)) != LISA_OK) return r;
+    if ((r = lisa__cuda_clip(t, &norm)) != LISA_OK) return r;
+    lr = lisa_schedule_lr(&t->tc.schedule, t->step);
+    for (b = 0; b < nb; b++)
+        if (t->blocks[b].active && (r = lisa__cuda_block_update<E>(t, b, lr)) != LISA_OK) return r;
+    LISA__CU(t, cudaDeviceSynchronize());
+    t->step++;
+    if (info) {
+        info->step = t->step;
+        info->loss = loss;
+        info->lr = lr;
+        info->grad_norm = norm;
+        info->switched = switched;
+    }
+    t->message[0] = 0;
+    return LISA_OK;
+}
+
+template <typename E> static lisa_result lisa__cuda_eval(lisa_cuda_trainer *t, const int *inputs, const int *targets,
+                                                      int B, int T, float *loss) {
+    int BT = B * T, counted;
+    lisa_result r;
+    if (B < 1 || B > t->tc.batch || T < 1 || T > t->tc.seq) return LISA_ERR_INVALID;
+    if ((r = lisa__cuda_upload_batch(t, inputs, targets, BT, &counted)) != LISA_OK) return r;
+    if ((r = lisa__cuda_forward_layers<E>(t, B, T)) != LISA_OK) return r;
+    if ((r = lisa__cuda_head<E>(t, BT, 0, 0.0f, NULL)) != LISA_OK) return r;
+    t->held_layer = -1; /* the set's values are those of a different batch shape now */
+    *loss = lisa__cuda_mean_loss(t, t->host_tokens + BT, BT);
+    t->message[0] = 0;
+    return LISA_OK;
+}
+
+/* --- creation, weights in and out ------------------------------------------------ */
+
+/* The model's weights onto the device: from m (fp32, rounded to nearest even
+   for bf16) or drawn on the device from seed. */
+template <typename E> static lisa_result lisa__cuda_init_weights(lisa_cuda_trainer *t, const lisa_model *m,
+                                                              uint64_t seed) {
+    int nb = lisa_n_blocks(&t->c), b, i, n;
+    for (b = 0; b < nb; b++) {
+        size_t count = lisa_block_size(&t->c, b), base = lisa_block_offset(&t->c, b), j;
+        E *dst = lisa__cuda_block_weights<E>(t, b);
+        if (count == 0) continue;
+        if (m && sizeof(E) == sizeof(float)) {
+            LISA__CU(t, cudaMemcpy(dst, m->params + base, count * sizeof(float), cudaMemcpyHostToDevice));
+        } else if (m) {
+            uint16_t *h = (uint16_t *)malloc(count * sizeof(uint16_t));
+            cudaError_t e;
+            if (!h) {
+                snprintf(t->message, sizeof t->message, "out of host memory staging %.0f weights", (double)count);
+                return LISA_ERR_NOMEM;
+            }
+            for (j = 0; j < count; j++) h[j] = lisa_f32_to_bf16(m->params[base + j]);
+            e = cudaMemcpy(dst, h, count * sizeof(uint16_t), cudaMemcpyHostToDevice);
+            free(h);
+            LISA__CU(t, e);
+        } else {
+            size_t off[9], cnt[9];
+            int decay[9];
+            float std[9];
+            n = lisa__cuda_block_tensors(&t->c, b, off, cnt, decay, std);
+            for (i = 0; i < n; i++) LISA__CU(t, lisa__cuda_fill<E>(dst + off[i], cnt[i], seed, base + off[i], std[i]));
+        }
+    }
+    return LISA_OK;
+}
+
+/* Device memory, weights, tables and the blocks that train from the start. */
+template <typename E> static lisa_result lisa__cuda_setup(lisa_cuda_trainer *t, const lisa_model *m, uint64_t seed) {
+    const lisa_config *c = &t->c;
+    int nb = lisa_n_blocks(c), b, l;
+    float *rope;
+    lisa_result r;
+    void *p;
+    LISA__CU(t, lisa__cuda_malloc(t, &p, lisa__cuda_weight_bytes(c, t->cc.dtype)));
+    t->weights = p;
+    LISA__CU(t, lisa__cuda_malloc(t, &p, t->y.tables_total));
+    t->tables = (unsigned char *)p;
+    LISA__CU(t, lisa__cuda_malloc(t, &p, t->y.acts_total));
+    t->acts = (unsigned char *)p;
+    LISA__CU(t, lisa__cuda_malloc(t, &p, t->y.scratch_total));
+    t->scratch = (unsigned char *)p;
+    LISA__BLAS(t, cublasSetWorkspace(t->blas, t->scratch + t->y.workspace, LISA_CUDA_WORKSPACE_BYTES));
+    if ((r = lisa__cuda_init_weights<E>(t, m, seed)) != LISA_OK) return r;
+    rope = (float *)malloc(t->y.partials - t->y.rope);
+    if (!rope) {
+        snprintf(t->message, sizeof t->message, "out of host memory for the RoPE table");
+        return LISA_ERR_NOMEM;
+    }
+    lisa__cuda_rope_table(rope, t->tc.seq, c->dim / c->n_heads, c->rope_theta);
+    {
+        cudaError_t e = cudaMemcpy(t->tables + t->y.rope, rope,
+                                   (size_t)t->tc.seq * (c->dim / c->n_heads / 2) * 2 * sizeof(float),
+                                   cudaMemcpyHostToDevice);
+        free(rope);
+        LISA__CU(t, e);
+    }
+    for (b = 0; b < nb; b++)
+        if (!lisa__cuda_is_layer_block(c, b) && lisa__cuda_fixed_block_trains(c, &t->tc, b) &&
+            (r = lisa__cuda_block_activate<E>(t, b)) != LISA_OK)
+            return r;
+    if (t->tc.mode == LISA_MODE_FULL) {
+        for (l = 0; l < c->n_layers; l++) t->next_layers[l] = l;
+        if ((r = lisa__cuda_set_active<E>(t, t->next_layers, c->n_layers)) != LISA_OK) return r;
+    }
+    LISA__CU(t, cudaDeviceSynchronize());
+    return LISA_OK;
+}
+
+template <typename E> static lisa_result lisa__cuda_get_model(const lisa_cuda_trainer *tc, lisa_model *m) {
+    lisa_cuda_trainer *t = (lisa_cuda_trainer *)tc; /* for its message only */
+    int nb = lisa_n_blocks(&t->c), b;
+    for (b = 0; b < nb; b++) {
+        size_t count = lisa_block_size(&t->c, b), base = lisa_block_offset(&t->c, b), j;
+        const float *master = t->blocks[b].master;
+        if (count == 0) continue;
+        if (master || sizeof(E) == sizeof(float)) {
+            const void *src = master ? (const void *)master : (const void *)lisa__cuda_block_weights<E>(t, b);
+            LISA__CU(t, cudaMemcpy(m->params + base, src, count * sizeof(float), cudaMemcpyDeviceToHost));
+        } else {
+            uint16_t *h = (uint16_t *)malloc(count * sizeof(uint16_t));
+            cudaError_t e;
+            if (!h) {
+                snprintf(t->message, sizeof t->message, "out of host memory reading %.0f weights", (double)count);
+                return LISA_ERR_NOMEM;
+            }
+            e = cudaMemcpy(h, lisa__cuda_block_weights<E>(t, b), count * sizeof(uint16_t), cudaMemcpyDeviceToHost);
+            for (j = 0; e == cudaSuccess && j < count; j++) m->params[base + j] = lisa_bf16_to_f32(h[j]);
+            free(h);
+            LISA__CU(t, e);
+        }
+    }
+    return LISA_OK;
+}
+
+#define LISA__CUDA_DISPATCH(t, fn, ...) \
+    ((t)->cc.dtype == LISA_DTYPE_BF16 ? fn<lisa__bf16>(__VA_ARGS__) : fn<float>(__VA_ARGS__))
+
+/* ------------------------------------------------------------------------- */
+/* Public functions                                                           */
+/* ------------------------------------------------------------------------- */
+
+LISADEF int lisa_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError(); /* clear it: no GPU is not an error */
+        return 0;
+    }
+    return n;
+}
+
+LISADEF lisa_result lisa_cuda_device_query(int index, lisa_cuda_device *d, lisa_error *err) {
+    cudaDeviceProp prop;
+    cudaError_t e;
+    int previous = 0;
+    memset(d, 0, sizeof *d);
+    if ((e = cudaGetDeviceProperties(&prop, index)) != cudaSuccess ||
+        (e = cudaGetDevice(&previous)) != cudaSuccess || (e = cudaSetDevice(index)) != cudaSuccess ||
+        (e = cudaMemGetInfo(&d->free_bytes, &d->total_bytes)) != cudaSuccess) {
+        (void)cudaGetLastError();
+        lisa__cuda_set_error(err, LISA_ERR_DEVICE, "CUDA device %d: %s", index, cudaGetErrorString(e));
+        return LISA_ERR_DEVICE;
+    }
+    (void)cudaSetDevice(previous);
+    d->index = index;
+    memcpy(d->name, prop.name, sizeof d->name - 1); /* prop.name is NUL-terminated, possibly longer */
+    d->name[sizeof d->name - 1] = 0;
+    d->major = prop.major;
+    d->minor = prop.minor;
+    d->multiprocessors = prop.multiProcessorCount;
+    if (err) {
+        err->code = LISA_OK;
+        err->message[0] = 0;
+    }
+    return LISA_OK;
+}
+
+LISADEF lisa_cuda_config lisa_cuda_config_default(void) {
+    lisa_cuda_config c;
+    memset(&c, 0, sizeof c);
+    c.dtype = LISA_DTYPE_BF16;
+    c.device = 0;
+    return c;
+}
+
+/* Host tables of the trainer; fails only for want of host memory. */
+static int lisa__cuda_host_tables(lisa_cuda_trainer *t, const float *probs) {
+    int nb = lisa_n_blocks(&t->c), L = t->c.n_layers;
+    size_t BT = (size_t)t->tc.batch * t->tc.seq;
+    t->blocks = (lisa__cuda_block *)calloc((size_t)nb, sizeof(lisa__cuda_block));
+    t->active_layers = (int *)calloc(2 * (size_t)L, sizeof(int));
+    t->next_layers = t->active_layers ? t->active_layers + L : NULL;
+    t->host_loss = (float *)calloc(BT, sizeof(float));
+    t->host_partials = (double *)calloc((size_t)nb * LISA__CUDA_NORM_BLOCKS, sizeof(double));
+    t->host_tokens = (int *)calloc(2 * BT, sizeof(int));
+    if (probs) {
+        t->probs = (float *)malloc((size_t)L * sizeof(float));
+        if (t->probs) memcpy(t->probs, probs, (size_t)L * sizeof(float));
+    }
+    t->tc.lisa_probs = t->probs;
+    return t->blocks && t->active_layers && t->host_loss && t->host_partials && t->host_tokens &&
+           (!probs || t->probs);
+}
+
+LISADEF void lisa_cuda_trainer_free(lisa_cuda_trainer *t) {
+    int b;
+    if (!t) return;
+    if (t->blocks)
+        for (b = 0; b < lisa_n_blocks(&t->c); b++) lisa__cuda_block_deactivate(t, b, 0);
+    if (t->has_blas) cublasDestroy(t->blas); /* before its workspace goes */
+    lisa__cuda_free(t, t->scratch, t->y.scratch_total);
+    lisa__cuda_free(t, t->acts, t->y.acts_total);
+    lisa__cuda_free(t, t->tables, t->y.tables_total);
+    lisa__cuda_free(t, t->weights, lisa__cuda_weight_bytes(&t->c, t->cc.dtype));
+    free(t->blocks);
+    free(t->active_layers);
+    free(t->probs);
+    free(t->host_loss);
+    free(t->host_partials);
+    free(t->host_tokens);
+    free(t);
+}
+
+static int lisa__cuda_same_shape(const lisa_config *a, const lisa_config *b) {
+    return a->dim == b->dim && a->hidden_dim == b->hidden_dim && a->n_layers == b->n_layers &&
+           a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads && a->vocab_size == b->vocab_size &&
+           a->tied_head == b->tied_head;
+}
+
+LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **out, const lisa_config *mc, const lisa_model *m,
+                                             uint64_t init_seed, const lisa_train_config *tc,
+                                             const lisa_cuda_config *cc, lisa_error *err) {
+    lisa_config rc = *mc;
+    lisa_train_config rt = *tc;
+    lisa_cuda_config rcc = cc ? *cc : lisa_cuda_config_default();
+    lisa_cuda_trainer *t;
+    lisa_result r;
+    int n_devices = lisa_cuda_device_count();
+    *out = NULL;
+    if ((r = lisa__cuda_check_configs(&rc, &rt, rcc.dtype, err)) != LISA_OK) return r;
+    if (m && !lisa__cuda_same_shape(&m->config, &rc)) {
+        lisa__cuda_set_error(err, LISA_ERR_INVALID, "the model's config differs from the trainer's");
+        return LISA_ERR_INVALID;
+    }
+    if (rcc.device < 0 || rcc.device >= n_devices) {
+        lisa__cuda_set_error(err, LISA_ERR_DEVICE, "CUDA device %d: there are %d", rcc.device, n_devices);
+        return LISA_ERR_DEVICE;
+    }
+    if (cudaSetDevice(rcc.device) != cudaSuccess) {
+        lisa__cuda_set_error(err, LISA_ERR_DEVICE, "CUDA device %d: %s", rcc.device,
+                             cudaGetErrorString(cudaGetLastError()));
+        return LISA_ERR_DEVICE;
+    }
+    t = (lisa_cuda_trainer *)calloc(1, sizeof *t);
+    if (!t) {
+        lisa__cuda_set_error(err, LISA_ERR_NOMEM, "out of host memory for the trainer");
+        return LISA_ERR_NOMEM;
+    }
+    t->c = rc;
+    t->tc = rt;
+    t->cc = rcc;
+    t->L = lisa_layout_of(&rc);
+    t->y = lisa__cuda_layout_of(&rc, rt.batch, rt.seq, rt.checkpointing, rcc.dtype);
+    t->held_layer = -1;
+    if (!lisa__cuda_host_tables(t, rt.lisa_probs)) {
+        lisa_cuda_trainer_free(t);
+        lisa__cuda_set_error(err, LISA_ERR_NOMEM, "out of host memory for the trainer's tables");
+        return LISA_ERR_NOMEM;
+    }
+    if (rt.mode != LISA_MODE_FULL)
+        lisa_sampler_init(&t->sampler, rc.n_layers, rt.lisa_layers, rt.lisa_order, t->probs, rt.lisa_seed);
+    if (cublasCreate(&t->blas) != CUBLAS_STATUS_SUCCESS) {
+        lisa_cuda_trainer_free(t);
+        lisa__cuda_set_error(err, LISA_ERR_DEVICE, "cuBLAS could not start");
+        return LISA_ERR_DEVICE;
+    }
+    t->has_blas = 1;
+    /* fp32 is the checking mode: no TF32 or other shortcuts, so it matches the CPU. */
+    if (cublasSetMathMode(t->blas, rcc.dtype == LISA_DTYPE_F32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH) !=
+        CUBLAS_STATUS_SUCCESS) {
+        lisa_cuda_trainer_free(t);
+        lisa__cuda_set_error(err, LISA_ERR_DEVICE, "cuBLAS math mode");
+        return LISA_ERR_DEVICE;
+    }
+    r = LISA__CUDA_DISPATCH(t, lisa__cuda_setup, t, m, init_seed);
+    if (r != LISA_OK) {
+        lisa__cuda_set_error(err, r, "%s", t->message);
+        lisa_cuda_trainer_free(t);
+        return r;
+    }
+    if (err) {
+        err->code = LISA_OK;
+        err->message[0] = 0;
+    }
+    *out = t;
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_cuda_trainer_step(lisa_cuda_trainer *t, const int *inputs, const int *targets,
+                                           lisa_step_info *info) {
+    return LISA__CUDA_DISPATCH(t, lisa__cuda_step, t, inputs, targets, info);
+}
+
+LISADEF lisa_result lisa_cuda_trainer_eval(lisa_cuda_trainer *t, const int *inputs, const int *targets, int B, int T,
+                                           float *loss) {
+    return LISA__CUDA_DISPATCH(t, lisa__cuda_eval, t, inputs, targets, B, T, loss);
+}
+
+LISADEF lisa_result lisa_cuda_trainer_set_active_layers(lisa_cuda_trainer *t, const int *layers, int n) {
+    lisa_result r = LISA__CUDA_DISPATCH(t, lisa__cuda_set_active, t, layers, n);
+    if (r == LISA_OK) t->message[0] = 0;
+    return r;
+}
+
+LISADEF int lisa_cuda_trainer_active_layers(const lisa_cuda_trainer *t, int *layers) {
+    if (layers) memcpy(layers, t->active_layers, (size_t)t->n_active * sizeof(int));
+    return t->n_active;
+}
+
+LISADEF lisa_result lisa_cuda_trainer_get_model(const lisa_cuda_trainer *t, lisa_model *m, lisa_error *err) {
+    lisa_result r;
+    if (!lisa__cuda_same_shape(&m->config, &t->c)) {
+        lisa__cuda_set_error(err, LISA_ERR_INVALID, "the model's config differs from the trainer's");
+        return LISA_ERR_INVALID;
+    }
+    r = LISA__CUDA_DISPATCH(t, lisa__cuda_get_model, t, m);
+    if (r != LISA_OK) lisa__cuda_set_error(err, r, "%s", t->message);
+    else if (err) {
+        err->code = LISA_OK;
+        err->message[0] = 0;
+    }
+    return r;
+}
+
+LISADEF size_t lisa_cuda_trainer_bytes(const lisa_cuda_trainer *t) { return t->bytes; }
+LISADEF size_t lisa_cuda_trainer_peak_bytes(const lisa_cuda_trainer *t) { return t->peak_bytes; }
+LISADEF int lisa_cuda_trainer_steps(const lisa_cuda_trainer *t) { return t->step; }
+LISADEF const char *lisa_cuda_trainer_message(const lisa_cuda_trainer *t) { return t->message; }
+
+#endif /* LISA_CUDA_IMPLEMENTATION_INCLUDED */
+#endif /* LISA_CUDA_IMPLEMENTATION */
