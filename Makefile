@@ -6,6 +6,8 @@
 #   make bench      speed and memory: the engine, then full fine-tuning against LISA
 #   make SAN=1 test the same tests under AddressSanitizer and UBSan (in build-san/)
 #   make OPENMP=0   build without threads
+#   make cuda       the GPU tests and lisa_cuda.o (NVCC=/usr/local/cuda/bin/nvcc when nvcc is not on PATH)
+#   make test-cuda  run the GPU tests
 
 CC ?= cc
 OPENMP ?= 1
@@ -31,7 +33,12 @@ TESTS = test_ops test_reference test_checkpoint test_lisa test_state test_files 
 
 EXAMPLES = train_tiny finetune_lisa gradcheck generate
 
-.PHONY: all test demo bench clean examples
+NVCC ?= nvcc
+NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+             -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90
+NVCC_FLAGS = -std=c++17 -O3 -Xcompiler -Wall,-Wextra -Werror all-warnings -I. -Itests
+
+.PHONY: all test demo bench clean examples cuda test-cuda
 all: $(BUILD)/lisa examples
 
 $(BUILD):
@@ -60,6 +67,17 @@ demo: $(BUILD)/lisa
 bench: $(BUILD)/bench_engine $(BUILD)/bench_lisa
 	$(BUILD)/bench_engine
 	$(BUILD)/bench_lisa
+
+cuda: $(BUILD)/test_cuda $(BUILD)/lisa_cuda.o
+
+$(BUILD)/test_cuda: tests/test_cuda.cu lisa.h lisa_cuda.h tests/test.h | $(BUILD)
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_ARCH) -o $@ tests/test_cuda.cu -lcublas
+
+$(BUILD)/lisa_cuda.o: examples/lisa_cuda_impl.cu lisa.h lisa_cuda.h | $(BUILD)
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_ARCH) -c -o $@ examples/lisa_cuda_impl.cu
+
+test-cuda: $(BUILD)/test_cuda
+	$(BUILD)/test_cuda
 
 clean:
 	rm -rf build build-san

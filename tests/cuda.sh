@@ -1,0 +1,55 @@
+#!/bin/sh
+# GPU tests: builds tests/test_cuda.cu warning-free for compute capability
+# 8.0, 8.6, 8.9 and 9.0 into BUILD/test_cuda (one check), compiles a C99 file
+# that includes lisa_cuda.h with gcc -Wall -Wextra -Wpedantic -Werror (one
+# check), then runs BUILD/test_cuda, whose own "test_cuda: N passed, M failed"
+# line the test runner adds separately. Without a GPU test_cuda runs only its
+# host checks (the planner). Without nvcc everything is skipped.
+# Usage: sh tests/cuda.sh BUILD_DIR   (NVCC=/path/to/nvcc to choose the compiler)
+build=${1:-build}
+nvcc=${NVCC:-nvcc}
+if ! command -v "$nvcc" > /dev/null 2>&1; then
+    if [ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
+        nvcc=/usr/local/cuda/bin/nvcc
+    else
+        echo "cuda: nvcc not installed, skipped"
+        echo "cuda: 0 passed, 0 failed"
+        exit 0
+    fi
+fi
+mkdir -p "$build" || exit 2
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+arch="-gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86"
+arch="$arch -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90"
+if "$nvcc" -std=c++17 -O3 -Xcompiler -Wall,-Wextra -Werror all-warnings $arch -I. -Itests \
+        -o "$build/test_cuda" tests/test_cuda.cu -lcublas > "$tmp/out" 2>&1; then
+    passed=$((passed + 1))
+    built=1
+else
+    failed=$((failed + 1))
+    built=0
+    echo "FAIL: nvcc build of tests/test_cuda.cu"
+    cat "$tmp/out"
+fi
+printf '#include "lisa_cuda.h"\nint use(void) { return lisa_cuda_device_count(); }\n' > "$tmp/decl.c"
+if gcc -std=c99 -Wall -Wextra -Wpedantic -Werror -I. -c "$tmp/decl.c" -o "$tmp/decl.o" > "$tmp/out" 2>&1; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    echo "FAIL: gcc -std=c99 on a file including lisa_cuda.h"
+    cat "$tmp/out"
+fi
+status=0
+if [ "$built" -eq 1 ]; then
+    "$build/test_cuda" > "$tmp/run" 2>&1 || status=1
+    cat "$tmp/run"
+    if ! grep -Eq '^test_cuda: [0-9]+ passed, [0-9]+ failed$' "$tmp/run"; then
+        echo "FAIL: test_cuda crashed or printed no summary"
+        failed=$((failed + 1))
+    fi
+fi
+echo "cuda: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]

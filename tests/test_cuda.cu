@@ -1,0 +1,619 @@
+/* The GPU trainer against the CPU engine (lisa.h), which is its oracle.
+
+   Host-only checks (the planner) run everywhere. With a CUDA device: every
+   kernel on random data against the CPU op (output buffers poisoned with NaN
+   bytes first, so an element left unwritten fails), then training runs, full
+   and LISA, against lisa_trainer_step, and the device memory count against
+   lisa_cuda_plan_memory. Without a device the GPU checks are skipped and not
+   counted.
+
+   Tolerances: errors are measured as max |gpu - cpu| / max |cpu| over a
+   buffer. fp32 kernels: 1e-5 (only the summation order differs). bf16
+   kernels: 2e-2 (bf16 keeps 8 bits of mantissa, a relative rounding of 2^-9
+   per stored value, and an op stores a few). fp32 training: losses to 1e-4
+   relative and weights to 1e-4 of their largest value after 12 AdamW steps,
+   whose sign-like update amplifies round-off where gradients are tiny.
+   bf16 training: losses within 3e-2 relative of the fp32 CPU run. */
+#define LISA_IMPLEMENTATION
+#include "lisa.h"
+/* Small chunks so that the tiny model's head runs in several of them. */
+#define LISA_CUDA_CE_CHUNK_FLOATS 1024
+#define LISA_CUDA_IMPLEMENTATION
+#include "lisa_cuda.h"
+#include "test.h"
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+/* ------------------------------------------------------------------------- */
+/* Planner (host only)                                                        */
+/* ------------------------------------------------------------------------- */
+
+static lisa_config llama7b(void) {
+    lisa_config c;
+    memset(&c, 0, sizeof c);
+    c.dim = 4096;
+    c.hidden_dim = 11008;
+    c.n_layers = 32;
+    c.n_heads = 32;
+    c.vocab_size = 32000;
+    c.max_seq_len = 4096;
+    return c;
+}
+
+static size_t plan_sum(const lisa_memory_plan *p) {
+    return p->weights + p->gradients + p->optimizer + p->activations + p->scratch + p->tables;
+}
+
+static void test_planner(void) {
+    lisa_config c = llama7b();
+    lisa_train_config tc = lisa_train_config_default();
+    lisa_memory_plan lisa, full, f32, kept;
+    lisa_error err;
+    tc.batch = 1;
+    tc.seq = 1024;
+    tc.checkpointing = 1;
+    tc.mode = LISA_MODE_LISA;
+    tc.lisa_layers = 2;
+    CHECK(lisa_cuda_plan_memory(&c, &tc, LISA_DTYPE_BF16, &lisa, &err) == LISA_OK, "7B plan: %s", err.message);
+    printf("test_cuda: 7B LISA gamma 2, batch 1 x 1024, bf16, checkpointing: %.2f GiB (weights %.2f, gradients "
+           "%.2f, optimizer %.2f, activations %.2f, scratch %.2f, tables %.4f)\n",
+           lisa.peak / GIB, lisa.weights / GIB, lisa.gradients / GIB, lisa.optimizer / GIB, lisa.activations / GIB,
+           lisa.scratch / GIB, lisa.tables / GIB);
+    CHECK(lisa.peak < (size_t)(24.0 * GIB), "7B LISA plan %.2f GiB fits in 24 GiB", lisa.peak / GIB);
+    CHECK(lisa.peak == plan_sum(&lisa), "categories add up to the peak");
+    CHECK(lisa.params == 6738415616u, "7B parameters %zu", lisa.params);
+    CHECK(lisa.trained_params == 2u * 32000 * 4096 + 4096 + 2u * 202383360u, "trained: embed, head, norm, 2 layers");
+    CHECK(lisa.activations + lisa.scratch < (size_t)(1.5 * GIB), "activations and scratch %.2f GiB under 1.5 GiB",
+          (lisa.activations + lisa.scratch) / GIB);
+    tc.mode = LISA_MODE_FULL;
+    CHECK(lisa_cuda_plan_memory(&c, &tc, LISA_DTYPE_BF16, &full, &err) == LISA_OK, "7B full plan");
+    CHECK(full.peak == plan_sum(&full), "full: categories add up");
+    CHECK(lisa.peak < full.peak && lisa.optimizer < full.optimizer, "LISA %.1f GiB under full %.1f GiB",
+          lisa.peak / GIB, full.peak / GIB);
+    tc.mode = LISA_MODE_LISA;
+    CHECK(lisa_cuda_plan_memory(&c, &tc, LISA_DTYPE_F32, &f32, &err) == LISA_OK && f32.peak > lisa.peak,
+          "LISA in fp32 needs more than in bf16");
+    tc.keep_state = 1;
+    CHECK(lisa_cuda_plan_memory(&c, &tc, LISA_DTYPE_BF16, &kept, &err) == LISA_OK &&
+              kept.optimizer == full.optimizer && kept.gradients == lisa.gradients,
+          "keep_state: every layer's moments, gradients of the active ones only");
+    tc.keep_state = 0;
+    c.dim = 8192;
+    c.n_heads = 32; /* head size 256 */
+    CHECK(lisa_cuda_plan_memory(&c, &tc, LISA_DTYPE_BF16, &kept, &err) == LISA_ERR_INVALID,
+          "head size over 128 is refused");
+}
+
+/* ------------------------------------------------------------------------- */
+/* Device helpers                                                             */
+/* ------------------------------------------------------------------------- */
+
+static lisa_rng rng;
+
+static float *random_floats(size_t n, float scale) {
+    float *x = (float *)malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = scale * (2.0f * lisa_rng_uniform(&rng) - 1.0f);
+    return x;
+}
+
+static float *zeros(size_t n) { return (float *)calloc(n, sizeof(float)); }
+
+static void *dev_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+        fprintf(stderr, "cudaMalloc %zu failed\n", bytes);
+        exit(1);
+    }
+    cudaMemset(p, 0xff, bytes); /* NaN in fp32 and bf16 */
+    return p;
+}
+
+/* Device copies of host floats, as fp32 or bf16 (E). */
+template <typename E> static E *dev_upload(const float *h, size_t n);
+template <> float *dev_upload<float>(const float *h, size_t n) {
+    float *d = (float *)dev_alloc(n * sizeof(float));
+    cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice);
+    return d;
+}
+template <> lisa__bf16 *dev_upload<lisa__bf16>(const float *h, size_t n) {
+    uint16_t *b = (uint16_t *)malloc(n * sizeof(uint16_t));
+    lisa__bf16 *d = (lisa__bf16 *)dev_alloc(n * sizeof(uint16_t));
+    for (size_t i = 0; i < n; i++) b[i] = lisa_f32_to_bf16(h[i]);
+    cudaMemcpy(d, b, n * sizeof(uint16_t), cudaMemcpyHostToDevice);
+    free(b);
+    return d;
+}
+
+/* Host values of a device buffer (malloc'ed). */
+static float *dev_download(const float *d, size_t n) {
+    float *h = (float *)malloc(n * sizeof(float));
+    cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost);
+    return h;
+}
+static float *dev_download(const lisa__bf16 *d, size_t n) {
+    uint16_t *b = (uint16_t *)malloc(n * sizeof(uint16_t));
+    float *h = (float *)malloc(n * sizeof(float));
+    cudaMemcpy(b, d, n * sizeof(uint16_t), cudaMemcpyDeviceToHost);
+    for (size_t i = 0; i < n; i++) h[i] = lisa_bf16_to_f32(b[i]);
+    free(b);
+    return h;
+}
+
+/* The values as E holds them: bf16 inputs are rounded before the CPU sees them. */
+template <typename E> static void round_as(float *x, size_t n) {
+    if (sizeof(E) == 2)
+        for (size_t i = 0; i < n; i++) x[i] = lisa_bf16_to_f32(lisa_f32_to_bf16(x[i]));
+}
+
+/* max |a - b| / max |b|; NaN anywhere gives infinity. */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double worst = 0.0, scale = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d == d)) return INFINITY;
+        if (d > worst) worst = d;
+        if (fabs(b[i]) > scale) scale = fabs(b[i]);
+    }
+    return worst / scale;
+}
+
+/* Compares device buffer d (n of E) with host ref; frees the download. */
+template <typename E> static double dev_err(const E *d, const float *ref, size_t n) {
+    float *h = dev_download(d, n);
+    double e = rel_err(h, ref, n);
+    free(h);
+    return e;
+}
+
+template <typename E> static double tol(void) { return sizeof(E) == 4 ? 1e-5 : 2e-2; }
+template <typename E> static const char *name(void) { return sizeof(E) == 4 ? "fp32" : "bf16"; }
+
+static int cuda_ok(cudaError_t e) {
+    cudaError_t s = cudaDeviceSynchronize();
+    return e == cudaSuccess && s == cudaSuccess;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Kernels against the CPU ops                                                */
+/* ------------------------------------------------------------------------- */
+
+template <typename E> static void test_embedding(void) {
+    int n = 37, dim = 24, vocab = 11, tokens[37];
+    float *table = random_floats((size_t)vocab * dim, 1.0f), *dout = random_floats((size_t)n * dim, 1.0f);
+    float *out = zeros((size_t)n * dim), *dtable = random_floats((size_t)vocab * dim, 1.0f);
+    for (int i = 0; i < n; i++) tokens[i] = (int)(lisa_rng_uniform(&rng) * vocab) % vocab;
+    round_as<E>(table, (size_t)vocab * dim);
+    int *dtok = (int *)dev_alloc(sizeof tokens);
+    cudaMemcpy(dtok, tokens, sizeof tokens, cudaMemcpyHostToDevice);
+    E *dtab = dev_upload<E>(table, (size_t)vocab * dim), *dout_dev = (E *)dev_alloc((size_t)n * dim * sizeof(E));
+    float *dgrad = dev_upload<float>(dtable, (size_t)vocab * dim), *dgo = dev_upload<float>(dout, (size_t)n * dim);
+    lisa_embedding_forward(out, tokens, table, n, dim);
+    lisa_embedding_backward(dtable, dout, tokens, n, dim);
+    CHECK(cuda_ok(lisa__cuda_embedding_forward<E>(dout_dev, dtok, dtab, n, dim)), "embedding forward runs");
+    CHECK(dev_err(dout_dev, out, (size_t)n * dim) == 0.0, "embedding forward (%s) copies rows", name<E>());
+    CHECK(cuda_ok(lisa__cuda_embedding_backward(dgrad, dgo, dtok, n, dim)), "embedding backward runs");
+    CHECK(dev_err(dgrad, dtable, (size_t)vocab * dim) <= 1e-6, "embedding backward adds repeated tokens");
+    cudaFree(dtok); cudaFree(dtab); cudaFree(dout_dev); cudaFree(dgrad); cudaFree(dgo);
+    free(table); free(dout); free(out); free(dtable);
+}
+
+template <typename E> static void test_rmsnorm(void) {
+    int n = 13, dim = 300;
+    size_t N = (size_t)n * dim;
+    float *x = random_floats(N, 2.0f), *w = random_floats(dim, 1.0f), *g = random_floats(N, 1.0f);
+    float *out = zeros(N), *rstd = zeros(n), *dx = random_floats(N, 1.0f), *dw = random_floats(dim, 1.0f);
+    round_as<E>(x, N);
+    round_as<E>(w, dim);
+    E *dxin = dev_upload<E>(x, N), *dwt = dev_upload<E>(w, dim), *dout = (E *)dev_alloc(N * sizeof(E));
+    float *drstd = (float *)dev_alloc(n * sizeof(float)), *dg = dev_upload<float>(g, N);
+    float *ddx = dev_upload<float>(dx, N), *ddw = dev_upload<float>(dw, dim);
+    lisa_rmsnorm_forward(out, rstd, x, w, n, dim, 1e-5f);
+    lisa_rmsnorm_backward(dx, dw, g, x, w, rstd, n, dim);
+    CHECK(cuda_ok(lisa__cuda_rmsnorm_forward<E>(dout, drstd, dxin, dwt, n, dim, 1e-5f)), "rmsnorm forward runs");
+    CHECK(dev_err(dout, out, N) <= tol<E>(), "rmsnorm forward (%s)", name<E>());
+    CHECK(dev_err(drstd, rstd, n) <= 1e-5, "rmsnorm rstd (%s)", name<E>());
+    CHECK(cuda_ok(lisa__cuda_rmsnorm_backward<E>(ddx, ddw, dg, dxin, dwt, drstd, n, dim)), "rmsnorm backward runs");
+    CHECK(dev_err(ddx, dx, N) <= tol<E>(), "rmsnorm backward dx (%s)", name<E>());
+    CHECK(dev_err(ddw, dw, dim) <= tol<E>(), "rmsnorm backward dw (%s)", name<E>());
+    cudaFree(dxin); cudaFree(dwt); cudaFree(dout); cudaFree(drstd); cudaFree(dg); cudaFree(ddx); cudaFree(ddw);
+    free(x); free(w); free(g); free(out); free(rstd); free(dx); free(dw);
+}
+
+template <typename E> static void test_rope(void) {
+    int B = 2, T = 7, nh = 3, hd = 8;
+    size_t N = (size_t)B * T * nh * hd;
+    float *x = random_floats(N, 1.0f), *out = zeros(N), *back = zeros(N);
+    float *table = (float *)malloc((size_t)T * hd * sizeof(float));
+    round_as<E>(x, N);
+    lisa__cuda_rope_table(table, T, hd, 10000.0f);
+    float *dtable = dev_upload<float>(table, (size_t)T * hd);
+    E *dx = dev_upload<E>(x, N);
+    lisa_rope_forward(out, x, B, T, nh, hd, 0, 10000.0f);
+    lisa_rope_backward(back, x, B, T, nh, hd, 0, 10000.0f);
+    CHECK(cuda_ok(lisa__cuda_rope<E>(dx, dtable, B, T, nh, hd, 1.0f)), "rope forward runs");
+    CHECK(dev_err(dx, out, N) <= tol<E>(), "rope forward (%s): interleaved pairs", name<E>());
+    cudaFree(dx);
+    dx = dev_upload<E>(x, N);
+    CHECK(cuda_ok(lisa__cuda_rope<E>(dx, dtable, B, T, nh, hd, -1.0f)), "rope backward runs");
+    CHECK(dev_err(dx, back, N) <= tol<E>(), "rope backward (%s)", name<E>());
+    cudaFree(dx); cudaFree(dtable);
+    free(x); free(out); free(back); free(table);
+}
+
+template <typename E> static void test_attention(int B, int T, int nh, int nkv, int hd) {
+    size_t nq = (size_t)B * T * nh * hd, nk = (size_t)B * T * nkv * hd, nl = (size_t)B * nh * T;
+    float *q = random_floats(nq, 1.0f), *k = random_floats(nk, 1.0f), *v = random_floats(nk, 1.0f);
+    float *dout = random_floats(nq, 1.0f), *out = zeros(nq), *lse = zeros(nl);
+    float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
+    round_as<E>(q, nq); round_as<E>(k, nk); round_as<E>(v, nk); round_as<E>(dout, nq);
+    lisa_attention_forward(out, lse, q, k, v, B, T, nh, nkv, hd);
+    round_as<E>(out, nq); /* backward reads the stored output */
+    lisa_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, nh, nkv, hd);
+    E *Dq = dev_upload<E>(q, nq), *Dk = dev_upload<E>(k, nk), *Dv = dev_upload<E>(v, nk);
+    E *Dout = (E *)dev_alloc(nq * sizeof(E)), *Ddo = dev_upload<E>(dout, nq);
+    E *Ddq = (E *)dev_alloc(nq * sizeof(E)), *Ddk = (E *)dev_alloc(nk * sizeof(E)), *Ddv = (E *)dev_alloc(nk * sizeof(E));
+    float *Dlse = (float *)dev_alloc(nl * sizeof(float));
+    CHECK(cuda_ok(lisa__cuda_attention_forward<E>(Dout, Dlse, Dq, Dk, Dv, B, T, nh, nkv, hd)), "attention forward runs");
+    CHECK(dev_err(Dout, out, nq) <= tol<E>(), "attention forward (%s) B%d T%d heads %d/%d hd %d", name<E>(), B, T, nh,
+          nkv, hd);
+    CHECK(dev_err(Dlse, lse, nl) <= tol<E>(), "attention lse (%s) hd %d", name<E>(), hd);
+    cudaFree(Dout);
+    Dout = dev_upload<E>(out, nq);
+    CHECK(cuda_ok(lisa__cuda_attention_backward<E>(Ddq, Ddk, Ddv, Ddo, Dout, Dlse, Dq, Dk, Dv, B, T, nh, nkv, hd)),
+          "attention backward runs");
+    CHECK(dev_err(Ddq, dq, nq) <= 2 * tol<E>(), "attention dq (%s) hd %d", name<E>(), hd);
+    CHECK(dev_err(Ddk, dk, nk) <= 2 * tol<E>(), "attention dk (%s) hd %d", name<E>(), hd);
+    CHECK(dev_err(Ddv, dv, nk) <= 2 * tol<E>(), "attention dv (%s) hd %d", name<E>(), hd);
+    cudaFree(Dq); cudaFree(Dk); cudaFree(Dv); cudaFree(Dout); cudaFree(Ddo); cudaFree(Ddq); cudaFree(Ddk);
+    cudaFree(Ddv); cudaFree(Dlse);
+    free(q); free(k); free(v); free(dout); free(out); free(lse); free(dq); free(dk); free(dv);
+}
+
+template <typename E> static void test_elementwise(void) {
+    size_t n = 1000;
+    float *a = random_floats(n, 4.0f), *b = random_floats(n, 1.0f), *g = random_floats(n, 1.0f);
+    float *out = zeros(n), *da = zeros(n), *db = zeros(n), *sum = zeros(n);
+    round_as<E>(a, n); round_as<E>(b, n); round_as<E>(g, n);
+    E *A = dev_upload<E>(a, n), *Bd = dev_upload<E>(b, n), *G = dev_upload<E>(g, n);
+    E *O = (E *)dev_alloc(n * sizeof(E)), *DA = (E *)dev_alloc(n * sizeof(E)), *DB = (E *)dev_alloc(n * sizeof(E));
+    lisa_swiglu_forward(out, a, b, n);
+    lisa_swiglu_backward(da, db, g, a, b, n);
+    lisa_residual_forward(sum, a, b, n);
+    CHECK(cuda_ok(lisa__cuda_swiglu_forward<E>(O, A, Bd, n)), "swiglu forward runs");
+    CHECK(dev_err(O, out, n) <= tol<E>(), "swiglu forward (%s)", name<E>());
+    CHECK(cuda_ok(lisa__cuda_swiglu_backward<E>(DA, DB, G, A, Bd, n)), "swiglu backward runs");
+    CHECK(dev_err(DA, da, n) <= tol<E>() && dev_err(DB, db, n) <= tol<E>(), "swiglu backward (%s)", name<E>());
+    CHECK(cuda_ok(lisa__cuda_residual<E>(O, A, Bd, n)), "residual runs");
+    CHECK(dev_err(O, sum, n) <= tol<E>(), "residual (%s)", name<E>());
+    cudaFree(A); cudaFree(Bd); cudaFree(G); cudaFree(O); cudaFree(DA); cudaFree(DB);
+    free(a); free(b); free(g); free(out); free(da); free(db); free(sum);
+}
+
+template <typename E> static void test_cross_entropy(void) {
+    int n = 9, V = 300, targets[9];
+    size_t N = (size_t)n * V;
+    float *logits = random_floats(N, 5.0f), *losses = zeros(n), *dlogits = zeros(N), dloss = 0.25f;
+    for (int i = 0; i < n; i++) targets[i] = i % 3 == 1 ? LISA_IGNORE : (int)(lisa_rng_uniform(&rng) * V) % V;
+    lisa_cross_entropy_forward(losses, logits, targets, n, V, NULL);
+    lisa_cross_entropy_backward(dlogits, logits, targets, n, V, dloss);
+    int *Dt = (int *)dev_alloc(sizeof targets);
+    cudaMemcpy(Dt, targets, sizeof targets, cudaMemcpyHostToDevice);
+    float *Dl = dev_upload<float>(logits, N), *Dloss = (float *)dev_alloc(n * sizeof(float));
+    E *Dd = sizeof(E) == 4 ? (E *)(void *)Dl : (E *)dev_alloc(N * sizeof(E)); /* fp32: in place */
+    CHECK(cuda_ok(lisa__cuda_cross_entropy<E>(Dloss, (E *)NULL, Dl, Dt, n, V, dloss)), "cross-entropy (loss only) runs");
+    CHECK(dev_err(Dloss, losses, n) <= 1e-5, "cross-entropy row losses, ignored rows 0");
+    CHECK(cuda_ok(lisa__cuda_cross_entropy<E>(Dloss, Dd, Dl, Dt, n, V, dloss)), "cross-entropy with gradient runs");
+    CHECK(dev_err(Dloss, losses, n) <= 1e-5, "cross-entropy row losses with the gradient (%s)", name<E>());
+    CHECK(dev_err(Dd, dlogits, N) <= tol<E>(), "cross-entropy gradient (%s)%s", name<E>(),
+          sizeof(E) == 4 ? ", in place" : "");
+    if (sizeof(E) == 2) cudaFree(Dd);
+    cudaFree(Dt); cudaFree(Dl); cudaFree(Dloss);
+    free(logits); free(losses); free(dlogits);
+}
+
+template <typename E> static void test_linear(cublasHandle_t h) {
+    int n = 19, in = 40, out = 24;
+    float *x = random_floats((size_t)n * in, 1.0f), *w = random_floats((size_t)out * in, 1.0f);
+    float *g = random_floats((size_t)n * out, 1.0f), *y = zeros((size_t)n * out);
+    float *dx = zeros((size_t)n * in), *dw = random_floats((size_t)out * in, 1.0f);
+    round_as<E>(x, (size_t)n * in); round_as<E>(w, (size_t)out * in); round_as<E>(g, (size_t)n * out);
+    E *X = dev_upload<E>(x, (size_t)n * in), *W = dev_upload<E>(w, (size_t)out * in), *G = dev_upload<E>(g, (size_t)n * out);
+    float *Y = (float *)dev_alloc((size_t)n * out * 4), *DX = (float *)dev_alloc((size_t)n * in * 4);
+    float *DW = dev_upload<float>(dw, (size_t)out * in);
+    lisa_linear_forward(y, x, w, n, in, out);
+    lisa_linear_backward(dx, dw, g, x, w, n, in, out);
+    CHECK(lisa__cuda_linear_forward<E>(h, Y, CUDA_R_32F, X, W, n, in, out) == CUBLAS_STATUS_SUCCESS && cuda_ok(cudaSuccess),
+          "linear forward runs");
+    CHECK(dev_err(Y, y, (size_t)n * out) <= 1e-5, "linear forward (%s inputs, fp32 out)", name<E>());
+    CHECK(lisa__cuda_linear_backward_dx<E>(h, DX, CUDA_R_32F, 0.0f, G, W, n, in, out) == CUBLAS_STATUS_SUCCESS &&
+              lisa__cuda_linear_backward_dw<E>(h, DW, G, X, n, in, out) == CUBLAS_STATUS_SUCCESS && cuda_ok(cudaSuccess),
+          "linear backward runs");
+    CHECK(dev_err(DX, dx, (size_t)n * in) <= 1e-5, "linear backward dx (%s)", name<E>());
+    CHECK(dev_err(DW, dw, (size_t)out * in) <= 1e-5, "linear backward dw accumulates (%s)", name<E>());
+    cudaFree(X); cudaFree(W); cudaFree(G); cudaFree(Y); cudaFree(DX); cudaFree(DW);
+    free(x); free(w); free(g); free(y); free(dx); free(dw);
+}
+
+template <typename E> static void test_adamw(void) {
+    size_t n = 1000;
+    float *p = random_floats(n, 1.0f), *g = random_floats(n, 1e-2f), *m = random_floats(n, 1e-2f);
+    float *v = random_floats(n, 1e-4f);
+    for (size_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
+    float *P = dev_upload<float>(p, n), *Gd = dev_upload<float>(g, n), *M = dev_upload<float>(m, n);
+    float *Vd = dev_upload<float>(v, n);
+    E *copy = sizeof(E) == 2 ? (E *)dev_alloc(n * sizeof(E)) : (E *)NULL;
+    lisa_adamw_update(p, g, m, v, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3);
+    CHECK(cuda_ok(lisa__cuda_adamw_update<E>(P, copy, Gd, M, Vd, n,
+                                             lisa__cuda_adamw_scalars(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3))),
+          "adamw runs");
+    CHECK(dev_err(P, p, n) <= 1e-6 && dev_err(M, m, n) <= 1e-6 && dev_err(Vd, v, n) <= 1e-6,
+          "adamw (%s master) as lisa_adamw_update", name<E>());
+    if (copy) CHECK(dev_err(copy, p, n) <= 1e-2, "adamw refreshes the bf16 copy");
+    cudaFree(P); cudaFree(Gd); cudaFree(M); cudaFree(Vd);
+    if (copy) cudaFree(copy);
+    free(p); free(g); free(m); free(v);
+}
+
+static void test_norm(void) {
+    size_t n = 100003;
+    float *x = random_floats(n, 1.0f), *part_h;
+    double cpu = 0.0, gpu = 0.0;
+    float *X = dev_upload<float>(x, n);
+    double *parts = (double *)dev_alloc(LISA__CUDA_NORM_BLOCKS * sizeof(double));
+    for (size_t i = 0; i < n; i++) cpu += (double)x[i] * x[i];
+    CHECK(cuda_ok(lisa__cuda_sum_squares(parts, X, n)), "sum of squares runs");
+    part_h = (float *)malloc(LISA__CUDA_NORM_BLOCKS * sizeof(double));
+    cudaMemcpy(part_h, parts, LISA__CUDA_NORM_BLOCKS * sizeof(double), cudaMemcpyDeviceToHost);
+    for (int i = 0; i < LISA__CUDA_NORM_BLOCKS; i++) gpu += ((double *)(void *)part_h)[i];
+    CHECK(fabs(gpu - cpu) <= 1e-10 * cpu, "sum of squares %g vs %g", gpu, cpu);
+    CHECK(cuda_ok(lisa__cuda_scale(X, n, 0.5f)), "scale runs");
+    for (size_t i = 0; i < n; i++) x[i] *= 0.5f;
+    CHECK(dev_err(X, x, n) == 0.0, "scale");
+    cudaFree(X); cudaFree(parts);
+    free(x); free(part_h);
+}
+
+template <typename E> static void test_kernels(cublasHandle_t h) {
+    test_embedding<E>();
+    test_rmsnorm<E>();
+    test_rope<E>();
+    test_attention<E>(2, 45, 4, 2, 16);
+    test_attention<E>(1, 70, 2, 1, 128);
+    test_attention<E>(1, 33, 3, 3, 6);
+    test_elementwise<E>();
+    test_cross_entropy<E>();
+    test_linear<E>(h);
+    test_adamw<E>();
+}
+
+/* ------------------------------------------------------------------------- */
+/* Training against lisa_trainer_step                                         */
+/* ------------------------------------------------------------------------- */
+
+static lisa_config tiny_config(int tied) {
+    lisa_config c;
+    memset(&c, 0, sizeof c);
+    c.dim = 32;
+    c.hidden_dim = 48;
+    c.n_layers = 4;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.vocab_size = 64;
+    c.max_seq_len = 32;
+    c.tied_head = tied;
+    return c;
+}
+
+static lisa_train_config tiny_train(lisa_mode mode, int checkpointing) {
+    lisa_train_config tc = lisa_train_config_default();
+    tc.batch = 2;
+    tc.seq = 16;
+    tc.schedule.lr = 3e-3f;
+    tc.schedule.warmup = 2;
+    tc.weight_decay = 0.1f;
+    tc.grad_clip = 1.0f;
+    tc.checkpointing = checkpointing;
+    tc.mode = mode;
+    tc.lisa_layers = 2;
+    tc.lisa_interval = 5;
+    tc.lisa_seed = 7;
+    return tc;
+}
+
+static void tiny_batch(int step, int n, int vocab, int *inputs, int *targets) {
+    lisa_rng r;
+    lisa_rng_seed(&r, 1000 + (uint64_t)(step % 3)); /* a few batches, repeated: the loss falls */
+    for (int i = 0; i < n; i++) {
+        inputs[i] = (int)(lisa_rng_next(&r) % (uint64_t)vocab);
+        targets[i] = i % 7 == 3 ? LISA_IGNORE : (int)(lisa_rng_next(&r) % (uint64_t)vocab);
+    }
+}
+
+static double max_weight_err(const lisa_model *a, const lisa_model *b) {
+    return rel_err(a->params, b->params, a->layout.n_params);
+}
+
+/* steps of the CPU trainer and the GPU trainer side by side. */
+static void test_training(const char *what, lisa_config c, lisa_train_config tc, lisa_dtype dtype, int steps) {
+    lisa_model m, got;
+    lisa_trainer cpu;
+    lisa_cuda_trainer *gpu = NULL;
+    lisa_cuda_config cc = lisa_cuda_config_default();
+    lisa_memory_plan plan;
+    lisa_error err;
+    int inputs[32], targets[32], layers[8], same_layers = 1, ok_steps = 1, steady = 1;
+    double worst_loss = 0.0, loss_tol = dtype == LISA_DTYPE_F32 ? 1e-4 : 3e-2;
+    float first = 0.0f, last = 0.0f;
+    size_t bytes0 = 0;
+    cc.dtype = dtype;
+    lisa_model_init(&m, &c, NULL, NULL);
+    lisa_model_init_random(&m, 42);
+    if (dtype == LISA_DTYPE_BF16) /* the CPU starts from the weights the GPU holds */
+        for (size_t i = 0; i < m.layout.n_params; i++) m.params[i] = lisa_bf16_to_f32(lisa_f32_to_bf16(m.params[i]));
+    CHECK(lisa_cuda_trainer_create(&gpu, &c, &m, 0, &tc, &cc, &err) == LISA_OK, "%s: create: %s", what, err.message);
+    if (!gpu) {
+        lisa_model_free(&m);
+        return;
+    }
+    CHECK(lisa_trainer_init(&cpu, &m, &tc, NULL, NULL) == LISA_OK, "%s: CPU trainer", what);
+    CHECK(lisa_cuda_plan_memory(&c, &tc, dtype, &plan, &err) == LISA_OK, "%s: plan", what);
+    for (int s = 0; s < steps; s++) {
+        lisa_step_info ci, gi;
+        tiny_batch(s, tc.batch * tc.seq, c.vocab_size, inputs, targets);
+        if (lisa_cuda_trainer_step(gpu, inputs, targets, &gi) != LISA_OK) {
+            ok_steps = 0;
+            fprintf(stderr, "%s step %d: %s\n", what, s, lisa_cuda_trainer_message(gpu));
+            break;
+        }
+        lisa_trainer_step(&cpu, inputs, targets, &ci);
+        if (s == 0) {
+            first = gi.loss;
+            bytes0 = lisa_cuda_trainer_bytes(gpu);
+        }
+        last = gi.loss;
+        if (fabs(gi.loss - ci.loss) / fabs(ci.loss) > worst_loss) worst_loss = fabs(gi.loss - ci.loss) / fabs(ci.loss);
+        if (!(gi.loss == gi.loss)) worst_loss = INFINITY;
+        if (gi.switched != ci.switched || gi.step != ci.step || gi.lr != ci.lr) same_layers = 0;
+        if (lisa_cuda_trainer_active_layers(gpu, layers) != cpu.n_active ||
+            memcmp(layers, cpu.active_layers, (size_t)cpu.n_active * sizeof(int)) != 0)
+            same_layers = 0;
+        if (!tc.keep_state && lisa_cuda_trainer_bytes(gpu) != bytes0) steady = 0;
+        if (dtype == LISA_DTYPE_F32 && fabs(gi.grad_norm - ci.grad_norm) > 1e-3 * ci.grad_norm) worst_loss = INFINITY;
+    }
+    CHECK(ok_steps, "%s: %d steps run", what, steps);
+    CHECK(worst_loss <= loss_tol, "%s: losses within %g of the CPU trainer's (worst %g)", what, loss_tol, worst_loss);
+    CHECK(same_layers, "%s: the same active layers, switches, steps and learning rates as the CPU trainer", what);
+    CHECK(last < first, "%s: the loss falls (%g -> %g)", what, first, last);
+    CHECK(lisa_cuda_trainer_steps(gpu) == steps, "%s: step count", what);
+    if (!tc.keep_state) {
+        CHECK(lisa_cuda_trainer_peak_bytes(gpu) == plan.peak, "%s: counted peak %zu == planned %zu", what,
+              lisa_cuda_trainer_peak_bytes(gpu), plan.peak);
+        CHECK(steady, "%s: switches release what they take: device bytes stay %zu", what, bytes0);
+    }
+    if (dtype == LISA_DTYPE_F32) {
+        lisa_model_init(&got, &c, NULL, NULL);
+        CHECK(lisa_cuda_trainer_get_model(gpu, &got, &err) == LISA_OK, "%s: get_model", what);
+        CHECK(max_weight_err(&got, &m) <= 1e-4, "%s: weights after training match the CPU's (%g)", what,
+              max_weight_err(&got, &m));
+        lisa_model_free(&got);
+    }
+    lisa_cuda_trainer_free(gpu);
+    lisa_trainer_free(&cpu);
+    lisa_model_free(&m);
+}
+
+static void test_eval_and_manual(void) {
+    lisa_config c = tiny_config(0);
+    lisa_train_config tc = tiny_train(LISA_MODE_MANUAL, 1);
+    lisa_cuda_config cc = lisa_cuda_config_default();
+    lisa_model m;
+    lisa_acts acts;
+    lisa_trainer cpu;
+    lisa_cuda_trainer *gpu = NULL;
+    lisa_error err;
+    int inputs[32], targets[32], pick[2] = {3, 1}, layers[4], ok = 1;
+    float loss = 0.0f, cpu_loss;
+    double worst = 0.0;
+    cc.dtype = LISA_DTYPE_F32;
+    lisa_model_init(&m, &c, NULL, NULL);
+    lisa_model_init_random(&m, 5);
+    if (lisa_cuda_trainer_create(&gpu, &c, &m, 0, &tc, &cc, &err) != LISA_OK) {
+        CHECK(0, "manual: create: %s", err.message);
+        lisa_model_free(&m);
+        return;
+    }
+    tiny_batch(0, 32, c.vocab_size, inputs, targets);
+    lisa_acts_init(&acts, &c, 1, 10, 0, NULL, NULL);
+    cpu_loss = lisa_model_forward(&m, &acts, inputs, targets, 1, 10);
+    CHECK(lisa_cuda_trainer_eval(gpu, inputs, targets, 1, 10, &loss) == LISA_OK, "eval runs");
+    CHECK(fabs(loss - cpu_loss) <= 1e-5 * fabs(cpu_loss), "eval loss %g vs CPU forward %g", loss, cpu_loss);
+    lisa_acts_free(&acts);
+    inputs[0] = c.vocab_size;
+    CHECK(lisa_cuda_trainer_step(gpu, inputs, targets, NULL) == LISA_ERR_INVALID, "a token outside the vocab is refused");
+    inputs[0] = 0;
+    lisa_trainer_init(&cpu, &m, &tc, NULL, NULL);
+    CHECK(lisa_cuda_trainer_set_active_layers(gpu, pick, 2) == LISA_OK && lisa_trainer_set_active_layers(&cpu, pick, 2) == LISA_OK,
+          "manual: set layers");
+    CHECK(lisa_cuda_trainer_active_layers(gpu, layers) == 2 && layers[0] == 1 && layers[1] == 3, "manual: sorted layers");
+    for (int s = 0; s < 4; s++) {
+        lisa_step_info ci, gi;
+        tiny_batch(s, 32, c.vocab_size, inputs, targets);
+        if (lisa_cuda_trainer_step(gpu, inputs, targets, &gi) != LISA_OK) {
+            ok = 0;
+            break;
+        }
+        lisa_trainer_step(&cpu, inputs, targets, &ci);
+        if (fabs(gi.loss - ci.loss) / ci.loss > worst) worst = fabs(gi.loss - ci.loss) / ci.loss;
+    }
+    CHECK(ok && worst <= 1e-4, "manual mode: 4 steps match the CPU (worst %g)", worst);
+    lisa_trainer_free(&cpu);
+    lisa_cuda_trainer_free(gpu);
+    lisa_model_free(&m);
+}
+
+static void test_keep_state_and_random_init(void) {
+    lisa_config c = tiny_config(0);
+    lisa_train_config tc = tiny_train(LISA_MODE_LISA, 0);
+    lisa_cuda_config cc = lisa_cuda_config_default();
+    lisa_cuda_trainer *gpu = NULL;
+    lisa_memory_plan plan;
+    lisa_step_info info;
+    lisa_error err;
+    int inputs[32], targets[32], ok = 1;
+    size_t before;
+    tc.keep_state = 1;
+    tc.lisa_interval = 1;
+    tc.lisa_layers = 1;
+    if (lisa_cuda_trainer_create(&gpu, &c, NULL, 3, &tc, &cc, &err) != LISA_OK) {
+        CHECK(0, "random init: create: %s", err.message);
+        return;
+    }
+    tiny_batch(0, 32, c.vocab_size, inputs, targets);
+    ok = lisa_cuda_trainer_step(gpu, inputs, targets, &info) == LISA_OK;
+    CHECK(ok && fabs(info.loss - logf((float)c.vocab_size)) < 0.5f, "random init on the device: loss %g near ln(vocab)",
+          info.loss);
+    before = lisa_cuda_trainer_bytes(gpu);
+    for (int s = 1; s < 30 && ok; s++) ok = lisa_cuda_trainer_step(gpu, inputs, targets, &info) == LISA_OK;
+    lisa_cuda_plan_memory(&c, &tc, LISA_DTYPE_BF16, &plan, &err);
+    CHECK(ok && lisa_cuda_trainer_bytes(gpu) > before, "keep_state: sampled layers keep their moments");
+    CHECK(lisa_cuda_trainer_peak_bytes(gpu) <= plan.peak, "keep_state: the plan bounds the peak");
+    lisa_cuda_trainer_free(gpu);
+}
+
+static void test_gpu(void) {
+    cublasHandle_t h;
+    lisa_cuda_device d;
+    lisa_error err;
+    CHECK(lisa_cuda_device_query(0, &d, &err) == LISA_OK, "device query: %s", err.message);
+    printf("test_cuda: %s, compute capability %d.%d, %.1f GiB\n", d.name, d.major, d.minor, d.total_bytes / GIB);
+    CHECK(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS && cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH) == CUBLAS_STATUS_SUCCESS,
+          "cuBLAS starts");
+    test_kernels<float>(h);
+    test_kernels<lisa__bf16>(h);
+    test_norm();
+    cublasDestroy(h);
+    test_training("fp32 full", tiny_config(0), tiny_train(LISA_MODE_FULL, 0), LISA_DTYPE_F32, 12);
+    test_training("fp32 full checkpointed", tiny_config(0), tiny_train(LISA_MODE_FULL, 1), LISA_DTYPE_F32, 10);
+    test_training("fp32 LISA", tiny_config(0), tiny_train(LISA_MODE_LISA, 0), LISA_DTYPE_F32, 12);
+    test_training("fp32 LISA tied checkpointed", tiny_config(1), tiny_train(LISA_MODE_LISA, 1), LISA_DTYPE_F32, 12);
+    {
+        lisa_train_config tc = tiny_train(LISA_MODE_LISA, 1);
+        tc.freeze_embed = 1;
+        tc.freeze_final_norm = 1;
+        test_training("fp32 LISA frozen embedding and norm", tiny_config(0), tc, LISA_DTYPE_F32, 11);
+    }
+    test_training("bf16 full", tiny_config(0), tiny_train(LISA_MODE_FULL, 0), LISA_DTYPE_BF16, 10);
+    test_training("bf16 LISA checkpointed", tiny_config(0), tiny_train(LISA_MODE_LISA, 1), LISA_DTYPE_BF16, 12);
+    test_eval_and_manual();
+    test_keep_state_and_random_init();
+}
+
+int main(void) {
+    lisa_rng_seed(&rng, 1);
+    test_planner();
+    if (lisa_cuda_device_count() == 0)
+        printf("test_cuda: GPU checks skipped: no CUDA device\n");
+    else
+        test_gpu();
+    return test_report("test_cuda");
+}
