@@ -13,7 +13,18 @@
    through them, with the same configs, model files, batch layout and result
    codes as the CPU trainer. lisa.h never includes a CUDA header.
 
-   API (declarations; work in progress while the implementation is written):
+   OPTIONS (define before the implementation)
+     LISA_CUDA_CE_CHUNK_FLOATS  logits held at once by the fused cross-entropy
+                                (default 8M floats: 32 MB; rows = this / vocab)
+     LISA_CUDA_WORKSPACE_BYTES  the cuBLAS workspace (default 32 MiB)
+
+   LIMITS: head size (dim / n_heads) at most 128; batch x n_heads at most 65535.
+   Device memory is counted exactly except what the CUDA runtime and the
+   cuBLAS handle keep for themselves.
+
+   Tests: make cuda && make test-cuda (or sh tests/cuda.sh build).
+
+   API:
 
    - lisa_cuda_device_count / lisa_cuda_device_query: what GPUs there are.
    - lisa_cuda_config: dtype (bf16 weights and activations with fp32
@@ -357,6 +368,11 @@ static lisa_result lisa__cuda_check_configs(lisa_config *c, lisa_train_config *t
     if (tc->mode == LISA_MODE_FULL) tc->lisa_probs = NULL;
     if (dtype != LISA_DTYPE_F32 && dtype != LISA_DTYPE_BF16) {
         lisa__cuda_set_error(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
+        return LISA_ERR_INVALID;
+    }
+    if ((long long)tc->batch * c->n_heads > 65535) { /* attention's grid rows */
+        lisa__cuda_set_error(err, LISA_ERR_INVALID, "batch %d x %d heads: the GPU trainer handles up to 65535",
+                             tc->batch, c->n_heads);
         return LISA_ERR_INVALID;
     }
     if (c->dim / c->n_heads > LISA_CUDA_MAX_HEAD_DIM) {

