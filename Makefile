@@ -6,7 +6,8 @@
 #   make bench      speed and memory: the engine, then full fine-tuning against LISA
 #   make SAN=1 test the same tests under AddressSanitizer and UBSan (in build-san/)
 #   make OPENMP=0   build without threads
-#   make cuda       the GPU tests and lisa_cuda.o (NVCC=/usr/local/cuda/bin/nvcc when nvcc is not on PATH)
+#   make cuda       build/lisa-cuda (train and plan on a GPU), the GPU tests and lisa_cuda.o
+#                   (NVCC=/usr/local/cuda/bin/nvcc when nvcc is not on PATH)
 #   make test-cuda  run the GPU tests
 
 CC ?= cc
@@ -68,7 +69,13 @@ bench: $(BUILD)/bench_engine $(BUILD)/bench_lisa
 	$(BUILD)/bench_engine
 	$(BUILD)/bench_lisa
 
-cuda: $(BUILD)/test_cuda $(BUILD)/lisa_cuda.o
+cuda: $(BUILD)/test_cuda $(BUILD)/lisa_cuda.o $(BUILD)/lisa-cuda
+
+# build/lisa-cuda: the command-line program with train and plan on the GPU.
+CUDA_HOME ?= /usr/local/cuda
+CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+$(BUILD)/lisa-cuda: examples/lisa.c lisa.h lisa_cuda.h $(BUILD)/lisa_cuda.o | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -DLISA_WITH_CUDA -o $@ examples/lisa.c $(BUILD)/lisa_cuda.o $(CUDA_LIBS) $(LDLIBS)
 
 $(BUILD)/test_cuda: tests/test_cuda.cu lisa.h lisa_cuda.h tests/test.h | $(BUILD)
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_ARCH) -o $@ tests/test_cuda.cu -lcublas

@@ -11,6 +11,9 @@
 #define _POSIX_C_SOURCE 200809L
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
+#ifdef LISA_WITH_CUDA
+#include "lisa_cuda.h"   /* build/lisa-cuda: train and plan run on a GPU */
+#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -286,6 +289,25 @@ static const char *train_help_lisa =
     "Batch i reads B rows of T tokens from offset i*B*T of the token file, targets shifted by\n"
     "one, wrapping at the end of the file.\n";
 
+#ifdef LISA_WITH_CUDA
+static const char *train_help_gpu =
+    "\n"
+    "GPU (build/lisa-cuda trains on the GPU by default):\n"
+    "  --dtype D             bf16 (default: bf16 weights and activations, fp32 master weights,\n"
+    "                        gradients and moments for trained blocks) or fp32 (for checking)\n"
+    "  --device D            gpu (default) or cpu (this library's CPU trainer)\n"
+    "  --gpu N               which CUDA device (default 0)\n"
+    "  On the GPU, --save-state and --resume are not available yet.\n";
+#endif
+
+/* Parses --dtype bf16|fp32. */
+static lisa_dtype parse_dtype(const char *d) {
+    if (!strcmp(d, "fp32")) return LISA_DTYPE_F32;
+    if (!strcmp(d, "bf16")) return LISA_DTYPE_BF16;
+    die("--dtype must be fp32 or bf16, not '%s'", d);
+    return LISA_DTYPE_F32;
+}
+
 typedef struct train_opts {
     const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer, *val, *plot;
     int steps, threads, save_every, pack, eval_every;
@@ -295,6 +317,9 @@ typedef struct train_opts {
     lisa_train_config tc;
     float probs[4096];
     int n_probs;
+    int gpu;               /* build/lisa-cuda: train on the GPU (the default there) */
+    int gpu_index;         /* ... this CUDA device */
+    lisa_dtype gpu_dtype;  /* ... in bf16 (default) or fp32 */
 } train_opts;
 
 /* Parses "0.1,0.2,..." into out; returns the count. */
@@ -350,6 +375,10 @@ static void check_probs(const train_opts *o, const lisa_config *c) {
 static void parse_train(train_opts *o, int argc, char **argv) {
     args a;
     memset(o, 0, sizeof *o);
+#ifdef LISA_WITH_CUDA
+    o->gpu = 1;
+    o->gpu_dtype = LISA_DTYPE_BF16;
+#endif
     o->steps = 100;
     o->seed = 1;
     o->tc = lisa_train_config_default();
@@ -367,8 +396,23 @@ static void parse_train(train_opts *o, int argc, char **argv) {
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             fputs(train_help, stdout);
             fputs(train_help_lisa, stdout);
+#ifdef LISA_WITH_CUDA
+            fputs(train_help_gpu, stdout);
+#endif
             exit(0);
         }
+#ifdef LISA_WITH_CUDA
+        else if (!strcmp(f, "--dtype")) o->gpu_dtype = parse_dtype(arg_value(&a, f));
+        else if (!strcmp(f, "--gpu")) o->gpu_index = (int)arg_long(&a, f, 0, 1023);
+        else if (!strcmp(f, "--device")) {
+            const char *d = arg_value(&a, f);
+            if (strcmp(d, "gpu") && strcmp(d, "cpu")) die("--device must be gpu or cpu, not '%s'", d);
+            o->gpu = !strcmp(d, "gpu");
+        }
+#else
+        else if (!strcmp(f, "--dtype") || !strcmp(f, "--device") || !strcmp(f, "--gpu"))
+            die("train %s: this program trains on the CPU in fp32; build/lisa-cuda (make cuda) trains on a GPU", f);
+#endif
         else if (!strcmp(f, "--save-state")) o->save_state = arg_value(&a, f);
         else if (!strcmp(f, "--save-every")) o->save_every = (int)arg_long(&a, f, 1, 1L << 30);
         else if (!strcmp(f, "--resume")) o->resume = arg_value(&a, f);
@@ -413,23 +457,97 @@ static void parse_train(train_opts *o, int argc, char **argv) {
     if (!o->data) die("%s", "train: --data is required");
     if (!o->out) die("%s", "train: --out is required");
     if (o->tc.schedule.total_steps == 0) o->tc.schedule.total_steps = o->steps;
+    if (o->gpu && (o->save_state || o->resume))
+        die("%s", "train: --save-state and --resume are not available on the GPU yet (--device cpu has them)");
 }
 
-/* The trainer's active layers as "[0,3]", or "all" in full mode. */
-static const char *layers_text(const lisa_trainer *t, char *buf, size_t size, int json) {
+/* The trainer a run steps: lisa.h's on the CPU or, in build/lisa-cuda,
+   lisa_cuda.h's on a GPU. The training loop sees only this. */
+typedef struct runner {
+    lisa_trainer cpu;
+    lisa_model *model;         /* the CPU trainer's model; for the GPU, where the result is copied */
+    lisa_train_config config;  /* resolved */
+#ifdef LISA_WITH_CUDA
+    lisa_cuda_trainer *gpu;    /* non-NULL: the GPU trains */
+#endif
+} runner;
+
+#ifdef LISA_WITH_CUDA
+#define RUNNER_ON_GPU(r) ((r)->gpu != NULL)
+#define RUNNER_GPU_BUILD 1
+#else
+#define RUNNER_ON_GPU(r) 0
+#define RUNNER_GPU_BUILD 0
+#endif
+
+static int runner_step_count(const runner *r) {
+#ifdef LISA_WITH_CUDA
+    if (RUNNER_ON_GPU(r)) return lisa_cuda_trainer_steps(r->gpu);
+#endif
+    return r->cpu.step;
+}
+
+static int runner_active_layers(const runner *r, int *layers) {
+#ifdef LISA_WITH_CUDA
+    if (RUNNER_ON_GPU(r)) return lisa_cuda_trainer_active_layers(r->gpu, layers);
+#endif
+    memcpy(layers, r->cpu.active_layers, (size_t)r->cpu.n_active * sizeof(int));
+    return r->cpu.n_active;
+}
+
+static size_t runner_bytes(const runner *r, int peak) {
+#ifdef LISA_WITH_CUDA
+    if (RUNNER_ON_GPU(r)) return peak ? lisa_cuda_trainer_peak_bytes(r->gpu) : lisa_cuda_trainer_bytes(r->gpu);
+#endif
+    return peak ? r->cpu.peak_bytes : lisa_trainer_total_bytes(&r->cpu);
+}
+
+static void runner_step(runner *r, const int *inputs, const int *targets, lisa_step_info *s) {
+#ifdef LISA_WITH_CUDA
+    if (RUNNER_ON_GPU(r)) {
+        if (lisa_cuda_trainer_step(r->gpu, inputs, targets, s) != LISA_OK)
+            die("GPU: %s", lisa_cuda_trainer_message(r->gpu));
+        return;
+    }
+#endif
+    if (lisa_trainer_step(&r->cpu, inputs, targets, s) != LISA_OK) die("%s", "out of memory for newly sampled layers");
+}
+
+/* Brings the trained weights into r->model (a no-op on the CPU, which trains them in place). */
+static void runner_sync_model(runner *r) {
+#ifdef LISA_WITH_CUDA
+    lisa_error err;
+    if (RUNNER_ON_GPU(r) && lisa_cuda_trainer_get_model(r->gpu, r->model, &err) != LISA_OK) die("%s", err.message);
+#else
+    (void)r;
+#endif
+}
+
+static void runner_free(runner *r) {
+#ifdef LISA_WITH_CUDA
+    if (RUNNER_ON_GPU(r)) {
+        lisa_cuda_trainer_free(r->gpu);
+        return;
+    }
+#endif
+    lisa_trainer_free(&r->cpu);
+}
+
+/* The active layers as "[0,3]", or "all" in full mode. */
+static const char *layers_text(const runner *r, char *buf, size_t size, int json) {
+    int layers[4096], n = runner_active_layers(r, layers), i;
     size_t at = 0;
-    int i;
-    if (!json && t->config.mode == LISA_MODE_FULL) return "all";
+    if (!json && r->config.mode == LISA_MODE_FULL) return "all";
     buf[at++] = '[';
-    for (i = 0; i < t->n_active && at + 12 < size; i++)
-        at += (size_t)snprintf(buf + at, size - at, i ? ",%d" : "%d", t->active_layers[i]);
+    for (i = 0; i < n && at + 12 < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, i ? ",%d" : "%d", layers[i]);
     snprintf(buf + at, size - at, "]");
     return buf;
 }
 
 /* One progress line: redrawn in place on a terminal; plain lines at about 20
    per run otherwise, and at every LISA switch. */
-static void progress(const lisa_trainer *t, const lisa_step_info *s, int steps, double tok_s, double s_per_step) {
+static void progress(const runner *t, const lisa_step_info *s, int steps, double tok_s, double s_per_step) {
     int tty = isatty(2);
     double left = s_per_step * (steps - s->step);
     char layers[256];
@@ -469,9 +587,10 @@ static void history_free(history *h) {
     free(h->loss);
 }
 
-static void history_add_switch(history *h, const lisa_trainer *t, int step) {
-    if (t->n_active == h->gamma && h->n_switch < h->max_switches)
-        memcpy(h->switch_layers + (size_t)h->n_switch * h->gamma, t->active_layers, (size_t)h->gamma * sizeof(int));
+static void history_add_switch(history *h, const runner *r, int step) {
+    int layers[4096];
+    if (runner_active_layers(r, layers) == h->gamma && h->n_switch < h->max_switches)
+        memcpy(h->switch_layers + (size_t)h->n_switch * h->gamma, layers, (size_t)h->gamma * sizeof(int));
     h->switches[h->n_switch++] = step;
 }
 
@@ -525,42 +644,73 @@ static void write_plot(const char *path, const history *h, const char *title) {
     if (fclose(f) != 0) die("%s: write failed", path);
 }
 
-/* Steps t from its current step up to o->steps, batch i = step i, saving
+/* Mean loss over n batches of data, weighted by counted targets: on the CPU
+   from the model, on the GPU from the trainer's own weights. */
+static double runner_eval_loss(runner *r, const data_source *data, long n) {
+#ifdef LISA_WITH_CUDA
+    if (RUNNER_ON_GPU(r)) {
+        int B = r->config.batch, T = r->config.seq, *inputs = (int *)malloc(2 * (size_t)B * T * sizeof(int));
+        double sum = 0.0;
+        long counted = 0, i;
+        size_t j;
+        if (!inputs) die("%s", "out of memory");
+        for (i = 0; i < n; i++) {
+            float loss;
+            long rows = 0;
+            data_batch(data, i, B, T, inputs, inputs + (size_t)B * T);
+            for (j = 0; j < (size_t)B * T; j++) rows += inputs[(size_t)B * T + j] != LISA_IGNORE;
+            if (lisa_cuda_trainer_eval(r->gpu, inputs, inputs + (size_t)B * T, B, T, &loss) != LISA_OK)
+                die("GPU: %s", lisa_cuda_trainer_message(r->gpu));
+            sum += (double)loss * rows;
+            counted += rows;
+        }
+        free(inputs);
+        return counted ? sum / counted : 0.0;
+    }
+#endif
+    return eval_loss(r->model, data, r->config.batch, r->config.seq, n);
+}
+
+/* Steps r from its current step up to o->steps, batch i = step i, saving
    state every o->save_every steps when asked. */
-static void train_loop(lisa_trainer *t, const data_source *data, const data_source *val, const train_opts *o,
+static void train_loop(runner *r, const data_source *data, const data_source *val, const train_opts *o,
                        FILE *log, history *hist) {
-    const lisa_train_config *tc = &t->config;
-    int eval_every = o->eval_every ? o->eval_every : LISA__MAX(1, (o->steps - t->step) / 10);
+    const lisa_train_config *tc = &r->config;
+    int first = runner_step_count(r), step = first;
+    int eval_every = o->eval_every ? o->eval_every : LISA__MAX(1, (o->steps - first) / 10);
     lisa_error err;
     int *inputs, *targets;
     size_t span = (size_t)tc->batch * tc->seq;
     double start = now_seconds();
-    int first = t->step;
     inputs = (int *)malloc(2 * span * sizeof(int));
     if (!inputs) die("%s", "out of memory");
     targets = inputs + span;
     if (tc->mode == LISA_MODE_LISA)
         fprintf(stderr, "training steps %d to %d with LISA: %d of %d layers at a time, resampled every %d steps\n",
-                first + 1, o->steps, tc->lisa_layers, t->model->config.n_layers, tc->lisa_interval);
+                first + 1, o->steps, tc->lisa_layers, r->model->config.n_layers, tc->lisa_interval);
     else
         fprintf(stderr, "training steps %d to %d, all layers\n", first + 1, o->steps);
-    fprintf(stderr, "batch %d x seq %d, %d thread(s), %.1f MB held\n", tc->batch, tc->seq, thread_count(),
-            lisa_trainer_total_bytes(t) / 1e6);
-    while (t->step < o->steps) {
+    if (RUNNER_ON_GPU(r))
+        fprintf(stderr, "batch %d x seq %d on the GPU, %.1f MB of device memory held\n", tc->batch, tc->seq,
+                runner_bytes(r, 0) / 1e6);
+    else
+        fprintf(stderr, "batch %d x seq %d, %d thread(s), %.1f MB held\n", tc->batch, tc->seq, thread_count(),
+                runner_bytes(r, 0) / 1e6);
+    while (step < o->steps) {
         lisa_step_info s;
         double t0 = now_seconds(), ms;
-        char layers[4096];
-        data_batch(data, t->step, tc->batch, tc->seq, inputs, targets);
-        char val_text[64] = "";
-        if (lisa_trainer_step(t, inputs, targets, &s) != LISA_OK) die("%s", "out of memory for newly sampled layers");
+        char layers[4096], val_text[64] = "";
+        data_batch(data, step, tc->batch, tc->seq, inputs, targets);
+        runner_step(r, inputs, targets, &s);
+        step = s.step;
         ms = (now_seconds() - t0) * 1e3;
         if (hist) {
             hist->steps[hist->n] = s.step;
             hist->loss[hist->n++] = s.loss;
-            if (s.switched) history_add_switch(hist, t, s.step);
+            if (s.switched) history_add_switch(hist, r, s.step);
         }
-        if (val && (s.step % eval_every == 0 || t->step == o->steps)) {
-            double v = eval_loss(t->model, val, tc->batch, tc->seq, data_batches(val, tc->batch, tc->seq));
+        if (val && (s.step % eval_every == 0 || step == o->steps)) {
+            double v = runner_eval_loss(r, val, data_batches(val, tc->batch, tc->seq));
             snprintf(val_text, sizeof val_text, ",\"val_loss\":%.6f", v);
             fprintf(stderr, "%sstep %d: validation loss %.4f\n", isatty(2) ? "\n" : "", s.step, v);
             if (hist) {
@@ -570,21 +720,41 @@ static void train_loop(lisa_trainer *t, const data_source *data, const data_sour
         }
         if (log)
             fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"ms\":%.3f,\"active_layers\":%s%s}\n",
-                    s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms, layers_text(t, layers, sizeof layers, 1), val_text);
-        progress(t, &s, o->steps, span / (ms / 1e3), (now_seconds() - start) / (s.step - first));
-        if (o->save_state && ((o->save_every && t->step % o->save_every == 0) || t->step == o->steps)) {
+                    s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms, layers_text(r, layers, sizeof layers, 1), val_text);
+        progress(r, &s, o->steps, span / (ms / 1e3), (now_seconds() - start) / (s.step - first));
+        if (o->save_state && ((o->save_every && step % o->save_every == 0) || step == o->steps)) {
             /* the data position is the next batch index, which is the step count */
-            if (lisa_trainer_save_state(t, o->save_state, (uint64_t)t->step, &err) != LISA_OK) die("%s", err.message);
+            if (lisa_trainer_save_state(&r->cpu, o->save_state, (uint64_t)step, &err) != LISA_OK) die("%s", err.message);
         }
     }
-    fprintf(stderr, "peak memory %.1f MB\n", t->peak_bytes / 1e6);
+    fprintf(stderr, "peak memory %.1f MB%s\n", runner_bytes(r, 1) / 1e6, RUNNER_ON_GPU(r) ? " of the GPU's" : "");
     free(inputs);
+}
+
+/* Sets up r to train m with o's settings: on the GPU with --dtype in build/lisa-cuda. */
+static void runner_init(runner *r, lisa_model *m, const train_opts *o) {
+    lisa_error err;
+    memset(r, 0, sizeof *r);
+    r->model = m;
+#ifdef LISA_WITH_CUDA
+    if (o->gpu) {
+        lisa_cuda_config cc = lisa_cuda_config_default();
+        cc.dtype = o->gpu_dtype;
+        cc.device = o->gpu_index;
+        if (lisa_cuda_trainer_create(&r->gpu, &m->config, m, 0, &o->tc, &cc, &err) != LISA_OK)
+            die("%s", err.message);
+        r->config = o->tc;
+        return;
+    }
+#endif
+    if (lisa_trainer_init(&r->cpu, m, &o->tc, NULL, &err) != LISA_OK) die("%s", err.message);
+    r->config = r->cpu.config;
 }
 
 static int cmd_train(int argc, char **argv) {
     train_opts o;
     lisa_model m;
-    lisa_trainer t;
+    runner r;
     data_source data, val;
     history hist;
     lisa_error err;
@@ -593,9 +763,12 @@ static int cmd_train(int argc, char **argv) {
     set_threads(o.threads);
     if (o.resume) {
         uint64_t position;
-        if (lisa_trainer_load_state(&t, &m, o.resume, NULL, &position, &err) != LISA_OK) die("%s", err.message);
-        if (position != (uint64_t)t.step) die("%s: the data position does not match the step count", o.resume);
-        fprintf(stderr, "resuming %s at step %d\n", o.resume, t.step);
+        memset(&r, 0, sizeof r);
+        if (lisa_trainer_load_state(&r.cpu, &m, o.resume, NULL, &position, &err) != LISA_OK) die("%s", err.message);
+        if (position != (uint64_t)r.cpu.step) die("%s: the data position does not match the step count", o.resume);
+        r.model = &m;
+        r.config = r.cpu.config;
+        fprintf(stderr, "resuming %s at step %d\n", o.resume, r.cpu.step);
     } else {
         if (o.model) load_model_or_die(&m, o.model);
         else {
@@ -605,22 +778,23 @@ static int cmd_train(int argc, char **argv) {
         }
         if (o.tc.seq == 0) o.tc.seq = LISA__MIN(64, m.config.max_seq_len);
         check_probs(&o, &m.config);
-        if (lisa_trainer_init(&t, &m, &o.tc, NULL, &err) != LISA_OK) die("%s", err.message);
+        runner_init(&r, &m, &o);
     }
-    load_data_or_die(&data, o.data, o.tokenizer, m.config.vocab_size, t.config.seq, o.pack);
-    if (o.val) load_data_or_die(&val, o.val, o.tokenizer, m.config.vocab_size, t.config.seq, o.pack);
+    load_data_or_die(&data, o.data, o.tokenizer, m.config.vocab_size, r.config.seq, o.pack);
+    if (o.val) load_data_or_die(&val, o.val, o.tokenizer, m.config.vocab_size, r.config.seq, o.pack);
     if (o.log && !(log = fopen(o.log, "w"))) die("cannot open %s for writing", o.log);
-    history_init(&hist, LISA__MAX(0, o.steps - t.step), t.config.mode == LISA_MODE_LISA ? t.config.lisa_layers : 0,
-                 t.config.lisa_interval);
-    train_loop(&t, &data, o.val ? &val : NULL, &o, log, &hist);
+    history_init(&hist, LISA__MAX(0, o.steps - runner_step_count(&r)),
+                 r.config.mode == LISA_MODE_LISA ? r.config.lisa_layers : 0, r.config.lisa_interval);
+    train_loop(&r, &data, o.val ? &val : NULL, &o, log, &hist);
     if (log) fclose(log);
     if (o.plot) {
-        write_plot(o.plot, &hist, t.config.mode == LISA_MODE_LISA ? "lisa train: LISA" : "lisa train: all layers");
+        write_plot(o.plot, &hist, r.config.mode == LISA_MODE_LISA ? "lisa train: LISA" : "lisa train: all layers");
         fprintf(stderr, "wrote %s\n", o.plot);
     }
     history_free(&hist);
     if (o.val) data_free(&val);
-    lisa_trainer_free(&t);
+    runner_sync_model(&r);
+    runner_free(&r);
     save_model_or_die(&m, o.out, o.out_dtype);
     data_free(&data);
     lisa_model_free(&m);
@@ -822,6 +996,24 @@ static const char *plan_help =
     "                    moments for trained blocks)\n"
     "  --budget GIB      also say whether the peak fits in this many GiB\n";
 
+#ifdef LISA_WITH_CUDA
+static const char *plan_help_gpu =
+    "build/lisa-cuda plans the GPU trainer by default (its device bytes, as counted):\n"
+    "  --dtype D         bf16 (default) or fp32 on the GPU\n"
+    "  --device D        gpu (default) or cpu (this library's CPU trainer; --dtype fp32 only)\n";
+#endif
+
+/* The planner of the trainer that would run: the CPU's, or the GPU's in build/lisa-cuda. */
+static lisa_result plan_for(int gpu, const lisa_config *c, const lisa_train_config *tc, lisa_dtype dtype,
+                            lisa_memory_plan *p, lisa_error *err) {
+#ifdef LISA_WITH_CUDA
+    if (gpu) return lisa_cuda_plan_memory(c, tc, dtype, p, err);
+#else
+    (void)gpu;
+#endif
+    return lisa_plan_memory(c, tc, dtype, p, err);
+}
+
 static void print_plan_row(const char *name, size_t a, size_t b) {
     printf("  %-13s %12.3f GiB %12.3f GiB\n", name, a / 1073741824.0, b / 1073741824.0);
 }
@@ -836,25 +1028,38 @@ static int cmd_plan(int argc, char **argv) {
     double budget = 0.0;
     args a;
     memset(&o, 0, sizeof o);
+#ifdef LISA_WITH_CUDA
+    o.gpu = 1;
+    dtype = LISA_DTYPE_BF16;
+#endif
     o.tc = lisa_train_config_default();
     o.tc.seq = 0;
     a.argc = argc;
     a.argv = argv;
     for (a.i = 0; a.i < argc; a.i++) {
         const char *f = argv[a.i];
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(plan_help, stdout); exit(0); }
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            fputs(plan_help, stdout);
+#ifdef LISA_WITH_CUDA
+            fputs(plan_help_gpu, stdout);
+#endif
+            exit(0);
+        }
         else if (!strcmp(f, "--model")) o.model = arg_value(&a, f);
         else if (!strcmp(f, "--init")) o.init = arg_value(&a, f);
         else if (!strcmp(f, "--batch")) o.tc.batch = (int)arg_long(&a, f, 1, 1 << 20);
         else if (!strcmp(f, "--seq")) o.tc.seq = (int)arg_long(&a, f, 1, 1 << 24);
         else if (!strcmp(f, "--checkpointing")) o.tc.checkpointing = 1;
         else if (!strcmp(f, "--budget")) budget = arg_float(&a, f);
-        else if (!strcmp(f, "--dtype")) {
+        else if (!strcmp(f, "--dtype")) dtype = parse_dtype(arg_value(&a, f));
+#ifdef LISA_WITH_CUDA
+        else if (!strcmp(f, "--device")) {
             const char *d = arg_value(&a, f);
-            if (!strcmp(d, "fp32")) dtype = LISA_DTYPE_F32;
-            else if (!strcmp(d, "bf16")) dtype = LISA_DTYPE_BF16;
-            else die("--dtype must be fp32 or bf16, not '%s'", d);
-        } else if (!parse_lisa_option(&o, &a)) die("plan: unknown option '%s' (see lisa plan --help)", f);
+            if (strcmp(d, "gpu") && strcmp(d, "cpu")) die("--device must be gpu or cpu, not '%s'", d);
+            o.gpu = !strcmp(d, "gpu");
+        }
+#endif
+        else if (!parse_lisa_option(&o, &a)) die("plan: unknown option '%s' (see lisa plan --help)", f);
     }
     if (!o.model == !o.init) die("%s", "plan: give exactly one of --model and --init");
     if (o.model) {
@@ -864,15 +1069,17 @@ static int cmd_plan(int argc, char **argv) {
     if (lisa_config_resolve(&c, &err) != LISA_OK) die("%s", err.message);
     if (o.tc.seq == 0) o.tc.seq = LISA__MIN(64, c.max_seq_len);
     check_probs(&o, &c);
-    if (lisa_plan_memory(&c, &o.tc, dtype, &p, &err) != LISA_OK) die("%s", err.message);
+    if (o.gpu == 0 && dtype == LISA_DTYPE_BF16 && RUNNER_GPU_BUILD)
+        die("%s", "plan: the CPU trainer is fp32 only (--device cpu --dtype fp32)");
+    if (plan_for(o.gpu, &c, &o.tc, dtype, &p, &err) != LISA_OK) die("%s", err.message);
     full = o.tc;
     full.mode = LISA_MODE_FULL;
     full.keep_state = 0;
-    lisa_plan_memory(&c, &full, dtype, &pf, NULL);
+    plan_for(o.gpu, &c, &full, dtype, &pf, NULL);
     printf("model: dim %d, hidden %d, %d layers, %d heads (%d kv), vocab %d, %s head, %.3fB parameters\n",
            c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.tied_head ? "tied" : "separate",
            p.params / 1e9);
-    printf("setup: batch %d x seq %d, %s, %s\n", o.tc.batch, o.tc.seq,
+    printf("setup: %s, batch %d x seq %d, %s, %s\n", o.gpu ? "GPU trainer" : "CPU trainer", o.tc.batch, o.tc.seq,
            o.tc.checkpointing ? "gradient checkpointing" : "no checkpointing",
            dtype == LISA_DTYPE_F32 ? "fp32" : "bf16 weights + fp32 master/gradients/moments for trained blocks");
     if (o.tc.mode == LISA_MODE_LISA)
@@ -1217,24 +1424,23 @@ static lisa_train_config demo_train_config(lisa_mode mode, int steps) {
 
 static demo_run demo_train(lisa_model *m, const data_source *data, lisa_mode mode, int steps, history *hist) {
     train_opts o;
-    lisa_trainer t;
-    lisa_error err;
+    runner r;
     demo_run run;
     double t0;
     int window = LISA__MAX(1, steps / 20);
     memset(&o, 0, sizeof o);
     o.tc = demo_train_config(mode, steps);
     o.steps = steps;
-    if (lisa_trainer_init(&t, m, &o.tc, NULL, &err) != LISA_OK) die("%s", err.message);
+    runner_init(&r, m, &o);
     history_init(hist, steps, mode == LISA_MODE_LISA ? o.tc.lisa_layers : 0, o.tc.lisa_interval);
     t0 = now_seconds();
-    train_loop(&t, data, NULL, &o, NULL, hist);
+    train_loop(&r, data, NULL, &o, NULL, hist);
     run.seconds = now_seconds() - t0;
     run.tokens = (double)steps * o.tc.batch * o.tc.seq;
     run.first_loss = history_mean(hist, 0, window);
     run.last_loss = history_mean(hist, steps - window, steps);
-    run.peak_bytes = t.peak_bytes;
-    lisa_trainer_free(&t);
+    run.peak_bytes = runner_bytes(&r, 1);
+    runner_free(&r);
     return run;
 }
 
