@@ -452,6 +452,15 @@ typedef struct lisa_train_config {
    K 20, random order, uniform, seed 0. */
 LISADEF lisa_train_config lisa_train_config_default(void);
 
+/* Fills in the LISA defaults (gamma 0: 2, K 0: 20) and checks every setting
+   against the resolved model config mc: batch and seq, optimizer ranges,
+   schedule, mode, gamma, K, order and sampling weights. The trainers and
+   planners call it; LISA_ERR_INVALID names the first bad setting. */
+LISADEF lisa_result lisa_train_config_resolve(lisa_train_config *tc, const lisa_config *mc, lisa_error *err);
+/* Does non-layer block b (embedding, final norm, head) train in every step
+   under tc's freeze flags? 0 for an empty block (a tied head). */
+LISADEF int lisa_fixed_block_trains(const lisa_config *c, const lisa_train_config *tc, int b);
+
 /* The layer sampler on its own: draws gamma distinct layers of n_layers. */
 typedef struct lisa_sampler {
     int n_layers, gamma;
@@ -2378,7 +2387,7 @@ LISADEF void lisa_sampler_draw(lisa_sampler *s, int *layers) {
 /* --- configuration and sizes ---------------------------------------------- */
 
 /* Fills in defaults and checks c against the model config mc. */
-static lisa_result lisa__train_config_check(lisa_train_config *c, const lisa_config *mc, lisa_error *err) {
+LISADEF lisa_result lisa_train_config_resolve(lisa_train_config *c, const lisa_config *mc, lisa_error *err) {
     int l, positive = 0;
     if (c->lisa_layers == 0) c->lisa_layers = 2;
     if (c->lisa_interval == 0) c->lisa_interval = 20;
@@ -2440,9 +2449,9 @@ static int lisa__is_layer_block(const lisa_config *c, int b) {
     return b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(c->n_layers - 1);
 }
 
-/* Does non-layer block b train? With a tied head the embedding block holds
-   the shared matrix, which trains only if neither of its uses is frozen. */
-static int lisa__fixed_block_trains(const lisa_config *c, const lisa_train_config *tc, int b) {
+/* With a tied head the embedding block holds the shared matrix, which trains
+   only if neither of its uses is frozen. */
+LISADEF int lisa_fixed_block_trains(const lisa_config *c, const lisa_train_config *tc, int b) {
     if (lisa_block_size(c, b) == 0) return 0;
     if (b == LISA_BLOCK_EMBED) return !tc->freeze_embed && !(c->tied_head && tc->freeze_head);
     if (b == lisa_block_final_norm(c)) return !tc->freeze_final_norm;
@@ -2549,7 +2558,7 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
     unsigned char *p;
     memset(t, 0, sizeof *t);
     t->config = *c;
-    r = lisa__train_config_check(&t->config, mc, err);
+    r = lisa_train_config_resolve(&t->config, mc, err);
     if (r != LISA_OK) return r;
     if (t->config.mode == LISA_MODE_FULL) t->config.lisa_probs = NULL;
     t->model = m;
@@ -2578,7 +2587,7 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
         return r;
     }
     for (b = 0; b < nb; b++) {
-        if (!lisa__is_layer_block(mc, b) && lisa__fixed_block_trains(mc, &t->config, b) &&
+        if (!lisa__is_layer_block(mc, b) && lisa_fixed_block_trains(mc, &t->config, b) &&
             lisa__block_activate(t, b) != LISA_OK) {
             lisa_trainer_free(t);
             return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for gradients and optimizer state");
@@ -2662,12 +2671,12 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
     lisa_result r;
     memset(plan, 0, sizeof *plan);
     if ((r = lisa__config_check(&rc, NULL, err)) != LISA_OK) return r;
-    if ((r = lisa__train_config_check(&rt, &rc, err)) != LISA_OK) return r;
+    if ((r = lisa_train_config_resolve(&rt, &rc, err)) != LISA_OK) return r;
     if (dtype != LISA_DTYPE_F32 && dtype != LISA_DTYPE_BF16)
         return lisa__fail(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
     L = lisa_layout_of(&rc);
     for (b = 0; b < lisa_n_blocks(&rc); b++)
-        if (!lisa__is_layer_block(&rc, b) && lisa__fixed_block_trains(&rc, &rt, b))
+        if (!lisa__is_layer_block(&rc, b) && lisa_fixed_block_trains(&rc, &rt, b))
             fixed += lisa_block_size(&rc, b);
     layers_trained = rt.mode == LISA_MODE_FULL ? (size_t)rc.n_layers : (size_t)rt.lisa_layers;
     /* keep_state: every layer sampled so far keeps its moments; over a run, all of them. */
@@ -3389,7 +3398,7 @@ static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader
         if (err) err->code = LISA_ERR_FORMAT;
         return LISA_ERR_FORMAT;
     }
-    if (lisa__train_config_check(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
+    if (lisa_train_config_resolve(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
     n_active = h.ints[25];
     if (h.ints[23] < 0 || h.ints[23] > LISA__MAX_STEPS || h.ints[24] < 0 || h.ints[24] >= c.n_layers || n_active < 0 ||
         n_active > c.n_layers || (tc.mode == LISA_MODE_FULL && n_active != c.n_layers) || (unsigned)h.ints[18] > 1 ||
@@ -3403,7 +3412,7 @@ static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader
     if (h.ints[18]) {
         if (!lisa__read_f32(r, probs, (size_t)c.n_layers)) goto truncated;
         tc.lisa_probs = probs;
-        if (lisa__train_config_check(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
+        if (lisa_train_config_resolve(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
     }
     /* Every count is checked against the bytes present before it is allocated. */
     floats_left = (r->size - r->pos) / sizeof(float);
