@@ -86,5 +86,12 @@ $(BUILD)/lisa_cuda.o: examples/lisa_cuda_impl.cu lisa.h lisa_cuda.h | $(BUILD)
 test-cuda: $(BUILD)/test_cuda
 	$(BUILD)/test_cuda
 
+# The GPU tests on the CPU, CUDA and cuBLAS emulated by tests/cuda_emu.h (no
+# GPU, no CUDA toolkit); make test runs them through tests/cuda_emu.sh, with
+# these flags, in two thread orders (LISA_CUDA_EMU_ORDER=forward|reverse|shuffle).
+EMU_FLAGS = -x c++ -std=c++17 -O2 -DLISA_CUDA_EMULATE -include tests/cuda_emu.h -I. -Itests
+$(BUILD)/test_cuda_emu: tests/test_cuda.cu tests/cuda_emu.h lisa.h lisa_cuda.h tests/test.h | $(BUILD)
+	g++ $(EMU_FLAGS) -Wall -Wextra -Werror -Wno-unknown-pragmas -o $@ tests/test_cuda.cu -lm
+
 clean:
 	rm -rf build build-san

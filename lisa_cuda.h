@@ -172,9 +172,18 @@ LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train
    products, before the next chunk. Attention keeps only a tile of scores,
    in registers, and stores each row's log-sum-exp. */
 
+/* LISA_CUDA_EMULATE: the includer provides CUDA (tests/cuda_emu.h runs the
+   kernels on the CPU), and every launch goes through LISA__CUDA_LAUNCH. A
+   kernel name with commas (template arguments) is put in parentheses. */
+#ifdef LISA_CUDA_EMULATE
+#define LISA__CUDA_LAUNCH(kernel, grid, block, ...) \
+    lisa_emu_launch(#kernel, grid, block, [=] { kernel(__VA_ARGS__); })
+#else
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+#define LISA__CUDA_LAUNCH(kernel, grid, block, ...) kernel<<<grid, block>>>(__VA_ARGS__)
+#endif
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -501,15 +510,15 @@ __global__ void lisa__embedding_backward_kernel(float *dtable, const float *dout
 
 template <typename E>
 static cudaError_t lisa__cuda_embedding_forward(E *out, const int *tokens, const E *table, int n, int dim) {
-    lisa__embedding_forward_kernel<E><<<lisa__cuda_grid((size_t)n * dim), LISA__CUDA_THREADS>>>(out, tokens, table,
-                                                                                               n, dim);
+    LISA__CUDA_LAUNCH(lisa__embedding_forward_kernel<E>, lisa__cuda_grid((size_t)n * dim), LISA__CUDA_THREADS, out,
+                      tokens, table, n, dim);
     return cudaGetLastError();
 }
 
 static cudaError_t lisa__cuda_embedding_backward(float *dtable, const float *dout, const int *tokens, int n,
                                                  int dim) {
-    lisa__embedding_backward_kernel<<<(unsigned)((dim + LISA__CUDA_THREADS - 1) / LISA__CUDA_THREADS),
-                                      LISA__CUDA_THREADS>>>(dtable, dout, tokens, n, dim);
+    LISA__CUDA_LAUNCH(lisa__embedding_backward_kernel, (unsigned)((dim + LISA__CUDA_THREADS - 1) / LISA__CUDA_THREADS),
+                      LISA__CUDA_THREADS, dtable, dout, tokens, n, dim);
     return cudaGetLastError();
 }
 
@@ -557,7 +566,7 @@ __global__ void lisa__rmsnorm_backward_dw_kernel(float *dw, const float *dout, c
 template <typename E>
 static cudaError_t lisa__cuda_rmsnorm_forward(E *out, float *rstd, const E *x, const E *w, int n, int dim,
                                               float eps) {
-    lisa__rmsnorm_forward_kernel<E><<<(unsigned)n, LISA__CUDA_THREADS>>>(out, rstd, x, w, dim, eps);
+    LISA__CUDA_LAUNCH(lisa__rmsnorm_forward_kernel<E>, (unsigned)n, LISA__CUDA_THREADS, out, rstd, x, w, dim, eps);
     return cudaGetLastError();
 }
 
@@ -566,10 +575,11 @@ template <typename E>
 static cudaError_t lisa__cuda_rmsnorm_backward(float *dx, float *dw, const float *dout, const E *x, const E *w,
                                                const float *rstd, int n, int dim) {
     cudaError_t e;
-    lisa__rmsnorm_backward_dx_kernel<E><<<(unsigned)n, LISA__CUDA_THREADS>>>(dx, dout, x, w, rstd, dim);
+    LISA__CUDA_LAUNCH(lisa__rmsnorm_backward_dx_kernel<E>, (unsigned)n, LISA__CUDA_THREADS, dx, dout, x, w, rstd, dim);
     if ((e = cudaGetLastError()) != cudaSuccess || !dw) return e;
-    lisa__rmsnorm_backward_dw_kernel<E><<<(unsigned)((dim + LISA__CUDA_THREADS - 1) / LISA__CUDA_THREADS),
-                                         LISA__CUDA_THREADS>>>(dw, dout, x, rstd, n, dim);
+    LISA__CUDA_LAUNCH(lisa__rmsnorm_backward_dw_kernel<E>,
+                      (unsigned)((dim + LISA__CUDA_THREADS - 1) / LISA__CUDA_THREADS), LISA__CUDA_THREADS, dw, dout,
+                      x, rstd, n, dim);
     return cudaGetLastError();
 }
 
@@ -604,8 +614,8 @@ __global__ void lisa__rope_kernel(E *x, const float *table, int B, int T, int n_
 
 template <typename E>
 static cudaError_t lisa__cuda_rope(E *x, const float *table, int B, int T, int n_heads, int head_dim, float sign) {
-    lisa__rope_kernel<E><<<lisa__cuda_grid((size_t)B * T * n_heads * (head_dim / 2)), LISA__CUDA_THREADS>>>(
-        x, table, B, T, n_heads, head_dim, sign);
+    LISA__CUDA_LAUNCH(lisa__rope_kernel<E>, lisa__cuda_grid((size_t)B * T * n_heads * (head_dim / 2)),
+                      LISA__CUDA_THREADS, x, table, B, T, n_heads, head_dim, sign);
     return cudaGetLastError();
 }
 
@@ -662,27 +672,28 @@ __global__ void lisa__fill_kernel(E *w, size_t n, uint64_t seed, uint64_t first,
 
 template <typename E>
 static cudaError_t lisa__cuda_swiglu_forward(E *out, const E *gate, const E *up, size_t n) {
-    lisa__swiglu_forward_kernel<E><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(out, gate, up, n);
+    LISA__CUDA_LAUNCH(lisa__swiglu_forward_kernel<E>, lisa__cuda_grid(n), LISA__CUDA_THREADS, out, gate, up, n);
     return cudaGetLastError();
 }
 template <typename E>
 static cudaError_t lisa__cuda_swiglu_backward(E *dgate, E *dup, const E *dout, const E *gate, const E *up, size_t n) {
-    lisa__swiglu_backward_kernel<E><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(dgate, dup, dout, gate, up, n);
+    LISA__CUDA_LAUNCH(lisa__swiglu_backward_kernel<E>, lisa__cuda_grid(n), LISA__CUDA_THREADS, dgate, dup, dout, gate,
+                      up, n);
     return cudaGetLastError();
 }
 template <typename E>
 static cudaError_t lisa__cuda_residual(E *out, const E *a, const E *b, size_t n) {
-    lisa__residual_kernel<E><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(out, a, b, n);
+    LISA__CUDA_LAUNCH(lisa__residual_kernel<E>, lisa__cuda_grid(n), LISA__CUDA_THREADS, out, a, b, n);
     return cudaGetLastError();
 }
 template <typename D, typename S>
 static cudaError_t lisa__cuda_convert(D *dst, const S *src, size_t n) {
-    lisa__convert_kernel<D, S><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(dst, src, n);
+    LISA__CUDA_LAUNCH((lisa__convert_kernel<D, S>), lisa__cuda_grid(n), LISA__CUDA_THREADS, dst, src, n);
     return cudaGetLastError();
 }
 template <typename E>
 static cudaError_t lisa__cuda_fill(E *w, size_t n, uint64_t seed, uint64_t first, float std) {
-    lisa__fill_kernel<E><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(w, n, seed, first, std);
+    LISA__CUDA_LAUNCH(lisa__fill_kernel<E>, lisa__cuda_grid(n), LISA__CUDA_THREADS, w, n, seed, first, std);
     return cudaGetLastError();
 }
 
@@ -916,8 +927,8 @@ template <typename E>
 static cudaError_t lisa__cuda_attention_forward(E *out, float *lse, const E *q, const E *k, const E *v, int B, int T,
                                                 int n_heads, int n_kv_heads, int hd) {
     dim3 grid((unsigned)((T + LISA__ATT_FWD_ROWS - 1) / LISA__ATT_FWD_ROWS), (unsigned)(B * n_heads));
-    lisa__attention_forward_kernel<E><<<grid, LISA__ATT_WARPS * 32>>>(out, lse, q, k, v, T, n_heads, n_kv_heads, hd,
-                                                                      1.0f / sqrtf((float)hd));
+    LISA__CUDA_LAUNCH(lisa__attention_forward_kernel<E>, grid, LISA__ATT_WARPS * 32, out, lse, q, k, v, T, n_heads,
+                      n_kv_heads, hd, 1.0f / sqrtf((float)hd));
     return cudaGetLastError();
 }
 
@@ -930,10 +941,11 @@ static cudaError_t lisa__cuda_attention_backward(E *dq, E *dk, E *dv, const E *d
     dim3 qgrid((unsigned)((T + LISA__ATT_BWD_ROWS - 1) / LISA__ATT_BWD_ROWS), (unsigned)(B * n_heads));
     dim3 kgrid((unsigned)((T + LISA__ATT_DKV_KEYS - 1) / LISA__ATT_DKV_KEYS), (unsigned)(B * n_kv_heads));
     cudaError_t e;
-    lisa__attention_dq_kernel<E><<<qgrid, LISA__ATT_WARPS * 32>>>(dq, dout, out, lse, q, k, v, T, n_heads,
-                                                                  n_kv_heads, hd, scale);
+    LISA__CUDA_LAUNCH(lisa__attention_dq_kernel<E>, qgrid, LISA__ATT_WARPS * 32, dq, dout, out, lse, q, k, v, T,
+                      n_heads, n_kv_heads, hd, scale);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
-    lisa__attention_dkv_kernel<E><<<kgrid, 32>>>(dk, dv, dout, out, lse, q, k, v, T, n_heads, n_kv_heads, hd, scale);
+    LISA__CUDA_LAUNCH(lisa__attention_dkv_kernel<E>, kgrid, 32, dk, dv, dout, out, lse, q, k, v, T, n_heads,
+                      n_kv_heads, hd, scale);
     return cudaGetLastError();
 }
 
@@ -971,8 +983,8 @@ __global__ void lisa__cross_entropy_kernel(float *row_loss, E *dlogits, const fl
 template <typename E>
 static cudaError_t lisa__cuda_cross_entropy(float *row_loss, E *dlogits, const float *logits, const int *targets,
                                             int rows, int vocab, float dloss) {
-    lisa__cross_entropy_kernel<E><<<(unsigned)rows, LISA__CUDA_THREADS>>>(row_loss, dlogits, logits, targets, vocab,
-                                                                         dloss);
+    LISA__CUDA_LAUNCH(lisa__cross_entropy_kernel<E>, (unsigned)rows, LISA__CUDA_THREADS, row_loss, dlogits, logits,
+                      targets, vocab, dloss);
     return cudaGetLastError();
 }
 
@@ -1016,7 +1028,7 @@ __global__ void lisa__adamw_kernel(float *p, E *copy, const float *g, float *m, 
 template <typename E>
 static cudaError_t lisa__cuda_adamw_update(float *p, E *copy, const float *g, float *m, float *v, size_t n,
                                            lisa__cuda_adamw a) {
-    lisa__adamw_kernel<E><<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(p, copy, g, m, v, n, a);
+    LISA__CUDA_LAUNCH(lisa__adamw_kernel<E>, lisa__cuda_grid(n), LISA__CUDA_THREADS, p, copy, g, m, v, n, a);
     return cudaGetLastError();
 }
 
@@ -1042,12 +1054,12 @@ __global__ void lisa__scale_kernel(float *x, size_t n, float s) {
 }
 
 static cudaError_t lisa__cuda_sum_squares(double *partials, const float *x, size_t n) {
-    lisa__sum_squares_kernel<<<LISA__CUDA_NORM_BLOCKS, LISA__CUDA_THREADS>>>(partials, x, n);
+    LISA__CUDA_LAUNCH(lisa__sum_squares_kernel, LISA__CUDA_NORM_BLOCKS, LISA__CUDA_THREADS, partials, x, n);
     return cudaGetLastError();
 }
 
 static cudaError_t lisa__cuda_scale(float *x, size_t n, float s) {
-    lisa__scale_kernel<<<lisa__cuda_grid(n), LISA__CUDA_THREADS>>>(x, n, s);
+    LISA__CUDA_LAUNCH(lisa__scale_kernel, lisa__cuda_grid(n), LISA__CUDA_THREADS, x, n, s);
     return cudaGetLastError();
 }
 
@@ -1516,8 +1528,8 @@ static void lisa__cuda_sort_ints(int *x, int n) {
 }
 
 template <typename E> static lisa_result lisa__cuda_set_active(lisa_cuda_trainer *t, const int *layers, int n) {
-    int *next = t->next_layers, i;
-    lisa_result r;
+    int *next = t->next_layers, i, l;
+    lisa_result r = LISA_OK;
     if (n < 0 || n > t->c.n_layers) return LISA_ERR_INVALID;
     for (i = 0; i < n; i++) {
         if (layers[i] < 0 || layers[i] >= t->c.n_layers || lisa__cuda_contains(layers, i, layers[i]))
@@ -1525,16 +1537,17 @@ template <typename E> static lisa_result lisa__cuda_set_active(lisa_cuda_trainer
     }
     if (next != layers) memmove(next, layers, (size_t)n * sizeof(int));
     lisa__cuda_sort_ints(next, n);
-    /* Release leaving layers before taking new ones, so a switch never holds both. */
-    for (i = 0; i < t->n_active; i++)
-        if (!lisa__cuda_contains(next, n, t->active_layers[i]))
-            lisa__cuda_block_deactivate(t, LISA_BLOCK_LAYER(t->active_layers[i]), t->tc.keep_state);
+    /* Release leaving layers before taking new ones, so a switch never holds
+       both. The blocks, not the list, say which layers are active: after a
+       switch that ran out of memory, the list is rebuilt from them. */
+    for (l = 0; l < t->c.n_layers; l++)
+        if (t->blocks[LISA_BLOCK_LAYER(l)].active && !lisa__cuda_contains(next, n, l))
+            lisa__cuda_block_deactivate(t, LISA_BLOCK_LAYER(l), t->tc.keep_state);
+    for (i = 0; i < n && r == LISA_OK; i++) r = lisa__cuda_block_activate<E>(t, LISA_BLOCK_LAYER(next[i]));
     t->n_active = 0;
-    for (i = 0; i < n; i++) {
-        if ((r = lisa__cuda_block_activate<E>(t, LISA_BLOCK_LAYER(next[i]))) != LISA_OK) return r;
-        t->active_layers[t->n_active++] = next[i];
-    }
-    return LISA_OK;
+    for (l = 0; l < t->c.n_layers; l++)
+        if (t->blocks[LISA_BLOCK_LAYER(l)].active) t->active_layers[t->n_active++] = l;
+    return r;
 }
 
 /* --- one step --------------------------------------------------------------------- */

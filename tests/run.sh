@@ -12,7 +12,7 @@ for t in "$@"; do
     grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed$' "$log.out" >> "$log" ||
         { echo "$t: 0 passed, 1 failed (crashed or printed no summary)"; echo "$t: 0 passed, 1 failed" >> "$log"; }
 done
-for s in tests/compile.sh tests/test_cli.sh tests/test_examples.sh tests/cuda.sh; do
+for s in tests/compile.sh tests/test_cli.sh tests/test_examples.sh tests/cuda.sh tests/cuda_emu.sh; do
     echo "== $s"
     sh "$s" "$build" > "$log.out" 2>&1 || status=1
     cat "$log.out"

@@ -5,7 +5,10 @@
    bytes first, so an element left unwritten fails), then training runs, full
    and LISA, against lisa_trainer_step, and the device memory count against
    lisa_cuda_plan_memory. Without a device the GPU checks are skipped and not
-   counted.
+   counted. Built with -DLISA_CUDA_EMULATE against tests/cuda_emu.h
+   (tests/cuda_emu.sh), every check runs on the CPU, plus out-of-memory checks
+   that only the emulator can arrange; the summary is then named after the
+   thread order, test_cuda_emu_<order>.
 
    Tolerances: errors are measured as max |gpu - cpu| / max |cpu| over a
    buffer. fp32 kernels: 1e-5 (only the summation order differs). bf16
@@ -440,7 +443,7 @@ static void test_training(const char *what, lisa_config c, lisa_train_config tc,
     lisa_cuda_config cc = lisa_cuda_config_default();
     lisa_memory_plan plan;
     lisa_error err;
-    int inputs[32], targets[32], layers[8], same_layers = 1, ok_steps = 1, steady = 1;
+    int inputs[64], targets[64], layers[8], same_layers = 1, ok_steps = 1, steady = 1;
     double worst_loss = 0.0, loss_tol = dtype == LISA_DTYPE_F32 ? 1e-4 : 3e-2;
     float first = 0.0f, last = 0.0f;
     size_t bytes0 = 0;
@@ -579,6 +582,69 @@ static void test_keep_state_and_random_init(void) {
     lisa_cuda_trainer_free(gpu);
 }
 
+/* Head size 128 (the attention tiles' limit) and a sequence over one key tile. */
+static lisa_config wide_head_config(void) {
+    lisa_config c = tiny_config(0);
+    c.dim = 256;
+    c.hidden_dim = 96;
+    c.n_layers = 2;
+    c.n_heads = 2;
+    c.n_kv_heads = 1;
+    c.max_seq_len = 64;
+    return c;
+}
+
+static lisa_train_config wide_head_train(void) {
+    lisa_train_config tc = tiny_train(LISA_MODE_LISA, 1);
+    tc.batch = 1;
+    tc.seq = 40;
+    tc.lisa_layers = 1;
+    tc.lisa_interval = 3;
+    return tc;
+}
+
+#ifdef LISA_CUDA_EMULATE
+/* Out of device memory at every allocation of creation, and during layer
+   switches: the result says so, nothing leaks, and the active layers are the
+   ones that hold state. Only the emulator can make cudaMalloc fail. */
+static void test_out_of_memory(void) {
+    lisa_config c = tiny_config(0);
+    lisa_train_config tc = tiny_train(LISA_MODE_MANUAL, 1);
+    lisa_cuda_config cc = lisa_cuda_config_default();
+    lisa_cuda_trainer *gpu = NULL;
+    lisa_error err;
+    size_t base = lisa_emu_device_bytes(), none, two, one;
+    int k, refused = 0, leaked = 0, both[2] = {0, 3}, next[2] = {1, 3}, single = 1, layers[4];
+    lisa_result r;
+    for (k = 0;; k++) {
+        lisa_emu_fail_malloc_after(k);
+        r = lisa_cuda_trainer_create(&gpu, &c, NULL, 1, &tc, &cc, &err);
+        lisa_emu_fail_malloc_after(-1);
+        if (r == LISA_OK) break;
+        refused += r == LISA_ERR_NOMEM && gpu == NULL && strstr(err.message, "out of memory") != NULL;
+        leaked += lisa_emu_device_bytes() != base;
+    }
+    CHECK(k > 0 && refused == k && leaked == 0, "out of memory at each of %d allocations of creation: LISA_ERR_NOMEM "
+          "(%d times), nothing leaked (%d leaks)", k, refused, leaked);
+    none = lisa_cuda_trainer_bytes(gpu);
+    CHECK(lisa_cuda_trainer_set_active_layers(gpu, both, 2) == LISA_OK, "manual: layers 0 and 3");
+    two = lisa_cuda_trainer_bytes(gpu);
+    lisa_emu_fail_malloc_after(0);
+    r = lisa_cuda_trainer_set_active_layers(gpu, next, 2);
+    lisa_emu_fail_malloc_after(-1);
+    CHECK(r == LISA_ERR_NOMEM, "a switch that runs out of memory fails with LISA_ERR_NOMEM (%d)", (int)r);
+    CHECK(lisa_cuda_trainer_active_layers(gpu, layers) == 1 && layers[0] == 3 &&
+              lisa_cuda_trainer_bytes(gpu) - none == (two - none) / 2,
+          "after the failed switch, layer 3 (kept) is listed as the one active layer");
+    CHECK(lisa_cuda_trainer_set_active_layers(gpu, &single, 1) == LISA_OK, "manual: layer 1 alone");
+    one = lisa_cuda_trainer_bytes(gpu);
+    CHECK(one - none == (two - none) / 2, "one active layer holds half of what two hold (%zu vs %zu)", one - none,
+          two - none);
+    lisa_cuda_trainer_free(gpu);
+    CHECK(lisa_emu_device_bytes() == base, "free returns every device byte");
+}
+#endif
+
 static void test_gpu(void) {
     cublasHandle_t h;
     lisa_cuda_device d;
@@ -603,6 +669,12 @@ static void test_gpu(void) {
     }
     test_training("bf16 full", tiny_config(0), tiny_train(LISA_MODE_FULL, 0), LISA_DTYPE_BF16, 10);
     test_training("bf16 LISA checkpointed", tiny_config(0), tiny_train(LISA_MODE_LISA, 1), LISA_DTYPE_BF16, 12);
+    test_training("bf16 LISA tied", tiny_config(1), tiny_train(LISA_MODE_LISA, 0), LISA_DTYPE_BF16, 10);
+    test_training("fp32 LISA head size 128", wide_head_config(), wide_head_train(), LISA_DTYPE_F32, 8);
+    test_training("bf16 LISA head size 128", wide_head_config(), wide_head_train(), LISA_DTYPE_BF16, 8);
+#ifdef LISA_CUDA_EMULATE
+    test_out_of_memory();
+#endif
     test_eval_and_manual();
     test_keep_state_and_random_init();
 }
@@ -614,5 +686,16 @@ int main(void) {
         printf("test_cuda: GPU checks skipped: no CUDA device\n");
     else
         test_gpu();
+#ifdef LISA_CUDA_EMULATE
+    {
+        /* One summary name per thread order, so the test runner adds each. */
+        char name[64];
+        snprintf(name, sizeof name, "test_cuda_emu_%s", lisa_emu_order_name());
+        printf("test_cuda: emulated on the CPU, threads in %s order; fiber stacks used at most %zu bytes\n",
+               lisa_emu_order_name(), lisa_emu_stack_peak());
+        return test_report(name);
+    }
+#else
     return test_report("test_cuda");
+#endif
 }
