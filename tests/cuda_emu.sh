@@ -4,7 +4,10 @@
 # BUILD/test_cuda_emu (one check), and runs it twice at once, the threads of
 # each block in forward and in reverse order; each run prints its own
 # "test_cuda_emu_<order>: N passed, M failed", which the test runner adds.
-# Then builds examples/lisa_cuda_impl.cu the same way into an object that a
+# Then the emulator's own checks (deadlock, early exit, divergent shuffles,
+# writes past an allocation, a missing barrier: each must be reported, in each
+# order; "cuda_emu_self_<order>: N passed, M failed"). Then builds
+# examples/lisa_cuda_impl.cu the same way into an object that a
 # C99 program links to train a few steps on the emulated GPU (one check).
 # Skipped under sanitizers (a BUILD_DIR named *san*): the fibers switch stacks
 # behind AddressSanitizer's back.
@@ -43,6 +46,96 @@ if $cxx $emu -Wall -Wextra -Werror -Wno-unknown-pragmas -o "$build/test_cuda_emu
 else
     failed=$((failed + 1))
     echo "FAIL: g++ build of tests/test_cuda.cu against tests/cuda_emu.h"
+    cat "$tmp/out"
+fi
+# The emulator's own checks: broken kernels are reported, in every order.
+cat > "$tmp/self.cu" <<'C'
+/* The emulator's own checks: each broken kernel must be reported. */
+#include <stdio.h>
+#define LAUNCH(kernel, grid, block, ...) lisa_emu_launch(#kernel, grid, block, [=] { kernel(__VA_ARGS__); })
+
+static int passed, failed;
+static void expect(int ok, const char *what) {
+    printf("%s: %s\n", ok ? "ok" : "FAIL", what);
+    ok ? passed++ : failed++;
+}
+
+__global__ void deadlock(void) {
+    if (threadIdx.x == 0) __syncwarp();
+    else __syncthreads();
+}
+__global__ void early_exit(void) {
+    if (threadIdx.x >= 32) return;
+    __syncthreads();
+}
+__global__ void divergent_shuffle(float *out) {
+    float v;
+    if (threadIdx.x & 1)
+        v = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+    else
+        v = __shfl_xor_sync(0xffffffffu, 2.0f, 1);
+    out[threadIdx.x] = v;
+}
+__global__ void reverse_copy(int *out, int sync) {
+    __shared__ int s[64];
+    s[threadIdx.x] = (int)threadIdx.x;
+    if (sync) __syncthreads();
+    out[threadIdx.x] = s[63 - threadIdx.x];
+}
+__global__ void write_past_end(float *out, int n) { out[n + threadIdx.x] = 1.0f; }
+__global__ void warp_sum(float *out) {
+    float x = (float)threadIdx.x;
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    out[threadIdx.x] = x;
+}
+
+static int all(const int *x, int n, int want_reversed) {
+    for (int i = 0; i < n; i++)
+        if (x[i] != (want_reversed ? 63 - i : i)) return 0;
+    return 1;
+}
+
+int main(void) {
+    float *f, h[64];
+    int *d, hi[64];
+    cudaMalloc(&f, 64 * sizeof(float));
+    cudaMalloc(&d, 64 * sizeof(int));
+    LAUNCH(deadlock, 1, 32);
+    expect(cudaGetLastError() == cudaErrorLaunchFailure, "deadlock between __syncwarp and __syncthreads");
+    LAUNCH(early_exit, 1, 64);
+    expect(cudaGetLastError() == cudaErrorLaunchFailure, "threads exit, others reach __syncthreads");
+    LAUNCH(divergent_shuffle, 1, 32, f);
+    expect(cudaGetLastError() == cudaErrorLaunchFailure, "shuffles from different lines");
+    LAUNCH(write_past_end, 1, 1, f, 64);
+    expect(cudaGetLastError() == cudaErrorLaunchFailure, "a write past the end of an allocation");
+    LAUNCH(reverse_copy, 1, 64, d, 0);
+    cudaMemcpy(hi, d, sizeof hi, cudaMemcpyDeviceToHost);
+    expect(cudaGetLastError() == cudaSuccess && !all(hi, 64, 1), "a missing __syncthreads gives a wrong result");
+    LAUNCH(reverse_copy, 1, 64, d, 1);
+    cudaMemcpy(hi, d, sizeof hi, cudaMemcpyDeviceToHost);
+    expect(cudaGetLastError() == cudaSuccess && all(hi, 64, 1), "with the __syncthreads, the right one");
+    LAUNCH(warp_sum, 1, 64, f);
+    cudaMemcpy(h, f, sizeof h, cudaMemcpyDeviceToHost);
+    expect(cudaGetLastError() == cudaSuccess && h[0] == 496.0f && h[31] == 496.0f && h[32] == 1520.0f,
+           "butterfly warp sums");
+    expect(__bfloat162float(__float2bfloat16(1.0f + 1.0f / 256.0f)) == 1.0f &&
+               __bfloat162float(__float2bfloat16(1.0f + 3.0f / 256.0f)) == 1.0f + 4.0f / 256.0f,
+           "bf16 rounds to nearest even");
+    cudaFree(f);
+    cudaFree(d);
+    expect(lisa_emu_device_bytes() == 0, "every byte freed");
+    printf("cuda_emu_self_%s: %d passed, %d failed\n", lisa_emu_order_name(), passed, failed);
+    return failed != 0;
+}
+C
+if $cxx $emu -Wall -Wextra -Werror -Wno-unknown-pragmas -o "$tmp/self" "$tmp/self.cu" > "$tmp/out" 2>&1; then
+    for order in forward reverse shuffle; do
+        LISA_CUDA_EMU_ORDER=$order "$tmp/self" > "$tmp/out" 2> "$tmp/err" || status=1
+        grep -v '^ok: ' "$tmp/out"
+    done
+else
+    failed=$((failed + 1))
+    echo "FAIL: g++ build of the emulator's own checks"
     cat "$tmp/out"
 fi
 cat > "$tmp/steps.c" <<'C'
