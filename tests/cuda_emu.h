@@ -8,7 +8,9 @@
 
    Execution. Blocks run one at a time (so `__shared__` is a static
    variable); the threads of a block run as fibers on their own stacks (64 KiB
-   each, with a guard page below). A fiber runs until it reaches a barrier
+   each, with a guard page below; on x86-64 a switch is a few instructions,
+   elsewhere or with -DLISA_CUDA_EMU_UCONTEXT it is swapcontext, correct but
+   several times slower). A fiber runs until it reaches a barrier
    (__syncthreads, __syncwarp, a shuffle), then the next one runs. The order
    in which threads run between barriers, and blocks within a grid, comes from
    LISA_CUDA_EMU_ORDER = forward (default) | reverse | shuffle (with
