@@ -567,16 +567,14 @@ LISADEF lisa_result lisa_trainer_load_state_memory(lisa_trainer *t, lisa_model *
 /* ------------------------------------------------------------------------- */
 
 typedef enum lisa_dtype {
-    LISA_DTYPE_F32 = 0,  /* this header: everything fp32 */
-    LISA_DTYPE_BF16      /* the GPU design: bf16 weights and activations; active blocks add
-                            fp32 master weights, fp32 gradients and fp32 moments */
+    LISA_DTYPE_F32 = 0,  /* everything fp32: this header's trainer, and lisa_cuda.h's checking mode */
+    LISA_DTYPE_BF16      /* lisa_cuda.h: bf16 weights and activations; trained blocks add fp32
+                            master weights, fp32 gradients and fp32 moments */
 } lisa_dtype;
 
-/* Bytes by category, computed by the same functions the allocations use:
-   for LISA_DTYPE_F32 a trainer's counted bytes (lisa_trainer_total_bytes)
-   equal peak exactly. */
+/* Bytes by category, computed by the same functions the allocations use. */
 typedef struct lisa_memory_plan {
-    size_t weights;          /* the model's parameters (+ bf16: fp32 master copies of active blocks) */
+    size_t weights;          /* the model's parameters (+ GPU bf16: fp32 master copies of active blocks) */
     size_t gradients;        /* active blocks only */
     size_t optimizer;        /* AdamW moments: active blocks (keep_state: every layer, once sampled) */
     size_t activations;      /* kept from forward to backward */
@@ -586,6 +584,10 @@ typedef struct lisa_memory_plan {
     size_t params, trained_params;  /* counts, not bytes: total and trained at once */
 } lisa_memory_plan;
 
+/* The CPU trainer's memory: its counted bytes (lisa_trainer_total_bytes)
+   reach plan->peak exactly. dtype must be LISA_DTYPE_F32; the GPU trainer's
+   plan, bf16 or fp32, is lisa_cuda_plan_memory() in lisa_cuda.h (whose
+   planner part compiles without CUDA: LISA_CUDA_PLANNER_IMPLEMENTATION). */
 LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_config *tc,
                                      lisa_dtype dtype, lisa_memory_plan *plan, lisa_error *err);
 
@@ -2666,14 +2668,16 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
     lisa_config rc = *c;
     lisa_train_config rt = *tc;
     lisa_layout L;
-    size_t act, scratch, layers_trained, layers_with_state, fixed = 0, BT;
+    size_t act, scratch, layers_trained, layers_with_state, fixed = 0;
     int b;
     lisa_result r;
     memset(plan, 0, sizeof *plan);
     if ((r = lisa__config_check(&rc, NULL, err)) != LISA_OK) return r;
     if ((r = lisa_train_config_resolve(&rt, &rc, err)) != LISA_OK) return r;
-    if (dtype != LISA_DTYPE_F32 && dtype != LISA_DTYPE_BF16)
-        return lisa__fail(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
+    if (dtype == LISA_DTYPE_BF16)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s", "the CPU trainer is fp32 only; lisa_cuda_plan_memory "
+                          "(lisa_cuda.h) plans the GPU trainer in bf16");
+    if (dtype != LISA_DTYPE_F32) return lisa__fail(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
     L = lisa_layout_of(&rc);
     for (b = 0; b < lisa_n_blocks(&rc); b++)
         if (!lisa__is_layer_block(&rc, b) && lisa_fixed_block_trains(&rc, &rt, b))
@@ -2687,16 +2691,9 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
     plan->gradients = plan->trained_params * sizeof(float);
     plan->optimizer = (fixed + layers_with_state * L.layer.size) * 2 * sizeof(float);
     plan->tables = lisa__trainer_tables_bytes(&rc, &rt);
-    if (dtype == LISA_DTYPE_F32) {
-        plan->weights = lisa__model_bytes(&rc);
-        plan->activations = act;
-        plan->scratch = scratch;
-    } else {
-        BT = (size_t)rt.batch * rt.seq;
-        plan->weights = L.n_params * 2 + plan->trained_params * sizeof(float);
-        plan->activations = (act - 2 * BT * sizeof(int)) / 2 + 2 * BT * sizeof(int);
-        plan->scratch = scratch / 2;
-    }
+    plan->weights = lisa__model_bytes(&rc);
+    plan->activations = act;
+    plan->scratch = scratch;
     plan->peak = plan->weights + plan->gradients + plan->optimizer + plan->activations + plan->scratch + plan->tables;
     lisa__ok(err);
     return LISA_OK;

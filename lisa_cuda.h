@@ -133,9 +133,11 @@ LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train
 /*                              IMPLEMENTATION                                */
 /* ========================================================================= */
 
-#ifdef LISA_CUDA_IMPLEMENTATION
-#ifndef LISA_CUDA_IMPLEMENTATION_INCLUDED
-#define LISA_CUDA_IMPLEMENTATION_INCLUDED
+/* The planner (plain C, no CUDA: LISA_CUDA_PLANNER_IMPLEMENTATION compiles
+   just this part, so a C program without nvcc can plan the GPU trainer) */
+#if defined(LISA_CUDA_IMPLEMENTATION) || defined(LISA_CUDA_PLANNER_IMPLEMENTATION)
+#ifndef LISA_CUDA_PLANNER_INCLUDED
+#define LISA_CUDA_PLANNER_INCLUDED
 
 /* Where the device bytes go (lisa_cuda_plan_memory and the trainer both use
    lisa__cuda_layout_of and the lisa__cuda_*_bytes functions below, so the plan
@@ -172,18 +174,6 @@ LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train
    products, before the next chunk. Attention keeps only a tile of scores,
    in registers, and stores each row's log-sum-exp. */
 
-/* LISA_CUDA_EMULATE: the includer provides CUDA (tests/cuda_emu.h runs the
-   kernels on the CPU), and every launch goes through LISA__CUDA_LAUNCH. A
-   kernel name with commas (template arguments) is put in parentheses. */
-#ifdef LISA_CUDA_EMULATE
-#define LISA__CUDA_LAUNCH(kernel, grid, block, ...) \
-    lisa_emu_launch(#kernel, grid, block, [=] { kernel(__VA_ARGS__); })
-#else
-#include <cuda_runtime.h>
-#include <cublas_v2.h>
-#include <cuda_bf16.h>
-#define LISA__CUDA_LAUNCH(kernel, grid, block, ...) kernel<<<grid, block>>>(__VA_ARGS__)
-#endif
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -200,21 +190,6 @@ LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train
 #define LISA__CUDA_ALIGN 256
 #define LISA__CUDA_THREADS 256
 #define LISA__CUDA_NORM_BLOCKS 256              /* partial sums per gradient buffer */
-
-/* ------------------------------------------------------------------------- */
-/* Element types                                                              */
-/* ------------------------------------------------------------------------- */
-
-typedef __nv_bfloat16 lisa__bf16;
-
-static __device__ __forceinline__ float lisa__ld(float x) { return x; }
-static __device__ __forceinline__ float lisa__ld(lisa__bf16 x) { return __bfloat162float(x); }
-static __device__ __forceinline__ void lisa__st(float *p, float x) { *p = x; }
-static __device__ __forceinline__ void lisa__st(lisa__bf16 *p, float x) { *p = __float2bfloat16(x); }
-
-template <typename E> static cudaDataType lisa__cuda_type(void);
-template <> cudaDataType lisa__cuda_type<float>(void) { return CUDA_R_32F; }
-template <> cudaDataType lisa__cuda_type<lisa__bf16>(void) { return CUDA_R_16BF; }
 
 static size_t lisa__cuda_elem_bytes(lisa_dtype d) { return d == LISA_DTYPE_BF16 ? 2 : 4; }
 
@@ -317,44 +292,6 @@ static int lisa__cuda_is_layer_block(const lisa_config *c, int b) {
     return b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(c->n_layers - 1);
 }
 
-/* Does non-layer block b train? A tied matrix trains only if neither use is frozen. */
-static int lisa__cuda_fixed_block_trains(const lisa_config *c, const lisa_train_config *tc, int b) {
-    if (lisa_block_size(c, b) == 0) return 0;
-    if (b == LISA_BLOCK_EMBED) return !tc->freeze_embed && !(c->tied_head && tc->freeze_head);
-    if (b == lisa_block_final_norm(c)) return !tc->freeze_final_norm;
-    return !tc->freeze_head;
-}
-
-/* The tensors of block b: offset in the block (floats), count, weight decay,
-   and init std (0: norm weights, set to 1). Returns how many (at most 9). */
-static int lisa__cuda_block_tensors(const lisa_config *c, int b, size_t *off, size_t *count, int *decay,
-                                    float *std) {
-    lisa_layout L = lisa_layout_of(c);
-    const lisa_layer_layout *y = &L.layer;
-    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim, kv = lisa__cuda_kv_dim(c);
-    float out_std = 0.02f * (1.0f / sqrtf(2.0f * (float)c->n_layers));
-    int i;
-    if (!lisa__cuda_is_layer_block(c, b)) {
-        off[0] = 0;
-        count[0] = lisa_block_size(c, b);
-        decay[0] = b != lisa_block_final_norm(c);
-        std[0] = decay[0] ? 0.02f : 0.0f;
-        return count[0] ? 1 : 0;
-    }
-    {
-        const size_t offs[9] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
-        const size_t counts[9] = {D, D * D, kv * D, kv * D, D * D, D, H * D, D * H, H * D};
-        const float stds[9] = {0.0f, 0.02f, 0.02f, 0.02f, out_std, 0.0f, 0.02f, out_std, 0.02f};
-        for (i = 0; i < 9; i++) {
-            off[i] = offs[i];
-            count[i] = counts[i];
-            std[i] = stds[i];
-            decay[i] = stds[i] != 0.0f;
-        }
-    }
-    return 9;
-}
-
 static void lisa__cuda_set_error(lisa_error *err, lisa_result code, const char *fmt, ...) {
     va_list ap;
     if (!err) return;
@@ -364,16 +301,13 @@ static void lisa__cuda_set_error(lisa_error *err, lisa_result code, const char *
     va_end(ap);
 }
 
-/* Resolves and checks both configs as lisa.h does (its planner checks them),
-   fills in the LISA defaults, and adds the device's own limit. */
+/* Resolves and checks both configs with lisa.h's rules (LISA defaults
+   included), then the device's own limits. */
 static lisa_result lisa__cuda_check_configs(lisa_config *c, lisa_train_config *tc, lisa_dtype dtype,
                                             lisa_error *err) {
-    lisa_memory_plan cpu;
     lisa_result r;
     if ((r = lisa_config_resolve(c, err)) != LISA_OK) return r;
-    if ((r = lisa_plan_memory(c, tc, LISA_DTYPE_F32, &cpu, err)) != LISA_OK) return r;
-    if (tc->lisa_layers == 0) tc->lisa_layers = 2;
-    if (tc->lisa_interval == 0) tc->lisa_interval = 20;
+    if ((r = lisa_train_config_resolve(tc, c, err)) != LISA_OK) return r;
     if (tc->mode == LISA_MODE_FULL) tc->lisa_probs = NULL;
     if (dtype != LISA_DTYPE_F32 && dtype != LISA_DTYPE_BF16) {
         lisa__cuda_set_error(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
@@ -404,7 +338,7 @@ LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train
     if ((r = lisa__cuda_check_configs(&rc, &rt, dtype, err)) != LISA_OK) return r;
     layer = lisa_layout_of(&rc).layer.size;
     for (b = 0; b < lisa_n_blocks(&rc); b++)
-        if (!lisa__cuda_is_layer_block(&rc, b) && lisa__cuda_fixed_block_trains(&rc, &rt, b))
+        if (!lisa__cuda_is_layer_block(&rc, b) && lisa_fixed_block_trains(&rc, &rt, b))
             fixed += lisa_block_size(&rc, b);
     trained_layers = rt.mode == LISA_MODE_FULL ? (size_t)rc.n_layers : (size_t)rt.lisa_layers;
     state_layers = rt.keep_state && rt.mode != LISA_MODE_FULL ? (size_t)rc.n_layers : trained_layers;
@@ -417,7 +351,7 @@ LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train
     for (b = 0; b < lisa_n_blocks(&rc); b++) {
         size_t n = lisa_block_size(&rc, b);
         int trains = lisa__cuda_is_layer_block(&rc, b) ? b - 1 < (int)trained_layers
-                                                         : lisa__cuda_fixed_block_trains(&rc, &rt, b);
+                                                         : lisa_fixed_block_trains(&rc, &rt, b);
         int has_state = lisa__cuda_is_layer_block(&rc, b) ? b - 1 < (int)state_layers : trains;
         if (n == 0) continue;
         if (trains) {
@@ -437,6 +371,74 @@ LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train
         err->message[0] = 0;
     }
     return LISA_OK;
+}
+
+#endif /* LISA_CUDA_PLANNER_INCLUDED */
+#endif /* LISA_CUDA_IMPLEMENTATION || LISA_CUDA_PLANNER_IMPLEMENTATION */
+
+/* ========================================================================= */
+/* The device trainer (nvcc, or the CPU emulator of the tests)               */
+/* ========================================================================= */
+
+#ifdef LISA_CUDA_IMPLEMENTATION
+#ifndef LISA_CUDA_IMPLEMENTATION_INCLUDED
+#define LISA_CUDA_IMPLEMENTATION_INCLUDED
+
+/* LISA_CUDA_EMULATE: the includer provides CUDA (tests/cuda_emu.h runs the
+   kernels on the CPU), and every launch goes through LISA__CUDA_LAUNCH. A
+   kernel name with commas (template arguments) is put in parentheses. */
+#ifdef LISA_CUDA_EMULATE
+#define LISA__CUDA_LAUNCH(kernel, grid, block, ...) \
+    lisa_emu_launch(#kernel, grid, block, [=] { kernel(__VA_ARGS__); })
+#else
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#define LISA__CUDA_LAUNCH(kernel, grid, block, ...) kernel<<<grid, block>>>(__VA_ARGS__)
+#endif
+/* ------------------------------------------------------------------------- */
+/* Element types                                                              */
+/* ------------------------------------------------------------------------- */
+
+typedef __nv_bfloat16 lisa__bf16;
+
+static __device__ __forceinline__ float lisa__ld(float x) { return x; }
+static __device__ __forceinline__ float lisa__ld(lisa__bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ void lisa__st(float *p, float x) { *p = x; }
+static __device__ __forceinline__ void lisa__st(lisa__bf16 *p, float x) { *p = __float2bfloat16(x); }
+
+template <typename E> static cudaDataType lisa__cuda_type(void);
+template <> cudaDataType lisa__cuda_type<float>(void) { return CUDA_R_32F; }
+template <> cudaDataType lisa__cuda_type<lisa__bf16>(void) { return CUDA_R_16BF; }
+
+/* The tensors of block b: offset in the block (floats), count, weight decay,
+   and init std (0: norm weights, set to 1). Returns how many (at most 9). */
+static int lisa__cuda_block_tensors(const lisa_config *c, int b, size_t *off, size_t *count, int *decay,
+                                    float *std) {
+    lisa_layout L = lisa_layout_of(c);
+    const lisa_layer_layout *y = &L.layer;
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim, kv = lisa__cuda_kv_dim(c);
+    float out_std = 0.02f * (1.0f / sqrtf(2.0f * (float)c->n_layers));
+    int i;
+    if (!lisa__cuda_is_layer_block(c, b)) {
+        off[0] = 0;
+        count[0] = lisa_block_size(c, b);
+        decay[0] = b != lisa_block_final_norm(c);
+        std[0] = decay[0] ? 0.02f : 0.0f;
+        return count[0] ? 1 : 0;
+    }
+    {
+        const size_t offs[9] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
+        const size_t counts[9] = {D, D * D, kv * D, kv * D, D * D, D, H * D, D * H, H * D};
+        const float stds[9] = {0.0f, 0.02f, 0.02f, 0.02f, out_std, 0.0f, 0.02f, out_std, 0.02f};
+        for (i = 0; i < 9; i++) {
+            off[i] = offs[i];
+            count[i] = counts[i];
+            std[i] = stds[i];
+            decay[i] = stds[i] != 0.0f;
+        }
+    }
+    return 9;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1694,7 +1696,7 @@ template <typename E> static lisa_result lisa__cuda_setup(lisa_cuda_trainer *t, 
         LISA__CU(t, e);
     }
     for (b = 0; b < nb; b++)
-        if (!lisa__cuda_is_layer_block(c, b) && lisa__cuda_fixed_block_trains(c, &t->tc, b) &&
+        if (!lisa__cuda_is_layer_block(c, b) && lisa_fixed_block_trains(c, &t->tc, b) &&
             (r = lisa__cuda_block_activate<E>(t, b)) != LISA_OK)
             return r;
     if (t->tc.mode == LISA_MODE_FULL) {
@@ -1841,7 +1843,11 @@ LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **out, const lisa
         return LISA_ERR_INVALID;
     }
     if (rcc.device < 0 || rcc.device >= n_devices) {
-        lisa__cuda_set_error(err, LISA_ERR_DEVICE, "CUDA device %d: there are %d", rcc.device, n_devices);
+        if (n_devices == 0)
+            lisa__cuda_set_error(err, LISA_ERR_DEVICE, "no CUDA device: no GPU, or no driver for it");
+        else
+            lisa__cuda_set_error(err, LISA_ERR_DEVICE, "CUDA device %d: there are only %d (0 to %d)", rcc.device,
+                                 n_devices, n_devices - 1);
         return LISA_ERR_DEVICE;
     }
     if (cudaSetDevice(rcc.device) != cudaSuccess) {

@@ -11,9 +11,10 @@
 #define _POSIX_C_SOURCE 200809L
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
-#ifdef LISA_WITH_CUDA
-#include "lisa_cuda.h"   /* build/lisa-cuda: train and plan run on a GPU */
+#ifndef LISA_WITH_CUDA
+#define LISA_CUDA_PLANNER_IMPLEMENTATION /* plan --device gpu: the GPU trainer's planner, plain C */
 #endif
+#include "lisa_cuda.h"   /* build/lisa-cuda (LISA_WITH_CUDA): train runs on a GPU */
 
 #include <math.h>
 #include <stdio.h>
@@ -991,27 +992,18 @@ static const char *plan_help =
     "allocating it. --init takes the same SPEC as train, or a named shape (llama2-7b, ...).\n"
     "Takes train's --batch, --seq, --checkpointing and every LISA option (--mode, --lisa-layers,\n"
     "--lisa-keep-state, --freeze-embed, --freeze-head, --freeze-norm, ...), and:\n"
-    "  --dtype D         fp32 (this library on the CPU; the default) or bf16 (the GPU design:\n"
-    "                    bf16 weights and activations, fp32 master weights, gradients and\n"
-    "                    moments for trained blocks)\n"
+    "  --device D        cpu (this library's trainer, fp32; the default of build/lisa) or gpu\n"
+    "                    (lisa_cuda.h's trainer, its device bytes as counted; the default of\n"
+    "                    build/lisa-cuda)\n"
+    "  --dtype D         on the GPU: bf16 (the default: bf16 weights and activations, fp32\n"
+    "                    master weights, gradients and moments for trained blocks) or fp32;\n"
+    "                    bf16 implies --device gpu\n"
     "  --budget GIB      also say whether the peak fits in this many GiB\n";
 
-#ifdef LISA_WITH_CUDA
-static const char *plan_help_gpu =
-    "build/lisa-cuda plans the GPU trainer by default (its device bytes, as counted):\n"
-    "  --dtype D         bf16 (default) or fp32 on the GPU\n"
-    "  --device D        gpu (default) or cpu (this library's CPU trainer; --dtype fp32 only)\n";
-#endif
-
-/* The planner of the trainer that would run: the CPU's, or the GPU's in build/lisa-cuda. */
+/* The planner of the trainer that would run: lisa.h's (CPU) or lisa_cuda.h's (GPU). */
 static lisa_result plan_for(int gpu, const lisa_config *c, const lisa_train_config *tc, lisa_dtype dtype,
                             lisa_memory_plan *p, lisa_error *err) {
-#ifdef LISA_WITH_CUDA
-    if (gpu) return lisa_cuda_plan_memory(c, tc, dtype, p, err);
-#else
-    (void)gpu;
-#endif
-    return lisa_plan_memory(c, tc, dtype, p, err);
+    return gpu ? lisa_cuda_plan_memory(c, tc, dtype, p, err) : lisa_plan_memory(c, tc, dtype, p, err);
 }
 
 static void print_plan_row(const char *name, size_t a, size_t b) {
@@ -1026,12 +1018,10 @@ static int cmd_plan(int argc, char **argv) {
     lisa_dtype dtype = LISA_DTYPE_F32;
     lisa_error err;
     double budget = 0.0;
+    const char *device = NULL;
+    int dtype_given = 0;
     args a;
     memset(&o, 0, sizeof o);
-#ifdef LISA_WITH_CUDA
-    o.gpu = 1;
-    dtype = LISA_DTYPE_BF16;
-#endif
     o.tc = lisa_train_config_default();
     o.tc.seq = 0;
     a.argc = argc;
@@ -1040,9 +1030,6 @@ static int cmd_plan(int argc, char **argv) {
         const char *f = argv[a.i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             fputs(plan_help, stdout);
-#ifdef LISA_WITH_CUDA
-            fputs(plan_help_gpu, stdout);
-#endif
             exit(0);
         }
         else if (!strcmp(f, "--model")) o.model = arg_value(&a, f);
@@ -1051,14 +1038,11 @@ static int cmd_plan(int argc, char **argv) {
         else if (!strcmp(f, "--seq")) o.tc.seq = (int)arg_long(&a, f, 1, 1 << 24);
         else if (!strcmp(f, "--checkpointing")) o.tc.checkpointing = 1;
         else if (!strcmp(f, "--budget")) budget = arg_float(&a, f);
-        else if (!strcmp(f, "--dtype")) dtype = parse_dtype(arg_value(&a, f));
-#ifdef LISA_WITH_CUDA
-        else if (!strcmp(f, "--device")) {
-            const char *d = arg_value(&a, f);
-            if (strcmp(d, "gpu") && strcmp(d, "cpu")) die("--device must be gpu or cpu, not '%s'", d);
-            o.gpu = !strcmp(d, "gpu");
+        else if (!strcmp(f, "--dtype")) {
+            dtype = parse_dtype(arg_value(&a, f));
+            dtype_given = 1;
         }
-#endif
+        else if (!strcmp(f, "--device")) device = arg_value(&a, f);
         else if (!parse_lisa_option(&o, &a)) die("plan: unknown option '%s' (see lisa plan --help)", f);
     }
     if (!o.model == !o.init) die("%s", "plan: give exactly one of --model and --init");
@@ -1069,8 +1053,10 @@ static int cmd_plan(int argc, char **argv) {
     if (lisa_config_resolve(&c, &err) != LISA_OK) die("%s", err.message);
     if (o.tc.seq == 0) o.tc.seq = LISA__MIN(64, c.max_seq_len);
     check_probs(&o, &c);
-    if (o.gpu == 0 && dtype == LISA_DTYPE_BF16 && RUNNER_GPU_BUILD)
-        die("%s", "plan: the CPU trainer is fp32 only (--device cpu --dtype fp32)");
+    if (device && strcmp(device, "gpu") && strcmp(device, "cpu")) die("--device must be gpu or cpu, not '%s'", device);
+    o.gpu = device ? !strcmp(device, "gpu") : RUNNER_GPU_BUILD || (dtype_given && dtype == LISA_DTYPE_BF16);
+    if (!dtype_given) dtype = o.gpu ? LISA_DTYPE_BF16 : LISA_DTYPE_F32;
+    if (!o.gpu && dtype == LISA_DTYPE_BF16) die("%s", "plan: the CPU trainer is fp32 only (bf16 is the GPU's)");
     if (plan_for(o.gpu, &c, &o.tc, dtype, &p, &err) != LISA_OK) die("%s", err.message);
     full = o.tc;
     full.mode = LISA_MODE_FULL;

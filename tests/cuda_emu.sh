@@ -9,6 +9,9 @@
 # order; "cuda_emu_self_<order>: N passed, M failed"). Then builds
 # examples/lisa_cuda_impl.cu the same way into an object that a
 # C99 program links to train a few steps on the emulated GPU (one check).
+# Then build/lisa-cuda against that object: its training on the emulated GPU
+# against build/lisa on the CPU (losses, active layers, the saved model), and
+# its plan against build/lisa plan --device gpu.
 # Skipped under sanitizers (a BUILD_DIR named *san*): the fibers switch stacks
 # behind AddressSanitizer's back.
 # Usage: sh tests/cuda_emu.sh BUILD_DIR   (CXX=... to choose the C++ compiler)
@@ -197,6 +200,62 @@ else
     echo "FAIL: a C program linked with the emulated lisa_cuda object"
     cat "$tmp/out"
 fi
+# build/lisa-cuda on the emulated GPU: the program's GPU path end to end,
+# against build/lisa on the CPU.
+check() {
+    name=$1
+    shift
+    if "$@" > "$tmp/out" 2>&1; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL: $name"
+        cat "$tmp/out"
+    fi
+}
+lisa="$build/lisa"
+gpu="$tmp/lisa-cuda-emu"
+init="dim=32,hidden=64,layers=4,heads=4,kv_heads=2,vocab=258,seq=32"
+run="--init $init --data $tmp/text.tok --steps 12 --batch 2 --seq 32 --lr 3e-3 --mode lisa --lisa-layers 2 --lisa-interval 5"
+# "loss active_layers" of each step of a --log file
+losses() { sed 's/.*"loss":\([0-9.e+-]*\).*"active_layers":\(\[[0-9,]*\]\).*/\1 \2/' "$1"; }
+same_losses() {
+    losses "$tmp/cpu.jsonl" > "$tmp/cpu.txt" && losses "$tmp/gpu.jsonl" > "$tmp/gpu.txt" &&
+        [ "$(wc -l < "$tmp/cpu.txt")" -eq 12 ] && [ "$(wc -l < "$tmp/gpu.txt")" -eq 12 ] &&
+        paste -d ' ' "$tmp/cpu.txt" "$tmp/gpu.txt" |
+        awk '{ d = $1 - $3; if (d < 0) d = -d; if (d > 1e-4 * $1 || $2 != $4) { print "differs: " $0; bad++ } }
+             END { exit bad > 0 }'
+}
+loss_falls() {
+    losses "$1" | awk 'NR == 1 { first = $1 } { last = $1 } END { print first, "->", last; exit !(last < first) }'
+}
+eval_loss() { "$lisa" eval --model "$1" --data "$tmp/text.tok" --batch 2 --seq 32 2> /dev/null | sed 's/^loss \([0-9.]*\).*/\1/'; }
+same_eval() {
+    awk -v a="$(eval_loss "$tmp/gpu.bin")" -v b="$(eval_loss "$tmp/cpu.bin")" \
+        'BEGIN { print a, b; d = a - b; if (d < 0) d = -d; exit !(a > 0 && d < 1e-3 * b) }'
+}
+same_plan() {
+    "$gpu" plan --init llama2-7b --mode lisa --batch 1 --seq 1024 --checkpointing > "$tmp/p1" &&
+        "$lisa" plan --init llama2-7b --mode lisa --batch 1 --seq 1024 --checkpointing --device gpu > "$tmp/p2" &&
+        cmp "$tmp/p1" "$tmp/p2" && grep -q 'GPU trainer' "$tmp/p1"
+}
+refuses_state() {
+    ! "$gpu" train $run --save-state "$tmp/s.lsst" --out "$tmp/x.bin" 2> "$tmp/err" &&
+        grep -q 'not available on the GPU' "$tmp/err"
+}
+awk 'BEGIN { for (i = 0; i < 3000; i++) printf "%c", 97 + (i * i + 3 * i) % 26 }' > "$tmp/text.txt"
+check "tokenize the text" "$lisa" tokenize --tokenizer bytes "$tmp/text.txt" "$tmp/text.tok"
+check "build/lisa-cuda against the emulated GPU builds" ${CC:-cc} -std=c99 -Wall -Wextra -Wpedantic -Werror -I. \
+    -DLISA_WITH_CUDA -o "$gpu" examples/lisa.c "$tmp/lisa_cuda_emu.o" -lstdc++ -lm
+check "lisa train on the CPU" "$lisa" train $run --log "$tmp/cpu.jsonl" --out "$tmp/cpu.bin"
+check "lisa-cuda train --dtype fp32 on the emulated GPU" "$gpu" train $run --dtype fp32 --log "$tmp/gpu.jsonl" --out "$tmp/gpu.bin"
+check "fp32 GPU losses equal the CPU's to 1e-4 relative, with the same active layers" same_losses
+check "lisa-cuda train (bf16) runs" "$gpu" train $run --log "$tmp/bf.jsonl" --out "$tmp/bf.bin"
+check "... and lowers the loss" loss_falls "$tmp/bf.jsonl"
+check "the GPU-trained model evaluates on the CPU as the CPU-trained one" same_eval
+check "lisa-cuda plan equals lisa plan --device gpu" same_plan
+check "lisa-cuda train --help lists the GPU options" sh -c "'$gpu' train --help | grep -q -- '--dtype D'"
+check "on the GPU, --save-state is refused with a clear message" refuses_state
 echo "cuda_emu: emulated GPU tests took $(($(date +%s) - start)) s"
 echo "cuda_emu: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
