@@ -38,7 +38,11 @@ fi
 # A program links with libc and libm only.
 try gcc -std=c99 $W -I. "$tmp/impl.c" -o "$tmp/a.out" -lm
 # The README's example program builds with the command the README gives, and runs.
-awk '/^```c$/ { f = 1; next } /^```$/ { f = 0 } f' README.md > "$tmp/readme.c"
+# The first C block is the CPU program; the second, the GPU one (built and run
+# on the emulated GPU by tests/cuda_emu.sh), must at least compile as C99 here.
+awk '/^```c$/ { n++; f = n == 1; next } /^```$/ { f = 0 } f' README.md > "$tmp/readme.c"
+awk '/^```c$/ { n++; f = n == 2; next } /^```$/ { f = 0 } f' README.md > "$tmp/readme_gpu.c"
+try gcc -std=c99 $W -O2 -I. -c "$tmp/readme_gpu.c" -o "$tmp/readme_gpu.o"
 try gcc -std=c99 $W -O2 -I. "$tmp/readme.c" -o "$tmp/readme" -lm
 try sh -c "cd '$tmp' && ./readme | grep -q '^step 100 loss' && test -s model.bin"
 echo "compile: $passed passed, $failed failed"
