@@ -31,6 +31,9 @@
      accumulation and fp32 master weights and moments for active blocks, or
      fp32 throughout for checking against the CPU), device index.
    - lisa_cuda_trainer_*: the trainer, mirroring lisa_trainer_* of lisa.h.
+   - lisa_cuda_trainer_to_cpu / lisa_cuda_trainer_from_cpu: its state as a
+     CPU trainer and back, so that lisa.h's state files save and resume GPU
+     runs exactly (on either device).
    - lisa_cuda_plan_memory: device bytes by category, computed by the same
      functions the device allocations use, so it equals the counted bytes. */
 #ifndef LISA_CUDA_H
@@ -104,6 +107,25 @@ LISADEF int lisa_cuda_trainer_active_layers(const lisa_cuda_trainer *t, int *lay
    weights of the others widened to fp32. */
 LISADEF lisa_result lisa_cuda_trainer_get_model(const lisa_cuda_trainer *t, lisa_model *m,
                                                 lisa_error *err);
+
+/* Stop and resume exactly, through lisa.h's state files. to_cpu creates the
+   host model m (the current weights, as lisa_cuda_trainer_get_model() gives
+   them) and a CPU trainer cpu of the same train config holding the GPU
+   trainer's state: active layers, every block's AdamW moments and step (kept
+   ones too, with keep_state), the sampler, the step count; so that
+   lisa_trainer_save_state(cpu, ...) writes the GPU run's state. It needs the
+   host memory of that CPU trainer. On failure both are left freed; otherwise
+   call lisa_trainer_free() then lisa_model_free(). */
+LISADEF lisa_result lisa_cuda_trainer_to_cpu(const lisa_cuda_trainer *t, lisa_trainer *cpu, lisa_model *m,
+                                             lisa_error *err);
+/* The reverse: a GPU trainer that continues exactly where cpu stands (after
+   lisa_trainer_load_state(), or a CPU run), in either dtype: the next steps
+   give the losses and weights the uninterrupted run would have given. bf16
+   weights are rounded from cpu's model; fp32 master weights of the active
+   blocks are taken as they are, so a state written by to_cpu in bf16 resumes
+   bitwise. cpu is not changed and not kept. Call lisa_cuda_trainer_free(). */
+LISADEF lisa_result lisa_cuda_trainer_from_cpu(lisa_cuda_trainer **t, const lisa_trainer *cpu,
+                                               const lisa_cuda_config *cc, lisa_error *err);
 
 /* Device bytes the trainer holds now, and the most it held at once; every
    cudaMalloc is counted (cuBLAS workspace included). */
@@ -1934,6 +1956,136 @@ LISADEF lisa_result lisa_cuda_trainer_get_model(const lisa_cuda_trainer *t, lisa
         err->message[0] = 0;
     }
     return r;
+}
+
+/* --- state through a CPU trainer ----------------------------------------------- */
+
+/* The CPU trainer's layers as the GPU trainer's. A layer that kept moments
+   while frozen (keep_state) gets them on the CPU by being made active alone
+   once: it keeps them when it leaves. */
+static lisa_result lisa__cuda_cpu_layers(const lisa_cuda_trainer *t, lisa_trainer *cpu) {
+    int l;
+    lisa_result r;
+    if (t->tc.mode == LISA_MODE_FULL) return LISA_OK; /* lisa_trainer_init made every layer active */
+    for (l = 0; l < t->c.n_layers; l++) {
+        const lisa__cuda_block *s = &t->blocks[LISA_BLOCK_LAYER(l)];
+        if (s->m && !s->active && (r = lisa_trainer_set_active_layers(cpu, &l, 1)) != LISA_OK) return r;
+    }
+    return lisa_trainer_set_active_layers(cpu, t->active_layers, t->n_active);
+}
+
+/* Every block's moments and step, the sampler and the step count into cpu,
+   whose blocks are active (and hold moments) as t's. */
+static lisa_result lisa__cuda_state_to_cpu(lisa_cuda_trainer *t, lisa_trainer *cpu) {
+    int b;
+    for (b = 0; b < lisa_n_blocks(&t->c); b++) {
+        const lisa__cuda_block *s = &t->blocks[b];
+        lisa_block_state *h = &cpu->blocks[b];
+        if (!s->m) continue;
+        if (!h->m || h->active != s->active) {
+            snprintf(t->message, sizeof t->message, "block %d: the CPU trainer's state does not match", b);
+            return LISA_ERR_INVALID;
+        }
+        LISA__CU(t, cudaMemcpy(h->m, s->m, lisa__cuda_moment_bytes(lisa_block_size(&t->c, b)),
+                               cudaMemcpyDeviceToHost));
+        h->step = s->step;
+    }
+    cpu->sampler.rng = t->sampler.rng;
+    cpu->sampler.next = t->sampler.next;
+    cpu->step = t->step;
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_cuda_trainer_to_cpu(const lisa_cuda_trainer *tc, lisa_trainer *cpu, lisa_model *m,
+                                             lisa_error *err) {
+    lisa_cuda_trainer *t = (lisa_cuda_trainer *)tc; /* for its message only */
+    lisa_result r;
+    memset(cpu, 0, sizeof *cpu);
+    if ((r = lisa_model_init(m, &t->c, NULL, err)) != LISA_OK) return r;
+    if ((r = lisa_cuda_trainer_get_model(t, m, err)) != LISA_OK ||
+        (r = lisa_trainer_init(cpu, m, &t->tc, NULL, err)) != LISA_OK) {
+        lisa_model_free(m);
+        return r;
+    }
+    if ((r = lisa__cuda_cpu_layers(t, cpu)) != LISA_OK)
+        lisa__cuda_set_error(err, r, "out of host memory for the CPU trainer's layers");
+    else if ((r = lisa__cuda_state_to_cpu(t, cpu)) != LISA_OK)
+        lisa__cuda_set_error(err, r, "%s", t->message);
+    if (r != LISA_OK) {
+        lisa_trainer_free(cpu);
+        lisa_model_free(m);
+        return r;
+    }
+    t->message[0] = 0;
+    if (err) {
+        err->code = LISA_OK;
+        err->message[0] = 0;
+    }
+    return LISA_OK;
+}
+
+/* Room for the moments of frozen block b, which it kept (keep_state). */
+static lisa_result lisa__cuda_block_keep_moments(lisa_cuda_trainer *t, int b) {
+    lisa__cuda_block *s = &t->blocks[b];
+    size_t n = lisa_block_size(&t->c, b);
+    void *p;
+    if (s->m) return LISA_OK;
+    LISA__CU(t, lisa__cuda_malloc(t, &p, lisa__cuda_moment_bytes(n)));
+    s->m = (float *)p;
+    s->v = s->m + n;
+    return LISA_OK;
+}
+
+/* cpu's moments, steps, sampler and step count into t, whose active layers
+   are cpu's; with bf16, the active blocks' fp32 masters from cpu's model
+   (t's bf16 weights are these rounded, as after an update). */
+static lisa_result lisa__cuda_state_from_cpu(lisa_cuda_trainer *t, const lisa_trainer *cpu) {
+    int b;
+    lisa_result r;
+    for (b = 0; b < lisa_n_blocks(&t->c); b++) {
+        lisa__cuda_block *s = &t->blocks[b];
+        const lisa_block_state *h = &cpu->blocks[b];
+        size_t n = lisa_block_size(&t->c, b);
+        if (h->active != s->active) {
+            snprintf(t->message, sizeof t->message, "block %d: the GPU trainer's state does not match", b);
+            return LISA_ERR_INVALID;
+        }
+        if (s->master)
+            LISA__CU(t, cudaMemcpy(s->master, cpu->model->params + lisa_block_offset(&t->c, b), n * sizeof(float),
+                                   cudaMemcpyHostToDevice));
+        if (!h->m) continue;
+        if ((r = lisa__cuda_block_keep_moments(t, b)) != LISA_OK) return r;
+        LISA__CU(t, cudaMemcpy(s->m, h->m, lisa__cuda_moment_bytes(n), cudaMemcpyHostToDevice));
+        s->step = h->step;
+    }
+    t->sampler.rng = cpu->sampler.rng;
+    t->sampler.next = cpu->sampler.next;
+    t->step = cpu->step;
+    LISA__CU(t, cudaDeviceSynchronize());
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_cuda_trainer_from_cpu(lisa_cuda_trainer **out, const lisa_trainer *cpu,
+                                               const lisa_cuda_config *cc, lisa_error *err) {
+    lisa_cuda_trainer *t;
+    lisa_result r;
+    *out = NULL;
+    if (!cpu->model) {
+        lisa__cuda_set_error(err, LISA_ERR_INVALID, "the CPU trainer is not initialised");
+        return LISA_ERR_INVALID;
+    }
+    if ((r = lisa_cuda_trainer_create(&t, &cpu->model->config, cpu->model, 0, &cpu->config, cc, err)) != LISA_OK)
+        return r;
+    if (t->tc.mode != LISA_MODE_FULL) r = lisa_cuda_trainer_set_active_layers(t, cpu->active_layers, cpu->n_active);
+    if (r == LISA_OK) r = lisa__cuda_state_from_cpu(t, cpu);
+    if (r != LISA_OK) {
+        lisa__cuda_set_error(err, r, "%s", t->message);
+        lisa_cuda_trainer_free(t);
+        return r;
+    }
+    t->message[0] = 0;
+    *out = t;
+    return LISA_OK;
 }
 
 LISADEF size_t lisa_cuda_trainer_bytes(const lisa_cuda_trainer *t) { return t->bytes; }

@@ -298,7 +298,9 @@ static const char *train_help_gpu =
     "                        gradients and moments for trained blocks) or fp32 (for checking)\n"
     "  --device D            gpu (default) or cpu (this library's CPU trainer)\n"
     "  --gpu N               which CUDA device (default 0)\n"
-    "  On the GPU, --save-state and --resume are not available yet.\n";
+    "  --save-state and --resume work here too, with the same state files: a state saved on one\n"
+    "  device resumes on the other, and a run resumed in the dtype it was saved in continues\n"
+    "  bitwise. --resume takes --dtype, --device and --gpu.\n";
 #endif
 
 /* Parses --dtype bf16|fp32. */
@@ -392,7 +394,8 @@ static void parse_train(train_opts *o, int argc, char **argv) {
                          strcmp(f, "--threads") && strcmp(f, "--save-state") && strcmp(f, "--save-every") &&
                          strcmp(f, "--resume") && strcmp(f, "--tokenizer") && strcmp(f, "--pack") &&
                          strcmp(f, "--out-dtype") && strcmp(f, "--val") && strcmp(f, "--eval-every") &&
-                         strcmp(f, "--plot");
+                         strcmp(f, "--plot") && strcmp(f, "--dtype") && strcmp(f, "--device") &&
+                         strcmp(f, "--gpu");
         o->settings_given |= is_setting;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             fputs(train_help, stdout);
@@ -453,13 +456,12 @@ static void parse_train(train_opts *o, int argc, char **argv) {
     }
     if (o->resume && o->settings_given)
         die("%s", "train --resume takes its model and settings from the state file; only --data, --tokenizer, "
-                  "--pack, --out, --out-dtype, --log, --steps, --threads, --save-state and --save-every may be given");
+                  "--pack, --out, --out-dtype, --log, --val, --eval-every, --plot, --steps, --threads, --save-state, "
+                  "--save-every and (build/lisa-cuda) --dtype, --device and --gpu may be given");
     if (!o->resume && !o->model == !o->init) die("%s", "train: give exactly one of --model, --init and --resume");
     if (!o->data) die("%s", "train: --data is required");
     if (!o->out) die("%s", "train: --out is required");
     if (o->tc.schedule.total_steps == 0) o->tc.schedule.total_steps = o->steps;
-    if (o->gpu && (o->save_state || o->resume))
-        die("%s", "train: --save-state and --resume are not available on the GPU yet (--device cpu has them)");
 }
 
 /* The trainer a run steps: lisa.h's on the CPU or, in build/lisa-cuda,
@@ -512,6 +514,26 @@ static void runner_step(runner *r, const int *inputs, const int *targets, lisa_s
     }
 #endif
     if (lisa_trainer_step(&r->cpu, inputs, targets, s) != LISA_OK) die("%s", "out of memory for newly sampled layers");
+}
+
+/* Writes the run's state file; on the GPU through a CPU trainer holding its state. */
+static void runner_save_state(const runner *r, const char *path, int step) {
+    lisa_error err;
+    /* the data position is the next batch index, which is the step count */
+#ifdef LISA_WITH_CUDA
+    if (RUNNER_ON_GPU(r)) {
+        lisa_trainer cpu;
+        lisa_model m;
+        lisa_result res;
+        if (lisa_cuda_trainer_to_cpu(r->gpu, &cpu, &m, &err) != LISA_OK) die("%s", err.message);
+        res = lisa_trainer_save_state(&cpu, path, (uint64_t)step, &err);
+        lisa_trainer_free(&cpu);
+        lisa_model_free(&m);
+        if (res != LISA_OK) die("%s", err.message);
+        return;
+    }
+#endif
+    if (lisa_trainer_save_state(&r->cpu, path, (uint64_t)step, &err) != LISA_OK) die("%s", err.message);
 }
 
 /* Brings the trained weights into r->model (a no-op on the CPU, which trains them in place). */
@@ -679,7 +701,6 @@ static void train_loop(runner *r, const data_source *data, const data_source *va
     const lisa_train_config *tc = &r->config;
     int first = runner_step_count(r), step = first;
     int eval_every = o->eval_every ? o->eval_every : LISA__MAX(1, (o->steps - first) / 10);
-    lisa_error err;
     int *inputs, *targets;
     size_t span = (size_t)tc->batch * tc->seq;
     double start = now_seconds();
@@ -723,10 +744,8 @@ static void train_loop(runner *r, const data_source *data, const data_source *va
             fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"ms\":%.3f,\"active_layers\":%s%s}\n",
                     s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms, layers_text(r, layers, sizeof layers, 1), val_text);
         progress(r, &s, o->steps, span / (ms / 1e3), (now_seconds() - start) / (s.step - first));
-        if (o->save_state && ((o->save_every && step % o->save_every == 0) || step == o->steps)) {
-            /* the data position is the next batch index, which is the step count */
-            if (lisa_trainer_save_state(&r->cpu, o->save_state, (uint64_t)step, &err) != LISA_OK) die("%s", err.message);
-        }
+        if (o->save_state && ((o->save_every && step % o->save_every == 0) || step == o->steps))
+            runner_save_state(r, o->save_state, step);
     }
     fprintf(stderr, "peak memory %.1f MB%s\n", runner_bytes(r, 1) / 1e6, RUNNER_ON_GPU(r) ? " of the GPU's" : "");
     free(inputs);
@@ -752,6 +771,23 @@ static void runner_init(runner *r, lisa_model *m, const train_opts *o) {
     r->config = r->cpu.config;
 }
 
+/* A run loaded into r's CPU trainer continues on the GPU (--device gpu), in
+   --dtype: the GPU trainer takes over its state, the CPU trainer goes. */
+static void runner_resume_on_gpu(runner *r, const train_opts *o) {
+#ifdef LISA_WITH_CUDA
+    lisa_cuda_config cc = lisa_cuda_config_default();
+    lisa_error err;
+    if (!o->gpu) return;
+    cc.dtype = o->gpu_dtype;
+    cc.device = o->gpu_index;
+    if (lisa_cuda_trainer_from_cpu(&r->gpu, &r->cpu, &cc, &err) != LISA_OK) die("%s", err.message);
+    lisa_trainer_free(&r->cpu);
+#else
+    (void)r;
+    (void)o;
+#endif
+}
+
 static int cmd_train(int argc, char **argv) {
     train_opts o;
     lisa_model m;
@@ -770,6 +806,7 @@ static int cmd_train(int argc, char **argv) {
         r.model = &m;
         r.config = r.cpu.config;
         fprintf(stderr, "resuming %s at step %d\n", o.resume, r.cpu.step);
+        runner_resume_on_gpu(&r, &o);
     } else {
         if (o.model) load_model_or_die(&m, o.model);
         else {

@@ -10,8 +10,10 @@
 # examples/lisa_cuda_impl.cu the same way into an object that a
 # C99 program links to train a few steps on the emulated GPU (one check).
 # Then build/lisa-cuda against that object: its training on the emulated GPU
-# against build/lisa on the CPU (losses, active layers, the saved model), and
-# its plan against build/lisa plan --device gpu.
+# against build/lisa on the CPU (losses, active layers, the saved model), its
+# state files (a run stopped with --save-state and resumed continues bitwise;
+# a GPU state resumes on the CPU), and its plan against build/lisa plan
+# --device gpu.
 # Skipped under sanitizers (a BUILD_DIR named *san*): the fibers switch stacks
 # behind AddressSanitizer's back.
 # Usage: sh tests/cuda_emu.sh BUILD_DIR   (CXX=... to choose the C++ compiler)
@@ -239,9 +241,17 @@ same_plan() {
         "$lisa" plan --init llama2-7b --mode lisa --batch 1 --seq 1024 --checkpointing --device gpu > "$tmp/p2" &&
         cmp "$tmp/p1" "$tmp/p2" && grep -q 'GPU trainer' "$tmp/p1"
 }
-refuses_state() {
-    ! "$gpu" train $run --save-state "$tmp/s.lsst" --out "$tmp/x.bin" 2> "$tmp/err" &&
-        grep -q 'not available on the GPU' "$tmp/err"
+# The bf16 run stopped at step 6 and resumed gives the straight run's losses and layers (as logged).
+same_resumed_losses() {
+    cat "$tmp/half.jsonl" "$tmp/rest.jsonl" > "$tmp/both.jsonl" && losses "$tmp/bf.jsonl" > "$tmp/l1" &&
+        losses "$tmp/both.jsonl" > "$tmp/l2" && [ "$(wc -l < "$tmp/l1")" -eq 12 ] && cmp "$tmp/l1" "$tmp/l2"
+}
+# Steps 7 to 12 of the CPU run resumed from the GPU's fp32 state, against the straight GPU run.
+cpu_continues() {
+    losses "$tmp/gpu.jsonl" | tail -n 6 > "$tmp/g6" && losses "$tmp/cpu_rest.jsonl" > "$tmp/c6" &&
+        [ "$(wc -l < "$tmp/c6")" -eq 6 ] && paste -d ' ' "$tmp/g6" "$tmp/c6" |
+        awk '{ d = $1 - $3; if (d < 0) d = -d; if (d > 1e-4 * $1 || $2 != $4) { print "differs: " $0; bad++ } }
+             END { exit bad > 0 }'
 }
 awk 'BEGIN { for (i = 0; i < 3000; i++) printf "%c", 97 + (i * i + 3 * i) % 26 }' > "$tmp/text.txt"
 check "tokenize the text" "$lisa" tokenize --tokenizer bytes "$tmp/text.txt" "$tmp/text.tok"
@@ -255,7 +265,17 @@ check "... and lowers the loss" loss_falls "$tmp/bf.jsonl"
 check "the GPU-trained model evaluates on the CPU as the CPU-trained one" same_eval
 check "lisa-cuda plan equals lisa plan --device gpu" same_plan
 check "lisa-cuda train --help lists the GPU options" sh -c "'$gpu' train --help | grep -q -- '--dtype D'"
-check "on the GPU, --save-state is refused with a clear message" refuses_state
+check "lisa-cuda train stops at step 6 with --save-state and --save-every" "$gpu" train $run --steps 6 \
+    --schedule-steps 12 --save-state "$tmp/bf.lsst" --save-every 4 --log "$tmp/half.jsonl" --out "$tmp/half.bin"
+check "lisa-cuda train --resume runs to step 12" "$gpu" train --resume "$tmp/bf.lsst" --data "$tmp/text.tok" \
+    --steps 12 --log "$tmp/rest.jsonl" --out "$tmp/resumed.bin"
+check "on the GPU, 6 steps + resume give the straight run's losses" same_resumed_losses
+check "... and the straight run's model file" cmp "$tmp/bf.bin" "$tmp/resumed.bin"
+check "lisa-cuda train --dtype fp32 stops at step 6 with --save-state" "$gpu" train $run --dtype fp32 --steps 6 \
+    --schedule-steps 12 --save-state "$tmp/f32.lsst" --out "$tmp/half32.bin"
+check "build/lisa resumes the GPU's state on the CPU" "$lisa" train --resume "$tmp/f32.lsst" --data "$tmp/text.tok" \
+    --steps 12 --log "$tmp/cpu_rest.jsonl" --out "$tmp/cpu_rest.bin"
+check "... and continues within 1e-4 of the straight GPU run" cpu_continues
 echo "cuda_emu: emulated GPU tests took $(($(date +%s) - start)) s"
 echo "cuda_emu: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]

@@ -24,6 +24,7 @@
 #define LISA_CUDA_IMPLEMENTATION
 #include "lisa_cuda.h"
 #include "test.h"
+#include <unistd.h> /* getpid: a state file per process */
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -582,6 +583,209 @@ static void test_keep_state_and_random_init(void) {
     lisa_cuda_trainer_free(gpu);
 }
 
+/* ------------------------------------------------------------------------- */
+/* Stop and resume through lisa.h's state files                               */
+/* ------------------------------------------------------------------------- */
+
+static char state_path[64];
+
+/* Steps from..to-1 of the tiny batches; losses into loss[step]. */
+static int gpu_steps(lisa_cuda_trainer *gpu, const lisa_config *c, const lisa_train_config *tc, int from, int to,
+                     float *loss) {
+    int inputs[64], targets[64];
+    for (int s = from; s < to; s++) {
+        lisa_step_info info;
+        tiny_batch(s, tc->batch * tc->seq, c->vocab_size, inputs, targets);
+        if (lisa_cuda_trainer_step(gpu, inputs, targets, &info) != LISA_OK) return 0;
+        loss[s] = info.loss;
+    }
+    return 1;
+}
+
+static void cpu_steps(lisa_trainer *cpu, int from, int to, float *loss) {
+    int inputs[64], targets[64];
+    for (int s = from; s < to; s++) {
+        lisa_step_info info;
+        tiny_batch(s, cpu->config.batch * cpu->config.seq, cpu->model->config.vocab_size, inputs, targets);
+        lisa_trainer_step(cpu, inputs, targets, &info);
+        loss[s] = info.loss;
+    }
+}
+
+/* gpu's state written to a state file as a CPU trainer's (gpu is freed). */
+static int gpu_save(lisa_cuda_trainer *gpu) {
+    lisa_trainer cpu;
+    lisa_model m;
+    lisa_error err;
+    int ok = lisa_cuda_trainer_to_cpu(gpu, &cpu, &m, &err) == LISA_OK;
+    lisa_cuda_trainer_free(gpu);
+    if (!ok) {
+        fprintf(stderr, "to_cpu: %s\n", err.message);
+        return 0;
+    }
+    ok = lisa_trainer_save_state(&cpu, state_path, (uint64_t)cpu.step, &err) == LISA_OK;
+    lisa_trainer_free(&cpu);
+    lisa_model_free(&m);
+    return ok;
+}
+
+/* A GPU trainer of dtype from the state file; NULL on failure. */
+static lisa_cuda_trainer *gpu_load(lisa_dtype dtype) {
+    lisa_trainer cpu;
+    lisa_model m;
+    lisa_error err;
+    lisa_cuda_config cc = lisa_cuda_config_default();
+    lisa_cuda_trainer *gpu = NULL;
+    cc.dtype = dtype;
+    if (lisa_trainer_load_state(&cpu, &m, state_path, NULL, NULL, &err) != LISA_OK) {
+        fprintf(stderr, "load: %s\n", err.message);
+        return NULL;
+    }
+    if (lisa_cuda_trainer_from_cpu(&gpu, &cpu, &cc, &err) != LISA_OK) fprintf(stderr, "from_cpu: %s\n", err.message);
+    lisa_trainer_free(&cpu);
+    lisa_model_free(&m);
+    return gpu;
+}
+
+/* Bitwise the same weights, moments, steps, layers, sampler and step count. */
+static int same_state(const lisa_trainer *a, const lisa_trainer *b) {
+    const lisa_model *ma = a->model, *mb = b->model;
+    if (memcmp(ma->params, mb->params, ma->layout.n_params * sizeof(float)) || a->step != b->step ||
+        a->n_active != b->n_active || memcmp(a->active_layers, b->active_layers, (size_t)a->n_active * sizeof(int)) ||
+        a->sampler.rng.state != b->sampler.rng.state || a->sampler.next != b->sampler.next)
+        return 0;
+    for (int i = 0; i < lisa_n_blocks(&ma->config); i++) {
+        const lisa_block_state *x = &a->blocks[i], *y = &b->blocks[i];
+        if (x->active != y->active || x->step != y->step || !x->m != !y->m ||
+            (x->m && memcmp(x->m, y->m, 2 * a->block_sizes[i] * sizeof(float))))
+            return 0;
+    }
+    return 1;
+}
+
+static int same_gpu_state(const lisa_cuda_trainer *a, const lisa_cuda_trainer *b) {
+    lisa_trainer ca, cb;
+    lisa_model ma, mb;
+    int same;
+    if (lisa_cuda_trainer_to_cpu(a, &ca, &ma, NULL) != LISA_OK) return 0;
+    if (lisa_cuda_trainer_to_cpu(b, &cb, &mb, NULL) != LISA_OK) {
+        lisa_trainer_free(&ca);
+        lisa_model_free(&ma);
+        return 0;
+    }
+    same = same_state(&ca, &cb);
+    lisa_trainer_free(&ca);
+    lisa_trainer_free(&cb);
+    lisa_model_free(&ma);
+    lisa_model_free(&mb);
+    return same;
+}
+
+/* GPU: steps straight == stop steps, to_cpu, save, load, from_cpu, the rest:
+   the same losses and state, bit for bit. */
+static void test_resume(const char *what, lisa_config c, lisa_train_config tc, lisa_dtype dtype, int steps, int stop) {
+    lisa_cuda_config cc = lisa_cuda_config_default();
+    lisa_cuda_trainer *straight = NULL, *part = NULL;
+    lisa_model m;
+    lisa_error err;
+    float a[32], b[32];
+    int ok;
+    cc.dtype = dtype;
+    lisa_model_init(&m, &c, NULL, NULL);
+    lisa_model_init_random(&m, 42);
+    ok = lisa_cuda_trainer_create(&straight, &c, &m, 0, &tc, &cc, &err) == LISA_OK &&
+         lisa_cuda_trainer_create(&part, &c, &m, 0, &tc, &cc, &err) == LISA_OK;
+    lisa_model_free(&m);
+    ok = ok && gpu_steps(straight, &c, &tc, 0, steps, a) && gpu_steps(part, &c, &tc, 0, stop, b);
+    if (ok) {
+        ok = gpu_save(part);
+        part = ok ? gpu_load(dtype) : NULL;
+    }
+    ok = ok && part && gpu_steps(part, &c, &tc, stop, steps, b);
+    CHECK(ok, "%s: %d steps, and %d + %d through a state file, run", what, steps, stop, steps - stop);
+    if (ok) {
+        CHECK(!memcmp(a, b, (size_t)steps * sizeof(float)), "%s: the resumed run's losses are the straight run's, "
+              "bit for bit (last %.9g vs %.9g)", what, b[steps - 1], a[steps - 1]);
+        CHECK(same_gpu_state(straight, part), "%s: the same weights, moments, layers and sampler, bit for bit", what);
+    }
+    lisa_cuda_trainer_free(straight);
+    lisa_cuda_trainer_free(part);
+}
+
+/* fp32 state across devices: a GPU run continued by the CPU trainer, and a
+   CPU run continued on the GPU, follow the straight run of the other device
+   (only the arithmetic differs: the first step closely, then as training
+   runs apart). */
+static void test_resume_across(void) {
+    lisa_config c = tiny_config(0);
+    lisa_train_config tc = tiny_train(LISA_MODE_LISA, 0);
+    lisa_cuda_config cc = lisa_cuda_config_default();
+    lisa_cuda_trainer *gpu = NULL, *part = NULL;
+    lisa_trainer cpu, resumed; /* part: the GPU run that stops */
+    lisa_model m, rm;
+    lisa_error err;
+    float g[12], x[12], straight[12];
+    int steps = 12, stop = 7, ok;
+    double first = 0.0, worst = 0.0;
+    cc.dtype = LISA_DTYPE_F32;
+    lisa_model_init(&m, &c, NULL, NULL);
+    lisa_model_init_random(&m, 42);
+    ok = lisa_cuda_trainer_create(&gpu, &c, &m, 0, &tc, &cc, &err) == LISA_OK &&
+         lisa_cuda_trainer_create(&part, &c, &m, 0, &tc, &cc, &err) == LISA_OK;
+    ok = ok && gpu_steps(gpu, &c, &tc, 0, steps, g) && gpu_steps(part, &c, &tc, 0, stop, x);
+    if (ok) ok = gpu_save(part);
+    else lisa_cuda_trainer_free(part);
+    ok = ok && lisa_trainer_load_state(&resumed, &rm, state_path, NULL, NULL, &err) == LISA_OK;
+    CHECK(ok, "across devices: the GPU run's state loads on the CPU");
+    if (ok) {
+        cpu_steps(&resumed, stop, steps, x);
+        first = fabs(x[stop] - g[stop]) / g[stop];
+        for (int s = stop; s < steps; s++) worst = fmax(worst, fabs(x[s] - g[s]) / g[s]);
+        CHECK(first <= 1e-5 && worst <= 1e-4, "GPU (fp32) state continued on the CPU: losses within %g then %g of "
+              "the GPU's (%g, worst %g)", 1e-5, 1e-4, first, worst);
+        lisa_trainer_free(&resumed);
+        lisa_model_free(&rm);
+    }
+    lisa_cuda_trainer_free(gpu);
+    /* The CPU trainer runs stop steps on m, its state resumes on the GPU. */
+    lisa_trainer_init(&cpu, &m, &tc, NULL, NULL);
+    cpu_steps(&cpu, 0, stop, straight);
+    ok = lisa_trainer_save_state(&cpu, state_path, (uint64_t)stop, &err) == LISA_OK;
+    cpu_steps(&cpu, stop, steps, straight);
+    lisa_trainer_free(&cpu);
+    lisa_model_free(&m);
+    gpu = ok ? gpu_load(LISA_DTYPE_F32) : NULL;
+    ok = gpu && gpu_steps(gpu, &c, &tc, stop, steps, g);
+    CHECK(ok, "across devices: the CPU run's state resumes on the GPU");
+    if (ok) {
+        first = fabs(g[stop] - straight[stop]) / straight[stop];
+        worst = 0.0;
+        for (int s = stop; s < steps; s++) worst = fmax(worst, fabs(g[s] - straight[s]) / straight[s]);
+        CHECK(first <= 1e-5 && worst <= 1e-4, "CPU state continued on the GPU (fp32): losses within %g then %g of "
+              "the CPU's (%g, worst %g)", 1e-5, 1e-4, first, worst);
+    }
+    lisa_cuda_trainer_free(gpu);
+}
+
+static void test_resume_all(void) {
+    lisa_train_config kept = tiny_train(LISA_MODE_LISA, 1);
+    kept.keep_state = 1;
+    kept.lisa_interval = 2;
+    kept.lisa_layers = 1;
+    snprintf(state_path, sizeof state_path, "/tmp/lisa_test_cuda_%ld.lsst", (long)getpid());
+    test_resume("resume fp32 full", tiny_config(0), tiny_train(LISA_MODE_FULL, 0), LISA_DTYPE_F32, 8, 3);
+    test_resume("resume fp32 LISA mid-interval", tiny_config(0), tiny_train(LISA_MODE_LISA, 0), LISA_DTYPE_F32, 12, 7);
+    test_resume("resume fp32 LISA at a switch, tied", tiny_config(1), tiny_train(LISA_MODE_LISA, 1), LISA_DTYPE_F32,
+                12, 5);
+    test_resume("resume bf16 full", tiny_config(0), tiny_train(LISA_MODE_FULL, 0), LISA_DTYPE_BF16, 8, 3);
+    test_resume("resume bf16 LISA mid-interval checkpointed", tiny_config(0), tiny_train(LISA_MODE_LISA, 1),
+                LISA_DTYPE_BF16, 12, 7);
+    test_resume("resume bf16 LISA keep_state", tiny_config(0), kept, LISA_DTYPE_BF16, 12, 7);
+    test_resume("resume fp32 LISA keep_state at a switch, tied", tiny_config(1), kept, LISA_DTYPE_F32, 12, 6);
+    test_resume_across();
+    remove(state_path);
+}
+
 /* Head size 128 (the attention tiles' limit) and a sequence over one key tile. */
 static lisa_config wide_head_config(void) {
     lisa_config c = tiny_config(0);
@@ -677,6 +881,7 @@ static void test_gpu(void) {
 #endif
     test_eval_and_manual();
     test_keep_state_and_random_init();
+    test_resume_all();
 }
 
 int main(void) {
