@@ -763,7 +763,8 @@ static void runner_init(runner *r, lisa_model *m, const train_opts *o) {
         cc.device = o->gpu_index;
         if (lisa_cuda_trainer_create(&r->gpu, &m->config, m, 0, &o->tc, &cc, &err) != LISA_OK)
             die("%s", err.message);
-        r->config = o->tc;
+        r->config = o->tc; /* resolved as the trainer resolved it (it accepted it) */
+        lisa_train_config_resolve(&r->config, &m->config, NULL);
         return;
     }
 #endif
