@@ -276,6 +276,15 @@ check "lisa-cuda train --dtype fp32 stops at step 6 with --save-state" "$gpu" tr
 check "build/lisa resumes the GPU's state on the CPU" "$lisa" train --resume "$tmp/f32.lsst" --data "$tmp/text.tok" \
     --steps 12 --log "$tmp/cpu_rest.jsonl" --out "$tmp/cpu_rest.bin"
 check "... and continues within 1e-4 of the straight GPU run" cpu_continues
+# The GPU benchmark program (bench/bench_gpu.sh runs it on a card) on the
+# emulated GPU: it runs, and its counted peak equals the planner's.
+bench_matches_plan() {
+    "$tmp/bench_cuda" --shape tiny --batch 1 --seq 32 --warmup 1 --steps 2 --interval 2 --json > "$tmp/bench.json" &&
+        grep -q '"status":"ok"' "$tmp/bench.json" && grep -q '"plan_match":true' "$tmp/bench.json"
+}
+check "bench/bench_cuda.c builds against the emulated GPU" sh -c "$cxx $emu -c -o '$tmp/bench_obj.o' bench/lisa_cuda_obj.cu &&
+    ${CC:-cc} -std=c99 -Wall -Wextra -Wpedantic -Werror -I. -o '$tmp/bench_cuda' bench/bench_cuda.c '$tmp/bench_obj.o' -lstdc++ -lm"
+check "bench_cuda runs a tiny LISA benchmark with its peak equal to the plan" bench_matches_plan
 echo "cuda_emu: emulated GPU tests took $(($(date +%s) - start)) s"
 echo "cuda_emu: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
