@@ -13,7 +13,8 @@
 # against build/lisa on the CPU (losses, active layers, the saved model), its
 # state files (a run stopped with --save-state and resumed continues bitwise;
 # a GPU state resumes on the CPU), and its plan against build/lisa plan
-# --device gpu.
+# --device gpu. Last, bench/bench_cuda.c on a tiny shape: it runs, and its
+# counted peak equals the plan.
 # Skipped under sanitizers (a BUILD_DIR named *san*): the fibers switch stacks
 # behind AddressSanitizer's back.
 # Usage: sh tests/cuda_emu.sh BUILD_DIR   (CXX=... to choose the C++ compiler)
