@@ -1161,12 +1161,17 @@ struct lisa_cuda_trainer {
     char message[256];
 };
 
+/* Both clear the runtime's last error: a failed call (cudaMalloc out of
+   memory, an invalid argument) stays recorded until read, and the next
+   launch's cudaGetLastError() would report it again. Sticky errors stay. */
 static lisa_result lisa__cuda_fail(lisa_cuda_trainer *t, cudaError_t e, const char *what) {
+    (void)cudaGetLastError();
     snprintf(t->message, sizeof t->message, "%s: %s", what, cudaGetErrorString(e));
     return e == cudaErrorMemoryAllocation ? LISA_ERR_NOMEM : LISA_ERR_DEVICE;
 }
 
 static lisa_result lisa__cuda_blas_fail(lisa_cuda_trainer *t, cublasStatus_t s, const char *what) {
+    (void)cudaGetLastError();
     snprintf(t->message, sizeof t->message, "%s: cuBLAS status %d", what, (int)s);
     return s == CUBLAS_STATUS_ALLOC_FAILED ? LISA_ERR_NOMEM : LISA_ERR_DEVICE;
 }
@@ -1183,6 +1188,15 @@ static lisa_result lisa__cuda_blas_fail(lisa_cuda_trainer *t, cublasStatus_t s, 
         if (lisa__s != CUBLAS_STATUS_SUCCESS) return lisa__cuda_blas_fail(t, lisa__s, #__VA_ARGS__); \
     } while (0)
 
+/* The current device belongs to the host thread: every public function that
+   touches the device makes the trainer's current first, so that trainers on
+   two GPUs, or a trainer called from another thread, run where their memory
+   and cuBLAS handle are. */
+static lisa_result lisa__cuda_use(lisa_cuda_trainer *t) {
+    LISA__CU(t, cudaSetDevice(t->cc.device));
+    return LISA_OK;
+}
+
 /* Every device allocation of the trainer goes through these two, so that
    lisa_cuda_trainer_bytes() is exact. */
 static cudaError_t lisa__cuda_malloc(lisa_cuda_trainer *t, void **p, size_t bytes) {
@@ -1191,6 +1205,7 @@ static cudaError_t lisa__cuda_malloc(lisa_cuda_trainer *t, void **p, size_t byte
     if (bytes == 0) return cudaSuccess;
     e = cudaMalloc(p, bytes);
     if (e != cudaSuccess) {
+        (void)cudaGetLastError(); /* out of memory is an answer here, not a lasting error */
         *p = NULL;
         return e;
     }
@@ -1774,11 +1789,12 @@ LISADEF int lisa_cuda_device_count(void) {
 LISADEF lisa_result lisa_cuda_device_query(int index, lisa_cuda_device *d, lisa_error *err) {
     cudaDeviceProp prop;
     cudaError_t e;
-    int previous = 0;
+    int previous = -1;
     memset(d, 0, sizeof *d);
     if ((e = cudaGetDeviceProperties(&prop, index)) != cudaSuccess ||
         (e = cudaGetDevice(&previous)) != cudaSuccess || (e = cudaSetDevice(index)) != cudaSuccess ||
         (e = cudaMemGetInfo(&d->free_bytes, &d->total_bytes)) != cudaSuccess) {
+        if (previous >= 0) (void)cudaSetDevice(previous); /* the caller's device stays current */
         (void)cudaGetLastError();
         lisa__cuda_set_error(err, LISA_ERR_DEVICE, "CUDA device %d: %s", index, cudaGetErrorString(e));
         return LISA_ERR_DEVICE;
@@ -1827,6 +1843,7 @@ static int lisa__cuda_host_tables(lisa_cuda_trainer *t, const float *probs) {
 LISADEF void lisa_cuda_trainer_free(lisa_cuda_trainer *t) {
     int b;
     if (!t) return;
+    (void)cudaSetDevice(t->cc.device);
     if (t->blocks)
         for (b = 0; b < lisa_n_blocks(&t->c); b++) lisa__cuda_block_deactivate(t, b, 0);
     if (t->has_blas) cublasDestroy(t->blas); /* before its workspace goes */
@@ -1896,6 +1913,7 @@ LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **out, const lisa
     if (rt.mode != LISA_MODE_FULL)
         lisa_sampler_init(&t->sampler, rc.n_layers, rt.lisa_layers, rt.lisa_order, t->probs, rt.lisa_seed);
     if (cublasCreate(&t->blas) != CUBLAS_STATUS_SUCCESS) {
+        (void)cudaGetLastError(); /* what failed inside it, so that a later trainer does not see it */
         lisa_cuda_trainer_free(t);
         lisa__cuda_set_error(err, LISA_ERR_DEVICE, "cuBLAS could not start");
         return LISA_ERR_DEVICE;
@@ -1924,16 +1942,19 @@ LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **out, const lisa
 
 LISADEF lisa_result lisa_cuda_trainer_step(lisa_cuda_trainer *t, const int *inputs, const int *targets,
                                            lisa_step_info *info) {
-    return LISA__CUDA_DISPATCH(t, lisa__cuda_step, t, inputs, targets, info);
+    lisa_result r = lisa__cuda_use(t);
+    return r != LISA_OK ? r : LISA__CUDA_DISPATCH(t, lisa__cuda_step, t, inputs, targets, info);
 }
 
 LISADEF lisa_result lisa_cuda_trainer_eval(lisa_cuda_trainer *t, const int *inputs, const int *targets, int B, int T,
                                            float *loss) {
-    return LISA__CUDA_DISPATCH(t, lisa__cuda_eval, t, inputs, targets, B, T, loss);
+    lisa_result r = lisa__cuda_use(t);
+    return r != LISA_OK ? r : LISA__CUDA_DISPATCH(t, lisa__cuda_eval, t, inputs, targets, B, T, loss);
 }
 
 LISADEF lisa_result lisa_cuda_trainer_set_active_layers(lisa_cuda_trainer *t, const int *layers, int n) {
-    lisa_result r = LISA__CUDA_DISPATCH(t, lisa__cuda_set_active, t, layers, n);
+    lisa_result r = lisa__cuda_use(t);
+    if (r == LISA_OK) r = LISA__CUDA_DISPATCH(t, lisa__cuda_set_active, t, layers, n);
     if (r == LISA_OK) t->message[0] = 0;
     return r;
 }
@@ -1949,7 +1970,8 @@ LISADEF lisa_result lisa_cuda_trainer_get_model(const lisa_cuda_trainer *t, lisa
         lisa__cuda_set_error(err, LISA_ERR_INVALID, "the model's config differs from the trainer's");
         return LISA_ERR_INVALID;
     }
-    r = LISA__CUDA_DISPATCH(t, lisa__cuda_get_model, t, m);
+    r = lisa__cuda_use((lisa_cuda_trainer *)t); /* for its message only */
+    if (r == LISA_OK) r = LISA__CUDA_DISPATCH(t, lisa__cuda_get_model, t, m);
     if (r != LISA_OK) lisa__cuda_set_error(err, r, "%s", t->message);
     else if (err) {
         err->code = LISA_OK;
