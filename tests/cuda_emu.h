@@ -602,10 +602,12 @@ static inline cudaError_t cudaMalloc(void **p, size_t bytes) {
     size_t total = (bytes + lisa_emu::GUARD_BYTES + 255) / 256 * 256;
     unsigned char *q;
     *p = NULL;
-    if (s.malloc_countdown == 0 || bytes > lisa_emu::CARD_BYTES - s.allocated) return cudaErrorMemoryAllocation;
+    /* As the runtime does, a failed allocation also stays the last error until read. */
+    if (s.malloc_countdown == 0 || bytes > lisa_emu::CARD_BYTES - s.allocated)
+        return s.pending = cudaErrorMemoryAllocation;
     if (s.malloc_countdown > 0) s.malloc_countdown--;
     q = (unsigned char *)aligned_alloc(256, total);
-    if (!q) return cudaErrorMemoryAllocation;
+    if (!q) return s.pending = cudaErrorMemoryAllocation;
     memset(q, 0xff, total); /* NaN: reading memory never written shows */
     s.allocs[q] = bytes;
     s.allocated += bytes;
