@@ -13,8 +13,8 @@
 # against build/lisa on the CPU (losses, active layers, the saved model), its
 # state files (a run stopped with --save-state and resumed continues bitwise;
 # a GPU state resumes on the CPU), and its plan against build/lisa plan
-# --device gpu. Last, bench/bench_cuda.c on a tiny shape: it runs, and its
-# counted peak equals the plan.
+# --device gpu. Last, the README's GPU program (3 of its steps), and
+# bench/bench_cuda.c on a tiny shape: it runs, and its counted peak equals the plan.
 # Skipped under sanitizers (a BUILD_DIR named *san*): the fibers switch stacks
 # behind AddressSanitizer's back.
 # Usage: sh tests/cuda_emu.sh BUILD_DIR   (CXX=... to choose the C++ compiler)
@@ -277,6 +277,16 @@ check "lisa-cuda train --dtype fp32 stops at step 6 with --save-state" "$gpu" tr
 check "build/lisa resumes the GPU's state on the CPU" "$lisa" train --resume "$tmp/f32.lsst" --data "$tmp/text.tok" \
     --steps 12 --log "$tmp/cpu_rest.jsonl" --out "$tmp/cpu_rest.bin"
 check "... and continues within 1e-4 of the straight GPU run" cpu_continues
+# The README's GPU program, cut from 100 steps to 3 (emulated steps are slow),
+# runs on the emulated GPU and saves its model.
+readme_gpu_runs() {
+    awk '/^```c$/ { n++; f = n == 2; next } /^```$/ { f = 0 } f' README.md | sed 's/step < 100;/step < 3;/' > "$tmp/readme_gpu.c" &&
+        grep -q 'step < 3;' "$tmp/readme_gpu.c" &&
+        ${CC:-cc} -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -I. -o "$tmp/readme_gpu" "$tmp/readme_gpu.c" \
+            "$tmp/lisa_cuda_emu.o" -lstdc++ -lm &&
+        (cd "$tmp" && ./readme_gpu && test -s model.bin)
+}
+check "the README's GPU program runs on the emulated GPU" readme_gpu_runs
 # The GPU benchmark program (bench/bench_gpu.sh runs it on a card) on the
 # emulated GPU: it runs, and its counted peak equals the planner's.
 bench_matches_plan() {
