@@ -13,6 +13,9 @@
    through them, with the same configs, model files, batch layout and result
    codes as the CPU trainer. lisa.h never includes a CUDA header.
 
+   A C program that only plans GPU memory defines LISA_CUDA_PLANNER_IMPLEMENTATION
+   instead: that compiles lisa_cuda_plan_memory alone, in plain C, without CUDA.
+
    OPTIONS (define before the implementation)
      LISA_CUDA_CE_CHUNK_FLOATS  logits held at once by the fused cross-entropy
                                 (default 8M floats: 32 MB; rows = this / vocab)
