@@ -44,6 +44,7 @@
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
 #include "lisa_cuda.h"
+#include "bench.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -87,12 +88,6 @@ typedef struct result {
     float loss_first, loss_last;
     int fit_seq;               /* --fit: the seq chosen */
 } result;
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void usage_exit(const char *what) {
     fprintf(stderr, "bench_cuda: %s (see the options at the top of bench/bench_cuda.c)\n", what);
@@ -284,17 +279,6 @@ static size_t device_used(int device) {
 
 static int same_layers(const int *a, int na, const int *b, int nb) {
     return na == nb && !memcmp(a, b, (size_t)na * sizeof *a);
-}
-
-static double median(double *x, int n) {
-    int i, j;
-    for (i = 1; i < n; i++) /* insertion sort */
-        for (j = i; j > 0 && x[j - 1] > x[j]; j--) {
-            double t = x[j];
-            x[j] = x[j - 1];
-            x[j - 1] = t;
-        }
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
 /* Out of device memory shows as LISA_ERR_NOMEM or as a CUDA message. */

@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
+#include "bench.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +18,11 @@
 #include <omp.h>
 #endif
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Median seconds of one forward + backward (all blocks' gradients) over steps runs. */
 static double time_step(lisa_model *m, lisa_acts *a, float **grads, const int *in, const int *tg,
                         int B, int T, int steps) {
     double best[64];
-    int i, j, n = steps < 64 ? steps : 64;
+    int i, n = steps < 64 ? steps : 64;
     lisa_model_forward(m, a, in, tg, B, T); /* warm up */
     lisa_model_backward(m, a, grads);
     for (i = 0; i < n; i++) {
@@ -36,13 +31,7 @@ static double time_step(lisa_model *m, lisa_acts *a, float **grads, const int *i
         lisa_model_backward(m, a, grads);
         best[i] = now_seconds() - t0;
     }
-    for (i = 1; i < n; i++) /* insertion sort for the median */
-        for (j = i; j > 0 && best[j - 1] > best[j]; j--) {
-            double t = best[j];
-            best[j] = best[j - 1];
-            best[j - 1] = t;
-        }
-    return best[n / 2];
+    return median(best, n);
 }
 
 int main(int argc, char **argv) {

@@ -25,6 +25,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
+#include "bench.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,23 +65,6 @@ typedef struct flops {
     double head;              /* the output head, forward */
     int n_layers;
 } flops;
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double median(double *x, int n) {
-    int i, j;
-    for (i = 1; i < n; i++) /* insertion sort */
-        for (j = i; j > 0 && x[j - 1] > x[j]; j--) {
-            double t = x[j];
-            x[j] = x[j - 1];
-            x[j - 1] = t;
-        }
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
 
 static flops count_flops(const lisa_config *c, int T) {
     flops f;

@@ -45,28 +45,18 @@ else
 fi
 # The program: build/lisa-cuda links the implementation as an object (one
 # target is enough here: test_cuda above compiles the same code for all four).
-check_prog() {
-    name=$1
-    shift
-    if "$@" > "$tmp/out" 2>&1; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $name"
-        cat "$tmp/out"
-    fi
-}
+. tests/check.sh
 cuda_home=$(dirname "$(dirname "$(command -v "$nvcc")")")
-check_prog "nvcc builds examples/lisa_cuda_impl.cu into an object" "$nvcc" -std=c++17 -O3 -Xcompiler -Wall,-Wextra \
+check "nvcc builds examples/lisa_cuda_impl.cu into an object" "$nvcc" -std=c++17 -O3 -Xcompiler -Wall,-Wextra \
     -Werror all-warnings -gencode arch=compute_80,code=sm_80 -I. -c -o "$tmp/lisa_cuda.o" examples/lisa_cuda_impl.cu
-check_prog "build/lisa-cuda links with gcc -Werror" ${CC:-cc} -std=c99 -Wall -Wextra -Wpedantic -Werror -I. \
+check "build/lisa-cuda links with gcc -Werror" ${CC:-cc} -std=c99 -Wall -Wextra -Wpedantic -Werror -I. \
     -DLISA_WITH_CUDA -o "$tmp/lisa-cuda" examples/lisa.c "$tmp/lisa_cuda.o" -L"$cuda_home/lib64" \
     -Wl,-rpath,"$cuda_home/lib64" -lcublas -lcudart -lstdc++ -lm
-check_prog "lisa-cuda plan needs no GPU" sh -c "'$tmp/lisa-cuda' plan --init llama2-7b --mode lisa --batch 1 --seq 1024 --checkpointing --budget 24 | grep -q '^fits in 24.0 GiB'"
+check "lisa-cuda plan needs no GPU" sh -c "'$tmp/lisa-cuda' plan --init llama2-7b --mode lisa --batch 1 --seq 1024 --checkpointing --budget 24 | grep -q '^fits in 24.0 GiB'"
 if [ -x "$tmp/lisa-cuda" ] && ! command -v nvidia-smi > /dev/null 2>&1; then
     printf 'abcdefgh%.0s' $(seq 1 64) > "$tmp/t.txt"
     "$tmp/lisa-cuda" tokenize --tokenizer bytes "$tmp/t.txt" "$tmp/t.tok" > /dev/null 2>&1
-    check_prog "without a GPU, lisa-cuda train says so" sh -c "! '$tmp/lisa-cuda' train --init dim=32,hidden=64,layers=2,heads=4,vocab=258,seq=16 --data '$tmp/t.tok' --out '$tmp/x.bin' --steps 1 --batch 1 --seq 16 2> '$tmp/err' && grep -q 'no CUDA device' '$tmp/err'"
+    check "without a GPU, lisa-cuda train says so" sh -c "! '$tmp/lisa-cuda' train --init dim=32,hidden=64,layers=2,heads=4,vocab=258,seq=16 --data '$tmp/t.tok' --out '$tmp/x.bin' --steps 1 --batch 1 --seq 16 2> '$tmp/err' && grep -q 'no CUDA device' '$tmp/err'"
 fi
 status=0
 if [ "$built" -eq 1 ]; then

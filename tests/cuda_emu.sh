@@ -205,17 +205,7 @@ else
 fi
 # build/lisa-cuda on the emulated GPU: the program's GPU path end to end,
 # against build/lisa on the CPU.
-check() {
-    name=$1
-    shift
-    if "$@" > "$tmp/out" 2>&1; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $name"
-        cat "$tmp/out"
-    fi
-}
+. tests/check.sh
 lisa="$build/lisa"
 gpu="$tmp/lisa-cuda-emu"
 init="dim=32,hidden=64,layers=4,heads=4,kv_heads=2,vocab=258,seq=32"

@@ -7,17 +7,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0
 failed=0
-check() { # check DESCRIPTION COMMAND...
-    desc=$1
-    shift
-    if "$@" > "$tmp/check.out" 2>&1; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $desc"
-        sed 's/^/    /' "$tmp/check.out" | head -20
-    fi
-}
+. tests/check.sh
 
 # An llm.c token file (magic 20240520, version 1, uint16) written with printf:
 # a repeating sentence of byte-sized tokens, so a small model can learn it.
