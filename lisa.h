@@ -1696,22 +1696,42 @@ static void lisa__model_point(lisa_model *m) {
     m->head = c->tied_head ? m->embed : m->params + lisa_block_offset(c, lisa_block_head(c));
 }
 
+/* The model's two allocations in bytes: the parameters and the table of layer
+   pointers. Sized only here: lisa_model_init() allocates them, lisa_model_free()
+   returns them and the planner adds them up (lisa__model_total_bytes). */
+typedef struct lisa__model_sizes {
+    size_t params, layers;
+} lisa__model_sizes;
+
+static lisa__model_sizes lisa__model_sizes_of(const lisa_layout *L, int n_layers) {
+    lisa__model_sizes s;
+    s.params = L->n_params * sizeof(float);
+    s.layers = (size_t)n_layers * sizeof(lisa_layer_weights);
+    return s;
+}
+
+static size_t lisa__model_total_bytes(const lisa_config *c) {
+    lisa_layout L = lisa_layout_of(c);
+    lisa__model_sizes s = lisa__model_sizes_of(&L, c->n_layers);
+    return s.params + s.layers;
+}
+
 static lisa_result lisa__model_alloc(lisa_model *m, const lisa_config *resolved,
                                      const lisa_allocator *a, const char *name, lisa_error *err) {
+    lisa__model_sizes s;
     memset(m, 0, sizeof *m);
     m->config = *resolved;
     m->layout = lisa_layout_of(resolved);
     m->allocator = lisa__allocator_or_default(a);
-    /* lisa__model_bytes() is the sum of these two; the planner uses it. */
-    m->params = (float *)lisa__alloc(&m->allocator, m->layout.n_params * sizeof(float), &m->bytes);
-    m->layers = (lisa_layer_weights *)lisa__alloc(
-        &m->allocator, (size_t)resolved->n_layers * sizeof(lisa_layer_weights), &m->bytes);
+    s = lisa__model_sizes_of(&m->layout, resolved->n_layers);
+    m->params = (float *)lisa__alloc(&m->allocator, s.params, &m->bytes);
+    m->layers = (lisa_layer_weights *)lisa__alloc(&m->allocator, s.layers, &m->bytes);
     if (!m->params || !m->layers) {
         lisa_model_free(m);
         return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f parameters",
                           name ? name : "model", (double)lisa_layout_of(resolved).n_params);
     }
-    memset(m->params, 0, m->layout.n_params * sizeof(float));
+    memset(m->params, 0, s.params);
     lisa__model_point(m);
     return LISA_OK;
 }
@@ -1729,8 +1749,9 @@ LISADEF lisa_result lisa_model_init(lisa_model *m, const lisa_config *c,
 }
 
 LISADEF void lisa_model_free(lisa_model *m) {
-    lisa__free(&m->allocator, m->params, m->layout.n_params * sizeof(float), &m->bytes);
-    lisa__free(&m->allocator, m->layers, (size_t)m->config.n_layers * sizeof(lisa_layer_weights), &m->bytes);
+    lisa__model_sizes s = lisa__model_sizes_of(&m->layout, m->config.n_layers);
+    lisa__free(&m->allocator, m->params, s.params, &m->bytes);
+    lisa__free(&m->allocator, m->layers, s.layers, &m->bytes);
     m->params = NULL;
     m->layers = NULL;
     m->embed = m->head = m->final_norm = NULL;
@@ -1810,69 +1831,141 @@ LISADEF void lisa_model_init_random(lisa_model *m, uint64_t seed) {
 /* Activations                                                                */
 /* ------------------------------------------------------------------------- */
 
-/* One layer's saved activations, as offsets (in floats) inside a set. */
+/* Takes n floats at offset *at (in floats) of a buffer: every buffer below is
+   laid out by a run of these steps, once to count (base NULL, the size queries)
+   and once to place (base the allocation), so sizes and positions cannot drift. */
+static float *lisa__carve(float *base, size_t *at, size_t n) {
+    size_t start = *at;
+    *at += n;
+    return base ? base + start : NULL;
+}
+
+/* Floats per position of the keys (and of the values): n_kv_heads * head_dim. */
+static size_t lisa__kv_dim(const lisa_config *c) {
+    return (size_t)c->dim / (size_t)c->n_heads * (size_t)c->n_kv_heads;
+}
+
+/* One layer's saved activations. */
 typedef struct lisa__layer_acts {
     float *rstd1, *xn1, *q, *k, *v, *lse, *att, *x_mid, *rstd2, *xn2, *h1, *h3, *hg;
 } lisa__layer_acts;
 
-static size_t lisa__layer_set_floats(const lisa_config *c, size_t BT, size_t B, size_t T) {
-    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim;
-    size_t kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads;
-    /* rstd1 xn1 q k v lse att x_mid rstd2 xn2 h1 h3 hg */
-    return BT + BT * D + BT * D + 2 * BT * kv + B * (size_t)c->n_heads * T + BT * D + BT * D +
-           BT + BT * D + 3 * BT * H;
+/* Lays out one layer's set for batches up to (B, T) at base; returns its floats. */
+static size_t lisa__layer_set_carve(lisa__layer_acts *s, float *base, const lisa_config *c, size_t B,
+                                    size_t T) {
+    size_t BT = B * T, D = (size_t)c->dim, H = (size_t)c->hidden_dim, kv = lisa__kv_dim(c), at = 0;
+    s->rstd1 = lisa__carve(base, &at, BT);
+    s->xn1 = lisa__carve(base, &at, BT * D);
+    s->q = lisa__carve(base, &at, BT * D);
+    s->k = lisa__carve(base, &at, BT * kv);
+    s->v = lisa__carve(base, &at, BT * kv);
+    s->lse = lisa__carve(base, &at, B * (size_t)c->n_heads * T);
+    s->att = lisa__carve(base, &at, BT * D);
+    s->x_mid = lisa__carve(base, &at, BT * D);
+    s->rstd2 = lisa__carve(base, &at, BT);
+    s->xn2 = lisa__carve(base, &at, BT * D);
+    s->h1 = lisa__carve(base, &at, BT * H);
+    s->h3 = lisa__carve(base, &at, BT * H);
+    s->hg = lisa__carve(base, &at, BT * H);
+    return at;
 }
 
 static lisa__layer_acts lisa__layer_set(const lisa_acts *a, int layer) {
-    const lisa_config *c = &a->config;
-    size_t BT = (size_t)a->B * a->T, D = (size_t)c->dim, H = (size_t)c->hidden_dim;
-    size_t kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads;
-    float *p = a->saved + (a->checkpointing ? 0 : (size_t)layer * a->saved_stride);
     lisa__layer_acts s;
-    s.rstd1 = p; p += BT;
-    s.xn1 = p; p += BT * D;
-    s.q = p; p += BT * D;
-    s.k = p; p += BT * kv;
-    s.v = p; p += BT * kv;
-    s.lse = p; p += (size_t)a->B * c->n_heads * a->T;
-    s.att = p; p += BT * D;
-    s.x_mid = p; p += BT * D;
-    s.rstd2 = p; p += BT;
-    s.xn2 = p; p += BT * D;
-    s.h1 = p; p += BT * H;
-    s.h3 = p; p += BT * H;
-    s.hg = p;
+    float *base = a->saved + (a->checkpointing ? 0 : (size_t)layer * a->saved_stride);
+    lisa__layer_set_carve(&s, base, &a->config, (size_t)a->B, (size_t)a->T);
     return s;
 }
 
-/* Backward scratch: the residual gradient, a normed-input gradient, and one
-   region shared by the attention gradients (datt dq dk dv) and the MLP
-   gradients (dh1 dh3 dhg), which are never live at the same time. */
-static size_t lisa__grad_scratch_floats(const lisa_config *c, size_t BT) {
-    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim;
-    size_t kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads;
-    size_t attn = BT * (2 * D + 2 * kv), mlp = 3 * BT * H;
-    return 2 * BT * D + LISA__MAX(attn, mlp);
+/* Backward scratch for BT rows: the residual gradient, a normed-input gradient, and one
+   region shared by the attention gradients (datt dq dk dv) and the MLP gradients
+   (dh1 dh3 dhg), which are never live at the same time. */
+typedef struct lisa__grad_scratch {
+    float *dres, *dxn;                 /* (BT, dim) */
+    float *datt, *dq, *dk, *dv;        /* attention: (BT, dim) twice, (BT, kv_dim) twice */
+    float *dh1, *dh3, *dhg;            /* MLP, over the attention's: (BT, hidden_dim) each */
+} lisa__grad_scratch;
+
+/* Lays out the scratch for BT rows at base; returns its floats. Backward lays it
+   out for the rows it runs on, inside the room counted for the largest batch. */
+static size_t lisa__grad_scratch_carve(lisa__grad_scratch *g, float *base, const lisa_config *c, size_t BT) {
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim, kv = lisa__kv_dim(c), at = 0, shared, attn_end;
+    g->dres = lisa__carve(base, &at, BT * D);
+    g->dxn = lisa__carve(base, &at, BT * D);
+    shared = at;
+    g->datt = lisa__carve(base, &at, BT * D);
+    g->dq = lisa__carve(base, &at, BT * D);
+    g->dk = lisa__carve(base, &at, BT * kv);
+    g->dv = lisa__carve(base, &at, BT * kv);
+    attn_end = at;
+    at = shared;
+    g->dh1 = lisa__carve(base, &at, BT * H);
+    g->dh3 = lisa__carve(base, &at, BT * H);
+    g->dhg = lisa__carve(base, &at, BT * H);
+    return LISA__MAX(at, attn_end);
+}
+
+/* a's backward scratch laid out for the BT rows of the last forward. */
+static lisa__grad_scratch lisa__grad_scratch_for(const lisa_acts *a, size_t BT) {
+    lisa__grad_scratch g;
+    lisa__grad_scratch_carve(&g, a->grad_scratch, &a->config, BT);
+    return g;
+}
+
+/* Elements of an activations object: floats kept from forward to backward,
+   floats of backward scratch (after them in the same buffer), and ints. */
+typedef struct lisa__acts_count {
+    size_t kept, scratch, ints;
+} lisa__acts_count;
+
+/* The one place activations are sized and placed: lays out a's buffers for its
+   config, B, T and checkpointing at floats and ints (NULL: counting only). */
+static lisa__acts_count lisa__acts_carve(lisa_acts *a, float *floats, int *ints) {
+    const lisa_config *c = &a->config;
+    size_t BT = (size_t)a->B * a->T, D = (size_t)c->dim, at = 0;
+    size_t sets = a->checkpointing ? 1 : (size_t)c->n_layers;
+    lisa__layer_acts set;
+    lisa__grad_scratch g;
+    lisa__acts_count n;
+    n.ints = 2 * BT; /* the batch's inputs, then its targets */
+    a->inputs = ints;
+    a->targets = ints ? ints + BT : NULL;
+    a->saved_stride = lisa__layer_set_carve(&set, NULL, c, (size_t)a->B, (size_t)a->T);
+    a->layer_in = lisa__carve(floats, &at, ((size_t)c->n_layers + 1) * BT * D);
+    a->saved = lisa__carve(floats, &at, sets * a->saved_stride);
+    a->final_rstd = lisa__carve(floats, &at, BT);
+    a->final_xn = lisa__carve(floats, &at, BT * D);
+    a->logits = lisa__carve(floats, &at, BT * (size_t)c->vocab_size);
+    a->row_loss = lisa__carve(floats, &at, BT);
+    a->row_lse = lisa__carve(floats, &at, BT);
+    n.kept = at;
+    a->grad_scratch = lisa__carve(floats, &at, lisa__grad_scratch_carve(&g, NULL, c, BT));
+    n.scratch = at - n.kept;
+    return n;
+}
+
+static lisa__acts_count lisa__acts_count_of(const lisa_config *c, int B, int T, int checkpointing) {
+    lisa_acts a;
+    memset(&a, 0, sizeof a);
+    a.config = *c;
+    a.B = B;
+    a.T = T;
+    a.checkpointing = checkpointing ? 1 : 0;
+    return lisa__acts_carve(&a, NULL, NULL);
 }
 
 LISADEF void lisa_acts_size(const lisa_config *c, int B, int T, int checkpointing,
                             size_t *activation_bytes, size_t *scratch_bytes) {
-    size_t BT = (size_t)B * T, D = (size_t)c->dim, V = (size_t)c->vocab_size;
-    size_t sets = checkpointing ? 1 : (size_t)c->n_layers;
-    size_t floats = ((size_t)c->n_layers + 1) * BT * D          /* layer inputs + last output */
-                    + sets * lisa__layer_set_floats(c, BT, B, T) /* per-layer saved values */
-                    + BT + BT * D                               /* final norm */
-                    + BT * V + 2 * BT;                          /* logits, row losses and lse */
-    if (activation_bytes) *activation_bytes = floats * sizeof(float) + 2 * BT * sizeof(int);
-    if (scratch_bytes) *scratch_bytes = lisa__grad_scratch_floats(c, BT) * sizeof(float);
+    lisa__acts_count n = lisa__acts_count_of(c, B, T, checkpointing);
+    if (activation_bytes) *activation_bytes = n.kept * sizeof(float) + n.ints * sizeof(int);
+    if (scratch_bytes) *scratch_bytes = n.scratch * sizeof(float);
 }
 
 LISADEF lisa_result lisa_acts_init(lisa_acts *a, const lisa_config *c, int B, int T,
                                    int checkpointing, const lisa_allocator *al, lisa_error *err) {
     lisa_config rc = *c;
     lisa_result r;
-    size_t BT, D, act_bytes, scratch_bytes;
-    float *p;
+    lisa__acts_count n;
     memset(a, 0, sizeof *a);
     r = lisa__config_check(&rc, NULL, err);
     if (r != LISA_OK) return r;
@@ -1884,38 +1977,27 @@ LISADEF lisa_result lisa_acts_init(lisa_acts *a, const lisa_config *c, int B, in
     a->T = T;
     a->checkpointing = checkpointing ? 1 : 0;
     a->allocator = lisa__allocator_or_default(al);
-    lisa_acts_size(&rc, B, T, a->checkpointing, &act_bytes, &scratch_bytes);
-    a->activation_bytes = act_bytes;
-    a->scratch_bytes = scratch_bytes;
-    BT = (size_t)B * T;
-    D = (size_t)rc.dim;
-    a->n_floats = (act_bytes - 2 * BT * sizeof(int) + scratch_bytes) / sizeof(float);
+    lisa_acts_size(&rc, B, T, a->checkpointing, &a->activation_bytes, &a->scratch_bytes);
+    n = lisa__acts_count_of(&rc, B, T, a->checkpointing);
+    a->n_floats = n.kept + n.scratch;
     a->buffer = (float *)lisa__alloc(&a->allocator, a->n_floats * sizeof(float), &a->bytes);
-    a->inputs = (int *)lisa__alloc(&a->allocator, 2 * BT * sizeof(int), &a->bytes);
+    a->inputs = (int *)lisa__alloc(&a->allocator, n.ints * sizeof(int), &a->bytes);
     if (!a->buffer || !a->inputs) {
         lisa_acts_free(a);
         return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for %.0f bytes of activations",
-                          (double)(act_bytes + scratch_bytes));
+                          (double)(a->activation_bytes + a->scratch_bytes));
     }
-    a->targets = a->inputs + BT;
-    a->saved_stride = lisa__layer_set_floats(&rc, BT, (size_t)B, (size_t)T);
-    p = a->buffer;
-    a->layer_in = p; p += ((size_t)rc.n_layers + 1) * BT * D;
-    a->saved = p; p += (a->checkpointing ? 1 : (size_t)rc.n_layers) * a->saved_stride;
-    a->final_rstd = p; p += BT;
-    a->final_xn = p; p += BT * D;
-    a->logits = p; p += BT * (size_t)rc.vocab_size;
-    a->row_loss = p; p += BT;
-    a->row_lse = p; p += BT;
-    a->grad_scratch = p;
+    lisa__acts_carve(a, a->buffer, a->inputs);
     lisa__ok(err);
     return LISA_OK;
 }
 
 LISADEF void lisa_acts_free(lisa_acts *a) {
-    size_t BT = (size_t)a->B * a->T;
-    lisa__free(&a->allocator, a->buffer, a->n_floats * sizeof(float), &a->bytes);
-    lisa__free(&a->allocator, a->inputs, 2 * BT * sizeof(int), &a->bytes);
+    if (a->buffer || a->inputs) { /* only then is a->config resolved */
+        lisa__acts_count n = lisa__acts_count_of(&a->config, a->B, a->T, a->checkpointing);
+        lisa__free(&a->allocator, a->buffer, (n.kept + n.scratch) * sizeof(float), &a->bytes);
+        lisa__free(&a->allocator, a->inputs, n.ints * sizeof(int), &a->bytes);
+    }
     a->buffer = NULL;
     a->inputs = a->targets = NULL;
 }
@@ -1987,11 +2069,12 @@ static float *lisa__grad_at(float *block_grad, size_t offset) {
     return block_grad ? block_grad + offset : NULL;
 }
 
-/* Backward through decoder layer l. dres holds d(loss)/d(layer output) on
-   entry and d(loss)/d(layer input) on return. g is the layer's block gradient
-   or NULL (frozen: no weight-gradient products). */
+/* Backward through decoder layer l, with the scratch laid out for B * T rows.
+   d->dres holds d(loss)/d(layer output) on entry and d(loss)/d(layer input) on
+   return. g is the layer's block gradient or NULL (frozen: no weight-gradient
+   products). */
 static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B, int T,
-                                 float *dres, float *g) {
+                                 const lisa__grad_scratch *d, float *g) {
     const lisa_config *c = &m->config;
     const lisa_layer_weights *w = &m->layers[l];
     const lisa_layer_layout *y = &m->layout.layer;
@@ -2000,13 +2083,13 @@ static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B
     size_t BTmax = (size_t)a->B * a->T;
     const float *x = a->layer_in + (size_t)l * BTmax * D;
     lisa__layer_acts s = lisa__layer_set(a, l);
-    float *dxn = a->grad_scratch + BTmax * D;
-    float *shared = dxn + BTmax * D;
-    float *dh1 = shared, *dh3 = dh1 + (size_t)BT * H, *dhg = dh3 + (size_t)BT * H;
-    float *datt = shared, *dq = datt + (size_t)BT * D, *dk = dq + (size_t)BT * D, *dv = dk + (size_t)BT * kv;
+    float *dres = d->dres, *dxn = d->dxn, *dh1 = d->dh1, *dh3 = d->dh3, *dhg = d->dhg;
+    float *datt = d->datt, *dq = d->dq, *dk = d->dk, *dv = d->dv;
 
     /* MLP: out = x_mid + w2(silu(w1 xn2) * w3 xn2), xn2 = rmsnorm(x_mid) */
-    memset(shared, 0, (size_t)3 * BT * H * sizeof(float));
+    memset(dh1, 0, (size_t)BT * H * sizeof(float));
+    memset(dh3, 0, (size_t)BT * H * sizeof(float));
+    memset(dhg, 0, (size_t)BT * H * sizeof(float));
     memset(dxn, 0, (size_t)BT * D * sizeof(float));
     lisa_linear_backward(dhg, lisa__grad_at(g, y->w2), dres, s.hg, w->w2, BT, H, D);
     lisa_swiglu_backward(dh1, dh3, dhg, s.h1, s.h3, (size_t)BT * H);
@@ -2015,7 +2098,10 @@ static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B
     lisa_rmsnorm_backward(dres, lisa__grad_at(g, y->mlp_norm), dxn, s.x_mid, w->mlp_norm, s.rstd2, BT, D);
 
     /* Attention: x_mid = x + wo(attn(rope(wq xn1), rope(wk xn1), wv xn1)) */
-    memset(shared, 0, (size_t)BT * (2 * D + 2 * kv) * sizeof(float));
+    memset(datt, 0, (size_t)BT * D * sizeof(float));
+    memset(dq, 0, (size_t)BT * D * sizeof(float));
+    memset(dk, 0, (size_t)BT * kv * sizeof(float));
+    memset(dv, 0, (size_t)BT * kv * sizeof(float));
     memset(dxn, 0, (size_t)BT * D * sizeof(float));
     lisa_linear_backward(datt, lisa__grad_at(g, y->wo), dres, s.att, w->wo, BT, D, D);
     lisa_attention_backward(dq, dk, dv, datt, s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads,
@@ -2032,7 +2118,8 @@ LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const
     const lisa_config *c = &m->config;
     int B = a->B_used, T = a->T_used, BT = B * T, D = c->dim, V = c->vocab_size, l, lowest, i;
     size_t BTmax = (size_t)a->B * a->T;
-    float *dres = a->grad_scratch, *dxn = dres + BTmax * D;
+    lisa__grad_scratch scratch = lisa__grad_scratch_for(a, (size_t)BT);
+    float *dres = scratch.dres, *dxn = scratch.dxn;
     float *g_embed = block_grads[LISA_BLOCK_EMBED];
     float *g_head = c->tied_head ? g_embed : block_grads[lisa_block_head(c)];
     float dloss = a->n_counted ? 1.0f / (float)a->n_counted : 0.0f;
@@ -2056,7 +2143,7 @@ LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const
         if (block_grads[LISA_BLOCK_LAYER(l)]) lowest = l;
     for (l = c->n_layers - 1; l >= 0 && l >= lowest; l--) {
         if (a->checkpointing && a->held_layer != l) lisa__layer_forward(m, a, l, B, T, NULL);
-        lisa__layer_backward(m, a, l, B, T, dres, block_grads[LISA_BLOCK_LAYER(l)]);
+        lisa__layer_backward(m, a, l, B, T, &scratch, block_grads[LISA_BLOCK_LAYER(l)]);
     }
     if (g_embed) lisa_embedding_backward(g_embed, dres, a->inputs, BT, D);
 }
@@ -2065,16 +2152,71 @@ LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const
 /* Generation                                                                 */
 /* ------------------------------------------------------------------------- */
 
-/* Floats of one position's activations: x, xn, q, att, x_mid, h1, h3, hg, tmp; then logits. */
-static size_t lisa__step_floats(const lisa_config *c) {
-    return 6 * (size_t)c->dim + 3 * (size_t)c->hidden_dim + (size_t)c->vocab_size;
+/* The work area of a step: one position's activations, the logits, and the
+   sampling scratch that lisa_generate() hands to lisa_sample_logits(). */
+typedef struct lisa__step_work {
+    float *x, *xn, *q, *att, *x_mid;   /* (dim) each */
+    float *h1, *h3, *hg;               /* (hidden_dim) each */
+    float *logits;                     /* (vocab) */
+    float *sample;                     /* (2 * vocab) */
+} lisa__step_work;
+
+/* Lays out the work area at base (NULL: counting only); returns its floats. */
+static size_t lisa__step_work_carve(lisa__step_work *w, float *base, const lisa_config *c) {
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim, V = (size_t)c->vocab_size, at = 0;
+    w->x = lisa__carve(base, &at, D);
+    w->xn = lisa__carve(base, &at, D);
+    w->q = lisa__carve(base, &at, D);
+    w->att = lisa__carve(base, &at, D);
+    w->x_mid = lisa__carve(base, &at, D);
+    w->h1 = lisa__carve(base, &at, H);
+    w->h3 = lisa__carve(base, &at, H);
+    w->hg = lisa__carve(base, &at, H);
+    w->logits = lisa__carve(base, &at, V);
+    w->sample = lisa__carve(base, &at, 2 * V);
+    return at;
+}
+
+static lisa__step_work lisa__step_work_of(const lisa_kv_cache *c) {
+    lisa__step_work w;
+    lisa__step_work_carve(&w, c->work, &c->config);
+    return w;
+}
+
+/* Floats of a cache's two allocations: the keys and values, and the work area. */
+typedef struct lisa__kv_count {
+    size_t kv, work;
+} lisa__kv_count;
+
+/* The one place a cache is sized and placed: lays out c's buffers for its
+   config and max_len at kv and work (NULL: counting only). */
+static lisa__kv_count lisa__kv_cache_carve(lisa_kv_cache *c, float *kv, float *work) {
+    size_t per_tensor = (size_t)c->config.n_layers * (size_t)c->max_len * lisa__kv_dim(&c->config);
+    lisa__step_work w;
+    lisa__kv_count n;
+    n.kv = 0;
+    c->k = lisa__carve(kv, &n.kv, per_tensor);
+    c->v = lisa__carve(kv, &n.kv, per_tensor);
+    n.work = lisa__step_work_carve(&w, work, &c->config);
+    c->work = work;
+    c->logits = w.logits;
+    return n;
+}
+
+static lisa__kv_count lisa__kv_cache_count_of(const lisa_config *config, int max_len) {
+    lisa_kv_cache c;
+    memset(&c, 0, sizeof c);
+    c.config = *config;
+    c.max_len = max_len;
+    return lisa__kv_cache_carve(&c, NULL, NULL);
 }
 
 LISADEF lisa_result lisa_kv_cache_init(lisa_kv_cache *c, const lisa_config *config, int max_len,
                                        const lisa_allocator *a, lisa_error *err) {
     lisa_config rc = *config;
     lisa_result r;
-    size_t kv, cache;
+    lisa__kv_count n;
+    float *kv, *work;
     memset(c, 0, sizeof *c);
     if ((r = lisa__config_check(&rc, NULL, err)) != LISA_OK) return r;
     if (max_len == 0) max_len = rc.max_seq_len;
@@ -2084,26 +2226,26 @@ LISADEF lisa_result lisa_kv_cache_init(lisa_kv_cache *c, const lisa_config *conf
     c->config = rc;
     c->max_len = max_len;
     c->allocator = lisa__allocator_or_default(a);
-    kv = (size_t)rc.dim / rc.n_heads * rc.n_kv_heads;
-    cache = (size_t)rc.n_layers * max_len * kv;
-    c->k = (float *)lisa__alloc(&c->allocator, 2 * cache * sizeof(float), &c->bytes);
-    c->work = (float *)lisa__alloc(&c->allocator, (lisa__step_floats(&rc) + 2 * (size_t)rc.vocab_size) * sizeof(float),
-                                   &c->bytes);
-    if (!c->k || !c->work) {
+    n = lisa__kv_cache_count_of(&rc, max_len);
+    kv = (float *)lisa__alloc(&c->allocator, n.kv * sizeof(float), &c->bytes);
+    work = (float *)lisa__alloc(&c->allocator, n.work * sizeof(float), &c->bytes);
+    c->k = kv;
+    c->work = work;
+    if (!kv || !work) {
         lisa_kv_cache_free(c);
         return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for a KV cache of %d positions", max_len);
     }
-    c->v = c->k + cache;
-    c->logits = c->work + lisa__step_floats(&rc) - rc.vocab_size;
+    lisa__kv_cache_carve(c, kv, work);
     lisa__ok(err);
     return LISA_OK;
 }
 
 LISADEF void lisa_kv_cache_free(lisa_kv_cache *c) {
-    const lisa_config *rc = &c->config;
-    size_t cache = (size_t)rc->n_layers * c->max_len * ((size_t)rc->dim / LISA__MAX(1, rc->n_heads) * rc->n_kv_heads);
-    lisa__free(&c->allocator, c->k, 2 * cache * sizeof(float), &c->bytes);
-    lisa__free(&c->allocator, c->work, (lisa__step_floats(rc) + 2 * (size_t)rc->vocab_size) * sizeof(float), &c->bytes);
+    if (c->k || c->work) { /* only then is c->config resolved */
+        lisa__kv_count n = lisa__kv_cache_count_of(&c->config, c->max_len);
+        lisa__free(&c->allocator, c->k, n.kv * sizeof(float), &c->bytes);
+        lisa__free(&c->allocator, c->work, n.work * sizeof(float), &c->bytes);
+    }
     c->k = c->v = c->work = c->logits = NULL;
 }
 
@@ -2114,8 +2256,9 @@ LISADEF const float *lisa_model_step(const lisa_model *m, lisa_kv_cache *c, int 
     int D = cf->dim, H = cf->hidden_dim, hd = D / cf->n_heads, group = cf->n_heads / cf->n_kv_heads;
     int pos = c->len, l, h, kv = hd * cf->n_kv_heads;
     float scale = 1.0f / sqrtf((float)hd), rstd;
-    float *x = c->work, *xn = x + D, *q = xn + D, *att = q + D, *x_mid = att + D, *tmp = x_mid + D;
-    float *h1 = tmp + D, *h3 = h1 + H, *hg = h3 + H;
+    lisa__step_work work = lisa__step_work_of(c);
+    float *x = work.x, *xn = work.xn, *q = work.q, *att = work.att, *x_mid = work.x_mid;
+    float *h1 = work.h1, *h3 = work.h3, *hg = work.hg;
     LISA_ASSERT(pos < c->max_len && token >= 0 && token < cf->vocab_size && c->config.dim == D);
     lisa_embedding_forward(x, &token, m->embed, 1, D);
     for (l = 0; l < cf->n_layers; l++) {
@@ -2213,7 +2356,7 @@ LISADEF int lisa_generate(const lisa_model *m, lisa_kv_cache *c, const int *prom
                           int *out, int max_new, float temperature, float top_p, int stop_token,
                           lisa_rng *rng) {
     const float *logits = NULL;
-    float *work = c->logits + m->config.vocab_size;
+    float *work = lisa__step_work_of(c).sample;
     int i, n = 0;
     lisa_kv_cache_reset(c);
     for (i = 0; i < n_prompt && c->len < c->max_len; i++) logits = lisa_model_step(m, c, prompt[i]);
@@ -2443,9 +2586,7 @@ static size_t lisa__trainer_tables_bytes(const lisa_config *c, const lisa_train_
            (tc->mode != LISA_MODE_FULL && tc->lisa_probs ? L * sizeof(float) : 0);
 }
 
-static size_t lisa__model_bytes(const lisa_config *c) {
-    return lisa_layout_of(c).n_params * sizeof(float) + (size_t)c->n_layers * sizeof(lisa_layer_weights);
-}
+static size_t lisa__model_bytes(const lisa_config *c) { return lisa__model_total_bytes(c); }
 
 static int lisa__is_layer_block(const lisa_config *c, int b) {
     return b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(c->n_layers - 1);
