@@ -11,9 +11,12 @@
    Also the planner: lisa_acts_size() agrees with what lisa_acts_init()
    allocates, and for the llama2.c 15M shape (dim 288, hidden 768, 6 layers,
    6 heads, vocab 32000, B 4, T 256) the activation bytes of both modes are
-   printed and the checkpointed ones must be smaller. */
+   printed and the checkpointed ones must be smaller. And the layout: on odd
+   batch shapes, what lisa_acts_init() allocates is exactly what
+   lisa_acts_size() counts, and every buffer lies inside it without overlap. */
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
+#include "regions.h"
 #include "test.h"
 
 #include <string.h>
@@ -268,6 +271,163 @@ static void report_15m(void) {
           (unsigned long)(act[1] + scratch[1]), (unsigned long)(act[0] + scratch[0]));
 }
 
+/* One layer's saved set, with the shapes the forward pass gives them. */
+static int layer_set_regions(rg_region *g, const lisa__layer_acts *s, const lisa_config *c, size_t B,
+                             size_t T) {
+    static const char *const names[13] = {"rstd1", "xn1", "q", "k", "v", "lse", "att",
+                                          "x_mid", "rstd2", "xn2", "h1", "h3", "hg"};
+    size_t BT = B * T, D = (size_t)c->dim, H = (size_t)c->hidden_dim, f = sizeof(float);
+    size_t kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads;
+    const void *p[13];
+    size_t n[13];
+    p[0] = s->rstd1; n[0] = BT * f;
+    p[1] = s->xn1; n[1] = BT * D * f;
+    p[2] = s->q; n[2] = BT * D * f;
+    p[3] = s->k; n[3] = BT * kv * f;
+    p[4] = s->v; n[4] = BT * kv * f;
+    p[5] = s->lse; n[5] = B * (size_t)c->n_heads * T * f;
+    p[6] = s->att; n[6] = BT * D * f;
+    p[7] = s->x_mid; n[7] = BT * D * f;
+    p[8] = s->rstd2; n[8] = BT * f;
+    p[9] = s->xn2; n[9] = BT * D * f;
+    p[10] = s->h1; n[10] = BT * H * f;
+    p[11] = s->h3; n[11] = BT * H * f;
+    p[12] = s->hg; n[12] = BT * H * f;
+    return rg_regions(g, names, p, n, 13);
+}
+
+/* Backward's scratch laid out for `rows` rows, inside the scratch counted for
+   the largest batch: the attention gradients never overlap each other, nor the
+   MLP gradients each other (the two groups share one region by design). */
+static void check_grad_scratch(const char *label, const lisa_acts *a, size_t rows, size_t scratch_bytes) {
+    static const char *const attn_names[6] = {"dres", "dxn", "datt", "dq", "dk", "dv"};
+    static const char *const mlp_names[5] = {"dres", "dxn", "dh1", "dh3", "dhg"};
+    const lisa_config *c = &a->config;
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim, f = sizeof(float);
+    size_t kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads, BT = (size_t)a->B * a->T;
+    size_t attn = rows * (2 * D + 2 * kv), mlp = 3 * rows * H;
+    lisa__grad_scratch s = lisa__grad_scratch_for(a, rows);
+    const void *attn_p[6], *mlp_p[5];
+    size_t attn_n[6], mlp_n[5];
+    rg_block block;
+    rg_region g[6];
+    char lab[160];
+    block.p = (const char *)a->grad_scratch;
+    block.size = scratch_bytes;
+    attn_p[0] = mlp_p[0] = s.dres; attn_n[0] = mlp_n[0] = rows * D * f;
+    attn_p[1] = mlp_p[1] = s.dxn; attn_n[1] = mlp_n[1] = rows * D * f;
+    attn_p[2] = s.datt; attn_n[2] = rows * D * f;
+    attn_p[3] = s.dq; attn_n[3] = rows * D * f;
+    attn_p[4] = s.dk; attn_n[4] = rows * kv * f;
+    attn_p[5] = s.dv; attn_n[5] = rows * kv * f;
+    mlp_p[2] = s.dh1; mlp_n[2] = rows * H * f;
+    mlp_p[3] = s.dh3; mlp_n[3] = rows * H * f;
+    mlp_p[4] = s.dhg; mlp_n[4] = rows * H * f;
+    snprintf(lab, sizeof lab, "%s, scratch for %lu rows, attention", label, (unsigned long)rows);
+    rg_check(lab, &block, 1, g, rg_regions(g, attn_names, attn_p, attn_n, 6), rows == BT && attn >= mlp);
+    snprintf(lab, sizeof lab, "%s, scratch for %lu rows, MLP", label, (unsigned long)rows);
+    rg_check(lab, &block, 1, g, rg_regions(g, mlp_names, mlp_p, mlp_n, 5), rows == BT && mlp >= attn);
+}
+
+/* lisa_acts_init() allocates exactly what lisa_acts_size() counts; each buffer
+   the header documents, with its documented shape, lies inside the allocations
+   without overlapping another, and together they leave no byte over. Inside,
+   each layer's saved set and the backward scratch are checked the same way,
+   through the private layout that forward and backward use. */
+static void check_acts_layout(const char *name, const lisa_config *config, int B, int T, int ckpt) {
+    rg_alloc r;
+    lisa_allocator al = rg_allocator(&r);
+    lisa_acts a;
+    const lisa_config *c;
+    char label[128];
+    size_t act = 0, scratch = 0, BT = (size_t)B * T, D, H, V, kv, L, sets, set_floats, scratch_floats;
+    size_t f = sizeof(float), i;
+    snprintf(label, sizeof label, "%s, B %d T %d checkpointing %d", name, B, T, ckpt);
+    CHECK(lisa_acts_init(&a, config, B, T, ckpt, &al, NULL) == LISA_OK, "%s: acts allocate", label);
+    if (!a.buffer) return;
+    c = &a.config;
+    D = (size_t)c->dim;
+    H = (size_t)c->hidden_dim;
+    V = (size_t)c->vocab_size;
+    L = (size_t)c->n_layers;
+    kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads;
+    sets = ckpt ? 1 : L;
+    /* rstd1 rstd2; xn1 q att x_mid xn2; k v; lse; h1 h3 hg */
+    set_floats = 2 * BT + 5 * BT * D + 2 * BT * kv + (size_t)B * c->n_heads * T + 3 * BT * H;
+    scratch_floats = 2 * BT * D + LISA__MAX(BT * (2 * D + 2 * kv), 3 * BT * H);
+    lisa_acts_size(c, B, T, ckpt, &act, &scratch);
+    CHECK(r.live == act + scratch && a.bytes == r.live,
+          "%s: allocated %lu bytes = lisa_acts_size's %lu + %lu = acts.bytes %lu", label,
+          (unsigned long)r.live, (unsigned long)act, (unsigned long)scratch, (unsigned long)a.bytes);
+    CHECK(a.saved_stride == set_floats && scratch == scratch_floats * f,
+          "%s: a layer set holds %lu floats (%lu documented), the scratch %lu bytes (%lu)", label,
+          (unsigned long)a.saved_stride, (unsigned long)set_floats, (unsigned long)scratch,
+          (unsigned long)(scratch_floats * f));
+    {
+        rg_region g[10];
+        const void *p[10];
+        size_t n[10];
+        const char *names[10] = {"inputs", "targets", "layer_in", "saved", "final_rstd", "final_xn",
+                                 "logits", "row_loss", "row_lse", "grad_scratch"};
+        p[0] = a.inputs; n[0] = BT * sizeof(int);
+        p[1] = a.targets; n[1] = BT * sizeof(int);
+        p[2] = a.layer_in; n[2] = (L + 1) * BT * D * f;
+        p[3] = a.saved; n[3] = sets * set_floats * f;
+        p[4] = a.final_rstd; n[4] = BT * f;
+        p[5] = a.final_xn; n[5] = BT * D * f;
+        p[6] = a.logits; n[6] = BT * V * f;
+        p[7] = a.row_loss; n[7] = BT * f;
+        p[8] = a.row_lse; n[8] = BT * f;
+        p[9] = a.grad_scratch; n[9] = scratch_floats * f;
+        rg_check(label, r.blocks, r.n, g, rg_regions(g, names, p, n, 10), 1);
+    }
+    { /* the layer sets tile `saved`; with checkpointing every layer uses the one set */
+        rg_region *g = (rg_region *)malloc(13 * L * sizeof *g);
+        rg_block block;
+        lisa__layer_acts s0 = lisa__layer_set(&a, 0), last = lisa__layer_set(&a, (int)L - 1);
+        int k = 0;
+        block.p = (const char *)a.saved;
+        block.size = sets * set_floats * f;
+        for (i = 0; i < sets; i++) {
+            lisa__layer_acts s = lisa__layer_set(&a, (int)i);
+            k += layer_set_regions(g + k, &s, c, (size_t)B, (size_t)T);
+        }
+        rg_check(label, &block, 1, g, k, 1);
+        CHECK(!ckpt || (last.rstd1 == s0.rstd1 && last.hg == s0.hg), "%s: the last layer shares the one set",
+              label);
+        free(g);
+    }
+    check_grad_scratch(label, &a, BT, scratch);
+    check_grad_scratch(label, &a, 1, scratch);
+    check_grad_scratch(label, &a, (BT + 1) / 2, scratch);
+    lisa_acts_free(&a);
+    CHECK(r.live == 0 && a.bytes == 0 && r.errors == 0,
+          "%s: freeing returns every byte with the size allocated (%lu live, %d bad frees)", label,
+          (unsigned long)r.live, r.errors);
+}
+
+static void check_acts_layouts(const ck_case *cases, size_t n_cases) {
+    static const int shapes[4][2] = {{3, 7}, {1, 5}, {5, 1}, {2, 3}};
+    lisa_config attn_heavy; /* attention gradients outgrow the MLP's */
+    size_t i;
+    int s, ckpt;
+    memset(&attn_heavy, 0, sizeof attn_heavy);
+    attn_heavy.dim = 32;
+    attn_heavy.hidden_dim = 8;
+    attn_heavy.n_layers = 2;
+    attn_heavy.n_heads = 4;
+    attn_heavy.vocab_size = 11;
+    attn_heavy.max_seq_len = 9;
+    for (ckpt = 0; ckpt <= 1; ckpt++) {
+        for (i = 0; i < n_cases; i++)
+            for (s = 0; s < 4; s++)
+                if (shapes[s][1] <= cases[i].config.max_seq_len)
+                    check_acts_layout(cases[i].name, &cases[i].config, shapes[s][0], shapes[s][1], ckpt);
+        check_acts_layout("attention-heavy", &attn_heavy, 3, 9, ckpt);
+        check_acts_layout("attention-heavy", &attn_heavy, 1, 1, ckpt);
+    }
+}
+
 int main(void) {
     ck_case cases[3];
     size_t i;
@@ -316,5 +476,6 @@ int main(void) {
         check_training(&cases[i]);
     }
     report_15m();
+    check_acts_layouts(cases, sizeof cases / sizeof cases[0]);
     return test_report("checkpoint");
 }

@@ -1,8 +1,11 @@
 /* Generation: a KV-cache step computes the same bits as the last row of a full
    forward over the prefix, so greedy generation is exactly the model's greedy
-   continuation; sampling follows softmax(logits / temperature) and top-p. */
+   continuation; sampling follows softmax(logits / temperature) and top-p.
+   The cache allocates exactly what its layout counts, and its buffers lie
+   inside the allocations without overlap. */
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
+#include "regions.h"
 #include "test.h"
 
 #include <string.h>
@@ -104,11 +107,64 @@ static void test_stop_token(void) {
     lisa_model_free(&m);
 }
 
+/* lisa_kv_cache_init() allocates exactly what the cache's layout counts; the
+   keys, the values and each buffer of a step's work area (through the private
+   layout the step uses), with their documented shapes, lie inside the
+   allocations without overlapping and leave no byte over. */
+static void test_cache_layout(int kv_heads, int max_len) {
+    static const char *const names[12] = {"k", "v", "x", "xn", "q", "att", "x_mid",
+                                          "h1", "h3", "hg", "logits", "sample"};
+    lisa_config c;
+    lisa_kv_cache kc;
+    rg_alloc r;
+    lisa_allocator al = rg_allocator(&r);
+    lisa__step_work w;
+    lisa__kv_count n;
+    rg_region g[12];
+    const void *p[12];
+    size_t bytes[12], D, H, V, per_tensor, f = sizeof(float);
+    char label[64];
+    memset(&c, 0, sizeof c);
+    c.dim = 24; c.hidden_dim = 40; c.n_layers = 3; c.n_heads = 4; c.n_kv_heads = kv_heads;
+    c.vocab_size = 29; c.max_seq_len = 13; c.tied_head = 0;
+    snprintf(label, sizeof label, "cache of %d positions, %d kv heads", max_len, kv_heads);
+    CHECK(lisa_kv_cache_init(&kc, &c, max_len, &al, NULL) == LISA_OK, "%s: allocates", label);
+    if (!kc.k) return;
+    D = (size_t)c.dim;
+    H = (size_t)c.hidden_dim;
+    V = (size_t)c.vocab_size;
+    /* (n_layers, max_len, n_kv_heads * head_dim); n_kv_heads 0 resolves to n_heads */
+    per_tensor = (size_t)c.n_layers * (size_t)kc.max_len * (D / (size_t)c.n_heads * (size_t)kc.config.n_kv_heads);
+    n = lisa__kv_cache_count_of(&kc.config, kc.max_len);
+    CHECK(r.live == kc.bytes && kc.bytes == (n.kv + n.work) * f,
+          "%s: allocated %lu bytes = cache.bytes %lu = counted %lu", label, (unsigned long)r.live,
+          (unsigned long)kc.bytes, (unsigned long)((n.kv + n.work) * f));
+    w = lisa__step_work_of(&kc);
+    CHECK(w.logits == kc.logits && w.x == kc.work, "%s: the step's logits are the cache's, in its work area", label);
+    p[0] = kc.k; bytes[0] = per_tensor * f;
+    p[1] = kc.v; bytes[1] = per_tensor * f;
+    p[2] = w.x; p[3] = w.xn; p[4] = w.q; p[5] = w.att; p[6] = w.x_mid;
+    bytes[2] = bytes[3] = bytes[4] = bytes[5] = bytes[6] = D * f;
+    p[7] = w.h1; p[8] = w.h3; p[9] = w.hg;
+    bytes[7] = bytes[8] = bytes[9] = H * f;
+    p[10] = w.logits; bytes[10] = V * f;
+    p[11] = w.sample; bytes[11] = 2 * V * f;
+    rg_check(label, r.blocks, r.n, g, rg_regions(g, names, p, bytes, 12), 1);
+    lisa_kv_cache_free(&kc);
+    CHECK(r.live == 0 && kc.bytes == 0 && r.errors == 0,
+          "%s: freeing returns every byte with the size allocated (%lu live, %d bad frees)", label,
+          (unsigned long)r.live, r.errors);
+}
+
 int main(void) {
     test_steps_match_full_forward(0, 2);
     test_steps_match_full_forward(1, 6);
     test_steps_match_full_forward(0, 1);
     test_sampling();
     test_stop_token();
+    test_cache_layout(2, 0);
+    test_cache_layout(4, 7);
+    test_cache_layout(1, 1);
+    test_cache_layout(0, 5);
     return test_report("generate");
 }
