@@ -1698,7 +1698,7 @@ static void lisa__model_point(lisa_model *m) {
 
 /* The model's two allocations in bytes: the parameters and the table of layer
    pointers. Sized only here: lisa_model_init() allocates them, lisa_model_free()
-   returns them and the planner adds them up (lisa__model_total_bytes). */
+   returns them, and the planner takes their sum from lisa__model_total_bytes(). */
 typedef struct lisa__model_sizes {
     size_t params, layers;
 } lisa__model_sizes;

@@ -110,4 +110,12 @@ static void rg_check(const char *label, const rg_block *blocks, int n_blocks, co
               (unsigned long)total, (unsigned long)covered);
 }
 
+/* After the object is freed: no byte live (by the allocator and by the object's
+   own count), and every free matched an allocation and its size. */
+static void rg_check_freed(const char *label, const rg_alloc *r, size_t object_bytes) {
+    CHECK(r->live == 0 && object_bytes == 0 && r->errors == 0,
+          "%s: freeing returns every byte with the size allocated (%lu live, %lu counted, %d bad frees)",
+          label, (unsigned long)r->live, (unsigned long)object_bytes, r->errors);
+}
+
 #endif

@@ -401,9 +401,7 @@ static void check_acts_layout(const char *name, const lisa_config *config, int B
     check_grad_scratch(label, &a, 1, scratch);
     check_grad_scratch(label, &a, (BT + 1) / 2, scratch);
     lisa_acts_free(&a);
-    CHECK(r.live == 0 && a.bytes == 0 && r.errors == 0,
-          "%s: freeing returns every byte with the size allocated (%lu live, %d bad frees)", label,
-          (unsigned long)r.live, r.errors);
+    rg_check_freed(label, &r, a.bytes);
 }
 
 static void check_acts_layouts(const ck_case *cases, size_t n_cases) {

@@ -151,9 +151,7 @@ static void test_cache_layout(int kv_heads, int max_len) {
     p[11] = w.sample; bytes[11] = 2 * V * f;
     rg_check(label, r.blocks, r.n, g, rg_regions(g, names, p, bytes, 12), 1);
     lisa_kv_cache_free(&kc);
-    CHECK(r.live == 0 && kc.bytes == 0 && r.errors == 0,
-          "%s: freeing returns every byte with the size allocated (%lu live, %d bad frees)", label,
-          (unsigned long)r.live, r.errors);
+    rg_check_freed(label, &r, kc.bytes);
 }
 
 int main(void) {
