@@ -127,6 +127,28 @@ static lisa_config small_config(int tied) {
     return c;
 }
 
+/* A batch of 2 x 8 tokens below vocab. */
+static void fill_batch(int *inputs, int *targets, int vocab) {
+    int i;
+    for (i = 0; i < 16; i++) {
+        inputs[i] = (i * 5 + 3) % vocab;
+        targets[i] = (i * 7 + 1) % vocab;
+    }
+}
+
+/* LISA on batches of 2 x 8, switching every 2 steps. */
+static lisa_train_config lisa_config_of(int lisa_layers, int keep_state) {
+    lisa_train_config tc = lisa_train_config_default();
+    tc.batch = 2;
+    tc.seq = 8;
+    tc.mode = LISA_MODE_LISA;
+    tc.lisa_layers = lisa_layers;
+    tc.lisa_interval = 2;
+    tc.keep_state = keep_state;
+    tc.schedule.lr = 1e-3f;
+    return tc;
+}
+
 /* One attempt with the allocator failing after N successes. Returns 1 when
    every stage succeeded. */
 static int train_attempt(long N, int tied, int ckpt, const char *label) {
@@ -138,13 +160,10 @@ static int train_attempt(long N, int tied, int ckpt, const char *label) {
     lisa_error err;
     lisa_result r;
     lisa_step_info info;
-    int inputs[2 * 8], targets[2 * 8], i, done = 0;
+    int inputs[2 * 8], targets[2 * 8], done = 0;
     size_t before;
 
-    for (i = 0; i < 16; i++) {
-        inputs[i] = (i * 5 + 3) % c.vocab_size;
-        targets[i] = (i * 7 + 1) % c.vocab_size;
-    }
+    fill_batch(inputs, targets, c.vocab_size);
     cnt_reset(N);
     memset(&m, 0, sizeof m);
     memset(&acts, 0, sizeof acts);
@@ -516,22 +535,12 @@ static long switch_attempt(long k, int once, int keep_state, const char *label) 
     lisa_config c = small_config(0);
     lisa_model m;
     lisa_trainer t;
-    lisa_train_config tc = lisa_train_config_default();
+    lisa_train_config tc = lisa_config_of(2, keep_state);
     lisa_error err;
-    int inputs[16], targets[16], i, s, failures = 0;
+    int inputs[16], targets[16], s, failures = 0;
     long base;
     c.n_layers = 4;
-    for (i = 0; i < 16; i++) {
-        inputs[i] = (i * 5 + 3) % c.vocab_size;
-        targets[i] = (i * 7 + 1) % c.vocab_size;
-    }
-    tc.batch = 2;
-    tc.seq = 8;
-    tc.mode = LISA_MODE_LISA;
-    tc.lisa_layers = 2;
-    tc.lisa_interval = 2;
-    tc.keep_state = keep_state;
-    tc.schedule.lr = 1e-3f;
+    fill_batch(inputs, targets, c.vocab_size);
     cnt_reset(-1);
     if (lisa_model_init(&m, &c, &g_alloc, &err) != LISA_OK || lisa_trainer_init(&t, &m, &tc, &g_alloc, &err) != LISA_OK) {
         CHECK(0, "%s: setup: %s", label, err.message);
@@ -630,19 +639,10 @@ static int write_state(const char *path) {
     lisa_config c = small_config(0);
     lisa_model m;
     lisa_trainer t;
-    lisa_train_config tc = lisa_train_config_default();
+    lisa_train_config tc = lisa_config_of(1, 1);
     int inputs[16], targets[16], i, ok;
     c.n_layers = 3;
-    tc.batch = 2;
-    tc.seq = 8;
-    tc.mode = LISA_MODE_LISA;
-    tc.lisa_layers = 1;
-    tc.lisa_interval = 2;
-    tc.keep_state = 1;
-    for (i = 0; i < 16; i++) {
-        inputs[i] = i % c.vocab_size;
-        targets[i] = (i + 1) % c.vocab_size;
-    }
+    fill_batch(inputs, targets, c.vocab_size);
     if (lisa_model_init(&m, &c, NULL, NULL) != LISA_OK) return 0;
     lisa_model_init_random(&m, 9);
     ok = lisa_trainer_init(&t, &m, &tc, NULL, NULL) == LISA_OK;
