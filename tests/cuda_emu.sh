@@ -36,6 +36,19 @@ passed=0
 failed=0
 status=0
 start=$(date +%s)
+# counted NAME STATUS FILE: the run that wrote FILE and exited with STATUS must
+# have printed "NAME: N passed, M failed", and a non-zero exit must come with a
+# failure among them; else (a crash, an abort after the summary) it counts as
+# one failure here, so the summary cannot say "0 failed" for it.
+counted() {
+    if ! grep -Eq "^$1: [0-9]+ passed, [0-9]+ failed\$" "$3"; then
+        echo "FAIL: $1 crashed or printed no summary (exit status $2)"
+        failed=$((failed + 1))
+    elif [ "$2" -ne 0 ] && [ "$(grep -E "^$1: " "$3" | awk '{f += $4} END {print f + 0}')" -eq 0 ]; then
+        echo "FAIL: $1 exited with status $2 after reporting no failure"
+        failed=$((failed + 1))
+    fi
+}
 if $cxx $emu -Wall -Wextra -Werror -Wno-unknown-pragmas -o "$build/test_cuda_emu" tests/test_cuda.cu -lm \
         > "$tmp/out" 2>&1; then
     passed=$((passed + 1))
@@ -44,10 +57,11 @@ if $cxx $emu -Wall -Wextra -Werror -Wno-unknown-pragmas -o "$build/test_cuda_emu
         echo $! > "$tmp/$order.pid"
     done
     for order in forward reverse; do
-        wait "$(cat "$tmp/$order.pid")" || status=1
+        wait "$(cat "$tmp/$order.pid")"
+        rc=$?
+        [ "$rc" -eq 0 ] || status=1
         cat "$tmp/$order"
-        grep -Eq "^test_cuda_emu_$order: [0-9]+ passed, [0-9]+ failed\$" "$tmp/$order" ||
-            { echo "FAIL: test_cuda_emu ($order) crashed or printed no summary"; failed=$((failed + 1)); }
+        counted "test_cuda_emu_$order" "$rc" "$tmp/$order"
     done
 else
     failed=$((failed + 1))
@@ -136,8 +150,11 @@ int main(void) {
 C
 if $cxx $emu -Wall -Wextra -Werror -Wno-unknown-pragmas -o "$tmp/self" "$tmp/self.cu" > "$tmp/out" 2>&1; then
     for order in forward reverse shuffle; do
-        LISA_CUDA_EMU_ORDER=$order "$tmp/self" > "$tmp/out" 2> "$tmp/err" || status=1
+        LISA_CUDA_EMU_ORDER=$order "$tmp/self" > "$tmp/out" 2> "$tmp/err"
+        rc=$?
+        [ "$rc" -eq 0 ] || { status=1; cat "$tmp/err"; }
         grep -v '^ok: ' "$tmp/out"
+        counted "cuda_emu_self_$order" "$rc" "$tmp/out"
     done
 else
     failed=$((failed + 1))

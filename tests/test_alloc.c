@@ -1,11 +1,18 @@
 /* Allocation failure. An allocator that fails after N successful allocations,
    for N = 0, 1, 2, ... until everything succeeds:
      - lisa_model_init + lisa_acts_init + lisa_trainer_init + one lisa_trainer_step
-     - loading a llama2.c file (from a path and from memory)
-     - loading a token file (from a path and from memory)
+     - every loader, from a path and from memory where it has both: llama2.c
+       checkpoints (versions 0 and 1), token files, llama2.c tokenizers (and
+       encoding with one), JSON, safetensors, Hugging Face directories (one
+       file, shards), their config alone, training state files, instruction
+       data (with the byte and a llama2.c tokenizer)
+     - lisa_kv_cache_init
    Each failure must be LISA_ERR_NOMEM, and after freeing what succeeded no byte
    may stay allocated. The byte counters the objects report must equal what the
-   allocator saw. */
+   allocator saw. Then LISA switches: many steps, every allocation they make
+   refused in turn, once (the step fails, takes no step, and the same step then
+   succeeds; the run goes on to the end) and for good (the trainer can still
+   be freed); no byte may stay allocated. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -16,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct alloc_rec {
@@ -28,6 +36,7 @@ typedef struct counter {
     size_t n, cap;
     size_t live;
     long fail_after;       /* successful allocations allowed; < 0: no limit */
+    int once;              /* 1: refuse only the first allocation past the limit */
     long n_ok;             /* successful allocations so far */
     long n_refused;
     size_t bad_frees, size_mismatch;
@@ -39,7 +48,7 @@ static lisa_allocator g_alloc;
 static void *cnt_alloc(void *user, size_t size) {
     counter *c = (counter *)user;
     void *p;
-    if (c->fail_after >= 0 && c->n_ok >= c->fail_after) {
+    if (c->fail_after >= 0 && c->n_ok >= c->fail_after && !(c->once && c->n_refused)) {
         c->n_refused++;
         return NULL;
     }
@@ -118,6 +127,28 @@ static lisa_config small_config(int tied) {
     return c;
 }
 
+/* A batch of 2 x 8 tokens below vocab. */
+static void fill_batch(int *inputs, int *targets, int vocab) {
+    int i;
+    for (i = 0; i < 16; i++) {
+        inputs[i] = (i * 5 + 3) % vocab;
+        targets[i] = (i * 7 + 1) % vocab;
+    }
+}
+
+/* LISA on batches of 2 x 8, switching every 2 steps. */
+static lisa_train_config lisa_config_of(int lisa_layers, int keep_state) {
+    lisa_train_config tc = lisa_train_config_default();
+    tc.batch = 2;
+    tc.seq = 8;
+    tc.mode = LISA_MODE_LISA;
+    tc.lisa_layers = lisa_layers;
+    tc.lisa_interval = 2;
+    tc.keep_state = keep_state;
+    tc.schedule.lr = 1e-3f;
+    return tc;
+}
+
 /* One attempt with the allocator failing after N successes. Returns 1 when
    every stage succeeded. */
 static int train_attempt(long N, int tied, int ckpt, const char *label) {
@@ -129,13 +160,10 @@ static int train_attempt(long N, int tied, int ckpt, const char *label) {
     lisa_error err;
     lisa_result r;
     lisa_step_info info;
-    int inputs[2 * 8], targets[2 * 8], i, done = 0;
+    int inputs[2 * 8], targets[2 * 8], done = 0;
     size_t before;
 
-    for (i = 0; i < 16; i++) {
-        inputs[i] = (i * 5 + 3) % c.vocab_size;
-        targets[i] = (i * 7 + 1) % c.vocab_size;
-    }
+    fill_batch(inputs, targets, c.vocab_size);
     cnt_reset(N);
     memset(&m, 0, sizeof m);
     memset(&acts, 0, sizeof acts);
@@ -259,8 +287,34 @@ static void test_training(int tied, int ckpt) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* Loading files                                                              */
+/* Every loader: one attempt per N                                            */
 /* ------------------------------------------------------------------------- */
+
+/* One call under test, with g_alloc refusing after N allocations: on success
+   it checks the object's byte count and frees it; on failure it frees only
+   what the call's documentation says to free after a failure. */
+typedef lisa_result (*attempt_fn)(const void *ctx, const char *label, lisa_error *err);
+
+/* fn with N = 0, 1, 2, ... allowed allocations until it succeeds: each failure
+   LISA_ERR_NOMEM with err.code set, nothing allocated after any attempt. */
+static void fail_every_allocation(const char *label, attempt_fn fn, const void *ctx) {
+    long N;
+    int done = 0;
+    for (N = 0; N < MAX_N && !done; N++) {
+        lisa_error err;
+        lisa_result r;
+        cnt_reset(N);
+        memset(&err, 0, sizeof err);
+        r = fn(ctx, label, &err);
+        if (r == LISA_OK) done = 1;
+        else
+            CHECK(r == LISA_ERR_NOMEM && err.code == r, "%s: failing after %ld: %d (%s)", label, N, (int)r,
+                  err.message);
+        CHECK_CLEAN(label, N);
+    }
+    CHECK(done, "%s: succeeds with enough allocations", label);
+    printf("  %s: succeeded after %ld allocations\n", label, N - 1);
+}
 
 static unsigned char *read_all(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
@@ -281,90 +335,372 @@ static unsigned char *read_all(const char *path, size_t *size) {
     return b;
 }
 
-static void test_load_model(const char *path, int from_memory, const char *label) {
-    long N;
-    int done = 0;
-    size_t size = 0;
-    unsigned char *data = from_memory ? read_all(path, &size) : NULL;
-    CHECK(!from_memory || data, "%s: read the file", label);
-    for (N = 0; N < MAX_N && !done; N++) {
-        lisa_model m;
-        lisa_error err;
-        lisa_result r;
-        cnt_reset(N);
-        memset(&m, 0, sizeof m);
-        memset(&err, 0, sizeof err);
-        r = from_memory ? lisa_model_load_llama2c_memory(&m, data, size, "mem.bin", &g_alloc, &err)
-                        : lisa_model_load_llama2c(&m, path, &g_alloc, &err);
-        if (r != LISA_OK) {
-            CHECK(r == LISA_ERR_NOMEM && err.code == r, "%s: failing after %ld: %d (%s)", label, N,
-                  (int)r, err.message);
-            CHECK(g_cnt.live == 0, "%s: failed load leaves nothing (N %ld, live %zu)", label, N,
-                  g_cnt.live);
-        } else {
-            CHECK(m.bytes == g_cnt.live, "%s: model.bytes %zu equals the allocator's %zu", label,
-                  m.bytes, g_cnt.live);
-            done = 1;
-        }
-        lisa_model_free(&m);
-        CHECK_CLEAN(label, N);
-    }
-    CHECK(done, "%s: succeeds with enough allocations", label);
-    printf("  %s: succeeded after %ld allocations\n", label, N - 1);
-    free(data);
+/* A file's path and, for the memory loaders, its bytes. */
+typedef struct file_ctx {
+    const char *path;
+    const unsigned char *data;
+    size_t size;
+    const char *path2;              /* a second file: the safetensors of a config.json */
+    const unsigned char *data2;
+    size_t size2;
+} file_ctx;
+
+static lisa_result model_loaded(lisa_model *m, lisa_result r, const char *label) {
+    if (r != LISA_OK) return r;
+    CHECK(m->bytes == g_cnt.live, "%s: model.bytes %zu equals the allocator's %zu", label, m->bytes, g_cnt.live);
+    lisa_model_free(m);
+    return r;
 }
 
-static void test_load_tokens(const char *path, int from_memory, const char *label) {
-    long N;
-    int done = 0;
-    size_t size = 0;
-    unsigned char *data = from_memory ? read_all(path, &size) : NULL;
-    CHECK(!from_memory || data, "%s: read the file", label);
-    for (N = 0; N < MAX_N && !done; N++) {
-        lisa_tokens d;
-        lisa_error err;
-        lisa_result r;
-        cnt_reset(N);
-        memset(&d, 0, sizeof d);
-        memset(&err, 0, sizeof err);
-        r = from_memory ? lisa_tokens_load_memory(&d, data, size, "mem.tok", &g_alloc, &err)
-                        : lisa_tokens_load(&d, path, &g_alloc, &err);
-        if (r != LISA_OK) {
-            CHECK(r == LISA_ERR_NOMEM && err.code == r, "%s: failing after %ld: %d (%s)", label, N,
-                  (int)r, err.message);
-            CHECK(g_cnt.live == 0, "%s: failed load leaves nothing (N %ld, live %zu)", label, N,
-                  g_cnt.live);
-        } else {
-            CHECK(d.bytes == g_cnt.live, "%s: tokens.bytes %zu equals the allocator's %zu", label,
-                  d.bytes, g_cnt.live);
-            CHECK(d.n == 1000, "%s: %zu tokens", label, d.n);
-            done = 1;
-        }
-        lisa_tokens_free(&d);
-        CHECK_CLEAN(label, N);
+static lisa_result load_l2c(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_model m;
+    return model_loaded(&m, lisa_model_load_llama2c(&m, f->path, &g_alloc, err), label);
+}
+
+static lisa_result load_l2c_memory(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_model m;
+    return model_loaded(&m, lisa_model_load_llama2c_memory(&m, f->data, f->size, "mem.bin", &g_alloc, err), label);
+}
+
+static lisa_result load_v1(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_model m;
+    return model_loaded(&m, lisa_model_load_llama2c_v1(&m, f->path, &g_alloc, err), label);
+}
+
+static lisa_result load_v1_memory(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_model m;
+    return model_loaded(&m, lisa_model_load_llama2c_v1_memory(&m, f->data, f->size, "mem.bin", &g_alloc, err), label);
+}
+
+static lisa_result load_hf(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_model m;
+    return model_loaded(&m, lisa_model_load(&m, f->path, &g_alloc, err), label);
+}
+
+static lisa_result load_hf_memory(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_model m;
+    return model_loaded(&m, lisa_model_load_hf_memory(&m, (const char *)f->data, f->size, f->data2, f->size2,
+                                                      "mem", &g_alloc, err), label);
+}
+
+static lisa_result read_config(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_config c;
+    (void)label;
+    return lisa_model_read_config(f->path, &c, &g_alloc, err);
+}
+
+static lisa_result load_tokens_common(lisa_tokens *d, lisa_result r, const char *label) {
+    if (r != LISA_OK) return r;
+    CHECK(d->bytes == g_cnt.live, "%s: tokens.bytes %zu equals the allocator's %zu", label, d->bytes, g_cnt.live);
+    CHECK(d->n == 1000, "%s: %zu tokens", label, d->n);
+    lisa_tokens_free(d);
+    return r;
+}
+
+static lisa_result load_tokens(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_tokens d;
+    return load_tokens_common(&d, lisa_tokens_load(&d, f->path, &g_alloc, err), label);
+}
+
+static lisa_result load_tokens_memory(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_tokens d;
+    return load_tokens_common(&d, lisa_tokens_load_memory(&d, f->data, f->size, "mem.tok", &g_alloc, err), label);
+}
+
+/* A llama2.c tokenizer loaded, then a text encoded with it (its working memory). */
+static lisa_result tokenizer_encodes(lisa_tokenizer *t, lisa_result r, const char *label, lisa_error *err) {
+    static const char text[] = "ab ba abab\xc3\xa9 ba";
+    int ids[64];
+    size_t n = 0;
+    if (r != LISA_OK) return r;
+    CHECK(t->bytes == g_cnt.live, "%s: tokenizer.bytes %zu equals the allocator's %zu", label, t->bytes, g_cnt.live);
+    r = lisa_tokenizer_encode(t, text, sizeof text - 1, 1, 1, ids, 64, &n, err);
+    CHECK(r != LISA_OK || n > 3, "%s: %zu ids", label, n);
+    lisa_tokenizer_free(t);
+    return r;
+}
+
+static lisa_result load_tokenizer(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_tokenizer t;
+    return tokenizer_encodes(&t, lisa_tokenizer_load_llama2c(&t, f->path, 0, &g_alloc, err), label, err);
+}
+
+static lisa_result load_tokenizer_memory(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_tokenizer t;
+    return tokenizer_encodes(&t, lisa_tokenizer_load_llama2c_memory(&t, f->data, f->size, 0, "mem", &g_alloc, err),
+                             label, err);
+}
+
+/* lisa_json_free() and lisa_safetensors_free() are called after a failure too. */
+static lisa_result parse_json(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_json j;
+    lisa_result r = lisa_json_parse(&j, (const char *)f->data, f->size, "doc.json", &g_alloc, err);
+    if (r == LISA_OK)
+        CHECK(j.bytes == g_cnt.live && j.n_nodes > 10, "%s: json.bytes %zu equals the allocator's %zu", label, j.bytes,
+              g_cnt.live);
+    lisa_json_free(&j);
+    return r;
+}
+
+static lisa_result parse_safetensors(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_safetensors st;
+    lisa_result r = lisa_safetensors_parse_memory(&st, f->data, f->size, "mem.safetensors", &g_alloc, err);
+    if (r == LISA_OK)
+        CHECK(st.bytes == g_cnt.live && st.n_tensors > 3, "%s: safetensors.bytes %zu equals the allocator's %zu",
+              label, st.bytes, g_cnt.live);
+    lisa_safetensors_free(&st);
+    return r;
+}
+
+static lisa_result state_loaded(lisa_trainer *t, lisa_model *m, lisa_result r, const char *label) {
+    if (r != LISA_OK) return r;
+    CHECK(lisa_trainer_total_bytes(t) == g_cnt.live, "%s: lisa_trainer_total_bytes %zu equals the allocator's %zu",
+          label, lisa_trainer_total_bytes(t), g_cnt.live);
+    lisa_trainer_free(t);
+    lisa_model_free(m);
+    return r;
+}
+
+static lisa_result load_state(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_trainer t;
+    lisa_model m;
+    return state_loaded(&t, &m, lisa_trainer_load_state(&t, &m, f->path, &g_alloc, NULL, err), label);
+}
+
+static lisa_result load_state_memory(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_trainer t;
+    lisa_model m;
+    return state_loaded(&t, &m, lisa_trainer_load_state_memory(&t, &m, f->data, f->size, "mem.lsst", &g_alloc, NULL, err),
+                        label);
+}
+
+/* Instruction data from f (path: a file; else data) with the byte tokenizer,
+   or (path2 set) with the llama2.c tokenizer of path2, loaded here. */
+static lisa_result load_sft(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_tokenizer tok;
+    lisa_sft_data d;
+    lisa_result r;
+    if (f->path2) {
+        r = lisa_tokenizer_load_llama2c(&tok, f->path2, 0, &g_alloc, err);
+        if (r != LISA_OK) return r;
+    } else {
+        lisa_tokenizer_init_bytes(&tok);
     }
-    CHECK(done, "%s: succeeds with enough allocations", label);
-    printf("  %s: succeeded after %ld allocations\n", label, N - 1);
+    r = f->path ? lisa_sft_load(&d, f->path, &tok, 16, 0, &g_alloc, err)
+                : lisa_sft_load_memory(&d, (const char *)f->data, f->size, "mem.jsonl", &tok, 16, 1, &g_alloc, err);
+    if (r == LISA_OK) {
+        CHECK(d.bytes + tok.bytes == g_cnt.live && d.n_examples == 3, "%s: sft.bytes %zu equals the allocator's %zu",
+              label, d.bytes, g_cnt.live - tok.bytes);
+        lisa_sft_free(&d);
+    }
+    lisa_tokenizer_free(&tok);
+    return r;
+}
+
+static lisa_result make_kv_cache(const void *p, const char *label, lisa_error *err) {
+    lisa_kv_cache c;
+    lisa_result r = lisa_kv_cache_init(&c, (const lisa_config *)p, 0, &g_alloc, err);
+    if (r != LISA_OK) return r;
+    CHECK(c.bytes == g_cnt.live, "%s: kv_cache.bytes %zu equals the allocator's %zu", label, c.bytes, g_cnt.live);
+    lisa_kv_cache_free(&c);
+    return r;
+}
+
+/* ------------------------------------------------------------------------- */
+/* LISA switches with allocations refused                                     */
+/* ------------------------------------------------------------------------- */
+
+#define SWITCH_STEPS 16
+
+/* A LISA run of SWITCH_STEPS steps (a switch every 2) whose allocations after
+   trainer_init are refused from the k-th on (k < 0: none): only that one
+   (once), or every one after it. Returns the allocations the steps made. */
+static long switch_attempt(long k, int once, int keep_state, const char *label) {
+    lisa_config c = small_config(0);
+    lisa_model m;
+    lisa_trainer t;
+    lisa_train_config tc = lisa_config_of(2, keep_state);
+    lisa_error err;
+    int inputs[16], targets[16], s, failures = 0;
+    long base;
+    c.n_layers = 4;
+    fill_batch(inputs, targets, c.vocab_size);
+    cnt_reset(-1);
+    if (lisa_model_init(&m, &c, &g_alloc, &err) != LISA_OK || lisa_trainer_init(&t, &m, &tc, &g_alloc, &err) != LISA_OK) {
+        CHECK(0, "%s: setup: %s", label, err.message);
+        return 0;
+    }
+    lisa_model_init_random(&m, 5);
+    base = g_cnt.n_ok;
+    if (k >= 0) g_cnt.fail_after = base + k;
+    g_cnt.once = once;
+    for (s = 0; s < SWITCH_STEPS; s++) {
+        lisa_step_info info;
+        lisa_result r = lisa_trainer_step(&t, inputs, targets, &info);
+        if (r != LISA_OK) {
+            failures++;
+            CHECK(r == LISA_ERR_NOMEM, "%s (k %ld): a refused allocation in step %d gives %d", label, k, s, (int)r);
+            CHECK(t.step == s, "%s (k %ld): the failed step %d is not taken (step count %d)", label, k, s, t.step);
+            CHECK(lisa_trainer_total_bytes(&t) == g_cnt.live,
+                  "%s (k %ld): after the failure the trainer counts %zu bytes, the allocator %zu", label, k,
+                  lisa_trainer_total_bytes(&t), g_cnt.live);
+            if (!once) break;
+            r = lisa_trainer_step(&t, inputs, targets, &info);
+            CHECK(r == LISA_OK, "%s (k %ld): step %d succeeds once memory is there again: %d", label, k, s, (int)r);
+        }
+        if (r == LISA_OK)
+            CHECK(info.loss > 0 && info.loss < 100 && t.n_active == 2, "%s (k %ld): step %d loss %g, %d layers",
+                  label, k, s, (double)info.loss, t.n_active);
+    }
+    CHECK(failures == (k >= 0), "%s (k %ld): %d failed steps", label, k, failures);
+    CHECK(!once || k < 0 || t.step == SWITCH_STEPS, "%s (k %ld): the run went on to step %d", label, k, t.step);
+    CHECK(lisa_trainer_total_bytes(&t) == g_cnt.live, "%s (k %ld): the trainer counts %zu bytes, the allocator %zu",
+          label, k, lisa_trainer_total_bytes(&t), g_cnt.live);
+    k = g_cnt.n_ok - base;
+    lisa_trainer_free(&t);
+    lisa_model_free(&m);
+    CHECK_CLEAN(label, k);
+    return k;
+}
+
+static void test_switches(int keep_state) {
+    char label[64];
+    long total, k;
+    int once;
+    snprintf(label, sizeof label, "LISA switches keep_state %d", keep_state);
+    total = switch_attempt(-1, 1, keep_state, label);
+    CHECK(total >= 8, "%s: the steps allocate (%ld times)", label, total);
+    for (once = 0; once < 2; once++)
+        for (k = 0; k < total; k++) switch_attempt(k, once, keep_state, label);
+    printf("  %s: each of the %ld allocations of %d steps refused, once and for good\n", label, total, SWITCH_STEPS);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Files for the loaders                                                      */
+/* ------------------------------------------------------------------------- */
+
+static void put_i32(FILE *f, int32_t v) { fwrite(&v, 4, 1, f); }
+
+/* A llama2.c tokenizer.bin: unk, BOS, EOS, the 256 byte pieces, then merges. */
+static int write_tokenizer(const char *path) {
+    static const char *const merges[] = {" ", "a", "b", "ab", "ba", " a", " b", "abab", " ab", " ba"};
+    FILE *f = fopen(path, "wb");
+    char piece[8];
+    int i;
+    if (!f) return 0;
+    put_i32(f, 8);
+    for (i = 0; i < 3 + 256 + 10; i++) {
+        float score = i < 259 ? 0.0f : (float)(i - 259);
+        const char *p = i == 0 ? "<unk>" : i == 1 ? "<s>" : i == 2 ? "</s>" : piece;
+        if (i >= 3 && i < 259) snprintf(piece, sizeof piece, "<0x%02X>", i - 3);
+        if (i >= 259) p = merges[i - 259];
+        fwrite(&score, 4, 1, f);
+        put_i32(f, (int32_t)strlen(p));
+        fwrite(p, 1, strlen(p), f);
+    }
+    return fclose(f) == 0;
+}
+
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    fputs(text, f);
+    return fclose(f) == 0;
+}
+
+static const char sft_text[] =
+    "{\"prompt\": \"ab ab\", \"response\": \"ba\"}\n"
+    "\n"
+    "{\"prompt\": \"b\", \"response\": \"abab ba \\u00e9\"}\n"
+    "{\"response\": \"a\", \"prompt\": \"ba ba ba\"}\n";
+
+static const char json_text[] =
+    "{\"a\": [1, 2.5e3, -0.25, \"x\\u00e9\\ud83d\\ude00\", {\"b\": null, \"c\": [true, false, []]}],\n"
+    " \"long\": \"abcdefghijklmnopqrstuvwxyz abcdefghijklmnopqrstuvwxyz\", \"d\": {\"e\": {\"f\": [[[0]]]}}}";
+
+/* A LISA state with kept moments, after a switch. */
+static int write_state(const char *path) {
+    lisa_config c = small_config(0);
+    lisa_model m;
+    lisa_trainer t;
+    lisa_train_config tc = lisa_config_of(1, 1);
+    int inputs[16], targets[16], i, ok;
+    c.n_layers = 3;
+    fill_batch(inputs, targets, c.vocab_size);
+    if (lisa_model_init(&m, &c, NULL, NULL) != LISA_OK) return 0;
+    lisa_model_init_random(&m, 9);
+    ok = lisa_trainer_init(&t, &m, &tc, NULL, NULL) == LISA_OK;
+    for (i = 0; ok && i < 3; i++) ok = lisa_trainer_step(&t, inputs, targets, NULL) == LISA_OK;
+    ok = ok && lisa_trainer_save_state(&t, path, 3, NULL) == LISA_OK;
+    lisa_trainer_free(&t);
+    lisa_model_free(&m);
+    return ok;
+}
+
+/* Runs fail_every_allocation on the loader from a path, then (data read from
+   the path) on the memory loader. */
+static void test_loader(const char *label, const char *path, attempt_fn from_path, attempt_fn from_memory) {
+    file_ctx f;
+    char mem_label[128];
+    unsigned char *data;
+    memset(&f, 0, sizeof f);
+    f.path = path;
+    if (from_path) fail_every_allocation(label, from_path, &f);
+    if (!from_memory) return;
+    data = read_all(path, &f.size);
+    CHECK(data != NULL, "%s: read %s", label, path);
+    if (!data) return;
+    f.data = data;
+    f.path = NULL;
+    snprintf(mem_label, sizeof mem_label, "%s from memory", label);
+    fail_every_allocation(mem_label, from_memory, &f);
     free(data);
 }
 
 int main(void) {
-    char model_path[256], model_path2[256], tok_path[256], tok_path2[256];
+    char model_path[256], model_path2[256], v1_path[256], tok_path[256], tok_path2[256], tokenizer_path[256];
+    char state_path[256], sft_path[256], hf_dir[256], path[320];
+    const char *hf_fixture = "tests/fixtures/hf_tiny", *hf_sharded = "tests/fixtures/hf_tiny_tied";
     lisa_config c;
     lisa_model m;
     lisa_error err;
     lisa_result r;
+    file_ctx f;
+    unsigned char *config_json, *safetensors;
     int ids[1000], i;
 
     test_training(1, 0);
     test_training(0, 0);
     test_training(1, 1);
     test_training(0, 1);
+    test_switches(0);
+    test_switches(1);
 
     snprintf(model_path, sizeof model_path, "/tmp/lisa_test_alloc_%ld_tied.bin", (long)getpid());
     snprintf(model_path2, sizeof model_path2, "/tmp/lisa_test_alloc_%ld_untied.bin", (long)getpid());
+    snprintf(v1_path, sizeof v1_path, "/tmp/lisa_test_alloc_%ld_v1.bin", (long)getpid());
     snprintf(tok_path, sizeof tok_path, "/tmp/lisa_test_alloc_%ld_16.tok", (long)getpid());
     snprintf(tok_path2, sizeof tok_path2, "/tmp/lisa_test_alloc_%ld_32.tok", (long)getpid());
+    snprintf(tokenizer_path, sizeof tokenizer_path, "/tmp/lisa_test_alloc_%ld_tokenizer.bin", (long)getpid());
+    snprintf(state_path, sizeof state_path, "/tmp/lisa_test_alloc_%ld.lsst", (long)getpid());
+    snprintf(sft_path, sizeof sft_path, "/tmp/lisa_test_alloc_%ld.jsonl", (long)getpid());
+    snprintf(hf_dir, sizeof hf_dir, "/tmp/lisa_test_alloc_%ld_hf", (long)getpid());
 
     /* files written with the default allocator */
     c = small_config(1);
@@ -375,6 +711,8 @@ int main(void) {
         lisa_model_init_random(&m, 3);
         r = lisa_model_save_llama2c(&m, model_path, &err);
         CHECK(r == LISA_OK, "save tied model: %s", err.message);
+        r = lisa_model_save_llama2c_v1(&m, v1_path, &err);
+        CHECK(r == LISA_OK, "save version 1 model: %s", err.message);
         lisa_model_free(&m);
     }
     c = small_config(0);
@@ -384,6 +722,9 @@ int main(void) {
         lisa_model_init_random(&m, 4);
         r = lisa_model_save_llama2c(&m, model_path2, &err);
         CHECK(r == LISA_OK, "save untied model: %s", err.message);
+        mkdir(hf_dir, 0700);
+        r = lisa_model_save_hf(&m, hf_dir, LISA_FILE_F16, &err);
+        CHECK(r == LISA_OK, "save Hugging Face model: %s", err.message);
         lisa_model_free(&m);
     }
     for (i = 0; i < 1000; i++) ids[i] = (i * 31) % 500;
@@ -392,20 +733,70 @@ int main(void) {
     ids[10] = 100000;
     r = lisa_tokens_save(ids, 1000, tok_path2, &err);
     CHECK(r == LISA_OK, "save uint32 tokens: %s", err.message);
+    CHECK(write_tokenizer(tokenizer_path), "write %s", tokenizer_path);
+    CHECK(write_state(state_path), "write %s", state_path);
+    CHECK(write_text(sft_path, sft_text), "write %s", sft_path);
 
-    test_load_model(model_path, 0, "load tied llama2.c");
-    test_load_model(model_path2, 0, "load untied llama2.c");
-    test_load_model(model_path, 1, "load tied llama2.c from memory");
-    test_load_model(model_path2, 1, "load untied llama2.c from memory");
-    test_load_tokens(tok_path, 0, "load uint16 tokens");
-    test_load_tokens(tok_path2, 0, "load uint32 tokens");
-    test_load_tokens(tok_path, 1, "load uint16 tokens from memory");
-    test_load_tokens(tok_path2, 1, "load uint32 tokens from memory");
+    test_loader("load tied llama2.c", model_path, load_l2c, load_l2c_memory);
+    test_loader("load untied llama2.c", model_path2, load_l2c, load_l2c_memory);
+    test_loader("load llama2.c version 1", v1_path, load_v1, load_v1_memory);
+    test_loader("load uint16 tokens", tok_path, load_tokens, load_tokens_memory);
+    test_loader("load uint32 tokens", tok_path2, load_tokens, load_tokens_memory);
+    test_loader("load and use a llama2.c tokenizer", tokenizer_path, load_tokenizer, load_tokenizer_memory);
+    test_loader("load state", state_path, load_state, load_state_memory);
+    test_loader("load a Hugging Face directory (F16)", hf_dir, load_hf, NULL);
+    test_loader("load transformers' directory", hf_fixture, load_hf, NULL);
+    test_loader("load transformers' sharded directory", hf_sharded, load_hf, NULL);
+    test_loader("read a Hugging Face config", hf_fixture, read_config, NULL);
+    test_loader("read a llama2.c config", model_path, read_config, NULL);
+
+    memset(&f, 0, sizeof f);
+    snprintf(path, sizeof path, "%s/config.json", hf_fixture);
+    config_json = read_all(path, &f.size);
+    snprintf(path, sizeof path, "%s/model.safetensors", hf_fixture);
+    safetensors = read_all(path, &f.size2);
+    CHECK(config_json && safetensors, "read %s", hf_fixture);
+    if (config_json && safetensors) {
+        f.data = config_json;
+        f.data2 = safetensors;
+        fail_every_allocation("load Hugging Face config.json and safetensors from memory", load_hf_memory, &f);
+        f.data = safetensors;
+        f.size = f.size2;
+        fail_every_allocation("parse safetensors", parse_safetensors, &f);
+    }
+    free(config_json);
+    free(safetensors);
+    memset(&f, 0, sizeof f);
+    f.data = (const unsigned char *)json_text;
+    f.size = sizeof json_text - 1;
+    fail_every_allocation("parse JSON", parse_json, &f);
+
+    memset(&f, 0, sizeof f);
+    f.path = sft_path;
+    fail_every_allocation("load instruction data, byte tokenizer", load_sft, &f);
+    f.path2 = tokenizer_path;
+    fail_every_allocation("load instruction data, llama2.c tokenizer", load_sft, &f);
+    f.path = NULL;
+    f.data = (const unsigned char *)sft_text;
+    f.size = sizeof sft_text - 1;
+    fail_every_allocation("load packed instruction data from memory, llama2.c tokenizer", load_sft, &f);
+
+    c = small_config(0);
+    fail_every_allocation("lisa_kv_cache_init", make_kv_cache, &c);
 
     unlink(model_path);
     unlink(model_path2);
+    unlink(v1_path);
     unlink(tok_path);
     unlink(tok_path2);
+    unlink(tokenizer_path);
+    unlink(state_path);
+    unlink(sft_path);
+    snprintf(path, sizeof path, "%s/config.json", hf_dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/model.safetensors", hf_dir);
+    unlink(path);
+    rmdir(hf_dir);
     free(g_cnt.recs);
     return test_report("alloc");
 }

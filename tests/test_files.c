@@ -9,7 +9,10 @@
      file and the problem, leaks nothing and leaves a model that can be freed
    - every truncation of a small valid file, from memory
    - llm.c token files in both widths, their errors, lisa_tokens_batch
-   - atomic saving: no temporary file left behind, failures leave nothing */
+   - atomic saving: no temporary file left behind, failures leave nothing
+   - saves that fail over existing files (llama2.c versions 0 and 1, token
+     files in both widths, Hugging Face directories): the old bytes survive,
+     no temporary file stays (tests/save_fail.h) */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -27,6 +30,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "save_fail.h"
 
 /* ------------------------------------------------------------------------- */
 /* A counting allocator: every allocation recorded, every free checked        */
@@ -1436,6 +1441,122 @@ static void test_atomic_save(void) {
     rmdir(sub);
 }
 
+/* ------------------------------------------------------------------------- */
+/* Saves that fail over existing files                                        */
+/* ------------------------------------------------------------------------- */
+
+typedef struct token_list {
+    const int *ids;
+    size_t n;
+} token_list;
+
+static lisa_result save_l2c(const void *m, const char *path, lisa_error *err) {
+    return lisa_model_save_llama2c((const lisa_model *)m, path, err);
+}
+
+static lisa_result save_l2c_v1(const void *m, const char *path, lisa_error *err) {
+    return lisa_model_save_llama2c_v1((const lisa_model *)m, path, err);
+}
+
+static lisa_result save_tokens(const void *l, const char *path, lisa_error *err) {
+    const token_list *t = (const token_list *)l;
+    return lisa_tokens_save(t->ids, t->n, path, err);
+}
+
+static lisa_result save_hf_bf16(const void *m, const char *dir, lisa_error *err) {
+    return lisa_model_save_hf((const lisa_model *)m, dir, LISA_FILE_BF16, err);
+}
+
+/* An allocator that refuses everything: the Hugging Face save's header. */
+static void *refuse_alloc(void *user, size_t size) {
+    (void)user;
+    (void)size;
+    return NULL;
+}
+
+static void refuse_free(void *user, void *ptr, size_t size) {
+    (void)user;
+    (void)size;
+    free(ptr);
+}
+
+static void test_save_failures(void) {
+    char work[600], dir[700], path[800], names[256];
+    int ids16[600], ids32[600], i;
+    token_list t16, t32;
+    lisa_config c;
+    lisa_model m, refusing;
+    lisa_error err;
+    lisa_result r;
+    save_fail_case cases[5];
+    memset(cases, 0, sizeof cases);
+    memset(&c, 0, sizeof c);
+    c.dim = 16; c.hidden_dim = 24; c.n_layers = 2; c.n_heads = 4; c.n_kv_heads = 2; c.vocab_size = 40;
+    c.max_seq_len = 8;
+    if (lisa_model_init(&m, &c, NULL, &err) != LISA_OK) {
+        CHECK(0, "save failures: init: %s", err.message);
+        return;
+    }
+    lisa_model_init_random(&m, 11);
+    for (i = 0; i < 600; i++) {
+        ids16[i] = (i * 37) % 40000;
+        ids32[i] = i * 1001;
+    }
+    t16.ids = ids16;
+    t16.n = 600;
+    t32.ids = ids32;
+    t32.n = 600;
+    cases[0].label = "llama2.c save";
+    cases[0].save = save_l2c;
+    cases[0].obj = &m;
+    cases[0].files[0] = "model.bin";
+    cases[1] = cases[0];
+    cases[1].label = "llama2.c version 1 save";
+    cases[1].save = save_l2c_v1;
+    cases[2].label = "uint16 token save";
+    cases[2].save = save_tokens;
+    cases[2].obj = &t16;
+    cases[2].files[0] = "data.tok";
+    cases[3] = cases[2];
+    cases[3].label = "uint32 token save";
+    cases[3].obj = &t32;
+    cases[4].label = "Hugging Face save";
+    cases[4].save = save_hf_bf16;
+    cases[4].obj = &m;
+    cases[4].files[0] = "model.safetensors";
+    cases[4].files[1] = "config.json";
+    cases[4].into_dir = 1;
+    snprintf(work, sizeof work, "%s/save_failures", g_dir);
+    mkdir(work, 0700);
+    for (i = 0; i < 5; i++) save_fail_check(&cases[i], work);
+
+    /* the Hugging Face save's own allocation fails: nothing is touched */
+    snprintf(dir, sizeof dir, "%s/hf", work);
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK(write_file(path, "old", 3), "save failures: an old config.json");
+    refusing = m;
+    refusing.allocator.alloc = refuse_alloc;
+    refusing.allocator.free = refuse_free;
+    refusing.allocator.user = NULL;
+    memset(&err, 0, sizeof err);
+    r = lisa_model_save_hf(&refusing, dir, LISA_FILE_F32, &err);
+    CHECK(r == LISA_ERR_NOMEM && err.code == r, "Hugging Face save without memory: LISA_ERR_NOMEM, got %d", (int)r);
+    {
+        size_t n;
+        unsigned char *back = read_file(path, &n);
+        CHECK(back && n == 3 && memcmp(back, "old", 3) == 0, "Hugging Face save without memory keeps config.json");
+        free(back);
+    }
+    CHECK(list_dir(dir, names, sizeof names) == 1 && !strcmp(names, "config.json"),
+          "Hugging Face save without memory writes nothing: [%s]", names);
+    unlink(path);
+    rmdir(dir);
+    CHECK(list_dir(work, names, sizeof names) == 0, "save failures: nothing left: [%s]", names);
+    rmdir(work);
+    lisa_model_free(&m);
+}
+
 int main(void) {
     char tmpl[] = "/tmp/lisa_test_files_XXXXXX";
     l2cfg c;
@@ -1473,6 +1594,7 @@ int main(void) {
     test_tokens_batch();
 
     test_atomic_save();
+    test_save_failures();
 
     list_dir(g_dir, names, sizeof names);
     CHECK(names[0] == 0, "temporary directory empty at the end: [%s]", names);

@@ -154,7 +154,7 @@ static void check_close_arr(const char *stat, const char *what, const float *got
     for (i = 0; i < n; i++) {
         double err = fabs((double)got[i] - ref[i]);
         double ratio = err / (atol + rtol * fabs(ref[i]));
-        if (!(got[i] == got[i]) || isinf(got[i])) {
+        if (!isfinite(got[i]) || !isfinite(ref[i])) {
             finite = 0;
             ratio = 1e30;
             err = 1e30;
@@ -231,8 +231,10 @@ static void fd_check(const char *stat, const char *what, objective_fn f, void *c
         x[i] = x0;
         num = (lp - lm) / ((double)xp - (double)xm);
         err = fabs((double)g[i] - num);
-        if (!(g[i] == g[i]) || isinf(g[i])) err = 1e30;
         ratio = err / (atol + rtol * fabs(num));
+        /* A NaN or infinite gradient or difference quotient is the worst error
+           (a NaN ratio would compare false and pass unnoticed). */
+        if (!isfinite(g[i]) || !isfinite(num)) err = ratio = 1e30;
         if (err > max_err) max_err = err;
         if (ratio > worst) {
             worst = ratio;

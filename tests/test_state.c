@@ -1,7 +1,9 @@
 /* Training state files: a run stopped and resumed from a state file is bitwise
    the run that never stopped (full and LISA modes, mid-interval, kept moments,
    weighted sampling, checkpointing); malformed files are rejected without a
-   leak; a writer killed mid-save leaves the previous file intact. */
+   leak; a save that fails over an existing state file leaves it intact
+   (tests/save_fail.h); a writer killed mid-save, as it must be at least once,
+   leaves the previous file or a complete new one. */
 #define _POSIX_C_SOURCE 200809L
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
@@ -9,10 +11,13 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "save_fail.h"
 
 #define STEPS 11
 #define B 2
@@ -274,13 +279,70 @@ static void test_malformed(const char *dir) {
           "a missing file is an I/O error naming it");
 }
 
+/* A save of state that fails over an old state file keeps it. */
+typedef struct saved_state {
+    const lisa_trainer *t;
+    uint64_t pos;
+} saved_state;
+
+static lisa_result save_state(const void *p, const char *path, lisa_error *err) {
+    const saved_state *s = (const saved_state *)p;
+    return lisa_trainer_save_state(s->t, path, s->pos, err);
+}
+
+static void test_failed_saves(const char *dir) {
+    setup setups[8];
+    lisa_config c = small_config();
+    lisa_model m;
+    lisa_trainer t;
+    float losses[STEPS];
+    saved_state s;
+    save_fail_case fc;
+    char work[600];
+    make_setups(setups);
+    lisa_model_init(&m, &c, NULL, NULL);
+    lisa_model_init_random(&m, 3);
+    lisa_trainer_init(&t, &m, &setups[2].tc, NULL, NULL);
+    run_steps(&t, 0, 4, losses);
+    s.t = &t;
+    s.pos = 77;
+    memset(&fc, 0, sizeof fc);
+    fc.label = "state save";
+    fc.save = save_state;
+    fc.obj = &s;
+    fc.files[0] = "train.lsst";
+    snprintf(work, sizeof work, "%s/failed_saves", dir);
+    mkdir(work, 0700);
+    save_fail_check(&fc, work);
+    rmdir(work);
+    lisa_trainer_free(&t);
+    lisa_model_free(&m);
+}
+
+/* Waits up to 2 s for path to exist with at least one byte in it. */
+static int wait_for_bytes(const char *path) {
+    struct timespec tick;
+    struct stat st;
+    int i;
+    tick.tv_sec = 0;
+    tick.tv_nsec = 100000L;
+    for (i = 0; i < 20000; i++) {
+        if (stat(path, &st) == 0 && st.st_size > 0) return 1;
+        nanosleep(&tick, NULL);
+    }
+    return 0;
+}
+
 /* A writer killed in the middle of saving leaves a loadable file behind:
-   either the old state or a new one, never half of one. */
+   either the old state or a new one, never half of one. Each kill waits
+   until the writer's temporary file has bytes in it, and at least one kill
+   must find that file still there (a save cut short), or nothing was tested. */
 static void test_killed_writer(const char *dir) {
-    char path[512];
+    char path[512], tmp[600];
     int round, intact = 1, killed_mid_save = 0;
     lisa_config c = small_config();
     snprintf(path, sizeof path, "%s/killed.lsst", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     c.dim = 128; c.hidden_dim = 512; c.n_layers = 4; c.n_heads = 4; c.n_kv_heads = 4; c.vocab_size = 2000;
     for (round = 0; round < 6; round++) {
         pid_t child;
@@ -289,7 +351,6 @@ static void test_killed_writer(const char *dir) {
         lisa_trainer t;
         uint64_t pos = 0;
         lisa_train_config tc = lisa_train_config_default();
-        char tmp[600];
         tc.batch = 1;
         tc.seq = 4;
         /* the previous state: position 1 */
@@ -297,6 +358,7 @@ static void test_killed_writer(const char *dir) {
         lisa_model_init_random(&m, 1);
         lisa_trainer_init(&t, &m, &tc, NULL, NULL);
         lisa_trainer_save_state(&t, path, 1, NULL);
+        remove(tmp);
         fflush(NULL);
         child = fork();
         if (child == 0) { /* saves new states (positions 2, 3, ...) until killed */
@@ -305,12 +367,13 @@ static void test_killed_writer(const char *dir) {
         }
         lisa_trainer_free(&t);
         lisa_model_free(&m);
+        /* into a save, then a little further each round: 0 to 2.5 ms */
+        wait_for_bytes(tmp);
         delay.tv_sec = 0;
-        delay.tv_nsec = 3000000L * (round + 1);
+        delay.tv_nsec = 500000L * round;
         nanosleep(&delay, NULL);
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
         if (access(tmp, F_OK) == 0) killed_mid_save++;
         if (lisa_trainer_load_state(&t, &m, path, NULL, &pos, NULL) != LISA_OK || pos < 1) intact = 0;
         else {
@@ -320,6 +383,7 @@ static void test_killed_writer(const char *dir) {
         remove(tmp);
     }
     CHECK(intact, "after killing a writer the state file always loads");
+    CHECK(killed_mid_save > 0, "some kill landed in the middle of a save (%d of 6 did)", killed_mid_save);
     printf("state: %d of 6 kills landed in the middle of a save\n", killed_mid_save);
 }
 
@@ -332,6 +396,7 @@ int main(void) {
     }
     test_resume(dir);
     test_malformed(dir);
+    test_failed_saves(dir);
     test_killed_writer(dir);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
