@@ -53,7 +53,10 @@ examples: $(addprefix $(BUILD)/,$(EXAMPLES))
 $(BUILD)/%: examples/%.c lisa.h | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
-$(BUILD)/test_%: tests/test_%.c lisa.h tests/test.h | $(BUILD)
+# Every shared test header (the GPU emulator has its own rule below).
+TEST_HEADERS = $(filter-out tests/cuda_emu.h,$(wildcard tests/*.h))
+
+$(BUILD)/test_%: tests/test_%.c lisa.h $(TEST_HEADERS) | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 $(BUILD)/bench_%: bench/bench_%.c lisa.h | $(BUILD)
