@@ -620,6 +620,17 @@ LISADEF lisa_result lisa_tokens_load_memory(lisa_tokens *d, const void *data, si
                                             const char *name, const lisa_allocator *a,
                                             lisa_error *err);
 
+/* llama2.c version-1 checkpoint ("ak42") from memory: a 256-byte header
+   (uint32 magic 0x616b3432, int32 version 1, int32 dim, hidden_dim, n_layers,
+   n_heads, n_kv_heads, vocab_size, max_seq_len, uint8 shared classifier, zero
+   padding; unlike the legacy format a negative vocab_size is an error), then fp32 tensors in export.py's order: every layer's attention
+   norm, every layer's MLP norm, the final norm, the embedding, then wq, wk,
+   wv, wo, w1, w2, w3 each for every layer, then the head unless shared. No
+   norm_eps or rope_theta in the file: the defaults apply. Call lisa_model_free(). */
+LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
+                                                      const char *name, const lisa_allocator *a,
+                                                      lisa_error *err);
+
 #ifndef LISA_NO_STDIO
 /* llama2.c legacy checkpoint: 7 int32 (dim, hidden_dim, n_layers, n_heads,
    n_kv_heads, vocab_size, negative when a separate head follows, seq_len), then
@@ -630,6 +641,11 @@ LISADEF lisa_result lisa_model_load_llama2c(lisa_model *m, const char *path,
                                             const lisa_allocator *a, lisa_error *err);
 /* Writes atomically: a temporary file next to path, flushed, then renamed. */
 LISADEF lisa_result lisa_model_save_llama2c(const lisa_model *m, const char *path, lisa_error *err);
+/* lisa_model_load_llama2c_v1_memory() on a file. */
+LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
+                                               const lisa_allocator *a, lisa_error *err);
+/* Writes a version-1 checkpoint (shared classifier flag = tied_head). Atomic. */
+LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err);
 
 /* llm.c token file: 256 int32 header (magic 20240520 version 1: uint16 tokens;
    magic 20240801 version 7: uint32 tokens; count in header[2]), then the tokens. */
@@ -737,26 +753,10 @@ LISADEF int lisa_tokenizer_find(const lisa_tokenizer *t, const char *piece, size
 
 LISADEF void lisa_tokenizer_free(lisa_tokenizer *t);
 
-/* llama2.c version-1 checkpoint ("ak42") from memory: a 256-byte header
-   (uint32 magic 0x616b3432, int32 version 1, int32 dim, hidden_dim, n_layers,
-   n_heads, n_kv_heads, vocab_size, max_seq_len, uint8 shared classifier, zero
-   padding), then fp32 tensors in export.py's order: every layer's attention
-   norm, every layer's MLP norm, the final norm, the embedding, then wq, wk,
-   wv, wo, w1, w2, w3 each for every layer, then the head unless shared. No
-   norm_eps or rope_theta in the file: the defaults apply. Call lisa_model_free(). */
-LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
-                                                      const char *name, const lisa_allocator *a,
-                                                      lisa_error *err);
-
 #ifndef LISA_NO_STDIO
 /* lisa_tokenizer_load_llama2c_memory() on a file (tokenizer.bin). */
 LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *path, int vocab_size,
                                                 const lisa_allocator *a, lisa_error *err);
-/* lisa_model_load_llama2c_v1_memory() on a file. */
-LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
-                                               const lisa_allocator *a, lisa_error *err);
-/* Writes a version-1 checkpoint (shared classifier flag = tied_head). Atomic. */
-LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err);
 #endif
 
 /* ------------------------------------------------------------------------- */
@@ -919,7 +919,9 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
 LISADEF lisa_result lisa_model_load(lisa_model *m, const char *path, const lisa_allocator *a,
                                     lisa_error *err);
 /* The config of a model file or directory (as lisa_model_load() tells them
-   apart), reading only its header or config.json: what the planner needs. */
+   apart), reading only its header or config.json: what the planner needs.
+   A llama2.c header is checked as lisa_model_load() checks it, the file's
+   size against it included. */
 LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, const lisa_allocator *a,
                                            lisa_error *err);
 #endif
@@ -2803,111 +2805,193 @@ static int lisa__read_f32(lisa__reader *r, float *dst, size_t n) {
     return 1;
 }
 
+/* A config read from file `name`: checked and defaulted, a bad one a format
+   error whose message names the file (then `part`, when not NULL). */
+static lisa_result lisa__config_check_file(lisa_config *c, const char *name, const char *part, lisa_error *err) {
+    char context[300];
+    if (part) snprintf(context, sizeof context, "%s: %s", name, part);
+    else snprintf(context, sizeof context, "%s", name);
+    if (lisa__config_check(c, context, err) == LISA_OK) return LISA_OK;
+    if (err) err->code = LISA_ERR_FORMAT;
+    return LISA_ERR_FORMAT;
+}
+
+static lisa__reader lisa__memory_reader(const void *data, size_t size) {
+    lisa__reader r;
+    memset(&r, 0, sizeof r);
+    r.mem = (const unsigned char *)data;
+    r.size = data ? size : 0;
+    return r;
+}
+
 /* --- llama2.c checkpoints --------------------------------------------------
 
-   Tensors are stored tensor-major (every layer's wq, then every layer's wk,
-   ...); the model is layer-major, so each tensor kind is visited per layer. */
+   Two kinds, told apart by their first four bytes. The legacy one (run.c): 7
+   int32, then the tensors tensor-major (every layer's wq, then every layer's
+   wk, ...) with run.c's RoPE tables after the final norm. Version 1
+   (export.py's version1_export): a 256-byte header led by a magic number, and
+   another tensor order without RoPE tables. One decoder reads both headers and
+   one function gives both tensor orders, in terms of lisa_model_tensor(), to
+   the reader and the writer alike. */
 
 #define LISA__L2C_HEADER 28
-#define LISA__L2C_KINDS 9
+#define LISA__V1_MAGIC 0x616b3432u   /* "ak42" read as a little-endian uint32 */
+#define LISA__V1_HEADER 256
+#define LISA__V1_SHARED_FLAG 36      /* the shared-classifier byte's offset */
+#define LISA__L2C_ROPE (-2)          /* the legacy RoPE tables' place in the tensor order */
 
-/* Offsets within a layer block of the nine per-layer tensors, in file order
-   (attn norm, wq, wk, wv, wo, mlp norm, w1, w2, w3), and their sizes. */
-static void lisa__l2c_layer_tensors(const lisa_model *m, size_t off[LISA__L2C_KINDS], size_t len[LISA__L2C_KINDS]) {
-    const lisa_layer_layout *y = &m->layout.layer;
-    const size_t o[LISA__L2C_KINDS] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
+/* A checked header: the model's settings and the file's kind and size. */
+typedef struct lisa__l2c_header {
+    lisa_config config;      /* resolved */
+    int version;             /* 0: legacy, 1: version 1 */
+    size_t header_bytes;     /* LISA__L2C_HEADER or LISA__V1_HEADER */
+    size_t file_bytes;       /* what the header implies: the file's exact size */
+} lisa__l2c_header;
+
+static size_t lisa__l2c_rope_floats(const lisa_config *c, int version) {
+    return version ? 0 : 2 * (size_t)c->max_seq_len * (size_t)(c->dim / c->n_heads / 2);
+}
+
+/* The k-th tensor of a file of this version, as a lisa_model_tensor() index
+   (layer l's kind w is 1 + 9 l + w); LISA__L2C_ROPE for the legacy RoPE
+   tables; -1 past the last. */
+static int lisa__l2c_file_tensor(const lisa_config *c, int version, int k) {
+    static const int v1_matrices[7] = {1, 2, 3, 4, 6, 7, 8}; /* wq wk wv wo w1 w2 w3 */
+    int L = c->n_layers, final_norm = 9 * L + 1, head = c->tied_head ? -1 : 9 * L + 2;
+    if (!version) { /* embedding, the nine kinds each for every layer, final norm, RoPE, head */
+        if (k == 0) return 0;
+        if (--k < 9 * L) return 1 + 9 * (k % L) + k / L;
+        k -= 9 * L;
+        return k == 0 ? final_norm : k == 1 ? LISA__L2C_ROPE : k == 2 ? head : -1;
+    }
+    /* attention norms, MLP norms, final norm, embedding, the matrices, head */
+    if (k < 2 * L) return 1 + 9 * (k % L) + (k < L ? 0 : 5);
+    k -= 2 * L;
+    if (k < 2) return k == 0 ? final_norm : 0;
+    k -= 2;
+    if (k < 7 * L) return 1 + 9 * (k % L) + v1_matrices[k / L];
+    return k == 7 * L ? head : -1;
+}
+
+static lisa_result lisa__l2c_bad_magic(uint32_t magic, const char *name, lisa_error *err) {
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic 0x%08lx is not a llama2.c version-1 checkpoint (\"ak42\", 0x%08lx)",
+                      name, (unsigned long)magic, (unsigned long)LISA__V1_MAGIC);
+}
+
+/* The 7 int32 both kinds share: dim, hidden_dim, n_layers, n_heads,
+   n_kv_heads, vocab_size, max_seq_len. The legacy kind marks a separate head
+   by a negative vocab_size; version 1 by its shared-classifier byte, so there
+   a negative vocab_size is an error. */
+static lisa_result lisa__l2c_decode_config(lisa_config *c, const unsigned char *hb, int version, const char *name,
+                                           lisa_error *err) {
+    int32_t v[7];
     int i;
-    for (i = 0; i < LISA__L2C_KINDS; i++) {
-        off[i] = o[i];
-        len[i] = (i + 1 < LISA__L2C_KINDS ? o[i + 1] : y->size) - o[i];
+    for (i = 0; i < 7; i++) v[i] = lisa__le32(hb + (version ? 8 : 0) + 4 * i);
+    memset(c, 0, sizeof *c);
+    c->dim = v[0];
+    c->hidden_dim = v[1];
+    c->n_layers = v[2];
+    c->n_heads = v[3];
+    c->n_kv_heads = v[4];
+    c->max_seq_len = v[6];
+    if (version) {
+        if (v[5] < 0)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: vocab_size %ld is negative (a version-1 file marks a separate head with its shared-classifier flag)",
+                              name, (long)v[5]);
+        c->vocab_size = v[5];
+        c->tied_head = hb[LISA__V1_SHARED_FLAG];
+    } else {
+        c->tied_head = v[5] > 0;
+        c->vocab_size = v[5] == INT32_MIN ? 0 : (v[5] < 0 ? -v[5] : v[5]);
     }
-}
-
-static size_t lisa__l2c_rope_floats(const lisa_config *c) {
-    return 2 * (size_t)c->max_seq_len * (size_t)(c->dim / c->n_heads / 2);
-}
-
-/* Version-1 files start with a magic number; their reader is with the tokenizers below. */
-static lisa_result lisa__l2c_v1_read(lisa_model *m, lisa__reader *r, const char *name,
-                                     const lisa_allocator *a, lisa_error *err);
-
-static lisa_result lisa__l2c_read(lisa_model *m, lisa__reader *r, const char *name,
-                                  const lisa_allocator *a, lisa_error *err) {
-    unsigned char hb[LISA__L2C_HEADER];
-    char context[300];
-    lisa_config c;
-    lisa_result res;
-    size_t expected, off[LISA__L2C_KINDS], len[LISA__L2C_KINDS];
-    int32_t h[7];
-    int i, l;
-    memset(m, 0, sizeof *m);
-    if (!lisa__read(r, hb, sizeof hb))
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a llama2.c header needs %d",
-                          name, (unsigned long)r->size, LISA__L2C_HEADER);
-    for (i = 0; i < 7; i++) h[i] = lisa__le32(hb + 4 * i);
-    if ((uint32_t)h[0] == 0x616b3432u) { /* "ak42": a version-1 checkpoint; start again */
-        r->pos = 0;
-        memset(&r->hash, 0, sizeof r->hash);
-#ifndef LISA_NO_STDIO
-        if (r->file && fseek(r->file, 0, SEEK_SET) != 0)
-            return lisa__fail(err, LISA_ERR_IO, "%s: cannot seek back to the start", name);
-#endif
-        return lisa__l2c_v1_read(m, r, name, a, err);
-    }
-    memset(&c, 0, sizeof c);
-    c.dim = h[0];
-    c.hidden_dim = h[1];
-    c.n_layers = h[2];
-    c.n_heads = h[3];
-    c.n_kv_heads = h[4];
-    c.tied_head = h[5] > 0;
-    c.vocab_size = h[5] == INT32_MIN ? 0 : (h[5] < 0 ? -h[5] : h[5]);
-    c.max_seq_len = h[6];
-    if (c.n_kv_heads == 0) /* the file must say it: 0 is not "default" here */
+    if (c->n_kv_heads == 0) /* the file must say it: 0 is not "default" here */
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: n_kv_heads is 0", name);
-    snprintf(context, sizeof context, "%s: bad header", name);
-    if (lisa__config_check(&c, context, err) != LISA_OK) {
-        if (err) err->code = LISA_ERR_FORMAT;
-        return LISA_ERR_FORMAT;
+    return lisa__config_check_file(c, name, "bad header", err);
+}
+
+/* Reads and checks the header at r's start, and r's size against it. With
+   v1_only the file must be version 1; otherwise either kind. */
+static lisa_result lisa__l2c_read_header(lisa__reader *r, int v1_only, lisa__l2c_header *h, const char *name,
+                                         lisa_error *err) {
+    unsigned char hb[LISA__V1_HEADER];
+    uint32_t magic = 0;
+    double n_floats;
+    lisa_result res;
+    memset(h, 0, sizeof *h);
+    if (r->size >= 4) {
+        if (!lisa__read(r, hb, 4)) goto read_failed;
+        magic = (uint32_t)lisa__le32(hb);
     }
-    m->layout = lisa_layout_of(&c);
-    /* In double first: with a 32-bit size_t the RoPE tables alone can wrap. */
-    if (LISA__L2C_HEADER + ((double)m->layout.n_params + (double)c.max_seq_len * (c.dim / c.n_heads)) * sizeof(float) >
-        (double)SIZE_MAX / 2)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: the file would be too large for this machine", name);
-    expected = LISA__L2C_HEADER + (m->layout.n_params + lisa__l2c_rope_floats(&c)) * sizeof(float);
-    if (r->size < expected)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f bytes, the file has %.0f",
-                          name, (double)expected, (double)r->size);
-    if (r->size > expected)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data: the header implies %.0f bytes, the file has %.0f",
-                          name, (double)(r->size - expected), (double)expected, (double)r->size);
-    res = lisa__model_alloc(m, &c, a, name, err);
+    h->version = magic == LISA__V1_MAGIC || v1_only;
+    h->header_bytes = h->version ? LISA__V1_HEADER : LISA__L2C_HEADER;
+    if (v1_only && r->size >= 4 && magic != LISA__V1_MAGIC) return lisa__l2c_bad_magic(magic, name, err);
+    if (r->size < h->header_bytes)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a %s header needs %d",
+                          name, (unsigned long)r->size, h->version ? "version-1" : "llama2.c", (int)h->header_bytes);
+    if (!lisa__read(r, hb + 4, h->header_bytes - 4)) goto read_failed;
+    if (h->version && lisa__le32(hb + 4) != 1)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: version %ld is not supported (only 1, fp32; 2 is int8-quantized)",
+                          name, (long)lisa__le32(hb + 4));
+    if (h->version && hb[LISA__V1_SHARED_FLAG] > 1)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: shared_classifier flag %d is not 0 or 1", name,
+                          hb[LISA__V1_SHARED_FLAG]);
+    res = lisa__l2c_decode_config(&h->config, hb, h->version, name, err);
     if (res != LISA_OK) return res;
-    lisa__l2c_layer_tensors(m, off, len);
-    if (!lisa__read_f32(r, m->embed, m->layout.embed)) goto short_read;
-    for (i = 0; i < LISA__L2C_KINDS; i++)
-        for (l = 0; l < c.n_layers; l++)
-            if (!lisa__read_f32(r, m->params + lisa_block_offset(&c, LISA_BLOCK_LAYER(l)) + off[i], len[i]))
-                goto short_read;
-    if (!lisa__read_f32(r, m->final_norm, m->layout.final_norm)) goto short_read;
-    if (!lisa__skip(r, lisa__l2c_rope_floats(&c) * sizeof(float))) goto short_read;
-    if (!c.tied_head && !lisa__read_f32(r, m->head, m->layout.head)) goto short_read;
+    /* In double first: with a 32-bit size_t the RoPE tables alone can wrap. */
+    n_floats = (double)lisa_layout_of(&h->config).n_params +
+               (h->version ? 0.0 : (double)h->config.max_seq_len * (h->config.dim / h->config.n_heads));
+    if ((double)h->header_bytes + n_floats * sizeof(float) > (double)SIZE_MAX / 2)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: the file would be too large for this machine", name);
+    h->file_bytes = h->header_bytes +
+                    (lisa_layout_of(&h->config).n_params + lisa__l2c_rope_floats(&h->config, h->version)) * sizeof(float);
+    if (r->size < h->file_bytes)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f bytes, the file has %.0f",
+                          name, (double)h->file_bytes, (double)r->size);
+    if (r->size > h->file_bytes)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data: the header implies %.0f bytes, the file has %.0f",
+                          name, (double)(r->size - h->file_bytes), (double)h->file_bytes, (double)r->size);
+    return LISA_OK;
+read_failed:
+    return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
+}
+
+static lisa_result lisa__l2c_read(lisa_model *m, lisa__reader *r, int v1_only, const char *name,
+                                  const lisa_allocator *a, lisa_error *err) {
+    lisa__l2c_header h;
+    lisa_result res;
+    int k, t, ok = 1;
+    memset(m, 0, sizeof *m);
+    res = lisa__l2c_read_header(r, v1_only, &h, name, err);
+    if (res == LISA_OK) res = lisa__model_alloc(m, &h.config, a, name, err);
+    if (res != LISA_OK) return res;
+    for (k = 0; ok && (t = lisa__l2c_file_tensor(&h.config, h.version, k)) != -1; k++) {
+        if (t == LISA__L2C_ROPE) {
+            ok = lisa__skip(r, lisa__l2c_rope_floats(&h.config, h.version) * sizeof(float));
+        } else {
+            lisa_param p = lisa_model_tensor(m, t);
+            ok = lisa__read_f32(r, p.tensor.data, lisa_tensor_numel(&p.tensor));
+        }
+    }
+    if (!ok) {
+        lisa_model_free(m);
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
+    }
     lisa__ok(err);
     return LISA_OK;
-short_read:
-    lisa_model_free(m);
-    return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
 }
 
 LISADEF lisa_result lisa_model_load_llama2c_memory(lisa_model *m, const void *data, size_t size,
                                                    const char *name, const lisa_allocator *a,
                                                    lisa_error *err) {
-    lisa__reader r;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)data;
-    r.size = data ? size : 0;
-    return lisa__l2c_read(m, &r, name ? name : "<memory>", a, err);
+    lisa__reader r = lisa__memory_reader(data, size);
+    return lisa__l2c_read(m, &r, 0, name ? name : "<memory>", a, err);
+}
+
+LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
+                                                      const char *name, const lisa_allocator *a,
+                                                      lisa_error *err) {
+    lisa__reader r = lisa__memory_reader(data, size);
+    return lisa__l2c_read(m, &r, 1, name ? name : "<memory>", a, err);
 }
 
 /* --- llm.c token files ---------------------------------------------------- */
@@ -2978,10 +3062,7 @@ static lisa_result lisa__tokens_read(lisa_tokens *d, lisa__reader *r, const char
 LISADEF lisa_result lisa_tokens_load_memory(lisa_tokens *d, const void *data, size_t size,
                                             const char *name, const lisa_allocator *a,
                                             lisa_error *err) {
-    lisa__reader r;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)data;
-    r.size = data ? size : 0;
+    lisa__reader r = lisa__memory_reader(data, size);
     return lisa__tokens_read(d, &r, name ? name : "<memory>", a, err);
 }
 
@@ -3066,17 +3147,27 @@ static lisa_result lisa__read_text(const char *path, const lisa_allocator *al, s
     return LISA_OK;
 }
 
-LISADEF lisa_result lisa_model_load_llama2c(lisa_model *m, const char *path,
-                                            const lisa_allocator *a, lisa_error *err) {
+static lisa_result lisa__l2c_load(lisa_model *m, const char *path, int v1_only, const lisa_allocator *a,
+                                  lisa_error *err) {
     lisa__reader r;
     lisa_result res = lisa__open_reader(&r, path, err);
     if (res != LISA_OK) {
         memset(m, 0, sizeof *m);
         return res;
     }
-    res = lisa__l2c_read(m, &r, path, a, err);
+    res = lisa__l2c_read(m, &r, v1_only, path, a, err);
     fclose(r.file);
     return res;
+}
+
+LISADEF lisa_result lisa_model_load_llama2c(lisa_model *m, const char *path,
+                                            const lisa_allocator *a, lisa_error *err) {
+    return lisa__l2c_load(m, path, 0, a, err);
+}
+
+LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
+                                               const lisa_allocator *a, lisa_error *err) {
+    return lisa__l2c_load(m, path, 1, a, err);
 }
 
 LISADEF lisa_result lisa_tokens_load(lisa_tokens *d, const char *path, const lisa_allocator *a,
@@ -3163,32 +3254,24 @@ static lisa_result lisa__writer_close(lisa__writer *w, lisa_error *err) {
     return LISA_OK;
 }
 
-LISADEF lisa_result lisa_model_save_llama2c(const lisa_model *m, const char *path, lisa_error *err) {
-    const lisa_config *c = &m->config;
-    unsigned char hb[LISA__L2C_HEADER];
-    size_t off[LISA__L2C_KINDS], len[LISA__L2C_KINDS];
-    int hs = c->dim / c->n_heads, i, l, pos;
-    int32_t header[7];
-    lisa__writer w;
-    lisa_result res;
-    header[0] = c->dim;
-    header[1] = c->hidden_dim;
-    header[2] = c->n_layers;
-    header[3] = c->n_heads;
-    header[4] = c->n_kv_heads;
-    header[5] = c->tied_head ? c->vocab_size : -c->vocab_size;
-    header[6] = c->max_seq_len;
-    for (i = 0; i < 7; i++) lisa__put_le32(hb + 4 * i, header[i]);
-    res = lisa__writer_open(&w, path, err);
-    if (res != LISA_OK) return res;
-    lisa__write(&w, hb, sizeof hb);
-    lisa__write_f32(&w, m->embed, m->layout.embed);
-    lisa__l2c_layer_tensors(m, off, len);
-    for (i = 0; i < LISA__L2C_KINDS; i++)
-        for (l = 0; l < c->n_layers; l++)
-            lisa__write_f32(&w, m->params + lisa_block_offset(c, LISA_BLOCK_LAYER(l)) + off[i], len[i]);
-    lisa__write_f32(&w, m->final_norm, m->layout.final_norm);
-    /* The RoPE tables run.c expects: cos, then sin, of pos * theta^(-2i/hs). */
+/* The header of c's model as a file of this version; returns its bytes. */
+static size_t lisa__l2c_encode_header(unsigned char hb[LISA__V1_HEADER], const lisa_config *c, int version) {
+    const int32_t v[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                          version || c->tied_head ? c->vocab_size : -c->vocab_size, c->max_seq_len};
+    int i;
+    memset(hb, 0, LISA__V1_HEADER);
+    if (version) {
+        lisa__put_le32(hb, (int32_t)LISA__V1_MAGIC);
+        lisa__put_le32(hb + 4, 1);
+        hb[LISA__V1_SHARED_FLAG] = (unsigned char)(c->tied_head ? 1 : 0);
+    }
+    for (i = 0; i < 7; i++) lisa__put_le32(hb + (version ? 8 : 0) + 4 * i, v[i]);
+    return version ? LISA__V1_HEADER : LISA__L2C_HEADER;
+}
+
+/* The RoPE tables run.c expects: cos, then sin, of pos * theta^(-2i/hs). */
+static void lisa__l2c_write_rope(lisa__writer *w, const lisa_config *c) {
+    int hs = c->dim / c->n_heads, i, pos;
     for (i = 0; i < 2; i++)
         for (pos = 0; pos < c->max_seq_len; pos++) {
             float row[512];
@@ -3199,11 +3282,35 @@ LISADEF lisa_result lisa_model_save_llama2c(const lisa_model *m, const char *pat
                     double angle = pos * pow((double)c->rope_theta, -2.0 * (j + k) / hs);
                     row[k] = (float)(i == 0 ? cos(angle) : sin(angle));
                 }
-                lisa__write_f32(&w, row, (size_t)n);
+                lisa__write_f32(w, row, (size_t)n);
             }
         }
-    if (!c->tied_head) lisa__write_f32(&w, m->head, m->layout.head);
+}
+
+static lisa_result lisa__l2c_save(const lisa_model *m, const char *path, int version, lisa_error *err) {
+    unsigned char hb[LISA__V1_HEADER];
+    lisa__writer w;
+    int k, t;
+    lisa_result res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    lisa__write(&w, hb, lisa__l2c_encode_header(hb, &m->config, version));
+    for (k = 0; (t = lisa__l2c_file_tensor(&m->config, version, k)) != -1; k++) {
+        if (t == LISA__L2C_ROPE) {
+            lisa__l2c_write_rope(&w, &m->config);
+        } else {
+            lisa_param p = lisa_model_tensor(m, t);
+            lisa__write_f32(&w, p.tensor.data, lisa_tensor_numel(&p.tensor));
+        }
+    }
     return lisa__writer_close(&w, err);
+}
+
+LISADEF lisa_result lisa_model_save_llama2c(const lisa_model *m, const char *path, lisa_error *err) {
+    return lisa__l2c_save(m, path, 0, err);
+}
+
+LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err) {
+    return lisa__l2c_save(m, path, 1, err);
 }
 
 LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path, lisa_error *err) {
@@ -3366,7 +3473,6 @@ static lisa_result lisa__state_bad_settings(lisa_error *err, const char *name) {
 static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader *r, const char *name,
                                     const lisa_allocator *a, uint64_t *data_position, lisa_error *err) {
     unsigned char magic[16];
-    char context[300];
     lisa__state_header h;
     lisa_config c;
     lisa_train_config tc;
@@ -3390,11 +3496,7 @@ static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader
     for (i = 0; i < LISA__STATE_U64S; i++)
         if (!lisa__read_u64(r, &h.u64s[i])) goto truncated;
     lisa__state_unpack(&h, &c, &tc);
-    snprintf(context, sizeof context, "%s: bad state header", name);
-    if (lisa__config_check(&c, context, err) != LISA_OK) {
-        if (err) err->code = LISA_ERR_FORMAT;
-        return LISA_ERR_FORMAT;
-    }
+    if (lisa__config_check_file(&c, name, "bad state header", err) != LISA_OK) return LISA_ERR_FORMAT;
     if (lisa_train_config_resolve(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
     n_active = h.ints[25];
     if (h.ints[23] < 0 || h.ints[23] > LISA__MAX_STEPS || h.ints[24] < 0 || h.ints[24] >= c.n_layers || n_active < 0 ||
@@ -3460,10 +3562,7 @@ LISADEF lisa_result lisa_trainer_load_state_memory(lisa_trainer *t, lisa_model *
                                                    size_t size, const char *name,
                                                    const lisa_allocator *a, uint64_t *data_position,
                                                    lisa_error *err) {
-    lisa__reader r;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)data;
-    r.size = data ? size : 0;
+    lisa__reader r = lisa__memory_reader(data, size);
     return lisa__state_read(t, m, &r, name ? name : "<memory>", a, data_position, err);
 }
 
@@ -3976,130 +4075,6 @@ LISADEF lisa_result lisa_tokenizer_decode(const lisa_tokenizer *t, const int *id
     return LISA_OK;
 }
 
-/* --- llama2.c version-1 checkpoints -------------------------------------- */
-
-#define LISA__V1_MAGIC 0x616b3432u
-#define LISA__V1_HEADER 256
-
-/* The k-th tensor in version-1 file order, as an offset into params and a
-   float count; returns 0 past the last one. */
-static int lisa__v1_tensor(const lisa_model *m, int k, size_t *offset, size_t *count) {
-    static const int matrices[7] = {1, 2, 3, 4, 6, 7, 8};  /* wq wk wv wo w1 w2 w3 among the 9 kinds */
-    const lisa_config *c = &m->config;
-    size_t off[LISA__L2C_KINDS], len[LISA__L2C_KINDS];
-    int L = c->n_layers;
-    lisa__l2c_layer_tensors(m, off, len);
-    if (k < 2 * L) {  /* attention norms, then MLP norms */
-        int kind = k < L ? 0 : 5;
-        *offset = lisa_block_offset(c, LISA_BLOCK_LAYER(k % L)) + off[kind];
-        *count = len[kind];
-        return 1;
-    }
-    k -= 2 * L;
-    if (k == 0) {
-        *offset = lisa_block_offset(c, lisa_block_final_norm(c));
-        *count = m->layout.final_norm;
-        return 1;
-    }
-    if (k == 1) {
-        *offset = 0;
-        *count = m->layout.embed;
-        return 1;
-    }
-    k -= 2;
-    if (k < 7 * L) {
-        int kind = matrices[k / L];
-        *offset = lisa_block_offset(c, LISA_BLOCK_LAYER(k % L)) + off[kind];
-        *count = len[kind];
-        return 1;
-    }
-    k -= 7 * L;
-    if (k == 0 && !c->tied_head) {
-        *offset = lisa_block_offset(c, lisa_block_head(c));
-        *count = m->layout.head;
-        return 1;
-    }
-    return 0;
-}
-
-static lisa_result lisa__l2c_v1_read(lisa_model *m, lisa__reader *r, const char *name,
-                                     const lisa_allocator *a, lisa_error *err) {
-    unsigned char hb[LISA__V1_HEADER];
-    char context[300];
-    lisa_config c;
-    lisa_result res;
-    size_t expected, offset, count;
-    uint32_t magic;
-    int32_t version, h[7];
-    int i, k;
-    memset(m, 0, sizeof *m);
-    if (r->size >= 4 && r->size < LISA__V1_HEADER) {
-        if (!lisa__read(r, hb, 4)) goto short_read;
-        magic = (uint32_t)lisa__le32(hb);
-        if (magic != LISA__V1_MAGIC) goto bad_magic;
-    }
-    if (r->size < LISA__V1_HEADER)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a version-1 header needs %d",
-                          name, (unsigned long)r->size, LISA__V1_HEADER);
-    if (!lisa__read(r, hb, sizeof hb)) goto short_read;
-    magic = (uint32_t)lisa__le32(hb);
-    if (magic != LISA__V1_MAGIC) goto bad_magic;
-    version = (int32_t)(uint32_t)lisa__le32(hb + 4);
-    if (version != 1)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: version %ld is not supported (only 1, fp32; 2 is int8-quantized)",
-                          name, (long)version);
-    for (i = 0; i < 7; i++) h[i] = (int32_t)(uint32_t)lisa__le32(hb + 8 + 4 * i);
-    if (hb[36] > 1)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: shared_classifier flag %d is not 0 or 1", name, hb[36]);
-    memset(&c, 0, sizeof c);
-    c.dim = h[0];
-    c.hidden_dim = h[1];
-    c.n_layers = h[2];
-    c.n_heads = h[3];
-    c.n_kv_heads = h[4];
-    c.vocab_size = h[5];
-    c.max_seq_len = h[6];
-    c.tied_head = hb[36];
-    if (c.n_kv_heads == 0)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: n_kv_heads is 0", name);
-    snprintf(context, sizeof context, "%s: bad header", name);
-    if (lisa__config_check(&c, context, err) != LISA_OK) {
-        if (err) err->code = LISA_ERR_FORMAT;
-        return LISA_ERR_FORMAT;
-    }
-    expected = LISA__V1_HEADER + lisa_layout_of(&c).n_params * sizeof(float);
-    if (r->size < expected)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f bytes, the file has %.0f",
-                          name, (double)expected, (double)r->size);
-    if (r->size > expected)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data: the header implies %.0f bytes, the file has %.0f",
-                          name, (double)(r->size - expected), (double)expected, (double)r->size);
-    res = lisa__model_alloc(m, &c, a, name, err);
-    if (res != LISA_OK) return res;
-    for (k = 0; lisa__v1_tensor(m, k, &offset, &count); k++)
-        if (!lisa__read_f32(r, m->params + offset, count)) {
-            lisa_model_free(m);
-            goto short_read;
-        }
-    lisa__ok(err);
-    return LISA_OK;
-bad_magic:
-    return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic 0x%08lx is not a llama2.c version-1 checkpoint (\"ak42\", 0x%08lx)",
-                      name, (unsigned long)magic, (unsigned long)LISA__V1_MAGIC);
-short_read:
-    return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
-}
-
-LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
-                                                      const char *name, const lisa_allocator *a,
-                                                      lisa_error *err) {
-    lisa__reader r;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)data;
-    r.size = data ? size : 0;
-    return lisa__l2c_v1_read(m, &r, name ? name : "<memory>", a, err);
-}
-
 #ifndef LISA_NO_STDIO
 
 LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *path, int vocab_size,
@@ -4114,46 +4089,6 @@ LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *p
     res = lisa__tok_parse(t, (const unsigned char *)data, size, vocab_size, path, a, err);
     lisa__free(&al, data, size + 1, &bytes);
     return res;
-}
-
-LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
-                                               const lisa_allocator *a, lisa_error *err) {
-    lisa__reader r;
-    lisa_result res = lisa__open_reader(&r, path, err);
-    if (res != LISA_OK) {
-        memset(m, 0, sizeof *m);
-        return res;
-    }
-    res = lisa__l2c_v1_read(m, &r, path, a, err);
-    fclose(r.file);
-    return res;
-}
-
-LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err) {
-    const lisa_config *c = &m->config;
-    unsigned char hb[LISA__V1_HEADER];
-    int32_t h[7];
-    size_t offset, count;
-    int i, k;
-    lisa__writer w;
-    lisa_result res;
-    memset(hb, 0, sizeof hb);
-    h[0] = c->dim;
-    h[1] = c->hidden_dim;
-    h[2] = c->n_layers;
-    h[3] = c->n_heads;
-    h[4] = c->n_kv_heads;
-    h[5] = c->vocab_size;
-    h[6] = c->max_seq_len;
-    lisa__put_le32(hb, (int32_t)LISA__V1_MAGIC);
-    lisa__put_le32(hb + 4, 1);
-    for (i = 0; i < 7; i++) lisa__put_le32(hb + 8 + 4 * i, h[i]);
-    hb[36] = (unsigned char)(c->tied_head ? 1 : 0);
-    res = lisa__writer_open(&w, path, err);
-    if (res != LISA_OK) return res;
-    lisa__write(&w, hb, sizeof hb);
-    for (k = 0; lisa__v1_tensor(m, k, &offset, &count); k++) lisa__write_f32(&w, m->params + offset, count);
-    return lisa__writer_close(&w, err);
 }
 
 #endif /* LISA_NO_STDIO */
@@ -4887,12 +4822,8 @@ static lisa_result lisa__st_read_header(lisa_safetensors *st, lisa__reader *r, c
 LISADEF lisa_result lisa_safetensors_parse_memory(lisa_safetensors *st, const void *data, size_t size,
                                                   const char *name, const lisa_allocator *a,
                                                   lisa_error *err) {
-    lisa__reader r;
-    lisa_result res;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)data;
-    r.size = data ? size : 0;
-    res = lisa__st_read_header(st, &r, name ? name : "<memory>", a, err);
+    lisa__reader r = lisa__memory_reader(data, size);
+    lisa_result res = lisa__st_read_header(st, &r, name ? name : "<memory>", a, err);
     if (res == LISA_OK) st->data = r.mem + st->data_offset;
     return res;
 }
@@ -5084,10 +5015,7 @@ static lisa_result lisa__hf_config(lisa_config *c, const char *text, size_t len,
                        name, head_dim);
         goto done;
     }
-    if (lisa__config_check(c, name, err) != LISA_OK) {
-        if (err) err->code = LISA_ERR_FORMAT;
-        r = LISA_ERR_FORMAT;
-    }
+    r = lisa__config_check_file(c, name, NULL, err);
 done:
     lisa_json_free(&j);
     return r;
@@ -5194,9 +5122,7 @@ LISADEF lisa_result lisa_model_load_hf_memory(lisa_model *m, const char *config_
     snprintf(sname, sizeof sname, "%s/model.safetensors", name);
     res = lisa__hf_config(&c, config_json, config_json ? config_len : 0, cname, a, err);
     if (res != LISA_OK) return res;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)safetensors;
-    r.size = safetensors ? safetensors_size : 0;
+    r = lisa__memory_reader(safetensors, safetensors_size);
     res = lisa__st_read_header(&st, &r, sname, a, err);
     if (res == LISA_OK) res = lisa__model_alloc(m, &c, a, name, err);
     if (res == LISA_OK) {
@@ -5235,6 +5161,19 @@ static int lisa__file_exists(const char *path) {
     if (!f) return 0;
     fclose(f);
     return 1;
+}
+
+/* config.json at path into a resolved lisa_config. */
+static lisa_result lisa__hf_config_file(lisa_config *c, const char *path, const lisa_allocator *a, lisa_error *err) {
+    lisa_allocator al = lisa__allocator_or_default(a);
+    size_t counter = 0, size;
+    char *text;
+    lisa_result res = lisa__read_text(path, &al, LISA_SAFETENSORS_MAX_HEADER, &text, &size, &counter, err);
+    memset(c, 0, sizeof *c);
+    if (res != LISA_OK) return res;
+    res = lisa__hf_config(c, text, size, path, a, err);
+    lisa__free(&al, text, size + 1, &counter);
+    return res;
 }
 
 /* One shard file: header, checks, data. */
@@ -5341,17 +5280,14 @@ done:
 LISADEF lisa_result lisa_model_load_hf(lisa_model *m, const char *dir, const lisa_allocator *a,
                                        lisa_error *err) {
     lisa_allocator al = lisa__allocator_or_default(a);
-    char path[4096], *text = NULL;
-    size_t text_size = 0, counter = 0;
+    char path[4096];
+    size_t counter = 0;
     int *seen = NULL, n_t;
     lisa_config c;
     lisa_result res;
     memset(m, 0, sizeof *m);
     res = lisa__path_join(path, sizeof path, dir, "config.json", err);
-    if (res == LISA_OK) res = lisa__read_text(path, &al, LISA_SAFETENSORS_MAX_HEADER, &text, &text_size, &counter, err);
-    if (res != LISA_OK) return res;
-    res = lisa__hf_config(&c, text, text_size, path, a, err);
-    lisa__free(&al, text, text_size + 1, &counter);
+    if (res == LISA_OK) res = lisa__hf_config_file(&c, path, a, err);
     if (res != LISA_OK) return res;
     res = lisa__model_alloc(m, &c, a, dir, err);
     if (res != LISA_OK) return res;
@@ -5526,38 +5462,20 @@ LISADEF lisa_result lisa_model_load(lisa_model *m, const char *path, const lisa_
 LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, const lisa_allocator *a,
                                            lisa_error *err) {
     char cfg[4096];
-    unsigned char h[40];
+    lisa__l2c_header h;
     lisa__reader r;
     lisa_result res;
-    int32_t v[7];
-    int i, v1, tied;
     memset(c, 0, sizeof *c);
-    if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg)) {
-        lisa_allocator al = lisa__allocator_or_default(a);
-        size_t counter = 0, size;
-        char *text;
-        if ((res = lisa__read_text(cfg, &al, LISA_SAFETENSORS_MAX_HEADER, &text, &size, &counter, err)) != LISA_OK)
-            return res;
-        res = lisa__hf_config(c, text, size, cfg, a, err);
-        lisa__free(&al, text, size + 1, &counter);
-        return res;
-    }
-    /* llama2.c: the legacy 28-byte header, or version 1's ("ak42", version, 7 int32, shared flag) */
+    if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg))
+        return lisa__hf_config_file(c, cfg, a, err);
+    /* llama2.c: the header of either kind, checked against the file's size */
     if ((res = lisa__open_reader(&r, path, err)) != LISA_OK) return res;
-    memset(h, 0, sizeof h);
-    i = lisa__read(&r, h, LISA__MIN(sizeof h, r.size)) && r.size >= LISA__L2C_HEADER;
+    res = lisa__l2c_read_header(&r, 0, &h, path, err);
     fclose(r.file);
-    if (!i) return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header", path);
-    v1 = (uint32_t)lisa__le32(h) == 0x616b3432u;
-    for (i = 0; i < 7; i++) v[i] = lisa__le32(h + (v1 ? 8 : 0) + 4 * i);
-    tied = v1 ? h[36] != 0 : v[5] > 0;
-    c->dim = v[0]; c->hidden_dim = v[1]; c->n_layers = v[2]; c->n_heads = v[3];
-    c->n_kv_heads = v[4] > 0 ? v[4] : -1;
-    c->vocab_size = v[5] == INT32_MIN ? 0 : (v[5] < 0 ? -v[5] : v[5]);
-    c->max_seq_len = v[6];
-    c->tied_head = tied;
-    if ((res = lisa__config_check(c, path, err)) != LISA_OK && err) err->code = LISA_ERR_FORMAT;
-    return res == LISA_OK ? LISA_OK : LISA_ERR_FORMAT;
+    if (res != LISA_OK) return res;
+    *c = h.config;
+    lisa__ok(err);
+    return LISA_OK;
 }
 
 #endif /* LISA_NO_STDIO */
