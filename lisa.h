@@ -2787,6 +2787,14 @@ static int32_t lisa__le32(const unsigned char *b) {
     return (int32_t)((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24);
 }
 
+static void lisa__put_le32(unsigned char *b, int32_t v) {
+    uint32_t u = (uint32_t)v;
+    b[0] = (unsigned char)u;
+    b[1] = (unsigned char)(u >> 8);
+    b[2] = (unsigned char)(u >> 16);
+    b[3] = (unsigned char)(u >> 24);
+}
+
 static int lisa__little_endian(void) {
     const uint32_t one = 1;
     return *(const unsigned char *)&one == 1;
@@ -3183,14 +3191,6 @@ LISADEF lisa_result lisa_tokens_load(lisa_tokens *d, const char *path, const lis
     return res;
 }
 
-static void lisa__put_le32(unsigned char *b, int32_t v) {
-    uint32_t u = (uint32_t)v;
-    b[0] = (unsigned char)u;
-    b[1] = (unsigned char)(u >> 8);
-    b[2] = (unsigned char)(u >> 16);
-    b[3] = (unsigned char)(u >> 24);
-}
-
 /* An atomic writer: everything goes to "<path>.tmp", which replaces path only
    once it is complete, so a failed or interrupted save keeps the old file. */
 typedef struct lisa__writer {
@@ -3356,7 +3356,7 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
 
 /* Layout, little-endian:
      "LSST", uint32 version 1, uint32 LISA__STATE_INTS, uint32 LISA__STATE_FLOATS
-     int32 fields, float32 fields, uint64 fields   (lisa__state_pack's order)
+     int32 fields, float32 fields, uint64 fields   (lisa__state_code's order)
      int32 active layers (n_active of them), float32 layer weights (n_layers, when given)
      float32 parameters (the model's buffer, layer-major)
      per block: int32 flags (1 trains, 2 has moments), int32 AdamW step, then
@@ -3367,29 +3367,92 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
 #define LISA__STATE_INTS 26
 #define LISA__STATE_FLOATS 9
 #define LISA__STATE_U64S 3
+#define LISA__STATE_PRELUDE 16 /* "LSST", the version, the two counts */
+#define LISA__STATE_HEADER (LISA__STATE_PRELUDE + 4 * LISA__STATE_INTS + 4 * LISA__STATE_FLOATS + 8 * LISA__STATE_U64S)
 
+/* The header's fields, named as the model and the trainer hold them. */
 typedef struct lisa__state_header {
-    int32_t ints[LISA__STATE_INTS];
-    float floats[LISA__STATE_FLOATS];
-    uint64_t u64s[LISA__STATE_U64S];
+    lisa_config model;           /* the model's settings */
+    lisa_train_config train;     /* the trainer's; lisa_probs is not in the header */
+    int has_weights;             /* 1: n_layers float32 sampling weights follow the active layers */
+    int step;                    /* optimizer steps taken */
+    int sampler_next;            /* the cyclic sampler's next layer */
+    int n_active;                /* decoder layers training now, listed after the header */
+    uint64_t sampler_rng;        /* the sampler's RNG state */
+    uint64_t data_position;      /* the caller's, kept for it */
 } lisa__state_header;
 
-/* The inverse of lisa__state_pack, for the settings; progress fields are read by the caller. */
-static void lisa__state_unpack(const lisa__state_header *h, lisa_config *c, lisa_train_config *tc) {
-    const int32_t *i = h->ints;
-    const float *f = h->floats;
-    memset(c, 0, sizeof *c);
-    memset(tc, 0, sizeof *tc);
-    c->dim = i[0]; c->hidden_dim = i[1]; c->n_layers = i[2]; c->n_heads = i[3]; c->n_kv_heads = i[4];
-    c->vocab_size = i[5]; c->max_seq_len = i[6]; c->tied_head = i[7];
-    tc->batch = i[8]; tc->seq = i[9]; tc->schedule.kind = (lisa_schedule_kind)i[10];
-    tc->schedule.warmup = i[11]; tc->schedule.total_steps = i[12]; tc->checkpointing = i[13];
-    tc->mode = (lisa_mode)i[14]; tc->lisa_layers = i[15]; tc->lisa_interval = i[16];
-    tc->lisa_order = (lisa_layer_order)i[17]; /* i[18]: weights follow */ tc->freeze_embed = i[19];
-    tc->freeze_final_norm = i[20]; tc->freeze_head = i[21]; tc->keep_state = i[22];
-    c->norm_eps = f[0]; c->rope_theta = f[1]; tc->schedule.lr = f[2]; tc->schedule.min_lr = f[3];
-    tc->beta1 = f[4]; tc->beta2 = f[5]; tc->eps = f[6]; tc->weight_decay = f[7]; tc->grad_clip = f[8];
-    tc->lisa_seed = h->u64s[0];
+/* One pass over the header's fields in file order moves them either way:
+   to bytes (decode 0, for writing) or from bytes (decode 1, for reading). */
+typedef struct lisa__state_codec {
+    unsigned char *at;
+    int decode;
+} lisa__state_codec;
+
+static void lisa__codec_u32(lisa__state_codec *k, uint32_t *x) {
+    if (k->decode) *x = (uint32_t)lisa__le32(k->at);
+    else lisa__put_le32(k->at, (int32_t)*x);
+    k->at += 4;
+}
+
+static void lisa__codec_int(lisa__state_codec *k, int *x) {
+    uint32_t u = (uint32_t)*x;
+    lisa__codec_u32(k, &u);
+    *x = (int)(int32_t)u;
+}
+
+static void lisa__codec_float(lisa__state_codec *k, float *x) {
+    uint32_t u;
+    memcpy(&u, x, 4);
+    lisa__codec_u32(k, &u);
+    memcpy(x, &u, 4);
+}
+
+static void lisa__codec_u64(lisa__state_codec *k, uint64_t *x) {
+    uint32_t lo = (uint32_t)*x, hi = (uint32_t)(*x >> 32);
+    lisa__codec_u32(k, &lo);
+    lisa__codec_u32(k, &hi);
+    *x = (uint64_t)hi << 32 | lo;
+}
+
+/* The first 16 bytes of every state file this code writes and reads. */
+static void lisa__state_prelude(unsigned char p[LISA__STATE_PRELUDE]) {
+    memcpy(p, "LSST", 4);
+    lisa__put_le32(p + 4, LISA__STATE_VERSION);
+    lisa__put_le32(p + 8, LISA__STATE_INTS);
+    lisa__put_le32(p + 12, LISA__STATE_FLOATS);
+}
+
+/* h to bytes (decode 0, the prelude included) or bytes to h (decode 1; the
+   prelude was checked by the reader, and h's other members are zeroed). */
+static void lisa__state_code(lisa__state_header *h, unsigned char bytes[LISA__STATE_HEADER], int decode) {
+    lisa_config *c = &h->model;
+    lisa_train_config *tc = &h->train;
+    int kind = (int)tc->schedule.kind, mode = (int)tc->mode, order = (int)tc->lisa_order, i;
+    int *const ints[LISA__STATE_INTS] = {
+        &c->dim, &c->hidden_dim, &c->n_layers, &c->n_heads, &c->n_kv_heads, &c->vocab_size, &c->max_seq_len,
+        &c->tied_head, &tc->batch, &tc->seq, &kind, &tc->schedule.warmup, &tc->schedule.total_steps,
+        &tc->checkpointing, &mode, &tc->lisa_layers, &tc->lisa_interval, &order, &h->has_weights,
+        &tc->freeze_embed, &tc->freeze_final_norm, &tc->freeze_head, &tc->keep_state, &h->step,
+        &h->sampler_next, &h->n_active};
+    float *const floats[LISA__STATE_FLOATS] = {&c->norm_eps, &c->rope_theta, &tc->schedule.lr, &tc->schedule.min_lr,
+                                               &tc->beta1, &tc->beta2, &tc->eps, &tc->weight_decay, &tc->grad_clip};
+    uint64_t *const u64s[LISA__STATE_U64S] = {&tc->lisa_seed, &h->sampler_rng, &h->data_position};
+    lisa__state_codec k;
+    if (decode) {
+        memset(h, 0, sizeof *h);
+        kind = mode = order = 0;
+    } else {
+        lisa__state_prelude(bytes);
+    }
+    k.at = bytes + LISA__STATE_PRELUDE;
+    k.decode = decode;
+    for (i = 0; i < LISA__STATE_INTS; i++) lisa__codec_int(&k, ints[i]);
+    for (i = 0; i < LISA__STATE_FLOATS; i++) lisa__codec_float(&k, floats[i]);
+    for (i = 0; i < LISA__STATE_U64S; i++) lisa__codec_u64(&k, u64s[i]);
+    tc->schedule.kind = (lisa_schedule_kind)kind;
+    tc->mode = (lisa_mode)mode;
+    tc->lisa_order = (lisa_layer_order)order;
 }
 
 static int lisa__read_i32s(lisa__reader *r, int32_t *x, size_t n) {
@@ -3464,76 +3527,92 @@ static lisa_result lisa__error_in(lisa_error *err, lisa_result code, const char 
 
 /* Turns a settings error into a format error that names the file. */
 static lisa_result lisa__state_bad_settings(lisa_error *err, const char *name) {
-    char why[sizeof err->message];
-    if (!err) return LISA_ERR_FORMAT;
-    memcpy(why, err->message, sizeof why);
-    return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state header: %s", name, why);
+    char where[300];
+    snprintf(where, sizeof where, "%s: bad state header", name);
+    return lisa__error_in(err, LISA_ERR_FORMAT, where);
+}
+
+/* The header's checks: the settings as the trainer would check them, resolved
+   (a bad one a format error naming the file), the progress fields in range. */
+static lisa_result lisa__state_check(lisa__state_header *h, const char *name, lisa_error *err) {
+    const lisa_config *c = &h->model;
+    int full = h->train.mode == LISA_MODE_FULL;
+    if (lisa__config_check_file(&h->model, name, "bad state header", err) != LISA_OK) return LISA_ERR_FORMAT;
+    if (lisa_train_config_resolve(&h->train, c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
+    if (h->step < 0 || h->step > LISA__MAX_STEPS || h->sampler_next < 0 || h->sampler_next >= c->n_layers ||
+        h->n_active < 0 || h->n_active > c->n_layers || (full && h->n_active != c->n_layers) ||
+        (unsigned)h->has_weights > 1 || (full && h->has_weights))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state header: step, sampler or active-layer count out of range", name);
+    return LISA_OK;
+}
+
+/* Reads and checks the header, then the active layers and the sampling
+   weights that follow it (into active and weights, n_layers at most each). */
+static lisa_result lisa__state_read_header(lisa__reader *r, lisa__state_header *h, int32_t *active, float *weights,
+                                           const char *name, lisa_error *err) {
+    unsigned char bytes[LISA__STATE_HEADER], want[LISA__STATE_PRELUDE];
+    lisa_result res;
+    int i;
+    memset(h, 0, sizeof *h);
+    lisa__state_prelude(want);
+    if (!lisa__read(r, bytes, LISA__STATE_PRELUDE))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: %.0f bytes", name, (double)r->size);
+    if (memcmp(bytes, want, 4) != 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: not a lisa training state (magic is not LSST)", name);
+    if (memcmp(bytes + 4, want + 4, LISA__STATE_PRELUDE - 4) != 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: unsupported state version %d", name, (int)lisa__le32(bytes + 4));
+    if (!lisa__read(r, bytes + LISA__STATE_PRELUDE, LISA__STATE_HEADER - LISA__STATE_PRELUDE))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: %.0f bytes, a state header needs %d", name,
+                          (double)r->size, LISA__STATE_HEADER);
+    lisa__state_code(h, bytes, 1);
+    if ((res = lisa__state_check(h, name, err)) != LISA_OK) return res;
+    if (!lisa__read_i32s(r, active, (size_t)h->n_active)) goto truncated;
+    for (i = 0; i < h->n_active; i++) /* ascending, in range; in full mode every layer */
+        if (active[i] < 0 || active[i] >= h->model.n_layers || (i > 0 && active[i] <= active[i - 1]) ||
+            (h->train.mode == LISA_MODE_FULL && active[i] != i))
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state: the active layers are not distinct, ascending layer indices", name);
+    if (h->has_weights) {
+        if (!lisa__read_f32(r, weights, (size_t)h->model.n_layers)) goto truncated;
+        h->train.lisa_probs = weights;
+        if (lisa_train_config_resolve(&h->train, &h->model, err) != LISA_OK) return lisa__state_bad_settings(err, name);
+    }
+    return LISA_OK;
+truncated:
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f", name, (double)r->pos);
 }
 
 static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader *r, const char *name,
                                     const lisa_allocator *a, uint64_t *data_position, lisa_error *err) {
-    unsigned char magic[16];
     lisa__state_header h;
-    lisa_config c;
-    lisa_train_config tc;
     int32_t active[LISA__MAX_LAYERS];
     float probs[LISA__MAX_LAYERS];
     uint64_t stored_sum, sum;
     size_t floats_left;
-    int i, n_active;
     lisa_result res;
     memset(m, 0, sizeof *m);
     memset(t, 0, sizeof *t);
-    if (!lisa__read(r, magic, sizeof magic))
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: %.0f bytes", name, (double)r->size);
-    if (memcmp(magic, "LSST", 4) != 0)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: not a lisa training state (magic is not LSST)", name);
-    if (lisa__le32(magic + 4) != LISA__STATE_VERSION || lisa__le32(magic + 8) != LISA__STATE_INTS ||
-        lisa__le32(magic + 12) != LISA__STATE_FLOATS)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: unsupported state version %d", name, (int)lisa__le32(magic + 4));
-    if (!lisa__read_i32s(r, h.ints, LISA__STATE_INTS) || !lisa__read_f32(r, h.floats, LISA__STATE_FLOATS))
-        goto truncated;
-    for (i = 0; i < LISA__STATE_U64S; i++)
-        if (!lisa__read_u64(r, &h.u64s[i])) goto truncated;
-    lisa__state_unpack(&h, &c, &tc);
-    if (lisa__config_check_file(&c, name, "bad state header", err) != LISA_OK) return LISA_ERR_FORMAT;
-    if (lisa_train_config_resolve(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
-    n_active = h.ints[25];
-    if (h.ints[23] < 0 || h.ints[23] > LISA__MAX_STEPS || h.ints[24] < 0 || h.ints[24] >= c.n_layers || n_active < 0 ||
-        n_active > c.n_layers || (tc.mode == LISA_MODE_FULL && n_active != c.n_layers) || (unsigned)h.ints[18] > 1 ||
-        (tc.mode == LISA_MODE_FULL && h.ints[18]))
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state header: step, sampler or active-layer count out of range", name);
-    if (!lisa__read_i32s(r, active, (size_t)n_active)) goto truncated;
-    for (i = 0; i < n_active; i++) /* ascending, in range; in full mode every layer */
-        if (active[i] < 0 || active[i] >= c.n_layers || (i > 0 && active[i] <= active[i - 1]) ||
-            (tc.mode == LISA_MODE_FULL && active[i] != i))
-            return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state: the active layers are not distinct, ascending layer indices", name);
-    if (h.ints[18]) {
-        if (!lisa__read_f32(r, probs, (size_t)c.n_layers)) goto truncated;
-        tc.lisa_probs = probs;
-        if (lisa_train_config_resolve(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
-    }
+    if ((res = lisa__state_read_header(r, &h, active, probs, name, err)) != LISA_OK) return res;
     /* Every count is checked against the bytes present before it is allocated. */
     floats_left = (r->size - r->pos) / sizeof(float);
-    if (floats_left < lisa_layout_of(&c).n_params)
+    if (floats_left < lisa_layout_of(&h.model).n_params)
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f parameters, the file holds fewer",
-                          name, (double)lisa_layout_of(&c).n_params);
-    res = lisa__model_alloc(m, &c, a, name, err);
+                          name, (double)lisa_layout_of(&h.model).n_params);
+    res = lisa__model_alloc(m, &h.model, a, name, err);
     if (res != LISA_OK) return res;
     if (!lisa__read_f32(r, m->params, m->layout.n_params)) goto truncated_free;
-    res = lisa_trainer_init(t, m, &tc, a, err);
+    res = lisa_trainer_init(t, m, &h.train, a, err);
     if (res != LISA_OK) {
         lisa_model_free(m);
         return lisa__error_in(err, res, name);
     }
-    if (tc.mode != LISA_MODE_FULL && (res = lisa_trainer_set_active_layers(t, active, n_active)) != LISA_OK) {
+    if (h.train.mode != LISA_MODE_FULL && (res = lisa_trainer_set_active_layers(t, active, h.n_active)) != LISA_OK) {
         res = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for the active layers", name);
         goto fail;
     }
     if ((res = lisa__state_read_blocks(t, r, name, err)) != LISA_OK) goto fail;
-    t->step = h.ints[23];
-    t->sampler.next = h.ints[24];
-    t->sampler.rng.state = h.u64s[1];
+    t->step = h.step;
+    t->sampler.next = h.sampler_next;
+    t->sampler.rng.state = h.sampler_rng;
     sum = lisa__hash_value(&r->hash);
     if (!lisa__read_u64(r, &stored_sum)) goto truncated_free;
     if (stored_sum != sum) {
@@ -3545,11 +3624,9 @@ static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader
         goto fail;
     }
     lisa__note_peak(t);
-    if (data_position) *data_position = h.u64s[2];
+    if (data_position) *data_position = h.data_position;
     lisa__ok(err);
     return LISA_OK;
-truncated:
-    return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f", name, (double)r->pos);
 truncated_free:
     res = lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f", name, (double)r->pos);
 fail:
@@ -3582,22 +3659,17 @@ LISADEF lisa_result lisa_trainer_load_state(lisa_trainer *t, lisa_model *m, cons
     return res;
 }
 
-static void lisa__state_pack(lisa__state_header *h, const lisa_trainer *t, uint64_t data_position) {
-    const lisa_config *c = &t->model->config;
-    const lisa_train_config *tc = &t->config;
-    const int32_t ints[LISA__STATE_INTS] = {
-        c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->max_seq_len,
-        c->tied_head, tc->batch, tc->seq, (int32_t)tc->schedule.kind, tc->schedule.warmup,
-        tc->schedule.total_steps, tc->checkpointing, (int32_t)tc->mode, tc->lisa_layers, tc->lisa_interval,
-        (int32_t)tc->lisa_order, tc->lisa_probs != NULL, tc->freeze_embed, tc->freeze_final_norm,
-        tc->freeze_head, tc->keep_state, t->step, t->sampler.next, t->n_active};
-    const float floats[LISA__STATE_FLOATS] = {c->norm_eps, c->rope_theta, tc->schedule.lr, tc->schedule.min_lr,
-                                              tc->beta1, tc->beta2, tc->eps, tc->weight_decay, tc->grad_clip};
-    memcpy(h->ints, ints, sizeof ints);
-    memcpy(h->floats, floats, sizeof floats);
-    h->u64s[0] = tc->lisa_seed;
-    h->u64s[1] = t->sampler.rng.state;
-    h->u64s[2] = data_position;
+/* The header of t's state. */
+static void lisa__state_header_of(lisa__state_header *h, const lisa_trainer *t, uint64_t data_position) {
+    memset(h, 0, sizeof *h);
+    h->model = t->model->config;
+    h->train = t->config;
+    h->has_weights = t->config.lisa_probs != NULL;
+    h->step = t->step;
+    h->sampler_next = t->sampler.next;
+    h->n_active = t->n_active;
+    h->sampler_rng = t->sampler.rng.state;
+    h->data_position = data_position;
 }
 
 static void lisa__write_i32(lisa__writer *w, int32_t v) {
@@ -3617,19 +3689,15 @@ LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *p
                                             uint64_t data_position, lisa_error *err) {
     const lisa_model *m = t->model;
     lisa__state_header h;
+    unsigned char bytes[LISA__STATE_HEADER];
     lisa__writer w;
     lisa_result res;
     int i, b, nb = lisa_n_blocks(&m->config);
-    lisa__state_pack(&h, t, data_position);
+    lisa__state_header_of(&h, t, data_position);
+    lisa__state_code(&h, bytes, 0);
     res = lisa__writer_open(&w, path, err);
     if (res != LISA_OK) return res;
-    lisa__write(&w, "LSST", 4);
-    lisa__write_i32(&w, LISA__STATE_VERSION);
-    lisa__write_i32(&w, LISA__STATE_INTS);
-    lisa__write_i32(&w, LISA__STATE_FLOATS);
-    for (i = 0; i < LISA__STATE_INTS; i++) lisa__write_i32(&w, h.ints[i]);
-    lisa__write_f32(&w, h.floats, LISA__STATE_FLOATS);
-    for (i = 0; i < LISA__STATE_U64S; i++) lisa__write_u64(&w, h.u64s[i]);
+    lisa__write(&w, bytes, sizeof bytes);
     for (i = 0; i < t->n_active; i++) lisa__write_i32(&w, t->active_layers[i]);
     if (t->config.lisa_probs) lisa__write_f32(&w, t->config.lisa_probs, (size_t)m->config.n_layers);
     lisa__write_f32(&w, m->params, m->layout.n_params);
