@@ -623,10 +623,11 @@ LISADEF lisa_result lisa_tokens_load_memory(lisa_tokens *d, const void *data, si
 /* llama2.c version-1 checkpoint ("ak42") from memory: a 256-byte header
    (uint32 magic 0x616b3432, int32 version 1, int32 dim, hidden_dim, n_layers,
    n_heads, n_kv_heads, vocab_size, max_seq_len, uint8 shared classifier, zero
-   padding; unlike the legacy format a negative vocab_size is an error), then fp32 tensors in export.py's order: every layer's attention
-   norm, every layer's MLP norm, the final norm, the embedding, then wq, wk,
-   wv, wo, w1, w2, w3 each for every layer, then the head unless shared. No
-   norm_eps or rope_theta in the file: the defaults apply. Call lisa_model_free(). */
+   padding; unlike the legacy format, a negative vocab_size is an error), then
+   fp32 tensors in export.py's order: every layer's attention norm, every
+   layer's MLP norm, the final norm, the embedding, then wq, wk, wv, wo, w1,
+   w2, w3 each for every layer, then the head unless shared. No norm_eps or
+   rope_theta in the file: the defaults apply. Call lisa_model_free(). */
 LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
                                                       const char *name, const lisa_allocator *a,
                                                       lisa_error *err);
@@ -2881,11 +2882,6 @@ static int lisa__l2c_file_tensor(const lisa_config *c, int version, int k) {
     return k == 7 * L ? head : -1;
 }
 
-static lisa_result lisa__l2c_bad_magic(uint32_t magic, const char *name, lisa_error *err) {
-    return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic 0x%08lx is not a llama2.c version-1 checkpoint (\"ak42\", 0x%08lx)",
-                      name, (unsigned long)magic, (unsigned long)LISA__V1_MAGIC);
-}
-
 /* The 7 int32 both kinds share: dim, hidden_dim, n_layers, n_heads,
    n_kv_heads, vocab_size, max_seq_len. The legacy kind marks a separate head
    by a negative vocab_size; version 1 by its shared-classifier byte, so there
@@ -2932,7 +2928,9 @@ static lisa_result lisa__l2c_read_header(lisa__reader *r, int v1_only, lisa__l2c
     }
     h->version = magic == LISA__V1_MAGIC || v1_only;
     h->header_bytes = h->version ? LISA__V1_HEADER : LISA__L2C_HEADER;
-    if (v1_only && r->size >= 4 && magic != LISA__V1_MAGIC) return lisa__l2c_bad_magic(magic, name, err);
+    if (v1_only && r->size >= 4 && magic != LISA__V1_MAGIC)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic 0x%08lx is not a llama2.c version-1 checkpoint (\"ak42\", 0x%08lx)",
+                          name, (unsigned long)magic, (unsigned long)LISA__V1_MAGIC);
     if (r->size < h->header_bytes)
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a %s header needs %d",
                           name, (unsigned long)r->size, h->version ? "version-1" : "llama2.c", (int)h->header_bytes);
