@@ -2703,6 +2703,487 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
 }
 
 /* ------------------------------------------------------------------------- */
+/* JSON                                                                       */
+/* ------------------------------------------------------------------------- */
+
+/* Two passes over the text with the same code: the first checks it and counts
+   nodes and string bytes, the second (j set) fills exactly sized arrays. */
+typedef struct lisa__jp {
+    const unsigned char *s;
+    size_t len, pos;
+    const char *name;
+    lisa_error *err;
+    lisa_json *j;          /* NULL in the counting pass */
+    int n_nodes;
+    size_t n_str;
+    int depth;
+} lisa__jp;
+
+static lisa_result lisa__jp_fail_at(lisa__jp *p, size_t at, const char *what) {
+    size_t i, line = 1, col = 1;
+    for (i = 0; i < at && i < p->len; i++) {
+        if (p->s[i] == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    return lisa__fail(p->err, LISA_ERR_FORMAT, "%s: line %lu column %lu: %s", p->name,
+                      (unsigned long)line, (unsigned long)col, what);
+}
+
+static lisa_result lisa__jp_fail(lisa__jp *p, const char *what) { return lisa__jp_fail_at(p, p->pos, what); }
+
+static void lisa__jp_ws(lisa__jp *p) {
+    while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
+                               p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
+        p->pos++;
+}
+
+static void lisa__jp_put(lisa__jp *p, unsigned char c) {
+    if (p->j) p->j->strings[p->n_str] = (char)c;
+    p->n_str++;
+}
+
+static int lisa__jp_hex4(const unsigned char *s, unsigned *out) {
+    unsigned v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        unsigned c = s[i], d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else return 0;
+        v = v * 16 + d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
+static int lisa__utf8_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int len, i;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;        /* overlong */
+        if (c == 0xED) hi = 0x9F;        /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;        /* overlong */
+        if (c == 0xF4) hi = 0x8F;        /* beyond U+10FFFF */
+    } else {
+        return 0;
+    }
+    if ((size_t)len > n) return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
+    return len;
+}
+
+/* Parses the string whose opening quote is at p->pos; its decoded bytes go to
+   *off, *n (offset into strings, length). */
+static lisa_result lisa__jp_string(lisa__jp *p, size_t *off, size_t *n) {
+    size_t start = p->pos;
+    p->pos++;
+    *off = p->n_str;
+    for (;;) {
+        unsigned c;
+        if (p->pos >= p->len) return lisa__jp_fail_at(p, start, "unterminated string");
+        c = p->s[p->pos];
+        if (c == '"') {
+            p->pos++;
+            break;
+        }
+        if (c < 0x20) return lisa__jp_fail(p, "control character in a string (it must be escaped)");
+        if (c == '\\') {
+            unsigned cp;
+            if (p->pos + 1 >= p->len) return lisa__jp_fail_at(p, start, "unterminated string");
+            c = p->s[p->pos + 1];
+            switch (c) {
+            case '"': case '\\': case '/': lisa__jp_put(p, (unsigned char)c); p->pos += 2; continue;
+            case 'b': lisa__jp_put(p, '\b'); p->pos += 2; continue;
+            case 'f': lisa__jp_put(p, '\f'); p->pos += 2; continue;
+            case 'n': lisa__jp_put(p, '\n'); p->pos += 2; continue;
+            case 'r': lisa__jp_put(p, '\r'); p->pos += 2; continue;
+            case 't': lisa__jp_put(p, '\t'); p->pos += 2; continue;
+            case 'u': break;
+            default: return lisa__jp_fail(p, "invalid escape in a string");
+            }
+            if (p->len - p->pos < 6 || !lisa__jp_hex4(p->s + p->pos + 2, &cp))
+                return lisa__jp_fail(p, "invalid \\u escape: four hex digits expected");
+            if (cp >= 0xDC00 && cp <= 0xDFFF)
+                return lisa__jp_fail(p, "invalid \\u escape: unpaired low surrogate");
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                unsigned lo;
+                if (p->len - p->pos < 12 || p->s[p->pos + 6] != '\\' || p->s[p->pos + 7] != 'u' ||
+                    !lisa__jp_hex4(p->s + p->pos + 8, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                    return lisa__jp_fail(p, "invalid \\u escape: high surrogate without a low surrogate");
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                p->pos += 6;
+            }
+            p->pos += 6;
+            if (cp < 0x80) {
+                lisa__jp_put(p, (unsigned char)cp);
+            } else if (cp < 0x800) {
+                lisa__jp_put(p, (unsigned char)(0xC0 | (cp >> 6)));
+                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
+            } else if (cp < 0x10000) {
+                lisa__jp_put(p, (unsigned char)(0xE0 | (cp >> 12)));
+                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
+                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
+            } else {
+                lisa__jp_put(p, (unsigned char)(0xF0 | (cp >> 18)));
+                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 12) & 0x3F)));
+                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
+                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
+            }
+        } else {
+            int k, l = lisa__utf8_len(p->s + p->pos, p->len - p->pos);
+            if (l == 0) return lisa__jp_fail(p, "invalid UTF-8 in a string");
+            for (k = 0; k < l; k++) lisa__jp_put(p, p->s[p->pos + k]);
+            p->pos += (size_t)l;
+        }
+    }
+    *n = p->n_str - *off;
+    lisa__jp_put(p, 0);
+    return LISA_OK;
+}
+
+/* Scans a JSON number at s (n bytes available). Returns the bytes it takes
+   and the value in *out, or 0 with *problem set. */
+static size_t lisa__json_number_scan(const unsigned char *s, size_t n, double *out, const char **problem) {
+    static const double p10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    uint64_t mant = 0;
+    int n_sig = 0, neg = 0;
+    long exp10 = 0, e = 0;
+    double v;
+    if (i < n && s[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    if (i < n && s[i] == '0') {
+        i++;
+        if (i < n && s[i] >= '0' && s[i] <= '9') {
+            *problem = "invalid number: leading zeros are not allowed";
+            return 0;
+        }
+    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+            if (n_sig < 19) {
+                mant = mant * 10 + (uint64_t)(s[i] - '0');
+                n_sig++;
+            } else {
+                exp10++;
+            }
+        }
+    } else {
+        *problem = "invalid number";
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (!(i < n && s[i] >= '0' && s[i] <= '9')) {
+            *problem = "invalid number: digits expected after '.'";
+            return 0;
+        }
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+            if (n_sig < 19) {
+                mant = mant * 10 + (uint64_t)(s[i] - '0');
+                if (mant > 0) n_sig++;
+                exp10--;
+            }
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        int eneg = 0;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i++] == '-';
+        if (!(i < n && s[i] >= '0' && s[i] <= '9')) {
+            *problem = "invalid number: digits expected in the exponent";
+            return 0;
+        }
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            if (e < 100000) e = e * 10 + (s[i] - '0');
+        if (eneg) e = -e;
+    }
+    exp10 += e;
+    if (mant == 0) {
+        v = 0.0;
+    } else if (mant <= (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
+        /* Both operands exact: one correctly rounded operation. */
+        v = exp10 >= 0 ? (double)mant * p10[exp10] : (double)mant / p10[-exp10];
+    } else if (exp10 < -300) {
+        v = exp10 < -400 ? 0.0 : (double)mant * pow(10.0, (double)(exp10 + 300)) * 1e-300;
+    } else {
+        v = exp10 > 400 ? HUGE_VAL : (double)mant * pow(10.0, (double)exp10);
+    }
+    if (v > DBL_MAX) {
+        *problem = "number out of range";
+        return 0;
+    }
+    *out = neg ? -v : v;
+    return i;
+}
+
+static lisa_result lisa__jp_value(lisa__jp *p, int parent, size_t key, size_t key_len) {
+    lisa_json_node *node = NULL;
+    lisa_result r;
+    int idx, count = 0;
+    unsigned c;
+    lisa__jp_ws(p);
+    if (p->pos >= p->len) return lisa__jp_fail(p, "unexpected end of input: a value was expected");
+    if (p->n_nodes == 0x7fffffff) return lisa__jp_fail(p, "too many values");
+    idx = p->n_nodes++;
+    if (p->j) {
+        node = &p->j->nodes[idx];
+        memset(node, 0, sizeof *node);
+        node->parent = parent;
+        node->key = key;
+        node->key_len = key_len;
+    }
+    c = p->s[p->pos];
+    if (c == '{' || c == '[') {
+        unsigned close = c == '{' ? '}' : ']';
+        if (++p->depth > LISA_JSON_MAX_DEPTH) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "nesting deeper than %d levels", LISA_JSON_MAX_DEPTH);
+            return lisa__jp_fail(p, msg);
+        }
+        if (node) node->type = c == '{' ? LISA_JSON_OBJECT : LISA_JSON_ARRAY;
+        p->pos++;
+        lisa__jp_ws(p);
+        if (p->pos < p->len && p->s[p->pos] == close) {
+            p->pos++;
+        } else {
+            for (;;) {
+                size_t koff = 0, klen = 0;
+                if (c == '{') {
+                    lisa__jp_ws(p);
+                    if (p->pos >= p->len) return lisa__jp_fail(p, "unterminated object");
+                    if (p->s[p->pos] != '"') return lisa__jp_fail(p, "expected a string key");
+                    r = lisa__jp_string(p, &koff, &klen);
+                    if (r != LISA_OK) return r;
+                    lisa__jp_ws(p);
+                    if (p->pos >= p->len || p->s[p->pos] != ':')
+                        return lisa__jp_fail(p, "expected ':' after an object key");
+                    p->pos++;
+                }
+                r = lisa__jp_value(p, idx, koff, klen);
+                if (r != LISA_OK) return r;
+                count++;
+                lisa__jp_ws(p);
+                if (p->pos >= p->len)
+                    return lisa__jp_fail(p, c == '{' ? "unterminated object" : "unterminated array");
+                if (p->s[p->pos] == ',') {
+                    p->pos++;
+                    continue;
+                }
+                if (p->s[p->pos] == close) {
+                    p->pos++;
+                    break;
+                }
+                return lisa__jp_fail(p, c == '{' ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array");
+            }
+        }
+        p->depth--;
+        if (p->j) {
+            node = &p->j->nodes[idx];
+            node->count = count;
+        }
+    } else if (c == '"') {
+        size_t off, n;
+        r = lisa__jp_string(p, &off, &n);
+        if (r != LISA_OK) return r;
+        if (node) {
+            node->type = LISA_JSON_STRING;
+            node->str = off;
+            node->str_len = n;
+        }
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        const char *problem = NULL;
+        double v = 0.0;
+        size_t used = lisa__json_number_scan(p->s + p->pos, p->len - p->pos, &v, &problem);
+        if (used == 0) return lisa__jp_fail(p, problem);
+        p->pos += used;
+        if (node) {
+            node->type = LISA_JSON_NUMBER;
+            node->number = v;
+        }
+    } else {
+        static const char *const words[3] = {"null", "false", "true"};
+        static const lisa_json_type types[3] = {LISA_JSON_NULL, LISA_JSON_FALSE, LISA_JSON_TRUE};
+        int w, found = -1;
+        for (w = 0; w < 3; w++) {
+            size_t wl = strlen(words[w]);
+            if (p->len - p->pos >= wl && memcmp(p->s + p->pos, words[w], wl) == 0) found = w;
+        }
+        if (found < 0) {
+            char msg[64];
+            if (c >= 0x21 && c < 0x7F) snprintf(msg, sizeof msg, "unexpected character '%c'", (char)c);
+            else snprintf(msg, sizeof msg, "unexpected byte 0x%02X", c);
+            return lisa__jp_fail(p, msg);
+        }
+        p->pos += strlen(words[found]);
+        if (node) node->type = types[found];
+    }
+    if (p->j) p->j->nodes[idx].end = p->n_nodes;
+    return LISA_OK;
+}
+
+static lisa_result lisa__jp_run(lisa__jp *p) {
+    lisa_result r;
+    p->pos = 0;
+    p->n_nodes = 0;
+    p->n_str = 0;
+    p->depth = 0;
+    if (p->len >= 3 && p->s[0] == 0xEF && p->s[1] == 0xBB && p->s[2] == 0xBF) p->pos = 3;
+    r = lisa__jp_value(p, -1, 0, 0);
+    if (r != LISA_OK) return r;
+    lisa__jp_ws(p);
+    if (p->pos < p->len) return lisa__jp_fail(p, "unexpected data after the JSON value");
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_json_parse(lisa_json *j, const char *text, size_t len, const char *name,
+                                    const lisa_allocator *a, lisa_error *err) {
+    lisa__jp p;
+    lisa_result r;
+    memset(j, 0, sizeof *j);
+    j->allocator = lisa__allocator_or_default(a);
+    memset(&p, 0, sizeof p);
+    p.s = (const unsigned char *)text;
+    p.len = text ? len : 0;
+    p.name = name ? name : "<json>";
+    p.err = err;
+    r = lisa__jp_run(&p);
+    if (r != LISA_OK) return r;
+    j->nodes = (lisa_json_node *)lisa__alloc(&j->allocator, (size_t)p.n_nodes * sizeof(lisa_json_node), &j->bytes);
+    j->strings = (char *)lisa__alloc(&j->allocator, p.n_str + 1, &j->bytes);
+    j->n_nodes = p.n_nodes; /* the sizes lisa_json_free() gives back */
+    j->strings_size = p.n_str + 1;
+    if (!j->nodes || !j->strings) {
+        lisa_json_free(j);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d JSON values", p.name, p.n_nodes);
+    }
+    j->strings[p.n_str] = 0;
+    p.j = j;
+    r = lisa__jp_run(&p);
+    LISA_ASSERT(r == LISA_OK && p.n_nodes == j->n_nodes);
+    lisa__ok(err);
+    return r;
+}
+
+LISADEF void lisa_json_free(lisa_json *j) {
+    lisa__free(&j->allocator, j->nodes, (size_t)j->n_nodes * sizeof(lisa_json_node), &j->bytes);
+    lisa__free(&j->allocator, j->strings, j->strings_size, &j->bytes);
+    j->nodes = NULL;
+    j->strings = NULL;
+    j->n_nodes = 0;
+    j->strings_size = 0;
+}
+
+static const lisa_json_node *lisa__json_node(const lisa_json *j, int i) {
+    return j && i >= 0 && i < j->n_nodes ? &j->nodes[i] : NULL;
+}
+
+LISADEF int lisa_json_root(const lisa_json *j) { return j && j->n_nodes > 0 ? 0 : -1; }
+
+LISADEF lisa_json_type lisa_json_type_of(const lisa_json *j, int node) {
+    const lisa_json_node *n = lisa__json_node(j, node);
+    return n ? n->type : LISA_JSON_NONE;
+}
+
+LISADEF int lisa_json_length(const lisa_json *j, int node) {
+    const lisa_json_node *n = lisa__json_node(j, node);
+    return n && (n->type == LISA_JSON_ARRAY || n->type == LISA_JSON_OBJECT) ? n->count : 0;
+}
+
+LISADEF int lisa_json_first(const lisa_json *j, int node) {
+    return lisa_json_length(j, node) > 0 ? node + 1 : -1;
+}
+
+LISADEF int lisa_json_next(const lisa_json *j, int node) {
+    const lisa_json_node *n = lisa__json_node(j, node), *parent;
+    if (!n || !(parent = lisa__json_node(j, n->parent))) return -1;
+    return n->end < parent->end ? n->end : -1;
+}
+
+LISADEF int lisa_json_at(const lisa_json *j, int node, int index) {
+    int c = lisa_json_first(j, node), i;
+    if (index < 0) return -1;
+    for (i = 0; i < index && c >= 0; i++) c = lisa_json_next(j, c);
+    return c;
+}
+
+LISADEF int lisa_json_get(const lisa_json *j, int object, const char *key) {
+    size_t klen = strlen(key);
+    int c, found = -1;
+    if (lisa_json_type_of(j, object) != LISA_JSON_OBJECT) return -1;
+    for (c = lisa_json_first(j, object); c >= 0; c = lisa_json_next(j, c)) {
+        const lisa_json_node *n = &j->nodes[c];
+        if (n->key_len == klen && memcmp(j->strings + n->key, key, klen) == 0) found = c;
+    }
+    return found;
+}
+
+LISADEF double lisa_json_number(const lisa_json *j, int node) {
+    const lisa_json_node *n = lisa__json_node(j, node);
+    return n && n->type == LISA_JSON_NUMBER ? n->number : 0.0;
+}
+
+LISADEF const char *lisa_json_string(const lisa_json *j, int node, size_t *len) {
+    const lisa_json_node *n = lisa__json_node(j, node);
+    if (!n || n->type != LISA_JSON_STRING) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = n->str_len;
+    return j->strings + n->str;
+}
+
+LISADEF const char *lisa_json_key(const lisa_json *j, int node, size_t *len) {
+    const lisa_json_node *n = lisa__json_node(j, node);
+    if (!n || lisa_json_type_of(j, n->parent) != LISA_JSON_OBJECT) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = n->key_len;
+    return j->strings + n->key;
+}
+
+/* Is the string (or, with key set, the member key) at node exactly lit? A
+   decoded string may hold NULs, which strcmp would stop at. */
+static int lisa__json_is(const lisa_json *j, int node, int key, const char *lit) {
+    size_t len;
+    const char *s = key ? lisa_json_key(j, node, &len) : lisa_json_string(j, node, &len);
+    return s && len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
+/* A key or string that a C string can stand for: no NUL inside. */
+static int lisa__json_plain(const lisa_json *j, int node, int key) {
+    size_t len;
+    const char *s = key ? lisa_json_key(j, node, &len) : lisa_json_string(j, node, &len);
+    return s && strlen(s) == len;
+}
+
+/* A number that is a whole value in [0, max]? */
+static int lisa__json_uint(const lisa_json *j, int node, double max, double *out) {
+    double v;
+    if (lisa_json_type_of(j, node) != LISA_JSON_NUMBER) return 0;
+    v = lisa_json_number(j, node);
+    if (!(v >= 0.0 && v <= max) || v != floor(v)) return 0;
+    *out = v;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Files                                                                      */
 /* ------------------------------------------------------------------------- */
 
@@ -4158,487 +4639,6 @@ LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *p
 }
 
 #endif /* LISA_NO_STDIO */
-
-/* ------------------------------------------------------------------------- */
-/* JSON                                                                       */
-/* ------------------------------------------------------------------------- */
-
-/* Two passes over the text with the same code: the first checks it and counts
-   nodes and string bytes, the second (j set) fills exactly sized arrays. */
-typedef struct lisa__jp {
-    const unsigned char *s;
-    size_t len, pos;
-    const char *name;
-    lisa_error *err;
-    lisa_json *j;          /* NULL in the counting pass */
-    int n_nodes;
-    size_t n_str;
-    int depth;
-} lisa__jp;
-
-static lisa_result lisa__jp_fail_at(lisa__jp *p, size_t at, const char *what) {
-    size_t i, line = 1, col = 1;
-    for (i = 0; i < at && i < p->len; i++) {
-        if (p->s[i] == '\n') {
-            line++;
-            col = 1;
-        } else {
-            col++;
-        }
-    }
-    return lisa__fail(p->err, LISA_ERR_FORMAT, "%s: line %lu column %lu: %s", p->name,
-                      (unsigned long)line, (unsigned long)col, what);
-}
-
-static lisa_result lisa__jp_fail(lisa__jp *p, const char *what) { return lisa__jp_fail_at(p, p->pos, what); }
-
-static void lisa__jp_ws(lisa__jp *p) {
-    while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
-                               p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
-        p->pos++;
-}
-
-static void lisa__jp_put(lisa__jp *p, unsigned char c) {
-    if (p->j) p->j->strings[p->n_str] = (char)c;
-    p->n_str++;
-}
-
-static int lisa__jp_hex4(const unsigned char *s, unsigned *out) {
-    unsigned v = 0;
-    int i;
-    for (i = 0; i < 4; i++) {
-        unsigned c = s[i], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return 0;
-        v = v * 16 + d;
-    }
-    *out = v;
-    return 1;
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
-static int lisa__utf8_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int len, i;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;        /* overlong */
-        if (c == 0xED) hi = 0x9F;        /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;        /* overlong */
-        if (c == 0xF4) hi = 0x8F;        /* beyond U+10FFFF */
-    } else {
-        return 0;
-    }
-    if ((size_t)len > n) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
-
-/* Parses the string whose opening quote is at p->pos; its decoded bytes go to
-   *off, *n (offset into strings, length). */
-static lisa_result lisa__jp_string(lisa__jp *p, size_t *off, size_t *n) {
-    size_t start = p->pos;
-    p->pos++;
-    *off = p->n_str;
-    for (;;) {
-        unsigned c;
-        if (p->pos >= p->len) return lisa__jp_fail_at(p, start, "unterminated string");
-        c = p->s[p->pos];
-        if (c == '"') {
-            p->pos++;
-            break;
-        }
-        if (c < 0x20) return lisa__jp_fail(p, "control character in a string (it must be escaped)");
-        if (c == '\\') {
-            unsigned cp;
-            if (p->pos + 1 >= p->len) return lisa__jp_fail_at(p, start, "unterminated string");
-            c = p->s[p->pos + 1];
-            switch (c) {
-            case '"': case '\\': case '/': lisa__jp_put(p, (unsigned char)c); p->pos += 2; continue;
-            case 'b': lisa__jp_put(p, '\b'); p->pos += 2; continue;
-            case 'f': lisa__jp_put(p, '\f'); p->pos += 2; continue;
-            case 'n': lisa__jp_put(p, '\n'); p->pos += 2; continue;
-            case 'r': lisa__jp_put(p, '\r'); p->pos += 2; continue;
-            case 't': lisa__jp_put(p, '\t'); p->pos += 2; continue;
-            case 'u': break;
-            default: return lisa__jp_fail(p, "invalid escape in a string");
-            }
-            if (p->len - p->pos < 6 || !lisa__jp_hex4(p->s + p->pos + 2, &cp))
-                return lisa__jp_fail(p, "invalid \\u escape: four hex digits expected");
-            if (cp >= 0xDC00 && cp <= 0xDFFF)
-                return lisa__jp_fail(p, "invalid \\u escape: unpaired low surrogate");
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                unsigned lo;
-                if (p->len - p->pos < 12 || p->s[p->pos + 6] != '\\' || p->s[p->pos + 7] != 'u' ||
-                    !lisa__jp_hex4(p->s + p->pos + 8, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                    return lisa__jp_fail(p, "invalid \\u escape: high surrogate without a low surrogate");
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                p->pos += 6;
-            }
-            p->pos += 6;
-            if (cp < 0x80) {
-                lisa__jp_put(p, (unsigned char)cp);
-            } else if (cp < 0x800) {
-                lisa__jp_put(p, (unsigned char)(0xC0 | (cp >> 6)));
-                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
-            } else if (cp < 0x10000) {
-                lisa__jp_put(p, (unsigned char)(0xE0 | (cp >> 12)));
-                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
-                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
-            } else {
-                lisa__jp_put(p, (unsigned char)(0xF0 | (cp >> 18)));
-                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 12) & 0x3F)));
-                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
-                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
-            }
-        } else {
-            int k, l = lisa__utf8_len(p->s + p->pos, p->len - p->pos);
-            if (l == 0) return lisa__jp_fail(p, "invalid UTF-8 in a string");
-            for (k = 0; k < l; k++) lisa__jp_put(p, p->s[p->pos + k]);
-            p->pos += (size_t)l;
-        }
-    }
-    *n = p->n_str - *off;
-    lisa__jp_put(p, 0);
-    return LISA_OK;
-}
-
-/* Scans a JSON number at s (n bytes available). Returns the bytes it takes
-   and the value in *out, or 0 with *problem set. */
-static size_t lisa__json_number_scan(const unsigned char *s, size_t n, double *out, const char **problem) {
-    static const double p10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    size_t i = 0;
-    uint64_t mant = 0;
-    int n_sig = 0, neg = 0;
-    long exp10 = 0, e = 0;
-    double v;
-    if (i < n && s[i] == '-') {
-        neg = 1;
-        i++;
-    }
-    if (i < n && s[i] == '0') {
-        i++;
-        if (i < n && s[i] >= '0' && s[i] <= '9') {
-            *problem = "invalid number: leading zeros are not allowed";
-            return 0;
-        }
-    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
-        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-            if (n_sig < 19) {
-                mant = mant * 10 + (uint64_t)(s[i] - '0');
-                n_sig++;
-            } else {
-                exp10++;
-            }
-        }
-    } else {
-        *problem = "invalid number";
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        i++;
-        if (!(i < n && s[i] >= '0' && s[i] <= '9')) {
-            *problem = "invalid number: digits expected after '.'";
-            return 0;
-        }
-        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-            if (n_sig < 19) {
-                mant = mant * 10 + (uint64_t)(s[i] - '0');
-                if (mant > 0) n_sig++;
-                exp10--;
-            }
-        }
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        int eneg = 0;
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i++] == '-';
-        if (!(i < n && s[i] >= '0' && s[i] <= '9')) {
-            *problem = "invalid number: digits expected in the exponent";
-            return 0;
-        }
-        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-            if (e < 100000) e = e * 10 + (s[i] - '0');
-        if (eneg) e = -e;
-    }
-    exp10 += e;
-    if (mant == 0) {
-        v = 0.0;
-    } else if (mant <= (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
-        /* Both operands exact: one correctly rounded operation. */
-        v = exp10 >= 0 ? (double)mant * p10[exp10] : (double)mant / p10[-exp10];
-    } else if (exp10 < -300) {
-        v = exp10 < -400 ? 0.0 : (double)mant * pow(10.0, (double)(exp10 + 300)) * 1e-300;
-    } else {
-        v = exp10 > 400 ? HUGE_VAL : (double)mant * pow(10.0, (double)exp10);
-    }
-    if (v > DBL_MAX) {
-        *problem = "number out of range";
-        return 0;
-    }
-    *out = neg ? -v : v;
-    return i;
-}
-
-static lisa_result lisa__jp_value(lisa__jp *p, int parent, size_t key, size_t key_len) {
-    lisa_json_node *node = NULL;
-    lisa_result r;
-    int idx, count = 0;
-    unsigned c;
-    lisa__jp_ws(p);
-    if (p->pos >= p->len) return lisa__jp_fail(p, "unexpected end of input: a value was expected");
-    if (p->n_nodes == 0x7fffffff) return lisa__jp_fail(p, "too many values");
-    idx = p->n_nodes++;
-    if (p->j) {
-        node = &p->j->nodes[idx];
-        memset(node, 0, sizeof *node);
-        node->parent = parent;
-        node->key = key;
-        node->key_len = key_len;
-    }
-    c = p->s[p->pos];
-    if (c == '{' || c == '[') {
-        unsigned close = c == '{' ? '}' : ']';
-        if (++p->depth > LISA_JSON_MAX_DEPTH) {
-            char msg[64];
-            snprintf(msg, sizeof msg, "nesting deeper than %d levels", LISA_JSON_MAX_DEPTH);
-            return lisa__jp_fail(p, msg);
-        }
-        if (node) node->type = c == '{' ? LISA_JSON_OBJECT : LISA_JSON_ARRAY;
-        p->pos++;
-        lisa__jp_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == close) {
-            p->pos++;
-        } else {
-            for (;;) {
-                size_t koff = 0, klen = 0;
-                if (c == '{') {
-                    lisa__jp_ws(p);
-                    if (p->pos >= p->len) return lisa__jp_fail(p, "unterminated object");
-                    if (p->s[p->pos] != '"') return lisa__jp_fail(p, "expected a string key");
-                    r = lisa__jp_string(p, &koff, &klen);
-                    if (r != LISA_OK) return r;
-                    lisa__jp_ws(p);
-                    if (p->pos >= p->len || p->s[p->pos] != ':')
-                        return lisa__jp_fail(p, "expected ':' after an object key");
-                    p->pos++;
-                }
-                r = lisa__jp_value(p, idx, koff, klen);
-                if (r != LISA_OK) return r;
-                count++;
-                lisa__jp_ws(p);
-                if (p->pos >= p->len)
-                    return lisa__jp_fail(p, c == '{' ? "unterminated object" : "unterminated array");
-                if (p->s[p->pos] == ',') {
-                    p->pos++;
-                    continue;
-                }
-                if (p->s[p->pos] == close) {
-                    p->pos++;
-                    break;
-                }
-                return lisa__jp_fail(p, c == '{' ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array");
-            }
-        }
-        p->depth--;
-        if (p->j) {
-            node = &p->j->nodes[idx];
-            node->count = count;
-        }
-    } else if (c == '"') {
-        size_t off, n;
-        r = lisa__jp_string(p, &off, &n);
-        if (r != LISA_OK) return r;
-        if (node) {
-            node->type = LISA_JSON_STRING;
-            node->str = off;
-            node->str_len = n;
-        }
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-        const char *problem = NULL;
-        double v = 0.0;
-        size_t used = lisa__json_number_scan(p->s + p->pos, p->len - p->pos, &v, &problem);
-        if (used == 0) return lisa__jp_fail(p, problem);
-        p->pos += used;
-        if (node) {
-            node->type = LISA_JSON_NUMBER;
-            node->number = v;
-        }
-    } else {
-        static const char *const words[3] = {"null", "false", "true"};
-        static const lisa_json_type types[3] = {LISA_JSON_NULL, LISA_JSON_FALSE, LISA_JSON_TRUE};
-        int w, found = -1;
-        for (w = 0; w < 3; w++) {
-            size_t wl = strlen(words[w]);
-            if (p->len - p->pos >= wl && memcmp(p->s + p->pos, words[w], wl) == 0) found = w;
-        }
-        if (found < 0) {
-            char msg[64];
-            if (c >= 0x21 && c < 0x7F) snprintf(msg, sizeof msg, "unexpected character '%c'", (char)c);
-            else snprintf(msg, sizeof msg, "unexpected byte 0x%02X", c);
-            return lisa__jp_fail(p, msg);
-        }
-        p->pos += strlen(words[found]);
-        if (node) node->type = types[found];
-    }
-    if (p->j) p->j->nodes[idx].end = p->n_nodes;
-    return LISA_OK;
-}
-
-static lisa_result lisa__jp_run(lisa__jp *p) {
-    lisa_result r;
-    p->pos = 0;
-    p->n_nodes = 0;
-    p->n_str = 0;
-    p->depth = 0;
-    if (p->len >= 3 && p->s[0] == 0xEF && p->s[1] == 0xBB && p->s[2] == 0xBF) p->pos = 3;
-    r = lisa__jp_value(p, -1, 0, 0);
-    if (r != LISA_OK) return r;
-    lisa__jp_ws(p);
-    if (p->pos < p->len) return lisa__jp_fail(p, "unexpected data after the JSON value");
-    return LISA_OK;
-}
-
-LISADEF lisa_result lisa_json_parse(lisa_json *j, const char *text, size_t len, const char *name,
-                                    const lisa_allocator *a, lisa_error *err) {
-    lisa__jp p;
-    lisa_result r;
-    memset(j, 0, sizeof *j);
-    j->allocator = lisa__allocator_or_default(a);
-    memset(&p, 0, sizeof p);
-    p.s = (const unsigned char *)text;
-    p.len = text ? len : 0;
-    p.name = name ? name : "<json>";
-    p.err = err;
-    r = lisa__jp_run(&p);
-    if (r != LISA_OK) return r;
-    j->nodes = (lisa_json_node *)lisa__alloc(&j->allocator, (size_t)p.n_nodes * sizeof(lisa_json_node), &j->bytes);
-    j->strings = (char *)lisa__alloc(&j->allocator, p.n_str + 1, &j->bytes);
-    j->n_nodes = p.n_nodes; /* the sizes lisa_json_free() gives back */
-    j->strings_size = p.n_str + 1;
-    if (!j->nodes || !j->strings) {
-        lisa_json_free(j);
-        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d JSON values", p.name, p.n_nodes);
-    }
-    j->strings[p.n_str] = 0;
-    p.j = j;
-    r = lisa__jp_run(&p);
-    LISA_ASSERT(r == LISA_OK && p.n_nodes == j->n_nodes);
-    lisa__ok(err);
-    return r;
-}
-
-LISADEF void lisa_json_free(lisa_json *j) {
-    lisa__free(&j->allocator, j->nodes, (size_t)j->n_nodes * sizeof(lisa_json_node), &j->bytes);
-    lisa__free(&j->allocator, j->strings, j->strings_size, &j->bytes);
-    j->nodes = NULL;
-    j->strings = NULL;
-    j->n_nodes = 0;
-    j->strings_size = 0;
-}
-
-static const lisa_json_node *lisa__json_node(const lisa_json *j, int i) {
-    return j && i >= 0 && i < j->n_nodes ? &j->nodes[i] : NULL;
-}
-
-LISADEF int lisa_json_root(const lisa_json *j) { return j && j->n_nodes > 0 ? 0 : -1; }
-
-LISADEF lisa_json_type lisa_json_type_of(const lisa_json *j, int node) {
-    const lisa_json_node *n = lisa__json_node(j, node);
-    return n ? n->type : LISA_JSON_NONE;
-}
-
-LISADEF int lisa_json_length(const lisa_json *j, int node) {
-    const lisa_json_node *n = lisa__json_node(j, node);
-    return n && (n->type == LISA_JSON_ARRAY || n->type == LISA_JSON_OBJECT) ? n->count : 0;
-}
-
-LISADEF int lisa_json_first(const lisa_json *j, int node) {
-    return lisa_json_length(j, node) > 0 ? node + 1 : -1;
-}
-
-LISADEF int lisa_json_next(const lisa_json *j, int node) {
-    const lisa_json_node *n = lisa__json_node(j, node), *parent;
-    if (!n || !(parent = lisa__json_node(j, n->parent))) return -1;
-    return n->end < parent->end ? n->end : -1;
-}
-
-LISADEF int lisa_json_at(const lisa_json *j, int node, int index) {
-    int c = lisa_json_first(j, node), i;
-    if (index < 0) return -1;
-    for (i = 0; i < index && c >= 0; i++) c = lisa_json_next(j, c);
-    return c;
-}
-
-LISADEF int lisa_json_get(const lisa_json *j, int object, const char *key) {
-    size_t klen = strlen(key);
-    int c, found = -1;
-    if (lisa_json_type_of(j, object) != LISA_JSON_OBJECT) return -1;
-    for (c = lisa_json_first(j, object); c >= 0; c = lisa_json_next(j, c)) {
-        const lisa_json_node *n = &j->nodes[c];
-        if (n->key_len == klen && memcmp(j->strings + n->key, key, klen) == 0) found = c;
-    }
-    return found;
-}
-
-LISADEF double lisa_json_number(const lisa_json *j, int node) {
-    const lisa_json_node *n = lisa__json_node(j, node);
-    return n && n->type == LISA_JSON_NUMBER ? n->number : 0.0;
-}
-
-LISADEF const char *lisa_json_string(const lisa_json *j, int node, size_t *len) {
-    const lisa_json_node *n = lisa__json_node(j, node);
-    if (!n || n->type != LISA_JSON_STRING) {
-        if (len) *len = 0;
-        return NULL;
-    }
-    if (len) *len = n->str_len;
-    return j->strings + n->str;
-}
-
-LISADEF const char *lisa_json_key(const lisa_json *j, int node, size_t *len) {
-    const lisa_json_node *n = lisa__json_node(j, node);
-    if (!n || lisa_json_type_of(j, n->parent) != LISA_JSON_OBJECT) {
-        if (len) *len = 0;
-        return NULL;
-    }
-    if (len) *len = n->key_len;
-    return j->strings + n->key;
-}
-
-/* Is the string (or, with key set, the member key) at node exactly lit? A
-   decoded string may hold NULs, which strcmp would stop at. */
-static int lisa__json_is(const lisa_json *j, int node, int key, const char *lit) {
-    size_t len;
-    const char *s = key ? lisa_json_key(j, node, &len) : lisa_json_string(j, node, &len);
-    return s && len == strlen(lit) && memcmp(s, lit, len) == 0;
-}
-
-/* A key or string that a C string can stand for: no NUL inside. */
-static int lisa__json_plain(const lisa_json *j, int node, int key) {
-    size_t len;
-    const char *s = key ? lisa_json_key(j, node, &len) : lisa_json_string(j, node, &len);
-    return s && strlen(s) == len;
-}
-
-/* A number that is a whole value in [0, max]? */
-static int lisa__json_uint(const lisa_json *j, int node, double max, double *out) {
-    double v;
-    if (lisa_json_type_of(j, node) != LISA_JSON_NUMBER) return 0;
-    v = lisa_json_number(j, node);
-    if (!(v >= 0.0 && v <= max) || v != floor(v)) return 0;
-    *out = v;
-    return 1;
-}
 
 /* ------------------------------------------------------------------------- */
 /* Half-precision conversions                                                 */
