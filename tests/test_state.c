@@ -285,14 +285,6 @@ static float f32_at(const unsigned char *b) {
     return f;
 }
 
-static void put_le32_at(unsigned char *b, int32_t v) {
-    uint32_t u = (uint32_t)v;
-    b[0] = (unsigned char)u;
-    b[1] = (unsigned char)(u >> 8);
-    b[2] = (unsigned char)(u >> 16);
-    b[3] = (unsigned char)(u >> 24);
-}
-
 /* The header on disk, field by field at its byte offset, as the layout above
    lisa__state_header gives it: files written before keep loading only while
    every field stays where it is. */
@@ -309,7 +301,7 @@ static void test_header_layout(const char *dir) {
     char path[512];
     unsigned char *data, *copy;
     size_t size, i;
-    int ok = 1, bad_field = -1;
+    int ok = 1, bad_field = -1, k;
     snprintf(path, sizeof path, "%s/layout.lsst", dir);
     write_sample_state(path, position);
     data = read_file(path, &size);
@@ -336,7 +328,7 @@ static void test_header_layout(const char *dir) {
     copy = (unsigned char *)malloc(size);
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memcpy(copy, data, size);
-        put_le32_at(copy + 16 + 4 * bad[i].field, bad[i].value);
+        for (k = 0; k < 4; k++) copy[16 + 4 * bad[i].field + k] = (unsigned char)((uint32_t)bad[i].value >> (8 * k));
         CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "bad state header"), "layout: %s is a bad state header",
               bad[i].what);
     }
