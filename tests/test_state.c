@@ -217,63 +217,6 @@ static int load_memory_fails(const unsigned char *data, size_t size, lisa_result
     return r == want && cnt.live == 0 && strstr(err.message, "bad.lsst") && (!word || strstr(err.message, word));
 }
 
-static void test_malformed(const char *dir) {
-    char path[512], path2[512];
-    unsigned char *data, *copy;
-    size_t size, size2, cut;
-    int all_truncations_fail = 1;
-    lisa_model m;
-    lisa_trainer t;
-    lisa_error err;
-    snprintf(path, sizeof path, "%s/sample.lsst", dir);
-    snprintf(path2, sizeof path2, "%s/sample2.lsst", dir);
-    write_sample_state(path, 42);
-    data = read_file(path, &size);
-    CHECK(data && size > 1000, "the sample state was written");
-    if (!data) return;
-    /* load, save again: the same bytes */
-    CHECK(lisa_trainer_load_state(&t, &m, path, NULL, NULL, &err) == LISA_OK, "load sample: %s", err.message);
-    CHECK(lisa_trainer_save_state(&t, path2, 42, &err) == LISA_OK, "save again: %s", err.message);
-    lisa_trainer_free(&t);
-    lisa_model_free(&m);
-    copy = read_file(path2, &size2);
-    CHECK(copy && size2 == size && memcmp(copy, data, size) == 0, "load + save reproduces the file byte for byte");
-    free(copy);
-    for (cut = 0; cut < size; cut++)
-        if (!load_memory_fails(data, cut, LISA_ERR_FORMAT, NULL)) {
-            all_truncations_fail = 0;
-            fprintf(stderr, "truncation to %lu bytes was not rejected cleanly\n", (unsigned long)cut);
-            break;
-        }
-    CHECK(all_truncations_fail, "every truncation fails with a format error naming the file, leaking nothing");
-    copy = (unsigned char *)malloc(size + 1);
-    memcpy(copy, data, size);
-    copy[size] = 0;
-    CHECK(load_memory_fails(copy, size + 1, LISA_ERR_FORMAT, "trailing"), "a trailing byte is rejected");
-    copy[size / 2] ^= 0x10;
-    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "checksum"), "a flipped bit in the weights fails the checksum");
-    memcpy(copy, data, size);
-    copy[0] = 'X';
-    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "LSST"), "bad magic");
-    memcpy(copy, data, size);
-    copy[4] = 9;
-    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "version"), "unsupported version");
-    memcpy(copy, data, size);
-    memset(copy + 16, 0, 4); /* dim 0 */
-    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "dim"), "a bad model config in the header");
-    memcpy(copy, data, size);
-    memset(copy + 16 + 4 * 15, 0x7f, 4); /* gamma huge */
-    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "LISA layers"), "a bad LISA setting in the header");
-    memcpy(copy, data, size);
-    memset(copy + 16 + 4 * 2, 0x7f, 4); /* n_layers huge: must not allocate */
-    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, NULL), "a huge layer count is rejected before allocating");
-    free(copy);
-    free(data);
-    CHECK(lisa_trainer_load_state(&t, &m, "/nonexistent/dir/x.lsst", NULL, NULL, &err) == LISA_ERR_IO &&
-              strstr(err.message, "/nonexistent/dir/x.lsst"),
-          "a missing file is an I/O error naming it");
-}
-
 static uint32_t le32_at(const unsigned char *b) {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
@@ -337,6 +280,63 @@ static void test_header_layout(const char *dir) {
     remove(path);
 }
 
+static void test_malformed(const char *dir) {
+    char path[512], path2[512];
+    unsigned char *data, *copy;
+    size_t size, size2, cut;
+    int all_truncations_fail = 1;
+    lisa_model m;
+    lisa_trainer t;
+    lisa_error err;
+    snprintf(path, sizeof path, "%s/sample.lsst", dir);
+    snprintf(path2, sizeof path2, "%s/sample2.lsst", dir);
+    write_sample_state(path, 42);
+    data = read_file(path, &size);
+    CHECK(data && size > 1000, "the sample state was written");
+    if (!data) return;
+    /* load, save again: the same bytes */
+    CHECK(lisa_trainer_load_state(&t, &m, path, NULL, NULL, &err) == LISA_OK, "load sample: %s", err.message);
+    CHECK(lisa_trainer_save_state(&t, path2, 42, &err) == LISA_OK, "save again: %s", err.message);
+    lisa_trainer_free(&t);
+    lisa_model_free(&m);
+    copy = read_file(path2, &size2);
+    CHECK(copy && size2 == size && memcmp(copy, data, size) == 0, "load + save reproduces the file byte for byte");
+    free(copy);
+    for (cut = 0; cut < size; cut++)
+        if (!load_memory_fails(data, cut, LISA_ERR_FORMAT, NULL)) {
+            all_truncations_fail = 0;
+            fprintf(stderr, "truncation to %lu bytes was not rejected cleanly\n", (unsigned long)cut);
+            break;
+        }
+    CHECK(all_truncations_fail, "every truncation fails with a format error naming the file, leaking nothing");
+    copy = (unsigned char *)malloc(size + 1);
+    memcpy(copy, data, size);
+    copy[size] = 0;
+    CHECK(load_memory_fails(copy, size + 1, LISA_ERR_FORMAT, "trailing"), "a trailing byte is rejected");
+    copy[size / 2] ^= 0x10;
+    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "checksum"), "a flipped bit in the weights fails the checksum");
+    memcpy(copy, data, size);
+    copy[0] = 'X';
+    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "LSST"), "bad magic");
+    memcpy(copy, data, size);
+    copy[4] = 9;
+    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "version"), "unsupported version");
+    memcpy(copy, data, size);
+    memset(copy + 16, 0, 4); /* dim 0 */
+    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "dim"), "a bad model config in the header");
+    memcpy(copy, data, size);
+    memset(copy + 16 + 4 * 15, 0x7f, 4); /* gamma huge */
+    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "LISA layers"), "a bad LISA setting in the header");
+    memcpy(copy, data, size);
+    memset(copy + 16 + 4 * 2, 0x7f, 4); /* n_layers huge: must not allocate */
+    CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, NULL), "a huge layer count is rejected before allocating");
+    free(copy);
+    free(data);
+    CHECK(lisa_trainer_load_state(&t, &m, "/nonexistent/dir/x.lsst", NULL, NULL, &err) == LISA_ERR_IO &&
+              strstr(err.message, "/nonexistent/dir/x.lsst"),
+          "a missing file is an I/O error naming it");
+}
+
 /* A writer killed in the middle of saving leaves a loadable file behind:
    either the old state or a new one, never half of one. */
 static void test_killed_writer(const char *dir) {
@@ -394,8 +394,8 @@ int main(void) {
         return 1;
     }
     test_resume(dir);
-    test_malformed(dir);
     test_header_layout(dir);
+    test_malformed(dir);
     test_killed_writer(dir);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
