@@ -620,6 +620,18 @@ LISADEF lisa_result lisa_tokens_load_memory(lisa_tokens *d, const void *data, si
                                             const char *name, const lisa_allocator *a,
                                             lisa_error *err);
 
+/* llama2.c version-1 checkpoint ("ak42") from memory: a 256-byte header
+   (uint32 magic 0x616b3432, int32 version 1, int32 dim, hidden_dim, n_layers,
+   n_heads, n_kv_heads, vocab_size, max_seq_len, uint8 shared classifier, zero
+   padding; unlike the legacy format, a negative vocab_size is an error), then
+   fp32 tensors in export.py's order: every layer's attention norm, every
+   layer's MLP norm, the final norm, the embedding, then wq, wk, wv, wo, w1,
+   w2, w3 each for every layer, then the head unless shared. No norm_eps or
+   rope_theta in the file: the defaults apply. Call lisa_model_free(). */
+LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
+                                                      const char *name, const lisa_allocator *a,
+                                                      lisa_error *err);
+
 #ifndef LISA_NO_STDIO
 /* llama2.c legacy checkpoint: 7 int32 (dim, hidden_dim, n_layers, n_heads,
    n_kv_heads, vocab_size, negative when a separate head follows, seq_len), then
@@ -630,6 +642,11 @@ LISADEF lisa_result lisa_model_load_llama2c(lisa_model *m, const char *path,
                                             const lisa_allocator *a, lisa_error *err);
 /* Writes atomically: a temporary file next to path, flushed, then renamed. */
 LISADEF lisa_result lisa_model_save_llama2c(const lisa_model *m, const char *path, lisa_error *err);
+/* lisa_model_load_llama2c_v1_memory() on a file. */
+LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
+                                               const lisa_allocator *a, lisa_error *err);
+/* Writes a version-1 checkpoint (shared classifier flag = tied_head). Atomic. */
+LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err);
 
 /* llm.c token file: 256 int32 header (magic 20240520 version 1: uint16 tokens;
    magic 20240801 version 7: uint32 tokens; count in header[2]), then the tokens. */
@@ -737,26 +754,10 @@ LISADEF int lisa_tokenizer_find(const lisa_tokenizer *t, const char *piece, size
 
 LISADEF void lisa_tokenizer_free(lisa_tokenizer *t);
 
-/* llama2.c version-1 checkpoint ("ak42") from memory: a 256-byte header
-   (uint32 magic 0x616b3432, int32 version 1, int32 dim, hidden_dim, n_layers,
-   n_heads, n_kv_heads, vocab_size, max_seq_len, uint8 shared classifier, zero
-   padding), then fp32 tensors in export.py's order: every layer's attention
-   norm, every layer's MLP norm, the final norm, the embedding, then wq, wk,
-   wv, wo, w1, w2, w3 each for every layer, then the head unless shared. No
-   norm_eps or rope_theta in the file: the defaults apply. Call lisa_model_free(). */
-LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
-                                                      const char *name, const lisa_allocator *a,
-                                                      lisa_error *err);
-
 #ifndef LISA_NO_STDIO
 /* lisa_tokenizer_load_llama2c_memory() on a file (tokenizer.bin). */
 LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *path, int vocab_size,
                                                 const lisa_allocator *a, lisa_error *err);
-/* lisa_model_load_llama2c_v1_memory() on a file. */
-LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
-                                               const lisa_allocator *a, lisa_error *err);
-/* Writes a version-1 checkpoint (shared classifier flag = tied_head). Atomic. */
-LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err);
 #endif
 
 /* ------------------------------------------------------------------------- */
@@ -919,7 +920,9 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
 LISADEF lisa_result lisa_model_load(lisa_model *m, const char *path, const lisa_allocator *a,
                                     lisa_error *err);
 /* The config of a model file or directory (as lisa_model_load() tells them
-   apart), reading only its header or config.json: what the planner needs. */
+   apart), reading only its header or config.json: what the planner needs.
+   A llama2.c header is checked as lisa_model_load() checks it, the file's
+   size against it included. */
 LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, const lisa_allocator *a,
                                            lisa_error *err);
 #endif
@@ -2841,1465 +2844,6 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
 }
 
 /* ------------------------------------------------------------------------- */
-/* Files                                                                      */
-/* ------------------------------------------------------------------------- */
-
-/* A 64-bit checksum of a byte stream fed in pieces of any size: the result
-   depends on the bytes alone, read as little-endian 8-byte words. */
-typedef struct lisa__hash {
-    uint64_t h;
-    unsigned char tail[8];
-    int n_tail;
-} lisa__hash;
-
-static uint64_t lisa__hash_mix(uint64_t h, uint64_t w) {
-    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-    return h ^ (h >> 29);
-}
-
-static uint64_t lisa__le64(const unsigned char *b) {
-    uint64_t w = 0;
-    int i;
-    for (i = 7; i >= 0; i--) w = w << 8 | b[i];
-    return w;
-}
-
-static void lisa__hash_bytes(lisa__hash *s, const void *data, size_t n) {
-    const unsigned char *p = (const unsigned char *)data;
-    while (n > 0 && s->n_tail > 0 && s->n_tail < 8) {
-        s->tail[s->n_tail++] = *p++;
-        n--;
-        if (s->n_tail == 8) {
-            s->h = lisa__hash_mix(s->h, lisa__le64(s->tail));
-            s->n_tail = 0;
-        }
-    }
-    for (; n >= 8; p += 8, n -= 8) s->h = lisa__hash_mix(s->h, lisa__le64(p));
-    while (n > 0 && s->n_tail < 8) {
-        s->tail[s->n_tail++] = *p++;
-        n--;
-    }
-}
-
-/* A byte source: memory, or a FILE whose size is known up front. Everything
-   read is also fed to a checksum. */
-typedef struct lisa__reader {
-    const unsigned char *mem;
-    size_t size, pos;
-    lisa__hash hash;
-#ifndef LISA_NO_STDIO
-    FILE *file;
-#endif
-} lisa__reader;
-
-static int lisa__read(lisa__reader *r, void *dst, size_t n) {
-    if (n > r->size - r->pos) return 0;
-#ifndef LISA_NO_STDIO
-    if (r->file) {
-        if (fread(dst, 1, n, r->file) != n) return 0;
-    } else
-#endif
-        memcpy(dst, r->mem + r->pos, n);
-    r->pos += n;
-    lisa__hash_bytes(&r->hash, dst, n);
-    return 1;
-}
-
-static int lisa__skip(lisa__reader *r, size_t n) {
-    if (n > r->size - r->pos) return 0;
-#ifndef LISA_NO_STDIO
-    if (r->file) {
-        /* Seek in steps a long can hold. */
-        size_t left = n;
-        while (left > 0) {
-            long step = (long)LISA__MIN(left, (size_t)1 << 30);
-            if (fseek(r->file, step, SEEK_CUR) != 0) return 0;
-            left -= (size_t)step;
-        }
-    }
-#endif
-    r->pos += n;
-    return 1;
-}
-
-static int32_t lisa__le32(const unsigned char *b) {
-    return (int32_t)((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24);
-}
-
-static int lisa__little_endian(void) {
-    const uint32_t one = 1;
-    return *(const unsigned char *)&one == 1;
-}
-
-/* Reads n little-endian floats into dst. */
-static int lisa__read_f32(lisa__reader *r, float *dst, size_t n) {
-    size_t i;
-    if (!lisa__read(r, dst, n * sizeof(float))) return 0;
-    if (!lisa__little_endian()) {
-        for (i = 0; i < n; i++) {
-            unsigned char *b = (unsigned char *)(dst + i), t0 = b[0], t1 = b[1];
-            b[0] = b[3]; b[1] = b[2]; b[2] = t1; b[3] = t0;
-        }
-    }
-    return 1;
-}
-
-/* --- llama2.c checkpoints --------------------------------------------------
-
-   Tensors are stored tensor-major (every layer's wq, then every layer's wk,
-   ...); the model is layer-major, so each tensor kind is visited per layer. */
-
-#define LISA__L2C_HEADER 28
-#define LISA__L2C_KINDS 9
-
-/* Offsets within a layer block of the nine per-layer tensors, in file order
-   (attn norm, wq, wk, wv, wo, mlp norm, w1, w2, w3), and their sizes. */
-static void lisa__l2c_layer_tensors(const lisa_model *m, size_t off[LISA__L2C_KINDS], size_t len[LISA__L2C_KINDS]) {
-    const lisa_layer_layout *y = &m->layout.layer;
-    const size_t o[LISA__L2C_KINDS] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
-    int i;
-    for (i = 0; i < LISA__L2C_KINDS; i++) {
-        off[i] = o[i];
-        len[i] = (i + 1 < LISA__L2C_KINDS ? o[i + 1] : y->size) - o[i];
-    }
-}
-
-static size_t lisa__l2c_rope_floats(const lisa_config *c) {
-    return 2 * (size_t)c->max_seq_len * (size_t)(c->dim / c->n_heads / 2);
-}
-
-/* Version-1 files start with a magic number; their reader is with the tokenizers below. */
-static lisa_result lisa__l2c_v1_read(lisa_model *m, lisa__reader *r, const char *name,
-                                     const lisa_allocator *a, lisa_error *err);
-
-static lisa_result lisa__l2c_read(lisa_model *m, lisa__reader *r, const char *name,
-                                  const lisa_allocator *a, lisa_error *err) {
-    unsigned char hb[LISA__L2C_HEADER];
-    char context[300];
-    lisa_config c;
-    lisa_result res;
-    size_t expected, off[LISA__L2C_KINDS], len[LISA__L2C_KINDS];
-    int32_t h[7];
-    int i, l;
-    memset(m, 0, sizeof *m);
-    if (!lisa__read(r, hb, sizeof hb))
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a llama2.c header needs %d",
-                          name, (unsigned long)r->size, LISA__L2C_HEADER);
-    for (i = 0; i < 7; i++) h[i] = lisa__le32(hb + 4 * i);
-    if ((uint32_t)h[0] == 0x616b3432u) { /* "ak42": a version-1 checkpoint; start again */
-        r->pos = 0;
-        memset(&r->hash, 0, sizeof r->hash);
-#ifndef LISA_NO_STDIO
-        if (r->file && fseek(r->file, 0, SEEK_SET) != 0)
-            return lisa__fail(err, LISA_ERR_IO, "%s: cannot seek back to the start", name);
-#endif
-        return lisa__l2c_v1_read(m, r, name, a, err);
-    }
-    memset(&c, 0, sizeof c);
-    c.dim = h[0];
-    c.hidden_dim = h[1];
-    c.n_layers = h[2];
-    c.n_heads = h[3];
-    c.n_kv_heads = h[4];
-    c.tied_head = h[5] > 0;
-    c.vocab_size = h[5] == INT32_MIN ? 0 : (h[5] < 0 ? -h[5] : h[5]);
-    c.max_seq_len = h[6];
-    if (c.n_kv_heads == 0) /* the file must say it: 0 is not "default" here */
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: n_kv_heads is 0", name);
-    snprintf(context, sizeof context, "%s: bad header", name);
-    if (lisa__config_check(&c, context, err) != LISA_OK) {
-        if (err) err->code = LISA_ERR_FORMAT;
-        return LISA_ERR_FORMAT;
-    }
-    m->layout = lisa_layout_of(&c);
-    /* In double first: with a 32-bit size_t the RoPE tables alone can wrap. */
-    if (LISA__L2C_HEADER + ((double)m->layout.n_params + (double)c.max_seq_len * (c.dim / c.n_heads)) * sizeof(float) >
-        (double)SIZE_MAX / 2)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: the file would be too large for this machine", name);
-    expected = LISA__L2C_HEADER + (m->layout.n_params + lisa__l2c_rope_floats(&c)) * sizeof(float);
-    if (r->size < expected)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f bytes, the file has %.0f",
-                          name, (double)expected, (double)r->size);
-    if (r->size > expected)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data: the header implies %.0f bytes, the file has %.0f",
-                          name, (double)(r->size - expected), (double)expected, (double)r->size);
-    res = lisa__model_alloc(m, &c, a, name, err);
-    if (res != LISA_OK) return res;
-    lisa__l2c_layer_tensors(m, off, len);
-    if (!lisa__read_f32(r, m->embed, m->layout.embed)) goto short_read;
-    for (i = 0; i < LISA__L2C_KINDS; i++)
-        for (l = 0; l < c.n_layers; l++)
-            if (!lisa__read_f32(r, m->params + lisa_block_offset(&c, LISA_BLOCK_LAYER(l)) + off[i], len[i]))
-                goto short_read;
-    if (!lisa__read_f32(r, m->final_norm, m->layout.final_norm)) goto short_read;
-    if (!lisa__skip(r, lisa__l2c_rope_floats(&c) * sizeof(float))) goto short_read;
-    if (!c.tied_head && !lisa__read_f32(r, m->head, m->layout.head)) goto short_read;
-    lisa__ok(err);
-    return LISA_OK;
-short_read:
-    lisa_model_free(m);
-    return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
-}
-
-LISADEF lisa_result lisa_model_load_llama2c_memory(lisa_model *m, const void *data, size_t size,
-                                                   const char *name, const lisa_allocator *a,
-                                                   lisa_error *err) {
-    lisa__reader r;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)data;
-    r.size = data ? size : 0;
-    return lisa__l2c_read(m, &r, name ? name : "<memory>", a, err);
-}
-
-/* --- llm.c token files ---------------------------------------------------- */
-
-#define LISA__TOK_HEADER_INTS 256
-#define LISA__TOK_MAGIC_U16 20240520
-#define LISA__TOK_MAGIC_U32 20240801
-
-static lisa_result lisa__tokens_read(lisa_tokens *d, lisa__reader *r, const char *name,
-                                     const lisa_allocator *a, lisa_error *err) {
-    unsigned char hb[4 * LISA__TOK_HEADER_INTS];
-    int32_t magic, version, count;
-    size_t width, i, data_bytes;
-    unsigned char *raw;
-    memset(d, 0, sizeof *d);
-    if (!lisa__read(r, hb, sizeof hb))
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a token file header needs %d",
-                          name, (unsigned long)r->size, 4 * LISA__TOK_HEADER_INTS);
-    magic = lisa__le32(hb);
-    version = lisa__le32(hb + 4);
-    count = lisa__le32(hb + 8);
-    if (magic == LISA__TOK_MAGIC_U16 && version == 1) width = 2;
-    else if (magic == LISA__TOK_MAGIC_U32 && version == 7) width = 4;
-    else if (magic == LISA__TOK_MAGIC_U16 || magic == LISA__TOK_MAGIC_U32)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic %d with unsupported version %d", name, magic, version);
-    else
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic %d is not an llm.c token file (%d or %d)",
-                          name, magic, LISA__TOK_MAGIC_U16, LISA__TOK_MAGIC_U32);
-    if (count < 2)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: token count %d (at least 2 are needed for one input and target)",
-                          name, count);
-    if ((size_t)count > SIZE_MAX / sizeof(int)) /* only possible with a 32-bit size_t */
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: %d tokens are too many for this machine", name, count);
-    data_bytes = (size_t)count * width;
-    if (r->size - r->pos < data_bytes)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header says %d tokens (%.0f bytes), the file holds %.0f bytes after the header",
-                          name, count, (double)data_bytes, (double)(r->size - r->pos));
-    if (r->size - r->pos > data_bytes)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data after the %d tokens the header says",
-                          name, (double)(r->size - r->pos - data_bytes), count);
-    d->allocator = lisa__allocator_or_default(a);
-    d->n = (size_t)count;
-    d->ids = (int *)lisa__alloc(&d->allocator, d->n * sizeof(int), &d->bytes);
-    if (!d->ids) {
-        d->n = 0;
-        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d tokens", name, count);
-    }
-    /* Widen in place from the back: raw tokens are read into the end of ids. */
-    raw = (unsigned char *)d->ids + d->n * sizeof(int) - data_bytes;
-    if (!lisa__read(r, raw, data_bytes)) {
-        lisa_tokens_free(d);
-        return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
-    }
-    for (i = 0; i < d->n; i++) {
-        const unsigned char *b = raw + i * width;
-        uint32_t v = width == 2 ? (uint32_t)b[0] | (uint32_t)b[1] << 8 : (uint32_t)lisa__le32(b);
-        if (v > 0x7fffffffu) {
-            lisa_tokens_free(d);
-            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %lu has id %lu, beyond any vocabulary",
-                              name, (unsigned long)i, (unsigned long)v);
-        }
-        d->ids[i] = (int)v;
-    }
-    lisa__ok(err);
-    return LISA_OK;
-}
-
-LISADEF lisa_result lisa_tokens_load_memory(lisa_tokens *d, const void *data, size_t size,
-                                            const char *name, const lisa_allocator *a,
-                                            lisa_error *err) {
-    lisa__reader r;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)data;
-    r.size = data ? size : 0;
-    return lisa__tokens_read(d, &r, name ? name : "<memory>", a, err);
-}
-
-LISADEF void lisa_tokens_free(lisa_tokens *d) {
-    lisa__free(&d->allocator, d->ids, d->n * sizeof(int), &d->bytes);
-    d->ids = NULL;
-    d->n = 0;
-}
-
-LISADEF lisa_result lisa_tokens_check_vocab(const lisa_tokens *d, int vocab, const char *name,
-                                            lisa_error *err) {
-    size_t i;
-    for (i = 0; i < d->n; i++)
-        if (d->ids[i] < 0 || d->ids[i] >= vocab)
-            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %lu has id %d, outside the model's vocabulary of %d",
-                              name ? name : "tokens", (unsigned long)i, d->ids[i], vocab);
-    lisa__ok(err);
-    return LISA_OK;
-}
-
-LISADEF void lisa_tokens_batch(const lisa_tokens *d, long long index, int B, int T,
-                               int *inputs, int *targets) {
-    size_t span = (size_t)B * T, start = (size_t)((unsigned long long)index * span % d->n), i;
-    for (i = 0; i < span; i++) {
-        inputs[i] = d->ids[(start + i) % d->n];
-        targets[i] = d->ids[(start + i + 1) % d->n];
-    }
-}
-
-/* --- stdio: reading and atomic writing ------------------------------------ */
-#ifndef LISA_NO_STDIO
-
-static lisa_result lisa__open_reader(lisa__reader *r, const char *path, lisa_error *err) {
-    long size;
-    memset(r, 0, sizeof *r);
-    r->file = fopen(path, "rb");
-    if (!r->file) return lisa__fail(err, LISA_ERR_IO, "%s: cannot open for reading", path);
-    if (fseek(r->file, 0, SEEK_END) != 0 || (size = ftell(r->file)) < 0 || fseek(r->file, 0, SEEK_SET) != 0) {
-        fclose(r->file);
-        r->file = NULL;
-        return lisa__fail(err, LISA_ERR_IO, "%s: cannot determine the file size", path);
-    }
-    r->size = (size_t)size;
-    /* fopen succeeds on a directory on some systems; a first read tells. */
-    if (fgetc(r->file) == EOF && ferror(r->file)) {
-        fclose(r->file);
-        r->file = NULL;
-        return lisa__fail(err, LISA_ERR_IO, "%s: cannot read (is it a directory?)", path);
-    }
-    rewind(r->file);
-    return LISA_OK;
-}
-
-/* A whole file in memory, NUL-terminated; *size its bytes. Files over
-   max_size are a format error: loaders cap what they will read whole. */
-static lisa_result lisa__read_text(const char *path, const lisa_allocator *al, size_t max_size, char **text,
-                                   size_t *size, size_t *counter, lisa_error *err) {
-    lisa__reader r;
-    lisa_result res = lisa__open_reader(&r, path, err);
-    *text = NULL;
-    *size = 0;
-    if (res != LISA_OK) return res;
-    if (r.size > max_size || r.size == SIZE_MAX) {
-        fclose(r.file);
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes is more than this loader reads (%.0f)", path,
-                          (double)r.size, (double)max_size);
-    }
-    *text = (char *)lisa__alloc(al, r.size + 1, counter);
-    if (!*text) {
-        fclose(r.file);
-        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes", path, (double)r.size);
-    }
-    if (!lisa__read(&r, *text, r.size)) {
-        fclose(r.file);
-        lisa__free(al, *text, r.size + 1, counter);
-        *text = NULL;
-        return lisa__fail(err, LISA_ERR_IO, "%s: read failed", path);
-    }
-    (*text)[r.size] = 0;
-    fclose(r.file);
-    *size = r.size;
-    return LISA_OK;
-}
-
-LISADEF lisa_result lisa_model_load_llama2c(lisa_model *m, const char *path,
-                                            const lisa_allocator *a, lisa_error *err) {
-    lisa__reader r;
-    lisa_result res = lisa__open_reader(&r, path, err);
-    if (res != LISA_OK) {
-        memset(m, 0, sizeof *m);
-        return res;
-    }
-    res = lisa__l2c_read(m, &r, path, a, err);
-    fclose(r.file);
-    return res;
-}
-
-LISADEF lisa_result lisa_tokens_load(lisa_tokens *d, const char *path, const lisa_allocator *a,
-                                     lisa_error *err) {
-    lisa__reader r;
-    lisa_result res = lisa__open_reader(&r, path, err);
-    if (res != LISA_OK) {
-        memset(d, 0, sizeof *d);
-        return res;
-    }
-    res = lisa__tokens_read(d, &r, path, a, err);
-    fclose(r.file);
-    return res;
-}
-
-static void lisa__put_le32(unsigned char *b, int32_t v) {
-    uint32_t u = (uint32_t)v;
-    b[0] = (unsigned char)u;
-    b[1] = (unsigned char)(u >> 8);
-    b[2] = (unsigned char)(u >> 16);
-    b[3] = (unsigned char)(u >> 24);
-}
-
-/* An atomic writer: everything goes to "<path>.tmp", which replaces path only
-   once it is complete, so a failed or interrupted save keeps the old file. */
-typedef struct lisa__writer {
-    FILE *file;
-    const char *path;
-    char tmp[4096];
-    int failed;
-    lisa__hash hash;     /* of everything written so far */
-} lisa__writer;
-
-static lisa_result lisa__writer_open(lisa__writer *w, const char *path, lisa_error *err) {
-    memset(w, 0, sizeof *w);
-    w->path = path;
-    if (strlen(path) + 5 > sizeof w->tmp) return lisa__fail(err, LISA_ERR_IO, "%s: path too long", path);
-    strcpy(w->tmp, path);
-    strcat(w->tmp, ".tmp");
-    w->file = fopen(w->tmp, "wb");
-    if (!w->file) return lisa__fail(err, LISA_ERR_IO, "%s: cannot open %s for writing", path, w->tmp);
-    return LISA_OK;
-}
-
-static void lisa__write(lisa__writer *w, const void *data, size_t n) {
-    if (!w->failed && n && fwrite(data, 1, n, w->file) != n) w->failed = 1;
-    lisa__hash_bytes(&w->hash, data, n);
-}
-
-static void lisa__write_f32(lisa__writer *w, const float *x, size_t n) {
-    unsigned char buf[4096];
-    size_t i, k;
-    if (lisa__little_endian()) {
-        lisa__write(w, x, n * sizeof(float));
-        return;
-    }
-    for (i = 0; i < n; i += sizeof buf / 4) {
-        size_t chunk = LISA__MIN(n - i, sizeof buf / 4);
-        for (k = 0; k < chunk; k++) {
-            uint32_t u;
-            memcpy(&u, x + i + k, 4);
-            lisa__put_le32(buf + 4 * k, (int32_t)u);
-        }
-        lisa__write(w, buf, chunk * 4);
-    }
-}
-
-static lisa_result lisa__writer_close(lisa__writer *w, lisa_error *err) {
-    int failed = w->failed || fflush(w->file) != 0 || ferror(w->file);
-    if (fclose(w->file) != 0) failed = 1;
-    w->file = NULL;
-    if (failed) {
-        remove(w->tmp);
-        return lisa__fail(err, LISA_ERR_IO, "%s: write failed (disk full?); the previous file is unchanged", w->path);
-    }
-#ifdef _WIN32
-    remove(w->path);
-#endif
-    if (rename(w->tmp, w->path) != 0) {
-        remove(w->tmp);
-        return lisa__fail(err, LISA_ERR_IO, "%s: cannot rename %s into place", w->path, w->tmp);
-    }
-    lisa__ok(err);
-    return LISA_OK;
-}
-
-LISADEF lisa_result lisa_model_save_llama2c(const lisa_model *m, const char *path, lisa_error *err) {
-    const lisa_config *c = &m->config;
-    unsigned char hb[LISA__L2C_HEADER];
-    size_t off[LISA__L2C_KINDS], len[LISA__L2C_KINDS];
-    int hs = c->dim / c->n_heads, i, l, pos;
-    int32_t header[7];
-    lisa__writer w;
-    lisa_result res;
-    header[0] = c->dim;
-    header[1] = c->hidden_dim;
-    header[2] = c->n_layers;
-    header[3] = c->n_heads;
-    header[4] = c->n_kv_heads;
-    header[5] = c->tied_head ? c->vocab_size : -c->vocab_size;
-    header[6] = c->max_seq_len;
-    for (i = 0; i < 7; i++) lisa__put_le32(hb + 4 * i, header[i]);
-    res = lisa__writer_open(&w, path, err);
-    if (res != LISA_OK) return res;
-    lisa__write(&w, hb, sizeof hb);
-    lisa__write_f32(&w, m->embed, m->layout.embed);
-    lisa__l2c_layer_tensors(m, off, len);
-    for (i = 0; i < LISA__L2C_KINDS; i++)
-        for (l = 0; l < c->n_layers; l++)
-            lisa__write_f32(&w, m->params + lisa_block_offset(c, LISA_BLOCK_LAYER(l)) + off[i], len[i]);
-    lisa__write_f32(&w, m->final_norm, m->layout.final_norm);
-    /* The RoPE tables run.c expects: cos, then sin, of pos * theta^(-2i/hs). */
-    for (i = 0; i < 2; i++)
-        for (pos = 0; pos < c->max_seq_len; pos++) {
-            float row[512];
-            int j, k;
-            for (j = 0; j < hs / 2; j += 512) {
-                int n = LISA__MIN(512, hs / 2 - j);
-                for (k = 0; k < n; k++) {
-                    double angle = pos * pow((double)c->rope_theta, -2.0 * (j + k) / hs);
-                    row[k] = (float)(i == 0 ? cos(angle) : sin(angle));
-                }
-                lisa__write_f32(&w, row, (size_t)n);
-            }
-        }
-    if (!c->tied_head) lisa__write_f32(&w, m->head, m->layout.head);
-    return lisa__writer_close(&w, err);
-}
-
-LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path, lisa_error *err) {
-    unsigned char hb[4 * LISA__TOK_HEADER_INTS], buf[4096];
-    int wide = 0;
-    size_t i, k, width;
-    lisa__writer w;
-    lisa_result res;
-    if (n < 2 || n > 0x7fffffff)
-        return lisa__fail(err, LISA_ERR_INVALID, "%s: %lu tokens: a token file holds 2 to 2^31-1", path, (unsigned long)n);
-    for (i = 0; i < n; i++) {
-        if (ids[i] < 0) return lisa__fail(err, LISA_ERR_INVALID, "%s: token %lu has negative id %d", path, (unsigned long)i, ids[i]);
-        if (ids[i] > 0xffff) wide = 1;
-    }
-    memset(hb, 0, sizeof hb);
-    lisa__put_le32(hb, wide ? LISA__TOK_MAGIC_U32 : LISA__TOK_MAGIC_U16);
-    lisa__put_le32(hb + 4, wide ? 7 : 1);
-    lisa__put_le32(hb + 8, (int32_t)n);
-    width = wide ? 4 : 2;
-    res = lisa__writer_open(&w, path, err);
-    if (res != LISA_OK) return res;
-    lisa__write(&w, hb, sizeof hb);
-    for (i = 0; i < n; i += sizeof buf / width) {
-        size_t chunk = LISA__MIN(n - i, sizeof buf / width);
-        for (k = 0; k < chunk; k++) {
-            uint32_t v = (uint32_t)ids[i + k];
-            if (wide) lisa__put_le32(buf + 4 * k, (int32_t)v);
-            else {
-                buf[2 * k] = (unsigned char)v;
-                buf[2 * k + 1] = (unsigned char)(v >> 8);
-            }
-        }
-        lisa__write(&w, buf, chunk * width);
-    }
-    return lisa__writer_close(&w, err);
-}
-
-#endif /* LISA_NO_STDIO */
-
-/* ------------------------------------------------------------------------- */
-/* Training state files                                                       */
-/* ------------------------------------------------------------------------- */
-
-/* Layout, little-endian:
-     "LSST", uint32 version 1, uint32 LISA__STATE_INTS, uint32 LISA__STATE_FLOATS
-     int32 fields, float32 fields, uint64 fields   (lisa__state_pack's order)
-     int32 active layers (n_active of them), float32 layer weights (n_layers, when given)
-     float32 parameters (the model's buffer, layer-major)
-     per block: int32 flags (1 trains, 2 has moments), int32 AdamW step, then
-                moments m and v (block size floats each) when it has them
-     uint64 checksum of every byte before it */
-
-#define LISA__STATE_VERSION 1
-#define LISA__STATE_INTS 26
-#define LISA__STATE_FLOATS 9
-#define LISA__STATE_U64S 3
-
-typedef struct lisa__state_header {
-    int32_t ints[LISA__STATE_INTS];
-    float floats[LISA__STATE_FLOATS];
-    uint64_t u64s[LISA__STATE_U64S];
-} lisa__state_header;
-
-/* The inverse of lisa__state_pack, for the settings; progress fields are read by the caller. */
-static void lisa__state_unpack(const lisa__state_header *h, lisa_config *c, lisa_train_config *tc) {
-    const int32_t *i = h->ints;
-    const float *f = h->floats;
-    memset(c, 0, sizeof *c);
-    memset(tc, 0, sizeof *tc);
-    c->dim = i[0]; c->hidden_dim = i[1]; c->n_layers = i[2]; c->n_heads = i[3]; c->n_kv_heads = i[4];
-    c->vocab_size = i[5]; c->max_seq_len = i[6]; c->tied_head = i[7];
-    tc->batch = i[8]; tc->seq = i[9]; tc->schedule.kind = (lisa_schedule_kind)i[10];
-    tc->schedule.warmup = i[11]; tc->schedule.total_steps = i[12]; tc->checkpointing = i[13];
-    tc->mode = (lisa_mode)i[14]; tc->lisa_layers = i[15]; tc->lisa_interval = i[16];
-    tc->lisa_order = (lisa_layer_order)i[17]; /* i[18]: weights follow */ tc->freeze_embed = i[19];
-    tc->freeze_final_norm = i[20]; tc->freeze_head = i[21]; tc->keep_state = i[22];
-    c->norm_eps = f[0]; c->rope_theta = f[1]; tc->schedule.lr = f[2]; tc->schedule.min_lr = f[3];
-    tc->beta1 = f[4]; tc->beta2 = f[5]; tc->eps = f[6]; tc->weight_decay = f[7]; tc->grad_clip = f[8];
-    tc->lisa_seed = h->u64s[0];
-}
-
-static int lisa__read_i32s(lisa__reader *r, int32_t *x, size_t n) {
-    unsigned char b[4];
-    size_t i;
-    for (i = 0; i < n; i++) {
-        if (!lisa__read(r, b, 4)) return 0;
-        x[i] = lisa__le32(b);
-    }
-    return 1;
-}
-
-static int lisa__read_u64(lisa__reader *r, uint64_t *x) {
-    unsigned char b[8];
-    if (!lisa__read(r, b, 8)) return 0;
-    *x = lisa__le64(b);
-    return 1;
-}
-
-static uint64_t lisa__hash_value(const lisa__hash *s) {
-    uint64_t h = s->h;
-    int i;
-    for (i = 0; i < s->n_tail; i++) h = lisa__hash_mix(h, 0x100u | s->tail[i]);
-    return lisa__hash_mix(h, (uint64_t)s->n_tail);
-}
-
-/* Gives inactive block b room for moments kept across a switch (keep_state). */
-static lisa_result lisa__block_keep_moments(lisa_trainer *t, int b) {
-    size_t n = t->block_sizes[b];
-    lisa_block_state *s = &t->blocks[b];
-    if (s->m || n == 0) return LISA_OK;
-    s->m = (float *)lisa__alloc(&t->allocator, 2 * n * sizeof(float), &t->bytes);
-    if (!s->m) return LISA_ERR_NOMEM;
-    s->v = s->m + n;
-    return LISA_OK;
-}
-
-/* Reads the per-block optimizer state into an initialised trainer. */
-static lisa_result lisa__state_read_blocks(lisa_trainer *t, lisa__reader *r, const char *name, lisa_error *err) {
-    int b, nb = lisa_n_blocks(&t->model->config);
-    for (b = 0; b < nb; b++) {
-        lisa_block_state *s = &t->blocks[b];
-        size_t n = t->block_sizes[b];
-        int32_t fs[2];
-        int trains, has_moments;
-        if (!lisa__read_i32s(r, fs, 2)) goto truncated;
-        trains = fs[0] & 1;
-        has_moments = (fs[0] & 2) != 0;
-        if ((fs[0] & ~3) || trains != s->active || (trains && !has_moments) ||
-            (has_moments && !s->active && !t->config.keep_state) || (has_moments && n == 0) || fs[1] < 0 ||
-            fs[1] > LISA__MAX_STEPS || (!has_moments && fs[1] != 0))
-            return lisa__fail(err, LISA_ERR_FORMAT, "%s: block %d: state flags %d do not fit the settings", name, b, fs[0]);
-        if (!has_moments) continue;
-        if (r->size - r->pos < 2 * n * sizeof(float)) goto truncated;
-        if (lisa__block_keep_moments(t, b) != LISA_OK)
-            return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for block %d's moments", name, b);
-        if (!lisa__read_f32(r, s->m, 2 * n)) goto truncated;
-        s->step = fs[1];
-    }
-    return LISA_OK;
-truncated:
-    return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f (block state)", name, (double)r->pos);
-}
-
-/* Puts "name: " before err's message, keeping its code. */
-static lisa_result lisa__error_in(lisa_error *err, lisa_result code, const char *name) {
-    char why[sizeof err->message];
-    if (!err) return code;
-    memcpy(why, err->message, sizeof why);
-    return lisa__fail(err, code, "%s: %s", name, why);
-}
-
-/* Turns a settings error into a format error that names the file. */
-static lisa_result lisa__state_bad_settings(lisa_error *err, const char *name) {
-    char why[sizeof err->message];
-    if (!err) return LISA_ERR_FORMAT;
-    memcpy(why, err->message, sizeof why);
-    return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state header: %s", name, why);
-}
-
-static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader *r, const char *name,
-                                    const lisa_allocator *a, uint64_t *data_position, lisa_error *err) {
-    unsigned char magic[16];
-    char context[300];
-    lisa__state_header h;
-    lisa_config c;
-    lisa_train_config tc;
-    int32_t active[LISA__MAX_LAYERS];
-    float probs[LISA__MAX_LAYERS];
-    uint64_t stored_sum, sum;
-    size_t floats_left;
-    int i, n_active;
-    lisa_result res;
-    memset(m, 0, sizeof *m);
-    memset(t, 0, sizeof *t);
-    if (!lisa__read(r, magic, sizeof magic))
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: %.0f bytes", name, (double)r->size);
-    if (memcmp(magic, "LSST", 4) != 0)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: not a lisa training state (magic is not LSST)", name);
-    if (lisa__le32(magic + 4) != LISA__STATE_VERSION || lisa__le32(magic + 8) != LISA__STATE_INTS ||
-        lisa__le32(magic + 12) != LISA__STATE_FLOATS)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: unsupported state version %d", name, (int)lisa__le32(magic + 4));
-    if (!lisa__read_i32s(r, h.ints, LISA__STATE_INTS) || !lisa__read_f32(r, h.floats, LISA__STATE_FLOATS))
-        goto truncated;
-    for (i = 0; i < LISA__STATE_U64S; i++)
-        if (!lisa__read_u64(r, &h.u64s[i])) goto truncated;
-    lisa__state_unpack(&h, &c, &tc);
-    snprintf(context, sizeof context, "%s: bad state header", name);
-    if (lisa__config_check(&c, context, err) != LISA_OK) {
-        if (err) err->code = LISA_ERR_FORMAT;
-        return LISA_ERR_FORMAT;
-    }
-    if (lisa_train_config_resolve(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
-    n_active = h.ints[25];
-    if (h.ints[23] < 0 || h.ints[23] > LISA__MAX_STEPS || h.ints[24] < 0 || h.ints[24] >= c.n_layers || n_active < 0 ||
-        n_active > c.n_layers || (tc.mode == LISA_MODE_FULL && n_active != c.n_layers) || (unsigned)h.ints[18] > 1 ||
-        (tc.mode == LISA_MODE_FULL && h.ints[18]))
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state header: step, sampler or active-layer count out of range", name);
-    if (!lisa__read_i32s(r, active, (size_t)n_active)) goto truncated;
-    for (i = 0; i < n_active; i++) /* ascending, in range; in full mode every layer */
-        if (active[i] < 0 || active[i] >= c.n_layers || (i > 0 && active[i] <= active[i - 1]) ||
-            (tc.mode == LISA_MODE_FULL && active[i] != i))
-            return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state: the active layers are not distinct, ascending layer indices", name);
-    if (h.ints[18]) {
-        if (!lisa__read_f32(r, probs, (size_t)c.n_layers)) goto truncated;
-        tc.lisa_probs = probs;
-        if (lisa_train_config_resolve(&tc, &c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
-    }
-    /* Every count is checked against the bytes present before it is allocated. */
-    floats_left = (r->size - r->pos) / sizeof(float);
-    if (floats_left < lisa_layout_of(&c).n_params)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f parameters, the file holds fewer",
-                          name, (double)lisa_layout_of(&c).n_params);
-    res = lisa__model_alloc(m, &c, a, name, err);
-    if (res != LISA_OK) return res;
-    if (!lisa__read_f32(r, m->params, m->layout.n_params)) goto truncated_free;
-    res = lisa_trainer_init(t, m, &tc, a, err);
-    if (res != LISA_OK) {
-        lisa_model_free(m);
-        return lisa__error_in(err, res, name);
-    }
-    if (tc.mode != LISA_MODE_FULL && (res = lisa_trainer_set_active_layers(t, active, n_active)) != LISA_OK) {
-        res = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for the active layers", name);
-        goto fail;
-    }
-    if ((res = lisa__state_read_blocks(t, r, name, err)) != LISA_OK) goto fail;
-    t->step = h.ints[23];
-    t->sampler.next = h.ints[24];
-    t->sampler.rng.state = h.u64s[1];
-    sum = lisa__hash_value(&r->hash);
-    if (!lisa__read_u64(r, &stored_sum)) goto truncated_free;
-    if (stored_sum != sum) {
-        res = lisa__fail(err, LISA_ERR_FORMAT, "%s: checksum mismatch: the file is corrupt", name);
-        goto fail;
-    }
-    if (r->pos != r->size) {
-        res = lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data", name, (double)(r->size - r->pos));
-        goto fail;
-    }
-    lisa__note_peak(t);
-    if (data_position) *data_position = h.u64s[2];
-    lisa__ok(err);
-    return LISA_OK;
-truncated:
-    return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f", name, (double)r->pos);
-truncated_free:
-    res = lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f", name, (double)r->pos);
-fail:
-    lisa_trainer_free(t);
-    lisa_model_free(m);
-    return res;
-}
-
-LISADEF lisa_result lisa_trainer_load_state_memory(lisa_trainer *t, lisa_model *m, const void *data,
-                                                   size_t size, const char *name,
-                                                   const lisa_allocator *a, uint64_t *data_position,
-                                                   lisa_error *err) {
-    lisa__reader r;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)data;
-    r.size = data ? size : 0;
-    return lisa__state_read(t, m, &r, name ? name : "<memory>", a, data_position, err);
-}
-
-#ifndef LISA_NO_STDIO
-LISADEF lisa_result lisa_trainer_load_state(lisa_trainer *t, lisa_model *m, const char *path,
-                                            const lisa_allocator *a, uint64_t *data_position,
-                                            lisa_error *err) {
-    lisa__reader r;
-    lisa_result res = lisa__open_reader(&r, path, err);
-    if (res != LISA_OK) {
-        memset(m, 0, sizeof *m);
-        memset(t, 0, sizeof *t);
-        return res;
-    }
-    res = lisa__state_read(t, m, &r, path, a, data_position, err);
-    fclose(r.file);
-    return res;
-}
-
-static void lisa__state_pack(lisa__state_header *h, const lisa_trainer *t, uint64_t data_position) {
-    const lisa_config *c = &t->model->config;
-    const lisa_train_config *tc = &t->config;
-    const int32_t ints[LISA__STATE_INTS] = {
-        c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->max_seq_len,
-        c->tied_head, tc->batch, tc->seq, (int32_t)tc->schedule.kind, tc->schedule.warmup,
-        tc->schedule.total_steps, tc->checkpointing, (int32_t)tc->mode, tc->lisa_layers, tc->lisa_interval,
-        (int32_t)tc->lisa_order, tc->lisa_probs != NULL, tc->freeze_embed, tc->freeze_final_norm,
-        tc->freeze_head, tc->keep_state, t->step, t->sampler.next, t->n_active};
-    const float floats[LISA__STATE_FLOATS] = {c->norm_eps, c->rope_theta, tc->schedule.lr, tc->schedule.min_lr,
-                                              tc->beta1, tc->beta2, tc->eps, tc->weight_decay, tc->grad_clip};
-    memcpy(h->ints, ints, sizeof ints);
-    memcpy(h->floats, floats, sizeof floats);
-    h->u64s[0] = tc->lisa_seed;
-    h->u64s[1] = t->sampler.rng.state;
-    h->u64s[2] = data_position;
-}
-
-static void lisa__write_i32(lisa__writer *w, int32_t v) {
-    unsigned char b[4];
-    lisa__put_le32(b, v);
-    lisa__write(w, b, 4);
-}
-
-static void lisa__write_u64(lisa__writer *w, uint64_t v) {
-    unsigned char b[8];
-    int i;
-    for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-    lisa__write(w, b, 8);
-}
-
-LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *path,
-                                            uint64_t data_position, lisa_error *err) {
-    const lisa_model *m = t->model;
-    lisa__state_header h;
-    lisa__writer w;
-    lisa_result res;
-    int i, b, nb = lisa_n_blocks(&m->config);
-    lisa__state_pack(&h, t, data_position);
-    res = lisa__writer_open(&w, path, err);
-    if (res != LISA_OK) return res;
-    lisa__write(&w, "LSST", 4);
-    lisa__write_i32(&w, LISA__STATE_VERSION);
-    lisa__write_i32(&w, LISA__STATE_INTS);
-    lisa__write_i32(&w, LISA__STATE_FLOATS);
-    for (i = 0; i < LISA__STATE_INTS; i++) lisa__write_i32(&w, h.ints[i]);
-    lisa__write_f32(&w, h.floats, LISA__STATE_FLOATS);
-    for (i = 0; i < LISA__STATE_U64S; i++) lisa__write_u64(&w, h.u64s[i]);
-    for (i = 0; i < t->n_active; i++) lisa__write_i32(&w, t->active_layers[i]);
-    if (t->config.lisa_probs) lisa__write_f32(&w, t->config.lisa_probs, (size_t)m->config.n_layers);
-    lisa__write_f32(&w, m->params, m->layout.n_params);
-    for (b = 0; b < nb; b++) {
-        const lisa_block_state *s = &t->blocks[b];
-        lisa__write_i32(&w, (s->active ? 1 : 0) | (s->m ? 2 : 0));
-        lisa__write_i32(&w, s->step);
-        if (s->m) lisa__write_f32(&w, s->m, 2 * t->block_sizes[b]);
-    }
-    lisa__write_u64(&w, lisa__hash_value(&w.hash));
-    return lisa__writer_close(&w, err);
-}
-#endif
-
-/* ------------------------------------------------------------------------- */
-/* Tokenizers                                                                 */
-/* ------------------------------------------------------------------------- */
-
-#define LISA__TOK_MAX_PIECE (1 << 20)   /* a max_token_length beyond this is garbage */
-#define LISA__TOK_NO_MERGE (-1e10f)     /* run.c's starting best score: pairs must beat it */
-
-/* Byte b and a NUL at 2b: what a byte token decodes to. */
-static const unsigned char lisa__byte_pieces[512] = {
-#define LISA__BZ(b) (b), 0
-#define LISA__BZ4(b) LISA__BZ(b), LISA__BZ((b) + 1), LISA__BZ((b) + 2), LISA__BZ((b) + 3)
-#define LISA__BZ16(b) LISA__BZ4(b), LISA__BZ4((b) + 4), LISA__BZ4((b) + 8), LISA__BZ4((b) + 12)
-#define LISA__BZ64(b) LISA__BZ16(b), LISA__BZ16((b) + 16), LISA__BZ16((b) + 32), LISA__BZ16((b) + 48)
-    LISA__BZ64(0), LISA__BZ64(64), LISA__BZ64(128), LISA__BZ64(192)
-#undef LISA__BZ
-#undef LISA__BZ4
-#undef LISA__BZ16
-#undef LISA__BZ64
-};
-
-LISADEF void lisa_tokenizer_init_bytes(lisa_tokenizer *t) {
-    memset(t, 0, sizeof *t);
-    t->kind = LISA_TOKENIZER_BYTES;
-    t->vocab_size = LISA_BYTES_VOCAB;
-    t->bos_id = LISA_BYTES_BOS;
-    t->eos_id = LISA_BYTES_EOS;
-    t->max_token_length = 1;
-    t->space_id = -1;  /* no dummy prefix */
-}
-
-LISADEF void lisa_tokenizer_free(lisa_tokenizer *t) {
-    lisa__free(&t->allocator, t->buffer, t->buffer_size, &t->bytes);
-    t->buffer = NULL;
-    t->buffer_size = 0;
-    t->scores = NULL;
-    t->offsets = NULL;
-    t->text = NULL;
-    t->table = NULL;
-}
-
-/* FNV-1a, resumable so a pair's concatenation hashes without being built. */
-static uint32_t lisa__tok_fnv(uint32_t h, const unsigned char *p, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-    return h;
-}
-#define LISA__TOK_FNV_SEED 2166136261u
-
-static size_t lisa__tok_piece_len(const lisa_tokenizer *t, int id) {
-    return t->offsets[id + 1] - t->offsets[id] - 1;
-}
-
-/* The lowest id whose piece is a followed by b, or -1. */
-static int lisa__tok_find2(const lisa_tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
-    uint32_t h;
-    size_t slot;
-    if (t->kind != LISA_TOKENIZER_LLAMA2C || na + nb > (size_t)t->max_token_length) return -1;
-    h = lisa__tok_fnv(lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)a, na), (const unsigned char *)b, nb);
-    for (slot = h & t->hash_mask;; slot = (slot + 1) & t->hash_mask) {
-        int id = t->table[slot];
-        const char *p;
-        if (id < 0) return -1;
-        p = t->text + t->offsets[id];
-        if (lisa__tok_piece_len(t, id) == na + nb && memcmp(p, a, na) == 0 && memcmp(p + na, b, nb) == 0)
-            return id;
-    }
-}
-
-LISADEF int lisa_tokenizer_find(const lisa_tokenizer *t, const char *piece, size_t len) {
-    if (t->kind == LISA_TOKENIZER_BYTES) return len == 1 ? (int)(unsigned char)piece[0] : -1;
-    return lisa__tok_find2(t, piece, len, "", 0);
-}
-
-/* Parses a whole tokenizer.bin held in memory: a first pass checks every
-   length and counts, a second fills one allocation. */
-static lisa_result lisa__tok_parse(lisa_tokenizer *t, const unsigned char *p, size_t size, int vocab,
-                                   const char *name, const lisa_allocator *a, lisa_error *err) {
-    size_t pos = 4, text_bytes = 0, slots = 16, need, i;
-    int32_t max_len;
-    int count = 0, id;
-    unsigned char *buf;
-    size_t *offsets;
-    char *text;
-    float *scores;
-    int32_t *table;
-    memset(t, 0, sizeof *t);
-    t->allocator = lisa__allocator_or_default(a);
-    if (vocab < 0 || vocab > LISA__MAX_VOCAB)
-        return lisa__fail(err, LISA_ERR_INVALID, "%s: vocab_size %d is out of range (0 to count, or 1..%d)",
-                          name, vocab, LISA__MAX_VOCAB);
-    if (size < 4)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a tokenizer needs 4 for max_token_length",
-                          name, (unsigned long)size);
-    max_len = (int32_t)(uint32_t)lisa__le32(p);
-    if (max_len <= 0 || max_len > LISA__TOK_MAX_PIECE)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: max_token_length %ld is out of range (1..%d)",
-                          name, (long)max_len, LISA__TOK_MAX_PIECE);
-    for (;;) {
-        int32_t n;
-        if (vocab > 0 && count == vocab) break;
-        if (pos == size) {
-            if (vocab > 0)
-                return lisa__fail(err, LISA_ERR_FORMAT, "%s: holds %d tokens, vocab_size %d was expected",
-                                  name, count, vocab);
-            break;
-        }
-        if (count == LISA__MAX_VOCAB)
-            return lisa__fail(err, LISA_ERR_FORMAT, "%s: more than %d tokens", name, LISA__MAX_VOCAB);
-        if (size - pos < 8)
-            return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: token %d at byte %lu needs 8 bytes of score and length, %lu are left",
-                              name, count, (unsigned long)pos, (unsigned long)(size - pos));
-        n = (int32_t)(uint32_t)lisa__le32(p + pos + 4);
-        if (n < 0)
-            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %d has negative length %ld", name, count, (long)n);
-        if (n > max_len)
-            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %d has length %ld, more than max_token_length %ld",
-                              name, count, (long)n, (long)max_len);
-        if ((size_t)n > size - pos - 8)
-            return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: token %d has length %ld, %lu bytes are left",
-                              name, count, (long)n, (unsigned long)(size - pos - 8));
-        pos += 8 + (size_t)n;
-        text_bytes += (size_t)n + 1;
-        count++;
-    }
-    if (pos < size)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %lu bytes of trailing data after %d tokens",
-                          name, (unsigned long)(size - pos), count);
-    if (count < 3)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: holds %d tokens; at least 3 are needed (unk, BOS = 1, EOS = 2)",
-                          name, count);
-    while (slots < 2 * (size_t)count) slots *= 2;
-    /* size_t-aligned parts first, then 4-byte ones, then the text. */
-    need = ((size_t)count + 1) * sizeof(size_t) + (size_t)count * sizeof(float) + slots * sizeof(int32_t) + text_bytes;
-    buf = (unsigned char *)lisa__alloc(&t->allocator, need, &t->bytes);
-    if (!buf) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d tokens (%lu bytes)",
-                                name, count, (unsigned long)need);
-    offsets = (size_t *)(void *)buf;
-    scores = (float *)(void *)(buf + ((size_t)count + 1) * sizeof(size_t));
-    table = (int32_t *)(void *)(scores + count);
-    text = (char *)(table + slots);
-    pos = 4;
-    offsets[0] = 0;
-    for (id = 0; id < count; id++) {
-        uint32_t bits = (uint32_t)lisa__le32(p + pos);
-        size_t n = (size_t)(uint32_t)lisa__le32(p + pos + 4);
-        memcpy(&scores[id], &bits, sizeof bits);
-        memcpy(text + offsets[id], p + pos + 8, n);
-        text[offsets[id] + n] = 0;
-        offsets[id + 1] = offsets[id] + n + 1;
-        pos += 8 + n;
-    }
-    t->kind = LISA_TOKENIZER_LLAMA2C;
-    t->vocab_size = count;
-    t->bos_id = 1;
-    t->eos_id = 2;
-    t->max_token_length = (int)max_len;
-    t->scores = scores;
-    t->offsets = offsets;
-    t->text = text;
-    t->table = table;
-    t->hash_mask = slots - 1;
-    t->buffer = buf;
-    t->buffer_size = need;
-    for (i = 0; i < slots; i++) table[i] = -1;
-    /* Ascending ids, and a string already present is not added again: a
-       lookup finds the lowest id with that piece. */
-    for (id = 0; id < count; id++) {
-        const char *s = text + offsets[id];
-        size_t n = lisa__tok_piece_len(t, id), slot;
-        if (lisa__tok_find2(t, s, n, "", 0) >= 0) continue;
-        slot = lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)s, n) & t->hash_mask;
-        while (table[slot] >= 0) slot = (slot + 1) & t->hash_mask;
-        table[slot] = id;
-    }
-    t->space_id = lisa_tokenizer_find(t, " ", 1);
-    lisa__ok(err);
-    return LISA_OK;
-}
-
-LISADEF lisa_result lisa_tokenizer_load_llama2c_memory(lisa_tokenizer *t, const void *data, size_t size,
-                                                       int vocab_size, const char *name,
-                                                       const lisa_allocator *a, lisa_error *err) {
-    return lisa__tok_parse(t, (const unsigned char *)data, data ? size : 0, vocab_size,
-                           name ? name : "<memory>", a, err);
-}
-
-/* Merge state: symbols in a doubly linked list, and a binary heap of the
-   symbols whose pair with their right neighbour has a piece, best first:
-   higher score, then the leftmost (a symbol's index grows left to right and
-   merging keeps the left symbol). Exactly one heap entry per such pair, so
-   the top is always the pair run.c's full rescan would choose. Entries carry
-   their score so that sifting stays within the heap array. */
-typedef struct lisa__bpe_entry {
-    float score;
-    int sym;
-} lisa__bpe_entry;
-
-typedef struct lisa__bpe {
-    const lisa_tokenizer *t;
-    int *id, *prev, *next, *merged, *hpos;  /* hpos -1: not in the heap */
-    lisa__bpe_entry *heap;
-    int n_heap;
-} lisa__bpe;
-
-static int lisa__bpe_before(lisa__bpe_entry a, lisa__bpe_entry b) {
-    return a.score > b.score || (a.score == b.score && a.sym < b.sym);
-}
-
-static void lisa__bpe_sift(lisa__bpe *s, int i) {
-    lisa__bpe_entry e = s->heap[i];
-    while (i > 0 && lisa__bpe_before(e, s->heap[(i - 1) / 2])) {
-        s->heap[i] = s->heap[(i - 1) / 2];
-        s->hpos[s->heap[i].sym] = i;
-        i = (i - 1) / 2;
-    }
-    for (;;) {
-        int l = 2 * i + 1, best = l;
-        if (l >= s->n_heap) break;
-        if (l + 1 < s->n_heap && lisa__bpe_before(s->heap[l + 1], s->heap[l])) best = l + 1;
-        if (!lisa__bpe_before(s->heap[best], e)) break;
-        s->heap[i] = s->heap[best];
-        s->hpos[s->heap[i].sym] = i;
-        i = best;
-    }
-    s->heap[i] = e;
-    s->hpos[e.sym] = i;
-}
-
-static void lisa__bpe_remove(lisa__bpe *s, int sym) {
-    int i = s->hpos[sym];
-    if (i < 0) return;
-    s->hpos[sym] = -1;
-    s->n_heap--;
-    if (i == s->n_heap) return;
-    s->heap[i] = s->heap[s->n_heap];
-    lisa__bpe_sift(s, i);
-}
-
-/* Recomputes the pair (sym, next[sym]) and puts it in, moves or takes it out of the heap. */
-static void lisa__bpe_update(lisa__bpe *s, int sym) {
-    const lisa_tokenizer *t = s->t;
-    int r = s->next[sym], id = -1, i;
-    if (r >= 0) {
-        int a = s->id[sym], b = s->id[r];
-        id = lisa__tok_find2(t, t->text + t->offsets[a], lisa__tok_piece_len(t, a),
-                             t->text + t->offsets[b], lisa__tok_piece_len(t, b));
-    }
-    if (id < 0 || !(t->scores[id] > LISA__TOK_NO_MERGE)) {
-        lisa__bpe_remove(s, sym);
-        return;
-    }
-    s->merged[sym] = id;
-    i = s->hpos[sym];
-    if (i < 0) i = s->n_heap++;
-    s->heap[i].score = t->scores[id];
-    s->heap[i].sym = sym;
-    lisa__bpe_sift(s, i);
-}
-
-static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned char *text, size_t len,
-                                        int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
-                                        lisa_error *err) {
-    lisa__bpe s;
-    lisa_allocator al = t->allocator;
-    size_t cap = len + 2, bytes = 0, scratch, i, n_out;
-    int n = 0, k, first = -1;
-    void *mem;
-    *n_ids = 0;
-    if (len > (size_t)INT32_MAX - 8)
-        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: a text of %.0f bytes is too long to encode at once", (double)len);
-    scratch = cap * (5 * sizeof(int) + sizeof(lisa__bpe_entry));
-    mem = lisa__alloc(&al, scratch, &bytes);
-    if (!mem) return lisa__fail(err, LISA_ERR_NOMEM, "tokenizer: out of memory for %lu bytes of encoding scratch",
-                                (unsigned long)scratch);
-    memset(&s, 0, sizeof s);
-    s.t = t;
-    s.heap = (lisa__bpe_entry *)mem;
-    s.id = (int *)(void *)(s.heap + cap);
-    s.prev = s.id + cap;
-    s.next = s.prev + cap;
-    s.merged = s.next + cap;
-    s.hpos = s.merged + cap;
-    /* BOS takes part in merging, as in run.c (no real vocabulary has a
-       piece that starts with BOS's, so in practice it stays alone). */
-    if (bos) s.id[n++] = t->bos_id;
-    if (len > 0 && t->space_id >= 0) s.id[n++] = t->space_id;
-    for (i = 0; i < len;) {
-        size_t j = i + 1;
-        int id;
-        while (j < len && (text[j] & 0xC0) == 0x80 && j - i < 4) j++;
-        id = lisa__tok_find2(t, (const char *)text + i, j - i, "", 0);
-        if (id >= 0) {
-            s.id[n++] = id;
-        } else {
-            for (; i < j; i++) {
-                if ((int)text[i] + 3 >= t->vocab_size) {
-                    lisa__free(&al, mem, scratch, &bytes);
-                    return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: byte 0x%02X at offset %lu has no piece, and a vocabulary of %d has no byte token for it",
-                                      text[i], (unsigned long)i, t->vocab_size);
-                }
-                s.id[n++] = (int)text[i] + 3;
-            }
-        }
-        i = j;
-    }
-    for (k = 0; k < n; k++) {
-        s.prev[k] = k - 1;
-        s.next[k] = k + 1 < n ? k + 1 : -1;
-        s.hpos[k] = -1;
-    }
-    for (k = 0; k < n; k++) lisa__bpe_update(&s, k);
-    while (s.n_heap > 0) {
-        int left = s.heap[0].sym, right = s.next[left];
-        s.id[left] = s.merged[left];
-        lisa__bpe_remove(&s, right);
-        s.next[left] = s.next[right];
-        if (s.next[right] >= 0) s.prev[s.next[right]] = left;
-        lisa__bpe_update(&s, left);
-        if (s.prev[left] >= 0) lisa__bpe_update(&s, s.prev[left]);
-    }
-    if (n > 0) first = 0;  /* symbol 0 is never merged away: it is always a left */
-    n_out = eos ? 1 : 0;
-    for (k = first; k >= 0; k = s.next[k]) n_out++;
-    *n_ids = n_out;
-    if (ids) {
-        size_t o = 0;
-        if (max_ids < n_out) {
-            lisa__free(&al, mem, scratch, &bytes);
-            return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu ids, the text needs %lu",
-                              (unsigned long)max_ids, (unsigned long)n_out);
-        }
-        for (k = first; k >= 0; k = s.next[k]) ids[o++] = s.id[k];
-        if (eos) ids[o++] = t->eos_id;
-    }
-    lisa__free(&al, mem, scratch, &bytes);
-    lisa__ok(err);
-    return LISA_OK;
-}
-
-LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *text, size_t len,
-                                          int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
-                                          lisa_error *err) {
-    size_t n_out, i, o = 0, dummy;
-    if (!n_ids) n_ids = &dummy;
-    *n_ids = 0;
-    if (!text && len > 0) return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: NULL text of length %lu", (unsigned long)len);
-    if (t->kind == LISA_TOKENIZER_LLAMA2C)
-        return lisa__encode_llama2c(t, (const unsigned char *)text, len, bos, eos, ids, max_ids, n_ids, err);
-    if (len > (size_t)-1 - 2)
-        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: text too long");
-    n_out = len + (bos ? 1 : 0) + (eos ? 1 : 0);
-    *n_ids = n_out;
-    if (ids) {
-        if (max_ids < n_out)
-            return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu ids, the text needs %lu",
-                              (unsigned long)max_ids, (unsigned long)n_out);
-        if (bos) ids[o++] = LISA_BYTES_BOS;
-        for (i = 0; i < len; i++) ids[o++] = (unsigned char)text[i];
-        if (eos) ids[o++] = LISA_BYTES_EOS;
-    }
-    lisa__ok(err);
-    return LISA_OK;
-}
-
-static int lisa__tok_hex(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-LISADEF const char *lisa_tokenizer_piece(const lisa_tokenizer *t, int prev_id, int id, size_t *len) {
-    const char *p;
-    size_t n;
-    if (len) *len = 0;
-    if (id < 0 || id >= t->vocab_size) return NULL;
-    if (t->kind == LISA_TOKENIZER_BYTES) {
-        if (id >= 256) return (const char *)lisa__byte_pieces + 1;  /* a NUL: "" */
-        if (len) *len = 1;
-        return (const char *)lisa__byte_pieces + 2 * id;
-    }
-    p = t->text + t->offsets[id];
-    n = lisa__tok_piece_len(t, id);
-    if (prev_id == t->bos_id && n > 0 && p[0] == ' ') {
-        p++;
-        n--;
-    }
-    if (n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' &&
-        lisa__tok_hex(p[3]) >= 0 && lisa__tok_hex(p[4]) >= 0) {
-        int b = lisa__tok_hex(p[3]) * 16 + lisa__tok_hex(p[4]);
-        p = (const char *)lisa__byte_pieces + 2 * b;
-        n = 1;
-    }
-    if (len) *len = n;
-    return p;
-}
-
-LISADEF lisa_result lisa_tokenizer_decode(const lisa_tokenizer *t, const int *ids, size_t n,
-                                          char *out, size_t cap, size_t *len, lisa_error *err) {
-    size_t i, total = 0, dummy;
-    int pass;
-    if (!len) len = &dummy;
-    *len = 0;
-    /* Pass 0 measures and checks, pass 1 writes. */
-    for (pass = 0; pass < 2; pass++) {
-        size_t o = 0;
-        if (pass == 1) {
-            *len = total;
-            if (!out) break;
-            if (cap < total + 1)
-                return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu bytes, the text needs %lu and a NUL",
-                                  (unsigned long)cap, (unsigned long)total);
-        }
-        for (i = 0; i < n; i++) {
-            size_t k;
-            const char *p;
-            if (ids[i] == t->bos_id || ids[i] == t->eos_id) continue;
-            p = lisa_tokenizer_piece(t, i > 0 ? ids[i - 1] : -1, ids[i], &k);
-            if (!p)
-                return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: id %d at position %lu is outside the vocabulary of %d",
-                                  ids[i], (unsigned long)i, t->vocab_size);
-            if (pass == 0) total += k;
-            else memcpy(out + o, p, k);
-            o += k;
-        }
-        if (pass == 1) out[o] = 0;
-    }
-    lisa__ok(err);
-    return LISA_OK;
-}
-
-/* --- llama2.c version-1 checkpoints -------------------------------------- */
-
-#define LISA__V1_MAGIC 0x616b3432u
-#define LISA__V1_HEADER 256
-
-/* The k-th tensor in version-1 file order, as an offset into params and a
-   float count; returns 0 past the last one. */
-static int lisa__v1_tensor(const lisa_model *m, int k, size_t *offset, size_t *count) {
-    static const int matrices[7] = {1, 2, 3, 4, 6, 7, 8};  /* wq wk wv wo w1 w2 w3 among the 9 kinds */
-    const lisa_config *c = &m->config;
-    size_t off[LISA__L2C_KINDS], len[LISA__L2C_KINDS];
-    int L = c->n_layers;
-    lisa__l2c_layer_tensors(m, off, len);
-    if (k < 2 * L) {  /* attention norms, then MLP norms */
-        int kind = k < L ? 0 : 5;
-        *offset = lisa_block_offset(c, LISA_BLOCK_LAYER(k % L)) + off[kind];
-        *count = len[kind];
-        return 1;
-    }
-    k -= 2 * L;
-    if (k == 0) {
-        *offset = lisa_block_offset(c, lisa_block_final_norm(c));
-        *count = m->layout.final_norm;
-        return 1;
-    }
-    if (k == 1) {
-        *offset = 0;
-        *count = m->layout.embed;
-        return 1;
-    }
-    k -= 2;
-    if (k < 7 * L) {
-        int kind = matrices[k / L];
-        *offset = lisa_block_offset(c, LISA_BLOCK_LAYER(k % L)) + off[kind];
-        *count = len[kind];
-        return 1;
-    }
-    k -= 7 * L;
-    if (k == 0 && !c->tied_head) {
-        *offset = lisa_block_offset(c, lisa_block_head(c));
-        *count = m->layout.head;
-        return 1;
-    }
-    return 0;
-}
-
-static lisa_result lisa__l2c_v1_read(lisa_model *m, lisa__reader *r, const char *name,
-                                     const lisa_allocator *a, lisa_error *err) {
-    unsigned char hb[LISA__V1_HEADER];
-    char context[300];
-    lisa_config c;
-    lisa_result res;
-    size_t expected, offset, count;
-    uint32_t magic;
-    int32_t version, h[7];
-    int i, k;
-    memset(m, 0, sizeof *m);
-    if (r->size >= 4 && r->size < LISA__V1_HEADER) {
-        if (!lisa__read(r, hb, 4)) goto short_read;
-        magic = (uint32_t)lisa__le32(hb);
-        if (magic != LISA__V1_MAGIC) goto bad_magic;
-    }
-    if (r->size < LISA__V1_HEADER)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a version-1 header needs %d",
-                          name, (unsigned long)r->size, LISA__V1_HEADER);
-    if (!lisa__read(r, hb, sizeof hb)) goto short_read;
-    magic = (uint32_t)lisa__le32(hb);
-    if (magic != LISA__V1_MAGIC) goto bad_magic;
-    version = (int32_t)(uint32_t)lisa__le32(hb + 4);
-    if (version != 1)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: version %ld is not supported (only 1, fp32; 2 is int8-quantized)",
-                          name, (long)version);
-    for (i = 0; i < 7; i++) h[i] = (int32_t)(uint32_t)lisa__le32(hb + 8 + 4 * i);
-    if (hb[36] > 1)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: shared_classifier flag %d is not 0 or 1", name, hb[36]);
-    memset(&c, 0, sizeof c);
-    c.dim = h[0];
-    c.hidden_dim = h[1];
-    c.n_layers = h[2];
-    c.n_heads = h[3];
-    c.n_kv_heads = h[4];
-    c.vocab_size = h[5];
-    c.max_seq_len = h[6];
-    c.tied_head = hb[36];
-    if (c.n_kv_heads == 0)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: n_kv_heads is 0", name);
-    snprintf(context, sizeof context, "%s: bad header", name);
-    if (lisa__config_check(&c, context, err) != LISA_OK) {
-        if (err) err->code = LISA_ERR_FORMAT;
-        return LISA_ERR_FORMAT;
-    }
-    expected = LISA__V1_HEADER + lisa_layout_of(&c).n_params * sizeof(float);
-    if (r->size < expected)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f bytes, the file has %.0f",
-                          name, (double)expected, (double)r->size);
-    if (r->size > expected)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data: the header implies %.0f bytes, the file has %.0f",
-                          name, (double)(r->size - expected), (double)expected, (double)r->size);
-    res = lisa__model_alloc(m, &c, a, name, err);
-    if (res != LISA_OK) return res;
-    for (k = 0; lisa__v1_tensor(m, k, &offset, &count); k++)
-        if (!lisa__read_f32(r, m->params + offset, count)) {
-            lisa_model_free(m);
-            goto short_read;
-        }
-    lisa__ok(err);
-    return LISA_OK;
-bad_magic:
-    return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic 0x%08lx is not a llama2.c version-1 checkpoint (\"ak42\", 0x%08lx)",
-                      name, (unsigned long)magic, (unsigned long)LISA__V1_MAGIC);
-short_read:
-    return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
-}
-
-LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
-                                                      const char *name, const lisa_allocator *a,
-                                                      lisa_error *err) {
-    lisa__reader r;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)data;
-    r.size = data ? size : 0;
-    return lisa__l2c_v1_read(m, &r, name ? name : "<memory>", a, err);
-}
-
-#ifndef LISA_NO_STDIO
-
-LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *path, int vocab_size,
-                                                const lisa_allocator *a, lisa_error *err) {
-    lisa_allocator al = lisa__allocator_or_default(a);
-    size_t bytes = 0, size;
-    char *data;
-    /* Tokenizer files are small (about 0.5 MB for 32000 pieces): read whole. */
-    lisa_result res = lisa__read_text(path, &al, SIZE_MAX - 1, &data, &size, &bytes, err);
-    memset(t, 0, sizeof *t);
-    if (res != LISA_OK) return res;
-    res = lisa__tok_parse(t, (const unsigned char *)data, size, vocab_size, path, a, err);
-    lisa__free(&al, data, size + 1, &bytes);
-    return res;
-}
-
-LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
-                                               const lisa_allocator *a, lisa_error *err) {
-    lisa__reader r;
-    lisa_result res = lisa__open_reader(&r, path, err);
-    if (res != LISA_OK) {
-        memset(m, 0, sizeof *m);
-        return res;
-    }
-    res = lisa__l2c_v1_read(m, &r, path, a, err);
-    fclose(r.file);
-    return res;
-}
-
-LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err) {
-    const lisa_config *c = &m->config;
-    unsigned char hb[LISA__V1_HEADER];
-    int32_t h[7];
-    size_t offset, count;
-    int i, k;
-    lisa__writer w;
-    lisa_result res;
-    memset(hb, 0, sizeof hb);
-    h[0] = c->dim;
-    h[1] = c->hidden_dim;
-    h[2] = c->n_layers;
-    h[3] = c->n_heads;
-    h[4] = c->n_kv_heads;
-    h[5] = c->vocab_size;
-    h[6] = c->max_seq_len;
-    lisa__put_le32(hb, (int32_t)LISA__V1_MAGIC);
-    lisa__put_le32(hb + 4, 1);
-    for (i = 0; i < 7; i++) lisa__put_le32(hb + 8 + 4 * i, h[i]);
-    hb[36] = (unsigned char)(c->tied_head ? 1 : 0);
-    res = lisa__writer_open(&w, path, err);
-    if (res != LISA_OK) return res;
-    lisa__write(&w, hb, sizeof hb);
-    for (k = 0; lisa__v1_tensor(m, k, &offset, &count); k++) lisa__write_f32(&w, m->params + offset, count);
-    return lisa__writer_close(&w, err);
-}
-
-#endif /* LISA_NO_STDIO */
-
-/* ------------------------------------------------------------------------- */
 /* JSON                                                                       */
 /* ------------------------------------------------------------------------- */
 
@@ -4781,6 +3325,1463 @@ static int lisa__json_uint(const lisa_json *j, int node, double max, double *out
 }
 
 /* ------------------------------------------------------------------------- */
+/* Files                                                                      */
+/* ------------------------------------------------------------------------- */
+
+/* A 64-bit checksum of a byte stream fed in pieces of any size: the result
+   depends on the bytes alone, read as little-endian 8-byte words. */
+typedef struct lisa__hash {
+    uint64_t h;
+    unsigned char tail[8];
+    int n_tail;
+} lisa__hash;
+
+static uint64_t lisa__hash_mix(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t lisa__le64(const unsigned char *b) {
+    uint64_t w = 0;
+    int i;
+    for (i = 7; i >= 0; i--) w = w << 8 | b[i];
+    return w;
+}
+
+static void lisa__hash_bytes(lisa__hash *s, const void *data, size_t n) {
+    const unsigned char *p = (const unsigned char *)data;
+    while (n > 0 && s->n_tail > 0 && s->n_tail < 8) {
+        s->tail[s->n_tail++] = *p++;
+        n--;
+        if (s->n_tail == 8) {
+            s->h = lisa__hash_mix(s->h, lisa__le64(s->tail));
+            s->n_tail = 0;
+        }
+    }
+    for (; n >= 8; p += 8, n -= 8) s->h = lisa__hash_mix(s->h, lisa__le64(p));
+    while (n > 0 && s->n_tail < 8) {
+        s->tail[s->n_tail++] = *p++;
+        n--;
+    }
+}
+
+/* A byte source: memory, or a FILE whose size is known up front. Everything
+   read is also fed to a checksum. */
+typedef struct lisa__reader {
+    const unsigned char *mem;
+    size_t size, pos;
+    lisa__hash hash;
+#ifndef LISA_NO_STDIO
+    FILE *file;
+#endif
+} lisa__reader;
+
+static int lisa__read(lisa__reader *r, void *dst, size_t n) {
+    if (n > r->size - r->pos) return 0;
+#ifndef LISA_NO_STDIO
+    if (r->file) {
+        if (fread(dst, 1, n, r->file) != n) return 0;
+    } else
+#endif
+        memcpy(dst, r->mem + r->pos, n);
+    r->pos += n;
+    lisa__hash_bytes(&r->hash, dst, n);
+    return 1;
+}
+
+static int lisa__skip(lisa__reader *r, size_t n) {
+    if (n > r->size - r->pos) return 0;
+#ifndef LISA_NO_STDIO
+    if (r->file) {
+        /* Seek in steps a long can hold. */
+        size_t left = n;
+        while (left > 0) {
+            long step = (long)LISA__MIN(left, (size_t)1 << 30);
+            if (fseek(r->file, step, SEEK_CUR) != 0) return 0;
+            left -= (size_t)step;
+        }
+    }
+#endif
+    r->pos += n;
+    return 1;
+}
+
+static int32_t lisa__le32(const unsigned char *b) {
+    return (int32_t)((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24);
+}
+
+static void lisa__put_le32(unsigned char *b, int32_t v) {
+    uint32_t u = (uint32_t)v;
+    b[0] = (unsigned char)u;
+    b[1] = (unsigned char)(u >> 8);
+    b[2] = (unsigned char)(u >> 16);
+    b[3] = (unsigned char)(u >> 24);
+}
+
+static int lisa__little_endian(void) {
+    const uint32_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+/* Reads n little-endian floats into dst. */
+static int lisa__read_f32(lisa__reader *r, float *dst, size_t n) {
+    size_t i;
+    if (!lisa__read(r, dst, n * sizeof(float))) return 0;
+    if (!lisa__little_endian()) {
+        for (i = 0; i < n; i++) {
+            unsigned char *b = (unsigned char *)(dst + i), t0 = b[0], t1 = b[1];
+            b[0] = b[3]; b[1] = b[2]; b[2] = t1; b[3] = t0;
+        }
+    }
+    return 1;
+}
+
+/* A config read from file `name`: checked and defaulted, a bad one a format
+   error whose message names the file (then `part`, when not NULL). */
+static lisa_result lisa__config_check_file(lisa_config *c, const char *name, const char *part, lisa_error *err) {
+    char context[300];
+    if (part) snprintf(context, sizeof context, "%s: %s", name, part);
+    else snprintf(context, sizeof context, "%s", name);
+    if (lisa__config_check(c, context, err) == LISA_OK) return LISA_OK;
+    if (err) err->code = LISA_ERR_FORMAT;
+    return LISA_ERR_FORMAT;
+}
+
+static lisa__reader lisa__memory_reader(const void *data, size_t size) {
+    lisa__reader r;
+    memset(&r, 0, sizeof r);
+    r.mem = (const unsigned char *)data;
+    r.size = data ? size : 0;
+    return r;
+}
+
+/* --- llama2.c checkpoints --------------------------------------------------
+
+   Two kinds, told apart by their first four bytes. The legacy one (run.c): 7
+   int32, then the tensors tensor-major (every layer's wq, then every layer's
+   wk, ...) with run.c's RoPE tables after the final norm. Version 1
+   (export.py's version1_export): a 256-byte header led by a magic number, and
+   another tensor order without RoPE tables. One decoder reads both headers and
+   one function gives both tensor orders, in terms of lisa_model_tensor(), to
+   the reader and the writer alike. */
+
+#define LISA__L2C_HEADER 28
+#define LISA__V1_MAGIC 0x616b3432u   /* "ak42" read as a little-endian uint32 */
+#define LISA__V1_HEADER 256
+#define LISA__V1_SHARED_FLAG 36      /* the shared-classifier byte's offset */
+#define LISA__L2C_ROPE (-2)          /* the legacy RoPE tables' place in the tensor order */
+
+/* A checked header: the model's settings and the file's kind and size. */
+typedef struct lisa__l2c_header {
+    lisa_config config;      /* resolved */
+    int version;             /* 0: legacy, 1: version 1 */
+    size_t header_bytes;     /* LISA__L2C_HEADER or LISA__V1_HEADER */
+    size_t file_bytes;       /* what the header implies: the file's exact size */
+} lisa__l2c_header;
+
+static size_t lisa__l2c_rope_floats(const lisa_config *c, int version) {
+    return version ? 0 : 2 * (size_t)c->max_seq_len * (size_t)(c->dim / c->n_heads / 2);
+}
+
+/* The k-th tensor of a file of this version, as a lisa_model_tensor() index
+   (layer l's kind w is 1 + 9 l + w); LISA__L2C_ROPE for the legacy RoPE
+   tables; -1 past the last. */
+static int lisa__l2c_file_tensor(const lisa_config *c, int version, int k) {
+    static const int v1_matrices[7] = {1, 2, 3, 4, 6, 7, 8}; /* wq wk wv wo w1 w2 w3 */
+    int L = c->n_layers, final_norm = 9 * L + 1, head = c->tied_head ? -1 : 9 * L + 2;
+    if (!version) { /* embedding, the nine kinds each for every layer, final norm, RoPE, head */
+        if (k == 0) return 0;
+        if (--k < 9 * L) return 1 + 9 * (k % L) + k / L;
+        k -= 9 * L;
+        return k == 0 ? final_norm : k == 1 ? LISA__L2C_ROPE : k == 2 ? head : -1;
+    }
+    /* attention norms, MLP norms, final norm, embedding, the matrices, head */
+    if (k < 2 * L) return 1 + 9 * (k % L) + (k < L ? 0 : 5);
+    k -= 2 * L;
+    if (k < 2) return k == 0 ? final_norm : 0;
+    k -= 2;
+    if (k < 7 * L) return 1 + 9 * (k % L) + v1_matrices[k / L];
+    return k == 7 * L ? head : -1;
+}
+
+/* The 7 int32 both kinds share: dim, hidden_dim, n_layers, n_heads,
+   n_kv_heads, vocab_size, max_seq_len. The legacy kind marks a separate head
+   by a negative vocab_size; version 1 by its shared-classifier byte, so there
+   a negative vocab_size is an error. */
+static lisa_result lisa__l2c_decode_config(lisa_config *c, const unsigned char *hb, int version, const char *name,
+                                           lisa_error *err) {
+    int32_t v[7];
+    int i;
+    for (i = 0; i < 7; i++) v[i] = lisa__le32(hb + (version ? 8 : 0) + 4 * i);
+    memset(c, 0, sizeof *c);
+    c->dim = v[0];
+    c->hidden_dim = v[1];
+    c->n_layers = v[2];
+    c->n_heads = v[3];
+    c->n_kv_heads = v[4];
+    c->max_seq_len = v[6];
+    if (version) {
+        if (v[5] < 0)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: vocab_size %ld is negative (a version-1 file marks a separate head with its shared-classifier flag)",
+                              name, (long)v[5]);
+        c->vocab_size = v[5];
+        c->tied_head = hb[LISA__V1_SHARED_FLAG];
+    } else {
+        c->tied_head = v[5] > 0;
+        c->vocab_size = v[5] == INT32_MIN ? 0 : (v[5] < 0 ? -v[5] : v[5]);
+    }
+    if (c->n_kv_heads == 0) /* the file must say it: 0 is not "default" here */
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: n_kv_heads is 0", name);
+    return lisa__config_check_file(c, name, "bad header", err);
+}
+
+/* Reads and checks the header at r's start, and r's size against it. With
+   v1_only the file must be version 1; otherwise either kind. */
+static lisa_result lisa__l2c_read_header(lisa__reader *r, int v1_only, lisa__l2c_header *h, const char *name,
+                                         lisa_error *err) {
+    unsigned char hb[LISA__V1_HEADER];
+    uint32_t magic = 0;
+    double n_floats;
+    lisa_result res;
+    memset(h, 0, sizeof *h);
+    if (r->size >= 4) {
+        if (!lisa__read(r, hb, 4)) goto read_failed;
+        magic = (uint32_t)lisa__le32(hb);
+    }
+    h->version = magic == LISA__V1_MAGIC || v1_only;
+    h->header_bytes = h->version ? LISA__V1_HEADER : LISA__L2C_HEADER;
+    if (v1_only && r->size >= 4 && magic != LISA__V1_MAGIC)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic 0x%08lx is not a llama2.c version-1 checkpoint (\"ak42\", 0x%08lx)",
+                          name, (unsigned long)magic, (unsigned long)LISA__V1_MAGIC);
+    if (r->size < h->header_bytes)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a %s header needs %d",
+                          name, (unsigned long)r->size, h->version ? "version-1" : "llama2.c", (int)h->header_bytes);
+    if (!lisa__read(r, hb + 4, h->header_bytes - 4)) goto read_failed;
+    if (h->version && lisa__le32(hb + 4) != 1)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: version %ld is not supported (only 1, fp32; 2 is int8-quantized)",
+                          name, (long)lisa__le32(hb + 4));
+    if (h->version && hb[LISA__V1_SHARED_FLAG] > 1)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: shared_classifier flag %d is not 0 or 1", name,
+                          hb[LISA__V1_SHARED_FLAG]);
+    res = lisa__l2c_decode_config(&h->config, hb, h->version, name, err);
+    if (res != LISA_OK) return res;
+    /* In double first: with a 32-bit size_t the RoPE tables alone can wrap. */
+    n_floats = (double)lisa_layout_of(&h->config).n_params +
+               (h->version ? 0.0 : (double)h->config.max_seq_len * (h->config.dim / h->config.n_heads));
+    if ((double)h->header_bytes + n_floats * sizeof(float) > (double)SIZE_MAX / 2)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: the file would be too large for this machine", name);
+    h->file_bytes = h->header_bytes +
+                    (lisa_layout_of(&h->config).n_params + lisa__l2c_rope_floats(&h->config, h->version)) * sizeof(float);
+    if (r->size < h->file_bytes)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f bytes, the file has %.0f",
+                          name, (double)h->file_bytes, (double)r->size);
+    if (r->size > h->file_bytes)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data: the header implies %.0f bytes, the file has %.0f",
+                          name, (double)(r->size - h->file_bytes), (double)h->file_bytes, (double)r->size);
+    return LISA_OK;
+read_failed:
+    return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
+}
+
+static lisa_result lisa__l2c_read(lisa_model *m, lisa__reader *r, int v1_only, const char *name,
+                                  const lisa_allocator *a, lisa_error *err) {
+    lisa__l2c_header h;
+    lisa_result res;
+    int k, t, ok = 1;
+    memset(m, 0, sizeof *m);
+    res = lisa__l2c_read_header(r, v1_only, &h, name, err);
+    if (res == LISA_OK) res = lisa__model_alloc(m, &h.config, a, name, err);
+    if (res != LISA_OK) return res;
+    for (k = 0; ok && (t = lisa__l2c_file_tensor(&h.config, h.version, k)) != -1; k++) {
+        if (t == LISA__L2C_ROPE) {
+            ok = lisa__skip(r, lisa__l2c_rope_floats(&h.config, h.version) * sizeof(float));
+        } else {
+            lisa_param p = lisa_model_tensor(m, t);
+            ok = lisa__read_f32(r, p.tensor.data, lisa_tensor_numel(&p.tensor));
+        }
+    }
+    if (!ok) {
+        lisa_model_free(m);
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_model_load_llama2c_memory(lisa_model *m, const void *data, size_t size,
+                                                   const char *name, const lisa_allocator *a,
+                                                   lisa_error *err) {
+    lisa__reader r = lisa__memory_reader(data, size);
+    return lisa__l2c_read(m, &r, 0, name ? name : "<memory>", a, err);
+}
+
+LISADEF lisa_result lisa_model_load_llama2c_v1_memory(lisa_model *m, const void *data, size_t size,
+                                                      const char *name, const lisa_allocator *a,
+                                                      lisa_error *err) {
+    lisa__reader r = lisa__memory_reader(data, size);
+    return lisa__l2c_read(m, &r, 1, name ? name : "<memory>", a, err);
+}
+
+/* --- llm.c token files ---------------------------------------------------- */
+
+#define LISA__TOK_HEADER_INTS 256
+#define LISA__TOK_MAGIC_U16 20240520
+#define LISA__TOK_MAGIC_U32 20240801
+
+static lisa_result lisa__tokens_read(lisa_tokens *d, lisa__reader *r, const char *name,
+                                     const lisa_allocator *a, lisa_error *err) {
+    unsigned char hb[4 * LISA__TOK_HEADER_INTS];
+    int32_t magic, version, count;
+    size_t width, i, data_bytes;
+    unsigned char *raw;
+    memset(d, 0, sizeof *d);
+    if (!lisa__read(r, hb, sizeof hb))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a token file header needs %d",
+                          name, (unsigned long)r->size, 4 * LISA__TOK_HEADER_INTS);
+    magic = lisa__le32(hb);
+    version = lisa__le32(hb + 4);
+    count = lisa__le32(hb + 8);
+    if (magic == LISA__TOK_MAGIC_U16 && version == 1) width = 2;
+    else if (magic == LISA__TOK_MAGIC_U32 && version == 7) width = 4;
+    else if (magic == LISA__TOK_MAGIC_U16 || magic == LISA__TOK_MAGIC_U32)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic %d with unsupported version %d", name, magic, version);
+    else
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: magic %d is not an llm.c token file (%d or %d)",
+                          name, magic, LISA__TOK_MAGIC_U16, LISA__TOK_MAGIC_U32);
+    if (count < 2)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: token count %d (at least 2 are needed for one input and target)",
+                          name, count);
+    if ((size_t)count > SIZE_MAX / sizeof(int)) /* only possible with a 32-bit size_t */
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: %d tokens are too many for this machine", name, count);
+    data_bytes = (size_t)count * width;
+    if (r->size - r->pos < data_bytes)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header says %d tokens (%.0f bytes), the file holds %.0f bytes after the header",
+                          name, count, (double)data_bytes, (double)(r->size - r->pos));
+    if (r->size - r->pos > data_bytes)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data after the %d tokens the header says",
+                          name, (double)(r->size - r->pos - data_bytes), count);
+    d->allocator = lisa__allocator_or_default(a);
+    d->n = (size_t)count;
+    d->ids = (int *)lisa__alloc(&d->allocator, d->n * sizeof(int), &d->bytes);
+    if (!d->ids) {
+        d->n = 0;
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d tokens", name, count);
+    }
+    /* Widen in place from the back: raw tokens are read into the end of ids. */
+    raw = (unsigned char *)d->ids + d->n * sizeof(int) - data_bytes;
+    if (!lisa__read(r, raw, data_bytes)) {
+        lisa_tokens_free(d);
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
+    }
+    for (i = 0; i < d->n; i++) {
+        const unsigned char *b = raw + i * width;
+        uint32_t v = width == 2 ? (uint32_t)b[0] | (uint32_t)b[1] << 8 : (uint32_t)lisa__le32(b);
+        if (v > 0x7fffffffu) {
+            lisa_tokens_free(d);
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %lu has id %lu, beyond any vocabulary",
+                              name, (unsigned long)i, (unsigned long)v);
+        }
+        d->ids[i] = (int)v;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_tokens_load_memory(lisa_tokens *d, const void *data, size_t size,
+                                            const char *name, const lisa_allocator *a,
+                                            lisa_error *err) {
+    lisa__reader r = lisa__memory_reader(data, size);
+    return lisa__tokens_read(d, &r, name ? name : "<memory>", a, err);
+}
+
+LISADEF void lisa_tokens_free(lisa_tokens *d) {
+    lisa__free(&d->allocator, d->ids, d->n * sizeof(int), &d->bytes);
+    d->ids = NULL;
+    d->n = 0;
+}
+
+LISADEF lisa_result lisa_tokens_check_vocab(const lisa_tokens *d, int vocab, const char *name,
+                                            lisa_error *err) {
+    size_t i;
+    for (i = 0; i < d->n; i++)
+        if (d->ids[i] < 0 || d->ids[i] >= vocab)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %lu has id %d, outside the model's vocabulary of %d",
+                              name ? name : "tokens", (unsigned long)i, d->ids[i], vocab);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF void lisa_tokens_batch(const lisa_tokens *d, long long index, int B, int T,
+                               int *inputs, int *targets) {
+    size_t span = (size_t)B * T, start = (size_t)((unsigned long long)index * span % d->n), i;
+    for (i = 0; i < span; i++) {
+        inputs[i] = d->ids[(start + i) % d->n];
+        targets[i] = d->ids[(start + i + 1) % d->n];
+    }
+}
+
+/* --- stdio: reading and atomic writing ------------------------------------ */
+#ifndef LISA_NO_STDIO
+
+static lisa_result lisa__open_reader(lisa__reader *r, const char *path, lisa_error *err) {
+    long size;
+    memset(r, 0, sizeof *r);
+    r->file = fopen(path, "rb");
+    if (!r->file) return lisa__fail(err, LISA_ERR_IO, "%s: cannot open for reading", path);
+    if (fseek(r->file, 0, SEEK_END) != 0 || (size = ftell(r->file)) < 0 || fseek(r->file, 0, SEEK_SET) != 0) {
+        fclose(r->file);
+        r->file = NULL;
+        return lisa__fail(err, LISA_ERR_IO, "%s: cannot determine the file size", path);
+    }
+    r->size = (size_t)size;
+    /* fopen succeeds on a directory on some systems; a first read tells. */
+    if (fgetc(r->file) == EOF && ferror(r->file)) {
+        fclose(r->file);
+        r->file = NULL;
+        return lisa__fail(err, LISA_ERR_IO, "%s: cannot read (is it a directory?)", path);
+    }
+    rewind(r->file);
+    return LISA_OK;
+}
+
+/* A whole file in memory, NUL-terminated; *size its bytes. Files over
+   max_size are a format error: loaders cap what they will read whole. */
+static lisa_result lisa__read_text(const char *path, const lisa_allocator *al, size_t max_size, char **text,
+                                   size_t *size, size_t *counter, lisa_error *err) {
+    lisa__reader r;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    *text = NULL;
+    *size = 0;
+    if (res != LISA_OK) return res;
+    if (r.size > max_size || r.size == SIZE_MAX) {
+        fclose(r.file);
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes is more than this loader reads (%.0f)", path,
+                          (double)r.size, (double)max_size);
+    }
+    *text = (char *)lisa__alloc(al, r.size + 1, counter);
+    if (!*text) {
+        fclose(r.file);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes", path, (double)r.size);
+    }
+    if (!lisa__read(&r, *text, r.size)) {
+        fclose(r.file);
+        lisa__free(al, *text, r.size + 1, counter);
+        *text = NULL;
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed", path);
+    }
+    (*text)[r.size] = 0;
+    fclose(r.file);
+    *size = r.size;
+    return LISA_OK;
+}
+
+static lisa_result lisa__l2c_load(lisa_model *m, const char *path, int v1_only, const lisa_allocator *a,
+                                  lisa_error *err) {
+    lisa__reader r;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    if (res != LISA_OK) {
+        memset(m, 0, sizeof *m);
+        return res;
+    }
+    res = lisa__l2c_read(m, &r, v1_only, path, a, err);
+    fclose(r.file);
+    return res;
+}
+
+LISADEF lisa_result lisa_model_load_llama2c(lisa_model *m, const char *path,
+                                            const lisa_allocator *a, lisa_error *err) {
+    return lisa__l2c_load(m, path, 0, a, err);
+}
+
+LISADEF lisa_result lisa_model_load_llama2c_v1(lisa_model *m, const char *path,
+                                               const lisa_allocator *a, lisa_error *err) {
+    return lisa__l2c_load(m, path, 1, a, err);
+}
+
+LISADEF lisa_result lisa_tokens_load(lisa_tokens *d, const char *path, const lisa_allocator *a,
+                                     lisa_error *err) {
+    lisa__reader r;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    if (res != LISA_OK) {
+        memset(d, 0, sizeof *d);
+        return res;
+    }
+    res = lisa__tokens_read(d, &r, path, a, err);
+    fclose(r.file);
+    return res;
+}
+
+/* An atomic writer: everything goes to "<path>.tmp", which replaces path only
+   once it is complete, so a failed or interrupted save keeps the old file. */
+typedef struct lisa__writer {
+    FILE *file;
+    const char *path;
+    char tmp[4096];
+    int failed;
+    lisa__hash hash;     /* of everything written so far */
+} lisa__writer;
+
+static lisa_result lisa__writer_open(lisa__writer *w, const char *path, lisa_error *err) {
+    memset(w, 0, sizeof *w);
+    w->path = path;
+    if (strlen(path) + 5 > sizeof w->tmp) return lisa__fail(err, LISA_ERR_IO, "%s: path too long", path);
+    strcpy(w->tmp, path);
+    strcat(w->tmp, ".tmp");
+    w->file = fopen(w->tmp, "wb");
+    if (!w->file) return lisa__fail(err, LISA_ERR_IO, "%s: cannot open %s for writing", path, w->tmp);
+    return LISA_OK;
+}
+
+static void lisa__write(lisa__writer *w, const void *data, size_t n) {
+    if (!w->failed && n && fwrite(data, 1, n, w->file) != n) w->failed = 1;
+    lisa__hash_bytes(&w->hash, data, n);
+}
+
+static void lisa__write_f32(lisa__writer *w, const float *x, size_t n) {
+    unsigned char buf[4096];
+    size_t i, k;
+    if (lisa__little_endian()) {
+        lisa__write(w, x, n * sizeof(float));
+        return;
+    }
+    for (i = 0; i < n; i += sizeof buf / 4) {
+        size_t chunk = LISA__MIN(n - i, sizeof buf / 4);
+        for (k = 0; k < chunk; k++) {
+            uint32_t u;
+            memcpy(&u, x + i + k, 4);
+            lisa__put_le32(buf + 4 * k, (int32_t)u);
+        }
+        lisa__write(w, buf, chunk * 4);
+    }
+}
+
+static lisa_result lisa__writer_close(lisa__writer *w, lisa_error *err) {
+    int failed = w->failed || fflush(w->file) != 0 || ferror(w->file);
+    if (fclose(w->file) != 0) failed = 1;
+    w->file = NULL;
+    if (failed) {
+        remove(w->tmp);
+        return lisa__fail(err, LISA_ERR_IO, "%s: write failed (disk full?); the previous file is unchanged", w->path);
+    }
+#ifdef _WIN32
+    remove(w->path);
+#endif
+    if (rename(w->tmp, w->path) != 0) {
+        remove(w->tmp);
+        return lisa__fail(err, LISA_ERR_IO, "%s: cannot rename %s into place", w->path, w->tmp);
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+/* The header of c's model as a file of this version; returns its bytes. */
+static size_t lisa__l2c_encode_header(unsigned char hb[LISA__V1_HEADER], const lisa_config *c, int version) {
+    const int32_t v[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                          version || c->tied_head ? c->vocab_size : -c->vocab_size, c->max_seq_len};
+    int i;
+    memset(hb, 0, LISA__V1_HEADER);
+    if (version) {
+        lisa__put_le32(hb, (int32_t)LISA__V1_MAGIC);
+        lisa__put_le32(hb + 4, 1);
+        hb[LISA__V1_SHARED_FLAG] = (unsigned char)(c->tied_head ? 1 : 0);
+    }
+    for (i = 0; i < 7; i++) lisa__put_le32(hb + (version ? 8 : 0) + 4 * i, v[i]);
+    return version ? LISA__V1_HEADER : LISA__L2C_HEADER;
+}
+
+/* The RoPE tables run.c expects: cos, then sin, of pos * theta^(-2i/hs). */
+static void lisa__l2c_write_rope(lisa__writer *w, const lisa_config *c) {
+    int hs = c->dim / c->n_heads, i, pos;
+    for (i = 0; i < 2; i++)
+        for (pos = 0; pos < c->max_seq_len; pos++) {
+            float row[512];
+            int j, k;
+            for (j = 0; j < hs / 2; j += 512) {
+                int n = LISA__MIN(512, hs / 2 - j);
+                for (k = 0; k < n; k++) {
+                    double angle = pos * pow((double)c->rope_theta, -2.0 * (j + k) / hs);
+                    row[k] = (float)(i == 0 ? cos(angle) : sin(angle));
+                }
+                lisa__write_f32(w, row, (size_t)n);
+            }
+        }
+}
+
+static lisa_result lisa__l2c_save(const lisa_model *m, const char *path, int version, lisa_error *err) {
+    unsigned char hb[LISA__V1_HEADER];
+    lisa__writer w;
+    int k, t;
+    lisa_result res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    lisa__write(&w, hb, lisa__l2c_encode_header(hb, &m->config, version));
+    for (k = 0; (t = lisa__l2c_file_tensor(&m->config, version, k)) != -1; k++) {
+        if (t == LISA__L2C_ROPE) {
+            lisa__l2c_write_rope(&w, &m->config);
+        } else {
+            lisa_param p = lisa_model_tensor(m, t);
+            lisa__write_f32(&w, p.tensor.data, lisa_tensor_numel(&p.tensor));
+        }
+    }
+    return lisa__writer_close(&w, err);
+}
+
+LISADEF lisa_result lisa_model_save_llama2c(const lisa_model *m, const char *path, lisa_error *err) {
+    return lisa__l2c_save(m, path, 0, err);
+}
+
+LISADEF lisa_result lisa_model_save_llama2c_v1(const lisa_model *m, const char *path, lisa_error *err) {
+    return lisa__l2c_save(m, path, 1, err);
+}
+
+LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path, lisa_error *err) {
+    unsigned char hb[4 * LISA__TOK_HEADER_INTS], buf[4096];
+    int wide = 0;
+    size_t i, k, width;
+    lisa__writer w;
+    lisa_result res;
+    if (n < 2 || n > 0x7fffffff)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: %lu tokens: a token file holds 2 to 2^31-1", path, (unsigned long)n);
+    for (i = 0; i < n; i++) {
+        if (ids[i] < 0) return lisa__fail(err, LISA_ERR_INVALID, "%s: token %lu has negative id %d", path, (unsigned long)i, ids[i]);
+        if (ids[i] > 0xffff) wide = 1;
+    }
+    memset(hb, 0, sizeof hb);
+    lisa__put_le32(hb, wide ? LISA__TOK_MAGIC_U32 : LISA__TOK_MAGIC_U16);
+    lisa__put_le32(hb + 4, wide ? 7 : 1);
+    lisa__put_le32(hb + 8, (int32_t)n);
+    width = wide ? 4 : 2;
+    res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    lisa__write(&w, hb, sizeof hb);
+    for (i = 0; i < n; i += sizeof buf / width) {
+        size_t chunk = LISA__MIN(n - i, sizeof buf / width);
+        for (k = 0; k < chunk; k++) {
+            uint32_t v = (uint32_t)ids[i + k];
+            if (wide) lisa__put_le32(buf + 4 * k, (int32_t)v);
+            else {
+                buf[2 * k] = (unsigned char)v;
+                buf[2 * k + 1] = (unsigned char)(v >> 8);
+            }
+        }
+        lisa__write(&w, buf, chunk * width);
+    }
+    return lisa__writer_close(&w, err);
+}
+
+#endif /* LISA_NO_STDIO */
+
+/* ------------------------------------------------------------------------- */
+/* Training state files                                                       */
+/* ------------------------------------------------------------------------- */
+
+/* Layout, little-endian:
+     "LSST", uint32 version 1, uint32 LISA__STATE_INTS, uint32 LISA__STATE_FLOATS
+     int32 fields, float32 fields, uint64 fields   (lisa__state_code's order)
+     int32 active layers (n_active of them), float32 layer weights (n_layers, when given)
+     float32 parameters (the model's buffer, layer-major)
+     per block: int32 flags (1 trains, 2 has moments), int32 AdamW step, then
+                moments m and v (block size floats each) when it has them
+     uint64 checksum of every byte before it */
+
+#define LISA__STATE_VERSION 1
+#define LISA__STATE_INTS 26
+#define LISA__STATE_FLOATS 9
+#define LISA__STATE_U64S 3
+#define LISA__STATE_PRELUDE 16 /* "LSST", the version, the two counts */
+#define LISA__STATE_HEADER (LISA__STATE_PRELUDE + 4 * LISA__STATE_INTS + 4 * LISA__STATE_FLOATS + 8 * LISA__STATE_U64S)
+
+/* The header's fields, named as the model and the trainer hold them. */
+typedef struct lisa__state_header {
+    lisa_config model;           /* the model's settings */
+    lisa_train_config train;     /* the trainer's; lisa_probs is not in the header */
+    int has_weights;             /* 1: n_layers float32 sampling weights follow the active layers */
+    int step;                    /* optimizer steps taken */
+    int sampler_next;            /* the cyclic sampler's next layer */
+    int n_active;                /* decoder layers training now, listed after the header */
+    uint64_t sampler_rng;        /* the sampler's RNG state */
+    uint64_t data_position;      /* the caller's, kept for it */
+} lisa__state_header;
+
+/* One pass over the header's fields in file order moves them either way:
+   to bytes (decode 0, for writing) or from bytes (decode 1, for reading). */
+typedef struct lisa__state_codec {
+    unsigned char *at;
+    int decode;
+} lisa__state_codec;
+
+static void lisa__codec_u32(lisa__state_codec *k, uint32_t *x) {
+    if (k->decode) *x = (uint32_t)lisa__le32(k->at);
+    else lisa__put_le32(k->at, (int32_t)*x);
+    k->at += 4;
+}
+
+static void lisa__codec_int(lisa__state_codec *k, int *x) {
+    uint32_t u = (uint32_t)*x;
+    lisa__codec_u32(k, &u);
+    *x = (int)(int32_t)u;
+}
+
+static void lisa__codec_float(lisa__state_codec *k, float *x) {
+    uint32_t u;
+    memcpy(&u, x, 4);
+    lisa__codec_u32(k, &u);
+    memcpy(x, &u, 4);
+}
+
+static void lisa__codec_u64(lisa__state_codec *k, uint64_t *x) {
+    uint32_t lo = (uint32_t)*x, hi = (uint32_t)(*x >> 32);
+    lisa__codec_u32(k, &lo);
+    lisa__codec_u32(k, &hi);
+    *x = (uint64_t)hi << 32 | lo;
+}
+
+/* The first 16 bytes of every state file this code writes and reads. */
+static void lisa__state_prelude(unsigned char p[LISA__STATE_PRELUDE]) {
+    memcpy(p, "LSST", 4);
+    lisa__put_le32(p + 4, LISA__STATE_VERSION);
+    lisa__put_le32(p + 8, LISA__STATE_INTS);
+    lisa__put_le32(p + 12, LISA__STATE_FLOATS);
+}
+
+/* h to bytes (decode 0, the prelude included) or bytes to h (decode 1; the
+   prelude was checked by the reader, and h's other members are zeroed). */
+static void lisa__state_code(lisa__state_header *h, unsigned char bytes[LISA__STATE_HEADER], int decode) {
+    lisa_config *c = &h->model;
+    lisa_train_config *tc = &h->train;
+    int kind = (int)tc->schedule.kind, mode = (int)tc->mode, order = (int)tc->lisa_order, i;
+    int *const ints[LISA__STATE_INTS] = {
+        &c->dim, &c->hidden_dim, &c->n_layers, &c->n_heads, &c->n_kv_heads, &c->vocab_size, &c->max_seq_len,
+        &c->tied_head, &tc->batch, &tc->seq, &kind, &tc->schedule.warmup, &tc->schedule.total_steps,
+        &tc->checkpointing, &mode, &tc->lisa_layers, &tc->lisa_interval, &order, &h->has_weights,
+        &tc->freeze_embed, &tc->freeze_final_norm, &tc->freeze_head, &tc->keep_state, &h->step,
+        &h->sampler_next, &h->n_active};
+    float *const floats[LISA__STATE_FLOATS] = {&c->norm_eps, &c->rope_theta, &tc->schedule.lr, &tc->schedule.min_lr,
+                                               &tc->beta1, &tc->beta2, &tc->eps, &tc->weight_decay, &tc->grad_clip};
+    uint64_t *const u64s[LISA__STATE_U64S] = {&tc->lisa_seed, &h->sampler_rng, &h->data_position};
+    lisa__state_codec k;
+    if (decode) {
+        memset(h, 0, sizeof *h);
+        kind = mode = order = 0;
+    } else {
+        lisa__state_prelude(bytes);
+    }
+    k.at = bytes + LISA__STATE_PRELUDE;
+    k.decode = decode;
+    for (i = 0; i < LISA__STATE_INTS; i++) lisa__codec_int(&k, ints[i]);
+    for (i = 0; i < LISA__STATE_FLOATS; i++) lisa__codec_float(&k, floats[i]);
+    for (i = 0; i < LISA__STATE_U64S; i++) lisa__codec_u64(&k, u64s[i]);
+    tc->schedule.kind = (lisa_schedule_kind)kind;
+    tc->mode = (lisa_mode)mode;
+    tc->lisa_order = (lisa_layer_order)order;
+}
+
+static int lisa__read_i32s(lisa__reader *r, int32_t *x, size_t n) {
+    unsigned char b[4];
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (!lisa__read(r, b, 4)) return 0;
+        x[i] = lisa__le32(b);
+    }
+    return 1;
+}
+
+static int lisa__read_u64(lisa__reader *r, uint64_t *x) {
+    unsigned char b[8];
+    if (!lisa__read(r, b, 8)) return 0;
+    *x = lisa__le64(b);
+    return 1;
+}
+
+static uint64_t lisa__hash_value(const lisa__hash *s) {
+    uint64_t h = s->h;
+    int i;
+    for (i = 0; i < s->n_tail; i++) h = lisa__hash_mix(h, 0x100u | s->tail[i]);
+    return lisa__hash_mix(h, (uint64_t)s->n_tail);
+}
+
+/* Gives inactive block b room for moments kept across a switch (keep_state). */
+static lisa_result lisa__block_keep_moments(lisa_trainer *t, int b) {
+    size_t n = t->block_sizes[b];
+    lisa_block_state *s = &t->blocks[b];
+    if (s->m || n == 0) return LISA_OK;
+    s->m = (float *)lisa__alloc(&t->allocator, 2 * n * sizeof(float), &t->bytes);
+    if (!s->m) return LISA_ERR_NOMEM;
+    s->v = s->m + n;
+    return LISA_OK;
+}
+
+/* Reads the per-block optimizer state into an initialised trainer. */
+static lisa_result lisa__state_read_blocks(lisa_trainer *t, lisa__reader *r, const char *name, lisa_error *err) {
+    int b, nb = lisa_n_blocks(&t->model->config);
+    for (b = 0; b < nb; b++) {
+        lisa_block_state *s = &t->blocks[b];
+        size_t n = t->block_sizes[b];
+        int32_t fs[2];
+        int trains, has_moments;
+        if (!lisa__read_i32s(r, fs, 2)) goto truncated;
+        trains = fs[0] & 1;
+        has_moments = (fs[0] & 2) != 0;
+        if ((fs[0] & ~3) || trains != s->active || (trains && !has_moments) ||
+            (has_moments && !s->active && !t->config.keep_state) || (has_moments && n == 0) || fs[1] < 0 ||
+            fs[1] > LISA__MAX_STEPS || (!has_moments && fs[1] != 0))
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: block %d: state flags %d do not fit the settings", name, b, fs[0]);
+        if (!has_moments) continue;
+        if (r->size - r->pos < 2 * n * sizeof(float)) goto truncated;
+        if (lisa__block_keep_moments(t, b) != LISA_OK)
+            return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for block %d's moments", name, b);
+        if (!lisa__read_f32(r, s->m, 2 * n)) goto truncated;
+        s->step = fs[1];
+    }
+    return LISA_OK;
+truncated:
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f (block state)", name, (double)r->pos);
+}
+
+/* Puts "name: " before err's message, keeping its code. */
+static lisa_result lisa__error_in(lisa_error *err, lisa_result code, const char *name) {
+    char why[sizeof err->message];
+    if (!err) return code;
+    memcpy(why, err->message, sizeof why);
+    return lisa__fail(err, code, "%s: %s", name, why);
+}
+
+/* Turns a settings error into a format error that names the file. */
+static lisa_result lisa__state_bad_settings(lisa_error *err, const char *name) {
+    char where[300];
+    snprintf(where, sizeof where, "%s: bad state header", name);
+    return lisa__error_in(err, LISA_ERR_FORMAT, where);
+}
+
+/* The header's checks: the settings as the trainer would check them, resolved
+   (a bad one a format error naming the file), the progress fields in range. */
+static lisa_result lisa__state_check(lisa__state_header *h, const char *name, lisa_error *err) {
+    const lisa_config *c = &h->model;
+    int full = h->train.mode == LISA_MODE_FULL;
+    if (lisa__config_check_file(&h->model, name, "bad state header", err) != LISA_OK) return LISA_ERR_FORMAT;
+    if (lisa_train_config_resolve(&h->train, c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
+    if (h->step < 0 || h->step > LISA__MAX_STEPS || h->sampler_next < 0 || h->sampler_next >= c->n_layers ||
+        h->n_active < 0 || h->n_active > c->n_layers || (full && h->n_active != c->n_layers) ||
+        (unsigned)h->has_weights > 1 || (full && h->has_weights))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state header: step, sampler or active-layer count out of range", name);
+    return LISA_OK;
+}
+
+/* Reads and checks the header, then the active layers and the sampling
+   weights that follow it (into active and weights, n_layers at most each). */
+static lisa_result lisa__state_read_header(lisa__reader *r, lisa__state_header *h, int32_t *active, float *weights,
+                                           const char *name, lisa_error *err) {
+    unsigned char bytes[LISA__STATE_HEADER], want[LISA__STATE_PRELUDE];
+    lisa_result res;
+    int i;
+    memset(h, 0, sizeof *h);
+    lisa__state_prelude(want);
+    if (!lisa__read(r, bytes, LISA__STATE_PRELUDE))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: %.0f bytes", name, (double)r->size);
+    if (memcmp(bytes, want, 4) != 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: not a lisa training state (magic is not LSST)", name);
+    if (memcmp(bytes + 4, want + 4, LISA__STATE_PRELUDE - 4) != 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: unsupported state version %d", name, (int)lisa__le32(bytes + 4));
+    if (!lisa__read(r, bytes + LISA__STATE_PRELUDE, LISA__STATE_HEADER - LISA__STATE_PRELUDE))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: %.0f bytes, a state header needs %d", name,
+                          (double)r->size, LISA__STATE_HEADER);
+    lisa__state_code(h, bytes, 1);
+    if ((res = lisa__state_check(h, name, err)) != LISA_OK) return res;
+    if (!lisa__read_i32s(r, active, (size_t)h->n_active)) goto truncated;
+    for (i = 0; i < h->n_active; i++) /* ascending, in range; in full mode every layer */
+        if (active[i] < 0 || active[i] >= h->model.n_layers || (i > 0 && active[i] <= active[i - 1]) ||
+            (h->train.mode == LISA_MODE_FULL && active[i] != i))
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state: the active layers are not distinct, ascending layer indices", name);
+    if (h->has_weights) {
+        if (!lisa__read_f32(r, weights, (size_t)h->model.n_layers)) goto truncated;
+        h->train.lisa_probs = weights;
+        if (lisa_train_config_resolve(&h->train, &h->model, err) != LISA_OK) return lisa__state_bad_settings(err, name);
+    }
+    return LISA_OK;
+truncated:
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f", name, (double)r->pos);
+}
+
+static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader *r, const char *name,
+                                    const lisa_allocator *a, uint64_t *data_position, lisa_error *err) {
+    lisa__state_header h;
+    int32_t active[LISA__MAX_LAYERS];
+    float probs[LISA__MAX_LAYERS];
+    uint64_t stored_sum, sum;
+    size_t floats_left;
+    lisa_result res;
+    memset(m, 0, sizeof *m);
+    memset(t, 0, sizeof *t);
+    if ((res = lisa__state_read_header(r, &h, active, probs, name, err)) != LISA_OK) return res;
+    /* Every count is checked against the bytes present before it is allocated. */
+    floats_left = (r->size - r->pos) / sizeof(float);
+    if (floats_left < lisa_layout_of(&h.model).n_params)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the header implies %.0f parameters, the file holds fewer",
+                          name, (double)lisa_layout_of(&h.model).n_params);
+    res = lisa__model_alloc(m, &h.model, a, name, err);
+    if (res != LISA_OK) return res;
+    if (!lisa__read_f32(r, m->params, m->layout.n_params)) goto truncated_free;
+    res = lisa_trainer_init(t, m, &h.train, a, err);
+    if (res != LISA_OK) {
+        lisa_model_free(m);
+        return lisa__error_in(err, res, name);
+    }
+    if (h.train.mode != LISA_MODE_FULL && (res = lisa_trainer_set_active_layers(t, active, h.n_active)) != LISA_OK) {
+        res = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for the active layers", name);
+        goto fail;
+    }
+    if ((res = lisa__state_read_blocks(t, r, name, err)) != LISA_OK) goto fail;
+    t->step = h.step;
+    t->sampler.next = h.sampler_next;
+    t->sampler.rng.state = h.sampler_rng;
+    sum = lisa__hash_value(&r->hash);
+    if (!lisa__read_u64(r, &stored_sum)) goto truncated_free;
+    if (stored_sum != sum) {
+        res = lisa__fail(err, LISA_ERR_FORMAT, "%s: checksum mismatch: the file is corrupt", name);
+        goto fail;
+    }
+    if (r->pos != r->size) {
+        res = lisa__fail(err, LISA_ERR_FORMAT, "%s: %.0f bytes of trailing data", name, (double)(r->size - r->pos));
+        goto fail;
+    }
+    lisa__note_peak(t);
+    if (data_position) *data_position = h.data_position;
+    lisa__ok(err);
+    return LISA_OK;
+truncated_free:
+    res = lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f", name, (double)r->pos);
+fail:
+    lisa_trainer_free(t);
+    lisa_model_free(m);
+    return res;
+}
+
+LISADEF lisa_result lisa_trainer_load_state_memory(lisa_trainer *t, lisa_model *m, const void *data,
+                                                   size_t size, const char *name,
+                                                   const lisa_allocator *a, uint64_t *data_position,
+                                                   lisa_error *err) {
+    lisa__reader r = lisa__memory_reader(data, size);
+    return lisa__state_read(t, m, &r, name ? name : "<memory>", a, data_position, err);
+}
+
+#ifndef LISA_NO_STDIO
+LISADEF lisa_result lisa_trainer_load_state(lisa_trainer *t, lisa_model *m, const char *path,
+                                            const lisa_allocator *a, uint64_t *data_position,
+                                            lisa_error *err) {
+    lisa__reader r;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    if (res != LISA_OK) {
+        memset(m, 0, sizeof *m);
+        memset(t, 0, sizeof *t);
+        return res;
+    }
+    res = lisa__state_read(t, m, &r, path, a, data_position, err);
+    fclose(r.file);
+    return res;
+}
+
+/* The header of t's state. */
+static void lisa__state_header_of(lisa__state_header *h, const lisa_trainer *t, uint64_t data_position) {
+    memset(h, 0, sizeof *h);
+    h->model = t->model->config;
+    h->train = t->config;
+    h->has_weights = t->config.lisa_probs != NULL;
+    h->step = t->step;
+    h->sampler_next = t->sampler.next;
+    h->n_active = t->n_active;
+    h->sampler_rng = t->sampler.rng.state;
+    h->data_position = data_position;
+}
+
+static void lisa__write_i32(lisa__writer *w, int32_t v) {
+    unsigned char b[4];
+    lisa__put_le32(b, v);
+    lisa__write(w, b, 4);
+}
+
+static void lisa__write_u64(lisa__writer *w, uint64_t v) {
+    unsigned char b[8];
+    int i;
+    for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+    lisa__write(w, b, 8);
+}
+
+LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *path,
+                                            uint64_t data_position, lisa_error *err) {
+    const lisa_model *m = t->model;
+    lisa__state_header h;
+    unsigned char bytes[LISA__STATE_HEADER];
+    lisa__writer w;
+    lisa_result res;
+    int i, b, nb = lisa_n_blocks(&m->config);
+    lisa__state_header_of(&h, t, data_position);
+    lisa__state_code(&h, bytes, 0);
+    res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    lisa__write(&w, bytes, sizeof bytes);
+    for (i = 0; i < t->n_active; i++) lisa__write_i32(&w, t->active_layers[i]);
+    if (t->config.lisa_probs) lisa__write_f32(&w, t->config.lisa_probs, (size_t)m->config.n_layers);
+    lisa__write_f32(&w, m->params, m->layout.n_params);
+    for (b = 0; b < nb; b++) {
+        const lisa_block_state *s = &t->blocks[b];
+        lisa__write_i32(&w, (s->active ? 1 : 0) | (s->m ? 2 : 0));
+        lisa__write_i32(&w, s->step);
+        if (s->m) lisa__write_f32(&w, s->m, 2 * t->block_sizes[b]);
+    }
+    lisa__write_u64(&w, lisa__hash_value(&w.hash));
+    return lisa__writer_close(&w, err);
+}
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Tokenizers                                                                 */
+/* ------------------------------------------------------------------------- */
+
+#define LISA__TOK_MAX_PIECE (1 << 20)   /* a max_token_length beyond this is garbage */
+#define LISA__TOK_NO_MERGE (-1e10f)     /* run.c's starting best score: pairs must beat it */
+
+/* Byte b and a NUL at 2b: what a byte token decodes to. */
+static const unsigned char lisa__byte_pieces[512] = {
+#define LISA__BZ(b) (b), 0
+#define LISA__BZ4(b) LISA__BZ(b), LISA__BZ((b) + 1), LISA__BZ((b) + 2), LISA__BZ((b) + 3)
+#define LISA__BZ16(b) LISA__BZ4(b), LISA__BZ4((b) + 4), LISA__BZ4((b) + 8), LISA__BZ4((b) + 12)
+#define LISA__BZ64(b) LISA__BZ16(b), LISA__BZ16((b) + 16), LISA__BZ16((b) + 32), LISA__BZ16((b) + 48)
+    LISA__BZ64(0), LISA__BZ64(64), LISA__BZ64(128), LISA__BZ64(192)
+#undef LISA__BZ
+#undef LISA__BZ4
+#undef LISA__BZ16
+#undef LISA__BZ64
+};
+
+LISADEF void lisa_tokenizer_init_bytes(lisa_tokenizer *t) {
+    memset(t, 0, sizeof *t);
+    t->kind = LISA_TOKENIZER_BYTES;
+    t->vocab_size = LISA_BYTES_VOCAB;
+    t->bos_id = LISA_BYTES_BOS;
+    t->eos_id = LISA_BYTES_EOS;
+    t->max_token_length = 1;
+    t->space_id = -1;  /* no dummy prefix */
+}
+
+LISADEF void lisa_tokenizer_free(lisa_tokenizer *t) {
+    lisa__free(&t->allocator, t->buffer, t->buffer_size, &t->bytes);
+    t->buffer = NULL;
+    t->buffer_size = 0;
+    t->scores = NULL;
+    t->offsets = NULL;
+    t->text = NULL;
+    t->table = NULL;
+}
+
+/* FNV-1a, resumable so a pair's concatenation hashes without being built. */
+static uint32_t lisa__tok_fnv(uint32_t h, const unsigned char *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+#define LISA__TOK_FNV_SEED 2166136261u
+
+static size_t lisa__tok_piece_len(const lisa_tokenizer *t, int id) {
+    return t->offsets[id + 1] - t->offsets[id] - 1;
+}
+
+/* The lowest id whose piece is a followed by b, or -1. */
+static int lisa__tok_find2(const lisa_tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
+    uint32_t h;
+    size_t slot;
+    if (t->kind != LISA_TOKENIZER_LLAMA2C || na + nb > (size_t)t->max_token_length) return -1;
+    h = lisa__tok_fnv(lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)a, na), (const unsigned char *)b, nb);
+    for (slot = h & t->hash_mask;; slot = (slot + 1) & t->hash_mask) {
+        int id = t->table[slot];
+        const char *p;
+        if (id < 0) return -1;
+        p = t->text + t->offsets[id];
+        if (lisa__tok_piece_len(t, id) == na + nb && memcmp(p, a, na) == 0 && memcmp(p + na, b, nb) == 0)
+            return id;
+    }
+}
+
+LISADEF int lisa_tokenizer_find(const lisa_tokenizer *t, const char *piece, size_t len) {
+    if (t->kind == LISA_TOKENIZER_BYTES) return len == 1 ? (int)(unsigned char)piece[0] : -1;
+    return lisa__tok_find2(t, piece, len, "", 0);
+}
+
+/* Parses a whole tokenizer.bin held in memory: a first pass checks every
+   length and counts, a second fills one allocation. */
+static lisa_result lisa__tok_parse(lisa_tokenizer *t, const unsigned char *p, size_t size, int vocab,
+                                   const char *name, const lisa_allocator *a, lisa_error *err) {
+    size_t pos = 4, text_bytes = 0, slots = 16, need, i;
+    int32_t max_len;
+    int count = 0, id;
+    unsigned char *buf;
+    size_t *offsets;
+    char *text;
+    float *scores;
+    int32_t *table;
+    memset(t, 0, sizeof *t);
+    t->allocator = lisa__allocator_or_default(a);
+    if (vocab < 0 || vocab > LISA__MAX_VOCAB)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: vocab_size %d is out of range (0 to count, or 1..%d)",
+                          name, vocab, LISA__MAX_VOCAB);
+    if (size < 4)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header: the file has %lu bytes, a tokenizer needs 4 for max_token_length",
+                          name, (unsigned long)size);
+    max_len = (int32_t)(uint32_t)lisa__le32(p);
+    if (max_len <= 0 || max_len > LISA__TOK_MAX_PIECE)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad header: max_token_length %ld is out of range (1..%d)",
+                          name, (long)max_len, LISA__TOK_MAX_PIECE);
+    for (;;) {
+        int32_t n;
+        if (vocab > 0 && count == vocab) break;
+        if (pos == size) {
+            if (vocab > 0)
+                return lisa__fail(err, LISA_ERR_FORMAT, "%s: holds %d tokens, vocab_size %d was expected",
+                                  name, count, vocab);
+            break;
+        }
+        if (count == LISA__MAX_VOCAB)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: more than %d tokens", name, LISA__MAX_VOCAB);
+        if (size - pos < 8)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: token %d at byte %lu needs 8 bytes of score and length, %lu are left",
+                              name, count, (unsigned long)pos, (unsigned long)(size - pos));
+        n = (int32_t)(uint32_t)lisa__le32(p + pos + 4);
+        if (n < 0)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %d has negative length %ld", name, count, (long)n);
+        if (n > max_len)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %d has length %ld, more than max_token_length %ld",
+                              name, count, (long)n, (long)max_len);
+        if ((size_t)n > size - pos - 8)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: token %d has length %ld, %lu bytes are left",
+                              name, count, (long)n, (unsigned long)(size - pos - 8));
+        pos += 8 + (size_t)n;
+        text_bytes += (size_t)n + 1;
+        count++;
+    }
+    if (pos < size)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %lu bytes of trailing data after %d tokens",
+                          name, (unsigned long)(size - pos), count);
+    if (count < 3)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: holds %d tokens; at least 3 are needed (unk, BOS = 1, EOS = 2)",
+                          name, count);
+    while (slots < 2 * (size_t)count) slots *= 2;
+    /* size_t-aligned parts first, then 4-byte ones, then the text. */
+    need = ((size_t)count + 1) * sizeof(size_t) + (size_t)count * sizeof(float) + slots * sizeof(int32_t) + text_bytes;
+    buf = (unsigned char *)lisa__alloc(&t->allocator, need, &t->bytes);
+    if (!buf) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d tokens (%lu bytes)",
+                                name, count, (unsigned long)need);
+    offsets = (size_t *)(void *)buf;
+    scores = (float *)(void *)(buf + ((size_t)count + 1) * sizeof(size_t));
+    table = (int32_t *)(void *)(scores + count);
+    text = (char *)(table + slots);
+    pos = 4;
+    offsets[0] = 0;
+    for (id = 0; id < count; id++) {
+        uint32_t bits = (uint32_t)lisa__le32(p + pos);
+        size_t n = (size_t)(uint32_t)lisa__le32(p + pos + 4);
+        memcpy(&scores[id], &bits, sizeof bits);
+        memcpy(text + offsets[id], p + pos + 8, n);
+        text[offsets[id] + n] = 0;
+        offsets[id + 1] = offsets[id] + n + 1;
+        pos += 8 + n;
+    }
+    t->kind = LISA_TOKENIZER_LLAMA2C;
+    t->vocab_size = count;
+    t->bos_id = 1;
+    t->eos_id = 2;
+    t->max_token_length = (int)max_len;
+    t->scores = scores;
+    t->offsets = offsets;
+    t->text = text;
+    t->table = table;
+    t->hash_mask = slots - 1;
+    t->buffer = buf;
+    t->buffer_size = need;
+    for (i = 0; i < slots; i++) table[i] = -1;
+    /* Ascending ids, and a string already present is not added again: a
+       lookup finds the lowest id with that piece. */
+    for (id = 0; id < count; id++) {
+        const char *s = text + offsets[id];
+        size_t n = lisa__tok_piece_len(t, id), slot;
+        if (lisa__tok_find2(t, s, n, "", 0) >= 0) continue;
+        slot = lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)s, n) & t->hash_mask;
+        while (table[slot] >= 0) slot = (slot + 1) & t->hash_mask;
+        table[slot] = id;
+    }
+    t->space_id = lisa_tokenizer_find(t, " ", 1);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_tokenizer_load_llama2c_memory(lisa_tokenizer *t, const void *data, size_t size,
+                                                       int vocab_size, const char *name,
+                                                       const lisa_allocator *a, lisa_error *err) {
+    return lisa__tok_parse(t, (const unsigned char *)data, data ? size : 0, vocab_size,
+                           name ? name : "<memory>", a, err);
+}
+
+/* Merge state: symbols in a doubly linked list, and a binary heap of the
+   symbols whose pair with their right neighbour has a piece, best first:
+   higher score, then the leftmost (a symbol's index grows left to right and
+   merging keeps the left symbol). Exactly one heap entry per such pair, so
+   the top is always the pair run.c's full rescan would choose. Entries carry
+   their score so that sifting stays within the heap array. */
+typedef struct lisa__bpe_entry {
+    float score;
+    int sym;
+} lisa__bpe_entry;
+
+typedef struct lisa__bpe {
+    const lisa_tokenizer *t;
+    int *id, *prev, *next, *merged, *hpos;  /* hpos -1: not in the heap */
+    lisa__bpe_entry *heap;
+    int n_heap;
+} lisa__bpe;
+
+static int lisa__bpe_before(lisa__bpe_entry a, lisa__bpe_entry b) {
+    return a.score > b.score || (a.score == b.score && a.sym < b.sym);
+}
+
+static void lisa__bpe_sift(lisa__bpe *s, int i) {
+    lisa__bpe_entry e = s->heap[i];
+    while (i > 0 && lisa__bpe_before(e, s->heap[(i - 1) / 2])) {
+        s->heap[i] = s->heap[(i - 1) / 2];
+        s->hpos[s->heap[i].sym] = i;
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        int l = 2 * i + 1, best = l;
+        if (l >= s->n_heap) break;
+        if (l + 1 < s->n_heap && lisa__bpe_before(s->heap[l + 1], s->heap[l])) best = l + 1;
+        if (!lisa__bpe_before(s->heap[best], e)) break;
+        s->heap[i] = s->heap[best];
+        s->hpos[s->heap[i].sym] = i;
+        i = best;
+    }
+    s->heap[i] = e;
+    s->hpos[e.sym] = i;
+}
+
+static void lisa__bpe_remove(lisa__bpe *s, int sym) {
+    int i = s->hpos[sym];
+    if (i < 0) return;
+    s->hpos[sym] = -1;
+    s->n_heap--;
+    if (i == s->n_heap) return;
+    s->heap[i] = s->heap[s->n_heap];
+    lisa__bpe_sift(s, i);
+}
+
+/* Recomputes the pair (sym, next[sym]) and puts it in, moves or takes it out of the heap. */
+static void lisa__bpe_update(lisa__bpe *s, int sym) {
+    const lisa_tokenizer *t = s->t;
+    int r = s->next[sym], id = -1, i;
+    if (r >= 0) {
+        int a = s->id[sym], b = s->id[r];
+        id = lisa__tok_find2(t, t->text + t->offsets[a], lisa__tok_piece_len(t, a),
+                             t->text + t->offsets[b], lisa__tok_piece_len(t, b));
+    }
+    if (id < 0 || !(t->scores[id] > LISA__TOK_NO_MERGE)) {
+        lisa__bpe_remove(s, sym);
+        return;
+    }
+    s->merged[sym] = id;
+    i = s->hpos[sym];
+    if (i < 0) i = s->n_heap++;
+    s->heap[i].score = t->scores[id];
+    s->heap[i].sym = sym;
+    lisa__bpe_sift(s, i);
+}
+
+static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned char *text, size_t len,
+                                        int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
+                                        lisa_error *err) {
+    lisa__bpe s;
+    lisa_allocator al = t->allocator;
+    size_t cap = len + 2, bytes = 0, scratch, i, n_out;
+    int n = 0, k, first = -1;
+    void *mem;
+    *n_ids = 0;
+    if (len > (size_t)INT32_MAX - 8)
+        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: a text of %.0f bytes is too long to encode at once", (double)len);
+    scratch = cap * (5 * sizeof(int) + sizeof(lisa__bpe_entry));
+    mem = lisa__alloc(&al, scratch, &bytes);
+    if (!mem) return lisa__fail(err, LISA_ERR_NOMEM, "tokenizer: out of memory for %lu bytes of encoding scratch",
+                                (unsigned long)scratch);
+    memset(&s, 0, sizeof s);
+    s.t = t;
+    s.heap = (lisa__bpe_entry *)mem;
+    s.id = (int *)(void *)(s.heap + cap);
+    s.prev = s.id + cap;
+    s.next = s.prev + cap;
+    s.merged = s.next + cap;
+    s.hpos = s.merged + cap;
+    /* BOS takes part in merging, as in run.c (no real vocabulary has a
+       piece that starts with BOS's, so in practice it stays alone). */
+    if (bos) s.id[n++] = t->bos_id;
+    if (len > 0 && t->space_id >= 0) s.id[n++] = t->space_id;
+    for (i = 0; i < len;) {
+        size_t j = i + 1;
+        int id;
+        while (j < len && (text[j] & 0xC0) == 0x80 && j - i < 4) j++;
+        id = lisa__tok_find2(t, (const char *)text + i, j - i, "", 0);
+        if (id >= 0) {
+            s.id[n++] = id;
+        } else {
+            for (; i < j; i++) {
+                if ((int)text[i] + 3 >= t->vocab_size) {
+                    lisa__free(&al, mem, scratch, &bytes);
+                    return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: byte 0x%02X at offset %lu has no piece, and a vocabulary of %d has no byte token for it",
+                                      text[i], (unsigned long)i, t->vocab_size);
+                }
+                s.id[n++] = (int)text[i] + 3;
+            }
+        }
+        i = j;
+    }
+    for (k = 0; k < n; k++) {
+        s.prev[k] = k - 1;
+        s.next[k] = k + 1 < n ? k + 1 : -1;
+        s.hpos[k] = -1;
+    }
+    for (k = 0; k < n; k++) lisa__bpe_update(&s, k);
+    while (s.n_heap > 0) {
+        int left = s.heap[0].sym, right = s.next[left];
+        s.id[left] = s.merged[left];
+        lisa__bpe_remove(&s, right);
+        s.next[left] = s.next[right];
+        if (s.next[right] >= 0) s.prev[s.next[right]] = left;
+        lisa__bpe_update(&s, left);
+        if (s.prev[left] >= 0) lisa__bpe_update(&s, s.prev[left]);
+    }
+    if (n > 0) first = 0;  /* symbol 0 is never merged away: it is always a left */
+    n_out = eos ? 1 : 0;
+    for (k = first; k >= 0; k = s.next[k]) n_out++;
+    *n_ids = n_out;
+    if (ids) {
+        size_t o = 0;
+        if (max_ids < n_out) {
+            lisa__free(&al, mem, scratch, &bytes);
+            return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu ids, the text needs %lu",
+                              (unsigned long)max_ids, (unsigned long)n_out);
+        }
+        for (k = first; k >= 0; k = s.next[k]) ids[o++] = s.id[k];
+        if (eos) ids[o++] = t->eos_id;
+    }
+    lisa__free(&al, mem, scratch, &bytes);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *text, size_t len,
+                                          int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
+                                          lisa_error *err) {
+    size_t n_out, i, o = 0, dummy;
+    if (!n_ids) n_ids = &dummy;
+    *n_ids = 0;
+    if (!text && len > 0) return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: NULL text of length %lu", (unsigned long)len);
+    if (t->kind == LISA_TOKENIZER_LLAMA2C)
+        return lisa__encode_llama2c(t, (const unsigned char *)text, len, bos, eos, ids, max_ids, n_ids, err);
+    if (len > (size_t)-1 - 2)
+        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: text too long");
+    n_out = len + (bos ? 1 : 0) + (eos ? 1 : 0);
+    *n_ids = n_out;
+    if (ids) {
+        if (max_ids < n_out)
+            return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu ids, the text needs %lu",
+                              (unsigned long)max_ids, (unsigned long)n_out);
+        if (bos) ids[o++] = LISA_BYTES_BOS;
+        for (i = 0; i < len; i++) ids[o++] = (unsigned char)text[i];
+        if (eos) ids[o++] = LISA_BYTES_EOS;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+static int lisa__tok_hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+LISADEF const char *lisa_tokenizer_piece(const lisa_tokenizer *t, int prev_id, int id, size_t *len) {
+    const char *p;
+    size_t n;
+    if (len) *len = 0;
+    if (id < 0 || id >= t->vocab_size) return NULL;
+    if (t->kind == LISA_TOKENIZER_BYTES) {
+        if (id >= 256) return (const char *)lisa__byte_pieces + 1;  /* a NUL: "" */
+        if (len) *len = 1;
+        return (const char *)lisa__byte_pieces + 2 * id;
+    }
+    p = t->text + t->offsets[id];
+    n = lisa__tok_piece_len(t, id);
+    if (prev_id == t->bos_id && n > 0 && p[0] == ' ') {
+        p++;
+        n--;
+    }
+    if (n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' &&
+        lisa__tok_hex(p[3]) >= 0 && lisa__tok_hex(p[4]) >= 0) {
+        int b = lisa__tok_hex(p[3]) * 16 + lisa__tok_hex(p[4]);
+        p = (const char *)lisa__byte_pieces + 2 * b;
+        n = 1;
+    }
+    if (len) *len = n;
+    return p;
+}
+
+LISADEF lisa_result lisa_tokenizer_decode(const lisa_tokenizer *t, const int *ids, size_t n,
+                                          char *out, size_t cap, size_t *len, lisa_error *err) {
+    size_t i, total = 0, dummy;
+    int pass;
+    if (!len) len = &dummy;
+    *len = 0;
+    /* Pass 0 measures and checks, pass 1 writes. */
+    for (pass = 0; pass < 2; pass++) {
+        size_t o = 0;
+        if (pass == 1) {
+            *len = total;
+            if (!out) break;
+            if (cap < total + 1)
+                return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu bytes, the text needs %lu and a NUL",
+                                  (unsigned long)cap, (unsigned long)total);
+        }
+        for (i = 0; i < n; i++) {
+            size_t k;
+            const char *p;
+            if (ids[i] == t->bos_id || ids[i] == t->eos_id) continue;
+            p = lisa_tokenizer_piece(t, i > 0 ? ids[i - 1] : -1, ids[i], &k);
+            if (!p)
+                return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: id %d at position %lu is outside the vocabulary of %d",
+                                  ids[i], (unsigned long)i, t->vocab_size);
+            if (pass == 0) total += k;
+            else memcpy(out + o, p, k);
+            o += k;
+        }
+        if (pass == 1) out[o] = 0;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+#ifndef LISA_NO_STDIO
+
+LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *path, int vocab_size,
+                                                const lisa_allocator *a, lisa_error *err) {
+    lisa_allocator al = lisa__allocator_or_default(a);
+    size_t bytes = 0, size;
+    char *data;
+    /* Tokenizer files are small (about 0.5 MB for 32000 pieces): read whole. */
+    lisa_result res = lisa__read_text(path, &al, SIZE_MAX - 1, &data, &size, &bytes, err);
+    memset(t, 0, sizeof *t);
+    if (res != LISA_OK) return res;
+    res = lisa__tok_parse(t, (const unsigned char *)data, size, vocab_size, path, a, err);
+    lisa__free(&al, data, size + 1, &bytes);
+    return res;
+}
+
+#endif /* LISA_NO_STDIO */
+
+/* ------------------------------------------------------------------------- */
 /* Half-precision conversions                                                 */
 /* ------------------------------------------------------------------------- */
 
@@ -5028,12 +5029,8 @@ static lisa_result lisa__st_read_header(lisa_safetensors *st, lisa__reader *r, c
 LISADEF lisa_result lisa_safetensors_parse_memory(lisa_safetensors *st, const void *data, size_t size,
                                                   const char *name, const lisa_allocator *a,
                                                   lisa_error *err) {
-    lisa__reader r;
-    lisa_result res;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)data;
-    r.size = data ? size : 0;
-    res = lisa__st_read_header(st, &r, name ? name : "<memory>", a, err);
+    lisa__reader r = lisa__memory_reader(data, size);
+    lisa_result res = lisa__st_read_header(st, &r, name ? name : "<memory>", a, err);
     if (res == LISA_OK) st->data = r.mem + st->data_offset;
     return res;
 }
@@ -5225,10 +5222,7 @@ static lisa_result lisa__hf_config(lisa_config *c, const char *text, size_t len,
                        name, head_dim);
         goto done;
     }
-    if (lisa__config_check(c, name, err) != LISA_OK) {
-        if (err) err->code = LISA_ERR_FORMAT;
-        r = LISA_ERR_FORMAT;
-    }
+    r = lisa__config_check_file(c, name, NULL, err);
 done:
     lisa_json_free(&j);
     return r;
@@ -5335,9 +5329,7 @@ LISADEF lisa_result lisa_model_load_hf_memory(lisa_model *m, const char *config_
     snprintf(sname, sizeof sname, "%s/model.safetensors", name);
     res = lisa__hf_config(&c, config_json, config_json ? config_len : 0, cname, a, err);
     if (res != LISA_OK) return res;
-    memset(&r, 0, sizeof r);
-    r.mem = (const unsigned char *)safetensors;
-    r.size = safetensors ? safetensors_size : 0;
+    r = lisa__memory_reader(safetensors, safetensors_size);
     res = lisa__st_read_header(&st, &r, sname, a, err);
     if (res == LISA_OK) res = lisa__model_alloc(m, &c, a, name, err);
     if (res == LISA_OK) {
@@ -5376,6 +5368,19 @@ static int lisa__file_exists(const char *path) {
     if (!f) return 0;
     fclose(f);
     return 1;
+}
+
+/* config.json at path into a resolved lisa_config. */
+static lisa_result lisa__hf_config_file(lisa_config *c, const char *path, const lisa_allocator *a, lisa_error *err) {
+    lisa_allocator al = lisa__allocator_or_default(a);
+    size_t counter = 0, size;
+    char *text;
+    lisa_result res = lisa__read_text(path, &al, LISA_SAFETENSORS_MAX_HEADER, &text, &size, &counter, err);
+    memset(c, 0, sizeof *c);
+    if (res != LISA_OK) return res;
+    res = lisa__hf_config(c, text, size, path, a, err);
+    lisa__free(&al, text, size + 1, &counter);
+    return res;
 }
 
 /* One shard file: header, checks, data. */
@@ -5482,17 +5487,14 @@ done:
 LISADEF lisa_result lisa_model_load_hf(lisa_model *m, const char *dir, const lisa_allocator *a,
                                        lisa_error *err) {
     lisa_allocator al = lisa__allocator_or_default(a);
-    char path[4096], *text = NULL;
-    size_t text_size = 0, counter = 0;
+    char path[4096];
+    size_t counter = 0;
     int *seen = NULL, n_t;
     lisa_config c;
     lisa_result res;
     memset(m, 0, sizeof *m);
     res = lisa__path_join(path, sizeof path, dir, "config.json", err);
-    if (res == LISA_OK) res = lisa__read_text(path, &al, LISA_SAFETENSORS_MAX_HEADER, &text, &text_size, &counter, err);
-    if (res != LISA_OK) return res;
-    res = lisa__hf_config(&c, text, text_size, path, a, err);
-    lisa__free(&al, text, text_size + 1, &counter);
+    if (res == LISA_OK) res = lisa__hf_config_file(&c, path, a, err);
     if (res != LISA_OK) return res;
     res = lisa__model_alloc(m, &c, a, dir, err);
     if (res != LISA_OK) return res;
@@ -5667,38 +5669,20 @@ LISADEF lisa_result lisa_model_load(lisa_model *m, const char *path, const lisa_
 LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, const lisa_allocator *a,
                                            lisa_error *err) {
     char cfg[4096];
-    unsigned char h[40];
+    lisa__l2c_header h;
     lisa__reader r;
     lisa_result res;
-    int32_t v[7];
-    int i, v1, tied;
     memset(c, 0, sizeof *c);
-    if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg)) {
-        lisa_allocator al = lisa__allocator_or_default(a);
-        size_t counter = 0, size;
-        char *text;
-        if ((res = lisa__read_text(cfg, &al, LISA_SAFETENSORS_MAX_HEADER, &text, &size, &counter, err)) != LISA_OK)
-            return res;
-        res = lisa__hf_config(c, text, size, cfg, a, err);
-        lisa__free(&al, text, size + 1, &counter);
-        return res;
-    }
-    /* llama2.c: the legacy 28-byte header, or version 1's ("ak42", version, 7 int32, shared flag) */
+    if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg))
+        return lisa__hf_config_file(c, cfg, a, err);
+    /* llama2.c: the header of either kind, checked against the file's size */
     if ((res = lisa__open_reader(&r, path, err)) != LISA_OK) return res;
-    memset(h, 0, sizeof h);
-    i = lisa__read(&r, h, LISA__MIN(sizeof h, r.size)) && r.size >= LISA__L2C_HEADER;
+    res = lisa__l2c_read_header(&r, 0, &h, path, err);
     fclose(r.file);
-    if (!i) return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated header", path);
-    v1 = (uint32_t)lisa__le32(h) == 0x616b3432u;
-    for (i = 0; i < 7; i++) v[i] = lisa__le32(h + (v1 ? 8 : 0) + 4 * i);
-    tied = v1 ? h[36] != 0 : v[5] > 0;
-    c->dim = v[0]; c->hidden_dim = v[1]; c->n_layers = v[2]; c->n_heads = v[3];
-    c->n_kv_heads = v[4] > 0 ? v[4] : -1;
-    c->vocab_size = v[5] == INT32_MIN ? 0 : (v[5] < 0 ? -v[5] : v[5]);
-    c->max_seq_len = v[6];
-    c->tied_head = tied;
-    if ((res = lisa__config_check(c, path, err)) != LISA_OK && err) err->code = LISA_ERR_FORMAT;
-    return res == LISA_OK ? LISA_OK : LISA_ERR_FORMAT;
+    if (res != LISA_OK) return res;
+    *c = h.config;
+    lisa__ok(err);
+    return LISA_OK;
 }
 
 #endif /* LISA_NO_STDIO */

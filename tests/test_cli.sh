@@ -155,5 +155,25 @@ done
 $lisa train --help > "$tmp/help.txt"
 check "train --help names every option" sh -c "for f in model init data out steps batch seq lr min-lr warmup schedule weight-decay beta1 beta2 eps grad-clip checkpointing seed threads log save-state save-every resume schedule-steps val eval-every plot tokenizer pack out-dtype mode lisa-layers lisa-interval lisa-order lisa-probs lisa-seed lisa-keep-state freeze-embed freeze-head freeze-norm; do grep -q -- \"--\$f\" '$tmp/help.txt' || { echo missing \$f; exit 1; }; done"
 check "lisa --help" $lisa --help
+
+# llama2.c version-1 files ("ak42"): only the legacy format marks an own head by a
+# negative vocab_size, so every command that reads a model must refuse a version-1
+# file with one. The file is the --init $init shape, untied, with zero weights.
+make_v1() { # make_v1 FILE VOCAB
+    { le32 1634415666; le32 1; for v in 32 64 2 4 2 "$2" 32; do le32 "$v"; done
+      head -c 220 /dev/zero; head -c $((4 * (2 * 16 * 32 + 32 + 2 * (2 * 32 + 2 * 32 * 32 + 2 * 16 * 32 + 3 * 32 * 64)))) /dev/zero
+    } > "$1"
+}
+make_v1 "$tmp/v1.bin" 16
+make_v1 "$tmp/v1neg.bin" -16
+check "a version-1 file is read by plan" sh -c "$lisa plan --model '$tmp/v1.bin' | grep -q 'dim 32, hidden 64, 2 layers'"
+check "a version-1 file converts to a legacy one" sh -c "$lisa convert '$tmp/v1.bin' '$tmp/v1_legacy.bin' && test -s '$tmp/v1_legacy.bin'"
+neg="$tmp/v1neg.bin: bad header: vocab_size -16 is negative"
+check "train --model refuses a negative version-1 vocab_size" fails_with "$neg" $train --model "$tmp/v1neg.bin" --out "$tmp/v1out.bin"
+check "eval refuses a negative version-1 vocab_size" fails_with "$neg" $lisa eval --model "$tmp/v1neg.bin" --data "$tmp/val.tok"
+check "generate refuses a negative version-1 vocab_size" fails_with "$neg" $lisa generate --model "$tmp/v1neg.bin" --prompt the
+check "convert refuses a negative version-1 vocab_size" fails_with "$neg" $lisa convert "$tmp/v1neg.bin" "$tmp/v1out.bin"
+check "plan refuses a negative version-1 vocab_size" fails_with "$neg" $lisa plan --model "$tmp/v1neg.bin"
+check "no output from the refused runs" test ! -e "$tmp/v1out.bin"
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

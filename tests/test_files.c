@@ -8,6 +8,9 @@
    - malformed files: each gives a specific code and a message that names the
      file and the problem, leaks nothing and leaves a model that can be freed
    - every truncation of a small valid file, from memory
+   - every reader of a llama2.c file (either kind, from a file or memory, and
+     lisa_model_read_config) agrees on every changed header field; a negative
+     vocab_size is an untied head in the legacy format and an error in version 1
    - llm.c token files in both widths, their errors, lisa_tokens_batch
    - atomic saving: no temporary file left behind, failures leave nothing
    - saves that fail over existing files (llama2.c versions 0 and 1, token
@@ -1363,6 +1366,185 @@ static void test_tokens_batch(void) {
 /* Atomic saving                                                              */
 /* ------------------------------------------------------------------------- */
 
+/* ------------------------------------------------------------------------- */
+/* One header decoder: every path that reads a llama2.c file agrees          */
+/* ------------------------------------------------------------------------- */
+
+static int configs_equal(const lisa_config *a, const lisa_config *b) {
+    return a->dim == b->dim && a->hidden_dim == b->hidden_dim && a->n_layers == b->n_layers &&
+           a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads && a->vocab_size == b->vocab_size &&
+           a->max_seq_len == b->max_seq_len && a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta &&
+           a->tied_head == b->tied_head;
+}
+
+/* A small untied model saved as a legacy (v1 = 0) or version-1 file; its bytes. */
+static unsigned char *saved_llama2c(int v1, size_t *size) {
+    lisa_config c;
+    lisa_model m;
+    const char *path = tpath("decoder_src.bin");
+    unsigned char *bytes = NULL;
+    memset(&c, 0, sizeof c);
+    c.dim = 8; c.hidden_dim = 12; c.n_layers = 2; c.n_heads = 2; c.n_kv_heads = 1; c.vocab_size = 11;
+    c.max_seq_len = 5;
+    *size = 0;
+    if (lisa_model_init(&m, &c, NULL, NULL) != LISA_OK) return NULL;
+    lisa_model_init_random(&m, 5);
+    if ((v1 ? lisa_model_save_llama2c_v1(&m, path, NULL) : lisa_model_save_llama2c(&m, path, NULL)) == LISA_OK)
+        bytes = read_file(path, size);
+    lisa_model_free(&m);
+    unlink(path);
+    return bytes;
+}
+
+/* Every reader of a llama2.c file given these bytes: the file loaders (either
+   kind, version 1 only, lisa_model_load), the memory loaders and
+   lisa_model_read_config. All must give the same result (version-1-only
+   readers a format error for a legacy file) and, on success, the same config.
+   Returns how many disagreed; *r gets the generic loader's result and err its error. */
+static int readers_disagree(const unsigned char *data, size_t size, int v1, const char *label, lisa_result *r,
+                            lisa_error *err) {
+    const char *path = tpath("decoder.bin");
+    lisa_model m;
+    lisa_config c;
+    lisa_error e;
+    lisa_result got[6];
+    int i, bad = 0;
+    memset(err, 0, sizeof *err);
+    if (!write_file(path, data, size)) return 1;
+    cnt_reset();
+    *r = lisa_model_load_llama2c(&m, path, &g_alloc, err);
+    c = m.config;
+    if (*r == LISA_OK) lisa_model_free(&m);
+    got[0] = lisa_model_load(&m, path, &g_alloc, &e);
+    if (got[0] == LISA_OK) {
+        if (!configs_equal(&m.config, &c)) bad++;
+        lisa_model_free(&m);
+    }
+    got[1] = lisa_model_load_llama2c_memory(&m, data, size, "decoder.bin", &g_alloc, &e);
+    if (got[1] == LISA_OK) lisa_model_free(&m);
+    got[2] = lisa_model_load_llama2c_v1(&m, path, &g_alloc, &e);
+    if (got[2] == LISA_OK) lisa_model_free(&m);
+    got[3] = lisa_model_load_llama2c_v1_memory(&m, data, size, "decoder.bin", &g_alloc, &e);
+    if (got[3] == LISA_OK) lisa_model_free(&m);
+    got[4] = lisa_model_read_config(path, &m.config, &g_alloc, &e);
+    if (got[4] == LISA_OK && !configs_equal(&m.config, &c)) bad++;
+    got[5] = *r;
+    for (i = 0; i < 6; i++) {
+        lisa_result want = (i == 2 || i == 3) && !v1 ? LISA_ERR_FORMAT : *r;
+        if (got[i] != want) {
+            bad++;
+            fprintf(stderr, "%s: reader %d gives %s, the llama2.c loader %s (%s)\n", label, i,
+                    lisa_result_string(got[i]), lisa_result_string(*r), err->message);
+        }
+    }
+    if (g_cnt.live != 0) bad++;
+    unlink(path);
+    return bad;
+}
+
+static void set_i32(unsigned char *b, int32_t v) { memcpy(b, &v, 4); }
+
+/* Each header field of either kind set to values a broken or hostile file
+   might hold: the readers must agree on every one. */
+static void test_readers_agree(void) {
+    static const int32_t values[] = {0, 1, -1, 2, 3, 4, 16, -11, 11, 1 << 20, 1 << 30, INT32_MIN, INT32_MAX};
+    int v1, field, k, n_cases = 0, n_ok = 0, n_bad = 0;
+    for (v1 = 0; v1 < 2; v1++) {
+        size_t size, base = v1 ? 8 : 0;
+        unsigned char *file = saved_llama2c(v1, &size), *copy;
+        lisa_result r;
+        lisa_error err;
+        CHECK(file != NULL, "agree: a %s file was written", v1 ? "version-1" : "legacy");
+        if (!file) continue;
+        copy = (unsigned char *)malloc(size + 8);
+        memcpy(copy, file, size);
+        n_bad += readers_disagree(copy, size, v1, "the file as saved", &r, &err);
+        CHECK(r == LISA_OK, "agree: the %s file as saved loads: %s", v1 ? "version-1" : "legacy", err.message);
+        for (field = 0; field < 7; field++)
+            for (k = 0; k < (int)(sizeof values / sizeof values[0]); k++) {
+                memcpy(copy, file, size);
+                set_i32(copy + base + 4 * field, values[k]);
+                n_bad += readers_disagree(copy, size, v1, "a header field", &r, &err);
+                n_cases++;
+                n_ok += r == LISA_OK;
+            }
+        if (v1) { /* version, the shared-classifier flag */
+            for (k = 0; k < 3; k++) {
+                memcpy(copy, file, size);
+                if (k < 2) set_i32(copy + 4, k == 0 ? 0 : 2);
+                else copy[36] = 2;
+                n_bad += readers_disagree(copy, size, v1, "version or flag", &r, &err);
+                CHECK(r == LISA_ERR_FORMAT, "agree: version-1 %s is refused: %s",
+                      k < 2 ? "version field" : "flag 2", err.message);
+            }
+        }
+        memcpy(copy, file, size);
+        n_bad += readers_disagree(copy, size - 4, v1, "truncated", &r, &err);
+        CHECK(r == LISA_ERR_FORMAT && strstr(err.message, "truncated"), "agree: a truncated %s file: %s",
+              v1 ? "version-1" : "legacy", err.message);
+        memset(copy + size, 0, 8);
+        n_bad += readers_disagree(copy, size + 8, v1, "trailing", &r, &err);
+        CHECK(r == LISA_ERR_FORMAT && strstr(err.message, "trailing"), "agree: trailing bytes after a %s file: %s",
+              v1 ? "version-1" : "legacy", err.message);
+        free(copy);
+        free(file);
+    }
+    CHECK(n_bad == 0, "agree: every reader gives the same result and config (%d disagreements)", n_bad);
+    /* Some changes must still load (an untied head's sign in the legacy vocab_size, a length the
+       file still fits) and most must not: the loop tried both kinds of case. */
+    CHECK(n_ok > 0 && n_ok < n_cases, "agree: %d of %d changed headers load", n_ok, n_cases);
+}
+
+/* The legacy format marks an own head with a negative vocab_size; version 1
+   has a flag for it, and there a negative vocab_size is an error on every path. */
+static void test_negative_vocab(void) {
+    static const char *const W_NEG[] = {"vocab_size", NULL};
+    const char *path = tpath("negvocab.bin");
+    lisa_model m;
+    lisa_config c;
+    lisa_error err;
+    lisa_result r;
+    size_t size;
+    unsigned char *file = saved_llama2c(1, &size);
+    int32_t vocab;
+    CHECK(file != NULL, "negative vocab: a version-1 file was written");
+    if (!file) return;
+    memcpy(&vocab, file + 28, 4);
+    CHECK(vocab == 11 && file[36] == 0, "negative vocab: the saved untied file has vocab_size 11 (%d), flag 0 (%d)",
+          (int)vocab, file[36]);
+    set_i32(file + 28, -vocab); /* what the legacy format would mean by "untied": the size still fits */
+    CHECK(write_file(path, file, size), "negative vocab: file written");
+    cnt_reset();
+    r = lisa_model_load_llama2c(&m, path, &g_alloc, &err);
+    check_failure("negative v1 vocab: lisa_model_load_llama2c", r, &err, LISA_ERR_FORMAT, "negvocab.bin", W_NEG);
+    r = lisa_model_load_llama2c_v1(&m, path, &g_alloc, &err);
+    check_failure("negative v1 vocab: lisa_model_load_llama2c_v1", r, &err, LISA_ERR_FORMAT, "negvocab.bin", W_NEG);
+    r = lisa_model_load(&m, path, &g_alloc, &err);
+    check_failure("negative v1 vocab: lisa_model_load", r, &err, LISA_ERR_FORMAT, "negvocab.bin", W_NEG);
+    r = lisa_model_read_config(path, &c, &g_alloc, &err);
+    check_failure("negative v1 vocab: lisa_model_read_config", r, &err, LISA_ERR_FORMAT, "negvocab.bin", W_NEG);
+    r = lisa_model_load_llama2c_memory(&m, file, size, "negvocab.bin", &g_alloc, &err);
+    check_failure("negative v1 vocab: lisa_model_load_llama2c_memory", r, &err, LISA_ERR_FORMAT, "negvocab.bin", W_NEG);
+    r = lisa_model_load_llama2c_v1_memory(&m, file, size, "negvocab.bin", &g_alloc, &err);
+    check_failure("negative v1 vocab: lisa_model_load_llama2c_v1_memory", r, &err, LISA_ERR_FORMAT, "negvocab.bin",
+                  W_NEG);
+    CHECK(strstr(err.message, "-11") != NULL, "negative v1 vocab: the message gives the value: \"%s\"", err.message);
+    CHECK_CLEAN("negative v1 vocab");
+    free(file);
+    /* The same sign in a legacy file: an untied model of vocabulary 11. */
+    file = saved_llama2c(0, &size);
+    CHECK(file != NULL, "negative vocab: a legacy file was written");
+    if (!file) return;
+    memcpy(&vocab, file + 20, 4);
+    CHECK(vocab == -11, "negative vocab: the legacy writer marks the untied head by the sign (%d)", (int)vocab);
+    CHECK(write_file(path, file, size), "negative vocab: legacy file written");
+    r = lisa_model_read_config(path, &c, NULL, &err);
+    CHECK(r == LISA_OK && c.vocab_size == 11 && c.tied_head == 0, "negative legacy vocab: untied, 11: %s",
+          err.message);
+    free(file);
+    unlink(path);
+}
+
 static void test_atomic_save(void) {
     char sub[600], names[1024], path[700], nodir[700], isdir[700];
     lisa_config c;
@@ -1586,6 +1768,8 @@ int main(void) {
     test_malformed_llama2c();
     test_truncations(0);
     test_truncations(1);
+    test_readers_agree();
+    test_negative_vocab();
 
     test_tokens_roundtrip();
     test_tokens_hand_written();

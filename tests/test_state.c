@@ -222,6 +222,69 @@ static int load_memory_fails(const unsigned char *data, size_t size, lisa_result
     return r == want && cnt.live == 0 && strstr(err.message, "bad.lsst") && (!word || strstr(err.message, word));
 }
 
+static uint32_t le32_at(const unsigned char *b) {
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static float f32_at(const unsigned char *b) {
+    uint32_t u = le32_at(b);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* The header on disk, field by field at its byte offset, as the layout above
+   lisa__state_header gives it: files written before keep loading only while
+   every field stays where it is. */
+static void test_header_layout(const char *dir) {
+    static const int32_t ints[26] = {16, 24, 4, 4, 2, 29, T, 0, B, T, (int32_t)LISA_SCHEDULE_COSINE, 2, STEPS, 1,
+                                     (int32_t)LISA_MODE_LISA, 2, 3, (int32_t)LISA_ORDER_RANDOM, 1, 0, 0, 0, 1, 5, 0, 2};
+    static const float floats[9] = {1e-5f, 10000.0f, 1e-2f, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 1.0f};
+    /* each a header field (int32 index) set out of range */
+    static const struct { int field; int32_t value; const char *what; } bad[] = {
+        {23, -1, "a negative step"}, {23, 0x7fffffff, "a step beyond the limit"}, {24, 4, "a sampler position past the layers"},
+        {24, -1, "a negative sampler position"}, {25, 5, "more active layers than layers"}, {25, -1, "a negative active count"},
+        {18, 2, "a weights flag other than 0 or 1"}, {14, 7, "an unknown mode"}};
+    const uint64_t position = 0x0123456789abcdefull;
+    char path[512];
+    unsigned char *data, *copy;
+    size_t size, i;
+    int ok = 1, bad_field = -1, k;
+    snprintf(path, sizeof path, "%s/layout.lsst", dir);
+    write_sample_state(path, position);
+    data = read_file(path, &size);
+    CHECK(data && size > 180 + 8 + 16, "layout: the sample state was written");
+    if (!data) return;
+    CHECK(memcmp(data, "LSST", 4) == 0 && le32_at(data + 4) == 1 && le32_at(data + 8) == 26 && le32_at(data + 12) == 9,
+          "layout: \"LSST\", version 1, 26 int32 and 9 float32 fields");
+    for (i = 0; i < 26; i++)
+        if ((int32_t)le32_at(data + 16 + 4 * i) != ints[i]) {
+            ok = 0;
+            bad_field = (int)i;
+        }
+    CHECK(ok, "layout: every int32 field at its offset (first wrong: %d)", bad_field);
+    ok = 1;
+    for (i = 0; i < 9; i++) ok &= f32_at(data + 120 + 4 * i) == floats[i];
+    CHECK(ok, "layout: every float32 field at its offset");
+    CHECK(le32_at(data + 156) == 5 && le32_at(data + 160) == 0, "layout: the LISA seed at byte 156");
+    CHECK(le32_at(data + 172) == (uint32_t)position && le32_at(data + 176) == (uint32_t)(position >> 32),
+          "layout: the data position at byte 172");
+    CHECK(le32_at(data + 180) < le32_at(data + 184) && le32_at(data + 184) < 4, "layout: two active layers follow the header");
+    ok = 1;
+    for (i = 0; i < 4; i++) ok &= f32_at(data + 188 + 4 * i) == weights4[i];
+    CHECK(ok, "layout: the sampling weights follow the active layers");
+    copy = (unsigned char *)malloc(size);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memcpy(copy, data, size);
+        for (k = 0; k < 4; k++) copy[16 + 4 * bad[i].field + k] = (unsigned char)((uint32_t)bad[i].value >> (8 * k));
+        CHECK(load_memory_fails(copy, size, LISA_ERR_FORMAT, "bad state header"), "layout: %s is a bad state header",
+              bad[i].what);
+    }
+    free(copy);
+    free(data);
+    remove(path);
+}
+
 static void test_malformed(const char *dir) {
     char path[512], path2[512];
     unsigned char *data, *copy;
@@ -395,6 +458,7 @@ int main(void) {
         return 1;
     }
     test_resume(dir);
+    test_header_layout(dir);
     test_malformed(dir);
     test_failed_saves(dir);
     test_killed_writer(dir);
