@@ -494,7 +494,7 @@ typedef struct limits {
 static limits training_limits(const lisa_config *c, lisa_dtype dtype) {
     static const limits f32 = {1e-6, 1e-6, 1e-4, 1e-5}, f32_wide = {1e-5, 2e-5, 1e-3, 5e-5};
     static const limits bf16 = {1e-3, 4e-2, 4e-2, 3e-2}, bf16_wide = {1e-2, 4e-2, 4e-2, 3e-2};
-    int wide = c->dim > 64;
+    int wide = c->dim > 64; /* the head-size-128 model; the others have dim 32 */
     if (dtype == LISA_DTYPE_F32) return wide ? f32_wide : f32;
     return wide ? bf16_wide : bf16;
 }
