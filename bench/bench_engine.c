@@ -1,6 +1,9 @@
 /* Forward + backward speed of the CPU engine on the reference shape
    (llama2.c's 15M model: dim 288, hidden 768, 6 layers, 6 heads, vocab 32000,
    batch 4 x seq 256), with and without checkpointing, at 1 and 2 threads.
+   Memory: the most bytes the activations (kept ones and backward scratch)
+   held at once, measured by a counting allocator (bench/bench.h), against
+   lisa_acts_size's plan.
 
    Build and run:  make bench
    or:             cc -O3 -march=native -fopenmp -I. -o bench_engine bench/bench_engine.c -lm
@@ -44,6 +47,8 @@ int main(int argc, char **argv) {
     int *in, *tg;
     float **grads;
     lisa_rng rng;
+    bench_counter mem = {0, 0, 0};
+    lisa_allocator alloc = bench_counting_allocator(&mem);
     memset(&c, 0, sizeof c);
     c.dim = 288; c.hidden_dim = 768; c.n_layers = 6; c.n_heads = 6; c.n_kv_heads = 6;
     c.vocab_size = 32000; c.max_seq_len = 256; c.tied_head = 1;
@@ -74,11 +79,14 @@ int main(int argc, char **argv) {
         in[i] = (int)(lisa_rng_next(&rng) % (uint64_t)c.vocab_size);
         tg[i] = (int)(lisa_rng_next(&rng) % (uint64_t)c.vocab_size);
     }
+    printf("activations MB: kept from forward to backward (lisa_acts_size); measured MB: the most the "
+           "activations and backward scratch held at once, counted by their allocator; planned MB: "
+           "lisa_acts_size's kept + scratch\n");
     printf("shape: dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d, batch %d x seq %d, %.1fM params\n",
            c.dim, c.hidden_dim, c.n_layers, c.n_heads, m.config.n_kv_heads, c.vocab_size, B, T,
            m.layout.n_params / 1e6);
-    printf("| threads | checkpointing | fwd+bwd ms | tokens/s | activations MB |\n");
-    printf("|---|---|---|---|---|\n");
+    printf("| threads | checkpointing | fwd+bwd ms | tokens/s | activations MB | measured MB | planned MB |\n");
+    printf("|---|---|---|---|---|---|---|\n");
     strncpy(tbuf, threads, sizeof tbuf - 1);
     tbuf[sizeof tbuf - 1] = 0;
     for (tok = strtok_r(tbuf, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
@@ -91,15 +99,23 @@ int main(int argc, char **argv) {
         for (ck = 0; ck <= 1; ck++) {
             lisa_acts a;
             double s;
-            if (lisa_acts_init(&a, &m.config, B, T, ck, NULL, &err) != LISA_OK) {
+            size_t kept, scratch;
+            lisa_acts_size(&m.config, B, T, ck, &kept, &scratch);
+            bench_counter_restart_peak(&mem);
+            if (lisa_acts_init(&a, &m.config, B, T, ck, &alloc, &err) != LISA_OK) {
                 fprintf(stderr, "%s\n", err.message);
                 return 1;
             }
             s = time_step(&m, &a, grads, in, tg, B, T, steps);
-            printf("| %d | %s | %.1f | %.0f | %.1f |\n", nt, ck ? "yes" : "no", s * 1e3, B * T / s,
-                   a.activation_bytes / 1e6);
+            printf("| %d | %s | %.1f | %.0f | %.1f | %.1f | %.1f |\n", nt, ck ? "yes" : "no", s * 1e3, B * T / s,
+                   kept / 1e6, mem.peak / 1e6, (kept + scratch) / 1e6);
+            if (mem.peak != kept + scratch)
+                printf("note: measured peak %zu bytes, planned %zu\n", mem.peak, kept + scratch);
             fflush(stdout);
             lisa_acts_free(&a);
+            if (mem.now != 0 || mem.mismatched_frees)
+                printf("note: %zu bytes left after lisa_acts_free, %ld frees named another size\n", mem.now,
+                       mem.mismatched_frees);
         }
     }
     for (b = 0; b < nb; b++) free(grads[b]);

@@ -19,6 +19,11 @@
    + with checkpointing, the recomputed layer forwards. LISA's predicted ratio
    is its count over full fine-tuning's at the same checkpointing.
 
+   Memory is measured by a counting allocator (bench/bench.h) that the model
+   and each trainer allocate through: the most bytes held at once from the
+   trainer's creation to its last step, against lisa_plan_memory's peak and the
+   trainer's own tally (peak_bytes).
+
    Build and run:  make build/bench_lisa && build/bench_lisa
    Options:        bench_lisa [--steps N] [--shapes ref|deep|both] [--threads N]
    MB are 10^6 bytes. */
@@ -52,7 +57,9 @@ typedef struct result {
     double switch_s;          /* LISA: lisa_trainer_set_active_layers to other layers */
     double after_switch_s;    /* LISA: the step right after that switch */
     double pred_macs;         /* multiply-adds per step, predicted */
+    size_t measured_peak;     /* the counting allocator's high-water mark: model and trainer */
     size_t peak_bytes;        /* trainer's own high-water mark */
+    long leaked;              /* bytes the trainer left behind when freed */
     lisa_memory_plan plan;
 } result;
 
@@ -124,8 +131,10 @@ static void print_machine(void) {
 }
 
 /* Times one trainer: warm-up, median of steps, then (LISA) one switch. */
-static int run_one(lisa_model *m, const shape *s, int gamma, int checkpointing, int steps,
+static int run_one(lisa_model *m, bench_counter *mem, const shape *s, int gamma, int checkpointing, int steps,
                    const int *in, const int *tg, result *res) {
+    lisa_allocator alloc = bench_counting_allocator(mem);
+    size_t before = mem->now;
     lisa_train_config tc = lisa_train_config_default();
     lisa_trainer t;
     lisa_error err;
@@ -141,8 +150,9 @@ static int run_one(lisa_model *m, const shape *s, int gamma, int checkpointing, 
     tc.lisa_interval = 1 << 30; /* the first step draws; none of the timed ones does */
     tc.lisa_seed = 1;
     memset(res, 0, sizeof *res);
+    bench_counter_restart_peak(mem);
     if (lisa_plan_memory(&m->config, &tc, LISA_DTYPE_F32, &res->plan, &err) != LISA_OK ||
-        lisa_trainer_init(&t, m, &tc, NULL, &err) != LISA_OK) {
+        lisa_trainer_init(&t, m, &tc, &alloc, &err) != LISA_OK) {
         fprintf(stderr, "%s\n", err.message);
         return 0;
     }
@@ -177,10 +187,12 @@ static int run_one(lisa_model *m, const shape *s, int gamma, int checkpointing, 
         res->after_switch_s = now_seconds() - t0;
     }
     res->peak_bytes = t.peak_bytes;
-    if (res->peak_bytes != res->plan.peak)
-        fprintf(stderr, "note: %s gamma %d ckpt %d: trainer peak %zu bytes, plan %zu\n", s->name, gamma,
-                checkpointing, res->peak_bytes, res->plan.peak);
+    res->measured_peak = mem->peak;
+    if (res->measured_peak != res->plan.peak || res->peak_bytes != res->plan.peak)
+        fprintf(stderr, "note: %s gamma %d ckpt %d: measured peak %zu bytes, trainer's tally %zu, plan %zu\n",
+                s->name, gamma, checkpointing, res->measured_peak, res->peak_bytes, res->plan.peak);
     lisa_trainer_free(&t);
+    res->leaked = (long)(mem->now - before);
     return 1;
 }
 
@@ -191,15 +203,18 @@ static const char *mode_name(int gamma, char *buf, size_t size) {
 }
 
 static int run_shape(const shape *s, int steps) {
+    bench_counter mem = {0, 0, 0};
+    lisa_allocator alloc = bench_counting_allocator(&mem);
     lisa_model m;
     lisa_error err;
     lisa_rng rng;
     result res[2][N_MODES];
     flops f;
-    int *in, *tg, i, ck, g, BT = s->B * s->T;
+    int *in, *tg, i, ck, g, BT = s->B * s->T, rows = 0, plan_equal = 0, tally_equal = 0;
+    long leaked = 0;
     char buf[32];
     const lisa_config *c;
-    if (lisa_model_init(&m, &s->c, NULL, &err) != LISA_OK) {
+    if (lisa_model_init(&m, &s->c, &alloc, &err) != LISA_OK) {
         fprintf(stderr, "%s\n", err.message);
         return 0;
     }
@@ -246,7 +261,7 @@ static int run_shape(const shape *s, int steps) {
             if (mode_gamma[g] > c->n_layers) continue;
             fprintf(stderr, "%s: %s, checkpointing %s ...\n", s->name, mode_name(mode_gamma[g], buf, sizeof buf),
                     ck ? "yes" : "no");
-            if (!run_one(&m, s, mode_gamma[g], ck, steps, in, tg, &res[ck][g])) {
+            if (!run_one(&m, &mem, s, mode_gamma[g], ck, steps, in, tg, &res[ck][g])) {
                 free(in);
                 lisa_model_free(&m);
                 return 0;
@@ -254,7 +269,7 @@ static int run_shape(const shape *s, int steps) {
             res[ck][g].pred_macs = step_macs(&f, mode_gamma[g] ? mode_gamma[g] : c->n_layers, ck) * BT;
         }
 
-    printf("\n| mode | checkpointing | ms/step | spread | tokens/s | GFLOP/s | vs full | predicted | peak MB | plan peak MB "
+    printf("\n| mode | checkpointing | ms/step | spread | tokens/s | GFLOP/s | vs full | predicted | measured peak MB | plan peak MB "
            "| weights MB | grad+optimizer MB | activations MB | scratch MB | switch ms | step after switch ms |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (ck = 0; ck <= 1; ck++)
@@ -266,8 +281,12 @@ static int run_shape(const shape *s, int steps) {
                    mode_name(mode_gamma[g], buf, sizeof buf), ck ? "yes" : "no", r->step_s * 1e3, 100 * r->spread,
                    BT / r->step_s,
                    2 * r->pred_macs / r->step_s / 1e9, r->step_s / full->step_s, r->pred_macs / full->pred_macs,
-                   r->peak_bytes / 1e6, p->peak / 1e6, p->weights / 1e6, (p->gradients + p->optimizer) / 1e6,
+                   r->measured_peak / 1e6, p->peak / 1e6, p->weights / 1e6, (p->gradients + p->optimizer) / 1e6,
                    p->activations / 1e6, p->scratch / 1e6);
+            rows++;
+            plan_equal += r->measured_peak == p->peak;
+            tally_equal += r->peak_bytes == r->measured_peak;
+            leaked += r->leaked;
             if (mode_gamma[g])
                 printf(" %.2f | %.1f |\n", r->switch_s * 1e3, r->after_switch_s * 1e3);
             else
@@ -276,11 +295,15 @@ static int run_shape(const shape *s, int steps) {
     printf("\nms/step: median of the timed steps after one warm-up step; spread: (slowest - fastest) / median, "
            "large when something else shares the CPU. GFLOP/s: the predicted count over the "
            "measured time. vs full: step time over full fine-tuning's at the same checkpointing; predicted: the "
-           "same ratio of multiply-add counts. peak MB: the trainer's peak_bytes (model, activations, gradients, "
-           "moments, tables); the plan columns are lisa_plan_memory's (tables, under 1 KB, not shown). switch ms: "
+           "same ratio of multiply-add counts. measured peak MB: the most bytes the model and the trainer "
+           "(activations, gradients, moments, tables) held at once, counted by the allocator they were given; the "
+           "plan columns are lisa_plan_memory's (tables, under 1 KB, not shown). switch ms: "
            "lisa_trainer_set_active_layers to the active layers shifted by gamma (mod n_layers): frees the leaving "
            "layers' gradients and moments, allocates and zeroes the entering layers' moments; step after switch: "
            "the next lisa_trainer_step, which also zeroes the new gradients.\n");
+    printf("Measured peaks equal the plan's to the byte in %d of %d rows, and the trainer's own tally (peak_bytes) "
+           "equals the measured peak in %d of %d; freed trainers left %ld bytes behind, and %ld frees named another "
+           "size than allocated.\n", plan_equal, rows, tally_equal, rows, leaked, mem.mismatched_frees);
     fflush(stdout);
     free(in);
     lisa_model_free(&m);

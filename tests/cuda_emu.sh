@@ -14,7 +14,8 @@
 # state files (a run stopped with --save-state and resumed continues bitwise;
 # a GPU state resumes on the CPU), and its plan against build/lisa plan
 # --device gpu. Last, the README's GPU program (3 of its steps), and
-# bench/bench_cuda.c on a tiny shape: it runs, and its counted peak equals the plan.
+# bench/bench_cuda.c on a tiny shape: it runs, and its own count of device
+# memory and the emulator's equal the plan.
 # Skipped under sanitizers (a BUILD_DIR named *san*): the fibers switch stacks
 # behind AddressSanitizer's back.
 # Usage: sh tests/cuda_emu.sh BUILD_DIR   (CXX=... to choose the C++ compiler)
@@ -295,14 +296,22 @@ readme_gpu_runs() {
 }
 check "the README's GPU program runs on the emulated GPU" readme_gpu_runs
 # The GPU benchmark program (bench/bench_gpu.sh runs it on a card) on the
-# emulated GPU: it runs, and its counted peak equals the planner's.
+# emulated GPU: it runs; the peak it counts itself (every cudaMalloc and
+# cudaFree of the trainer) equals the planner's and the trainer's own tally,
+# all of it is freed, and the emulator's own count of device memory (what
+# cudaMemGetInfo reports here) reaches the planned peak exactly.
+json_field() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2"; }
 bench_matches_plan() {
     "$tmp/bench_cuda" --shape tiny --batch 1 --seq 32 --warmup 1 --steps 2 --interval 2 --json > "$tmp/bench.json" &&
-        grep -q '"status":"ok"' "$tmp/bench.json" && grep -q '"plan_match":true' "$tmp/bench.json"
+        grep -q '"status":"ok"' "$tmp/bench.json" && grep -q '"plan_match":true' "$tmp/bench.json" &&
+        grep -q '"tally_match":true' "$tmp/bench.json" && grep -q '"device_left":0,' "$tmp/bench.json" &&
+        [ -n "$(json_field plan_peak "$tmp/bench.json")" ] &&
+        [ "$(json_field device_delta "$tmp/bench.json")" = "$(json_field plan_peak "$tmp/bench.json")" ] ||
+        { cat "$tmp/bench.json"; return 1; }
 }
-check "bench/bench_cuda.c builds against the emulated GPU" sh -c "$cxx $emu -c -o '$tmp/bench_obj.o' bench/lisa_cuda_obj.cu &&
+check "bench/bench_cuda.c builds against the emulated GPU" sh -c "$cxx $emu -Wall -Wextra -Werror -Wno-unknown-pragmas -c -o '$tmp/bench_obj.o' bench/lisa_cuda_obj.cu &&
     ${CC:-cc} -std=c99 -Wall -Wextra -Wpedantic -Werror -I. -o '$tmp/bench_cuda' bench/bench_cuda.c '$tmp/bench_obj.o' -lstdc++ -lm"
-check "bench_cuda runs a tiny LISA benchmark with its peak equal to the plan" bench_matches_plan
+check "bench_cuda runs a tiny LISA benchmark: its counted peak, the trainer's tally and the emulator's count equal the plan" bench_matches_plan
 echo "cuda_emu: emulated GPU tests took $(($(date +%s) - start)) s"
 echo "cuda_emu: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]

@@ -63,7 +63,22 @@ check "token ids beyond the vocabulary are caught" fails_with "outside the model
 check "unknown option" fails_with "unknown option" $train --init $init --out "$tmp/x.bin" --bogus
 check "bad --init key" fails_with "unknown key" $train --init "dim=32,wat=1" --out "$tmp/x.bin"
 check "bad shape in --init" fails_with "does not divide" $train --init "dim=30,layers=1,heads=4,vocab=16" --out "$tmp/x.bin"
-check "no half-written output on failure" test ! -e "$tmp/x.bin"
+check "the failed commands above wrote no model" test ! -e "$tmp/x.bin"
+# Saves that fail after training ran. A model is written to PATH.tmp, then
+# renamed to PATH: with PATH.tmp a link to /dev/full the writes fail midway,
+# and with PATH an existing directory the rename fails. Each time the command
+# fails, and neither a partial model nor the temporary file is left.
+if [ -c /dev/full ]; then
+    ln -s /dev/full "$tmp/full.bin.tmp"
+    check "a save whose writes fail is reported" fails_with "write failed" $train --init $init --steps 3 --log "$tmp/full.jsonl" --out "$tmp/full.bin"
+    check "... after its 3 steps ran" test "$(wc -l < "$tmp/full.jsonl")" -eq 3
+    check "... and leaves no half-written model and no temporary file" sh -c "test ! -e '$tmp/full.bin' && test ! -e '$tmp/full.bin.tmp' && test ! -L '$tmp/full.bin.tmp'"
+else
+    echo "test_cli: no /dev/full, the failing-write save is not tested (not counted)"
+fi
+mkdir -p "$tmp/dir.bin/keep"
+check "a save that cannot replace its target is reported" fails_with "cannot rename" $train --init $init --steps 3 --out "$tmp/dir.bin"
+check "... and leaves the target as it was and no temporary file" sh -c "test -d '$tmp/dir.bin/keep' && test ! -e '$tmp/dir.bin.tmp'"
 check "--model and --init together" fails_with "exactly one" $train --init $init --model "$tmp/m.bin" --out "$tmp/x.bin"
 
 # LISA: the log names the active layers, which change only at steps 1, 1+K, 1+2K, ...
@@ -107,7 +122,15 @@ check "convert to bf16" sh -c "$lisa convert '$hf' '$tmp/hf_bf16' --dtype bf16 &
 printf 'the cat sat on the mat. ' > "$tmp/text.txt"
 i=0; while [ $i -lt 7 ]; do cat "$tmp/text.txt" "$tmp/text.txt" > "$tmp/t2.txt"; mv "$tmp/t2.txt" "$tmp/text.txt"; i=$((i + 1)); done
 check "tokenize with the byte-level tokenizer" $lisa tokenize --tokenizer bytes "$tmp/text.txt" "$tmp/bytes.tok"
-check "the byte tokens decode back to the text" test "$(wc -c < "$tmp/bytes.tok")" -eq $((1024 + 2 * (1 + $(wc -c < "$tmp/text.txt"))))
+# The tokens of an llm.c file (after its 1024-byte header) as bytes: the
+# first must be the byte tokenizer's BOS (256), each other a byte value.
+decode_bytes() {
+    od -An -v -tu1 -j 1024 "$1" | LC_ALL=C awk '{ for (i = 1; i <= NF; i++) if (n++ % 2 == 0) lo = $i; else {
+        v = lo + 256 * $i; if (n == 2) { if (v != 256) exit 1 } else if (v > 255) exit 1; else printf "%c", v } }'
+}
+check "the byte tokens are BOS and one token per byte" test "$(wc -c < "$tmp/bytes.tok")" -eq $((1024 + 2 * (1 + $(wc -c < "$tmp/text.txt"))))
+decodes_to() { decode_bytes "$1" > "$tmp/decoded.txt" && cmp "$tmp/decoded.txt" "$2"; }
+check "the byte tokens decode back to the text" decodes_to "$tmp/bytes.tok" "$tmp/text.txt"
 check "a Hugging Face model trains and is written as a directory" $lisa train --model "$hf" --data "$tmp/train.tok" --steps 3 --batch 2 --seq 8 --out "$tmp/hf_trained" --mode lisa --lisa-layers 1 --out-dtype bf16
 check "the trained directory loads again" $lisa eval --model "$tmp/hf_trained" --data "$tmp/train.tok" --batch 2 --seq 8 --batches 2
 printf '{"prompt": "2+2=", "response": "4"}\n{"prompt": "3+4=", "response": "7"}\n{"prompt": "1+5=", "response": "6"}\n' > "$tmp/sft.jsonl"

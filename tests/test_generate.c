@@ -58,10 +58,51 @@ static void test_steps_match_full_forward(int tied, int kv_heads) {
     lisa_model_free(&m);
 }
 
+/* Top-p sampling from 5 logits at temperature T: over many draws, the
+   tokens of the nucleus (the most likely ones whose probabilities first add up
+   to top_p; expect_n of them) come out with their renormalised probabilities
+   (chi-square), every one of them appears, and no other token ever does. */
+static void check_nucleus(const float *logits, float T, float top_p, int expect_n, lisa_rng *rng, float *work) {
+    enum { V = 5, DRAWS = 40000 };
+    double p[V], z = 0.0, kept = 0.0, chi = 0.0;
+    int order[V], in_nucleus[V] = {0}, counts[V] = {0}, n = 0, outside = 0, seen = 0, i, j;
+    for (i = 0; i < V; i++) z += exp(logits[i] / T);
+    for (i = 0; i < V; i++) {
+        p[i] = exp(logits[i] / T) / z;
+        order[i] = i;
+    }
+    for (i = 1; i < V; i++) /* by probability, largest first; ties keep index order */
+        for (j = i; j > 0 && p[order[j]] > p[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    while (n < V && kept < top_p) {
+        in_nucleus[order[n]] = 1;
+        kept += p[order[n++]];
+    }
+    CHECK(n == expect_n, "T %g, top-p %g: the nucleus has %d tokens (the test's own count: %d)", T, top_p, expect_n, n);
+    for (i = 0; i < DRAWS; i++) counts[lisa_sample_logits(logits, V, T, top_p, rng, work)]++;
+    for (i = 0; i < V; i++) {
+        double expect = DRAWS * p[i] / kept;
+        if (!in_nucleus[i]) {
+            outside += counts[i];
+            continue;
+        }
+        seen += counts[i] > 0;
+        chi += (counts[i] - expect) * (counts[i] - expect) / expect;
+    }
+    CHECK(outside == 0, "T %g, top-p %g: no token outside the nucleus is drawn (%d were)", T, top_p, outside);
+    CHECK(seen == n && n > 1, "T %g, top-p %g: each of the %d nucleus tokens is drawn", T, top_p, n);
+    /* n - 1 degrees of freedom; 16 is beyond the 0.1% tail for 1 or 2 */
+    CHECK(chi < 16.0, "T %g, top-p %g: the nucleus tokens follow their renormalised probabilities (chi-square %.2f, "
+          "%d dof)", T, top_p, chi, n - 1);
+}
+
 static void test_sampling(void) {
     const float logits[5] = {1.0f, 2.0f, 0.5f, 2.0f, -1.0f};
     float work[10];
-    int counts[5] = {0}, i, ok = 1, nucleus_ok = 1;
+    int counts[5] = {0}, i, ok = 1;
     double z = 0.0, chi = 0.0;
     lisa_rng rng, rng2;
     lisa_rng_seed(&rng, 7);
@@ -73,12 +114,11 @@ static void test_sampling(void) {
         chi += (counts[i] - expect) * (counts[i] - expect) / expect;
     }
     CHECK(chi < 20.0, "temperature sampling follows softmax(logits / T) (chi-square %.2f, 4 dof)", chi);
-    /* top_p 0.5: only the two largest (equal, 2.0) tokens can come out */
-    for (i = 0; i < 2000; i++) {
-        int t = lisa_sample_logits(logits, 5, 1.0f, 0.5f, &rng, work);
-        if (t != 1 && t != 3) nucleus_ok = 0;
-    }
-    CHECK(nucleus_ok, "top-p keeps only the most likely tokens that reach p");
+    /* top_p 0.5: the two largest (equal, 2.0) tokens reach it; 0.8 needs the
+       third; at T = 0.5 the two largest alone reach 0.9 */
+    check_nucleus(logits, 1.0f, 0.5f, 2, &rng, work);
+    check_nucleus(logits, 1.0f, 0.8f, 3, &rng, work);
+    check_nucleus(logits, 0.5f, 0.9f, 2, &rng, work);
     lisa_rng_seed(&rng, 3);
     lisa_rng_seed(&rng2, 3);
     for (i = 0; i < 100; i++)
