@@ -20,6 +20,16 @@
      lisa_trainer_init(&t, &m, &tc, NULL, NULL);
      lisa_trainer_step(&t, inputs, targets, NULL);   // batch x seq token ids each
 
+   EMBEDDED EXAMPLE (LISA_NO_STDIO; one arena whose free does nothing)
+     lisa_allocator arena = {bump_alloc, bump_free_nothing, &my_arena};
+     lisa_memory_plan plan;
+     tc.mode = LISA_MODE_LISA;
+     tc.reserve_slots = 1;          // layer memory is taken once, at init, and reused at every switch
+     lisa_plan_memory(&c, &tc, LISA_DTYPE_F32, &plan, NULL);  // plan.peak: the arena's size, plus
+                                                             // its alignment padding per allocation
+     lisa_model_init(&m, &c, &arena, NULL);
+     lisa_trainer_init(&t, &m, &tc, &arena, NULL);  // holds plan.peak; no step allocates or frees
+
    USAGE
      In exactly one C or C++ file:
          #define LISA_IMPLEMENTATION

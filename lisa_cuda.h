@@ -33,7 +33,10 @@
    - lisa_cuda_config: dtype (bf16 weights and activations with fp32
      accumulation and fp32 master weights and moments for active blocks, or
      fp32 throughout for checking against the CPU), device index.
-   - lisa_cuda_trainer_*: the trainer, mirroring lisa_trainer_* of lisa.h.
+   - lisa_cuda_trainer_*: the trainer, mirroring lisa_trainer_* of lisa.h. It
+     is lisa.h's trainer core (lisa_trainer_core_init: the block lifecycle,
+     the sampler, the step sequence, AdamW's scalars, reserve_slots) with
+     device operations, so both trainers decide everything the same way.
    - lisa_cuda_trainer_to_cpu / lisa_cuda_trainer_from_cpu: its state as a
      CPU trainer and back, so that lisa.h's state files save and resume GPU
      runs exactly (on either device).
@@ -81,8 +84,9 @@ typedef struct lisa_cuda_trainer lisa_cuda_trainer;
    distribution as lisa_model_init_random() (not the same numbers) from
    init_seed, so that a 7B model needs no host copy. tc is lisa.h's training
    config: batch, seq, schedule, AdamW, clipping, checkpointing and LISA
-   (mode, gamma, K, order, probs, seed, freeze flags, keep_state) with the
-   CPU trainer's meaning; the same seed gives the same active layers. */
+   (mode, gamma, K, order, probs, seed, freeze flags, keep_state,
+   reserve_slots) with the CPU trainer's meaning; the same seed gives the
+   same active layers. With reserve_slots no step calls cudaMalloc or cudaFree. */
 LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **t, const lisa_config *mc,
                                              const lisa_model *m, uint64_t init_seed,
                                              const lisa_train_config *tc,
@@ -305,7 +309,6 @@ static lisa__cuda_layout lisa__cuda_layout_of(const lisa_config *c, int B, int T
     return y;
 }
 
-static size_t lisa__cuda_moment_bytes(size_t n) { return 2 * n * sizeof(float); }
 static size_t lisa__cuda_weight_bytes(const lisa_config *c, lisa_dtype d) {
     return lisa_layout_of(c).n_params * lisa__cuda_elem_bytes(d);
 }
@@ -1065,6 +1068,9 @@ struct lisa_cuda_trainer {
     char message[256];
 };
 
+/* AdamW's m and v of a block of n floats, one allocation. */
+static size_t lisa__cuda_moment_bytes(size_t n) { return 2 * n * sizeof(float); }
+
 /* Both clear the runtime's last error: a failed call (cudaMalloc out of
    memory, an invalid argument) stays recorded until read, and the next
    launch's cudaGetLastError() would report it again. Sticky errors stay. */
@@ -1129,7 +1135,7 @@ static void lisa__cuda_free(lisa_cuda_trainer *t, void *p, size_t bytes) {
 template <typename E> static E *lisa__cuda_weights(const lisa_cuda_trainer *t) { return (E *)t->weights; }
 
 template <typename E> static E *lisa__cuda_block_weights(const lisa_cuda_trainer *t, int b) {
-    return lisa__cuda_weights<E>(t) + lisa_block_offset(&t->c, b);
+    return lisa__cuda_weights<E>(t) + lisa_block_describe(&t->c, b).offset;
 }
 
 template <typename E> struct lisa__cuda_layer_w {
@@ -1565,7 +1571,8 @@ template <typename E> static lisa_result lisa__cuda_get_model(const lisa_cuda_tr
     lisa_cuda_trainer *t = (lisa_cuda_trainer *)tc; /* for its message only */
     int nb = lisa_n_blocks(&t->c), b;
     for (b = 0; b < nb; b++) {
-        size_t count = lisa_block_size(&t->c, b), base = lisa_block_offset(&t->c, b), j;
+        lisa_block_desc d = lisa_block_describe(&t->c, b);
+        size_t count = d.size, base = d.offset, j;
         const float *master = t->core.blocks[b].copy;
         if (count == 0) continue;
         if (master || sizeof(E) == sizeof(float)) {
@@ -1808,7 +1815,7 @@ static lisa_result lisa__cuda_state_to_cpu(lisa_cuda_trainer *t, lisa_trainer *c
             snprintf(t->message, sizeof t->message, "block %d: the CPU trainer's state does not match", b);
             return LISA_ERR_INVALID;
         }
-        LISA__CU(t, cudaMemcpy(h->m, s->m, lisa__cuda_moment_bytes(lisa_block_size(&t->c, b)),
+        LISA__CU(t, cudaMemcpy(h->m, s->m, lisa__cuda_moment_bytes(t->core.block_sizes[b]),
                                cudaMemcpyDeviceToHost));
         h->step = s->step;
     }
@@ -1851,13 +1858,14 @@ static lisa_result lisa__cuda_state_from_cpu(lisa_cuda_trainer *t, const lisa_tr
     for (b = 0; b < lisa_n_blocks(&t->c); b++) {
         lisa_block_state *s = &t->core.blocks[b];
         const lisa_block_state *h = &cpu->blocks[b];
-        size_t n = lisa_block_size(&t->c, b);
+        lisa_block_desc d = lisa_block_describe(&t->c, b);
+        size_t n = d.size;
         if (h->active != s->active) {
             snprintf(t->message, sizeof t->message, "block %d: the GPU trainer's state does not match", b);
             return LISA_ERR_INVALID;
         }
         if (s->copy)
-            LISA__CU(t, cudaMemcpy(s->copy, cpu->model->params + lisa_block_offset(&t->c, b), n * sizeof(float),
+            LISA__CU(t, cudaMemcpy(s->copy, cpu->model->params + d.offset, n * sizeof(float),
                                    cudaMemcpyHostToDevice));
         if (!h->m) continue;
         if (lisa_trainer_block_keep_moments(&t->core, b) != LISA_OK) {

@@ -77,6 +77,7 @@
    wrong size are caught. */
 typedef struct counter {
     size_t live, high;
+    size_t ever; /* every byte ever allocated: what a bump arena would use */
     long n_live;
     long bad_frees;
     long fail_after; /* allocations still allowed; < 0: no limit */
@@ -93,6 +94,7 @@ static void *cnt_alloc(void *user, size_t size) {
     if (!p) return NULL;
     memcpy(p, &size, sizeof size);
     c->live += size;
+    c->ever += size;
     c->n_live++;
     if (c->live > c->high) c->high = c->live;
     return p + CNT_HEADER;
@@ -1056,6 +1058,8 @@ static void run_reserve(const char *label, const lisa_config *c, lisa_train_conf
         int three[3] = {0, 1, 2};
         CHECK(ok, "%s: no allocation or free after init over %d steps (live %zu == plan.peak %zu)", label,
               n_steps, cnt.live, plan.peak);
+        CHECK(cnt.ever == plan.peak, "%s: a bump arena would hold %zu bytes, plan.peak %zu", label, cnt.ever,
+              plan.peak);
         if (tc.mode == LISA_MODE_MANUAL)
             CHECK(lisa_trainer_set_active_layers(&t, three, 3) == LISA_ERR_NOMEM && t.n_active <= 2 &&
                       cnt.n_live == n_live,
