@@ -589,7 +589,10 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
                                       lisa_step_info *info);
 /* Makes exactly these decoder layers the trained ones (any order, no
    repeats): leaving layers give up their gradient and (without keep_state)
-   their moments; entering layers start from zero moments and step 0. */
+   their moments; entering layers start from zero moments and step 0.
+   LISA_ERR_INVALID (nothing changed) for a bad list; LISA_ERR_NOMEM when an
+   entering layer's memory cannot be had (with reserve_slots: more layers
+   than lisa_layers), and then only the layers that got memory train. */
 LISADEF lisa_result lisa_trainer_set_active_layers(lisa_trainer *t, const int *layers, int n);
 LISADEF void lisa_trainer_free(lisa_trainer *t);
 /* Bytes held by the trainer, its activations and its model together. */
@@ -682,6 +685,10 @@ LISADEF lisa_result lisa_trainer_block_keep_moments(lisa_trainer *t, int b);
    gradients (NULL: not wanted): -1 when the embedding wants one (every layer,
    then the embedding), n_layers when nothing below the final norm does. */
 LISADEF int lisa_backward_lowest_layer(const lisa_config *c, float *const *block_grads);
+/* The mean of row_loss over the rows with a target (targets[i] >= 0), added
+   in row order in double (0 with none): lisa_model_forward()'s loss, for a
+   device trainer that computes the rows' losses. */
+LISADEF float lisa_mean_loss(const float *row_loss, const int *targets, int n);
 
 /* ------------------------------------------------------------------------- */
 /* Training state: stop and resume exactly                                    */
@@ -3017,6 +3024,10 @@ static lisa_result lisa__block_update(lisa_trainer *t, int b, float lr) {
         r = t->ops->update(t, b, x->offset, x->size, &a);
     }
     return r;
+}
+
+LISADEF float lisa_mean_loss(const float *row_loss, const int *targets, int n) {
+    return lisa__mean_counted(row_loss, targets, n, NULL);
 }
 
 static int lisa__count_targets(const int *targets, int n) {

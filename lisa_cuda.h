@@ -1274,18 +1274,6 @@ template <typename E> static lisa_result lisa__cuda_head(lisa_cuda_trainer *t, i
     return LISA_OK;
 }
 
-/* Mean of the counted rows' losses, added in row order as lisa.h does. */
-static float lisa__cuda_mean_loss(const lisa_cuda_trainer *t, const int *targets, int BT) {
-    double sum = 0.0;
-    int counted = 0, i;
-    for (i = 0; i < BT; i++)
-        if (targets[i] >= 0) {
-            sum += t->host_loss[i];
-            counted++;
-        }
-    return counted ? (float)(sum / counted) : 0.0f;
-}
-
 /* --- backward ------------------------------------------------------------------- */
 
 /* Backward through layer l: dres (fp32) holds d(loss)/d(layer output) on
@@ -1426,7 +1414,7 @@ template <typename E> static lisa_result lisa__cuda_op_forward_backward(lisa_tra
     if ((r = lisa__cuda_forward_layers<E>(t, B, T)) != LISA_OK) return r;
     r = lisa__cuda_head<E>(t, BT, 1, loss_scale, core->grad_ptrs[c->tied_head ? LISA_BLOCK_EMBED : lisa_block_head(c)]);
     if (r != LISA_OK) return r;
-    *loss = lisa__cuda_mean_loss(t, t->host_tokens + BT, BT);
+    *loss = lisa_mean_loss(t->host_loss, t->host_tokens + BT, BT);
     return lisa__cuda_backward_layers<E>(t, B, T);
 }
 
@@ -1494,7 +1482,7 @@ template <typename E> static lisa_result lisa__cuda_eval(lisa_cuda_trainer *t, c
     if ((r = lisa__cuda_forward_layers<E>(t, B, T)) != LISA_OK) return r;
     if ((r = lisa__cuda_head<E>(t, BT, 0, 0.0f, NULL)) != LISA_OK) return r;
     t->held_layer = -1; /* the set's values are those of a different batch shape now */
-    *loss = lisa__cuda_mean_loss(t, t->host_tokens + BT, BT);
+    *loss = lisa_mean_loss(t->host_loss, t->host_tokens + BT, BT);
     t->message[0] = 0;
     return LISA_OK;
 }
