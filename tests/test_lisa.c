@@ -32,6 +32,9 @@
                 plan categories scale with gamma; nothing left after free; a
                 switch that runs out of memory returns LISA_ERR_NOMEM, takes
                 no step, leaves a consistent trainer and training resumes
+    scaled     lisa_model_backward_scaled with 1/n is lisa_model_backward
+                bitwise and with 2/n exactly twice it; the cutoff is the
+                lowest layer that wants a gradient
     reserve    reserve_slots: init holds the plan's peak, then an allocator
                 that fails every call sees none and no free over 80 steps
                 with 20+ switches (LISA and manual, keep_state, ckpt, tied,
@@ -1119,6 +1122,66 @@ static void test_reserve(lisa_mode mode, int keep, int ckpt, int tied) {
     free(reserved.params);
 }
 
+/* lisa_model_backward_scaled: the caller's loss scale is what backward
+   multiplies by. 1/n is lisa_model_backward bitwise; a power of two times
+   that scales every gradient exactly (no rounding changes), so 2/n gives
+   exactly twice each one. */
+static void test_backward_scaled(void) {
+    lisa_config c = small_config(4, 0);
+    lisa_model m;
+    lisa_acts a;
+    lisa_error err;
+    float *g1[7], *g2[7];
+    int inputs[12], targets[12], b, n = 0, same = 1, doubled = 1, all_nonzero = 1;
+    size_t j;
+    if (init_model(&m, &c, NULL, 4) != 0) return;
+    if (lisa_acts_init(&a, &m.config, 2, 6, 1, NULL, &err) != LISA_OK) {
+        CHECK(0, "lisa_acts_init: %s", err.message);
+        lisa_model_free(&m);
+        return;
+    }
+    make_batches(inputs, targets, 12, c.vocab_size, 77);
+    targets[3] = LISA_IGNORE;
+    for (b = 0; b < 7; b++) { /* layer 0 and the embedding frozen: backward stops above layer 0 */
+        size_t sz = lisa_block_size(&m.config, b);
+        int trains = b != LISA_BLOCK_EMBED && b != LISA_BLOCK_LAYER(0);
+        g1[b] = trains ? (float *)calloc(sz, sizeof(float)) : NULL;
+        g2[b] = trains ? (float *)calloc(sz, sizeof(float)) : NULL;
+    }
+    CHECK(lisa_backward_lowest_layer(&m.config, g1) == 1, "the cutoff is the lowest layer that wants a gradient");
+    lisa_model_forward(&m, &a, inputs, targets, 2, 6);
+    n = a.n_counted;
+    lisa_model_backward(&m, &a, g1);
+    lisa_model_forward(&m, &a, inputs, targets, 2, 6);
+    lisa_model_backward_scaled(&m, &a, g2, 1.0f / (float)n);
+    for (b = 0; b < 7; b++)
+        if (g1[b] && memcmp(g1[b], g2[b], lisa_block_size(&m.config, b) * sizeof(float)) != 0) same = 0;
+    CHECK(n == 11 && same, "loss scale 1 / %d rows is lisa_model_backward bitwise", n);
+    for (b = 0; b < 7; b++)
+        if (g2[b]) memset(g2[b], 0, lisa_block_size(&m.config, b) * sizeof(float));
+    lisa_model_forward(&m, &a, inputs, targets, 2, 6);
+    lisa_model_backward_scaled(&m, &a, g2, 2.0f / (float)n);
+    for (b = 0; b < 7; b++) {
+        if (!g1[b]) continue;
+        for (j = 0; j < lisa_block_size(&m.config, b); j++)
+            if (g2[b][j] != 2.0f * g1[b][j]) doubled = 0;
+    }
+    CHECK(doubled, "loss scale 2 / n gives exactly twice every gradient");
+    for (b = 0; b < 7; b++) {
+        int nonzero = 0;
+        if (!g1[b]) continue;
+        for (j = 0; j < lisa_block_size(&m.config, b); j++) nonzero |= g1[b][j] != 0.0f;
+        if (!nonzero) all_nonzero = 0;
+    }
+    CHECK(all_nonzero, "every block that wants a gradient gets a nonzero one (the checks above are not vacuous)");
+    for (b = 0; b < 7; b++) {
+        free(g1[b]);
+        free(g2[b]);
+    }
+    lisa_acts_free(&a);
+    lisa_model_free(&m);
+}
+
 static void test_memory(void) {
     static const float probs[5] = {1.0f, 0.0f, 2.0f, 3.0f, 0.5f};
     lisa_config c5 = small_config(5, 0), c5t = small_config(5, 1);
@@ -1755,6 +1818,7 @@ int main(int argc, char **argv) {
     test_memory();
     test_switch_nomem(0);
     test_switch_nomem(1);
+    test_backward_scaled();
     test_reserve(LISA_MODE_LISA, 0, 0, 0);
     test_reserve(LISA_MODE_LISA, 1, 1, 0);
     test_reserve(LISA_MODE_LISA, 0, 1, 1);
