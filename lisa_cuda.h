@@ -169,8 +169,11 @@ LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train
 #define LISA_CUDA_PLANNER_INCLUDED
 
 /* Where the device bytes go (lisa_cuda_plan_memory and the trainer both use
-   lisa__cuda_layout_of and the lisa__cuda_*_bytes functions below, so the plan
-   is the counted peak). E is the element type: bf16 (2 bytes) or fp32 (4).
+   lisa__cuda_layout_of and lisa__cuda_weight_bytes below, and lisa.h's
+   trainer core sizes and allocates the block state that lisa_plan_block_state
+   counts, so the plan is the counted peak). E is the element type: bf16 (2
+   bytes) or fp32 (4). With reserve_slots the layers' share is allocated at
+   creation and reused at every switch.
 
    weights      the whole model in E, one allocation (n_params x E); with bf16,
                 plus an fp32 master copy of each trained block (allocated when
