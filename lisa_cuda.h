@@ -330,12 +330,12 @@ static lisa_result lisa__cuda_check_configs(lisa_config *c, lisa_train_config *t
     }
     if ((long long)tc->batch * c->n_heads > 65535) { /* attention's grid rows */
         lisa_error_set(err, LISA_ERR_INVALID, "batch %d x %d heads: the GPU trainer handles up to 65535",
-                             tc->batch, c->n_heads);
+                       tc->batch, c->n_heads);
         return LISA_ERR_INVALID;
     }
     if (c->dim / c->n_heads > LISA_CUDA_MAX_HEAD_DIM) {
         lisa_error_set(err, LISA_ERR_INVALID, "head size %d: the GPU trainer handles up to %d",
-                             c->dim / c->n_heads, LISA_CUDA_MAX_HEAD_DIM);
+                       c->dim / c->n_heads, LISA_CUDA_MAX_HEAD_DIM);
         return LISA_ERR_INVALID;
     }
     return LISA_OK;
@@ -1687,12 +1687,12 @@ LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **out, const lisa
             lisa_error_set(err, LISA_ERR_DEVICE, "no CUDA device: no GPU, or no driver for it");
         else
             lisa_error_set(err, LISA_ERR_DEVICE, "CUDA device %d: there are only %d (0 to %d)", rcc.device,
-                                 n_devices, n_devices - 1);
+                           n_devices, n_devices - 1);
         return LISA_ERR_DEVICE;
     }
     if (cudaSetDevice(rcc.device) != cudaSuccess) {
         lisa_error_set(err, LISA_ERR_DEVICE, "CUDA device %d: %s", rcc.device,
-                             cudaGetErrorString(cudaGetLastError()));
+                       cudaGetErrorString(cudaGetLastError()));
         return LISA_ERR_DEVICE;
     }
     t = (lisa_cuda_trainer *)calloc(1, sizeof *t);
