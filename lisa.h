@@ -20,6 +20,16 @@
      lisa_trainer_init(&t, &m, &tc, NULL, NULL);
      lisa_trainer_step(&t, inputs, targets, NULL);   // batch x seq token ids each
 
+   EMBEDDED EXAMPLE (LISA_NO_STDIO; one arena whose free does nothing)
+     lisa_allocator arena = {bump_alloc, bump_free_nothing, &my_arena};
+     lisa_memory_plan plan;
+     tc.mode = LISA_MODE_LISA;
+     tc.reserve_slots = 1;          // layer memory is taken once, at init, and reused at every switch
+     lisa_plan_memory(&c, &tc, LISA_DTYPE_F32, &plan, NULL);  // plan.peak: the arena's size, plus
+                                                             // its alignment padding per allocation
+     lisa_model_init(&m, &c, &arena, NULL);
+     lisa_trainer_init(&t, &m, &tc, &arena, NULL);  // holds plan.peak; no step allocates or frees
+
    USAGE
      In exactly one C or C++ file:
          #define LISA_IMPLEMENTATION
@@ -94,6 +104,16 @@ typedef struct lisa_error {
     lisa_result code;
     char message[256];
 } lisa_error;
+
+/* Fills err (when non-NULL) with code and a printf-style message, and returns
+   code; lisa_error_clear() marks success. Every error of the library is set
+   through these, lisa_cuda.h's included. */
+LISADEF lisa_result lisa_error_set(lisa_error *err, lisa_result code, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+LISADEF void lisa_error_clear(lisa_error *err);
 
 /* Optional allocator hooks. A zeroed struct (or a NULL pointer) means
    LISA_MALLOC / LISA_FREE. free receives the size that was allocated, so an
@@ -332,6 +352,12 @@ LISADEF float lisa_model_forward(const lisa_model *m, lisa_acts *a, const int *i
    way when the embedding trains); below the lowest such block there is
    nothing left to compute, so backward stops there. Overwrites a->logits. */
 LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const *block_grads);
+/* The same for loss_scale times the sum of the counted rows' losses:
+   lisa_model_backward() is loss_scale = 1 / (rows counted), the mean; a
+   caller that averages over more than this batch (a token count across
+   workers) passes its own. */
+LISADEF void lisa_model_backward_scaled(const lisa_model *m, lisa_acts *a, float *const *block_grads,
+                                        float loss_scale);
 
 /* ------------------------------------------------------------------------- */
 /* Generation                                                                 */
@@ -387,6 +413,22 @@ LISADEF int lisa_generate(const lisa_model *m, lisa_kv_cache *c, const int *prom
 LISADEF void lisa_adamw_update(float *p, const float *g, float *m, float *v, size_t n,
                                float lr, float beta1, float beta2, float eps,
                                float weight_decay, int step);
+
+/* lisa_adamw_update() in two parts, for trainers that run the loop elsewhere
+   (lisa_cuda.h): the step's scalars, computed in double as PyTorch computes
+   them in Python floats and rounded once, and the loop over n floats. */
+typedef struct lisa_adamw_scalars {
+    float decay;                       /* 1 - lr * weight_decay */
+    float one_minus_b1, beta2, one_minus_b2;
+    float step_size;                   /* lr / (1 - beta1^step) */
+    float bc2_sqrt;                    /* sqrt(1 - beta2^step) */
+    float eps;
+} lisa_adamw_scalars;
+
+LISADEF lisa_adamw_scalars lisa_adamw_scalars_at(float lr, float beta1, float beta2, float eps,
+                                                 float weight_decay, int step);
+LISADEF void lisa_adamw_apply(float *p, const float *g, float *m, float *v, size_t n,
+                              const lisa_adamw_scalars *a);
 
 /* Global L2 norm over n_bufs gradient buffers (NULL entries are skipped); when
    max_norm > 0 and the norm exceeds it, scales them by max_norm / (norm + 1e-6),
@@ -445,6 +487,13 @@ typedef struct lisa_train_config {
     int keep_state;          /* 1: layers that leave keep their AdamW moments and step, as the
                                 reference implementation does, at the memory cost of every
                                 sampled layer's moments; 0: they release them */
+    int reserve_slots;       /* 1 (LISA and manual modes): memory for lisa_layers layers (gradient
+                                and moments; with keep_state, moments for every layer) is
+                                allocated once at init, the plan's peak, and reused at every
+                                switch: no step allocates or frees, so a bump arena does not
+                                grow. Manual mode then trains at most lisa_layers layers at once.
+                                Results are bitwise those without it. Not stored in state files
+                                (a resumed trainer has 0). 0: layers allocate when they enter */
 } lisa_train_config;
 
 /* Defaults: batch 4, seq 64, constant lr 3e-4, betas 0.9 / 0.999, eps 1e-8,
@@ -480,15 +529,21 @@ LISADEF void lisa_sampler_init(lisa_sampler *s, int n_layers, int gamma, lisa_la
 LISADEF void lisa_sampler_draw(lisa_sampler *s, int *layers);
 
 /* Per-block training state: gradient and AdamW moments, allocated only while
-   the block trains (moments also while it is frozen, with keep_state). */
+   the block trains (moments also while it is frozen, with keep_state). In a
+   device trainer (lisa_cuda.h) the pointers are device memory. */
 typedef struct lisa_block_state {
     float *grad;             /* NULL while frozen */
     float *m, *v;            /* NULL when the block has no optimizer state */
     int step;                /* AdamW bias-correction step of this block's moments */
     int active;
+    float *copy;             /* a device trainer's working copy while active (lisa_cuda.h bf16:
+                                the fp32 master weights); NULL on the CPU */
 } lisa_block_state;
 
-typedef struct lisa_trainer {
+typedef struct lisa_trainer lisa_trainer;
+typedef struct lisa_trainer_ops lisa_trainer_ops;
+
+struct lisa_trainer {
     lisa_model *model;
     lisa_train_config config;    /* resolved; lisa_probs points at the trainer's copy */
     lisa_acts acts;
@@ -504,7 +559,14 @@ typedef struct lisa_trainer {
     lisa_allocator allocator;
     size_t bytes;                /* tables, gradients and optimizer state */
     size_t peak_bytes;           /* most this trainer, its activations and model held at once */
-} lisa_trainer;
+    /* the trainer core (see below): */
+    const lisa_trainer_ops *ops; /* the device's work; this header's CPU trainer has its own */
+    void *device;                /* the device trainer that owns this core, for its ops */
+    float **slots;               /* reserve_slots: the free layer buffers, three stacks (gradients,
+                                    device copies, moments); NULL without reserve_slots */
+    int slot_count[3];           /* each stack's size */
+    int slot_free[3];            /* how many of each are free now */
+};
 
 typedef struct lisa_step_info {
     int step;          /* counting from 1 */
@@ -527,11 +589,106 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
                                       lisa_step_info *info);
 /* Makes exactly these decoder layers the trained ones (any order, no
    repeats): leaving layers give up their gradient and (without keep_state)
-   their moments; entering layers start from zero moments and step 0. */
+   their moments; entering layers start from zero moments and step 0.
+   LISA_ERR_INVALID (nothing changed) for a bad list; LISA_ERR_NOMEM when an
+   entering layer's memory cannot be had (with reserve_slots: more layers
+   than lisa_layers), and then only the layers that got memory train. */
 LISADEF lisa_result lisa_trainer_set_active_layers(lisa_trainer *t, const int *layers, int n);
 LISADEF void lisa_trainer_free(lisa_trainer *t);
 /* Bytes held by the trainer, its activations and its model together. */
 LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t);
+
+/* --- the trainer core, shared by device trainers ---------------------------
+
+   Everything a trainer decides, whichever device holds its numbers: the block
+   lifecycle (a block's gradient, moments and device copy come when it starts
+   training and go when it stops, or stay in reserved slots), the sampler
+   driving it, the step sequence with the schedule, clipping and AdamW's
+   scalars, where backward may stop, and the plan's arithmetic. This header's
+   trainer is this core with CPU operations; lisa_cuda.h's is the same core
+   with device operations. A device trainer keeps a lisa_trainer as its core:
+   lisa_trainer_core_init(), its own device setup, lisa_trainer_core_start();
+   then lisa_trainer_step(), lisa_trainer_set_active_layers() and
+   lisa_trainer_free() work on it as on a CPU trainer, calling these ops. */
+
+/* A block as the trainer sees it: what it is, where it sits in the parameter
+   buffer, and its tensors. Every loop over blocks goes through this, so that a
+   new kind of block (adapters) is added in one place. */
+#define LISA_MAX_BLOCK_TENSORS 9
+typedef enum lisa_block_kind {
+    LISA_BLOCK_KIND_EMBED = 0,
+    LISA_BLOCK_KIND_LAYER,
+    LISA_BLOCK_KIND_FINAL_NORM,
+    LISA_BLOCK_KIND_HEAD
+} lisa_block_kind;
+
+typedef struct lisa_block_tensor {
+    size_t offset, size;     /* floats, from the block's start */
+    int decay;               /* 1: AdamW's weight decay applies (matrices); 0: norm weights */
+    float init_std;          /* the std lisa_model_init_random() draws it with; 0: set to 1 */
+} lisa_block_tensor;
+
+typedef struct lisa_block_desc {
+    lisa_block_kind kind;
+    int layer;               /* the decoder layer (LISA_BLOCK_KIND_LAYER), else -1 */
+    size_t offset, size;     /* floats in the parameter buffer (size 0: a tied head) */
+    int n_tensors;           /* 0 for an empty block */
+    lisa_block_tensor tensors[LISA_MAX_BLOCK_TENSORS];
+} lisa_block_desc;
+
+/* Block b (0 <= b < lisa_n_blocks(c)) of a resolved config. */
+LISADEF lisa_block_desc lisa_block_describe(const lisa_config *c, int b);
+
+/* The device-specific work of a trainer. Every function gets the core; a
+   device trainer finds itself in t->device. Sizes are in floats, memory is
+   the device's. Results other than LISA_OK stop the step and are returned. */
+struct lisa_trainer_ops {
+    /* Block memory: gradients, moments, copies. alloc returns NULL when out of memory. */
+    void *(*alloc)(lisa_trainer *t, size_t bytes);
+    void (*free)(lisa_trainer *t, void *p, size_t bytes);
+    lisa_result (*zero)(lisa_trainer *t, float *p, size_t n);
+    /* Floats of working copy per float of an active block (0: none), and what
+       fills t->blocks[b].copy when block b starts training (NULL: nothing). */
+    size_t copy_floats;
+    lisa_result (*fill_copy)(lisa_trainer *t, int b);
+    /* One step, in this order. load_batch (NULL: nothing) takes the host
+       arrays before anything changes; forward_backward returns the batch's
+       mean loss and adds loss_scale times the gradient of the summed loss
+       into t->grad_ptrs; sum_squares totals the squares of every gradient in
+       t->grad_ptrs; scale_grads multiplies them; update runs AdamW on n
+       floats at offset (in the block) of block b; end_step (NULL: nothing)
+       finishes the step. */
+    lisa_result (*load_batch)(lisa_trainer *t, const int *inputs, const int *targets);
+    lisa_result (*forward_backward)(lisa_trainer *t, const int *inputs, const int *targets, float loss_scale,
+                                    float *loss);
+    lisa_result (*sum_squares)(lisa_trainer *t, double *total);
+    lisa_result (*scale_grads)(lisa_trainer *t, float coef);
+    lisa_result (*update)(lisa_trainer *t, int b, size_t offset, size_t n, const lisa_adamw_scalars *a);
+    lisa_result (*end_step)(lisa_trainer *t);
+};
+
+/* Resolves c against m's config and sets up the core's tables and sampler;
+   no block memory yet. m is kept: the core reads its config only (a device
+   trainer may pass a model with NULL params). ops NULL: the CPU's. On failure
+   nothing is held. Undo with lisa_trainer_free(). */
+LISADEF lisa_result lisa_trainer_core_init(lisa_trainer *t, lisa_model *m, const lisa_train_config *c,
+                                           const lisa_trainer_ops *ops, void *device,
+                                           const lisa_allocator *a, lisa_error *err);
+/* After the device's own setup: the reserved slots, the blocks that train
+   from the start (and in full mode every layer). On failure the caller calls
+   lisa_trainer_free(). */
+LISADEF lisa_result lisa_trainer_core_start(lisa_trainer *t, lisa_error *err);
+/* Gives frozen block b moments (not zeroed) to be filled with kept ones
+   (keep_state), as a state loader needs; from a reserved slot when there is one. */
+LISADEF lisa_result lisa_trainer_block_keep_moments(lisa_trainer *t, int b);
+/* The lowest decoder layer backward must run through for these block
+   gradients (NULL: not wanted): -1 when the embedding wants one (every layer,
+   then the embedding), n_layers when nothing below the final norm does. */
+LISADEF int lisa_backward_lowest_layer(const lisa_config *c, float *const *block_grads);
+/* The mean of row_loss over the rows with a target (targets[i] >= 0), added
+   in row order in double (0 with none): lisa_model_forward()'s loss, for a
+   device trainer that computes the rows' losses. */
+LISADEF float lisa_mean_loss(const float *row_loss, const int *targets, int n);
 
 /* ------------------------------------------------------------------------- */
 /* Training state: stop and resume exactly                                    */
@@ -590,6 +747,14 @@ typedef struct lisa_memory_plan {
    planner part compiles without CUDA: LISA_CUDA_PLANNER_IMPLEMENTATION). */
 LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_config *tc,
                                      lisa_dtype dtype, lisa_memory_plan *plan, lisa_error *err);
+
+/* The part of a plan that is the same on every device, for resolved configs:
+   params and trained_params, gradients (fp32, the blocks that train at once)
+   and optimizer (fp32 m and v of the blocks that hold them at the peak).
+   Device planners add the rest and sum with lisa_plan_total(). */
+LISADEF void lisa_plan_block_state(const lisa_config *c, const lisa_train_config *tc, lisa_memory_plan *plan);
+/* weights + gradients + optimizer + activations + scratch + tables. */
+LISADEF size_t lisa_plan_total(const lisa_memory_plan *plan);
 
 /* ------------------------------------------------------------------------- */
 /* Files: llama2.c checkpoints, llm.c token files                            */
@@ -1039,10 +1204,7 @@ LISADEF const char *lisa_result_string(lisa_result r) {
     return "unknown result";
 }
 
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static lisa_result lisa__fail(lisa_error *err, lisa_result code, const char *fmt, ...) {
+LISADEF lisa_result lisa_error_set(lisa_error *err, lisa_result code, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
@@ -1053,12 +1215,16 @@ static lisa_result lisa__fail(lisa_error *err, lisa_result code, const char *fmt
     return code;
 }
 
-static void lisa__ok(lisa_error *err) {
+LISADEF void lisa_error_clear(lisa_error *err) {
     if (err) {
         err->code = LISA_OK;
         err->message[0] = 0;
     }
 }
+
+/* The library's own short names for them. */
+#define lisa__fail lisa_error_set
+#define lisa__ok lisa_error_clear
 
 /* Every allocation goes through here, so each object can count its bytes. */
 static void *lisa__alloc(const lisa_allocator *a, size_t size, size_t *counter) {
@@ -2117,7 +2283,24 @@ static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B
     lisa_rmsnorm_backward(dres, lisa__grad_at(g, y->attn_norm), dxn, x, w->attn_norm, s.rstd1, BT, D);
 }
 
+/* The loss scale of a mean over n_counted rows. */
+static float lisa__mean_loss_scale(int n_counted) { return n_counted ? 1.0f / (float)n_counted : 0.0f; }
+
+/* Gradients flow down only as far as some block below still wants them. */
+LISADEF int lisa_backward_lowest_layer(const lisa_config *c, float *const *block_grads) {
+    int l;
+    if (block_grads[LISA_BLOCK_EMBED]) return -1;
+    for (l = 0; l < c->n_layers; l++)
+        if (block_grads[LISA_BLOCK_LAYER(l)]) return l;
+    return c->n_layers;
+}
+
 LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const *block_grads) {
+    lisa_model_backward_scaled(m, a, block_grads, lisa__mean_loss_scale(a->n_counted));
+}
+
+LISADEF void lisa_model_backward_scaled(const lisa_model *m, lisa_acts *a, float *const *block_grads,
+                                        float dloss) {
     const lisa_config *c = &m->config;
     int B = a->B_used, T = a->T_used, BT = B * T, D = c->dim, V = c->vocab_size, l, lowest, i;
     size_t BTmax = (size_t)a->B * a->T;
@@ -2125,7 +2308,6 @@ LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const
     float *dres = scratch.dres, *dxn = scratch.dxn;
     float *g_embed = block_grads[LISA_BLOCK_EMBED];
     float *g_head = c->tied_head ? g_embed : block_grads[lisa_block_head(c)];
-    float dloss = a->n_counted ? 1.0f / (float)a->n_counted : 0.0f;
 
     /* Head: the logits buffer becomes d(loss)/d(logits) in place. */
     LISA__PARALLEL_FOR_IF((double)BT * V)
@@ -2140,10 +2322,7 @@ LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const
                           a->layer_in + (size_t)c->n_layers * BTmax * D, m->final_norm,
                           a->final_rstd, BT, D);
 
-    /* Gradients flow down only as far as some block below still wants them. */
-    lowest = g_embed ? -1 : c->n_layers;
-    for (l = 0; l < c->n_layers && lowest == c->n_layers; l++)
-        if (block_grads[LISA_BLOCK_LAYER(l)]) lowest = l;
+    lowest = lisa_backward_lowest_layer(c, block_grads);
     for (l = c->n_layers - 1; l >= 0 && l >= lowest; l--) {
         if (a->checkpointing && a->held_layer != l) lisa__layer_forward(m, a, l, B, T, NULL);
         lisa__layer_backward(m, a, l, B, T, &scratch, block_grads[LISA_BLOCK_LAYER(l)]);
@@ -2376,14 +2555,24 @@ LISADEF int lisa_generate(const lisa_model *m, lisa_kv_cache *c, const int *prom
 /* Optimizer, clipping, schedules                                             */
 /* ------------------------------------------------------------------------- */
 
-LISADEF void lisa_adamw_update(float *p, const float *g, float *m, float *v, size_t n,
-                               float lr, float beta1, float beta2, float eps,
-                               float weight_decay, int step) {
-    /* Scalars in double, as PyTorch computes them in Python floats. */
+LISADEF lisa_adamw_scalars lisa_adamw_scalars_at(float lr, float beta1, float beta2, float eps,
+                                                 float weight_decay, int step) {
+    lisa_adamw_scalars a;
     double bc1 = 1.0 - pow((double)beta1, step), bc2 = 1.0 - pow((double)beta2, step);
-    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    float decay = (float)(1.0 - (double)lr * weight_decay);
-    float one_minus_b1 = (float)(1.0 - beta1), one_minus_b2 = (float)(1.0 - beta2);
+    a.step_size = (float)(lr / bc1);
+    a.bc2_sqrt = (float)sqrt(bc2);
+    a.decay = (float)(1.0 - (double)lr * weight_decay);
+    a.one_minus_b1 = (float)(1.0 - beta1);
+    a.one_minus_b2 = (float)(1.0 - beta2);
+    a.beta2 = beta2;
+    a.eps = eps;
+    return a;
+}
+
+LISADEF void lisa_adamw_apply(float *p, const float *g, float *m, float *v, size_t n,
+                              const lisa_adamw_scalars *a) {
+    float decay = a->decay, one_minus_b1 = a->one_minus_b1, beta2 = a->beta2, one_minus_b2 = a->one_minus_b2;
+    float step_size = a->step_size, bc2_sqrt = a->bc2_sqrt, eps = a->eps;
     long long i;
     LISA__PARALLEL_FOR_IF((double)n)
     for (i = 0; i < (long long)n; i++) {
@@ -2393,6 +2582,13 @@ LISADEF void lisa_adamw_update(float *p, const float *g, float *m, float *v, siz
         v[i] = v[i] * beta2 + one_minus_b2 * gi * gi;
         p[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2_sqrt + eps));
     }
+}
+
+LISADEF void lisa_adamw_update(float *p, const float *g, float *m, float *v, size_t n,
+                               float lr, float beta1, float beta2, float eps,
+                               float weight_decay, int step) {
+    lisa_adamw_scalars a = lisa_adamw_scalars_at(lr, beta1, beta2, eps, weight_decay, step);
+    lisa_adamw_apply(p, g, m, v, n, &a);
 }
 
 #define LISA__NORM_SEGMENTS 64
@@ -2414,24 +2610,35 @@ static double lisa__sum_squares(const float *x, size_t n) {
     return total;
 }
 
-LISADEF float lisa_clip_grad_norm(float *const *grads, const size_t *sizes, int n_bufs,
-                                  float max_norm) {
+static double lisa__sum_squares_all(float *const *grads, const size_t *sizes, int n_bufs) {
     double total = 0.0;
-    float norm, coef;
     int b;
     for (b = 0; b < n_bufs; b++)
         if (grads[b]) total += lisa__sum_squares(grads[b], sizes[b]);
-    norm = (float)sqrt(total);
-    if (max_norm > 0.0f && norm > max_norm) {
-        coef = max_norm / (norm + 1e-6f);
-        for (b = 0; b < n_bufs; b++) {
-            long long i;
-            float *g = grads[b];
-            if (!g) continue;
-            LISA__PARALLEL_FOR_IF((double)sizes[b])
-            for (i = 0; i < (long long)sizes[b]; i++) g[i] *= coef;
-        }
+    return total;
+}
+
+static void lisa__scale_all(float *const *grads, const size_t *sizes, int n_bufs, float coef) {
+    int b;
+    for (b = 0; b < n_bufs; b++) {
+        long long i;
+        float *g = grads[b];
+        if (!g) continue;
+        LISA__PARALLEL_FOR_IF((double)sizes[b])
+        for (i = 0; i < (long long)sizes[b]; i++) g[i] *= coef;
     }
+}
+
+/* The factor clipping scales by: 1 when the norm is within max_norm (or clipping is off). */
+static float lisa__clip_coef(float norm, float max_norm) {
+    return max_norm > 0.0f && norm > max_norm ? max_norm / (norm + 1e-6f) : 1.0f;
+}
+
+LISADEF float lisa_clip_grad_norm(float *const *grads, const size_t *sizes, int n_bufs,
+                                  float max_norm) {
+    float norm = (float)sqrt(lisa__sum_squares_all(grads, sizes, n_bufs));
+    float coef = lisa__clip_coef(norm, max_norm);
+    if (coef != 1.0f) lisa__scale_all(grads, sizes, n_bufs, coef);
     return norm;
 }
 
@@ -2560,6 +2767,8 @@ LISADEF lisa_result lisa_train_config_resolve(lisa_train_config *c, const lisa_c
         return lisa__fail(err, LISA_ERR_INVALID, "unknown schedule kind %d", (int)c->schedule.kind);
     if (c->mode != LISA_MODE_FULL && c->mode != LISA_MODE_LISA && c->mode != LISA_MODE_MANUAL)
         return lisa__fail(err, LISA_ERR_INVALID, "unknown training mode %d", (int)c->mode);
+    if (c->reserve_slots != 0 && c->reserve_slots != 1)
+        return lisa__fail(err, LISA_ERR_INVALID, "reserve_slots %d: need 0 or 1", c->reserve_slots);
     if (c->mode == LISA_MODE_FULL) return LISA_OK;
     if (c->lisa_layers < 1 || c->lisa_layers > mc->n_layers)
         return lisa__fail(err, LISA_ERR_INVALID, "LISA layers %d: need 1 to n_layers (%d)", c->lisa_layers, mc->n_layers);
@@ -2581,70 +2790,217 @@ LISADEF lisa_result lisa_train_config_resolve(lisa_train_config *c, const lisa_c
     return LISA_OK;
 }
 
-/* The trainer's tables, one allocation: blocks | grad_ptrs | block_sizes |
-   active_layers (2 x n_layers: current and next) | probs (when given). */
-static size_t lisa__trainer_tables_bytes(const lisa_config *c, const lisa_train_config *tc) {
-    size_t nb = (size_t)lisa_n_blocks(c), L = (size_t)c->n_layers;
-    return nb * (sizeof(lisa_block_state) + sizeof(float *) + sizeof(size_t)) + 2 * L * sizeof(int) +
-           (tc->mode != LISA_MODE_FULL && tc->lisa_probs ? L * sizeof(float) : 0);
-}
-
 static size_t lisa__model_bytes(const lisa_config *c) { return lisa__model_total_bytes(c); }
 
+LISADEF lisa_block_desc lisa_block_describe(const lisa_config *c, int b) {
+    lisa_layout L = lisa_layout_of(c);
+    const lisa_layer_layout *y = &L.layer;
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim, kv = D / (size_t)c->n_heads * (size_t)c->n_kv_heads;
+    float out_std = 0.02f * (1.0f / sqrtf(2.0f * (float)c->n_layers)); /* residual outputs wo, w2 */
+    lisa_block_desc d;
+    int i;
+    LISA_ASSERT(b >= 0 && b < lisa_n_blocks(c));
+    memset(&d, 0, sizeof d);
+    d.layer = -1;
+    d.offset = lisa_block_offset(c, b);
+    d.size = lisa_block_size(c, b);
+    if (b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(c->n_layers - 1)) {
+        const size_t offs[9] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
+        const size_t sizes[9] = {D, D * D, kv * D, kv * D, D * D, D, H * D, D * H, H * D};
+        const float stds[9] = {0.0f, 0.02f, 0.02f, 0.02f, out_std, 0.0f, 0.02f, out_std, 0.02f};
+        d.kind = LISA_BLOCK_KIND_LAYER;
+        d.layer = b - LISA_BLOCK_LAYER(0);
+        d.n_tensors = 9;
+        for (i = 0; i < 9; i++) {
+            d.tensors[i].offset = offs[i];
+            d.tensors[i].size = sizes[i];
+            d.tensors[i].init_std = stds[i];
+            d.tensors[i].decay = stds[i] != 0.0f;
+        }
+        return d;
+    }
+    d.kind = b == LISA_BLOCK_EMBED ? LISA_BLOCK_KIND_EMBED
+           : b == lisa_block_final_norm(c) ? LISA_BLOCK_KIND_FINAL_NORM : LISA_BLOCK_KIND_HEAD;
+    d.n_tensors = d.size ? 1 : 0;
+    d.tensors[0].size = d.size;
+    d.tensors[0].decay = d.kind != LISA_BLOCK_KIND_FINAL_NORM;
+    d.tensors[0].init_std = d.tensors[0].decay ? 0.02f : 0.0f;
+    return d;
+}
+
 static int lisa__is_layer_block(const lisa_config *c, int b) {
-    return b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(c->n_layers - 1);
+    return lisa_block_describe(c, b).kind == LISA_BLOCK_KIND_LAYER;
 }
 
 /* With a tied head the embedding block holds the shared matrix, which trains
    only if neither of its uses is frozen. */
 LISADEF int lisa_fixed_block_trains(const lisa_config *c, const lisa_train_config *tc, int b) {
+    lisa_block_kind kind = lisa_block_describe(c, b).kind;
     if (lisa_block_size(c, b) == 0) return 0;
-    if (b == LISA_BLOCK_EMBED) return !tc->freeze_embed && !(c->tied_head && tc->freeze_head);
-    if (b == lisa_block_final_norm(c)) return !tc->freeze_final_norm;
+    if (kind == LISA_BLOCK_KIND_EMBED) return !tc->freeze_embed && !(c->tied_head && tc->freeze_head);
+    if (kind == LISA_BLOCK_KIND_FINAL_NORM) return !tc->freeze_final_norm;
     return !tc->freeze_head;
+}
+
+/* --- tables and reserved slots -------------------------------------------- */
+
+/* The three kinds of layer buffer a reserved slot holds. */
+enum { LISA__SLOT_GRAD = 0, LISA__SLOT_COPY = 1, LISA__SLOT_MOMENTS = 2 };
+
+/* Slots reserved per kind: lisa_layers gradients (and device copies), and
+   moments for lisa_layers layers or, with keep_state, for every layer. None
+   in full mode, where every layer trains from init to the end. */
+static void lisa__slot_counts(const lisa_config *c, const lisa_train_config *tc, int copies, int *counts) {
+    int on = tc->reserve_slots && tc->mode != LISA_MODE_FULL;
+    counts[LISA__SLOT_GRAD] = on ? tc->lisa_layers : 0;
+    counts[LISA__SLOT_COPY] = on && copies ? tc->lisa_layers : 0;
+    counts[LISA__SLOT_MOMENTS] = on ? (tc->keep_state ? c->n_layers : tc->lisa_layers) : 0;
+}
+
+/* Takes bytes at *at for one table and returns where it lands in base (NULL
+   when only counting). */
+static void *lisa__table_part(unsigned char *base, size_t *at, size_t bytes) {
+    void *p = base ? base + *at : NULL;
+    *at += bytes;
+    return p;
+}
+
+/* The trainer's tables, one allocation: blocks | grad_ptrs | block_sizes |
+   slots (reserve_slots) | active_layers (2 x n_layers: current and next) |
+   probs (when given). The one place they are sized: with base NULL it only
+   counts (the planner), otherwise it also points t's tables into base. */
+static size_t lisa__trainer_tables(lisa_trainer *t, unsigned char *base, const lisa_config *c,
+                                   const lisa_train_config *tc, int copies) {
+    size_t at = 0, nb = (size_t)lisa_n_blocks(c), L = (size_t)c->n_layers;
+    int counts[3], k;
+    void *blocks, *grad_ptrs, *sizes, *slots, *active, *probs;
+    lisa__slot_counts(c, tc, copies, counts);
+    blocks = lisa__table_part(base, &at, nb * sizeof(lisa_block_state));
+    grad_ptrs = lisa__table_part(base, &at, nb * sizeof(float *));
+    sizes = lisa__table_part(base, &at, nb * sizeof(size_t));
+    slots = lisa__table_part(base, &at, (size_t)(counts[0] + counts[1] + counts[2]) * sizeof(float *));
+    active = lisa__table_part(base, &at, 2 * L * sizeof(int));
+    probs = lisa__table_part(base, &at, tc->mode != LISA_MODE_FULL && tc->lisa_probs ? L * sizeof(float) : 0);
+    if (t) {
+        t->blocks = (lisa_block_state *)blocks;
+        t->grad_ptrs = (float **)grad_ptrs;
+        t->block_sizes = (size_t *)sizes;
+        t->slots = counts[0] + counts[1] + counts[2] ? (float **)slots : NULL;
+        t->active_layers = (int *)active;
+        t->probs = tc->mode != LISA_MODE_FULL && tc->lisa_probs ? (float *)probs : NULL;
+        for (k = 0; k < 3; k++) t->slot_count[k] = counts[k];
+    }
+    return at;
+}
+
+static size_t lisa__slot_floats(const lisa_trainer *t, int kind, size_t n) {
+    return kind == LISA__SLOT_GRAD ? n : kind == LISA__SLOT_COPY ? n * t->ops->copy_floats : 2 * n;
+}
+
+/* The free slots of one kind, a stack. */
+static float **lisa__slot_stack(lisa_trainer *t, int kind) {
+    int k, first = 0;
+    for (k = 0; k < kind; k++) first += t->slot_count[k];
+    return t->slots + first;
+}
+
+/* A buffer of one kind for block b: a reserved slot for a layer when the
+   trainer reserves them (NULL when none is free: nothing is allocated after
+   init), otherwise the device's allocation. */
+static float *lisa__slot_take(lisa_trainer *t, int b, int kind) {
+    if (t->slots && lisa__is_layer_block(&t->model->config, b))
+        return t->slot_free[kind] > 0 ? lisa__slot_stack(t, kind)[--t->slot_free[kind]] : NULL;
+    return (float *)t->ops->alloc(t, lisa__slot_floats(t, kind, t->block_sizes[b]) * sizeof(float));
+}
+
+static void lisa__slot_give(lisa_trainer *t, int b, int kind, float *p) {
+    if (!p) return;
+    if (t->slots && lisa__is_layer_block(&t->model->config, b))
+        lisa__slot_stack(t, kind)[t->slot_free[kind]++] = p;
+    else
+        t->ops->free(t, p, lisa__slot_floats(t, kind, t->block_sizes[b]) * sizeof(float));
+}
+
+/* Allocates every reserved slot, sized for a decoder layer. */
+static lisa_result lisa__slots_fill(lisa_trainer *t) {
+    size_t n = lisa_layout_of(&t->model->config).layer.size;
+    int kind;
+    for (kind = 0; kind < 3; kind++)
+        while (t->slot_free[kind] < t->slot_count[kind]) {
+            void *p = t->ops->alloc(t, lisa__slot_floats(t, kind, n) * sizeof(float));
+            if (!p) return LISA_ERR_NOMEM;
+            lisa__slot_stack(t, kind)[t->slot_free[kind]++] = (float *)p;
+        }
+    return LISA_OK;
+}
+
+static void lisa__slots_release(lisa_trainer *t) {
+    size_t n = lisa_layout_of(&t->model->config).layer.size;
+    int kind;
+    for (kind = 0; t->slots && kind < 3; kind++)
+        while (t->slot_free[kind] > 0)
+            t->ops->free(t, lisa__slot_stack(t, kind)[--t->slot_free[kind]], lisa__slot_floats(t, kind, n) * sizeof(float));
 }
 
 /* --- block state ---------------------------------------------------------- */
 
-/* Block b trains from now on: a zeroed gradient, and zero moments at step 0
-   unless it kept its moments (keep_state). Undoes itself on failure. */
+/* Block b trains from now on: a gradient, the device's copy, and zero moments
+   at step 0 unless it kept its moments (keep_state). Undoes itself on failure. */
 static lisa_result lisa__block_activate(lisa_trainer *t, int b) {
     lisa_block_state *s = &t->blocks[b];
     size_t n = t->block_sizes[b];
-    int fresh = s->m == NULL;
+    int fresh = s->m == NULL, copies = t->ops->copy_floats > 0;
+    float *grad, *copy = NULL, *m = s->m;
+    lisa_result r = LISA_OK;
     if (s->active || n == 0) return LISA_OK;
-    s->grad = (float *)lisa__alloc(&t->allocator, n * sizeof(float), &t->bytes);
-    if (fresh) s->m = (float *)lisa__alloc(&t->allocator, 2 * n * sizeof(float), &t->bytes);
-    if (!s->grad || !s->m) {
-        lisa__free(&t->allocator, s->grad, n * sizeof(float), &t->bytes);
-        if (fresh) lisa__free(&t->allocator, s->m, 2 * n * sizeof(float), &t->bytes);
-        s->grad = NULL;
-        if (fresh) s->m = NULL;
-        return LISA_ERR_NOMEM;
+    grad = lisa__slot_take(t, b, LISA__SLOT_GRAD);
+    if (copies) copy = lisa__slot_take(t, b, LISA__SLOT_COPY);
+    if (fresh) m = lisa__slot_take(t, b, LISA__SLOT_MOMENTS);
+    if (!grad || (copies && !copy) || !m) r = LISA_ERR_NOMEM;
+    s->copy = copy;
+    if (r == LISA_OK && copies && t->ops->fill_copy) r = t->ops->fill_copy(t, b);
+    if (r == LISA_OK && fresh) r = t->ops->zero(t, m, 2 * n);
+    if (r != LISA_OK) {
+        lisa__slot_give(t, b, LISA__SLOT_GRAD, grad);
+        lisa__slot_give(t, b, LISA__SLOT_COPY, copy);
+        if (fresh) lisa__slot_give(t, b, LISA__SLOT_MOMENTS, m);
+        s->copy = NULL;
+        return r;
     }
     if (fresh) {
-        s->v = s->m + n;
-        memset(s->m, 0, 2 * n * sizeof(float));
+        s->m = m;
+        s->v = m + n;
         s->step = 0;
     }
+    s->grad = grad;
     s->active = 1;
-    t->grad_ptrs[b] = s->grad;
+    t->grad_ptrs[b] = grad;
     return LISA_OK;
 }
 
-/* Block b stops training: its gradient goes, and its moments too unless kept. */
+/* Block b stops training: its gradient and copy go, its moments too unless kept. */
 static void lisa__block_deactivate(lisa_trainer *t, int b, int keep_moments) {
     lisa_block_state *s = &t->blocks[b];
-    size_t n = t->block_sizes[b];
-    lisa__free(&t->allocator, s->grad, n * sizeof(float), &t->bytes);
-    s->grad = NULL;
+    lisa__slot_give(t, b, LISA__SLOT_GRAD, s->grad);
+    lisa__slot_give(t, b, LISA__SLOT_COPY, s->copy);
+    s->grad = s->copy = NULL;
     s->active = 0;
     t->grad_ptrs[b] = NULL;
     if (!keep_moments) {
-        lisa__free(&t->allocator, s->m, 2 * n * sizeof(float), &t->bytes);
+        lisa__slot_give(t, b, LISA__SLOT_MOMENTS, s->m);
         s->m = s->v = NULL;
         s->step = 0;
     }
+}
+
+LISADEF lisa_result lisa_trainer_block_keep_moments(lisa_trainer *t, int b) {
+    lisa_block_state *s = &t->blocks[b];
+    float *m;
+    if (s->m || t->block_sizes[b] == 0) return LISA_OK;
+    if (!(m = lisa__slot_take(t, b, LISA__SLOT_MOMENTS))) return LISA_ERR_NOMEM;
+    s->m = m;
+    s->v = m + t->block_sizes[b];
+    return LISA_OK;
 }
 
 static void lisa__note_peak(lisa_trainer *t) {
@@ -2658,48 +3014,88 @@ LISADEF void lisa_trainer_free(lisa_trainer *t) {
     nb = lisa_n_blocks(&t->model->config);
     if (t->blocks)
         for (b = 0; b < nb; b++) lisa__block_deactivate(t, b, 0);
-    lisa__free(&t->allocator, t->blocks, lisa__trainer_tables_bytes(&t->model->config, &t->config), &t->bytes);
+    lisa__slots_release(t);
+    lisa__free(&t->allocator, t->blocks,
+               lisa__trainer_tables(NULL, NULL, &t->model->config, &t->config, t->ops->copy_floats > 0), &t->bytes);
     lisa_acts_free(&t->acts);
     t->blocks = NULL;
     t->grad_ptrs = NULL;
     t->block_sizes = NULL;
     t->active_layers = NULL;
     t->probs = NULL;
+    t->slots = NULL;
     t->model = NULL;
 }
 
 LISADEF lisa_result lisa_trainer_set_active_layers(lisa_trainer *t, const int *layers, int n) {
-    const lisa_config *mc = &t->model->config;
-    int *next = t->active_layers + mc->n_layers, i, b;
-    if (n < 0 || n > mc->n_layers) return LISA_ERR_INVALID;
-    for (i = 0; i < n; i++) {
-        if (layers[i] < 0 || layers[i] >= mc->n_layers || lisa__contains(layers, i, layers[i]))
-            return LISA_ERR_INVALID;
-        next[i] = layers[i];
-    }
+    int L = t->model->config.n_layers, *next = t->active_layers + L, i, l;
+    lisa_result r = LISA_OK;
+    if (n < 0 || n > L) return LISA_ERR_INVALID;
+    for (i = 0; i < n; i++)
+        if (layers[i] < 0 || layers[i] >= L || lisa__contains(layers, i, layers[i])) return LISA_ERR_INVALID;
+    if (next != layers) memmove(next, layers, (size_t)n * sizeof(int));
     lisa__sort_ints(next, n);
-    /* Release leaving layers before taking new ones, so a switch never holds both. */
-    for (i = 0; i < t->n_active; i++)
-        if (!lisa__contains(next, n, t->active_layers[i]))
-            lisa__block_deactivate(t, LISA_BLOCK_LAYER(t->active_layers[i]), t->config.keep_state);
+    /* Release leaving layers before taking new ones, so a switch never holds
+       both. The blocks, not the list, say which layers are active: after a
+       switch that ran out of memory, the list is rebuilt from them. */
+    for (l = 0; l < L; l++)
+        if (t->blocks[LISA_BLOCK_LAYER(l)].active && !lisa__contains(next, n, l))
+            lisa__block_deactivate(t, LISA_BLOCK_LAYER(l), t->config.keep_state);
+    for (i = 0; i < n && r == LISA_OK; i++) r = lisa__block_activate(t, LISA_BLOCK_LAYER(next[i]));
     t->n_active = 0;
-    for (i = 0; i < n; i++) {
-        b = LISA_BLOCK_LAYER(next[i]);
-        if (lisa__block_activate(t, b) != LISA_OK) {
-            /* Keep the trainer consistent: only the layers that got memory train. */
-            lisa__note_peak(t);
-            return LISA_ERR_NOMEM;
-        }
-        t->active_layers[t->n_active++] = next[i];
-    }
+    for (l = 0; l < L; l++)
+        if (t->blocks[LISA_BLOCK_LAYER(l)].active) t->active_layers[t->n_active++] = l;
     lisa__note_peak(t);
+    return r;
+}
+
+/* --- the CPU's operations ------------------------------------------------- */
+
+static void *lisa__cpu_alloc(lisa_trainer *t, size_t bytes) { return lisa__alloc(&t->allocator, bytes, &t->bytes); }
+static void lisa__cpu_free(lisa_trainer *t, void *p, size_t bytes) { lisa__free(&t->allocator, p, bytes, &t->bytes); }
+
+static lisa_result lisa__cpu_zero(lisa_trainer *t, float *p, size_t n) {
+    (void)t;
+    memset(p, 0, n * sizeof(float));
     return LISA_OK;
 }
 
-LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa_train_config *c,
-                                      const lisa_allocator *a, lisa_error *err) {
+static lisa_result lisa__cpu_forward_backward(lisa_trainer *t, const int *inputs, const int *targets,
+                                              float loss_scale, float *loss) {
+    *loss = lisa_model_forward(t->model, &t->acts, inputs, targets, t->config.batch, t->config.seq);
+    lisa_model_backward_scaled(t->model, &t->acts, t->grad_ptrs, loss_scale);
+    return LISA_OK;
+}
+
+static lisa_result lisa__cpu_sum_squares(lisa_trainer *t, double *total) {
+    *total = lisa__sum_squares_all(t->grad_ptrs, t->block_sizes, lisa_n_blocks(&t->model->config));
+    return LISA_OK;
+}
+
+static lisa_result lisa__cpu_scale_grads(lisa_trainer *t, float coef) {
+    lisa__scale_all(t->grad_ptrs, t->block_sizes, lisa_n_blocks(&t->model->config), coef);
+    return LISA_OK;
+}
+
+static lisa_result lisa__cpu_update(lisa_trainer *t, int b, size_t offset, size_t n, const lisa_adamw_scalars *a) {
+    lisa_block_state *s = &t->blocks[b];
+    float *p = t->model->params + lisa_block_offset(&t->model->config, b) + offset;
+    lisa_adamw_apply(p, s->grad + offset, s->m + offset, s->v + offset, n, a);
+    return LISA_OK;
+}
+
+static const lisa_trainer_ops lisa__cpu_ops = {
+    lisa__cpu_alloc, lisa__cpu_free, lisa__cpu_zero, 0, NULL, NULL, lisa__cpu_forward_backward,
+    lisa__cpu_sum_squares, lisa__cpu_scale_grads, lisa__cpu_update, NULL};
+
+/* --- init and step --------------------------------------------------------- */
+
+LISADEF lisa_result lisa_trainer_core_init(lisa_trainer *t, lisa_model *m, const lisa_train_config *c,
+                                           const lisa_trainer_ops *ops, void *device,
+                                           const lisa_allocator *a, lisa_error *err) {
     const lisa_config *mc = &m->config;
-    int b, l, nb = lisa_n_blocks(mc), L = mc->n_layers;
+    int b, nb = lisa_n_blocks(mc), L = mc->n_layers;
+    size_t bytes;
     lisa_result r;
     unsigned char *p;
     memset(t, 0, sizeof *t);
@@ -2707,87 +3103,110 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
     r = lisa_train_config_resolve(&t->config, mc, err);
     if (r != LISA_OK) return r;
     if (t->config.mode == LISA_MODE_FULL) t->config.lisa_probs = NULL;
-    t->model = m;
+    t->ops = ops ? ops : &lisa__cpu_ops;
+    t->device = device;
     t->allocator = lisa__allocator_or_default(a);
-    p = (unsigned char *)lisa__alloc(&t->allocator, lisa__trainer_tables_bytes(mc, &t->config), &t->bytes);
-    if (!p) {
-        t->model = NULL;
-        return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for the trainer's tables");
-    }
-    memset(p, 0, lisa__trainer_tables_bytes(mc, &t->config));
-    t->blocks = (lisa_block_state *)p;
-    t->grad_ptrs = (float **)(t->blocks + nb);
-    t->block_sizes = (size_t *)(t->grad_ptrs + nb);
-    t->active_layers = (int *)(t->block_sizes + nb);
-    if (t->config.lisa_probs) {
-        t->probs = (float *)(t->active_layers + 2 * L);
+    bytes = lisa__trainer_tables(NULL, NULL, mc, &t->config, t->ops->copy_floats > 0);
+    p = (unsigned char *)lisa__alloc(&t->allocator, bytes, &t->bytes);
+    if (!p) return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for the trainer's tables");
+    memset(p, 0, bytes);
+    lisa__trainer_tables(t, p, mc, &t->config, t->ops->copy_floats > 0);
+    t->model = m;
+    if (t->probs) {
         memcpy(t->probs, t->config.lisa_probs, (size_t)L * sizeof(float));
         t->config.lisa_probs = t->probs;
     }
     for (b = 0; b < nb; b++) t->block_sizes[b] = lisa_block_size(mc, b);
     if (t->config.mode != LISA_MODE_FULL)
         lisa_sampler_init(&t->sampler, L, t->config.lisa_layers, t->config.lisa_order, t->probs, t->config.lisa_seed);
-    r = lisa_acts_init(&t->acts, mc, t->config.batch, t->config.seq, t->config.checkpointing, &t->allocator, err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_trainer_core_start(lisa_trainer *t, lisa_error *err) {
+    const lisa_config *mc = &t->model->config;
+    int b, l, nb = lisa_n_blocks(mc), L = mc->n_layers;
+    lisa_result r = lisa__slots_fill(t);
+    for (b = 0; b < nb && r == LISA_OK; b++)
+        if (!lisa__is_layer_block(mc, b) && lisa_fixed_block_trains(mc, &t->config, b)) r = lisa__block_activate(t, b);
+    if (r == LISA_OK && t->config.mode == LISA_MODE_FULL) {
+        for (l = 0; l < L; l++) t->active_layers[L + l] = l;
+        r = lisa_trainer_set_active_layers(t, t->active_layers + L, L);
+    }
+    lisa__note_peak(t);
+    if (r != LISA_OK) return lisa__fail(err, r, "%s", r == LISA_ERR_NOMEM ? "out of memory for gradients and optimizer state"
+                                                                       : "device error setting up gradients and optimizer state");
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa_train_config *c,
+                                      const lisa_allocator *a, lisa_error *err) {
+    lisa_result r = lisa_trainer_core_init(t, m, c, NULL, NULL, a, err);
+    if (r == LISA_OK)
+        r = lisa_acts_init(&t->acts, &m->config, t->config.batch, t->config.seq, t->config.checkpointing,
+                           &t->allocator, err);
+    if (r == LISA_OK) r = lisa_trainer_core_start(t, err);
     if (r != LISA_OK) {
         lisa_trainer_free(t);
         return r;
     }
-    for (b = 0; b < nb; b++) {
-        if (!lisa__is_layer_block(mc, b) && lisa_fixed_block_trains(mc, &t->config, b) &&
-            lisa__block_activate(t, b) != LISA_OK) {
-            lisa_trainer_free(t);
-            return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for gradients and optimizer state");
-        }
-    }
-    if (t->config.mode == LISA_MODE_FULL) {
-        for (l = 0; l < L; l++) t->active_layers[L + l] = l;
-        if (lisa_trainer_set_active_layers(t, t->active_layers + L, L) != LISA_OK) {
-            lisa_trainer_free(t);
-            return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for gradients and optimizer state");
-        }
-    }
-    lisa__note_peak(t);
     lisa__ok(err);
     return LISA_OK;
 }
 
 /* AdamW on every tensor of block b; norms get no weight decay. */
-static void lisa__block_update(lisa_trainer *t, int b, float lr) {
-    const lisa_model *m = t->model;
+static lisa_result lisa__block_update(lisa_trainer *t, int b, float lr) {
     const lisa_train_config *c = &t->config;
+    lisa_block_desc d = lisa_block_describe(&t->model->config, b);
     lisa_block_state *s = &t->blocks[b];
-    size_t base = lisa_block_offset(&m->config, b);
-    int i, n = lisa_model_n_tensors(m);
+    lisa_result r = LISA_OK;
+    int i;
     s->step++;
-    for (i = 0; i < n; i++) {
-        lisa_param p = lisa_model_tensor(m, i);
-        size_t at = p.offset - base;
-        if (p.block != b) continue;
-        lisa_adamw_update(p.tensor.data, s->grad + at, s->m + at, s->v + at, lisa_tensor_numel(&p.tensor),
-                          lr, c->beta1, c->beta2, c->eps, p.decay ? c->weight_decay : 0.0f, s->step);
+    for (i = 0; i < d.n_tensors && r == LISA_OK; i++) {
+        const lisa_block_tensor *x = &d.tensors[i];
+        lisa_adamw_scalars a = lisa_adamw_scalars_at(lr, c->beta1, c->beta2, c->eps,
+                                                     x->decay ? c->weight_decay : 0.0f, s->step);
+        r = t->ops->update(t, b, x->offset, x->size, &a);
     }
+    return r;
+}
+
+LISADEF float lisa_mean_loss(const float *row_loss, const int *targets, int n) {
+    return lisa__mean_counted(row_loss, targets, n, NULL);
+}
+
+static int lisa__count_targets(const int *targets, int n) {
+    int i, counted = 0;
+    for (i = 0; targets && i < n; i++) counted += targets[i] >= 0;
+    return counted;
 }
 
 LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const int *targets,
                                       lisa_step_info *info) {
+    const lisa_trainer_ops *ops = t->ops;
     const lisa_config *mc = &t->model->config;
-    int b, nb = lisa_n_blocks(mc), switched = 0;
-    float loss, norm, lr;
+    int b, nb = lisa_n_blocks(mc), switched = 0, BT = t->config.batch * t->config.seq;
+    float loss, norm, lr, coef;
+    double total;
+    lisa_result r;
     if (t->step >= LISA__MAX_STEPS) return LISA_ERR_INVALID; /* step counters stay far from overflow */
+    if (ops->load_batch && (r = ops->load_batch(t, inputs, targets)) != LISA_OK) return r;
     if (t->config.mode == LISA_MODE_LISA && t->step % t->config.lisa_interval == 0) {
         int *next = t->active_layers + mc->n_layers;
         lisa_sampler_draw(&t->sampler, next);
         switched = 1;
-        if (lisa_trainer_set_active_layers(t, next, t->config.lisa_layers) != LISA_OK) return LISA_ERR_NOMEM;
+        if ((r = lisa_trainer_set_active_layers(t, next, t->config.lisa_layers)) != LISA_OK) return r;
     }
     for (b = 0; b < nb; b++)
-        if (t->grad_ptrs[b]) memset(t->grad_ptrs[b], 0, t->block_sizes[b] * sizeof(float));
-    loss = lisa_model_forward(t->model, &t->acts, inputs, targets, t->config.batch, t->config.seq);
-    lisa_model_backward(t->model, &t->acts, t->grad_ptrs);
-    norm = lisa_clip_grad_norm(t->grad_ptrs, t->block_sizes, nb, t->config.grad_clip);
+        if (t->grad_ptrs[b] && (r = ops->zero(t, t->grad_ptrs[b], t->block_sizes[b])) != LISA_OK) return r;
+    r = ops->forward_backward(t, inputs, targets, lisa__mean_loss_scale(lisa__count_targets(targets, BT)), &loss);
+    if (r != LISA_OK || (r = ops->sum_squares(t, &total)) != LISA_OK) return r;
+    norm = (float)sqrt(total);
+    coef = lisa__clip_coef(norm, t->config.grad_clip);
+    if (coef != 1.0f && (r = ops->scale_grads(t, coef)) != LISA_OK) return r;
     lr = lisa_schedule_lr(&t->config.schedule, t->step);
     for (b = 0; b < nb; b++)
-        if (t->blocks[b].active) lisa__block_update(t, b, lr);
+        if (t->blocks[b].active && (r = lisa__block_update(t, b, lr)) != LISA_OK) return r;
+    if (ops->end_step && (r = ops->end_step(t)) != LISA_OK) return r;
     t->step++;
     if (info) {
         info->step = t->step;
@@ -2807,13 +3226,29 @@ LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t) {
 /* Memory planner                                                             */
 /* ------------------------------------------------------------------------- */
 
+LISADEF void lisa_plan_block_state(const lisa_config *c, const lisa_train_config *tc, lisa_memory_plan *plan) {
+    lisa_layout L = lisa_layout_of(c);
+    size_t fixed = 0, layers_trained, layers_with_state;
+    int b;
+    for (b = 0; b < lisa_n_blocks(c); b++)
+        if (!lisa__is_layer_block(c, b) && lisa_fixed_block_trains(c, tc, b)) fixed += lisa_block_size(c, b);
+    layers_trained = tc->mode == LISA_MODE_FULL ? (size_t)c->n_layers : (size_t)tc->lisa_layers;
+    /* keep_state: every layer sampled so far keeps its moments; over a run, all of them. */
+    layers_with_state = tc->keep_state ? (size_t)c->n_layers : layers_trained;
+    plan->params = L.n_params;
+    plan->trained_params = fixed + layers_trained * L.layer.size;
+    plan->gradients = plan->trained_params * sizeof(float);
+    plan->optimizer = (fixed + layers_with_state * L.layer.size) * 2 * sizeof(float);
+}
+
+LISADEF size_t lisa_plan_total(const lisa_memory_plan *plan) {
+    return plan->weights + plan->gradients + plan->optimizer + plan->activations + plan->scratch + plan->tables;
+}
+
 LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_config *tc,
                                      lisa_dtype dtype, lisa_memory_plan *plan, lisa_error *err) {
     lisa_config rc = *c;
     lisa_train_config rt = *tc;
-    lisa_layout L;
-    size_t act, scratch, layers_trained, layers_with_state, fixed = 0;
-    int b;
     lisa_result r;
     memset(plan, 0, sizeof *plan);
     if ((r = lisa__config_check(&rc, NULL, err)) != LISA_OK) return r;
@@ -2822,23 +3257,12 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
         return lisa__fail(err, LISA_ERR_INVALID, "%s", "the CPU trainer is fp32 only; lisa_cuda_plan_memory "
                           "(lisa_cuda.h) plans the GPU trainer in bf16");
     if (dtype != LISA_DTYPE_F32) return lisa__fail(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
-    L = lisa_layout_of(&rc);
-    for (b = 0; b < lisa_n_blocks(&rc); b++)
-        if (!lisa__is_layer_block(&rc, b) && lisa_fixed_block_trains(&rc, &rt, b))
-            fixed += lisa_block_size(&rc, b);
-    layers_trained = rt.mode == LISA_MODE_FULL ? (size_t)rc.n_layers : (size_t)rt.lisa_layers;
-    /* keep_state: every layer sampled so far keeps its moments; over a run, all of them. */
-    layers_with_state = rt.keep_state ? (size_t)rc.n_layers : layers_trained;
-    plan->params = L.n_params;
-    plan->trained_params = fixed + layers_trained * L.layer.size;
-    lisa_acts_size(&rc, rt.batch, rt.seq, rt.checkpointing, &act, &scratch);
-    plan->gradients = plan->trained_params * sizeof(float);
-    plan->optimizer = (fixed + layers_with_state * L.layer.size) * 2 * sizeof(float);
-    plan->tables = lisa__trainer_tables_bytes(&rc, &rt);
+    if (rt.mode == LISA_MODE_FULL) rt.lisa_probs = NULL;
+    lisa_plan_block_state(&rc, &rt, plan);
+    lisa_acts_size(&rc, rt.batch, rt.seq, rt.checkpointing, &plan->activations, &plan->scratch);
+    plan->tables = lisa__trainer_tables(NULL, NULL, &rc, &rt, 0);
     plan->weights = lisa__model_bytes(&rc);
-    plan->activations = act;
-    plan->scratch = scratch;
-    plan->peak = plan->weights + plan->gradients + plan->optimizer + plan->activations + plan->scratch + plan->tables;
+    plan->peak = lisa_plan_total(plan);
     lisa__ok(err);
     return LISA_OK;
 }
@@ -4099,17 +4523,6 @@ static uint64_t lisa__hash_value(const lisa__hash *s) {
     return lisa__hash_mix(h, (uint64_t)s->n_tail);
 }
 
-/* Gives inactive block b room for moments kept across a switch (keep_state). */
-static lisa_result lisa__block_keep_moments(lisa_trainer *t, int b) {
-    size_t n = t->block_sizes[b];
-    lisa_block_state *s = &t->blocks[b];
-    if (s->m || n == 0) return LISA_OK;
-    s->m = (float *)lisa__alloc(&t->allocator, 2 * n * sizeof(float), &t->bytes);
-    if (!s->m) return LISA_ERR_NOMEM;
-    s->v = s->m + n;
-    return LISA_OK;
-}
-
 /* Reads the per-block optimizer state into an initialised trainer. */
 static lisa_result lisa__state_read_blocks(lisa_trainer *t, lisa__reader *r, const char *name, lisa_error *err) {
     int b, nb = lisa_n_blocks(&t->model->config);
@@ -4127,7 +4540,7 @@ static lisa_result lisa__state_read_blocks(lisa_trainer *t, lisa__reader *r, con
             return lisa__fail(err, LISA_ERR_FORMAT, "%s: block %d: state flags %d do not fit the settings", name, b, fs[0]);
         if (!has_moments) continue;
         if (r->size - r->pos < 2 * n * sizeof(float)) goto truncated;
-        if (lisa__block_keep_moments(t, b) != LISA_OK)
+        if (lisa_trainer_block_keep_moments(t, b) != LISA_OK)
             return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for block %d's moments", name, b);
         if (!lisa__read_f32(r, s->m, 2 * n)) goto truncated;
         s->step = fs[1];

@@ -33,7 +33,10 @@
    - lisa_cuda_config: dtype (bf16 weights and activations with fp32
      accumulation and fp32 master weights and moments for active blocks, or
      fp32 throughout for checking against the CPU), device index.
-   - lisa_cuda_trainer_*: the trainer, mirroring lisa_trainer_* of lisa.h.
+   - lisa_cuda_trainer_*: the trainer, mirroring lisa_trainer_* of lisa.h. It
+     is lisa.h's trainer core (lisa_trainer_core_init: the block lifecycle,
+     the sampler, the step sequence, AdamW's scalars, reserve_slots) with
+     device operations, so both trainers decide everything the same way.
    - lisa_cuda_trainer_to_cpu / lisa_cuda_trainer_from_cpu: its state as a
      CPU trainer and back, so that lisa.h's state files save and resume GPU
      runs exactly (on either device).
@@ -81,8 +84,9 @@ typedef struct lisa_cuda_trainer lisa_cuda_trainer;
    distribution as lisa_model_init_random() (not the same numbers) from
    init_seed, so that a 7B model needs no host copy. tc is lisa.h's training
    config: batch, seq, schedule, AdamW, clipping, checkpointing and LISA
-   (mode, gamma, K, order, probs, seed, freeze flags, keep_state) with the
-   CPU trainer's meaning; the same seed gives the same active layers. */
+   (mode, gamma, K, order, probs, seed, freeze flags, keep_state,
+   reserve_slots) with the CPU trainer's meaning; the same seed gives the
+   same active layers. With reserve_slots no step calls cudaMalloc or cudaFree. */
 LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **t, const lisa_config *mc,
                                              const lisa_model *m, uint64_t init_seed,
                                              const lisa_train_config *tc,
@@ -165,8 +169,11 @@ LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train
 #define LISA_CUDA_PLANNER_INCLUDED
 
 /* Where the device bytes go (lisa_cuda_plan_memory and the trainer both use
-   lisa__cuda_layout_of and the lisa__cuda_*_bytes functions below, so the plan
-   is the counted peak). E is the element type: bf16 (2 bytes) or fp32 (4).
+   lisa__cuda_layout_of and lisa__cuda_weight_bytes below, and lisa.h's
+   trainer core sizes and allocates the block state that lisa_plan_block_state
+   counts, so the plan is the counted peak). E is the element type: bf16 (2
+   bytes) or fp32 (4). With reserve_slots the layers' share is allocated at
+   creation and reused at every switch.
 
    weights      the whole model in E, one allocation (n_params x E); with bf16,
                 plus an fp32 master copy of each trained block (allocated when
@@ -305,25 +312,8 @@ static lisa__cuda_layout lisa__cuda_layout_of(const lisa_config *c, int B, int T
     return y;
 }
 
-/* Per-block state sizes in bytes, for n floats in the block. */
-static size_t lisa__cuda_grad_bytes(size_t n) { return n * sizeof(float); }
-static size_t lisa__cuda_master_bytes(size_t n, lisa_dtype d) { return d == LISA_DTYPE_BF16 ? n * sizeof(float) : 0; }
-static size_t lisa__cuda_moment_bytes(size_t n) { return 2 * n * sizeof(float); }
 static size_t lisa__cuda_weight_bytes(const lisa_config *c, lisa_dtype d) {
     return lisa_layout_of(c).n_params * lisa__cuda_elem_bytes(d);
-}
-
-static int lisa__cuda_is_layer_block(const lisa_config *c, int b) {
-    return b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(c->n_layers - 1);
-}
-
-static void lisa__cuda_set_error(lisa_error *err, lisa_result code, const char *fmt, ...) {
-    va_list ap;
-    if (!err) return;
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
 }
 
 /* Resolves and checks both configs with lisa.h's rules (LISA defaults
@@ -335,17 +325,17 @@ static lisa_result lisa__cuda_check_configs(lisa_config *c, lisa_train_config *t
     if ((r = lisa_train_config_resolve(tc, c, err)) != LISA_OK) return r;
     if (tc->mode == LISA_MODE_FULL) tc->lisa_probs = NULL;
     if (dtype != LISA_DTYPE_F32 && dtype != LISA_DTYPE_BF16) {
-        lisa__cuda_set_error(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
+        lisa_error_set(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
         return LISA_ERR_INVALID;
     }
     if ((long long)tc->batch * c->n_heads > 65535) { /* attention's grid rows */
-        lisa__cuda_set_error(err, LISA_ERR_INVALID, "batch %d x %d heads: the GPU trainer handles up to 65535",
-                             tc->batch, c->n_heads);
+        lisa_error_set(err, LISA_ERR_INVALID, "batch %d x %d heads: the GPU trainer handles up to 65535",
+                       tc->batch, c->n_heads);
         return LISA_ERR_INVALID;
     }
     if (c->dim / c->n_heads > LISA_CUDA_MAX_HEAD_DIM) {
-        lisa__cuda_set_error(err, LISA_ERR_INVALID, "head size %d: the GPU trainer handles up to %d",
-                             c->dim / c->n_heads, LISA_CUDA_MAX_HEAD_DIM);
+        lisa_error_set(err, LISA_ERR_INVALID, "head size %d: the GPU trainer handles up to %d",
+                       c->dim / c->n_heads, LISA_CUDA_MAX_HEAD_DIM);
         return LISA_ERR_INVALID;
     }
     return LISA_OK;
@@ -356,45 +346,18 @@ LISADEF lisa_result lisa_cuda_plan_memory(const lisa_config *c, const lisa_train
     lisa_config rc = *c;
     lisa_train_config rt = *tc;
     lisa__cuda_layout y;
-    size_t fixed = 0, layer, trained_layers, state_layers;
-    int b;
     lisa_result r;
     memset(plan, 0, sizeof *plan);
     if ((r = lisa__cuda_check_configs(&rc, &rt, dtype, err)) != LISA_OK) return r;
-    layer = lisa_layout_of(&rc).layer.size;
-    for (b = 0; b < lisa_n_blocks(&rc); b++)
-        if (!lisa__cuda_is_layer_block(&rc, b) && lisa_fixed_block_trains(&rc, &rt, b))
-            fixed += lisa_block_size(&rc, b);
-    trained_layers = rt.mode == LISA_MODE_FULL ? (size_t)rc.n_layers : (size_t)rt.lisa_layers;
-    state_layers = rt.keep_state && rt.mode != LISA_MODE_FULL ? (size_t)rc.n_layers : trained_layers;
-    plan->params = lisa_layout_of(&rc).n_params;
-    plan->trained_params = fixed + trained_layers * layer;
-    /* Sums of per-block sizes, as the blocks are allocated one by one. */
-    plan->weights = lisa__cuda_weight_bytes(&rc, dtype);
-    plan->gradients = 0;
-    plan->optimizer = 0;
-    for (b = 0; b < lisa_n_blocks(&rc); b++) {
-        size_t n = lisa_block_size(&rc, b);
-        int trains = lisa__cuda_is_layer_block(&rc, b) ? b - 1 < (int)trained_layers
-                                                         : lisa_fixed_block_trains(&rc, &rt, b);
-        int has_state = lisa__cuda_is_layer_block(&rc, b) ? b - 1 < (int)state_layers : trains;
-        if (n == 0) continue;
-        if (trains) {
-            plan->weights += lisa__cuda_master_bytes(n, dtype);
-            plan->gradients += lisa__cuda_grad_bytes(n);
-        }
-        if (has_state) plan->optimizer += lisa__cuda_moment_bytes(n);
-    }
+    lisa_plan_block_state(&rc, &rt, plan);
+    /* bf16: each trained block's fp32 master copy, its working copy in the trainer core */
+    plan->weights = lisa__cuda_weight_bytes(&rc, dtype) + (dtype == LISA_DTYPE_BF16 ? plan->trained_params * sizeof(float) : 0);
     y = lisa__cuda_layout_of(&rc, rt.batch, rt.seq, rt.checkpointing, dtype);
     plan->activations = y.acts_total;
     plan->scratch = y.scratch_total;
     plan->tables = y.tables_total;
-    plan->peak = plan->weights + plan->gradients + plan->optimizer + plan->activations + plan->scratch +
-                 plan->tables;
-    if (err) {
-        err->code = LISA_OK;
-        err->message[0] = 0;
-    }
+    plan->peak = lisa_plan_total(plan);
+    lisa_error_clear(err);
     return LISA_OK;
 }
 
@@ -435,36 +398,6 @@ static __device__ __forceinline__ void lisa__st(lisa__bf16 *p, float x) { *p = _
 template <typename E> static cudaDataType lisa__cuda_type(void);
 template <> cudaDataType lisa__cuda_type<float>(void) { return CUDA_R_32F; }
 template <> cudaDataType lisa__cuda_type<lisa__bf16>(void) { return CUDA_R_16BF; }
-
-/* The tensors of block b: offset in the block (floats), count, weight decay,
-   and init std (0: norm weights, set to 1). Returns how many (at most 9). */
-static int lisa__cuda_block_tensors(const lisa_config *c, int b, size_t *off, size_t *count, int *decay,
-                                    float *std) {
-    lisa_layout L = lisa_layout_of(c);
-    const lisa_layer_layout *y = &L.layer;
-    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim, kv = lisa__cuda_kv_dim(c);
-    float out_std = 0.02f * (1.0f / sqrtf(2.0f * (float)c->n_layers));
-    int i;
-    if (!lisa__cuda_is_layer_block(c, b)) {
-        off[0] = 0;
-        count[0] = lisa_block_size(c, b);
-        decay[0] = b != lisa_block_final_norm(c);
-        std[0] = decay[0] ? 0.02f : 0.0f;
-        return count[0] ? 1 : 0;
-    }
-    {
-        const size_t offs[9] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
-        const size_t counts[9] = {D, D * D, kv * D, kv * D, D * D, D, H * D, D * H, H * D};
-        const float stds[9] = {0.0f, 0.02f, 0.02f, 0.02f, out_std, 0.0f, 0.02f, out_std, 0.02f};
-        for (i = 0; i < 9; i++) {
-            off[i] = offs[i];
-            count[i] = counts[i];
-            std[i] = stds[i];
-            decay[i] = stds[i] != 0.0f;
-        }
-    }
-    return 9;
-}
 
 /* ------------------------------------------------------------------------- */
 /* Kernels                                                                    */
@@ -1017,29 +950,10 @@ static cudaError_t lisa__cuda_cross_entropy(float *row_loss, E *dlogits, const f
 
 /* --- AdamW, gradient norm ---------------------------------------------------- */
 
-/* The scalars of one AdamW step, computed on the host as lisa_adamw_update does. */
-typedef struct lisa__cuda_adamw {
-    float decay, one_minus_b1, beta2, one_minus_b2, step_size, bc2_sqrt, eps;
-} lisa__cuda_adamw;
-
-static lisa__cuda_adamw lisa__cuda_adamw_scalars(float lr, float beta1, float beta2, float eps, float weight_decay,
-                                                 int step) {
-    lisa__cuda_adamw a;
-    double bc1 = 1.0 - pow((double)beta1, step), bc2 = 1.0 - pow((double)beta2, step);
-    a.step_size = (float)(lr / bc1);
-    a.bc2_sqrt = (float)sqrt(bc2);
-    a.decay = (float)(1.0 - (double)lr * weight_decay);
-    a.one_minus_b1 = (float)(1.0 - beta1);
-    a.one_minus_b2 = (float)(1.0 - beta2);
-    a.beta2 = beta2;
-    a.eps = eps;
-    return a;
-}
-
 /* p (fp32 master) steps; copy (may be NULL) receives p in E. */
 template <typename E>
 __global__ void lisa__adamw_kernel(float *p, E *copy, const float *g, float *m, float *v, size_t n,
-                                   lisa__cuda_adamw a) {
+                                   lisa_adamw_scalars a) {
     LISA__CUDA_FOR(i, n) {
         float gi = g[i], pi = p[i] * a.decay, mi = m[i], vi;
         mi += a.one_minus_b1 * (gi - mi);
@@ -1054,7 +968,7 @@ __global__ void lisa__adamw_kernel(float *p, E *copy, const float *g, float *m, 
 
 template <typename E>
 static cudaError_t lisa__cuda_adamw_update(float *p, E *copy, const float *g, float *m, float *v, size_t n,
-                                           lisa__cuda_adamw a) {
+                                           lisa_adamw_scalars a) {
     LISA__CUDA_LAUNCH(lisa__adamw_kernel<E>, lisa__cuda_grid(n), LISA__CUDA_THREADS, p, copy, g, m, v, n, a);
     return cudaGetLastError();
 }
@@ -1134,35 +1048,31 @@ static cublasStatus_t lisa__cuda_linear_backward_dw(cublasHandle_t h, float *dw,
 /* Trainer                                                                    */
 /* ------------------------------------------------------------------------- */
 
-typedef struct lisa__cuda_block {
-    float *grad;             /* NULL while frozen */
-    float *master;           /* bf16: fp32 weights while active; NULL otherwise and with fp32 */
-    float *m, *v;            /* AdamW moments (one allocation at m), or NULL */
-    int step;
-    int active;
-} lisa__cuda_block;
-
+/* The trainer is lisa.h's trainer core (blocks, active layers, sampler, the
+   step sequence and AdamW's scalars) with device operations: the block
+   pointers of core are device memory, and each block's copy is, with bf16,
+   its fp32 master weights while it trains. */
 struct lisa_cuda_trainer {
     lisa_config c;                 /* resolved */
-    lisa_train_config tc;          /* resolved; lisa_probs points at probs */
     lisa_cuda_config cc;
     lisa_layout L;
     lisa__cuda_layout y;
+    lisa_model shape;              /* c and L only, no parameters: the model the core reads */
+    lisa_trainer core;             /* config resolved; lisa_probs points at the core's copy */
     cublasHandle_t blas;
     int has_blas;
     void *weights;                 /* (n_params) E, layer-major as on the CPU */
     unsigned char *acts, *scratch, *tables;
-    lisa__cuda_block *blocks;      /* (n_blocks), host */
-    int *active_layers, *next_layers;  /* (n_layers) each, host */
-    float *probs;                  /* (n_layers) or NULL */
     float *host_loss;              /* (B*T) row losses copied back */
     double *host_partials;         /* (n_blocks x LISA__CUDA_NORM_BLOCKS) */
     int *host_tokens;              /* (2 x B*T) */
-    lisa_sampler sampler;
-    int n_active, step, held_layer;
+    int held_layer;
     size_t bytes, peak_bytes;
     char message[256];
 };
+
+/* AdamW's m and v of a block of n floats, one allocation. */
+static size_t lisa__cuda_moment_bytes(size_t n) { return 2 * n * sizeof(float); }
 
 /* Both clear the runtime's last error: a failed call (cudaMalloc out of
    memory, an invalid argument) stays recorded until read, and the next
@@ -1228,7 +1138,7 @@ static void lisa__cuda_free(lisa_cuda_trainer *t, void *p, size_t bytes) {
 template <typename E> static E *lisa__cuda_weights(const lisa_cuda_trainer *t) { return (E *)t->weights; }
 
 template <typename E> static E *lisa__cuda_block_weights(const lisa_cuda_trainer *t, int b) {
-    return lisa__cuda_weights<E>(t) + lisa_block_offset(&t->c, b);
+    return lisa__cuda_weights<E>(t) + lisa_block_describe(&t->c, b).offset;
 }
 
 template <typename E> struct lisa__cuda_layer_w {
@@ -1259,7 +1169,7 @@ template <typename E> struct lisa__cuda_set {
 
 template <typename E> static lisa__cuda_set<E> lisa__cuda_layer_set(const lisa_cuda_trainer *t, int l) {
     const lisa__cuda_layout *y = &t->y;
-    unsigned char *p = t->acts + y->sets + (t->tc.checkpointing ? 0 : (size_t)l * y->set_stride);
+    unsigned char *p = t->acts + y->sets + (t->core.config.checkpointing ? 0 : (size_t)l * y->set_stride);
     lisa__cuda_set<E> s;
     s.rstd1 = (float *)(p + y->rstd1);
     s.lse = (float *)(p + y->lse);
@@ -1278,7 +1188,7 @@ template <typename E> static lisa__cuda_set<E> lisa__cuda_layer_set(const lisa_c
 }
 
 template <typename E> static E *lisa__cuda_layer_in(const lisa_cuda_trainer *t, int l) {
-    size_t BT = (size_t)t->tc.batch * t->tc.seq;
+    size_t BT = (size_t)t->core.config.batch * t->core.config.seq;
     return (E *)(t->acts + t->y.layer_in) + (size_t)l * BT * t->c.dim;
 }
 
@@ -1367,18 +1277,6 @@ template <typename E> static lisa_result lisa__cuda_head(lisa_cuda_trainer *t, i
     return LISA_OK;
 }
 
-/* Mean of the counted rows' losses, added in row order as lisa.h does. */
-static float lisa__cuda_mean_loss(const lisa_cuda_trainer *t, const int *targets, int BT) {
-    double sum = 0.0;
-    int counted = 0, i;
-    for (i = 0; i < BT; i++)
-        if (targets[i] >= 0) {
-            sum += t->host_loss[i];
-            counted++;
-        }
-    return counted ? (float)(sum / counted) : 0.0f;
-}
-
 /* --- backward ------------------------------------------------------------------- */
 
 /* Backward through layer l: dres (fp32) holds d(loss)/d(layer output) on
@@ -1437,167 +1335,29 @@ template <typename E> static lisa_result lisa__cuda_layer_backward(lisa_cuda_tra
    to the lowest block that wants a gradient, the embedding. */
 template <typename E> static lisa_result lisa__cuda_backward_layers(lisa_cuda_trainer *t, int B, int T) {
     const lisa_config *c = &t->c;
-    int BT = B * T, l, lowest;
+    float *const *grads = t->core.grad_ptrs;
+    int BT = B * T, l, lowest = lisa_backward_lowest_layer(c, grads);
     float *dres = (float *)(t->scratch + t->y.dres), *dxn = (float *)(t->scratch + t->y.dxn);
-    float *g_embed = t->blocks[LISA_BLOCK_EMBED].grad;
     lisa_result r;
     LISA__CU(t, cudaMemset(dres, 0, (size_t)BT * c->dim * sizeof(float)));
-    LISA__CU(t, lisa__cuda_rmsnorm_backward<E>(dres, t->blocks[lisa_block_final_norm(c)].grad, dxn,
+    LISA__CU(t, lisa__cuda_rmsnorm_backward<E>(dres, grads[lisa_block_final_norm(c)], dxn,
                                                lisa__cuda_layer_in<E>(t, c->n_layers),
                                                lisa__cuda_block_weights<E>(t, lisa_block_final_norm(c)),
                                                (const float *)(t->acts + t->y.final_rstd), BT, c->dim));
-    lowest = g_embed ? -1 : c->n_layers;
-    for (l = 0; l < c->n_layers && lowest == c->n_layers; l++)
-        if (t->blocks[LISA_BLOCK_LAYER(l)].grad) lowest = l;
     for (l = c->n_layers - 1; l >= 0 && l >= lowest; l--) {
-        if (t->tc.checkpointing && t->held_layer != l && (r = lisa__cuda_layer_forward<E>(t, l, B, T, NULL)) != LISA_OK)
+        if (t->core.config.checkpointing && t->held_layer != l &&
+            (r = lisa__cuda_layer_forward<E>(t, l, B, T, NULL)) != LISA_OK)
             return r;
-        if ((r = lisa__cuda_layer_backward<E>(t, l, B, T, t->blocks[LISA_BLOCK_LAYER(l)].grad)) != LISA_OK) return r;
+        if ((r = lisa__cuda_layer_backward<E>(t, l, B, T, grads[LISA_BLOCK_LAYER(l)])) != LISA_OK) return r;
     }
-    if (g_embed) LISA__CU(t, lisa__cuda_embedding_backward(g_embed, dres, lisa__cuda_inputs(t), BT, c->dim));
+    if (grads[LISA_BLOCK_EMBED])
+        LISA__CU(t, lisa__cuda_embedding_backward(grads[LISA_BLOCK_EMBED], dres, lisa__cuda_inputs(t), BT, c->dim));
     return LISA_OK;
 }
-
-/* --- optimizer ------------------------------------------------------------------- */
-
-/* Global norm over the trained blocks' gradients; scaled when over grad_clip. */
-static lisa_result lisa__cuda_clip(lisa_cuda_trainer *t, float *norm_out) {
-    int nb = lisa_n_blocks(&t->c), b, i;
-    double *partials = (double *)(t->tables + t->y.partials), total = 0.0;
-    float norm, clip = t->tc.grad_clip;
-    for (b = 0; b < nb; b++)
-        if (t->blocks[b].grad)
-            LISA__CU(t, lisa__cuda_sum_squares(partials + (size_t)b * LISA__CUDA_NORM_BLOCKS, t->blocks[b].grad,
-                                               lisa_block_size(&t->c, b)));
-    LISA__CU(t, cudaMemcpy(t->host_partials, partials, (size_t)nb * LISA__CUDA_NORM_BLOCKS * sizeof(double),
-                           cudaMemcpyDeviceToHost));
-    for (b = 0; b < nb; b++)
-        if (t->blocks[b].grad)
-            for (i = 0; i < LISA__CUDA_NORM_BLOCKS; i++) total += t->host_partials[(size_t)b * LISA__CUDA_NORM_BLOCKS + i];
-    norm = (float)sqrt(total);
-    *norm_out = norm;
-    if (clip > 0.0f && norm > clip)
-        for (b = 0; b < nb; b++)
-            if (t->blocks[b].grad)
-                LISA__CU(t, lisa__cuda_scale(t->blocks[b].grad, lisa_block_size(&t->c, b), clip / (norm + 1e-6f)));
-    return LISA_OK;
-}
-
-/* AdamW on every tensor of block b; norms get no weight decay. */
-template <typename E> static lisa_result lisa__cuda_block_update(lisa_cuda_trainer *t, int b, float lr) {
-    lisa__cuda_block *s = &t->blocks[b];
-    const lisa_train_config *tc = &t->tc;
-    size_t off[9], count[9];
-    int decay[9], n, i;
-    float std[9];
-    int bf16 = t->cc.dtype == LISA_DTYPE_BF16;
-    E *w = lisa__cuda_block_weights<E>(t, b);
-    float *p = bf16 ? s->master : (float *)(void *)w;
-    s->step++;
-    n = lisa__cuda_block_tensors(&t->c, b, off, count, decay, std);
-    for (i = 0; i < n; i++) {
-        lisa__cuda_adamw a = lisa__cuda_adamw_scalars(lr, tc->beta1, tc->beta2, tc->eps,
-                                                      decay[i] ? tc->weight_decay : 0.0f, s->step);
-        LISA__CU(t, lisa__cuda_adamw_update<E>(p + off[i], bf16 ? w + off[i] : (E *)NULL, s->grad + off[i],
-                                               s->m + off[i], s->v + off[i], count[i], a));
-    }
-    return LISA_OK;
-}
-
-/* --- block state ------------------------------------------------------------------ */
-
-/* Block b trains from now on: gradient, (bf16) master from the bf16 weights,
-   and zero moments at step 0 unless it kept them. Undoes itself on failure. */
-template <typename E> static lisa_result lisa__cuda_block_activate(lisa_cuda_trainer *t, int b) {
-    lisa__cuda_block *s = &t->blocks[b];
-    size_t n = lisa_block_size(&t->c, b);
-    int fresh = s->m == NULL;
-    void *grad = NULL, *master = NULL, *m = NULL;
-    cudaError_t e;
-    if (s->active || n == 0) return LISA_OK;
-    e = lisa__cuda_malloc(t, &grad, lisa__cuda_grad_bytes(n));
-    if (e == cudaSuccess) e = lisa__cuda_malloc(t, &master, lisa__cuda_master_bytes(n, t->cc.dtype));
-    if (e == cudaSuccess && fresh) e = lisa__cuda_malloc(t, &m, lisa__cuda_moment_bytes(n));
-    if (e == cudaSuccess && master) e = lisa__cuda_convert<float, E>((float *)master, lisa__cuda_block_weights<E>(t, b), n);
-    if (e == cudaSuccess && fresh) e = cudaMemset(m, 0, lisa__cuda_moment_bytes(n));
-    if (e != cudaSuccess) {
-        lisa__cuda_free(t, grad, lisa__cuda_grad_bytes(n));
-        lisa__cuda_free(t, master, lisa__cuda_master_bytes(n, t->cc.dtype));
-        lisa__cuda_free(t, m, lisa__cuda_moment_bytes(n));
-        return lisa__cuda_fail(t, e, "block activation");
-    }
-    s->grad = (float *)grad;
-    s->master = (float *)master;
-    if (fresh) {
-        s->m = (float *)m;
-        s->v = s->m + n;
-        s->step = 0;
-    }
-    s->active = 1;
-    return LISA_OK;
-}
-
-/* Block b stops training: gradient and master go, moments too unless kept. */
-static void lisa__cuda_block_deactivate(lisa_cuda_trainer *t, int b, int keep_moments) {
-    lisa__cuda_block *s = &t->blocks[b];
-    size_t n = lisa_block_size(&t->c, b);
-    lisa__cuda_free(t, s->grad, lisa__cuda_grad_bytes(n));
-    lisa__cuda_free(t, s->master, lisa__cuda_master_bytes(n, t->cc.dtype));
-    s->grad = s->master = NULL;
-    s->active = 0;
-    if (!keep_moments) {
-        lisa__cuda_free(t, s->m, lisa__cuda_moment_bytes(n));
-        s->m = s->v = NULL;
-        s->step = 0;
-    }
-}
-
-static int lisa__cuda_contains(const int *x, int n, int v) {
-    int i;
-    for (i = 0; i < n; i++)
-        if (x[i] == v) return 1;
-    return 0;
-}
-
-static void lisa__cuda_sort_ints(int *x, int n) {
-    int i, j;
-    for (i = 1; i < n; i++)
-        for (j = i; j > 0 && x[j - 1] > x[j]; j--) {
-            int tmp = x[j];
-            x[j] = x[j - 1];
-            x[j - 1] = tmp;
-        }
-}
-
-template <typename E> static lisa_result lisa__cuda_set_active(lisa_cuda_trainer *t, const int *layers, int n) {
-    int *next = t->next_layers, i, l;
-    lisa_result r = LISA_OK;
-    if (n < 0 || n > t->c.n_layers) return LISA_ERR_INVALID;
-    for (i = 0; i < n; i++) {
-        if (layers[i] < 0 || layers[i] >= t->c.n_layers || lisa__cuda_contains(layers, i, layers[i]))
-            return LISA_ERR_INVALID;
-    }
-    if (next != layers) memmove(next, layers, (size_t)n * sizeof(int));
-    lisa__cuda_sort_ints(next, n);
-    /* Release leaving layers before taking new ones, so a switch never holds
-       both. The blocks, not the list, say which layers are active: after a
-       switch that ran out of memory, the list is rebuilt from them. */
-    for (l = 0; l < t->c.n_layers; l++)
-        if (t->blocks[LISA_BLOCK_LAYER(l)].active && !lisa__cuda_contains(next, n, l))
-            lisa__cuda_block_deactivate(t, LISA_BLOCK_LAYER(l), t->tc.keep_state);
-    for (i = 0; i < n && r == LISA_OK; i++) r = lisa__cuda_block_activate<E>(t, LISA_BLOCK_LAYER(next[i]));
-    t->n_active = 0;
-    for (l = 0; l < t->c.n_layers; l++)
-        if (t->blocks[LISA_BLOCK_LAYER(l)].active) t->active_layers[t->n_active++] = l;
-    return r;
-}
-
-/* --- one step --------------------------------------------------------------------- */
 
 /* Copies the batch to the device; checks every id. */
-static lisa_result lisa__cuda_upload_batch(lisa_cuda_trainer *t, const int *inputs, const int *targets, int BT,
-                                           int *n_counted) {
-    int i, counted = 0, V = t->c.vocab_size;
+static lisa_result lisa__cuda_upload_batch(lisa_cuda_trainer *t, const int *inputs, const int *targets, int BT) {
+    int i, V = t->c.vocab_size;
     for (i = 0; i < BT; i++) {
         int tg = targets ? targets[i] : LISA_IGNORE;
         if (inputs[i] < 0 || inputs[i] >= V || tg < LISA_IGNORE || tg >= V) {
@@ -1607,65 +1367,125 @@ static lisa_result lisa__cuda_upload_batch(lisa_cuda_trainer *t, const int *inpu
         }
         t->host_tokens[i] = inputs[i];
         t->host_tokens[BT + i] = tg;
-        counted += tg >= 0;
     }
     LISA__CU(t, cudaMemcpy(lisa__cuda_inputs(t), t->host_tokens, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice));
     LISA__CU(t, cudaMemcpy(lisa__cuda_targets(t), t->host_tokens + BT, (size_t)BT * sizeof(int),
                            cudaMemcpyHostToDevice));
-    *n_counted = counted;
     return LISA_OK;
 }
 
-template <typename E> static lisa_result lisa__cuda_step(lisa_cuda_trainer *t, const int *inputs, const int *targets,
-                                                      lisa_step_info *info) {
+/* --- the trainer core's device operations ------------------------------------------ */
+
+static lisa_cuda_trainer *lisa__cuda_of(lisa_trainer *core) { return (lisa_cuda_trainer *)core->device; }
+
+static void *lisa__cuda_op_alloc(lisa_trainer *core, size_t bytes) {
+    lisa_cuda_trainer *t = lisa__cuda_of(core);
+    void *p;
+    cudaError_t e = lisa__cuda_malloc(t, &p, bytes);
+    if (e == cudaSuccess) return p;
+    (void)lisa__cuda_fail(t, e, "block memory");
+    return NULL;
+}
+
+static void lisa__cuda_op_free(lisa_trainer *core, void *p, size_t bytes) { lisa__cuda_free(lisa__cuda_of(core), p, bytes); }
+
+static lisa_result lisa__cuda_op_zero(lisa_trainer *core, float *p, size_t n) {
+    LISA__CU(lisa__cuda_of(core), cudaMemset(p, 0, n * sizeof(float)));
+    return LISA_OK;
+}
+
+/* bf16: a block that starts training gets its fp32 master from its bf16 weights. */
+template <typename E> static lisa_result lisa__cuda_op_fill_copy(lisa_trainer *core, int b) {
+    lisa_cuda_trainer *t = lisa__cuda_of(core);
+    LISA__CU(t, lisa__cuda_convert<float, E>(core->blocks[b].copy, lisa__cuda_block_weights<E>(t, b), core->block_sizes[b]));
+    return LISA_OK;
+}
+
+static lisa_result lisa__cuda_op_load_batch(lisa_trainer *core, const int *inputs, const int *targets) {
+    return lisa__cuda_upload_batch(lisa__cuda_of(core), inputs, targets, core->config.batch * core->config.seq);
+}
+
+template <typename E> static lisa_result lisa__cuda_op_forward_backward(lisa_trainer *core, const int *inputs,
+                                                                      const int *targets, float loss_scale,
+                                                                      float *loss) {
+    lisa_cuda_trainer *t = lisa__cuda_of(core);
     const lisa_config *c = &t->c;
-    int B = t->tc.batch, T = t->tc.seq, BT = B * T, nb = lisa_n_blocks(c), b, switched = 0, counted;
-    float loss, norm, lr, dloss;
+    int B = core->config.batch, T = core->config.seq, BT = B * T;
     lisa_result r;
-    if (t->step >= (1 << 30)) return LISA_ERR_INVALID; /* as lisa.h: step counters stay far from overflow */
-    if ((r = lisa__cuda_upload_batch(t, inputs, targets, BT, &counted)) != LISA_OK) return r;
-    if (t->tc.mode == LISA_MODE_LISA && t->step % t->tc.lisa_interval == 0) {
-        lisa_sampler_draw(&t->sampler, t->next_layers);
-        switched = 1;
-        if ((r = lisa__cuda_set_active<E>(t, t->next_layers, t->tc.lisa_layers)) != LISA_OK) return r;
-    }
-    for (b = 0; b < nb; b++)
-        if (t->blocks[b].grad)
-            LISA__CU(t, cudaMemset(t->blocks[b].grad, 0, lisa__cuda_grad_bytes(lisa_block_size(c, b))));
-    dloss = counted ? 1.0f / (float)counted : 0.0f;
+    (void)inputs;
+    (void)targets; /* on the device since load_batch */
     if ((r = lisa__cuda_forward_layers<E>(t, B, T)) != LISA_OK) return r;
-    if ((r = lisa__cuda_head<E>(t, BT, 1, dloss,
-                                t->blocks[c->tied_head ? LISA_BLOCK_EMBED : lisa_block_head(c)].grad)) != LISA_OK)
-        return r;
-    loss = lisa__cuda_mean_loss(t, t->host_tokens + BT, BT);
-    if ((r = lisa__cuda_backward_layers<E>(t, B, T)) != LISA_OK) return r;
-    if ((r = lisa__cuda_clip(t, &norm)) != LISA_OK) return r;
-    lr = lisa_schedule_lr(&t->tc.schedule, t->step);
+    r = lisa__cuda_head<E>(t, BT, 1, loss_scale, core->grad_ptrs[c->tied_head ? LISA_BLOCK_EMBED : lisa_block_head(c)]);
+    if (r != LISA_OK) return r;
+    *loss = lisa_mean_loss(t->host_loss, t->host_tokens + BT, BT);
+    return lisa__cuda_backward_layers<E>(t, B, T);
+}
+
+/* Partial sums per block on the device, added on the host in a fixed order. */
+static lisa_result lisa__cuda_op_sum_squares(lisa_trainer *core, double *total) {
+    lisa_cuda_trainer *t = lisa__cuda_of(core);
+    int nb = lisa_n_blocks(&t->c), b, i;
+    double *partials = (double *)(t->tables + t->y.partials), sum = 0.0;
     for (b = 0; b < nb; b++)
-        if (t->blocks[b].active && (r = lisa__cuda_block_update<E>(t, b, lr)) != LISA_OK) return r;
+        if (core->grad_ptrs[b])
+            LISA__CU(t, lisa__cuda_sum_squares(partials + (size_t)b * LISA__CUDA_NORM_BLOCKS, core->grad_ptrs[b],
+                                               core->block_sizes[b]));
+    LISA__CU(t, cudaMemcpy(t->host_partials, partials, (size_t)nb * LISA__CUDA_NORM_BLOCKS * sizeof(double),
+                           cudaMemcpyDeviceToHost));
+    for (b = 0; b < nb; b++)
+        if (core->grad_ptrs[b])
+            for (i = 0; i < LISA__CUDA_NORM_BLOCKS; i++) sum += t->host_partials[(size_t)b * LISA__CUDA_NORM_BLOCKS + i];
+    *total = sum;
+    return LISA_OK;
+}
+
+static lisa_result lisa__cuda_op_scale_grads(lisa_trainer *core, float coef) {
+    int b;
+    for (b = 0; b < lisa_n_blocks(&lisa__cuda_of(core)->c); b++)
+        if (core->grad_ptrs[b])
+            LISA__CU(lisa__cuda_of(core), lisa__cuda_scale(core->grad_ptrs[b], core->block_sizes[b], coef));
+    return LISA_OK;
+}
+
+/* AdamW on the fp32 master (bf16, then rounded into the weights) or on the
+   fp32 weights themselves. */
+template <typename E> static lisa_result lisa__cuda_op_update(lisa_trainer *core, int b, size_t offset, size_t n,
+                                                            const lisa_adamw_scalars *a) {
+    lisa_cuda_trainer *t = lisa__cuda_of(core);
+    const lisa_block_state *s = &core->blocks[b];
+    int bf16 = sizeof(E) != sizeof(float);
+    E *w = lisa__cuda_block_weights<E>(t, b);
+    float *p = bf16 ? s->copy : (float *)(void *)w;
+    LISA__CU(t, lisa__cuda_adamw_update<E>(p + offset, bf16 ? w + offset : (E *)NULL, s->grad + offset, s->m + offset,
+                                           s->v + offset, n, *a));
+    return LISA_OK;
+}
+
+static lisa_result lisa__cuda_op_end_step(lisa_trainer *core) {
+    lisa_cuda_trainer *t = lisa__cuda_of(core);
     LISA__CU(t, cudaDeviceSynchronize());
-    t->step++;
-    if (info) {
-        info->step = t->step;
-        info->loss = loss;
-        info->lr = lr;
-        info->grad_norm = norm;
-        info->switched = switched;
-    }
     t->message[0] = 0;
     return LISA_OK;
 }
 
+template <typename E> static const lisa_trainer_ops *lisa__cuda_ops(void) {
+    static const lisa_trainer_ops ops = {
+        lisa__cuda_op_alloc, lisa__cuda_op_free, lisa__cuda_op_zero, sizeof(E) == sizeof(float) ? 0u : 1u,
+        lisa__cuda_op_fill_copy<E>, lisa__cuda_op_load_batch, lisa__cuda_op_forward_backward<E>,
+        lisa__cuda_op_sum_squares, lisa__cuda_op_scale_grads, lisa__cuda_op_update<E>, lisa__cuda_op_end_step};
+    return &ops;
+}
+
 template <typename E> static lisa_result lisa__cuda_eval(lisa_cuda_trainer *t, const int *inputs, const int *targets,
                                                       int B, int T, float *loss) {
-    int BT = B * T, counted;
+    int BT = B * T;
     lisa_result r;
-    if (B < 1 || B > t->tc.batch || T < 1 || T > t->tc.seq) return LISA_ERR_INVALID;
-    if ((r = lisa__cuda_upload_batch(t, inputs, targets, BT, &counted)) != LISA_OK) return r;
+    if (B < 1 || B > t->core.config.batch || T < 1 || T > t->core.config.seq) return LISA_ERR_INVALID;
+    if ((r = lisa__cuda_upload_batch(t, inputs, targets, BT)) != LISA_OK) return r;
     if ((r = lisa__cuda_forward_layers<E>(t, B, T)) != LISA_OK) return r;
     if ((r = lisa__cuda_head<E>(t, BT, 0, 0.0f, NULL)) != LISA_OK) return r;
     t->held_layer = -1; /* the set's values are those of a different batch shape now */
-    *loss = lisa__cuda_mean_loss(t, t->host_tokens + BT, BT);
+    *loss = lisa_mean_loss(t->host_loss, t->host_tokens + BT, BT);
     t->message[0] = 0;
     return LISA_OK;
 }
@@ -1676,9 +1496,10 @@ template <typename E> static lisa_result lisa__cuda_eval(lisa_cuda_trainer *t, c
    for bf16) or drawn on the device from seed. */
 template <typename E> static lisa_result lisa__cuda_init_weights(lisa_cuda_trainer *t, const lisa_model *m,
                                                               uint64_t seed) {
-    int nb = lisa_n_blocks(&t->c), b, i, n;
+    int nb = lisa_n_blocks(&t->c), b, i;
     for (b = 0; b < nb; b++) {
-        size_t count = lisa_block_size(&t->c, b), base = lisa_block_offset(&t->c, b), j;
+        lisa_block_desc d = lisa_block_describe(&t->c, b);
+        size_t count = d.size, base = d.offset, j;
         E *dst = lisa__cuda_block_weights<E>(t, b);
         if (count == 0) continue;
         if (m && sizeof(E) == sizeof(float)) {
@@ -1695,20 +1516,18 @@ template <typename E> static lisa_result lisa__cuda_init_weights(lisa_cuda_train
             free(h);
             LISA__CU(t, e);
         } else {
-            size_t off[9], cnt[9];
-            int decay[9];
-            float std[9];
-            n = lisa__cuda_block_tensors(&t->c, b, off, cnt, decay, std);
-            for (i = 0; i < n; i++) LISA__CU(t, lisa__cuda_fill<E>(dst + off[i], cnt[i], seed, base + off[i], std[i]));
+            for (i = 0; i < d.n_tensors; i++) {
+                const lisa_block_tensor *x = &d.tensors[i];
+                LISA__CU(t, lisa__cuda_fill<E>(dst + x->offset, x->size, seed, base + x->offset, x->init_std));
+            }
         }
     }
     return LISA_OK;
 }
 
-/* Device memory, weights, tables and the blocks that train from the start. */
+/* Device memory, weights and tables; the trainer core's block memory comes after. */
 template <typename E> static lisa_result lisa__cuda_setup(lisa_cuda_trainer *t, const lisa_model *m, uint64_t seed) {
     const lisa_config *c = &t->c;
-    int nb = lisa_n_blocks(c), b, l;
     float *rope;
     lisa_result r;
     void *p;
@@ -1727,21 +1546,13 @@ template <typename E> static lisa_result lisa__cuda_setup(lisa_cuda_trainer *t, 
         snprintf(t->message, sizeof t->message, "out of host memory for the RoPE table");
         return LISA_ERR_NOMEM;
     }
-    lisa__cuda_rope_table(rope, t->tc.seq, c->dim / c->n_heads, c->rope_theta);
+    lisa__cuda_rope_table(rope, t->core.config.seq, c->dim / c->n_heads, c->rope_theta);
     {
         cudaError_t e = cudaMemcpy(t->tables + t->y.rope, rope,
-                                   (size_t)t->tc.seq * (c->dim / c->n_heads / 2) * 2 * sizeof(float),
+                                   (size_t)t->core.config.seq * (c->dim / c->n_heads / 2) * 2 * sizeof(float),
                                    cudaMemcpyHostToDevice);
         free(rope);
         LISA__CU(t, e);
-    }
-    for (b = 0; b < nb; b++)
-        if (!lisa__cuda_is_layer_block(c, b) && lisa_fixed_block_trains(c, &t->tc, b) &&
-            (r = lisa__cuda_block_activate<E>(t, b)) != LISA_OK)
-            return r;
-    if (t->tc.mode == LISA_MODE_FULL) {
-        for (l = 0; l < c->n_layers; l++) t->next_layers[l] = l;
-        if ((r = lisa__cuda_set_active<E>(t, t->next_layers, c->n_layers)) != LISA_OK) return r;
     }
     LISA__CU(t, cudaDeviceSynchronize());
     return LISA_OK;
@@ -1751,8 +1562,9 @@ template <typename E> static lisa_result lisa__cuda_get_model(const lisa_cuda_tr
     lisa_cuda_trainer *t = (lisa_cuda_trainer *)tc; /* for its message only */
     int nb = lisa_n_blocks(&t->c), b;
     for (b = 0; b < nb; b++) {
-        size_t count = lisa_block_size(&t->c, b), base = lisa_block_offset(&t->c, b), j;
-        const float *master = t->blocks[b].master;
+        lisa_block_desc d = lisa_block_describe(&t->c, b);
+        size_t count = d.size, base = d.offset, j;
+        const float *master = t->core.blocks[b].copy;
         if (count == 0) continue;
         if (master || sizeof(E) == sizeof(float)) {
             const void *src = master ? (const void *)master : (const void *)lisa__cuda_block_weights<E>(t, b);
@@ -1799,7 +1611,7 @@ LISADEF lisa_result lisa_cuda_device_query(int index, lisa_cuda_device *d, lisa_
         (e = cudaMemGetInfo(&d->free_bytes, &d->total_bytes)) != cudaSuccess) {
         if (previous >= 0) (void)cudaSetDevice(previous); /* the caller's device stays current */
         (void)cudaGetLastError();
-        lisa__cuda_set_error(err, LISA_ERR_DEVICE, "CUDA device %d: %s", index, cudaGetErrorString(e));
+        lisa_error_set(err, LISA_ERR_DEVICE, "CUDA device %d: %s", index, cudaGetErrorString(e));
         return LISA_ERR_DEVICE;
     }
     (void)cudaSetDevice(previous);
@@ -1824,39 +1636,24 @@ LISADEF lisa_cuda_config lisa_cuda_config_default(void) {
     return c;
 }
 
-/* Host tables of the trainer; fails only for want of host memory. */
-static int lisa__cuda_host_tables(lisa_cuda_trainer *t, const float *probs) {
-    int nb = lisa_n_blocks(&t->c), L = t->c.n_layers;
-    size_t BT = (size_t)t->tc.batch * t->tc.seq;
-    t->blocks = (lisa__cuda_block *)calloc((size_t)nb, sizeof(lisa__cuda_block));
-    t->active_layers = (int *)calloc(2 * (size_t)L, sizeof(int));
-    t->next_layers = t->active_layers ? t->active_layers + L : NULL;
+/* Host buffers of the device side; fails only for want of host memory. */
+static int lisa__cuda_host_buffers(lisa_cuda_trainer *t) {
+    size_t BT = (size_t)t->core.config.batch * t->core.config.seq;
     t->host_loss = (float *)calloc(BT, sizeof(float));
-    t->host_partials = (double *)calloc((size_t)nb * LISA__CUDA_NORM_BLOCKS, sizeof(double));
+    t->host_partials = (double *)calloc((size_t)lisa_n_blocks(&t->c) * LISA__CUDA_NORM_BLOCKS, sizeof(double));
     t->host_tokens = (int *)calloc(2 * BT, sizeof(int));
-    if (probs) {
-        t->probs = (float *)malloc((size_t)L * sizeof(float));
-        if (t->probs) memcpy(t->probs, probs, (size_t)L * sizeof(float));
-    }
-    t->tc.lisa_probs = t->probs;
-    return t->blocks && t->active_layers && t->host_loss && t->host_partials && t->host_tokens &&
-           (!probs || t->probs);
+    return t->host_loss && t->host_partials && t->host_tokens;
 }
 
 LISADEF void lisa_cuda_trainer_free(lisa_cuda_trainer *t) {
-    int b;
     if (!t) return;
     (void)cudaSetDevice(t->cc.device);
-    if (t->blocks)
-        for (b = 0; b < lisa_n_blocks(&t->c); b++) lisa__cuda_block_deactivate(t, b, 0);
+    lisa_trainer_free(&t->core); /* block memory, through the device operations */
     if (t->has_blas) cublasDestroy(t->blas); /* before its workspace goes */
     lisa__cuda_free(t, t->scratch, t->y.scratch_total);
     lisa__cuda_free(t, t->acts, t->y.acts_total);
     lisa__cuda_free(t, t->tables, t->y.tables_total);
     lisa__cuda_free(t, t->weights, lisa__cuda_weight_bytes(&t->c, t->cc.dtype));
-    free(t->blocks);
-    free(t->active_layers);
-    free(t->probs);
     free(t->host_loss);
     free(t->host_partials);
     free(t->host_tokens);
@@ -1877,48 +1674,51 @@ LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **out, const lisa
     lisa_cuda_config rcc = cc ? *cc : lisa_cuda_config_default();
     lisa_cuda_trainer *t;
     lisa_result r;
+    cudaError_t e;
     int n_devices = lisa_cuda_device_count();
     *out = NULL;
     if ((r = lisa__cuda_check_configs(&rc, &rt, rcc.dtype, err)) != LISA_OK) return r;
     if (m && !lisa__cuda_same_shape(&m->config, &rc)) {
-        lisa__cuda_set_error(err, LISA_ERR_INVALID, "the model's config differs from the trainer's");
+        lisa_error_set(err, LISA_ERR_INVALID, "the model's config differs from the trainer's");
         return LISA_ERR_INVALID;
     }
     if (rcc.device < 0 || rcc.device >= n_devices) {
         if (n_devices == 0)
-            lisa__cuda_set_error(err, LISA_ERR_DEVICE, "no CUDA device: no GPU, or no driver for it");
+            lisa_error_set(err, LISA_ERR_DEVICE, "no CUDA device: no GPU, or no driver for it");
         else
-            lisa__cuda_set_error(err, LISA_ERR_DEVICE, "CUDA device %d: there are only %d (0 to %d)", rcc.device,
-                                 n_devices, n_devices - 1);
+            lisa_error_set(err, LISA_ERR_DEVICE, "CUDA device %d: there are only %d (0 to %d)", rcc.device,
+                           n_devices, n_devices - 1);
         return LISA_ERR_DEVICE;
     }
     if (cudaSetDevice(rcc.device) != cudaSuccess) {
-        lisa__cuda_set_error(err, LISA_ERR_DEVICE, "CUDA device %d: %s", rcc.device,
-                             cudaGetErrorString(cudaGetLastError()));
+        lisa_error_set(err, LISA_ERR_DEVICE, "CUDA device %d: %s", rcc.device,
+                       cudaGetErrorString(cudaGetLastError()));
         return LISA_ERR_DEVICE;
     }
     t = (lisa_cuda_trainer *)calloc(1, sizeof *t);
     if (!t) {
-        lisa__cuda_set_error(err, LISA_ERR_NOMEM, "out of host memory for the trainer");
+        lisa_error_set(err, LISA_ERR_NOMEM, "out of host memory for the trainer");
         return LISA_ERR_NOMEM;
     }
     t->c = rc;
-    t->tc = rt;
     t->cc = rcc;
     t->L = lisa_layout_of(&rc);
     t->y = lisa__cuda_layout_of(&rc, rt.batch, rt.seq, rt.checkpointing, rcc.dtype);
     t->held_layer = -1;
-    if (!lisa__cuda_host_tables(t, rt.lisa_probs)) {
+    t->shape.config = rc;
+    t->shape.layout = t->L;
+    r = lisa_trainer_core_init(&t->core, &t->shape, &rt,
+                               rcc.dtype == LISA_DTYPE_BF16 ? lisa__cuda_ops<lisa__bf16>() : lisa__cuda_ops<float>(),
+                               t, NULL, err);
+    if (r != LISA_OK || !lisa__cuda_host_buffers(t)) {
         lisa_cuda_trainer_free(t);
-        lisa__cuda_set_error(err, LISA_ERR_NOMEM, "out of host memory for the trainer's tables");
-        return LISA_ERR_NOMEM;
+        if (r == LISA_OK) r = lisa_error_set(err, LISA_ERR_NOMEM, "out of host memory for the trainer's tables");
+        return r;
     }
-    if (rt.mode != LISA_MODE_FULL)
-        lisa_sampler_init(&t->sampler, rc.n_layers, rt.lisa_layers, rt.lisa_order, t->probs, rt.lisa_seed);
     if (cublasCreate(&t->blas) != CUBLAS_STATUS_SUCCESS) {
         (void)cudaGetLastError(); /* what failed inside it, so that a later trainer does not see it */
         lisa_cuda_trainer_free(t);
-        lisa__cuda_set_error(err, LISA_ERR_DEVICE, "cuBLAS could not start");
+        lisa_error_set(err, LISA_ERR_DEVICE, "cuBLAS could not start");
         return LISA_ERR_DEVICE;
     }
     t->has_blas = 1;
@@ -1926,19 +1726,18 @@ LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **out, const lisa
     if (cublasSetMathMode(t->blas, rcc.dtype == LISA_DTYPE_F32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH) !=
         CUBLAS_STATUS_SUCCESS) {
         lisa_cuda_trainer_free(t);
-        lisa__cuda_set_error(err, LISA_ERR_DEVICE, "cuBLAS math mode");
+        lisa_error_set(err, LISA_ERR_DEVICE, "cuBLAS math mode");
         return LISA_ERR_DEVICE;
     }
     r = LISA__CUDA_DISPATCH(t, lisa__cuda_setup, t, m, init_seed);
+    if (r == LISA_OK) r = lisa_trainer_core_start(&t->core, NULL);
+    if (r == LISA_OK && (e = cudaDeviceSynchronize()) != cudaSuccess) r = lisa__cuda_fail(t, e, "cudaDeviceSynchronize()");
     if (r != LISA_OK) {
-        lisa__cuda_set_error(err, r, "%s", t->message);
+        lisa_error_set(err, r, "%s", t->message[0] ? t->message : "out of device memory for gradients and optimizer state");
         lisa_cuda_trainer_free(t);
         return r;
     }
-    if (err) {
-        err->code = LISA_OK;
-        err->message[0] = 0;
-    }
+    lisa_error_clear(err);
     *out = t;
     return LISA_OK;
 }
@@ -1946,7 +1745,7 @@ LISADEF lisa_result lisa_cuda_trainer_create(lisa_cuda_trainer **out, const lisa
 LISADEF lisa_result lisa_cuda_trainer_step(lisa_cuda_trainer *t, const int *inputs, const int *targets,
                                            lisa_step_info *info) {
     lisa_result r = lisa__cuda_use(t);
-    return r != LISA_OK ? r : LISA__CUDA_DISPATCH(t, lisa__cuda_step, t, inputs, targets, info);
+    return r != LISA_OK ? r : lisa_trainer_step(&t->core, inputs, targets, info);
 }
 
 LISADEF lisa_result lisa_cuda_trainer_eval(lisa_cuda_trainer *t, const int *inputs, const int *targets, int B, int T,
@@ -1957,46 +1756,42 @@ LISADEF lisa_result lisa_cuda_trainer_eval(lisa_cuda_trainer *t, const int *inpu
 
 LISADEF lisa_result lisa_cuda_trainer_set_active_layers(lisa_cuda_trainer *t, const int *layers, int n) {
     lisa_result r = lisa__cuda_use(t);
-    if (r == LISA_OK) r = LISA__CUDA_DISPATCH(t, lisa__cuda_set_active, t, layers, n);
+    if (r == LISA_OK) r = lisa_trainer_set_active_layers(&t->core, layers, n);
     if (r == LISA_OK) t->message[0] = 0;
     return r;
 }
 
 LISADEF int lisa_cuda_trainer_active_layers(const lisa_cuda_trainer *t, int *layers) {
-    if (layers) memcpy(layers, t->active_layers, (size_t)t->n_active * sizeof(int));
-    return t->n_active;
+    if (layers) memcpy(layers, t->core.active_layers, (size_t)t->core.n_active * sizeof(int));
+    return t->core.n_active;
 }
 
 LISADEF lisa_result lisa_cuda_trainer_get_model(const lisa_cuda_trainer *t, lisa_model *m, lisa_error *err) {
     lisa_result r;
     if (!lisa__cuda_same_shape(&m->config, &t->c)) {
-        lisa__cuda_set_error(err, LISA_ERR_INVALID, "the model's config differs from the trainer's");
+        lisa_error_set(err, LISA_ERR_INVALID, "the model's config differs from the trainer's");
         return LISA_ERR_INVALID;
     }
     r = lisa__cuda_use((lisa_cuda_trainer *)t); /* for its message only */
     if (r == LISA_OK) r = LISA__CUDA_DISPATCH(t, lisa__cuda_get_model, t, m);
-    if (r != LISA_OK) lisa__cuda_set_error(err, r, "%s", t->message);
-    else if (err) {
-        err->code = LISA_OK;
-        err->message[0] = 0;
-    }
+    if (r != LISA_OK) lisa_error_set(err, r, "%s", t->message);
+    else lisa_error_clear(err);
     return r;
 }
 
 /* --- state through a CPU trainer ----------------------------------------------- */
 
-/* The CPU trainer's layers as the GPU trainer's. A layer that kept moments
-   while frozen (keep_state) gets them on the CPU by being made active alone
-   once: it keeps them when it leaves. */
+/* The CPU trainer's layers as the GPU trainer's, frozen layers that kept
+   their moments (keep_state) included. */
 static lisa_result lisa__cuda_cpu_layers(const lisa_cuda_trainer *t, lisa_trainer *cpu) {
     int l;
     lisa_result r;
-    if (t->tc.mode == LISA_MODE_FULL) return LISA_OK; /* lisa_trainer_init made every layer active */
+    if (t->core.config.mode == LISA_MODE_FULL) return LISA_OK; /* lisa_trainer_init made every layer active */
     for (l = 0; l < t->c.n_layers; l++) {
-        const lisa__cuda_block *s = &t->blocks[LISA_BLOCK_LAYER(l)];
-        if (s->m && !s->active && (r = lisa_trainer_set_active_layers(cpu, &l, 1)) != LISA_OK) return r;
+        const lisa_block_state *s = &t->core.blocks[LISA_BLOCK_LAYER(l)];
+        if (s->m && !s->active && (r = lisa_trainer_block_keep_moments(cpu, LISA_BLOCK_LAYER(l))) != LISA_OK) return r;
     }
-    return lisa_trainer_set_active_layers(cpu, t->active_layers, t->n_active);
+    return lisa_trainer_set_active_layers(cpu, t->core.active_layers, t->core.n_active);
 }
 
 /* Every block's moments and step, the sampler and the step count into cpu,
@@ -2004,20 +1799,20 @@ static lisa_result lisa__cuda_cpu_layers(const lisa_cuda_trainer *t, lisa_traine
 static lisa_result lisa__cuda_state_to_cpu(lisa_cuda_trainer *t, lisa_trainer *cpu) {
     int b;
     for (b = 0; b < lisa_n_blocks(&t->c); b++) {
-        const lisa__cuda_block *s = &t->blocks[b];
+        const lisa_block_state *s = &t->core.blocks[b];
         lisa_block_state *h = &cpu->blocks[b];
         if (!s->m) continue;
         if (!h->m || h->active != s->active) {
             snprintf(t->message, sizeof t->message, "block %d: the CPU trainer's state does not match", b);
             return LISA_ERR_INVALID;
         }
-        LISA__CU(t, cudaMemcpy(h->m, s->m, lisa__cuda_moment_bytes(lisa_block_size(&t->c, b)),
+        LISA__CU(t, cudaMemcpy(h->m, s->m, lisa__cuda_moment_bytes(t->core.block_sizes[b]),
                                cudaMemcpyDeviceToHost));
         h->step = s->step;
     }
-    cpu->sampler.rng = t->sampler.rng;
-    cpu->sampler.next = t->sampler.next;
-    cpu->step = t->step;
+    cpu->sampler.rng = t->core.sampler.rng;
+    cpu->sampler.next = t->core.sampler.next;
+    cpu->step = t->core.step;
     return LISA_OK;
 }
 
@@ -2028,36 +1823,21 @@ LISADEF lisa_result lisa_cuda_trainer_to_cpu(const lisa_cuda_trainer *tc, lisa_t
     memset(cpu, 0, sizeof *cpu);
     if ((r = lisa_model_init(m, &t->c, NULL, err)) != LISA_OK) return r;
     if ((r = lisa_cuda_trainer_get_model(t, m, err)) != LISA_OK ||
-        (r = lisa_trainer_init(cpu, m, &t->tc, NULL, err)) != LISA_OK) {
+        (r = lisa_trainer_init(cpu, m, &t->core.config, NULL, err)) != LISA_OK) {
         lisa_model_free(m);
         return r;
     }
     if ((r = lisa__cuda_cpu_layers(t, cpu)) != LISA_OK)
-        lisa__cuda_set_error(err, r, "out of host memory for the CPU trainer's layers");
+        lisa_error_set(err, r, "out of host memory for the CPU trainer's layers");
     else if ((r = lisa__cuda_state_to_cpu(t, cpu)) != LISA_OK)
-        lisa__cuda_set_error(err, r, "%s", t->message);
+        lisa_error_set(err, r, "%s", t->message);
     if (r != LISA_OK) {
         lisa_trainer_free(cpu);
         lisa_model_free(m);
         return r;
     }
     t->message[0] = 0;
-    if (err) {
-        err->code = LISA_OK;
-        err->message[0] = 0;
-    }
-    return LISA_OK;
-}
-
-/* Room for the moments of frozen block b, which it kept (keep_state). */
-static lisa_result lisa__cuda_block_keep_moments(lisa_cuda_trainer *t, int b) {
-    lisa__cuda_block *s = &t->blocks[b];
-    size_t n = lisa_block_size(&t->c, b);
-    void *p;
-    if (s->m) return LISA_OK;
-    LISA__CU(t, lisa__cuda_malloc(t, &p, lisa__cuda_moment_bytes(n)));
-    s->m = (float *)p;
-    s->v = s->m + n;
+    lisa_error_clear(err);
     return LISA_OK;
 }
 
@@ -2066,26 +1846,29 @@ static lisa_result lisa__cuda_block_keep_moments(lisa_cuda_trainer *t, int b) {
    (t's bf16 weights are these rounded, as after an update). */
 static lisa_result lisa__cuda_state_from_cpu(lisa_cuda_trainer *t, const lisa_trainer *cpu) {
     int b;
-    lisa_result r;
     for (b = 0; b < lisa_n_blocks(&t->c); b++) {
-        lisa__cuda_block *s = &t->blocks[b];
+        lisa_block_state *s = &t->core.blocks[b];
         const lisa_block_state *h = &cpu->blocks[b];
-        size_t n = lisa_block_size(&t->c, b);
+        lisa_block_desc d = lisa_block_describe(&t->c, b);
+        size_t n = d.size;
         if (h->active != s->active) {
             snprintf(t->message, sizeof t->message, "block %d: the GPU trainer's state does not match", b);
             return LISA_ERR_INVALID;
         }
-        if (s->master)
-            LISA__CU(t, cudaMemcpy(s->master, cpu->model->params + lisa_block_offset(&t->c, b), n * sizeof(float),
+        if (s->copy)
+            LISA__CU(t, cudaMemcpy(s->copy, cpu->model->params + d.offset, n * sizeof(float),
                                    cudaMemcpyHostToDevice));
         if (!h->m) continue;
-        if ((r = lisa__cuda_block_keep_moments(t, b)) != LISA_OK) return r;
+        if (lisa_trainer_block_keep_moments(&t->core, b) != LISA_OK) {
+            if (!t->message[0]) snprintf(t->message, sizeof t->message, "block %d: no room for its kept moments", b);
+            return LISA_ERR_NOMEM;
+        }
         LISA__CU(t, cudaMemcpy(s->m, h->m, lisa__cuda_moment_bytes(n), cudaMemcpyHostToDevice));
         s->step = h->step;
     }
-    t->sampler.rng = cpu->sampler.rng;
-    t->sampler.next = cpu->sampler.next;
-    t->step = cpu->step;
+    t->core.sampler.rng = cpu->sampler.rng;
+    t->core.sampler.next = cpu->sampler.next;
+    t->core.step = cpu->step;
     LISA__CU(t, cudaDeviceSynchronize());
     return LISA_OK;
 }
@@ -2096,15 +1879,15 @@ LISADEF lisa_result lisa_cuda_trainer_from_cpu(lisa_cuda_trainer **out, const li
     lisa_result r;
     *out = NULL;
     if (!cpu->model) {
-        lisa__cuda_set_error(err, LISA_ERR_INVALID, "the CPU trainer is not initialised");
+        lisa_error_set(err, LISA_ERR_INVALID, "the CPU trainer is not initialised");
         return LISA_ERR_INVALID;
     }
     if ((r = lisa_cuda_trainer_create(&t, &cpu->model->config, cpu->model, 0, &cpu->config, cc, err)) != LISA_OK)
         return r;
-    if (t->tc.mode != LISA_MODE_FULL) r = lisa_cuda_trainer_set_active_layers(t, cpu->active_layers, cpu->n_active);
+    if (t->core.config.mode != LISA_MODE_FULL) r = lisa_cuda_trainer_set_active_layers(t, cpu->active_layers, cpu->n_active);
     if (r == LISA_OK) r = lisa__cuda_state_from_cpu(t, cpu);
     if (r != LISA_OK) {
-        lisa__cuda_set_error(err, r, "%s", t->message);
+        lisa_error_set(err, r, "%s", t->message);
         lisa_cuda_trainer_free(t);
         return r;
     }
@@ -2115,7 +1898,7 @@ LISADEF lisa_result lisa_cuda_trainer_from_cpu(lisa_cuda_trainer **out, const li
 
 LISADEF size_t lisa_cuda_trainer_bytes(const lisa_cuda_trainer *t) { return t->bytes; }
 LISADEF size_t lisa_cuda_trainer_peak_bytes(const lisa_cuda_trainer *t) { return t->peak_bytes; }
-LISADEF int lisa_cuda_trainer_steps(const lisa_cuda_trainer *t) { return t->step; }
+LISADEF int lisa_cuda_trainer_steps(const lisa_cuda_trainer *t) { return t->core.step; }
 LISADEF const char *lisa_cuda_trainer_message(const lisa_cuda_trainer *t) { return t->message; }
 
 #endif /* LISA_CUDA_IMPLEMENTATION_INCLUDED */

@@ -348,7 +348,7 @@ template <typename E> static void test_adamw(void) {
     E *copy = sizeof(E) == 2 ? (E *)dev_alloc(n * sizeof(E)) : (E *)NULL;
     lisa_adamw_update(p, g, m, v, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3);
     CHECK(cuda_ok(lisa__cuda_adamw_update<E>(P, copy, Gd, M, Vd, n,
-                                             lisa__cuda_adamw_scalars(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3))),
+                                             lisa_adamw_scalars_at(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3))),
           "adamw runs");
     CHECK(dev_err(P, p, n) <= 1e-6 && dev_err(M, m, n) <= 1e-6 && dev_err(Vd, v, n) <= 1e-6,
           "adamw (%s master) as lisa_adamw_update", name<E>());

@@ -32,6 +32,15 @@
                 plan categories scale with gamma; nothing left after free; a
                 switch that runs out of memory returns LISA_ERR_NOMEM, takes
                 no step, leaves a consistent trainer and training resumes
+    scaled     lisa_model_backward_scaled with 1/n is lisa_model_backward
+                bitwise and with 2/n exactly twice it; the cutoff is the
+                lowest layer that wants a gradient
+    reserve    reserve_slots: init holds the plan's peak, then an allocator
+                that fails every call sees none and no free over 80 steps
+                with 20+ switches (LISA and manual, keep_state, ckpt, tied,
+                clipping), and losses, norms, active sets, AdamW steps and
+                final parameters are bitwise those without it; manual mode
+                asking for more layers than slots gets LISA_ERR_NOMEM
     gamma = n  LISA with gamma = n_layers (K 3 and 1) is bitwise full mode
     invalid    rejected settings give LISA_ERR_INVALID (trainer and planner)
                 and allocate nothing; bad lisa_trainer_set_active_layers
@@ -71,6 +80,7 @@
    wrong size are caught. */
 typedef struct counter {
     size_t live, high;
+    size_t ever; /* every byte ever allocated: what a bump arena would use */
     long n_live;
     long bad_frees;
     long fail_after; /* allocations still allowed; < 0: no limit */
@@ -87,6 +97,7 @@ static void *cnt_alloc(void *user, size_t size) {
     if (!p) return NULL;
     memcpy(p, &size, sizeof size);
     c->live += size;
+    c->ever += size;
     c->n_live++;
     if (c->live > c->high) c->high = c->live;
     return p + CNT_HEADER;
@@ -992,6 +1003,185 @@ static void test_switch_nomem(int keep) {
     CHECK(cnt.live == 0 && cnt.n_live == 0 && cnt.bad_frees == 0, "%s: all freed", label);
 }
 
+/* reserve_slots: the trainer takes the plan's peak at init and never calls
+   the allocator again, over many switches (every call after init fails),
+   while its numbers stay bitwise those of the trainer without reserve. */
+typedef struct run_record {
+    float loss[80], norm[80];
+    float *params;
+    int active[80][5], n_active[80], step_of[8];
+} run_record;
+
+static void run_reserve(const char *label, const lisa_config *c, lisa_train_config tc, int n_steps, int reserve,
+                        run_record *rec) {
+    counter cnt;
+    lisa_allocator al = counting(&cnt);
+    lisa_memory_plan plan;
+    lisa_model m;
+    lisa_trainer t;
+    int inputs[12], targets[12], s, b, ok = 1, manual_ok = 1;
+    long n_live;
+    tc.reserve_slots = reserve;
+    CHECK(lisa_plan_memory(c, &tc, LISA_DTYPE_F32, &plan, NULL) == LISA_OK, "%s: plan", label);
+    if (init_model(&m, c, &al, 9) != 0) return;
+    if (init_trainer(&t, &m, &tc, &al) != 0) {
+        lisa_model_free(&m);
+        return;
+    }
+    if (reserve) {
+        CHECK(cnt.live == plan.peak && lisa_trainer_total_bytes(&t) == plan.peak && cnt.high == plan.peak,
+              "%s: init holds the plan's peak at once (allocator %zu, counted %zu, plan %zu)", label, cnt.live,
+              lisa_trainer_total_bytes(&t), plan.peak);
+        cnt.fail_after = 0; /* every allocation from now on fails */
+    }
+    n_live = cnt.n_live;
+    for (s = 0; s < n_steps; s++) {
+        lisa_step_info info;
+        lisa_result r;
+        make_batches(inputs, targets, 12, c->vocab_size, 500 + (uint64_t)s);
+        if (tc.mode == LISA_MODE_MANUAL) { /* a new set of at most gamma layers every step */
+            int set[2] = {(s * 3) % c->n_layers, (s * 3 + 1 + s % 2) % c->n_layers};
+            if (lisa_trainer_set_active_layers(&t, set, 1 + s % 2) != LISA_OK) manual_ok = 0;
+        }
+        r = lisa_trainer_step(&t, inputs, targets, &info);
+        if (r != LISA_OK) {
+            CHECK(0, "%s: step %d gives %d", label, s, (int)r);
+            break;
+        }
+        rec->loss[s] = info.loss;
+        rec->norm[s] = info.grad_norm;
+        rec->n_active[s] = t.n_active;
+        memcpy(rec->active[s], t.active_layers, (size_t)t.n_active * sizeof(int));
+        if (reserve && (cnt.n_live != n_live || cnt.live != plan.peak || lisa_trainer_total_bytes(&t) != plan.peak))
+            ok = 0;
+    }
+    CHECK(manual_ok, "%s: every set of layers fits the reserved slots", label);
+    for (b = 0; b < lisa_n_blocks(c) && b < 8; b++) rec->step_of[b] = t.blocks[b].step;
+    if (reserve) {
+        int three[3] = {0, 1, 2};
+        CHECK(ok, "%s: no allocation or free after init over %d steps (live %zu == plan.peak %zu)", label,
+              n_steps, cnt.live, plan.peak);
+        CHECK(cnt.ever == plan.peak, "%s: a bump arena would hold %zu bytes, plan.peak %zu", label, cnt.ever,
+              plan.peak);
+        if (tc.mode == LISA_MODE_MANUAL)
+            CHECK(lisa_trainer_set_active_layers(&t, three, 3) == LISA_ERR_NOMEM && t.n_active <= 2 &&
+                      cnt.n_live == n_live,
+                  "%s: more layers than slots: LISA_ERR_NOMEM, nothing allocated", label);
+    }
+    rec->params = copy_params(&m);
+    cnt.fail_after = -1;
+    lisa_trainer_free(&t);
+    lisa_model_free(&m);
+    CHECK(cnt.live == 0 && cnt.n_live == 0 && cnt.bad_frees == 0, "%s: all freed", label);
+}
+
+static void test_reserve(lisa_mode mode, int keep, int ckpt, int tied) {
+    static run_record plain, reserved;
+    lisa_config c = small_config(5, tied);
+    lisa_train_config tc = small_train(mode, 2, 2);
+    lisa_memory_plan p0, p1;
+    char label[96];
+    int n_steps = 80, switches = 0, s;
+    snprintf(label, sizeof label, "reserve_slots %s keep %d ckpt %d tied %d",
+             mode == LISA_MODE_MANUAL ? "manual" : "lisa", keep, ckpt, tied);
+    tc.keep_state = keep;
+    tc.checkpointing = ckpt;
+    tc.grad_clip = 0.5f; /* clipping on: the norm and its scaling go through the core too */
+    memset(&plain, 0, sizeof plain);
+    memset(&reserved, 0, sizeof reserved);
+    lisa_plan_memory(&c, &tc, LISA_DTYPE_F32, &p0, NULL);
+    tc.reserve_slots = 1;
+    lisa_plan_memory(&c, &tc, LISA_DTYPE_F32, &p1, NULL);
+    CHECK(p1.gradients == p0.gradients && p1.optimizer == p0.optimizer && p1.peak > p0.peak &&
+              p1.peak - p0.peak == p1.tables - p0.tables,
+          "%s: the plan is the same but for the slot table (%zu vs %zu)", label, p1.peak, p0.peak);
+    tc.reserve_slots = 0;
+    run_reserve(label, &c, tc, n_steps, 0, &plain);
+    run_reserve(label, &c, tc, n_steps, 1, &reserved);
+    if (!plain.params || !reserved.params) {
+        free(plain.params);
+        free(reserved.params);
+        return;
+    }
+    for (s = 1; s < n_steps; s++)
+        switches += plain.n_active[s] != plain.n_active[s - 1] ||
+                    memcmp(plain.active[s], plain.active[s - 1], (size_t)plain.n_active[s] * sizeof(int)) != 0;
+    CHECK(switches >= 20, "%s: the active set changed %d times (test setup)", label, switches);
+    CHECK(memcmp(plain.loss, reserved.loss, sizeof plain.loss) == 0 &&
+              memcmp(plain.norm, reserved.norm, sizeof plain.norm) == 0 &&
+              memcmp(plain.active, reserved.active, sizeof plain.active) == 0 &&
+              memcmp(plain.step_of, reserved.step_of, sizeof plain.step_of) == 0,
+          "%s: losses, gradient norms, active layers and AdamW steps bitwise those without reserve", label);
+    {
+        lisa_config rc = c;
+        lisa_config_resolve(&rc, NULL);
+        CHECK(memcmp(plain.params, reserved.params, lisa_layout_of(&rc).n_params * sizeof(float)) == 0,
+              "%s: final parameters bitwise those without reserve", label);
+    }
+    free(plain.params);
+    free(reserved.params);
+}
+
+/* lisa_model_backward_scaled: the caller's loss scale is what backward
+   multiplies by. 1/n is lisa_model_backward bitwise; a power of two times
+   that scales every gradient exactly (no rounding changes), so 2/n gives
+   exactly twice each one. */
+static void test_backward_scaled(void) {
+    lisa_config c = small_config(4, 0);
+    lisa_model m;
+    lisa_acts a;
+    lisa_error err;
+    float *g1[7], *g2[7];
+    int inputs[12], targets[12], b, n = 0, same = 1, doubled = 1, all_nonzero = 1;
+    size_t j;
+    if (init_model(&m, &c, NULL, 4) != 0) return;
+    if (lisa_acts_init(&a, &m.config, 2, 6, 1, NULL, &err) != LISA_OK) {
+        CHECK(0, "lisa_acts_init: %s", err.message);
+        lisa_model_free(&m);
+        return;
+    }
+    make_batches(inputs, targets, 12, c.vocab_size, 77);
+    targets[3] = LISA_IGNORE;
+    for (b = 0; b < 7; b++) { /* layer 0 and the embedding frozen: backward stops above layer 0 */
+        size_t sz = lisa_block_size(&m.config, b);
+        int trains = b != LISA_BLOCK_EMBED && b != LISA_BLOCK_LAYER(0);
+        g1[b] = trains ? (float *)calloc(sz, sizeof(float)) : NULL;
+        g2[b] = trains ? (float *)calloc(sz, sizeof(float)) : NULL;
+    }
+    CHECK(lisa_backward_lowest_layer(&m.config, g1) == 1, "the cutoff is the lowest layer that wants a gradient");
+    lisa_model_forward(&m, &a, inputs, targets, 2, 6);
+    n = a.n_counted;
+    lisa_model_backward(&m, &a, g1);
+    lisa_model_forward(&m, &a, inputs, targets, 2, 6);
+    lisa_model_backward_scaled(&m, &a, g2, 1.0f / (float)n);
+    for (b = 0; b < 7; b++)
+        if (g1[b] && memcmp(g1[b], g2[b], lisa_block_size(&m.config, b) * sizeof(float)) != 0) same = 0;
+    CHECK(n == 11 && same, "loss scale 1 / %d rows is lisa_model_backward bitwise", n);
+    for (b = 0; b < 7; b++)
+        if (g2[b]) memset(g2[b], 0, lisa_block_size(&m.config, b) * sizeof(float));
+    lisa_model_forward(&m, &a, inputs, targets, 2, 6);
+    lisa_model_backward_scaled(&m, &a, g2, 2.0f / (float)n);
+    for (b = 0; b < 7; b++) {
+        if (!g1[b]) continue;
+        for (j = 0; j < lisa_block_size(&m.config, b); j++)
+            if (g2[b][j] != 2.0f * g1[b][j]) doubled = 0;
+    }
+    CHECK(doubled, "loss scale 2 / n gives exactly twice every gradient");
+    for (b = 0; b < 7; b++) {
+        int nonzero = 0;
+        if (!g1[b]) continue;
+        for (j = 0; j < lisa_block_size(&m.config, b); j++) nonzero |= g1[b][j] != 0.0f;
+        if (!nonzero) all_nonzero = 0;
+    }
+    CHECK(all_nonzero, "every block that wants a gradient gets a nonzero one (the checks above are not vacuous)");
+    for (b = 0; b < 7; b++) {
+        free(g1[b]);
+        free(g2[b]);
+    }
+    lisa_acts_free(&a);
+    lisa_model_free(&m);
+}
+
 static void test_memory(void) {
     static const float probs[5] = {1.0f, 0.0f, 2.0f, 3.0f, 0.5f};
     lisa_config c5 = small_config(5, 0), c5t = small_config(5, 1);
@@ -1033,6 +1223,13 @@ static void test_memory(void) {
     check_memory("memory lisa g2 cyclic ckpt", &c5, &tc, 31);
     tc = small_train(LISA_MODE_LISA, 5, 1);
     check_memory("memory lisa g=n", &c5, &tc, 31);
+    tc = small_train(LISA_MODE_LISA, 2, 1);
+    tc.lisa_probs = probs;
+    tc.reserve_slots = 1;
+    check_memory("memory lisa g2 probs reserve_slots", &c5, &tc, 31);
+    tc = small_train(LISA_MODE_FULL, 0, 0);
+    tc.reserve_slots = 1;
+    check_memory("memory full reserve_slots (nothing to reserve)", &c5t, &tc, 3);
     /* gamma 1 on a one-layer model */
     {
         lisa_config c1 = small_config(1, 1);
@@ -1241,6 +1438,11 @@ static void test_invalid(void) {
         }
         expect_invalid("lisa_layers 0 (default 2) on a 1-layer model", &c1, &tc);
     }
+    tc = small_train(LISA_MODE_LISA, 2, 5);
+    tc.reserve_slots = 2;
+    expect_invalid("reserve_slots 2 (a flag)", &c3, &tc);
+    tc.reserve_slots = -1;
+    expect_invalid("reserve_slots -1", &c3, &tc);
     for (mode = LISA_MODE_LISA; mode <= LISA_MODE_MANUAL; mode++) {
         const char *mn = mode == LISA_MODE_LISA ? "lisa" : "manual";
         char what[96];
@@ -1616,6 +1818,12 @@ int main(int argc, char **argv) {
     test_memory();
     test_switch_nomem(0);
     test_switch_nomem(1);
+    test_backward_scaled();
+    test_reserve(LISA_MODE_LISA, 0, 0, 0);
+    test_reserve(LISA_MODE_LISA, 1, 1, 0);
+    test_reserve(LISA_MODE_LISA, 0, 1, 1);
+    test_reserve(LISA_MODE_MANUAL, 0, 0, 0);
+    test_reserve(LISA_MODE_MANUAL, 1, 0, 1);
     test_gamma_all(0, 3, 0, 0);
     test_gamma_all(1, 3, 1, 0);
     test_gamma_all(0, 1, 0, 1);
