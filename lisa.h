@@ -584,7 +584,9 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
 /* One optimizer step on inputs and targets (batch x seq). In LISA mode, a
    step s (counting from 0) with s % K == 0 first draws new layers. Returns
    LISA_ERR_NOMEM (and takes no step) if a newly active layer's memory cannot
-   be had, and LISA_ERR_INVALID after 2^30 steps. */
+   be had; called again, it retries that step with the same drawn layers, so
+   a run that recovers equals one that never failed. LISA_ERR_INVALID after
+   2^30 steps. */
 LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const int *targets,
                                       lisa_step_info *info);
 /* Makes exactly these decoder layers the trained ones (any order, no
@@ -3192,9 +3194,13 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
     if (ops->load_batch && (r = ops->load_batch(t, inputs, targets)) != LISA_OK) return r;
     if (t->config.mode == LISA_MODE_LISA && t->step % t->config.lisa_interval == 0) {
         int *next = t->active_layers + mc->n_layers;
+        lisa_sampler before = t->sampler;
         lisa_sampler_draw(&t->sampler, next);
         switched = 1;
-        if ((r = lisa_trainer_set_active_layers(t, next, t->config.lisa_layers)) != LISA_OK) return r;
+        if ((r = lisa_trainer_set_active_layers(t, next, t->config.lisa_layers)) != LISA_OK) {
+            t->sampler = before; /* the retried step draws the same layers, as if nothing had failed */
+            return r;
+        }
     }
     for (b = 0; b < nb; b++)
         if (t->grad_ptrs[b] && (r = ops->zero(t, t->grad_ptrs[b], t->block_sizes[b])) != LISA_OK) return r;

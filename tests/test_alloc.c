@@ -528,6 +528,8 @@ static lisa_result make_kv_cache(const void *p, const char *label, lisa_error *e
 
 #define SWITCH_STEPS 16
 
+static float *g_switch_ref; /* the weights after the run in which nothing was refused */
+
 /* A LISA run of SWITCH_STEPS steps (a switch every 2) whose allocations after
    trainer_init are refused from the k-th on (k < 0: none): only that one
    (once), or every one after it. Returns the allocations the steps made. */
@@ -572,6 +574,15 @@ static long switch_attempt(long k, int once, int keep_state, const char *label) 
     CHECK(!once || k < 0 || t.step == SWITCH_STEPS, "%s (k %ld): the run went on to step %d", label, k, t.step);
     CHECK(lisa_trainer_total_bytes(&t) == g_cnt.live, "%s (k %ld): the trainer counts %zu bytes, the allocator %zu",
           label, k, lisa_trainer_total_bytes(&t), g_cnt.live);
+    /* A run that recovered from a refused allocation equals the one that never failed. */
+    if (k < 0) {
+        free(g_switch_ref);
+        g_switch_ref = (float *)malloc(m.layout.n_params * sizeof(float));
+        if (g_switch_ref) memcpy(g_switch_ref, m.params, m.layout.n_params * sizeof(float));
+    } else if (once) {
+        CHECK(g_switch_ref && memcmp(g_switch_ref, m.params, m.layout.n_params * sizeof(float)) == 0,
+              "%s (k %ld): the recovered run's weights equal the unfailed run's bit for bit", label, k);
+    }
     k = g_cnt.n_ok - base;
     lisa_trainer_free(&t);
     lisa_model_free(&m);
@@ -691,6 +702,7 @@ int main(void) {
     test_training(0, 1);
     test_switches(0);
     test_switches(1);
+    free(g_switch_ref);
 
     snprintf(model_path, sizeof model_path, "/tmp/lisa_test_alloc_%ld_tied.bin", (long)getpid());
     snprintf(model_path2, sizeof model_path2, "/tmp/lisa_test_alloc_%ld_untied.bin", (long)getpid());
