@@ -252,7 +252,7 @@ static const option option_table[] = {
            "on the GPU: bf16 (the default: bf16 weights and activations, fp32\n"
            "master weights, gradients and moments for trained blocks) or fp32;\n"
            "bf16 implies --device gpu"),
-    FLOAT("--budget", CMD_PLAN, 0, budget, NULL, "also say whether the peak fits in this many GiB"),
+    ROW("--budget", "GIB", CMD_PLAN, 0, KIND_FLOAT, budget, 0, 0, NULL, NULL, "also say whether the peak fits in this many GiB"),
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 #undef ROW
@@ -440,7 +440,7 @@ static void refuse_settings_on_resume(const options *o) {
         if (resume_takes(&option_table[i]))
             at += (size_t)snprintf(allowed + at, sizeof allowed - at, "%s%s", at == 0 ? "" : --n == 1 ? " and " : ", ",
                                    option_table[i].name);
-    die("train --resume takes its model and settings from the state file, so not %s; only %s may be given", o->setting,
+    die("train --resume takes its model and settings from the state file, so %s cannot be given; only %s may be given", o->setting,
         allowed);
 }
 
@@ -1032,7 +1032,7 @@ static int cmd_train(options *o) {
 
 static char *read_file_or_die(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
-    long n;
+    long n = 0;
     char *text;
     if (!f || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) die("%s: cannot read", path);
     text = (char *)malloc((size_t)n + 1);
