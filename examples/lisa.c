@@ -810,7 +810,6 @@ static void write_plot(const char *path, const history *h, const char *title) {
     if (fclose(f) != 0) die("%s: write failed", path);
 }
 
-
 /* The mean loss of one batch over its counted targets. */
 typedef float (*batch_loss_fn)(void *ctx, const int *inputs, const int *targets, int B, int T);
 
