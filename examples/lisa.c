@@ -278,7 +278,7 @@ typedef struct command {
     const char *about;       /* what it does, before its options ("" for nothing) */
 } command;
 
-/* Whether p is an option (not a note) that build takes for command bit cmd. */
+/* Whether this build's command cmd takes row p (an option, or a note of its help). */
 static int option_taken(const option *p, unsigned cmd) {
     return (p->commands & cmd) && (GPU_BUILD || !(p->flags & OPT_GPU));
 }
@@ -346,19 +346,27 @@ static int parse_floats(const char *list, float *out, int max) {
     return n;
 }
 
+/* Adds word k of n to the list in buf ("a", "a or b", "a, b or c" with last
+   " or "); returns the new length. */
+static size_t list_word(char *buf, size_t size, size_t at, int k, int n, const char *last, const char *word) {
+    if (at >= size) return at;
+    return at + (size_t)snprintf(buf + at, size - at, "%s%s", k == 0 ? "" : k == n - 1 ? last : ", ", word);
+}
+
+/* Whether choice i names a value that an earlier name (its alias) does not. */
+static int new_choice(const choice *c, int i) { return i == 0 || c[i].value != c[i - 1].value; }
+
 /* The value of the choice named s; an error lists the names (aliases once). */
 static int parse_choice(const option *p, const char *s) {
-    char names[256];
+    char names[256] = "";
     size_t at = 0;
-    int i, n = 0;
-    for (i = 0; p->choices[i].name; i++)
-        if (!strcmp(p->choices[i].name, s)) return p->choices[i].value;
-    for (i = 0; p->choices[i].name; i++) n += i == 0 || p->choices[i].value != p->choices[i - 1].value;
+    int i, k = 0, n = 0;
     for (i = 0; p->choices[i].name; i++) {
-        if (i > 0 && p->choices[i].value == p->choices[i - 1].value) continue;
-        at += (size_t)snprintf(names + at, sizeof names - at, "%s%s", at == 0 ? "" : --n == 1 ? " or " : ", ",
-                               p->choices[i].name);
+        if (!strcmp(p->choices[i].name, s)) return p->choices[i].value;
+        n += new_choice(p->choices, i);
     }
+    for (i = 0; p->choices[i].name; i++)
+        if (new_choice(p->choices, i)) at = list_word(names, sizeof names, at, k++, n, " or ", p->choices[i].name);
     die("%s must be %s, not '%s'", p->name, names, s);
     return 0;
 }
@@ -431,17 +439,15 @@ static int resume_takes(const option *p) {
 
 /* train --resume takes its model and settings from the state file. */
 static void refuse_settings_on_resume(const options *o) {
-    char allowed[512];
+    char allowed[512] = "";
     size_t i, at = 0;
-    int n = 0;
+    int k = 0, n = 0;
     if (!o->resume || !o->setting) return;
     for (i = 0; i < N_OPTIONS; i++) n += resume_takes(&option_table[i]);
     for (i = 0; i < N_OPTIONS; i++)
-        if (resume_takes(&option_table[i]))
-            at += (size_t)snprintf(allowed + at, sizeof allowed - at, "%s%s", at == 0 ? "" : --n == 1 ? " and " : ", ",
-                                   option_table[i].name);
-    die("train --resume takes its model and settings from the state file, so %s cannot be given; only %s may be given", o->setting,
-        allowed);
+        if (resume_takes(&option_table[i])) at = list_word(allowed, sizeof allowed, at, k++, n, " and ", option_table[i].name);
+    die("train --resume takes its model and settings from the state file, so %s cannot be given; only %s may be given",
+        o->setting, allowed);
 }
 
 /* Whether a run trains (or plans) on the GPU: --device, else the build's
