@@ -17,6 +17,8 @@
 #include "lisa_cuda.h"   /* build/lisa-cuda (LISA_WITH_CUDA): train runs on a GPU */
 
 #include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,45 +29,447 @@
 #include <omp.h>
 #endif
 
+#ifdef LISA_WITH_CUDA
+#define GPU_BUILD 1 /* build/lisa-cuda */
+#else
+#define GPU_BUILD 0
+#endif
+
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void die(const char *fmt, const char *arg) {
+static void die(const char *fmt, ...) {
+    va_list ap;
     fprintf(stderr, "lisa: ");
-    fprintf(stderr, fmt, arg);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "\n");
     exit(2);
 }
 
-/* ---- option parsing ------------------------------------------------------ */
+static int min_int(int a, int b) { return a < b ? a : b; }
+static int max_int(int a, int b) { return a > b ? a : b; }
 
-typedef struct args {
-    int argc, i;
-    char **argv;
-} args;
+/* ---- options: one table drives every command's parsing and --help -------- */
 
-static const char *arg_value(args *a, const char *flag) {
-    if (a->i + 1 >= a->argc) die("%s needs a value", flag);
-    return a->argv[++a->i];
+/* The commands, as the bits of an option's "taken by" column. */
+enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_PLAN = 4, CMD_CONVERT = 8, CMD_TOKENIZE = 16, CMD_GENERATE = 32, CMD_DEMO = 64 };
+
+/* Every command's options; each command reads the ones it takes. */
+typedef struct options {
+    const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer, *val, *plot, *prompt;
+    const char *args[2];     /* convert's IN OUT, tokenize's IN.txt OUT.tok */
+    int n_args;
+    int steps, threads, save_every, pack, eval_every, batches, gpu_index, quick;
+    uint64_t seed;
+    float budget, temperature, top_p;
+    lisa_train_config tc;    /* train's and plan's settings */
+    float probs[4096];       /* --lisa-probs, where tc.lisa_probs points */
+    int n_probs;
+    int mode, order, schedule, out_dtype, dtype, device; /* choices: -1 until given */
+    const char *setting;     /* the first training setting given (train --resume refuses them) */
+} options;
+
+typedef enum {
+    KIND_NOTE,   /* no option: a paragraph of the help */
+    KIND_FLAG,   /* int field, set to 1 */
+    KIND_TEXT,   /* const char * field */
+    KIND_INT,    /* int field, within [lo, hi] */
+    KIND_SEED,   /* uint64_t field, within [lo, hi] */
+    KIND_FLOAT,  /* float field, finite */
+    KIND_PROBS,  /* "0.1,0.2,...": probs and n_probs */
+    KIND_CHOICE  /* int field: the value of one of the choices' names */
+} option_kind;
+
+typedef struct choice {
+    const char *name;
+    int value;
+} choice;
+
+#define OPT_SETTING 1u /* a training setting: train --resume takes it from the state file */
+#define OPT_GPU 2u     /* taken by build/lisa-cuda only */
+
+typedef struct option {
+    const char *name, *arg;  /* "--batch", "B"; no arg: a flag */
+    unsigned commands;       /* CMD_* bits of the commands that take it */
+    unsigned flags;          /* OPT_SETTING, OPT_GPU */
+    option_kind kind;
+    size_t field;            /* offsetof(options, ...) */
+    long lo, hi;             /* KIND_INT, KIND_SEED */
+    const choice *choices;   /* KIND_CHOICE, up to a NULL name */
+    const char *def;         /* the value the command starts from (NULL: zero or the library's default) */
+    const char *help;        /* its lines after the first are indented under it */
+} option;
+
+static const choice mode_choices[] = {{"full", LISA_MODE_FULL}, {"lisa", LISA_MODE_LISA}, {NULL, 0}};
+static const choice order_choices[] = {{"random", LISA_ORDER_RANDOM}, {"cyclic", LISA_ORDER_CYCLIC}, {NULL, 0}};
+static const choice schedule_choices[] = {
+    {"constant", LISA_SCHEDULE_CONSTANT}, {"cosine", LISA_SCHEDULE_COSINE}, {"linear", LISA_SCHEDULE_LINEAR}, {NULL, 0}};
+static const choice file_dtype_choices[] = {{"f32", LISA_FILE_F32}, {"fp32", LISA_FILE_F32}, {"f16", LISA_FILE_F16},
+                                            {"fp16", LISA_FILE_F16}, {"bf16", LISA_FILE_BF16}, {NULL, 0}};
+static const choice dtype_choices[] = {{"fp32", LISA_DTYPE_F32}, {"bf16", LISA_DTYPE_BF16}, {NULL, 0}};
+static const choice device_choices[] = {{"gpu", 1}, {"cpu", 0}, {NULL, 0}};
+
+#define ROW(name, arg, cmds, flags, kind, field, lo, hi, choices, def, help) \
+    {name, arg, cmds, flags, kind, offsetof(options, field), lo, hi, choices, def, help}
+#define TEXT(name, arg, cmds, flags, field, def, help) ROW(name, arg, cmds, flags, KIND_TEXT, field, 0, 0, NULL, def, help)
+#define FLAG(name, cmds, flags, field, help) ROW(name, NULL, cmds, flags, KIND_FLAG, field, 0, 0, NULL, NULL, help)
+#define INT(name, arg, cmds, flags, field, lo, hi, def, help) \
+    ROW(name, arg, cmds, flags, KIND_INT, field, lo, hi, NULL, def, help)
+#define SEED(name, cmds, flags, field, def, help) \
+    ROW(name, "S", cmds, flags, KIND_SEED, field, 0, 0x7fffffffL, NULL, def, help)
+#define FLOAT(name, cmds, flags, field, def, help) ROW(name, "X", cmds, flags, KIND_FLOAT, field, 0, 0, NULL, def, help)
+#define CHOICE(name, arg, cmds, flags, field, choices, help) \
+    ROW(name, arg, cmds, flags, KIND_CHOICE, field, 0, 0, choices, NULL, help)
+#define NOTE(cmds, flags, help) {NULL, NULL, cmds, flags, KIND_NOTE, 0, 0, 0, NULL, NULL, help}
+#define MODEL_CMDS (CMD_TRAIN | CMD_EVAL | CMD_PLAN | CMD_GENERATE)
+#define TRAIN_PLAN (CMD_TRAIN | CMD_PLAN)
+#define SET OPT_SETTING
+
+/* Every option of every command, in the order of the help. */
+static const option option_table[] = {
+    TEXT("--model", "M", MODEL_CMDS, SET, model, NULL,
+         "a llama2.c checkpoint (.bin, legacy or version 1) or a Hugging Face\n"
+         "LLaMA directory (config.json + safetensors)"),
+    TEXT("--init", "SPEC", TRAIN_PLAN, SET, init, NULL,
+         "random weights of this shape, e.g.\n"
+         "dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1\n"
+         "(hidden default: 8/3 dim rounded up to 32; kv_heads default: heads;\n"
+         "seq default 256; tied default 1; also norm_eps=, rope_theta=),\n"
+         "or a named shape: stories15m tinyllama-1b llama2-7b llama2-13b llama2-70b"),
+    TEXT("--data", "FILE", CMD_TRAIN | CMD_EVAL, 0, data, NULL,
+         "llm.c token file (uint16 or uint32), or instruction data (.jsonl:\n"
+         "{\"prompt\": ..., \"response\": ...} per line; .json: LMFlow text2text),\n"
+         "whose loss covers the responses only"),
+    TEXT("--tokenizer", "T", CMD_TRAIN | CMD_EVAL, 0, tokenizer, NULL,
+         "for instruction data: a llama2.c tokenizer.bin, or bytes (built in:\n"
+         "ids 0-255 bytes, 256 BOS, 257 EOS)"),
+    TEXT("--tokenizer", "T", CMD_TOKENIZE, 0, tokenizer, NULL,
+         "a llama2.c tokenizer.bin, or bytes (built in: ids 0-255 bytes, 256 BOS,\n"
+         "257 EOS)"),
+    TEXT("--tokenizer", "T", CMD_GENERATE, 0, tokenizer, "bytes", "a llama2.c tokenizer.bin, or bytes (default bytes)"),
+    FLAG("--pack", CMD_TRAIN | CMD_EVAL, 0, pack, "instruction data: pack examples back to back instead of one per row"),
+    TEXT("--out", "OUT", CMD_TRAIN, 0, out, NULL,
+         "where to write the trained model at the end: OUT.bin is a llama2.c\n"
+         "checkpoint, any other path a Hugging Face directory"),
+    CHOICE("--out-dtype", "D", CMD_TRAIN, 0, out_dtype, file_dtype_choices,
+           "f32, f16 or bf16 for a Hugging Face directory (default f32)"),
+    CHOICE("--dtype", "D", CMD_CONVERT, 0, out_dtype, file_dtype_choices,
+           "f32, f16 or bf16 for a Hugging Face directory (default f32)"),
+    TEXT("--val", "FILE", CMD_TRAIN, 0, val, NULL, "validation data (same kinds as --data): its loss is reported and logged"),
+    INT("--eval-every", "N", CMD_TRAIN, 0, eval_every, 1, 1L << 30, NULL,
+        "... every N steps and after the last (default: 10 times per run)"),
+    TEXT("--plot", "FILE.svg", CMD_TRAIN, 0, plot, NULL,
+         "draw the training loss (and validation loss) against the step, with\n"
+         "LISA's switches marked, as an SVG file"),
+    TEXT("--prompt", "TEXT", CMD_GENERATE, 0, prompt, "", "the text to continue (default empty: starts from BOS alone)"),
+    INT("--steps", "N", CMD_TRAIN, 0, steps, 0, 1L << 30, "100", "optimizer steps (default 100)"),
+    INT("--steps", "N", CMD_GENERATE, 0, steps, 0, 1L << 24, "64",
+        "new tokens at most (default 64); stops early at EOS or the model's seq"),
+    FLOAT("--temperature", CMD_GENERATE, 0, temperature, "1",
+          "0 is greedy: exactly the model's most likely continuation (default 1)"),
+    FLOAT("--top-p", CMD_GENERATE, 0, top_p, "0.9",
+          "sample from the most likely tokens that add up to X (default 0.9; 1: off)"),
+    SEED("--seed", CMD_GENERATE, 0, seed, NULL, "seed of the sampler (default 0)"),
+    INT("--batch", "B", CMD_TRAIN | CMD_EVAL | CMD_PLAN, SET, tc.batch, 1, 1L << 20, NULL,
+        "sequences per batch (default 4)"),
+    INT("--seq", "T", CMD_TRAIN | CMD_EVAL | CMD_PLAN, SET, tc.seq, 1, 1L << 24, NULL,
+        "tokens per sequence (default: 64, at most the model's seq)"),
+    INT("--batches", "N", CMD_EVAL, 0, batches, 1, 1L << 30, NULL,
+        "batches to average (default: as many as cover the file once, at least 1)"),
+    FLOAT("--lr", CMD_TRAIN, SET, tc.schedule.lr, NULL, "peak learning rate (default 3e-4)"),
+    FLOAT("--min-lr", CMD_TRAIN, SET, tc.schedule.min_lr, NULL,
+          "final learning rate of cosine and linear schedules (default 0)"),
+    INT("--warmup", "N", CMD_TRAIN, SET, tc.schedule.warmup, 0, 1L << 30, NULL, "linear warmup steps (default 0)"),
+    CHOICE("--schedule", "S", CMD_TRAIN, SET, schedule, schedule_choices, "constant | cosine | linear (default constant)"),
+    INT("--schedule-steps", "N", CMD_TRAIN, SET, tc.schedule.total_steps, 1, 1L << 30, NULL,
+        "length of the schedule (default: --steps); a run may stop before its end\n"
+        "and --resume later"),
+    FLOAT("--weight-decay", CMD_TRAIN, SET, tc.weight_decay, NULL,
+          "AdamW decoupled weight decay, not applied to norms (default 0)"),
+    FLOAT("--beta1", CMD_TRAIN, SET, tc.beta1, NULL, "(default 0.9)"),
+    FLOAT("--beta2", CMD_TRAIN, SET, tc.beta2, NULL, "(default 0.999)"),
+    FLOAT("--eps", CMD_TRAIN, SET, tc.eps, NULL, "(default 1e-8)"),
+    FLOAT("--grad-clip", CMD_TRAIN, SET, tc.grad_clip, NULL, "clip the global gradient norm to X; 0 is off (default 0)"),
+    FLAG("--checkpointing", TRAIN_PLAN, SET, tc.checkpointing,
+         "keep only layer inputs and recompute in backward (less memory)"),
+    SEED("--seed", CMD_TRAIN, SET, seed, "1", "seed of --init's random weights (default 1)"),
+    FLAG("--quick", CMD_DEMO, 0, quick, "a fifth of the steps (about 15 s; for the tests)"),
+    INT("--threads", "N", CMD_TRAIN | CMD_EVAL | CMD_GENERATE | CMD_DEMO, 0, threads, 1, 4096, NULL,
+        "OpenMP threads (default: OpenMP's own default)"),
+    TEXT("--log", "FILE.jsonl", CMD_TRAIN, 0, log, NULL,
+         "one JSON object per step: step, loss, lr, grad_norm, tokens_per_s, ms,\n"
+         "active_layers (sorted, counting from 0)"),
+    TEXT("--save-state", "PATH", CMD_TRAIN, 0, save_state, NULL,
+         "write the full training state (model, AdamW moments, LISA layers and\n"
+         "sampler, step, data position) at the end, atomically"),
+    INT("--save-every", "N", CMD_TRAIN, 0, save_every, 1, 1L << 30, NULL, "... and every N steps"),
+    TEXT("--resume", "PATH", CMD_TRAIN, 0, resume, NULL,
+         "continue from a state file up to --steps (the total, counting the steps\n"
+         "already done); the model and settings come from the file, and the run\n"
+         "continues bitwise as if it had not stopped"),
+    NOTE(TRAIN_PLAN, 0,
+         "\nLISA (layerwise importance sampling: embedding, final norm and head always train; of the\n"
+         "decoder layers only G sampled ones do, resampled every K steps):"),
+    CHOICE("--mode", "M", TRAIN_PLAN, SET, mode, mode_choices, "full | lisa (default full)"),
+    INT("--lisa-layers", "G", TRAIN_PLAN, SET, tc.lisa_layers, 1, 1L << 12, NULL, "layers trained at a time (default 2)"),
+    INT("--lisa-interval", "K", TRAIN_PLAN, SET, tc.lisa_interval, 1, 1L << 30, NULL,
+        "steps between resamplings (default 20)"),
+    CHOICE("--lisa-order", "O", TRAIN_PLAN, SET, order, order_choices,
+           "random | cyclic (default random; cyclic hands out layers 0, 1, ... in turn)"),
+    ROW("--lisa-probs", "P,...", TRAIN_PLAN, SET, KIND_PROBS, probs, 0, 0, NULL, NULL,
+        "one sampling weight per layer (default uniform); sampled without replacement"),
+    SEED("--lisa-seed", TRAIN_PLAN, SET, tc.lisa_seed, NULL, "seed of the layer sampler (default 0)"),
+    FLAG("--lisa-keep-state", TRAIN_PLAN, SET, tc.keep_state,
+         "keep the AdamW moments of layers that leave (costs their memory;\n"
+         "by default a leaving layer frees them and restarts from zero when resampled)"),
+    FLAG("--freeze-embed", TRAIN_PLAN, SET, tc.freeze_embed, "never train the embedding (with a tied head: the shared matrix)"),
+    FLAG("--freeze-head", TRAIN_PLAN, SET, tc.freeze_head, "never train the head (with a tied head: the shared matrix)"),
+    FLAG("--freeze-norm", TRAIN_PLAN, SET, tc.freeze_final_norm, "never train the final norm"),
+    NOTE(CMD_TRAIN, 0,
+         "\nBatch i reads B rows of T tokens from offset i*B*T of the token file, targets shifted by\n"
+         "one, wrapping at the end of the file."),
+    NOTE(CMD_TRAIN, OPT_GPU, "\nGPU (build/lisa-cuda trains on the GPU by default):"),
+    CHOICE("--dtype", "D", CMD_TRAIN, OPT_GPU, dtype, dtype_choices,
+           "bf16 (default: bf16 weights and activations, fp32 master weights,\n"
+           "gradients and moments for trained blocks) or fp32 (for checking)"),
+    CHOICE("--device", "D", CMD_TRAIN, OPT_GPU, device, device_choices, "gpu (default) or cpu (this library's CPU trainer)"),
+    INT("--gpu", "N", CMD_TRAIN, OPT_GPU, gpu_index, 0, 1023, NULL, "which CUDA device (default 0)"),
+    NOTE(CMD_TRAIN, OPT_GPU,
+         "  --save-state and --resume work here too, with the same state files: a state saved on one\n"
+         "  device resumes on the other, and a run resumed in the dtype it was saved in continues\n"
+         "  bitwise. --resume takes --dtype, --device and --gpu."),
+    NOTE(CMD_PLAN, 0, "\nThe trainer and the memory budget:"),
+    CHOICE("--device", "D", CMD_PLAN, 0, device, device_choices,
+           "cpu (this library's trainer, fp32; the default of build/lisa) or gpu\n"
+           "(lisa_cuda.h's trainer, its device bytes as counted; the default of\n"
+           "build/lisa-cuda)"),
+    CHOICE("--dtype", "D", CMD_PLAN, 0, dtype, dtype_choices,
+           "on the GPU: bf16 (the default: bf16 weights and activations, fp32\n"
+           "master weights, gradients and moments for trained blocks) or fp32;\n"
+           "bf16 implies --device gpu"),
+    ROW("--budget", "GIB", CMD_PLAN, 0, KIND_FLOAT, budget, 0, 0, NULL, NULL, "also say whether the peak fits in this many GiB"),
+};
+#define N_OPTIONS (sizeof option_table / sizeof option_table[0])
+#undef ROW
+#undef TEXT
+#undef FLAG
+#undef INT
+#undef SEED
+#undef FLOAT
+#undef CHOICE
+#undef NOTE
+#undef MODEL_CMDS
+#undef TRAIN_PLAN
+#undef SET
+
+/* A command of the program: its name, what it takes and its help. */
+typedef struct command {
+    const char *name;
+    unsigned bit;            /* CMD_* */
+    int (*run)(options *o);
+    int max_args;            /* words that are not options (convert's IN OUT) */
+    const char *summary;     /* its line in lisa --help */
+    const char *usage;       /* the first line of its --help */
+    const char *about;       /* what it does, before its options ("" for nothing) */
+} command;
+
+/* Whether this build's command cmd takes row p (an option, or a note of its help). */
+static int option_taken(const option *p, unsigned cmd) {
+    return (p->commands & cmd) && (GPU_BUILD || !(p->flags & OPT_GPU));
 }
 
-static long arg_long(args *a, const char *flag, long lo, long hi) {
-    const char *s = arg_value(a, flag);
+/* One row of the help: the option and its value's name, then its text,
+   continuation lines indented under it. */
+static void print_option(FILE *f, const option *p) {
+    char head[64];
+    const char *line = p->help, *nl;
+    if (p->kind == KIND_NOTE) {
+        fprintf(f, "%s\n", p->help);
+        return;
+    }
+    snprintf(head, sizeof head, "%s%s%s", p->name, p->arg ? " " : "", p->arg ? p->arg : "");
+    fprintf(f, "  %-21s ", head);
+    while ((nl = strchr(line, '\n')) != NULL) {
+        fprintf(f, "%.*s\n%24s", (int)(nl - line), line, "");
+        line = nl + 1;
+    }
+    fprintf(f, "%s\n", line);
+}
+
+static void print_command_help(const command *c) {
+    size_t i;
+    printf("%s\n\n%s%s", c->usage, c->about, *c->about ? "\n" : "");
+    for (i = 0; i < N_OPTIONS; i++)
+        if (option_taken(&option_table[i], c->bit)) print_option(stdout, &option_table[i]);
+}
+
+static const option *find_option(const char *name, unsigned cmd) {
+    size_t i;
+    for (i = 0; i < N_OPTIONS; i++)
+        if (option_table[i].name && (option_table[i].commands & cmd) && !strcmp(option_table[i].name, name))
+            return &option_table[i];
+    return NULL;
+}
+
+static long parse_long(const char *flag, const char *s, long lo, long hi) {
     char *end;
     long v = strtol(s, &end, 10);
     if (*s == 0 || *end != 0 || v < lo || v > hi) die("bad value for %s", flag);
     return v;
 }
 
-static float arg_float(args *a, const char *flag) {
-    const char *s = arg_value(a, flag);
+static float parse_float(const char *flag, const char *s) {
     char *end;
     double v = strtod(s, &end);
     if (*s == 0 || *end != 0 || !isfinite(v)) die("bad value for %s", flag);
     return (float)v;
+}
+
+/* Parses "0.1,0.2,..." into out; returns the count (at least 1). */
+static int parse_floats(const char *list, float *out, int max) {
+    int n = 0;
+    const char *p = list;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || n == max || !isfinite(v)) die("bad number list: %s", list);
+        out[n++] = (float)v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') die("bad number list: %s", list);
+    }
+    if (n == 0) die("bad number list: %s", list);
+    return n;
+}
+
+/* Adds word k of n to the list in buf ("a", "a or b", "a, b or c" with last
+   " or "); returns the new length. */
+static size_t list_word(char *buf, size_t size, size_t at, int k, int n, const char *last, const char *word) {
+    if (at >= size) return at;
+    return at + (size_t)snprintf(buf + at, size - at, "%s%s", k == 0 ? "" : k == n - 1 ? last : ", ", word);
+}
+
+/* Whether choice i names a value that an earlier name (its alias) does not. */
+static int new_choice(const choice *c, int i) { return i == 0 || c[i].value != c[i - 1].value; }
+
+/* The value of the choice named s; an error lists the names (aliases once). */
+static int parse_choice(const option *p, const char *s) {
+    char names[256] = "";
+    size_t at = 0;
+    int i, k = 0, n = 0;
+    for (i = 0; p->choices[i].name; i++) {
+        if (!strcmp(p->choices[i].name, s)) return p->choices[i].value;
+        n += new_choice(p->choices, i);
+    }
+    for (i = 0; p->choices[i].name; i++)
+        if (new_choice(p->choices, i)) at = list_word(names, sizeof names, at, k++, n, " or ", p->choices[i].name);
+    die("%s must be %s, not '%s'", p->name, names, s);
+    return 0;
+}
+
+static void set_option(options *o, const option *p, const char *value) {
+    char *field = (char *)o + p->field;
+    switch (p->kind) {
+    case KIND_NOTE: break;
+    case KIND_FLAG: *(int *)field = 1; break;
+    case KIND_TEXT: *(const char **)field = value; break;
+    case KIND_INT: *(int *)field = (int)parse_long(p->name, value, p->lo, p->hi); break;
+    case KIND_SEED: *(uint64_t *)field = (uint64_t)parse_long(p->name, value, p->lo, p->hi); break;
+    case KIND_FLOAT: *(float *)field = parse_float(p->name, value); break;
+    case KIND_PROBS: o->n_probs = parse_floats(value, o->probs, (int)(sizeof o->probs / sizeof o->probs[0])); break;
+    case KIND_CHOICE: *(int *)field = parse_choice(p, value); break;
+    }
+}
+
+/* The library's training defaults (seq 0: 64, capped by the model), no
+   choice given, then the defaults of the command's own rows. */
+static void options_init(options *o, unsigned cmd) {
+    size_t i;
+    memset(o, 0, sizeof *o);
+    o->tc = lisa_train_config_default();
+    o->tc.seq = 0;
+    o->mode = o->order = o->schedule = o->out_dtype = o->dtype = o->device = -1;
+    for (i = 0; i < N_OPTIONS; i++)
+        if (option_table[i].def && (option_table[i].commands & cmd)) set_option(o, &option_table[i], option_table[i].def);
+}
+
+/* The choices given, into the train config. */
+static void options_finish(options *o) {
+    if (o->mode >= 0) o->tc.mode = (lisa_mode)o->mode;
+    if (o->order >= 0) o->tc.lisa_order = (lisa_layer_order)o->order;
+    if (o->schedule >= 0) o->tc.schedule.kind = (lisa_schedule_kind)o->schedule;
+    if (o->n_probs) o->tc.lisa_probs = o->probs;
+}
+
+/* argv (after the command's name) into o, by the table; --help prints the
+   command's help and exits. */
+static void parse_options(options *o, const command *c, int argc, char **argv) {
+    int i;
+    options_init(o, c->bit);
+    for (i = 0; i < argc; i++) {
+        const char *f = argv[i];
+        const option *p;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            print_command_help(c);
+            exit(0);
+        }
+        if (f[0] != '-' && o->n_args < c->max_args) {
+            o->args[o->n_args++] = f;
+            continue;
+        }
+        if (f[0] != '-' && c->max_args) die("%s: unexpected argument '%s'", c->name, f);
+        if (!(p = find_option(f, c->bit))) die("%s: unknown option '%s' (see lisa %s --help)", c->name, f, c->name);
+        if (!option_taken(p, c->bit))
+            die("%s %s: this program trains on the CPU in fp32; build/lisa-cuda (make cuda) trains on a GPU", c->name, f);
+        if ((p->flags & OPT_SETTING) && !o->setting) o->setting = p->name;
+        if (p->kind != KIND_FLAG && i + 1 >= argc) die("%s needs a value", f);
+        set_option(o, p, p->kind == KIND_FLAG ? NULL : argv[++i]);
+    }
+    options_finish(o);
+}
+
+/* What train --resume takes besides its state file: train's options that are not settings. */
+static int resume_takes(const option *p) {
+    return p->name && option_taken(p, CMD_TRAIN) && !(p->flags & OPT_SETTING) && strcmp(p->name, "--resume") != 0;
+}
+
+/* train --resume takes its model and settings from the state file. */
+static void refuse_settings_on_resume(const options *o) {
+    char allowed[512] = "";
+    size_t i, at = 0;
+    int k = 0, n = 0;
+    if (!o->resume || !o->setting) return;
+    for (i = 0; i < N_OPTIONS; i++) n += resume_takes(&option_table[i]);
+    for (i = 0; i < N_OPTIONS; i++)
+        if (resume_takes(&option_table[i])) at = list_word(allowed, sizeof allowed, at, k++, n, " and ", option_table[i].name);
+    die("train --resume takes its model and settings from the state file, so %s cannot be given; only %s may be given",
+        o->setting, allowed);
+}
+
+/* Whether a run trains (or plans) on the GPU: --device, else the build's
+   default, which bf16 makes the GPU. */
+static int on_gpu(const options *o) {
+    return o->device >= 0 ? o->device : GPU_BUILD || o->dtype == LISA_DTYPE_BF16;
+}
+
+/* The GPU's dtype: --dtype, else bf16 on the GPU and fp32 on the CPU. */
+static lisa_dtype run_dtype(const options *o) {
+    return o->dtype >= 0 ? (lisa_dtype)o->dtype : on_gpu(o) ? LISA_DTYPE_BF16 : LISA_DTYPE_F32;
+}
+
+/* --seq's default: 64, capped by the model. */
+static void resolve_seq(options *o, const lisa_config *c) {
+    if (o->tc.seq == 0) o->tc.seq = min_int(64, c->max_seq_len);
+}
+
+/* --lisa-probs must give one weight per layer. */
+static void check_probs(const options *o, const lisa_config *c) {
+    if (o->tc.lisa_probs && o->n_probs != c->n_layers)
+        die("--lisa-probs gives %d weights; the model has %d layers", o->n_probs, c->n_layers);
 }
 
 /* Well-known shapes, from the models' published configurations. */
@@ -159,14 +563,6 @@ static void save_model_or_die(const lisa_model *m, const char *path, lisa_file_d
     fprintf(stderr, "wrote %s\n", path);
 }
 
-static lisa_file_dtype parse_file_dtype(const char *s) {
-    if (!strcmp(s, "f32") || !strcmp(s, "fp32")) return LISA_FILE_F32;
-    if (!strcmp(s, "f16") || !strcmp(s, "fp16")) return LISA_FILE_F16;
-    if (!strcmp(s, "bf16")) return LISA_FILE_BF16;
-    die("dtype must be f32, f16 or bf16, not '%s'", s);
-    return LISA_FILE_F32;
-}
-
 /* "bytes" is the built-in byte-level tokenizer; anything else a llama2.c tokenizer.bin. */
 static void load_tokenizer_or_die(lisa_tokenizer *t, const char *spec) {
     lisa_error err;
@@ -221,249 +617,6 @@ static void data_free(data_source *d) {
 
 /* ---- train --------------------------------------------------------------- */
 
-static const char *train_help =
-    "usage: lisa train (--model IN | --init SPEC | --resume STATE) --data TRAIN --out OUT [options]\n"
-    "\n"
-    "  --model IN            start from a llama2.c checkpoint (.bin, legacy or version 1) or a\n"
-    "                        Hugging Face LLaMA directory (config.json + safetensors)\n"
-    "  --init SPEC           start from random weights of this shape, e.g.\n"
-    "                        dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1\n"
-    "                        (hidden default: 8/3 dim rounded up to 32; kv_heads default: heads;\n"
-    "                        seq default 256; tied default 1; also norm_eps=, rope_theta=),\n"
-    "                        or a named shape: stories15m tinyllama-1b llama2-7b llama2-13b llama2-70b\n"
-    "  --data TRAIN          llm.c token file (uint16 or uint32), or instruction data (.jsonl:\n"
-    "                        {\"prompt\": ..., \"response\": ...} per line; .json: LMFlow text2text),\n"
-    "                        whose loss covers the responses only\n"
-    "  --tokenizer T         for instruction data: a llama2.c tokenizer.bin, or bytes (built in:\n"
-    "                        ids 0-255 bytes, 256 BOS, 257 EOS)\n"
-    "  --pack                instruction data: pack examples back to back instead of one per row\n"
-    "  --out OUT             where to write the trained model at the end: OUT.bin is a llama2.c\n"
-    "                        checkpoint, any other path a Hugging Face directory\n"
-    "  --out-dtype D         f32, f16 or bf16 for a Hugging Face directory (default f32)\n"
-    "  --val FILE            validation data (same kinds as --data): its loss is reported and logged\n"
-    "  --eval-every N        ... every N steps and after the last (default: 10 times per run)\n"
-    "  --plot FILE.svg       draw the training loss (and validation loss) against the step, with\n"
-    "                        LISA's switches marked, as an SVG file\n"
-    "  --steps N             optimizer steps (default 100)\n"
-    "  --batch B             sequences per step (default 4)\n"
-    "  --seq T               tokens per sequence (default: 64, at most the model's seq)\n"
-    "  --lr X                peak learning rate (default 3e-4)\n"
-    "  --min-lr X            final learning rate of cosine and linear schedules (default 0)\n"
-    "  --warmup N            linear warmup steps (default 0)\n"
-    "  --schedule S          constant | cosine | linear (default constant)\n"
-    "  --schedule-steps N    length of the schedule (default: --steps); a run may stop before its end\n"
-    "                        and --resume later\n"
-    "  --weight-decay X      AdamW decoupled weight decay, not applied to norms (default 0)\n"
-    "  --beta1 X             (default 0.9)\n"
-    "  --beta2 X             (default 0.999)\n"
-    "  --eps X               (default 1e-8)\n"
-    "  --grad-clip X         clip the global gradient norm to X; 0 is off (default 0)\n"
-    "  --checkpointing       keep only layer inputs and recompute in backward (less memory)\n"
-    "  --seed S              seed of --init's random weights (default 1)\n"
-    "  --threads N           OpenMP threads (default: OpenMP's own default)\n"
-    "  --log FILE.jsonl      one JSON object per step: step, loss, lr, grad_norm, tokens_per_s, ms,\n"
-    "                        active_layers (sorted, counting from 0)\n"
-    "  --save-state PATH     write the full training state (model, AdamW moments, LISA layers and\n"
-    "                        sampler, step, data position) at the end, atomically\n"
-    "  --save-every N        ... and every N steps\n"
-    "  --resume PATH         continue from a state file up to --steps (the total, counting the steps\n"
-    "                        already done); the model and settings come from the file, and the run\n"
-    "                        continues bitwise as if it had not stopped\n"
-    "\n";
-
-/* (Two strings: C99 compilers need to support literals up to 4095 bytes only.) */
-static const char *train_help_lisa =
-    "LISA (layerwise importance sampling: embedding, final norm and head always train; of the\n"
-    "decoder layers only G sampled ones do, resampled every K steps):\n"
-    "  --mode M              full | lisa (default full)\n"
-    "  --lisa-layers G       layers trained at a time (default 2)\n"
-    "  --lisa-interval K     steps between resamplings (default 20)\n"
-    "  --lisa-order O        random | cyclic (default random; cyclic hands out layers 0, 1, ... in turn)\n"
-    "  --lisa-probs P,...    one sampling weight per layer (default uniform); sampled without replacement\n"
-    "  --lisa-seed S         seed of the layer sampler (default 0)\n"
-    "  --lisa-keep-state     keep the AdamW moments of layers that leave (costs their memory;\n"
-    "                        by default a leaving layer frees them and restarts from zero when resampled)\n"
-    "  --freeze-embed        never train the embedding (with a tied head: the shared matrix)\n"
-    "  --freeze-head         never train the head (with a tied head: the shared matrix)\n"
-    "  --freeze-norm         never train the final norm\n"
-    "\n"
-    "Batch i reads B rows of T tokens from offset i*B*T of the token file, targets shifted by\n"
-    "one, wrapping at the end of the file.\n";
-
-#ifdef LISA_WITH_CUDA
-static const char *train_help_gpu =
-    "\n"
-    "GPU (build/lisa-cuda trains on the GPU by default):\n"
-    "  --dtype D             bf16 (default: bf16 weights and activations, fp32 master weights,\n"
-    "                        gradients and moments for trained blocks) or fp32 (for checking)\n"
-    "  --device D            gpu (default) or cpu (this library's CPU trainer)\n"
-    "  --gpu N               which CUDA device (default 0)\n"
-    "  --save-state and --resume work here too, with the same state files: a state saved on one\n"
-    "  device resumes on the other, and a run resumed in the dtype it was saved in continues\n"
-    "  bitwise. --resume takes --dtype, --device and --gpu.\n";
-#endif
-
-/* Parses --dtype bf16|fp32. */
-static lisa_dtype parse_dtype(const char *d) {
-    if (!strcmp(d, "fp32")) return LISA_DTYPE_F32;
-    if (!strcmp(d, "bf16")) return LISA_DTYPE_BF16;
-    die("--dtype must be fp32 or bf16, not '%s'", d);
-    return LISA_DTYPE_F32;
-}
-
-typedef struct train_opts {
-    const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer, *val, *plot;
-    int steps, threads, save_every, pack, eval_every;
-    lisa_file_dtype out_dtype;
-    int settings_given;    /* a flag that a resumed run takes from its state file */
-    unsigned long long seed;
-    lisa_train_config tc;
-    float probs[4096];
-    int n_probs;
-    int gpu;               /* build/lisa-cuda: train on the GPU (the default there) */
-    int gpu_index;         /* ... this CUDA device */
-    lisa_dtype gpu_dtype;  /* ... in bf16 (default) or fp32 */
-} train_opts;
-
-/* Parses "0.1,0.2,..." into out; returns the count. */
-static int parse_floats(const char *list, float *out, int max) {
-    int n = 0;
-    const char *p = list;
-    while (*p) {
-        char *end;
-        double v = strtod(p, &end);
-        if (end == p || n == max || !isfinite(v)) die("bad number list: %s", list);
-        out[n++] = (float)v;
-        p = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') die("bad number list: %s", list);
-    }
-    return n;
-}
-
-/* The LISA and freezing options, shared by train and plan. Returns 1 if argv[a->i] was one. */
-static int parse_lisa_option(train_opts *o, args *a) {
-    const char *f = a->argv[a->i];
-    if (!strcmp(f, "--mode")) {
-        const char *s = arg_value(a, f);
-        if (!strcmp(s, "full")) o->tc.mode = LISA_MODE_FULL;
-        else if (!strcmp(s, "lisa")) o->tc.mode = LISA_MODE_LISA;
-        else die("--mode must be full or lisa, not '%s'", s);
-    } else if (!strcmp(f, "--lisa-layers")) o->tc.lisa_layers = (int)arg_long(a, f, 1, 1 << 12);
-    else if (!strcmp(f, "--lisa-interval")) o->tc.lisa_interval = (int)arg_long(a, f, 1, 1L << 30);
-    else if (!strcmp(f, "--lisa-order")) {
-        const char *s = arg_value(a, f);
-        if (!strcmp(s, "random")) o->tc.lisa_order = LISA_ORDER_RANDOM;
-        else if (!strcmp(s, "cyclic")) o->tc.lisa_order = LISA_ORDER_CYCLIC;
-        else die("--lisa-order must be random or cyclic, not '%s'", s);
-    } else if (!strcmp(f, "--lisa-probs")) {
-        o->n_probs = parse_floats(arg_value(a, f), o->probs, 4096);
-        o->tc.lisa_probs = o->probs;
-    } else if (!strcmp(f, "--lisa-seed")) o->tc.lisa_seed = (uint64_t)arg_long(a, f, 0, 0x7fffffffL);
-    else if (!strcmp(f, "--lisa-keep-state")) o->tc.keep_state = 1;
-    else if (!strcmp(f, "--freeze-embed")) o->tc.freeze_embed = 1;
-    else if (!strcmp(f, "--freeze-head")) o->tc.freeze_head = 1;
-    else if (!strcmp(f, "--freeze-norm")) o->tc.freeze_final_norm = 1;
-    else return 0;
-    return 1;
-}
-
-/* --lisa-probs must give one weight per layer. */
-static void check_probs(const train_opts *o, const lisa_config *c) {
-    if (o->tc.lisa_probs && o->n_probs != c->n_layers) {
-        fprintf(stderr, "lisa: --lisa-probs gives %d weights; the model has %d layers\n", o->n_probs, c->n_layers);
-        exit(2);
-    }
-}
-
-static void parse_train(train_opts *o, int argc, char **argv) {
-    args a;
-    memset(o, 0, sizeof *o);
-#ifdef LISA_WITH_CUDA
-    o->gpu = 1;
-    o->gpu_dtype = LISA_DTYPE_BF16;
-#endif
-    o->steps = 100;
-    o->seed = 1;
-    o->tc = lisa_train_config_default();
-    o->tc.seq = 0; /* 0: 64, capped by the model */
-    a.argc = argc;
-    a.argv = argv;
-    for (a.i = 0; a.i < argc; a.i++) {
-        const char *f = argv[a.i];
-        int is_setting = strcmp(f, "--data") && strcmp(f, "--out") && strcmp(f, "--log") && strcmp(f, "--steps") &&
-                         strcmp(f, "--threads") && strcmp(f, "--save-state") && strcmp(f, "--save-every") &&
-                         strcmp(f, "--resume") && strcmp(f, "--tokenizer") && strcmp(f, "--pack") &&
-                         strcmp(f, "--out-dtype") && strcmp(f, "--val") && strcmp(f, "--eval-every") &&
-                         strcmp(f, "--plot") && strcmp(f, "--dtype") && strcmp(f, "--device") &&
-                         strcmp(f, "--gpu");
-        o->settings_given |= is_setting;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            fputs(train_help, stdout);
-            fputs(train_help_lisa, stdout);
-#ifdef LISA_WITH_CUDA
-            fputs(train_help_gpu, stdout);
-#endif
-            exit(0);
-        }
-#ifdef LISA_WITH_CUDA
-        else if (!strcmp(f, "--dtype")) o->gpu_dtype = parse_dtype(arg_value(&a, f));
-        else if (!strcmp(f, "--gpu")) o->gpu_index = (int)arg_long(&a, f, 0, 1023);
-        else if (!strcmp(f, "--device")) {
-            const char *d = arg_value(&a, f);
-            if (strcmp(d, "gpu") && strcmp(d, "cpu")) die("--device must be gpu or cpu, not '%s'", d);
-            o->gpu = !strcmp(d, "gpu");
-        }
-#else
-        else if (!strcmp(f, "--dtype") || !strcmp(f, "--device") || !strcmp(f, "--gpu"))
-            die("train %s: this program trains on the CPU in fp32; build/lisa-cuda (make cuda) trains on a GPU", f);
-#endif
-        else if (!strcmp(f, "--save-state")) o->save_state = arg_value(&a, f);
-        else if (!strcmp(f, "--save-every")) o->save_every = (int)arg_long(&a, f, 1, 1L << 30);
-        else if (!strcmp(f, "--resume")) o->resume = arg_value(&a, f);
-        else if (!strcmp(f, "--tokenizer")) o->tokenizer = arg_value(&a, f);
-        else if (!strcmp(f, "--pack")) o->pack = 1;
-        else if (!strcmp(f, "--val")) o->val = arg_value(&a, f);
-        else if (!strcmp(f, "--eval-every")) o->eval_every = (int)arg_long(&a, f, 1, 1L << 30);
-        else if (!strcmp(f, "--plot")) o->plot = arg_value(&a, f);
-        else if (!strcmp(f, "--out-dtype")) o->out_dtype = parse_file_dtype(arg_value(&a, f));
-        else if (!strcmp(f, "--model")) o->model = arg_value(&a, f);
-        else if (!strcmp(f, "--init")) o->init = arg_value(&a, f);
-        else if (!strcmp(f, "--data")) o->data = arg_value(&a, f);
-        else if (!strcmp(f, "--out")) o->out = arg_value(&a, f);
-        else if (!strcmp(f, "--log")) o->log = arg_value(&a, f);
-        else if (!strcmp(f, "--steps")) o->steps = (int)arg_long(&a, f, 0, 1L << 30);
-        else if (!strcmp(f, "--batch")) o->tc.batch = (int)arg_long(&a, f, 1, 1 << 20);
-        else if (!strcmp(f, "--seq")) o->tc.seq = (int)arg_long(&a, f, 1, 1 << 24);
-        else if (!strcmp(f, "--lr")) o->tc.schedule.lr = arg_float(&a, f);
-        else if (!strcmp(f, "--min-lr")) o->tc.schedule.min_lr = arg_float(&a, f);
-        else if (!strcmp(f, "--warmup")) o->tc.schedule.warmup = (int)arg_long(&a, f, 0, 1L << 30);
-        else if (!strcmp(f, "--schedule-steps")) o->tc.schedule.total_steps = (int)arg_long(&a, f, 1, 1L << 30);
-        else if (!strcmp(f, "--schedule")) {
-            const char *s = arg_value(&a, f);
-            if (!strcmp(s, "constant")) o->tc.schedule.kind = LISA_SCHEDULE_CONSTANT;
-            else if (!strcmp(s, "cosine")) o->tc.schedule.kind = LISA_SCHEDULE_COSINE;
-            else if (!strcmp(s, "linear")) o->tc.schedule.kind = LISA_SCHEDULE_LINEAR;
-            else die("--schedule must be constant, cosine or linear, not '%s'", s);
-        } else if (!strcmp(f, "--weight-decay")) o->tc.weight_decay = arg_float(&a, f);
-        else if (!strcmp(f, "--beta1")) o->tc.beta1 = arg_float(&a, f);
-        else if (!strcmp(f, "--beta2")) o->tc.beta2 = arg_float(&a, f);
-        else if (!strcmp(f, "--eps")) o->tc.eps = arg_float(&a, f);
-        else if (!strcmp(f, "--grad-clip")) o->tc.grad_clip = arg_float(&a, f);
-        else if (!strcmp(f, "--checkpointing")) o->tc.checkpointing = 1;
-        else if (!strcmp(f, "--seed")) o->seed = (unsigned long long)arg_long(&a, f, 0, 0x7fffffffL);
-        else if (!strcmp(f, "--threads")) o->threads = (int)arg_long(&a, f, 1, 4096);
-        else if (!parse_lisa_option(o, &a)) die("train: unknown option '%s' (see lisa train --help)", f);
-    }
-    if (o->resume && o->settings_given)
-        die("%s", "train --resume takes its model and settings from the state file; only --data, --tokenizer, "
-                  "--pack, --out, --out-dtype, --log, --val, --eval-every, --plot, --steps, --threads, --save-state, "
-                  "--save-every and (build/lisa-cuda) --dtype, --device and --gpu may be given");
-    if (!o->resume && !o->model == !o->init) die("%s", "train: give exactly one of --model, --init and --resume");
-    if (!o->data) die("%s", "train: --data is required");
-    if (!o->out) die("%s", "train: --out is required");
-    if (o->tc.schedule.total_steps == 0) o->tc.schedule.total_steps = o->steps;
-}
-
 /* The trainer a run steps: lisa.h's on the CPU or, in build/lisa-cuda,
    lisa_cuda.h's on a GPU. The training loop sees only this. */
 typedef struct runner {
@@ -477,10 +630,8 @@ typedef struct runner {
 
 #ifdef LISA_WITH_CUDA
 #define RUNNER_ON_GPU(r) ((r)->gpu != NULL)
-#define RUNNER_GPU_BUILD 1
 #else
 #define RUNNER_ON_GPU(r) 0
-#define RUNNER_GPU_BUILD 0
 #endif
 
 static int runner_step_count(const runner *r) {
@@ -574,14 +725,12 @@ static void progress(const runner *t, const lisa_step_info *s, int steps, double
     int tty = isatty(2);
     double left = s_per_step * (steps - s->step);
     char layers[256];
-    if (!tty && !s->switched && s->step != steps && s->step % LISA__MAX(1, steps / 20) != 0) return;
+    if (!tty && !s->switched && s->step != steps && s->step % max_int(1, steps / 20) != 0) return;
     fprintf(stderr, "%sstep %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %.0fs left  layers %s%s", tty ? "\r" : "",
             s->step, steps, s->loss, s->lr, tok_s, left, layers_text(t, layers, sizeof layers, 0),
             tty ? "   " : "\n");
     if (tty && s->step == steps) fputc('\n', stderr);
 }
-
-static double eval_loss(const lisa_model *m, const data_source *data, int B, int T, long n);
 
 /* What a run draws: the loss of every step, validation points, LISA switches
    and the layers each switch made active (gamma per switch). */
@@ -595,7 +744,7 @@ typedef struct history {
 static void history_init(history *h, int capacity, int gamma, int interval) {
     memset(h, 0, sizeof *h);
     h->gamma = gamma;
-    h->max_switches = gamma > 0 ? capacity / LISA__MAX(1, interval) + 2 : 0;
+    h->max_switches = gamma > 0 ? capacity / max_int(1, interval) + 2 : 0;
     h->steps = (int *)malloc((3 * (size_t)(capacity + 1) + (size_t)h->max_switches * gamma) * sizeof(int));
     h->loss = (float *)malloc(2 * (size_t)(capacity + 1) * sizeof(float));
     if (!h->steps || !h->loss) die("%s", "out of memory");
@@ -626,16 +775,16 @@ static void write_plot(const char *path, const history *h, const char *title) {
     int i, k;
     if (h->n == 0) return;
     for (i = 0; i < h->n; i++) {
-        y0 = LISA__MIN(y0, h->loss[i]);
-        y1 = LISA__MAX(y1, h->loss[i]);
+        y0 = fmin(y0, h->loss[i]);
+        y1 = fmax(y1, h->loss[i]);
     }
     for (i = 0; i < h->n_val; i++) {
-        y0 = LISA__MIN(y0, h->val_loss[i]);
-        y1 = LISA__MAX(y1, h->val_loss[i]);
+        y0 = fmin(y0, h->val_loss[i]);
+        y1 = fmax(y1, h->val_loss[i]);
     }
     if (y1 - y0 < 1e-6) y1 = y0 + 1.0;
     x0 = h->steps[0];
-    x1 = LISA__MAX(h->steps[h->n - 1], x0 + 1);
+    x1 = fmax(h->steps[h->n - 1], x0 + 1);
 #define PX(s) (L + ((s) - x0) / (x1 - x0) * (W - L - R))
 #define PY(v) (T + (y1 - (v)) / (y1 - y0) * (H - T - B))
     if (!(f = fopen(path, "w"))) die("cannot open %s for writing", path);
@@ -667,40 +816,76 @@ static void write_plot(const char *path, const history *h, const char *title) {
     if (fclose(f) != 0) die("%s: write failed", path);
 }
 
-/* Mean loss over n batches of data, weighted by counted targets: on the CPU
-   from the model, on the GPU from the trainer's own weights. */
+/* The mean loss of one batch over its counted targets. */
+typedef float (*batch_loss_fn)(void *ctx, const int *inputs, const int *targets, int B, int T);
+
+/* Mean loss over n batches of data, each weighted by its counted targets
+   (those >= 0, as the loss counts them). */
+static double mean_loss(const data_source *data, int B, int T, long n, batch_loss_fn batch_loss, void *ctx) {
+    size_t span = (size_t)B * T, j;
+    int *inputs = (int *)malloc(2 * span * sizeof(int)), *targets;
+    double sum = 0.0;
+    long counted = 0, i;
+    if (!inputs) die("%s", "out of memory");
+    targets = inputs + span;
+    for (i = 0; i < n; i++) {
+        long rows = 0;
+        data_batch(data, i, B, T, inputs, targets);
+        for (j = 0; j < span; j++) rows += targets[j] >= 0;
+        sum += (double)batch_loss(ctx, inputs, targets, B, T) * rows;
+        counted += rows;
+    }
+    free(inputs);
+    return counted ? sum / counted : 0.0;
+}
+
+typedef struct cpu_eval {
+    const lisa_model *m;
+    lisa_acts acts;
+} cpu_eval;
+
+static float cpu_batch_loss(void *ctx, const int *inputs, const int *targets, int B, int T) {
+    cpu_eval *e = (cpu_eval *)ctx;
+    return lisa_model_forward(e->m, &e->acts, inputs, targets, B, T);
+}
+
+/* Mean loss of model m over n batches of B x T. */
+static double eval_loss(const lisa_model *m, const data_source *data, int B, int T, long n) {
+    cpu_eval e;
+    lisa_error err;
+    double loss;
+    e.m = m;
+    if (lisa_acts_init(&e.acts, &m->config, B, T, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+    loss = mean_loss(data, B, T, n, cpu_batch_loss, &e);
+    lisa_acts_free(&e.acts);
+    return loss;
+}
+
+#ifdef LISA_WITH_CUDA
+static float gpu_batch_loss(void *ctx, const int *inputs, const int *targets, int B, int T) {
+    lisa_cuda_trainer *t = (lisa_cuda_trainer *)ctx;
+    float loss;
+    if (lisa_cuda_trainer_eval(t, inputs, targets, B, T, &loss) != LISA_OK) die("GPU: %s", lisa_cuda_trainer_message(t));
+    return loss;
+}
+#endif
+
+/* The run's mean loss on data: on the CPU from the model, on the GPU from the
+   trainer's own weights. */
 static double runner_eval_loss(runner *r, const data_source *data, long n) {
 #ifdef LISA_WITH_CUDA
-    if (RUNNER_ON_GPU(r)) {
-        int B = r->config.batch, T = r->config.seq, *inputs = (int *)malloc(2 * (size_t)B * T * sizeof(int));
-        double sum = 0.0;
-        long counted = 0, i;
-        size_t j;
-        if (!inputs) die("%s", "out of memory");
-        for (i = 0; i < n; i++) {
-            float loss;
-            long rows = 0;
-            data_batch(data, i, B, T, inputs, inputs + (size_t)B * T);
-            for (j = 0; j < (size_t)B * T; j++) rows += inputs[(size_t)B * T + j] != LISA_IGNORE;
-            if (lisa_cuda_trainer_eval(r->gpu, inputs, inputs + (size_t)B * T, B, T, &loss) != LISA_OK)
-                die("GPU: %s", lisa_cuda_trainer_message(r->gpu));
-            sum += (double)loss * rows;
-            counted += rows;
-        }
-        free(inputs);
-        return counted ? sum / counted : 0.0;
-    }
+    if (RUNNER_ON_GPU(r)) return mean_loss(data, r->config.batch, r->config.seq, n, gpu_batch_loss, r->gpu);
 #endif
     return eval_loss(r->model, data, r->config.batch, r->config.seq, n);
 }
 
 /* Steps r from its current step up to o->steps, batch i = step i, saving
    state every o->save_every steps when asked. */
-static void train_loop(runner *r, const data_source *data, const data_source *val, const train_opts *o,
+static void train_loop(runner *r, const data_source *data, const data_source *val, const options *o,
                        FILE *log, history *hist) {
     const lisa_train_config *tc = &r->config;
     int first = runner_step_count(r), step = first;
-    int eval_every = o->eval_every ? o->eval_every : LISA__MAX(1, (o->steps - first) / 10);
+    int eval_every = o->eval_every ? o->eval_every : max_int(1, (o->steps - first) / 10);
     int *inputs, *targets;
     size_t span = (size_t)tc->batch * tc->seq;
     double start = now_seconds();
@@ -752,14 +937,14 @@ static void train_loop(runner *r, const data_source *data, const data_source *va
 }
 
 /* Sets up r to train m with o's settings: on the GPU with --dtype in build/lisa-cuda. */
-static void runner_init(runner *r, lisa_model *m, const train_opts *o) {
+static void runner_init(runner *r, lisa_model *m, const options *o) {
     lisa_error err;
     memset(r, 0, sizeof *r);
     r->model = m;
 #ifdef LISA_WITH_CUDA
-    if (o->gpu) {
+    if (on_gpu(o)) {
         lisa_cuda_config cc = lisa_cuda_config_default();
-        cc.dtype = o->gpu_dtype;
+        cc.dtype = run_dtype(o);
         cc.device = o->gpu_index;
         if (lisa_cuda_trainer_create(&r->gpu, &m->config, m, 0, &o->tc, &cc, &err) != LISA_OK)
             die("%s", err.message);
@@ -774,12 +959,12 @@ static void runner_init(runner *r, lisa_model *m, const train_opts *o) {
 
 /* A run loaded into r's CPU trainer continues on the GPU (--device gpu), in
    --dtype: the GPU trainer takes over its state, the CPU trainer goes. */
-static void runner_resume_on_gpu(runner *r, const train_opts *o) {
+static void runner_resume_on_gpu(runner *r, const options *o) {
 #ifdef LISA_WITH_CUDA
     lisa_cuda_config cc = lisa_cuda_config_default();
     lisa_error err;
-    if (!o->gpu) return;
-    cc.dtype = o->gpu_dtype;
+    if (!on_gpu(o)) return;
+    cc.dtype = run_dtype(o);
     cc.device = o->gpu_index;
     if (lisa_cuda_trainer_from_cpu(&r->gpu, &r->cpu, &cc, &err) != LISA_OK) die("%s", err.message);
     lisa_trainer_free(&r->cpu);
@@ -789,52 +974,60 @@ static void runner_resume_on_gpu(runner *r, const train_opts *o) {
 #endif
 }
 
-static int cmd_train(int argc, char **argv) {
-    train_opts o;
+/* The file's dtype for a saved model: --out-dtype (convert's --dtype), f32 by default. */
+static lisa_file_dtype out_dtype(const options *o) {
+    return o->out_dtype >= 0 ? (lisa_file_dtype)o->out_dtype : LISA_FILE_F32;
+}
+
+static int cmd_train(options *o) {
     lisa_model m;
     runner r;
     data_source data, val;
     history hist;
     lisa_error err;
     FILE *log = NULL;
-    parse_train(&o, argc, argv);
-    set_threads(o.threads);
-    if (o.resume) {
+    refuse_settings_on_resume(o);
+    if (!o->resume && !o->model == !o->init) die("%s", "train: give exactly one of --model, --init and --resume");
+    if (!o->data) die("%s", "train: --data is required");
+    if (!o->out) die("%s", "train: --out is required");
+    if (o->tc.schedule.total_steps == 0) o->tc.schedule.total_steps = o->steps;
+    set_threads(o->threads);
+    if (o->resume) {
         uint64_t position;
         memset(&r, 0, sizeof r);
-        if (lisa_trainer_load_state(&r.cpu, &m, o.resume, NULL, &position, &err) != LISA_OK) die("%s", err.message);
-        if (position != (uint64_t)r.cpu.step) die("%s: the data position does not match the step count", o.resume);
+        if (lisa_trainer_load_state(&r.cpu, &m, o->resume, NULL, &position, &err) != LISA_OK) die("%s", err.message);
+        if (position != (uint64_t)r.cpu.step) die("%s: the data position does not match the step count", o->resume);
         r.model = &m;
         r.config = r.cpu.config;
-        fprintf(stderr, "resuming %s at step %d\n", o.resume, r.cpu.step);
-        runner_resume_on_gpu(&r, &o);
+        fprintf(stderr, "resuming %s at step %d\n", o->resume, r.cpu.step);
+        runner_resume_on_gpu(&r, o);
     } else {
-        if (o.model) load_model_or_die(&m, o.model);
+        if (o->model) load_model_or_die(&m, o->model);
         else {
-            lisa_config c = parse_init(o.init);
+            lisa_config c = parse_init(o->init);
             if (lisa_model_init(&m, &c, NULL, &err) != LISA_OK) die("--init: %s", err.message);
-            lisa_model_init_random(&m, o.seed);
+            lisa_model_init_random(&m, o->seed);
         }
-        if (o.tc.seq == 0) o.tc.seq = LISA__MIN(64, m.config.max_seq_len);
-        check_probs(&o, &m.config);
-        runner_init(&r, &m, &o);
+        resolve_seq(o, &m.config);
+        check_probs(o, &m.config);
+        runner_init(&r, &m, o);
     }
-    load_data_or_die(&data, o.data, o.tokenizer, m.config.vocab_size, r.config.seq, o.pack);
-    if (o.val) load_data_or_die(&val, o.val, o.tokenizer, m.config.vocab_size, r.config.seq, o.pack);
-    if (o.log && !(log = fopen(o.log, "w"))) die("cannot open %s for writing", o.log);
-    history_init(&hist, LISA__MAX(0, o.steps - runner_step_count(&r)),
+    load_data_or_die(&data, o->data, o->tokenizer, m.config.vocab_size, r.config.seq, o->pack);
+    if (o->val) load_data_or_die(&val, o->val, o->tokenizer, m.config.vocab_size, r.config.seq, o->pack);
+    if (o->log && !(log = fopen(o->log, "w"))) die("cannot open %s for writing", o->log);
+    history_init(&hist, max_int(0, o->steps - runner_step_count(&r)),
                  r.config.mode == LISA_MODE_LISA ? r.config.lisa_layers : 0, r.config.lisa_interval);
-    train_loop(&r, &data, o.val ? &val : NULL, &o, log, &hist);
+    train_loop(&r, &data, o->val ? &val : NULL, o, log, &hist);
     if (log) fclose(log);
-    if (o.plot) {
-        write_plot(o.plot, &hist, r.config.mode == LISA_MODE_LISA ? "lisa train: LISA" : "lisa train: all layers");
-        fprintf(stderr, "wrote %s\n", o.plot);
+    if (o->plot) {
+        write_plot(o->plot, &hist, r.config.mode == LISA_MODE_LISA ? "lisa train: LISA" : "lisa train: all layers");
+        fprintf(stderr, "wrote %s\n", o->plot);
     }
     history_free(&hist);
-    if (o.val) data_free(&val);
+    if (o->val) data_free(&val);
     runner_sync_model(&r);
     runner_free(&r);
-    save_model_or_die(&m, o.out, o.out_dtype);
+    save_model_or_die(&m, o->out, out_dtype(o));
     data_free(&data);
     lisa_model_free(&m);
     return 0;
@@ -842,46 +1035,9 @@ static int cmd_train(int argc, char **argv) {
 
 /* ---- eval ---------------------------------------------------------------- */
 
-static const char *eval_help =
-    "usage: lisa eval --model M --data X [options]\n"
-    "\n"
-    "Prints the mean loss over the batches and its perplexity, exp(loss); on instruction data\n"
-    "also the exact-match accuracy: the share of prompts whose greedy continuation (up to EOS)\n"
-    "equals the response, ignoring surrounding whitespace.\n"
-    "  --model M         llama2.c checkpoint (.bin) or Hugging Face directory\n"
-    "  --data X          llm.c token file, or instruction data (.jsonl, .json: loss on responses)\n"
-    "  --tokenizer T     for instruction data: a tokenizer.bin, or bytes\n"
-    "  --pack            instruction data packed back to back\n"
-    "  --batch B         sequences per batch (default 4)\n"
-    "  --seq T           tokens per sequence (default: 64, at most the model's seq)\n"
-    "  --batches N       batches to average (default: as many as cover the file once, at least 1)\n"
-    "  --threads N       OpenMP threads (default: OpenMP's own default)\n";
-
-/* Mean loss over n batches of the token file, weighted by counted targets. */
-static double eval_loss(const lisa_model *m, const data_source *data, int B, int T, long n) {
-    lisa_acts a;
-    lisa_error err;
-    int *inputs = (int *)malloc(2 * (size_t)B * T * sizeof(int)), *targets;
-    double sum = 0.0;
-    long counted = 0, i;
-    if (!inputs) die("%s", "out of memory");
-    targets = inputs + (size_t)B * T;
-    if (lisa_acts_init(&a, &m->config, B, T, 0, NULL, &err) != LISA_OK) die("%s", err.message);
-    for (i = 0; i < n; i++) {
-        float loss;
-        data_batch(data, i, B, T, inputs, targets);
-        loss = lisa_model_forward(m, &a, inputs, targets, B, T);
-        sum += (double)loss * a.n_counted;
-        counted += a.n_counted;
-    }
-    lisa_acts_free(&a);
-    free(inputs);
-    return counted ? sum / counted : 0.0;
-}
-
 static char *read_file_or_die(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
-    long n;
+    long n = 0;
     char *text;
     if (!f || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) die("%s: cannot read", path);
     text = (char *)malloc((size_t)n + 1);
@@ -889,6 +1045,46 @@ static char *read_file_or_die(const char *path, size_t *size) {
     fclose(f);
     text[n] = 0;
     *size = (size_t)n;
+    return text;
+}
+
+/* text's token ids, BOS first when bos, in an array with room for extra more
+   (*ids: call free()). */
+static lisa_result encode_alloc(const lisa_tokenizer *tok, const char *text, size_t len, int bos, size_t extra,
+                                int **ids, size_t *n, lisa_error *err) {
+    lisa_result r;
+    *ids = NULL;
+    if ((r = lisa_tokenizer_encode(tok, text, len, bos, 0, NULL, 0, n, err)) != LISA_OK) return r;
+    if (!(*ids = (int *)malloc((*n + extra > 0 ? *n + extra : 1) * sizeof(int)))) die("%s", "out of memory");
+    if ((r = lisa_tokenizer_encode(tok, text, len, bos, 0, *ids, *n, n, err)) != LISA_OK) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return r;
+}
+
+/* The text generated after a prompt: ids[n_prompt ...], n_new of them, up to
+   EOS, each piece read after the id before it: the whole sequence's
+   lisa_tokenizer_decode less the prompt's part. Ids the tokenizer has no text
+   for (a model vocabulary larger than the tokenizer's) are left out.
+   Call free(). */
+static char *continuation_text(const lisa_tokenizer *tok, const int *ids, size_t n_prompt, size_t n_new, size_t *len) {
+    int *kept = (int *)malloc((n_prompt + n_new + 1) * sizeof(int));
+    size_t n = n_prompt, i, prompt_len = 0, total = 0;
+    char *text = NULL;
+    lisa_error err;
+    if (!kept) die("%s", "out of memory");
+    memcpy(kept, ids, n_prompt * sizeof(int));
+    for (i = n_prompt; i < n_prompt + n_new && ids[i] != tok->eos_id; i++)
+        if (ids[i] >= 0 && ids[i] < tok->vocab_size) kept[n++] = ids[i];
+    if (lisa_tokenizer_decode(tok, kept, n_prompt, NULL, 0, &prompt_len, &err) != LISA_OK ||
+        lisa_tokenizer_decode(tok, kept, n, NULL, 0, &total, &err) != LISA_OK)
+        die("%s", err.message);
+    if (!(text = (char *)malloc(total + 1))) die("%s", "out of memory");
+    if (lisa_tokenizer_decode(tok, kept, n, text, total + 1, &total, &err) != LISA_OK) die("%s", err.message);
+    free(kept);
+    memmove(text, text + prompt_len, total - prompt_len + 1);
+    *len = total - prompt_len;
     return text;
 }
 
@@ -906,46 +1102,41 @@ static void trim(const char **s, size_t *len) {
     while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\n' || (*s)[*len - 1] == '\t' || (*s)[*len - 1] == '\r')) (*len)--;
 }
 
+/* At most 60 bytes of a text, for a line about it. */
+static int shown_len(size_t n) { return n < 60 ? (int)n : 60; }
+
 static lisa_result match_example(void *user, const char *prompt, size_t prompt_len, const char *response,
                                  size_t response_len, lisa_error *err) {
     match_state *ms = (match_state *)user;
-    size_t n_prompt = 0, n_response = 0, got_len = 0, i;
+    size_t n_prompt = 0, n_response = 0, got_len;
     int *ids, got, max_new, ok;
-    char text[4096];
+    char *text;
+    const char *a, *b = response;
+    size_t bl = response_len;
     lisa_rng rng;
     lisa_result r;
-    if ((r = lisa_tokenizer_encode(ms->tok, prompt, prompt_len, 1, 0, NULL, 0, &n_prompt, err)) != LISA_OK ||
-        (r = lisa_tokenizer_encode(ms->tok, response, response_len, 0, 1, NULL, 0, &n_response, err)) != LISA_OK)
+    if ((r = lisa_tokenizer_encode(ms->tok, response, response_len, 0, 1, NULL, 0, &n_response, err)) != LISA_OK)
         return r;
-    ms->n++;
-    if (n_prompt >= (size_t)ms->kc.max_len) return LISA_OK; /* no room to answer: counts as wrong */
     max_new = (int)n_response + 8;
-    ids = (int *)malloc((n_prompt + (size_t)max_new) * sizeof(int));
-    if (!ids) die("%s", "out of memory");
-    lisa_tokenizer_encode(ms->tok, prompt, prompt_len, 1, 0, ids, n_prompt, &n_prompt, err);
+    if ((r = encode_alloc(ms->tok, prompt, prompt_len, 1, (size_t)max_new, &ids, &n_prompt, err)) != LISA_OK) return r;
+    ms->n++;
+    if (n_prompt >= (size_t)ms->kc.max_len) { /* no room to answer: counts as wrong */
+        free(ids);
+        return LISA_OK;
+    }
     lisa_rng_seed(&rng, 0);
     got = lisa_generate(ms->m, &ms->kc, ids, (int)n_prompt, ids + n_prompt, max_new, 0.0f, 1.0f, ms->tok->eos_id, &rng);
-    for (i = 0; i < (size_t)got && ids[n_prompt + i] != ms->tok->eos_id; i++) {
-        size_t len;
-        const char *piece = lisa_tokenizer_piece(ms->tok, ids[n_prompt + i - 1], ids[n_prompt + i], &len);
-        if (piece && got_len + len < sizeof text) {
-            memcpy(text + got_len, piece, len);
-            got_len += len;
-        }
-    }
-    {
-        const char *a = text, *b = response;
-        size_t al = got_len, bl = response_len;
-        trim(&a, &al);
-        trim(&b, &bl);
-        ok = al == bl && memcmp(a, b, al) == 0;
-        if (!ok && ms->shown < 3) { /* a few misses, to see what the model does */
-            fprintf(stderr, "miss: %.*s -> \"%.*s\" (expected \"%.*s\")\n", (int)LISA__MIN(prompt_len, 60), prompt, (int)al, a,
-                    (int)LISA__MIN(bl, 60), b);
-            ms->shown++;
-        }
+    a = text = continuation_text(ms->tok, ids, n_prompt, (size_t)got, &got_len);
+    trim(&a, &got_len);
+    trim(&b, &bl);
+    ok = got_len == bl && memcmp(a, b, bl) == 0;
+    if (!ok && ms->shown < 3) { /* a few misses, to see what the model does */
+        fprintf(stderr, "miss: %.*s -> \"%.*s\" (expected \"%.*s\")\n", shown_len(prompt_len), prompt, (int)got_len, a,
+                shown_len(bl), b);
+        ms->shown++;
     }
     ms->correct += ok;
+    free(text);
     free(ids);
     return LISA_OK;
 }
@@ -975,44 +1166,28 @@ static double exact_match(const lisa_model *m, const lisa_tokenizer *tok, const 
     return acc;
 }
 
-static int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *path = NULL, *tokenizer = NULL;
-    int B = 4, T = 0, threads = 0, pack = 0;
-    long batches = 0;
+static int cmd_eval(options *o) {
     lisa_model m;
     data_source data;
     double loss;
-    args a;
-    a.argc = argc;
-    a.argv = argv;
-    for (a.i = 0; a.i < argc; a.i++) {
-        const char *f = argv[a.i];
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(eval_help, stdout); exit(0); }
-        else if (!strcmp(f, "--model")) model = arg_value(&a, f);
-        else if (!strcmp(f, "--data")) path = arg_value(&a, f);
-        else if (!strcmp(f, "--batch")) B = (int)arg_long(&a, f, 1, 1 << 20);
-        else if (!strcmp(f, "--seq")) T = (int)arg_long(&a, f, 1, 1 << 24);
-        else if (!strcmp(f, "--batches")) batches = arg_long(&a, f, 1, 1L << 30);
-        else if (!strcmp(f, "--threads")) threads = (int)arg_long(&a, f, 1, 4096);
-        else if (!strcmp(f, "--tokenizer")) tokenizer = arg_value(&a, f);
-        else if (!strcmp(f, "--pack")) pack = 1;
-        else die("eval: unknown option '%s' (see lisa eval --help)", f);
-    }
-    if (!model || !path) die("%s", "eval: --model and --data are required");
-    set_threads(threads);
-    load_model_or_die(&m, model);
-    if (T == 0) T = LISA__MIN(64, m.config.max_seq_len);
+    int B = o->tc.batch, T;
+    long batches;
+    if (!o->model || !o->data) die("%s", "eval: --model and --data are required");
+    set_threads(o->threads);
+    load_model_or_die(&m, o->model);
+    resolve_seq(o, &m.config);
+    T = o->tc.seq;
     if (T > m.config.max_seq_len) die("%s", "eval: --seq exceeds the model's maximum sequence length");
-    load_data_or_die(&data, path, tokenizer, m.config.vocab_size, T, pack);
-    if (batches == 0) batches = data_batches(&data, B, T);
+    load_data_or_die(&data, o->data, o->tokenizer, m.config.vocab_size, T, o->pack);
+    batches = o->batches ? o->batches : data_batches(&data, B, T);
     loss = eval_loss(&m, &data, B, T, batches);
     printf("loss %.6f perplexity %.4f (%ld batches of %d x %d)\n", loss, exp(loss), batches, B, T);
     if (data.is_sft) {
         lisa_tokenizer tok;
         int n;
         double acc;
-        load_tokenizer_or_die(&tok, tokenizer);
-        acc = exact_match(&m, &tok, path, &n);
+        load_tokenizer_or_die(&tok, o->tokenizer);
+        acc = exact_match(&m, &tok, o->data, &n);
         printf("exact match %.1f%% (%d of %d greedy answers)\n", 100.0 * acc, (int)(acc * n + 0.5), n);
         lisa_tokenizer_free(&tok);
     }
@@ -1022,21 +1197,6 @@ static int cmd_eval(int argc, char **argv) {
 }
 
 /* ---- plan ---------------------------------------------------------------- */
-
-static const char *plan_help =
-    "usage: lisa plan (--model M | --init SPEC) [options]\n"
-    "\n"
-    "Prints the memory a training run needs, by category, next to full fine-tuning, without\n"
-    "allocating it. --init takes the same SPEC as train, or a named shape (llama2-7b, ...).\n"
-    "Takes train's --batch, --seq, --checkpointing and every LISA option (--mode, --lisa-layers,\n"
-    "--lisa-keep-state, --freeze-embed, --freeze-head, --freeze-norm, ...), and:\n"
-    "  --device D        cpu (this library's trainer, fp32; the default of build/lisa) or gpu\n"
-    "                    (lisa_cuda.h's trainer, its device bytes as counted; the default of\n"
-    "                    build/lisa-cuda)\n"
-    "  --dtype D         on the GPU: bf16 (the default: bf16 weights and activations, fp32\n"
-    "                    master weights, gradients and moments for trained blocks) or fp32;\n"
-    "                    bf16 implies --device gpu\n"
-    "  --budget GIB      also say whether the peak fits in this many GiB\n";
 
 /* The planner of the trainer that would run: lisa.h's (CPU) or lisa_cuda.h's (GPU). */
 static lisa_result plan_for(int gpu, const lisa_config *c, const lisa_train_config *tc, lisa_dtype dtype,
@@ -1048,67 +1208,37 @@ static void print_plan_row(const char *name, size_t a, size_t b) {
     printf("  %-13s %12.3f GiB %12.3f GiB\n", name, a / 1073741824.0, b / 1073741824.0);
 }
 
-static int cmd_plan(int argc, char **argv) {
-    train_opts o;
+static int cmd_plan(options *o) {
     lisa_config c;
     lisa_train_config full;
     lisa_memory_plan p, pf;
-    lisa_dtype dtype = LISA_DTYPE_F32;
+    lisa_dtype dtype = run_dtype(o);
     lisa_error err;
-    double budget = 0.0;
-    const char *device = NULL;
-    int dtype_given = 0;
-    args a;
-    memset(&o, 0, sizeof o);
-    o.tc = lisa_train_config_default();
-    o.tc.seq = 0;
-    a.argc = argc;
-    a.argv = argv;
-    for (a.i = 0; a.i < argc; a.i++) {
-        const char *f = argv[a.i];
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            fputs(plan_help, stdout);
-            exit(0);
-        }
-        else if (!strcmp(f, "--model")) o.model = arg_value(&a, f);
-        else if (!strcmp(f, "--init")) o.init = arg_value(&a, f);
-        else if (!strcmp(f, "--batch")) o.tc.batch = (int)arg_long(&a, f, 1, 1 << 20);
-        else if (!strcmp(f, "--seq")) o.tc.seq = (int)arg_long(&a, f, 1, 1 << 24);
-        else if (!strcmp(f, "--checkpointing")) o.tc.checkpointing = 1;
-        else if (!strcmp(f, "--budget")) budget = arg_float(&a, f);
-        else if (!strcmp(f, "--dtype")) {
-            dtype = parse_dtype(arg_value(&a, f));
-            dtype_given = 1;
-        }
-        else if (!strcmp(f, "--device")) device = arg_value(&a, f);
-        else if (!parse_lisa_option(&o, &a)) die("plan: unknown option '%s' (see lisa plan --help)", f);
-    }
-    if (!o.model == !o.init) die("%s", "plan: give exactly one of --model and --init");
-    if (o.model) {
-        if (lisa_model_read_config(o.model, &c, NULL, &err) != LISA_OK) die("%s", err.message);    } else {
-        c = parse_init(o.init);
+    int gpu = on_gpu(o);
+    if (!o->model == !o->init) die("%s", "plan: give exactly one of --model and --init");
+    if (o->model) {
+        if (lisa_model_read_config(o->model, &c, NULL, &err) != LISA_OK) die("%s", err.message);
+    } else {
+        c = parse_init(o->init);
     }
     if (lisa_config_resolve(&c, &err) != LISA_OK) die("%s", err.message);
-    if (o.tc.seq == 0) o.tc.seq = LISA__MIN(64, c.max_seq_len);
-    check_probs(&o, &c);
-    if (device && strcmp(device, "gpu") && strcmp(device, "cpu")) die("--device must be gpu or cpu, not '%s'", device);
-    o.gpu = device ? !strcmp(device, "gpu") : RUNNER_GPU_BUILD || (dtype_given && dtype == LISA_DTYPE_BF16);
-    if (!dtype_given) dtype = o.gpu ? LISA_DTYPE_BF16 : LISA_DTYPE_F32;
-    if (!o.gpu && dtype == LISA_DTYPE_BF16) die("%s", "plan: the CPU trainer is fp32 only (bf16 is the GPU's)");
-    if (plan_for(o.gpu, &c, &o.tc, dtype, &p, &err) != LISA_OK) die("%s", err.message);
-    full = o.tc;
+    resolve_seq(o, &c);
+    check_probs(o, &c);
+    if (!gpu && dtype == LISA_DTYPE_BF16) die("%s", "plan: the CPU trainer is fp32 only (bf16 is the GPU's)");
+    if (plan_for(gpu, &c, &o->tc, dtype, &p, &err) != LISA_OK) die("%s", err.message);
+    full = o->tc;
     full.mode = LISA_MODE_FULL;
     full.keep_state = 0;
-    plan_for(o.gpu, &c, &full, dtype, &pf, NULL);
+    plan_for(gpu, &c, &full, dtype, &pf, NULL);
     printf("model: dim %d, hidden %d, %d layers, %d heads (%d kv), vocab %d, %s head, %.3fB parameters\n",
            c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.tied_head ? "tied" : "separate",
            p.params / 1e9);
-    printf("setup: %s, batch %d x seq %d, %s, %s\n", o.gpu ? "GPU trainer" : "CPU trainer", o.tc.batch, o.tc.seq,
-           o.tc.checkpointing ? "gradient checkpointing" : "no checkpointing",
+    printf("setup: %s, batch %d x seq %d, %s, %s\n", gpu ? "GPU trainer" : "CPU trainer", o->tc.batch, o->tc.seq,
+           o->tc.checkpointing ? "gradient checkpointing" : "no checkpointing",
            dtype == LISA_DTYPE_F32 ? "fp32" : "bf16 weights + fp32 master/gradients/moments for trained blocks");
-    if (o.tc.mode == LISA_MODE_LISA)
-        printf("LISA: %d of %d layers at a time%s\n\n", o.tc.lisa_layers, c.n_layers,
-               o.tc.keep_state ? ", keeping every sampled layer's moments" : "");
+    if (o->tc.mode == LISA_MODE_LISA)
+        printf("LISA: %d of %d layers at a time%s\n\n", o->tc.lisa_layers, c.n_layers,
+               o->tc.keep_state ? ", keeping every sampled layer's moments" : "");
     else
         printf("full fine-tuning\n\n");
     printf("  %-13s %16s %16s\n", "", "this setup", "full fine-tune");
@@ -1121,81 +1251,38 @@ static int cmd_plan(int argc, char **argv) {
     print_plan_row("peak", p.peak, pf.peak);
     printf("  %-13s %13.1f %%  %13.1f %%\n", "trained", 100.0 * p.trained_params / p.params,
            100.0 * pf.trained_params / pf.params);
-    if (budget > 0.0)
-        printf("\n%s in %.1f GiB (peak %.2f GiB)\n", p.peak <= budget * 1073741824.0 ? "fits" : "does NOT fit",
-               budget, p.peak / 1073741824.0);
+    if (o->budget > 0.0)
+        printf("\n%s in %.1f GiB (peak %.2f GiB)\n", p.peak <= o->budget * 1073741824.0 ? "fits" : "does NOT fit",
+               o->budget, p.peak / 1073741824.0);
     return 0;
 }
 
 /* ---- convert and tokenize ----------------------------------------------- */
 
-static const char *convert_help =
-    "usage: lisa convert IN OUT [--dtype f32|f16|bf16]\n"
-    "\n"
-    "Converts a model between formats. IN: a llama2.c checkpoint (.bin, legacy or version 1)\n"
-    "or a Hugging Face LLaMA directory. OUT: OUT.bin writes a llama2.c checkpoint (fp32); any\n"
-    "other path a Hugging Face directory (config.json + model.safetensors, made if missing) in\n"
-    "--dtype (default f32). The q and k projections are converted between the interleaved RoPE\n"
-    "layout (llama2.c, this library) and transformers' rotate-half layout.\n";
-
-static int cmd_convert(int argc, char **argv) {
-    const char *in = NULL, *out = NULL;
-    lisa_file_dtype dtype = LISA_FILE_F32;
+static int cmd_convert(options *o) {
     lisa_model m;
-    int i;
-    for (i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(convert_help, stdout); exit(0); }
-        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = parse_file_dtype(argv[++i]);
-        else if (argv[i][0] == '-') die("convert: unknown option '%s' (see lisa convert --help)", argv[i]);
-        else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else die("convert: unexpected argument '%s'", argv[i]);
-    }
-    if (!in || !out) die("%s", "convert: give IN and OUT");
-    load_model_or_die(&m, in);
-    save_model_or_die(&m, out, dtype);
+    if (o->n_args < 2) die("%s", "convert: give IN and OUT");
+    load_model_or_die(&m, o->args[0]);
+    save_model_or_die(&m, o->args[1], out_dtype(o));
     lisa_model_free(&m);
     return 0;
 }
 
-static const char *tokenize_help =
-    "usage: lisa tokenize --tokenizer T IN.txt OUT.tok\n"
-    "\n"
-    "Encodes a text file into an llm.c token file (uint16 when every id fits, else uint32):\n"
-    "BOS, then the whole text. T: a llama2.c tokenizer.bin, or bytes (built in: ids 0-255\n"
-    "are bytes, 256 BOS, 257 EOS).\n";
-
-static int cmd_tokenize(int argc, char **argv) {
-    const char *spec = NULL, *in = NULL, *out = NULL;
+static int cmd_tokenize(options *o) {
+    const char *in = o->args[0], *out = o->args[1];
     lisa_tokenizer tok;
     lisa_error err;
-    FILE *f;
     char *text;
-    long size;
-    size_t n = 0;
-    int *ids, i;
+    size_t size, n = 0;
+    int *ids;
     double t0 = now_seconds();
-    for (i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(tokenize_help, stdout); exit(0); }
-        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) spec = argv[++i];
-        else if (argv[i][0] == '-') die("tokenize: unknown option '%s' (see lisa tokenize --help)", argv[i]);
-        else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else die("tokenize: unexpected argument '%s'", argv[i]);
-    }
-    if (!spec || !in || !out) die("%s", "tokenize: give --tokenizer, IN.txt and OUT.tok");
-    load_tokenizer_or_die(&tok, spec);
-    if (!(f = fopen(in, "rb")) || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-        die("%s: cannot read", in);
-    text = (char *)malloc((size_t)size + 1);
-    if (!text || fread(text, 1, (size_t)size, f) != (size_t)size) die("%s: cannot read", in);
-    fclose(f);
-    if (lisa_tokenizer_encode(&tok, text, (size_t)size, 1, 0, NULL, 0, &n, &err) != LISA_OK) die("%s", err.message);
-    ids = (int *)malloc((n > 0 ? n : 1) * sizeof(int));
-    if (!ids) die("%s", "out of memory");
-    if (lisa_tokenizer_encode(&tok, text, (size_t)size, 1, 0, ids, n, &n, &err) != LISA_OK) die("%s", err.message);
+    if (!o->tokenizer || o->n_args < 2) die("%s", "tokenize: give --tokenizer, IN.txt and OUT.tok");
+    load_tokenizer_or_die(&tok, o->tokenizer);
+    text = read_file_or_die(in, &size);
+    if (encode_alloc(&tok, text, size, 1, 0, &ids, &n, &err) != LISA_OK) die("%s", err.message);
     if (lisa_tokens_save(ids, n, out, &err) != LISA_OK) die("%s", err.message);
-    fprintf(stderr, "%s: %ld bytes -> %lu tokens in %.2f s -> %s\n", in, size, (unsigned long)n, now_seconds() - t0, out);
+    fprintf(stderr, "%s: %lu bytes -> %lu tokens in %.2f s -> %s\n", in, (unsigned long)size, (unsigned long)n,
+            now_seconds() - t0, out);
     free(ids);
     free(text);
     lisa_tokenizer_free(&tok);
@@ -1204,72 +1291,36 @@ static int cmd_tokenize(int argc, char **argv) {
 
 /* ---- generate ------------------------------------------------------------ */
 
-static const char *generate_help =
-    "usage: lisa generate --model M [options]\n"
-    "\n"
-    "Continues a prompt, one token per step through a KV cache.\n"
-    "  --model M          llama2.c checkpoint (.bin) or Hugging Face directory\n"
-    "  --tokenizer T      a llama2.c tokenizer.bin, or bytes (default bytes)\n"
-    "  --prompt TEXT      the text to continue (default empty: starts from BOS alone)\n"
-    "  --steps N          new tokens at most (default 64); stops early at EOS or the model's seq\n"
-    "  --temperature X    0 is greedy: exactly the model's most likely continuation (default 1)\n"
-    "  --top-p X          sample from the most likely tokens that add up to X (default 0.9; 1: off)\n"
-    "  --seed S           seed of the sampler (default 0)\n"
-    "  --threads N        OpenMP threads (default: OpenMP's own default)\n";
-
-static int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *spec = "bytes", *prompt = "";
-    int steps = 64, threads = 0, *ids, *out, i, got;
-    size_t n_ids = 0;
-    float temperature = 1.0f, top_p = 0.9f;
-    unsigned long long seed = 0;
+static int cmd_generate(options *o) {
+    int *ids, got;
+    size_t n_ids = 0, len;
     lisa_model m;
     lisa_tokenizer tok;
     lisa_kv_cache kc;
     lisa_rng rng;
     lisa_error err;
     double t0;
-    args a;
-    a.argc = argc;
-    a.argv = argv;
-    for (a.i = 0; a.i < argc; a.i++) {
-        const char *f = argv[a.i];
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(generate_help, stdout); exit(0); }
-        else if (!strcmp(f, "--model")) model = arg_value(&a, f);
-        else if (!strcmp(f, "--tokenizer")) spec = arg_value(&a, f);
-        else if (!strcmp(f, "--prompt")) prompt = arg_value(&a, f);
-        else if (!strcmp(f, "--steps")) steps = (int)arg_long(&a, f, 0, 1 << 24);
-        else if (!strcmp(f, "--temperature")) temperature = arg_float(&a, f);
-        else if (!strcmp(f, "--top-p")) top_p = arg_float(&a, f);
-        else if (!strcmp(f, "--seed")) seed = (unsigned long long)arg_long(&a, f, 0, 0x7fffffffL);
-        else if (!strcmp(f, "--threads")) threads = (int)arg_long(&a, f, 1, 4096);
-        else die("generate: unknown option '%s' (see lisa generate --help)", f);
-    }
-    if (!model) die("%s", "generate: --model is required");
-    if (temperature < 0.0f || top_p <= 0.0f || top_p > 1.0f) die("%s", "generate: need temperature >= 0 and 0 < top-p <= 1");
-    set_threads(threads);
-    load_model_or_die(&m, model);
-    load_tokenizer_or_die(&tok, spec);
-    if (tok.vocab_size > m.config.vocab_size) die("%s: the tokenizer's vocabulary is larger than the model's", spec);
-    if (lisa_tokenizer_encode(&tok, prompt, strlen(prompt), 1, 0, NULL, 0, &n_ids, &err) != LISA_OK) die("%s", err.message);
-    ids = (int *)malloc((n_ids + (size_t)steps + 1) * sizeof(int));
-    if (!ids) die("%s", "out of memory");
-    out = ids + n_ids;
-    if (lisa_tokenizer_encode(&tok, prompt, strlen(prompt), 1, 0, ids, n_ids, &n_ids, &err) != LISA_OK) die("%s", err.message);
+    char *text;
+    if (!o->model) die("%s", "generate: --model is required");
+    if (o->temperature < 0.0f || o->top_p <= 0.0f || o->top_p > 1.0f)
+        die("%s", "generate: need temperature >= 0 and 0 < top-p <= 1");
+    set_threads(o->threads);
+    load_model_or_die(&m, o->model);
+    load_tokenizer_or_die(&tok, o->tokenizer);
+    if (tok.vocab_size > m.config.vocab_size) die("%s: the tokenizer's vocabulary is larger than the model's", o->tokenizer);
+    if (encode_alloc(&tok, o->prompt, strlen(o->prompt), 1, (size_t)o->steps, &ids, &n_ids, &err) != LISA_OK)
+        die("%s", err.message);
     if ((int)n_ids > m.config.max_seq_len) die("%s", "generate: the prompt is longer than the model's seq");
     if (lisa_kv_cache_init(&kc, &m.config, 0, NULL, &err) != LISA_OK) die("%s", err.message);
-    lisa_rng_seed(&rng, seed);
+    lisa_rng_seed(&rng, o->seed);
     t0 = now_seconds();
-    got = lisa_generate(&m, &kc, ids, (int)n_ids, out, steps, temperature, top_p, tok.eos_id, &rng);
-    fputs(prompt, stdout);
-    for (i = 0; i < got; i++) {
-        size_t len;
-        const char *piece = lisa_tokenizer_piece(&tok, i ? out[i - 1] : ids[n_ids - 1], out[i], &len);
-        if (out[i] == tok.eos_id) break;
-        if (piece) fwrite(piece, 1, len, stdout);
-    }
+    got = lisa_generate(&m, &kc, ids, (int)n_ids, ids + n_ids, o->steps, o->temperature, o->top_p, tok.eos_id, &rng);
+    text = continuation_text(&tok, ids, n_ids, (size_t)got, &len);
+    fputs(o->prompt, stdout);
+    fwrite(text, 1, len, stdout);
     fputc('\n', stdout);
-    fprintf(stderr, "%d tokens in %.2f s (%.1f tokens/s)\n", got, now_seconds() - t0, got / LISA__MAX(1e-9, now_seconds() - t0));
+    fprintf(stderr, "%d tokens in %.2f s (%.1f tokens/s)\n", got, now_seconds() - t0, got / fmax(1e-9, now_seconds() - t0));
+    free(text);
     lisa_kv_cache_free(&kc);
     lisa_tokenizer_free(&tok);
     free(ids);
@@ -1321,7 +1372,7 @@ static void demo_sort(lisa_rng *r, char *prompt, char *answer) {
 static void demo_max(lisa_rng *r, char *prompt, char *answer) {
     int a = demo_uniform(r, 100), b = demo_uniform(r, 100), c = demo_uniform(r, 100);
     sprintf(prompt, "max %d %d %d:", a, b, c);
-    sprintf(answer, "%d", LISA__MAX(a, LISA__MAX(b, c)));
+    sprintf(answer, "%d", max_int(a, max_int(b, c)));
 }
 
 static const struct demo_task {
@@ -1382,9 +1433,6 @@ static void demo_data(data_source *d, int family, int n) {
     free(text);
 }
 
-static double exact_match_text(const lisa_model *m, const lisa_tokenizer *tok, const char *text, size_t size,
-                               const char *name, int show_misses, int *n_out);
-
 /* Exact-match accuracy of greedy answers on n held-out questions of each task. */
 static void demo_accuracy(const lisa_model *m, int n, double *acc) {
     lisa_tokenizer tok;
@@ -1404,16 +1452,17 @@ static void demo_answer(const lisa_model *m, const char *prompt, char *out, size
     lisa_kv_cache kc;
     lisa_error err;
     lisa_rng rng;
-    int ids[64], got, i;
-    size_t n, at = 0;
+    int ids[64], got;
+    size_t n, len;
+    char *text;
     lisa_tokenizer_init_bytes(&tok);
     if (lisa_kv_cache_init(&kc, &m->config, 0, NULL, &err) != LISA_OK) die("%s", err.message);
     lisa_tokenizer_encode(&tok, prompt, strlen(prompt), 1, 0, ids, 32, &n, NULL);
     lisa_rng_seed(&rng, 0);
     got = lisa_generate(m, &kc, ids, (int)n, ids + n, 16, 0.0f, 1.0f, tok.eos_id, &rng);
-    for (i = 0; i < got && ids[n + i] != tok.eos_id && at + 1 < size; i++)
-        out[at++] = ids[n + i] < 256 ? (char)ids[n + i] : '?';
-    out[at] = 0;
+    text = continuation_text(&tok, ids, n, (size_t)got, &len);
+    snprintf(out, size, "%s", text);
+    free(text);
     lisa_kv_cache_free(&kc);
 }
 
@@ -1426,7 +1475,7 @@ typedef struct demo_run {
 static double history_mean(const history *h, int from, int to) {
     double sum = 0.0;
     int i, n = 0;
-    for (i = LISA__MAX(0, from); i < LISA__MIN(to, h->n); i++, n++) sum += h->loss[i];
+    for (i = max_int(0, from); i < min_int(to, h->n); i++, n++) sum += h->loss[i];
     return n ? sum / n : 0.0;
 }
 
@@ -1447,11 +1496,11 @@ static lisa_train_config demo_train_config(lisa_mode mode, int steps) {
 }
 
 static demo_run demo_train(lisa_model *m, const data_source *data, lisa_mode mode, int steps, history *hist) {
-    train_opts o;
+    options o;
     runner r;
     demo_run run;
     double t0;
-    int window = LISA__MAX(1, steps / 20);
+    int window = max_int(1, steps / 20);
     memset(&o, 0, sizeof o);
     o.tc = demo_train_config(mode, steps);
     o.steps = steps;
@@ -1471,7 +1520,7 @@ static demo_run demo_train(lisa_model *m, const data_source *data, lisa_mode mod
 /* The active layers over a LISA run: one row per layer, one column per
    interval ('#' trained, '.' frozen), and each layer's share of the steps. */
 static void demo_print_layers(const history *h, int n_layers, int steps, int interval) {
-    int l, i, shown = LISA__MIN(h->n_switch, 60);
+    int l, i, shown = min_int(h->n_switch, 60);
     printf("   active layers, one column per %d-step interval (first %d of %d intervals):\n", interval, shown,
            h->n_switch);
     for (l = n_layers - 1; l >= 0; l--) {
@@ -1508,42 +1557,17 @@ static void demo_print_memory(const lisa_config *c, size_t measured_peak) {
            "--checkpointing --dtype bf16 --budget 24)\n");
 }
 
-static const char *demo_help =
-    "usage: lisa demo [--quick] [--threads N]\n"
-    "\n"
-    "Needs no files. Makes instruction data in code: a text family (\"copy abc:\" -> \"abc\",\n"
-    "\"upper abc:\" -> \"ABC\") and a number family (\"sort 4193:\" -> \"1349\", \"max 12 85 7:\" -> \"85\"),\n"
-    "with one question in 8 held out of training. Pre-trains a small LLaMA (4 layers, dim 64,\n"
-    "byte vocabulary) on the text family with every layer training, then fine-tunes it on the\n"
-    "number family with LISA (2 of 4 layers at a time, resampled every 20 steps; one example in 5\n"
-    "is from the text family). Prints exact-match accuracy of greedy answers on held-out\n"
-    "questions before and after, the loss, tokens/s, the active layers over time and the memory\n"
-    "of LISA against full fine-tuning. About 75 s on 2 cores. Exits 1 if fine-tuning did\n"
-    "not raise the number family's accuracy.\n"
-    "\n"
-    "  --quick      a fifth of the steps (about 15 s; for the tests)\n"
-    "  --threads N  OpenMP threads (default: OpenMP's own default)\n";
-
-static int cmd_demo(int argc, char **argv) {
-    args a = {argc, 0, argv};
+static int cmd_demo(options *o) {
     lisa_config c;
     lisa_model m;
     data_source pre, fine;
     history h_pre, h_fine;
     demo_run r_pre, r_fine;
     double before[DEMO_N_TASKS], after[DEMO_N_TASKS], start = now_seconds();
-    int quick = 0, k, pre_steps, fine_steps, n_eval, threads = 0, gained = 1;
+    int quick = o->quick, k, pre_steps, fine_steps, n_eval, gained = 1;
     char shown[32];
     lisa_error err;
-    for (a.i = 0; a.i < argc; a.i++) {
-        if (!strcmp(argv[a.i], "--quick")) quick = 1;
-        else if (!strcmp(argv[a.i], "--threads")) threads = (int)arg_long(&a, "--threads", 1, 1024);
-        else {
-            fputs(demo_help, !strcmp(argv[a.i], "--help") || !strcmp(argv[a.i], "-h") ? stdout : stderr);
-            return !strcmp(argv[a.i], "--help") || !strcmp(argv[a.i], "-h") ? 0 : 2;
-        }
-    }
-    set_threads(threads);
+    set_threads(o->threads);
     pre_steps = quick ? 500 : 2500;
     fine_steps = quick ? 1000 : 5000;
     n_eval = quick ? 50 : 200;
@@ -1593,29 +1617,64 @@ static int cmd_demo(int argc, char **argv) {
 
 /* ---- main ---------------------------------------------------------------- */
 
-static const char *main_help =
-    "usage: lisa COMMAND [options]   (lisa COMMAND --help for each command's options)\n"
-    "\n"
-    "  train   train a model on a token file: full fine-tuning or LISA\n"
-    "  eval    mean loss and perplexity of a model on a token file\n"
-    "  plan    memory of a training setup by category, without allocating it\n"
-    "  convert convert a model between llama2.c and Hugging Face formats\n"
-    "  tokenize  encode a text file into an llm.c token file\n"
-    "  generate  continue a prompt with a model\n"
-    "  demo    train a small model on built-in data, no files needed\n";
+static const command commands[] = {
+    {"train", CMD_TRAIN, cmd_train, 0, "train a model on a token file: full fine-tuning or LISA",
+     "usage: lisa train (--model M | --init SPEC | --resume STATE) --data FILE --out OUT [options]", ""},
+    {"eval", CMD_EVAL, cmd_eval, 0, "mean loss and perplexity of a model on a token file",
+     "usage: lisa eval --model M --data FILE [options]",
+     "Prints the mean loss over the batches and its perplexity, exp(loss); on instruction data\n"
+     "also the exact-match accuracy: the share of prompts whose greedy continuation (up to EOS)\n"
+     "equals the response, ignoring surrounding whitespace.\n"},
+    {"plan", CMD_PLAN, cmd_plan, 0, "memory of a training setup by category, without allocating it",
+     "usage: lisa plan (--model M | --init SPEC) [options]",
+     "Prints the memory a training run needs, by category, next to full fine-tuning, without\n"
+     "allocating it. Takes train's options that shape the memory.\n"},
+    {"convert", CMD_CONVERT, cmd_convert, 2, "convert a model between llama2.c and Hugging Face formats",
+     "usage: lisa convert IN OUT [--dtype f32|f16|bf16]",
+     "Converts a model between formats. IN: a llama2.c checkpoint (.bin, legacy or version 1)\n"
+     "or a Hugging Face LLaMA directory. OUT: OUT.bin writes a llama2.c checkpoint (fp32); any\n"
+     "other path a Hugging Face directory (config.json + model.safetensors, made if missing) in\n"
+     "--dtype. The q and k projections are converted between the interleaved RoPE layout\n"
+     "(llama2.c, this library) and transformers' rotate-half layout.\n"},
+    {"tokenize", CMD_TOKENIZE, cmd_tokenize, 2, "encode a text file into an llm.c token file",
+     "usage: lisa tokenize --tokenizer T IN.txt OUT.tok",
+     "Encodes a text file into an llm.c token file (uint16 when every id fits, else uint32):\n"
+     "BOS, then the whole text.\n"},
+    {"generate", CMD_GENERATE, cmd_generate, 0, "continue a prompt with a model", "usage: lisa generate --model M [options]",
+     "Continues a prompt, one token per step through a KV cache.\n"},
+    {"demo", CMD_DEMO, cmd_demo, 0, "train a small model on built-in data, no files needed",
+     "usage: lisa demo [--quick] [--threads N]",
+     "Needs no files. Makes instruction data in code: a text family (\"copy abc:\" -> \"abc\",\n"
+     "\"upper abc:\" -> \"ABC\") and a number family (\"sort 4193:\" -> \"1349\", \"max 12 85 7:\" -> \"85\"),\n"
+     "with one question in 8 held out of training. Pre-trains a small LLaMA (4 layers, dim 64,\n"
+     "byte vocabulary) on the text family with every layer training, then fine-tunes it on the\n"
+     "number family with LISA (2 of 4 layers at a time, resampled every 20 steps; one example in 5\n"
+     "is from the text family). Prints exact-match accuracy of greedy answers on held-out\n"
+     "questions before and after, the loss, tokens/s, the active layers over time and the memory\n"
+     "of LISA against full fine-tuning. About 75 s on 2 cores. Exits 1 if fine-tuning did\n"
+     "not raise the number family's accuracy.\n"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_main_help(FILE *f) {
+    size_t i;
+    fprintf(f, "usage: lisa COMMAND [options]   (lisa COMMAND --help for each command's options)\n\n");
+    for (i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+}
 
 int main(int argc, char **argv) {
+    options o;
+    size_t i;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(main_help, stdout);
+        print_main_help(stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "plan")) return cmd_plan(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "convert")) return cmd_convert(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "demo")) return cmd_demo(argc - 2, argv + 2);
-    fprintf(stderr, "lisa: unknown command '%s'\n%s", argv[1], main_help);
+    for (i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) {
+            parse_options(&o, &commands[i], argc - 2, argv + 2);
+            return commands[i].run(&o);
+        }
+    fprintf(stderr, "lisa: unknown command '%s'\n", argv[1]);
+    print_main_help(stderr);
     return 2;
 }

@@ -198,5 +198,43 @@ check "generate refuses a negative version-1 vocab_size" fails_with "$neg" $lisa
 check "convert refuses a negative version-1 vocab_size" fails_with "$neg" $lisa convert "$tmp/v1neg.bin" "$tmp/v1out.bin"
 check "plan refuses a negative version-1 vocab_size" fails_with "$neg" $lisa plan --model "$tmp/v1neg.bin"
 check "no output from the refused runs" test ! -e "$tmp/v1out.bin"
+
+# One option table: each command's --help lists what it takes, and takes what it lists.
+help_agrees() { # help_agrees COMMAND: every --flag of its help parses (a stray --zzz ends the parse fast)
+    $lisa "$1" --help > "$tmp/h.txt" || return 1
+    [ "$(grep -c '^  --' "$tmp/h.txt")" -gt 0 ] || { echo "no options listed"; return 1; }
+    for f in $(sed -n 's/^  \(--[a-z0-9-]*\).*/\1/p' "$tmp/h.txt"); do
+        $lisa "$1" $f --zzz > "$tmp/h.out" 2>&1
+        if grep -q "unknown option '$f'" "$tmp/h.out"; then echo "$1 lists $f but refuses it"; return 1; fi
+    done
+}
+for cmd in train eval plan convert tokenize generate demo; do
+    check "$cmd takes every option its --help lists" help_agrees $cmd
+done
+check "eval --help lists eval's options, not train's" sh -c "$lisa eval --help > '$tmp/h.txt' && grep -q -- '--batches N' '$tmp/h.txt' && ! grep -q -- '--lr' '$tmp/h.txt'"
+check "plan --help lists the LISA options and --budget, not --steps" sh -c "$lisa plan --help > '$tmp/h.txt' && grep -q -- '--lisa-layers G' '$tmp/h.txt' && grep -q -- '--budget GIB' '$tmp/h.txt' && ! grep -q -- '--steps' '$tmp/h.txt'"
+check "generate --help lists its sampler" sh -c "$lisa generate --help > '$tmp/h.txt' && grep -q -- '--temperature X' '$tmp/h.txt' && grep -q -- '--prompt TEXT' '$tmp/h.txt' && ! grep -q -- '--batch' '$tmp/h.txt'"
+check "an option of another command is refused" fails_with "eval: unknown option '--lr'" $lisa eval --model "$tmp/m.bin" --data "$tmp/val.tok" --lr 1
+check "lisa --help lists every command" sh -c "$lisa --help > '$tmp/h.txt' && for c in train eval plan convert tokenize generate demo; do grep -q \"^  \$c \" '$tmp/h.txt' || { echo missing \$c; exit 1; }; done"
+check "build/lisa names build/lisa-cuda for the GPU options" fails_with "build/lisa-cuda (make cuda) trains on a GPU" $train --init $init --out "$tmp/x.bin" --dtype bf16
+# train --resume: every training setting is refused by name; everything else is taken.
+refuses_settings() {
+    for s in "--model $tmp/m.bin" "--init $init4" "--batch 2" "--seq 8" "--lr 1" "--min-lr 0" "--warmup 1" "--schedule cosine" \
+        "--schedule-steps 9" "--weight-decay 0" "--beta1 0.9" "--beta2 0.9" "--eps 1" "--grad-clip 1" --checkpointing "--seed 2" \
+        "--mode lisa" "--lisa-layers 1" "--lisa-interval 2" "--lisa-order cyclic" "--lisa-probs 1,1,1,1" "--lisa-seed 1" \
+        --lisa-keep-state --freeze-embed --freeze-head --freeze-norm; do
+        flag=${s%% *}
+        if $lisa train --data "$tmp/train.tok" --resume "$tmp/s.lsst" --steps 20 --out "$tmp/x.bin" $s > "$tmp/r.out" 2>&1; then
+            echo "--resume took $s"; return 1
+        fi
+        grep -q "takes its model and settings from the state file, so $flag cannot be given" "$tmp/r.out" ||
+            { echo "$s:"; cat "$tmp/r.out"; return 1; }
+    done
+}
+check "--resume refuses each training setting, naming it" refuses_settings
+check "--resume takes every option that is not a setting" $lisa train --resume "$tmp/s.lsst" --steps 14 --data "$tmp/train.tok" \
+    --tokenizer bytes --pack --out "$tmp/r14.bin" --out-dtype f32 --val "$tmp/val.tok" --eval-every 1 --plot "$tmp/r14.svg" \
+    --threads 1 --log "$tmp/r14.jsonl" --save-state "$tmp/r14.lsst" --save-every 1
+check "... and runs the one step left" sh -c "[ \$(wc -l < '$tmp/r14.jsonl') -eq 1 ] && grep -q '^{\"step\":14,.*\"val_loss\"' '$tmp/r14.jsonl' && test -s '$tmp/r14.lsst'"
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
