@@ -4,7 +4,9 @@
    kernel on random data against the CPU op (output buffers poisoned with NaN
    bytes first, so an element left unwritten fails), then training runs, full
    and LISA, against lisa_trainer_step, and the device memory count against
-   lisa_cuda_plan_memory. Without a device the GPU checks are skipped and not
+   lisa_cuda_plan_memory; with reserve_slots, steps that call neither
+   cudaMalloc nor cudaFree (each call of lisa_cuda.h is counted) and train
+   bitwise as without it. Without a device the GPU checks are skipped and not
    counted. Built with -DLISA_CUDA_EMULATE against tests/cuda_emu.h
    (tests/cuda_emu.sh), every check runs on the CPU, plus out-of-memory checks
    that only the emulator can arrange; the summary is then named after the
@@ -21,8 +23,29 @@
 #include "lisa.h"
 /* Small chunks so that the tiny model's head runs in several of them. */
 #define LISA_CUDA_CE_CHUNK_FLOATS 1024
+#ifndef LISA_CUDA_EMULATE
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#endif
+/* Every cudaMalloc and cudaFree of lisa_cuda.h (and none of this file's own)
+   is counted here, apart from the trainer's tally, so that a test can see
+   whether a step called either. */
+static long trainer_mallocs, trainer_frees;
+static cudaError_t counted_malloc(void **p, size_t bytes) {
+    trainer_mallocs++;
+    return cudaMalloc(p, bytes);
+}
+static cudaError_t counted_free(void *p) {
+    trainer_frees++;
+    return cudaFree(p);
+}
+#define cudaMalloc counted_malloc
+#define cudaFree counted_free
 #define LISA_CUDA_IMPLEMENTATION
 #include "lisa_cuda.h"
+#undef cudaMalloc
+#undef cudaFree
 #include "test.h"
 #include <unistd.h> /* getpid: a state file per process */
 
@@ -891,6 +914,146 @@ static lisa_train_config wide_head_train(void) {
     return tc;
 }
 
+/* ------------------------------------------------------------------------- */
+/* reserve_slots: nothing allocated or freed after creation                   */
+/* ------------------------------------------------------------------------- */
+
+#define RESERVE_STEPS 7
+
+/* What a LISA run shows, step by step, for comparing two runs bitwise. */
+typedef struct gpu_record {
+    float loss[RESERVE_STEPS], norm[RESERVE_STEPS];
+    int layers[RESERVE_STEPS][8], n_active[RESERVE_STEPS], switched[RESERVE_STEPS];
+    int steps_ok;
+    long mallocs, frees; /* lisa_cuda.h's cudaMalloc and cudaFree calls during the steps */
+    int at_plan;         /* the device bytes were the plan's peak after creation and every step */
+    float *params;       /* the final weights (malloc'ed); NULL if they could not be read */
+    size_t n_params;
+} gpu_record;
+
+#ifdef LISA_CUDA_EMULATE
+/* From now on every cudaMalloc fails (1) or none does (0); only the emulator can. */
+static void refuse_device_memory(int refuse) { lisa_emu_fail_malloc_after(refuse ? 0 : -1); }
+static size_t device_bytes_held(void) { return lisa_emu_device_bytes(); }
+static const char *refusing = " while every cudaMalloc after creation fails";
+#else
+static void refuse_device_memory(int refuse) { (void)refuse; }
+static size_t device_bytes_held(void) { return 0; }
+static const char *refusing = "";
+#endif
+
+/* The trainer's tally, and on the emulator its own count of device memory
+   (above base, what was held before creation), are both the planned peak. */
+static int bytes_at_plan(const lisa_cuda_trainer *gpu, size_t peak, size_t base) {
+#ifdef LISA_CUDA_EMULATE
+    if (device_bytes_held() - base != peak) return 0;
+#endif
+    (void)base;
+    return lisa_cuda_trainer_bytes(gpu) == peak;
+}
+
+/* RESERVE_STEPS steps of a trainer created with tc (reserve_slots as given)
+   into r. With reserve_slots the emulator refuses every cudaMalloc after
+   creation, so a step that needed one fails. */
+static void record_run(const lisa_config *c, lisa_train_config tc, lisa_dtype dtype, int reserve, gpu_record *r) {
+    lisa_cuda_config cc = lisa_cuda_config_default();
+    lisa_cuda_trainer *gpu = NULL;
+    lisa_memory_plan plan;
+    lisa_model got;
+    lisa_error err;
+    int inputs[64], targets[64], s;
+    long mallocs, frees;
+    size_t base = device_bytes_held();
+    memset(r, 0, sizeof *r);
+    cc.dtype = dtype;
+    tc.reserve_slots = reserve;
+    if (lisa_cuda_plan_memory(c, &tc, dtype, &plan, &err) != LISA_OK ||
+        lisa_cuda_trainer_create(&gpu, c, NULL, 9, &tc, &cc, &err) != LISA_OK) {
+        fprintf(stderr, "reserve_slots %d: %s\n", reserve, err.message);
+        return;
+    }
+    r->at_plan = bytes_at_plan(gpu, plan.peak, base);
+    mallocs = trainer_mallocs;
+    frees = trainer_frees;
+    refuse_device_memory(reserve);
+    for (s = 0; s < RESERVE_STEPS; s++) {
+        lisa_step_info info;
+        tiny_batch(s, tc.batch * tc.seq, c->vocab_size, inputs, targets);
+        if (lisa_cuda_trainer_step(gpu, inputs, targets, &info) != LISA_OK) {
+            fprintf(stderr, "reserve_slots %d, step %d: %s\n", reserve, s, lisa_cuda_trainer_message(gpu));
+            break;
+        }
+        r->loss[s] = info.loss;
+        r->norm[s] = info.grad_norm;
+        r->switched[s] = info.switched;
+        r->n_active[s] = lisa_cuda_trainer_active_layers(gpu, r->layers[s]);
+        r->at_plan = r->at_plan && bytes_at_plan(gpu, plan.peak, base);
+    }
+    refuse_device_memory(0);
+    r->steps_ok = s == RESERVE_STEPS;
+    r->mallocs = trainer_mallocs - mallocs;
+    r->frees = trainer_frees - frees;
+    lisa_model_init(&got, c, NULL, NULL);
+    if (lisa_cuda_trainer_get_model(gpu, &got, &err) == LISA_OK) {
+        r->n_params = got.layout.n_params;
+        r->params = (float *)malloc(r->n_params * sizeof(float));
+        memcpy(r->params, got.params, r->n_params * sizeof(float));
+    }
+    lisa_model_free(&got);
+    lisa_cuda_trainer_free(gpu);
+}
+
+/* The same LISA run without and with reserve_slots: with it no step or switch
+   calls cudaMalloc or cudaFree (on the emulator, every step succeeds while
+   each cudaMalloc is refused), the device holds the planned peak from
+   creation to the end, and losses, gradient norms, active layers and final
+   weights are bitwise those without it. */
+static void test_reserve(const char *what, lisa_config c, lisa_train_config tc, lisa_dtype dtype) {
+    static gpu_record plain, reserved;
+    int switches = 0;
+    record_run(&c, tc, dtype, 0, &plain);
+    record_run(&c, tc, dtype, 1, &reserved);
+    for (int s = 1; s < RESERVE_STEPS; s++) switches += plain.switched[s];
+    printf("test_cuda: %s: %d switches in %d steps; cudaMalloc and cudaFree calls in the steps: %ld and %ld "
+           "without reserve_slots, %ld and %ld with it\n", what, switches, RESERVE_STEPS, plain.mallocs, plain.frees,
+           reserved.mallocs, reserved.frees);
+    CHECK(plain.steps_ok && switches >= 3 && plain.mallocs > 0 && plain.frees > 0,
+          "%s: without reserve_slots, %d switches call cudaMalloc %ld and cudaFree %ld times (test setup)", what,
+          switches, plain.mallocs, plain.frees);
+    CHECK(reserved.steps_ok, "%s: with reserve_slots, %d steps run%s", what, RESERVE_STEPS, refusing);
+    CHECK(reserved.mallocs == 0 && reserved.frees == 0,
+          "%s: with reserve_slots, no step calls cudaMalloc (%ld calls) or cudaFree (%ld)", what, reserved.mallocs,
+          reserved.frees);
+    CHECK(reserved.at_plan, "%s: with reserve_slots, the device holds the planned peak from creation to the end", what);
+    CHECK(!memcmp(plain.loss, reserved.loss, sizeof plain.loss) && !memcmp(plain.norm, reserved.norm, sizeof plain.norm),
+          "%s: losses and gradient norms bitwise those without reserve_slots", what);
+    CHECK(!memcmp(plain.layers, reserved.layers, sizeof plain.layers) &&
+              !memcmp(plain.n_active, reserved.n_active, sizeof plain.n_active) &&
+              !memcmp(plain.switched, reserved.switched, sizeof plain.switched),
+          "%s: the same active layers at every step as without reserve_slots", what);
+    CHECK(plain.params && reserved.params && plain.n_params == reserved.n_params &&
+              !memcmp(plain.params, reserved.params, plain.n_params * sizeof(float)),
+          "%s: final weights bitwise those without reserve_slots", what);
+    free(plain.params);
+    free(reserved.params);
+}
+
+static void test_reserve_all(void) {
+    lisa_train_config tc = tiny_train(LISA_MODE_LISA, 0);
+    tc.batch = 1;
+    tc.seq = 8;
+    tc.lisa_interval = 2;
+    tc.lisa_layers = 1;
+    test_reserve("reserve_slots fp32 LISA", tiny_config(0), tc, LISA_DTYPE_F32);
+    tc.lisa_layers = 2;
+    tc.checkpointing = 1;
+    test_reserve("reserve_slots bf16 LISA checkpointed", tiny_config(0), tc, LISA_DTYPE_BF16);
+    tc.lisa_layers = 1;
+    tc.checkpointing = 0;
+    tc.keep_state = 1;
+    test_reserve("reserve_slots bf16 LISA keep_state, tied", tiny_config(1), tc, LISA_DTYPE_BF16);
+}
+
 #ifdef LISA_CUDA_EMULATE
 /* Out of device memory at every allocation of creation, and during layer
    switches: the result says so, nothing leaks, and the active layers are the
@@ -982,6 +1145,7 @@ static void test_gpu(void) {
 #endif
     test_eval_and_manual();
     test_keep_state_and_random_init();
+    test_reserve_all();
     test_resume_all();
 }
 
