@@ -557,8 +557,10 @@ struct lisa_trainer {
     int n_active;
     int step;                    /* optimizer steps taken */
     lisa_allocator allocator;
-    size_t bytes;                /* tables, gradients and optimizer state */
-    size_t peak_bytes;           /* most this trainer, its activations and model held at once */
+    size_t bytes;                /* tables, gradients and optimizer state (a device core: its
+                                    host tables only; lisa_cuda_trainer_bytes counts the device) */
+    size_t peak_bytes;           /* most this trainer, its activations and model held at once
+                                    (CPU trainer) */
     /* the trainer core (see below): */
     const lisa_trainer_ops *ops; /* the device's work; this header's CPU trainer has its own */
     void *device;                /* the device trainer that owns this core, for its ops */
@@ -584,8 +586,9 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
 /* One optimizer step on inputs and targets (batch x seq). In LISA mode, a
    step s (counting from 0) with s % K == 0 first draws new layers. Returns
    LISA_ERR_NOMEM (and takes no step) if a newly active layer's memory cannot
-   be had; called again, it retries that step with the same drawn layers, so
-   a run that recovers equals one that never failed. LISA_ERR_INVALID after
+   be had (a device trainer's error before the update likewise); called
+   again, it retries that step with the same drawn layers, so a run that
+   recovers equals one that never failed. LISA_ERR_INVALID after
    2^30 steps. */
 LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const int *targets,
                                       lisa_step_info *info);
@@ -680,8 +683,10 @@ LISADEF lisa_result lisa_trainer_core_init(lisa_trainer *t, lisa_model *m, const
    from the start (and in full mode every layer). On failure the caller calls
    lisa_trainer_free(). */
 LISADEF lisa_result lisa_trainer_core_start(lisa_trainer *t, lisa_error *err);
-/* Gives frozen block b moments (not zeroed) to be filled with kept ones
-   (keep_state), as a state loader needs; from a reserved slot when there is one. */
+/* Gives frozen block b zeroed moments at step 0, for a state loader to fill
+   with kept ones; from a reserved slot when there is one. Only under
+   keep_state (LISA_ERR_INVALID otherwise: without it a frozen block holds no
+   moments); a block that has moments keeps them. */
 LISADEF lisa_result lisa_trainer_block_keep_moments(lisa_trainer *t, int b);
 /* The lowest decoder layer backward must run through for these block
    gradients (NULL: not wanted): -1 when the embedding wants one (every layer,
@@ -1980,21 +1985,19 @@ LISADEF lisa_param lisa_model_tensor(const lisa_model *m, int index) {
     return p;
 }
 
+/* Each tensor's std comes from the block descriptions, in block order. */
 LISADEF void lisa_model_init_random(lisa_model *m, uint64_t seed) {
     const lisa_config *c = &m->config;
-    float out_scale = 1.0f / sqrtf(2.0f * (float)c->n_layers);
     lisa_rng rng;
-    int i, n = lisa_model_n_tensors(m);
+    int b, i;
     lisa_rng_seed(&rng, seed);
-    for (i = 0; i < n; i++) {
-        lisa_param p = lisa_model_tensor(m, i);
-        size_t j, count = lisa_tensor_numel(&p.tensor);
-        size_t len = strlen(p.name);
-        float std = 0.02f;
-        if (len >= 3 && (strcmp(p.name + len - 3, ".wo") == 0 || strcmp(p.name + len - 3, ".w2") == 0))
-            std *= out_scale;
-        for (j = 0; j < count; j++)
-            p.tensor.data[j] = p.decay ? std * lisa_rng_normal(&rng) : 1.0f;
+    for (b = 0; b < lisa_n_blocks(c); b++) {
+        lisa_block_desc d = lisa_block_describe(c, b);
+        for (i = 0; i < d.n_tensors; i++) {
+            float *p = m->params + d.offset + d.tensors[i].offset, std = d.tensors[i].init_std;
+            size_t j;
+            for (j = 0; j < d.tensors[i].size; j++) p[j] = std != 0.0f ? std * lisa_rng_normal(&rng) : 1.0f;
+        }
     }
 }
 
@@ -2792,7 +2795,6 @@ LISADEF lisa_result lisa_train_config_resolve(lisa_train_config *c, const lisa_c
     return LISA_OK;
 }
 
-static size_t lisa__model_bytes(const lisa_config *c) { return lisa__model_total_bytes(c); }
 
 LISADEF lisa_block_desc lisa_block_describe(const lisa_config *c, int b) {
     lisa_layout L = lisa_layout_of(c);
@@ -2998,8 +3000,15 @@ static void lisa__block_deactivate(lisa_trainer *t, int b, int keep_moments) {
 LISADEF lisa_result lisa_trainer_block_keep_moments(lisa_trainer *t, int b) {
     lisa_block_state *s = &t->blocks[b];
     float *m;
+    lisa_result r;
     if (s->m || t->block_sizes[b] == 0) return LISA_OK;
+    if (!t->config.keep_state) return LISA_ERR_INVALID;
     if (!(m = lisa__slot_take(t, b, LISA__SLOT_MOMENTS))) return LISA_ERR_NOMEM;
+    if ((r = t->ops->zero(t, m, 2 * t->block_sizes[b])) != LISA_OK) {
+        lisa__slot_give(t, b, LISA__SLOT_MOMENTS, m);
+        return r;
+    }
+    s->step = 0;
     s->m = m;
     s->v = m + t->block_sizes[b];
     return LISA_OK;
@@ -3187,28 +3196,35 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
     const lisa_trainer_ops *ops = t->ops;
     const lisa_config *mc = &t->model->config;
     int b, nb = lisa_n_blocks(mc), switched = 0, BT = t->config.batch * t->config.seq;
-    float loss, norm, lr, coef;
-    double total;
-    lisa_result r;
+    float loss = 0.0f, norm = 0.0f, lr, coef;
+    double total = 0.0;
+    lisa_sampler before;
+    lisa_result r = LISA_OK;
     if (t->step >= LISA__MAX_STEPS) return LISA_ERR_INVALID; /* step counters stay far from overflow */
     if (ops->load_batch && (r = ops->load_batch(t, inputs, targets)) != LISA_OK) return r;
+    before = t->sampler;
     if (t->config.mode == LISA_MODE_LISA && t->step % t->config.lisa_interval == 0) {
         int *next = t->active_layers + mc->n_layers;
-        lisa_sampler before = t->sampler;
         lisa_sampler_draw(&t->sampler, next);
         switched = 1;
-        if ((r = lisa_trainer_set_active_layers(t, next, t->config.lisa_layers)) != LISA_OK) {
-            t->sampler = before; /* the retried step draws the same layers, as if nothing had failed */
-            return r;
-        }
+        r = lisa_trainer_set_active_layers(t, next, t->config.lisa_layers);
     }
-    for (b = 0; b < nb; b++)
-        if (t->grad_ptrs[b] && (r = ops->zero(t, t->grad_ptrs[b], t->block_sizes[b])) != LISA_OK) return r;
-    r = ops->forward_backward(t, inputs, targets, lisa__mean_loss_scale(lisa__count_targets(targets, BT)), &loss);
-    if (r != LISA_OK || (r = ops->sum_squares(t, &total)) != LISA_OK) return r;
-    norm = (float)sqrt(total);
-    coef = lisa__clip_coef(norm, t->config.grad_clip);
-    if (coef != 1.0f && (r = ops->scale_grads(t, coef)) != LISA_OK) return r;
+    for (b = 0; b < nb && r == LISA_OK; b++)
+        if (t->grad_ptrs[b]) r = ops->zero(t, t->grad_ptrs[b], t->block_sizes[b]);
+    if (r == LISA_OK)
+        r = ops->forward_backward(t, inputs, targets, lisa__mean_loss_scale(lisa__count_targets(targets, BT)), &loss);
+    if (r == LISA_OK) r = ops->sum_squares(t, &total);
+    if (r == LISA_OK) {
+        norm = (float)sqrt(total);
+        coef = lisa__clip_coef(norm, t->config.grad_clip);
+        if (coef != 1.0f) r = ops->scale_grads(t, coef);
+    }
+    if (r != LISA_OK) {
+        /* Nothing is updated yet: a retry draws the same layers (a switch to
+           the set already in place does nothing), as if nothing had failed. */
+        t->sampler = before;
+        return r;
+    }
     lr = lisa_schedule_lr(&t->config.schedule, t->step);
     for (b = 0; b < nb; b++)
         if (t->blocks[b].active && (r = lisa__block_update(t, b, lr)) != LISA_OK) return r;
@@ -3267,7 +3283,7 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
     lisa_plan_block_state(&rc, &rt, plan);
     lisa_acts_size(&rc, rt.batch, rt.seq, rt.checkpointing, &plan->activations, &plan->scratch);
     plan->tables = lisa__trainer_tables(NULL, NULL, &rc, &rt, 0);
-    plan->weights = lisa__model_bytes(&rc);
+    plan->weights = lisa__model_total_bytes(&rc);
     plan->peak = lisa_plan_total(plan);
     lisa__ok(err);
     return LISA_OK;

@@ -1756,8 +1756,12 @@ LISADEF lisa_result lisa_cuda_trainer_eval(lisa_cuda_trainer *t, const int *inpu
 
 LISADEF lisa_result lisa_cuda_trainer_set_active_layers(lisa_cuda_trainer *t, const int *layers, int n) {
     lisa_result r = lisa__cuda_use(t);
-    if (r == LISA_OK) r = lisa_trainer_set_active_layers(&t->core, layers, n);
-    if (r == LISA_OK) t->message[0] = 0;
+    if (r != LISA_OK) return r;
+    t->message[0] = 0;
+    r = lisa_trainer_set_active_layers(&t->core, layers, n);
+    if (r == LISA_ERR_NOMEM && !t->message[0]) /* no cudaMalloc failed: the reserved slots ran out */
+        snprintf(t->message, sizeof t->message, "reserve_slots holds %d layers; %d were asked for",
+                 t->core.config.lisa_layers, n);
     return r;
 }
 

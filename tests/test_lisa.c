@@ -1126,6 +1126,51 @@ static void test_reserve(lisa_mode mode, int keep, int ckpt, int tied) {
    multiplies by. 1/n is lisa_model_backward bitwise; a power of two times
    that scales every gradient exactly (no rounding changes), so 2/n gives
    exactly twice each one. */
+/* lisa_trainer_block_keep_moments: only under keep_state, and the moments it
+   gives a frozen layer start at zero, whatever the allocator handed over. */
+static void poison_free(void *user, void *p, size_t n) { (void)user; (void)n; free(p); }
+static void *poison_alloc(void *user, size_t n) {
+    void *p = malloc(n);
+    (void)user;
+    if (p) memset(p, 0x7f, n);
+    return p;
+}
+
+static void test_keep_moments(void) {
+    lisa_config c = small_config(3, 0);
+    lisa_allocator poison = {poison_alloc, poison_free, NULL};
+    int keep, one = 0;
+    for (keep = 0; keep < 2; keep++) {
+        lisa_model m;
+        lisa_trainer t;
+        lisa_train_config tc = small_train(LISA_MODE_MANUAL, 1, 1);
+        lisa_error err;
+        int b = LISA_BLOCK_LAYER(1);
+        size_t j, n;
+        tc.keep_state = keep;
+        if (init_model(&m, &c, NULL, 9) != 0) return;
+        if (lisa_trainer_init(&t, &m, &tc, &poison, &err) != LISA_OK) {
+            CHECK(0, "trainer init: %s", err.message);
+            lisa_model_free(&m);
+            return;
+        }
+        CHECK(lisa_trainer_set_active_layers(&t, &one, 1) == LISA_OK, "keep_moments: layer 0 trains");
+        n = t.block_sizes[b];
+        if (!keep) {
+            CHECK(lisa_trainer_block_keep_moments(&t, b) == LISA_ERR_INVALID && t.blocks[b].m == NULL,
+                  "keep_moments without keep_state is refused and gives nothing");
+        } else {
+            int zero = 1;
+            CHECK(lisa_trainer_block_keep_moments(&t, b) == LISA_OK && t.blocks[b].m && !t.blocks[b].active,
+                  "keep_moments gives frozen layer 1 moments");
+            for (j = 0; t.blocks[b].m && j < 2 * n; j++) zero &= t.blocks[b].m[j] == 0.0f;
+            CHECK(zero && t.blocks[b].step == 0, "the moments kept for a frozen layer start at zero, step 0");
+        }
+        lisa_trainer_free(&t);
+        lisa_model_free(&m);
+    }
+}
+
 static void test_backward_scaled(void) {
     lisa_config c = small_config(4, 0);
     lisa_model m;
@@ -1819,6 +1864,7 @@ int main(int argc, char **argv) {
     test_switch_nomem(0);
     test_switch_nomem(1);
     test_backward_scaled();
+    test_keep_moments();
     test_reserve(LISA_MODE_LISA, 0, 0, 0);
     test_reserve(LISA_MODE_LISA, 1, 1, 0);
     test_reserve(LISA_MODE_LISA, 0, 1, 1);
