@@ -32,7 +32,7 @@ LDLIBS = -lm
 
 TESTS = test_ops test_reference test_checkpoint test_lisa test_state test_files test_alloc test_threads test_tokenizer test_hf test_sft test_generate
 
-EXAMPLES = train_tiny finetune_lisa gradcheck generate
+EXAMPLES = train_tiny finetune_lisa gradcheck generate embedded
 
 NVCC ?= nvcc
 NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \

@@ -29,7 +29,7 @@ for t in "$@"; do
     cat "$log.out"
     count "$t" "$rc"
 done
-for s in tests/compile.sh tests/test_cli.sh tests/test_examples.sh tests/cuda.sh tests/cuda_emu.sh; do
+for s in tests/compile.sh tests/test_cli.sh tests/test_examples.sh tests/embedded_arm.sh tests/cuda.sh tests/cuda_emu.sh; do
     echo "== $s"
     sh "$s" "$build" > "$log.out" 2>&1
     rc=$?
