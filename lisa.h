@@ -628,7 +628,9 @@ typedef enum lisa_block_kind {
 } lisa_block_kind;
 
 typedef struct lisa_block_tensor {
+    const char *name;        /* "embed", "final_norm", "head", or a layer's "wq"... (lisa_model_tensor's) */
     size_t offset, size;     /* floats, from the block's start */
+    int rows, cols;          /* shape (rows, cols); cols 0: a vector of rows */
     int decay;               /* 1: AdamW's weight decay applies (matrices); 0: norm weights */
     float init_std;          /* the std lisa_model_init_random() draws it with; 0: set to 1 */
 } lisa_block_tensor;
@@ -1937,50 +1939,25 @@ LISADEF int lisa_model_n_tensors(const lisa_model *m) {
     return 2 + 9 * m->config.n_layers + (m->config.tied_head ? 0 : 1);
 }
 
+/* The index-th tensor of the block descriptions, in block order. */
 LISADEF lisa_param lisa_model_tensor(const lisa_model *m, int index) {
-    static const char *const names[9] = {"attn_norm", "wq", "wk", "wv", "wo",
-                                         "mlp_norm", "w1", "w2", "w3"};
     const lisa_config *c = &m->config;
-    const lisa_layer_layout *y = &m->layout.layer;
-    int D = c->dim, H = c->hidden_dim, kv = c->dim / c->n_heads * c->n_kv_heads;
     lisa_param p;
+    lisa_block_desc d;
+    const lisa_block_tensor *x;
+    int b = 0, i = index;
     memset(&p, 0, sizeof p);
     LISA_ASSERT(index >= 0 && index < lisa_model_n_tensors(m));
-    p.tensor.ndim = 2;
-    p.decay = 1;
-    if (index == 0) {
-        strcpy(p.name, "embed");
-        p.block = LISA_BLOCK_EMBED;
-        p.tensor.shape[0] = c->vocab_size;
-        p.tensor.shape[1] = D;
-    } else if (index <= 9 * c->n_layers) {
-        int l = (index - 1) / 9, which = (index - 1) % 9;
-        const size_t offs[9] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
-        const int rows[9] = {D, D, kv, kv, D, D, H, D, H};
-        const int cols[9] = {1, D, D, D, D, 1, D, H, D};
-        snprintf(p.name, sizeof p.name, "layers.%d.%s", l, names[which]);
-        p.block = LISA_BLOCK_LAYER(l);
-        p.offset = offs[which];
-        p.tensor.shape[0] = rows[which];
-        p.tensor.shape[1] = cols[which];
-        if (cols[which] == 1) {
-            p.tensor.ndim = 1;
-            p.tensor.shape[1] = 0;
-            p.decay = 0;
-        }
-    } else if (index == 9 * c->n_layers + 1) {
-        strcpy(p.name, "final_norm");
-        p.block = lisa_block_final_norm(c);
-        p.tensor.ndim = 1;
-        p.tensor.shape[0] = D;
-        p.decay = 0;
-    } else {
-        strcpy(p.name, "head");
-        p.block = lisa_block_head(c);
-        p.tensor.shape[0] = c->vocab_size;
-        p.tensor.shape[1] = D;
-    }
-    p.offset += lisa_block_offset(c, p.block);
+    for (d = lisa_block_describe(c, 0); i >= d.n_tensors; d = lisa_block_describe(c, ++b)) i -= d.n_tensors;
+    x = &d.tensors[i];
+    if (d.kind == LISA_BLOCK_KIND_LAYER) snprintf(p.name, sizeof p.name, "layers.%d.%s", d.layer, x->name);
+    else strcpy(p.name, x->name);
+    p.block = b;
+    p.offset = d.offset + x->offset;
+    p.decay = x->decay;
+    p.tensor.ndim = x->cols ? 2 : 1;
+    p.tensor.shape[0] = x->rows;
+    p.tensor.shape[1] = x->cols;
     p.tensor.data = m->params + p.offset;
     return p;
 }
@@ -2809,15 +2786,19 @@ LISADEF lisa_block_desc lisa_block_describe(const lisa_config *c, int b) {
     d.offset = lisa_block_offset(c, b);
     d.size = lisa_block_size(c, b);
     if (b >= LISA_BLOCK_LAYER(0) && b <= LISA_BLOCK_LAYER(c->n_layers - 1)) {
+        static const char *const names[9] = {"attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w1", "w2", "w3"};
         const size_t offs[9] = {y->attn_norm, y->wq, y->wk, y->wv, y->wo, y->mlp_norm, y->w1, y->w2, y->w3};
-        const size_t sizes[9] = {D, D * D, kv * D, kv * D, D * D, D, H * D, D * H, H * D};
+        const size_t rows[9] = {D, D, kv, kv, D, D, H, D, H}, cols[9] = {0, D, D, D, D, 0, D, H, D};
         const float stds[9] = {0.0f, 0.02f, 0.02f, 0.02f, out_std, 0.0f, 0.02f, out_std, 0.02f};
         d.kind = LISA_BLOCK_KIND_LAYER;
         d.layer = b - LISA_BLOCK_LAYER(0);
         d.n_tensors = 9;
         for (i = 0; i < 9; i++) {
+            d.tensors[i].name = names[i];
             d.tensors[i].offset = offs[i];
-            d.tensors[i].size = sizes[i];
+            d.tensors[i].size = rows[i] * (cols[i] ? cols[i] : 1);
+            d.tensors[i].rows = (int)rows[i];
+            d.tensors[i].cols = (int)cols[i];
             d.tensors[i].init_std = stds[i];
             d.tensors[i].decay = stds[i] != 0.0f;
         }
@@ -2826,8 +2807,11 @@ LISADEF lisa_block_desc lisa_block_describe(const lisa_config *c, int b) {
     d.kind = b == LISA_BLOCK_EMBED ? LISA_BLOCK_KIND_EMBED
            : b == lisa_block_final_norm(c) ? LISA_BLOCK_KIND_FINAL_NORM : LISA_BLOCK_KIND_HEAD;
     d.n_tensors = d.size ? 1 : 0;
+    d.tensors[0].name = d.kind == LISA_BLOCK_KIND_EMBED ? "embed" : d.kind == LISA_BLOCK_KIND_HEAD ? "head" : "final_norm";
     d.tensors[0].size = d.size;
     d.tensors[0].decay = d.kind != LISA_BLOCK_KIND_FINAL_NORM;
+    d.tensors[0].rows = d.tensors[0].decay ? c->vocab_size : c->dim;
+    d.tensors[0].cols = d.tensors[0].decay ? c->dim : 0;
     d.tensors[0].init_std = d.tensors[0].decay ? 0.02f : 0.0f;
     return d;
 }
