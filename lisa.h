@@ -900,12 +900,21 @@ LISADEF lisa_result lisa_tokenizer_load_llama2c_memory(lisa_tokenizer *t, const 
    ids (max_ids entries) and their number to *n_ids. ids == NULL asks for the
    number only; max_ids >= len + 3 is always enough. Too small a max_ids gives
    LISA_ERR_INVALID with *n_ids set to the number needed. Working memory
-   (about 28 bytes per text byte, llama2.c kind) comes from the tokenizer's
+   (about 32 bytes per text byte, llama2.c kind) comes from the tokenizer's
    allocator and is freed before returning. A byte with no piece and no byte
    token (a vocabulary under 259) is LISA_ERR_INVALID. */
 LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *text, size_t len,
                                           int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
                                           lisa_error *err);
+/* lisa_tokenizer_encode(), and where each token came from: offsets[i] (when
+   offsets is not NULL; max_ids entries, like ids) is the byte offset in text
+   where token i's bytes start. Tokens that stand for no text of their own
+   (BOS, a dummy-prefix space) get the offset of the text they precede, EOS
+   gets len. Callers map spans of text to tokens with it (a chat's assistant
+   turns) after encoding the whole text once. */
+LISADEF lisa_result lisa_tokenizer_encode_offsets(const lisa_tokenizer *t, const char *text, size_t len,
+                                                  int bos, int eos, int *ids, size_t *offsets, size_t max_ids,
+                                                  size_t *n_ids, lisa_error *err);
 
 /* The bytes one token stands for, as run.c's decode: "<0xXX>" pieces give
    that raw byte, and after BOS (prev_id == bos_id) a leading space is
@@ -4951,6 +4960,7 @@ typedef struct lisa__bpe_entry {
 typedef struct lisa__bpe {
     const lisa_tokenizer *t;
     int *id, *prev, *next, *merged, *hpos;  /* hpos -1: not in the heap */
+    int *start;                             /* byte offset of each symbol's text */
     lisa__bpe_entry *heap;
     int n_heap;
 } lisa__bpe;
@@ -5011,8 +5021,8 @@ static void lisa__bpe_update(lisa__bpe *s, int sym) {
 }
 
 static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned char *text, size_t len,
-                                        int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
-                                        lisa_error *err) {
+                                        int bos, int eos, int *ids, size_t *offsets, size_t max_ids,
+                                        size_t *n_ids, lisa_error *err) {
     lisa__bpe s;
     lisa_allocator al = t->allocator;
     size_t cap = len + 2, bytes = 0, scratch, i, n_out;
@@ -5021,7 +5031,7 @@ static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned 
     *n_ids = 0;
     if (len > (size_t)INT32_MAX - 8)
         return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: a text of %.0f bytes is too long to encode at once", (double)len);
-    scratch = cap * (5 * sizeof(int) + sizeof(lisa__bpe_entry));
+    scratch = cap * (6 * sizeof(int) + sizeof(lisa__bpe_entry));
     mem = lisa__alloc(&al, scratch, &bytes);
     if (!mem) return lisa__fail(err, LISA_ERR_NOMEM, "tokenizer: out of memory for %lu bytes of encoding scratch",
                                 (unsigned long)scratch);
@@ -5033,16 +5043,18 @@ static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned 
     s.next = s.prev + cap;
     s.merged = s.next + cap;
     s.hpos = s.merged + cap;
+    s.start = s.hpos + cap;
     /* BOS takes part in merging, as in run.c (no real vocabulary has a
        piece that starts with BOS's, so in practice it stays alone). */
-    if (bos) s.id[n++] = t->bos_id;
-    if (len > 0 && t->space_id >= 0) s.id[n++] = t->space_id;
+    if (bos) s.start[n] = 0, s.id[n++] = t->bos_id;
+    if (len > 0 && t->space_id >= 0) s.start[n] = 0, s.id[n++] = t->space_id;
     for (i = 0; i < len;) {
         size_t j = i + 1;
         int id;
         while (j < len && (text[j] & 0xC0) == 0x80 && j - i < 4) j++;
         id = lisa__tok_find2(t, (const char *)text + i, j - i, "", 0);
         if (id >= 0) {
+            s.start[n] = (int)i;
             s.id[n++] = id;
         } else {
             for (; i < j; i++) {
@@ -5051,6 +5063,7 @@ static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned 
                     return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: byte 0x%02X at offset %lu has no piece, and a vocabulary of %d has no byte token for it",
                                       text[i], (unsigned long)i, t->vocab_size);
                 }
+                s.start[n] = (int)i;
                 s.id[n++] = (int)text[i] + 3;
             }
         }
@@ -5082,8 +5095,14 @@ static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned 
             return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu ids, the text needs %lu",
                               (unsigned long)max_ids, (unsigned long)n_out);
         }
-        for (k = first; k >= 0; k = s.next[k]) ids[o++] = s.id[k];
-        if (eos) ids[o++] = t->eos_id;
+        for (k = first; k >= 0; k = s.next[k]) {
+            if (offsets) offsets[o] = (size_t)s.start[k];
+            ids[o++] = s.id[k];
+        }
+        if (eos) {
+            if (offsets) offsets[o] = len;
+            ids[o++] = t->eos_id;
+        }
     }
     lisa__free(&al, mem, scratch, &bytes);
     lisa__ok(err);
@@ -5093,12 +5112,18 @@ static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned 
 LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *text, size_t len,
                                           int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
                                           lisa_error *err) {
+    return lisa_tokenizer_encode_offsets(t, text, len, bos, eos, ids, NULL, max_ids, n_ids, err);
+}
+
+LISADEF lisa_result lisa_tokenizer_encode_offsets(const lisa_tokenizer *t, const char *text, size_t len,
+                                                  int bos, int eos, int *ids, size_t *offsets, size_t max_ids,
+                                                  size_t *n_ids, lisa_error *err) {
     size_t n_out, i, o = 0, dummy;
     if (!n_ids) n_ids = &dummy;
     *n_ids = 0;
     if (!text && len > 0) return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: NULL text of length %lu", (unsigned long)len);
     if (t->kind == LISA_TOKENIZER_LLAMA2C)
-        return lisa__encode_llama2c(t, (const unsigned char *)text, len, bos, eos, ids, max_ids, n_ids, err);
+        return lisa__encode_llama2c(t, (const unsigned char *)text, len, bos, eos, ids, offsets, max_ids, n_ids, err);
     if (len > (size_t)-1 - 2)
         return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: text too long");
     n_out = len + (bos ? 1 : 0) + (eos ? 1 : 0);
@@ -5107,9 +5132,18 @@ LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *t
         if (max_ids < n_out)
             return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu ids, the text needs %lu",
                               (unsigned long)max_ids, (unsigned long)n_out);
-        if (bos) ids[o++] = LISA_BYTES_BOS;
-        for (i = 0; i < len; i++) ids[o++] = (unsigned char)text[i];
-        if (eos) ids[o++] = LISA_BYTES_EOS;
+        if (bos) {
+            if (offsets) offsets[o] = 0;
+            ids[o++] = LISA_BYTES_BOS;
+        }
+        for (i = 0; i < len; i++) {
+            if (offsets) offsets[o] = i;
+            ids[o++] = (unsigned char)text[i];
+        }
+        if (eos) {
+            if (offsets) offsets[o] = len;
+            ids[o++] = LISA_BYTES_EOS;
+        }
     }
     lisa__ok(err);
     return LISA_OK;

@@ -255,13 +255,46 @@ static int same_ids(const int *a, size_t na, const int *b, size_t nb) {
     return na == nb && (na == 0 || memcmp(a, b, na * sizeof(int)) == 0);
 }
 
+/* lisa_tokenizer_encode_offsets gives the same ids as lisa_tokenizer_encode,
+   and each token's offset is where its piece's bytes begin in the text: the
+   running length of the pieces before it, less the dummy-prefix space that
+   the text does not hold; BOS at 0 and EOS at the end. */
+static int offsets_match_pieces(const lisa_tokenizer *t, const char *text, size_t len, int bos, int eos,
+                                const int *want, size_t n_want) {
+    int *ids = (int *)malloc((len + 3) * sizeof(int));
+    size_t *off = (size_t *)malloc((len + 3) * sizeof(size_t)), n = 0, k;
+    long pos = (len > 0 && t->space_id >= 0) ? -1 : 0;
+    int ok = lisa_tokenizer_encode_offsets(t, text, len, bos, eos, ids, off, len + 3, &n, NULL) == LISA_OK &&
+             same_ids(ids, n, want, n_want);
+    for (k = 0; ok && k < n; k++) {
+        size_t piece_len = 0;
+        if (bos && k == 0) {
+            ok = off[k] == 0 && ids[k] == t->bos_id;
+            continue;
+        }
+        if (eos && k == n - 1) {
+            ok = off[k] == len && ids[k] == t->eos_id;
+            continue;
+        }
+        ok = off[k] == (size_t)(pos < 0 ? 0 : pos);
+        lisa_tokenizer_piece(t, -1, ids[k], &piece_len);
+        pos += (long)piece_len;
+        if (ok && pos > 0 && off[k] < len)
+            ok = memcmp(lisa_tokenizer_piece(t, -1, ids[k], NULL) + (off[k] == 0 && pos - (long)piece_len < 0),
+                        text + off[k], (size_t)pos - off[k]) == 0;
+    }
+    free(ids);
+    free(off);
+    return ok;
+}
+
 static void test_encode_against_reference(const lisa_tokenizer *t, const vocab *v, int n_texts, int max_len,
                                           const char *label) {
     unsigned char *text = (unsigned char *)malloc((size_t)max_len + 1);
     int *ref = (int *)malloc(((size_t)max_len + 3) * sizeof(int));
     int *got = (int *)malloc(((size_t)max_len + 3) * sizeof(int));
     char *back = (char *)malloc((size_t)max_len * 8 + 64);
-    int i, bad = 0, bad_rt = 0, merged = 0;
+    int i, bad = 0, bad_rt = 0, bad_off = 0, merged = 0;
     for (i = 0; i < n_texts; i++) {
         int len = random_text(text, max_len), bos = (int)(rnd() % 2), eos = (int)(rnd() % 2), nr;
         size_t ng = 0, nq = 0, nb = 0;
@@ -274,6 +307,7 @@ static void test_encode_against_reference(const lisa_tokenizer *t, const vocab *
             continue;
         }
         if ((int)ng < len + bos + eos + (len > 0)) merged++;
+        if (!offsets_match_pieces(t, (const char *)text, (size_t)len, bos, eos, got, ng)) bad_off++;
         /* size query gives the same count */
         lisa_tokenizer_encode(t, (const char *)text, (size_t)len, bos, eos, NULL, 0, &nq, NULL);
         if (nq != ng) bad++;
@@ -290,6 +324,8 @@ static void test_encode_against_reference(const lisa_tokenizer *t, const vocab *
     }
     CHECK(bad == 0, "%s: %d of %d random texts encode differently from the reference", label, bad, n_texts);
     CHECK(bad_rt == 0, "%s: %d of %d random texts do not decode back", label, bad_rt, n_texts);
+    CHECK(bad_off == 0, "%s: %d of %d random texts get offsets that do not follow their tokens' pieces", label,
+          bad_off, n_texts);
     CHECK(merged > n_texts / 4, "%s: merges happen in only %d of %d texts", label, merged, n_texts);
     free(text);
     free(ref);
