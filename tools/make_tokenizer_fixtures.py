@@ -17,11 +17,26 @@ Writes tests/fixtures/tokenizers/:
     <name>/expected.jsonl   one line per corpus text:
         {"text": t, "ids": tok(t).input_ids, "ids_plain": tok(t, add_special_tokens=False).input_ids,
          "decoded": tok.decode(ids_plain, clean_up_tokenization_spaces=False)}
-        with tok = transformers.AutoTokenizer.from_pretrained(<name>).
-    gguf/<name>.gguf        GGUF metadata only (no tensors), and
-    gguf/<name>.gguf.expected.jsonl   the same line format, tok = AutoTokenizer.from_pretrained(
-        dir, gguf_file=<name>.gguf), i.e. transformers' GGUF tokenizer building.
-The reference of every file is printed in the summary at the end and listed in REFERENCES below.
+    gguf/<name>.gguf        GGUF metadata only (no tensors), with gguf/<name>.gguf.expected.jsonl
+    summary.txt             what the run checked (printed too): agreements, round trips, differences
+
+References (every expected file; tokenizers.Tokenizer.from_file is checked to give the same
+ids_plain and decoding for each directory, and does):
+    smollm2/             transformers AutoTokenizer.from_pretrained(dir); the directory itself is
+                         what transformers' save_pretrained writes for the real SmolLM2 GGUF
+    gpt2-bytelevel/, llama3-split/, smollm-digits/, qwen2-split/, spm-bpe/, metaspace/
+                         transformers AutoTokenizer.from_pretrained(dir); vocabularies trained here
+                         with tokenizers' BpeTrainer on train.txt, then shaped as each family's files
+    gguf/*.gguf          transformers AutoTokenizer.from_pretrained(gguf_dir, gguf_file=name)
+                         (transformers' GGUF tokenizer building; it needs no tensors and no llama.*
+                         keys: the llama.* keys are written so the files look like a model's)
+                         smollm2.gguf: every metadata key of the real SmolLM2 GGUF;
+                         gpt2.gguf (pre gpt-2) from gpt2-bytelevel, llama-bpe.gguf (pre llama-bpe)
+                         from llama3-split, qwen2.gguf (pre qwen2) from qwen2-split, llama-spm.gguf
+                         (model llama, scores) from spm-bpe; llama-spm-v2.gguf is llama-spm.gguf as
+                         GGUF version 2. GGUF_DIFFERENCES below says where and why a GGUF reference
+                         differs from its directory's.
+"""
 """
 import argparse
 import json
@@ -470,6 +485,229 @@ def check_hub_class_variants(summary):
             summary.append("%s with %s (%s): %d of %d texts get other ids than the file's pipeline gives, e.g. %s"
                            % (name, change, type(tok).__name__, len(differ), len(rows), [t[:20] for t in differ[:4]]))
 
+# ---------------------------------------------------------------------------------------------
+# GGUF tokenizer files: metadata only (no tensors), written with gguf-py's GGUFWriter (version 3);
+# one version-2 copy. Reference: transformers' GGUF tokenizer building
+# (AutoTokenizer.from_pretrained(dir, gguf_file=...)), which reads only metadata.
+
+GGUF_DIR = os.path.join(OUT, "gguf")
+TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED, TOKEN_BYTE = 1, 2, 3, 4, 6
+
+
+def load_tokenizer_json(name):
+    with open(os.path.join(OUT, name, "tokenizer.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def id_ordered_tokens(d):
+    """Every id's piece (vocabulary and added tokens), and each added token by id."""
+    by_id = {i: t for t, i in d["model"]["vocab"].items()}
+    added = {t["id"]: t for t in d["added_tokens"]}
+    for i, t in added.items():
+        by_id.setdefault(i, t["content"])
+    n = max(by_id) + 1
+    assert sorted(by_id) == list(range(n)), "ids must be dense"
+    return [by_id[i] for i in range(n)], added
+
+
+def token_types(tokens, added, unk_id=None):
+    types = []
+    for i, t in enumerate(tokens):
+        if i == unk_id:
+            types.append(TOKEN_UNKNOWN)
+        elif i in added:
+            types.append(TOKEN_CONTROL if added[i]["special"] else TOKEN_USER_DEFINED)
+        elif len(t) == 6 and t.startswith("<0x") and t.endswith(">"):
+            types.append(TOKEN_BYTE)
+        else:
+            types.append(TOKEN_NORMAL)
+    return types
+
+
+def add_llama_hparams(w, vocab_size):
+    """A tiny model's llama.* keys, so the file looks like a model's metadata (transformers reads
+    the tokenizer without them)."""
+    w.add_uint32("llama.context_length", 2048)
+    w.add_uint32("llama.embedding_length", 64)
+    w.add_uint32("llama.block_count", 2)
+    w.add_uint32("llama.feed_forward_length", 128)
+    w.add_uint32("llama.rope.dimension_count", 16)
+    w.add_uint32("llama.attention.head_count", 4)
+    w.add_uint32("llama.attention.head_count_kv", 2)
+    w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+    w.add_uint32("llama.vocab_size", vocab_size)
+
+
+def write_gguf(path, fill):
+    from gguf import GGUFWriter
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    w = GGUFWriter(path, arch="llama")
+    fill(w)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    return path
+
+
+def gguf_from_byte_level(name, source, pre, bos, eos, unk=None, pad=None, add_bos=False,
+                         chat_template=None):
+    """tokenizer.ggml.model "gpt2" from a byte-level tokenizer.json directory (`source`)."""
+    d = load_tokenizer_json(source)
+    tokens, added = id_ordered_tokens(d)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in d["model"]["merges"]]
+    ids = {t: i for i, t in enumerate(tokens)}
+
+    def fill(w):
+        w.add_string("general.name", name)
+        add_llama_hparams(w, len(tokens))
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(pre)
+        w.add_token_list(tokens)
+        w.add_token_types(token_types(tokens, added))
+        w.add_token_merges(merges)
+        w.add_bos_token_id(ids[bos])
+        w.add_eos_token_id(ids[eos])
+        if unk is not None:
+            w.add_unk_token_id(ids[unk])
+        if pad is not None:
+            w.add_pad_token_id(ids[pad])
+        w.add_add_bos_token(add_bos)
+        w.add_add_eos_token(False)
+        w.add_add_space_prefix(False)
+        if chat_template is not None:
+            w.add_chat_template(chat_template)
+    return write_gguf(os.path.join(GGUF_DIR, name + ".gguf"), fill)
+
+
+def sentencepiece_scores(d, tokens, first_trained):
+    """Scores as a SentencePiece BPE model has them: merged pieces -1, -2, ... in merge order,
+    single characters below every merge, control, byte and added pieces 0."""
+    merged = {"".join(m) if not isinstance(m, str) else m.replace(" ", ""): k
+              for k, m in enumerate(d["model"]["merges"])}
+    n_merges = len(merged)
+    scores = []
+    for i, t in enumerate(tokens):
+        if i < first_trained or any(a["id"] == i for a in d["added_tokens"]):
+            scores.append(0.0)
+        elif t in merged:
+            scores.append(-float(merged[t] + 1))
+        else:
+            scores.append(-float(n_merges + i))
+    return scores
+
+
+def gguf_from_sentencepiece(name, source, chat_template=None):
+    """tokenizer.ggml.model "llama" (scores, no merges) from a SentencePiece-style directory."""
+    d = load_tokenizer_json(source)
+    tokens, added = id_ordered_tokens(d)
+    first_trained = tokens.index("<0xFF>") + 1
+    scores = sentencepiece_scores(d, tokens, first_trained)
+
+    def fill(w):
+        w.add_string("general.name", name)
+        add_llama_hparams(w, len(tokens))
+        w.add_tokenizer_model("llama")
+        w.add_tokenizer_pre("default")
+        w.add_token_list(tokens)
+        w.add_token_scores(scores)
+        w.add_token_types(token_types(tokens, added, unk_id=0))
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.add_unk_token_id(0)
+        w.add_pad_token_id(2)
+        w.add_add_bos_token(True)
+        w.add_add_eos_token(False)
+        w.add_add_space_prefix(True)
+        if chat_template is not None:
+            w.add_chat_template(chat_template)
+    return write_gguf(os.path.join(GGUF_DIR, name + ".gguf"), fill)
+
+
+def gguf_smollm2(gguf_path):
+    """Every metadata key of the real SmolLM2 GGUF (tokenizer, general, llama hyperparameters),
+    in the same order and with the same types, and none of its tensors."""
+    from gguf import GGUFReader, GGUFValueType
+    r = GGUFReader(gguf_path)
+
+    def fill(w):
+        for key, field in r.fields.items():
+            if key.startswith("GGUF.") or key == "general.architecture":
+                continue
+            vtype = field.types[0]
+            sub = field.types[1] if vtype == GGUFValueType.ARRAY else None
+            w.add_key_value(key, field.contents(), vtype, sub)
+    return write_gguf(os.path.join(GGUF_DIR, "smollm2.gguf"), fill)
+
+
+def gguf_version2_copy(src, name):
+    """Version 2 has the layout of version 3 (64-bit counts and lengths since version 2; version 3
+    only allowed big-endian files), so a v2 file is a v3 file with the version field set to 2."""
+    import struct
+    with open(src, "rb") as f:
+        blob = bytearray(f.read())
+    assert blob[:4] == b"GGUF" and struct.unpack_from("<I", blob, 4)[0] == 3
+    struct.pack_into("<I", blob, 4, 2)
+    path = os.path.join(GGUF_DIR, name + ".gguf")
+    with open(path, "wb") as f:
+        f.write(bytes(blob))
+    return path
+
+
+def write_ggufs(smollm2_gguf):
+    """The GGUF fixtures, each with the tokenizer.json directory it was made from (or None)."""
+    return [
+        (gguf_smollm2(smollm2_gguf), "smollm2"),
+        (gguf_from_byte_level("gpt2", "gpt2-bytelevel", "gpt-2", "<|endoftext|>", "<|endoftext|>",
+                              unk="<|endoftext|>"), "gpt2-bytelevel"),
+        (gguf_from_byte_level("llama-bpe", "llama3-split", "llama-bpe", "<|begin_of_text|>", "<|eot_id|>",
+                              add_bos=True, chat_template=LLAMA3_TEMPLATE), "llama3-split"),
+        (gguf_from_byte_level("qwen2", "qwen2-split", "qwen2", "<|endoftext|>", "<|im_end|>",
+                              pad="<|endoftext|>", chat_template=CHATML_TEMPLATE), "qwen2-split"),
+        (gguf_from_sentencepiece("llama-spm", "spm-bpe", chat_template=ZEPHYR_TEMPLATE), "spm-bpe"),
+        (gguf_version2_copy(os.path.join(GGUF_DIR, "llama-spm.gguf"), "llama-spm-v2"), "spm-bpe"),
+    ]
+
+
+# Why a GGUF reference can differ from the directory it was made from (transformers' GGUF
+# building, checked in transformers 5.x):
+GGUF_DIFFERENCES = {
+    "gpt2.gguf": "GGUF has no lstrip/rstrip/single_word flags: <mask>, <sep>, xyzzy match as plain whole strings",
+    "llama-bpe.gguf": "transformers sets no ignore_merges for a GGUF (llama.cpp does for llama3/llama-bpe); "
+                      "the lines are those where llama3-split/ (ignore_merges) gives other ids",
+    "qwen2.gguf": "no NFC normalizer for a GGUF (llama.cpp has none either)",
+    "llama-spm.gguf": "transformers builds a Metaspace(prepend_scheme first) LlamaTokenizer and recovers merges "
+                      "from the scores; the directory prepends ▁ to every text segment (after special tokens "
+                      "too, and before leading spaces), as llama.cpp's add_space_prefix does",
+    "llama-spm-v2.gguf": "as llama-spm.gguf",
+    "smollm2.gguf": "none (the directory is transformers' own writing of this GGUF)",
+}
+
+
+def compare_gguf_with_dir(name, rows, source, summary):
+    """Which lines of the GGUF reference differ from the tokenizer.json directory it came from."""
+    with open(os.path.join(OUT, source, "expected.jsonl"), encoding="utf-8") as f:
+        dir_rows = [json.loads(line) for line in f]
+    differ = [i + 1 for i, (r, s) in enumerate(zip(rows, dir_rows)) if r["ids"] != s["ids"]]
+    summary.append("  %s vs %s/expected.jsonl: %d of %d lines differ %s (%s)"
+                   % (name, source, len(differ), len(rows), differ, GGUF_DIFFERENCES[name]))
+
+
+def check_smollm_digits_split(summary):
+    """llama.cpp's "smollm" pre-tokenizer splits each \p{N} first (as the Hub's Digits does);
+    transformers' GGUF building ignores the name and uses plain ByteLevel. The lines of the
+    corpus where that changes SmolLM2's ids:"""
+    from tokenizers import Tokenizer, pre_tokenizers
+    tk = Tokenizer.from_file(os.path.join(OUT, "smollm2", "tokenizer.json"))
+    tk.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)])
+    with open(os.path.join(GGUF_DIR, "smollm2.gguf.expected.jsonl"), encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    differ = [i + 1 for i, r in enumerate(rows) if tk.encode(r["text"]).ids != r["ids"]]
+    summary.append("  smollm2.gguf with Digits before ByteLevel (llama.cpp's smollm, the Hub's tokenizer.json): "
+                   "lines %s differ" % differ)
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -483,6 +721,14 @@ def main():
         name = os.path.basename(d)
         write_expected(name, d, AutoTokenizer.from_pretrained(d), os.path.join(d, "tokenizer.json"), summary)
     check_hub_class_variants(summary)
+    for path, source in write_ggufs(args.smollm2_gguf):
+        name = os.path.basename(path)
+        tok = AutoTokenizer.from_pretrained(GGUF_DIR, gguf_file=name)
+        write_expected(name, path, tok, None, summary)
+        with open(path + ".expected.jsonl", encoding="utf-8") as f:
+            compare_gguf_with_dir(name, [json.loads(line) for line in f], source, summary)
+    check_smollm_digits_split(summary)
+    write_text(os.path.join(OUT, "summary.txt"), "\n".join(summary) + "\n")
     print("\n".join(summary))
 
 
