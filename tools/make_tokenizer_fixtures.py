@@ -538,6 +538,21 @@ def add_llama_hparams(w, vocab_size):
     w.add_uint32("llama.vocab_size", vocab_size)
 
 
+def add_tokenizer_settings(w, bos, eos, unk, pad, add_bos, space_prefix, chat_template):
+    """The special ids (unk, pad: None for none), add_bos/add_eos/add_space_prefix, the template."""
+    w.add_bos_token_id(bos)
+    w.add_eos_token_id(eos)
+    if unk is not None:
+        w.add_unk_token_id(unk)
+    if pad is not None:
+        w.add_pad_token_id(pad)
+    w.add_add_bos_token(add_bos)
+    w.add_add_eos_token(False)
+    w.add_add_space_prefix(space_prefix)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
+
+
 def write_gguf(path, fill):
     from gguf import GGUFWriter
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -566,17 +581,7 @@ def gguf_from_byte_level(name, source, pre, bos, eos, unk=None, pad=None, add_bo
         w.add_token_list(tokens)
         w.add_token_types(token_types(tokens, added))
         w.add_token_merges(merges)
-        w.add_bos_token_id(ids[bos])
-        w.add_eos_token_id(ids[eos])
-        if unk is not None:
-            w.add_unk_token_id(ids[unk])
-        if pad is not None:
-            w.add_pad_token_id(ids[pad])
-        w.add_add_bos_token(add_bos)
-        w.add_add_eos_token(False)
-        w.add_add_space_prefix(False)
-        if chat_template is not None:
-            w.add_chat_template(chat_template)
+        add_tokenizer_settings(w, ids[bos], ids[eos], ids.get(unk), ids.get(pad), add_bos, False, chat_template)
     return write_gguf(os.path.join(GGUF_DIR, name + ".gguf"), fill)
 
 
@@ -612,15 +617,7 @@ def gguf_from_sentencepiece(name, source, chat_template=None):
         w.add_token_list(tokens)
         w.add_token_scores(scores)
         w.add_token_types(token_types(tokens, added, unk_id=0))
-        w.add_bos_token_id(1)
-        w.add_eos_token_id(2)
-        w.add_unk_token_id(0)
-        w.add_pad_token_id(2)
-        w.add_add_bos_token(True)
-        w.add_add_eos_token(False)
-        w.add_add_space_prefix(True)
-        if chat_template is not None:
-            w.add_chat_template(chat_template)
+        add_tokenizer_settings(w, 1, 2, 0, 2, True, True, chat_template)
     return write_gguf(os.path.join(GGUF_DIR, name + ".gguf"), fill)
 
 

@@ -5,15 +5,6 @@ written out in this file, so the fixtures do not depend on anything else on the 
 """
 import random
 
-# Special-token strings of the fixture tokenizers, so the corpus can put them inside text.
-SPECIALS = {
-    "chatml": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-    "llama3": ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
-               "<|end_header_id|>", "<|eot_id|>"],
-    "spm": ["<s>", "</s>", "<unk>"],
-    "added": ["<mask>", "<sep>", "<tool>", "xyzzy", "café", "my_token"],
-}
-
 CORPUS = [
     # empty and one-character texts
     "",
@@ -153,7 +144,8 @@ CORPUS = [
     "<|im_end|><|im_end|>",
     "<|im_start|<|im_end|>|>",
     "<|notaspecialtoken|>",
-    # added tokens with lstrip / rstrip / single_word / normalized (see SPECIALS["added"])
+    # added tokens of the fixtures: <mask> lstrip, <sep> rstrip, xyzzy single_word, <tool> and
+    # <tool_call> not special, café and my_token normalized (tools/make_tokenizer_fixtures.py)
     "fill the <mask> here",
     "fill the<mask>here",
     "a   <mask>   b",
