@@ -831,10 +831,10 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
 #endif
 
 /* ------------------------------------------------------------------------- */
-/* Tokenizers: llama2.c tokenizer.bin, and a built-in byte-level one          */
+/* Tokenizers: llama2.c tokenizer.bin, Hugging Face BPE, a byte-level one     */
 /* ------------------------------------------------------------------------- */
 
-/* Two kinds behind one type:
+/* Three kinds behind one type:
 
    LISA_TOKENIZER_BYTES (lisa_tokenizer_init_bytes; no file, no allocation):
      ids 0..255 are the bytes themselves, 256 is BOS, 257 is EOS, vocabulary
@@ -854,10 +854,28 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
      loop in O(n log n). Differences from run.c: the text is len bytes, so a
      NUL byte is text, not the end (it becomes the piece "<0x00>"); without a
      " " piece there is no dummy prefix (run.c would emit id -1); when a
-     string is the piece of several ids, the lowest id is used. */
+     string is the piece of several ids, the lowest id is used.
+
+   LISA_TOKENIZER_BPE (lisa_tokenizer_load_hf, and GGUF vocabularies): a
+     Hugging Face tokenizer.json BPE model, encoded as the `tokenizers`
+     library does, so ids equal transformers' tokenizer(text).input_ids:
+     added tokens are matched as whole strings first (leftmost, longest;
+     lstrip, rstrip, single_word, normalized honoured), the rest is
+     normalized (Prepend, Replace), pre-tokenized (ByteLevel, Split with a
+     known regex, Digits, Metaspace, a Sequence of them), and each piece is
+     merged pair by pair, by the pair's place in the merges list (or, for
+     GGUF SentencePiece vocabularies, by the merged piece's score), with
+     byte fallback to "<0xXX>" pieces or the unknown token; BOS/EOS as the
+     post-processor (TemplateProcessing) or tokenizer_config.json says.
+     Pieces are the text bytes a token stands for (the byte-level alphabet
+     undone, U+2581 as a space where the decoder makes it one), so decode
+     equals transformers' decode(ids) (special tokens included, no clean-up)
+     for valid UTF-8, and is raw bytes otherwise. A character with no piece,
+     no byte fallback and no unknown token is dropped, as in `tokenizers`. */
 typedef enum lisa_tokenizer_kind {
     LISA_TOKENIZER_BYTES = 0,
-    LISA_TOKENIZER_LLAMA2C
+    LISA_TOKENIZER_LLAMA2C,
+    LISA_TOKENIZER_BPE
 } lisa_tokenizer_kind;
 
 #define LISA_BYTES_BOS 256
@@ -871,13 +889,19 @@ typedef struct lisa_tokenizer {
     int bos_id, eos_id;        /* bytes: 256, 257; llama2.c: 1, 2 */
     int max_token_length;      /* longest piece in bytes allowed by the file (bytes: 1) */
     int space_id;              /* the " " piece used as dummy prefix; -1: none (bytes: always) */
-    /* llama2.c only (NULL for bytes), all inside one allocation: */
-    const float *scores;       /* (vocab_size) merge scores */
+    int add_bos, add_eos;      /* what the configuration adds: bytes, llama2.c 1, 0; BPE as the
+                                  file says (pass them to lisa_tokenizer_encode) */
+    int unk_id, pad_id;        /* -1 when none (llama2.c: unk 0) */
+    const char *chat_template; /* the model's Jinja chat template as shipped, or NULL */
+    size_t chat_template_len;
+    /* llama2.c and BPE (NULL for bytes), all inside one allocation: */
+    const float *scores;       /* (vocab_size) merge scores (BPE: NULL unless ranked by score) */
     const size_t *offsets;     /* (vocab_size + 1): piece i is text + offsets[i], of
                                   offsets[i + 1] - offsets[i] - 1 bytes, NUL-terminated */
     const char *text;
-    const int32_t *table;      /* hash table of ids, -1 empty; hash_mask + 1 slots */
+    const int32_t *table;      /* hash table of ids by piece, -1 empty; hash_mask + 1 slots */
     size_t hash_mask;
+    const struct lisa__bpe_model *bpe;  /* BPE: the encoder's private tables */
     void *buffer;
     size_t buffer_size;
     lisa_allocator allocator;
@@ -932,8 +956,44 @@ LISADEF const char *lisa_tokenizer_piece(const lisa_tokenizer *t, int prev_id, i
 LISADEF lisa_result lisa_tokenizer_decode(const lisa_tokenizer *t, const int *ids, size_t n,
                                           char *out, size_t cap, size_t *len, lisa_error *err);
 
-/* The id whose piece is exactly these len bytes (lowest if several), or -1. */
+/* The id whose piece is exactly these len bytes (lowest if several), or -1.
+   BPE: special and added tokens are found by their text ("<|im_end|>"). */
 LISADEF int lisa_tokenizer_find(const lisa_tokenizer *t, const char *piece, size_t len);
+
+/* Streaming decode, for generation: feed ids one at a time; each call gives
+   the text that is complete so far, never half a UTF-8 character (up to 3
+   bytes of an unfinished one are held back until the next piece completes
+   it or shows it invalid, then written as they are). The concatenation of
+   all outputs and lisa_tokenizer_stream_flush()'s equals
+   lisa_tokenizer_decode() of the same ids. Start with
+   lisa_tokenizer_stream_init(); the state is the caller's (one per stream),
+   the tokenizer is only read. */
+typedef struct lisa_tokenizer_stream {
+    int prev_id;               /* the last id fed, -1 at the start */
+    int n_carry;               /* bytes held back */
+    unsigned char carry[4];
+} lisa_tokenizer_stream;
+LISADEF void lisa_tokenizer_stream_init(lisa_tokenizer_stream *s);
+/* Decodes id into out (cap bytes; the piece's length + 4 is always enough;
+   NUL-terminated), *len its bytes. An id outside the vocabulary or too small
+   a cap is LISA_ERR_INVALID and changes nothing. */
+LISADEF lisa_result lisa_tokenizer_stream_next(const lisa_tokenizer *t, lisa_tokenizer_stream *s, int id,
+                                               char *out, size_t cap, size_t *len, lisa_error *err);
+/* Writes the held-back bytes (an unfinished character at the end; at most
+   3) to out (cap >= 4, NUL-terminated) and returns their number. */
+LISADEF size_t lisa_tokenizer_stream_flush(lisa_tokenizer_stream *s, char *out, size_t cap);
+
+/* A Hugging Face tokenizer.json (model type BPE) from memory; config_json is
+   tokenizer_config.json's text or NULL: its add_bos_token / add_eos_token
+   override the post-processor as transformers does, its bos_token,
+   eos_token, pad_token, unk_token name those ids, its chat_template becomes
+   t->chat_template. Any component outside the supported set (another model
+   type, an unknown normalizer, pre-tokenizer, decoder or post-processor, a
+   regex that is not one of the known patterns, dropout, subword prefixes)
+   is an error naming it. `name` labels errors. Call lisa_tokenizer_free(). */
+LISADEF lisa_result lisa_tokenizer_load_hf_memory(lisa_tokenizer *t, const char *json, size_t len,
+                                                  const char *config_json, size_t config_len, const char *name,
+                                                  const lisa_allocator *a, lisa_error *err);
 
 LISADEF void lisa_tokenizer_free(lisa_tokenizer *t);
 
@@ -941,6 +1001,11 @@ LISADEF void lisa_tokenizer_free(lisa_tokenizer *t);
 /* lisa_tokenizer_load_llama2c_memory() on a file (tokenizer.bin). */
 LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *path, int vocab_size,
                                                 const lisa_allocator *a, lisa_error *err);
+/* A tokenizer.json file, or a directory holding tokenizer.json and
+   optionally tokenizer_config.json and chat_template.jinja (the template
+   when the config has none). Call lisa_tokenizer_free(). */
+LISADEF lisa_result lisa_tokenizer_load_hf(lisa_tokenizer *t, const char *path, const lisa_allocator *a,
+                                           lisa_error *err);
 #endif
 
 /* ------------------------------------------------------------------------- */
@@ -5458,6 +5523,8 @@ LISADEF void lisa_tokenizer_init_bytes(lisa_tokenizer *t) {
     t->eos_id = LISA_BYTES_EOS;
     t->max_token_length = 1;
     t->space_id = -1;  /* no dummy prefix */
+    t->add_bos = 1;
+    t->unk_id = t->pad_id = -1;
 }
 
 LISADEF void lisa_tokenizer_free(lisa_tokenizer *t) {
@@ -5468,6 +5535,9 @@ LISADEF void lisa_tokenizer_free(lisa_tokenizer *t) {
     t->offsets = NULL;
     t->text = NULL;
     t->table = NULL;
+    t->bpe = NULL;
+    t->chat_template = NULL;
+    t->chat_template_len = 0;
 }
 
 /* FNV-1a, resumable so a pair's concatenation hashes without being built. */
@@ -5486,7 +5556,7 @@ static size_t lisa__tok_piece_len(const lisa_tokenizer *t, int id) {
 static int lisa__tok_find2(const lisa_tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
     uint32_t h;
     size_t slot;
-    if (t->kind != LISA_TOKENIZER_LLAMA2C || na + nb > (size_t)t->max_token_length) return -1;
+    if (t->kind == LISA_TOKENIZER_BYTES || na + nb > (size_t)t->max_token_length) return -1;
     h = lisa__tok_fnv(lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)a, na), (const unsigned char *)b, nb);
     for (slot = h & t->hash_mask;; slot = (slot + 1) & t->hash_mask) {
         int id = t->table[slot];
@@ -5585,6 +5655,9 @@ static lisa_result lisa__tok_parse(lisa_tokenizer *t, const unsigned char *p, si
     t->vocab_size = count;
     t->bos_id = 1;
     t->eos_id = 2;
+    t->add_bos = 1;
+    t->unk_id = 0;
+    t->pad_id = -1;
     t->max_token_length = (int)max_len;
     t->scores = scores;
     t->offsets = offsets;
@@ -5616,14 +5689,1406 @@ LISADEF lisa_result lisa_tokenizer_load_llama2c_memory(lisa_tokenizer *t, const 
                            name ? name : "<memory>", a, err);
 }
 
+static int lisa__tok_hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* ---- BPE: the builder every BPE loader goes through ---------------------- */
+
+/* A BPE loader (tokenizer.json, GGUF metadata) describes a vocabulary to a
+   builder and lets it make the tokenizer:
+     lisa__bpe_builder b;
+     lisa__bpe_builder_init(&b, name, allocator);  name labels every error
+     b.set... = ...;                                the settings (any time before finish)
+     lisa__bpe_builder_token(&b, id, ...)           every token, any order
+     lisa__bpe_builder_merge(&b, left, right)       the merges, best first (rank order)
+     lisa__bpe_builder_chat_template(&b, ...)       optional
+     lisa__bpe_builder_finish(&b, t, err)           checks everything, fills t
+     lisa__bpe_builder_free(&b)                     always, also after finish or a failure
+   Strings are copied, so the loader's own buffers may go right after each
+   call. Token strings are as the file spells them: model-vocabulary tokens
+   in the model's alphabet (GPT-2's byte-to-unicode characters when
+   set.byte_level, U+2581 for spaces in SentencePiece vocabularies), added
+   tokens (LISA__BPE_ADDED) as the raw text they match. An id may be given
+   twice, once as a vocabulary entry and once as an added token, with the
+   same string; the flags then combine. Merge strings are model-vocabulary
+   spellings. Everything the tokenizer keeps is in one allocation from the
+   builder's allocator, owned by t (lisa_tokenizer_free()). */
+
+#define LISA__BPE_MAX_STEPS 8    /* normalizer steps, pre-tokenizer stages, decoder steps */
+#define LISA__BPE_MAX_STR 16     /* bytes of a step's strings (replacements, prefixes) */
+
+/* Token flags. A call without LISA__BPE_ADDED gives a model-vocabulary entry. */
+#define LISA__BPE_SPECIAL 1u      /* a special token (transformers' skip_special_tokens) */
+#define LISA__BPE_ADDED 2u        /* matched as a whole string before any splitting */
+#define LISA__BPE_LSTRIP 4u       /* ... taking the whitespace before it */
+#define LISA__BPE_RSTRIP 8u       /* ... and after it */
+#define LISA__BPE_SINGLE_WORD 16u /* ... only with no word character either side */
+#define LISA__BPE_NORMALIZED 32u  /* ... in the normalized text, its string normalized too */
+
+/* Merge order: the pair's place in the merges list (tokenizer.json, GGUF
+   gpt2), or the merged piece's score, higher first (GGUF llama, llama2.c's rule). */
+enum { LISA__BPE_BY_RANK = 0, LISA__BPE_BY_SCORE = 1 };
+
+/* Normalizer steps, pre-tokenizer stages and decoder steps, each a list
+   applied in order. */
+enum {
+    LISA__BPE_N_PREPEND = 1,   /* a: prepended to a non-empty text */
+    LISA__BPE_N_REPLACE,       /* every a becomes b (b at most one character) */
+    LISA__BPE_P_SCAN,          /* kind: a pre-tokenizer scanner (lisa__pretok_next) splits */
+    LISA__BPE_P_BYTELEVEL,     /* flag: add_prefix_space; kind: a scanner (use_regex) or 0;
+                                  must be the last stage */
+    LISA__BPE_P_METASPACE,     /* spaces become a; kind: prepend a 0 never, 1 always,
+                                  2 first (only at the text's start); flag: split before each a */
+    LISA__BPE_D_BYTELEVEL,     /* GPT-2's alphabet back to bytes (a token with other
+                                  characters stays as it is); joins the tokens */
+    LISA__BPE_D_REPLACE,       /* every a becomes b */
+    LISA__BPE_D_BYTEFALLBACK,  /* a token "<0xXX>" is that byte */
+    LISA__BPE_D_FUSE,          /* joins the tokens */
+    LISA__BPE_D_STRIP,         /* up to kind leading and flag trailing characters a go;
+                                  after the tokens are joined only leading ones (flag 0) */
+    LISA__BPE_D_METASPACE      /* a becomes a space, except in the first token, where it
+                                  goes (kind 1) or also becomes a space (kind 0) */
+};
+
+typedef struct lisa__bpe_step {
+    int op;
+    int kind, flag;            /* as the op says */
+    char a[LISA__BPE_MAX_STR], b[LISA__BPE_MAX_STR];
+    int na, nb;                /* bytes of a and b */
+} lisa__bpe_step;
+
+typedef struct lisa__bpe_settings {
+    int byte_level;            /* vocabulary in GPT-2's alphabet: words start as single bytes */
+    int rank;                  /* LISA__BPE_BY_RANK or LISA__BPE_BY_SCORE */
+    int byte_fallback;         /* a character not in the vocabulary becomes its "<0xXX>" tokens */
+    int ignore_merges;         /* a word that is a token is that token */
+    int fuse_unk;              /* consecutive unknown characters give one unk */
+    int unk_id, bos_id, eos_id, pad_id;  /* -1: none (init sets them so) */
+    int add_bos, add_eos;      /* what encoding as configured adds */
+    lisa__bpe_step norm[LISA__BPE_MAX_STEPS], pretok[LISA__BPE_MAX_STEPS], dec[LISA__BPE_MAX_STEPS];
+    int n_norm, n_pretok, n_dec;
+} lisa__bpe_settings;
+
+typedef struct lisa__bpe_btoken {
+    size_t str, len;           /* into the builder's pool */
+    float score;
+    unsigned flags;
+    int given;                 /* bit 0: as a vocabulary entry, bit 1: as an added token */
+} lisa__bpe_btoken;
+
+typedef struct lisa__bpe_bmerge {
+    size_t str[2], len[2];     /* left and right in the builder's pool */
+} lisa__bpe_bmerge;
+
+typedef struct lisa__bpe_builder {
+    lisa__bpe_settings set;
+    const char *name;
+    lisa_allocator allocator;
+    size_t bytes;              /* the builder's own allocations */
+    lisa__bpe_btoken *tokens;  /* (cap_tokens) by id */
+    int n_tokens, cap_tokens;  /* n_tokens: highest id given + 1 */
+    char *pool;                /* token and merge strings */
+    size_t n_pool, cap_pool;
+    lisa__bpe_bmerge *merges;  /* (cap_merges) in rank order */
+    size_t cap_merges;
+    int n_merges;
+    size_t chat, chat_len;     /* the chat template in the pool; chat_len 0: none */
+} lisa__bpe_builder;
+
+static void lisa__bpe_builder_init(lisa__bpe_builder *b, const char *name, const lisa_allocator *a);
+static lisa_result lisa__bpe_builder_token(lisa__bpe_builder *b, int id, const char *s, size_t len,
+                                           float score, unsigned flags, lisa_error *err);
+static lisa_result lisa__bpe_builder_merge(lisa__bpe_builder *b, const char *left, size_t left_len,
+                                           const char *right, size_t right_len, lisa_error *err);
+static lisa_result lisa__bpe_builder_chat_template(lisa__bpe_builder *b, const char *s, size_t len,
+                                                   lisa_error *err);
+static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer *t, lisa_error *err);
+static void lisa__bpe_builder_free(lisa__bpe_builder *b);
+
+static void lisa__bpe_builder_init(lisa__bpe_builder *b, const char *name, const lisa_allocator *a) {
+    memset(b, 0, sizeof *b);
+    b->name = name ? name : "<tokenizer>";
+    b->allocator = lisa__allocator_or_default(a);
+    b->set.unk_id = b->set.bos_id = b->set.eos_id = b->set.pad_id = -1;
+}
+
+static void lisa__bpe_builder_free(lisa__bpe_builder *b) {
+    lisa__free(&b->allocator, b->tokens, (size_t)b->cap_tokens * sizeof *b->tokens, &b->bytes);
+    lisa__free(&b->allocator, b->pool, b->cap_pool, &b->bytes);
+    lisa__free(&b->allocator, b->merges, b->cap_merges * sizeof *b->merges, &b->bytes);
+    b->tokens = NULL;
+    b->pool = NULL;
+    b->merges = NULL;
+    b->n_tokens = b->cap_tokens = b->n_merges = 0;
+    b->cap_merges = 0;
+    b->n_pool = b->cap_pool = 0;
+}
+
+/* Grows *p (cap elements of size elem, the first used kept) to hold need. */
+static int lisa__bpe_grow(const lisa_allocator *a, void **p, size_t *cap, size_t elem, size_t need, size_t *bytes) {
+    size_t c = *cap ? *cap : 16;
+    void *q;
+    if (need <= *cap) return 1;
+    while (c < need) {
+        if (c > ((size_t)-1 / 2) / elem) return 0;
+        c *= 2;
+    }
+    q = lisa__alloc(a, c * elem, bytes);
+    if (!q) return 0;
+    if (*p) memcpy(q, *p, *cap * elem);
+    lisa__free(a, *p, *cap * elem, bytes);
+    *p = q;
+    *cap = c;
+    return 1;
+}
+
+/* Copies s into the pool; its offset in *off. */
+static lisa_result lisa__bpe_builder_keep(lisa__bpe_builder *b, const char *s, size_t len, size_t *off, lisa_error *err) {
+    if (len > (size_t)-1 / 4 || !lisa__bpe_grow(&b->allocator, (void **)&b->pool, &b->cap_pool, 1, b->n_pool + len + 1, &b->bytes))
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %lu bytes of token text", b->name,
+                          (unsigned long)(b->n_pool + len + 1));
+    if (len) memcpy(b->pool + b->n_pool, s, len);
+    b->pool[b->n_pool + len] = 0;
+    *off = b->n_pool;
+    b->n_pool += len + 1;
+    return LISA_OK;
+}
+
+static lisa_result lisa__bpe_builder_token(lisa__bpe_builder *b, int id, const char *s, size_t len,
+                                           float score, unsigned flags, lisa_error *err) {
+    lisa__bpe_btoken *k;
+    int bit = flags & LISA__BPE_ADDED ? 2 : 1;
+    if (id < 0 || id >= LISA__MAX_VOCAB)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: token id %ld is out of range (0..%d)", b->name, (long)id,
+                          LISA__MAX_VOCAB - 1);
+    if (len > LISA__TOK_MAX_PIECE || (len > 0 && !s))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %d is %lu bytes long, more than %d", b->name, id,
+                          (unsigned long)len, LISA__TOK_MAX_PIECE);
+    if (len == 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: token %d is the empty string", b->name, id);
+    if (id >= b->n_tokens) {
+        size_t cap = (size_t)b->cap_tokens;
+        int i;
+        if (!lisa__bpe_grow(&b->allocator, (void **)&b->tokens, &cap, sizeof *b->tokens, (size_t)id + 1, &b->bytes))
+            return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d tokens", b->name, id + 1);
+        b->cap_tokens = (int)cap;
+        for (i = b->n_tokens; i <= id; i++) memset(&b->tokens[i], 0, sizeof b->tokens[i]);
+        b->n_tokens = id + 1;
+    }
+    k = &b->tokens[id];
+    if (k->given) {
+        if (k->given & bit)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: token id %d is given twice (\"%.40s\" and \"%.*s\")", b->name,
+                              id, b->pool + k->str, (int)(len < 40 ? len : 40), s);
+        if (k->len != len || memcmp(b->pool + k->str, s, len) != 0)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: id %d is the vocabulary's \"%.40s\" and the added token \"%.*s\"",
+                              b->name, id, b->pool + k->str, (int)(len < 40 ? len : 40), s);
+        k->flags |= flags;
+        k->given |= bit;
+        if (bit == 1) k->score = score;
+        return LISA_OK;
+    }
+    {
+        lisa_result r = lisa__bpe_builder_keep(b, s, len, &k->str, err);
+        if (r != LISA_OK) return r;
+    }
+    k->len = len;
+    k->score = score;
+    k->flags = flags;
+    k->given = bit;
+    return LISA_OK;
+}
+
+static lisa_result lisa__bpe_builder_merge(lisa__bpe_builder *b, const char *left, size_t left_len,
+                                           const char *right, size_t right_len, lisa_error *err) {
+    lisa__bpe_bmerge *m;
+    lisa_result r;
+    if (b->n_merges >= 4 * LISA__MAX_VOCAB)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: more than %d merges", b->name, 4 * LISA__MAX_VOCAB);
+    if (left_len == 0 || right_len == 0 || left_len > LISA__TOK_MAX_PIECE || right_len > LISA__TOK_MAX_PIECE)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: merge %d has a part of %lu bytes", b->name, b->n_merges,
+                          (unsigned long)(left_len == 0 || left_len > LISA__TOK_MAX_PIECE ? left_len : right_len));
+    if (!lisa__bpe_grow(&b->allocator, (void **)&b->merges, &b->cap_merges, sizeof *b->merges,
+                        (size_t)b->n_merges + 1, &b->bytes))
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d merges", b->name, b->n_merges + 1);
+    m = &b->merges[b->n_merges];
+    if ((r = lisa__bpe_builder_keep(b, left, left_len, &m->str[0], err)) != LISA_OK) return r;
+    if ((r = lisa__bpe_builder_keep(b, right, right_len, &m->str[1], err)) != LISA_OK) return r;
+    m->len[0] = left_len;
+    m->len[1] = right_len;
+    b->n_merges++;
+    return LISA_OK;
+}
+
+static lisa_result lisa__bpe_builder_chat_template(lisa__bpe_builder *b, const char *s, size_t len,
+                                                   lisa_error *err) {
+    lisa_result r;
+    if (!s) return LISA_OK;
+    if ((r = lisa__bpe_builder_keep(b, s, len, &b->chat, err)) != LISA_OK) return r;
+    b->chat_len = len;
+    return LISA_OK;
+}
+
+/* ---- BPE: the tables a finished tokenizer keeps ------------------------- */
+
+typedef struct lisa__bpe_pair {
+    int32_t left, right;       /* left -1: an empty slot */
+    int32_t rank, merged;
+} lisa__bpe_pair;
+
+#define LISA__BPE_HOLE 64u     /* flags: an id no token was given for */
+
+typedef struct lisa__bpe_model {
+    lisa__bpe_settings set;
+    /* The vocabulary as the merges see it: key i is keys + key_off[i], up to
+       key_off[i + 1] (no NUL); empty for ids the model cannot produce. */
+    const size_t *key_off;
+    const char *keys;
+    const int32_t *key_table;  /* hash of ids by key, -1 empty */
+    size_t key_mask;
+    const lisa__bpe_pair *pairs;  /* BY_RANK: hash of merges by (left, right) */
+    size_t pair_mask;
+    /* The piece of a token decoded first (the decoder's leading-space rule),
+       like offsets/text in the tokenizer. */
+    const size_t *first_off;
+    const char *first_text;
+    const unsigned char *flags;   /* (vocab) LISA__BPE_* */
+    /* Added tokens by their first byte, longest first: added[added_start[c]
+       .. added_start[c + 1]) start with byte c; match i is match_text +
+       match_off[i] (the content, normalized for LISA__BPE_NORMALIZED). */
+    const int32_t *added;
+    const size_t *match_off;
+    const char *match_text;
+    int32_t added_start[257];
+    int n_added, has_raw_added, has_norm_added;
+    int32_t byte_id[256];      /* byte-level: the token of each byte (-1: none) */
+    int32_t fallback_id[256];  /* the "<0xXX>" token of each byte (-1: none) */
+} lisa__bpe_model;
+
+/* GPT-2's byte-to-unicode alphabet: the printable bytes stand for
+   themselves, the 68 others (0-32, 127-160, 173) for U+0100 on. */
+static int lisa__bytelevel_byte(uint32_t cp) {
+    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255)) return (int)cp;
+    if (cp >= 256 && cp < 256 + 33) return (int)(cp - 256);
+    if (cp >= 256 + 33 && cp < 256 + 67) return (int)(cp - 256 - 33 + 127);
+    if (cp == 256 + 67) return 173;
+    return -1;
+}
+
+/* A byte-level spelling's bytes written to out (as many as its characters),
+   or -1 when some character is outside the alphabet. */
+static long lisa__bytelevel_unmap(const char *s, size_t n, unsigned char *out) {
+    size_t i = 0;
+    long k = 0;
+    while (i < n) {
+        uint32_t cp;
+        int l = lisa__utf8_decode((const unsigned char *)s + i, n - i, &cp), b;
+        if (l == 0 || (b = lisa__bytelevel_byte(cp)) < 0) return -1;
+        if (out) out[k] = (unsigned char)b;
+        k++;
+        i += (size_t)l;
+    }
+    return k;
+}
+
+/* A growing byte buffer for building strings at load time. */
+typedef struct lisa__bpe_sink {
+    char *p;
+    size_t n, cap;
+    int failed;
+    const lisa_allocator *a;
+    size_t *bytes;
+} lisa__bpe_sink;
+
+/* Appends n bytes of s (NULL: room for them, unset). */
+static void lisa__bpe_put(lisa__bpe_sink *k, const void *s, size_t n) {
+    if (k->failed) return;
+    if (!lisa__bpe_grow(k->a, (void **)&k->p, &k->cap, 1, k->n + n + 1, k->bytes)) {
+        k->failed = 1;
+        return;
+    }
+    if (n && s) memcpy(k->p + k->n, s, n);
+    k->n += n;
+}
+
+static void lisa__bpe_sink_free(lisa__bpe_sink *k) {
+    lisa__free(k->a, k->p, k->cap, k->bytes);
+    k->p = NULL;
+    k->n = k->cap = 0;
+}
+
+/* s with every a replaced by b, appended to k (a not empty). */
+static void lisa__bpe_put_replaced(lisa__bpe_sink *k, const char *s, size_t n, const char *a, size_t na,
+                                   const char *b, size_t nb) {
+    size_t i = 0, from = 0;
+    while (na > 0 && i + na <= n) {
+        if (memcmp(s + i, a, na) == 0) {
+            lisa__bpe_put(k, s + from, i - from);
+            lisa__bpe_put(k, b, nb);
+            i += na;
+            from = i;
+        } else {
+            i++;
+        }
+    }
+    lisa__bpe_put(k, s + from, n - from);
+}
+
+static int lisa__bpe_is_byte_token(const char *p, size_t n) {
+    return n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && lisa__tok_hex(p[3]) >= 0 &&
+           lisa__tok_hex(p[4]) >= 0;
+}
+
+/* What the decoder makes of one token (first: it is the first one decoded),
+   appended to out; uses tmp. The steps after the tokens are joined act on
+   the first token only (a leading strip). Without a decoder tokens are
+   joined with spaces, as `tokenizers` does. */
+static void lisa__bpe_decode_token(const lisa__bpe_settings *set, const char *s, size_t n, int first,
+                                   lisa__bpe_sink *out, lisa__bpe_sink *tmp) {
+    int i, joined = 0;
+    size_t start = out->n;
+    if (set->n_dec == 0 && !first) lisa__bpe_put(out, " ", 1);
+    lisa__bpe_put(out, s, n);
+    for (i = 0; i < set->n_dec && !out->failed; i++) {
+        const lisa__bpe_step *d = &set->dec[i];
+        char *p = out->p + start;
+        size_t len = out->n - start;
+        tmp->n = 0;
+        switch (d->op) {
+        case LISA__BPE_D_BYTELEVEL: {
+            long k = lisa__bytelevel_unmap(p, len, (unsigned char *)p);
+            if (k >= 0) out->n = start + (size_t)k;
+            joined = 1;
+            break;
+        }
+        case LISA__BPE_D_REPLACE:
+            lisa__bpe_put_replaced(tmp, p, len, d->a, (size_t)d->na, d->b, (size_t)d->nb);
+            out->n = start;
+            lisa__bpe_put(out, tmp->p, tmp->n);
+            break;
+        case LISA__BPE_D_BYTEFALLBACK:
+            if (lisa__bpe_is_byte_token(p, len)) {
+                p[0] = (char)(lisa__tok_hex(p[3]) * 16 + lisa__tok_hex(p[4]));
+                out->n = start + 1;
+            }
+            break;
+        case LISA__BPE_D_FUSE:
+            joined = 1;
+            break;
+        case LISA__BPE_D_STRIP: {
+            int k;
+            size_t cut = 0, end = len;
+            if (joined && !first) break;
+            for (k = 0; k < d->kind && cut + (size_t)d->na <= end && memcmp(p + cut, d->a, (size_t)d->na) == 0; k++)
+                cut += (size_t)d->na;
+            for (k = 0; !joined && k < d->flag && end >= cut + (size_t)d->na &&
+                        memcmp(p + end - (size_t)d->na, d->a, (size_t)d->na) == 0; k++)
+                end -= (size_t)d->na;
+            memmove(p, p + cut, end - cut);
+            out->n = start + end - cut;
+            break;
+        }
+        case LISA__BPE_D_METASPACE:
+            lisa__bpe_put_replaced(tmp, p, len, d->a, (size_t)d->na, " ", first && d->kind ? 0 : 1);
+            out->n = start;
+            lisa__bpe_put(out, tmp->p, tmp->n);
+            break;
+        default:
+            break;
+        }
+        if (tmp->failed) out->failed = 1;
+    }
+}
+
+/* Open-addressing hash slots for n entries: a power of two, at least 2n. */
+static size_t lisa__bpe_slots(size_t n) {
+    size_t s = 16;
+    while (s < 2 * n) s *= 2;
+    return s;
+}
+
+/* The id whose key (the model's spelling) is a then b, or -1. */
+static int lisa__bpe_key_find2(const lisa__bpe_model *m, const char *a, size_t na, const char *b, size_t nb) {
+    uint32_t h = lisa__tok_fnv(lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)a, na), (const unsigned char *)b, nb);
+    size_t slot;
+    for (slot = h & m->key_mask;; slot = (slot + 1) & m->key_mask) {
+        int id = m->key_table[slot];
+        const char *p;
+        if (id < 0) return -1;
+        p = m->keys + m->key_off[id];
+        if (m->key_off[id + 1] - m->key_off[id] == na + nb && memcmp(p, a, na) == 0 && memcmp(p + na, b, nb) == 0)
+            return id;
+    }
+}
+
+static size_t lisa__bpe_pair_slot(int32_t left, int32_t right, size_t mask) {
+    uint32_t h = ((uint32_t)left * 0x9E3779B1u) ^ ((uint32_t)right * 0x85EBCA77u);
+    return (size_t)(h ^ (h >> 15)) & mask;
+}
+
+static const lisa__bpe_pair *lisa__bpe_pair_find(const lisa__bpe_model *m, int32_t left, int32_t right) {
+    size_t slot;
+    if (!m->pairs) return NULL;
+    for (slot = lisa__bpe_pair_slot(left, right, m->pair_mask);; slot = (slot + 1) & m->pair_mask) {
+        const lisa__bpe_pair *p = &m->pairs[slot];
+        if (p->left < 0) return NULL;
+        if (p->left == left && p->right == right) return p;
+    }
+}
+
+/* Checks the settings against a vocabulary of n ids. */
+static lisa_result lisa__bpe_check_settings(const lisa__bpe_builder *b, lisa_error *err) {
+    const lisa__bpe_settings *s = &b->set;
+    const int ids[4] = {s->unk_id, s->bos_id, s->eos_id, s->pad_id};
+    static const char *const id_names[4] = {"unknown", "BOS", "EOS", "padding"};
+    int i, joined = 0;
+    for (i = 0; i < 4; i++)
+        if (ids[i] < -1 || ids[i] >= b->n_tokens || (ids[i] >= 0 && !b->tokens[ids[i]].given))
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: the %s token id %d is not in the vocabulary of %d", b->name,
+                              id_names[i], ids[i], b->n_tokens);
+    if ((s->add_bos && s->bos_id < 0) || (s->add_eos && s->eos_id < 0))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: %s is to be added but there is no %s token", b->name,
+                          s->add_bos && s->bos_id < 0 ? "BOS" : "EOS", s->add_bos && s->bos_id < 0 ? "BOS" : "EOS");
+    if (s->rank != LISA__BPE_BY_RANK && s->rank != LISA__BPE_BY_SCORE)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: unknown merge ranking %d", b->name, s->rank);
+    if (s->rank == LISA__BPE_BY_SCORE && b->n_merges > 0)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: merges are ranked by score, yet %d merges are given", b->name,
+                          b->n_merges);
+    if (s->n_norm < 0 || s->n_norm > LISA__BPE_MAX_STEPS || s->n_pretok < 0 || s->n_pretok > LISA__BPE_MAX_STEPS ||
+        s->n_dec < 0 || s->n_dec > LISA__BPE_MAX_STEPS)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: more than %d normalizer, pre-tokenizer or decoder steps", b->name,
+                          LISA__BPE_MAX_STEPS);
+    for (i = 0; i < s->n_norm + s->n_pretok + s->n_dec; i++) {
+        const lisa__bpe_step *st = i < s->n_norm ? &s->norm[i]
+                                 : i < s->n_norm + s->n_pretok ? &s->pretok[i - s->n_norm]
+                                 : &s->dec[i - s->n_norm - s->n_pretok];
+        int list = i < s->n_norm ? 0 : i < s->n_norm + s->n_pretok ? 1 : 2;
+        int lo = list == 0 ? LISA__BPE_N_PREPEND : list == 1 ? LISA__BPE_P_SCAN : LISA__BPE_D_BYTELEVEL;
+        int hi = list == 0 ? LISA__BPE_N_REPLACE : list == 1 ? LISA__BPE_P_METASPACE : LISA__BPE_D_METASPACE;
+        int needs_a = st->op != LISA__BPE_P_SCAN && st->op != LISA__BPE_P_BYTELEVEL && st->op != LISA__BPE_D_BYTELEVEL &&
+                      st->op != LISA__BPE_D_BYTEFALLBACK && st->op != LISA__BPE_D_FUSE;
+        uint32_t cp;
+        if (st->op < lo || st->op > hi)
+            return lisa__fail(err, LISA_ERR_INVALID, "%s: step %d of list %d has op %d", b->name, i, list, st->op);
+        if (st->na < 0 || st->na > LISA__BPE_MAX_STR || st->nb < 0 || st->nb > LISA__BPE_MAX_STR || (needs_a && st->na == 0))
+            return lisa__fail(err, LISA_ERR_INVALID, "%s: step %d of list %d has strings of %d and %d bytes", b->name, i,
+                              list, st->na, st->nb);
+        if (st->op == LISA__BPE_N_REPLACE && st->nb > 0 &&
+            lisa__utf8_decode((const unsigned char *)st->b, (size_t)st->nb, &cp) != st->nb)
+            return lisa__fail(err, LISA_ERR_INVALID, "%s: a normalizer replacement \"%.*s\" longer than one character is not supported",
+                              b->name, st->nb, st->b);
+        if (st->op == LISA__BPE_P_BYTELEVEL && i != s->n_norm + s->n_pretok - 1)
+            return lisa__fail(err, LISA_ERR_INVALID, "%s: the ByteLevel pre-tokenizer must be the last one", b->name);
+        if (list == 2) {
+            if (joined && st->op != LISA__BPE_D_STRIP)
+                return lisa__fail(err, LISA_ERR_INVALID, "%s: decoder step %d comes after the tokens are joined; only Strip may",
+                                  b->name, i - s->n_norm - s->n_pretok);
+            if (joined && st->flag != 0)
+                return lisa__fail(err, LISA_ERR_INVALID, "%s: a Strip decoder that takes trailing characters of the joined text is not supported",
+                                  b->name);
+            if (st->op == LISA__BPE_D_BYTELEVEL || st->op == LISA__BPE_D_FUSE) joined = 1;
+        }
+    }
+    return LISA_OK;
+}
+
+/* Added tokens' match strings (i is off[i] .. off[i + 1] of text, ids ascending)
+   sorted by first byte, then longest first, then id: a merge sort of ids (n) using tmp (n). */
+static int lisa__bpe_added_before(const size_t *off, const char *text, int32_t a, int32_t b) {
+    const unsigned char *pa = (const unsigned char *)text + off[a], *pb = (const unsigned char *)text + off[b];
+    size_t la = off[a + 1] - off[a], lb = off[b + 1] - off[b];
+    if (pa[0] != pb[0]) return pa[0] < pb[0];
+    if (la != lb) return la > lb;
+    return a < b;
+}
+
+static void lisa__bpe_sort_added(int32_t *ids, int32_t *tmp, size_t n, const size_t *off, const char *text) {
+    size_t width, i;
+    for (width = 1; width < n; width *= 2) {
+        for (i = 0; i < n; i += 2 * width) {
+            size_t mid = i + width < n ? i + width : n, end = i + 2 * width < n ? i + 2 * width : n, a = i, c = mid, o = i;
+            while (a < mid && c < end) tmp[o++] = lisa__bpe_added_before(off, text, ids[c], ids[a]) ? ids[c++] : ids[a++];
+            while (a < mid) tmp[o++] = ids[a++];
+            while (c < end) tmp[o++] = ids[c++];
+        }
+        memcpy(ids, tmp, n * sizeof *ids);
+    }
+}
+
+/* The normalizer applied to one string (an added token's content), appended to out. */
+static void lisa__bpe_normalize_string(const lisa__bpe_settings *set, const char *s, size_t n, lisa__bpe_sink *out,
+                                       lisa__bpe_sink *tmp) {
+    int i;
+    size_t start = out->n;
+    lisa__bpe_put(out, s, n);
+    for (i = 0; i < set->n_norm && !out->failed; i++) {
+        const lisa__bpe_step *st = &set->norm[i];
+        tmp->n = 0;
+        if (st->op == LISA__BPE_N_PREPEND) {
+            if (out->n == start) continue;
+            lisa__bpe_put(tmp, st->a, (size_t)st->na);
+            lisa__bpe_put(tmp, out->p + start, out->n - start);
+        } else {
+            lisa__bpe_put_replaced(tmp, out->p + start, out->n - start, st->a, (size_t)st->na, st->b, (size_t)st->nb);
+        }
+        out->n = start;
+        lisa__bpe_put(out, tmp->p, tmp->n);
+        if (tmp->failed) out->failed = 1;
+    }
+}
+
+/* The layout of the tokenizer's one allocation: a pass with base NULL
+   measures, a pass with the buffer places. */
+typedef struct lisa__bpe_layout {
+    unsigned char *base;
+    size_t used;
+} lisa__bpe_layout;
+
+static void *lisa__bpe_place(lisa__bpe_layout *l, size_t size) {
+    size_t at = (l->used + 7) & ~(size_t)7;
+    l->used = at + size;
+    return l->base ? l->base + at : NULL;
+}
+
+static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer *t, lisa_error *err) {
+    const lisa__bpe_settings *set = &b->set;
+    const lisa_allocator *al = &b->allocator;
+    lisa__bpe_sink pieces, firsts, keys, matches, tmp;
+    lisa__bpe_layout lay;
+    lisa__bpe_model *m = NULL;
+    size_t *poff = NULL, *foff = NULL, *koff = NULL, *moff = NULL, temp_size, fslots, kslots, pslots = 0, i, longest = 0;
+    int32_t *order = NULL, *sort_tmp = NULL, *match_id = NULL;
+    int n = b->n_tokens, n_added = 0, pass, id;
+    lisa_result res = LISA_OK;
+    unsigned char *buf = NULL;
+    memset(t, 0, sizeof *t);
+    t->allocator = b->allocator;
+    if ((res = lisa__bpe_check_settings(b, err)) != LISA_OK) return res;
+    if (n == 0) return lisa__fail(err, LISA_ERR_FORMAT, "%s: the vocabulary is empty", b->name);
+    for (id = 0; id < n; id++)
+        if (b->tokens[id].flags & LISA__BPE_ADDED) n_added++;
+    memset(&pieces, 0, sizeof pieces);
+    pieces.a = al;
+    pieces.bytes = &b->bytes;
+    firsts = keys = matches = tmp = pieces;
+    temp_size = 3 * ((size_t)n + 1) * sizeof(size_t) + ((size_t)n_added + 1) * sizeof(size_t) +
+                3 * ((size_t)n_added + 1) * sizeof(int32_t);
+    poff = (size_t *)lisa__alloc(al, temp_size, &b->bytes);
+    if (!poff) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %d tokens", b->name, n);
+    foff = poff + n + 1;
+    koff = foff + n + 1;
+    moff = koff + n + 1;
+    order = (int32_t *)(void *)(moff + n_added + 1);
+    sort_tmp = order + n_added + 1;
+    match_id = sort_tmp + n_added + 1;
+    /* Every id's piece (and first piece), key and, for added tokens, match string. */
+    n_added = 0;
+    for (id = 0; id < n; id++) {
+        const lisa__bpe_btoken *k = &b->tokens[id];
+        const char *s = b->pool + k->str;
+        poff[id] = pieces.n;
+        foff[id] = firsts.n;
+        koff[id] = keys.n;
+        if (k->given) {
+            lisa__bpe_decode_token(set, s, k->len, 0, &pieces, &tmp);
+            lisa__bpe_decode_token(set, s, k->len, 1, &firsts, &tmp);
+        }
+        lisa__bpe_put(&pieces, "", 1);
+        lisa__bpe_put(&firsts, "", 1);
+        if (k->given & 1) {
+            if (!set->byte_level) {
+                lisa__bpe_put(&keys, s, k->len);
+            } else if (lisa__bytelevel_unmap(s, k->len, NULL) >= 0) {
+                lisa__bpe_put(&keys, s, k->len); /* room, then unmapped in place */
+                if (!keys.failed) keys.n = koff[id] + (size_t)lisa__bytelevel_unmap(s, k->len, (unsigned char *)keys.p + koff[id]);
+            }
+        }
+        if (k->flags & LISA__BPE_ADDED) {
+            moff[n_added] = matches.n;
+            match_id[n_added] = id;
+            if (k->flags & LISA__BPE_NORMALIZED) lisa__bpe_normalize_string(set, s, k->len, &matches, &tmp);
+            else lisa__bpe_put(&matches, s, k->len);
+            if (matches.n == moff[n_added]) {
+                res = lisa__fail(err, LISA_ERR_FORMAT, "%s: added token %d is empty once normalized", b->name, id);
+                goto done;
+            }
+            order[n_added] = n_added;
+            n_added++;
+        }
+        if (k->len > longest) longest = k->len;
+        if (pieces.n - poff[id] > longest) longest = pieces.n - poff[id];
+    }
+    poff[n] = pieces.n;
+    foff[n] = firsts.n;
+    koff[n] = keys.n;
+    moff[n_added] = matches.n;
+    if (pieces.failed || firsts.failed || keys.failed || matches.failed || tmp.failed) {
+        res = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for the token texts", b->name);
+        goto done;
+    }
+    lisa__bpe_sort_added(order, sort_tmp, (size_t)n_added, moff, matches.p);
+    fslots = lisa__bpe_slots((size_t)n);
+    kslots = fslots;
+    if (b->n_merges > 0) pslots = lisa__bpe_slots((size_t)b->n_merges);
+    /* One allocation: measure, then place. */
+    for (pass = 0; pass < 2; pass++) {
+        size_t *offsets, *first_off, *key_off, *match_off;
+        char *text, *first_text, *ktext, *mtext, *chat;
+        int32_t *table, *key_table, *added;
+        lisa__bpe_pair *pairs;
+        unsigned char *flags;
+        float *scores;
+        lay.base = buf;
+        lay.used = 0;
+        m = (lisa__bpe_model *)lisa__bpe_place(&lay, sizeof *m);
+        offsets = (size_t *)lisa__bpe_place(&lay, ((size_t)n + 1) * sizeof(size_t));
+        first_off = (size_t *)lisa__bpe_place(&lay, ((size_t)n + 1) * sizeof(size_t));
+        key_off = (size_t *)lisa__bpe_place(&lay, ((size_t)n + 1) * sizeof(size_t));
+        match_off = (size_t *)lisa__bpe_place(&lay, ((size_t)n_added + 1) * sizeof(size_t));
+        pairs = (lisa__bpe_pair *)lisa__bpe_place(&lay, pslots * sizeof(lisa__bpe_pair));
+        scores = (float *)lisa__bpe_place(&lay, set->rank == LISA__BPE_BY_SCORE ? (size_t)n * sizeof(float) : 0);
+        table = (int32_t *)lisa__bpe_place(&lay, fslots * sizeof(int32_t));
+        key_table = (int32_t *)lisa__bpe_place(&lay, kslots * sizeof(int32_t));
+        added = (int32_t *)lisa__bpe_place(&lay, (size_t)n_added * sizeof(int32_t));
+        flags = (unsigned char *)lisa__bpe_place(&lay, (size_t)n);
+        text = (char *)lisa__bpe_place(&lay, pieces.n);
+        first_text = (char *)lisa__bpe_place(&lay, firsts.n);
+        ktext = (char *)lisa__bpe_place(&lay, keys.n);
+        mtext = (char *)lisa__bpe_place(&lay, matches.n);
+        chat = (char *)lisa__bpe_place(&lay, b->chat_len ? b->chat_len + 1 : 0);
+        if (pass == 0) {
+            buf = (unsigned char *)lisa__alloc(al, lay.used, &t->bytes);
+            if (!buf) {
+                res = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for a tokenizer of %d tokens (%lu bytes)",
+                                 b->name, n, (unsigned long)lay.used);
+                goto done;
+            }
+            t->buffer = buf;
+            t->buffer_size = lay.used;
+            continue;
+        }
+        memset(m, 0, sizeof *m);
+        m->set = *set;
+        memcpy(offsets, poff, ((size_t)n + 1) * sizeof(size_t));
+        memcpy(first_off, foff, ((size_t)n + 1) * sizeof(size_t));
+        memcpy(key_off, koff, ((size_t)n + 1) * sizeof(size_t));
+        memcpy(text, pieces.p, pieces.n);
+        memcpy(first_text, firsts.p, firsts.n);
+        if (keys.n) memcpy(ktext, keys.p, keys.n);
+        if (b->chat_len) {
+            memcpy(chat, b->pool + b->chat, b->chat_len);
+            chat[b->chat_len] = 0;
+            t->chat_template = chat;
+            t->chat_template_len = b->chat_len;
+        }
+        /* Added tokens in match order. */
+        match_off[0] = 0;
+        for (i = 0; i < (size_t)n_added; i++) {
+            int32_t j = order[i];
+            size_t len = moff[j + 1] - moff[j];
+            added[i] = match_id[j];
+            memcpy(mtext + match_off[i], matches.p + moff[j], len);
+            match_off[i + 1] = match_off[i] + len;
+        }
+        for (i = 0; i < 257; i++) m->added_start[i] = n_added;
+        for (i = (size_t)n_added; i-- > 0;) m->added_start[(unsigned char)mtext[match_off[i]]] = (int32_t)i;
+        for (i = 256; i-- > 0;)
+            if (m->added_start[i] > m->added_start[i + 1]) m->added_start[i] = m->added_start[i + 1];
+        for (id = 0; id < n; id++) {
+            const lisa__bpe_btoken *k = &b->tokens[id];
+            flags[id] = (unsigned char)((k->flags & 63u) | (k->given ? 0u : LISA__BPE_HOLE));
+            if (scores) scores[id] = k->score;
+            if ((k->flags & LISA__BPE_ADDED) && (k->flags & LISA__BPE_NORMALIZED)) m->has_norm_added = 1;
+            else if (k->flags & LISA__BPE_ADDED) m->has_raw_added = 1;
+        }
+        m->key_off = key_off;
+        m->keys = ktext;
+        m->key_table = key_table;
+        m->key_mask = kslots - 1;
+        m->first_off = first_off;
+        m->first_text = first_text;
+        m->flags = flags;
+        m->added = added;
+        m->match_off = match_off;
+        m->match_text = mtext;
+        m->n_added = n_added;
+        t->kind = LISA_TOKENIZER_BPE;
+        t->vocab_size = n;
+        t->offsets = offsets;
+        t->text = text;
+        t->table = table;
+        t->hash_mask = fslots - 1;
+        t->scores = scores;
+        t->bpe = m;
+        for (i = 0; i < fslots; i++) table[i] = key_table[i] = -1;
+        /* The find table: pieces, the lowest id of a repeated one. */
+        for (id = 0; id < n; id++) {
+            size_t len = offsets[id + 1] - offsets[id] - 1, slot;
+            if (len == 0 || lisa__tok_find2(t, text + offsets[id], len, "", 0) >= 0) continue;
+            slot = lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)text + offsets[id], len) & t->hash_mask;
+            while (table[slot] >= 0) slot = (slot + 1) & t->hash_mask;
+            table[slot] = id;
+        }
+        /* The key table: a key given twice is an error, as the model's vocabulary is a map. */
+        for (id = 0; id < n; id++) {
+            size_t len = key_off[id + 1] - key_off[id], slot;
+            int other;
+            if (len == 0) continue;
+            if ((other = lisa__bpe_key_find2(m, ktext + key_off[id], len, "", 0)) >= 0) {
+                res = lisa__fail(err, LISA_ERR_FORMAT, "%s: token \"%.40s\" is both id %d and id %d", b->name,
+                                 b->pool + b->tokens[id].str, other, id);
+                goto done;
+            }
+            slot = lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)ktext + key_off[id], len) & m->key_mask;
+            while (key_table[slot] >= 0) slot = (slot + 1) & m->key_mask;
+            key_table[slot] = id;
+        }
+        for (i = 0; i < 256; i++) {
+            char hex[8];
+            unsigned char byte = (unsigned char)i;
+            m->byte_id[i] = set->byte_level ? lisa__bpe_key_find2(m, (const char *)&byte, 1, "", 0) : -1;
+            snprintf(hex, sizeof hex, "<0x%02X>", (unsigned)i);
+            m->fallback_id[i] = lisa__bpe_key_find2(m, hex, 6, "", 0);
+        }
+        /* The merges: (left id, right id) -> rank and merged id; a later repeat wins, as in a map. */
+        if (pslots) {
+            m->pairs = pairs;
+            m->pair_mask = pslots - 1;
+            for (i = 0; i < pslots; i++) pairs[i].left = -1;
+        }
+        for (i = 0; i < (size_t)b->n_merges; i++) {
+            const lisa__bpe_bmerge *mg = &b->merges[i];
+            int32_t ids[3];
+            int side;
+            unsigned char *kb = (unsigned char *)tmp.p;
+            size_t kl[2] = {0, 0}, slot;
+            tmp.n = 0;
+            lisa__bpe_put(&tmp, NULL, mg->len[0] + mg->len[1]);
+            if (tmp.failed) {
+                res = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for the merges", b->name);
+                goto done;
+            }
+            kb = (unsigned char *)tmp.p;
+            for (side = 0; side < 2; side++) {
+                const char *ps = b->pool + mg->str[side];
+                long k = set->byte_level ? lisa__bytelevel_unmap(ps, mg->len[side], kb + kl[0]) : (long)mg->len[side];
+                if (!set->byte_level) memcpy(kb + kl[0], ps, mg->len[side]);
+                ids[side] = k < 0 ? -1 : lisa__bpe_key_find2(m, (const char *)kb + kl[0], (size_t)k, "", 0);
+                if (ids[side] < 0) {
+                    res = lisa__fail(err, LISA_ERR_FORMAT, "%s: merge %lu (\"%.40s\" \"%.40s\") names \"%.40s\", which is not in the vocabulary",
+                                     b->name, (unsigned long)i, b->pool + mg->str[0], b->pool + mg->str[1], ps);
+                    goto done;
+                }
+                kl[side] = (size_t)k;
+                if (side == 0) kl[0] = (size_t)k;
+            }
+            ids[2] = lisa__bpe_key_find2(m, (const char *)kb, kl[0] + kl[1], "", 0);
+            if (ids[2] < 0) {
+                res = lisa__fail(err, LISA_ERR_FORMAT, "%s: merge %lu (\"%.40s\" \"%.40s\") makes a token that is not in the vocabulary",
+                                 b->name, (unsigned long)i, b->pool + mg->str[0], b->pool + mg->str[1]);
+                goto done;
+            }
+            for (slot = lisa__bpe_pair_slot(ids[0], ids[1], m->pair_mask); pairs[slot].left >= 0 &&
+                 !(pairs[slot].left == ids[0] && pairs[slot].right == ids[1]); slot = (slot + 1) & m->pair_mask) {
+            }
+            pairs[slot].left = ids[0];
+            pairs[slot].right = ids[1];
+            pairs[slot].rank = (int32_t)i;
+            pairs[slot].merged = ids[2];
+        }
+    }
+    t->bos_id = set->bos_id;
+    t->eos_id = set->eos_id;
+    t->unk_id = set->unk_id;
+    t->pad_id = set->pad_id;
+    t->add_bos = set->add_bos;
+    t->add_eos = set->add_eos;
+    t->space_id = -1;
+    t->max_token_length = longest > (size_t)LISA__TOK_MAX_PIECE ? LISA__TOK_MAX_PIECE : (int)longest;
+done:
+    if (res != LISA_OK) {
+        lisa_tokenizer_free(t);
+        memset(t, 0, sizeof *t);
+    }
+    lisa__free(al, poff, temp_size, &b->bytes);
+    lisa__bpe_sink_free(&pieces);
+    lisa__bpe_sink_free(&firsts);
+    lisa__bpe_sink_free(&keys);
+    lisa__bpe_sink_free(&matches);
+    lisa__bpe_sink_free(&tmp);
+    if (res == LISA_OK) lisa__ok(err);
+    return res;
+}
+
+/* ---- BPE: Hugging Face tokenizer.json ---------------------------------- */
+
+typedef struct lisa__hft {
+    lisa__bpe_builder *b;
+    const lisa_json *j;
+    const char *name;
+    lisa_error *err;
+    int bos_id, eos_id;        /* from the post-processor, -1: none */
+    int has_template;          /* a post-processor that adds tokens was read */
+} lisa__hft;
+
+static const char *lisa__hft_str(const lisa_json *j, int obj, const char *key, size_t *len) {
+    return lisa_json_string(j, lisa_json_get(j, obj, key), len);
+}
+
+/* A boolean member (absent or null: dflt), or -1 when it is something else. */
+static int lisa__hft_bool(const lisa_json *j, int obj, const char *key, int dflt) {
+    lisa_json_type ty = lisa_json_type_of(j, lisa_json_get(j, obj, key));
+    if (ty == LISA_JSON_NONE || ty == LISA_JSON_NULL) return dflt;
+    if (ty == LISA_JSON_TRUE) return 1;
+    if (ty == LISA_JSON_FALSE) return 0;
+    return -1;
+}
+
+/* A member that must be a boolean: *out gets it. */
+static lisa_result lisa__hft_flag(lisa__hft *h, int obj, const char *what, const char *key, int dflt, int *out) {
+    *out = lisa__hft_bool(h->j, obj, key, dflt);
+    if (*out < 0) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: %s.%s is not true or false", h->name, what, key);
+    return LISA_OK;
+}
+
+/* A member that must be a whole number in lo..hi. */
+static lisa_result lisa__hft_int(lisa__hft *h, int node, const char *what, long lo, long hi, long *out) {
+    double v = lisa_json_number(h->j, node);
+    if (lisa_json_type_of(h->j, node) != LISA_JSON_NUMBER || v != floor(v) || v < (double)lo || v > (double)hi)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: %s is not a whole number in %ld..%ld", h->name, what, lo, hi);
+    *out = (long)v;
+    return LISA_OK;
+}
+
+/* A step string (a, b) from a JSON string; at most LISA__BPE_MAX_STR bytes. */
+static lisa_result lisa__hft_step_str(lisa__hft *h, const char *s, size_t n, const char *what, char *out, int *nout) {
+    if (!s) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: %s is missing or not a string", h->name, what);
+    if (n > LISA__BPE_MAX_STR)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: %s \"%.40s\" is longer than %d bytes", h->name, what, s,
+                          LISA__BPE_MAX_STR);
+    memcpy(out, s, n);
+    *nout = (int)n;
+    return LISA_OK;
+}
+
+/* A Replace's {"String": s} pattern (a regex pattern is not supported). */
+static const char *lisa__hft_pattern(lisa__hft *h, int node, const char *what, int *regex, size_t *len) {
+    int p = lisa_json_get(h->j, node, "pattern");
+    const char *s = lisa__hft_str(h->j, p, "String", len);
+    *regex = 0;
+    if (!s && (s = lisa__hft_str(h->j, p, "Regex", len)) != NULL) *regex = 1;
+    if (!s) lisa__fail(h->err, LISA_ERR_FORMAT, "%s: %s has no pattern {\"String\": ...} or {\"Regex\": ...}", h->name, what);
+    return s;
+}
+
+static lisa__bpe_step *lisa__hft_add_step(lisa__hft *h, lisa__bpe_step *list, int *n, const char *what) {
+    lisa__bpe_step *st;
+    if (*n >= LISA__BPE_MAX_STEPS) {
+        lisa__fail(h->err, LISA_ERR_FORMAT, "%s: more than %d %s steps", h->name, LISA__BPE_MAX_STEPS, what);
+        return NULL;
+    }
+    st = &list[(*n)++];
+    memset(st, 0, sizeof *st);
+    return st;
+}
+
+/* The node's "type" string, or an error naming the component. */
+static const char *lisa__hft_type(lisa__hft *h, int node, const char *what) {
+    const char *ty = lisa__hft_str(h->j, node, "type", NULL);
+    if (!ty) lisa__fail(h->err, LISA_ERR_FORMAT, "%s: the %s is not an object with a \"type\" string", h->name, what);
+    return ty;
+}
+
+static lisa_result lisa__hft_unsupported(lisa__hft *h, const char *what, const char *ty) {
+    return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: %s \"%.60s\" is not supported", h->name, what, ty);
+}
+
+static lisa_result lisa__hft_normalizer(lisa__hft *h, int node, int depth) {
+    lisa__bpe_settings *set = &h->b->set;
+    const char *ty;
+    lisa__bpe_step *st;
+    size_t n;
+    const char *s;
+    int regex;
+    lisa_result r;
+    if (lisa_json_type_of(h->j, node) == LISA_JSON_NULL || node < 0) return LISA_OK;
+    if (!(ty = lisa__hft_type(h, node, "normalizer"))) return LISA_ERR_FORMAT;
+    if (strcmp(ty, "Sequence") == 0 && depth < 4) {
+        int c, list = lisa_json_get(h->j, node, "normalizers");
+        if (lisa_json_type_of(h->j, list) != LISA_JSON_ARRAY)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: normalizer Sequence has no \"normalizers\" array", h->name);
+        for (c = lisa_json_first(h->j, list); c >= 0; c = lisa_json_next(h->j, c))
+            if ((r = lisa__hft_normalizer(h, c, depth + 1)) != LISA_OK) return r;
+        return LISA_OK;
+    }
+    if (strcmp(ty, "Prepend") == 0) {
+        if (!(st = lisa__hft_add_step(h, set->norm, &set->n_norm, "normalizer"))) return LISA_ERR_FORMAT;
+        st->op = LISA__BPE_N_PREPEND;
+        s = lisa__hft_str(h->j, node, "prepend", &n);
+        if (n == 0 && s) return LISA_OK;
+        return lisa__hft_step_str(h, s, n, "normalizer Prepend's prepend", st->a, &st->na);
+    }
+    if (strcmp(ty, "Replace") == 0) {
+        if (!(s = lisa__hft_pattern(h, node, "normalizer Replace", &regex, &n))) return LISA_ERR_FORMAT;
+        if (regex) return lisa__hft_unsupported(h, "normalizer Replace with a regex", s);
+        if (!(st = lisa__hft_add_step(h, set->norm, &set->n_norm, "normalizer"))) return LISA_ERR_FORMAT;
+        st->op = LISA__BPE_N_REPLACE;
+        if ((r = lisa__hft_step_str(h, s, n, "normalizer Replace's pattern", st->a, &st->na)) != LISA_OK) return r;
+        if (n == 0) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: normalizer Replace has an empty pattern", h->name);
+        s = lisa__hft_str(h->j, node, "content", &n);
+        return lisa__hft_step_str(h, s, n, "normalizer Replace's content", st->b, &st->nb);
+    }
+    return lisa__hft_unsupported(h, "normalizer", ty);
+}
+
+/* GPT-2's pre-tokenizer regex, which ByteLevel's use_regex means. */
+static const char lisa__gpt2_pattern[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static lisa_result lisa__hft_pretok(lisa__hft *h, int node, int depth) {
+    lisa__bpe_settings *set = &h->b->set;
+    const char *ty, *s;
+    lisa__bpe_step *st;
+    size_t n;
+    int v;
+    lisa_result r;
+    if (lisa_json_type_of(h->j, node) == LISA_JSON_NULL || node < 0) return LISA_OK;
+    if (!(ty = lisa__hft_type(h, node, "pre_tokenizer"))) return LISA_ERR_FORMAT;
+    if (strcmp(ty, "Sequence") == 0 && depth < 4) {
+        int c, list = lisa_json_get(h->j, node, "pretokenizers");
+        if (lisa_json_type_of(h->j, list) != LISA_JSON_ARRAY)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: pre_tokenizer Sequence has no \"pretokenizers\" array", h->name);
+        for (c = lisa_json_first(h->j, list); c >= 0; c = lisa_json_next(h->j, c))
+            if ((r = lisa__hft_pretok(h, c, depth + 1)) != LISA_OK) return r;
+        return LISA_OK;
+    }
+    if (set->n_pretok > 0 && set->pretok[set->n_pretok - 1].op == LISA__BPE_P_BYTELEVEL)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: pre_tokenizer \"%.40s\" after ByteLevel is not supported", h->name, ty);
+    if (!(st = lisa__hft_add_step(h, set->pretok, &set->n_pretok, "pre_tokenizer"))) return LISA_ERR_FORMAT;
+    if (strcmp(ty, "ByteLevel") == 0) {
+        st->op = LISA__BPE_P_BYTELEVEL;
+        set->byte_level = 1;
+        if ((r = lisa__hft_flag(h, node, "pre_tokenizer ByteLevel", "add_prefix_space", 1, &st->flag)) != LISA_OK ||
+            (r = lisa__hft_flag(h, node, "pre_tokenizer ByteLevel", "use_regex", 1, &v)) != LISA_OK)
+            return r;
+        if (v && !(st->kind = lisa__pretok_from_pattern(lisa__gpt2_pattern, sizeof lisa__gpt2_pattern - 1)))
+            return lisa__hft_unsupported(h, "pre_tokenizer ByteLevel's regex", lisa__gpt2_pattern);
+        return LISA_OK;
+    }
+    if (strcmp(ty, "Split") == 0) {
+        int regex;
+        if (!(s = lisa__hft_pattern(h, node, "pre_tokenizer Split", &regex, &n))) return LISA_ERR_FORMAT;
+        if (!regex) return lisa__hft_unsupported(h, "pre_tokenizer Split on a string", s);
+        st->op = LISA__BPE_P_SCAN;
+        if (!(st->kind = lisa__pretok_from_pattern(s, n))) return lisa__hft_unsupported(h, "pre_tokenizer Split regex", s);
+        if (!(s = lisa__hft_str(h->j, node, "behavior", NULL)) || strcmp(s, "Isolated") != 0)
+            return lisa__hft_unsupported(h, "pre_tokenizer Split behavior", s ? s : "(none)");
+        if ((r = lisa__hft_flag(h, node, "pre_tokenizer Split", "invert", 0, &v)) != LISA_OK) return r;
+        if (v) return lisa__hft_unsupported(h, "pre_tokenizer Split with invert", "true");
+        return LISA_OK;
+    }
+    if (strcmp(ty, "Digits") == 0) {
+        st->op = LISA__BPE_P_SCAN;
+        if ((r = lisa__hft_flag(h, node, "pre_tokenizer Digits", "individual_digits", 0, &v)) != LISA_OK) return r;
+        st->kind = v ? LISA__PRETOK_DIGITS_EACH : LISA__PRETOK_DIGITS_RUNS;
+        return LISA_OK;
+    }
+    if (strcmp(ty, "Metaspace") == 0) {
+        int aps;
+        uint32_t cp;
+        st->op = LISA__BPE_P_METASPACE;
+        s = lisa__hft_str(h->j, node, "replacement", &n);
+        if ((r = lisa__hft_step_str(h, s, n, "pre_tokenizer Metaspace's replacement", st->a, &st->na)) != LISA_OK) return r;
+        if (n == 0 || lisa__utf8_decode((const unsigned char *)s, n, &cp) != (int)n)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: pre_tokenizer Metaspace's replacement is not one character", h->name);
+        if ((r = lisa__hft_flag(h, node, "pre_tokenizer Metaspace", "split", 1, &st->flag)) != LISA_OK ||
+            (r = lisa__hft_flag(h, node, "pre_tokenizer Metaspace", "add_prefix_space", 1, &aps)) != LISA_OK)
+            return r;
+        s = lisa__hft_str(h->j, node, "prepend_scheme", NULL);
+        st->kind = !s || strcmp(s, "always") == 0 ? 1 : strcmp(s, "first") == 0 ? 2 : strcmp(s, "never") == 0 ? 0 : -1;
+        if (st->kind < 0) return lisa__hft_unsupported(h, "pre_tokenizer Metaspace prepend_scheme", s);
+        if (!aps) st->kind = 0;
+        return LISA_OK;
+    }
+    return lisa__hft_unsupported(h, "pre_tokenizer", ty);
+}
+
+static lisa_result lisa__hft_decoder(lisa__hft *h, int node, int depth) {
+    lisa__bpe_settings *set = &h->b->set;
+    const char *ty, *s;
+    lisa__bpe_step *st;
+    size_t n;
+    lisa_result r;
+    if (lisa_json_type_of(h->j, node) == LISA_JSON_NULL || node < 0) return LISA_OK;
+    if (!(ty = lisa__hft_type(h, node, "decoder"))) return LISA_ERR_FORMAT;
+    if (strcmp(ty, "Sequence") == 0 && depth < 4) {
+        int c, list = lisa_json_get(h->j, node, "decoders");
+        if (lisa_json_type_of(h->j, list) != LISA_JSON_ARRAY)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: decoder Sequence has no \"decoders\" array", h->name);
+        for (c = lisa_json_first(h->j, list); c >= 0; c = lisa_json_next(h->j, c))
+            if ((r = lisa__hft_decoder(h, c, depth + 1)) != LISA_OK) return r;
+        return LISA_OK;
+    }
+    if (!(st = lisa__hft_add_step(h, set->dec, &set->n_dec, "decoder"))) return LISA_ERR_FORMAT;
+    if (strcmp(ty, "ByteLevel") == 0) {
+        st->op = LISA__BPE_D_BYTELEVEL;
+        return LISA_OK;
+    }
+    if (strcmp(ty, "ByteFallback") == 0) {
+        st->op = LISA__BPE_D_BYTEFALLBACK;
+        return LISA_OK;
+    }
+    if (strcmp(ty, "Fuse") == 0) {
+        st->op = LISA__BPE_D_FUSE;
+        return LISA_OK;
+    }
+    if (strcmp(ty, "Replace") == 0) {
+        int regex;
+        st->op = LISA__BPE_D_REPLACE;
+        if (!(s = lisa__hft_pattern(h, node, "decoder Replace", &regex, &n))) return LISA_ERR_FORMAT;
+        if (regex) return lisa__hft_unsupported(h, "decoder Replace with a regex", s);
+        if ((r = lisa__hft_step_str(h, s, n, "decoder Replace's pattern", st->a, &st->na)) != LISA_OK) return r;
+        s = lisa__hft_str(h->j, node, "content", &n);
+        return lisa__hft_step_str(h, s, n, "decoder Replace's content", st->b, &st->nb);
+    }
+    if (strcmp(ty, "Strip") == 0) {
+        long v;
+        st->op = LISA__BPE_D_STRIP;
+        s = lisa__hft_str(h->j, node, "content", &n);
+        if ((r = lisa__hft_step_str(h, s, n, "decoder Strip's content", st->a, &st->na)) != LISA_OK) return r;
+        if ((r = lisa__hft_int(h, lisa_json_get(h->j, node, "start"), "decoder Strip's start", 0, 1 << 20, &v)) != LISA_OK)
+            return r;
+        st->kind = (int)v;
+        if ((r = lisa__hft_int(h, lisa_json_get(h->j, node, "stop"), "decoder Strip's stop", 0, 1 << 20, &v)) != LISA_OK)
+            return r;
+        st->flag = (int)v;
+        return LISA_OK;
+    }
+    if (strcmp(ty, "Metaspace") == 0) {
+        int aps;
+        st->op = LISA__BPE_D_METASPACE;
+        s = lisa__hft_str(h->j, node, "replacement", &n);
+        if ((r = lisa__hft_step_str(h, s, n, "decoder Metaspace's replacement", st->a, &st->na)) != LISA_OK) return r;
+        if ((r = lisa__hft_flag(h, node, "decoder Metaspace", "add_prefix_space", 1, &aps)) != LISA_OK) return r;
+        s = lisa__hft_str(h->j, node, "prepend_scheme", NULL);
+        if (s && strcmp(s, "always") != 0 && strcmp(s, "first") != 0 && strcmp(s, "never") != 0)
+            return lisa__hft_unsupported(h, "decoder Metaspace prepend_scheme", s);
+        st->kind = aps && !(s && strcmp(s, "never") == 0);
+        return LISA_OK;
+    }
+    return lisa__hft_unsupported(h, "decoder", ty);
+}
+
+/* The id of a TemplateProcessing special token: its one id. */
+static lisa_result lisa__hft_template_id(lisa__hft *h, int special_tokens, const char *name, int *id) {
+    int ids = lisa_json_get(h->j, lisa_json_get(h->j, special_tokens, name), "ids");
+    long v;
+    lisa_result r;
+    if (lisa_json_type_of(h->j, ids) != LISA_JSON_ARRAY || lisa_json_length(h->j, ids) != 1)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: post_processor special token \"%.40s\" is not one id", h->name, name);
+    if ((r = lisa__hft_int(h, lisa_json_first(h->j, ids), "a post_processor special token id", 0, LISA__MAX_VOCAB - 1, &v)) != LISA_OK)
+        return r;
+    *id = (int)v;
+    return LISA_OK;
+}
+
+static lisa_result lisa__hft_post(lisa__hft *h, int node, int depth) {
+    const char *ty;
+    lisa_result r;
+    if (lisa_json_type_of(h->j, node) == LISA_JSON_NULL || node < 0) return LISA_OK;
+    if (!(ty = lisa__hft_type(h, node, "post_processor"))) return LISA_ERR_FORMAT;
+    if (strcmp(ty, "Sequence") == 0 && depth < 4) {
+        int c, list = lisa_json_get(h->j, node, "processors");
+        if (lisa_json_type_of(h->j, list) != LISA_JSON_ARRAY)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: post_processor Sequence has no \"processors\" array", h->name);
+        for (c = lisa_json_first(h->j, list); c >= 0; c = lisa_json_next(h->j, c))
+            if ((r = lisa__hft_post(h, c, depth + 1)) != LISA_OK) return r;
+        return LISA_OK;
+    }
+    if (strcmp(ty, "ByteLevel") == 0) return LISA_OK;  /* only offsets: no ids */
+    if (strcmp(ty, "TemplateProcessing") == 0) {
+        int single = lisa_json_get(h->j, node, "single"), specials = lisa_json_get(h->j, node, "special_tokens"), c;
+        int seen_a = 0;
+        if (h->has_template)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: more than one TemplateProcessing post_processor", h->name);
+        h->has_template = 1;
+        if (lisa_json_type_of(h->j, single) != LISA_JSON_ARRAY)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: post_processor TemplateProcessing has no \"single\" array", h->name);
+        for (c = lisa_json_first(h->j, single); c >= 0; c = lisa_json_next(h->j, c)) {
+            int sp = lisa_json_get(h->j, c, "SpecialToken"), seq = lisa_json_get(h->j, c, "Sequence");
+            const char *tok = lisa__hft_str(h->j, sp, "id", NULL), *a = lisa__hft_str(h->j, seq, "id", NULL);
+            int *slot = seen_a ? &h->eos_id : &h->bos_id;
+            if (a && strcmp(a, "A") == 0 && !seen_a) {
+                seen_a = 1;
+                continue;
+            }
+            if (!tok || *slot >= 0)
+                return lisa__fail(h->err, LISA_ERR_FORMAT,
+                                  "%s: post_processor TemplateProcessing's single template is not [special] $A [special]", h->name);
+            if ((r = lisa__hft_template_id(h, specials, tok, slot)) != LISA_OK) return r;
+        }
+        if (!seen_a)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: post_processor TemplateProcessing's single template has no $A", h->name);
+        return LISA_OK;
+    }
+    return lisa__hft_unsupported(h, "post_processor", ty);
+}
+
+/* The model: vocabulary, merges and options. */
+static lisa_result lisa__hft_model(lisa__hft *h, int model) {
+    lisa__bpe_builder *b = h->b;
+    const lisa_json *j = h->j;
+    const char *ty = lisa__hft_str(j, model, "type", NULL), *s;
+    int vocab = lisa_json_get(j, model, "vocab"), merges = lisa_json_get(j, model, "merges"), c, rank = 0;
+    lisa_json_type dt = lisa_json_type_of(j, lisa_json_get(j, model, "dropout"));
+    static const char *const affixes[2] = {"continuing_subword_prefix", "end_of_word_suffix"};
+    lisa_result r;
+    size_t n;
+    int i;
+    if (lisa_json_type_of(j, model) != LISA_JSON_OBJECT)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: no \"model\" object", h->name);
+    if (!ty) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: model has no \"type\" (only BPE is supported)", h->name);
+    if (strcmp(ty, "BPE") != 0) return lisa__hft_unsupported(h, "model type", ty);
+    if (!(dt == LISA_JSON_NONE || dt == LISA_JSON_NULL ||
+          (dt == LISA_JSON_NUMBER && lisa_json_number(j, lisa_json_get(j, model, "dropout")) == 0.0)))
+        return lisa__hft_unsupported(h, "model option", "dropout");
+    for (i = 0; i < 2; i++) {
+        int node = lisa_json_get(j, model, affixes[i]);
+        if (lisa_json_type_of(j, node) != LISA_JSON_NONE && lisa_json_type_of(j, node) != LISA_JSON_NULL &&
+            !(lisa_json_string(j, node, &n) && n == 0))
+            return lisa__hft_unsupported(h, "model option", affixes[i]);
+    }
+    if ((r = lisa__hft_flag(h, model, "model", "fuse_unk", 0, &b->set.fuse_unk)) != LISA_OK ||
+        (r = lisa__hft_flag(h, model, "model", "byte_fallback", 0, &b->set.byte_fallback)) != LISA_OK ||
+        (r = lisa__hft_flag(h, model, "model", "ignore_merges", 0, &b->set.ignore_merges)) != LISA_OK)
+        return r;
+    if (lisa_json_type_of(j, vocab) != LISA_JSON_OBJECT)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: model.vocab is not an object", h->name);
+    if (lisa_json_length(j, vocab) > LISA__MAX_VOCAB)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: model.vocab has %d tokens, more than %d", h->name,
+                          lisa_json_length(j, vocab), LISA__MAX_VOCAB);
+    for (c = lisa_json_first(j, vocab); c >= 0; c = lisa_json_next(j, c)) {
+        long id;
+        const char *key = lisa_json_key(j, c, &n);
+        if ((r = lisa__hft_int(h, c, "a model.vocab id", 0, LISA__MAX_VOCAB - 1, &id)) != LISA_OK) return r;
+        if ((r = lisa__bpe_builder_token(b, (int)id, key, n, 0.0f, 0, h->err)) != LISA_OK) return r;
+    }
+    if (lisa_json_type_of(j, merges) != LISA_JSON_ARRAY && lisa_json_type_of(j, merges) != LISA_JSON_NONE &&
+        lisa_json_type_of(j, merges) != LISA_JSON_NULL)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: model.merges is not an array", h->name);
+    for (c = lisa_json_first(j, merges); c >= 0; c = lisa_json_next(j, c), rank++) {
+        const char *left = NULL, *right = NULL, *sp;
+        size_t nl = 0, nr = 0;
+        if ((s = lisa_json_string(j, c, &n)) != NULL) {
+            if (n >= 8 && memcmp(s, "#version", 8) == 0) {
+                rank--;
+                continue;
+            }
+            sp = (const char *)memchr(s, ' ', n);
+            if (sp && !memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s))) {
+                left = s;
+                nl = (size_t)(sp - s);
+                right = sp + 1;
+                nr = n - nl - 1;
+            }
+        } else if (lisa_json_length(j, c) == 2 && lisa_json_type_of(j, c) == LISA_JSON_ARRAY) {
+            left = lisa_json_string(j, lisa_json_first(j, c), &nl);
+            right = lisa_json_string(j, lisa_json_next(j, lisa_json_first(j, c)), &nr);
+        }
+        if (!left || !right || nl == 0 || nr == 0)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: model.merges[%d] is not two tokens (\"a b\" or [\"a\", \"b\"])",
+                              h->name, rank);
+        if ((r = lisa__bpe_builder_merge(b, left, nl, right, nr, h->err)) != LISA_OK) return r;
+    }
+    return LISA_OK;
+}
+
+static lisa_result lisa__hft_added(lisa__hft *h, int list) {
+    const lisa_json *j = h->j;
+    int c, k = 0;
+    lisa_result r;
+    if (list < 0 || lisa_json_type_of(j, list) == LISA_JSON_NULL) return LISA_OK;
+    if (lisa_json_type_of(j, list) != LISA_JSON_ARRAY)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: added_tokens is not an array", h->name);
+    for (c = lisa_json_first(j, list); c >= 0; c = lisa_json_next(j, c), k++) {
+        static const char *const names[5] = {"special", "single_word", "lstrip", "rstrip", "normalized"};
+        static const unsigned bits[5] = {LISA__BPE_SPECIAL, LISA__BPE_SINGLE_WORD, LISA__BPE_LSTRIP, LISA__BPE_RSTRIP,
+                                         LISA__BPE_NORMALIZED};
+        unsigned flags = LISA__BPE_ADDED;
+        size_t n;
+        const char *content = lisa__hft_str(j, c, "content", &n);
+        long id;
+        int i, v, special = lisa__hft_bool(j, c, "special", 0);
+        if (!content) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: added_tokens[%d] has no \"content\" string", h->name, k);
+        if ((r = lisa__hft_int(h, lisa_json_get(j, c, "id"), "an added token's id", 0, LISA__MAX_VOCAB - 1, &id)) != LISA_OK)
+            return r;
+        for (i = 0; i < 5; i++) {
+            if ((r = lisa__hft_flag(h, c, "added_tokens[]", names[i], i == 4 ? special != 1 : 0, &v)) != LISA_OK) return r;
+            if (v) flags |= bits[i];
+        }
+        if ((r = lisa__bpe_builder_token(h->b, (int)id, content, n, 0.0f, flags, h->err)) != LISA_OK) return r;
+    }
+    return LISA_OK;
+}
+
+/* The id of a token named by text (an added token's content first, then the
+   vocabulary, as `tokenizers` looks it up), or -1. */
+static int lisa__hft_token_id(const lisa__bpe_builder *b, const char *s, size_t n) {
+    int id, found = -1;
+    if (!s) return -1;
+    for (id = 0; id < b->n_tokens; id++) {
+        const lisa__bpe_btoken *k = &b->tokens[id];
+        if (k->given && k->len == n && memcmp(b->pool + k->str, s, n) == 0) {
+            if (k->given & 2) return id;
+            if (found < 0) found = id;
+        }
+    }
+    return found;
+}
+
+/* A tokenizer_config.json token entry: a string or {"content": ...}. */
+static const char *lisa__hft_config_token(const lisa_json *j, int root, const char *key, size_t *n) {
+    int node = lisa_json_get(j, root, key);
+    const char *s = lisa_json_string(j, node, n);
+    return s ? s : lisa__hft_str(j, node, "content", n);
+}
+
+static lisa_result lisa__hft_config(lisa__hft *h, const lisa_json *cfg, int post_null) {
+    lisa__bpe_builder *b = h->b;
+    int root = lisa_json_root(cfg), ab, ae, tmpl;
+    size_t n;
+    const char *s;
+    int bos = -1, eos = -1;
+    lisa_result r;
+    if (lisa_json_type_of(cfg, root) != LISA_JSON_OBJECT)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: tokenizer_config.json is not an object", h->name);
+    if ((s = lisa__hft_config_token(cfg, root, "bos_token", &n)) != NULL) bos = lisa__hft_token_id(b, s, n);
+    if ((s = lisa__hft_config_token(cfg, root, "eos_token", &n)) != NULL) eos = lisa__hft_token_id(b, s, n);
+    if ((s = lisa__hft_config_token(cfg, root, "pad_token", &n)) != NULL) b->set.pad_id = lisa__hft_token_id(b, s, n);
+    if (b->set.unk_id < 0 && (s = lisa__hft_config_token(cfg, root, "unk_token", &n)) != NULL)
+        b->set.unk_id = lisa__hft_token_id(b, s, n);
+    ab = lisa__hft_bool(cfg, root, "add_bos_token", -2);
+    ae = lisa__hft_bool(cfg, root, "add_eos_token", -2);
+    if (ab == -1 || ae == -1)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: tokenizer_config.json's add_bos_token / add_eos_token is not true or false",
+                          h->name);
+    /* transformers rebuilds the template from these when either is given or
+       the file has no post-processor */
+    if (ab != -2 || ae != -2 || post_null) {
+        b->set.add_bos = ab == 1 && bos >= 0;
+        b->set.add_eos = ae == 1 && eos >= 0;
+        h->bos_id = b->set.add_bos ? bos : -1;
+        h->eos_id = b->set.add_eos ? eos : -1;
+    }
+    if (h->bos_id < 0) h->bos_id = bos;
+    if (h->eos_id < 0) h->eos_id = eos;
+    tmpl = lisa_json_get(cfg, root, "chat_template");
+    if ((s = lisa_json_string(cfg, tmpl, &n)) == NULL && lisa_json_type_of(cfg, tmpl) == LISA_JSON_ARRAY) {
+        int c;
+        for (c = lisa_json_first(cfg, tmpl); c >= 0; c = lisa_json_next(cfg, c))
+            if (lisa__json_is(cfg, lisa_json_get(cfg, c, "name"), 0, "default"))
+                s = lisa__hft_str(cfg, c, "template", &n);
+    }
+    if (s && (r = lisa__bpe_builder_chat_template(b, s, n, h->err)) != LISA_OK) return r;
+    return LISA_OK;
+}
+
+static lisa_result lisa__hft_load(lisa__bpe_builder *b, const lisa_json *j, const lisa_json *cfg, const char *name,
+                                  lisa_error *err) {
+    lisa__hft h;
+    int root = lisa_json_root(j), post = lisa_json_get(j, root, "post_processor"), i;
+    static const char *const unsupported[2] = {"truncation", "padding"};
+    lisa_result r;
+    size_t n;
+    const char *s;
+    memset(&h, 0, sizeof h);
+    h.b = b;
+    h.j = j;
+    h.name = name;
+    h.err = err;
+    h.bos_id = h.eos_id = -1;
+    if (lisa_json_type_of(j, root) != LISA_JSON_OBJECT)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: not a JSON object", name);
+    for (i = 0; i < 2; i++) {
+        lisa_json_type ty = lisa_json_type_of(j, lisa_json_get(j, root, unsupported[i]));
+        if (ty != LISA_JSON_NONE && ty != LISA_JSON_NULL) return lisa__hft_unsupported(&h, "setting", unsupported[i]);
+    }
+    if ((r = lisa__hft_model(&h, lisa_json_get(j, root, "model"))) != LISA_OK ||
+        (r = lisa__hft_added(&h, lisa_json_get(j, root, "added_tokens"))) != LISA_OK ||
+        (r = lisa__hft_normalizer(&h, lisa_json_get(j, root, "normalizer"), 0)) != LISA_OK ||
+        (r = lisa__hft_pretok(&h, lisa_json_get(j, root, "pre_tokenizer"), 0)) != LISA_OK ||
+        (r = lisa__hft_decoder(&h, lisa_json_get(j, root, "decoder"), 0)) != LISA_OK ||
+        (r = lisa__hft_post(&h, post, 0)) != LISA_OK)
+        return r;
+    if ((s = lisa__hft_str(j, lisa_json_get(j, root, "model"), "unk_token", &n)) != NULL &&
+        (b->set.unk_id = lisa__hft_token_id(b, s, n)) < 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: model.unk_token \"%.40s\" is not in the vocabulary", name, s);
+    b->set.add_bos = h.bos_id >= 0;
+    b->set.add_eos = h.eos_id >= 0;
+    if (cfg && (r = lisa__hft_config(&h, cfg, post < 0 || lisa_json_type_of(j, post) == LISA_JSON_NULL)) != LISA_OK)
+        return r;
+    if (h.bos_id >= b->n_tokens || h.eos_id >= b->n_tokens)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: the post_processor adds id %d, outside the vocabulary of %d", name,
+                          h.bos_id >= b->n_tokens ? h.bos_id : h.eos_id, b->n_tokens);
+    b->set.bos_id = h.bos_id;
+    b->set.eos_id = h.eos_id;
+    b->set.rank = LISA__BPE_BY_RANK;
+    return LISA_OK;
+}
+
+/* tokenizer.json text, tokenizer_config.json text (or NULL) and a chat
+   template for when the config has none (or NULL) into t. */
+static lisa_result lisa__tokenizer_load_hf(lisa_tokenizer *t, const char *json, size_t len, const char *config_json,
+                                           size_t config_len, const char *chat, size_t chat_len, const char *name,
+                                           const lisa_allocator *a, lisa_error *err) {
+    lisa_json j, cfg;
+    lisa__bpe_builder b;
+    lisa_result r;
+    char cname[512];
+    memset(t, 0, sizeof *t);
+    name = name ? name : "<tokenizer.json>";
+    memset(&cfg, 0, sizeof cfg);
+    if ((r = lisa_json_parse(&j, json, json ? len : 0, name, a, err)) != LISA_OK) {
+        lisa_json_free(&j);
+        return r;
+    }
+    snprintf(cname, sizeof cname, "%s (tokenizer_config.json)", name);
+    if (config_json && (r = lisa_json_parse(&cfg, config_json, config_len, cname, a, err)) != LISA_OK) {
+        lisa_json_free(&cfg);
+        lisa_json_free(&j);
+        return r;
+    }
+    lisa__bpe_builder_init(&b, name, a);
+    r = lisa__hft_load(&b, &j, config_json ? &cfg : NULL, name, err);
+    if (r == LISA_OK && chat && b.chat_len == 0) r = lisa__bpe_builder_chat_template(&b, chat, chat_len, err);
+    if (r == LISA_OK) r = lisa__bpe_builder_finish(&b, t, err);
+    lisa__bpe_builder_free(&b);
+    lisa_json_free(&cfg);
+    lisa_json_free(&j);
+    return r;
+}
+
+LISADEF lisa_result lisa_tokenizer_load_hf_memory(lisa_tokenizer *t, const char *json, size_t len,
+                                                  const char *config_json, size_t config_len, const char *name,
+                                                  const lisa_allocator *a, lisa_error *err) {
+    return lisa__tokenizer_load_hf(t, json, len, config_json, config_len, NULL, 0, name, a, err);
+}
+
 /* Merge state: symbols in a doubly linked list, and a binary heap of the
    symbols whose pair with their right neighbour has a piece, best first:
    higher score, then the leftmost (a symbol's index grows left to right and
    merging keeps the left symbol). Exactly one heap entry per such pair, so
    the top is always the pair run.c's full rescan would choose. Entries carry
-   their score so that sifting stays within the heap array. */
+   their key so that sifting stays within the heap array. The same heap
+   serves a BPE tokenizer's merges list: there a pair's key is minus its
+   rank, so the earliest merge goes first, leftmost on a tie, as
+   `tokenizers` merges. */
 typedef struct lisa__bpe_entry {
-    float score;
+    double key;                /* higher merges first: a score, or minus a merge's rank */
     int sym;
 } lisa__bpe_entry;
 
@@ -5636,7 +7101,7 @@ typedef struct lisa__bpe {
 } lisa__bpe;
 
 static int lisa__bpe_before(lisa__bpe_entry a, lisa__bpe_entry b) {
-    return a.score > b.score || (a.score == b.score && a.sym < b.sym);
+    return a.key > b.key || (a.key == b.key && a.sym < b.sym);
 }
 
 static void lisa__bpe_sift(lisa__bpe *s, int i) {
@@ -5669,25 +7134,57 @@ static void lisa__bpe_remove(lisa__bpe *s, int sym) {
     lisa__bpe_sift(s, i);
 }
 
+/* Whether tokens a and b merge: into *id, with heap key *key. */
+static int lisa__bpe_pair_merges(const lisa_tokenizer *t, int a, int b, int *id, double *key) {
+    if (t->kind == LISA_TOKENIZER_BPE) {
+        const lisa__bpe_model *m = t->bpe;
+        if (m->set.rank == LISA__BPE_BY_RANK) {
+            const lisa__bpe_pair *p = lisa__bpe_pair_find(m, a, b);
+            if (!p) return 0;
+            *id = p->merged;
+            *key = -(double)p->rank;
+            return 1;
+        }
+        *id = lisa__bpe_key_find2(m, m->keys + m->key_off[a], m->key_off[a + 1] - m->key_off[a],
+                                  m->keys + m->key_off[b], m->key_off[b + 1] - m->key_off[b]);
+        if (*id < 0) return 0;
+        *key = t->scores[*id];
+        return 1;
+    }
+    *id = lisa__tok_find2(t, t->text + t->offsets[a], lisa__tok_piece_len(t, a),
+                          t->text + t->offsets[b], lisa__tok_piece_len(t, b));
+    if (*id < 0 || !(t->scores[*id] > LISA__TOK_NO_MERGE)) return 0;
+    *key = t->scores[*id];
+    return 1;
+}
+
 /* Recomputes the pair (sym, next[sym]) and puts it in, moves or takes it out of the heap. */
 static void lisa__bpe_update(lisa__bpe *s, int sym) {
-    const lisa_tokenizer *t = s->t;
     int r = s->next[sym], id = -1, i;
-    if (r >= 0) {
-        int a = s->id[sym], b = s->id[r];
-        id = lisa__tok_find2(t, t->text + t->offsets[a], lisa__tok_piece_len(t, a),
-                             t->text + t->offsets[b], lisa__tok_piece_len(t, b));
-    }
-    if (id < 0 || !(t->scores[id] > LISA__TOK_NO_MERGE)) {
+    double key = 0.0;
+    if (r < 0 || !lisa__bpe_pair_merges(s->t, s->id[sym], s->id[r], &id, &key)) {
         lisa__bpe_remove(s, sym);
         return;
     }
     s->merged[sym] = id;
     i = s->hpos[sym];
     if (i < 0) i = s->n_heap++;
-    s->heap[i].score = t->scores[id];
+    s->heap[i].key = key;
     s->heap[i].sym = sym;
     lisa__bpe_sift(s, i);
+}
+
+/* Merges the best pair until none is left. */
+static void lisa__bpe_merge_all(lisa__bpe *s) {
+    while (s->n_heap > 0) {
+        int left = s->heap[0].sym, right = s->next[left];
+        s->id[left] = s->merged[left];
+        lisa__bpe_remove(s, right);
+        s->next[left] = s->next[right];
+        if (s->next[right] >= 0) s->prev[s->next[right]] = left;
+        lisa__bpe_update(s, left);
+        if (s->prev[left] >= 0) lisa__bpe_update(s, s->prev[left]);
+    }
 }
 
 static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned char *text, size_t len,
@@ -5745,15 +7242,7 @@ static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned 
         s.hpos[k] = -1;
     }
     for (k = 0; k < n; k++) lisa__bpe_update(&s, k);
-    while (s.n_heap > 0) {
-        int left = s.heap[0].sym, right = s.next[left];
-        s.id[left] = s.merged[left];
-        lisa__bpe_remove(&s, right);
-        s.next[left] = s.next[right];
-        if (s.next[right] >= 0) s.prev[s.next[right]] = left;
-        lisa__bpe_update(&s, left);
-        if (s.prev[left] >= 0) lisa__bpe_update(&s, s.prev[left]);
-    }
+    lisa__bpe_merge_all(&s);
     if (n > 0) first = 0;  /* symbol 0 is never merged away: it is always a left */
     n_out = eos ? 1 : 0;
     for (k = first; k >= 0; k = s.next[k]) n_out++;
@@ -5779,6 +7268,423 @@ static lisa_result lisa__encode_llama2c(const lisa_tokenizer *t, const unsigned 
     return LISA_OK;
 }
 
+/* ---- BPE: encoding ---------------------------------------------------- */
+
+/* A stretch of working text: byte i is s[i] and stands at byte o[i] of the
+   original text (o NULL: at base + i). */
+typedef struct lisa__bpe_span {
+    const unsigned char *s;
+    const size_t *o;
+    size_t base, n;
+} lisa__bpe_span;
+
+static size_t lisa__bpe_at(const lisa__bpe_span *sp, size_t i) { return sp->o ? sp->o[i] : sp->base + i; }
+
+static lisa__bpe_span lisa__bpe_sub(const lisa__bpe_span *sp, size_t from, size_t to) {
+    lisa__bpe_span r;
+    r.s = sp->s + from;
+    r.o = sp->o ? sp->o + from : NULL;
+    r.base = sp->base + from;
+    r.n = to - from;
+    return r;
+}
+
+/* Working text with its offsets, grown as needed (its old content is not kept). */
+typedef struct lisa__bpe_buf {
+    unsigned char *s;
+    size_t *o;
+    size_t cap, n;
+} lisa__bpe_buf;
+
+/* One encoding call's state: everything mutable is here, none in the tokenizer. */
+typedef struct lisa__bpe_enc {
+    const lisa_tokenizer *t;
+    const lisa__bpe_model *m;
+    lisa_allocator al;
+    size_t bytes;
+    int *ids;
+    size_t *offsets, max_ids, n_out;
+    lisa__bpe_buf norm[2], stage[LISA__BPE_MAX_STEPS];
+    lisa__bpe sym;
+    void *sym_mem;
+    size_t sym_cap;
+    int nomem;
+} lisa__bpe_enc;
+
+static int lisa__bpe_reserve(lisa__bpe_enc *e, lisa__bpe_buf *b, size_t need) {
+    if (need <= b->cap) return 1;
+    lisa__free(&e->al, b->s, b->cap, &e->bytes);
+    lisa__free(&e->al, b->o, b->cap * sizeof(size_t), &e->bytes);
+    b->cap = need < 64 ? 64 : need + need / 2;
+    b->s = (unsigned char *)lisa__alloc(&e->al, b->cap, &e->bytes);
+    b->o = (size_t *)lisa__alloc(&e->al, b->cap * sizeof(size_t), &e->bytes);
+    if (!b->s || !b->o) {
+        lisa__free(&e->al, b->s, b->cap, &e->bytes);
+        lisa__free(&e->al, b->o, b->cap * sizeof(size_t), &e->bytes);
+        b->s = NULL;
+        b->o = NULL;
+        b->cap = 0;
+        e->nomem = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static void lisa__bpe_buf_free(lisa__bpe_enc *e, lisa__bpe_buf *b) {
+    lisa__free(&e->al, b->s, b->cap, &e->bytes);
+    lisa__free(&e->al, b->o, b->cap * sizeof(size_t), &e->bytes);
+    b->s = NULL;
+    b->o = NULL;
+    b->cap = 0;
+}
+
+static void lisa__bpe_push(lisa__bpe_buf *b, const void *s, size_t n, size_t at) {
+    size_t i;
+    memcpy(b->s + b->n, s, n);
+    for (i = 0; i < n; i++) b->o[b->n + i] = at;
+    b->n += n;
+}
+
+static lisa__bpe_span lisa__bpe_buf_span(const lisa__bpe_buf *b) {
+    lisa__bpe_span r;
+    r.s = b->s;
+    r.o = b->o;
+    r.base = 0;
+    r.n = b->n;
+    return r;
+}
+
+/* sp with every a replaced by b (each b byte at its a's offset), prefix p
+   (np bytes) in front at the first byte's offset, written to buf. */
+static int lisa__bpe_rewrite(lisa__bpe_enc *e, lisa__bpe_buf *buf, const lisa__bpe_span *sp, const char *p, size_t np,
+                             const char *a, size_t na, const char *b, size_t nb) {
+    size_t i = 0, grow = nb > na ? nb - na : 0, count = 0;
+    if (na > 0 && grow > 0)
+        for (i = 0; i + na <= sp->n; i++)
+            if (memcmp(sp->s + i, a, na) == 0) count++, i += na - 1;
+    if (!lisa__bpe_reserve(e, buf, sp->n + np + count * grow + 1)) return 0;
+    buf->n = 0;
+    if (np) lisa__bpe_push(buf, p, np, lisa__bpe_at(sp, 0));
+    for (i = 0; i < sp->n;) {
+        if (na > 0 && i + na <= sp->n && memcmp(sp->s + i, a, na) == 0) {
+            lisa__bpe_push(buf, b, nb, lisa__bpe_at(sp, i));
+            i += na;
+        } else {
+            buf->s[buf->n] = sp->s[i];
+            buf->o[buf->n++] = lisa__bpe_at(sp, i);
+            i++;
+        }
+    }
+    return 1;
+}
+
+static void lisa__bpe_emit(lisa__bpe_enc *e, int id, size_t at) {
+    if (e->ids && e->n_out < e->max_ids) {
+        e->ids[e->n_out] = id;
+        if (e->offsets) e->offsets[e->n_out] = at;
+    }
+    e->n_out++;
+}
+
+/* The length of the character at s (n > 0): invalid bytes count one each. */
+static size_t lisa__bpe_char_len(const unsigned char *s, size_t n) {
+    uint32_t cp;
+    int l = lisa__utf8_decode(s, n, &cp);
+    return l > 0 ? (size_t)l : 1;
+}
+
+static int lisa__bpe_sym_reserve(lisa__bpe_enc *e, size_t n) {
+    size_t per = 6 * sizeof(int) + sizeof(lisa__bpe_entry), cap;
+    if (n <= e->sym_cap) return 1;
+    lisa__free(&e->al, e->sym_mem, e->sym_cap * per, &e->bytes);
+    cap = n < 64 ? 64 : n + n / 2;
+    e->sym_mem = lisa__alloc(&e->al, cap * per, &e->bytes);
+    if (!e->sym_mem) {
+        e->sym_cap = 0;
+        e->nomem = 1;
+        return 0;
+    }
+    e->sym_cap = cap;
+    e->sym.heap = (lisa__bpe_entry *)e->sym_mem;
+    e->sym.id = (int *)(void *)(e->sym.heap + cap);
+    e->sym.prev = e->sym.id + cap;
+    e->sym.next = e->sym.prev + cap;
+    e->sym.merged = e->sym.next + cap;
+    e->sym.hpos = e->sym.merged + cap;
+    e->sym.start = e->sym.hpos + cap;
+    return 1;
+}
+
+/* The model on one pre-tokenized word: its characters' tokens (byte
+   fallback, unknown token), then the merges. */
+static void lisa__bpe_word(lisa__bpe_enc *e, const lisa__bpe_span *w) {
+    const lisa__bpe_model *m = e->m;
+    const lisa__bpe_settings *set = &m->set;
+    lisa__bpe *s = &e->sym;
+    size_t i, l;
+    int n = 0, k, unk = 0;
+    size_t unk_at = 0;
+    if (w->n == 0) return;
+    if (set->ignore_merges) {
+        int id = lisa__bpe_key_find2(m, (const char *)w->s, w->n, "", 0);
+        if (id >= 0) {
+            lisa__bpe_emit(e, id, lisa__bpe_at(w, 0));
+            return;
+        }
+    }
+    if (!lisa__bpe_sym_reserve(e, w->n + 1)) return;
+    for (i = 0; i < w->n; i += l) {
+        int id;
+        l = set->byte_level ? 1 : lisa__bpe_char_len(w->s + i, w->n - i);
+        id = set->byte_level ? m->byte_id[w->s[i]] : lisa__bpe_key_find2(m, (const char *)w->s + i, l, "", 0);
+        if (id >= 0) {
+            if (unk) s->start[n] = (int)unk_at, s->id[n++] = set->unk_id, unk = 0;
+            s->start[n] = (int)lisa__bpe_at(w, i);
+            s->id[n++] = id;
+            continue;
+        }
+        if (set->byte_fallback) {
+            size_t j;
+            for (j = 0; j < l && m->fallback_id[w->s[i + j]] >= 0; j++) {
+            }
+            if (j == l) {
+                /* as `tokenizers` does: a pending unknown token comes after these */
+                for (j = 0; j < l; j++) {
+                    s->start[n] = (int)lisa__bpe_at(w, i + j);
+                    s->id[n++] = m->fallback_id[w->s[i + j]];
+                }
+                continue;
+            }
+        }
+        if (set->unk_id < 0) continue; /* dropped, as `tokenizers` does without an unknown token */
+        if (unk && !set->fuse_unk) s->start[n] = (int)unk_at, s->id[n++] = set->unk_id, unk = 0;
+        if (!unk) unk = 1, unk_at = lisa__bpe_at(w, i);
+    }
+    if (unk) s->start[n] = (int)unk_at, s->id[n++] = set->unk_id;
+    s->t = e->t;
+    s->n_heap = 0;
+    for (k = 0; k < n; k++) {
+        s->prev[k] = k - 1;
+        s->next[k] = k + 1 < n ? k + 1 : -1;
+        s->hpos[k] = -1;
+    }
+    for (k = 0; k < n; k++) lisa__bpe_update(s, k);
+    lisa__bpe_merge_all(s);
+    for (k = n > 0 ? 0 : -1; k >= 0; k = s->next[k]) lisa__bpe_emit(e, s->id[k], (size_t)s->start[k]);
+}
+
+static void lisa__bpe_stage(lisa__bpe_enc *e, int k, const lisa__bpe_span *sp);
+
+/* Calls the next stage on each piece scanner kind splits sp into. */
+static void lisa__bpe_scan(lisa__bpe_enc *e, int k, int kind, const lisa__bpe_span *sp) {
+    size_t pos = 0;
+    while (pos < sp->n && !e->nomem) {
+        size_t end = lisa__pretok_next(kind, sp->s, sp->n, pos);
+        lisa__bpe_span sub;
+        if (end <= pos || end > sp->n) end = sp->n; /* never loop */
+        sub = lisa__bpe_sub(sp, pos, end);
+        lisa__bpe_stage(e, k + 1, &sub);
+        pos = end;
+    }
+}
+
+/* Pre-tokenizer stage k on sp, then the later stages, then the model. */
+static void lisa__bpe_stage(lisa__bpe_enc *e, int k, const lisa__bpe_span *sp) {
+    const lisa__bpe_step *st;
+    lisa__bpe_span w;
+    if (sp->n == 0 || e->nomem) return;
+    if (k == e->m->set.n_pretok) {
+        lisa__bpe_word(e, sp);
+        return;
+    }
+    st = &e->m->set.pretok[k];
+    switch (st->op) {
+    case LISA__BPE_P_SCAN:
+        lisa__bpe_scan(e, k, st->kind, sp);
+        return;
+    case LISA__BPE_P_BYTELEVEL:
+        w = *sp;
+        if (st->flag && sp->s[0] != ' ') {
+            if (!lisa__bpe_rewrite(e, &e->stage[k], sp, " ", 1, NULL, 0, NULL, 0)) return;
+            w = lisa__bpe_buf_span(&e->stage[k]);
+        }
+        if (st->kind) lisa__bpe_scan(e, k, st->kind, &w);
+        else lisa__bpe_stage(e, k + 1, &w);
+        return;
+    case LISA__BPE_P_METASPACE: {
+        size_t na = (size_t)st->na, pos, from = 0;
+        int starts = sp->s[0] == ' ' || (sp->n >= na && memcmp(sp->s, st->a, na) == 0);
+        int prepend = !starts && (st->kind == 1 || (st->kind == 2 && lisa__bpe_at(sp, 0) == 0));
+        if (!lisa__bpe_rewrite(e, &e->stage[k], sp, prepend ? st->a : NULL, prepend ? na : 0, " ", 1, st->a, na)) return;
+        w = lisa__bpe_buf_span(&e->stage[k]);
+        if (!st->flag) {
+            lisa__bpe_stage(e, k + 1, &w);
+            return;
+        }
+        /* split before each replacement (merged with the next piece) */
+        for (pos = 1; pos + na <= w.n; pos++) {
+            if (memcmp(w.s + pos, st->a, na) == 0) {
+                lisa__bpe_span sub = lisa__bpe_sub(&w, from, pos);
+                lisa__bpe_stage(e, k + 1, &sub);
+                from = pos;
+                pos += na - 1;
+            }
+        }
+        {
+            lisa__bpe_span sub = lisa__bpe_sub(&w, from, w.n);
+            lisa__bpe_stage(e, k + 1, &sub);
+        }
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+static int lisa__bpe_is_word_char(uint32_t cp) {
+    return cp == '_' || (lisa__uc_class(cp) & (LISA__UC_LETTER | LISA__UC_NUMBER | LISA__UC_MARK)) != 0;
+}
+
+/* The start of the character that ends at byte i of s (i > 0). */
+static size_t lisa__bpe_char_before(const unsigned char *s, size_t i) {
+    size_t j = i - 1;
+    while (j > 0 && i - j < 4 && (s[j] & 0xC0) == 0x80) j--;
+    return lisa__bpe_char_len(s + j, i - j) == i - j ? j : i - 1;
+}
+
+/* The code point at byte i of s (invalid bytes: none of the classes). */
+static uint32_t lisa__bpe_cp_at(const unsigned char *s, size_t n, size_t i) {
+    uint32_t cp;
+    return lisa__utf8_decode(s + i, n - i, &cp) > 0 ? cp : 0xFFFFFFFFu;
+}
+
+static void lisa__bpe_plain(lisa__bpe_enc *e, const lisa__bpe_span *sp, int normalized);
+
+/* Splits sp at the added tokens of one pass (normalized: those matched in
+   the normalized text) as `tokenizers` does: leftmost-longest matches, a
+   single_word one skipped when a word character touches it, lstrip /
+   rstrip taking the whitespace beside it; the text between goes on. */
+static void lisa__bpe_split_added(lisa__bpe_enc *e, const lisa__bpe_span *sp, int normalized) {
+    const lisa__bpe_model *m = e->m;
+    const unsigned char *s = sp->s;
+    size_t pos = 0, done = 0, n = sp->n;
+    while (pos < n && !e->nomem) {
+        int32_t a;
+        int id = -1;
+        size_t start = pos, stop = pos;
+        unsigned f;
+        for (a = m->added_start[s[pos]]; a < m->added_start[s[pos] + 1]; a++) {
+            int tid = m->added[a];
+            size_t len = m->match_off[a + 1] - m->match_off[a];
+            if (!(m->flags[tid] & LISA__BPE_NORMALIZED) == !normalized) continue;
+            if (len <= n - pos && memcmp(s + pos, m->match_text + m->match_off[a], len) == 0) {
+                id = tid;
+                stop = pos + len;
+                break;
+            }
+        }
+        if (id < 0) {
+            pos++;
+            continue;
+        }
+        f = m->flags[id];
+        if ((f & LISA__BPE_SINGLE_WORD) &&
+            ((start > 0 && lisa__bpe_is_word_char(lisa__bpe_cp_at(s, n, lisa__bpe_char_before(s, start)))) ||
+             (stop < n && lisa__bpe_is_word_char(lisa__bpe_cp_at(s, n, stop))))) {
+            pos = stop;
+            continue;
+        }
+        pos = stop;
+        if (f & LISA__BPE_LSTRIP) {
+            while (start > done) {
+                size_t j = lisa__bpe_char_before(s, start);
+                if (!(lisa__uc_class(lisa__bpe_cp_at(s, n, j)) & LISA__UC_SPACE)) break;
+                start = j;
+            }
+        }
+        if (f & LISA__BPE_RSTRIP)
+            while (stop < n && (lisa__uc_class(lisa__bpe_cp_at(s, n, stop)) & LISA__UC_SPACE))
+                stop += lisa__bpe_char_len(s + stop, n - stop);
+        if (start < done) start = done;
+        if (done < start) {
+            lisa__bpe_span sub = lisa__bpe_sub(sp, done, start);
+            lisa__bpe_plain(e, &sub, normalized);
+        }
+        lisa__bpe_emit(e, id, lisa__bpe_at(sp, start));
+        done = pos = stop;
+    }
+    if (done < n) {
+        lisa__bpe_span sub = lisa__bpe_sub(sp, done, n);
+        lisa__bpe_plain(e, &sub, normalized);
+    }
+}
+
+/* Text outside the added tokens: normalized (once), split at the
+   normalized added tokens, then pre-tokenized. */
+static void lisa__bpe_plain(lisa__bpe_enc *e, const lisa__bpe_span *sp, int normalized) {
+    const lisa__bpe_settings *set = &e->m->set;
+    lisa__bpe_span cur = *sp;
+    int i, which = 0;
+    if (normalized || sp->n == 0) {
+        lisa__bpe_stage(e, 0, sp);
+        return;
+    }
+    for (i = 0; i < set->n_norm; i++) {
+        const lisa__bpe_step *st = &set->norm[i];
+        int ok;
+        if (st->op == LISA__BPE_N_PREPEND) {
+            if (cur.n == 0) continue;
+            ok = lisa__bpe_rewrite(e, &e->norm[which], &cur, st->a, (size_t)st->na, NULL, 0, NULL, 0);
+        } else {
+            ok = lisa__bpe_rewrite(e, &e->norm[which], &cur, NULL, 0, st->a, (size_t)st->na, st->b, (size_t)st->nb);
+        }
+        if (!ok) return;
+        cur = lisa__bpe_buf_span(&e->norm[which]);
+        which ^= 1;
+    }
+    if (e->m->has_norm_added) lisa__bpe_split_added(e, &cur, 1);
+    else lisa__bpe_stage(e, 0, &cur);
+}
+
+static lisa_result lisa__encode_bpe(const lisa_tokenizer *t, const unsigned char *text, size_t len, int bos, int eos,
+                                    int *ids, size_t *offsets, size_t max_ids, size_t *n_ids, lisa_error *err) {
+    lisa__bpe_enc e;
+    lisa__bpe_span whole;
+    int i;
+    *n_ids = 0;
+    if (len > (size_t)INT32_MAX - 8)
+        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: a text of %.0f bytes is too long to encode at once", (double)len);
+    if ((bos && t->bos_id < 0) || (eos && t->eos_id < 0))
+        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: %s is asked for, and this tokenizer has no %s token",
+                          bos && t->bos_id < 0 ? "BOS" : "EOS", bos && t->bos_id < 0 ? "BOS" : "EOS");
+    memset(&e, 0, sizeof e);
+    e.t = t;
+    e.m = t->bpe;
+    e.al = t->allocator;
+    e.ids = ids;
+    e.offsets = offsets;
+    e.max_ids = max_ids;
+    whole.s = text;
+    whole.o = NULL;
+    whole.base = 0;
+    whole.n = len;
+    if (bos) lisa__bpe_emit(&e, t->bos_id, 0);
+    if (e.m->has_raw_added) lisa__bpe_split_added(&e, &whole, 0);
+    else lisa__bpe_plain(&e, &whole, 0);
+    if (eos) lisa__bpe_emit(&e, t->eos_id, len);
+    lisa__bpe_buf_free(&e, &e.norm[0]);
+    lisa__bpe_buf_free(&e, &e.norm[1]);
+    for (i = 0; i < LISA__BPE_MAX_STEPS; i++) lisa__bpe_buf_free(&e, &e.stage[i]);
+    lisa__free(&e.al, e.sym_mem, e.sym_cap * (6 * sizeof(int) + sizeof(lisa__bpe_entry)), &e.bytes);
+    if (e.nomem) return lisa__fail(err, LISA_ERR_NOMEM, "tokenizer: out of memory for encoding scratch");
+    *n_ids = e.n_out;
+    if (ids && e.n_out > max_ids)
+        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu ids, the text needs %lu",
+                          (unsigned long)max_ids, (unsigned long)e.n_out);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
 LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *text, size_t len,
                                           int bos, int eos, int *ids, size_t max_ids, size_t *n_ids,
                                           lisa_error *err) {
@@ -5794,6 +7700,8 @@ LISADEF lisa_result lisa_tokenizer_encode_offsets(const lisa_tokenizer *t, const
     if (!text && len > 0) return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: NULL text of length %lu", (unsigned long)len);
     if (t->kind == LISA_TOKENIZER_LLAMA2C)
         return lisa__encode_llama2c(t, (const unsigned char *)text, len, bos, eos, ids, offsets, max_ids, n_ids, err);
+    if (t->kind == LISA_TOKENIZER_BPE)
+        return lisa__encode_bpe(t, (const unsigned char *)text, len, bos, eos, ids, offsets, max_ids, n_ids, err);
     if (len > (size_t)-1 - 2)
         return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: text too long");
     n_out = len + (bos ? 1 : 0) + (eos ? 1 : 0);
@@ -5819,13 +7727,6 @@ LISADEF lisa_result lisa_tokenizer_encode_offsets(const lisa_tokenizer *t, const
     return LISA_OK;
 }
 
-static int lisa__tok_hex(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 LISADEF const char *lisa_tokenizer_piece(const lisa_tokenizer *t, int prev_id, int id, size_t *len) {
     const char *p;
     size_t n;
@@ -5835,6 +7736,19 @@ LISADEF const char *lisa_tokenizer_piece(const lisa_tokenizer *t, int prev_id, i
         if (id >= 256) return (const char *)lisa__byte_pieces + 1;  /* a NUL: "" */
         if (len) *len = 1;
         return (const char *)lisa__byte_pieces + 2 * id;
+    }
+    if (t->kind == LISA_TOKENIZER_BPE) {
+        const lisa__bpe_model *m = t->bpe;
+        if (m->flags[id] & LISA__BPE_HOLE) return NULL;
+        if (prev_id >= 0) {
+            p = t->text + t->offsets[id];
+            n = lisa__tok_piece_len(t, id);
+        } else {
+            p = m->first_text + m->first_off[id];
+            n = m->first_off[id + 1] - m->first_off[id] - 1;
+        }
+        if (len) *len = n;
+        return p;
     }
     p = t->text + t->offsets[id];
     n = lisa__tok_piece_len(t, id);
@@ -5871,7 +7785,7 @@ LISADEF lisa_result lisa_tokenizer_decode(const lisa_tokenizer *t, const int *id
         for (i = 0; i < n; i++) {
             size_t k;
             const char *p;
-            if (ids[i] == t->bos_id || ids[i] == t->eos_id) continue;
+            if (t->kind != LISA_TOKENIZER_BPE && (ids[i] == t->bos_id || ids[i] == t->eos_id)) continue;
             p = lisa_tokenizer_piece(t, i > 0 ? ids[i - 1] : -1, ids[i], &k);
             if (!p)
                 return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: id %d at position %lu is outside the vocabulary of %d",
@@ -5884,6 +7798,81 @@ LISADEF lisa_result lisa_tokenizer_decode(const lisa_tokenizer *t, const int *id
     }
     lisa__ok(err);
     return LISA_OK;
+}
+
+LISADEF void lisa_tokenizer_stream_init(lisa_tokenizer_stream *s) {
+    memset(s, 0, sizeof *s);
+    s->prev_id = -1;
+}
+
+/* Whether s[0..n) (n of 1..3) can still become a valid UTF-8 character:
+   some continuation makes the decoder accept it (each second-byte range
+   holds one of 0x80, 0x90, 0xA0). */
+static int lisa__utf8_unfinished(const unsigned char *s, size_t n) {
+    static const unsigned char fill[3] = {0x80, 0x90, 0xA0};
+    unsigned char c[4];
+    int f;
+    uint32_t cp;
+    for (f = 0; f < 3; f++) {
+        size_t i, want;
+        memcpy(c, s, n);
+        for (i = n; i < 4; i++) c[i] = fill[f];
+        for (want = n + 1; want <= 4; want++)
+            if (lisa__utf8_decode(c, want, &cp) == (int)want) return 1;
+    }
+    return 0;
+}
+
+LISADEF lisa_result lisa_tokenizer_stream_next(const lisa_tokenizer *t, lisa_tokenizer_stream *s, int id,
+                                               char *out, size_t cap, size_t *len, lisa_error *err) {
+    size_t k = 0, total, held = 0, i, dummy;
+    const char *p;
+    unsigned char tail[4];
+    if (!len) len = &dummy;
+    *len = 0;
+    if (t->kind != LISA_TOKENIZER_BPE && (id == t->bos_id || id == t->eos_id) && id >= 0) {
+        p = "";
+    } else if (!(p = lisa_tokenizer_piece(t, s->prev_id, id, &k))) {
+        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: id %d is outside the vocabulary of %d", id, t->vocab_size);
+    }
+    total = (size_t)s->n_carry + k;
+    /* Hold back the end when it is the start of a character still to come. */
+    for (i = 1; i <= 3 && i <= total; i++) {
+        size_t j;
+        unsigned char c;
+        for (j = 0; j < i; j++) {
+            size_t at = total - i + j;
+            tail[j] = at < (size_t)s->n_carry ? s->carry[at] : (unsigned char)p[at - (size_t)s->n_carry];
+        }
+        c = tail[0];
+        if ((c & 0xC0) == 0x80) continue;
+        if (c >= 0xC0 && lisa__utf8_unfinished(tail, i)) held = i;
+        break;
+    }
+    if (!out || cap < total - held + 1)
+        return lisa__fail(err, LISA_ERR_INVALID, "tokenizer: the output holds %lu bytes, the text needs %lu and a NUL",
+                          (unsigned long)cap, (unsigned long)(total - held));
+    for (i = 0; i < total; i++) {
+        unsigned char c = i < (size_t)s->n_carry ? s->carry[i] : (unsigned char)p[i - (size_t)s->n_carry];
+        if (i < total - held) out[i] = (char)c;
+        else tail[i - (total - held)] = c;
+    }
+    out[total - held] = 0;
+    memcpy(s->carry, tail, held);
+    s->n_carry = (int)held;
+    s->prev_id = id;
+    *len = total - held;
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF size_t lisa_tokenizer_stream_flush(lisa_tokenizer_stream *s, char *out, size_t cap) {
+    size_t n = (size_t)s->n_carry;
+    if (!out || cap < n + 1) return 0;
+    memcpy(out, s->carry, n);
+    out[n] = 0;
+    s->n_carry = 0;
+    return n;
 }
 
 #ifndef LISA_NO_STDIO
@@ -5899,6 +7888,50 @@ LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *p
     if (res != LISA_OK) return res;
     res = lisa__tok_parse(t, (const unsigned char *)data, size, vocab_size, path, a, err);
     lisa__free(&al, data, size + 1, &bytes);
+    return res;
+}
+
+static lisa_result lisa__path_join(char *out, size_t size, const char *dir, const char *file, lisa_error *err);
+static int lisa__file_exists(const char *path);
+
+#define LISA__HF_TOKENIZER_MAX ((size_t)1 << 28)   /* 256 MB: larger than any real tokenizer.json */
+
+/* A file beside tokenizer.json (in dir), read whole when it is there. */
+static lisa_result lisa__hf_tok_side_file(const char *dir, const char *file, const lisa_allocator *al, char **text,
+                                          size_t *size, size_t *bytes, lisa_error *err) {
+    char path[4096];
+    *text = NULL;
+    *size = 0;
+    if (lisa__path_join(path, sizeof path, dir, file, NULL) != LISA_OK || !lisa__file_exists(path)) return LISA_OK;
+    return lisa__read_text(path, al, LISA__HF_TOKENIZER_MAX, text, size, bytes, err);
+}
+
+LISADEF lisa_result lisa_tokenizer_load_hf(lisa_tokenizer *t, const char *path, const lisa_allocator *a,
+                                           lisa_error *err) {
+    lisa_allocator al = lisa__allocator_or_default(a);
+    char file[4096], dir[4096];
+    const char *json_path = path, *slash;
+    char *json = NULL, *cfg = NULL, *chat = NULL;
+    size_t bytes = 0, n_json = 0, n_cfg = 0, n_chat = 0;
+    lisa_result res;
+    memset(t, 0, sizeof *t);
+    if (lisa__path_join(file, sizeof file, path, "tokenizer.json", NULL) == LISA_OK && lisa__file_exists(file)) {
+        json_path = file;
+        snprintf(dir, sizeof dir, "%s", path);
+    } else {
+        /* a tokenizer.json file: its directory may hold the rest */
+        slash = strrchr(path, '/');
+        if (slash && (size_t)(slash - path) < sizeof dir) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        else snprintf(dir, sizeof dir, ".");
+    }
+    res = lisa__read_text(json_path, &al, LISA__HF_TOKENIZER_MAX, &json, &n_json, &bytes, err);
+    if (res == LISA_OK) res = lisa__hf_tok_side_file(dir, "tokenizer_config.json", &al, &cfg, &n_cfg, &bytes, err);
+    if (res == LISA_OK) res = lisa__hf_tok_side_file(dir, "chat_template.jinja", &al, &chat, &n_chat, &bytes, err);
+    if (res == LISA_OK)
+        res = lisa__tokenizer_load_hf(t, json, n_json, cfg, n_cfg, chat, n_chat, json_path, a, err);
+    if (json) lisa__free(&al, json, n_json + 1, &bytes);
+    if (cfg) lisa__free(&al, cfg, n_cfg + 1, &bytes);
+    if (chat) lisa__free(&al, chat, n_chat + 1, &bytes);
     return res;
 }
 
