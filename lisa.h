@@ -6174,8 +6174,8 @@ LISADEF lisa_result lisa_gguf_read_metadata(lisa_gguf *g, const char *path, cons
     limit = LISA__MIN(r.size, (size_t)LISA_GGUF_MAX_METADATA);
     want = LISA__MIN(limit, LISA__GGUF_FIRST_CHUNK);
     for (;;) {
-        res = lisa__gguf_read_more(&r, &al, &buf, &have, want, &counter, path, err);
-        if (res != LISA_OK) break;
+        if (want > have && (res = lisa__gguf_read_more(&r, &al, &buf, &have, want, &counter, path, err)) != LISA_OK)
+            break;
         lisa__gguf_begin(g, &w, buf, have, r.size, path, &al, err);
         res = lisa__gguf_parse(g, &w, &g->allocator);
         if (res == LISA_OK || w.need == 0) break;
