@@ -12,12 +12,13 @@
        tensor names, too many or overflowing dimensions, bad bools, bad keys,
        bad alignments, misplaced tensors
      - a header larger than the first chunk read, and one over the limit
+     - the GGUF tokenizer fixtures of tools/make_tokenizer_fixtures.py
    Memory goes through a counting allocator: the byte counts must match and
    nothing may stay allocated. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
-#define LISA_GGUF_MAX_METADATA (1u << 20) /* small, so the limit can be reached */
+#define LISA_GGUF_MAX_METADATA (4u << 20) /* small, so the limit can be reached */
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
 #include "test.h"
@@ -823,8 +824,8 @@ static void test_large(void) {
               "large: read %zu bytes for a %zu-byte header", g.buffer_size, g.header_size);
         i = lisa_gguf_find(&g, "tokenizer.ggml.tokens");
         for (k = 0; k < n; k += 997) {
-            const char *t;
-            size_t len;
+            const char *t = "";
+            size_t len = 0;
             snprintf(s, sizeof s, "tok%d", k);
             ok &= lisa_gguf_array_string(&g, i, (uint64_t)k, &t, &len, NULL) == LISA_OK && len == strlen(s) &&
                   memcmp(t, s, len) == 0;
@@ -849,7 +850,7 @@ static void test_large(void) {
     CHECK(write_all(tmp, b.p, b.n), "write %s", tmp);
     a = counting();
     r = lisa_gguf_read_metadata(&g, tmp, &a, &err);
-    CHECK(r == LISA_ERR_FORMAT && strstr(err.message, "the header needs more than 1048576 bytes") && g_live == 0,
+    CHECK(r == LISA_ERR_FORMAT && strstr(err.message, "the header needs more than 4194304 bytes") && g_live == 0,
           "over the limit: %s", err.message);
     CHECK(lisa_gguf_parse_memory(&g, b.p, b.n, "mem", NULL, NULL) == LISA_OK, "over the file limit, from memory");
     lisa_gguf_free(&g);
@@ -862,6 +863,46 @@ static void test_large(void) {
     free(b.p);
 }
 
+/* The GGUF tokenizer fixtures (metadata only, written by gguf-py): each parses
+   from memory and from its file alike, with a tokenizer's keys well formed. */
+static void test_tokenizer_fixture(const char *file, int n_kv) {
+    char path[256];
+    size_t size;
+    unsigned char *data;
+    lisa_gguf m, g;
+    lisa_error err;
+    lisa_gguf_type et;
+    uint64_t n_tokens = 0, n;
+    const char *model = "";
+    size_t model_len = 0;
+    int i, tokens, scores, types;
+    snprintf(path, sizeof path, "tests/fixtures/tokenizers/gguf/%s", file);
+    data = read_all(path, &size);
+    CHECK(data != NULL, "read %s", path);
+    if (!data) return;
+    CHECK(lisa_gguf_parse_memory(&m, data, size, path, NULL, &err) == LISA_OK, "%s", err.message);
+    CHECK(lisa_gguf_read_metadata(&g, path, NULL, &err) == LISA_OK, "%s", err.message);
+    CHECK(m.n_kv == g.n_kv && m.header_size == g.header_size && g.n_tensors == 0, "%s: memory and file agree", file);
+    CHECK(n_kv < 0 || g.n_kv == n_kv, "%s: %d keys, expected %d", file, g.n_kv, n_kv);
+    for (i = 0; i < g.n_kv && i < m.n_kv; i++)
+        CHECK(!strcmp(g.kv[i].key, m.kv[i].key) && g.kv[i].value == m.kv[i].value, "%s: key %d", file, i);
+    CHECK(lisa_gguf_get_string(&g, lisa_gguf_find(&g, "tokenizer.ggml.model"), &model, &model_len, &err) == LISA_OK &&
+              ((model_len == 4 && !memcmp(model, "gpt2", 4)) || (model_len == 5 && !memcmp(model, "llama", 5))),
+          "%s: tokenizer.ggml.model %.*s (%s)", file, (int)model_len, model, err.message);
+    tokens = lisa_gguf_find(&g, "tokenizer.ggml.tokens");
+    CHECK(lisa_gguf_array(&g, tokens, &et, &n_tokens, &err) == LISA_OK && et == LISA_GGUF_STRING && n_tokens > 256,
+          "%s: %.0f token strings", file, (double)n_tokens);
+    scores = lisa_gguf_find(&g, "tokenizer.ggml.scores");
+    types = lisa_gguf_find(&g, "tokenizer.ggml.token_type");
+    CHECK(scores < 0 || (lisa_gguf_array(&g, scores, &et, &n, NULL) == LISA_OK && et == LISA_GGUF_FLOAT32 && n == n_tokens),
+          "%s: a score per token", file);
+    CHECK(types < 0 || (lisa_gguf_array(&g, types, &et, &n, NULL) == LISA_OK && et == LISA_GGUF_INT32 && n == n_tokens),
+          "%s: a type per token", file);
+    lisa_gguf_free(&m);
+    lisa_gguf_free(&g);
+    free(data);
+}
+
 int main(void) {
     test_fixture("all_types.gguf");
     test_fixture("v2.gguf");
@@ -872,5 +913,11 @@ int main(void) {
     test_truncation("tensors.gguf");
     test_malformed();
     test_large();
+    test_tokenizer_fixture("smollm2.gguf", 33);
+    test_tokenizer_fixture("gpt2.gguf", -1);
+    test_tokenizer_fixture("llama-bpe.gguf", -1);
+    test_tokenizer_fixture("qwen2.gguf", -1);
+    test_tokenizer_fixture("llama-spm.gguf", -1);
+    test_tokenizer_fixture("llama-spm-v2.gguf", -1);
     return test_report("gguf");
 }
