@@ -1146,7 +1146,7 @@ typedef enum lisa_gguf_type {
 #endif
 
 typedef struct lisa_gguf_kv {
-    const char *key;           /* NUL-terminated copy: printable ASCII or UTF-8, no control bytes */
+    const char *key;           /* NUL-terminated copy; no control bytes (below 0x20, 0x7f) */
     size_t key_len;
     lisa_gguf_type type;
     lisa_gguf_type elem_type;  /* arrays: the element type; otherwise type */
