@@ -1176,6 +1176,147 @@ LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, con
 #endif
 
 /* ------------------------------------------------------------------------- */
+/* GGUF: metadata                                                             */
+/* ------------------------------------------------------------------------- */
+
+/* A GGUF file (ggml's format, versions 2 and 3, little-endian): "GGUF", a
+   uint32 version, uint64 tensor and key counts, the key/value metadata, the
+   tensor infos (name, dimensions, ggml type, offset), padding to the
+   alignment, then the tensor data. This reader takes the metadata and the
+   tensor infos; the tensor data is left where it is. */
+
+/* Value types of the metadata, numbered as in the file. */
+typedef enum lisa_gguf_type {
+    LISA_GGUF_UINT8 = 0,
+    LISA_GGUF_INT8,
+    LISA_GGUF_UINT16,
+    LISA_GGUF_INT16,
+    LISA_GGUF_UINT32,
+    LISA_GGUF_INT32,
+    LISA_GGUF_FLOAT32,
+    LISA_GGUF_BOOL,       /* one byte, 0 or 1 */
+    LISA_GGUF_STRING,     /* uint64 length, then the bytes (not NUL-terminated; may hold NULs) */
+    LISA_GGUF_ARRAY,      /* uint32 element type, uint64 count, the elements */
+    LISA_GGUF_UINT64,
+    LISA_GGUF_INT64,
+    LISA_GGUF_FLOAT64
+} lisa_gguf_type;
+
+#define LISA_GGUF_MAX_DIMS 4            /* ggml's limit */
+#define LISA_GGUF_MAX_DEPTH 8           /* arrays of arrays nested deeper are refused */
+#define LISA_GGUF_MAX_KEY 65535         /* bytes in a key or a tensor name */
+#define LISA_GGUF_DEFAULT_ALIGNMENT 32
+#ifndef LISA_GGUF_MAX_METADATA
+#define LISA_GGUF_MAX_METADATA (256u << 20)   /* bytes lisa_gguf_read_metadata() will read */
+#endif
+
+typedef struct lisa_gguf_kv {
+    const char *key;           /* NUL-terminated copy; no control bytes (below 0x20, 0x7f) */
+    size_t key_len;
+    lisa_gguf_type type;
+    lisa_gguf_type elem_type;  /* arrays: the element type; otherwise type */
+    uint64_t count;            /* arrays: elements; otherwise 1 */
+    size_t value;              /* where the value is in the buffer: a number's bytes, a string's
+                                  bytes (after its length), an array's first element */
+    size_t value_size;         /* its bytes (an array: all of its elements) */
+    const size_t *strings;     /* arrays of strings: where element k's length field is, else NULL */
+} lisa_gguf_kv;
+
+typedef struct lisa_gguf_tensor {
+    const char *name;          /* NUL-terminated copy */
+    size_t name_len;
+    int n_dims;                /* 0 .. LISA_GGUF_MAX_DIMS */
+    uint64_t dims[LISA_GGUF_MAX_DIMS];  /* ggml order: dims[0] varies fastest; unused ones are 1 */
+    uint64_t n_elements;       /* their product, at most INT64_MAX */
+    uint32_t type;             /* ggml type number (0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 8 Q8_0, 30 BF16, ...) */
+    uint64_t offset;           /* from data_offset; a multiple of the alignment */
+    uint64_t size;             /* bytes, when lisa_ggml_type_size() knows the type; else 0 */
+} lisa_gguf_tensor;
+
+/* A parsed GGUF header. Call lisa_gguf_free(). */
+typedef struct lisa_gguf {
+    uint32_t version;          /* 2 or 3 */
+    lisa_gguf_kv *kv;          /* (n_kv), in file order; keys are unique */
+    int n_kv;
+    lisa_gguf_tensor *tensors; /* (n_tensors), in file order; names are unique */
+    int n_tensors;
+    uint32_t alignment;        /* general.alignment (a power of two), or 32 */
+    size_t header_size;        /* bytes up to the end of the tensor infos */
+    uint64_t data_offset;      /* where the tensor data starts: header_size rounded up to alignment */
+    uint64_t file_size;        /* lisa_gguf_read_metadata(): the file's bytes; from memory: size */
+    const unsigned char *buffer;  /* the header's bytes: the caller's data, or read from the file */
+    size_t buffer_size;
+    const char *name;          /* labels errors (a copy) */
+    lisa_allocator allocator;
+    size_t bytes;              /* bytes held: tables, names and (from a file) the buffer */
+    void *block;               /* private: tables and names, one allocation */
+    size_t block_size;
+    int32_t *kv_index, *tensor_index;   /* private: hash tables of keys and names */
+    size_t index_size;
+    unsigned char *owned;      /* private: the buffer read from a file */
+} lisa_gguf;
+
+/* Parses a GGUF header from memory. data holds the file's first size bytes:
+   the whole file or a prefix of it holding at least the metadata and tensor
+   infos (tensors are not checked against the end of the file). Every length
+   and count is checked against the bytes present before use; keys must be
+   unique, non-empty, at most LISA_GGUF_MAX_KEY bytes and free of control
+   bytes; bools 0 or 1; arrays nested at most LISA_GGUF_MAX_DEPTH deep;
+   general.alignment a uint32 power of two; tensor names unique (as keys), at
+   most LISA_GGUF_MAX_DIMS dimensions whose product fits in int64, offsets
+   multiples of the alignment, tensors of known types a whole number of blocks
+   per row and in file order without overlap. Big-endian files and versions
+   other than 2 and 3 are refused. g points into data (which must outlive
+   it). `name` labels errors: "name: problem (key K, at byte N)". Call
+   lisa_gguf_free(), also after a failure. */
+LISADEF lisa_result lisa_gguf_parse_memory(lisa_gguf *g, const void *data, size_t size, const char *name,
+                                           const lisa_allocator *a, lisa_error *err);
+#ifndef LISA_NO_STDIO
+/* The same from a file, reading only its header: chunks that grow until the
+   tensor infos are complete (at most LISA_GGUF_MAX_METADATA bytes, about twice
+   the header's size), never the tensor data. Tensors of known types must lie
+   within the file. Call lisa_gguf_free(), also after a failure. */
+LISADEF lisa_result lisa_gguf_read_metadata(lisa_gguf *g, const char *path, const lisa_allocator *a,
+                                            lisa_error *err);
+#endif
+LISADEF void lisa_gguf_free(lisa_gguf *g);
+
+/* The index of key (a NUL-terminated string) in g->kv, or -1. O(1). */
+LISADEF int lisa_gguf_find(const lisa_gguf *g, const char *key);
+/* The index of a tensor by name in g->tensors, or -1. O(1). */
+LISADEF int lisa_gguf_find_tensor(const lisa_gguf *g, const char *name);
+
+/* Typed access to the value of key i (an index from lisa_gguf_find). Each
+   checks the type and fails with LISA_ERR_FORMAT naming the file, the key and
+   the types (LISA_ERR_INVALID for an index out of range, e.g. -1):
+     get_int     any integer type (uint64 values above INT64_MAX are out of range)
+     get_float   float32 or float64
+     get_bool    bool (*v 0 or 1)
+     get_string  string: *s points into the buffer, *len bytes, not NUL-terminated
+     array       array: its element type and count */
+LISADEF lisa_result lisa_gguf_get_int(const lisa_gguf *g, int i, int64_t *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_get_float(const lisa_gguf *g, int i, double *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_get_bool(const lisa_gguf *g, int i, int *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_get_string(const lisa_gguf *g, int i, const char **s, size_t *len, lisa_error *err);
+LISADEF lisa_result lisa_gguf_array(const lisa_gguf *g, int i, lisa_gguf_type *elem_type, uint64_t *count,
+                                    lisa_error *err);
+/* Element k of array i, O(1), the element type checked as above; k out of
+   range is LISA_ERR_INVALID. */
+LISADEF lisa_result lisa_gguf_array_int(const lisa_gguf *g, int i, uint64_t k, int64_t *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_array_float(const lisa_gguf *g, int i, uint64_t k, double *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_array_bool(const lisa_gguf *g, int i, uint64_t k, int *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_array_string(const lisa_gguf *g, int i, uint64_t k, const char **s, size_t *len,
+                                           lisa_error *err);
+LISADEF const char *lisa_gguf_type_name(lisa_gguf_type t);   /* "uint8", ..., "array"; "?" otherwise */
+
+/* Tensor types: the name of a ggml type number ("F32", "Q4_1", ...; NULL when
+   unknown) and its block: elements per block and bytes per block (1 and 4
+   for F32; 32 and 20 for Q4_1). Returns 0 for a type this header does not
+   know the layout of. */
+LISADEF const char *lisa_ggml_type_name(uint32_t type);
+LISADEF int lisa_ggml_type_size(uint32_t type, uint32_t *block_elems, uint32_t *block_bytes);
+
+/* ------------------------------------------------------------------------- */
 /* Instruction data: prompt/response pairs with loss on the response only     */
 /* ------------------------------------------------------------------------- */
 
@@ -8189,6 +8330,756 @@ LISADEF lisa_result lisa_safetensors_parse_memory(lisa_safetensors *st, const vo
     lisa_result res = lisa__st_read_header(st, &r, name ? name : "<memory>", a, err);
     if (res == LISA_OK) st->data = r.mem + st->data_offset;
     return res;
+}
+
+/* ------------------------------------------------------------------------- */
+/* GGUF: metadata                                                             */
+/* ------------------------------------------------------------------------- */
+
+#define LISA__GGUF_N_TYPES 13
+#define LISA__GGUF_I64_MAX 0x7FFFFFFFFFFFFFFFull
+#define LISA__GGUF_MAX_ENTRIES 0x3FFFFFFF   /* keys or tensors: an int index with room for the hash table */
+#define LISA__GGUF_FIRST_CHUNK ((size_t)1 << 16)
+
+/* The block layout of each ggml tensor type: elements and bytes per block.
+   A model loader dequantizes per type; this table only sizes tensors. */
+typedef struct lisa__ggml_type_info {
+    uint32_t type;
+    const char *name;
+    uint32_t block, bytes;
+} lisa__ggml_type_info;
+
+static const lisa__ggml_type_info lisa__ggml_types[] = {
+    {0, "F32", 1, 4},          {1, "F16", 1, 2},         {2, "Q4_0", 32, 18},      {3, "Q4_1", 32, 20},
+    {6, "Q5_0", 32, 22},       {7, "Q5_1", 32, 24},      {8, "Q8_0", 32, 34},      {9, "Q8_1", 32, 40},
+    {10, "Q2_K", 256, 84},     {11, "Q3_K", 256, 110},   {12, "Q4_K", 256, 144},   {13, "Q5_K", 256, 176},
+    {14, "Q6_K", 256, 210},    {15, "Q8_K", 256, 292},   {16, "IQ2_XXS", 256, 66}, {17, "IQ2_XS", 256, 74},
+    {18, "IQ3_XXS", 256, 98},  {19, "IQ1_S", 256, 50},   {20, "IQ4_NL", 32, 18},   {21, "IQ3_S", 256, 110},
+    {22, "IQ2_S", 256, 82},    {23, "IQ4_XS", 256, 136}, {24, "I8", 1, 1},         {25, "I16", 1, 2},
+    {26, "I32", 1, 4},         {27, "I64", 1, 8},        {28, "F64", 1, 8},        {29, "IQ1_M", 256, 56},
+    {30, "BF16", 1, 2},        {34, "TQ1_0", 256, 54},   {35, "TQ2_0", 256, 66},   {39, "MXFP4", 32, 17},
+    {40, "NVFP4", 64, 36},     {41, "Q1_0", 128, 18}};
+
+static const lisa__ggml_type_info *lisa__ggml_type(uint32_t type) {
+    size_t i;
+    for (i = 0; i < sizeof lisa__ggml_types / sizeof lisa__ggml_types[0]; i++)
+        if (lisa__ggml_types[i].type == type) return &lisa__ggml_types[i];
+    return NULL;
+}
+
+LISADEF const char *lisa_ggml_type_name(uint32_t type) {
+    const lisa__ggml_type_info *t = lisa__ggml_type(type);
+    return t ? t->name : NULL;
+}
+
+LISADEF int lisa_ggml_type_size(uint32_t type, uint32_t *block_elems, uint32_t *block_bytes) {
+    const lisa__ggml_type_info *t = lisa__ggml_type(type);
+    if (block_elems) *block_elems = t ? t->block : 0;
+    if (block_bytes) *block_bytes = t ? t->bytes : 0;
+    return t != NULL;
+}
+
+LISADEF const char *lisa_gguf_type_name(lisa_gguf_type t) {
+    static const char *const names[LISA__GGUF_N_TYPES] = {"uint8", "int8",   "uint16", "int16", "uint32",
+                                                          "int32", "float32", "bool",  "string", "array",
+                                                          "uint64", "int64", "float64"};
+    return (unsigned)t < LISA__GGUF_N_TYPES ? names[t] : "?";
+}
+
+/* Bytes of one value of a fixed-size type; 0 for strings and arrays. */
+static size_t lisa__gguf_fixed_size(uint32_t t) {
+    static const unsigned char sizes[LISA__GGUF_N_TYPES] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    return t < LISA__GGUF_N_TYPES ? sizes[t] : 0;
+}
+
+/* One pass over a header. The first (fill 0) checks everything that needs no
+   table and counts what the tables need; the second (fill 1) fills them and
+   finds repeated keys and names. */
+typedef struct lisa__gguf_walk {
+    const unsigned char *p;
+    size_t n, pos;           /* bytes present at p; where the walk is */
+    uint64_t total;          /* bytes of the file: n from memory */
+    uint64_t need;           /* set when the file has more than n bytes and the walk needs this many */
+    const char *name;
+    lisa_error *err;
+    char where[160];         /* "key K", "tensor T" or "key #i" for messages */
+    uint64_t elem;           /* with in_array: the array element being read */
+    int in_array;
+    int fill;
+    lisa_gguf *g;
+    uint32_t alignment;
+    uint64_t prev_end;       /* where the previous tensor's data ends */
+    uint64_t n_strings;      /* elements of string arrays, for their offset tables */
+    uint64_t text;           /* bytes of keys and tensor names, NULs included */
+    size_t *strings;         /* fill: the next free offset entry */
+    char *pool;              /* fill: the next free byte for a name */
+} lisa__gguf_walk;
+
+/* "name: <message> (key K, at byte N)": the walk's place added to a message. */
+static lisa_result lisa__gguf_bad(lisa__gguf_walk *w, size_t at, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static lisa_result lisa__gguf_bad(lisa__gguf_walk *w, size_t at, const char *fmt, ...) {
+    char msg[200], elem[40] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (w->in_array) snprintf(elem, sizeof elem, ", element %.0f", (double)w->elem);
+    return lisa__fail(w->err, LISA_ERR_FORMAT, "%s: %s (%s%s, at byte %.0f)", w->name, msg, w->where, elem,
+                      (double)at);
+}
+
+/* Whether `bytes` more bytes are present. When not, but the file has them,
+   w->need says how many to read (no error); past the file's end, an error
+   naming what ran out. */
+static int lisa__gguf_has(lisa__gguf_walk *w, uint64_t bytes, const char *what) {
+    if (bytes <= (uint64_t)(w->n - w->pos)) return 1;
+    if (bytes <= w->total - w->pos) w->need = (uint64_t)w->pos + bytes;
+    else lisa__gguf_bad(w, w->pos, "truncated: %s needs %.0f bytes, %.0f are left", what, (double)bytes,
+                        (double)(w->total - w->pos));
+    return 0;
+}
+
+static uint32_t lisa__gguf_take32(lisa__gguf_walk *w) {
+    uint32_t v = (uint32_t)lisa__le32(w->p + w->pos);
+    w->pos += 4;
+    return v;
+}
+
+static uint64_t lisa__gguf_take64(lisa__gguf_walk *w) {
+    uint64_t v = lisa__le64(w->p + w->pos);
+    w->pos += 8;
+    return v;
+}
+
+/* A string: its length, checked against the file, and where its bytes are. */
+static int lisa__gguf_string(lisa__gguf_walk *w, uint64_t *len, size_t *at) {
+    if (!lisa__gguf_has(w, 8, "a string's length")) return 0;
+    *len = lisa__gguf_take64(w);
+    if (!lisa__gguf_has(w, *len, "a string")) return 0;
+    *at = w->pos;
+    w->pos += (size_t)*len;
+    return 1;
+}
+
+/* A key or a tensor name: 1 to LISA_GGUF_MAX_KEY bytes, none of them a
+   control byte, so that it prints in messages and compares as a C string. */
+static lisa_result lisa__gguf_name(lisa__gguf_walk *w, const char *what, size_t *len, size_t *at) {
+    size_t start = w->pos, i;
+    uint64_t n;
+    if (!lisa__gguf_has(w, 8, "a name's length")) return LISA_ERR_FORMAT;
+    n = lisa__gguf_take64(w);
+    if (n == 0) return lisa__gguf_bad(w, start, "an empty %s", what);
+    if (n > LISA_GGUF_MAX_KEY)
+        return lisa__gguf_bad(w, start, "a %s of %.0f bytes (at most %d)", what, (double)n, LISA_GGUF_MAX_KEY);
+    if (!lisa__gguf_has(w, n, what)) return LISA_ERR_FORMAT;
+    for (i = 0; i < (size_t)n; i++) {
+        unsigned char c = w->p[w->pos + i];
+        if (c < 0x20 || c == 0x7F) return lisa__gguf_bad(w, w->pos + i, "the %s holds the control byte 0x%02x", what, c);
+    }
+    *len = (size_t)n;
+    *at = w->pos;
+    w->pos += (size_t)n;
+    w->text += n + 1;
+    return LISA_OK;
+}
+
+/* Copies a name into the pool, NUL-terminated. */
+static const char *lisa__gguf_copy_name(lisa__gguf_walk *w, size_t at, size_t len) {
+    char *s = w->pool;
+    memcpy(s, w->p + at, len);
+    s[len] = 0;
+    w->pool += len + 1;
+    return s;
+}
+
+/* An array (after its value type): element type, count, elements. kv is the
+   key's entry at the top level, else NULL. */
+static lisa_result lisa__gguf_array_value(lisa__gguf_walk *w, int depth, lisa_gguf_kv *kv) {
+    size_t start = w->pos, esize;
+    uint32_t et;
+    uint64_t count, k, min;
+    lisa_result r;
+    if (depth >= LISA_GGUF_MAX_DEPTH)
+        return lisa__gguf_bad(w, start, "arrays nested more than %d deep", LISA_GGUF_MAX_DEPTH);
+    if (!lisa__gguf_has(w, 12, "an array's element type and count")) return LISA_ERR_FORMAT;
+    et = lisa__gguf_take32(w);
+    count = lisa__gguf_take64(w);
+    if (et >= LISA__GGUF_N_TYPES) return lisa__gguf_bad(w, start, "unknown array element type %u", (unsigned)et);
+    esize = lisa__gguf_fixed_size(et);
+    min = esize ? esize : et == LISA_GGUF_STRING ? 8 : 12;
+    if (count > (w->total - w->pos) / min)
+        return lisa__gguf_bad(w, start, "truncated: an array of %.0f %s elements needs at least %.0f bytes, %.0f are left",
+                              (double)count, lisa_gguf_type_name((lisa_gguf_type)et), (double)count * (double)min,
+                              (double)(w->total - w->pos));
+    if (kv) {
+        kv->elem_type = (lisa_gguf_type)et;
+        kv->count = count;
+        kv->value = w->pos;
+    }
+    if (esize) {
+        if (!lisa__gguf_has(w, count * esize, "the array's elements")) return LISA_ERR_FORMAT;
+        if (et == LISA_GGUF_BOOL && !w->fill)
+            for (k = 0; k < count; k++)
+                if (w->p[w->pos + (size_t)k] > 1) {
+                    w->in_array = 1;
+                    w->elem = k;
+                    return lisa__gguf_bad(w, w->pos + (size_t)k, "bool value %u (0 or 1 expected)",
+                                          (unsigned)w->p[w->pos + (size_t)k]);
+                }
+        w->pos += (size_t)(count * esize);
+    } else {
+        if (kv && et == LISA_GGUF_STRING) {
+            if (w->fill) kv->strings = w->strings;
+            else w->n_strings += count;
+        }
+        for (k = 0; k < count; k++) {
+            uint64_t len;
+            size_t at;
+            w->in_array = 1;
+            w->elem = k;
+            if (et == LISA_GGUF_STRING) {
+                if (kv && w->fill) *w->strings++ = w->pos;
+                if (!lisa__gguf_string(w, &len, &at)) return LISA_ERR_FORMAT;
+            } else if ((r = lisa__gguf_array_value(w, depth + 1, NULL)) != LISA_OK) {
+                return r;
+            }
+        }
+        w->in_array = 0;
+    }
+    if (kv) kv->value_size = w->pos - kv->value;
+    return LISA_OK;
+}
+
+/* A value of type `type` (already checked to be a known one). */
+static lisa_result lisa__gguf_value(lisa__gguf_walk *w, uint32_t type, int depth, lisa_gguf_kv *kv) {
+    size_t size = lisa__gguf_fixed_size(type), at;
+    uint64_t len;
+    if (type == LISA_GGUF_ARRAY) return lisa__gguf_array_value(w, depth, kv);
+    if (type == LISA_GGUF_STRING) {
+        if (!lisa__gguf_string(w, &len, &at)) return LISA_ERR_FORMAT;
+        kv->value = at;
+        kv->value_size = (size_t)len;
+        return LISA_OK;
+    }
+    if (!lisa__gguf_has(w, size, "the value")) return LISA_ERR_FORMAT;
+    if (type == LISA_GGUF_BOOL && w->p[w->pos] > 1)
+        return lisa__gguf_bad(w, w->pos, "bool value %u (0 or 1 expected)", (unsigned)w->p[w->pos]);
+    kv->value = w->pos;
+    kv->value_size = size;
+    w->pos += size;
+    return LISA_OK;
+}
+
+static uint32_t lisa__gguf_hash(const char *s, size_t n) {
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* The slot of a name in the key table (tensors 0) or the tensor table: where
+   it is, or the empty slot where it would go. The tables are never full. */
+static size_t lisa__gguf_slot(const lisa_gguf *g, int tensors, const char *s, size_t n) {
+    const int32_t *table = tensors ? g->tensor_index : g->kv_index;
+    size_t mask = g->index_size - 1, h = lisa__gguf_hash(s, n) & mask;
+    for (;; h = (h + 1) & mask) {
+        int32_t e = table[h];
+        const char *x;
+        size_t len;
+        if (e < 0) return h;
+        x = tensors ? g->tensors[e].name : g->kv[e].key;
+        len = tensors ? g->tensors[e].name_len : g->kv[e].key_len;
+        if (len == n && memcmp(x, s, n) == 0) return h;
+    }
+}
+
+/* Adds entry e under its name; 0 when the name is already there. */
+static int lisa__gguf_insert(lisa_gguf *g, int tensors, int e, const char *s, size_t n) {
+    int32_t *table = tensors ? g->tensor_index : g->kv_index;
+    size_t h = lisa__gguf_slot(g, tensors, s, n);
+    if (table[h] >= 0) return 0;
+    table[h] = e;
+    return 1;
+}
+
+/* Key/value pair i. */
+static lisa_result lisa__gguf_kv_walk(lisa__gguf_walk *w, int i) {
+    lisa_gguf_kv scratch, *kv = w->fill ? &w->g->kv[i] : &scratch;
+    size_t start = w->pos, len, at;
+    uint32_t type;
+    lisa_result r;
+    memset(kv, 0, sizeof *kv);
+    snprintf(w->where, sizeof w->where, "key #%d", i);
+    if ((r = lisa__gguf_name(w, "key", &len, &at)) != LISA_OK) return r;
+    snprintf(w->where, sizeof w->where, "key %.*s", (int)LISA__MIN(len, 100), (const char *)w->p + at);
+    if (w->fill) {
+        kv->key = lisa__gguf_copy_name(w, at, len);
+        kv->key_len = len;
+        if (!lisa__gguf_insert(w->g, 0, i, kv->key, len)) return lisa__gguf_bad(w, start, "the key appears twice");
+    }
+    if (!lisa__gguf_has(w, 4, "the value type")) return LISA_ERR_FORMAT;
+    type = lisa__gguf_take32(w);
+    if (type >= LISA__GGUF_N_TYPES) return lisa__gguf_bad(w, w->pos - 4, "unknown value type %u", (unsigned)type);
+    kv->type = kv->elem_type = (lisa_gguf_type)type;
+    kv->count = 1;
+    if ((r = lisa__gguf_value(w, type, 0, kv)) != LISA_OK) return r;
+    if (len == 17 && memcmp(w->p + at, "general.alignment", 17) == 0) {
+        uint32_t v;
+        if (type != LISA_GGUF_UINT32)
+            return lisa__gguf_bad(w, start, "general.alignment is a %s, a uint32 expected",
+                                  lisa_gguf_type_name((lisa_gguf_type)type));
+        v = (uint32_t)lisa__le32(w->p + kv->value);
+        if (v == 0 || (v & (v - 1)) != 0)
+            return lisa__gguf_bad(w, kv->value, "general.alignment %u is not a power of two", (unsigned)v);
+        w->alignment = v;
+    }
+    return LISA_OK;
+}
+
+/* Tensor info j: name, dimensions, ggml type, offset. */
+static lisa_result lisa__gguf_tensor_walk(lisa__gguf_walk *w, int j) {
+    lisa_gguf_tensor scratch, *t = w->fill ? &w->g->tensors[j] : &scratch;
+    const lisa__ggml_type_info *info;
+    size_t start = w->pos, len, at, dims_at;
+    uint32_t nd, d;
+    lisa_result r;
+    memset(t, 0, sizeof *t);
+    snprintf(w->where, sizeof w->where, "tensor #%d", j);
+    if ((r = lisa__gguf_name(w, "tensor name", &len, &at)) != LISA_OK) return r;
+    snprintf(w->where, sizeof w->where, "tensor %.*s", (int)LISA__MIN(len, 100), (const char *)w->p + at);
+    if (w->fill) {
+        t->name = lisa__gguf_copy_name(w, at, len);
+        t->name_len = len;
+        if (!lisa__gguf_insert(w->g, 1, j, t->name, len)) return lisa__gguf_bad(w, start, "the tensor name appears twice");
+    }
+    if (!lisa__gguf_has(w, 4, "the dimension count")) return LISA_ERR_FORMAT;
+    nd = lisa__gguf_take32(w);
+    if (nd > LISA_GGUF_MAX_DIMS)
+        return lisa__gguf_bad(w, w->pos - 4, "%u dimensions (at most %d)", (unsigned)nd, LISA_GGUF_MAX_DIMS);
+    if (!lisa__gguf_has(w, 8 * (uint64_t)nd + 12, "the dimensions, type and offset")) return LISA_ERR_FORMAT;
+    dims_at = w->pos;
+    t->n_dims = (int)nd;
+    t->n_elements = 1;
+    for (d = 0; d < LISA_GGUF_MAX_DIMS; d++) {
+        uint64_t v = d < nd ? lisa__gguf_take64(w) : 1;
+        if (v > LISA__GGUF_I64_MAX)
+            return lisa__gguf_bad(w, dims_at + 8 * d, "dimension %u is %.0f, more than int64 holds", (unsigned)d, (double)v);
+        if (v != 0 && t->n_elements > LISA__GGUF_I64_MAX / v)
+            return lisa__gguf_bad(w, dims_at, "the dimensions' product overflows int64");
+        t->dims[d] = v;
+        t->n_elements *= v;
+    }
+    t->type = lisa__gguf_take32(w);
+    t->offset = lisa__gguf_take64(w);
+    info = lisa__ggml_type(t->type);
+    if (info) {
+        if (t->dims[0] % info->block != 0)
+            return lisa__gguf_bad(w, dims_at, "rows of %.0f elements are not whole %s blocks of %u", (double)t->dims[0],
+                                  info->name, (unsigned)info->block);
+        if (t->n_elements / info->block > LISA__GGUF_I64_MAX / info->bytes)
+            return lisa__gguf_bad(w, dims_at, "the tensor's size overflows int64");
+        t->size = t->n_elements / info->block * info->bytes;
+    }
+    if (t->offset % w->alignment != 0)
+        return lisa__gguf_bad(w, w->pos - 8, "data offset %.0f is not a multiple of the alignment %u", (double)t->offset,
+                              (unsigned)w->alignment);
+    if (t->offset > LISA__GGUF_I64_MAX - t->size)
+        return lisa__gguf_bad(w, w->pos - 8, "data offset %.0f is past what int64 holds", (double)t->offset);
+    if (t->offset < w->prev_end)
+        return lisa__gguf_bad(w, w->pos - 8, "data offset %.0f overlaps the tensor before, which ends at %.0f",
+                              (double)t->offset, (double)w->prev_end);
+    w->prev_end = t->offset + t->size;
+    return LISA_OK;
+}
+
+/* The whole header: magic, version, counts, key/value pairs, tensor infos. */
+static lisa_result lisa__gguf_walk_all(lisa__gguf_walk *w, uint32_t *version, uint64_t *n_tensors, uint64_t *n_kv) {
+    uint32_t v;
+    uint64_t i;
+    lisa_result r;
+    w->pos = 0;
+    w->alignment = LISA_GGUF_DEFAULT_ALIGNMENT;
+    w->prev_end = 0;
+    w->in_array = 0;
+    snprintf(w->where, sizeof w->where, "header");
+    if (!lisa__gguf_has(w, 8, "the magic and version")) return LISA_ERR_FORMAT;
+    if (memcmp(w->p, "GGUF", 4) != 0)
+        return lisa__gguf_bad(w, 0, "not a GGUF file: it starts with %02x %02x %02x %02x, not \"GGUF\"", w->p[0], w->p[1],
+                              w->p[2], w->p[3]);
+    w->pos = 4;
+    v = lisa__gguf_take32(w);
+    if (v != 0 && (v & 0xFFFF) == 0)
+        return lisa__gguf_bad(w, 4, "a big-endian GGUF file (version bytes %02x %02x %02x %02x): only little-endian files are read",
+                              w->p[4], w->p[5], w->p[6], w->p[7]);
+    if (v == 1)
+        return lisa__gguf_bad(w, 4, "GGUF version 1 (32-bit counts and lengths) is not supported, versions 2 and 3 are");
+    if (v != 2 && v != 3) return lisa__gguf_bad(w, 4, "GGUF version %u is not supported, versions 2 and 3 are", (unsigned)v);
+    *version = v;
+    if (!lisa__gguf_has(w, 16, "the tensor and key counts")) return LISA_ERR_FORMAT;
+    *n_tensors = lisa__gguf_take64(w);
+    *n_kv = lisa__gguf_take64(w);
+    /* Each pair takes at least 14 bytes, each tensor info 25. */
+    if (*n_kv > (w->total - w->pos) / 14 || *n_tensors > (w->total - w->pos) / 25)
+        return lisa__gguf_bad(w, 8, "truncated: %.0f keys and %.0f tensors cannot fit in the %.0f bytes left", (double)*n_kv,
+                              (double)*n_tensors, (double)(w->total - w->pos));
+    if (*n_kv > LISA__GGUF_MAX_ENTRIES || *n_tensors > LISA__GGUF_MAX_ENTRIES)
+        return lisa__gguf_bad(w, 8, "%.0f keys and %.0f tensors: more than this reader takes (%d each)", (double)*n_kv,
+                              (double)*n_tensors, LISA__GGUF_MAX_ENTRIES);
+    for (i = 0; i < *n_kv; i++)
+        if ((r = lisa__gguf_kv_walk(w, (int)i)) != LISA_OK) return r;
+    for (i = 0; i < *n_tensors; i++)
+        if ((r = lisa__gguf_tensor_walk(w, (int)i)) != LISA_OK) return r;
+    return LISA_OK;
+}
+
+/* Rounds n up to a multiple of 16, adding it to *sum; 0 on overflow. */
+static int lisa__gguf_add_part(uint64_t *sum, uint64_t n) {
+    n = (n + 15) & ~(uint64_t)15;
+    if (n > (uint64_t)SIZE_MAX - *sum) return 0;
+    *sum += n;
+    return 1;
+}
+
+/* Parses the header held in the first n bytes (of a total-byte file) into g.
+   With w->need set on failure, more of the file must be read first. */
+static lisa_result lisa__gguf_parse(lisa_gguf *g, lisa__gguf_walk *w, const lisa_allocator *al) {
+    uint64_t n_t, n_kv, sum = 0, kv_b, t_b, s_b, idx_b, index_size = 2;
+    size_t name_len = strlen(w->name), k;
+    uint32_t version;
+    unsigned char *b;
+    lisa_result r = lisa__gguf_walk_all(w, &version, &n_t, &n_kv);
+    if (r != LISA_OK) return r;
+    while (index_size < 2 * (n_kv > n_t ? n_kv : n_t) + 1) index_size *= 2;
+    kv_b = n_kv * sizeof(lisa_gguf_kv);
+    t_b = n_t * sizeof(lisa_gguf_tensor);
+    s_b = w->n_strings * sizeof(size_t);
+    idx_b = index_size * sizeof(int32_t);
+    if (!lisa__gguf_add_part(&sum, kv_b) || !lisa__gguf_add_part(&sum, t_b) || !lisa__gguf_add_part(&sum, s_b) ||
+        !lisa__gguf_add_part(&sum, idx_b) || !lisa__gguf_add_part(&sum, idx_b) ||
+        !lisa__gguf_add_part(&sum, w->text + name_len + 1))
+        return lisa__fail(w->err, LISA_ERR_NOMEM, "%s: the header's tables are larger than memory can hold", w->name);
+    g->block = b = (unsigned char *)lisa__alloc(al, (size_t)sum, &g->bytes);
+    if (!b) return lisa__fail(w->err, LISA_ERR_NOMEM, "%s: out of memory for the header's tables (%.0f bytes)", w->name, (double)sum);
+    g->block_size = (size_t)sum;
+    g->kv = (lisa_gguf_kv *)b;
+    b += (kv_b + 15) & ~(uint64_t)15;
+    g->tensors = (lisa_gguf_tensor *)b;
+    b += (t_b + 15) & ~(uint64_t)15;
+    w->strings = (size_t *)b;
+    b += (s_b + 15) & ~(uint64_t)15;
+    g->kv_index = (int32_t *)b;
+    b += (idx_b + 15) & ~(uint64_t)15;
+    g->tensor_index = (int32_t *)b;
+    b += (idx_b + 15) & ~(uint64_t)15;
+    w->pool = (char *)b;
+    g->index_size = (size_t)index_size;
+    for (k = 0; k < g->index_size; k++) g->kv_index[k] = g->tensor_index[k] = -1;
+    memcpy(w->pool, w->name, name_len + 1);
+    g->name = w->pool;
+    w->pool += name_len + 1;
+    w->fill = 1;
+    w->g = g;
+    g->n_kv = (int)n_kv;
+    g->n_tensors = (int)n_t;
+    r = lisa__gguf_walk_all(w, &version, &n_t, &n_kv);   /* the same bytes: only repeats can fail */
+    if (r != LISA_OK) return r;
+    g->version = version;
+    g->alignment = w->alignment;
+    g->header_size = w->pos;
+    g->data_offset = ((uint64_t)w->pos + w->alignment - 1) / w->alignment * w->alignment;
+    g->buffer = w->p;
+    g->buffer_size = w->n;
+    g->file_size = w->total;
+    return LISA_OK;
+}
+
+LISADEF void lisa_gguf_free(lisa_gguf *g) {
+    lisa_allocator al = g->allocator;
+    size_t bytes = g->bytes;
+    lisa__free(&al, g->block, g->block_size, &bytes);
+    lisa__free(&al, g->owned, g->buffer_size, &bytes);
+    memset(g, 0, sizeof *g);
+    g->allocator = al;
+    g->bytes = bytes;
+}
+
+/* Starts g and a walk over n bytes of a total-byte file. */
+static void lisa__gguf_begin(lisa_gguf *g, lisa__gguf_walk *w, const void *data, size_t n, uint64_t total,
+                             const char *name, const lisa_allocator *a, lisa_error *err) {
+    memset(g, 0, sizeof *g);
+    g->allocator = lisa__allocator_or_default(a);
+    memset(w, 0, sizeof *w);
+    w->p = (const unsigned char *)data;
+    w->n = data ? n : 0;
+    w->total = data ? total : 0;
+    w->name = name;
+    w->err = err;
+}
+
+LISADEF lisa_result lisa_gguf_parse_memory(lisa_gguf *g, const void *data, size_t size, const char *name,
+                                           const lisa_allocator *a, lisa_error *err) {
+    lisa__gguf_walk w;
+    lisa_result r;
+    lisa__gguf_begin(g, &w, data, size, size, name ? name : "<memory>", a, err);
+    r = lisa__gguf_parse(g, &w, &g->allocator);
+    if (r != LISA_OK) {
+        lisa_gguf_free(g);
+        return r;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+#ifndef LISA_NO_STDIO
+/* Tensors of known types must end within the file. */
+static lisa_result lisa__gguf_check_extent(const lisa_gguf *g, lisa_error *err) {
+    int j;
+    for (j = 0; j < g->n_tensors; j++) {
+        const lisa_gguf_tensor *t = &g->tensors[j];
+        if (t->offset + t->size > g->file_size || g->data_offset > g->file_size - t->offset - t->size)
+            return lisa__fail(err, LISA_ERR_FORMAT,
+                              "%s: truncated: tensor %.100s's %.0f bytes at byte %.0f run past the end of the %.0f-byte file",
+                              g->name, t->name, (double)t->size, (double)(g->data_offset + t->offset), (double)g->file_size);
+    }
+    return LISA_OK;
+}
+
+/* Grows buf, holding the file's first *have bytes, to its first want bytes. */
+static lisa_result lisa__gguf_read_more(lisa__reader *r, const lisa_allocator *al, unsigned char **buf, size_t *have,
+                                        size_t want, size_t *counter, const char *path, lisa_error *err) {
+    size_t old = *have;
+    unsigned char *nb = (unsigned char *)lisa__alloc(al, want, counter);
+    if (!nb) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes of header", path, (double)want);
+    if (old > 0) memcpy(nb, *buf, old);
+    lisa__free(al, *buf, old, counter);
+    *buf = nb;
+    *have = want;
+    if (!lisa__read(r, nb + old, want - old))
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", path, (double)r->pos);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_read_metadata(lisa_gguf *g, const char *path, const lisa_allocator *a,
+                                            lisa_error *err) {
+    lisa_allocator al = lisa__allocator_or_default(a);
+    lisa__reader r;
+    lisa__gguf_walk w;
+    unsigned char *buf = NULL;
+    size_t have = 0, want, counter = 0, limit;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    memset(g, 0, sizeof *g);
+    g->allocator = al;
+    if (res != LISA_OK) return res;
+    limit = LISA__MIN(r.size, (size_t)LISA_GGUF_MAX_METADATA);
+    want = LISA__MIN(limit, LISA__GGUF_FIRST_CHUNK);
+    for (;;) {
+        if (want > have && (res = lisa__gguf_read_more(&r, &al, &buf, &have, want, &counter, path, err)) != LISA_OK)
+            break;
+        lisa__gguf_begin(g, &w, buf, have, r.size, path, &al, err);
+        res = lisa__gguf_parse(g, &w, &g->allocator);
+        if (res == LISA_OK || w.need == 0) break;
+        if (w.need > limit) {
+            res = lisa__fail(err, LISA_ERR_FORMAT, "%s: the header needs more than %.0f bytes, the most this reader reads",
+                             path, (double)LISA_GGUF_MAX_METADATA);
+            break;
+        }
+        want = LISA__MIN(limit, (size_t)w.need > 2 * have ? (size_t)w.need : 2 * have);
+    }
+    fclose(r.file);
+    if (res == LISA_OK) res = lisa__gguf_check_extent(g, err);
+    if (res != LISA_OK) {
+        lisa_gguf_free(g);
+        lisa__free(&al, buf, have, &counter);
+        return res;
+    }
+    g->owned = buf;
+    g->bytes += counter;
+    lisa__ok(err);
+    return LISA_OK;
+}
+#endif
+
+LISADEF int lisa_gguf_find(const lisa_gguf *g, const char *key) {
+    size_t n = strlen(key);
+    if (g->index_size == 0) return -1;
+    return g->kv_index[lisa__gguf_slot(g, 0, key, n)];
+}
+
+LISADEF int lisa_gguf_find_tensor(const lisa_gguf *g, const char *name) {
+    size_t n = strlen(name);
+    if (g->index_size == 0) return -1;
+    return g->tensor_index[lisa__gguf_slot(g, 1, name, n)];
+}
+
+/* Entry i, or NULL with an error. */
+static const lisa_gguf_kv *lisa__gguf_entry(const lisa_gguf *g, int i, lisa_error *err) {
+    if (i >= 0 && i < g->n_kv) return &g->kv[i];
+    lisa__fail(err, LISA_ERR_INVALID, "%s: no key #%d (%d keys)", g->name ? g->name : "GGUF", i, g->n_kv);
+    return NULL;
+}
+
+/* A type error naming the key: "file: key K is a string, an integer expected". */
+static lisa_result lisa__gguf_wrong(const lisa_gguf *g, const lisa_gguf_kv *kv, int element, const char *expected,
+                                    lisa_error *err) {
+    if (kv->type == LISA_GGUF_ARRAY && element)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %.100s is an array of %s, of %s expected", g->name, kv->key,
+                          lisa_gguf_type_name(kv->elem_type), expected);
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %.100s is a%s %s, %s expected", g->name, kv->key,
+                      kv->type == LISA_GGUF_INT8 || kv->type == LISA_GGUF_INT16 || kv->type == LISA_GGUF_INT32 ||
+                              kv->type == LISA_GGUF_INT64 || kv->type == LISA_GGUF_ARRAY
+                          ? "n" : "",
+                      lisa_gguf_type_name(kv->type), expected);
+}
+
+/* The integer of type t at b: 1, or 0 when t is not an integer type, or -1
+   for a uint64 above INT64_MAX. */
+static int lisa__gguf_int_at(const unsigned char *b, lisa_gguf_type t, int64_t *v) {
+    uint64_t u;
+    switch (t) {
+    case LISA_GGUF_UINT8: *v = b[0]; return 1;
+    case LISA_GGUF_INT8: *v = (int64_t)b[0] - (b[0] >= 0x80 ? 0x100 : 0); return 1;
+    case LISA_GGUF_UINT16: *v = (int64_t)(b[0] | b[1] << 8); return 1;
+    case LISA_GGUF_INT16: *v = (int64_t)(b[0] | b[1] << 8) - (b[1] >= 0x80 ? 0x10000 : 0); return 1;
+    case LISA_GGUF_UINT32: *v = (int64_t)(uint32_t)lisa__le32(b); return 1;
+    case LISA_GGUF_INT32: *v = (int64_t)lisa__le32(b); return 1;
+    case LISA_GGUF_UINT64:
+        u = lisa__le64(b);
+        if (u > LISA__GGUF_I64_MAX) return -1;
+        *v = (int64_t)u;
+        return 1;
+    case LISA_GGUF_INT64:
+        u = lisa__le64(b);
+        *v = u > LISA__GGUF_I64_MAX ? -(int64_t)(~u) - 1 : (int64_t)u;
+        return 1;
+    default: return 0;
+    }
+}
+
+/* The float of type t at b: 1, or 0 when t is not float32 or float64. */
+static int lisa__gguf_float_at(const unsigned char *b, lisa_gguf_type t, double *v) {
+    if (t == LISA_GGUF_FLOAT32) {
+        *v = (double)lisa__f32_from_bits((uint32_t)lisa__le32(b));
+        return 1;
+    }
+    if (t == LISA_GGUF_FLOAT64) {
+        uint64_t u = lisa__le64(b);
+        memcpy(v, &u, sizeof *v);
+        return 1;
+    }
+    return 0;
+}
+
+static lisa_result lisa__gguf_int_result(const lisa_gguf *g, const lisa_gguf_kv *kv, int element, int got, lisa_error *err) {
+    if (got == 0) return lisa__gguf_wrong(g, kv, element, "an integer", err);
+    if (got < 0) return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %.100s: a uint64 value above INT64_MAX", g->name, kv->key);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_get_int(const lisa_gguf *g, int i, int64_t *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    return lisa__gguf_int_result(g, kv, 0, lisa__gguf_int_at(g->buffer + kv->value, kv->type, v), err);
+}
+
+LISADEF lisa_result lisa_gguf_get_float(const lisa_gguf *g, int i, double *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    if (!lisa__gguf_float_at(g->buffer + kv->value, kv->type, v)) return lisa__gguf_wrong(g, kv, 0, "a float", err);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_get_bool(const lisa_gguf *g, int i, int *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    if (kv->type != LISA_GGUF_BOOL) return lisa__gguf_wrong(g, kv, 0, "a bool", err);
+    *v = g->buffer[kv->value];
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_get_string(const lisa_gguf *g, int i, const char **s, size_t *len, lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    if (kv->type != LISA_GGUF_STRING) return lisa__gguf_wrong(g, kv, 0, "a string", err);
+    *s = (const char *)g->buffer + kv->value;
+    if (len) *len = kv->value_size;
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_array(const lisa_gguf *g, int i, lisa_gguf_type *elem_type, uint64_t *count,
+                                    lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    if (kv->type != LISA_GGUF_ARRAY) return lisa__gguf_wrong(g, kv, 0, "an array", err);
+    if (elem_type) *elem_type = kv->elem_type;
+    if (count) *count = kv->count;
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+/* Array i's entry in *out when it has an element k. */
+static lisa_result lisa__gguf_element(const lisa_gguf *g, int i, uint64_t k, const lisa_gguf_kv **out, lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    if (kv->type != LISA_GGUF_ARRAY) return lisa__gguf_wrong(g, kv, 0, "an array", err);
+    if (k >= kv->count)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: key %.100s: no element %.0f (%.0f elements)", g->name, kv->key,
+                          (double)k, (double)kv->count);
+    *out = kv;
+    return LISA_OK;
+}
+
+/* Where fixed-size element k of kv is. */
+static const unsigned char *lisa__gguf_fixed_at(const lisa_gguf *g, const lisa_gguf_kv *kv, uint64_t k) {
+    return g->buffer + kv->value + (size_t)k * lisa__gguf_fixed_size(kv->elem_type);
+}
+
+LISADEF lisa_result lisa_gguf_array_int(const lisa_gguf *g, int i, uint64_t k, int64_t *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = NULL;
+    lisa_result r = lisa__gguf_element(g, i, k, &kv, err);
+    if (r != LISA_OK) return r;
+    return lisa__gguf_int_result(g, kv, 1, lisa__gguf_int_at(lisa__gguf_fixed_at(g, kv, k), kv->elem_type, v), err);
+}
+
+LISADEF lisa_result lisa_gguf_array_float(const lisa_gguf *g, int i, uint64_t k, double *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = NULL;
+    lisa_result r = lisa__gguf_element(g, i, k, &kv, err);
+    if (r != LISA_OK) return r;
+    if (!lisa__gguf_float_at(lisa__gguf_fixed_at(g, kv, k), kv->elem_type, v))
+        return lisa__gguf_wrong(g, kv, 1, "floats", err);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_array_bool(const lisa_gguf *g, int i, uint64_t k, int *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = NULL;
+    lisa_result r = lisa__gguf_element(g, i, k, &kv, err);
+    if (r != LISA_OK) return r;
+    if (kv->elem_type != LISA_GGUF_BOOL) return lisa__gguf_wrong(g, kv, 1, "bools", err);
+    *v = *lisa__gguf_fixed_at(g, kv, k);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_array_string(const lisa_gguf *g, int i, uint64_t k, const char **s, size_t *len,
+                                           lisa_error *err) {
+    const lisa_gguf_kv *kv = NULL;
+    lisa_result r = lisa__gguf_element(g, i, k, &kv, err);
+    size_t at;
+    if (r != LISA_OK) return r;
+    if (kv->elem_type != LISA_GGUF_STRING) return lisa__gguf_wrong(g, kv, 1, "strings", err);
+    at = kv->strings[k];
+    *s = (const char *)g->buffer + at + 8;
+    if (len) *len = (size_t)lisa__le64(g->buffer + at);
+    lisa__ok(err);
+    return LISA_OK;
 }
 
 /* ------------------------------------------------------------------------- */
