@@ -210,7 +210,7 @@ static void test_utf8_rejects(void) {
 }
 
 /* Text with bytes that are not UTF-8 splits as the same text with each of
-   those bytes replaced by '#' (one character, not a letter, number or space). */
+   those bytes replaced by \x01 (one character of no class). */
 static void test_invalid_bytes(void) {
     static const char *const parts[] = {"a", "bc", " ", "  ", "\n", "\r\n", "'s", "'", "7", "123", ".", "!",
                                         "\xC3\xA9", "\xE4\xB8\xAD", "\xF0\x9F\x98\x80", "\xCC\x81",
@@ -231,11 +231,11 @@ static void test_invalid_bytes(void) {
             n += strlen(p);
         }
         memcpy(fixed, text, n);
-        while (at < n) {   /* each byte that starts no valid sequence becomes '#' */
+        while (at < n) {   /* each byte that starts no valid sequence becomes \x01 */
             uint32_t cp;
             int len = lisa__utf8_decode((const unsigned char *)text + at, n - at, &cp);
             if (len == 0) {
-                fixed[at] = '#';
+                fixed[at] = '\x01';
                 len = 1;
             }
             at += (size_t)len;
@@ -271,11 +271,15 @@ static void test_names(void) {
         {"llama-bpe", 1, {LISA__PRETOK_LLAMA3, 0}},
         {"llama3", 1, {LISA__PRETOK_LLAMA3, 0}},
         {"gpt-2", 1, {LISA__PRETOK_GPT2, 0}},
-        {"default", 1, {LISA__PRETOK_GPT2, 0}},
         {"qwen2", 1, {LISA__PRETOK_QWEN2, 0}},
         {"deepseek-r1-qwen", 1, {LISA__PRETOK_QWEN2, 0}},
+        {"default", 4, {LISA__PRETOK_PUNCT_RUNS, LISA__PRETOK_GPT2}},
+        {"tekken", 1, {LISA__PRETOK_TEKKEN, 0}},
+        {"llama4", 1, {LISA__PRETOK_GPT4O, 0}},
+        {"qwen35", 1, {LISA__PRETOK_QWEN35, 0}},
+        {"deepseek-v3", 3, {LISA__PRETOK_NUMBERS3, LISA__PRETOK_CJK}},
         {"llama", 0, {0, 0}}, {"", 0, {0, 0}}, {"smollm2", 0, {0, 0}}, {"smol", 0, {0, 0}},
-        {"GPT-2", 0, {0, 0}}, {"deepseek-coder", 0, {0, 0}}, {"tekken", 0, {0, 0}},
+        {"GPT-2", 0, {0, 0}}, {"deepseek-coder", 0, {0, 0}}, {"chameleon", 0, {0, 0}},
     };
     size_t k;
     int kind;
