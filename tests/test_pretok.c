@@ -55,8 +55,27 @@ static void print_piece_ends(const char *label, const size_t *ends, size_t n) {
     fprintf(stderr, "\n");
 }
 
+/* The first line: each scanner's regex texts map back to it. */
+static void check_patterns(lisa_json *j, int patterns, int *n_patterns) {
+    int member;
+    for (member = lisa_json_first(j, patterns); member >= 0; member = lisa_json_next(j, member)) {
+        const char *name = lisa_json_key(j, member, NULL);
+        int text;
+        for (text = lisa_json_first(j, member); text >= 0; text = lisa_json_next(j, text)) {
+            size_t len;
+            const char *pattern = lisa_json_string(j, text, &len);
+            int kind = pattern ? lisa__pretok_from_pattern(pattern, len) : 0;
+            CHECK(kind > 0 && strcmp(lisa__pretok_name(kind), name) == 0, "the %s regex is known as %s, not %s", name,
+                  name, lisa__pretok_name(kind));
+            CHECK(!pattern || len < 2 || lisa__pretok_from_pattern(pattern, len - 1) == 0,
+                  "the %s regex less its last character is unknown", name);
+            (*n_patterns)++;
+        }
+    }
+}
+
 /* One fixture line: the text and, for every scanner, the expected ends. */
-static void check_line(const char *line, size_t len, int line_no, int *n_splits) {
+static void check_line(const char *line, size_t len, int line_no, int *n_splits, int *n_patterns) {
     lisa_json j;
     lisa_error err;
     size_t n_text, want[512], got[512];
@@ -68,6 +87,11 @@ static void check_line(const char *line, size_t len, int line_no, int *n_splits)
         return;
     }
     root = lisa_json_root(&j);
+    if (lisa_json_get(&j, root, "patterns") >= 0) {
+        check_patterns(&j, lisa_json_get(&j, root, "patterns"), n_patterns);
+        lisa_json_free(&j);
+        return;
+    }
     text = (const unsigned char *)lisa_json_string(&j, lisa_json_get(&j, root, "text"), &n_text);
     for (kind = 1; kind < LISA__PRETOK_N_KINDS; kind++) {
         int ends = lisa_json_get(&j, root, lisa__pretok_name(kind));
@@ -93,18 +117,19 @@ static void check_line(const char *line, size_t len, int line_no, int *n_splits)
 static void test_fixture(void) {
     size_t len = 0, at = 0;
     char *buf = read_file(FIXTURE, &len);
-    int line_no = 0, n_splits = 0;
+    int line_no = 0, n_splits = 0, n_patterns = 0;
     CHECK(buf != NULL, "%s can be read (run from the repository root)", FIXTURE);
     if (!buf) return;
     while (at < len) {
         const char *nl = (const char *)memchr(buf + at, '\n', len - at);
         size_t end = nl ? (size_t)(nl - buf) : len;
         line_no++;
-        if (end > at) check_line(buf + at, end - at, line_no, &n_splits);
+        if (end > at) check_line(buf + at, end - at, line_no, &n_splits, &n_patterns);
         at = end + 1;
     }
-    CHECK(line_no >= 500 && n_splits == line_no * (LISA__PRETOK_N_KINDS - 1),
+    CHECK(line_no >= 500 && n_splits == (line_no - 1) * (LISA__PRETOK_N_KINDS - 1),
           "the fixture has every scanner's splits of 500+ texts (%d lines, %d splits)", line_no, n_splits);
+    CHECK(n_patterns >= LISA__PRETOK_N_KINDS - 3, "the fixture names every regex (%d)", n_patterns);
     free(buf);
 }
 

@@ -5,7 +5,8 @@ of hard texts under each pre-tokenizer that lisa.h's scanners implement.
 Run from the repository root (deterministic; needs the tokenizers package):
     /work/venv/bin/python tools/make_pretok_fixtures.py
 
-Each line: {"text": T, "<scanner>": [end, ...], ...}, one list per scanner
+The first line is {"patterns": {"<scanner>": [regex, ...], ...}}: the exact
+regex texts used below. Then each line: {"text": T, "<scanner>": [end, ...], ...}, one list per scanner
 (named as lisa__pretok_name names them) of the byte offsets in T's UTF-8 where
 each piece ends. The reference is tokenizers itself:
 Split(Regex(pattern), behavior="isolated") for the regexes, Digits for the
@@ -49,6 +50,11 @@ DIGITS3 = r"[0-9][0-9][0-9]"
 def split(pattern):
     return pre_tokenizers.Split(Regex(pattern), behavior="isolated")
 
+
+# The regex of each scanner that has one, spelled as tokenizer.json holds it.
+PATTERNS = {"gpt2": [GPT2], "llama3": [LLAMA3], "qwen2": [QWEN2], "qwen35": [QWEN35], "gpt4o": [GPT4O],
+            "tekken": [TEKKEN], "numbers3": [NUMBERS3], "cjk": [CJK], "deepseek3": [DEEPSEEK3, DEEPSEEK3_ESCAPED],
+            "number-runs": [NUMBER_RUNS], "punct-runs": [PUNCT_RUNS], "digits3": [DIGITS3]}
 
 SCANNERS = [
     ("gpt2", split(GPT2)),
@@ -133,7 +139,7 @@ def ends(pre, text):
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     texts = HAND + random_texts(300, 12)
-    lines = []
+    lines = [json.dumps({"patterns": PATTERNS}, ensure_ascii=False, separators=(",", ":"))]
     for text in texts:
         row = {"text": text}
         for name, pre in SCANNERS:
@@ -146,7 +152,7 @@ def main():
     path = os.path.join(root, "tests", "fixtures", "pretok.jsonl")
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(lines) + "\n")
-    print("%s: %d texts, tokenizers %s" % (path, len(lines), tokenizers.__version__))
+    print("%s: %d texts, tokenizers %s" % (path, len(lines) - 1, tokenizers.__version__))
 
 
 if __name__ == "__main__":
