@@ -5178,6 +5178,9 @@ static const uint32_t lisa__uc_runs[LISA__UC_N_RUNS] = {
 #define LISA__MAYBE_UNUSED
 #endif
 
+/* The one UTF-8 decoder: the length (1..4) of the valid sequence at s (n > 0
+   bytes available) with its code point in *cp, or 0 when s does not start one
+   (overlong, surrogate, beyond U+10FFFF, truncated, a stray continuation). */
 static int lisa__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
     unsigned c = s[0], lo = 0x80, hi = 0xBF;
     uint32_t v;
@@ -5212,6 +5215,7 @@ static int lisa__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
     return len;
 }
 
+/* The bytes of code point cp (<= U+10FFFF, not a surrogate) in out[4]; returns 1..4. */
 static int lisa__utf8_encode(uint32_t cp, unsigned char *out) {
     if (cp < 0x80) {
         out[0] = (unsigned char)cp;
@@ -5235,6 +5239,8 @@ static int lisa__utf8_encode(uint32_t cp, unsigned char *out) {
     return 4;
 }
 
+/* The LISA__UC_ bits of a code point: Latin-1 by table, the rest by binary
+   search of the runs (0 beyond U+10FFFF). */
 static unsigned lisa__uc_class(uint32_t cp) {
     size_t lo = 0, hi = LISA__UC_N_RUNS;   /* the run holding cp is in [lo, hi) */
     uint32_t key = cp << LISA__UC_SHIFT | ((1u << LISA__UC_SHIFT) - 1);
