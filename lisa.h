@@ -4946,24 +4946,50 @@ LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *p
    Face tokenizer.json files split text with (Split with behavior Isolated, and
    ByteLevel with use_regex), and of the Digits pre-tokenizer. They split exactly
    as tokenizers 0.23 does: leftmost alternative first, backtracking where the
-   regex would, characters as code points, classes from Unicode 16.0.0 (the
-   version tokenizers' Oniguruma uses; tables by tools/make_unicode.py). Bytes
-   that are not valid UTF-8 count as one character each, of no class.
-
-   Patterns (tokenizer.json, the exact regex text) and their scanners:
-     gpt2     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-              (GPT-2, and what ByteLevel with use_regex true splits by)
-     llama3   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
-               ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+   (Llama 3)
-     qwen2    the same with \p{N} for \p{N}{1,3}   (Qwen2, Qwen2.5, Qwen3)
-     digits   the Digits pre-tokenizer: each \p{N} alone (individual_digits
-              true) or runs of them (false)
-   GGUF tokenizer.ggml.pre names (what llama.cpp splits by for each):
-     gpt2:          default, gpt-2, phi-2, mpt, olmo, jais, roberta-bpe, ...
-     digits, gpt2:  smollm, starcoder, refact, command-r, codeshell, exaone, ...
-     llama3:        llama3, llama-v3, llama-bpe, dbrx, smaug-bpe, falcon3, ...
-     qwen2:         qwen2, deepseek-r1-qwen, stablelm2, hunyuan, ...
-   (lisa__pretok_from_gguf below has the full lists.) */
+   regex would, characters as code points, what no alternative matches a piece
+   of its own, classes from Unicode 16.0.0 (the version of tokenizers' Oniguruma;
+   Digits asks Rust's char::is_numeric, a newer table: both from
+   tools/make_unicode.py). Bytes that are not valid UTF-8 count as one character
+   each, of no class. Each scanner (lisa__pretok_name) and the regex it stands
+   for, as tokenizer.json holds it:
+     gpt2         's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+                  GPT-2; also what ByteLevel with use_regex true splits by
+     llama3       (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+                   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+   Llama 3, 3.1, 3.2
+     qwen2        the same with \p{N} for \p{N}{1,3}: Qwen2, Qwen2.5, Qwen3
+     qwen35       qwen2's with [\p{L}\p{M}]+ for \p{L}+ and [^\s\p{L}\p{M}\p{N}]: Qwen3.5
+     gpt4o        [^\r\n\p{L}\p{N}]?U*L+C?|[^\r\n\p{L}\p{N}]?U+L*C?|\p{N}{1,3}|
+                   ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+   with
+                  U = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], L = [\p{Ll}\p{Lm}\p{Lo}\p{M}],
+                  C = (?i:'s|'t|'re|'ve|'m|'ll|'d): GPT-4o (o200k), Llama 4
+     tekken       gpt4o's without the C? and with \p{N}: Mistral's Tekken
+     numbers3     \p{N}{1,3}                                   }
+     cjk          [U+4E00-U+9FA5 U+3040-U+309F U+30A0-U+30FF]+  } DeepSeek V3, R1, in this order
+                  (the characters themselves in the pattern)
+     deepseek3    [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+|
+                   ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+   (CR and LF as themselves)
+     number-runs  \p{N}+
+     punct-runs   [\p{P}\$\+<=>\^~\|]+
+     digits3      [0-9][0-9][0-9]
+     digits       the Digits pre-tokenizer, individual_digits true: each number alone
+     digit-runs   Digits with individual_digits false: runs of numbers
+   GGUF tokenizer.ggml.pre names, as llama.cpp splits for each (lisa__pretok_from_gguf):
+     gpt2:                 gpt-2, phi-2, mpt, olmo, jais, exaone4, roberta-bpe, modern-bert,
+                           trillion, granite-docling, gigachat, mellum, a.x-4.0, jina-es,
+                           jina-de, jina-v1-en, jina-v2-es, jina-v2-de, jina-v2-code
+     digits, gpt2:         smollm, starcoder, refact, command-r, codeshell, exaone,
+                           minerva-7b, mellum2
+     llama3:               llama3, llama-v3, llama-bpe, falcon3, falcon-h1, pixtral, dbrx,
+                           smaug-bpe, chatglm-bpe, glm4, glm5, midm-2.0, lfm2, jina-v5-nano
+     qwen2:                qwen2, deepseek-r1-qwen, stablelm2, hunyuan, megrez, solar-open,
+                           kormo, f2llmv2
+     qwen35:               qwen35
+     gpt4o:                gpt-4o, llama4, minimax-m2, kanana2, talkie
+     tekken:               tekken
+     numbers3, cjk, deepseek3:  deepseek-v3, hunyuan-dense, joyai-llm, hy_v4
+     punct-runs, gpt2, digits3:  falcon
+     punct-runs, gpt2, number-runs, digits3:  default (llama.cpp's fallback)
+   Any other name or pattern is unknown (0). */
 
 /* BEGIN GENERATED: tools/make_unicode.py */
 /* Unicode 16.0.0 general categories and White_Space (what tokenizers' regexes match). */
@@ -5358,6 +5384,9 @@ static const uint32_t lisa__uc_runs[LISA__UC_N_RUNS] = {
 #define LISA__MAYBE_UNUSED
 #endif
 
+/* The one UTF-8 decoder: the length (1..4) of the valid sequence at s (n > 0
+   bytes available) with its code point in *cp, or 0 when s does not start one
+   (overlong, surrogate, beyond U+10FFFF, truncated, a stray continuation). */
 static int lisa__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
     unsigned c = s[0], lo = 0x80, hi = 0xBF;
     uint32_t v;
@@ -5392,6 +5421,7 @@ static int lisa__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
     return len;
 }
 
+/* The bytes of code point cp (<= U+10FFFF, not a surrogate) in out[4]; returns 1..4. */
 static int lisa__utf8_encode(uint32_t cp, unsigned char *out) {
     if (cp < 0x80) {
         out[0] = (unsigned char)cp;
@@ -5415,6 +5445,8 @@ static int lisa__utf8_encode(uint32_t cp, unsigned char *out) {
     return 4;
 }
 
+/* The LISA__UC_ bits of a code point: Latin-1 by table, the rest by binary
+   search of the runs (0 beyond U+10FFFF). */
 static unsigned lisa__uc_class(uint32_t cp) {
     size_t lo = 0, hi = LISA__UC_N_RUNS;   /* the run holding cp is in [lo, hi) */
     uint32_t key = cp << LISA__UC_SHIFT | ((1u << LISA__UC_SHIFT) - 1);
@@ -5435,6 +5467,15 @@ typedef enum lisa__pretok_kind {
     LISA__PRETOK_QWEN2,         /* Llama 3's with single numbers */
     LISA__PRETOK_DIGITS_EACH,   /* Digits, individual_digits true */
     LISA__PRETOK_DIGITS_RUNS,   /* Digits, individual_digits false */
+    LISA__PRETOK_QWEN35,        /* Qwen2's with marks inside words */
+    LISA__PRETOK_GPT4O,         /* words split at case changes, contractions kept, numbers in threes */
+    LISA__PRETOK_TEKKEN,        /* the same without contractions, single numbers */
+    LISA__PRETOK_NUMBERS3,      /* \p{N}{1,3} */
+    LISA__PRETOK_CJK,           /* CJK ideographs U+4E00..U+9FA5, hiragana, katakana */
+    LISA__PRETOK_DEEPSEEK3,     /* DeepSeek V3's third split */
+    LISA__PRETOK_NUMBER_RUNS,   /* \p{N}+ */
+    LISA__PRETOK_PUNCT_RUNS,    /* [\p{P}\$\+<=>\^~\|]+ */
+    LISA__PRETOK_DIGITS3,       /* [0-9][0-9][0-9] */
     LISA__PRETOK_N_KINDS
 } lisa__pretok_kind;
 
@@ -5456,10 +5497,18 @@ static size_t lisa__pretok_char(const unsigned char *s, size_t n, size_t pos, un
     return (size_t)len;
 }
 
+/* The class of the character at pos, or 0 at the end of the text. */
+static unsigned lisa__pretok_class_at(const unsigned char *s, size_t n, size_t pos) {
+    unsigned cls = 0;
+    if (pos < n) lisa__pretok_char(s, n, pos, &cls);
+    return cls;
+}
+
 /* Whether a character of class cls is in the set: with `in`, it has a bit of
    mask; without, it has none of them (a negated class like [^\s\p{L}\p{N}]). */
 #define LISA__PRETOK_IN(cls, mask, in) ((((cls) & (mask)) != 0) == (in))
 #define LISA__PRETOK_OTHER (LISA__UC_SPACE | LISA__UC_LETTER | LISA__UC_NUMBER)  /* [^\s\p{L}\p{N}] */
+#define LISA__PRETOK_ANY ((size_t)-1)
 
 /* The end of the longest run, at most max characters, from pos on of the set
    (mask, in). */
@@ -5476,13 +5525,22 @@ static size_t lisa__pretok_run(const unsigned char *s, size_t n, size_t pos, uns
     return pos;
 }
 
+static int lisa__pretok_is_line(unsigned char c) { return c == '\r' || c == '\n'; }
+
+/* The end of the run of bytes from pos on that are \r, \n or (with slash) '/'. */
+static size_t lisa__pretok_line_ends(const unsigned char *s, size_t n, size_t pos, int slash) {
+    while (pos < n && (lisa__pretok_is_line(s[pos]) || (slash && s[pos] == '/'))) pos++;
+    return pos;
+}
+
 /* The length of the contraction 's 't 're 've 'm 'll 'd at s[pos], or 0. With
    fold, as (?i:...) matches them: any case, and U+017F (long s) for s. */
 static size_t lisa__pretok_contraction(const unsigned char *s, size_t n, size_t pos, int fold) {
     static const char *const forms[7] = {"s", "t", "re", "ve", "m", "ll", "d"};
-    size_t avail = n - pos - 1, i;
+    size_t avail, i;
     int k;
-    if (s[pos] != '\'' || avail == 0) return 0;
+    if (pos >= n || s[pos] != '\'' || pos + 1 == n) return 0;
+    avail = n - pos - 1;
     s += pos + 1;
     for (k = 0; k < 7; k++) {
         const char *f = forms[k];
@@ -5512,90 +5570,259 @@ static size_t lisa__pretok_spaces(const unsigned char *s, size_t n, size_t pos) 
     return end == n || last == pos ? end : last;
 }
 
+/* \s*[\r\n]+|\s+(?!\S)|\s+ at pos, a space: through the run's last \r or \n when
+   it has one (\s* backtracks to it), else as lisa__pretok_spaces. */
+static size_t lisa__pretok_spaces_lines(const unsigned char *s, size_t n, size_t pos) {
+    size_t end = pos, line_end = 0;
+    while (end < n) {
+        unsigned cls;
+        size_t len = lisa__pretok_char(s, n, end, &cls);
+        if (!(cls & LISA__UC_SPACE)) break;
+        if (lisa__pretok_is_line(s[end])) line_end = end + 1;
+        end += len;
+    }
+    return line_end ? line_end : lisa__pretok_spaces(s, n, pos);
+}
+
 /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
 static size_t lisa__pretok_gpt2(const unsigned char *s, size_t n, size_t pos) {
     size_t len = lisa__pretok_contraction(s, n, pos, 0), at = pos;
     unsigned cls;
     if (len) return pos + len;
     if (s[pos] == ' ' && pos + 1 < n) at = pos + 1;   /* " ?" takes the space if what follows matches */
-    lisa__pretok_char(s, n, at, &cls);
-    if (cls & LISA__UC_LETTER) return lisa__pretok_run(s, n, at, LISA__UC_LETTER, 1, (size_t)-1);
-    if (cls & LISA__UC_NUMBER) return lisa__pretok_run(s, n, at, LISA__UC_NUMBER, 1, (size_t)-1);
-    if (!(cls & LISA__UC_SPACE)) return lisa__pretok_run(s, n, at, LISA__PRETOK_OTHER, 0, (size_t)-1);
+    cls = lisa__pretok_class_at(s, n, at);
+    if (cls & LISA__UC_LETTER) return lisa__pretok_run(s, n, at, LISA__UC_LETTER, 1, LISA__PRETOK_ANY);
+    if (cls & LISA__UC_NUMBER) return lisa__pretok_run(s, n, at, LISA__UC_NUMBER, 1, LISA__PRETOK_ANY);
+    if (!(cls & LISA__UC_SPACE)) return lisa__pretok_run(s, n, at, LISA__PRETOK_OTHER, 0, LISA__PRETOK_ANY);
     return lisa__pretok_spaces(s, n, pos);
 }
 
-/* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max}|
-    ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
-static size_t lisa__pretok_llama3(const unsigned char *s, size_t n, size_t pos, size_t max_digits) {
+/* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?W+|\p{N}{1,max}|
+    ?[^\s\p{N}W]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+   with W = \p{L} (Llama 3, Qwen2) or [\p{L}\p{M}] (Qwen3.5): word is its mask. */
+static size_t lisa__pretok_llama3(const unsigned char *s, size_t n, size_t pos, size_t max_digits, unsigned word) {
     size_t len = lisa__pretok_contraction(s, n, pos, 1), next, at;
-    unsigned cls, cls_next = 0;
+    unsigned cls, cls_next, other = LISA__PRETOK_OTHER | word;
     if (len) return pos + len;
-    len = lisa__pretok_char(s, n, pos, &cls);
-    next = pos + len;
-    if (next < n) lisa__pretok_char(s, n, next, &cls_next);
-    if (cls & LISA__UC_LETTER) return lisa__pretok_run(s, n, pos, LISA__UC_LETTER, 1, (size_t)-1);
-    if (!(cls & LISA__UC_NUMBER) && s[pos] != '\r' && s[pos] != '\n' && (cls_next & LISA__UC_LETTER))
-        return lisa__pretok_run(s, n, next, LISA__UC_LETTER, 1, (size_t)-1);
+    next = pos + lisa__pretok_char(s, n, pos, &cls);
+    cls_next = lisa__pretok_class_at(s, n, next);
+    if (cls & word) return lisa__pretok_run(s, n, pos, word, 1, LISA__PRETOK_ANY);
+    if (!(cls & (LISA__UC_LETTER | LISA__UC_NUMBER)) && !lisa__pretok_is_line(s[pos]) && (cls_next & word))
+        return lisa__pretok_run(s, n, next, word, 1, LISA__PRETOK_ANY);
     if (cls & LISA__UC_NUMBER) return lisa__pretok_run(s, n, pos, LISA__UC_NUMBER, 1, max_digits);
-    at = pos;
-    if (s[pos] == ' ' && next < n && LISA__PRETOK_IN(cls_next, LISA__PRETOK_OTHER, 0)) at = next;
-    lisa__pretok_char(s, n, at, &cls);
-    if (LISA__PRETOK_IN(cls, LISA__PRETOK_OTHER, 0)) {
-        at = lisa__pretok_run(s, n, at, LISA__PRETOK_OTHER, 0, (size_t)-1);
-        while (at < n && (s[at] == '\r' || s[at] == '\n')) at++;
+    at = s[pos] == ' ' && next < n && LISA__PRETOK_IN(cls_next, other, 0) ? next : pos;
+    if (LISA__PRETOK_IN(lisa__pretok_class_at(s, n, at), other, 0))
+        return lisa__pretok_line_ends(s, n, lisa__pretok_run(s, n, at, other, 0, LISA__PRETOK_ANY), 0);
+    return lisa__pretok_spaces_lines(s, n, pos);
+}
+
+/* Cased words: U = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], L = [\p{Ll}\p{Lm}\p{Lo}\p{M}];
+   Lm, Lo and marks ("caseless") are in both. */
+static int lisa__pretok_in_upper(unsigned cls) {
+    return (cls & LISA__UC_MARK) || ((cls & LISA__UC_LETTER) && !(cls & LISA__UC_LOWER));
+}
+
+static int lisa__pretok_in_lower(unsigned cls) {
+    return (cls & LISA__UC_MARK) || ((cls & LISA__UC_LETTER) && !(cls & LISA__UC_UPPER));
+}
+
+/* The end of the run of L characters from pos on. */
+static size_t lisa__pretok_lower_run(const unsigned char *s, size_t n, size_t pos) {
+    while (pos < n) {
+        unsigned cls;
+        size_t len = lisa__pretok_char(s, n, pos, &cls);
+        if (!lisa__pretok_in_lower(cls)) break;
+        pos += len;
+    }
+    return pos;
+}
+
+/* U*L+ (upper_first 0) or U+L* (1) from pos: the end, or 0 when it does not
+   match. U* first takes the whole U run; when no L follows, it gives back up to
+   the run's last caseless character, which L+ then takes. */
+static size_t lisa__pretok_cased(const unsigned char *s, size_t n, size_t pos, int upper_first) {
+    size_t at = pos, caseless_end = 0;
+    while (at < n) {
+        unsigned cls;
+        size_t len = lisa__pretok_char(s, n, at, &cls);
+        if (!lisa__pretok_in_upper(cls)) break;
+        at += len;
+        if (lisa__pretok_in_lower(cls)) caseless_end = at;
+    }
+    if (upper_first) return at > pos ? lisa__pretok_lower_run(s, n, at) : 0;
+    if (lisa__pretok_in_lower(lisa__pretok_class_at(s, n, at))) return lisa__pretok_lower_run(s, n, at);
+    return caseless_end;
+}
+
+/* [^\r\n\p{L}\p{N}]?U*L+C?|[^\r\n\p{L}\p{N}]?U+L*C? at pos, C the contractions
+   when they count: the end, or 0. Each alternative tries the prefix first. */
+static size_t lisa__pretok_cased_word(const unsigned char *s, size_t n, size_t pos, int contractions) {
+    unsigned cls;
+    size_t next = pos + lisa__pretok_char(s, n, pos, &cls), end = 0;
+    int prefix = !(cls & (LISA__UC_LETTER | LISA__UC_NUMBER)) && !lisa__pretok_is_line(s[pos]) && next < n;
+    int upper_first;
+    for (upper_first = 0; upper_first < 2 && !end; upper_first++) {
+        if (prefix) end = lisa__pretok_cased(s, n, next, upper_first);
+        if (!end) end = lisa__pretok_cased(s, n, pos, upper_first);
+    }
+    if (end && contractions) end += lisa__pretok_contraction(s, n, end, 1);
+    return end;
+}
+
+/* GPT-4o's (o200k) and Tekken's: cased words (with contractions for GPT-4o),
+   \p{N}{1,max}, ?[^\s\p{L}\p{N}]+[\r\n/]*, then Llama 3's spaces. */
+static size_t lisa__pretok_gpt4o(const unsigned char *s, size_t n, size_t pos, size_t max_digits, int contractions) {
+    size_t end = lisa__pretok_cased_word(s, n, pos, contractions), next, at;
+    unsigned cls;
+    if (end) return end;
+    next = pos + lisa__pretok_char(s, n, pos, &cls);
+    if (cls & LISA__UC_NUMBER) return lisa__pretok_run(s, n, pos, LISA__UC_NUMBER, 1, max_digits);
+    at = s[pos] == ' ' && next < n && LISA__PRETOK_IN(lisa__pretok_class_at(s, n, next), LISA__PRETOK_OTHER, 0)
+             ? next : pos;
+    if (LISA__PRETOK_IN(lisa__pretok_class_at(s, n, at), LISA__PRETOK_OTHER, 0))
+        return lisa__pretok_line_ends(s, n, lisa__pretok_run(s, n, at, LISA__PRETOK_OTHER, 0, LISA__PRETOK_ANY), 1);
+    return lisa__pretok_spaces_lines(s, n, pos);
+}
+
+static int lisa__pretok_ascii_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* DeepSeek V3's [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|
+   [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+   at pos: the end, or 0 where nothing matches (a number or a control character
+   before no letter). */
+static size_t lisa__pretok_deepseek3_match(const unsigned char *s, size_t n, size_t pos) {
+    const unsigned word = LISA__UC_LETTER | LISA__UC_MARK, punct = LISA__UC_PUNCT | LISA__UC_SYMBOL;
+    unsigned char c = s[pos];
+    unsigned cls, cls_next;
+    size_t next, at;
+    if (c > ' ' && c < 0x7F && !lisa__pretok_ascii_letter(c) && !(c >= '0' && c <= '9') && pos + 1 < n &&
+        lisa__pretok_ascii_letter(s[pos + 1])) {
+        for (at = pos + 1; at < n && lisa__pretok_ascii_letter(s[at]); at++) {}
         return at;
     }
-    /* a space: \s*[\r\n]+ ends after the run's last \r or \n; otherwise \s+ */
-    {
-        size_t end = pos, line_end = 0;
-        while (end < n) {
-            size_t l = lisa__pretok_char(s, n, end, &cls);
-            if (!(cls & LISA__UC_SPACE)) break;
-            if (s[end] == '\r' || s[end] == '\n') line_end = end + 1;
-            end += l;
-        }
-        if (line_end) return line_end;
-    }
-    return lisa__pretok_spaces(s, n, pos);
+    next = pos + lisa__pretok_char(s, n, pos, &cls);
+    cls_next = lisa__pretok_class_at(s, n, next);
+    if (cls & word) return lisa__pretok_run(s, n, pos, word, 1, LISA__PRETOK_ANY);
+    if (!(cls & (LISA__UC_LETTER | punct)) && !lisa__pretok_is_line(c) && (cls_next & word))
+        return lisa__pretok_run(s, n, next, word, 1, LISA__PRETOK_ANY);
+    at = c == ' ' && (cls_next & punct) ? next : pos;
+    if (lisa__pretok_class_at(s, n, at) & punct)
+        return lisa__pretok_line_ends(s, n, lisa__pretok_run(s, n, at, punct, 1, LISA__PRETOK_ANY), 0);
+    if (cls & LISA__UC_SPACE) return lisa__pretok_spaces_lines(s, n, pos);
+    return 0;
 }
 
-/* Digits: each numeric character alone, or runs of them; runs of the rest. */
-static size_t lisa__pretok_digits(const unsigned char *s, size_t n, size_t pos, int each) {
+/* What no alternative matches is a piece too, up to where a match starts. */
+static size_t lisa__pretok_deepseek3(const unsigned char *s, size_t n, size_t pos) {
+    size_t end = lisa__pretok_deepseek3_match(s, n, pos);
     unsigned cls;
-    size_t len = lisa__pretok_char(s, n, pos, &cls);
-    if (!(cls & LISA__UC_NUMERIC)) return lisa__pretok_run(s, n, pos, LISA__UC_NUMERIC, 0, (size_t)-1);
-    return each ? pos + len : lisa__pretok_run(s, n, pos, LISA__UC_NUMERIC, 1, (size_t)-1);
+    if (end) return end;
+    for (end = pos + lisa__pretok_char(s, n, pos, &cls); end < n && !lisa__pretok_deepseek3_match(s, n, end);)
+        end += lisa__pretok_char(s, n, end, &cls);
+    return end;
+}
+
+/* Whether the character at pos (its length in *len) is in the one set that
+   kind splits by: numbers for Digits and \p{N}, CJK, or punctuation. */
+static int lisa__pretok_member(int kind, const unsigned char *s, size_t n, size_t pos, size_t *len) {
+    uint32_t cp;
+    unsigned cls;
+    int l = lisa__utf8_decode(s + pos, n - pos, &cp);
+    *len = l ? (size_t)l : 1;
+    if (l == 0) return 0;
+    cls = lisa__uc_class(cp);
+    switch (kind) {
+    case LISA__PRETOK_DIGITS_EACH: case LISA__PRETOK_DIGITS_RUNS: return (cls & LISA__UC_NUMERIC) != 0;
+    case LISA__PRETOK_NUMBERS3: case LISA__PRETOK_NUMBER_RUNS: return (cls & LISA__UC_NUMBER) != 0;
+    case LISA__PRETOK_CJK: return (cp >= 0x4E00 && cp <= 0x9FA5) || (cp >= 0x3040 && cp <= 0x30FF);
+    default: return (cls & LISA__UC_PUNCT) || cp == '$' || cp == '+' || cp == '<' || cp == '=' || cp == '>' ||
+                    cp == '^' || cp == '~' || cp == '|';
+    }
+}
+
+/* Runs of the set, at most max characters each, and runs of the rest. */
+static size_t lisa__pretok_set_runs(int kind, const unsigned char *s, size_t n, size_t pos, size_t max) {
+    size_t len, count = 1;
+    int in = lisa__pretok_member(kind, s, n, pos, &len);
+    for (pos += len; pos < n && (!in || count < max); pos += len, count++)
+        if (lisa__pretok_member(kind, s, n, pos, &len) != in) break;
+    return pos;
+}
+
+static int lisa__pretok_three_digits(const unsigned char *s, size_t n, size_t pos) {
+    return n - pos >= 3 && s[pos] >= '0' && s[pos] <= '9' && s[pos + 1] >= '0' && s[pos + 1] <= '9' &&
+           s[pos + 2] >= '0' && s[pos + 2] <= '9';
+}
+
+/* [0-9][0-9][0-9], and what lies between matches (a match starts at an ASCII
+   byte, so stepping bytes stays on character boundaries). */
+static size_t lisa__pretok_digits3(const unsigned char *s, size_t n, size_t pos) {
+    size_t end = pos + 1;
+    if (lisa__pretok_three_digits(s, n, pos)) return pos + 3;
+    while (end < n && !lisa__pretok_three_digits(s, n, end)) end++;
+    return end;
 }
 
 static LISA__MAYBE_UNUSED size_t lisa__pretok_next(int kind, const unsigned char *s, size_t n, size_t pos) {
     switch (kind) {
     case LISA__PRETOK_GPT2: return lisa__pretok_gpt2(s, n, pos);
-    case LISA__PRETOK_LLAMA3: return lisa__pretok_llama3(s, n, pos, 3);
-    case LISA__PRETOK_QWEN2: return lisa__pretok_llama3(s, n, pos, 1);
-    case LISA__PRETOK_DIGITS_EACH: return lisa__pretok_digits(s, n, pos, 1);
-    case LISA__PRETOK_DIGITS_RUNS: return lisa__pretok_digits(s, n, pos, 0);
+    case LISA__PRETOK_LLAMA3: return lisa__pretok_llama3(s, n, pos, 3, LISA__UC_LETTER);
+    case LISA__PRETOK_QWEN2: return lisa__pretok_llama3(s, n, pos, 1, LISA__UC_LETTER);
+    case LISA__PRETOK_QWEN35: return lisa__pretok_llama3(s, n, pos, 1, LISA__UC_LETTER | LISA__UC_MARK);
+    case LISA__PRETOK_GPT4O: return lisa__pretok_gpt4o(s, n, pos, 3, 1);
+    case LISA__PRETOK_TEKKEN: return lisa__pretok_gpt4o(s, n, pos, 1, 0);
+    case LISA__PRETOK_DEEPSEEK3: return lisa__pretok_deepseek3(s, n, pos);
+    case LISA__PRETOK_DIGITS_EACH: return lisa__pretok_set_runs(kind, s, n, pos, 1);
+    case LISA__PRETOK_NUMBERS3: return lisa__pretok_set_runs(kind, s, n, pos, 3);
+    case LISA__PRETOK_DIGITS_RUNS: case LISA__PRETOK_CJK: case LISA__PRETOK_NUMBER_RUNS: case LISA__PRETOK_PUNCT_RUNS:
+        return lisa__pretok_set_runs(kind, s, n, pos, LISA__PRETOK_ANY);
+    case LISA__PRETOK_DIGITS3: return lisa__pretok_digits3(s, n, pos);
     default: return n;   /* no scanner: the rest is one piece */
     }
 }
 
 static LISA__MAYBE_UNUSED const char *lisa__pretok_name(int kind) {
-    static const char *const names[LISA__PRETOK_N_KINDS] = {"none", "gpt2", "llama3", "qwen2",
-                                                            "digits", "digit-runs"};
+    static const char *const names[LISA__PRETOK_N_KINDS] = {
+        "none", "gpt2", "llama3", "qwen2", "digits", "digit-runs", "qwen35", "gpt4o", "tekken",
+        "numbers3", "cjk", "deepseek3", "number-runs", "punct-runs", "digits3"};
     return kind > 0 && kind < LISA__PRETOK_N_KINDS ? names[kind] : "none";
 }
 
-/* The exact regex texts, as tokenizer.json holds them once JSON-decoded. */
+/* The regex texts as tokenizer.json holds them once JSON-decoded (DeepSeek V3's
+   has CR and LF characters themselves where the others have \r \n escapes). */
+#define LISA__RE_CONTRACTIONS "(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+#define LISA__RE_SPACES "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define LISA__RE_UPPER "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]"
+#define LISA__RE_LOWER "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]"
+#define LISA__RE_PREFIX "[^\\r\\n\\p{L}\\p{N}]?"
+#define LISA__RE_DEEPSEEK3(CR, LF) \
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^" CR LF "\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|" \
+    " ?[\\p{P}\\p{S}]+[" CR LF "]*|\\s*[" CR LF "]+|\\s+(?!\\S)|\\s+"
+
 static LISA__MAYBE_UNUSED int lisa__pretok_from_pattern(const char *pattern, size_t len) {
     static const struct {
         int kind;
         const char *text;
     } known[] = {
         {LISA__PRETOK_GPT2, "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"},
-        {LISA__PRETOK_LLAMA3, "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
-                              " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-        {LISA__PRETOK_QWEN2, "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
-                             " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+        {LISA__PRETOK_LLAMA3, LISA__RE_CONTRACTIONS "|" LISA__RE_PREFIX "\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                              LISA__RE_SPACES},
+        {LISA__PRETOK_QWEN2, LISA__RE_CONTRACTIONS "|" LISA__RE_PREFIX "\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                             LISA__RE_SPACES},
+        {LISA__PRETOK_QWEN35, LISA__RE_CONTRACTIONS "|" LISA__RE_PREFIX "[\\p{L}\\p{M}]+|\\p{N}|"
+                              " ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|" LISA__RE_SPACES},
+        {LISA__PRETOK_GPT4O, LISA__RE_PREFIX LISA__RE_UPPER "*" LISA__RE_LOWER "+" LISA__RE_CONTRACTIONS "?|"
+                             LISA__RE_PREFIX LISA__RE_UPPER "+" LISA__RE_LOWER "*" LISA__RE_CONTRACTIONS "?|"
+                             "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|" LISA__RE_SPACES},
+        {LISA__PRETOK_TEKKEN, LISA__RE_PREFIX LISA__RE_UPPER "*" LISA__RE_LOWER "+|" LISA__RE_PREFIX LISA__RE_UPPER "+"
+                              LISA__RE_LOWER "*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|" LISA__RE_SPACES},
+        {LISA__PRETOK_NUMBERS3, "\\p{N}{1,3}"},
+        {LISA__PRETOK_CJK, "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+"},
+        {LISA__PRETOK_DEEPSEEK3, LISA__RE_DEEPSEEK3("\r", "\n")},
+        {LISA__PRETOK_DEEPSEEK3, LISA__RE_DEEPSEEK3("\\r", "\\n")},
+        {LISA__PRETOK_NUMBER_RUNS, "\\p{N}+"},
+        {LISA__PRETOK_PUNCT_RUNS, "[\\p{P}\\$\\+<=>\\^~\\|]+"},
+        {LISA__PRETOK_DIGITS3, "[0-9][0-9][0-9]"},
     };
     size_t k;
     for (k = 0; k < sizeof known / sizeof known[0]; k++)
@@ -5603,31 +5830,44 @@ static LISA__MAYBE_UNUSED int lisa__pretok_from_pattern(const char *pattern, siz
     return 0;
 }
 
-/* What llama.cpp (src/llama-vocab.cpp) splits by for each name: the regexes in
+/* What llama.cpp (src/llama-vocab.cpp) splits by for each name: its regexes in
    order, here as scanners. */
 static LISA__MAYBE_UNUSED int lisa__pretok_from_gguf(const char *name, size_t len, int kinds[4]) {
-    static const char *const gpt2[] = {"default", "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat",
-                                       "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert",
-                                       "jina-v1-en", "jina-v2-code", "roberta-bpe", "mpt", "olmo",
-                                       "jais", "trillion", "granite-docling", NULL};
+    static const char *const gpt2[] = {"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es",
+                                       "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "jina-v1-en",
+                                       "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "trillion",
+                                       "granite-docling", "exaone4", NULL};
     static const char *const digits_gpt2[] = {"smollm", "starcoder", "refact", "command-r", "codeshell",
                                               "exaone", "minerva-7b", "mellum2", NULL};
     static const char *const llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1",
                                          "pixtral", "midm-2.0", "lfm2", "jina-v5-nano", "dbrx",
                                          "smaug-bpe", "chatglm-bpe", "glm4", "glm5", NULL};
     static const char *const qwen2[] = {"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "stablelm2",
-                                        "hunyuan", "solar-open", NULL};
+                                        "hunyuan", "solar-open", "megrez", NULL};
+    static const char *const qwen35[] = {"qwen35", NULL};
+    static const char *const gpt4o[] = {"gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2", NULL};
+    static const char *const tekken[] = {"tekken", NULL};
+    static const char *const deepseek3[] = {"deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4", NULL};
+    static const char *const falcon[] = {"falcon", NULL};
+    static const char *const fallback[] = {"default", NULL};
     static const struct {
         const char *const *names;
         int n_kinds, kinds[4];
-    } groups[4] = {
+    } groups[] = {
         {gpt2, 1, {LISA__PRETOK_GPT2, 0, 0, 0}},
         {digits_gpt2, 2, {LISA__PRETOK_DIGITS_EACH, LISA__PRETOK_GPT2, 0, 0}},
         {llama3, 1, {LISA__PRETOK_LLAMA3, 0, 0, 0}},
         {qwen2, 1, {LISA__PRETOK_QWEN2, 0, 0, 0}},
+        {qwen35, 1, {LISA__PRETOK_QWEN35, 0, 0, 0}},
+        {gpt4o, 1, {LISA__PRETOK_GPT4O, 0, 0, 0}},
+        {tekken, 1, {LISA__PRETOK_TEKKEN, 0, 0, 0}},
+        {deepseek3, 3, {LISA__PRETOK_NUMBERS3, LISA__PRETOK_CJK, LISA__PRETOK_DEEPSEEK3, 0}},
+        {falcon, 3, {LISA__PRETOK_PUNCT_RUNS, LISA__PRETOK_GPT2, LISA__PRETOK_DIGITS3, 0}},
+        {fallback, 4, {LISA__PRETOK_PUNCT_RUNS, LISA__PRETOK_GPT2, LISA__PRETOK_NUMBER_RUNS, LISA__PRETOK_DIGITS3}},
     };
-    int g, i, k;
-    for (g = 0; g < 4; g++)
+    size_t g;
+    int i, k;
+    for (g = 0; g < sizeof groups / sizeof groups[0]; g++)
         for (i = 0; groups[g].names[i]; i++)
             if (strlen(groups[g].names[i]) == len && memcmp(groups[g].names[i], name, len) == 0) {
                 for (k = 0; k < 4; k++) kinds[k] = groups[g].kinds[k];

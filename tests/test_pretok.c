@@ -55,8 +55,27 @@ static void print_piece_ends(const char *label, const size_t *ends, size_t n) {
     fprintf(stderr, "\n");
 }
 
+/* The first line: each scanner's regex texts map back to it. */
+static void check_patterns(lisa_json *j, int patterns, int *n_patterns) {
+    int member;
+    for (member = lisa_json_first(j, patterns); member >= 0; member = lisa_json_next(j, member)) {
+        const char *name = lisa_json_key(j, member, NULL);
+        int text;
+        for (text = lisa_json_first(j, member); text >= 0; text = lisa_json_next(j, text)) {
+            size_t len;
+            const char *pattern = lisa_json_string(j, text, &len);
+            int kind = pattern ? lisa__pretok_from_pattern(pattern, len) : 0;
+            CHECK(kind > 0 && strcmp(lisa__pretok_name(kind), name) == 0, "the %s regex is known as %s, not %s", name,
+                  name, lisa__pretok_name(kind));
+            CHECK(!pattern || len < 2 || lisa__pretok_from_pattern(pattern, len - 1) == 0,
+                  "the %s regex less its last character is unknown", name);
+            (*n_patterns)++;
+        }
+    }
+}
+
 /* One fixture line: the text and, for every scanner, the expected ends. */
-static void check_line(const char *line, size_t len, int line_no, int *n_splits) {
+static void check_line(const char *line, size_t len, int line_no, int *n_splits, int *n_patterns) {
     lisa_json j;
     lisa_error err;
     size_t n_text, want[512], got[512];
@@ -68,6 +87,11 @@ static void check_line(const char *line, size_t len, int line_no, int *n_splits)
         return;
     }
     root = lisa_json_root(&j);
+    if (lisa_json_get(&j, root, "patterns") >= 0) {
+        check_patterns(&j, lisa_json_get(&j, root, "patterns"), n_patterns);
+        lisa_json_free(&j);
+        return;
+    }
     text = (const unsigned char *)lisa_json_string(&j, lisa_json_get(&j, root, "text"), &n_text);
     for (kind = 1; kind < LISA__PRETOK_N_KINDS; kind++) {
         int ends = lisa_json_get(&j, root, lisa__pretok_name(kind));
@@ -93,18 +117,19 @@ static void check_line(const char *line, size_t len, int line_no, int *n_splits)
 static void test_fixture(void) {
     size_t len = 0, at = 0;
     char *buf = read_file(FIXTURE, &len);
-    int line_no = 0, n_splits = 0;
+    int line_no = 0, n_splits = 0, n_patterns = 0;
     CHECK(buf != NULL, "%s can be read (run from the repository root)", FIXTURE);
     if (!buf) return;
     while (at < len) {
         const char *nl = (const char *)memchr(buf + at, '\n', len - at);
         size_t end = nl ? (size_t)(nl - buf) : len;
         line_no++;
-        if (end > at) check_line(buf + at, end - at, line_no, &n_splits);
+        if (end > at) check_line(buf + at, end - at, line_no, &n_splits, &n_patterns);
         at = end + 1;
     }
-    CHECK(line_no >= 500 && n_splits == line_no * (LISA__PRETOK_N_KINDS - 1),
+    CHECK(line_no >= 500 && n_splits == (line_no - 1) * (LISA__PRETOK_N_KINDS - 1),
           "the fixture has every scanner's splits of 500+ texts (%d lines, %d splits)", line_no, n_splits);
+    CHECK(n_patterns >= LISA__PRETOK_N_KINDS - 3, "the fixture names every regex (%d)", n_patterns);
     free(buf);
 }
 
@@ -210,7 +235,7 @@ static void test_utf8_rejects(void) {
 }
 
 /* Text with bytes that are not UTF-8 splits as the same text with each of
-   those bytes replaced by '#' (one character, not a letter, number or space). */
+   those bytes replaced by \x01 (one character of no class). */
 static void test_invalid_bytes(void) {
     static const char *const parts[] = {"a", "bc", " ", "  ", "\n", "\r\n", "'s", "'", "7", "123", ".", "!",
                                         "\xC3\xA9", "\xE4\xB8\xAD", "\xF0\x9F\x98\x80", "\xCC\x81",
@@ -231,11 +256,11 @@ static void test_invalid_bytes(void) {
             n += strlen(p);
         }
         memcpy(fixed, text, n);
-        while (at < n) {   /* each byte that starts no valid sequence becomes '#' */
+        while (at < n) {   /* each byte that starts no valid sequence becomes \x01 */
             uint32_t cp;
             int len = lisa__utf8_decode((const unsigned char *)text + at, n - at, &cp);
             if (len == 0) {
-                fixed[at] = '#';
+                fixed[at] = '\x01';
                 len = 1;
             }
             at += (size_t)len;
@@ -271,11 +296,15 @@ static void test_names(void) {
         {"llama-bpe", 1, {LISA__PRETOK_LLAMA3, 0}},
         {"llama3", 1, {LISA__PRETOK_LLAMA3, 0}},
         {"gpt-2", 1, {LISA__PRETOK_GPT2, 0}},
-        {"default", 1, {LISA__PRETOK_GPT2, 0}},
         {"qwen2", 1, {LISA__PRETOK_QWEN2, 0}},
         {"deepseek-r1-qwen", 1, {LISA__PRETOK_QWEN2, 0}},
+        {"default", 4, {LISA__PRETOK_PUNCT_RUNS, LISA__PRETOK_GPT2}},
+        {"tekken", 1, {LISA__PRETOK_TEKKEN, 0}},
+        {"llama4", 1, {LISA__PRETOK_GPT4O, 0}},
+        {"qwen35", 1, {LISA__PRETOK_QWEN35, 0}},
+        {"deepseek-v3", 3, {LISA__PRETOK_NUMBERS3, LISA__PRETOK_CJK}},
         {"llama", 0, {0, 0}}, {"", 0, {0, 0}}, {"smollm2", 0, {0, 0}}, {"smol", 0, {0, 0}},
-        {"GPT-2", 0, {0, 0}}, {"deepseek-coder", 0, {0, 0}}, {"tekken", 0, {0, 0}},
+        {"GPT-2", 0, {0, 0}}, {"deepseek-coder", 0, {0, 0}}, {"chameleon", 0, {0, 0}},
     };
     size_t k;
     int kind;

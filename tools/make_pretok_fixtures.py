@@ -5,7 +5,8 @@ of hard texts under each pre-tokenizer that lisa.h's scanners implement.
 Run from the repository root (deterministic; needs the tokenizers package):
     /work/venv/bin/python tools/make_pretok_fixtures.py
 
-Each line: {"text": T, "<scanner>": [end, ...], ...}, one list per scanner
+The first line is {"patterns": {"<scanner>": [regex, ...], ...}}: the exact
+regex texts used below. Then each line: {"text": T, "<scanner>": [end, ...], ...}, one list per scanner
 (named as lisa__pretok_name names them) of the byte offsets in T's UTF-8 where
 each piece ends. The reference is tokenizers itself:
 Split(Regex(pattern), behavior="isolated") for the regexes, Digits for the
@@ -24,14 +25,54 @@ GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|
 LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
           r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 QWEN2 = LLAMA3.replace(r"\p{N}{1,3}", r"\p{N}")
+QWEN35 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}|"
+          r" ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+UPPER, LOWER = r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]", r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]"
+CONTRACTIONS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+GPT4O = (r"[^\r\n\p{L}\p{N}]?" + UPPER + "*" + LOWER + "+" + CONTRACTIONS + "?|" +
+         r"[^\r\n\p{L}\p{N}]?" + UPPER + "+" + LOWER + "*" + CONTRACTIONS + "?|" +
+         r"\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+TEKKEN = (r"[^\r\n\p{L}\p{N}]?" + UPPER + "*" + LOWER + "+|" +
+          r"[^\r\n\p{L}\p{N}]?" + UPPER + "+" + LOWER + "*|" +
+          r"\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# DeepSeek V3's three splits; its tokenizer.json holds CR and LF themselves in the third.
+NUMBERS3 = r"\p{N}{1,3}"
+CJK = "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+"
+DEEPSEEK3 = ("[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+             " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+")
+DEEPSEEK3_ESCAPED = DEEPSEEK3.replace("\r", "\\r").replace("\n", "\\n")
+# llama.cpp's "default" and "falcon" sequences add these.
+NUMBER_RUNS = r"\p{N}+"
+PUNCT_RUNS = r"[\p{P}\$\+<=>\^~\|]+"
+DIGITS3 = r"[0-9][0-9][0-9]"
+
+
+def split(pattern):
+    return pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+
+
+# The regex of each scanner that has one, spelled as tokenizer.json holds it.
+PATTERNS = {"gpt2": [GPT2], "llama3": [LLAMA3], "qwen2": [QWEN2], "qwen35": [QWEN35], "gpt4o": [GPT4O],
+            "tekken": [TEKKEN], "numbers3": [NUMBERS3], "cjk": [CJK], "deepseek3": [DEEPSEEK3, DEEPSEEK3_ESCAPED],
+            "number-runs": [NUMBER_RUNS], "punct-runs": [PUNCT_RUNS], "digits3": [DIGITS3]}
 
 SCANNERS = [
-    ("gpt2", pre_tokenizers.Split(Regex(GPT2), behavior="isolated")),
-    ("llama3", pre_tokenizers.Split(Regex(LLAMA3), behavior="isolated")),
-    ("qwen2", pre_tokenizers.Split(Regex(QWEN2), behavior="isolated")),
+    ("gpt2", split(GPT2)),
+    ("llama3", split(LLAMA3)),
+    ("qwen2", split(QWEN2)),
     ("digits", pre_tokenizers.Digits(individual_digits=True)),
     ("digit-runs", pre_tokenizers.Digits(individual_digits=False)),
+    ("qwen35", split(QWEN35)),
+    ("gpt4o", split(GPT4O)),
+    ("tekken", split(TEKKEN)),
+    ("numbers3", split(NUMBERS3)),
+    ("cjk", split(CJK)),
+    ("deepseek3", split(DEEPSEEK3)),
+    ("number-runs", split(NUMBER_RUNS)),
+    ("punct-runs", split(PUNCT_RUNS)),
+    ("digits3", split(DIGITS3)),
 ]
+SAME_AS = {"deepseek3": split(DEEPSEEK3_ESCAPED)}   # other spellings that must split alike
 BYTE_LEVEL = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
 
 WHITE_SPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
@@ -56,6 +97,13 @@ HAND = [
     "<|im_start|>user\nHi<|im_end|>", "<s>[INST] hi [/INST]", "multiple     spaces     here",
     "a \u00a0b\u00a0 c", "x\u3000y\u3000\u3000z", "p\u2028q\u2029r", "n\u0085l", "v\x0bf\x0c", "\u1680ogham",
     "dots\u2026more", "«quotes» “curly” ‘single’", "em—dash – en", "¿Qué? ¡Sí!", "a/b\\c|d",
+    "HelloWorld camelCase XMLHttpRequest ABCdef iPhone McDonald's", "SHOUTING'S LOUD'LL", "ǅungla ǈubljana",
+    "中A A中 中a a中 ー", "\u0301A", "\u0301a", "\u0301\u0301", "a\u0301B\u0301c", "ʰa Aʰ ʰ", "Ǆa",
+    "漢字とひらがなとカタカナ、混ぜる。", "ｶﾀｶﾅ ㍿ 〜〜", "丂龥龦", "#include <x>", "_var -x @me $HOME", "1abc 12ab",
+    "path/to/file\n", "a/\n/\nb", "end!/\r\n", "1234567 12345678", "007 0.5 ３４５６", "x1y22z333w4444",
+    "+=<>^~| $$ ++", "¡¿…‰", "a\u2009b", "\u0085x\u0085", "%d%s", "'S 'Ll 'ſT", "ab'cd'ef", "AB'CD",
+    "\u3040\u309f\u30a0\u30ff|\u4dff\u4e00\u9fa5\u9fa6\u303f\u3100", "1 2 3", "\x01a\x01\x02", "٣x ٣ x٣",
+    "\u200d\u200d!", "9\u200d9", " 1 ", "\t1\n", "a1b2c3",
 ]
 HAND += ["x" + ws + "y" for ws in WHITE_SPACE]
 HAND += [ws + ws + "a" for ws in WHITE_SPACE]
@@ -67,7 +115,8 @@ ALPHABET = ([" ", " ", " ", "  ", "\t", "\n", "\r", "\r\n", "\n\n", "\u00a0", "\
              ".", ",", "!", "?", "…", "\"", "-", "_", "$", "+", "<", ">", "(", ")", "#", "/",
              "a", "b", "Z", "é", "e\u0301", "\u0300", "ß", "ǅ", "ſ", "the", "The", "HELLO",
              "0", "1", "9", "42", "2024", "٣", "５", "²", "Ⅻ", "𑷠",
-             "中", "文", "ك", "ع", "क", "ि", "ก", "ั", "α", "Ж",
+             "中", "文", "ك", "ع", "क", "ि", "ก", "ั", "α", "Ж", "Word", "aB", "ǅ", "ʰ", "ひ", "カ", "ー", "龦",
+             "/", "|", "^", "123456", "%",
              "😀", "👍", "\U0001F3FD", "\u200d", "\ufe0f", "\u200b", "\ufeff", "\x00", "\x7f"])
 
 
@@ -90,18 +139,20 @@ def ends(pre, text):
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     texts = HAND + random_texts(300, 12)
-    lines = []
+    lines = [json.dumps({"patterns": PATTERNS}, ensure_ascii=False, separators=(",", ":"))]
     for text in texts:
         row = {"text": text}
         for name, pre in SCANNERS:
             row[name], offsets = ends(pre, text)
             if name == "gpt2" and [o for _, o in BYTE_LEVEL.pre_tokenize_str(text)] != offsets:
                 sys.exit("ByteLevel splits %r unlike the GPT-2 regex" % text)
+            if name in SAME_AS and ends(SAME_AS[name], text)[1] != offsets:
+                sys.exit("the spellings of %s split %r differently" % (name, text))
         lines.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
     path = os.path.join(root, "tests", "fixtures", "pretok.jsonl")
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(lines) + "\n")
-    print("%s: %d texts, tokenizers %s" % (path, len(lines), tokenizers.__version__))
+    print("%s: %d texts, tokenizers %s" % (path, len(lines) - 1, tokenizers.__version__))
 
 
 if __name__ == "__main__":
