@@ -1181,6 +1181,147 @@ LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, con
 #endif
 
 /* ------------------------------------------------------------------------- */
+/* GGUF: metadata                                                             */
+/* ------------------------------------------------------------------------- */
+
+/* A GGUF file (ggml's format, versions 2 and 3, little-endian): "GGUF", a
+   uint32 version, uint64 tensor and key counts, the key/value metadata, the
+   tensor infos (name, dimensions, ggml type, offset), padding to the
+   alignment, then the tensor data. This reader takes the metadata and the
+   tensor infos; the tensor data is left where it is. */
+
+/* Value types of the metadata, numbered as in the file. */
+typedef enum lisa_gguf_type {
+    LISA_GGUF_UINT8 = 0,
+    LISA_GGUF_INT8,
+    LISA_GGUF_UINT16,
+    LISA_GGUF_INT16,
+    LISA_GGUF_UINT32,
+    LISA_GGUF_INT32,
+    LISA_GGUF_FLOAT32,
+    LISA_GGUF_BOOL,       /* one byte, 0 or 1 */
+    LISA_GGUF_STRING,     /* uint64 length, then the bytes (not NUL-terminated; may hold NULs) */
+    LISA_GGUF_ARRAY,      /* uint32 element type, uint64 count, the elements */
+    LISA_GGUF_UINT64,
+    LISA_GGUF_INT64,
+    LISA_GGUF_FLOAT64
+} lisa_gguf_type;
+
+#define LISA_GGUF_MAX_DIMS 4            /* ggml's limit */
+#define LISA_GGUF_MAX_DEPTH 8           /* arrays of arrays nested deeper are refused */
+#define LISA_GGUF_MAX_KEY 65535         /* bytes in a key or a tensor name */
+#define LISA_GGUF_DEFAULT_ALIGNMENT 32
+#ifndef LISA_GGUF_MAX_METADATA
+#define LISA_GGUF_MAX_METADATA (256u << 20)   /* bytes lisa_gguf_read_metadata() will read */
+#endif
+
+typedef struct lisa_gguf_kv {
+    const char *key;           /* NUL-terminated copy; no control bytes (below 0x20, 0x7f) */
+    size_t key_len;
+    lisa_gguf_type type;
+    lisa_gguf_type elem_type;  /* arrays: the element type; otherwise type */
+    uint64_t count;            /* arrays: elements; otherwise 1 */
+    size_t value;              /* where the value is in the buffer: a number's bytes, a string's
+                                  bytes (after its length), an array's first element */
+    size_t value_size;         /* its bytes (an array: all of its elements) */
+    const size_t *strings;     /* arrays of strings: where element k's length field is, else NULL */
+} lisa_gguf_kv;
+
+typedef struct lisa_gguf_tensor {
+    const char *name;          /* NUL-terminated copy */
+    size_t name_len;
+    int n_dims;                /* 0 .. LISA_GGUF_MAX_DIMS */
+    uint64_t dims[LISA_GGUF_MAX_DIMS];  /* ggml order: dims[0] varies fastest; unused ones are 1 */
+    uint64_t n_elements;       /* their product, at most INT64_MAX */
+    uint32_t type;             /* ggml type number (0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 8 Q8_0, 30 BF16, ...) */
+    uint64_t offset;           /* from data_offset; a multiple of the alignment */
+    uint64_t size;             /* bytes, when lisa_ggml_type_size() knows the type; else 0 */
+} lisa_gguf_tensor;
+
+/* A parsed GGUF header. Call lisa_gguf_free(). */
+typedef struct lisa_gguf {
+    uint32_t version;          /* 2 or 3 */
+    lisa_gguf_kv *kv;          /* (n_kv), in file order; keys are unique */
+    int n_kv;
+    lisa_gguf_tensor *tensors; /* (n_tensors), in file order; names are unique */
+    int n_tensors;
+    uint32_t alignment;        /* general.alignment (a power of two), or 32 */
+    size_t header_size;        /* bytes up to the end of the tensor infos */
+    uint64_t data_offset;      /* where the tensor data starts: header_size rounded up to alignment */
+    uint64_t file_size;        /* lisa_gguf_read_metadata(): the file's bytes; from memory: size */
+    const unsigned char *buffer;  /* the header's bytes: the caller's data, or read from the file */
+    size_t buffer_size;
+    const char *name;          /* labels errors (a copy) */
+    lisa_allocator allocator;
+    size_t bytes;              /* bytes held: tables, names and (from a file) the buffer */
+    void *block;               /* private: tables and names, one allocation */
+    size_t block_size;
+    int32_t *kv_index, *tensor_index;   /* private: hash tables of keys and names */
+    size_t index_size;
+    unsigned char *owned;      /* private: the buffer read from a file */
+} lisa_gguf;
+
+/* Parses a GGUF header from memory. data holds the file's first size bytes:
+   the whole file or a prefix of it holding at least the metadata and tensor
+   infos (tensors are not checked against the end of the file). Every length
+   and count is checked against the bytes present before use; keys must be
+   unique, non-empty, at most LISA_GGUF_MAX_KEY bytes and free of control
+   bytes; bools 0 or 1; arrays nested at most LISA_GGUF_MAX_DEPTH deep;
+   general.alignment a uint32 power of two; tensor names unique (as keys), at
+   most LISA_GGUF_MAX_DIMS dimensions whose product fits in int64, offsets
+   multiples of the alignment, tensors of known types a whole number of blocks
+   per row and in file order without overlap. Big-endian files and versions
+   other than 2 and 3 are refused. g points into data (which must outlive
+   it). `name` labels errors: "name: problem (key K, at byte N)". Call
+   lisa_gguf_free(), also after a failure. */
+LISADEF lisa_result lisa_gguf_parse_memory(lisa_gguf *g, const void *data, size_t size, const char *name,
+                                           const lisa_allocator *a, lisa_error *err);
+#ifndef LISA_NO_STDIO
+/* The same from a file, reading only its header: chunks that grow until the
+   tensor infos are complete (at most LISA_GGUF_MAX_METADATA bytes, about twice
+   the header's size), never the tensor data. Tensors of known types must lie
+   within the file. Call lisa_gguf_free(), also after a failure. */
+LISADEF lisa_result lisa_gguf_read_metadata(lisa_gguf *g, const char *path, const lisa_allocator *a,
+                                            lisa_error *err);
+#endif
+LISADEF void lisa_gguf_free(lisa_gguf *g);
+
+/* The index of key (a NUL-terminated string) in g->kv, or -1. O(1). */
+LISADEF int lisa_gguf_find(const lisa_gguf *g, const char *key);
+/* The index of a tensor by name in g->tensors, or -1. O(1). */
+LISADEF int lisa_gguf_find_tensor(const lisa_gguf *g, const char *name);
+
+/* Typed access to the value of key i (an index from lisa_gguf_find). Each
+   checks the type and fails with LISA_ERR_FORMAT naming the file, the key and
+   the types (LISA_ERR_INVALID for an index out of range, e.g. -1):
+     get_int     any integer type (uint64 values above INT64_MAX are out of range)
+     get_float   float32 or float64
+     get_bool    bool (*v 0 or 1)
+     get_string  string: *s points into the buffer, *len bytes, not NUL-terminated
+     array       array: its element type and count */
+LISADEF lisa_result lisa_gguf_get_int(const lisa_gguf *g, int i, int64_t *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_get_float(const lisa_gguf *g, int i, double *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_get_bool(const lisa_gguf *g, int i, int *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_get_string(const lisa_gguf *g, int i, const char **s, size_t *len, lisa_error *err);
+LISADEF lisa_result lisa_gguf_array(const lisa_gguf *g, int i, lisa_gguf_type *elem_type, uint64_t *count,
+                                    lisa_error *err);
+/* Element k of array i, O(1), the element type checked as above; k out of
+   range is LISA_ERR_INVALID. */
+LISADEF lisa_result lisa_gguf_array_int(const lisa_gguf *g, int i, uint64_t k, int64_t *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_array_float(const lisa_gguf *g, int i, uint64_t k, double *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_array_bool(const lisa_gguf *g, int i, uint64_t k, int *v, lisa_error *err);
+LISADEF lisa_result lisa_gguf_array_string(const lisa_gguf *g, int i, uint64_t k, const char **s, size_t *len,
+                                           lisa_error *err);
+LISADEF const char *lisa_gguf_type_name(lisa_gguf_type t);   /* "uint8", ..., "array"; "?" otherwise */
+
+/* Tensor types: the name of a ggml type number ("F32", "Q4_1", ...; NULL when
+   unknown) and its block: elements per block and bytes per block (1 and 4
+   for F32; 32 and 20 for Q4_1). Returns 0 for a type this header does not
+   know the layout of. */
+LISADEF const char *lisa_ggml_type_name(uint32_t type);
+LISADEF int lisa_ggml_type_size(uint32_t type, uint32_t *block_elems, uint32_t *block_bytes);
+
+/* ------------------------------------------------------------------------- */
 /* Instruction data: prompt/response pairs with loss on the response only     */
 /* ------------------------------------------------------------------------- */
 
@@ -3420,29 +3561,11 @@ static int lisa__jp_hex4(const unsigned char *s, unsigned *out) {
     return 1;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
-static int lisa__utf8_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int len, i;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;        /* overlong */
-        if (c == 0xED) hi = 0x9F;        /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;        /* overlong */
-        if (c == 0xF4) hi = 0x8F;        /* beyond U+10FFFF */
-    } else {
-        return 0;
-    }
-    if ((size_t)len > n) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
+/* The one UTF-8 decoder and encoder (in the Text section below): the length
+   of the valid sequence at s (n > 0 bytes available) with its code point, or 0;
+   the bytes of code point cp (<= U+10FFFF, not a surrogate) in out[4]. */
+static int lisa__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+static int lisa__utf8_encode(uint32_t cp, unsigned char *out);
 
 /* Parses the string whose opening quote is at p->pos; its decoded bytes go to
    *off, *n (offset into strings, length). */
@@ -3452,6 +3575,8 @@ static lisa_result lisa__jp_string(lisa__jp *p, size_t *off, size_t *n) {
     *off = p->n_str;
     for (;;) {
         unsigned c;
+        unsigned char bytes[4];
+        int k, l;
         if (p->pos >= p->len) return lisa__jp_fail_at(p, start, "unterminated string");
         c = p->s[p->pos];
         if (c == '"') {
@@ -3486,23 +3611,11 @@ static lisa_result lisa__jp_string(lisa__jp *p, size_t *off, size_t *n) {
                 p->pos += 6;
             }
             p->pos += 6;
-            if (cp < 0x80) {
-                lisa__jp_put(p, (unsigned char)cp);
-            } else if (cp < 0x800) {
-                lisa__jp_put(p, (unsigned char)(0xC0 | (cp >> 6)));
-                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
-            } else if (cp < 0x10000) {
-                lisa__jp_put(p, (unsigned char)(0xE0 | (cp >> 12)));
-                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
-                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
-            } else {
-                lisa__jp_put(p, (unsigned char)(0xF0 | (cp >> 18)));
-                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 12) & 0x3F)));
-                lisa__jp_put(p, (unsigned char)(0x80 | ((cp >> 6) & 0x3F)));
-                lisa__jp_put(p, (unsigned char)(0x80 | (cp & 0x3F)));
-            }
+            l = lisa__utf8_encode((uint32_t)cp, bytes);
+            for (k = 0; k < l; k++) lisa__jp_put(p, bytes[k]);
         } else {
-            int k, l = lisa__utf8_len(p->s + p->pos, p->len - p->pos);
+            uint32_t ch;
+            l = lisa__utf8_decode(p->s + p->pos, p->len - p->pos, &ch);
             if (l == 0) return lisa__jp_fail(p, "invalid UTF-8 in a string");
             for (k = 0; k < l; k++) lisa__jp_put(p, p->s[p->pos + k]);
             p->pos += (size_t)l;
@@ -4890,58 +5003,700 @@ LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *p
 #endif
 
 /* ------------------------------------------------------------------------- */
-/* Text stand-ins (ASCII only) until the Unicode scanners are in             */
+/* Text: UTF-8, Unicode classes, pre-tokenizer scanners                       */
 /* ------------------------------------------------------------------------- */
+
+/* Pre-tokenizer scanners: hand-written equivalents of the regexes that Hugging
+   Face tokenizer.json files split text with (Split with behavior Isolated, and
+   ByteLevel with use_regex), and of the Digits pre-tokenizer. They split exactly
+   as tokenizers 0.23 does: leftmost alternative first, backtracking where the
+   regex would, characters as code points, classes from Unicode 16.0.0 (the
+   version tokenizers' Oniguruma uses; tables by tools/make_unicode.py). Bytes
+   that are not valid UTF-8 count as one character each, of no class.
+
+   Patterns (tokenizer.json, the exact regex text) and their scanners:
+     gpt2     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+              (GPT-2, and what ByteLevel with use_regex true splits by)
+     llama3   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+               ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+   (Llama 3)
+     qwen2    the same with \p{N} for \p{N}{1,3}   (Qwen2, Qwen2.5, Qwen3)
+     digits   the Digits pre-tokenizer: each \p{N} alone (individual_digits
+              true) or runs of them (false)
+   GGUF tokenizer.ggml.pre names (what llama.cpp splits by for each):
+     gpt2:          default, gpt-2, phi-2, mpt, olmo, jais, roberta-bpe, ...
+     digits, gpt2:  smollm, starcoder, refact, command-r, codeshell, exaone, ...
+     llama3:        llama3, llama-v3, llama-bpe, dbrx, smaug-bpe, falcon3, ...
+     qwen2:         qwen2, deepseek-r1-qwen, stablelm2, hunyuan, ...
+   (lisa__pretok_from_gguf below has the full lists.) */
+
+/* BEGIN GENERATED: tools/make_unicode.py */
+/* Unicode 16.0.0 general categories and White_Space (what tokenizers' regexes match). */
+#define LISA__UC_LETTER  0x001u  /* \p{L} */
+#define LISA__UC_NUMBER  0x002u  /* \p{N} */
+#define LISA__UC_MARK    0x004u  /* \p{M} */
+#define LISA__UC_SPACE   0x008u  /* \s: White_Space */
+#define LISA__UC_PUNCT   0x010u  /* \p{P} */
+#define LISA__UC_SYMBOL  0x020u  /* \p{S} */
+#define LISA__UC_UPPER   0x040u  /* \p{Lu} or \p{Lt} */
+#define LISA__UC_LOWER   0x080u  /* \p{Ll} */
+#define LISA__UC_NUMERIC 0x100u  /* Rust's char::is_numeric: the Digits pre-tokenizer's numbers */
+#define LISA__UC_VERSION "16.0.0"
+static const unsigned short lisa__uc_latin1[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    8, 16, 16, 16, 32, 16, 16, 16, 16, 16, 16, 32, 16, 16, 16, 16,
+    258, 258, 258, 258, 258, 258, 258, 258, 258, 258, 16, 16, 32, 32, 32, 16,
+    16, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65,
+    65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 16, 16, 16, 32, 16,
+    32, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129,
+    129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 16, 32, 16, 32, 0,
+    0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    8, 16, 32, 32, 32, 32, 32, 16, 32, 32, 1, 16, 32, 0, 32, 32,
+    32, 32, 258, 258, 32, 129, 16, 16, 32, 258, 1, 16, 258, 258, 258, 16,
+    65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65,
+    65, 65, 65, 65, 65, 65, 65, 32, 65, 65, 65, 65, 65, 65, 65, 129,
+    129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129, 129,
+    129, 129, 129, 129, 129, 129, 129, 32, 129, 129, 129, 129, 129, 129, 129, 129
+};
+/* From U+0100 on: runs of one class, start << 11 | bits, sorted by start;
+   a run ends where the next begins, the last at U+10FFFF. */
+#define LISA__UC_SHIFT 11
+#define LISA__UC_N_RUNS 3487
+static const uint32_t lisa__uc_runs[LISA__UC_N_RUNS] = {
+    0x80041, 0x80881, 0x81041, 0x81881, 0x82041, 0x82881, 0x83041, 0x83881, 0x84041, 0x84881,
+    0x85041, 0x85881, 0x86041, 0x86881, 0x87041, 0x87881, 0x88041, 0x88881, 0x89041, 0x89881,
+    0x8A041, 0x8A881, 0x8B041, 0x8B881, 0x8C041, 0x8C881, 0x8D041, 0x8D881, 0x8E041, 0x8E881,
+    0x8F041, 0x8F881, 0x90041, 0x90881, 0x91041, 0x91881, 0x92041, 0x92881, 0x93041, 0x93881,
+    0x94041, 0x94881, 0x95041, 0x95881, 0x96041, 0x96881, 0x97041, 0x97881, 0x98041, 0x98881,
+    0x99041, 0x99881, 0x9A041, 0x9A881, 0x9B041, 0x9B881, 0x9C841, 0x9D081, 0x9D841, 0x9E081,
+    0x9E841, 0x9F081, 0x9F841, 0xA0081, 0xA0841, 0xA1081, 0xA1841, 0xA2081, 0xA2841, 0xA3081,
+    0xA3841, 0xA4081, 0xA5041, 0xA5881, 0xA6041, 0xA6881, 0xA7041, 0xA7881, 0xA8041, 0xA8881,
+    0xA9041, 0xA9881, 0xAA041, 0xAA881, 0xAB041, 0xAB881, 0xAC041, 0xAC881, 0xAD041, 0xAD881,
+    0xAE041, 0xAE881, 0xAF041, 0xAF881, 0xB0041, 0xB0881, 0xB1041, 0xB1881, 0xB2041, 0xB2881,
+    0xB3041, 0xB3881, 0xB4041, 0xB4881, 0xB5041, 0xB5881, 0xB6041, 0xB6881, 0xB7041, 0xB7881,
+    0xB8041, 0xB8881, 0xB9041, 0xB9881, 0xBA041, 0xBA881, 0xBB041, 0xBB881, 0xBC041, 0xBD081,
+    0xBD841, 0xBE081, 0xBE841, 0xBF081, 0xC0841, 0xC1881, 0xC2041, 0xC2881, 0xC3041, 0xC4081,
+    0xC4841, 0xC6081, 0xC7041, 0xC9081, 0xC9841, 0xCA881, 0xCB041, 0xCC881, 0xCE041, 0xCF081,
+    0xCF841, 0xD0881, 0xD1041, 0xD1881, 0xD2041, 0xD2881, 0xD3041, 0xD4081, 0xD4841, 0xD5081,
+    0xD6041, 0xD6881, 0xD7041, 0xD8081, 0xD8841, 0xDA081, 0xDA841, 0xDB081, 0xDB841, 0xDC881,
+    0xDD801, 0xDE041, 0xDE881, 0xE0001, 0xE2041, 0xE3081, 0xE3841, 0xE4881, 0xE5041, 0xE6081,
+    0xE6841, 0xE7081, 0xE7841, 0xE8081, 0xE8841, 0xE9081, 0xE9841, 0xEA081, 0xEA841, 0xEB081,
+    0xEB841, 0xEC081, 0xEC841, 0xED081, 0xED841, 0xEE081, 0xEF041, 0xEF881, 0xF0041, 0xF0881,
+    0xF1041, 0xF1881, 0xF2041, 0xF2881, 0xF3041, 0xF3881, 0xF4041, 0xF4881, 0xF5041, 0xF5881,
+    0xF6041, 0xF6881, 0xF7041, 0xF7881, 0xF8841, 0xF9881, 0xFA041, 0xFA881, 0xFB041, 0xFC881,
+    0xFD041, 0xFD881, 0xFE041, 0xFE881, 0xFF041, 0xFF881, 0x100041, 0x100881, 0x101041, 0x101881,
+    0x102041, 0x102881, 0x103041, 0x103881, 0x104041, 0x104881, 0x105041, 0x105881, 0x106041, 0x106881,
+    0x107041, 0x107881, 0x108041, 0x108881, 0x109041, 0x109881, 0x10A041, 0x10A881, 0x10B041, 0x10B881,
+    0x10C041, 0x10C881, 0x10D041, 0x10D881, 0x10E041, 0x10E881, 0x10F041, 0x10F881, 0x110041, 0x110881,
+    0x111041, 0x111881, 0x112041, 0x112881, 0x113041, 0x113881, 0x114041, 0x114881, 0x115041, 0x115881,
+    0x116041, 0x116881, 0x117041, 0x117881, 0x118041, 0x118881, 0x119041, 0x119881, 0x11D041, 0x11E081,
+    0x11E841, 0x11F881, 0x120841, 0x121081, 0x121841, 0x123881, 0x124041, 0x124881, 0x125041, 0x125881,
+    0x126041, 0x126881, 0x127041, 0x127881, 0x14A001, 0x14A881, 0x158001, 0x161020, 0x163001, 0x169020,
+    0x170001, 0x172820, 0x176001, 0x176820, 0x177001, 0x177820, 0x180004, 0x1B8041, 0x1B8881, 0x1B9041,
+    0x1B9881, 0x1BA001, 0x1BA820, 0x1BB041, 0x1BB881, 0x1BC000, 0x1BD001, 0x1BD881, 0x1BF010, 0x1BF841,
+    0x1C0000, 0x1C2020, 0x1C3041, 0x1C3810, 0x1C4041, 0x1C5800, 0x1C6041, 0x1C6800, 0x1C7041, 0x1C8081,
+    0x1C8841, 0x1D1000, 0x1D1841, 0x1D6081, 0x1E7841, 0x1E8081, 0x1E9041, 0x1EA881, 0x1EC041, 0x1EC881,
+    0x1ED041, 0x1ED881, 0x1EE041, 0x1EE881, 0x1EF041, 0x1EF881, 0x1F0041, 0x1F0881, 0x1F1041, 0x1F1881,
+    0x1F2041, 0x1F2881, 0x1F3041, 0x1F3881, 0x1F4041, 0x1F4881, 0x1F5041, 0x1F5881, 0x1F6041, 0x1F6881,
+    0x1F7041, 0x1F7881, 0x1FA041, 0x1FA881, 0x1FB020, 0x1FB841, 0x1FC081, 0x1FC841, 0x1FD881, 0x1FE841,
+    0x218081, 0x230041, 0x230881, 0x231041, 0x231881, 0x232041, 0x232881, 0x233041, 0x233881, 0x234041,
+    0x234881, 0x235041, 0x235881, 0x236041, 0x236881, 0x237041, 0x237881, 0x238041, 0x238881, 0x239041,
+    0x239881, 0x23A041, 0x23A881, 0x23B041, 0x23B881, 0x23C041, 0x23C881, 0x23D041, 0x23D881, 0x23E041,
+    0x23E881, 0x23F041, 0x23F881, 0x240041, 0x240881, 0x241020, 0x241804, 0x245041, 0x245881, 0x246041,
+    0x246881, 0x247041, 0x247881, 0x248041, 0x248881, 0x249041, 0x249881, 0x24A041, 0x24A881, 0x24B041,
+    0x24B881, 0x24C041, 0x24C881, 0x24D041, 0x24D881, 0x24E041, 0x24E881, 0x24F041, 0x24F881, 0x250041,
+    0x250881, 0x251041, 0x251881, 0x252041, 0x252881, 0x253041, 0x253881, 0x254041, 0x254881, 0x255041,
+    0x255881, 0x256041, 0x256881, 0x257041, 0x257881, 0x258041, 0x258881, 0x259041, 0x259881, 0x25A041,
+    0x25A881, 0x25B041, 0x25B881, 0x25C041, 0x25C881, 0x25D041, 0x25D881, 0x25E041, 0x25E881, 0x25F041,
+    0x25F881, 0x260041, 0x261081, 0x261841, 0x262081, 0x262841, 0x263081, 0x263841, 0x264081, 0x264841,
+    0x265081, 0x265841, 0x266081, 0x266841, 0x267081, 0x268041, 0x268881, 0x269041, 0x269881, 0x26A041,
+    0x26A881, 0x26B041, 0x26B881, 0x26C041, 0x26C881, 0x26D041, 0x26D881, 0x26E041, 0x26E881, 0x26F041,
+    0x26F881, 0x270041, 0x270881, 0x271041, 0x271881, 0x272041, 0x272881, 0x273041, 0x273881, 0x274041,
+    0x274881, 0x275041, 0x275881, 0x276041, 0x276881, 0x277041, 0x277881, 0x278041, 0x278881, 0x279041,
+    0x279881, 0x27A041, 0x27A881, 0x27B041, 0x27B881, 0x27C041, 0x27C881, 0x27D041, 0x27D881, 0x27E041,
+    0x27E881, 0x27F041, 0x27F881, 0x280041, 0x280881, 0x281041, 0x281881, 0x282041, 0x282881, 0x283041,
+    0x283881, 0x284041, 0x284881, 0x285041, 0x285881, 0x286041, 0x286881, 0x287041, 0x287881, 0x288041,
+    0x288881, 0x289041, 0x289881, 0x28A041, 0x28A881, 0x28B041, 0x28B881, 0x28C041, 0x28C881, 0x28D041,
+    0x28D881, 0x28E041, 0x28E881, 0x28F041, 0x28F881, 0x290041, 0x290881, 0x291041, 0x291881, 0x292041,
+    0x292881, 0x293041, 0x293881, 0x294041, 0x294881, 0x295041, 0x295881, 0x296041, 0x296881, 0x297041,
+    0x297881, 0x298000, 0x298841, 0x2AB800, 0x2AC801, 0x2AD010, 0x2B0081, 0x2C4810, 0x2C5800, 0x2C6820,
+    0x2C8000, 0x2C8804, 0x2DF010, 0x2DF804, 0x2E0010, 0x2E0804, 0x2E1810, 0x2E2004, 0x2E3010, 0x2E3804,
+    0x2E4000, 0x2E8001, 0x2F5800, 0x2F7801, 0x2F9810, 0x2FA800, 0x303020, 0x304810, 0x305820, 0x306010,
+    0x307020, 0x308004, 0x30D810, 0x30E000, 0x30E810, 0x310001, 0x325804, 0x330102, 0x335010, 0x337001,
+    0x338004, 0x338801, 0x36A010, 0x36A801, 0x36B004, 0x36E800, 0x36F020, 0x36F804, 0x372801, 0x373804,
+    0x374820, 0x375004, 0x377001, 0x378102, 0x37D001, 0x37E820, 0x37F801, 0x380010, 0x387000, 0x388001,
+    0x388804, 0x389001, 0x398004, 0x3A5800, 0x3A6801, 0x3D3004, 0x3D8801, 0x3D9000, 0x3E0102, 0x3E5001,
+    0x3F5804, 0x3FA001, 0x3FB020, 0x3FB810, 0x3FD001, 0x3FD800, 0x3FE804, 0x3FF020, 0x400001, 0x40B004,
+    0x40D001, 0x40D804, 0x412001, 0x412804, 0x414001, 0x414804, 0x417000, 0x418010, 0x41F800, 0x420001,
+    0x42C804, 0x42E000, 0x42F010, 0x42F800, 0x430001, 0x435800, 0x438001, 0x444020, 0x444801, 0x447800,
+    0x44B804, 0x450001, 0x465004, 0x471000, 0x471804, 0x482001, 0x49D004, 0x49E801, 0x49F004, 0x4A8001,
+    0x4A8804, 0x4AC001, 0x4B1004, 0x4B2010, 0x4B3102, 0x4B8010, 0x4B8801, 0x4C0804, 0x4C2000, 0x4C2801,
+    0x4C6800, 0x4C7801, 0x4C8800, 0x4C9801, 0x4D4800, 0x4D5001, 0x4D8800, 0x4D9001, 0x4D9800, 0x4DB001,
+    0x4DD000, 0x4DE004, 0x4DE801, 0x4DF004, 0x4E2800, 0x4E3804, 0x4E4800, 0x4E5804, 0x4E7001, 0x4E7800,
+    0x4EB804, 0x4EC000, 0x4EE001, 0x4EF000, 0x4EF801, 0x4F1004, 0x4F2000, 0x4F3102, 0x4F8001, 0x4F9020,
+    0x4FA102, 0x4FD020, 0x4FE001, 0x4FE810, 0x4FF004, 0x4FF800, 0x500804, 0x502000, 0x502801, 0x505800,
+    0x507801, 0x508800, 0x509801, 0x514800, 0x515001, 0x518800, 0x519001, 0x51A000, 0x51A801, 0x51B800,
+    0x51C001, 0x51D000, 0x51E004, 0x51E800, 0x51F004, 0x521800, 0x523804, 0x524800, 0x525804, 0x527000,
+    0x528804, 0x529000, 0x52C801, 0x52E800, 0x52F001, 0x52F800, 0x533102, 0x538004, 0x539001, 0x53A804,
+    0x53B010, 0x53B800, 0x540804, 0x542000, 0x542801, 0x547000, 0x547801, 0x549000, 0x549801, 0x554800,
+    0x555001, 0x558800, 0x559001, 0x55A000, 0x55A801, 0x55D000, 0x55E004, 0x55E801, 0x55F004, 0x563000,
+    0x563804, 0x565000, 0x565804, 0x567000, 0x568001, 0x568800, 0x570001, 0x571004, 0x572000, 0x573102,
+    0x578010, 0x578820, 0x579000, 0x57C801, 0x57D004, 0x580000, 0x580804, 0x582000, 0x582801, 0x586800,
+    0x587801, 0x588800, 0x589801, 0x594800, 0x595001, 0x598800, 0x599001, 0x59A000, 0x59A801, 0x59D000,
+    0x59E004, 0x59E801, 0x59F004, 0x5A2800, 0x5A3804, 0x5A4800, 0x5A5804, 0x5A7000, 0x5AA804, 0x5AC000,
+    0x5AE001, 0x5AF000, 0x5AF801, 0x5B1004, 0x5B2000, 0x5B3102, 0x5B8020, 0x5B8801, 0x5B9102, 0x5BC000,
+    0x5C1004, 0x5C1801, 0x5C2000, 0x5C2801, 0x5C5800, 0x5C7001, 0x5C8800, 0x5C9001, 0x5CB000, 0x5CC801,
+    0x5CD800, 0x5CE001, 0x5CE800, 0x5CF001, 0x5D0000, 0x5D1801, 0x5D2800, 0x5D4001, 0x5D5800, 0x5D7001,
+    0x5DD000, 0x5DF004, 0x5E1800, 0x5E3004, 0x5E4800, 0x5E5004, 0x5E7000, 0x5E8001, 0x5E8800, 0x5EB804,
+    0x5EC000, 0x5F3102, 0x5F9820, 0x5FD800, 0x600004, 0x602801, 0x606800, 0x607001, 0x608800, 0x609001,
+    0x614800, 0x615001, 0x61D000, 0x61E004, 0x61E801, 0x61F004, 0x622800, 0x623004, 0x624800, 0x625004,
+    0x627000, 0x62A804, 0x62B800, 0x62C001, 0x62D800, 0x62E801, 0x62F000, 0x630001, 0x631004, 0x632000,
+    0x633102, 0x638000, 0x63B810, 0x63C102, 0x63F820, 0x640001, 0x640804, 0x642010, 0x642801, 0x646800,
+    0x647001, 0x648800, 0x649001, 0x654800, 0x655001, 0x65A000, 0x65A801, 0x65D000, 0x65E004, 0x65E801,
+    0x65F004, 0x662800, 0x663004, 0x664800, 0x665004, 0x667000, 0x66A804, 0x66B800, 0x66E801, 0x66F800,
+    0x670001, 0x671004, 0x672000, 0x673102, 0x678000, 0x678801, 0x679804, 0x67A000, 0x680004, 0x682001,
+    0x686800, 0x687001, 0x688800, 0x689001, 0x69D804, 0x69E801, 0x69F004, 0x6A2800, 0x6A3004, 0x6A4800,
+    0x6A5004, 0x6A7001, 0x6A7820, 0x6A8000, 0x6AA001, 0x6AB804, 0x6AC102, 0x6AF801, 0x6B1004, 0x6B2000,
+    0x6B3102, 0x6BC820, 0x6BD001, 0x6C0000, 0x6C0804, 0x6C2000, 0x6C2801, 0x6CB800, 0x6CD001, 0x6D9000,
+    0x6D9801, 0x6DE000, 0x6DE801, 0x6DF000, 0x6E0001, 0x6E3800, 0x6E5004, 0x6E5800, 0x6E7804, 0x6EA800,
+    0x6EB004, 0x6EB800, 0x6EC004, 0x6F0000, 0x6F3102, 0x6F8000, 0x6F9004, 0x6FA010, 0x6FA800, 0x700801,
+    0x718804, 0x719001, 0x71A004, 0x71D800, 0x71F820, 0x720001, 0x723804, 0x727810, 0x728102, 0x72D010,
+    0x72E000, 0x740801, 0x741800, 0x742001, 0x742800, 0x743001, 0x745800, 0x746001, 0x752000, 0x752801,
+    0x753000, 0x753801, 0x758804, 0x759001, 0x75A004, 0x75E801, 0x75F000, 0x760001, 0x762800, 0x763001,
+    0x763800, 0x764004, 0x767800, 0x768102, 0x76D000, 0x76E001, 0x770000, 0x780001, 0x780820, 0x782010,
+    0x789820, 0x78A010, 0x78A820, 0x78C004, 0x78D020, 0x790102, 0x79A020, 0x79A804, 0x79B020, 0x79B804,
+    0x79C020, 0x79C804, 0x79D010, 0x79F004, 0x7A0001, 0x7A4000, 0x7A4801, 0x7B6800, 0x7B8804, 0x7C2810,
+    0x7C3004, 0x7C4001, 0x7C6804, 0x7CC000, 0x7CC804, 0x7DE800, 0x7DF020, 0x7E3004, 0x7E3820, 0x7E6800,
+    0x7E7020, 0x7E8010, 0x7EA820, 0x7EC810, 0x7ED800, 0x800001, 0x815804, 0x81F801, 0x820102, 0x825010,
+    0x828001, 0x82B004, 0x82D001, 0x82F004, 0x830801, 0x831004, 0x832801, 0x833804, 0x837001, 0x838804,
+    0x83A801, 0x841004, 0x847001, 0x847804, 0x848102, 0x84D004, 0x84F020, 0x850041, 0x863000, 0x863841,
+    0x864000, 0x866841, 0x867000, 0x868081, 0x87D810, 0x87E001, 0x87E881, 0x880001, 0x924800, 0x925001,
+    0x927000, 0x928001, 0x92B800, 0x92C001, 0x92C800, 0x92D001, 0x92F000, 0x930001, 0x944800, 0x945001,
+    0x947000, 0x948001, 0x958800, 0x959001, 0x95B000, 0x95C001, 0x95F800, 0x960001, 0x960800, 0x961001,
+    0x963000, 0x964001, 0x96B800, 0x96C001, 0x988800, 0x989001, 0x98B000, 0x98C001, 0x9AD800, 0x9AE804,
+    0x9B0010, 0x9B4902, 0x9BE800, 0x9C0001, 0x9C8020, 0x9CD000, 0x9D0041, 0x9FB000, 0x9FC081, 0x9FF000,
+    0xA00010, 0xA00801, 0xB36820, 0xB37010, 0xB37801, 0xB40008, 0xB40801, 0xB4D810, 0xB4E800, 0xB50001,
+    0xB75810, 0xB77102, 0xB78801, 0xB7C800, 0xB80001, 0xB89004, 0xB8B000, 0xB8F801, 0xB99004, 0xB9A810,
+    0xB9B800, 0xBA0001, 0xBA9004, 0xBAA000, 0xBB0001, 0xBB6800, 0xBB7001, 0xBB8800, 0xBB9004, 0xBBA000,
+    0xBC0001, 0xBDA004, 0xBEA010, 0xBEB801, 0xBEC010, 0xBED820, 0xBEE001, 0xBEE804, 0xBEF000, 0xBF0102,
+    0xBF5000, 0xBF8102, 0xBFD000, 0xC00010, 0xC05804, 0xC07000, 0xC07804, 0xC08102, 0xC0D000, 0xC10001,
+    0xC3C800, 0xC40001, 0xC42804, 0xC43801, 0xC54804, 0xC55001, 0xC55800, 0xC58001, 0xC7B000, 0xC80001,
+    0xC8F800, 0xC90004, 0xC96000, 0xC98004, 0xC9E000, 0xCA0020, 0xCA0800, 0xCA2010, 0xCA3102, 0xCA8001,
+    0xCB7000, 0xCB8001, 0xCBA800, 0xCC0001, 0xCD6000, 0xCD8001, 0xCE5000, 0xCE8102, 0xCED800, 0xCEF020,
+    0xD00001, 0xD0B804, 0xD0E000, 0xD0F010, 0xD10001, 0xD2A804, 0xD2F800, 0xD30004, 0xD3E800, 0xD3F804,
+    0xD40102, 0xD45000, 0xD48102, 0xD4D000, 0xD50010, 0xD53801, 0xD54010, 0xD57000, 0xD58004, 0xD67800,
+    0xD80004, 0xD82801, 0xD9A004, 0xDA2801, 0xDA6800, 0xDA7010, 0xDA8102, 0xDAD010, 0xDB0820, 0xDB5804,
+    0xDBA020, 0xDBE810, 0xDC0004, 0xDC1801, 0xDD0804, 0xDD7001, 0xDD8102, 0xDDD001, 0xDF3004, 0xDFA000,
+    0xDFE010, 0xE00001, 0xE12004, 0xE1C000, 0xE1D810, 0xE20102, 0xE25000, 0xE26801, 0xE28102, 0xE2D001,
+    0xE3F010, 0xE40081, 0xE44841, 0xE45081, 0xE45800, 0xE48041, 0xE5D800, 0xE5E841, 0xE60010, 0xE64000,
+    0xE68004, 0xE69810, 0xE6A004, 0xE74801, 0xE76804, 0xE77001, 0xE7A004, 0xE7A801, 0xE7B804, 0xE7D001,
+    0xE7D800, 0xE80081, 0xE96001, 0xEB5881, 0xEBC001, 0xEBC881, 0xECD801, 0xEE0004, 0xF00041, 0xF00881,
+    0xF01041, 0xF01881, 0xF02041, 0xF02881, 0xF03041, 0xF03881, 0xF04041, 0xF04881, 0xF05041, 0xF05881,
+    0xF06041, 0xF06881, 0xF07041, 0xF07881, 0xF08041, 0xF08881, 0xF09041, 0xF09881, 0xF0A041, 0xF0A881,
+    0xF0B041, 0xF0B881, 0xF0C041, 0xF0C881, 0xF0D041, 0xF0D881, 0xF0E041, 0xF0E881, 0xF0F041, 0xF0F881,
+    0xF10041, 0xF10881, 0xF11041, 0xF11881, 0xF12041, 0xF12881, 0xF13041, 0xF13881, 0xF14041, 0xF14881,
+    0xF15041, 0xF15881, 0xF16041, 0xF16881, 0xF17041, 0xF17881, 0xF18041, 0xF18881, 0xF19041, 0xF19881,
+    0xF1A041, 0xF1A881, 0xF1B041, 0xF1B881, 0xF1C041, 0xF1C881, 0xF1D041, 0xF1D881, 0xF1E041, 0xF1E881,
+    0xF1F041, 0xF1F881, 0xF20041, 0xF20881, 0xF21041, 0xF21881, 0xF22041, 0xF22881, 0xF23041, 0xF23881,
+    0xF24041, 0xF24881, 0xF25041, 0xF25881, 0xF26041, 0xF26881, 0xF27041, 0xF27881, 0xF28041, 0xF28881,
+    0xF29041, 0xF29881, 0xF2A041, 0xF2A881, 0xF2B041, 0xF2B881, 0xF2C041, 0xF2C881, 0xF2D041, 0xF2D881,
+    0xF2E041, 0xF2E881, 0xF2F041, 0xF2F881, 0xF30041, 0xF30881, 0xF31041, 0xF31881, 0xF32041, 0xF32881,
+    0xF33041, 0xF33881, 0xF34041, 0xF34881, 0xF35041, 0xF35881, 0xF36041, 0xF36881, 0xF37041, 0xF37881,
+    0xF38041, 0xF38881, 0xF39041, 0xF39881, 0xF3A041, 0xF3A881, 0xF3B041, 0xF3B881, 0xF3C041, 0xF3C881,
+    0xF3D041, 0xF3D881, 0xF3E041, 0xF3E881, 0xF3F041, 0xF3F881, 0xF40041, 0xF40881, 0xF41041, 0xF41881,
+    0xF42041, 0xF42881, 0xF43041, 0xF43881, 0xF44041, 0xF44881, 0xF45041, 0xF45881, 0xF46041, 0xF46881,
+    0xF47041, 0xF47881, 0xF48041, 0xF48881, 0xF49041, 0xF49881, 0xF4A041, 0xF4A881, 0xF4F041, 0xF4F881,
+    0xF50041, 0xF50881, 0xF51041, 0xF51881, 0xF52041, 0xF52881, 0xF53041, 0xF53881, 0xF54041, 0xF54881,
+    0xF55041, 0xF55881, 0xF56041, 0xF56881, 0xF57041, 0xF57881, 0xF58041, 0xF58881, 0xF59041, 0xF59881,
+    0xF5A041, 0xF5A881, 0xF5B041, 0xF5B881, 0xF5C041, 0xF5C881, 0xF5D041, 0xF5D881, 0xF5E041, 0xF5E881,
+    0xF5F041, 0xF5F881, 0xF60041, 0xF60881, 0xF61041, 0xF61881, 0xF62041, 0xF62881, 0xF63041, 0xF63881,
+    0xF64041, 0xF64881, 0xF65041, 0xF65881, 0xF66041, 0xF66881, 0xF67041, 0xF67881, 0xF68041, 0xF68881,
+    0xF69041, 0xF69881, 0xF6A041, 0xF6A881, 0xF6B041, 0xF6B881, 0xF6C041, 0xF6C881, 0xF6D041, 0xF6D881,
+    0xF6E041, 0xF6E881, 0xF6F041, 0xF6F881, 0xF70041, 0xF70881, 0xF71041, 0xF71881, 0xF72041, 0xF72881,
+    0xF73041, 0xF73881, 0xF74041, 0xF74881, 0xF75041, 0xF75881, 0xF76041, 0xF76881, 0xF77041, 0xF77881,
+    0xF78041, 0xF78881, 0xF79041, 0xF79881, 0xF7A041, 0xF7A881, 0xF7B041, 0xF7B881, 0xF7C041, 0xF7C881,
+    0xF7D041, 0xF7D881, 0xF7E041, 0xF7E881, 0xF7F041, 0xF7F881, 0xF84041, 0xF88081, 0xF8B000, 0xF8C041,
+    0xF8F000, 0xF90081, 0xF94041, 0xF98081, 0xF9C041, 0xFA0081, 0xFA3000, 0xFA4041, 0xFA7000, 0xFA8081,
+    0xFAC000, 0xFAC841, 0xFAD000, 0xFAD841, 0xFAE000, 0xFAE841, 0xFAF000, 0xFAF841, 0xFB0081, 0xFB4041,
+    0xFB8081, 0xFBF000, 0xFC0081, 0xFC4041, 0xFC8081, 0xFCC041, 0xFD0081, 0xFD4041, 0xFD8081, 0xFDA800,
+    0xFDB081, 0xFDC041, 0xFDE820, 0xFDF081, 0xFDF820, 0xFE1081, 0xFE2800, 0xFE3081, 0xFE4041, 0xFE6820,
+    0xFE8081, 0xFEA000, 0xFEB081, 0xFEC041, 0xFEE000, 0xFEE820, 0xFF0081, 0xFF4041, 0xFF6820, 0xFF8000,
+    0xFF9081, 0xFFA800, 0xFFB081, 0xFFC041, 0xFFE820, 0xFFF800, 0x1000008, 0x1005800, 0x1008010, 0x1014008,
+    0x1015000, 0x1017808, 0x1018010, 0x1022020, 0x1022810, 0x1029020, 0x1029810, 0x102F808, 0x1030000, 0x1038102,
+    0x1038801, 0x1039000, 0x103A102, 0x103D020, 0x103E810, 0x103F801, 0x1040102, 0x1045020, 0x1046810, 0x1047800,
+    0x1048001, 0x104E800, 0x1050020, 0x1060800, 0x1068004, 0x1078800, 0x1080020, 0x1081041, 0x1081820, 0x1083841,
+    0x1084020, 0x1085081, 0x1085841, 0x1087081, 0x1088041, 0x1089881, 0x108A020, 0x108A841, 0x108B020, 0x108C841,
+    0x108F020, 0x1092041, 0x1092820, 0x1093041, 0x1093820, 0x1094041, 0x1094820, 0x1095041, 0x1097020, 0x1097881,
+    0x1098041, 0x109A081, 0x109A801, 0x109C881, 0x109D020, 0x109E081, 0x109F041, 0x10A0020, 0x10A2841, 0x10A3081,
+    0x10A5020, 0x10A7081, 0x10A7820, 0x10A8102, 0x10C1841, 0x10C2081, 0x10C2902, 0x10C5020, 0x10C6000, 0x10C8020,
+    0x1184010, 0x1186020, 0x1194810, 0x1195820, 0x1215000, 0x1220020, 0x1225800, 0x1230102, 0x124E020, 0x1275102,
+    0x1280020, 0x13B4010, 0x13BB102, 0x13CA020, 0x13E2810, 0x13E3820, 0x13F3010, 0x13F8020, 0x14C1810, 0x14CC820,
+    0x14EC010, 0x14EE020, 0x14FE010, 0x14FF020, 0x15BA000, 0x15BB020, 0x15CB000, 0x15CB820, 0x1600041, 0x1618081,
+    0x1630041, 0x1630881, 0x1631041, 0x1632881, 0x1633841, 0x1634081, 0x1634841, 0x1635081, 0x1635841, 0x1636081,
+    0x1636841, 0x1638881, 0x1639041, 0x1639881, 0x163A841, 0x163B081, 0x163E001, 0x163F041, 0x1640881, 0x1641041,
+    0x1641881, 0x1642041, 0x1642881, 0x1643041, 0x1643881, 0x1644041, 0x1644881, 0x1645041, 0x1645881, 0x1646041,
+    0x1646881, 0x1647041, 0x1647881, 0x1648041, 0x1648881, 0x1649041, 0x1649881, 0x164A041, 0x164A881, 0x164B041,
+    0x164B881, 0x164C041, 0x164C881, 0x164D041, 0x164D881, 0x164E041, 0x164E881, 0x164F041, 0x164F881, 0x1650041,
+    0x1650881, 0x1651041, 0x1651881, 0x1652041, 0x1652881, 0x1653041, 0x1653881, 0x1654041, 0x1654881, 0x1655041,
+    0x1655881, 0x1656041, 0x1656881, 0x1657041, 0x1657881, 0x1658041, 0x1658881, 0x1659041, 0x1659881, 0x165A041,
+    0x165A881, 0x165B041, 0x165B881, 0x165C041, 0x165C881, 0x165D041, 0x165D881, 0x165E041, 0x165E881, 0x165F041,
+    0x165F881, 0x1660041, 0x1660881, 0x1661041, 0x1661881, 0x1662041, 0x1662881, 0x1663041, 0x1663881, 0x1664041,
+    0x1664881, 0x1665041, 0x1665881, 0x1666041, 0x1666881, 0x1667041, 0x1667881, 0x1668041, 0x1668881, 0x1669041,
+    0x1669881, 0x166A041, 0x166A881, 0x166B041, 0x166B881, 0x166C041, 0x166C881, 0x166D041, 0x166D881, 0x166E041,
+    0x166E881, 0x166F041, 0x166F881, 0x1670041, 0x1670881, 0x1671041, 0x1671881, 0x1672820, 0x1675841, 0x1676081,
+    0x1676841, 0x1677081, 0x1677804, 0x1679041, 0x1679881, 0x167A000, 0x167C810, 0x167E902, 0x167F010, 0x1680081,
+    0x1693000, 0x1693881, 0x1694000, 0x1696881, 0x1697000, 0x1698001, 0x16B4000, 0x16B7801, 0x16B8010, 0x16B8800,
+    0x16BF804, 0x16C0001, 0x16CB800, 0x16D0001, 0x16D3800, 0x16D4001, 0x16D7800, 0x16D8001, 0x16DB800, 0x16DC001,
+    0x16DF800, 0x16E0001, 0x16E3800, 0x16E4001, 0x16E7800, 0x16E8001, 0x16EB800, 0x16EC001, 0x16EF800, 0x16F0004,
+    0x1700010, 0x1717801, 0x1718010, 0x1728020, 0x1729010, 0x172F000, 0x1740020, 0x174D000, 0x174D820, 0x177A000,
+    0x1780020, 0x17EB000, 0x17F8020, 0x1800008, 0x1800810, 0x1802020, 0x1802801, 0x1803902, 0x1804010, 0x1809020,
+    0x180A010, 0x1810020, 0x1810902, 0x1815004, 0x1818010, 0x1818801, 0x181B020, 0x181C102, 0x181D801, 0x181E810,
+    0x181F020, 0x1820000, 0x1820801, 0x184B800, 0x184C804, 0x184D820, 0x184E801, 0x1850010, 0x1850801, 0x187D810,
+    0x187E001, 0x1880000, 0x1882801, 0x1898000, 0x1898801, 0x18C7800, 0x18C8020, 0x18C9102, 0x18CB020, 0x18D0001,
+    0x18E0020, 0x18F3000, 0x18F7820, 0x18F8001, 0x1900020, 0x190F800, 0x1910102, 0x1915020, 0x1924102, 0x1928020,
+    0x1928902, 0x1930020, 0x1940102, 0x1945020, 0x1958902, 0x1960020, 0x1A00001, 0x26E0020, 0x2700001, 0x5246800,
+    0x5248020, 0x5263800, 0x5268001, 0x527F010, 0x5280001, 0x5306810, 0x5308001, 0x5310102, 0x5315001, 0x5316000,
+    0x5320041, 0x5320881, 0x5321041, 0x5321881, 0x5322041, 0x5322881, 0x5323041, 0x5323881, 0x5324041, 0x5324881,
+    0x5325041, 0x5325881, 0x5326041, 0x5326881, 0x5327041, 0x5327881, 0x5328041, 0x5328881, 0x5329041, 0x5329881,
+    0x532A041, 0x532A881, 0x532B041, 0x532B881, 0x532C041, 0x532C881, 0x532D041, 0x532D881, 0x532E041, 0x532E881,
+    0x532F041, 0x532F881, 0x5330041, 0x5330881, 0x5331041, 0x5331881, 0x5332041, 0x5332881, 0x5333041, 0x5333881,
+    0x5334041, 0x5334881, 0x5335041, 0x5335881, 0x5336041, 0x5336881, 0x5337001, 0x5337804, 0x5339810, 0x533A004,
+    0x533F010, 0x533F801, 0x5340041, 0x5340881, 0x5341041, 0x5341881, 0x5342041, 0x5342881, 0x5343041, 0x5343881,
+    0x5344041, 0x5344881, 0x5345041, 0x5345881, 0x5346041, 0x5346881, 0x5347041, 0x5347881, 0x5348041, 0x5348881,
+    0x5349041, 0x5349881, 0x534A041, 0x534A881, 0x534B041, 0x534B881, 0x534C041, 0x534C881, 0x534D041, 0x534D881,
+    0x534E001, 0x534F004, 0x5350001, 0x5373102, 0x5378004, 0x5379010, 0x537C000, 0x5380020, 0x538B801, 0x5390020,
+    0x5391041, 0x5391881, 0x5392041, 0x5392881, 0x5393041, 0x5393881, 0x5394041, 0x5394881, 0x5395041, 0x5395881,
+    0x5396041, 0x5396881, 0x5397041, 0x5397881, 0x5399041, 0x5399881, 0x539A041, 0x539A881, 0x539B041, 0x539B881,
+    0x539C041, 0x539C881, 0x539D041, 0x539D881, 0x539E041, 0x539E881, 0x539F041, 0x539F881, 0x53A0041, 0x53A0881,
+    0x53A1041, 0x53A1881, 0x53A2041, 0x53A2881, 0x53A3041, 0x53A3881, 0x53A4041, 0x53A4881, 0x53A5041, 0x53A5881,
+    0x53A6041, 0x53A6881, 0x53A7041, 0x53A7881, 0x53A8041, 0x53A8881, 0x53A9041, 0x53A9881, 0x53AA041, 0x53AA881,
+    0x53AB041, 0x53AB881, 0x53AC041, 0x53AC881, 0x53AD041, 0x53AD881, 0x53AE041, 0x53AE881, 0x53AF041, 0x53AF881,
+    0x53B0041, 0x53B0881, 0x53B1041, 0x53B1881, 0x53B2041, 0x53B2881, 0x53B3041, 0x53B3881, 0x53B4041, 0x53B4881,
+    0x53B5041, 0x53B5881, 0x53B6041, 0x53B6881, 0x53B7041, 0x53B7881, 0x53B8001, 0x53B8881, 0x53BC841, 0x53BD081,
+    0x53BD841, 0x53BE081, 0x53BE841, 0x53BF881, 0x53C0041, 0x53C0881, 0x53C1041, 0x53C1881, 0x53C2041, 0x53C2881,
+    0x53C3041, 0x53C3881, 0x53C4001, 0x53C4820, 0x53C5841, 0x53C6081, 0x53C6841, 0x53C7081, 0x53C7801, 0x53C8041,
+    0x53C8881, 0x53C9041, 0x53C9881, 0x53CB041, 0x53CB881, 0x53CC041, 0x53CC881, 0x53CD041, 0x53CD881, 0x53CE041,
+    0x53CE881, 0x53CF041, 0x53CF881, 0x53D0041, 0x53D0881, 0x53D1041, 0x53D1881, 0x53D2041, 0x53D2881, 0x53D3041,
+    0x53D3881, 0x53D4041, 0x53D4881, 0x53D5041, 0x53D7881, 0x53D8041, 0x53DA881, 0x53DB041, 0x53DB881, 0x53DC041,
+    0x53DC881, 0x53DD041, 0x53DD881, 0x53DE041, 0x53DE881, 0x53DF041, 0x53DF881, 0x53E0041, 0x53E0881, 0x53E1041,
+    0x53E1881, 0x53E2041, 0x53E4081, 0x53E4841, 0x53E5081, 0x53E5841, 0x53E6881, 0x53E7000, 0x53E8041, 0x53E8881,
+    0x53E9000, 0x53E9881, 0x53EA000, 0x53EA881, 0x53EB041, 0x53EB881, 0x53EC041, 0x53EC881, 0x53ED041, 0x53ED881,
+    0x53EE041, 0x53EE800, 0x53F9001, 0x53FA841, 0x53FB081, 0x53FB801, 0x53FD081, 0x53FD801, 0x5401004, 0x5401801,
+    0x5403004, 0x5403801, 0x5405804, 0x5406001, 0x5411804, 0x5414020, 0x5416004, 0x5416800, 0x5418102, 0x541B020,
+    0x541D000, 0x5420001, 0x543A010, 0x543C000, 0x5440004, 0x5441001, 0x545A004, 0x5463000, 0x5467010, 0x5468102,
+    0x546D000, 0x5470004, 0x5479001, 0x547C010, 0x547D801, 0x547E010, 0x547E801, 0x547F804, 0x5480102, 0x5485001,
+    0x5493004, 0x5497010, 0x5498001, 0x54A3804, 0x54AA000, 0x54AF810, 0x54B0001, 0x54BE800, 0x54C0004, 0x54C2001,
+    0x54D9804, 0x54E0810, 0x54E7000, 0x54E7801, 0x54E8102, 0x54ED000, 0x54EF010, 0x54F0001, 0x54F2804, 0x54F3001,
+    0x54F8102, 0x54FD001, 0x54FF800, 0x5500001, 0x5514804, 0x551B800, 0x5520001, 0x5521804, 0x5522001, 0x5526004,
+    0x5527000, 0x5528102, 0x552D000, 0x552E010, 0x5530001, 0x553B820, 0x553D001, 0x553D804, 0x553F001, 0x5558004,
+    0x5558801, 0x5559004, 0x555A801, 0x555B804, 0x555C801, 0x555F004, 0x5560001, 0x5560804, 0x5561001, 0x5561800,
+    0x556D801, 0x556F010, 0x5570001, 0x5575804, 0x5578010, 0x5579001, 0x557A804, 0x557B800, 0x5580801, 0x5583800,
+    0x5584801, 0x5587800, 0x5588801, 0x558B800, 0x5590001, 0x5593800, 0x5594001, 0x5597800, 0x5598081, 0x55AD820,
+    0x55AE001, 0x55B0081, 0x55B4801, 0x55B5020, 0x55B6000, 0x55B8081, 0x55E0001, 0x55F1804, 0x55F5810, 0x55F6004,
+    0x55F7000, 0x55F8102, 0x55FD000, 0x5600001, 0x6BD2000, 0x6BD8001, 0x6BE3800, 0x6BE5801, 0x6BFE000, 0x7C80001,
+    0x7D37000, 0x7D38001, 0x7D6D000, 0x7D80081, 0x7D83800, 0x7D89881, 0x7D8C000, 0x7D8E801, 0x7D8F004, 0x7D8F801,
+    0x7D94820, 0x7D95001, 0x7D9B800, 0x7D9C001, 0x7D9E800, 0x7D9F001, 0x7D9F800, 0x7DA0001, 0x7DA1000, 0x7DA1801,
+    0x7DA2800, 0x7DA3001, 0x7DD9020, 0x7DE1800, 0x7DE9801, 0x7E9F010, 0x7EA0020, 0x7EA8001, 0x7EC8000, 0x7EC9001,
+    0x7EE4000, 0x7EE7820, 0x7EE8000, 0x7EF8001, 0x7EFE020, 0x7F00004, 0x7F08010, 0x7F0D000, 0x7F10004, 0x7F18010,
+    0x7F29800, 0x7F2A010, 0x7F31020, 0x7F31810, 0x7F32020, 0x7F33800, 0x7F34010, 0x7F34820, 0x7F35010, 0x7F36000,
+    0x7F38001, 0x7F3A800, 0x7F3B001, 0x7F7E800, 0x7F80810, 0x7F82020, 0x7F82810, 0x7F85820, 0x7F86010, 0x7F88102,
+    0x7F8D010, 0x7F8E020, 0x7F8F810, 0x7F90841, 0x7F9D810, 0x7F9F020, 0x7F9F810, 0x7FA0020, 0x7FA0881, 0x7FAD810,
+    0x7FAE020, 0x7FAE810, 0x7FAF020, 0x7FAF810, 0x7FB3001, 0x7FDF800, 0x7FE1001, 0x7FE4000, 0x7FE5001, 0x7FE8000,
+    0x7FE9001, 0x7FEC000, 0x7FED001, 0x7FEE800, 0x7FF0020, 0x7FF3800, 0x7FF4020, 0x7FF7800, 0x7FFE020, 0x7FFF000,
+    0x8000001, 0x8006000, 0x8006801, 0x8013800, 0x8014001, 0x801D800, 0x801E001, 0x801F000, 0x801F801, 0x8027000,
+    0x8028001, 0x802F000, 0x8040001, 0x807D800, 0x8080010, 0x8081800, 0x8083902, 0x809A000, 0x809B820, 0x80A0102,
+    0x80BC820, 0x80C5102, 0x80C6020, 0x80C7800, 0x80C8020, 0x80CE800, 0x80D0020, 0x80D0800, 0x80E8020, 0x80FE804,
+    0x80FF000, 0x8140001, 0x814E800, 0x8150001, 0x8168800, 0x8170004, 0x8170902, 0x817E000, 0x8180001, 0x8190102,
+    0x8192000, 0x8196801, 0x81A0902, 0x81A1001, 0x81A5102, 0x81A5800, 0x81A8001, 0x81BB004, 0x81BD800, 0x81C0001,
+    0x81CF000, 0x81CF810, 0x81D0001, 0x81E2000, 0x81E4001, 0x81E8010, 0x81E8902, 0x81EB000, 0x8200041, 0x8214081,
+    0x8228001, 0x824F000, 0x8250102, 0x8255000, 0x8258041, 0x826A000, 0x826C081, 0x827E000, 0x8280001, 0x8294000,
+    0x8298001, 0x82B2000, 0x82B7810, 0x82B8041, 0x82BD800, 0x82BE041, 0x82C5800, 0x82C6041, 0x82C9800, 0x82CA041,
+    0x82CB000, 0x82CB881, 0x82D1000, 0x82D1881, 0x82D9000, 0x82D9881, 0x82DD000, 0x82DD881, 0x82DE800, 0x82E0001,
+    0x82FA000, 0x8300001, 0x839B800, 0x83A0001, 0x83AB000, 0x83B0001, 0x83B4000, 0x83C0001, 0x83C3000, 0x83C3801,
+    0x83D8800, 0x83D9001, 0x83DD800, 0x8400001, 0x8403000, 0x8404001, 0x8404800, 0x8405001, 0x841B000, 0x841B801,
+    0x841C800, 0x841E001, 0x841E800, 0x841F801, 0x842B000, 0x842B810, 0x842C102, 0x8430001, 0x843B820, 0x843C902,
+    0x8440001, 0x844F800, 0x8453902, 0x8458000, 0x8470001, 0x8479800, 0x847A001, 0x847B000, 0x847D902, 0x8480001,
+    0x848B102, 0x848E000, 0x848F810, 0x8490001, 0x849D000, 0x849F810, 0x84A0000, 0x84C0001, 0x84DC000, 0x84DE102,
+    0x84DF001, 0x84E0102, 0x84E8000, 0x84E9102, 0x8500001, 0x8500804, 0x8502000, 0x8502804, 0x8503800, 0x8506004,
+    0x8508001, 0x850A000, 0x850A801, 0x850C000, 0x850C801, 0x851B000, 0x851C004, 0x851D800, 0x851F804, 0x8520102,
+    0x8524800, 0x8528010, 0x852C800, 0x8530001, 0x853E902, 0x853F810, 0x8540001, 0x854E902, 0x8550000, 0x8560001,
+    0x8564020, 0x8564801, 0x8572804, 0x8573800, 0x8575902, 0x8578010, 0x857B800, 0x8580001, 0x859B000, 0x859C810,
+    0x85A0001, 0x85AB000, 0x85AC102, 0x85B0001, 0x85B9800, 0x85BC102, 0x85C0001, 0x85C9000, 0x85CC810, 0x85CE800,
+    0x85D4902, 0x85D8000, 0x8600001, 0x8624800, 0x8640041, 0x8659800, 0x8660081, 0x8679800, 0x867D102, 0x8680001,
+    0x8692004, 0x8694000, 0x8698102, 0x869D000, 0x86A0102, 0x86A5001, 0x86A8041, 0x86B3000, 0x86B4804, 0x86B7010,
+    0x86B7801, 0x86B8081, 0x86C3000, 0x86C7020, 0x86C8000, 0x8730102, 0x873F800, 0x8740001, 0x8755000, 0x8755804,
+    0x8756810, 0x8757000, 0x8758001, 0x8759000, 0x8761001, 0x8762800, 0x877E004, 0x8780001, 0x878E902, 0x8793801,
+    0x8794000, 0x8798001, 0x87A3004, 0x87A8902, 0x87AA810, 0x87AD000, 0x87B8001, 0x87C1004, 0x87C3010, 0x87C5000,
+    0x87D8001, 0x87E2902, 0x87E6000, 0x87F0001, 0x87FB800, 0x8800004, 0x8801801, 0x881C004, 0x8823810, 0x8827000,
+    0x8829102, 0x8838004, 0x8838801, 0x8839804, 0x883A801, 0x883B000, 0x883F804, 0x8841801, 0x8858004, 0x885D810,
+    0x885E800, 0x885F010, 0x8861004, 0x8861800, 0x8868001, 0x8874800, 0x8878102, 0x887D000, 0x8880004, 0x8881801,
+    0x8893804, 0x889A800, 0x889B102, 0x88A0010, 0x88A2001, 0x88A2804, 0x88A3801, 0x88A4000, 0x88A8001, 0x88B9804,
+    0x88BA010, 0x88BB001, 0x88BB800, 0x88C0004, 0x88C1801, 0x88D9804, 0x88E0801, 0x88E2810, 0x88E4804, 0x88E6810,
+    0x88E7004, 0x88E8102, 0x88ED001, 0x88ED810, 0x88EE001, 0x88EE810, 0x88F0000, 0x88F0902, 0x88FA800, 0x8900001,
+    0x8909000, 0x8909801, 0x8916004, 0x891C010, 0x891F004, 0x891F801, 0x8920804, 0x8921000, 0x8940001, 0x8943800,
+    0x8944001, 0x8944800, 0x8945001, 0x8947000, 0x8947801, 0x894F000, 0x894F801, 0x8954810, 0x8955000, 0x8958001,
+    0x896F804, 0x8975800, 0x8978102, 0x897D000, 0x8980004, 0x8982000, 0x8982801, 0x8986800, 0x8987801, 0x8988800,
+    0x8989801, 0x8994800, 0x8995001, 0x8998800, 0x8999001, 0x899A000, 0x899A801, 0x899D000, 0x899D804, 0x899E801,
+    0x899F004, 0x89A2800, 0x89A3804, 0x89A4800, 0x89A5804, 0x89A7000, 0x89A8001, 0x89A8800, 0x89AB804, 0x89AC000,
+    0x89AE801, 0x89B1004, 0x89B2000, 0x89B3004, 0x89B6800, 0x89B8004, 0x89BA800, 0x89C0001, 0x89C5000, 0x89C5801,
+    0x89C6000, 0x89C7001, 0x89C7800, 0x89C8001, 0x89DB000, 0x89DB801, 0x89DC004, 0x89E0800, 0x89E1004, 0x89E1800,
+    0x89E2804, 0x89E3000, 0x89E3804, 0x89E5800, 0x89E6004, 0x89E8801, 0x89E9004, 0x89E9801, 0x89EA010, 0x89EB000,
+    0x89EB810, 0x89EC800, 0x89F0804, 0x89F1800, 0x8A00001, 0x8A1A804, 0x8A23801, 0x8A25810, 0x8A28102, 0x8A2D010,
+    0x8A2E000, 0x8A2E810, 0x8A2F004, 0x8A2F801, 0x8A31000, 0x8A40001, 0x8A58004, 0x8A62001, 0x8A63010, 0x8A63801,
+    0x8A64000, 0x8A68102, 0x8A6D000, 0x8AC0001, 0x8AD7804, 0x8ADB000, 0x8ADC004, 0x8AE0810, 0x8AEC001, 0x8AEE004,
+    0x8AEF000, 0x8B00001, 0x8B18004, 0x8B20810, 0x8B22001, 0x8B22800, 0x8B28102, 0x8B2D000, 0x8B30010, 0x8B36800,
+    0x8B40001, 0x8B55804, 0x8B5C001, 0x8B5C810, 0x8B5D000, 0x8B60102, 0x8B65000, 0x8B68102, 0x8B72000, 0x8B80001,
+    0x8B8D800, 0x8B8E804, 0x8B96000, 0x8B98102, 0x8B9E010, 0x8B9F820, 0x8BA0001, 0x8BA3800, 0x8C00001, 0x8C16004,
+    0x8C1D810, 0x8C1E000, 0x8C50041, 0x8C60081, 0x8C70102, 0x8C79800, 0x8C7F801, 0x8C83800, 0x8C84801, 0x8C85000,
+    0x8C86001, 0x8C8A000, 0x8C8A801, 0x8C8B800, 0x8C8C001, 0x8C98004, 0x8C9B000, 0x8C9B804, 0x8C9C800, 0x8C9D804,
+    0x8C9F801, 0x8CA0004, 0x8CA0801, 0x8CA1004, 0x8CA2010, 0x8CA3800, 0x8CA8102, 0x8CAD000, 0x8CD0001, 0x8CD4000,
+    0x8CD5001, 0x8CE8804, 0x8CEC000, 0x8CED004, 0x8CF0801, 0x8CF1010, 0x8CF1801, 0x8CF2004, 0x8CF2800, 0x8D00001,
+    0x8D00804, 0x8D05801, 0x8D19804, 0x8D1D001, 0x8D1D804, 0x8D1F810, 0x8D23804, 0x8D24000, 0x8D28001, 0x8D28804,
+    0x8D2E001, 0x8D45004, 0x8D4D010, 0x8D4E801, 0x8D4F010, 0x8D51800, 0x8D58001, 0x8D7C800, 0x8D80010, 0x8D85000,
+    0x8DE0001, 0x8DF0810, 0x8DF1000, 0x8DF8102, 0x8DFD000, 0x8E00001, 0x8E04800, 0x8E05001, 0x8E17804, 0x8E1B800,
+    0x8E1C004, 0x8E20001, 0x8E20810, 0x8E23000, 0x8E28102, 0x8E36800, 0x8E38010, 0x8E39001, 0x8E48000, 0x8E49004,
+    0x8E54000, 0x8E54804, 0x8E5B800, 0x8E80001, 0x8E83800, 0x8E84001, 0x8E85000, 0x8E85801, 0x8E98804, 0x8E9B800,
+    0x8E9D004, 0x8E9D800, 0x8E9E004, 0x8E9F000, 0x8E9F804, 0x8EA3001, 0x8EA3804, 0x8EA4000, 0x8EA8102, 0x8EAD000,
+    0x8EB0001, 0x8EB3000, 0x8EB3801, 0x8EB4800, 0x8EB5001, 0x8EC5004, 0x8EC7800, 0x8EC8004, 0x8EC9000, 0x8EC9804,
+    0x8ECC001, 0x8ECC800, 0x8ED0102, 0x8ED5000, 0x8EF0100, 0x8EF5000, 0x8F70001, 0x8F79804, 0x8F7B810, 0x8F7C800,
+    0x8F80004, 0x8F81001, 0x8F81804, 0x8F82001, 0x8F88800, 0x8F89001, 0x8F9A004, 0x8F9D800, 0x8F9F004, 0x8FA1810,
+    0x8FA8102, 0x8FAD004, 0x8FAD800, 0x8FD8001, 0x8FD8800, 0x8FE0102, 0x8FEA820, 0x8FF9000, 0x8FFF810, 0x9000001,
+    0x91CD000, 0x9200102, 0x9237800, 0x9238010, 0x923A800, 0x9240001, 0x92A2000, 0x97C8001, 0x97F8810, 0x97F9800,
+    0x9800001, 0x9A18000, 0x9A20004, 0x9A20801, 0x9A23804, 0x9A2B000, 0x9A30001, 0xA1FD800, 0xA200001, 0xA323800,
+    0xB080001, 0xB08F004, 0xB098102, 0xB09D000, 0xB400001, 0xB51C800, 0xB520001, 0xB52F800, 0xB530102, 0xB535000,
+    0xB537010, 0xB538001, 0xB55F800, 0xB560102, 0xB565000, 0xB568001, 0xB577000, 0xB578004, 0xB57A810, 0xB57B000,
+    0xB580001, 0xB598004, 0xB59B810, 0xB59E020, 0xB5A0001, 0xB5A2010, 0xB5A2820, 0xB5A3000, 0xB5A8102, 0xB5AD000,
+    0xB5AD902, 0xB5B1000, 0xB5B1801, 0xB5BC000, 0xB5BE801, 0xB5C8000, 0xB6A0001, 0xB6B6810, 0xB6B8102, 0xB6BD000,
+    0xB720041, 0xB730081, 0xB740102, 0xB74B810, 0xB74D800, 0xB780001, 0xB7A5800, 0xB7A7804, 0xB7A8001, 0xB7A8804,
+    0xB7C4000, 0xB7C7804, 0xB7C9801, 0xB7D0000, 0xB7F0001, 0xB7F1010, 0xB7F1801, 0xB7F2004, 0xB7F2800, 0xB7F8004,
+    0xB7F9000, 0xB7FA100, 0xB7FB800, 0xB800001, 0xC3FC000, 0xC400001, 0xC66B000, 0xC67F801, 0xC684800, 0xD7F8001,
+    0xD7FA000, 0xD7FA801, 0xD7FE000, 0xD7FE801, 0xD7FF800, 0xD800001, 0xD891800, 0xD899001, 0xD899800, 0xD8A8001,
+    0xD8A9800, 0xD8AA801, 0xD8AB000, 0xD8B2001, 0xD8B4000, 0xD8B8001, 0xD97E000, 0xDE00001, 0xDE35800, 0xDE38001,
+    0xDE3E800, 0xDE40001, 0xDE44800, 0xDE48001, 0xDE4D000, 0xDE4E020, 0xDE4E804, 0xDE4F810, 0xDE50000, 0xE600020,
+    0xE678102, 0xE67D000, 0xE680020, 0xE75A000, 0xE780004, 0xE797000, 0xE798004, 0xE7A3800, 0xE7A8020, 0xE7E2000,
+    0xE800020, 0xE87B000, 0xE880020, 0xE893800, 0xE894820, 0xE8B2804, 0xE8B5020, 0xE8B6804, 0xE8B9800, 0xE8BD804,
+    0xE8C1820, 0xE8C2804, 0xE8C6020, 0xE8D5004, 0xE8D7020, 0xE8F5800, 0xE900020, 0xE921004, 0xE922820, 0xE923000,
+    0xE960102, 0xE96A000, 0xE970102, 0xE97A000, 0xE980020, 0xE9AB800, 0xE9B0102, 0xE9BC800, 0xEA00041, 0xEA0D081,
+    0xEA1A041, 0xEA27081, 0xEA2A800, 0xEA2B081, 0xEA34041, 0xEA41081, 0xEA4E041, 0xEA4E800, 0xEA4F041, 0xEA50000,
+    0xEA51041, 0xEA51800, 0xEA52841, 0xEA53800, 0xEA54841, 0xEA56800, 0xEA57041, 0xEA5B081, 0xEA5D000, 0xEA5D881,
+    0xEA5E000, 0xEA5E881, 0xEA62000, 0xEA62881, 0xEA68041, 0xEA75081, 0xEA82041, 0xEA83000, 0xEA83841, 0xEA85800,
+    0xEA86841, 0xEA8A800, 0xEA8B041, 0xEA8E800, 0xEA8F081, 0xEA9C041, 0xEA9D000, 0xEA9D841, 0xEA9F800, 0xEAA0041,
+    0xEAA2800, 0xEAA3041, 0xEAA3800, 0xEAA5041, 0xEAA8800, 0xEAA9081, 0xEAB6041, 0xEAC3081, 0xEAD0041, 0xEADD081,
+    0xEAEA041, 0xEAF7081, 0xEB04041, 0xEB11081, 0xEB1E041, 0xEB2B081, 0xEB38041, 0xEB45081, 0xEB53000, 0xEB54041,
+    0xEB60820, 0xEB61081, 0xEB6D820, 0xEB6E081, 0xEB71041, 0xEB7D820, 0xEB7E081, 0xEB8A820, 0xEB8B081, 0xEB8E041,
+    0xEB9A820, 0xEB9B081, 0xEBA7820, 0xEBA8081, 0xEBAB041, 0xEBB7820, 0xEBB8081, 0xEBC4820, 0xEBC5081, 0xEBC8041,
+    0xEBD4820, 0xEBD5081, 0xEBE1820, 0xEBE2081, 0xEBE5041, 0xEBE5881, 0xEBE6000, 0xEBE7102, 0xEC00020, 0xED00004,
+    0xED1B820, 0xED1D804, 0xED36820, 0xED3A804, 0xED3B020, 0xED42004, 0xED42820, 0xED43810, 0xED46000, 0xED4D804,
+    0xED50000, 0xED50804, 0xED58000, 0xEF80081, 0xEF85001, 0xEF85881, 0xEF8F800, 0xEF92881, 0xEF95800, 0xF000004,
+    0xF003800, 0xF004004, 0xF00C800, 0xF00D804, 0xF011000, 0xF011804, 0xF012800, 0xF013004, 0xF015800, 0xF018001,
+    0xF037000, 0xF047804, 0xF048000, 0xF080001, 0xF096800, 0xF098004, 0xF09B801, 0xF09F000, 0xF0A0102, 0xF0A5000,
+    0xF0A7001, 0xF0A7820, 0xF0A8000, 0xF148001, 0xF157004, 0xF157800, 0xF160001, 0xF176004, 0xF178102, 0xF17D000,
+    0xF17F820, 0xF180000, 0xF268001, 0xF276004, 0xF278102, 0xF27D000, 0xF2E8001, 0xF2F7004, 0xF2F8001, 0xF2F8902,
+    0xF2FD800, 0xF2FF810, 0xF300000, 0xF3F0001, 0xF3F3800, 0xF3F4001, 0xF3F6000, 0xF3F6801, 0xF3F7800, 0xF3F8001,
+    0xF3FF800, 0xF400001, 0xF462800, 0xF463902, 0xF468004, 0xF46B800, 0xF480041, 0xF491081, 0xF4A2004, 0xF4A5801,
+    0xF4A6000, 0xF4A8102, 0xF4AD000, 0xF4AF010, 0xF4B0000, 0xF638902, 0xF656020, 0xF656902, 0xF658020, 0xF658902,
+    0xF65A800, 0xF680902, 0xF697020, 0xF697902, 0xF69F000, 0xF700001, 0xF702000, 0xF702801, 0xF710000, 0xF710801,
+    0xF711800, 0xF712001, 0xF712800, 0xF713801, 0xF714000, 0xF714801, 0xF719800, 0xF71A001, 0xF71C000, 0xF71C801,
+    0xF71D000, 0xF71D801, 0xF71E000, 0xF721001, 0xF721800, 0xF723801, 0xF724000, 0xF724801, 0xF725000, 0xF725801,
+    0xF726000, 0xF726801, 0xF728000, 0xF728801, 0xF729800, 0xF72A001, 0xF72A800, 0xF72B801, 0xF72C000, 0xF72C801,
+    0xF72D000, 0xF72D801, 0xF72E000, 0xF72E801, 0xF72F000, 0xF72F801, 0xF730000, 0xF730801, 0xF731800, 0xF732001,
+    0xF732800, 0xF733801, 0xF735800, 0xF736001, 0xF739800, 0xF73A001, 0xF73C000, 0xF73C801, 0xF73E800, 0xF73F001,
+    0xF73F800, 0xF740001, 0xF745000, 0xF745801, 0xF74E000, 0xF750801, 0xF752000, 0xF752801, 0xF755000, 0xF755801,
+    0xF75E000, 0xF778020, 0xF779000, 0xF800020, 0xF816000, 0xF818020, 0xF84A000, 0xF850020, 0xF857800, 0xF858820,
+    0xF860000, 0xF860820, 0xF868000, 0xF868820, 0xF87B000, 0xF880102, 0xF886820, 0xF8D7000, 0xF8F3020, 0xF901800,
+    0xF908020, 0xF91E000, 0xF920020, 0xF924800, 0xF928020, 0xF929000, 0xF930020, 0xF933000, 0xF980020, 0xFB6C000,
+    0xFB6E020, 0xFB76800, 0xFB78020, 0xFB7E800, 0xFB80020, 0xFBBB800, 0xFBBD820, 0xFBED000, 0xFBF0020, 0xFBF6000,
+    0xFBF8020, 0xFBF8800, 0xFC00020, 0xFC06000, 0xFC08020, 0xFC24000, 0xFC28020, 0xFC2D000, 0xFC30020, 0xFC44000,
+    0xFC48020, 0xFC57000, 0xFC58020, 0xFC5E000, 0xFC60020, 0xFC61000, 0xFC80020, 0xFD2A000, 0xFD30020, 0xFD37000,
+    0xFD38020, 0xFD3E800, 0xFD40020, 0xFD45000, 0xFD47820, 0xFD63800, 0xFD67020, 0xFD6E800, 0xFD6F820, 0xFD75000,
+    0xFD78020, 0xFD7C800, 0xFD80020, 0xFDC9800, 0xFDCA020, 0xFDF8102, 0xFDFD000, 0x10000001, 0x15370000, 0x15380001,
+    0x15B9D000, 0x15BA0001, 0x15C0F000, 0x15C10001, 0x16751000, 0x16758001, 0x175F0800, 0x175F8001, 0x1772F000, 0x17C00001,
+    0x17D0F000, 0x18000001, 0x189A5800, 0x189A8001, 0x191D8000, 0x70080004, 0x700F8000
+};
+/* END GENERATED */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LISA__MAYBE_UNUSED __attribute__((unused))
+#else
+#define LISA__MAYBE_UNUSED
+#endif
 
 static int lisa__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
     unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int len, i;
     uint32_t v;
-    if (c < 0x80) return *cp = c, 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, v = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, v = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
+    int len, i;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0F;
+        if (c == 0xE0) lo = 0xA0;        /* overlong */
+        if (c == 0xED) hi = 0x9F;        /* surrogates */
     } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, v = c & 0x07;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
+        len = 4;
+        v = c & 0x07;
+        if (c == 0xF0) lo = 0x90;        /* overlong */
+        if (c == 0xF4) hi = 0x8F;        /* beyond U+10FFFF */
     } else {
-        return 0;
+        return 0;                        /* a continuation byte, C0, C1 or F5..FF */
     }
     if ((size_t)len > n || s[1] < lo || s[1] > hi) return 0;
-    for (i = 1; i < len; i++) {
+    v = v << 6 | (s[1] & 0x3Fu);
+    for (i = 2; i < len; i++) {
         if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-        v = (v << 6) | (s[i] & 0x3F);
+        v = v << 6 | (s[i] & 0x3Fu);
     }
     *cp = v;
     return len;
 }
-#define LISA__UC_LETTER 1u
-#define LISA__UC_NUMBER 2u
-#define LISA__UC_MARK 4u
-#define LISA__UC_SPACE 8u
+
+static int lisa__utf8_encode(uint32_t cp, unsigned char *out) {
+    if (cp < 0x80) {
+        out[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (unsigned char)(0xC0 | cp >> 6);
+        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | cp >> 12);
+        out[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (unsigned char)(0xF0 | cp >> 18);
+    out[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+    out[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
 static unsigned lisa__uc_class(uint32_t cp) {
-    if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return LISA__UC_LETTER;
-    if (cp >= '0' && cp <= '9') return LISA__UC_NUMBER;
-    if (cp == ' ' || (cp >= 9 && cp <= 13)) return LISA__UC_SPACE;
+    size_t lo = 0, hi = LISA__UC_N_RUNS;   /* the run holding cp is in [lo, hi) */
+    uint32_t key = cp << LISA__UC_SHIFT | ((1u << LISA__UC_SHIFT) - 1);
+    if (cp < 256) return lisa__uc_latin1[cp];
+    if (cp > 0x10FFFF) return 0;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (lisa__uc_runs[mid] <= key) lo = mid;
+        else hi = mid;
+    }
+    return lisa__uc_runs[lo] & ((1u << LISA__UC_SHIFT) - 1);
+}
+
+typedef enum lisa__pretok_kind {
+    LISA__PRETOK_NONE = 0,
+    LISA__PRETOK_GPT2,          /* GPT-2's regex; ByteLevel with use_regex */
+    LISA__PRETOK_LLAMA3,        /* Llama 3's: numbers in threes */
+    LISA__PRETOK_QWEN2,         /* Llama 3's with single numbers */
+    LISA__PRETOK_DIGITS_EACH,   /* Digits, individual_digits true */
+    LISA__PRETOK_DIGITS_RUNS,   /* Digits, individual_digits false */
+    LISA__PRETOK_N_KINDS
+} lisa__pretok_kind;
+
+/* The character at s[pos] (pos < n): its length, its class bits in *cls. A byte
+   that does not start valid UTF-8 is one character of no class. */
+static size_t lisa__pretok_char(const unsigned char *s, size_t n, size_t pos, unsigned *cls) {
+    uint32_t cp;
+    int len;
+    if (s[pos] < 0x80) {
+        *cls = lisa__uc_latin1[s[pos]];
+        return 1;
+    }
+    len = lisa__utf8_decode(s + pos, n - pos, &cp);
+    if (len == 0) {
+        *cls = 0;
+        return 1;
+    }
+    *cls = lisa__uc_class(cp);
+    return (size_t)len;
+}
+
+/* Whether a character of class cls is in the set: with `in`, it has a bit of
+   mask; without, it has none of them (a negated class like [^\s\p{L}\p{N}]). */
+#define LISA__PRETOK_IN(cls, mask, in) ((((cls) & (mask)) != 0) == (in))
+#define LISA__PRETOK_OTHER (LISA__UC_SPACE | LISA__UC_LETTER | LISA__UC_NUMBER)  /* [^\s\p{L}\p{N}] */
+
+/* The end of the longest run, at most max characters, from pos on of the set
+   (mask, in). */
+static size_t lisa__pretok_run(const unsigned char *s, size_t n, size_t pos, unsigned mask, int in,
+                               size_t max) {
+    size_t count = 0;
+    while (pos < n && count < max) {
+        unsigned cls;
+        size_t len = lisa__pretok_char(s, n, pos, &cls);
+        if (!LISA__PRETOK_IN(cls, mask, in)) break;
+        pos += len;
+        count++;
+    }
+    return pos;
+}
+
+/* The length of the contraction 's 't 're 've 'm 'll 'd at s[pos], or 0. With
+   fold, as (?i:...) matches them: any case, and U+017F (long s) for s. */
+static size_t lisa__pretok_contraction(const unsigned char *s, size_t n, size_t pos, int fold) {
+    static const char *const forms[7] = {"s", "t", "re", "ve", "m", "ll", "d"};
+    size_t avail = n - pos - 1, i;
+    int k;
+    if (s[pos] != '\'' || avail == 0) return 0;
+    s += pos + 1;
+    for (k = 0; k < 7; k++) {
+        const char *f = forms[k];
+        if (fold && f[0] == 's' && avail >= 2 && s[0] == 0xC5 && s[1] == 0xBF) return 3;
+        for (i = 0; f[i] && i < avail; i++) {
+            unsigned c = s[i];
+            if (fold && c >= 'A' && c <= 'Z') c += 'a' - 'A';
+            if (c != (unsigned char)f[i]) break;
+        }
+        if (!f[i]) return 1 + i;
+    }
     return 0;
 }
-enum lisa__pretok_kind { LISA__PRETOK_NONE = 0, LISA__PRETOK_GPT2, LISA__PRETOK_LLAMA3, LISA__PRETOK_DIGITS_EACH, LISA__PRETOK_DIGITS_RUNS };
-static size_t lisa__pretok_next(int kind, const unsigned char *s, size_t n, size_t pos) {
-    int d = s[pos] >= '0' && s[pos] <= '9';
-    size_t e = pos + 1;
-    if (kind == LISA__PRETOK_DIGITS_EACH && d) return e;
-    if (kind == LISA__PRETOK_DIGITS_EACH || kind == LISA__PRETOK_DIGITS_RUNS) {
-        while (e < n && (s[e] >= '0' && s[e] <= '9') == d && (kind == LISA__PRETOK_DIGITS_RUNS || !d)) e++;
-        return e;
+
+/* \s+(?!\S)|\s+ at pos, a space: the whole run of spaces when the text ends
+   after it or it is one character, else the run less its last character (which
+   goes with what follows). */
+static size_t lisa__pretok_spaces(const unsigned char *s, size_t n, size_t pos) {
+    size_t end = pos, last = pos;
+    while (end < n) {
+        unsigned cls;
+        size_t len = lisa__pretok_char(s, n, end, &cls);
+        if (!(cls & LISA__UC_SPACE)) break;
+        last = end;
+        end += len;
     }
-    return n;
+    return end == n || last == pos ? end : last;
 }
-static int lisa__pretok_from_pattern(const char *pattern, size_t len) {
-    (void)pattern;
-    (void)len;
+
+/* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static size_t lisa__pretok_gpt2(const unsigned char *s, size_t n, size_t pos) {
+    size_t len = lisa__pretok_contraction(s, n, pos, 0), at = pos;
+    unsigned cls;
+    if (len) return pos + len;
+    if (s[pos] == ' ' && pos + 1 < n) at = pos + 1;   /* " ?" takes the space if what follows matches */
+    lisa__pretok_char(s, n, at, &cls);
+    if (cls & LISA__UC_LETTER) return lisa__pretok_run(s, n, at, LISA__UC_LETTER, 1, (size_t)-1);
+    if (cls & LISA__UC_NUMBER) return lisa__pretok_run(s, n, at, LISA__UC_NUMBER, 1, (size_t)-1);
+    if (!(cls & LISA__UC_SPACE)) return lisa__pretok_run(s, n, at, LISA__PRETOK_OTHER, 0, (size_t)-1);
+    return lisa__pretok_spaces(s, n, pos);
+}
+
+/* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max}|
+    ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+static size_t lisa__pretok_llama3(const unsigned char *s, size_t n, size_t pos, size_t max_digits) {
+    size_t len = lisa__pretok_contraction(s, n, pos, 1), next, at;
+    unsigned cls, cls_next = 0;
+    if (len) return pos + len;
+    len = lisa__pretok_char(s, n, pos, &cls);
+    next = pos + len;
+    if (next < n) lisa__pretok_char(s, n, next, &cls_next);
+    if (cls & LISA__UC_LETTER) return lisa__pretok_run(s, n, pos, LISA__UC_LETTER, 1, (size_t)-1);
+    if (!(cls & LISA__UC_NUMBER) && s[pos] != '\r' && s[pos] != '\n' && (cls_next & LISA__UC_LETTER))
+        return lisa__pretok_run(s, n, next, LISA__UC_LETTER, 1, (size_t)-1);
+    if (cls & LISA__UC_NUMBER) return lisa__pretok_run(s, n, pos, LISA__UC_NUMBER, 1, max_digits);
+    at = pos;
+    if (s[pos] == ' ' && next < n && LISA__PRETOK_IN(cls_next, LISA__PRETOK_OTHER, 0)) at = next;
+    lisa__pretok_char(s, n, at, &cls);
+    if (LISA__PRETOK_IN(cls, LISA__PRETOK_OTHER, 0)) {
+        at = lisa__pretok_run(s, n, at, LISA__PRETOK_OTHER, 0, (size_t)-1);
+        while (at < n && (s[at] == '\r' || s[at] == '\n')) at++;
+        return at;
+    }
+    /* a space: \s*[\r\n]+ ends after the run's last \r or \n; otherwise \s+ */
+    {
+        size_t end = pos, line_end = 0;
+        while (end < n) {
+            size_t l = lisa__pretok_char(s, n, end, &cls);
+            if (!(cls & LISA__UC_SPACE)) break;
+            if (s[end] == '\r' || s[end] == '\n') line_end = end + 1;
+            end += l;
+        }
+        if (line_end) return line_end;
+    }
+    return lisa__pretok_spaces(s, n, pos);
+}
+
+/* Digits: each numeric character alone, or runs of them; runs of the rest. */
+static size_t lisa__pretok_digits(const unsigned char *s, size_t n, size_t pos, int each) {
+    unsigned cls;
+    size_t len = lisa__pretok_char(s, n, pos, &cls);
+    if (!(cls & LISA__UC_NUMERIC)) return lisa__pretok_run(s, n, pos, LISA__UC_NUMERIC, 0, (size_t)-1);
+    return each ? pos + len : lisa__pretok_run(s, n, pos, LISA__UC_NUMERIC, 1, (size_t)-1);
+}
+
+static LISA__MAYBE_UNUSED size_t lisa__pretok_next(int kind, const unsigned char *s, size_t n, size_t pos) {
+    switch (kind) {
+    case LISA__PRETOK_GPT2: return lisa__pretok_gpt2(s, n, pos);
+    case LISA__PRETOK_LLAMA3: return lisa__pretok_llama3(s, n, pos, 3);
+    case LISA__PRETOK_QWEN2: return lisa__pretok_llama3(s, n, pos, 1);
+    case LISA__PRETOK_DIGITS_EACH: return lisa__pretok_digits(s, n, pos, 1);
+    case LISA__PRETOK_DIGITS_RUNS: return lisa__pretok_digits(s, n, pos, 0);
+    default: return n;   /* no scanner: the rest is one piece */
+    }
+}
+
+static LISA__MAYBE_UNUSED const char *lisa__pretok_name(int kind) {
+    static const char *const names[LISA__PRETOK_N_KINDS] = {"none", "gpt2", "llama3", "qwen2",
+                                                            "digits", "digit-runs"};
+    return kind > 0 && kind < LISA__PRETOK_N_KINDS ? names[kind] : "none";
+}
+
+/* The exact regex texts, as tokenizer.json holds them once JSON-decoded. */
+static LISA__MAYBE_UNUSED int lisa__pretok_from_pattern(const char *pattern, size_t len) {
+    static const struct {
+        int kind;
+        const char *text;
+    } known[] = {
+        {LISA__PRETOK_GPT2, "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"},
+        {LISA__PRETOK_LLAMA3, "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
+                              " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+        {LISA__PRETOK_QWEN2, "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
+                             " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    };
+    size_t k;
+    for (k = 0; k < sizeof known / sizeof known[0]; k++)
+        if (strlen(known[k].text) == len && memcmp(known[k].text, pattern, len) == 0) return known[k].kind;
+    return 0;
+}
+
+/* What llama.cpp (src/llama-vocab.cpp) splits by for each name: the regexes in
+   order, here as scanners. */
+static LISA__MAYBE_UNUSED int lisa__pretok_from_gguf(const char *name, size_t len, int kinds[4]) {
+    static const char *const gpt2[] = {"default", "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat",
+                                       "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert",
+                                       "jina-v1-en", "jina-v2-code", "roberta-bpe", "mpt", "olmo",
+                                       "jais", "trillion", "granite-docling", NULL};
+    static const char *const digits_gpt2[] = {"smollm", "starcoder", "refact", "command-r", "codeshell",
+                                              "exaone", "minerva-7b", "mellum2", NULL};
+    static const char *const llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1",
+                                         "pixtral", "midm-2.0", "lfm2", "jina-v5-nano", "dbrx",
+                                         "smaug-bpe", "chatglm-bpe", "glm4", "glm5", NULL};
+    static const char *const qwen2[] = {"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "stablelm2",
+                                        "hunyuan", "solar-open", NULL};
+    static const struct {
+        const char *const *names;
+        int n_kinds, kinds[4];
+    } groups[4] = {
+        {gpt2, 1, {LISA__PRETOK_GPT2, 0, 0, 0}},
+        {digits_gpt2, 2, {LISA__PRETOK_DIGITS_EACH, LISA__PRETOK_GPT2, 0, 0}},
+        {llama3, 1, {LISA__PRETOK_LLAMA3, 0, 0, 0}},
+        {qwen2, 1, {LISA__PRETOK_QWEN2, 0, 0, 0}},
+    };
+    int g, i, k;
+    for (g = 0; g < 4; g++)
+        for (i = 0; groups[g].names[i]; i++)
+            if (strlen(groups[g].names[i]) == len && memcmp(groups[g].names[i], name, len) == 0) {
+                for (k = 0; k < 4; k++) kinds[k] = groups[g].kinds[k];
+                return groups[g].n_kinds;
+            }
     return 0;
 }
 
@@ -7639,6 +8394,756 @@ LISADEF lisa_result lisa_safetensors_parse_memory(lisa_safetensors *st, const vo
     lisa_result res = lisa__st_read_header(st, &r, name ? name : "<memory>", a, err);
     if (res == LISA_OK) st->data = r.mem + st->data_offset;
     return res;
+}
+
+/* ------------------------------------------------------------------------- */
+/* GGUF: metadata                                                             */
+/* ------------------------------------------------------------------------- */
+
+#define LISA__GGUF_N_TYPES 13
+#define LISA__GGUF_I64_MAX 0x7FFFFFFFFFFFFFFFull
+#define LISA__GGUF_MAX_ENTRIES 0x3FFFFFFF   /* keys or tensors: an int index with room for the hash table */
+#define LISA__GGUF_FIRST_CHUNK ((size_t)1 << 16)
+
+/* The block layout of each ggml tensor type: elements and bytes per block.
+   A model loader dequantizes per type; this table only sizes tensors. */
+typedef struct lisa__ggml_type_info {
+    uint32_t type;
+    const char *name;
+    uint32_t block, bytes;
+} lisa__ggml_type_info;
+
+static const lisa__ggml_type_info lisa__ggml_types[] = {
+    {0, "F32", 1, 4},          {1, "F16", 1, 2},         {2, "Q4_0", 32, 18},      {3, "Q4_1", 32, 20},
+    {6, "Q5_0", 32, 22},       {7, "Q5_1", 32, 24},      {8, "Q8_0", 32, 34},      {9, "Q8_1", 32, 40},
+    {10, "Q2_K", 256, 84},     {11, "Q3_K", 256, 110},   {12, "Q4_K", 256, 144},   {13, "Q5_K", 256, 176},
+    {14, "Q6_K", 256, 210},    {15, "Q8_K", 256, 292},   {16, "IQ2_XXS", 256, 66}, {17, "IQ2_XS", 256, 74},
+    {18, "IQ3_XXS", 256, 98},  {19, "IQ1_S", 256, 50},   {20, "IQ4_NL", 32, 18},   {21, "IQ3_S", 256, 110},
+    {22, "IQ2_S", 256, 82},    {23, "IQ4_XS", 256, 136}, {24, "I8", 1, 1},         {25, "I16", 1, 2},
+    {26, "I32", 1, 4},         {27, "I64", 1, 8},        {28, "F64", 1, 8},        {29, "IQ1_M", 256, 56},
+    {30, "BF16", 1, 2},        {34, "TQ1_0", 256, 54},   {35, "TQ2_0", 256, 66},   {39, "MXFP4", 32, 17},
+    {40, "NVFP4", 64, 36},     {41, "Q1_0", 128, 18}};
+
+static const lisa__ggml_type_info *lisa__ggml_type(uint32_t type) {
+    size_t i;
+    for (i = 0; i < sizeof lisa__ggml_types / sizeof lisa__ggml_types[0]; i++)
+        if (lisa__ggml_types[i].type == type) return &lisa__ggml_types[i];
+    return NULL;
+}
+
+LISADEF const char *lisa_ggml_type_name(uint32_t type) {
+    const lisa__ggml_type_info *t = lisa__ggml_type(type);
+    return t ? t->name : NULL;
+}
+
+LISADEF int lisa_ggml_type_size(uint32_t type, uint32_t *block_elems, uint32_t *block_bytes) {
+    const lisa__ggml_type_info *t = lisa__ggml_type(type);
+    if (block_elems) *block_elems = t ? t->block : 0;
+    if (block_bytes) *block_bytes = t ? t->bytes : 0;
+    return t != NULL;
+}
+
+LISADEF const char *lisa_gguf_type_name(lisa_gguf_type t) {
+    static const char *const names[LISA__GGUF_N_TYPES] = {"uint8", "int8",   "uint16", "int16", "uint32",
+                                                          "int32", "float32", "bool",  "string", "array",
+                                                          "uint64", "int64", "float64"};
+    return (unsigned)t < LISA__GGUF_N_TYPES ? names[t] : "?";
+}
+
+/* Bytes of one value of a fixed-size type; 0 for strings and arrays. */
+static size_t lisa__gguf_fixed_size(uint32_t t) {
+    static const unsigned char sizes[LISA__GGUF_N_TYPES] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    return t < LISA__GGUF_N_TYPES ? sizes[t] : 0;
+}
+
+/* One pass over a header. The first (fill 0) checks everything that needs no
+   table and counts what the tables need; the second (fill 1) fills them and
+   finds repeated keys and names. */
+typedef struct lisa__gguf_walk {
+    const unsigned char *p;
+    size_t n, pos;           /* bytes present at p; where the walk is */
+    uint64_t total;          /* bytes of the file: n from memory */
+    uint64_t need;           /* set when the file has more than n bytes and the walk needs this many */
+    const char *name;
+    lisa_error *err;
+    char where[160];         /* "key K", "tensor T" or "key #i" for messages */
+    uint64_t elem;           /* with in_array: the array element being read */
+    int in_array;
+    int fill;
+    lisa_gguf *g;
+    uint32_t alignment;
+    uint64_t prev_end;       /* where the previous tensor's data ends */
+    uint64_t n_strings;      /* elements of string arrays, for their offset tables */
+    uint64_t text;           /* bytes of keys and tensor names, NULs included */
+    size_t *strings;         /* fill: the next free offset entry */
+    char *pool;              /* fill: the next free byte for a name */
+} lisa__gguf_walk;
+
+/* "name: <message> (key K, at byte N)": the walk's place added to a message. */
+static lisa_result lisa__gguf_bad(lisa__gguf_walk *w, size_t at, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static lisa_result lisa__gguf_bad(lisa__gguf_walk *w, size_t at, const char *fmt, ...) {
+    char msg[200], elem[40] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (w->in_array) snprintf(elem, sizeof elem, ", element %.0f", (double)w->elem);
+    return lisa__fail(w->err, LISA_ERR_FORMAT, "%s: %s (%s%s, at byte %.0f)", w->name, msg, w->where, elem,
+                      (double)at);
+}
+
+/* Whether `bytes` more bytes are present. When not, but the file has them,
+   w->need says how many to read (no error); past the file's end, an error
+   naming what ran out. */
+static int lisa__gguf_has(lisa__gguf_walk *w, uint64_t bytes, const char *what) {
+    if (bytes <= (uint64_t)(w->n - w->pos)) return 1;
+    if (bytes <= w->total - w->pos) w->need = (uint64_t)w->pos + bytes;
+    else lisa__gguf_bad(w, w->pos, "truncated: %s needs %.0f bytes, %.0f are left", what, (double)bytes,
+                        (double)(w->total - w->pos));
+    return 0;
+}
+
+static uint32_t lisa__gguf_take32(lisa__gguf_walk *w) {
+    uint32_t v = (uint32_t)lisa__le32(w->p + w->pos);
+    w->pos += 4;
+    return v;
+}
+
+static uint64_t lisa__gguf_take64(lisa__gguf_walk *w) {
+    uint64_t v = lisa__le64(w->p + w->pos);
+    w->pos += 8;
+    return v;
+}
+
+/* A string: its length, checked against the file, and where its bytes are. */
+static int lisa__gguf_string(lisa__gguf_walk *w, uint64_t *len, size_t *at) {
+    if (!lisa__gguf_has(w, 8, "a string's length")) return 0;
+    *len = lisa__gguf_take64(w);
+    if (!lisa__gguf_has(w, *len, "a string")) return 0;
+    *at = w->pos;
+    w->pos += (size_t)*len;
+    return 1;
+}
+
+/* A key or a tensor name: 1 to LISA_GGUF_MAX_KEY bytes, none of them a
+   control byte, so that it prints in messages and compares as a C string. */
+static lisa_result lisa__gguf_name(lisa__gguf_walk *w, const char *what, size_t *len, size_t *at) {
+    size_t start = w->pos, i;
+    uint64_t n;
+    if (!lisa__gguf_has(w, 8, "a name's length")) return LISA_ERR_FORMAT;
+    n = lisa__gguf_take64(w);
+    if (n == 0) return lisa__gguf_bad(w, start, "an empty %s", what);
+    if (n > LISA_GGUF_MAX_KEY)
+        return lisa__gguf_bad(w, start, "a %s of %.0f bytes (at most %d)", what, (double)n, LISA_GGUF_MAX_KEY);
+    if (!lisa__gguf_has(w, n, what)) return LISA_ERR_FORMAT;
+    for (i = 0; i < (size_t)n; i++) {
+        unsigned char c = w->p[w->pos + i];
+        if (c < 0x20 || c == 0x7F) return lisa__gguf_bad(w, w->pos + i, "the %s holds the control byte 0x%02x", what, c);
+    }
+    *len = (size_t)n;
+    *at = w->pos;
+    w->pos += (size_t)n;
+    w->text += n + 1;
+    return LISA_OK;
+}
+
+/* Copies a name into the pool, NUL-terminated. */
+static const char *lisa__gguf_copy_name(lisa__gguf_walk *w, size_t at, size_t len) {
+    char *s = w->pool;
+    memcpy(s, w->p + at, len);
+    s[len] = 0;
+    w->pool += len + 1;
+    return s;
+}
+
+/* An array (after its value type): element type, count, elements. kv is the
+   key's entry at the top level, else NULL. */
+static lisa_result lisa__gguf_array_value(lisa__gguf_walk *w, int depth, lisa_gguf_kv *kv) {
+    size_t start = w->pos, esize;
+    uint32_t et;
+    uint64_t count, k, min;
+    lisa_result r;
+    if (depth >= LISA_GGUF_MAX_DEPTH)
+        return lisa__gguf_bad(w, start, "arrays nested more than %d deep", LISA_GGUF_MAX_DEPTH);
+    if (!lisa__gguf_has(w, 12, "an array's element type and count")) return LISA_ERR_FORMAT;
+    et = lisa__gguf_take32(w);
+    count = lisa__gguf_take64(w);
+    if (et >= LISA__GGUF_N_TYPES) return lisa__gguf_bad(w, start, "unknown array element type %u", (unsigned)et);
+    esize = lisa__gguf_fixed_size(et);
+    min = esize ? esize : et == LISA_GGUF_STRING ? 8 : 12;
+    if (count > (w->total - w->pos) / min)
+        return lisa__gguf_bad(w, start, "truncated: an array of %.0f %s elements needs at least %.0f bytes, %.0f are left",
+                              (double)count, lisa_gguf_type_name((lisa_gguf_type)et), (double)count * (double)min,
+                              (double)(w->total - w->pos));
+    if (kv) {
+        kv->elem_type = (lisa_gguf_type)et;
+        kv->count = count;
+        kv->value = w->pos;
+    }
+    if (esize) {
+        if (!lisa__gguf_has(w, count * esize, "the array's elements")) return LISA_ERR_FORMAT;
+        if (et == LISA_GGUF_BOOL && !w->fill)
+            for (k = 0; k < count; k++)
+                if (w->p[w->pos + (size_t)k] > 1) {
+                    w->in_array = 1;
+                    w->elem = k;
+                    return lisa__gguf_bad(w, w->pos + (size_t)k, "bool value %u (0 or 1 expected)",
+                                          (unsigned)w->p[w->pos + (size_t)k]);
+                }
+        w->pos += (size_t)(count * esize);
+    } else {
+        if (kv && et == LISA_GGUF_STRING) {
+            if (w->fill) kv->strings = w->strings;
+            else w->n_strings += count;
+        }
+        for (k = 0; k < count; k++) {
+            uint64_t len;
+            size_t at;
+            w->in_array = 1;
+            w->elem = k;
+            if (et == LISA_GGUF_STRING) {
+                if (kv && w->fill) *w->strings++ = w->pos;
+                if (!lisa__gguf_string(w, &len, &at)) return LISA_ERR_FORMAT;
+            } else if ((r = lisa__gguf_array_value(w, depth + 1, NULL)) != LISA_OK) {
+                return r;
+            }
+        }
+        w->in_array = 0;
+    }
+    if (kv) kv->value_size = w->pos - kv->value;
+    return LISA_OK;
+}
+
+/* A value of type `type` (already checked to be a known one). */
+static lisa_result lisa__gguf_value(lisa__gguf_walk *w, uint32_t type, int depth, lisa_gguf_kv *kv) {
+    size_t size = lisa__gguf_fixed_size(type), at;
+    uint64_t len;
+    if (type == LISA_GGUF_ARRAY) return lisa__gguf_array_value(w, depth, kv);
+    if (type == LISA_GGUF_STRING) {
+        if (!lisa__gguf_string(w, &len, &at)) return LISA_ERR_FORMAT;
+        kv->value = at;
+        kv->value_size = (size_t)len;
+        return LISA_OK;
+    }
+    if (!lisa__gguf_has(w, size, "the value")) return LISA_ERR_FORMAT;
+    if (type == LISA_GGUF_BOOL && w->p[w->pos] > 1)
+        return lisa__gguf_bad(w, w->pos, "bool value %u (0 or 1 expected)", (unsigned)w->p[w->pos]);
+    kv->value = w->pos;
+    kv->value_size = size;
+    w->pos += size;
+    return LISA_OK;
+}
+
+static uint32_t lisa__gguf_hash(const char *s, size_t n) {
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* The slot of a name in the key table (tensors 0) or the tensor table: where
+   it is, or the empty slot where it would go. The tables are never full. */
+static size_t lisa__gguf_slot(const lisa_gguf *g, int tensors, const char *s, size_t n) {
+    const int32_t *table = tensors ? g->tensor_index : g->kv_index;
+    size_t mask = g->index_size - 1, h = lisa__gguf_hash(s, n) & mask;
+    for (;; h = (h + 1) & mask) {
+        int32_t e = table[h];
+        const char *x;
+        size_t len;
+        if (e < 0) return h;
+        x = tensors ? g->tensors[e].name : g->kv[e].key;
+        len = tensors ? g->tensors[e].name_len : g->kv[e].key_len;
+        if (len == n && memcmp(x, s, n) == 0) return h;
+    }
+}
+
+/* Adds entry e under its name; 0 when the name is already there. */
+static int lisa__gguf_insert(lisa_gguf *g, int tensors, int e, const char *s, size_t n) {
+    int32_t *table = tensors ? g->tensor_index : g->kv_index;
+    size_t h = lisa__gguf_slot(g, tensors, s, n);
+    if (table[h] >= 0) return 0;
+    table[h] = e;
+    return 1;
+}
+
+/* Key/value pair i. */
+static lisa_result lisa__gguf_kv_walk(lisa__gguf_walk *w, int i) {
+    lisa_gguf_kv scratch, *kv = w->fill ? &w->g->kv[i] : &scratch;
+    size_t start = w->pos, len, at;
+    uint32_t type;
+    lisa_result r;
+    memset(kv, 0, sizeof *kv);
+    snprintf(w->where, sizeof w->where, "key #%d", i);
+    if ((r = lisa__gguf_name(w, "key", &len, &at)) != LISA_OK) return r;
+    snprintf(w->where, sizeof w->where, "key %.*s", (int)LISA__MIN(len, 100), (const char *)w->p + at);
+    if (w->fill) {
+        kv->key = lisa__gguf_copy_name(w, at, len);
+        kv->key_len = len;
+        if (!lisa__gguf_insert(w->g, 0, i, kv->key, len)) return lisa__gguf_bad(w, start, "the key appears twice");
+    }
+    if (!lisa__gguf_has(w, 4, "the value type")) return LISA_ERR_FORMAT;
+    type = lisa__gguf_take32(w);
+    if (type >= LISA__GGUF_N_TYPES) return lisa__gguf_bad(w, w->pos - 4, "unknown value type %u", (unsigned)type);
+    kv->type = kv->elem_type = (lisa_gguf_type)type;
+    kv->count = 1;
+    if ((r = lisa__gguf_value(w, type, 0, kv)) != LISA_OK) return r;
+    if (len == 17 && memcmp(w->p + at, "general.alignment", 17) == 0) {
+        uint32_t v;
+        if (type != LISA_GGUF_UINT32)
+            return lisa__gguf_bad(w, start, "general.alignment is a %s, a uint32 expected",
+                                  lisa_gguf_type_name((lisa_gguf_type)type));
+        v = (uint32_t)lisa__le32(w->p + kv->value);
+        if (v == 0 || (v & (v - 1)) != 0)
+            return lisa__gguf_bad(w, kv->value, "general.alignment %u is not a power of two", (unsigned)v);
+        w->alignment = v;
+    }
+    return LISA_OK;
+}
+
+/* Tensor info j: name, dimensions, ggml type, offset. */
+static lisa_result lisa__gguf_tensor_walk(lisa__gguf_walk *w, int j) {
+    lisa_gguf_tensor scratch, *t = w->fill ? &w->g->tensors[j] : &scratch;
+    const lisa__ggml_type_info *info;
+    size_t start = w->pos, len, at, dims_at;
+    uint32_t nd, d;
+    lisa_result r;
+    memset(t, 0, sizeof *t);
+    snprintf(w->where, sizeof w->where, "tensor #%d", j);
+    if ((r = lisa__gguf_name(w, "tensor name", &len, &at)) != LISA_OK) return r;
+    snprintf(w->where, sizeof w->where, "tensor %.*s", (int)LISA__MIN(len, 100), (const char *)w->p + at);
+    if (w->fill) {
+        t->name = lisa__gguf_copy_name(w, at, len);
+        t->name_len = len;
+        if (!lisa__gguf_insert(w->g, 1, j, t->name, len)) return lisa__gguf_bad(w, start, "the tensor name appears twice");
+    }
+    if (!lisa__gguf_has(w, 4, "the dimension count")) return LISA_ERR_FORMAT;
+    nd = lisa__gguf_take32(w);
+    if (nd > LISA_GGUF_MAX_DIMS)
+        return lisa__gguf_bad(w, w->pos - 4, "%u dimensions (at most %d)", (unsigned)nd, LISA_GGUF_MAX_DIMS);
+    if (!lisa__gguf_has(w, 8 * (uint64_t)nd + 12, "the dimensions, type and offset")) return LISA_ERR_FORMAT;
+    dims_at = w->pos;
+    t->n_dims = (int)nd;
+    t->n_elements = 1;
+    for (d = 0; d < LISA_GGUF_MAX_DIMS; d++) {
+        uint64_t v = d < nd ? lisa__gguf_take64(w) : 1;
+        if (v > LISA__GGUF_I64_MAX)
+            return lisa__gguf_bad(w, dims_at + 8 * d, "dimension %u is %.0f, more than int64 holds", (unsigned)d, (double)v);
+        if (v != 0 && t->n_elements > LISA__GGUF_I64_MAX / v)
+            return lisa__gguf_bad(w, dims_at, "the dimensions' product overflows int64");
+        t->dims[d] = v;
+        t->n_elements *= v;
+    }
+    t->type = lisa__gguf_take32(w);
+    t->offset = lisa__gguf_take64(w);
+    info = lisa__ggml_type(t->type);
+    if (info) {
+        if (t->dims[0] % info->block != 0)
+            return lisa__gguf_bad(w, dims_at, "rows of %.0f elements are not whole %s blocks of %u", (double)t->dims[0],
+                                  info->name, (unsigned)info->block);
+        if (t->n_elements / info->block > LISA__GGUF_I64_MAX / info->bytes)
+            return lisa__gguf_bad(w, dims_at, "the tensor's size overflows int64");
+        t->size = t->n_elements / info->block * info->bytes;
+    }
+    if (t->offset % w->alignment != 0)
+        return lisa__gguf_bad(w, w->pos - 8, "data offset %.0f is not a multiple of the alignment %u", (double)t->offset,
+                              (unsigned)w->alignment);
+    if (t->offset > LISA__GGUF_I64_MAX - t->size)
+        return lisa__gguf_bad(w, w->pos - 8, "data offset %.0f is past what int64 holds", (double)t->offset);
+    if (t->offset < w->prev_end)
+        return lisa__gguf_bad(w, w->pos - 8, "data offset %.0f overlaps the tensor before, which ends at %.0f",
+                              (double)t->offset, (double)w->prev_end);
+    w->prev_end = t->offset + t->size;
+    return LISA_OK;
+}
+
+/* The whole header: magic, version, counts, key/value pairs, tensor infos. */
+static lisa_result lisa__gguf_walk_all(lisa__gguf_walk *w, uint32_t *version, uint64_t *n_tensors, uint64_t *n_kv) {
+    uint32_t v;
+    uint64_t i;
+    lisa_result r;
+    w->pos = 0;
+    w->alignment = LISA_GGUF_DEFAULT_ALIGNMENT;
+    w->prev_end = 0;
+    w->in_array = 0;
+    snprintf(w->where, sizeof w->where, "header");
+    if (!lisa__gguf_has(w, 8, "the magic and version")) return LISA_ERR_FORMAT;
+    if (memcmp(w->p, "GGUF", 4) != 0)
+        return lisa__gguf_bad(w, 0, "not a GGUF file: it starts with %02x %02x %02x %02x, not \"GGUF\"", w->p[0], w->p[1],
+                              w->p[2], w->p[3]);
+    w->pos = 4;
+    v = lisa__gguf_take32(w);
+    if (v != 0 && (v & 0xFFFF) == 0)
+        return lisa__gguf_bad(w, 4, "a big-endian GGUF file (version bytes %02x %02x %02x %02x): only little-endian files are read",
+                              w->p[4], w->p[5], w->p[6], w->p[7]);
+    if (v == 1)
+        return lisa__gguf_bad(w, 4, "GGUF version 1 (32-bit counts and lengths) is not supported, versions 2 and 3 are");
+    if (v != 2 && v != 3) return lisa__gguf_bad(w, 4, "GGUF version %u is not supported, versions 2 and 3 are", (unsigned)v);
+    *version = v;
+    if (!lisa__gguf_has(w, 16, "the tensor and key counts")) return LISA_ERR_FORMAT;
+    *n_tensors = lisa__gguf_take64(w);
+    *n_kv = lisa__gguf_take64(w);
+    /* Each pair takes at least 14 bytes, each tensor info 25. */
+    if (*n_kv > (w->total - w->pos) / 14 || *n_tensors > (w->total - w->pos) / 25)
+        return lisa__gguf_bad(w, 8, "truncated: %.0f keys and %.0f tensors cannot fit in the %.0f bytes left", (double)*n_kv,
+                              (double)*n_tensors, (double)(w->total - w->pos));
+    if (*n_kv > LISA__GGUF_MAX_ENTRIES || *n_tensors > LISA__GGUF_MAX_ENTRIES)
+        return lisa__gguf_bad(w, 8, "%.0f keys and %.0f tensors: more than this reader takes (%d each)", (double)*n_kv,
+                              (double)*n_tensors, LISA__GGUF_MAX_ENTRIES);
+    for (i = 0; i < *n_kv; i++)
+        if ((r = lisa__gguf_kv_walk(w, (int)i)) != LISA_OK) return r;
+    for (i = 0; i < *n_tensors; i++)
+        if ((r = lisa__gguf_tensor_walk(w, (int)i)) != LISA_OK) return r;
+    return LISA_OK;
+}
+
+/* Rounds n up to a multiple of 16, adding it to *sum; 0 on overflow. */
+static int lisa__gguf_add_part(uint64_t *sum, uint64_t n) {
+    n = (n + 15) & ~(uint64_t)15;
+    if (n > (uint64_t)SIZE_MAX - *sum) return 0;
+    *sum += n;
+    return 1;
+}
+
+/* Parses the header held in the first n bytes (of a total-byte file) into g.
+   With w->need set on failure, more of the file must be read first. */
+static lisa_result lisa__gguf_parse(lisa_gguf *g, lisa__gguf_walk *w, const lisa_allocator *al) {
+    uint64_t n_t, n_kv, sum = 0, kv_b, t_b, s_b, idx_b, index_size = 2;
+    size_t name_len = strlen(w->name), k;
+    uint32_t version;
+    unsigned char *b;
+    lisa_result r = lisa__gguf_walk_all(w, &version, &n_t, &n_kv);
+    if (r != LISA_OK) return r;
+    while (index_size < 2 * (n_kv > n_t ? n_kv : n_t) + 1) index_size *= 2;
+    kv_b = n_kv * sizeof(lisa_gguf_kv);
+    t_b = n_t * sizeof(lisa_gguf_tensor);
+    s_b = w->n_strings * sizeof(size_t);
+    idx_b = index_size * sizeof(int32_t);
+    if (!lisa__gguf_add_part(&sum, kv_b) || !lisa__gguf_add_part(&sum, t_b) || !lisa__gguf_add_part(&sum, s_b) ||
+        !lisa__gguf_add_part(&sum, idx_b) || !lisa__gguf_add_part(&sum, idx_b) ||
+        !lisa__gguf_add_part(&sum, w->text + name_len + 1))
+        return lisa__fail(w->err, LISA_ERR_NOMEM, "%s: the header's tables are larger than memory can hold", w->name);
+    g->block = b = (unsigned char *)lisa__alloc(al, (size_t)sum, &g->bytes);
+    if (!b) return lisa__fail(w->err, LISA_ERR_NOMEM, "%s: out of memory for the header's tables (%.0f bytes)", w->name, (double)sum);
+    g->block_size = (size_t)sum;
+    g->kv = (lisa_gguf_kv *)b;
+    b += (kv_b + 15) & ~(uint64_t)15;
+    g->tensors = (lisa_gguf_tensor *)b;
+    b += (t_b + 15) & ~(uint64_t)15;
+    w->strings = (size_t *)b;
+    b += (s_b + 15) & ~(uint64_t)15;
+    g->kv_index = (int32_t *)b;
+    b += (idx_b + 15) & ~(uint64_t)15;
+    g->tensor_index = (int32_t *)b;
+    b += (idx_b + 15) & ~(uint64_t)15;
+    w->pool = (char *)b;
+    g->index_size = (size_t)index_size;
+    for (k = 0; k < g->index_size; k++) g->kv_index[k] = g->tensor_index[k] = -1;
+    memcpy(w->pool, w->name, name_len + 1);
+    g->name = w->pool;
+    w->pool += name_len + 1;
+    w->fill = 1;
+    w->g = g;
+    g->n_kv = (int)n_kv;
+    g->n_tensors = (int)n_t;
+    r = lisa__gguf_walk_all(w, &version, &n_t, &n_kv);   /* the same bytes: only repeats can fail */
+    if (r != LISA_OK) return r;
+    g->version = version;
+    g->alignment = w->alignment;
+    g->header_size = w->pos;
+    g->data_offset = ((uint64_t)w->pos + w->alignment - 1) / w->alignment * w->alignment;
+    g->buffer = w->p;
+    g->buffer_size = w->n;
+    g->file_size = w->total;
+    return LISA_OK;
+}
+
+LISADEF void lisa_gguf_free(lisa_gguf *g) {
+    lisa_allocator al = g->allocator;
+    size_t bytes = g->bytes;
+    lisa__free(&al, g->block, g->block_size, &bytes);
+    lisa__free(&al, g->owned, g->buffer_size, &bytes);
+    memset(g, 0, sizeof *g);
+    g->allocator = al;
+    g->bytes = bytes;
+}
+
+/* Starts g and a walk over n bytes of a total-byte file. */
+static void lisa__gguf_begin(lisa_gguf *g, lisa__gguf_walk *w, const void *data, size_t n, uint64_t total,
+                             const char *name, const lisa_allocator *a, lisa_error *err) {
+    memset(g, 0, sizeof *g);
+    g->allocator = lisa__allocator_or_default(a);
+    memset(w, 0, sizeof *w);
+    w->p = (const unsigned char *)data;
+    w->n = data ? n : 0;
+    w->total = data ? total : 0;
+    w->name = name;
+    w->err = err;
+}
+
+LISADEF lisa_result lisa_gguf_parse_memory(lisa_gguf *g, const void *data, size_t size, const char *name,
+                                           const lisa_allocator *a, lisa_error *err) {
+    lisa__gguf_walk w;
+    lisa_result r;
+    lisa__gguf_begin(g, &w, data, size, size, name ? name : "<memory>", a, err);
+    r = lisa__gguf_parse(g, &w, &g->allocator);
+    if (r != LISA_OK) {
+        lisa_gguf_free(g);
+        return r;
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+#ifndef LISA_NO_STDIO
+/* Tensors of known types must end within the file. */
+static lisa_result lisa__gguf_check_extent(const lisa_gguf *g, lisa_error *err) {
+    int j;
+    for (j = 0; j < g->n_tensors; j++) {
+        const lisa_gguf_tensor *t = &g->tensors[j];
+        if (t->offset + t->size > g->file_size || g->data_offset > g->file_size - t->offset - t->size)
+            return lisa__fail(err, LISA_ERR_FORMAT,
+                              "%s: truncated: tensor %.100s's %.0f bytes at byte %.0f run past the end of the %.0f-byte file",
+                              g->name, t->name, (double)t->size, (double)(g->data_offset + t->offset), (double)g->file_size);
+    }
+    return LISA_OK;
+}
+
+/* Grows buf, holding the file's first *have bytes, to its first want bytes. */
+static lisa_result lisa__gguf_read_more(lisa__reader *r, const lisa_allocator *al, unsigned char **buf, size_t *have,
+                                        size_t want, size_t *counter, const char *path, lisa_error *err) {
+    size_t old = *have;
+    unsigned char *nb = (unsigned char *)lisa__alloc(al, want, counter);
+    if (!nb) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes of header", path, (double)want);
+    if (old > 0) memcpy(nb, *buf, old);
+    lisa__free(al, *buf, old, counter);
+    *buf = nb;
+    *have = want;
+    if (!lisa__read(r, nb + old, want - old))
+        return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", path, (double)r->pos);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_read_metadata(lisa_gguf *g, const char *path, const lisa_allocator *a,
+                                            lisa_error *err) {
+    lisa_allocator al = lisa__allocator_or_default(a);
+    lisa__reader r;
+    lisa__gguf_walk w;
+    unsigned char *buf = NULL;
+    size_t have = 0, want, counter = 0, limit;
+    lisa_result res = lisa__open_reader(&r, path, err);
+    memset(g, 0, sizeof *g);
+    g->allocator = al;
+    if (res != LISA_OK) return res;
+    limit = LISA__MIN(r.size, (size_t)LISA_GGUF_MAX_METADATA);
+    want = LISA__MIN(limit, LISA__GGUF_FIRST_CHUNK);
+    for (;;) {
+        if (want > have && (res = lisa__gguf_read_more(&r, &al, &buf, &have, want, &counter, path, err)) != LISA_OK)
+            break;
+        lisa__gguf_begin(g, &w, buf, have, r.size, path, &al, err);
+        res = lisa__gguf_parse(g, &w, &g->allocator);
+        if (res == LISA_OK || w.need == 0) break;
+        if (w.need > limit) {
+            res = lisa__fail(err, LISA_ERR_FORMAT, "%s: the header needs more than %.0f bytes, the most this reader reads",
+                             path, (double)LISA_GGUF_MAX_METADATA);
+            break;
+        }
+        want = LISA__MIN(limit, (size_t)w.need > 2 * have ? (size_t)w.need : 2 * have);
+    }
+    fclose(r.file);
+    if (res == LISA_OK) res = lisa__gguf_check_extent(g, err);
+    if (res != LISA_OK) {
+        lisa_gguf_free(g);
+        lisa__free(&al, buf, have, &counter);
+        return res;
+    }
+    g->owned = buf;
+    g->bytes += counter;
+    lisa__ok(err);
+    return LISA_OK;
+}
+#endif
+
+LISADEF int lisa_gguf_find(const lisa_gguf *g, const char *key) {
+    size_t n = strlen(key);
+    if (g->index_size == 0) return -1;
+    return g->kv_index[lisa__gguf_slot(g, 0, key, n)];
+}
+
+LISADEF int lisa_gguf_find_tensor(const lisa_gguf *g, const char *name) {
+    size_t n = strlen(name);
+    if (g->index_size == 0) return -1;
+    return g->tensor_index[lisa__gguf_slot(g, 1, name, n)];
+}
+
+/* Entry i, or NULL with an error. */
+static const lisa_gguf_kv *lisa__gguf_entry(const lisa_gguf *g, int i, lisa_error *err) {
+    if (i >= 0 && i < g->n_kv) return &g->kv[i];
+    lisa__fail(err, LISA_ERR_INVALID, "%s: no key #%d (%d keys)", g->name ? g->name : "GGUF", i, g->n_kv);
+    return NULL;
+}
+
+/* A type error naming the key: "file: key K is a string, an integer expected". */
+static lisa_result lisa__gguf_wrong(const lisa_gguf *g, const lisa_gguf_kv *kv, int element, const char *expected,
+                                    lisa_error *err) {
+    if (kv->type == LISA_GGUF_ARRAY && element)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %.100s is an array of %s, of %s expected", g->name, kv->key,
+                          lisa_gguf_type_name(kv->elem_type), expected);
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %.100s is a%s %s, %s expected", g->name, kv->key,
+                      kv->type == LISA_GGUF_INT8 || kv->type == LISA_GGUF_INT16 || kv->type == LISA_GGUF_INT32 ||
+                              kv->type == LISA_GGUF_INT64 || kv->type == LISA_GGUF_ARRAY
+                          ? "n" : "",
+                      lisa_gguf_type_name(kv->type), expected);
+}
+
+/* The integer of type t at b: 1, or 0 when t is not an integer type, or -1
+   for a uint64 above INT64_MAX. */
+static int lisa__gguf_int_at(const unsigned char *b, lisa_gguf_type t, int64_t *v) {
+    uint64_t u;
+    switch (t) {
+    case LISA_GGUF_UINT8: *v = b[0]; return 1;
+    case LISA_GGUF_INT8: *v = (int64_t)b[0] - (b[0] >= 0x80 ? 0x100 : 0); return 1;
+    case LISA_GGUF_UINT16: *v = (int64_t)(b[0] | b[1] << 8); return 1;
+    case LISA_GGUF_INT16: *v = (int64_t)(b[0] | b[1] << 8) - (b[1] >= 0x80 ? 0x10000 : 0); return 1;
+    case LISA_GGUF_UINT32: *v = (int64_t)(uint32_t)lisa__le32(b); return 1;
+    case LISA_GGUF_INT32: *v = (int64_t)lisa__le32(b); return 1;
+    case LISA_GGUF_UINT64:
+        u = lisa__le64(b);
+        if (u > LISA__GGUF_I64_MAX) return -1;
+        *v = (int64_t)u;
+        return 1;
+    case LISA_GGUF_INT64:
+        u = lisa__le64(b);
+        *v = u > LISA__GGUF_I64_MAX ? -(int64_t)(~u) - 1 : (int64_t)u;
+        return 1;
+    default: return 0;
+    }
+}
+
+/* The float of type t at b: 1, or 0 when t is not float32 or float64. */
+static int lisa__gguf_float_at(const unsigned char *b, lisa_gguf_type t, double *v) {
+    if (t == LISA_GGUF_FLOAT32) {
+        *v = (double)lisa__f32_from_bits((uint32_t)lisa__le32(b));
+        return 1;
+    }
+    if (t == LISA_GGUF_FLOAT64) {
+        uint64_t u = lisa__le64(b);
+        memcpy(v, &u, sizeof *v);
+        return 1;
+    }
+    return 0;
+}
+
+static lisa_result lisa__gguf_int_result(const lisa_gguf *g, const lisa_gguf_kv *kv, int element, int got, lisa_error *err) {
+    if (got == 0) return lisa__gguf_wrong(g, kv, element, "an integer", err);
+    if (got < 0) return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %.100s: a uint64 value above INT64_MAX", g->name, kv->key);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_get_int(const lisa_gguf *g, int i, int64_t *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    return lisa__gguf_int_result(g, kv, 0, lisa__gguf_int_at(g->buffer + kv->value, kv->type, v), err);
+}
+
+LISADEF lisa_result lisa_gguf_get_float(const lisa_gguf *g, int i, double *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    if (!lisa__gguf_float_at(g->buffer + kv->value, kv->type, v)) return lisa__gguf_wrong(g, kv, 0, "a float", err);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_get_bool(const lisa_gguf *g, int i, int *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    if (kv->type != LISA_GGUF_BOOL) return lisa__gguf_wrong(g, kv, 0, "a bool", err);
+    *v = g->buffer[kv->value];
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_get_string(const lisa_gguf *g, int i, const char **s, size_t *len, lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    if (kv->type != LISA_GGUF_STRING) return lisa__gguf_wrong(g, kv, 0, "a string", err);
+    *s = (const char *)g->buffer + kv->value;
+    if (len) *len = kv->value_size;
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_array(const lisa_gguf *g, int i, lisa_gguf_type *elem_type, uint64_t *count,
+                                    lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    if (kv->type != LISA_GGUF_ARRAY) return lisa__gguf_wrong(g, kv, 0, "an array", err);
+    if (elem_type) *elem_type = kv->elem_type;
+    if (count) *count = kv->count;
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+/* Array i's entry in *out when it has an element k. */
+static lisa_result lisa__gguf_element(const lisa_gguf *g, int i, uint64_t k, const lisa_gguf_kv **out, lisa_error *err) {
+    const lisa_gguf_kv *kv = lisa__gguf_entry(g, i, err);
+    if (!kv) return LISA_ERR_INVALID;
+    if (kv->type != LISA_GGUF_ARRAY) return lisa__gguf_wrong(g, kv, 0, "an array", err);
+    if (k >= kv->count)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: key %.100s: no element %.0f (%.0f elements)", g->name, kv->key,
+                          (double)k, (double)kv->count);
+    *out = kv;
+    return LISA_OK;
+}
+
+/* Where fixed-size element k of kv is. */
+static const unsigned char *lisa__gguf_fixed_at(const lisa_gguf *g, const lisa_gguf_kv *kv, uint64_t k) {
+    return g->buffer + kv->value + (size_t)k * lisa__gguf_fixed_size(kv->elem_type);
+}
+
+LISADEF lisa_result lisa_gguf_array_int(const lisa_gguf *g, int i, uint64_t k, int64_t *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = NULL;
+    lisa_result r = lisa__gguf_element(g, i, k, &kv, err);
+    if (r != LISA_OK) return r;
+    return lisa__gguf_int_result(g, kv, 1, lisa__gguf_int_at(lisa__gguf_fixed_at(g, kv, k), kv->elem_type, v), err);
+}
+
+LISADEF lisa_result lisa_gguf_array_float(const lisa_gguf *g, int i, uint64_t k, double *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = NULL;
+    lisa_result r = lisa__gguf_element(g, i, k, &kv, err);
+    if (r != LISA_OK) return r;
+    if (!lisa__gguf_float_at(lisa__gguf_fixed_at(g, kv, k), kv->elem_type, v))
+        return lisa__gguf_wrong(g, kv, 1, "floats", err);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_array_bool(const lisa_gguf *g, int i, uint64_t k, int *v, lisa_error *err) {
+    const lisa_gguf_kv *kv = NULL;
+    lisa_result r = lisa__gguf_element(g, i, k, &kv, err);
+    if (r != LISA_OK) return r;
+    if (kv->elem_type != LISA_GGUF_BOOL) return lisa__gguf_wrong(g, kv, 1, "bools", err);
+    *v = *lisa__gguf_fixed_at(g, kv, k);
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_gguf_array_string(const lisa_gguf *g, int i, uint64_t k, const char **s, size_t *len,
+                                           lisa_error *err) {
+    const lisa_gguf_kv *kv = NULL;
+    lisa_result r = lisa__gguf_element(g, i, k, &kv, err);
+    size_t at;
+    if (r != LISA_OK) return r;
+    if (kv->elem_type != LISA_GGUF_STRING) return lisa__gguf_wrong(g, kv, 1, "strings", err);
+    at = kv->strings[k];
+    *s = (const char *)g->buffer + at + 8;
+    if (len) *len = (size_t)lisa__le64(g->buffer + at);
+    lisa__ok(err);
+    return LISA_OK;
 }
 
 /* ------------------------------------------------------------------------- */

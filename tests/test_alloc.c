@@ -5,7 +5,7 @@
        checkpoints (versions 0 and 1), token files, llama2.c tokenizers (and
        encoding with one), JSON, safetensors, Hugging Face directories (one
        file, shards), their config alone, training state files, instruction
-       data (with the byte and a llama2.c tokenizer)
+       data (with the byte and a llama2.c tokenizer), GGUF metadata
      - lisa_kv_cache_init
    Each failure must be LISA_ERR_NOMEM, and after freeing what succeeded no byte
    may stay allocated. The byte counters the objects report must equal what the
@@ -465,6 +465,26 @@ static lisa_result parse_safetensors(const void *p, const char *label, lisa_erro
     return r;
 }
 
+/* lisa_gguf_free() is called after a failure too. */
+static lisa_result gguf_parsed(lisa_gguf *g, lisa_result r, const char *label) {
+    if (r == LISA_OK)
+        CHECK(g->bytes == g_cnt.live && g->n_kv > 1, "%s: gguf.bytes %zu equals the allocator's %zu", label, g->bytes,
+              g_cnt.live);
+    lisa_gguf_free(g);
+    return r;
+}
+
+static lisa_result read_gguf(const void *p, const char *label, lisa_error *err) {
+    lisa_gguf g;
+    return gguf_parsed(&g, lisa_gguf_read_metadata(&g, ((const file_ctx *)p)->path, &g_alloc, err), label);
+}
+
+static lisa_result parse_gguf(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_gguf g;
+    return gguf_parsed(&g, lisa_gguf_parse_memory(&g, f->data, f->size, "mem.gguf", &g_alloc, err), label);
+}
+
 static lisa_result state_loaded(lisa_trainer *t, lisa_model *m, lisa_result r, const char *label) {
     if (r != LISA_OK) return r;
     CHECK(lisa_trainer_total_bytes(t) == g_cnt.live, "%s: lisa_trainer_total_bytes %zu equals the allocator's %zu",
@@ -761,6 +781,8 @@ int main(void) {
     test_loader("load transformers' sharded directory", hf_sharded, load_hf, NULL);
     test_loader("read a Hugging Face config", hf_fixture, read_config, NULL);
     test_loader("read a llama2.c config", model_path, read_config, NULL);
+    test_loader("read GGUF metadata", "tests/fixtures/gguf/all_types.gguf", read_gguf, parse_gguf);
+    test_loader("read GGUF metadata and tensor infos", "tests/fixtures/gguf/tensors.gguf", read_gguf, parse_gguf);
 
     memset(&f, 0, sizeof f);
     snprintf(path, sizeof path, "%s/config.json", hf_fixture);
