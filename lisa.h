@@ -1041,6 +1041,8 @@ typedef struct lisa_json {
     int n_nodes;
     char *strings;         /* decoded UTF-8 keys and strings, each followed by a NUL */
     size_t strings_size;
+    int32_t *index;        /* hash of the members of large objects by (object, key), -1 empty */
+    size_t index_slots;    /* a power of two, or 0 */
     lisa_allocator allocator;
     size_t bytes;          /* bytes allocated: O(text), at most about 30 per byte of it */
 } lisa_json;
@@ -1064,7 +1066,10 @@ LISADEF void lisa_json_free(lisa_json *j);
    lookups chain: lisa_json_get(j, lisa_json_get(j, root, "a"), "b"). */
 LISADEF int lisa_json_root(const lisa_json *j);                       /* 0, or -1 when empty */
 LISADEF lisa_json_type lisa_json_type_of(const lisa_json *j, int node);
-/* The member named key of an object (the last one when a key repeats), or -1. */
+/* The member named key of an object (the last one when a key repeats), or -1.
+   Objects of LISA_JSON_INDEX_MIN members or more are looked up in a hash
+   built at parse time, so a 50k-entry vocabulary costs O(1) per key. */
+#define LISA_JSON_INDEX_MIN 16
 LISADEF int lisa_json_get(const lisa_json *j, int object, const char *key);
 LISADEF int lisa_json_length(const lisa_json *j, int node);           /* elements or members; 0 otherwise */
 LISADEF int lisa_json_at(const lisa_json *j, int node, int index);    /* element or member index, or -1 */
@@ -3492,6 +3497,15 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
 /* JSON                                                                       */
 /* ------------------------------------------------------------------------- */
 
+/* FNV-1a, resumable so a concatenation hashes without being built (JSON
+   keys here, tokenizer pieces and pairs of them later). */
+static uint32_t lisa__fnv1a(uint32_t h, const unsigned char *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+#define LISA__FNV_SEED 2166136261u
+
 /* Two passes over the text with the same code: the first checks it and counts
    nodes and string bytes, the second (j set) fills exactly sized arrays. */
 typedef struct lisa__jp {
@@ -3809,6 +3823,47 @@ static lisa_result lisa__jp_run(lisa__jp *p) {
     return LISA_OK;
 }
 
+static size_t lisa__json_slot(const lisa_json *j, int object, const char *key, size_t len) {
+    uint32_t h = lisa__fnv1a(LISA__FNV_SEED ^ ((uint32_t)object * 0x9E3779B1u), (const unsigned char *)key, len);
+    return (size_t)h & (j->index_slots - 1);
+}
+
+/* The slot of object's member named key in the index: the member, or an empty slot. */
+static size_t lisa__json_find_slot(const lisa_json *j, int object, const char *key, size_t len) {
+    size_t slot = lisa__json_slot(j, object, key, len);
+    for (;; slot = (slot + 1) & (j->index_slots - 1)) {
+        int c = j->index[slot];
+        const lisa_json_node *n;
+        if (c < 0) return slot;
+        n = &j->nodes[c];
+        if (n->parent == object && n->key_len == len && memcmp(j->strings + n->key, key, len) == 0) return slot;
+    }
+}
+
+/* The members of every object with at least LISA_JSON_INDEX_MIN of them in
+   one hash; a repeated key's slot ends with the last member. 0: out of memory. */
+static int lisa__json_build_index(lisa_json *j) {
+    size_t members = 0, slots = 16, i;
+    int o;
+    for (o = 0; o < j->n_nodes; o++)
+        if (j->nodes[o].type == LISA_JSON_OBJECT && j->nodes[o].count >= LISA_JSON_INDEX_MIN) members += (size_t)j->nodes[o].count;
+    if (members == 0) return 1;
+    while (slots < 2 * members) slots *= 2;
+    j->index = (int32_t *)lisa__alloc(&j->allocator, slots * sizeof(int32_t), &j->bytes);
+    if (!j->index) return 0;
+    j->index_slots = slots;
+    for (i = 0; i < slots; i++) j->index[i] = -1;
+    for (o = 0; o < j->n_nodes; o++) {
+        int c;
+        if (j->nodes[o].type != LISA_JSON_OBJECT || j->nodes[o].count < LISA_JSON_INDEX_MIN) continue;
+        for (c = o + 1; c >= 0; c = lisa_json_next(j, c)) {
+            const lisa_json_node *n = &j->nodes[c];
+            j->index[lisa__json_find_slot(j, o, j->strings + n->key, n->key_len)] = c;
+        }
+    }
+    return 1;
+}
+
 LISADEF lisa_result lisa_json_parse(lisa_json *j, const char *text, size_t len, const char *name,
                                     const lisa_allocator *a, lisa_error *err) {
     lisa__jp p;
@@ -3834,6 +3889,10 @@ LISADEF lisa_result lisa_json_parse(lisa_json *j, const char *text, size_t len, 
     p.j = j;
     r = lisa__jp_run(&p);
     LISA_ASSERT(r == LISA_OK && p.n_nodes == j->n_nodes);
+    if (!lisa__json_build_index(j)) {
+        lisa_json_free(j);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for the index of %d JSON values", p.name, p.n_nodes);
+    }
     lisa__ok(err);
     return r;
 }
@@ -3841,8 +3900,11 @@ LISADEF lisa_result lisa_json_parse(lisa_json *j, const char *text, size_t len, 
 LISADEF void lisa_json_free(lisa_json *j) {
     lisa__free(&j->allocator, j->nodes, (size_t)j->n_nodes * sizeof(lisa_json_node), &j->bytes);
     lisa__free(&j->allocator, j->strings, j->strings_size, &j->bytes);
+    lisa__free(&j->allocator, j->index, j->index_slots * sizeof(int32_t), &j->bytes);
     j->nodes = NULL;
     j->strings = NULL;
+    j->index = NULL;
+    j->index_slots = 0;
     j->n_nodes = 0;
     j->strings_size = 0;
 }
@@ -3884,6 +3946,8 @@ LISADEF int lisa_json_get(const lisa_json *j, int object, const char *key) {
     size_t klen = strlen(key);
     int c, found = -1;
     if (lisa_json_type_of(j, object) != LISA_JSON_OBJECT) return -1;
+    if (j->index && j->nodes[object].count >= LISA_JSON_INDEX_MIN)
+        return j->index[lisa__json_find_slot(j, object, key, klen)];
     for (c = lisa_json_first(j, object); c >= 0; c = lisa_json_next(j, c)) {
         const lisa_json_node *n = &j->nodes[c];
         if (n->key_len == klen && memcmp(j->strings + n->key, key, klen) == 0) found = c;
@@ -5921,14 +5985,6 @@ LISADEF void lisa_tokenizer_free(lisa_tokenizer *t) {
     t->chat_template_len = 0;
 }
 
-/* FNV-1a, resumable so a pair's concatenation hashes without being built. */
-static uint32_t lisa__tok_fnv(uint32_t h, const unsigned char *p, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-    return h;
-}
-#define LISA__TOK_FNV_SEED 2166136261u
-
 static size_t lisa__tok_piece_len(const lisa_tokenizer *t, int id) {
     return t->offsets[id + 1] - t->offsets[id] - 1;
 }
@@ -5938,7 +5994,7 @@ static int lisa__tok_find2(const lisa_tokenizer *t, const char *a, size_t na, co
     uint32_t h;
     size_t slot;
     if (t->kind == LISA_TOKENIZER_BYTES || na + nb > (size_t)t->max_token_length) return -1;
-    h = lisa__tok_fnv(lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)a, na), (const unsigned char *)b, nb);
+    h = lisa__fnv1a(lisa__fnv1a(LISA__FNV_SEED, (const unsigned char *)a, na), (const unsigned char *)b, nb);
     for (slot = h & t->hash_mask;; slot = (slot + 1) & t->hash_mask) {
         int id = t->table[slot];
         const char *p;
@@ -6054,7 +6110,7 @@ static lisa_result lisa__tok_parse(lisa_tokenizer *t, const unsigned char *p, si
         const char *s = text + offsets[id];
         size_t n = lisa__tok_piece_len(t, id), slot;
         if (lisa__tok_find2(t, s, n, "", 0) >= 0) continue;
-        slot = lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)s, n) & t->hash_mask;
+        slot = lisa__fnv1a(LISA__FNV_SEED, (const unsigned char *)s, n) & t->hash_mask;
         while (table[slot] >= 0) slot = (slot + 1) & t->hash_mask;
         table[slot] = id;
     }
@@ -6494,7 +6550,7 @@ static size_t lisa__bpe_slots(size_t n) {
 
 /* The id whose key (the model's spelling) is a then b, or -1. */
 static int lisa__bpe_key_find2(const lisa__bpe_model *m, const char *a, size_t na, const char *b, size_t nb) {
-    uint32_t h = lisa__tok_fnv(lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)a, na), (const unsigned char *)b, nb);
+    uint32_t h = lisa__fnv1a(lisa__fnv1a(LISA__FNV_SEED, (const unsigned char *)a, na), (const unsigned char *)b, nb);
     size_t slot;
     for (slot = h & m->key_mask;; slot = (slot + 1) & m->key_mask) {
         int id = m->key_table[slot];
@@ -6674,12 +6730,6 @@ static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer
         poff[id] = pieces.n;
         foff[id] = firsts.n;
         koff[id] = keys.n;
-        if (k->given) {
-            lisa__bpe_decode_token(set, s, k->len, 0, &pieces, &tmp);
-            lisa__bpe_decode_token(set, s, k->len, 1, &firsts, &tmp);
-        }
-        lisa__bpe_put(&pieces, "", 1);
-        lisa__bpe_put(&firsts, "", 1);
         if (k->given & 1) {
             if (!set->byte_level) {
                 lisa__bpe_put(&keys, s, k->len);
@@ -6700,6 +6750,20 @@ static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer
             order[n_added] = n_added;
             n_added++;
         }
+        /* An added token normalized on the way in decodes from its normalized
+           form, as `tokenizers` does. */
+        if (k->given) {
+            const char *d = s;
+            size_t dn = k->len;
+            if ((k->flags & LISA__BPE_ADDED) && (k->flags & LISA__BPE_NORMALIZED) && !matches.failed) {
+                d = matches.p + moff[n_added - 1];
+                dn = matches.n - moff[n_added - 1];
+            }
+            lisa__bpe_decode_token(set, d, dn, 0, &pieces, &tmp);
+            lisa__bpe_decode_token(set, d, dn, 1, &firsts, &tmp);
+        }
+        lisa__bpe_put(&pieces, "", 1);
+        lisa__bpe_put(&firsts, "", 1);
         if (k->len > longest) longest = k->len;
         if (pieces.n - poff[id] > longest) longest = pieces.n - poff[id];
     }
@@ -6810,7 +6874,7 @@ static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer
         for (id = 0; id < n; id++) {
             size_t len = offsets[id + 1] - offsets[id] - 1, slot;
             if (len == 0 || lisa__tok_find2(t, text + offsets[id], len, "", 0) >= 0) continue;
-            slot = lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)text + offsets[id], len) & t->hash_mask;
+            slot = lisa__fnv1a(LISA__FNV_SEED, (const unsigned char *)text + offsets[id], len) & t->hash_mask;
             while (table[slot] >= 0) slot = (slot + 1) & t->hash_mask;
             table[slot] = id;
         }
@@ -6824,7 +6888,7 @@ static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer
                                  b->pool + b->tokens[id].str, other, id);
                 goto done;
             }
-            slot = lisa__tok_fnv(LISA__TOK_FNV_SEED, (const unsigned char *)ktext + key_off[id], len) & m->key_mask;
+            slot = lisa__fnv1a(LISA__FNV_SEED, (const unsigned char *)ktext + key_off[id], len) & m->key_mask;
             while (key_table[slot] >= 0) slot = (slot + 1) & m->key_mask;
             key_table[slot] = id;
         }
@@ -7957,7 +8021,7 @@ static void lisa__bpe_split_added(lisa__bpe_enc *e, const lisa__bpe_span *sp, in
         for (a = m->added_start[s[pos]]; a < m->added_start[s[pos] + 1]; a++) {
             int tid = m->added[a];
             size_t len = m->match_off[a + 1] - m->match_off[a];
-            if (!(m->flags[tid] & LISA__BPE_NORMALIZED) == !normalized) continue;
+            if (!(m->flags[tid] & LISA__BPE_NORMALIZED) != !normalized) continue;
             if (len <= n - pos && memcmp(s + pos, m->match_text + m->match_off[a], len) == 0) {
                 id = tid;
                 stop = pos + len;
