@@ -7480,9 +7480,10 @@ static lisa_result lisa__chat_encode_range(const lisa_tokenizer *tok, const char
 }
 
 /* The pieces between where bos_token and eos_token were written, and those
-   as the tokenizer's bos_id and eos_id. */
+   as the tokenizer's bos_id and eos_id; eos_at[k] gets the k-th EOS's token. */
 static lisa_result lisa__chat_encode_segments(const lisa_tokenizer *tok, const lisa_chat_text *c, int *ids,
-                                              size_t *offsets, size_t cap, size_t *n, lisa_error *err) {
+                                              size_t *offsets, size_t cap, size_t *n, size_t *eos_at,
+                                              lisa_error *err) {
     int ib = 0, ie = 0;
     size_t at = 0;
     lisa_result r;
@@ -7490,6 +7491,7 @@ static lisa_result lisa__chat_encode_segments(const lisa_tokenizer *tok, const l
         int is_bos = ie >= c->n_eos || (ib < c->n_bos && c->bos[ib].begin <= c->eos[ie].begin);
         const lisa_chat_span *s = is_bos ? &c->bos[ib++] : &c->eos[ie++];
         if ((r = lisa__chat_encode_range(tok, c->text, at, s->begin, ids, offsets, cap, n, err)) != LISA_OK) return r;
+        if (!is_bos) eos_at[ie - 1] = *n;
         ids[*n] = is_bos ? tok->bos_id : tok->eos_id;
         offsets[(*n)++] = s->begin;
         at = s->end;
@@ -7509,6 +7511,16 @@ static void lisa__chat_mark_loss(const lisa_chat_text *c, const size_t *offsets,
     }
 }
 
+/* An EOS id that ends a loss span carries loss, also when its text is ""
+   (plain with the bytes tokenizer) and so covers no byte of the span. */
+static void lisa__chat_mark_eos(const lisa_chat_text *c, const size_t *eos_at, unsigned char *loss) {
+    int j = 0, k;
+    for (k = 0; k < c->n_eos; k++) {
+        while (j < c->n_loss && c->loss[j].end < c->eos[k].end) j++;
+        if (j < c->n_loss && c->loss[j].end == c->eos[k].end) loss[eos_at[k]] = 1;
+    }
+}
+
 /* The text a tokenizer's special token stands for, or fallback. */
 static const char *lisa__chat_special_text(const lisa_tokenizer *tok, int id, const char *fallback) {
     size_t len = 0;
@@ -7524,7 +7536,7 @@ LISADEF lisa_result lisa_chat_encode(lisa_chat_tokens *out, const lisa_chat_temp
     const char *eos = segmented ? t->eos : lisa__chat_special_text(tok, tok->eos_id, t->eos);
     lisa_chat_text c;
     size_t cap, offsets_bytes = 0, counter = 0;
-    size_t *offsets = NULL;
+    size_t *offsets = NULL, *eos_at = NULL;
     lisa_result r;
     memset(out, 0, sizeof *out);
     out->allocator = lisa__allocator_or_default(a);
@@ -7534,17 +7546,19 @@ LISADEF lisa_result lisa_chat_encode(lisa_chat_tokens *out, const lisa_chat_temp
         lisa_chat_text_free(&c);
         return lisa__fail(err, LISA_ERR_NOMEM, "%s: conversation too long", t->name);
     }
-    offsets_bytes = cap * sizeof(size_t);
+    offsets_bytes = (cap + (size_t)c.n_eos + 1) * sizeof(size_t); /* the offsets, then eos_at */
     out->ids = (int *)lisa__alloc(&out->allocator, cap * (sizeof(int) + 1), &out->bytes);
     offsets = (size_t *)lisa__alloc(&out->allocator, offsets_bytes, &counter);
     if (!out->ids || !offsets) {
         r = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory encoding a conversation", t->name);
     } else {
         out->loss = (unsigned char *)(out->ids + cap);
-        r = segmented ? lisa__chat_encode_segments(tok, &c, out->ids, offsets, cap, &out->n, err)
+        eos_at = offsets + cap;
+        r = segmented ? lisa__chat_encode_segments(tok, &c, out->ids, offsets, cap, &out->n, eos_at, err)
                       : lisa__chat_encode_range(tok, c.text, 0, c.len, out->ids, offsets, cap, &out->n, err);
     }
     if (r == LISA_OK) lisa__chat_mark_loss(&c, offsets, out->n, out->loss);
+    if (r == LISA_OK && segmented) lisa__chat_mark_eos(&c, eos_at, out->loss);
     lisa__free(&out->allocator, offsets, offsets_bytes, &counter);
     lisa_chat_text_free(&c);
     if (r != LISA_OK) lisa_chat_tokens_free(out);
