@@ -1328,6 +1328,7 @@ LISADEF int lisa_chat_end_of_turn_id(const lisa_chat_template *t, const lisa_tok
 
    Besides lisa_sft_load_memory()'s two layouts, conversations:
      JSON Lines: {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
+                 (a line with "prompt" is a prompt/response pair, "messages" or not)
      LMFlow:     {"type": "conversation", "instances": [{"system": "...", "messages": [...]}, ...]}
    LMFlow's "system" (a string, may be empty: then no system message) becomes
    the first message; "conversation_id" is ignored; "tools" must be absent,
@@ -6635,13 +6636,15 @@ static lisa_result lisa__sft_lmflow(const lisa__sft_reader *rd, const lisa_json 
     return r;
 }
 
-/* One JSON Lines object: a pair, or a conversation when it has "messages". */
+/* One JSON Lines object: a pair, or a conversation when it has "messages"
+   and no "prompt". */
 static lisa_result lisa__sft_line(const lisa__sft_reader *rd, const lisa_json *j, long line, lisa_error *err) {
     int root = lisa_json_root(j);
     const char *p, *q;
     size_t p_len, q_len;
     lisa_result r;
-    if (lisa_json_get(j, root, "messages") >= 0) return lisa__sft_conversation(rd, j, root, -1, line, err);
+    if (lisa_json_get(j, root, "messages") >= 0 && lisa_json_get(j, root, "prompt") < 0)
+        return lisa__sft_conversation(rd, j, root, -1, line, err);
     if ((r = lisa__sft_field(j, root, "prompt", rd->name, line, &p, &p_len, err)) != LISA_OK ||
         (r = lisa__sft_field(j, root, "response", rd->name, line, &q, &q_len, err)) != LISA_OK)
         return r;
