@@ -1372,6 +1372,202 @@ LISADEF lisa_result lisa_sft_load(lisa_sft_data *d, const char *path, const lisa
                                   int pack, const lisa_allocator *a, lisa_error *err);
 #endif
 
+/* ------------------------------------------------------------------------- */
+/* Chat: conversations and templates                                          */
+/* ------------------------------------------------------------------------- */
+
+/* A conversation is an array of messages. A chat template turns it into the
+   one text a chat model was trained on, and says which bytes of that text
+   carry loss: each assistant message's content and the end-of-turn marker
+   after it (the text between them included, e.g. Llama 2's " " before
+   "</s>"), nothing else.
+
+   Built-in templates (lisa_chat_template_find; the models whose real Jinja
+   templates each one stands for are in lisa_chat_template_recognize's table):
+     chatml    "<|im_start|>ROLE\nCONTENT<|im_end|>\n" per message; generation
+               prompt "<|im_start|>assistant\n"; end of turn "<|im_end|>".
+               As chatml, no default system message; as smollm2, qwen2,
+               qwen2.5 the model's default system message when the
+               conversation does not start with one.
+     llama2    Llama 2 chat: BOS "[INST] " USER " [/INST]" per user message,
+               a first system message as "<<SYS>>\nSYSTEM\n<</SYS>>\n\n" in
+               front of the first user message's content, " " ASSISTANT " "
+               EOS per answer (user and assistant contents stripped of white
+               space); no generation prompt; end of turn EOS ("</s>").
+     llama3    Llama 3 Instruct: BOS once, then "<|start_header_id|>ROLE
+               <|end_header_id|>\n\n" CONTENT "<|eot_id|>" per message
+               (content stripped); generation prompt the assistant header.
+               As llama3.1 (Llama 3.1 and 3.3 Instruct), a system message
+               always comes first, its text led by "Cutting Knowledge Date:
+               December 2023\nToday Date: 26 Jul 2024\n\n".
+     zephyr    Zephyr / TinyLlama chat: "<|ROLE|>\n" CONTENT EOS "\n" per
+               message; generation prompt "<|assistant|>\n".
+     mistral   Mistral Instruct v0.2 / Mixtral: BOS, "[INST] " USER " [/INST]"
+               per user message, ASSISTANT EOS per answer (mistral-v0.1:
+               ASSISTANT EOS " "); no system messages; no generation prompt.
+     plain     This header's prompt/response convention: BOS, then every
+               message's content back to back with nothing between them, each
+               assistant message followed by EOS. No roles are written; loss
+               on each assistant content and its EOS. One user message and one
+               answer give BOS PROMPT RESPONSE EOS.
+   Where the model's template refuses a conversation, so does the render:
+   llama2 and mistral need user and assistant messages to alternate starting
+   with a user message (after llama2's optional first system message);
+   mistral has no system role; a system message other than the first is an
+   error for llama2, llama3.1 and mistral (their templates would drop or
+   mistreat it). Rendered text equals transformers' apply_chat_template(
+   messages, tokenize=False, add_generation_prompt=...) for each template's
+   real Jinja text (tests/test_chat.c checks it on tools/make_chat_fixtures.py's
+   renderings). "Stripped" is Python's str.strip(): Unicode white space. */
+typedef enum lisa_chat_role {
+    LISA_CHAT_SYSTEM = 0,
+    LISA_CHAT_USER,
+    LISA_CHAT_ASSISTANT
+} lisa_chat_role;
+
+typedef struct lisa_chat_message {
+    lisa_chat_role role;
+    const char *content;   /* UTF-8, content_len bytes (need not be NUL-terminated) */
+    size_t content_len;
+} lisa_chat_message;
+
+typedef enum lisa_chat_style {
+    LISA_CHAT_PLAIN = 0,
+    LISA_CHAT_CHATML,
+    LISA_CHAT_LLAMA2,
+    LISA_CHAT_LLAMA3,
+    LISA_CHAT_ZEPHYR,
+    LISA_CHAT_MISTRAL
+} lisa_chat_style;
+
+/* A template: how to render, and the texts that go with a model. The library's
+   templates are constant; copy one to change its default system message. */
+typedef struct lisa_chat_template {
+    const char *name;            /* "chatml", "smollm2", ... */
+    lisa_chat_style style;
+    const char *default_system;  /* rendered as the system message when the conversation has none; NULL: none */
+    const char *system_prefix;   /* llama3 style: a system message is always rendered, this text leading it; NULL: none */
+    const char *bos, *eos;       /* the texts of the template's bos_token and eos_token ("" when unused) */
+    const char *end_of_turn;     /* the text that ends an assistant turn: "<|im_end|>", "<|eot_id|>", eos */
+    int space_after_eos;         /* mistral-v0.1: " " after each answer's EOS */
+    const char *jinja;           /* the real Jinja template this one stands for; NULL for plain */
+} lisa_chat_template;
+
+/* The template called name (a built-in: chatml, llama2, llama3, zephyr,
+   mistral, plain; or a model's variant: smollm2, qwen2, qwen2.5, llama3.1,
+   mistral-v0.1, tinyllama), or NULL. */
+LISADEF const lisa_chat_template *lisa_chat_template_find(const char *name);
+/* "chatml, llama2, llama3, zephyr, mistral, plain": the built-ins, for messages. */
+LISADEF const char *lisa_chat_template_names(void);
+
+/* The template a model's own Jinja chat template text stands for
+   (tokenizer_config.json's chat_template, chat_template.jinja, or GGUF
+   tokenizer.chat_template): the text, after turning "\r\n" into "\n" and
+   dropping white space at both ends, must be exactly one of the known
+   models' templates, each of which renders as its lisa_chat_template does
+   (with that model's default system message). There is no Jinja
+   interpreter: anything else is LISA_ERR_FORMAT naming `name` and the
+   built-in templates to choose from instead. */
+LISADEF lisa_result lisa_chat_template_recognize(const lisa_chat_template **out, const char *jinja, size_t len,
+                                                 const char *name, lisa_error *err);
+
+/* A byte range [begin, end) of a rendered text. */
+typedef struct lisa_chat_span {
+    size_t begin, end;
+} lisa_chat_span;
+
+/* A rendered conversation. Call lisa_chat_text_free(). */
+typedef struct lisa_chat_text {
+    char *text;              /* (len + 1), NUL-terminated */
+    size_t len;
+    lisa_chat_span *loss;    /* (n_loss), in order: what carries loss */
+    int n_loss;
+    lisa_chat_span *bos;     /* (n_bos): where the bos_token text was written */
+    int n_bos;
+    lisa_chat_span *eos;     /* (n_eos): where the eos_token text was written */
+    int n_eos;
+    lisa_allocator allocator;
+    size_t bytes;
+} lisa_chat_text;
+
+/* Renders n messages with template t; add_generation_prompt appends what
+   opens an assistant turn (where the template has it). bos, eos: the
+   texts of bos_token and eos_token, NULL for the template's own (t->bos,
+   t->eos). An empty conversation, a conversation the template refuses (see
+   above), or a role outside lisa_chat_role is LISA_ERR_INVALID. */
+LISADEF lisa_result lisa_chat_render(lisa_chat_text *out, const lisa_chat_template *t, const lisa_chat_message *m,
+                                     int n, int add_generation_prompt, const char *bos, const char *eos,
+                                     const lisa_allocator *a, lisa_error *err);
+LISADEF void lisa_chat_text_free(lisa_chat_text *c);
+
+/* A conversation's tokens. Call lisa_chat_tokens_free(). */
+typedef struct lisa_chat_tokens {
+    int *ids;                /* (n) */
+    unsigned char *loss;     /* (n): 1 for a token that carries loss (as a target) */
+    size_t n;
+    lisa_allocator allocator;
+    size_t bytes;
+} lisa_chat_tokens;
+
+/* Renders the conversation once and encodes the whole text once with
+   lisa_tokenizer_encode_offsets (no BOS or EOS added: the template writes
+   them); a token carries loss when any of its bytes lies in a loss span (a
+   token that merges the space before an answer with its first word does).
+   Tokenizers whose special tokens are plain text (bytes, llama2.c): the
+   text is encoded in pieces between the places where the template wrote
+   bos_token and eos_token, which become the tokenizer's bos_id and eos_id
+   (a llama2.c vocabulary's "<s>" is not a piece of text); every other marker
+   ("<|im_end|>", "[INST]") is encoded as text, byte by byte with the bytes
+   tokenizer. Each piece gets llama2.c's dummy-prefix space, as
+   SentencePiece gives text after a special token. Other tokenizers match
+   special tokens in the text themselves, so bos_token and eos_token are
+   their BOS and EOS pieces (t->bos, t->eos where they have none). */
+LISADEF lisa_result lisa_chat_encode(lisa_chat_tokens *out, const lisa_chat_template *t, const lisa_tokenizer *tok,
+                                     const lisa_chat_message *m, int n, int add_generation_prompt,
+                                     const lisa_allocator *a, lisa_error *err);
+LISADEF void lisa_chat_tokens_free(lisa_chat_tokens *c);
+
+/* The token that ends an assistant turn, where generation stops: the id of
+   t->end_of_turn (the tokenizer's eos_id where that is the template's EOS),
+   or -1 when the tokenizer has no such single token (chatml with the bytes
+   tokenizer). For `generate --chat`: lisa_chat_encode() of one user message
+   with add_generation_prompt 1 gives the prompt's ids (with the template's
+   default system message), then generate until this id. */
+LISADEF int lisa_chat_end_of_turn_id(const lisa_chat_template *t, const lisa_tokenizer *tok);
+
+/* --- instruction data as conversations ------------------------------------
+
+   Besides lisa_sft_load_memory()'s two layouts, conversations:
+     JSON Lines: {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
+                 (a line with "prompt" is a prompt/response pair, "messages" or not)
+     LMFlow:     {"type": "conversation", "instances": [{"system": "...", "messages": [...]}, ...]}
+   LMFlow's "system" (a string, may be empty: then no system message) becomes
+   the first message; "conversation_id" is ignored; "tools" must be absent,
+   null or empty (tool use is not supported), as must any role other than
+   system, user and assistant (LMFlow's "function" and "observation" too).
+   Every message needs a string "content"; a conversation needs a message
+   from the assistant. Errors name the file, the line (JSON Lines) or the
+   instance (LMFlow), the message and the problem. */
+
+/* Each example as a conversation: a prompt/response pair as one user message
+   and one answer. */
+typedef lisa_result (*lisa_sft_chat_fn)(void *user, const lisa_chat_message *m, int n, lisa_error *err);
+LISADEF lisa_result lisa_sft_for_each_chat(const char *text, size_t len, const char *name, const lisa_allocator *a,
+                                           lisa_sft_chat_fn fn, void *user, lisa_error *err);
+/* lisa_sft_load_memory() with a chat template: every example (a prompt/
+   response pair as a one-turn conversation) encoded by lisa_chat_encode(),
+   trained on where it carries loss, then padded, packed, cut or skipped as
+   lisa_sft_load_memory() says. tmpl NULL: lisa_sft_load_memory() itself,
+   and conversations are an error that asks for a chat template. */
+LISADEF lisa_result lisa_sft_load_chat_memory(lisa_sft_data *d, const char *text, size_t len, const char *name,
+                                              const lisa_tokenizer *tok, const lisa_chat_template *tmpl, int seq,
+                                              int pack, const lisa_allocator *a, lisa_error *err);
+#ifndef LISA_NO_STDIO
+LISADEF lisa_result lisa_sft_load_chat(lisa_sft_data *d, const char *path, const lisa_tokenizer *tok,
+                                       const lisa_chat_template *tmpl, int seq, int pack, const lisa_allocator *a,
+                                       lisa_error *err);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
@@ -10041,7 +10237,97 @@ LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, con
 /* Instruction data                                                           */
 /* ------------------------------------------------------------------------- */
 
-/* Where rows are written: counting only (ids NULL) or for real. */
+/* Every example's tokens, each text encoded once, kept until the rows are
+   laid out: example i is tokens ends[i - 1] .. ends[i] - 1 (from 0 for i = 0). */
+typedef struct lisa__sft_store {
+    int *ids;
+    unsigned char *loss;   /* 1: the token carries loss as a target */
+    size_t n, cap;
+    size_t *ends;
+    size_t n_ex, cap_ex;
+    lisa_allocator allocator;
+    size_t bytes;
+} lisa__sft_store;
+
+static void lisa__sft_store_free(lisa__sft_store *s) {
+    lisa__free(&s->allocator, s->ids, s->cap * sizeof(int), &s->bytes);
+    lisa__free(&s->allocator, s->loss, s->cap, &s->bytes);
+    lisa__free(&s->allocator, s->ends, s->cap_ex * sizeof(size_t), &s->bytes);
+    s->ids = NULL;
+    s->loss = NULL;
+    s->ends = NULL;
+    s->n = s->cap = s->n_ex = s->cap_ex = 0;
+}
+
+/* Room for `more` tokens after the n there are; 0 when out of memory. */
+static int lisa__sft_reserve(lisa__sft_store *s, size_t more) {
+    size_t cap;
+    int *ids;
+    unsigned char *loss;
+    if (more > SIZE_MAX / 8 / sizeof(int) - s->n) return 0;
+    if (s->n + more <= s->cap) return 1;
+    cap = LISA__MAX(LISA__MAX(2 * s->cap, s->n + more), (size_t)1024);
+    ids = (int *)lisa__alloc(&s->allocator, cap * sizeof(int), &s->bytes);
+    loss = (unsigned char *)lisa__alloc(&s->allocator, cap, &s->bytes);
+    if (!ids || !loss) {
+        lisa__free(&s->allocator, ids, cap * sizeof(int), &s->bytes);
+        lisa__free(&s->allocator, loss, cap, &s->bytes);
+        return 0;
+    }
+    if (s->n) {
+        memcpy(ids, s->ids, s->n * sizeof(int));
+        memcpy(loss, s->loss, s->n);
+    }
+    lisa__free(&s->allocator, s->ids, s->cap * sizeof(int), &s->bytes);
+    lisa__free(&s->allocator, s->loss, s->cap, &s->bytes);
+    s->ids = ids;
+    s->loss = loss;
+    s->cap = cap;
+    return 1;
+}
+
+/* Closes the example made of the tokens added since the last one. */
+static int lisa__sft_end_example(lisa__sft_store *s) {
+    if (s->n_ex == s->cap_ex) {
+        size_t cap = LISA__MAX(2 * s->cap_ex, (size_t)64);
+        size_t *ends = (size_t *)lisa__alloc(&s->allocator, cap * sizeof(size_t), &s->bytes);
+        if (!ends) return 0;
+        if (s->n_ex) memcpy(ends, s->ends, s->n_ex * sizeof(size_t));
+        lisa__free(&s->allocator, s->ends, s->cap_ex * sizeof(size_t), &s->bytes);
+        s->ends = ends;
+        s->cap_ex = cap;
+    }
+    s->ends[s->n_ex++] = s->n;
+    return 1;
+}
+
+/* Encodes text onto the store's tokens, each marked with `loss`. */
+static lisa_result lisa__sft_encode(lisa__sft_store *s, const lisa_tokenizer *tok, const char *text, size_t len,
+                                    int bos, int eos, int loss, lisa_error *err) {
+    size_t got = 0;
+    lisa_result r = lisa_tokenizer_encode(tok, text, len, bos, eos, s->ids + s->n, s->cap - s->n, &got, err);
+    if (r != LISA_OK) return r;
+    memset(s->loss + s->n, loss, got);
+    s->n += got;
+    return LISA_OK;
+}
+
+/* A prompt/response pair without a chat template: BOS, the prompt, the
+   response, EOS, the prompt and the response encoded separately. */
+static lisa_result lisa__sft_add_pair(lisa__sft_store *s, const lisa_tokenizer *tok, const char *prompt,
+                                      size_t prompt_len, const char *response, size_t response_len,
+                                      const char *name, lisa_error *err) {
+    lisa_result r;
+    if (prompt_len > SIZE_MAX / 4 || response_len > SIZE_MAX / 4 || !lisa__sft_reserve(s, prompt_len + response_len + 6))
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory encoding an example", name);
+    if ((r = lisa__sft_encode(s, tok, prompt, prompt_len, 1, 0, 0, err)) != LISA_OK ||
+        (r = lisa__sft_encode(s, tok, response, response_len, 0, 1, 1, err)) != LISA_OK)
+        return r;
+    if (!lisa__sft_end_example(s)) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory encoding an example", name);
+    return LISA_OK;
+}
+
+/* Where rows are written: counting only (d->inputs NULL) or for real. */
 typedef struct lisa__sft_writer {
     lisa_sft_data *d;
     int pack;
@@ -10061,89 +10347,227 @@ static void lisa__sft_put(lisa__sft_writer *w, int input, int target) {
     }
 }
 
-/* Encodes one example into rows (or, while counting, only measures it). */
-static lisa_result lisa__sft_example(lisa__sft_writer *w, const lisa_tokenizer *tok, const char *prompt,
-                                     size_t prompt_len, const char *response, size_t response_len,
-                                     const char *name, lisa_error *err) {
+/* Lays one example's n tokens into rows: inputs ids[0..n-2], targets
+   ids[1..n-1] where they carry loss. */
+static void lisa__sft_place(lisa__sft_writer *w, const int *ids, const unsigned char *loss, size_t n, int eos_id) {
     lisa_sft_data *d = w->d;
-    size_t n_prompt = 0, n_response = 0, n, cap = (size_t)d->seq + 1, i, got, whole;
-    int *ids = NULL;
-    lisa_result r;
-    if ((r = lisa_tokenizer_encode(tok, prompt, prompt_len, 1, 0, NULL, 0, &n_prompt, err)) != LISA_OK) return r;
-    if ((r = lisa_tokenizer_encode(tok, response, response_len, 0, 1, NULL, 0, &n_response, err)) != LISA_OK)
-        return r;
-    if (!w->pack && n_prompt >= cap) { /* no response token would be left to predict */
+    size_t cap = (size_t)d->seq + 1, first = 0, m, i;
+    while (first < n && !loss[first]) first++;
+    if (first == n || (!w->pack && first >= cap)) { /* no target left to learn */
         d->n_skipped++;
-        return LISA_OK;
+        return;
     }
     d->n_examples++;
-    whole = n_prompt + n_response;
-    if (!w->pack && whole > cap) d->n_truncated++;
-    n = w->pack ? whole : LISA__MIN(whole, cap);
-    if (d->inputs) {
-        ids = (int *)lisa__alloc(&d->allocator, whole * sizeof(int), &d->bytes);
-        if (!ids) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory encoding an example", name);
-        if ((r = lisa_tokenizer_encode(tok, prompt, prompt_len, 1, 0, ids, n_prompt, &got, err)) != LISA_OK ||
-            (r = lisa_tokenizer_encode(tok, response, response_len, 0, 1, ids + n_prompt, n_response, &got, err)) != LISA_OK) {
-            lisa__free(&d->allocator, ids, whole * sizeof(int), &d->bytes);
-            return r;
-        }
-    }
+    if (!w->pack && n > cap) d->n_truncated++;
+    m = w->pack ? n : LISA__MIN(n, cap);
     if (!w->pack && w->col != 0) { /* padding: every example starts a row */
         w->col = 0;
         w->row++;
     }
-    for (i = 0; i + 1 < n; i++)
-        lisa__sft_put(w, ids ? ids[i] : 0, i + 1 < n_prompt ? LISA_IGNORE : (ids ? ids[i + 1] : 0));
+    for (i = 0; i + 1 < m; i++) lisa__sft_put(w, ids[i], loss[i + 1] ? ids[i + 1] : LISA_IGNORE);
     if (!w->pack)
-        while (w->col != 0) lisa__sft_put(w, tok->eos_id, LISA_IGNORE);
-    if (ids) lisa__free(&d->allocator, ids, whole * sizeof(int), &d->bytes);
-    return LISA_OK;
+        while (w->col != 0) lisa__sft_put(w, eos_id, LISA_IGNORE);
+}
+
+/* Lays out every stored example: counts the rows (d->inputs NULL) or fills them. */
+static void lisa__sft_layout(lisa_sft_data *d, const lisa__sft_store *s, int pack, int eos_id) {
+    lisa__sft_writer w;
+    size_t k, begin = 0;
+    memset(&w, 0, sizeof w);
+    w.d = d;
+    w.pack = pack;
+    d->n_examples = d->n_truncated = d->n_skipped = d->n_counted = 0;
+    for (k = 0; k < s->n_ex; k++) {
+        lisa__sft_place(&w, s->ids + begin, s->loss + begin, s->ends[k] - begin, eos_id);
+        begin = s->ends[k];
+    }
+    d->n_rows = w.row + (w.col ? 1 : 0);
+}
+
+/* "name: line L" (JSON Lines) or "name: instance K" (LMFlow), for messages. */
+static void lisa__sft_where(char *where, size_t size, const char *name, long line) {
+    if (line > 0) snprintf(where, size, "%s: line %ld", name, line);
+    else snprintf(where, size, "%s: instance %ld", name, -line);
 }
 
 /* The string member `key` of object `node`, or an error naming where. */
 static lisa_result lisa__sft_field(const lisa_json *j, int node, const char *key, const char *name, long line,
                                    const char **s, size_t *len, lisa_error *err) {
+    char where[300];
     *s = lisa_json_string(j, lisa_json_get(j, node, key), len);
     if (*s) return LISA_OK;
-    if (line > 0)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: line %ld: expected a string \"%s\"", name, line, key);
-    return lisa__fail(err, LISA_ERR_FORMAT, "%s: instance %d: expected a string \"%s\"", name, -(int)line, key);
+    lisa__sft_where(where, sizeof where, name, line);
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: expected a string \"%s\"", where, key);
 }
 
-/* Calls fn for every example of instruction data in either layout, in order,
-   stopping at the first error (fn's or the format's). */
-LISADEF lisa_result lisa_sft_for_each(const char *text, size_t len, const char *name, const lisa_allocator *a,
-                                      lisa_sft_example_fn fn, void *user, lisa_error *err) {
+/* What the reader hands examples to: pairs to `pair`, conversations to
+   `chat`; with no `pair`, pairs go to `chat` as one-turn conversations; with
+   no `chat`, a conversation is an error asking for a chat template. */
+typedef struct lisa__sft_reader {
+    const char *name;
+    const lisa_allocator *a;
+    lisa_sft_example_fn pair;
+    lisa_sft_chat_fn chat;
+    void *user;
+} lisa__sft_reader;
+
+/* The chat callback; its failure is said to be at `where` (a template
+   refusing the conversation is a format error of the data). */
+static lisa_result lisa__sft_chat_call(const lisa__sft_reader *rd, long line, const lisa_chat_message *m, int n,
+                                       lisa_error *err) {
+    char where[300], msg[sizeof err->message];
+    lisa_result r = rd->chat(rd->user, m, n, err);
+    if (r == LISA_OK) return r;
+    if (r == LISA_ERR_INVALID) r = LISA_ERR_FORMAT;
+    if (!err) return r;
+    lisa__sft_where(where, sizeof where, rd->name, line);
+    snprintf(msg, sizeof msg, "%s", err->message);
+    return lisa__fail(err, r, "%s: %s", where, msg);
+}
+
+static lisa_result lisa__sft_pair(const lisa__sft_reader *rd, long line, const char *p, size_t pl, const char *q,
+                                  size_t ql, lisa_error *err) {
+    lisa_chat_message m[2];
+    if (rd->pair) return rd->pair(rd->user, p, pl, q, ql, err);
+    m[0].role = LISA_CHAT_USER;
+    m[0].content = p;
+    m[0].content_len = pl;
+    m[1].role = LISA_CHAT_ASSISTANT;
+    m[1].content = q;
+    m[1].content_len = ql;
+    return lisa__sft_chat_call(rd, line, m, 2, err);
+}
+
+/* One message object of a conversation into *m. */
+static lisa_result lisa__sft_message(const lisa_json *j, int e, int k, const char *where, lisa_chat_message *m,
+                                     lisa_error *err) {
+    size_t role_len;
+    const char *role = lisa_json_string(j, lisa_json_get(j, e, "role"), &role_len);
+    int calls = lisa_json_get(j, e, "tool_calls");
+    if (lisa_json_type_of(j, e) != LISA_JSON_OBJECT)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: message %d: expected an object {\"role\": ..., \"content\": ...}", where, k);
+    if (!role) return lisa__fail(err, LISA_ERR_FORMAT, "%s: message %d: expected a string \"role\"", where, k);
+    if (lisa__json_is(j, lisa_json_get(j, e, "role"), 0, "system")) m->role = LISA_CHAT_SYSTEM;
+    else if (lisa__json_is(j, lisa_json_get(j, e, "role"), 0, "user")) m->role = LISA_CHAT_USER;
+    else if (lisa__json_is(j, lisa_json_get(j, e, "role"), 0, "assistant")) m->role = LISA_CHAT_ASSISTANT;
+    else
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: message %d: role \"%.40s\" is not supported (system, user, assistant)",
+                          where, k, role);
+    if (calls >= 0 && lisa_json_type_of(j, calls) != LISA_JSON_NULL &&
+        !(lisa_json_type_of(j, calls) == LISA_JSON_ARRAY && lisa_json_length(j, calls) == 0))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: message %d: tool calls are not supported", where, k);
+    m->content = lisa_json_string(j, lisa_json_get(j, e, "content"), &m->content_len);
+    if (!m->content) return lisa__fail(err, LISA_ERR_FORMAT, "%s: message %d: expected a string \"content\"", where, k);
+    return LISA_OK;
+}
+
+/* A conversation: the "messages" array of object `node`, after `system` (a
+   string node, or -1) when that is not empty, handed to the chat callback. */
+static lisa_result lisa__sft_conversation(const lisa__sft_reader *rd, const lisa_json *j, int node, int system,
+                                          long line, lisa_error *err) {
+    int msgs = lisa_json_get(j, node, "messages"), count = lisa_json_length(j, msgs), n = 0, k, answers = 0;
+    size_t bytes = 0, size;
+    lisa_chat_message *m;
+    lisa_result r = LISA_OK;
+    char where[300];
+    lisa_allocator al = lisa__allocator_or_default(rd->a);
+    lisa__sft_where(where, sizeof where, rd->name, line);
+    if (!rd->chat)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: a conversation: conversations need a chat template "
+                          "(--chat-template NAME: %s)", where, lisa_chat_template_names());
+    if (lisa_json_type_of(j, msgs) != LISA_JSON_ARRAY)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: expected \"messages\": an array of messages", where);
+    size = ((size_t)count + 1) * sizeof *m;
+    if (!(m = (lisa_chat_message *)lisa__alloc(&al, size, &bytes)))
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory reading a conversation", where);
+    if (system >= 0) {
+        m[0].role = LISA_CHAT_SYSTEM;
+        m[0].content = lisa_json_string(j, system, &m[0].content_len);
+        if (m[0].content_len > 0) n = 1;
+    }
+    for (k = 0; k < count && r == LISA_OK; k++, n++) {
+        r = lisa__sft_message(j, lisa_json_at(j, msgs, k), k, where, &m[n], err);
+        answers += m[n].role == LISA_CHAT_ASSISTANT;
+    }
+    if (r == LISA_OK && answers == 0)
+        r = lisa__fail(err, LISA_ERR_FORMAT, "%s: no assistant message: nothing to learn from", where);
+    if (r == LISA_OK) r = lisa__sft_chat_call(rd, line, m, n, err);
+    lisa__free(&al, m, size, &bytes);
+    return r;
+}
+
+/* An LMFlow conversation instance: "system", "tools" and "messages". */
+static lisa_result lisa__sft_lmflow_conversation(const lisa__sft_reader *rd, const lisa_json *j, int e, int k,
+                                                 lisa_error *err) {
+    int system = lisa_json_get(j, e, "system"), tools = lisa_json_get(j, e, "tools");
+    lisa_json_type st = lisa_json_type_of(j, system), tt = lisa_json_type_of(j, tools);
+    char where[300];
+    lisa__sft_where(where, sizeof where, rd->name, -k);
+    if (lisa_json_type_of(j, e) != LISA_JSON_OBJECT)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: expected an object {\"system\": ..., \"messages\": [...]}", where);
+    if (st != LISA_JSON_NONE && st != LISA_JSON_NULL && st != LISA_JSON_STRING)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: expected \"system\" to be a string", where);
+    if (tt != LISA_JSON_NONE && tt != LISA_JSON_NULL && !(tt == LISA_JSON_ARRAY && lisa_json_length(j, tools) == 0))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: \"tools\" are not supported (tool use)", where);
+    return lisa__sft_conversation(rd, j, e, st == LISA_JSON_STRING ? system : -1, -k, err);
+}
+
+/* An LMFlow document: text2text pairs or conversations. */
+static lisa_result lisa__sft_lmflow(const lisa__sft_reader *rd, const lisa_json *j, lisa_error *err) {
+    int root = lisa_json_root(j), inst = lisa_json_get(j, root, "instances"), type = lisa_json_get(j, root, "type"), k;
+    int chat = lisa__json_is(j, type, 0, "conversation");
+    lisa_result r = LISA_OK;
+    if ((!chat && !lisa__json_is(j, type, 0, "text2text")) || lisa_json_type_of(j, inst) != LISA_JSON_ARRAY)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: expected an LMFlow dataset {\"type\": \"text2text\" or "
+                          "\"conversation\", \"instances\": [...]}", rd->name);
+    for (k = 0; k < lisa_json_length(j, inst) && r == LISA_OK; k++) {
+        int e = lisa_json_at(j, inst, k);
+        const char *in, *out;
+        size_t in_len, out_len;
+        if (chat) {
+            r = lisa__sft_lmflow_conversation(rd, j, e, k, err);
+        } else if ((r = lisa__sft_field(j, e, "input", rd->name, -k, &in, &in_len, err)) == LISA_OK &&
+                   (r = lisa__sft_field(j, e, "output", rd->name, -k, &out, &out_len, err)) == LISA_OK) {
+            r = lisa__sft_pair(rd, -k, in, in_len, out, out_len, err);
+        }
+    }
+    return r;
+}
+
+/* One JSON Lines object: a pair, or a conversation when it has "messages"
+   and no "prompt". */
+static lisa_result lisa__sft_line(const lisa__sft_reader *rd, const lisa_json *j, long line, lisa_error *err) {
+    int root = lisa_json_root(j);
+    const char *p, *q;
+    size_t p_len, q_len;
+    lisa_result r;
+    if (lisa_json_get(j, root, "messages") >= 0 && lisa_json_get(j, root, "prompt") < 0)
+        return lisa__sft_conversation(rd, j, root, -1, line, err);
+    if ((r = lisa__sft_field(j, root, "prompt", rd->name, line, &p, &p_len, err)) != LISA_OK ||
+        (r = lisa__sft_field(j, root, "response", rd->name, line, &q, &q_len, err)) != LISA_OK)
+        return r;
+    return lisa__sft_pair(rd, line, p, p_len, q, q_len, err);
+}
+
+/* Reads every example of instruction data in any layout, in order, stopping
+   at the first error (a callback's or the format's). */
+static lisa_result lisa__sft_read(const lisa__sft_reader *rd, const char *text, size_t len, lisa_error *err) {
+    const char *name = rd->name;
     lisa_json j;
     lisa_result r;
     size_t at;
     long line;
-    if (!name) name = "<memory>";
-    /* A single JSON document (LMFlow) when the whole text parses as one object with "instances". */
-    r = lisa_json_parse(&j, text, len, name, a, NULL);
+    /* A single JSON document (LMFlow) when the whole text parses as one object with "instances" or "type". */
+    r = lisa_json_parse(&j, text, len, name, rd->a, NULL);
     if (r == LISA_ERR_NOMEM) {
         lisa_json_free(&j);
         return lisa__fail(err, r, "%s: out of memory parsing JSON", name);
     }
     r = LISA_OK;
     if (lisa_json_root(&j) >= 0) {
-        int root = lisa_json_root(&j), inst = lisa_json_get(&j, root, "instances"), k;
-        int type = lisa_json_get(&j, root, "type");
-        if (inst >= 0 || type >= 0) {
-            if (!lisa__json_is(&j, type, 0, "text2text") || lisa_json_type_of(&j, inst) != LISA_JSON_ARRAY) {
-                lisa_json_free(&j);
-                return lisa__fail(err, LISA_ERR_FORMAT, "%s: expected an LMFlow dataset {\"type\": \"text2text\", \"instances\": [...]}", name);
-            }
-            for (k = 0; k < lisa_json_length(&j, inst) && r == LISA_OK; k++) {
-                int e = lisa_json_at(&j, inst, k);
-                const char *in, *out;
-                size_t in_len, out_len;
-                if ((r = lisa__sft_field(&j, e, "input", name, -k, &in, &in_len, err)) != LISA_OK ||
-                    (r = lisa__sft_field(&j, e, "output", name, -k, &out, &out_len, err)) != LISA_OK)
-                    break;
-                r = fn(user, in, in_len, out, out_len, err);
-            }
+        int root = lisa_json_root(&j);
+        if (lisa_json_get(&j, root, "instances") >= 0 || lisa_json_get(&j, root, "type") >= 0) {
+            r = lisa__sft_lmflow(rd, &j, err);
             lisa_json_free(&j);
             return r;
         }
@@ -10153,21 +10577,14 @@ LISADEF lisa_result lisa_sft_for_each(const char *text, size_t len, const char *
     for (at = 0, line = 1; at < len && r == LISA_OK; line++) {
         const char *nl = (const char *)memchr(text + at, '\n', len - at);
         size_t end = nl ? (size_t)(nl - text) : len, k;
-        const char *p, *q;
-        size_t p_len, q_len;
         int blank = 1;
         for (k = at; k < end; k++)
             if (text[k] != ' ' && text[k] != '\t' && text[k] != '\r') blank = 0;
         if (!blank) {
             char where[300];
             snprintf(where, sizeof where, "%s: line %ld", name, line);
-            if ((r = lisa_json_parse(&j, text + at, end - at, where, a, err)) != LISA_OK) {
-                lisa_json_free(&j);
-                break;
-            }
-            if ((r = lisa__sft_field(&j, lisa_json_root(&j), "prompt", name, line, &p, &p_len, err)) == LISA_OK &&
-                (r = lisa__sft_field(&j, lisa_json_root(&j), "response", name, line, &q, &q_len, err)) == LISA_OK)
-                r = fn(user, p, p_len, q, q_len, err);
+            if ((r = lisa_json_parse(&j, text + at, end - at, where, rd->a, err)) == LISA_OK)
+                r = lisa__sft_line(rd, &j, line, err);
             lisa_json_free(&j);
         }
         at = end + 1;
@@ -10175,37 +10592,67 @@ LISADEF lisa_result lisa_sft_for_each(const char *text, size_t len, const char *
     return r;
 }
 
-typedef struct lisa__sft_pass_state {
-    lisa__sft_writer w;
+/* Calls fn for every prompt/response example of instruction data in either
+   layout, in order, stopping at the first error (fn's or the format's). */
+LISADEF lisa_result lisa_sft_for_each(const char *text, size_t len, const char *name, const lisa_allocator *a,
+                                      lisa_sft_example_fn fn, void *user, lisa_error *err) {
+    lisa__sft_reader rd;
+    memset(&rd, 0, sizeof rd);
+    rd.name = name ? name : "<memory>";
+    rd.a = a;
+    rd.pair = fn;
+    rd.user = user;
+    return lisa__sft_read(&rd, text, len, err);
+}
+
+LISADEF lisa_result lisa_sft_for_each_chat(const char *text, size_t len, const char *name, const lisa_allocator *a,
+                                           lisa_sft_chat_fn fn, void *user, lisa_error *err) {
+    lisa__sft_reader rd;
+    memset(&rd, 0, sizeof rd);
+    rd.name = name ? name : "<memory>";
+    rd.a = a;
+    rd.chat = fn;
+    rd.user = user;
+    return lisa__sft_read(&rd, text, len, err);
+}
+
+/* What the loader's callbacks encode into. */
+typedef struct lisa__sft_encoder {
+    lisa__sft_store store;
     const lisa_tokenizer *tok;
+    const lisa_chat_template *tmpl;
     const char *name;
-} lisa__sft_pass_state;
+} lisa__sft_encoder;
 
-static lisa_result lisa__sft_pass_example(void *user, const char *prompt, size_t prompt_len, const char *response,
-                                          size_t response_len, lisa_error *err) {
-    lisa__sft_pass_state *st = (lisa__sft_pass_state *)user;
-    return lisa__sft_example(&st->w, st->tok, prompt, prompt_len, response, response_len, st->name, err);
+static lisa_result lisa__sft_encode_pair(void *user, const char *prompt, size_t prompt_len, const char *response,
+                                         size_t response_len, lisa_error *err) {
+    lisa__sft_encoder *e = (lisa__sft_encoder *)user;
+    return lisa__sft_add_pair(&e->store, e->tok, prompt, prompt_len, response, response_len, e->name, err);
 }
 
-/* One pass over the text: counts rows (d->inputs NULL) or fills them. */
-static lisa_result lisa__sft_pass(lisa_sft_data *d, const char *text, size_t len, const char *name,
-                                  const lisa_tokenizer *tok, int pack, lisa_error *err) {
-    lisa__sft_pass_state st;
-    lisa_result r;
-    memset(&st, 0, sizeof st);
-    st.w.d = d;
-    st.w.pack = pack;
-    st.tok = tok;
-    st.name = name;
-    d->n_examples = d->n_truncated = d->n_skipped = d->n_counted = 0;
-    r = lisa_sft_for_each(text, len, name, &d->allocator, lisa__sft_pass_example, &st, err);
-    d->n_rows = st.w.row + (st.w.col ? 1 : 0);
-    return r;
+static lisa_result lisa__sft_encode_chat(void *user, const lisa_chat_message *m, int n, lisa_error *err) {
+    lisa__sft_encoder *e = (lisa__sft_encoder *)user;
+    lisa__sft_store *s = &e->store;
+    lisa_chat_tokens ct;
+    lisa_result r = lisa_chat_encode(&ct, e->tmpl, e->tok, m, n, 0, &s->allocator, err);
+    if (r != LISA_OK) return r;
+    if (lisa__sft_reserve(s, ct.n)) {
+        memcpy(s->ids + s->n, ct.ids, ct.n * sizeof(int));
+        memcpy(s->loss + s->n, ct.loss, ct.n);
+        s->n += ct.n;
+        if (!lisa__sft_end_example(s)) r = LISA_ERR_NOMEM;
+    } else {
+        r = LISA_ERR_NOMEM;
+    }
+    lisa_chat_tokens_free(&ct);
+    return r ? lisa__fail(err, r, "out of memory encoding a conversation") : LISA_OK;
 }
 
-LISADEF lisa_result lisa_sft_load_memory(lisa_sft_data *d, const char *text, size_t len, const char *name,
-                                         const lisa_tokenizer *tok, int seq, int pack,
-                                         const lisa_allocator *a, lisa_error *err) {
+LISADEF lisa_result lisa_sft_load_chat_memory(lisa_sft_data *d, const char *text, size_t len, const char *name,
+                                              const lisa_tokenizer *tok, const lisa_chat_template *tmpl, int seq,
+                                              int pack, const lisa_allocator *a, lisa_error *err) {
+    lisa__sft_reader rd;
+    lisa__sft_encoder enc;
     size_t rows, i;
     lisa_result r;
     memset(d, 0, sizeof *d);
@@ -10213,28 +10660,43 @@ LISADEF lisa_result lisa_sft_load_memory(lisa_sft_data *d, const char *text, siz
     if (seq < 1 || seq > LISA__MAX_SEQ) return lisa__fail(err, LISA_ERR_INVALID, "%s: seq %d out of range", name, seq);
     d->allocator = lisa__allocator_or_default(a);
     d->seq = seq;
-    r = lisa__sft_pass(d, text, len, name, tok, pack, err); /* counts the rows */
+    memset(&enc, 0, sizeof enc);
+    enc.store.allocator = d->allocator;
+    enc.tok = tok;
+    enc.tmpl = tmpl;
+    enc.name = name;
+    memset(&rd, 0, sizeof rd);
+    rd.name = name;
+    rd.a = &d->allocator;
+    rd.user = &enc;
+    if (tmpl) rd.chat = lisa__sft_encode_chat;
+    else rd.pair = lisa__sft_encode_pair;
+    r = lisa__sft_read(&rd, text, len, err); /* encodes every example once */
+    if (r == LISA_OK) lisa__sft_layout(d, &enc.store, pack, tok->eos_id); /* counts the rows */
     if (r == LISA_OK && d->n_examples == 0)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: no usable examples (%lu skipped: prompt fills seq %d)", name,
-                          (unsigned long)d->n_skipped, seq);
-    if (r != LISA_OK) return r;
+        r = lisa__fail(err, LISA_ERR_FORMAT, "%s: no usable examples (%lu skipped: prompt fills seq %d)", name,
+                       (unsigned long)d->n_skipped, seq);
     rows = d->n_rows;
     d->n_rows = 0;
-    if (rows > SIZE_MAX / 2 / sizeof(int) / (size_t)seq)
-        return lisa__fail(err, LISA_ERR_NOMEM, "%s: too much data", name);
-    d->inputs = (int *)lisa__alloc(&d->allocator, 2 * rows * (size_t)seq * sizeof(int), &d->bytes);
-    if (!d->inputs) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %lu rows", name, (unsigned long)rows);
-    d->targets = d->inputs + rows * (size_t)seq;
-    memset(d->inputs, 0, rows * (size_t)seq * sizeof(int));
-    for (i = 0; i < rows * (size_t)seq; i++) d->targets[i] = LISA_IGNORE; /* a packed last row's tail */
-    r = lisa__sft_pass(d, text, len, name, tok, pack, err); /* fills them */
-    d->n_rows = rows; /* what was allocated, whatever a failed pass counted */
-    if (r != LISA_OK) {
-        lisa_sft_free(d);
-        return r;
+    if (r == LISA_OK && rows > SIZE_MAX / 2 / sizeof(int) / (size_t)seq)
+        r = lisa__fail(err, LISA_ERR_NOMEM, "%s: too much data", name);
+    if (r == LISA_OK && !(d->inputs = (int *)lisa__alloc(&d->allocator, 2 * rows * (size_t)seq * sizeof(int), &d->bytes)))
+        r = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %lu rows", name, (unsigned long)rows);
+    if (r == LISA_OK) {
+        d->targets = d->inputs + rows * (size_t)seq;
+        memset(d->inputs, 0, rows * (size_t)seq * sizeof(int));
+        for (i = 0; i < rows * (size_t)seq; i++) d->targets[i] = LISA_IGNORE; /* a packed last row's tail */
+        lisa__sft_layout(d, &enc.store, pack, tok->eos_id);                  /* fills them */
+        lisa__ok(err);
     }
-    lisa__ok(err);
-    return LISA_OK;
+    lisa__sft_store_free(&enc.store);
+    return r;
+}
+
+LISADEF lisa_result lisa_sft_load_memory(lisa_sft_data *d, const char *text, size_t len, const char *name,
+                                         const lisa_tokenizer *tok, int seq, int pack,
+                                         const lisa_allocator *a, lisa_error *err) {
+    return lisa_sft_load_chat_memory(d, text, len, name, tok, NULL, seq, pack, a, err);
 }
 
 LISADEF void lisa_sft_batch(const lisa_sft_data *d, long long index, int B, int seq, int *inputs,
@@ -10255,19 +10717,768 @@ LISADEF void lisa_sft_free(lisa_sft_data *d) {
 }
 
 #ifndef LISA_NO_STDIO
-LISADEF lisa_result lisa_sft_load(lisa_sft_data *d, const char *path, const lisa_tokenizer *tok, int seq,
-                                  int pack, const lisa_allocator *a, lisa_error *err) {
+LISADEF lisa_result lisa_sft_load_chat(lisa_sft_data *d, const char *path, const lisa_tokenizer *tok,
+                                       const lisa_chat_template *tmpl, int seq, int pack, const lisa_allocator *a,
+                                       lisa_error *err) {
     lisa_allocator al = lisa__allocator_or_default(a);
     size_t counter = 0, size;
     char *text;
     lisa_result res;
     memset(d, 0, sizeof *d);
     if ((res = lisa__read_text(path, &al, SIZE_MAX - 1, &text, &size, &counter, err)) != LISA_OK) return res;
-    res = lisa_sft_load_memory(d, text, size, path, tok, seq, pack, a, err);
+    res = lisa_sft_load_chat_memory(d, text, size, path, tok, tmpl, seq, pack, a, err);
     lisa__free(&al, text, size + 1, &counter);
     return res;
 }
+
+LISADEF lisa_result lisa_sft_load(lisa_sft_data *d, const char *path, const lisa_tokenizer *tok, int seq,
+                                  int pack, const lisa_allocator *a, lisa_error *err) {
+    return lisa_sft_load_chat(d, path, tok, NULL, seq, pack, a, err);
+}
 #endif
+
+/* ------------------------------------------------------------------------- */
+/* Chat: conversations and templates                                          */
+/* ------------------------------------------------------------------------- */
+
+/* The real Jinja templates, as the models ship them (white space at both ends
+   dropped), in pieces: C99 promises string literals of 4095 bytes only. */
+static const char *const lisa__jinja_chatml[] = {
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' ",
+    "+ '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}",
+    "{% endif %}",
+    NULL};
+static const char *const lisa__jinja_smollm2[] = {
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}",
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' ",
+    "}}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}",
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}",
+    "{% endif %}",
+    NULL};
+static const char *const lisa__jinja_qwen2[] = {
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}",
+    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}",
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}",
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}",
+    "{% endif %}",
+    NULL};
+static const char *const lisa__jinja_qwen25[] = {
+    "{%- if tools %}\n",
+    "    {{- '<|im_start|>system\\n' }}\n",
+    "    {%- if messages[0]['role'] == 'system' %}\n",
+    "        {{- messages[0]['content'] }}\n",
+    "    {%- else %}\n",
+    "        {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}",
+    "\n",
+    "    {%- endif %}\n",
+    "    {{- \"\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou ",
+    "are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}",
+    "\n",
+    "    {%- for tool in tools %}\n",
+    "        {{- \"\\n\" }}\n",
+    "        {{- tool | tojson }}\n",
+    "    {%- endfor %}\n",
+    "    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments ",
+    "within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": ",
+    "<args-json-object>}\\n</tool_call><|im_end|>\\n\" }}\n",
+    "{%- else %}\n",
+    "    {%- if messages[0]['role'] == 'system' %}\n",
+    "        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}",
+    "\n",
+    "    {%- else %}\n",
+    "        {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' ",
+    "}}\n",
+    "    {%- endif %}\n",
+    "{%- endif %}\n",
+    "{%- for message in messages %}\n",
+    "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or (message.role ",
+    "== \"assistant\" and not message.tool_calls) %}\n",
+    "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}",
+    "\n",
+    "    {%- elif message.role == \"assistant\" %}\n",
+    "        {{- '<|im_start|>' + message.role }}\n",
+    "        {%- if message.content %}\n",
+    "            {{- '\\n' + message.content }}\n",
+    "        {%- endif %}\n",
+    "        {%- for tool_call in message.tool_calls %}\n",
+    "            {%- if tool_call.function is defined %}\n",
+    "                {%- set tool_call = tool_call.function %}\n",
+    "            {%- endif %}\n",
+    "            {{- '\\n<tool_call>\\n{\"name\": \"' }}\n",
+    "            {{- tool_call.name }}\n",
+    "            {{- '\", \"arguments\": ' }}\n",
+    "            {{- tool_call.arguments | tojson }}\n",
+    "            {{- '}\\n</tool_call>' }}\n",
+    "        {%- endfor %}\n",
+    "        {{- '<|im_end|>\\n' }}\n",
+    "    {%- elif message.role == \"tool\" %}\n",
+    "        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != \"tool\") %}",
+    "\n",
+    "            {{- '<|im_start|>user' }}\n",
+    "        {%- endif %}\n",
+    "        {{- '\\n<tool_response>\\n' }}\n",
+    "        {{- message.content }}\n",
+    "        {{- '\\n</tool_response>' }}\n",
+    "        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}",
+    "\n",
+    "            {{- '<|im_end|>\\n' }}\n",
+    "        {%- endif %}\n",
+    "    {%- endif %}\n",
+    "{%- endfor %}\n",
+    "{%- if add_generation_prompt %}\n",
+    "    {{- '<|im_start|>assistant\\n' }}\n",
+    "{%- endif %}",
+    NULL};
+static const char *const lisa__jinja_llama2[] = {
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}",
+    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}",
+    "{% set system_message = false %}{% endif %}{% for message in loop_messages %}",
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles ",
+    "must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message ",
+    "!= false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] ",
+    "%}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}",
+    "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' ",
+    "%}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",
+    NULL};
+static const char *const lisa__jinja_llama3[] = {
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' ",
+    "+ message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}",
+    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}",
+    "{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' ",
+    "}}{% endif %}",
+    NULL};
+static const char *const lisa__jinja_llama31[] = {
+    "{{- bos_token }}\n",
+    "{%- if custom_tools is defined %}\n",
+    "    {%- set tools = custom_tools %}\n",
+    "{%- endif %}\n",
+    "{%- if not tools_in_user_message is defined %}\n",
+    "    {%- set tools_in_user_message = true %}\n",
+    "{%- endif %}\n",
+    "{%- if not date_string is defined %}\n",
+    "    {%- set date_string = \"26 Jul 2024\" %}\n",
+    "{%- endif %}\n",
+    "{%- if not tools is defined %}\n",
+    "    {%- set tools = none %}\n",
+    "{%- endif %}\n",
+    "\n{#- This block extracts the system message, so we can slot it into the right place. #}",
+    "\n",
+    "{%- if messages[0]['role'] == 'system' %}\n",
+    "    {%- set system_message = messages[0]['content']|trim %}\n",
+    "    {%- set messages = messages[1:] %}\n",
+    "{%- else %}\n",
+    "    {%- set system_message = \"\" %}\n",
+    "{%- endif %}\n",
+    "\n{#- System message + builtin tools #}\n",
+    "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}\n",
+    "{%- if builtin_tools is defined or tools is not none %}\n",
+    "    {{- \"Environment: ipython\\n\" }}\n",
+    "{%- endif %}\n",
+    "{%- if builtin_tools is defined %}\n",
+    "    {{- \"Tools: \" + builtin_tools | reject('equalto', 'code_interpreter') | join(\", \") + \"\\n\\n\"}}",
+    "\n",
+    "{%- endif %}\n",
+    "{{- \"Cutting Knowledge Date: December 2023\\n\" }}\n",
+    "{{- \"Today Date: \" + date_string + \"\\n\\n\" }}\n",
+    "{%- if tools is not none and not tools_in_user_message %}\n",
+    "    {{- \"You have access to the following functions. To call a function, please respond with JSON ",
+    "for a function call.\" }}\n",
+    "    {{- 'Respond in the format {\"name\": function name, \"parameters\": dictionary of argument ",
+    "name and its value}.' }}\n",
+    "    {{- \"Do not use variables.\\n\\n\" }}\n",
+    "    {%- for t in tools %}\n",
+    "        {{- t | tojson(indent=4) }}\n",
+    "        {{- \"\\n\\n\" }}\n",
+    "    {%- endfor %}\n",
+    "{%- endif %}\n",
+    "{{- system_message }}\n",
+    "{{- \"<|eot_id|>\" }}\n",
+    "\n{#- Custom tools are passed in a user message with some extra guidance #}",
+    "\n",
+    "{%- if tools_in_user_message and not tools is none %}\n",
+    "    {#- Extract the first user message so we can plug it in here #}\n",
+    "    {%- if messages | length != 0 %}\n",
+    "        {%- set first_user_message = messages[0]['content']|trim %}\n",
+    "        {%- set messages = messages[1:] %}\n",
+    "    {%- else %}\n",
+    "        {{- raise_exception(\"Cannot put tools in the first user message when there's no first user ",
+    "message!\") }}\n",
+    "{%- endif %}\n",
+    "    {{- '<|start_header_id|>user<|end_header_id|>\\n\\n' -}}\n",
+    "    {{- \"Given the following functions, please respond with a JSON for a function call \" }}",
+    "\n",
+    "    {{- \"with its proper arguments that best answers the given prompt.\\n\\n\" }}",
+    "\n",
+    "    {{- 'Respond in the format {\"name\": function name, \"parameters\": dictionary of argument ",
+    "name and its value}.' }}\n",
+    "    {{- \"Do not use variables.\\n\\n\" }}\n",
+    "    {%- for t in tools %}\n",
+    "        {{- t | tojson(indent=4) }}\n",
+    "        {{- \"\\n\\n\" }}\n",
+    "    {%- endfor %}\n",
+    "    {{- first_user_message + \"<|eot_id|>\"}}\n",
+    "{%- endif %}\n",
+    "\n{%- for message in messages %}\n",
+    "    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) ",
+    "%}\n",
+    "        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] ",
+    "| trim + '<|eot_id|>' }}\n",
+    "    {%- elif 'tool_calls' in message %}\n",
+    "        {%- if not message.tool_calls|length == 1 %}\n",
+    "            {{- raise_exception(\"This model only supports single tool-calls at once!\") }}",
+    "\n",
+    "        {%- endif %}\n",
+    "        {%- set tool_call = message.tool_calls[0].function %}\n",
+    "        {%- if builtin_tools is defined and tool_call.name in builtin_tools %}",
+    "\n",
+    "            {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}",
+    "\n",
+    "            {{- \"<|python_tag|>\" + tool_call.name + \".call(\" }}\n",
+    "            {%- for arg_name, arg_val in tool_call.arguments | items %}",
+    "\n",
+    "                {{- arg_name + '=\"' + arg_val + '\"' }}\n",
+    "                {%- if not loop.last %}\n",
+    "                    {{- \", \" }}\n",
+    "                {%- endif %}\n",
+    "                {%- endfor %}\n",
+    "            {{- \")\" }}\n",
+    "        {%- else  %}\n",
+    "            {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}",
+    "\n",
+    "            {{- '{\"name\": \"' + tool_call.name + '\", ' }}\n",
+    "            {{- '\"parameters\": ' }}\n",
+    "            {{- tool_call.arguments | tojson }}\n",
+    "            {{- \"}\" }}\n",
+    "        {%- endif %}\n",
+    "        {%- if builtin_tools is defined %}\n",
+    "            {#- This means we're in ipython mode #}\n",
+    "            {{- \"<|eom_id|>\" }}\n",
+    "        {%- else %}\n",
+    "            {{- \"<|eot_id|>\" }}\n",
+    "        {%- endif %}\n",
+    "    {%- elif message.role == \"tool\" or message.role == \"ipython\" %}",
+    "\n",
+    "        {{- \"<|start_header_id|>ipython<|end_header_id|>\\n\\n\" }}\n",
+    "        {%- if message.content is mapping or message.content is iterable %}",
+    "\n",
+    "            {{- message.content | tojson }}\n",
+    "        {%- else %}\n",
+    "            {{- message.content }}\n",
+    "        {%- endif %}\n",
+    "        {{- \"<|eot_id|>\" }}\n",
+    "    {%- endif %}\n",
+    "{%- endfor %}\n",
+    "{%- if add_generation_prompt %}\n",
+    "    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n",
+    "{%- endif %}",
+    NULL};
+static const char *const lisa__jinja_zephyr[] = {
+    "{% for message in messages %}\n",
+    "{% if message['role'] == 'user' %}\n",
+    "{{ '<|user|>\n' + message['content'] + eos_token }}\n",
+    "{% elif message['role'] == 'system' %}\n",
+    "{{ '<|system|>\n' + message['content'] + eos_token }}\n",
+    "{% elif message['role'] == 'assistant' %}\n",
+    "{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n",
+    "{% endif %}\n",
+    "{% if loop.last and add_generation_prompt %}\n",
+    "{{ '<|assistant|>' }}\n",
+    "{% endif %}\n",
+    "{% endfor %}",
+    NULL};
+static const char *const lisa__jinja_mistral[] = {
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % ",
+    "2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') ",
+    "}}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}",
+    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}",
+    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}",
+    "{% endif %}{% endfor %}",
+    NULL};
+static const char *const lisa__jinja_mistral01[] = {
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % ",
+    "2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') ",
+    "}}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}",
+    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}",
+    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}",
+    "{% endif %}{% endfor %}",
+    NULL};
+
+/* The table: built-ins first (lisa_chat_template_names lists them), then the
+   models' variants. Several models may share one text (TinyLlama's is
+   Zephyr's). */
+typedef struct lisa__chat_known {
+    lisa_chat_template t;
+    const char *const *jinja;  /* pieces, NULL-terminated; NULL for plain */
+    int builtin;
+} lisa__chat_known;
+
+#define LISA__QWEN25_SYSTEM "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+#define LISA__LLAMA31_PREFIX "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
+
+static const lisa__chat_known lisa__chat_table[] = {
+    {{"chatml", LISA_CHAT_CHATML, NULL, NULL, "", "", "<|im_end|>", 0, NULL}, lisa__jinja_chatml, 1},
+    {{"llama2", LISA_CHAT_LLAMA2, NULL, NULL, "<s>", "</s>", NULL, 0, NULL}, lisa__jinja_llama2, 1},
+    {{"llama3", LISA_CHAT_LLAMA3, NULL, NULL, "<|begin_of_text|>", "<|eot_id|>", "<|eot_id|>", 0, NULL},
+     lisa__jinja_llama3, 1},
+    {{"zephyr", LISA_CHAT_ZEPHYR, NULL, NULL, "<s>", "</s>", NULL, 0, NULL}, lisa__jinja_zephyr, 1},
+    {{"mistral", LISA_CHAT_MISTRAL, NULL, NULL, "<s>", "</s>", NULL, 0, NULL}, lisa__jinja_mistral, 1},
+    {{"plain", LISA_CHAT_PLAIN, NULL, NULL, "", "", NULL, 0, NULL}, NULL, 1},
+    {{"smollm2", LISA_CHAT_CHATML, "You are a helpful AI assistant named SmolLM, trained by Hugging Face", NULL, "", "",
+      "<|im_end|>", 0, NULL}, lisa__jinja_smollm2, 0},
+    {{"qwen2", LISA_CHAT_CHATML, "You are a helpful assistant.", NULL, "", "", "<|im_end|>", 0, NULL},
+     lisa__jinja_qwen2, 0},
+    {{"qwen2.5", LISA_CHAT_CHATML, LISA__QWEN25_SYSTEM, NULL, "", "", "<|im_end|>", 0, NULL}, lisa__jinja_qwen25, 0},
+    {{"llama3.1", LISA_CHAT_LLAMA3, NULL, LISA__LLAMA31_PREFIX, "<|begin_of_text|>", "<|eot_id|>", "<|eot_id|>", 0,
+      NULL}, lisa__jinja_llama31, 0},
+    {{"mistral-v0.1", LISA_CHAT_MISTRAL, NULL, NULL, "<s>", "</s>", NULL, 1, NULL}, lisa__jinja_mistral01, 0}};
+
+#define LISA__CHAT_N_KNOWN ((int)(sizeof lisa__chat_table / sizeof lisa__chat_table[0]))
+
+LISADEF const lisa_chat_template *lisa_chat_template_find(const char *name) {
+    int i;
+    for (i = 0; name && i < LISA__CHAT_N_KNOWN; i++)
+        if (strcmp(name, lisa__chat_table[i].t.name) == 0) return &lisa__chat_table[i].t;
+    return NULL;
+}
+
+LISADEF const char *lisa_chat_template_names(void) { return "chatml, llama2, llama3, zephyr, mistral, plain"; }
+
+/* Is text (len bytes, "\r\n" read as "\n") exactly the concatenated pieces? */
+static int lisa__chat_jinja_equal(const char *text, size_t len, const char *const *pieces) {
+    size_t at = 0;
+    for (; *pieces; pieces++) {
+        const char *p = *pieces;
+        for (; *p; p++, at++) {
+            if (at < len && text[at] == '\r' && at + 1 < len && text[at + 1] == '\n') at++;
+            if (at >= len || text[at] != *p) return 0;
+        }
+    }
+    return at == len;
+}
+
+static int lisa__chat_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+LISADEF lisa_result lisa_chat_template_recognize(const lisa_chat_template **out, const char *jinja, size_t len,
+                                                 const char *name, lisa_error *err) {
+    int i;
+    *out = NULL;
+    if (!name) name = "<memory>";
+    if (!jinja) len = 0;
+    while (len > 0 && lisa__chat_ascii_space(jinja[0])) {
+        jinja++;
+        len--;
+    }
+    while (len > 0 && lisa__chat_ascii_space(jinja[len - 1])) len--;
+    for (i = 0; i < LISA__CHAT_N_KNOWN; i++)
+        if (lisa__chat_table[i].jinja && lisa__chat_jinja_equal(jinja, len, lisa__chat_table[i].jinja)) {
+            *out = &lisa__chat_table[i].t;
+            lisa__ok(err);
+            return LISA_OK;
+        }
+    if (len == 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: no chat template: choose one of %s", name, lisa_chat_template_names());
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: the chat template (%lu bytes, \"%.40s...\") is not one this library "
+                      "knows (there is no Jinja interpreter): choose one of %s", name, (unsigned long)len, jinja,
+                      lisa_chat_template_names());
+}
+
+/* --- rendering ------------------------------------------------------------ */
+
+/* The length of the Unicode white space character (Python's str.isspace)
+   that starts at s (n bytes), or 0. */
+static size_t lisa__chat_space_at(const unsigned char *s, size_t n) {
+    if (n >= 1 && ((s[0] >= 0x09 && s[0] <= 0x0d) || (s[0] >= 0x1c && s[0] <= 0x20))) return 1;
+    if (n >= 2 && s[0] == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0)) return 2;
+    if (n >= 3 && s[0] == 0xe1 && s[1] == 0x9a && s[2] == 0x80) return 3;
+    if (n >= 3 && s[0] == 0xe2 && s[1] == 0x80 && (s[2] <= 0x8a || s[2] == 0xa8 || s[2] == 0xa9 || s[2] == 0xaf))
+        return s[2] >= 0x80 ? 3 : 0;
+    if (n >= 3 && s[0] == 0xe2 && s[1] == 0x81 && s[2] == 0x9f) return 3;
+    if (n >= 3 && s[0] == 0xe3 && s[1] == 0x80 && s[2] == 0x80) return 3;
+    return 0;
+}
+
+/* The same for the character that ends at s + n. */
+static size_t lisa__chat_space_before(const unsigned char *s, size_t n) {
+    size_t k;
+    for (k = 1; k <= 3 && k <= n; k++)
+        if (lisa__chat_space_at(s + n - k, k) == k) return k;
+    return 0;
+}
+
+/* The rendered text being written: room was counted beforehand. */
+typedef struct lisa__chat_out {
+    lisa_chat_text *c;
+    size_t cap, cap_spans;
+    const char *bos, *eos;
+    size_t loss_begin;
+} lisa__chat_out;
+
+static void lisa__chat_put(lisa__chat_out *o, const char *s, size_t n) {
+    LISA_ASSERT(o->c->len + n <= o->cap);
+    if (n) memcpy(o->c->text + o->c->len, s, n);
+    o->c->len += n;
+}
+
+static void lisa__chat_puts(lisa__chat_out *o, const char *s) { lisa__chat_put(o, s, strlen(s)); }
+
+static void lisa__chat_span(lisa__chat_out *o, lisa_chat_span *spans, int *n, size_t begin) {
+    LISA_ASSERT((size_t)*n < o->cap_spans);
+    spans[*n].begin = begin;
+    spans[*n].end = o->c->len;
+    (*n)++;
+}
+
+static void lisa__chat_put_bos(lisa__chat_out *o) {
+    size_t at = o->c->len;
+    lisa__chat_puts(o, o->bos);
+    lisa__chat_span(o, o->c->bos, &o->c->n_bos, at);
+}
+
+static void lisa__chat_put_eos(lisa__chat_out *o) {
+    size_t at = o->c->len;
+    lisa__chat_puts(o, o->eos);
+    lisa__chat_span(o, o->c->eos, &o->c->n_eos, at);
+}
+
+/* Strips white space from both ends of what was written since `from`. */
+static void lisa__chat_strip_from(lisa__chat_out *o, size_t from) {
+    unsigned char *t = (unsigned char *)o->c->text;
+    size_t k, lead = 0;
+    while (o->c->len > from && (k = lisa__chat_space_before(t + from, o->c->len - from)) > 0) o->c->len -= k;
+    while (from + lead < o->c->len && (k = lisa__chat_space_at(t + from + lead, o->c->len - from - lead)) > 0) lead += k;
+    if (lead) {
+        memmove(t + from, t + from + lead, o->c->len - from - lead);
+        o->c->len -= lead;
+    }
+}
+
+static void lisa__chat_put_stripped(lisa__chat_out *o, const char *s, size_t n) {
+    size_t from = o->c->len;
+    lisa__chat_put(o, s, n);
+    lisa__chat_strip_from(o, from);
+}
+
+static void lisa__chat_loss_begin(lisa__chat_out *o) { o->loss_begin = o->c->len; }
+static void lisa__chat_loss_end(lisa__chat_out *o) { lisa__chat_span(o, o->c->loss, &o->c->n_loss, o->loss_begin); }
+
+static const char *lisa__chat_role_name(lisa_chat_role r) {
+    return r == LISA_CHAT_SYSTEM ? "system" : r == LISA_CHAT_USER ? "user" : "assistant";
+}
+
+/* An assistant turn's end: the end-of-turn marker (EOS when the template has none of its own). */
+static void lisa__chat_end_turn(lisa__chat_out *o, const lisa_chat_template *t) {
+    if (t->end_of_turn) lisa__chat_puts(o, t->end_of_turn);
+    else lisa__chat_put_eos(o);
+    lisa__chat_loss_end(o);
+}
+
+static void lisa__chat_render_chatml(lisa__chat_out *o, const lisa_chat_template *t, const lisa_chat_message *m,
+                                     int n, int gen) {
+    int i;
+    if (t->default_system && m[0].role != LISA_CHAT_SYSTEM) {
+        lisa__chat_puts(o, "<|im_start|>system\n");
+        lisa__chat_puts(o, t->default_system);
+        lisa__chat_puts(o, "<|im_end|>\n");
+    }
+    for (i = 0; i < n; i++) {
+        lisa__chat_puts(o, "<|im_start|>");
+        lisa__chat_puts(o, lisa__chat_role_name(m[i].role));
+        lisa__chat_puts(o, "\n");
+        lisa__chat_loss_begin(o);
+        lisa__chat_put(o, m[i].content, m[i].content_len);
+        if (m[i].role == LISA_CHAT_ASSISTANT) lisa__chat_end_turn(o, t);
+        else lisa__chat_puts(o, "<|im_end|>");
+        lisa__chat_puts(o, "\n");
+    }
+    if (gen) lisa__chat_puts(o, "<|im_start|>assistant\n");
+}
+
+static void lisa__chat_llama3_header(lisa__chat_out *o, const char *role) {
+    lisa__chat_puts(o, "<|start_header_id|>");
+    lisa__chat_puts(o, role);
+    lisa__chat_puts(o, "<|end_header_id|>\n\n");
+}
+
+static void lisa__chat_render_llama3(lisa__chat_out *o, const lisa_chat_template *t, const lisa_chat_message *m,
+                                     int n, int gen) {
+    int i = 0, has_system = m[0].role == LISA_CHAT_SYSTEM;
+    lisa__chat_put_bos(o);
+    if (t->system_prefix || (t->default_system && !has_system)) { /* a system turn of the template's own */
+        lisa__chat_llama3_header(o, "system");
+        if (t->system_prefix) lisa__chat_puts(o, t->system_prefix);
+        if (has_system) lisa__chat_put_stripped(o, m[0].content, m[0].content_len);
+        else if (t->default_system) lisa__chat_puts(o, t->default_system);
+        lisa__chat_puts(o, "<|eot_id|>");
+        i = has_system;
+    }
+    for (; i < n; i++) {
+        lisa__chat_llama3_header(o, lisa__chat_role_name(m[i].role));
+        lisa__chat_loss_begin(o);
+        lisa__chat_put_stripped(o, m[i].content, m[i].content_len);
+        if (m[i].role == LISA_CHAT_ASSISTANT) lisa__chat_end_turn(o, t);
+        else lisa__chat_puts(o, "<|eot_id|>");
+    }
+    if (gen) lisa__chat_llama3_header(o, "assistant");
+}
+
+static void lisa__chat_render_zephyr(lisa__chat_out *o, const lisa_chat_template *t, const lisa_chat_message *m,
+                                     int n, int gen) {
+    int i;
+    for (i = 0; i < n; i++) {
+        lisa__chat_puts(o, "<|");
+        lisa__chat_puts(o, lisa__chat_role_name(m[i].role));
+        lisa__chat_puts(o, "|>\n");
+        lisa__chat_loss_begin(o);
+        lisa__chat_put(o, m[i].content, m[i].content_len);
+        if (m[i].role == LISA_CHAT_ASSISTANT) lisa__chat_end_turn(o, t);
+        else lisa__chat_put_eos(o);
+        lisa__chat_puts(o, "\n");
+    }
+    if (gen) lisa__chat_puts(o, "<|assistant|>\n");
+}
+
+/* Llama 2 and Mistral: user and assistant alternate, starting with the user. */
+static void lisa__chat_render_inst(lisa__chat_out *o, const lisa_chat_template *t, const lisa_chat_message *m, int n) {
+    int i = 0, k, llama2 = t->style == LISA_CHAT_LLAMA2;
+    const lisa_chat_message *sys = NULL;
+    if (llama2 && m[0].role == LISA_CHAT_SYSTEM) sys = &m[i++];
+    if (!llama2) lisa__chat_put_bos(o); /* mistral: once; llama2: before each [INST] */
+    for (k = 0; i < n; i++, k++) {
+        if (m[i].role == LISA_CHAT_USER) {
+            size_t from;
+            if (llama2) lisa__chat_put_bos(o);
+            lisa__chat_puts(o, "[INST] ");
+            from = o->c->len;
+            if (k == 0 && sys) {
+                lisa__chat_puts(o, "<<SYS>>\n");
+                lisa__chat_put(o, sys->content, sys->content_len);
+                lisa__chat_puts(o, "\n<</SYS>>\n\n");
+            }
+            lisa__chat_put(o, m[i].content, m[i].content_len);
+            if (llama2) lisa__chat_strip_from(o, from);
+            lisa__chat_puts(o, " [/INST]");
+        } else if (llama2) {
+            lisa__chat_puts(o, " ");
+            lisa__chat_loss_begin(o);
+            lisa__chat_put_stripped(o, m[i].content, m[i].content_len);
+            lisa__chat_puts(o, " ");
+            lisa__chat_end_turn(o, t);
+        } else {
+            lisa__chat_loss_begin(o);
+            lisa__chat_put(o, m[i].content, m[i].content_len);
+            lisa__chat_end_turn(o, t);
+            if (t->space_after_eos) lisa__chat_puts(o, " ");
+        }
+    }
+}
+
+static void lisa__chat_render_plain(lisa__chat_out *o, const lisa_chat_template *t, const lisa_chat_message *m, int n) {
+    int i;
+    lisa__chat_put_bos(o);
+    for (i = 0; i < n; i++) {
+        lisa__chat_loss_begin(o);
+        lisa__chat_put(o, m[i].content, m[i].content_len);
+        if (m[i].role == LISA_CHAT_ASSISTANT) lisa__chat_end_turn(o, t);
+    }
+}
+
+/* The conversations a template refuses (as its Jinja text would, or where it would lose a message). */
+static lisa_result lisa__chat_check(const lisa_chat_template *t, const lisa_chat_message *m, int n, lisa_error *err) {
+    int i, first = 0;
+    if (n < 1) return lisa__fail(err, LISA_ERR_INVALID, "%s: an empty conversation", t->name);
+    for (i = 0; i < n; i++)
+        if ((int)m[i].role < 0 || m[i].role > LISA_CHAT_ASSISTANT || (!m[i].content && m[i].content_len))
+            return lisa__fail(err, LISA_ERR_INVALID, "%s: message %d: no such role, or no content", t->name, i);
+    if (t->style != LISA_CHAT_LLAMA2 && t->style != LISA_CHAT_MISTRAL) return LISA_OK;
+    if (t->style == LISA_CHAT_LLAMA2 && m[0].role == LISA_CHAT_SYSTEM) first = 1;
+    for (i = first; i < n; i++) {
+        if (m[i].role == LISA_CHAT_SYSTEM)
+            return lisa__fail(err, LISA_ERR_INVALID, "%s: message %d: a system message %s", t->name, i,
+                              t->style == LISA_CHAT_MISTRAL ? "(this template has none)" : "other than the first");
+        if ((m[i].role == LISA_CHAT_USER) != ((i - first) % 2 == 0))
+            return lisa__fail(err, LISA_ERR_INVALID, "%s: message %d: user and assistant messages must alternate, "
+                              "starting with the user", t->name, i);
+    }
+    return LISA_OK;
+}
+
+/* Bytes of text a rendering can take beyond the contents: room is counted
+   once, generously, so writing never checks. */
+#define LISA__CHAT_OVERHEAD 96
+
+static size_t lisa__chat_strlen(const char *s) { return s ? strlen(s) : 0; }
+
+LISADEF lisa_result lisa_chat_render(lisa_chat_text *out, const lisa_chat_template *t, const lisa_chat_message *m,
+                                     int n, int add_generation_prompt, const char *bos, const char *eos,
+                                     const lisa_allocator *a, lisa_error *err) {
+    lisa__chat_out o;
+    size_t per, cap, spans, size, i;
+    unsigned char *block;
+    lisa_result r;
+    memset(out, 0, sizeof *out);
+    out->allocator = lisa__allocator_or_default(a);
+    if ((r = lisa__chat_check(t, m, n, err)) != LISA_OK) return r;
+    memset(&o, 0, sizeof o);
+    o.c = out;
+    o.bos = bos ? bos : t->bos;
+    o.eos = eos ? eos : t->eos;
+    per = LISA__CHAT_OVERHEAD + strlen(o.bos) + strlen(o.eos) + lisa__chat_strlen(t->end_of_turn);
+    if (per > SIZE_MAX / 4 / ((size_t)n + 2)) return lisa__fail(err, LISA_ERR_NOMEM, "%s: conversation too long", t->name);
+    cap = per * ((size_t)n + 2) + lisa__chat_strlen(t->default_system) + lisa__chat_strlen(t->system_prefix);
+    for (i = 0; i < (size_t)n; i++) {
+        if (m[i].content_len > SIZE_MAX / 4 - cap)
+            return lisa__fail(err, LISA_ERR_NOMEM, "%s: conversation too long", t->name);
+        cap += m[i].content_len;
+    }
+    o.cap = cap;
+    o.cap_spans = (size_t)n + 2;
+    spans = o.cap_spans * sizeof(lisa_chat_span);
+    size = 3 * spans + cap + 1;
+    if (!(block = (unsigned char *)lisa__alloc(&out->allocator, size, &out->bytes)))
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory rendering a conversation", t->name);
+    out->loss = (lisa_chat_span *)block;
+    out->bos = (lisa_chat_span *)(block + spans);
+    out->eos = (lisa_chat_span *)(block + 2 * spans);
+    out->text = (char *)(block + 3 * spans);
+    switch (t->style) {
+    case LISA_CHAT_CHATML: lisa__chat_render_chatml(&o, t, m, n, add_generation_prompt); break;
+    case LISA_CHAT_LLAMA3: lisa__chat_render_llama3(&o, t, m, n, add_generation_prompt); break;
+    case LISA_CHAT_ZEPHYR: lisa__chat_render_zephyr(&o, t, m, n, add_generation_prompt); break;
+    case LISA_CHAT_LLAMA2:
+    case LISA_CHAT_MISTRAL: lisa__chat_render_inst(&o, t, m, n); break;
+    default: lisa__chat_render_plain(&o, t, m, n); break;
+    }
+    out->text[out->len] = 0;
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF void lisa_chat_text_free(lisa_chat_text *c) {
+    lisa__free(&c->allocator, c->loss, c->bytes, &c->bytes); /* one block, the spans first */
+    c->text = NULL;
+    c->loss = c->bos = c->eos = NULL;
+    c->len = 0;
+    c->n_loss = c->n_bos = c->n_eos = 0;
+}
+
+/* --- encoding ------------------------------------------------------------- */
+
+/* Tokenizers that match no special-token text of their own. */
+static int lisa__chat_segmented(const lisa_tokenizer *tok) {
+    return tok->kind == LISA_TOKENIZER_BYTES || tok->kind == LISA_TOKENIZER_LLAMA2C;
+}
+
+/* Encodes text[begin, end) after the *n tokens there are, offsets into text. */
+static lisa_result lisa__chat_encode_range(const lisa_tokenizer *tok, const char *text, size_t begin, size_t end,
+                                           int *ids, size_t *offsets, size_t cap, size_t *n, lisa_error *err) {
+    size_t got = 0, k;
+    lisa_result r = lisa_tokenizer_encode_offsets(tok, text + begin, end - begin, 0, 0, ids + *n, offsets + *n,
+                                                  cap - *n, &got, err);
+    if (r != LISA_OK) return r;
+    for (k = *n; k < *n + got; k++) offsets[k] += begin;
+    *n += got;
+    return LISA_OK;
+}
+
+/* The pieces between where bos_token and eos_token were written, and those
+   as the tokenizer's bos_id and eos_id; eos_at[k] gets the k-th EOS's token. */
+static lisa_result lisa__chat_encode_segments(const lisa_tokenizer *tok, const lisa_chat_text *c, int *ids,
+                                              size_t *offsets, size_t cap, size_t *n, size_t *eos_at,
+                                              lisa_error *err) {
+    int ib = 0, ie = 0;
+    size_t at = 0;
+    lisa_result r;
+    while (ib < c->n_bos || ie < c->n_eos) {
+        int is_bos = ie >= c->n_eos || (ib < c->n_bos && c->bos[ib].begin <= c->eos[ie].begin);
+        const lisa_chat_span *s = is_bos ? &c->bos[ib++] : &c->eos[ie++];
+        if ((r = lisa__chat_encode_range(tok, c->text, at, s->begin, ids, offsets, cap, n, err)) != LISA_OK) return r;
+        if (!is_bos) eos_at[ie - 1] = *n;
+        ids[*n] = is_bos ? tok->bos_id : tok->eos_id;
+        offsets[(*n)++] = s->begin;
+        at = s->end;
+    }
+    return lisa__chat_encode_range(tok, c->text, at, c->len, ids, offsets, cap, n, err);
+}
+
+/* loss[i] = 1 for each token with a byte in a loss span (a token of no
+   bytes: when it stands at a place inside one). */
+static void lisa__chat_mark_loss(const lisa_chat_text *c, const size_t *offsets, size_t n, unsigned char *loss) {
+    size_t i;
+    int j = 0;
+    for (i = 0; i < n; i++) {
+        size_t b = offsets[i], e = i + 1 < n ? offsets[i + 1] : c->len;
+        while (j < c->n_loss && c->loss[j].end <= b) j++;
+        loss[i] = j < c->n_loss && (e > b ? c->loss[j].begin < e : c->loss[j].begin <= b);
+    }
+}
+
+/* An EOS id that ends a loss span carries loss, also when its text is ""
+   (plain with the bytes tokenizer) and so covers no byte of the span. */
+static void lisa__chat_mark_eos(const lisa_chat_text *c, const size_t *eos_at, unsigned char *loss) {
+    int j = 0, k;
+    for (k = 0; k < c->n_eos; k++) {
+        while (j < c->n_loss && c->loss[j].end < c->eos[k].end) j++;
+        if (j < c->n_loss && c->loss[j].end == c->eos[k].end) loss[eos_at[k]] = 1;
+    }
+}
+
+/* The text a tokenizer's special token stands for, or fallback. */
+static const char *lisa__chat_special_text(const lisa_tokenizer *tok, int id, const char *fallback) {
+    size_t len = 0;
+    const char *p = id >= 0 ? lisa_tokenizer_piece(tok, -1, id, &len) : NULL;
+    return p && len > 0 && strlen(p) == len ? p : fallback;
+}
+
+LISADEF lisa_result lisa_chat_encode(lisa_chat_tokens *out, const lisa_chat_template *t, const lisa_tokenizer *tok,
+                                     const lisa_chat_message *m, int n, int add_generation_prompt,
+                                     const lisa_allocator *a, lisa_error *err) {
+    int segmented = lisa__chat_segmented(tok);
+    const char *bos = segmented ? t->bos : lisa__chat_special_text(tok, tok->bos_id, t->bos);
+    const char *eos = segmented ? t->eos : lisa__chat_special_text(tok, tok->eos_id, t->eos);
+    lisa_chat_text c;
+    size_t cap, offsets_bytes = 0, counter = 0;
+    size_t *offsets = NULL, *eos_at = NULL;
+    lisa_result r;
+    memset(out, 0, sizeof *out);
+    out->allocator = lisa__allocator_or_default(a);
+    if ((r = lisa_chat_render(&c, t, m, n, add_generation_prompt, bos, eos, &out->allocator, err)) != LISA_OK) return r;
+    cap = c.len + 4 * ((size_t)c.n_bos + (size_t)c.n_eos + 1); /* a piece of k bytes: at most k + 3 tokens */
+    if (cap > SIZE_MAX / (sizeof(int) + 1 + sizeof(size_t))) {
+        lisa_chat_text_free(&c);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: conversation too long", t->name);
+    }
+    offsets_bytes = (cap + (size_t)c.n_eos + 1) * sizeof(size_t); /* the offsets, then eos_at */
+    out->ids = (int *)lisa__alloc(&out->allocator, cap * (sizeof(int) + 1), &out->bytes);
+    offsets = (size_t *)lisa__alloc(&out->allocator, offsets_bytes, &counter);
+    if (!out->ids || !offsets) {
+        r = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory encoding a conversation", t->name);
+    } else {
+        out->loss = (unsigned char *)(out->ids + cap);
+        eos_at = offsets + cap;
+        r = segmented ? lisa__chat_encode_segments(tok, &c, out->ids, offsets, cap, &out->n, eos_at, err)
+                      : lisa__chat_encode_range(tok, c.text, 0, c.len, out->ids, offsets, cap, &out->n, err);
+    }
+    if (r == LISA_OK) lisa__chat_mark_loss(&c, offsets, out->n, out->loss);
+    if (r == LISA_OK && segmented) lisa__chat_mark_eos(&c, eos_at, out->loss);
+    lisa__free(&out->allocator, offsets, offsets_bytes, &counter);
+    lisa_chat_text_free(&c);
+    if (r != LISA_OK) lisa_chat_tokens_free(out);
+    else lisa__ok(err);
+    return r;
+}
+
+LISADEF void lisa_chat_tokens_free(lisa_chat_tokens *c) {
+    lisa__free(&c->allocator, c->ids, c->bytes, &c->bytes); /* ids and loss: one block */
+    c->ids = NULL;
+    c->loss = NULL;
+    c->n = 0;
+}
+
+LISADEF int lisa_chat_end_of_turn_id(const lisa_chat_template *t, const lisa_tokenizer *tok) {
+    if (!t->end_of_turn) return tok->eos_id;
+    if (lisa__chat_segmented(tok)) return -1; /* the marker is text there */
+    return lisa_tokenizer_find(tok, t->end_of_turn, strlen(t->end_of_turn));
+}
 
 #endif /* LISA_IMPLEMENTATION_INCLUDED */
 #endif /* LISA_IMPLEMENTATION */

@@ -509,6 +509,30 @@ static lisa_result load_state_memory(const void *p, const char *label, lisa_erro
                         label);
 }
 
+/* Conversations from f's data with the llama2 template and the llama2.c
+   tokenizer of f->path2. */
+static const char chat_text[] =
+    "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"2+2?\"},"
+    " {\"role\": \"assistant\", \"content\": \"4\"}]}\n"
+    "{\"type\": \"x\", \"prompt\": \"q\", \"response\": \"a\"}\n";
+
+static lisa_result load_chat(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_tokenizer tok;
+    lisa_sft_data d;
+    lisa_result r = lisa_tokenizer_load_llama2c(&tok, f->path2, 0, &g_alloc, err);
+    if (r != LISA_OK) return r;
+    r = lisa_sft_load_chat_memory(&d, chat_text, sizeof chat_text - 1, "chat.jsonl", &tok,
+                                  lisa_chat_template_find("llama2"), 64, 0, &g_alloc, err);
+    if (r == LISA_OK) {
+        CHECK(d.bytes + tok.bytes == g_cnt.live && d.n_examples == 2, "%s: sft.bytes %zu equals the allocator's %zu",
+              label, d.bytes, g_cnt.live - tok.bytes);
+        lisa_sft_free(&d);
+    }
+    lisa_tokenizer_free(&tok);
+    return r;
+}
+
 /* Instruction data from f (path: a file; else data) with the byte tokenizer,
    or (path2 set) with the llama2.c tokenizer of path2, loaded here. */
 static lisa_result load_sft(const void *p, const char *label, lisa_error *err) {
@@ -814,6 +838,7 @@ int main(void) {
     f.data = (const unsigned char *)sft_text;
     f.size = sizeof sft_text - 1;
     fail_every_allocation("load packed instruction data from memory, llama2.c tokenizer", load_sft, &f);
+    fail_every_allocation("load conversations with a chat template, llama2.c tokenizer", load_chat, &f);
 
     c = small_config(0);
     fail_every_allocation("lisa_kv_cache_init", make_kv_cache, &c);
