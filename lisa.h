@@ -7248,6 +7248,21 @@ static lisa_result lisa__hft_unsupported(lisa__hft *h, const char *what, const c
     return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: %s \"%.60s\" is not supported", h->name, what, ty);
 }
 
+/* A component of one stage (normalizer, pre-tokenizer, decoder, post-processor). */
+typedef lisa_result (*lisa__hft_stage_fn)(lisa__hft *h, int node, int depth);
+
+/* A stage's Sequence: each element of its `members` array read by fn, one level deeper. */
+static lisa_result lisa__hft_sequence(lisa__hft *h, int node, int depth, const char *stage, const char *members,
+                                      lisa__hft_stage_fn fn) {
+    int c, list = lisa_json_get(h->j, node, members);
+    lisa_result r;
+    if (lisa_json_type_of(h->j, list) != LISA_JSON_ARRAY)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: %s Sequence has no \"%s\" array", h->name, stage, members);
+    for (c = lisa_json_first(h->j, list); c >= 0; c = lisa_json_next(h->j, c))
+        if ((r = fn(h, c, depth + 1)) != LISA_OK) return r;
+    return LISA_OK;
+}
+
 static lisa_result lisa__hft_normalizer(lisa__hft *h, int node, int depth) {
     lisa__bpe_settings *set = &h->b->set;
     const char *ty;
@@ -7258,14 +7273,8 @@ static lisa_result lisa__hft_normalizer(lisa__hft *h, int node, int depth) {
     lisa_result r;
     if (lisa_json_type_of(h->j, node) == LISA_JSON_NULL || node < 0) return LISA_OK;
     if (!(ty = lisa__hft_type(h, node, "normalizer"))) return LISA_ERR_FORMAT;
-    if (strcmp(ty, "Sequence") == 0 && depth < 4) {
-        int c, list = lisa_json_get(h->j, node, "normalizers");
-        if (lisa_json_type_of(h->j, list) != LISA_JSON_ARRAY)
-            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: normalizer Sequence has no \"normalizers\" array", h->name);
-        for (c = lisa_json_first(h->j, list); c >= 0; c = lisa_json_next(h->j, c))
-            if ((r = lisa__hft_normalizer(h, c, depth + 1)) != LISA_OK) return r;
-        return LISA_OK;
-    }
+    if (strcmp(ty, "Sequence") == 0 && depth < 4)
+        return lisa__hft_sequence(h, node, depth, "normalizer", "normalizers", lisa__hft_normalizer);
     if (strcmp(ty, "Prepend") == 0) {
         if (!(st = lisa__hft_add_step(h, set->norm, &set->n_norm, "normalizer"))) return LISA_ERR_FORMAT;
         st->op = LISA__BPE_N_PREPEND;
@@ -7299,14 +7308,8 @@ static lisa_result lisa__hft_pretok(lisa__hft *h, int node, int depth) {
     lisa_result r;
     if (lisa_json_type_of(h->j, node) == LISA_JSON_NULL || node < 0) return LISA_OK;
     if (!(ty = lisa__hft_type(h, node, "pre_tokenizer"))) return LISA_ERR_FORMAT;
-    if (strcmp(ty, "Sequence") == 0 && depth < 4) {
-        int c, list = lisa_json_get(h->j, node, "pretokenizers");
-        if (lisa_json_type_of(h->j, list) != LISA_JSON_ARRAY)
-            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: pre_tokenizer Sequence has no \"pretokenizers\" array", h->name);
-        for (c = lisa_json_first(h->j, list); c >= 0; c = lisa_json_next(h->j, c))
-            if ((r = lisa__hft_pretok(h, c, depth + 1)) != LISA_OK) return r;
-        return LISA_OK;
-    }
+    if (strcmp(ty, "Sequence") == 0 && depth < 4)
+        return lisa__hft_sequence(h, node, depth, "pre_tokenizer", "pretokenizers", lisa__hft_pretok);
     if (set->n_pretok > 0 && set->pretok[set->n_pretok - 1].op == LISA__BPE_P_BYTELEVEL)
         return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: pre_tokenizer \"%.40s\" after ByteLevel is not supported", h->name, ty);
     if (!(st = lisa__hft_add_step(h, set->pretok, &set->n_pretok, "pre_tokenizer"))) return LISA_ERR_FORMAT;
@@ -7366,14 +7369,8 @@ static lisa_result lisa__hft_decoder(lisa__hft *h, int node, int depth) {
     lisa_result r;
     if (lisa_json_type_of(h->j, node) == LISA_JSON_NULL || node < 0) return LISA_OK;
     if (!(ty = lisa__hft_type(h, node, "decoder"))) return LISA_ERR_FORMAT;
-    if (strcmp(ty, "Sequence") == 0 && depth < 4) {
-        int c, list = lisa_json_get(h->j, node, "decoders");
-        if (lisa_json_type_of(h->j, list) != LISA_JSON_ARRAY)
-            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: decoder Sequence has no \"decoders\" array", h->name);
-        for (c = lisa_json_first(h->j, list); c >= 0; c = lisa_json_next(h->j, c))
-            if ((r = lisa__hft_decoder(h, c, depth + 1)) != LISA_OK) return r;
-        return LISA_OK;
-    }
+    if (strcmp(ty, "Sequence") == 0 && depth < 4)
+        return lisa__hft_sequence(h, node, depth, "decoder", "decoders", lisa__hft_decoder);
     if (!(st = lisa__hft_add_step(h, set->dec, &set->n_dec, "decoder"))) return LISA_ERR_FORMAT;
     if (strcmp(ty, "ByteLevel") == 0) {
         st->op = LISA__BPE_D_BYTELEVEL;
@@ -7442,14 +7439,8 @@ static lisa_result lisa__hft_post(lisa__hft *h, int node, int depth) {
     lisa_result r;
     if (lisa_json_type_of(h->j, node) == LISA_JSON_NULL || node < 0) return LISA_OK;
     if (!(ty = lisa__hft_type(h, node, "post_processor"))) return LISA_ERR_FORMAT;
-    if (strcmp(ty, "Sequence") == 0 && depth < 4) {
-        int c, list = lisa_json_get(h->j, node, "processors");
-        if (lisa_json_type_of(h->j, list) != LISA_JSON_ARRAY)
-            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: post_processor Sequence has no \"processors\" array", h->name);
-        for (c = lisa_json_first(h->j, list); c >= 0; c = lisa_json_next(h->j, c))
-            if ((r = lisa__hft_post(h, c, depth + 1)) != LISA_OK) return r;
-        return LISA_OK;
-    }
+    if (strcmp(ty, "Sequence") == 0 && depth < 4)
+        return lisa__hft_sequence(h, node, depth, "post_processor", "processors", lisa__hft_post);
     if (strcmp(ty, "ByteLevel") == 0) return LISA_OK;  /* only offsets: no ids */
     if (strcmp(ty, "TemplateProcessing") == 0) {
         int single = lisa_json_get(h->j, node, "single"), specials = lisa_json_get(h->j, node, "special_tokens"), c;
