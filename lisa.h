@@ -1321,6 +1321,20 @@ LISADEF const char *lisa_gguf_type_name(lisa_gguf_type t);   /* "uint8", ..., "a
 LISADEF const char *lisa_ggml_type_name(uint32_t type);
 LISADEF int lisa_ggml_type_size(uint32_t type, uint32_t *block_elems, uint32_t *block_bytes);
 
+/* The tokenizer a GGUF file carries in its metadata (the tokenizer.ggml.*
+   keys), with llama.cpp's semantics: model "gpt2" is byte-level BPE ranked
+   by the merges' order, its pre-tokenizer chosen by tokenizer.ggml.pre; model
+   "llama" is SentencePiece BPE ranked by scores, with byte fallback. Every
+   count and id is checked; an unsupported model or pre name is an error
+   naming it. Call lisa_tokenizer_free(). */
+LISADEF lisa_result lisa_tokenizer_load_gguf_metadata(lisa_tokenizer *t, const lisa_gguf *g,
+                                                      const lisa_allocator *a, lisa_error *err);
+#ifndef LISA_NO_STDIO
+/* The same from a GGUF file, reading only its metadata. */
+LISADEF lisa_result lisa_tokenizer_load_gguf(lisa_tokenizer *t, const char *path, const lisa_allocator *a,
+                                             lisa_error *err);
+#endif
+
 /* ------------------------------------------------------------------------- */
 /* Instruction data: prompt/response pairs with loss on the response only     */
 /* ------------------------------------------------------------------------- */
@@ -9572,6 +9586,29 @@ LISADEF lisa_result lisa_gguf_array_string(const lisa_gguf *g, int i, uint64_t k
     lisa__ok(err);
     return LISA_OK;
 }
+
+/* ------------------------------------------------------------------------- */
+/* GGUF: the tokenizer in the metadata                                        */
+/* ------------------------------------------------------------------------- */
+
+LISADEF lisa_result lisa_tokenizer_load_gguf_metadata(lisa_tokenizer *t, const lisa_gguf *g,
+                                                      const lisa_allocator *a, lisa_error *err) {
+    (void)a;
+    memset(t, 0, sizeof *t);
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: GGUF tokenizers are not supported yet", g->name);
+}
+
+#ifndef LISA_NO_STDIO
+LISADEF lisa_result lisa_tokenizer_load_gguf(lisa_tokenizer *t, const char *path, const lisa_allocator *a,
+                                             lisa_error *err) {
+    lisa_gguf g;
+    lisa_result r = lisa_gguf_read_metadata(&g, path, a, err);
+    memset(t, 0, sizeof *t);
+    if (r == LISA_OK) r = lisa_tokenizer_load_gguf_metadata(t, &g, a, err);
+    lisa_gguf_free(&g);
+    return r;
+}
+#endif
 
 /* ------------------------------------------------------------------------- */
 /* Hugging Face LLaMA: names, config.json, loading, saving                    */

@@ -491,9 +491,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(err.code == LISA_OK && err.message[0] == 0, "success with an error message");
         FUZZ_CHECK(j.bytes == fuzz_cnt.live_bytes, "json says %lu bytes, the allocator holds %lu",
                    (unsigned long)j.bytes, (unsigned long)fuzz_cnt.live_bytes);
-        FUZZ_CHECK(j.bytes == (size_t)j.n_nodes * sizeof(lisa_json_node) + j.strings_size,
-                   "bytes %lu for %d nodes and %lu string bytes", (unsigned long)j.bytes, j.n_nodes,
-                   (unsigned long)j.strings_size);
+        FUZZ_CHECK(j.bytes == (size_t)j.n_nodes * sizeof(lisa_json_node) + j.strings_size +
+                                  j.index_slots * sizeof(int32_t),
+                   "bytes %lu for %d nodes, %lu string bytes and %lu index slots", (unsigned long)j.bytes,
+                   j.n_nodes, (unsigned long)j.strings_size, (unsigned long)j.index_slots);
         FUZZ_CHECK(j.bytes <= 32 * size + 64, "%lu bytes for %lu bytes of text", (unsigned long)j.bytes,
                    (unsigned long)size);
         if (valid) check_tree(&j, &ref);
