@@ -37,7 +37,6 @@ ids_plain and decoding for each directory, and does):
                          GGUF version 2. GGUF_DIFFERENCES below says where and why a GGUF reference
                          differs from its directory's.
 """
-"""
 import argparse
 import json
 import os
