@@ -6955,7 +6955,7 @@ static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer
             match_id[n_added] = id;
             if (k->flags & LISA__BPE_NORMALIZED) lisa__bpe_normalize_string(set, s, k->len, &matches, &tmp);
             else lisa__bpe_put(&matches, s, k->len);
-            if (matches.n == moff[n_added]) {
+            if (matches.n == moff[n_added] && !matches.failed) {
                 res = lisa__fail(err, LISA_ERR_FORMAT, "%s: added token %d is empty once normalized", b->name, id);
                 goto done;
             }
@@ -9663,7 +9663,7 @@ static lisa_result lisa__ggt_id(lisa__ggt *h, const char *key, int *id) {
 /* An optional per-token array: its index (-1 when absent), with one element per token. */
 static lisa_result lisa__ggt_per_token(lisa__ggt *h, const char *key, int *index) {
     lisa_gguf_type et;
-    uint64_t n;
+    uint64_t n = 0;
     lisa_result r;
     *index = lisa_gguf_find(h->g, key);
     if (*index < 0) return LISA_OK;
@@ -9695,7 +9695,7 @@ static lisa_result lisa__ggt_tokens(lisa__ggt *h) {
     const lisa_gguf *g = h->g;
     int tokens = lisa_gguf_find(g, "tokenizer.ggml.tokens"), types, scores, i;
     lisa_gguf_type et = LISA_GGUF_STRING, score_type = LISA_GGUF_FLOAT32;
-    uint64_t n;
+    uint64_t n = 0;
     lisa_result r;
     if (tokens < 0) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: no key tokenizer.ggml.tokens", h->name);
     if ((r = lisa_gguf_array(g, tokens, &et, &n, h->err)) != LISA_OK) return r;
@@ -9748,7 +9748,7 @@ static lisa_result lisa__ggt_merges(lisa__ggt *h) {
     const lisa_gguf *g = h->g;
     int merges = lisa_gguf_find(g, "tokenizer.ggml.merges");
     lisa_gguf_type et = LISA_GGUF_STRING;
-    uint64_t n, k;
+    uint64_t n = 0, k;
     lisa_result r;
     if (merges < 0) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: no key tokenizer.ggml.merges (model gpt2 needs them)", h->name);
     if ((r = lisa_gguf_array(g, merges, &et, &n, h->err)) != LISA_OK) return r;
