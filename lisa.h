@@ -1322,11 +1322,22 @@ LISADEF const char *lisa_ggml_type_name(uint32_t type);
 LISADEF int lisa_ggml_type_size(uint32_t type, uint32_t *block_elems, uint32_t *block_bytes);
 
 /* The tokenizer a GGUF file carries in its metadata (the tokenizer.ggml.*
-   keys), with llama.cpp's semantics: model "gpt2" is byte-level BPE ranked
-   by the merges' order, its pre-tokenizer chosen by tokenizer.ggml.pre; model
-   "llama" is SentencePiece BPE ranked by scores, with byte fallback. Every
-   count and id is checked; an unsupported model or pre name is an error
-   naming it. Call lisa_tokenizer_free(). */
+   keys), with llama.cpp's semantics (src/llama-vocab.cpp), so ids equal
+   llama_tokenize(text, add_special = add_bos/add_eos, parse_special = true):
+   model "gpt2" is byte-level BPE ranked by the merges' order, its
+   pre-tokenizer chosen by tokenizer.ggml.pre (ignore_merges for the Llama 3
+   family, GLM-4 and Tekken, as llama.cpp); model "llama" is SentencePiece BPE
+   ranked by the merged piece's score, with byte fallback to <0xXX> tokens and,
+   with add_space_prefix (the default), a space in front of every stretch of
+   text between whole-string tokens. Tokens of type unknown, control (both
+   special) and user-defined are matched as whole strings in the raw text
+   (leftmost-longest; llama.cpp takes the longest first over the whole text,
+   the same unless two of them overlap) and decode as their text. BOS/EOS/unknown/padding ids, add_bos/add_eos and the
+   chat template come from their keys, with llama.cpp's defaults where absent.
+   Every type, count, length and id is checked (a key out of range is an
+   error, where llama.cpp warns); an unsupported model or pre name is an error
+   naming it. g may be freed afterwards. Call lisa_tokenizer_free(), also
+   after a failure. */
 LISADEF lisa_result lisa_tokenizer_load_gguf_metadata(lisa_tokenizer *t, const lisa_gguf *g,
                                                       const lisa_allocator *a, lisa_error *err);
 #ifndef LISA_NO_STDIO
@@ -9611,9 +9622,17 @@ LISADEF lisa_result lisa_gguf_array_string(const lisa_gguf *g, int i, uint64_t k
      bos/eos/unknown/padding_token_id, add_bos_token, add_eos_token,
      add_space_prefix (llama), chat_template
    Defaults where a key is absent are llama.cpp's: "llama" BOS 1, EOS 2,
-   unknown 0, add_bos and add_space_prefix on; "gpt2" BOS and EOS 11, add_bos
-   only for the Llama 3 and Tekken families, pre "default". Unlike llama.cpp,
-   which warns and keeps a default, a key out of range is an error. */
+   unknown 0, add_bos and add_space_prefix on; "gpt2" BOS and EOS 11 (none
+   for chatglm-bpe, glm4, glm5), add_bos only for the Llama 3 and Tekken
+   families, pre "default", ignore_merges where llama.cpp sets it. Unlike
+   llama.cpp, which warns and keeps a default, a key out of range is an
+   error. Decoding is llama.cpp's token_to_piece: whole-string tokens give
+   their text as stored (set.added_verbatim), byte tokens their byte, others
+   their GPT-2 alphabet undone or U+2581 as a space, with add_space_prefix one
+   leading space of the first token dropped. Not taken over: per-model token
+   attributes llama.cpp sets by name (lstrip of <mask>, rstrip for Phi-3),
+   unused (5) and undefined (0) tokens decoding to nothing, and the first
+   piece's leading space dropped when the first token is a whole-string one. */
 
 #define LISA__GGT_TYPE_MAX 6    /* 0 undefined, 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte */
 

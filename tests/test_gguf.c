@@ -1087,8 +1087,8 @@ typedef struct tok_spec {
     int add_bos;
 } tok_spec;
 
-static const char *const gpt2_tokens[] = {"a", "b", "c", "\xC4\xA0", "ab", "abc", "\xC4\xA0" "a", "<|end|>"};
-static const char *const spm_tokens[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab", "ba",
+static const char *const gpt2_tokens[] = {"a", "b", "c", "\xC4\xA0", "ab", "abc", "\xC4\xA0\x61", "<|end|>"};
+static const char *const spm_tokens[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81\x61", "ab", "ba",
                                          "<0x0A>"};
 
 static tok_spec gpt2_spec(void) {
