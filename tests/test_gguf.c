@@ -1083,6 +1083,8 @@ typedef struct tok_spec {
     int n_types, n_scores;     /* elements written (-1: no key) */
     int bad_type_at, bad_type; /* token_type of one token (at -1: none) */
     const char *extra_merge;   /* a merge appended (gpt2) */
+    int types_as_floats;       /* token_type written as a float32 array */
+    int bos_as_string;         /* bos_token_id written as a string */
     int64_t bos;               /* -1: no key */
     int add_bos;
 } tok_spec;
@@ -1130,7 +1132,8 @@ static void tok_gguf(buf *b, const tok_spec *s) {
         else put_str(b, s->tokens[k]);
     }
     if (s->n_types >= 0) {
-        kv_array_head(b, "tokenizer.ggml.token_type", LISA_GGUF_INT32, (uint64_t)s->n_types);
+        kv_array_head(b, "tokenizer.ggml.token_type", s->types_as_floats ? LISA_GGUF_FLOAT32 : LISA_GGUF_INT32,
+                      (uint64_t)s->n_types);
         for (k = 0; k < s->n_types; k++) {
             const char *t = k < s->n_tokens ? s->tokens[k] : "";
             int type = t[0] == '<' && t[1] == '0' ? 6 : t[0] == '<' ? 3 : 1;
@@ -1151,7 +1154,8 @@ static void tok_gguf(buf *b, const tok_spec *s) {
         for (k = 0; k < 3; k++) put_str(b, merges[k]);
         if (s->extra_merge) put_str(b, s->extra_merge);
     }
-    if (s->bos >= 0) kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)s->bos);
+    if (s->bos >= 0 && s->bos_as_string) kv_str(b, "tokenizer.ggml.bos_token_id", "7");
+    else if (s->bos >= 0) kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)s->bos);
     kv_bool(b, "tokenizer.ggml.add_bos_token", s->add_bos);
     kv_str(b, "tokenizer.chat_template", "{{ messages }}");
 }
@@ -1264,6 +1268,12 @@ static void test_tokenizer_malformed(void) {
     s = spm_spec();
     s.n_types = 11;
     expect_tok_error("token types length mismatch", &s, "tokenizer.ggml.token_type has 11 elements", NULL);
+    s = gpt2_spec();
+    s.types_as_floats = 1;
+    expect_tok_error("token types not integers", &s, "tokenizer.ggml.token_type is an array of float32", NULL);
+    s = gpt2_spec();
+    s.bos_as_string = 1;
+    expect_tok_error("bos id not an integer", &s, "tokenizer.ggml.bos_token_id is a string", NULL);
     s = gpt2_spec();
     s.bad_type_at = 2;
     s.bad_type = 7;
