@@ -9811,7 +9811,10 @@ static lisa_result lisa__ggt_gpt2(lisa__ggt *h, int *add_bos, int *bos) {
     int kinds[4], n_kinds, k;
     lisa_result r;
     if ((r = lisa__ggt_string(h, "tokenizer.ggml.pre", &pre, &n)) != LISA_OK) return r;
-    if (!pre || n == 0) pre = "default", n = 7;
+    if (!pre || n == 0) { /* llama.cpp's fallback, with a warning there */
+        pre = "default";
+        n = 7;
+    }
     if ((n_kinds = lisa__pretok_from_gguf(pre, n, kinds)) <= 0)
         return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key tokenizer.ggml.pre is \"%.*s\", a pre-tokenizer this library does not know",
                           h->name, (int)(n < 60 ? n : 60), pre);
@@ -9823,7 +9826,8 @@ static lisa_result lisa__ggt_gpt2(lisa__ggt *h, int *add_bos, int *bos) {
     set->added_verbatim = 1;
     set->ignore_merges = lisa__ggt_in(pre, n, llama3) || lisa__ggt_in(pre, n, ignore_merges);
     *add_bos = lisa__ggt_in(pre, n, llama3) || (n == 6 && memcmp(pre, "tekken", 6) == 0);
-    *bos = lisa__ggt_in(pre, n, no_bos) || h->n_tokens <= 11 ? -1 : 11;
+    /* llama.cpp's default BOS and EOS for gpt2 are id 11, when there is one */
+    *bos = (lisa__ggt_in(pre, n, no_bos) || h->n_tokens <= 11) ? -1 : 11;
     if (h->n_tokens > 11) set->eos_id = 11;
     return lisa__ggt_merges(h);
 }
