@@ -1322,11 +1322,22 @@ LISADEF const char *lisa_ggml_type_name(uint32_t type);
 LISADEF int lisa_ggml_type_size(uint32_t type, uint32_t *block_elems, uint32_t *block_bytes);
 
 /* The tokenizer a GGUF file carries in its metadata (the tokenizer.ggml.*
-   keys), with llama.cpp's semantics: model "gpt2" is byte-level BPE ranked
-   by the merges' order, its pre-tokenizer chosen by tokenizer.ggml.pre; model
-   "llama" is SentencePiece BPE ranked by scores, with byte fallback. Every
-   count and id is checked; an unsupported model or pre name is an error
-   naming it. Call lisa_tokenizer_free(). */
+   keys), with llama.cpp's semantics (src/llama-vocab.cpp), so ids equal
+   llama_tokenize(text, add_special = add_bos/add_eos, parse_special = true):
+   model "gpt2" is byte-level BPE ranked by the merges' order, its
+   pre-tokenizer chosen by tokenizer.ggml.pre (ignore_merges for the Llama 3
+   family, GLM-4 and Tekken, as llama.cpp); model "llama" is SentencePiece BPE
+   ranked by the merged piece's score, with byte fallback to <0xXX> tokens and,
+   with add_space_prefix (the default), a space in front of every stretch of
+   text between whole-string tokens. Tokens of type unknown, control (both
+   special) and user-defined are matched as whole strings in the raw text
+   (leftmost-longest; llama.cpp takes the longest first over the whole text,
+   the same unless two of them overlap) and decode as their text. BOS/EOS/unknown/padding ids, add_bos/add_eos and the
+   chat template come from their keys, with llama.cpp's defaults where absent.
+   Every type, count, length and id is checked (a key out of range is an
+   error, where llama.cpp warns); an unsupported model or pre name is an error
+   naming it. g may be freed afterwards. Call lisa_tokenizer_free(), also
+   after a failure. */
 LISADEF lisa_result lisa_tokenizer_load_gguf_metadata(lisa_tokenizer *t, const lisa_gguf *g,
                                                       const lisa_allocator *a, lisa_error *err);
 #ifndef LISA_NO_STDIO
@@ -6414,6 +6425,8 @@ typedef struct lisa__bpe_settings {
     int byte_fallback;         /* a character not in the vocabulary becomes its "<0xXX>" tokens */
     int ignore_merges;         /* a word that is a token is that token */
     int fuse_unk;              /* consecutive unknown characters give one unk */
+    int added_verbatim;        /* added tokens decode as their text, not through the
+                                  decoder steps (llama.cpp's token_to_piece) */
     int unk_id, bos_id, eos_id, pad_id;  /* -1: none (init sets them so) */
     int add_bos, add_eos;      /* what encoding as configured adds */
     lisa__bpe_step norm[LISA__BPE_MAX_STEPS], pretok[LISA__BPE_MAX_STEPS], dec[LISA__BPE_MAX_STEPS];
@@ -6953,7 +6966,7 @@ static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer
             match_id[n_added] = id;
             if (k->flags & LISA__BPE_NORMALIZED) lisa__bpe_normalize_string(set, s, k->len, &matches, &tmp);
             else lisa__bpe_put(&matches, s, k->len);
-            if (matches.n == moff[n_added]) {
+            if (matches.n == moff[n_added] && !matches.failed) {
                 res = lisa__fail(err, LISA_ERR_FORMAT, "%s: added token %d is empty once normalized", b->name, id);
                 goto done;
             }
@@ -6969,8 +6982,13 @@ static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer
                 d = matches.p + moff[n_added - 1];
                 dn = matches.n - moff[n_added - 1];
             }
-            lisa__bpe_decode_token(set, d, dn, 0, &pieces, &tmp);
-            lisa__bpe_decode_token(set, d, dn, 1, &firsts, &tmp);
+            if ((k->flags & LISA__BPE_ADDED) && set->added_verbatim) {
+                lisa__bpe_put(&pieces, d, dn);
+                lisa__bpe_put(&firsts, d, dn);
+            } else {
+                lisa__bpe_decode_token(set, d, dn, 0, &pieces, &tmp);
+                lisa__bpe_decode_token(set, d, dn, 1, &firsts, &tmp);
+            }
         }
         lisa__bpe_put(&pieces, "", 1);
         lisa__bpe_put(&firsts, "", 1);
@@ -9591,11 +9609,318 @@ LISADEF lisa_result lisa_gguf_array_string(const lisa_gguf *g, int i, uint64_t k
 /* GGUF: the tokenizer in the metadata                                        */
 /* ------------------------------------------------------------------------- */
 
+/* The tokenizer.ggml.* keys as llama.cpp reads them (src/llama-vocab.cpp,
+   llama_vocab::impl::load), described to the BPE builder:
+     model          "gpt2": byte-level BPE, merges ranked by their order, split
+                    by the scanners of `pre`; "llama": SentencePiece BPE, the
+                    merged piece's score decides, byte fallback, spaces as U+2581
+     tokens         the vocabulary by id; token_type 2 (unknown) and 3 (control)
+                    are also matched as whole strings and are special, 4
+                    (user-defined) is matched as a whole string too
+     scores         (llama) merge scores, float32 or int32; 0 without them
+     merges         (gpt2) "left right" strings, best first
+     bos/eos/unknown/padding_token_id, add_bos_token, add_eos_token,
+     add_space_prefix (llama), chat_template
+   Defaults where a key is absent are llama.cpp's: "llama" BOS 1, EOS 2,
+   unknown 0, add_bos and add_space_prefix on; "gpt2" BOS and EOS 11 (none
+   for chatglm-bpe, glm4, glm5), add_bos only for the Llama 3 and Tekken
+   families, pre "default", ignore_merges where llama.cpp sets it. Unlike
+   llama.cpp, which warns and keeps a default, a key out of range is an
+   error. Decoding is llama.cpp's token_to_piece: whole-string tokens give
+   their text as stored (set.added_verbatim), byte tokens their byte, others
+   their GPT-2 alphabet undone or U+2581 as a space, with add_space_prefix one
+   leading space of the first token dropped. Not taken over: per-model token
+   attributes llama.cpp sets by name (lstrip of <mask>, rstrip for Phi-3),
+   unused (5) and undefined (0) tokens decoding to nothing, and the first
+   piece's leading space dropped when the first token is a whole-string one. */
+
+#define LISA__GGT_TYPE_MAX 6    /* 0 undefined, 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte */
+
+typedef struct lisa__ggt {
+    const lisa_gguf *g;
+    lisa__bpe_builder *b;
+    lisa_error *err;
+    const char *name;
+    int spm;                    /* model "llama" */
+    int n_tokens;
+} lisa__ggt;
+
+static int lisa__ggt_in(const char *s, size_t n, const char *const *names) {
+    for (; *names; names++)
+        if (strlen(*names) == n && memcmp(*names, s, n) == 0) return 1;
+    return 0;
+}
+
+/* An optional string key: *s NULL when absent. */
+static lisa_result lisa__ggt_string(lisa__ggt *h, const char *key, const char **s, size_t *n) {
+    int i = lisa_gguf_find(h->g, key);
+    *s = NULL;
+    *n = 0;
+    return i < 0 ? LISA_OK : lisa_gguf_get_string(h->g, i, s, n, h->err);
+}
+
+/* An optional bool key: *v kept when absent. */
+static lisa_result lisa__ggt_bool(lisa__ggt *h, const char *key, int *v) {
+    int i = lisa_gguf_find(h->g, key);
+    return i < 0 ? LISA_OK : lisa_gguf_get_bool(h->g, i, v, h->err);
+}
+
+/* An optional token id key: *id kept when absent; it must name a token. */
+static lisa_result lisa__ggt_id(lisa__ggt *h, const char *key, int *id) {
+    int i = lisa_gguf_find(h->g, key);
+    int64_t v = -1;
+    lisa_result r;
+    if (i < 0) return LISA_OK;
+    if ((r = lisa_gguf_get_int(h->g, i, &v, h->err)) != LISA_OK) return r;
+    if (v < 0 || v >= h->n_tokens)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key %s is %.0f, not a token id (the vocabulary has %d tokens)",
+                          h->name, key, (double)v, h->n_tokens);
+    *id = (int)v;
+    return LISA_OK;
+}
+
+/* An optional per-token array: its index (-1 when absent), with one element per token. */
+static lisa_result lisa__ggt_per_token(lisa__ggt *h, const char *key, int *index) {
+    lisa_gguf_type et;
+    uint64_t n = 0;
+    lisa_result r;
+    *index = lisa_gguf_find(h->g, key);
+    if (*index < 0) return LISA_OK;
+    if ((r = lisa_gguf_array(h->g, *index, &et, &n, h->err)) != LISA_OK) return r;
+    if (n != (uint64_t)h->n_tokens)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key %s has %.0f elements, tokenizer.ggml.tokens %d", h->name, key,
+                          (double)n, h->n_tokens);
+    return LISA_OK;
+}
+
+/* tokenizer.ggml.model: "gpt2" or "llama". */
+static lisa_result lisa__ggt_model(lisa__ggt *h) {
+    const char *s;
+    size_t n;
+    lisa_result r;
+    if ((r = lisa__ggt_string(h, "tokenizer.ggml.model", &s, &n)) != LISA_OK) return r;
+    if (!s) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: no key tokenizer.ggml.model: the file has no tokenizer", h->name);
+    if (n == 4 && memcmp(s, "gpt2", 4) == 0) h->spm = 0;
+    else if (n == 5 && memcmp(s, "llama", 5) == 0) h->spm = 1;
+    else
+        return lisa__fail(h->err, LISA_ERR_FORMAT,
+                          "%s: key tokenizer.ggml.model is \"%.*s\": only \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece BPE) are supported",
+                          h->name, (int)(n < 60 ? n : 60), s);
+    return LISA_OK;
+}
+
+/* The vocabulary: tokens, token types, scores. */
+static lisa_result lisa__ggt_tokens(lisa__ggt *h) {
+    const lisa_gguf *g = h->g;
+    int tokens = lisa_gguf_find(g, "tokenizer.ggml.tokens"), types, scores, i;
+    lisa_gguf_type et = LISA_GGUF_STRING, score_type = LISA_GGUF_FLOAT32;
+    uint64_t n = 0;
+    lisa_result r;
+    if (tokens < 0) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: no key tokenizer.ggml.tokens", h->name);
+    if ((r = lisa_gguf_array(g, tokens, &et, &n, h->err)) != LISA_OK) return r;
+    if (et != LISA_GGUF_STRING)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key tokenizer.ggml.tokens is an array of %s, of strings expected",
+                          h->name, lisa_gguf_type_name(et));
+    if (n == 0 || n > (uint64_t)LISA__MAX_VOCAB)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key tokenizer.ggml.tokens has %.0f tokens (1..%d allowed)", h->name,
+                          (double)n, LISA__MAX_VOCAB);
+    h->n_tokens = (int)n;
+    if ((r = lisa__ggt_per_token(h, "tokenizer.ggml.token_type", &types)) != LISA_OK ||
+        (r = lisa__ggt_per_token(h, "tokenizer.ggml.scores", &scores)) != LISA_OK)
+        return r;
+    if (scores >= 0) lisa_gguf_array(g, scores, &score_type, NULL, NULL);
+    for (i = 0; i < h->n_tokens; i++) {
+        const char *s;
+        char empty[32];
+        size_t len;
+        int64_t type = 1, iscore;
+        double score = 0.0;
+        unsigned flags;
+        if ((r = lisa_gguf_array_string(g, tokens, (uint64_t)i, &s, &len, h->err)) != LISA_OK) return r;
+        if (types >= 0 && (r = lisa_gguf_array_int(g, types, (uint64_t)i, &type, h->err)) != LISA_OK) return r;
+        if (type < 0 || type > LISA__GGT_TYPE_MAX)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key tokenizer.ggml.token_type: token %d has type %.0f (0..%d)",
+                              h->name, i, (double)type, LISA__GGT_TYPE_MAX);
+        if (scores >= 0 && score_type == LISA_GGUF_INT32) {
+            if ((r = lisa_gguf_array_int(g, scores, (uint64_t)i, &iscore, h->err)) != LISA_OK) return r;
+            score = (double)iscore;
+        } else if (scores >= 0 && (r = lisa_gguf_array_float(g, scores, (uint64_t)i, &score, h->err)) != LISA_OK) {
+            return r;
+        }
+        if (score != score)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key tokenizer.ggml.scores: token %d's score is NaN", h->name, i);
+        if (len == 0) { /* llama.cpp's stand-in for an empty token */
+            snprintf(empty, sizeof empty, "[EMPTY_%d]", i);
+            s = empty;
+            len = strlen(empty);
+        }
+        if ((r = lisa__bpe_builder_token(h->b, i, s, len, (float)score, 0, h->err)) != LISA_OK) return r;
+        flags = type == 2 || type == 3 ? LISA__BPE_ADDED | LISA__BPE_SPECIAL : type == 4 ? LISA__BPE_ADDED : 0;
+        if (flags && (r = lisa__bpe_builder_token(h->b, i, s, len, (float)score, flags, h->err)) != LISA_OK) return r;
+    }
+    return LISA_OK;
+}
+
+/* tokenizer.ggml.merges (gpt2): "left right", split at the first space
+   after the first byte, as llama.cpp does. */
+static lisa_result lisa__ggt_merges(lisa__ggt *h) {
+    const lisa_gguf *g = h->g;
+    int merges = lisa_gguf_find(g, "tokenizer.ggml.merges");
+    lisa_gguf_type et = LISA_GGUF_STRING;
+    uint64_t n = 0, k;
+    lisa_result r;
+    if (merges < 0) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: no key tokenizer.ggml.merges (model gpt2 needs them)", h->name);
+    if ((r = lisa_gguf_array(g, merges, &et, &n, h->err)) != LISA_OK) return r;
+    if (et != LISA_GGUF_STRING)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key tokenizer.ggml.merges is an array of %s, of strings expected",
+                          h->name, lisa_gguf_type_name(et));
+    if (n > 4 * (uint64_t)LISA__MAX_VOCAB)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key tokenizer.ggml.merges has %.0f merges (at most %d)", h->name,
+                          (double)n, 4 * LISA__MAX_VOCAB);
+    for (k = 0; k < n; k++) {
+        const char *s, *sp;
+        size_t len;
+        if ((r = lisa_gguf_array_string(g, merges, k, &s, &len, h->err)) != LISA_OK) return r;
+        sp = len > 1 ? (const char *)memchr(s + 1, ' ', len - 1) : NULL;
+        if (!sp || sp + 1 == s + len)
+            return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key tokenizer.ggml.merges: merge %.0f \"%.*s\" is not \"left right\"",
+                              h->name, (double)k, (int)(len < 60 ? len : 60), s);
+        if ((r = lisa__bpe_builder_merge(h->b, s, (size_t)(sp - s), sp + 1, len - (size_t)(sp - s) - 1, h->err)) != LISA_OK)
+            return r;
+    }
+    return LISA_OK;
+}
+
+static lisa__bpe_step *lisa__ggt_step(lisa__bpe_step *list, int *n, int op) {
+    lisa__bpe_step *st = &list[(*n)++];  /* at most 6 steps of 8: the callers below */
+    memset(st, 0, sizeof *st);
+    st->op = op;
+    return st;
+}
+
+/* gpt2: the pre-tokenizer named by tokenizer.ggml.pre, then bytes to GPT-2's
+   alphabet; llama.cpp's per-name settings. */
+static lisa_result lisa__ggt_gpt2(lisa__ggt *h, int *add_bos, int *bos) {
+    static const char *const llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral",
+                                         "midm-2.0", "lfm2", "jina-v5-nano", NULL};
+    static const char *const ignore_merges[] = {"glm4", "glm5", "tekken", NULL};
+    static const char *const no_bos[] = {"chatglm-bpe", "glm4", "glm5", NULL};
+    lisa__bpe_settings *set = &h->b->set;
+    const char *pre;
+    size_t n;
+    int kinds[4], n_kinds, k;
+    lisa_result r;
+    if ((r = lisa__ggt_string(h, "tokenizer.ggml.pre", &pre, &n)) != LISA_OK) return r;
+    if (!pre || n == 0) { /* llama.cpp's fallback, with a warning there */
+        pre = "default";
+        n = 7;
+    }
+    if ((n_kinds = lisa__pretok_from_gguf(pre, n, kinds)) <= 0)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key tokenizer.ggml.pre is \"%.*s\", a pre-tokenizer this library does not know",
+                          h->name, (int)(n < 60 ? n : 60), pre);
+    for (k = 0; k < n_kinds; k++) lisa__ggt_step(set->pretok, &set->n_pretok, LISA__BPE_P_SCAN)->kind = kinds[k];
+    lisa__ggt_step(set->pretok, &set->n_pretok, LISA__BPE_P_BYTELEVEL);
+    lisa__ggt_step(set->dec, &set->n_dec, LISA__BPE_D_BYTELEVEL);
+    set->byte_level = 1;
+    set->rank = LISA__BPE_BY_RANK;
+    set->added_verbatim = 1;
+    set->ignore_merges = lisa__ggt_in(pre, n, llama3) || lisa__ggt_in(pre, n, ignore_merges);
+    *add_bos = lisa__ggt_in(pre, n, llama3) || (n == 6 && memcmp(pre, "tekken", 6) == 0);
+    /* llama.cpp's default BOS and EOS for gpt2 are id 11, when there is one */
+    *bos = (lisa__ggt_in(pre, n, no_bos) || h->n_tokens <= 11) ? -1 : 11;
+    if (h->n_tokens > 11) set->eos_id = 11;
+    return lisa__ggt_merges(h);
+}
+
+/* llama: SentencePiece's whitespace as U+2581, with a space in front of each
+   stretch of text between the whole-string tokens when add_space_prefix (as
+   llama.cpp's SPM tokenizer, which always starts a stretch with one); the
+   merged piece's score decides; byte fallback; decoded back the same way. */
+static lisa_result lisa__ggt_llama(lisa__ggt *h) {
+    lisa__bpe_settings *set = &h->b->set;
+    lisa__bpe_step *st;
+    int space_prefix = 1;
+    lisa_result r;
+    if ((r = lisa__ggt_bool(h, "tokenizer.ggml.add_space_prefix", &space_prefix)) != LISA_OK) return r;
+    if (space_prefix) {
+        st = lisa__ggt_step(set->norm, &set->n_norm, LISA__BPE_N_PREPEND);
+        memcpy(st->a, "\xE2\x96\x81", 3);
+        st->na = 3;
+    }
+    st = lisa__ggt_step(set->norm, &set->n_norm, LISA__BPE_N_REPLACE);
+    st->a[0] = ' ';
+    st->na = 1;
+    memcpy(st->b, "\xE2\x96\x81", 3);
+    st->nb = 3;
+    st = lisa__ggt_step(set->dec, &set->n_dec, LISA__BPE_D_REPLACE);
+    memcpy(st->a, "\xE2\x96\x81", 3);
+    st->na = 3;
+    st->b[0] = ' ';
+    st->nb = 1;
+    lisa__ggt_step(set->dec, &set->n_dec, LISA__BPE_D_BYTEFALLBACK);
+    lisa__ggt_step(set->dec, &set->n_dec, LISA__BPE_D_FUSE);
+    if (space_prefix) {
+        st = lisa__ggt_step(set->dec, &set->n_dec, LISA__BPE_D_STRIP);
+        st->a[0] = ' ';
+        st->na = 1;
+        st->kind = 1;
+    }
+    set->rank = LISA__BPE_BY_SCORE;
+    set->byte_fallback = 1;
+    set->added_verbatim = 1;
+    if (h->n_tokens > 1) set->bos_id = 1;
+    if (h->n_tokens > 2) set->eos_id = 2;
+    set->unk_id = 0;
+    return LISA_OK;
+}
+
+static lisa_result lisa__ggt_load(lisa__ggt *h) {
+    lisa__bpe_settings *set = &h->b->set;
+    int add_bos = 1, add_eos = 0, bos = -1;
+    const char *chat;
+    size_t chat_len;
+    lisa_result r;
+    if ((r = lisa__ggt_model(h)) != LISA_OK || (r = lisa__ggt_tokens(h)) != LISA_OK) return r;
+    if (h->spm) {
+        if ((r = lisa__ggt_llama(h)) != LISA_OK) return r;
+        bos = set->bos_id;
+    } else if ((r = lisa__ggt_gpt2(h, &add_bos, &bos)) != LISA_OK) {
+        return r;
+    }
+    set->bos_id = bos;
+    if ((r = lisa__ggt_id(h, "tokenizer.ggml.bos_token_id", &set->bos_id)) != LISA_OK ||
+        (r = lisa__ggt_id(h, "tokenizer.ggml.eos_token_id", &set->eos_id)) != LISA_OK ||
+        (r = lisa__ggt_id(h, "tokenizer.ggml.unknown_token_id", &set->unk_id)) != LISA_OK ||
+        (r = lisa__ggt_id(h, "tokenizer.ggml.padding_token_id", &set->pad_id)) != LISA_OK ||
+        (r = lisa__ggt_bool(h, "tokenizer.ggml.add_bos_token", &add_bos)) != LISA_OK ||
+        (r = lisa__ggt_bool(h, "tokenizer.ggml.add_eos_token", &add_eos)) != LISA_OK)
+        return r;
+    if ((add_bos && set->bos_id < 0) || (add_eos && set->eos_id < 0))
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: key tokenizer.ggml.add_%s_token is true, and there is no %s token",
+                          h->name, add_bos && set->bos_id < 0 ? "bos" : "eos", add_bos && set->bos_id < 0 ? "BOS" : "EOS");
+    set->add_bos = add_bos;
+    set->add_eos = add_eos;
+    if ((r = lisa__ggt_string(h, "tokenizer.chat_template", &chat, &chat_len)) != LISA_OK) return r;
+    if (chat && (r = lisa__bpe_builder_chat_template(h->b, chat, chat_len, h->err)) != LISA_OK) return r;
+    return LISA_OK;
+}
+
 LISADEF lisa_result lisa_tokenizer_load_gguf_metadata(lisa_tokenizer *t, const lisa_gguf *g,
                                                       const lisa_allocator *a, lisa_error *err) {
-    (void)a;
+    lisa__bpe_builder b;
+    lisa__ggt h;
+    lisa_result r;
     memset(t, 0, sizeof *t);
-    return lisa__fail(err, LISA_ERR_FORMAT, "%s: GGUF tokenizers are not supported yet", g->name);
+    memset(&h, 0, sizeof h);
+    h.g = g;
+    h.b = &b;
+    h.err = err;
+    h.name = g->name ? g->name : "<gguf>";
+    lisa__bpe_builder_init(&b, h.name, a);
+    r = lisa__ggt_load(&h);
+    if (r == LISA_OK) r = lisa__bpe_builder_finish(&b, t, err);
+    lisa__bpe_builder_free(&b);
+    return r;
 }
 
 #ifndef LISA_NO_STDIO

@@ -5,7 +5,9 @@
        checkpoints (versions 0 and 1), token files, llama2.c tokenizers (and
        encoding with one), JSON, safetensors, Hugging Face directories (one
        file, shards), their config alone, training state files, instruction
-       data (with the byte and a llama2.c tokenizer), GGUF metadata
+       data (with the byte and a llama2.c tokenizer), GGUF metadata,
+       GGUF tokenizers (gpt2 and llama, from a file and from parsed metadata,
+       and encoding with one)
      - lisa_kv_cache_init
    Each failure must be LISA_ERR_NOMEM, and after freeing what succeeded no byte
    may stay allocated. The byte counters the objects report must equal what the
@@ -416,7 +418,7 @@ static lisa_result load_tokens_memory(const void *p, const char *label, lisa_err
     return load_tokens_common(&d, lisa_tokens_load_memory(&d, f->data, f->size, "mem.tok", &g_alloc, err), label);
 }
 
-/* A llama2.c tokenizer loaded, then a text encoded with it (its working memory). */
+/* A tokenizer loaded, then a text encoded with it (its working memory). */
 static lisa_result tokenizer_encodes(lisa_tokenizer *t, lisa_result r, const char *label, lisa_error *err) {
     static const char text[] = "ab ba abab\xc3\xa9 ba";
     int ids[64];
@@ -440,6 +442,26 @@ static lisa_result load_tokenizer_memory(const void *p, const char *label, lisa_
     lisa_tokenizer t;
     return tokenizer_encodes(&t, lisa_tokenizer_load_llama2c_memory(&t, f->data, f->size, 0, "mem", &g_alloc, err),
                              label, err);
+}
+
+/* A GGUF tokenizer from a file (the metadata and the tokenizer from g_alloc),
+   then used. */
+static lisa_result load_gguf_tokenizer(const void *p, const char *label, lisa_error *err) {
+    lisa_tokenizer t;
+    return tokenizer_encodes(&t, lisa_tokenizer_load_gguf(&t, ((const file_ctx *)p)->path, &g_alloc, err), label, err);
+}
+
+/* The same from metadata parsed with the default allocator: only
+   lisa_tokenizer_load_gguf_metadata's own allocations are refused. */
+static lisa_result load_gguf_tokenizer_memory(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_gguf g;
+    lisa_tokenizer t;
+    lisa_result r = lisa_gguf_parse_memory(&g, f->data, f->size, "tok.gguf", NULL, err);
+    CHECK(r == LISA_OK, "%s: the metadata parses: %s", label, err->message);
+    if (r == LISA_OK) r = tokenizer_encodes(&t, lisa_tokenizer_load_gguf_metadata(&t, &g, &g_alloc, err), label, err);
+    lisa_gguf_free(&g);
+    return r;
 }
 
 /* lisa_json_free() and lisa_safetensors_free() are called after a failure too. */
@@ -807,6 +829,10 @@ int main(void) {
     test_loader("read a llama2.c config", model_path, read_config, NULL);
     test_loader("read GGUF metadata", "tests/fixtures/gguf/all_types.gguf", read_gguf, parse_gguf);
     test_loader("read GGUF metadata and tensor infos", "tests/fixtures/gguf/tensors.gguf", read_gguf, parse_gguf);
+    test_loader("load and use a GGUF tokenizer (gpt2)", "tests/fixtures/tokenizers/gguf/gpt2.gguf", load_gguf_tokenizer,
+                load_gguf_tokenizer_memory);
+    test_loader("load and use a GGUF tokenizer (llama)", "tests/fixtures/tokenizers/gguf/llama-spm.gguf",
+                load_gguf_tokenizer, load_gguf_tokenizer_memory);
 
     memset(&f, 0, sizeof f);
     snprintf(path, sizeof path, "%s/config.json", hf_fixture);

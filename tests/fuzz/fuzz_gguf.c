@@ -26,6 +26,15 @@
    made to fail in turn, and the input is parsed again with the default
    allocator, no name and no error struct.
 
+   Every input that parses is then read as a tokenizer by
+   lisa_tokenizer_load_gguf_metadata (the metadata parsed with the default
+   allocator, the tokenizer through the counting one): a failure must be a
+   clean error naming the input, a success a BPE tokenizer with one id per
+   element of tokenizer.ggml.tokens and the allocator's byte count, which
+   encodes a short text (with BOS/EOS as configured) to ids within the
+   vocabulary and decodes them; then each of the load's allocations is made
+   to fail in turn.
+
    Build and run: tests/fuzz/run.sh. Seeds: build with -DFUZZ_MAKE_SEEDS (no
    -fsanitize=fuzzer) and run with the corpus directory as argument (it reads
    tests/fixtures/gguf/). */
@@ -310,6 +319,61 @@ static void check_success(const lisa_gguf *g, const ref_gguf *ref, const uint8_t
                "indices out of range");
 }
 
+/* The tokenizer in the metadata, when the input parses (see the top). */
+static void check_tokenizer(const uint8_t *data, size_t size, const char *name) {
+    static const char text[] = "Hello w\xc3\xb6rld  123 <s></s><|endoftext|>\n\xe2\x96\x81x\xff";
+    lisa_allocator a = fuzz_allocator();
+    lisa_gguf g;
+    lisa_tokenizer t;
+    lisa_error err;
+    lisa_result r;
+    int ids[512], tokens;
+    size_t n = 0, len = 0, i;
+    uint64_t n_tokens = 0;
+    long k, n_allocs;
+    char *out;
+    if (lisa_gguf_parse_memory(&g, data, size, name, NULL, NULL) != LISA_OK) {
+        lisa_gguf_free(&g);
+        return;
+    }
+    tokens = lisa_gguf_find(&g, "tokenizer.ggml.tokens");
+    if (tokens >= 0) lisa_gguf_array(&g, tokens, NULL, &n_tokens, NULL);
+    fuzz_alloc_reset(-1);
+    memset(&err, 'x', sizeof err);
+    r = lisa_tokenizer_load_gguf_metadata(&t, &g, &a, &err);
+    if (r != LISA_OK) {
+        fuzz_check_failure(r, &err, name);
+        FUZZ_CHECK(t.vocab_size == 0 && t.buffer == NULL, "a failed tokenizer load left a tokenizer");
+        lisa_gguf_free(&g);
+        return;
+    }
+    FUZZ_CHECK(t.kind == LISA_TOKENIZER_BPE && tokens >= 0 && (uint64_t)t.vocab_size == n_tokens,
+               "a tokenizer of %d ids from %.0f tokens", t.vocab_size, (double)n_tokens);
+    FUZZ_CHECK(t.bytes == fuzz_cnt.live_bytes, "tokenizer.bytes %lu, the allocator %lu", (unsigned long)t.bytes,
+               (unsigned long)fuzz_cnt.live_bytes);
+    n_allocs = fuzz_cnt.n_ok;
+    r = lisa_tokenizer_encode(&t, text, sizeof text - 1, t.add_bos, t.add_eos, ids, 512, &n, &err);
+    FUZZ_CHECK(r == LISA_OK && n <= 512, "encoding failed: %s", err.message);
+    for (i = 0; i < n; i++) FUZZ_CHECK(ids[i] >= 0 && ids[i] < t.vocab_size, "id %d outside the vocabulary", ids[i]);
+    r = lisa_tokenizer_decode(&t, ids, n, NULL, 0, &len, &err);
+    FUZZ_CHECK(r == LISA_OK, "decoding (the size) failed: %s", err.message);
+    out = (char *)malloc(len + 1);
+    FUZZ_CHECK(out != NULL, "out of memory");
+    r = lisa_tokenizer_decode(&t, ids, n, out, len + 1, &i, &err);
+    FUZZ_CHECK(r == LISA_OK && i == len, "decoding failed: %s", err.message);
+    free(out);
+    lisa_tokenizer_free(&t);
+    fuzz_check_nothing_live("after lisa_tokenizer_free");
+    for (k = 0; k < n_allocs; k++) {
+        fuzz_alloc_reset(k);
+        r = lisa_tokenizer_load_gguf_metadata(&t, &g, &a, &err);
+        FUZZ_CHECK(r == LISA_ERR_NOMEM, "tokenizer allocation %ld refused: result %s", k, lisa_result_string(r));
+        fuzz_check_failure(r, &err, name);
+    }
+    fuzz_alloc_reset(-1);
+    lisa_gguf_free(&g);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -351,6 +415,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(r2 == r || r == LISA_ERR_NOMEM, "result %s without allocator/error, %s with", lisa_result_string(r2),
                lisa_result_string(r));
     lisa_gguf_free(&g);
+    if (r == LISA_OK) check_tokenizer(data, size, name);
     return 0;
 }
 
@@ -421,6 +486,71 @@ static size_t small(uint8_t *b, int dup_key, int bad_bool) {
     return n;
 }
 
+/* A small tokenizer: gpt2 (merges) or llama (scores, byte tokens), control
+   tokens, ids, flags and a chat template. */
+static size_t small_tokenizer(uint8_t *b, int llama) {
+    static const char *const gpt2_tokens[] = {"<|endoftext|>", "H", "e", "l", "o", "\xc4\xa0", "w", "He", "ll",
+                                              "Hell", "Hello", "\xc4\xa0w", "1", "2", "3"};
+    static const char *const merges[] = {"H e", "l l", "He ll", "Hell o", "\xc4\xa0 w"};
+    static const char *const spm_tokens[] = {"<unk>", "<s>", "</s>", "<0x0A>", "<0xFF>", "\xe2\x96\x81", "H", "e",
+                                             "l", "o", "He", "ll", "\xe2\x96\x81H", "Hello", "x"};
+    const char *const *tokens = llama ? spm_tokens : gpt2_tokens;
+    size_t n = 0, k;
+    memcpy(b, "GGUF", 4);
+    n = put(b, 4, 3, 4);
+    n = put(b, n, 0, 8);
+    n = put(b, n, 8, 8);
+    n = put_s(b, n, "tokenizer.ggml.model");
+    n = put(b, n, LISA_GGUF_STRING, 4);
+    n = put_s(b, n, llama ? "llama" : "gpt2");
+    n = put_s(b, n, llama ? "tokenizer.ggml.add_space_prefix" : "tokenizer.ggml.pre");
+    if (llama) {
+        n = put(b, n, LISA_GGUF_BOOL, 4);
+        n = put(b, n, 1, 1);
+    } else {
+        n = put(b, n, LISA_GGUF_STRING, 4);
+        n = put_s(b, n, "smollm");
+    }
+    n = put_s(b, n, "tokenizer.ggml.tokens");
+    n = put(b, n, LISA_GGUF_ARRAY, 4);
+    n = put(b, n, LISA_GGUF_STRING, 4);
+    n = put(b, n, 15, 8);
+    for (k = 0; k < 15; k++) n = put_s(b, n, tokens[k]);
+    n = put_s(b, n, "tokenizer.ggml.token_type");
+    n = put(b, n, LISA_GGUF_ARRAY, 4);
+    n = put(b, n, LISA_GGUF_INT32, 4);
+    n = put(b, n, 15, 8);
+    for (k = 0; k < 15; k++) n = put(b, n, llama ? (k == 0 ? 2 : k < 3 ? 3 : k < 5 ? 6 : 1) : (k == 0 ? 3 : 1), 4);
+    if (llama) {
+        n = put_s(b, n, "tokenizer.ggml.scores");
+        n = put(b, n, LISA_GGUF_ARRAY, 4);
+        n = put(b, n, LISA_GGUF_FLOAT32, 4);
+        n = put(b, n, 15, 8);
+        for (k = 0; k < 15; k++) {
+            float f = -(float)k;
+            uint32_t u;
+            memcpy(&u, &f, 4);
+            n = put(b, n, u, 4);
+        }
+    } else {
+        n = put_s(b, n, "tokenizer.ggml.merges");
+        n = put(b, n, LISA_GGUF_ARRAY, 4);
+        n = put(b, n, LISA_GGUF_STRING, 4);
+        n = put(b, n, 5, 8);
+        for (k = 0; k < 5; k++) n = put_s(b, n, merges[k]);
+    }
+    n = put_s(b, n, "tokenizer.ggml.bos_token_id");
+    n = put(b, n, LISA_GGUF_UINT32, 4);
+    n = put(b, n, llama ? 1 : 0, 4);
+    n = put_s(b, n, "tokenizer.ggml.add_bos_token");
+    n = put(b, n, LISA_GGUF_BOOL, 4);
+    n = put(b, n, 1, 1);
+    n = put_s(b, n, "tokenizer.chat_template");
+    n = put(b, n, LISA_GGUF_STRING, 4);
+    n = put_s(b, n, "{% for m in messages %}{{ m['content'] }}{% endfor %}");
+    return n;
+}
+
 int main(int argc, char **argv) {
     static const char *const fixtures[] = {"all_types.gguf", "tensors.gguf", "v2.gguf", "big_endian.gguf"};
     static uint8_t buf[8192];
@@ -450,6 +580,10 @@ int main(int argc, char **argv) {
     n = small(buf, 0, 0);
     buf[4] = 1;
     bad |= write_checked(dir, "version_1.gguf", buf, n, 0);
+    n = small_tokenizer(buf, 0);
+    bad |= write_checked(dir, "tokenizer_gpt2.gguf", buf, n, 1);
+    n = small_tokenizer(buf, 1);
+    bad |= write_checked(dir, "tokenizer_llama.gguf", buf, n, 1);
     return bad;
 }
 #endif
