@@ -934,8 +934,11 @@ LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *t
    offsets is not NULL; max_ids entries, like ids) is the byte offset in text
    where token i's bytes start. Tokens that stand for no text of their own
    (BOS, a dummy-prefix space) get the offset of the text they precede, EOS
-   gets len. Callers map spans of text to tokens with it (a chat's assistant
-   turns) after encoding the whole text once. */
+   gets len. Offsets grow from token to token, but for BPE's unknown token:
+   a run of unknown characters followed by a character that byte fallback
+   spells out gives that character's byte tokens first, then the unknown
+   token, as `tokenizers` does. Callers map spans of text to tokens with it
+   (a chat's assistant turns) after encoding the whole text once. */
 LISADEF lisa_result lisa_tokenizer_encode_offsets(const lisa_tokenizer *t, const char *text, size_t len,
                                                   int bos, int eos, int *ids, size_t *offsets, size_t max_ids,
                                                   size_t *n_ids, lisa_error *err);
@@ -990,7 +993,9 @@ LISADEF size_t lisa_tokenizer_stream_flush(lisa_tokenizer_stream *s, char *out, 
    t->chat_template. Any component outside the supported set (another model
    type, an unknown normalizer, pre-tokenizer, decoder or post-processor, a
    regex that is not one of the known patterns, dropout, subword prefixes)
-   is an error naming it. `name` labels errors. Call lisa_tokenizer_free(). */
+   is an error naming it, as is an id at or above the number of vocabulary
+   entries and added tokens the file holds (ids may leave gaps, but no more
+   than the file has entries). `name` labels errors. Call lisa_tokenizer_free(). */
 LISADEF lisa_result lisa_tokenizer_load_hf_memory(lisa_tokenizer *t, const char *json, size_t len,
                                                   const char *config_json, size_t config_len, const char *name,
                                                   const lisa_allocator *a, lisa_error *err);
@@ -6953,7 +6958,8 @@ static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer
             match_id[n_added] = id;
             if (k->flags & LISA__BPE_NORMALIZED) lisa__bpe_normalize_string(set, s, k->len, &matches, &tmp);
             else lisa__bpe_put(&matches, s, k->len);
-            if (matches.n == moff[n_added]) {
+            /* (a sink that ran out of memory is reported after the loop) */
+            if (matches.n == moff[n_added] && !matches.failed && !tmp.failed) {
                 res = lisa__fail(err, LISA_ERR_FORMAT, "%s: added token %d is empty once normalized", b->name, id);
                 goto done;
             }
@@ -7188,6 +7194,8 @@ typedef struct lisa__hft {
     lisa_error *err;
     int bos_id, eos_id;        /* from the post-processor, -1: none */
     int has_template;          /* a post-processor that adds tokens was read */
+    long max_id;               /* the highest id the file may use: its vocabulary and added
+                                  tokens counted, so that an id sizes no more than the file */
 } lisa__hft;
 
 static const char *lisa__hft_str(const lisa_json *j, int obj, const char *key, size_t *len) {
@@ -7520,7 +7528,7 @@ static lisa_result lisa__hft_model(lisa__hft *h, int model) {
     for (c = lisa_json_first(j, vocab); c >= 0; c = lisa_json_next(j, c)) {
         long id;
         const char *key = lisa_json_key(j, c, &n);
-        if ((r = lisa__hft_int(h, c, "a model.vocab id", 0, LISA__MAX_VOCAB - 1, &id)) != LISA_OK) return r;
+        if ((r = lisa__hft_int(h, c, "a model.vocab id", 0, h->max_id, &id)) != LISA_OK) return r;
         if ((r = lisa__bpe_builder_token(b, (int)id, key, n, 0.0f, 0, h->err)) != LISA_OK) return r;
     }
     if (lisa_json_type_of(j, merges) != LISA_JSON_ARRAY && lisa_json_type_of(j, merges) != LISA_JSON_NONE &&
@@ -7570,7 +7578,7 @@ static lisa_result lisa__hft_added(lisa__hft *h, int list) {
         long id;
         int i, v, special = lisa__hft_bool(j, c, "special", 0);
         if (!content) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: added_tokens[%d] has no \"content\" string", h->name, k);
-        if ((r = lisa__hft_int(h, lisa_json_get(j, c, "id"), "an added token's id", 0, LISA__MAX_VOCAB - 1, &id)) != LISA_OK)
+        if ((r = lisa__hft_int(h, lisa_json_get(j, c, "id"), "an added token's id", 0, h->max_id, &id)) != LISA_OK)
             return r;
         for (i = 0; i < 5; i++) {
             if ((r = lisa__hft_flag(h, c, "added_tokens[]", names[i], i == 4 ? special != 1 : 0, &v)) != LISA_OK) return r;
@@ -7659,6 +7667,9 @@ static lisa_result lisa__hft_load(lisa__bpe_builder *b, const lisa_json *j, cons
     h.bos_id = h.eos_id = -1;
     if (lisa_json_type_of(j, root) != LISA_JSON_OBJECT)
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: not a JSON object", name);
+    h.max_id = (long)lisa_json_length(j, lisa_json_get(j, lisa_json_get(j, root, "model"), "vocab")) +
+               lisa_json_length(j, lisa_json_get(j, root, "added_tokens")) - 1;
+    if (h.max_id > LISA__MAX_VOCAB - 1) h.max_id = LISA__MAX_VOCAB - 1;
     for (i = 0; i < 2; i++) {
         lisa_json_type ty = lisa_json_type_of(j, lisa_json_get(j, root, unsupported[i]));
         if (ty != LISA_JSON_NONE && ty != LISA_JSON_NULL) return lisa__hft_unsupported(&h, "setting", unsupported[i]);
