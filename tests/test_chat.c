@@ -1,6 +1,7 @@
 /* Chat templates: renderings equal transformers' apply_chat_template (the
    fixtures of tools/make_chat_fixtures.py), recognition of the real Jinja
-   texts, loss spans and masks with the bytes and a llama2.c tokenizer,
+   texts, loss spans and masks with the bytes and a llama2.c tokenizer, ids
+   and masks with real tokenizer.json files equal to transformers',
    conversation data (JSON Lines messages, LMFlow conversation) and its errors. */
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
@@ -533,6 +534,91 @@ static void test_allocation_failures(void) {
     CHECK(succeeded && clean && k > 5, "every allocation failure is LISA_ERR_NOMEM and leaks nothing (%d)", k);
 }
 
+/* tools/make_chat_fixtures.py's bpe_encodings.jsonl: conversations rendered
+   and tokenized by transformers with real tokenizer.json files give the same
+   ids through lisa_chat_encode, and the loss mask computed there from the
+   tokenizer's offsets (each answer's content up to and including the end of
+   turn after it). */
+static int json_int_array(const lisa_json *j, int arr, int *out, int cap) {
+    int k, n = lisa_json_length(j, arr);
+    if (lisa_json_type_of(j, arr) != LISA_JSON_ARRAY || n > cap) return -1;
+    for (k = 0; k < n; k++) out[k] = (int)lisa_json_number(j, lisa_json_at(j, arr, k));
+    return n;
+}
+
+static void test_encode_bpe(void) {
+    static int want_ids[4096], want_loss[4096];
+    size_t size, at = 0;
+    char *text = read_all("tests/fixtures/chat/bpe_encodings.jsonl", &size), loaded[64] = "";
+    int lines = 0, same_ids = 0, same_loss = 0, have_tok = 0;
+    lisa_tokenizer tok;
+    CHECK(text != NULL, "read tests/fixtures/chat/bpe_encodings.jsonl");
+    if (!text) return;
+    while (at < size) {
+        size_t end = at;
+        lisa_json j;
+        lisa_error e;
+        while (end < size && text[end] != '\n') end++;
+        if (end > at && lisa_json_parse(&j, text + at, end - at, "bpe_encodings.jsonl", NULL, &e) == LISA_OK) {
+            int root = lisa_json_root(&j), n, gen, nw, nl, k, runs_end_ok = 1;
+            const char *dir = lisa_json_string(&j, lisa_json_get(&j, root, "tokenizer"), NULL);
+            const char *name = lisa_json_string(&j, lisa_json_get(&j, root, "template"), NULL);
+            const lisa_chat_template *t = lisa_chat_template_find(name);
+            lisa_chat_message m[16];
+            lisa_chat_tokens ct;
+            lisa_result r;
+            lines++;
+            if (strcmp(loaded, dir) != 0) {
+                char path[256];
+                if (have_tok) lisa_tokenizer_free(&tok);
+                snprintf(path, sizeof path, "tests/fixtures/tokenizers/%s", dir);
+                have_tok = lisa_tokenizer_load_hf(&tok, path, NULL, &e) == LISA_OK;
+                CHECK(have_tok, "load %s: %s", path, e.message);
+                snprintf(loaded, sizeof loaded, "%s", have_tok ? dir : "");
+            }
+            n = json_messages(&j, lisa_json_get(&j, root, "messages"), m, 16);
+            gen = lisa_json_type_of(&j, lisa_json_get(&j, root, "add_generation_prompt")) == LISA_JSON_TRUE;
+            nw = json_int_array(&j, lisa_json_get(&j, root, "ids"), want_ids, 4096);
+            nl = json_int_array(&j, lisa_json_get(&j, root, "loss"), want_loss, 4096);
+            CHECK(t != NULL && nw > 0 && nl == nw, "line %d: template %s, %d ids, %d mask entries", lines, name, nw, nl);
+            if (!t || !have_tok || nw <= 0 || nl != nw) {
+                lisa_json_free(&j);
+                at = end + 1;
+                continue;
+            }
+            r = lisa_chat_encode(&ct, t, &tok, m, n, gen, NULL, &e);
+            CHECK(r == LISA_OK, "line %d: %s with %s encodes: %s", lines, name, dir, e.message);
+            if (r == LISA_OK) {
+                int ids_ok = ct.n == (size_t)nw, loss_ok = ct.n == (size_t)nw, eot = lisa_chat_end_of_turn_id(t, &tok);
+                for (k = 0; ids_ok && k < nw; k++) ids_ok = ct.ids[k] == want_ids[k];
+                for (k = 0; loss_ok && k < nw; k++) loss_ok = ct.loss[k] == want_loss[k];
+                /* every stretch that carries loss ends with the end-of-turn token */
+                for (k = 0; k < (int)ct.n; k++)
+                    if (ct.loss[k] && (k + 1 == (int)ct.n || !ct.loss[k + 1]) && ct.ids[k] != eot) runs_end_ok = 0;
+                same_ids += ids_ok;
+                same_loss += loss_ok;
+                CHECK(ids_ok, "line %d: %s with %s: %lu ids equal transformers' apply_chat_template (%d)", lines, name,
+                      dir, (unsigned long)ct.n, nw);
+                CHECK(loss_ok, "line %d: %s with %s: the loss mask is 1 on each answer and its end of turn", lines,
+                      name, dir);
+                CHECK(eot >= 0 && runs_end_ok, "line %d: %s with %s: each answer's loss ends with end-of-turn id %d",
+                      lines, name, dir, eot);
+                if (!ids_ok || !loss_ok)
+                    for (k = 0; k < (int)ct.n || k < nw; k++)
+                        fprintf(stderr, "  %d: got %d/%d want %d/%d\n", k, k < (int)ct.n ? ct.ids[k] : -1,
+                                k < (int)ct.n ? ct.loss[k] : -1, k < nw ? want_ids[k] : -1, k < nw ? want_loss[k] : -1);
+                lisa_chat_tokens_free(&ct);
+            }
+        }
+        lisa_json_free(&j);
+        at = end + 1;
+    }
+    if (have_tok) lisa_tokenizer_free(&tok);
+    CHECK(lines == 21 && same_ids == lines && same_loss == lines, "%d BPE encodings: %d ids equal, %d masks equal",
+          lines, same_ids, same_loss);
+    free(text);
+}
+
 int main(void) {
     test_recognition();
     test_recognition_crlf();
@@ -540,6 +626,7 @@ int main(void) {
     test_spans();
     test_encode_bytes();
     test_encode_llama2c();
+    test_encode_bpe();
     test_conversation_data();
     test_for_each_chat();
     test_errors();
