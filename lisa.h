@@ -1433,8 +1433,10 @@ LISADEF lisa_result lisa_sft_load(lisa_sft_data *d, const char *path, const lisa
    llama2 and mistral need user and assistant messages to alternate starting
    with a user message (after llama2's optional first system message);
    mistral has no system role; a system message other than the first is an
-   error for llama2, llama3.1 and mistral (their templates would drop or
-   mistreat it). Rendered text equals transformers' apply_chat_template(
+   error for llama2 (its template would drop it, or refuse the conversation
+   for roles that do not alternate). llama3 and llama3.1 render a later
+   system message as a message of its own, in its place, as their templates
+   do (llama3.1's date lines lead only the first system message). Rendered text equals transformers' apply_chat_template(
    messages, tokenize=False, add_generation_prompt=...) for each template's
    real Jinja text (tests/test_chat.c checks it on tools/make_chat_fixtures.py's
    renderings). "Stripped" is Python's str.strip(): Unicode white space. */
@@ -1474,7 +1476,7 @@ typedef struct lisa_chat_template {
 
 /* The template called name (a built-in: chatml, llama2, llama3, zephyr,
    mistral, plain; or a model's variant: smollm2, qwen2, qwen2.5, llama3.1,
-   mistral-v0.1, tinyllama), or NULL. */
+   mistral-v0.1), or NULL. TinyLlama Chat's template is zephyr. */
 LISADEF const lisa_chat_template *lisa_chat_template_find(const char *name);
 /* "chatml, llama2, llama3, zephyr, mistral, plain": the built-ins, for messages. */
 LISADEF const char *lisa_chat_template_names(void);

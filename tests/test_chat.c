@@ -586,6 +586,15 @@ static void test_encode_bpe(void) {
                 at = end + 1;
                 continue;
             }
+            {
+                size_t want_len;
+                const char *want = lisa_json_string(&j, lisa_json_get(&j, root, "text"), &want_len);
+                lisa_chat_text c;
+                r = lisa_chat_render(&c, t, m, n, gen, NULL, NULL, NULL, &e);
+                CHECK(r == LISA_OK && want && c.len == want_len && memcmp(c.text, want, want_len) == 0,
+                      "line %d: %s renders as transformers: \"%s\"", lines, name, r == LISA_OK ? c.text : e.message);
+                if (r == LISA_OK) lisa_chat_text_free(&c);
+            }
             r = lisa_chat_encode(&ct, t, &tok, m, n, gen, NULL, &e);
             CHECK(r == LISA_OK, "line %d: %s with %s encodes: %s", lines, name, dir, e.message);
             if (r == LISA_OK) {
@@ -614,7 +623,7 @@ static void test_encode_bpe(void) {
         at = end + 1;
     }
     if (have_tok) lisa_tokenizer_free(&tok);
-    CHECK(lines == 21 && same_ids == lines && same_loss == lines, "%d BPE encodings: %d ids equal, %d masks equal",
+    CHECK(lines == 24 && same_ids == lines && same_loss == lines, "%d BPE encodings: %d ids equal, %d masks equal",
           lines, same_ids, same_loss);
     free(text);
 }

@@ -299,15 +299,18 @@ def tokenizer_for(jinja, bos, eos):
                                    chat_template=jinja)
 
 
-# Conversations encoded with real tokenizer.json files (tests/fixtures/tokenizers/<dir>/):
-# (directory, template name in lisa.h, the Jinja text, which characters the template strips)
+# Conversations encoded with real tokenizer.json files (tests/fixtures/tokenizers/<dir>/);
+# LATE_SYSTEM: a system message after the first turn, which llama3 and llama3.1 render in place.
+# (directory, template name in lisa.h, the Jinja text, whether the template strips contents, conversations)
+LATE_SYSTEM = [(S, "First rules."), (U, "Q1"), (A, "A1"), (S, "New rules."), (U, "Q2"), (A, "A2")]
+BPE_CONVERSATIONS = [CONVERSATIONS[i] for i in (0, 1, 2, 4, 8, 9)]
 BPE_CASES = [
-    ("smollm2", "smollm2", SMOLLM2, False),
-    ("spm-bpe", "llama2", LLAMA2, True),
-    ("llama3-split", "llama3", LLAMA3, True),
+    ("smollm2", "smollm2", SMOLLM2, False, BPE_CONVERSATIONS),
+    ("spm-bpe", "llama2", LLAMA2, True, BPE_CONVERSATIONS),
+    ("llama3-split", "llama3", LLAMA3, True, BPE_CONVERSATIONS + [LATE_SYSTEM]),
+    ("llama3-split", "llama3.1", LLAMA31, True, [CONVERSATIONS[1], LATE_SYSTEM]),
 ]
-BPE_CONVERSATIONS = [0, 1, 2, 4, 8, 9]
-END_OF_TURN = {"smollm2": "<|im_end|>", "llama2": "</s>", "llama3": "<|eot_id|>"}
+END_OF_TURN = {"smollm2": "<|im_end|>", "llama2": "</s>", "llama3": "<|eot_id|>", "llama3.1": "<|eot_id|>"}
 
 
 def expected_mask(tok, text, messages, strips, eot):
@@ -336,7 +339,7 @@ def expected_mask(tok, text, messages, strips, eot):
 
 def bpe_encodings():
     rows = []
-    for d, name, jinja, strips in BPE_CASES:
+    for d, name, jinja, strips, conversations in BPE_CASES:
         path = os.path.join("tests", "fixtures", "tokenizers", d)
         tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(path, "tokenizer.json"))
         cfg = json.load(open(os.path.join(path, "tokenizer_config.json"), encoding="utf-8"))
@@ -344,8 +347,8 @@ def bpe_encodings():
             if isinstance(cfg.get(key), str):
                 setattr(tok, key, cfg[key])
         tok.chat_template = jinja
-        for c in BPE_CONVERSATIONS:
-            messages = [{"role": r, "content": x} for r, x in CONVERSATIONS[c]]
+        for conv in conversations:
+            messages = [{"role": r, "content": x} for r, x in conv]
             gens = (False, True) if messages[-1]["role"] == "user" else (False,)
             for gen in gens:
                 text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
