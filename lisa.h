@@ -922,7 +922,10 @@ LISADEF lisa_result lisa_tokenizer_load_llama2c_memory(lisa_tokenizer *t, const 
 
 /* Encodes len bytes of text (bos, eos: 1 to add BOS / EOS). Writes the ids to
    ids (max_ids entries) and their number to *n_ids. ids == NULL asks for the
-   number only; max_ids >= len + 3 is always enough. Too small a max_ids gives
+   number only; max_ids >= len + 3 is always enough for the bytes and
+   llama2.c kinds, and for BPE unless a normalizer lengthens the text (a
+   Replace of " " by U+2581, a Prepend) and byte fallback spells the
+   added bytes out: ask first there. Too small a max_ids gives
    LISA_ERR_INVALID with *n_ids set to the number needed. Working memory
    (about 32 bytes per text byte, llama2.c kind) comes from the tokenizer's
    allocator and is freed before returning. A byte with no piece and no byte
@@ -10346,7 +10349,15 @@ static int lisa__sft_end_example(lisa__sft_store *s) {
 static lisa_result lisa__sft_encode(lisa__sft_store *s, const lisa_tokenizer *tok, const char *text, size_t len,
                                     int bos, int eos, int loss, lisa_error *err) {
     size_t got = 0;
-    lisa_result r = lisa_tokenizer_encode(tok, text, len, bos, eos, s->ids + s->n, s->cap - s->n, &got, err);
+    lisa_result r;
+    /* BPE may need more than len + 3 ids (a normalizer that lengthens the
+       text, with byte fallback): it says how many first */
+    if (tok->kind == LISA_TOKENIZER_BPE) {
+        if ((r = lisa_tokenizer_encode(tok, text, len, bos, eos, NULL, 0, &got, err)) != LISA_OK) return r;
+        if (!lisa__sft_reserve(s, got))
+            return lisa__fail(err, LISA_ERR_NOMEM, "tokenizer: out of memory for %lu ids", (unsigned long)got);
+    }
+    r = lisa_tokenizer_encode(tok, text, len, bos, eos, s->ids + s->n, s->cap - s->n, &got, err);
     if (r != LISA_OK) return r;
     memset(s->loss + s->n, loss, got);
     s->n += got;
@@ -11484,6 +11495,16 @@ LISADEF lisa_result lisa_chat_encode(lisa_chat_tokens *out, const lisa_chat_temp
     out->allocator = lisa__allocator_or_default(a);
     if ((r = lisa_chat_render(&c, t, m, n, add_generation_prompt, bos, eos, &out->allocator, err)) != LISA_OK) return r;
     cap = c.len + 4 * ((size_t)c.n_bos + (size_t)c.n_eos + 1); /* a piece of k bytes: at most k + 3 tokens */
+    if (tok->kind == LISA_TOKENIZER_BPE) {
+        /* except where a normalizer lengthens the text (U+2581 for " ") and byte
+           fallback spells it out: then the tokenizer says how many */
+        size_t need = 0;
+        if ((r = lisa_tokenizer_encode(tok, c.text, c.len, 0, 0, NULL, 0, &need, err)) != LISA_OK) {
+            lisa_chat_text_free(&c);
+            return r;
+        }
+        if (need > cap) cap = need;
+    }
     if (cap > SIZE_MAX / (sizeof(int) + 1 + sizeof(size_t))) {
         lisa_chat_text_free(&c);
         return lisa__fail(err, LISA_ERR_NOMEM, "%s: conversation too long", t->name);

@@ -628,6 +628,68 @@ static void test_encode_bpe(void) {
     free(text);
 }
 
+/* A SentencePiece-style BPE tokenizer.json whose normalizer turns each
+   space into U+2581 (3 bytes) while its vocabulary lacks that piece: byte
+   fallback spells it out, so a text of spaces needs 3 ids per byte, more
+   than the len + 3 that suffices elsewhere. Conversations and instruction
+   data must still encode (the tokenizer is asked how many ids first). */
+static void test_encode_lengthening_bpe(void) {
+    static char json[16384];
+    size_t used, k;
+    int i;
+    lisa_tokenizer tok;
+    lisa_error e;
+    lisa_chat_message m[2];
+    lisa_chat_tokens ct;
+    lisa_chat_text c;
+    lisa_sft_data d;
+    lisa_result r;
+    static const char sft[] = "{\"prompt\": \"a   a\", \"response\": \"     a      \"}\n";
+    static const char config[] = "{\"bos_token\":\"<s>\",\"eos_token\":\"</s>\"}";
+    used = (size_t)snprintf(json, sizeof json,
+                            "{\"added_tokens\":[{\"id\":0,\"content\":\"<unk>\",\"special\":true},"
+                            "{\"id\":1,\"content\":\"<s>\",\"special\":true},{\"id\":2,\"content\":\"</s>\",\"special\":true}],"
+                            "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\\u2581\"},"
+                            "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\\u2581\"}]},"
+                            "\"pre_tokenizer\":null,\"post_processor\":null,\"decoder\":{\"type\":\"Sequence\",\"decoders\":["
+                            "{\"type\":\"Replace\",\"pattern\":{\"String\":\"\\u2581\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},"
+                            "{\"type\":\"Fuse\"}]},\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"unk_token\":\"<unk>\","
+                            "\"vocab\":{\"<unk>\":0,\"<s>\":1,\"</s>\":2");
+    for (i = 0; i < 256; i++) used += (size_t)snprintf(json + used, sizeof json - used, ",\"<0x%02X>\":%d", i, 3 + i);
+    snprintf(json + used, sizeof json - used, ",\"a\":259},\"merges\":[]}}");
+    r = lisa_tokenizer_load_hf_memory(&tok, json, strlen(json), config, sizeof config - 1, "spaces/tokenizer.json", NULL,
+                                      &e);
+    CHECK(r == LISA_OK, "the lengthening tokenizer loads: %s", e.message);
+    if (r != LISA_OK) return;
+    CHECK(lisa_tokenizer_encode(&tok, "    ", 4, 0, 0, NULL, 0, &k, &e) == LISA_OK && k == 15,
+          "4 spaces become 5 U+2581, 15 byte tokens (%lu)", (unsigned long)k);
+    m[0] = msg(LISA_CHAT_USER, "a         a");
+    m[1] = msg(LISA_CHAT_ASSISTANT, "a          a");
+    r = lisa_chat_encode(&ct, lisa_chat_template_find("llama2"), &tok, m, 2, 0, NULL, &e);
+    CHECK(r == LISA_OK, "llama2 encodes a conversation of spaces: %s", e.message);
+    if (r == LISA_OK) {
+        size_t n_text = 0, counted = 0;
+        if (lisa_chat_render(&c, lisa_chat_template_find("llama2"), m, 2, 0, NULL, NULL, NULL, &e) == LISA_OK) {
+            lisa_tokenizer_encode(&tok, c.text, c.len, 0, 0, NULL, 0, &n_text, &e);
+            CHECK(ct.n == n_text && ct.n > c.len + 4, "%lu ids, as the rendered text's %lu bytes give (%lu)",
+                  (unsigned long)ct.n, (unsigned long)c.len, (unsigned long)n_text);
+            lisa_chat_text_free(&c);
+        }
+        for (k = 0; k < ct.n; k++) counted += ct.loss[k];
+        CHECK(counted > 0 && ct.ids[ct.n - 1] == 2 && ct.loss[ct.n - 1], "the answer carries loss, up to its </s>");
+        lisa_chat_tokens_free(&ct);
+    }
+    /* a response of 500 spaces: 1500 ids, more than the store's first 1024 */
+    used = (size_t)snprintf(json, sizeof json, "%s", sft);
+    used -= 3; /* before "\"}\n" */
+    for (i = 0; i < 500; i++) json[used++] = ' ';
+    used += (size_t)snprintf(json + used, sizeof json - used, "\"}\n");
+    r = lisa_sft_load_memory(&d, json, used, "spaces.jsonl", &tok, 64, 0, NULL, &e);
+    CHECK(r == LISA_OK && d.n_examples == 1, "instruction data of spaces loads: %s", e.message);
+    if (r == LISA_OK) lisa_sft_free(&d);
+    lisa_tokenizer_free(&tok);
+}
+
 int main(void) {
     test_recognition();
     test_recognition_crlf();
@@ -636,6 +698,7 @@ int main(void) {
     test_encode_bytes();
     test_encode_llama2c();
     test_encode_bpe();
+    test_encode_lengthening_bpe();
     test_conversation_data();
     test_for_each_chat();
     test_errors();
