@@ -78,6 +78,20 @@ def main():
         write(name + ".bin", j, cfg)
     j, cfg = seeds["split_regex"]
     write("split_regex_noconfig.bin", j, None)
+    # Digits before ByteLevel; added tokens with every matching option; a
+    # config that adds BOS and EOS and carries a chat template
+    j, cfg = trim("smollm-digits", 300)
+    j["added_tokens"] += [
+        {"id": 300 + len(j["added_tokens"]), "content": "<tool>", "single_word": True, "lstrip": True,
+         "rstrip": True, "normalized": False, "special": False},
+        {"id": 301 + len(j["added_tokens"]), "content": "xyz", "single_word": False, "lstrip": False,
+         "rstrip": False, "normalized": True, "special": False},
+    ]
+    cfg.update({"bos_token": "<|im_start|>", "eos_token": {"content": "<|im_end|>"}, "add_bos_token": True,
+                "add_eos_token": True, "pad_token": "<|endoftext|>",
+                "chat_template": "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+                                 "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"})
+    write("digits_added_options.bin", j, cfg)
     # near misses: a Unigram model, an NFD normalizer, an unknown regex
     j, cfg = trim("metaspace", 40)
     j["model"]["type"] = "Unigram"
