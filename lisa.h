@@ -1439,7 +1439,8 @@ LISADEF lisa_result lisa_sft_load(lisa_sft_data *d, const char *path, const lisa
    error for llama2 (its template would drop it, or refuse the conversation
    for roles that do not alternate). llama3 and llama3.1 render a later
    system message as a message of its own, in its place, as their templates
-   do (llama3.1's date lines lead only the first system message). Rendered text equals transformers' apply_chat_template(
+   do (llama3.1's date lines lead only the first system message). Rendered
+   text equals transformers' apply_chat_template(
    messages, tokenize=False, add_generation_prompt=...) for each template's
    real Jinja text (tests/test_chat.c checks it on tools/make_chat_fixtures.py's
    renderings). "Stripped" is Python's str.strip(): Unicode white space. */
