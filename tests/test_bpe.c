@@ -308,8 +308,9 @@ static void check_malformed(void) {
     MAL("vocab id 1e30", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("{\"a\":1e30}", "[]")),
         "model.vocab id", "whole number");
     /* an id far beyond the file's entries would size the vocabulary by itself */
-    MAL("vocab id 16777215", mal_build(NULL, NULL, NULL, NULL, "[]", MAL_MODEL_WITH("{\"a\":0,\"b\":16777215}", "[]")),
-        "model.vocab id", "0..1");
+    MAL("vocab id 16777215",
+        mal_build(NULL, NULL, NULL, NULL, "[]", MAL_MODEL_WITH("{\"a\":0,\"b\":1,\"c\":16777215}", "[]")),
+        "model.vocab id", "whole number in 0..2");
     MAL("vocab id 2^31", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("{\"a\":2147483648}", "[]")),
         "model.vocab id", "whole number");
     MAL("vocab id twice", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("{\"a\":0,\"b\":0}", "[]")),
