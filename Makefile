@@ -3,7 +3,8 @@
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make demo       pre-train a small model, then fine-tune it with LISA, on built-in data
 #   make examples   the teaching programs in examples/ (each also builds with the cc line at its top)
-#   make bench      speed and memory: the engine, then full fine-tuning against LISA
+#   make bench      speed and memory: the engine, then full fine-tuning against LISA, then the
+#                   tokenizer (bench_tokenizer: tokenizer.json load, encode, decode on one thread)
 #   make SAN=1 test the same tests under AddressSanitizer and UBSan (in build-san/)
 #   make OPENMP=0   build without threads
 #   make cuda       build/lisa-cuda (train and plan on a GPU), the GPU tests and lisa_cuda.o
@@ -68,9 +69,10 @@ test: $(addprefix $(BUILD)/,$(TESTS)) $(BUILD)/lisa
 demo: $(BUILD)/lisa
 	$(BUILD)/lisa demo
 
-bench: $(BUILD)/bench_engine $(BUILD)/bench_lisa
+bench: $(BUILD)/bench_engine $(BUILD)/bench_lisa $(BUILD)/bench_tokenizer
 	$(BUILD)/bench_engine
 	$(BUILD)/bench_lisa
+	$(BUILD)/bench_tokenizer
 
 cuda: $(BUILD)/test_cuda $(BUILD)/lisa_cuda.o $(BUILD)/lisa-cuda
 

@@ -922,7 +922,10 @@ LISADEF lisa_result lisa_tokenizer_load_llama2c_memory(lisa_tokenizer *t, const 
 
 /* Encodes len bytes of text (bos, eos: 1 to add BOS / EOS). Writes the ids to
    ids (max_ids entries) and their number to *n_ids. ids == NULL asks for the
-   number only; max_ids >= len + 3 is always enough. Too small a max_ids gives
+   number only; max_ids >= len + 3 is always enough for the bytes and
+   llama2.c kinds, and for BPE unless a normalizer lengthens the text (a
+   Replace of " " by U+2581, a Prepend) and byte fallback spells the
+   added bytes out: ask first there. Too small a max_ids gives
    LISA_ERR_INVALID with *n_ids set to the number needed. Working memory
    (about 32 bytes per text byte, llama2.c kind) comes from the tokenizer's
    allocator and is freed before returning. A byte with no piece and no byte
@@ -934,8 +937,11 @@ LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *t
    offsets is not NULL; max_ids entries, like ids) is the byte offset in text
    where token i's bytes start. Tokens that stand for no text of their own
    (BOS, a dummy-prefix space) get the offset of the text they precede, EOS
-   gets len. Callers map spans of text to tokens with it (a chat's assistant
-   turns) after encoding the whole text once. */
+   gets len. Offsets grow from token to token, but for BPE's unknown token:
+   a run of unknown characters followed by a character that byte fallback
+   spells out gives that character's byte tokens first, then the unknown
+   token, as `tokenizers` does. Callers map spans of text to tokens with it
+   (a chat's assistant turns) after encoding the whole text once. */
 LISADEF lisa_result lisa_tokenizer_encode_offsets(const lisa_tokenizer *t, const char *text, size_t len,
                                                   int bos, int eos, int *ids, size_t *offsets, size_t max_ids,
                                                   size_t *n_ids, lisa_error *err);
@@ -990,7 +996,9 @@ LISADEF size_t lisa_tokenizer_stream_flush(lisa_tokenizer_stream *s, char *out, 
    t->chat_template. Any component outside the supported set (another model
    type, an unknown normalizer, pre-tokenizer, decoder or post-processor, a
    regex that is not one of the known patterns, dropout, subword prefixes)
-   is an error naming it. `name` labels errors. Call lisa_tokenizer_free(). */
+   is an error naming it, as is an id at or above the number of vocabulary
+   entries and added tokens the file holds (ids may leave gaps, but no more
+   than the file has entries). `name` labels errors. Call lisa_tokenizer_free(). */
 LISADEF lisa_result lisa_tokenizer_load_hf_memory(lisa_tokenizer *t, const char *json, size_t len,
                                                   const char *config_json, size_t config_len, const char *name,
                                                   const lisa_allocator *a, lisa_error *err);
@@ -1439,8 +1447,11 @@ LISADEF lisa_result lisa_sft_load(lisa_sft_data *d, const char *path, const lisa
    llama2 and mistral need user and assistant messages to alternate starting
    with a user message (after llama2's optional first system message);
    mistral has no system role; a system message other than the first is an
-   error for llama2, llama3.1 and mistral (their templates would drop or
-   mistreat it). Rendered text equals transformers' apply_chat_template(
+   error for llama2 (its template would drop it, or refuse the conversation
+   for roles that do not alternate). llama3 and llama3.1 render a later
+   system message as a message of its own, in its place, as their templates
+   do (llama3.1's date lines lead only the first system message). Rendered
+   text equals transformers' apply_chat_template(
    messages, tokenize=False, add_generation_prompt=...) for each template's
    real Jinja text (tests/test_chat.c checks it on tools/make_chat_fixtures.py's
    renderings). "Stripped" is Python's str.strip(): Unicode white space. */
@@ -1480,7 +1491,7 @@ typedef struct lisa_chat_template {
 
 /* The template called name (a built-in: chatml, llama2, llama3, zephyr,
    mistral, plain; or a model's variant: smollm2, qwen2, qwen2.5, llama3.1,
-   mistral-v0.1, tinyllama), or NULL. */
+   mistral-v0.1), or NULL. TinyLlama Chat's template is zephyr. */
 LISADEF const lisa_chat_template *lisa_chat_template_find(const char *name);
 /* "chatml, llama2, llama3, zephyr, mistral, plain": the built-ins, for messages. */
 LISADEF const char *lisa_chat_template_names(void);
@@ -6966,7 +6977,8 @@ static lisa_result lisa__bpe_builder_finish(lisa__bpe_builder *b, lisa_tokenizer
             match_id[n_added] = id;
             if (k->flags & LISA__BPE_NORMALIZED) lisa__bpe_normalize_string(set, s, k->len, &matches, &tmp);
             else lisa__bpe_put(&matches, s, k->len);
-            if (matches.n == moff[n_added] && !matches.failed) {
+            /* (a sink that ran out of memory is reported after the loop) */
+            if (matches.n == moff[n_added] && !matches.failed && !tmp.failed) {
                 res = lisa__fail(err, LISA_ERR_FORMAT, "%s: added token %d is empty once normalized", b->name, id);
                 goto done;
             }
@@ -7206,6 +7218,8 @@ typedef struct lisa__hft {
     lisa_error *err;
     int bos_id, eos_id;        /* from the post-processor, -1: none */
     int has_template;          /* a post-processor that adds tokens was read */
+    long max_id;               /* the highest id the file may use: its vocabulary and added
+                                  tokens counted, so that an id sizes no more than the file */
 } lisa__hft;
 
 static const char *lisa__hft_str(const lisa_json *j, int obj, const char *key, size_t *len) {
@@ -7538,7 +7552,7 @@ static lisa_result lisa__hft_model(lisa__hft *h, int model) {
     for (c = lisa_json_first(j, vocab); c >= 0; c = lisa_json_next(j, c)) {
         long id;
         const char *key = lisa_json_key(j, c, &n);
-        if ((r = lisa__hft_int(h, c, "a model.vocab id", 0, LISA__MAX_VOCAB - 1, &id)) != LISA_OK) return r;
+        if ((r = lisa__hft_int(h, c, "a model.vocab id", 0, h->max_id, &id)) != LISA_OK) return r;
         if ((r = lisa__bpe_builder_token(b, (int)id, key, n, 0.0f, 0, h->err)) != LISA_OK) return r;
     }
     if (lisa_json_type_of(j, merges) != LISA_JSON_ARRAY && lisa_json_type_of(j, merges) != LISA_JSON_NONE &&
@@ -7588,7 +7602,7 @@ static lisa_result lisa__hft_added(lisa__hft *h, int list) {
         long id;
         int i, v, special = lisa__hft_bool(j, c, "special", 0);
         if (!content) return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: added_tokens[%d] has no \"content\" string", h->name, k);
-        if ((r = lisa__hft_int(h, lisa_json_get(j, c, "id"), "an added token's id", 0, LISA__MAX_VOCAB - 1, &id)) != LISA_OK)
+        if ((r = lisa__hft_int(h, lisa_json_get(j, c, "id"), "an added token's id", 0, h->max_id, &id)) != LISA_OK)
             return r;
         for (i = 0; i < 5; i++) {
             if ((r = lisa__hft_flag(h, c, "added_tokens[]", names[i], i == 4 ? special != 1 : 0, &v)) != LISA_OK) return r;
@@ -7677,6 +7691,9 @@ static lisa_result lisa__hft_load(lisa__bpe_builder *b, const lisa_json *j, cons
     h.bos_id = h.eos_id = -1;
     if (lisa_json_type_of(j, root) != LISA_JSON_OBJECT)
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: not a JSON object", name);
+    h.max_id = (long)lisa_json_length(j, lisa_json_get(j, lisa_json_get(j, root, "model"), "vocab")) +
+               lisa_json_length(j, lisa_json_get(j, root, "added_tokens")) - 1;
+    if (h.max_id > LISA__MAX_VOCAB - 1) h.max_id = LISA__MAX_VOCAB - 1;
     for (i = 0; i < 2; i++) {
         lisa_json_type ty = lisa_json_type_of(j, lisa_json_get(j, root, unsupported[i]));
         if (ty != LISA_JSON_NONE && ty != LISA_JSON_NULL) return lisa__hft_unsupported(&h, "setting", unsupported[i]);
@@ -10658,7 +10675,15 @@ static int lisa__sft_end_example(lisa__sft_store *s) {
 static lisa_result lisa__sft_encode(lisa__sft_store *s, const lisa_tokenizer *tok, const char *text, size_t len,
                                     int bos, int eos, int loss, lisa_error *err) {
     size_t got = 0;
-    lisa_result r = lisa_tokenizer_encode(tok, text, len, bos, eos, s->ids + s->n, s->cap - s->n, &got, err);
+    lisa_result r;
+    /* BPE may need more than len + 3 ids (a normalizer that lengthens the
+       text, with byte fallback): it says how many first */
+    if (tok->kind == LISA_TOKENIZER_BPE) {
+        if ((r = lisa_tokenizer_encode(tok, text, len, bos, eos, NULL, 0, &got, err)) != LISA_OK) return r;
+        if (!lisa__sft_reserve(s, got))
+            return lisa__fail(err, LISA_ERR_NOMEM, "tokenizer: out of memory for %lu ids", (unsigned long)got);
+    }
+    r = lisa_tokenizer_encode(tok, text, len, bos, eos, s->ids + s->n, s->cap - s->n, &got, err);
     if (r != LISA_OK) return r;
     memset(s->loss + s->n, loss, got);
     s->n += got;
@@ -11796,6 +11821,16 @@ LISADEF lisa_result lisa_chat_encode(lisa_chat_tokens *out, const lisa_chat_temp
     out->allocator = lisa__allocator_or_default(a);
     if ((r = lisa_chat_render(&c, t, m, n, add_generation_prompt, bos, eos, &out->allocator, err)) != LISA_OK) return r;
     cap = c.len + 4 * ((size_t)c.n_bos + (size_t)c.n_eos + 1); /* a piece of k bytes: at most k + 3 tokens */
+    if (tok->kind == LISA_TOKENIZER_BPE) {
+        /* except where a normalizer lengthens the text (U+2581 for " ") and byte
+           fallback spells it out: then the tokenizer says how many */
+        size_t need = 0;
+        if ((r = lisa_tokenizer_encode(tok, c.text, c.len, 0, 0, NULL, 0, &need, err)) != LISA_OK) {
+            lisa_chat_text_free(&c);
+            return r;
+        }
+        if (need > cap) cap = need;
+    }
     if (cap > SIZE_MAX / (sizeof(int) + 1 + sizeof(size_t))) {
         lisa_chat_text_free(&c);
         return lisa__fail(err, LISA_ERR_NOMEM, "%s: conversation too long", t->name);

@@ -7,7 +7,8 @@
        file, shards), their config alone, training state files, instruction
        data (with the byte and a llama2.c tokenizer), GGUF metadata,
        GGUF tokenizers (gpt2 and llama, from a file and from parsed metadata,
-       and encoding with one)
+       and encoding with one), a Hugging Face tokenizer.json (SmolLM2's, with
+       its tokenizer_config.json)
      - lisa_kv_cache_init
    Each failure must be LISA_ERR_NOMEM, and after freeing what succeeded no byte
    may stay allocated. The byte counters the objects report must equal what the
@@ -464,6 +465,39 @@ static lisa_result load_gguf_tokenizer_memory(const void *p, const char *label, 
     return r;
 }
 
+/* A Hugging Face tokenizer.json (with its tokenizer_config.json) from memory,
+   then a text encoded with it (its working memory). The tokenizer is freed
+   after a failure too: a failed load must leave it freeable. */
+static lisa_result load_tokenizer_json_memory(const void *p, const char *label, lisa_error *err) {
+    static const char text[] = "Hello, world! caf\xc3\xa9 12345 <|im_end|>";
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_tokenizer t;
+    int ids[64];
+    size_t n = 0;
+    lisa_result r = lisa_tokenizer_load_hf_memory(&t, (const char *)f->data, f->size, (const char *)f->data2, f->size2,
+                                                  "mem/tokenizer.json", &g_alloc, err);
+    if (r != LISA_OK) {
+        CHECK(t.buffer == NULL && t.bytes == 0, "%s: a failed load holds nothing", label);
+        lisa_tokenizer_free(&t);
+        return r;
+    }
+    CHECK(t.bytes == g_cnt.live, "%s: tokenizer.bytes %zu equals the allocator's %zu", label, t.bytes, g_cnt.live);
+    r = lisa_tokenizer_encode(&t, text, sizeof text - 1, 0, 0, ids, 64, &n, err);
+    CHECK(r != LISA_OK || n > 5, "%s: %zu ids", label, n);
+    lisa_tokenizer_free(&t);
+    return r;
+}
+
+static lisa_result load_tokenizer_json(const void *p, const char *label, lisa_error *err) {
+    const file_ctx *f = (const file_ctx *)p;
+    lisa_tokenizer t;
+    lisa_result r = lisa_tokenizer_load_hf(&t, f->path, &g_alloc, err);
+    (void)label;
+    if (r == LISA_OK) CHECK(t.bytes == g_cnt.live, "%s: tokenizer.bytes equals the allocator's", label);
+    lisa_tokenizer_free(&t);
+    return r;
+}
+
 /* lisa_json_free() and lisa_safetensors_free() are called after a failure too. */
 static lisa_result parse_json(const void *p, const char *label, lisa_error *err) {
     const file_ctx *f = (const file_ctx *)p;
@@ -850,6 +884,29 @@ int main(void) {
     }
     free(config_json);
     free(safetensors);
+    /* a real tokenizer.json and tokenizer_config.json (SmolLM2's) */
+    memset(&f, 0, sizeof f);
+    {
+        static const char dir[] = "tests/fixtures/tokenizers/smollm2";
+        unsigned char *tj, *tc;
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        tj = read_all(path, &f.size);
+        snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+        tc = read_all(path, &f.size2);
+        CHECK(tj && tc, "read %s", dir);
+        if (tj && tc) {
+            f.data = tj;
+            f.data2 = tc;
+            fail_every_allocation("load a tokenizer.json and tokenizer_config.json from memory",
+                                  load_tokenizer_json_memory, &f);
+            memset(&f, 0, sizeof f);
+            f.path = dir;
+            fail_every_allocation("load a tokenizer.json directory", load_tokenizer_json, &f);
+        }
+        free(tj);
+        free(tc);
+    }
+
     memset(&f, 0, sizeof f);
     f.data = (const unsigned char *)json_text;
     f.size = sizeof json_text - 1;

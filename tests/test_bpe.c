@@ -201,7 +201,227 @@ static void check_fixtures(void) {
     printf("bpe: %d fixture directories\n", dirs);
 }
 
+static void check_malformed(void);
+
 int main(void) {
     check_fixtures();
+    check_malformed();
     return test_report("bpe");
+}
+
+
+/* ---- malformed tokenizer.json files -------------------------------------- */
+
+/* A small valid byte-level tokenizer.json, its parts replaceable: the
+   normalizer, pre-tokenizer, post-processor, decoder, added tokens, model. */
+#define MAL_NORM "null"
+#define MAL_PRE "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}"
+#define MAL_POST "null"
+#define MAL_DEC "{\"type\":\"ByteLevel\"}"
+#define MAL_ADDED "[{\"id\":5,\"content\":\"<s>\",\"special\":true}]"
+#define MAL_VOCAB "{\"a\":0,\"b\":1,\"ab\":2,\"c\":3,\"\xc4\xa0\":4}"
+#define MAL_MERGES "[\"a b\"]"
+#define MAL_MODEL "{\"type\":\"BPE\",\"vocab\":" MAL_VOCAB ",\"merges\":" MAL_MERGES "}"
+
+static char mal_json[4096];
+
+static const char *mal_build(const char *norm, const char *pre, const char *post, const char *dec, const char *added,
+                             const char *model) {
+    snprintf(mal_json, sizeof mal_json,
+             "{\"version\":\"1.0\",\"added_tokens\":%s,\"normalizer\":%s,\"pre_tokenizer\":%s,"
+             "\"post_processor\":%s,\"decoder\":%s,\"model\":%s}",
+             added ? added : MAL_ADDED, norm ? norm : MAL_NORM, pre ? pre : MAL_PRE, post ? post : MAL_POST,
+             dec ? dec : MAL_DEC, model ? model : MAL_MODEL);
+    return mal_json;
+}
+
+/* Loads json (and config, may be NULL): the result must be want, and the
+   message must name the file and hold each of up to two substrings. */
+static void mal_expect(const char *what, const char *json, size_t len, const char *config, lisa_result want,
+                       const char *has, const char *has2) {
+    static const char name[] = "bad/tokenizer.json";
+    lisa_tokenizer t;
+    lisa_error e;
+    lisa_result r;
+    memset(&e, 0, sizeof e);
+    r = lisa_tokenizer_load_hf_memory(&t, json, len, config, config ? strlen(config) : 0, name, NULL, &e);
+    CHECK(r == want, "%s: result %s, want %s (%s)", what, lisa_result_string(r), lisa_result_string(want), e.message);
+    if (r == LISA_OK) {
+        lisa_tokenizer_free(&t);
+        return;
+    }
+    CHECK(e.code == r && strstr(e.message, name) != NULL, "%s: the message names the file: \"%s\"", what, e.message);
+    CHECK(!has || strstr(e.message, has) != NULL, "%s: the message says \"%s\": \"%s\"", what, has, e.message);
+    CHECK(!has2 || strstr(e.message, has2) != NULL, "%s: the message says \"%s\": \"%s\"", what, has2, e.message);
+    CHECK(t.buffer == NULL && t.bytes == 0, "%s: a failed load holds nothing", what);
+    lisa_tokenizer_free(&t); /* harmless after a failure */
+}
+
+#define MAL(what, json, has, has2) mal_expect(what, json, strlen(json), NULL, LISA_ERR_FORMAT, has, has2)
+#define MAL_MODEL_WITH(vocab, merges) "{\"type\":\"BPE\",\"vocab\":" vocab ",\"merges\":" merges "}"
+
+static void check_malformed(void) {
+    static char ok[sizeof mal_json];
+    size_t n;
+    char seq[1024];
+    int i;
+    lisa_tokenizer t;
+    lisa_error e;
+    size_t k;
+    int ids[8];
+    snprintf(ok, sizeof ok, "%s", mal_build(NULL, NULL, NULL, NULL, NULL, NULL));
+    n = strlen(ok);
+    /* the base file is valid: the failures below are each one change's */
+    CHECK(lisa_tokenizer_load_hf_memory(&t, ok, n, NULL, 0, "good/tokenizer.json", NULL, &e) == LISA_OK,
+          "the base file loads: %s", e.message);
+    if (t.kind == LISA_TOKENIZER_BPE) {
+        CHECK(lisa_tokenizer_encode(&t, "ab c", 4, 0, 0, ids, 8, &k, &e) == LISA_OK && k == 3 && ids[0] == 2 &&
+                  ids[1] == 4 && ids[2] == 3,
+              "the base file encodes \"ab c\" as ab, space, c");
+        lisa_tokenizer_free(&t);
+    }
+
+    /* not JSON, or cut short */
+    for (i = 1; i < 4; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "truncated to %d/4", i);
+        mal_expect(what, ok, n * (size_t)i / 4, NULL, LISA_ERR_FORMAT, "line 1", NULL);
+    }
+    mal_expect("empty", ok, 0, NULL, LISA_ERR_FORMAT, NULL, NULL);
+    MAL("an array", "[1,2]", "not a JSON object", NULL);
+    mal_expect("config truncated", ok, n, "{\"bos_token\": \"<s>\"", LISA_ERR_FORMAT, "tokenizer_config.json", NULL);
+
+    /* the model */
+    MAL("no model", "{\"added_tokens\":[]}", "no \"model\" object", NULL);
+    MAL("Unigram", mal_build(NULL, NULL, NULL, NULL, NULL, "{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]]}"),
+        "model type \"Unigram\" is not supported", NULL);
+    MAL("WordPiece", mal_build(NULL, NULL, NULL, NULL, NULL, "{\"type\":\"WordPiece\",\"vocab\":{\"a\":0}}"),
+        "model type \"WordPiece\" is not supported", NULL);
+    MAL("vocab an array", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("[\"a\",\"b\"]", "[]")),
+        "model.vocab is not an object", NULL);
+    MAL("vocab id a string", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("{\"a\":\"0\"}", "[]")),
+        "model.vocab id", "whole number");
+    MAL("vocab id a fraction", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("{\"a\":0.5}", "[]")),
+        "model.vocab id", "whole number");
+    MAL("vocab id negative", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("{\"a\":0,\"b\":-1}", "[]")),
+        "model.vocab id", "whole number");
+    MAL("vocab id 1e30", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("{\"a\":1e30}", "[]")),
+        "model.vocab id", "whole number");
+    /* an id far beyond the file's entries would size the vocabulary by itself */
+    MAL("vocab id 16777215",
+        mal_build(NULL, NULL, NULL, NULL, "[]", MAL_MODEL_WITH("{\"a\":0,\"b\":1,\"c\":16777215}", "[]")),
+        "model.vocab id", "whole number in 0..2");
+    MAL("vocab id 2^31", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("{\"a\":2147483648}", "[]")),
+        "model.vocab id", "whole number");
+    MAL("vocab id twice", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("{\"a\":0,\"b\":0}", "[]")),
+        "token id 0 is given twice", NULL);
+    MAL("vocab empty token", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH("{\"a\":0,\"\":1}", "[]")),
+        "token 1 is the empty string", NULL);
+    MAL("merge of an unknown token", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH(MAL_VOCAB, "[\"a x\"]")),
+        "merge 0", "\"x\", which is not in the vocabulary");
+    MAL("merge making an unknown token", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH(MAL_VOCAB, "[\"b c\"]")),
+        "merge 0", "makes a token that is not in the vocabulary");
+    MAL("merge a number", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH(MAL_VOCAB, "[\"a b\",7]")),
+        "model.merges[1] is not two tokens", NULL);
+    MAL("merge of three", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH(MAL_VOCAB, "[[\"a\",\"b\",\"c\"]]")),
+        "model.merges[0] is not two tokens", NULL);
+    MAL("merge string of three", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH(MAL_VOCAB, "[\"a b c\"]")),
+        "model.merges[0] is not two tokens", NULL);
+    MAL("merges an object", mal_build(NULL, NULL, NULL, NULL, NULL, MAL_MODEL_WITH(MAL_VOCAB, "{}")),
+        "model.merges is not an array", NULL);
+    MAL("dropout", mal_build(NULL, NULL, NULL, NULL, NULL,
+                             "{\"type\":\"BPE\",\"dropout\":0.1,\"vocab\":" MAL_VOCAB ",\"merges\":[]}"),
+        "dropout", "not supported");
+    MAL("unk_token unknown", mal_build(NULL, NULL, NULL, NULL, NULL,
+                                       "{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"vocab\":" MAL_VOCAB ",\"merges\":[]}"),
+        "model.unk_token \"<unk>\" is not in the vocabulary", NULL);
+
+    /* added tokens */
+    MAL("added id out of range", mal_build(NULL, NULL, NULL, NULL, "[{\"id\":16777216,\"content\":\"<s>\"}]", NULL),
+        "added token's id", "whole number");
+    MAL("added id far beyond the file", mal_build(NULL, NULL, NULL, NULL, "[{\"id\":99999,\"content\":\"<s>\"}]", NULL),
+        "added token's id", "0..5");
+    MAL("added id negative", mal_build(NULL, NULL, NULL, NULL, "[{\"id\":-3,\"content\":\"<s>\"}]", NULL),
+        "added token's id", NULL);
+    MAL("added token conflicting", mal_build(NULL, NULL, NULL, NULL, "[{\"id\":0,\"content\":\"<s>\"}]", NULL),
+        "id 0 is the vocabulary's \"a\" and the added token \"<s>\"", NULL);
+    MAL("added token twice", mal_build(NULL, NULL, NULL, NULL,
+                                       "[{\"id\":5,\"content\":\"<s>\"},{\"id\":5,\"content\":\"</s>\"}]", NULL),
+        "token id 5 is given twice", NULL);
+    MAL("added token without content", mal_build(NULL, NULL, NULL, NULL, "[{\"id\":5}]", NULL),
+        "added_tokens[0] has no \"content\" string", NULL);
+    MAL("added flag not a boolean", mal_build(NULL, NULL, NULL, NULL, "[{\"id\":5,\"content\":\"<s>\",\"lstrip\":1}]", NULL),
+        "lstrip is not true or false", NULL);
+
+    /* normalizers, pre-tokenizers, decoders */
+    MAL("normalizer Lowercase", mal_build("{\"type\":\"Lowercase\"}", NULL, NULL, NULL, NULL, NULL),
+        "normalizer \"Lowercase\" is not supported", NULL);
+    MAL("normalizer NFD", mal_build("{\"type\":\"NFD\"}", NULL, NULL, NULL, NULL, NULL),
+        "normalizer \"NFD\" is not supported", NULL);
+    MAL("normalizer NFD in a Sequence",
+        mal_build("{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"x\"},{\"type\":\"NFD\"}]}",
+                  NULL, NULL, NULL, NULL, NULL),
+        "normalizer \"NFD\" is not supported", NULL);
+    MAL("normalizer without a type", mal_build("{\"prepend\":\"x\"}", NULL, NULL, NULL, NULL, NULL),
+        "normalizer is not an object with a \"type\" string", NULL);
+    MAL("normalizer Replace with a regex",
+        mal_build("{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" +\"},\"content\":\" \"}", NULL, NULL, NULL, NULL, NULL),
+        "normalizer Replace with a regex", "\" +\"");
+    MAL("pre_tokenizer Whitespace", mal_build(NULL, "{\"type\":\"Whitespace\"}", NULL, NULL, NULL, NULL),
+        "pre_tokenizer \"Whitespace\" is not supported", NULL);
+    MAL("pre_tokenizer Split with an unknown regex",
+        mal_build(NULL,
+                  "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\w+|[^\\\\w\\\\s]+\"},"
+                  "\"behavior\":\"Isolated\",\"invert\":false}," MAL_PRE "]}",
+                  NULL, NULL, NULL, NULL),
+        "pre_tokenizer Split regex", "\"\\w+|[^\\w\\s]+\"");
+    MAL("pre_tokenizer Split behavior", mal_build(NULL,
+                  "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\p{N}{1,3}\"},\"behavior\":\"Removed\",\"invert\":false}",
+                  NULL, NULL, NULL, NULL),
+        "Split behavior \"Removed\" is not supported", NULL);
+    MAL("pre_tokenizer Sequence without its list", mal_build(NULL, "{\"type\":\"Sequence\"}", NULL, NULL, NULL, NULL),
+        "pre_tokenizer Sequence has no \"pretokenizers\" array", NULL);
+    MAL("decoder WordPiece", mal_build(NULL, NULL, NULL, "{\"type\":\"WordPiece\",\"prefix\":\"##\"}", NULL, NULL),
+        "decoder \"WordPiece\" is not supported", NULL);
+    MAL("decoder CTC in a Sequence",
+        mal_build(NULL, NULL, NULL, "{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"CTC\"}]}", NULL, NULL),
+        "decoder \"CTC\" is not supported", NULL);
+    MAL("decoder Strip start huge",
+        mal_build(NULL, NULL, NULL, "{\"type\":\"Strip\",\"content\":\" \",\"start\":1e12,\"stop\":0}", NULL, NULL),
+        "decoder Strip's start is not a whole number", NULL);
+    /* more steps than a tokenizer keeps */
+    {
+        size_t used = (size_t)snprintf(seq, sizeof seq, "{\"type\":\"Sequence\",\"pretokenizers\":[");
+        for (i = 0; i < 9; i++)
+            used += (size_t)snprintf(seq + used, sizeof seq - used, "%s{\"type\":\"Digits\",\"individual_digits\":true}",
+                                     i ? "," : "");
+        snprintf(seq + used, sizeof seq - used, "]}");
+        MAL("nine pre-tokenizers", mal_build(NULL, seq, NULL, NULL, NULL, NULL), "more than 8 pre_tokenizer steps", NULL);
+    }
+    MAL("post_processor BertProcessing", mal_build(NULL, NULL, "{\"type\":\"BertProcessing\"}", NULL, NULL, NULL),
+        "post_processor \"BertProcessing\" is not supported", NULL);
+    MAL("TemplateProcessing naming an unknown token",
+        mal_build(NULL, NULL,
+                  "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<bos>\",\"type_id\":0}},"
+                  "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"pair\":[],"
+                  "\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[5],\"tokens\":[\"<s>\"]}}}",
+                  NULL, NULL, NULL),
+        "post_processor special token \"<bos>\" is not one id", NULL);
+    MAL("TemplateProcessing with an id outside the vocabulary",
+        mal_build(NULL, NULL,
+                  "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},"
+                  "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"pair\":[],"
+                  "\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[4000],\"tokens\":[\"<s>\"]}}}",
+                  NULL, NULL, NULL),
+        "adds id 4000, outside the vocabulary of 6", NULL);
+    MAL("TemplateProcessing without $A",
+        mal_build(NULL, NULL,
+                  "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}}],"
+                  "\"pair\":[],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[5],\"tokens\":[\"<s>\"]}}}",
+                  NULL, NULL, NULL),
+        "single template has no $A", NULL);
+    MAL("truncation set", "{\"truncation\":{\"max_length\":8},\"model\":" MAL_MODEL "}", "setting \"truncation\"", NULL);
+    mal_expect("config add_bos_token not a boolean", ok, n, "{\"add_bos_token\": 1}", LISA_ERR_FORMAT,
+               "add_bos_token / add_eos_token is not true or false", NULL);
+    mal_expect("config an array", ok, n, "[]", LISA_ERR_FORMAT, "tokenizer_config.json is not an object", NULL);
 }

@@ -1,6 +1,7 @@
 /* Chat templates: renderings equal transformers' apply_chat_template (the
    fixtures of tools/make_chat_fixtures.py), recognition of the real Jinja
-   texts, loss spans and masks with the bytes and a llama2.c tokenizer,
+   texts, loss spans and masks with the bytes and a llama2.c tokenizer, ids
+   and masks with real tokenizer.json files equal to transformers',
    conversation data (JSON Lines messages, LMFlow conversation) and its errors. */
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
@@ -533,6 +534,162 @@ static void test_allocation_failures(void) {
     CHECK(succeeded && clean && k > 5, "every allocation failure is LISA_ERR_NOMEM and leaks nothing (%d)", k);
 }
 
+/* tools/make_chat_fixtures.py's bpe_encodings.jsonl: conversations rendered
+   and tokenized by transformers with real tokenizer.json files give the same
+   ids through lisa_chat_encode, and the loss mask computed there from the
+   tokenizer's offsets (each answer's content up to and including the end of
+   turn after it). */
+static int json_int_array(const lisa_json *j, int arr, int *out, int cap) {
+    int k, n = lisa_json_length(j, arr);
+    if (lisa_json_type_of(j, arr) != LISA_JSON_ARRAY || n > cap) return -1;
+    for (k = 0; k < n; k++) out[k] = (int)lisa_json_number(j, lisa_json_at(j, arr, k));
+    return n;
+}
+
+static void test_encode_bpe(void) {
+    static int want_ids[4096], want_loss[4096];
+    size_t size, at = 0;
+    char *text = read_all("tests/fixtures/chat/bpe_encodings.jsonl", &size), loaded[64] = "";
+    int lines = 0, same_ids = 0, same_loss = 0, have_tok = 0;
+    lisa_tokenizer tok;
+    CHECK(text != NULL, "read tests/fixtures/chat/bpe_encodings.jsonl");
+    if (!text) return;
+    while (at < size) {
+        size_t end = at;
+        lisa_json j;
+        lisa_error e;
+        while (end < size && text[end] != '\n') end++;
+        if (end > at && lisa_json_parse(&j, text + at, end - at, "bpe_encodings.jsonl", NULL, &e) == LISA_OK) {
+            int root = lisa_json_root(&j), n, gen, nw, nl, k, runs_end_ok = 1;
+            const char *dir = lisa_json_string(&j, lisa_json_get(&j, root, "tokenizer"), NULL);
+            const char *name = lisa_json_string(&j, lisa_json_get(&j, root, "template"), NULL);
+            const lisa_chat_template *t = lisa_chat_template_find(name);
+            lisa_chat_message m[16];
+            lisa_chat_tokens ct;
+            lisa_result r;
+            lines++;
+            if (strcmp(loaded, dir) != 0) {
+                char path[256];
+                if (have_tok) lisa_tokenizer_free(&tok);
+                snprintf(path, sizeof path, "tests/fixtures/tokenizers/%s", dir);
+                have_tok = lisa_tokenizer_load_hf(&tok, path, NULL, &e) == LISA_OK;
+                CHECK(have_tok, "load %s: %s", path, e.message);
+                snprintf(loaded, sizeof loaded, "%s", have_tok ? dir : "");
+            }
+            n = json_messages(&j, lisa_json_get(&j, root, "messages"), m, 16);
+            gen = lisa_json_type_of(&j, lisa_json_get(&j, root, "add_generation_prompt")) == LISA_JSON_TRUE;
+            nw = json_int_array(&j, lisa_json_get(&j, root, "ids"), want_ids, 4096);
+            nl = json_int_array(&j, lisa_json_get(&j, root, "loss"), want_loss, 4096);
+            CHECK(t != NULL && nw > 0 && nl == nw, "line %d: template %s, %d ids, %d mask entries", lines, name, nw, nl);
+            if (!t || !have_tok || nw <= 0 || nl != nw) {
+                lisa_json_free(&j);
+                at = end + 1;
+                continue;
+            }
+            {
+                size_t want_len;
+                const char *want = lisa_json_string(&j, lisa_json_get(&j, root, "text"), &want_len);
+                lisa_chat_text c;
+                r = lisa_chat_render(&c, t, m, n, gen, NULL, NULL, NULL, &e);
+                CHECK(r == LISA_OK && want && c.len == want_len && memcmp(c.text, want, want_len) == 0,
+                      "line %d: %s renders as transformers: \"%s\"", lines, name, r == LISA_OK ? c.text : e.message);
+                if (r == LISA_OK) lisa_chat_text_free(&c);
+            }
+            r = lisa_chat_encode(&ct, t, &tok, m, n, gen, NULL, &e);
+            CHECK(r == LISA_OK, "line %d: %s with %s encodes: %s", lines, name, dir, e.message);
+            if (r == LISA_OK) {
+                int ids_ok = ct.n == (size_t)nw, loss_ok = ct.n == (size_t)nw, eot = lisa_chat_end_of_turn_id(t, &tok);
+                for (k = 0; ids_ok && k < nw; k++) ids_ok = ct.ids[k] == want_ids[k];
+                for (k = 0; loss_ok && k < nw; k++) loss_ok = ct.loss[k] == want_loss[k];
+                /* every stretch that carries loss ends with the end-of-turn token */
+                for (k = 0; k < (int)ct.n; k++)
+                    if (ct.loss[k] && (k + 1 == (int)ct.n || !ct.loss[k + 1]) && ct.ids[k] != eot) runs_end_ok = 0;
+                same_ids += ids_ok;
+                same_loss += loss_ok;
+                CHECK(ids_ok, "line %d: %s with %s: %lu ids equal transformers' apply_chat_template (%d)", lines, name,
+                      dir, (unsigned long)ct.n, nw);
+                CHECK(loss_ok, "line %d: %s with %s: the loss mask is 1 on each answer and its end of turn", lines,
+                      name, dir);
+                CHECK(eot >= 0 && runs_end_ok, "line %d: %s with %s: each answer's loss ends with end-of-turn id %d",
+                      lines, name, dir, eot);
+                if (!ids_ok || !loss_ok)
+                    for (k = 0; k < (int)ct.n || k < nw; k++)
+                        fprintf(stderr, "  %d: got %d/%d want %d/%d\n", k, k < (int)ct.n ? ct.ids[k] : -1,
+                                k < (int)ct.n ? ct.loss[k] : -1, k < nw ? want_ids[k] : -1, k < nw ? want_loss[k] : -1);
+                lisa_chat_tokens_free(&ct);
+            }
+        }
+        lisa_json_free(&j);
+        at = end + 1;
+    }
+    if (have_tok) lisa_tokenizer_free(&tok);
+    CHECK(lines == 24 && same_ids == lines && same_loss == lines, "%d BPE encodings: %d ids equal, %d masks equal",
+          lines, same_ids, same_loss);
+    free(text);
+}
+
+/* A SentencePiece-style BPE tokenizer.json whose normalizer turns each
+   space into U+2581 (3 bytes) while its vocabulary lacks that piece: byte
+   fallback spells it out, so a text of spaces needs 3 ids per byte, more
+   than the len + 3 that suffices elsewhere. Conversations and instruction
+   data must still encode (the tokenizer is asked how many ids first). */
+static void test_encode_lengthening_bpe(void) {
+    static char json[16384];
+    size_t used, k;
+    int i;
+    lisa_tokenizer tok;
+    lisa_error e;
+    lisa_chat_message m[2];
+    lisa_chat_tokens ct;
+    lisa_chat_text c;
+    lisa_sft_data d;
+    lisa_result r;
+    static const char sft[] = "{\"prompt\": \"a   a\", \"response\": \"     a      \"}\n";
+    static const char config[] = "{\"bos_token\":\"<s>\",\"eos_token\":\"</s>\"}";
+    used = (size_t)snprintf(json, sizeof json,
+                            "{\"added_tokens\":[{\"id\":0,\"content\":\"<unk>\",\"special\":true},"
+                            "{\"id\":1,\"content\":\"<s>\",\"special\":true},{\"id\":2,\"content\":\"</s>\",\"special\":true}],"
+                            "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\\u2581\"},"
+                            "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\\u2581\"}]},"
+                            "\"pre_tokenizer\":null,\"post_processor\":null,\"decoder\":{\"type\":\"Sequence\",\"decoders\":["
+                            "{\"type\":\"Replace\",\"pattern\":{\"String\":\"\\u2581\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},"
+                            "{\"type\":\"Fuse\"}]},\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"unk_token\":\"<unk>\","
+                            "\"vocab\":{\"<unk>\":0,\"<s>\":1,\"</s>\":2");
+    for (i = 0; i < 256; i++) used += (size_t)snprintf(json + used, sizeof json - used, ",\"<0x%02X>\":%d", i, 3 + i);
+    snprintf(json + used, sizeof json - used, ",\"a\":259},\"merges\":[]}}");
+    r = lisa_tokenizer_load_hf_memory(&tok, json, strlen(json), config, sizeof config - 1, "spaces/tokenizer.json", NULL,
+                                      &e);
+    CHECK(r == LISA_OK, "the lengthening tokenizer loads: %s", e.message);
+    if (r != LISA_OK) return;
+    CHECK(lisa_tokenizer_encode(&tok, "    ", 4, 0, 0, NULL, 0, &k, &e) == LISA_OK && k == 15,
+          "4 spaces become 5 U+2581, 15 byte tokens (%lu)", (unsigned long)k);
+    m[0] = msg(LISA_CHAT_USER, "a         a");
+    m[1] = msg(LISA_CHAT_ASSISTANT, "a          a");
+    r = lisa_chat_encode(&ct, lisa_chat_template_find("llama2"), &tok, m, 2, 0, NULL, &e);
+    CHECK(r == LISA_OK, "llama2 encodes a conversation of spaces: %s", e.message);
+    if (r == LISA_OK) {
+        size_t n_text = 0, counted = 0;
+        if (lisa_chat_render(&c, lisa_chat_template_find("llama2"), m, 2, 0, NULL, NULL, NULL, &e) == LISA_OK) {
+            lisa_tokenizer_encode(&tok, c.text, c.len, 0, 0, NULL, 0, &n_text, &e);
+            CHECK(ct.n == n_text && ct.n > c.len + 4, "%lu ids, as the rendered text's %lu bytes give (%lu)",
+                  (unsigned long)ct.n, (unsigned long)c.len, (unsigned long)n_text);
+            lisa_chat_text_free(&c);
+        }
+        for (k = 0; k < ct.n; k++) counted += ct.loss[k];
+        CHECK(counted > 0 && ct.ids[ct.n - 1] == 2 && ct.loss[ct.n - 1], "the answer carries loss, up to its </s>");
+        lisa_chat_tokens_free(&ct);
+    }
+    /* a response of 500 spaces: 1500 ids, more than the store's first 1024 */
+    used = (size_t)snprintf(json, sizeof json, "%s", sft);
+    used -= 3; /* before "\"}\n" */
+    for (i = 0; i < 500; i++) json[used++] = ' ';
+    used += (size_t)snprintf(json + used, sizeof json - used, "\"}\n");
+    r = lisa_sft_load_memory(&d, json, used, "spaces.jsonl", &tok, 64, 0, NULL, &e);
+    CHECK(r == LISA_OK && d.n_examples == 1, "instruction data of spaces loads: %s", e.message);
+    if (r == LISA_OK) lisa_sft_free(&d);
+    lisa_tokenizer_free(&tok);
+}
+
 int main(void) {
     test_recognition();
     test_recognition_crlf();
@@ -540,6 +697,8 @@ int main(void) {
     test_spans();
     test_encode_bytes();
     test_encode_llama2c();
+    test_encode_bpe();
+    test_encode_lengthening_bpe();
     test_conversation_data();
     test_for_each_chat();
     test_errors();

@@ -3,6 +3,7 @@
 
 Run from the repository root:
     /work/venv/bin/python tools/make_chat_fixtures.py [path/to/SmolLM2-135M-Instruct.Q4_1.gguf]
+    /work/venv/bin/python tools/make_chat_fixtures.py --bpe    (bpe_encodings.jsonl only)
 
 Needs transformers, tokenizers and jinja2 (gguf too when a GGUF path is given:
 its tokenizer.chat_template must equal SMOLLM2 below). Writes, in
@@ -15,6 +16,14 @@ or, where the template itself refuses the conversation (raise_exception),
 "error": MESSAGE instead of "text". RENDERED is transformers'
 apply_chat_template(messages, tokenize=False, add_generation_prompt=...) of a
 PreTrainedTokenizerFast carrying the template and the model's bos/eos tokens.
+And bpe_encodings.jsonl, one line per (tokenizer, template, conversation,
+add_generation_prompt) of BPE_CASES:
+    {"tokenizer": DIR, "template": NAME, "messages": [...], "add_generation_prompt": BOOL,
+     "text": RENDERED, "ids": IDS, "loss": MASK}
+IDS is apply_chat_template(..., tokenize=True) with the tokenizer.json of
+tests/fixtures/tokenizers/DIR; MASK (one 0/1 per id) marks the tokens that
+overlap an assistant content or the text from it to the end-of-turn marker
+after it, found with the tokenizer's offsets (expected_mask).
 The Jinja texts are the chat templates the models ship (tokenizer_config.json's
 chat_template or chat_template.jinja); NAME is the name lisa.h gives each.
 Deterministic: the same output on every run.
@@ -290,7 +299,78 @@ def tokenizer_for(jinja, bos, eos):
                                    chat_template=jinja)
 
 
+# Conversations encoded with real tokenizer.json files (tests/fixtures/tokenizers/<dir>/);
+# LATE_SYSTEM: a system message after the first turn, which llama3 and llama3.1 render in place.
+# (directory, template name in lisa.h, the Jinja text, whether the template strips contents, conversations)
+LATE_SYSTEM = [(S, "First rules."), (U, "Q1"), (A, "A1"), (S, "New rules."), (U, "Q2"), (A, "A2")]
+BPE_CONVERSATIONS = [CONVERSATIONS[i] for i in (0, 1, 2, 4, 8, 9)]
+BPE_CASES = [
+    ("smollm2", "smollm2", SMOLLM2, False, BPE_CONVERSATIONS),
+    ("spm-bpe", "llama2", LLAMA2, True, BPE_CONVERSATIONS),
+    ("llama3-split", "llama3", LLAMA3, True, BPE_CONVERSATIONS + [LATE_SYSTEM]),
+    ("llama3-split", "llama3.1", LLAMA31, True, [CONVERSATIONS[1], LATE_SYSTEM]),
+]
+END_OF_TURN = {"smollm2": "<|im_end|>", "llama2": "</s>", "llama3": "<|eot_id|>", "llama3.1": "<|eot_id|>"}
+
+
+def expected_mask(tok, text, messages, strips, eot):
+    """1 for a token with a character in an assistant content or in the text
+    from there up to and including the end-of-turn marker after it. Each
+    content is found after the rendering of the conversation before it (with
+    the generation prompt, where the template has one), and the tokens are
+    mapped to the text by the tokenizer's own offsets."""
+    spans = []
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prefix = tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        assert text.startswith(prefix), "the rendering before an answer is not a prefix of the whole"
+        content = m["content"].strip() if strips else m["content"]
+        cs = text.index(content, len(prefix))
+        ce = cs + len(content)
+        es = text.index(eot, ce)
+        spans.append((cs, es + len(eot)))
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    mask = []
+    for a, b in enc["offset_mapping"]:
+        mask.append(1 if any(a < e and b > s for s, e in spans) else 0)
+    return enc["input_ids"], mask
+
+
+def bpe_encodings():
+    rows = []
+    for d, name, jinja, strips, conversations in BPE_CASES:
+        path = os.path.join("tests", "fixtures", "tokenizers", d)
+        tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(path, "tokenizer.json"))
+        cfg = json.load(open(os.path.join(path, "tokenizer_config.json"), encoding="utf-8"))
+        for key in ("bos_token", "eos_token", "unk_token", "pad_token"):
+            if isinstance(cfg.get(key), str):
+                setattr(tok, key, cfg[key])
+        tok.chat_template = jinja
+        for conv in conversations:
+            messages = [{"role": r, "content": x} for r, x in conv]
+            gens = (False, True) if messages[-1]["role"] == "user" else (False,)
+            for gen in gens:
+                text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+                ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=gen)
+                if isinstance(ids, dict) or hasattr(ids, "keys"):
+                    ids = ids["input_ids"]
+                ids = list(ids)
+                ids2, mask = expected_mask(tok, text, messages, strips, END_OF_TURN[name])
+                assert ids == ids2, "tokenize=True differs from tokenizing the text"
+                rows.append(json.dumps({"tokenizer": d, "template": name, "messages": messages,
+                                        "add_generation_prompt": gen, "text": text, "ids": ids, "loss": mask},
+                                       ensure_ascii=False))
+    return rows
+
+
 def main():
+    if sys.argv[1:2] == ["--bpe"]:  # only bpe_encodings.jsonl
+        rows = bpe_encodings()
+        with open(os.path.join(DIR, "bpe_encodings.jsonl"), "w", encoding="utf-8", newline="\n") as f:
+            f.write("\n".join(rows) + "\n")
+        print("%s: %d lines" % (os.path.join(DIR, "bpe_encodings.jsonl"), len(rows)))
+        return
     if len(sys.argv) > 1:
         import gguf
         r = gguf.GGUFReader(sys.argv[1])
@@ -311,7 +391,8 @@ def main():
                 except Exception as e:  # the template's raise_exception
                     rec["error"] = str(e)
                 lines.append(json.dumps(rec, ensure_ascii=False))
-    for file, rows in (("templates.jsonl", templates), ("renderings.jsonl", lines)):
+    for file, rows in (("templates.jsonl", templates), ("renderings.jsonl", lines),
+                       ("bpe_encodings.jsonl", bpe_encodings())):
         with open(os.path.join(DIR, file), "w", encoding="utf-8", newline="\n") as f:
             f.write("\n".join(rows) + "\n")
         print("%s: %d lines" % (os.path.join(DIR, file), len(rows)))
