@@ -10675,15 +10675,14 @@ static int lisa__sft_end_example(lisa__sft_store *s) {
 static lisa_result lisa__sft_encode(lisa__sft_store *s, const lisa_tokenizer *tok, const char *text, size_t len,
                                     int bos, int eos, int loss, lisa_error *err) {
     size_t got = 0;
-    lisa_result r;
-    /* BPE may need more than len + 3 ids (a normalizer that lengthens the
-       text, with byte fallback): it says how many first */
-    if (tok->kind == LISA_TOKENIZER_BPE) {
-        if ((r = lisa_tokenizer_encode(tok, text, len, bos, eos, NULL, 0, &got, err)) != LISA_OK) return r;
+    lisa_result r = lisa_tokenizer_encode(tok, text, len, bos, eos, s->ids + s->n, s->cap - s->n, &got, err);
+    if (r == LISA_ERR_INVALID && got > s->cap - s->n) {
+        /* more than len + 3 ids (a BPE normalizer that lengthens the text,
+           with byte fallback): the tokenizer said how many */
         if (!lisa__sft_reserve(s, got))
             return lisa__fail(err, LISA_ERR_NOMEM, "tokenizer: out of memory for %lu ids", (unsigned long)got);
+        r = lisa_tokenizer_encode(tok, text, len, bos, eos, s->ids + s->n, s->cap - s->n, &got, err);
     }
-    r = lisa_tokenizer_encode(tok, text, len, bos, eos, s->ids + s->n, s->cap - s->n, &got, err);
     if (r != LISA_OK) return r;
     memset(s->loss + s->n, loss, got);
     s->n += got;

@@ -632,7 +632,7 @@ static void test_encode_bpe(void) {
    space into U+2581 (3 bytes) while its vocabulary lacks that piece: byte
    fallback spells it out, so a text of spaces needs 3 ids per byte, more
    than the len + 3 that suffices elsewhere. Conversations and instruction
-   data must still encode (the tokenizer is asked how many ids first). */
+   data must still encode (the tokenizer says how many ids it needs). */
 static void test_encode_lengthening_bpe(void) {
     static char json[16384];
     size_t used, k;
