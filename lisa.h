@@ -1328,6 +1328,14 @@ LISADEF const char *lisa_gguf_type_name(lisa_gguf_type t);   /* "uint8", ..., "a
    know the layout of. */
 LISADEF const char *lisa_ggml_type_name(uint32_t type);
 LISADEF int lisa_ggml_type_size(uint32_t type, uint32_t *block_elems, uint32_t *block_bytes);
+/* n elements (a whole number of blocks) of ggml type `type` at src into
+   fp32 dst, bit for bit as gguf-py's gguf.quants.dequantize: F32, F16, BF16,
+   Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. Returns 1, or
+   0 (dst untouched) for another type or an n that is not whole blocks. */
+LISADEF int lisa_ggml_dequantize(uint32_t type, const void *src, float *dst, uint64_t n);
+/* The other way, as gguf-py's gguf.quants.quantize, for the types a model
+   is written in: F32, F16, BF16, Q8_0. Returns 1, or 0 (dst untouched). */
+LISADEF int lisa_ggml_quantize(uint32_t type, const float *src, void *dst, uint64_t n);
 
 /* The tokenizer a GGUF file carries in its metadata (the tokenizer.ggml.*
    keys), with llama.cpp's semantics (src/llama-vocab.cpp), so ids equal
@@ -9620,6 +9628,16 @@ LISADEF lisa_result lisa_gguf_array_string(const lisa_gguf *g, int i, uint64_t k
     if (len) *len = (size_t)lisa__le64(g->buffer + at);
     lisa__ok(err);
     return LISA_OK;
+}
+
+LISADEF int lisa_ggml_dequantize(uint32_t type, const void *src, float *dst, uint64_t n) {
+    (void)type, (void)src, (void)dst, (void)n;
+    return 0; /* not implemented yet */
+}
+
+LISADEF int lisa_ggml_quantize(uint32_t type, const float *src, void *dst, uint64_t n) {
+    (void)type, (void)src, (void)dst, (void)n;
+    return 0; /* not implemented yet */
 }
 
 /* ------------------------------------------------------------------------- */
