@@ -861,7 +861,7 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
      library does, so ids equal transformers' tokenizer(text).input_ids:
      added tokens are matched as whole strings first (leftmost, longest;
      lstrip, rstrip, single_word, normalized honoured), the rest is
-     normalized (Prepend, Replace), pre-tokenized (ByteLevel, Split with a
+     normalized (Prepend, Replace, NFC), pre-tokenized (ByteLevel, Split with a
      known regex, Digits, Metaspace, a Sequence of them), and each piece is
      merged pair by pair, by the pair's place in the merges list (or, for
      GGUF SentencePiece vocabularies, by the merged piece's score), with
@@ -7117,6 +7117,7 @@ enum { LISA__BPE_BY_RANK = 0, LISA__BPE_BY_SCORE = 1 };
 enum {
     LISA__BPE_N_PREPEND = 1,   /* a: prepended to a non-empty text */
     LISA__BPE_N_REPLACE,       /* every a becomes b (b at most one character) */
+    LISA__BPE_N_NFC,           /* Unicode NFC (lisa__nfc) */
     LISA__BPE_P_SCAN,          /* kind: a pre-tokenizer scanner (lisa__pretok_next) splits */
     LISA__BPE_P_BYTELEVEL,     /* flag: add_prefix_space; kind: a scanner (use_regex) or 0;
                                   must be the last stage */
@@ -7547,8 +7548,8 @@ static lisa_result lisa__bpe_check_settings(const lisa__bpe_builder *b, lisa_err
                                  : &s->dec[i - s->n_norm - s->n_pretok];
         int list = i < s->n_norm ? 0 : i < s->n_norm + s->n_pretok ? 1 : 2;
         int lo = list == 0 ? LISA__BPE_N_PREPEND : list == 1 ? LISA__BPE_P_SCAN : LISA__BPE_D_BYTELEVEL;
-        int hi = list == 0 ? LISA__BPE_N_REPLACE : list == 1 ? LISA__BPE_P_METASPACE : LISA__BPE_D_METASPACE;
-        int needs_a = st->op != LISA__BPE_P_SCAN && st->op != LISA__BPE_P_BYTELEVEL && st->op != LISA__BPE_D_BYTELEVEL &&
+        int hi = list == 0 ? LISA__BPE_N_NFC : list == 1 ? LISA__BPE_P_METASPACE : LISA__BPE_D_METASPACE;
+        int needs_a = st->op != LISA__BPE_N_NFC && st->op != LISA__BPE_P_SCAN && st->op != LISA__BPE_P_BYTELEVEL && st->op != LISA__BPE_D_BYTELEVEL &&
                       st->op != LISA__BPE_D_BYTEFALLBACK && st->op != LISA__BPE_D_FUSE;
         uint32_t cp;
         if (st->op < lo || st->op > hi)
@@ -7598,6 +7599,20 @@ static void lisa__bpe_sort_added(int32_t *ids, int32_t *tmp, size_t n, const siz
     }
 }
 
+/* NFC of s[0..n) appended to k. */
+static void lisa__bpe_put_nfc(lisa__bpe_sink *k, const char *s, size_t n) {
+    size_t bytes = LISA__NFC_WORK(n) * sizeof(lisa__nfc_char), at = k->n;
+    lisa__nfc_char *work;
+    if (k->failed) return;
+    if (n > (size_t)-1 / 64 || !(work = (lisa__nfc_char *)lisa__alloc(k->a, bytes, k->bytes))) {
+        k->failed = 1;
+        return;
+    }
+    lisa__bpe_put(k, NULL, LISA__NFC_GROWTH * n);
+    if (!k->failed) k->n = at + lisa__nfc((const unsigned char *)s, n, (unsigned char *)k->p + at, NULL, work);
+    lisa__free(k->a, work, bytes, k->bytes);
+}
+
 /* The normalizer applied to one string (an added token's content), appended to out. */
 static void lisa__bpe_normalize_string(const lisa__bpe_settings *set, const char *s, size_t n, lisa__bpe_sink *out,
                                        lisa__bpe_sink *tmp) {
@@ -7611,6 +7626,9 @@ static void lisa__bpe_normalize_string(const lisa__bpe_settings *set, const char
             if (out->n == start) continue;
             lisa__bpe_put(tmp, st->a, (size_t)st->na);
             lisa__bpe_put(tmp, out->p + start, out->n - start);
+        } else if (st->op == LISA__BPE_N_NFC) {
+            if (lisa__nfc_quick((const unsigned char *)out->p + start, out->n - start)) continue;
+            lisa__bpe_put_nfc(tmp, out->p + start, out->n - start);
         } else {
             lisa__bpe_put_replaced(tmp, out->p + start, out->n - start, st->a, (size_t)st->na, st->b, (size_t)st->nb);
         }
@@ -8038,6 +8056,14 @@ static lisa_result lisa__hft_normalizer(lisa__hft *h, int node, int depth) {
         s = lisa__hft_str(h->j, node, "content", &n);
         return lisa__hft_step_str(h, s, n, "normalizer Replace's content", st->b, &st->nb);
     }
+    if (strcmp(ty, "NFC") == 0) {
+        if (!(st = lisa__hft_add_step(h, set->norm, &set->n_norm, "normalizer"))) return LISA_ERR_FORMAT;
+        st->op = LISA__BPE_N_NFC;
+        return LISA_OK;
+    }
+    if (strcmp(ty, "NFD") == 0 || strcmp(ty, "NFKC") == 0 || strcmp(ty, "NFKD") == 0)
+        return lisa__fail(h->err, LISA_ERR_FORMAT, "%s: normalizer \"%s\" is not supported (of the Unicode normalizers only NFC is)",
+                          h->name, ty);
     return lisa__hft_unsupported(h, "normalizer", ty);
 }
 
@@ -8683,6 +8709,8 @@ typedef struct lisa__bpe_enc {
     int *ids;
     size_t *offsets, max_ids, n_out;
     lisa__bpe_buf norm[2], stage[LISA__BPE_MAX_STEPS];
+    lisa__nfc_char *nfc_work;  /* (nfc_cap) lisa__nfc's work */
+    size_t nfc_cap;
     lisa__bpe sym;
     void *sym_mem;
     size_t sym_cap;
@@ -8753,6 +8781,30 @@ static int lisa__bpe_rewrite(lisa__bpe_enc *e, lisa__bpe_buf *buf, const lisa__b
             i++;
         }
     }
+    return 1;
+}
+
+/* sp in NFC written to buf, each byte at the offset of the input byte its
+   character came from (lisa__nfc: a composite at its starter). */
+static int lisa__bpe_nfc(lisa__bpe_enc *e, lisa__bpe_buf *buf, const lisa__bpe_span *sp) {
+    size_t need = LISA__NFC_WORK(sp->n), i;
+    if (sp->n > (size_t)-1 / 64) {   /* the buffers' sizes would overflow */
+        e->nomem = 1;
+        return 0;
+    }
+    if (need > e->nfc_cap) {
+        lisa__free(&e->al, e->nfc_work, e->nfc_cap * sizeof *e->nfc_work, &e->bytes);
+        e->nfc_cap = 0;
+        e->nfc_work = (lisa__nfc_char *)lisa__alloc(&e->al, need * sizeof *e->nfc_work, &e->bytes);
+        if (!e->nfc_work) {
+            e->nomem = 1;
+            return 0;
+        }
+        e->nfc_cap = need;
+    }
+    if (!lisa__bpe_reserve(e, buf, LISA__NFC_GROWTH * sp->n + 1)) return 0;
+    buf->n = lisa__nfc(sp->s, sp->n, buf->s, buf->o, e->nfc_work);
+    for (i = 0; i < buf->n; i++) buf->o[i] = lisa__bpe_at(sp, buf->o[i]);
     return 1;
 }
 
@@ -9013,6 +9065,9 @@ static void lisa__bpe_plain(lisa__bpe_enc *e, const lisa__bpe_span *sp, int norm
         if (st->op == LISA__BPE_N_PREPEND) {
             if (cur.n == 0) continue;
             ok = lisa__bpe_rewrite(e, &e->norm[which], &cur, st->a, (size_t)st->na, NULL, 0, NULL, 0);
+        } else if (st->op == LISA__BPE_N_NFC) {
+            if (lisa__nfc_quick(cur.s, cur.n)) continue;   /* most text: no copy */
+            ok = lisa__bpe_nfc(e, &e->norm[which], &cur);
         } else {
             ok = lisa__bpe_rewrite(e, &e->norm[which], &cur, NULL, 0, st->a, (size_t)st->na, st->b, (size_t)st->nb);
         }
@@ -9052,6 +9107,7 @@ static lisa_result lisa__encode_bpe(const lisa_tokenizer *t, const unsigned char
     if (eos) lisa__bpe_emit(&e, t->eos_id, len);
     lisa__bpe_buf_free(&e, &e.norm[0]);
     lisa__bpe_buf_free(&e, &e.norm[1]);
+    lisa__free(&e.al, e.nfc_work, e.nfc_cap * sizeof *e.nfc_work, &e.bytes);
     for (i = 0; i < LISA__BPE_MAX_STEPS; i++) lisa__bpe_buf_free(&e, &e.stage[i]);
     lisa__free(&e.al, e.sym_mem, e.sym_cap * (6 * sizeof(int) + sizeof(lisa__bpe_entry)), &e.bytes);
     if (e.nomem) return lisa__fail(err, LISA_ERR_NOMEM, "tokenizer: out of memory for encoding scratch");
