@@ -9,7 +9,11 @@
    - text the quick check passes is the expected text unchanged;
    - each output byte's origin lies in the input and never goes back;
    - bytes that are not UTF-8 are kept and nothing composes across them;
-   - origins of composed and reordered characters.
+   - origins of composed and reordered characters;
+   - the tokenizer.json NFC normalizer: the qwen2-split tokenizer encodes the
+     texts of tests/fixtures/nfc_tokens.jsonl to tokenizers' ids (the added
+     token "caf\u00e9", normalized, matched in decomposed text too), offsets
+     at the original bytes; in a Sequence too; NFD, NFKC, NFKD refused by name.
 
    Build: make build/test_nfc (includes the implementation: the functions
    under test are private). */
@@ -20,6 +24,8 @@
 #include <string.h>
 
 #define FIXTURE "tests/fixtures/nfc.txt"
+#define TOKEN_FIXTURE "tests/fixtures/nfc_tokens.jsonl"
+#define QWEN2_DIR "tests/fixtures/tokenizers/qwen2-split"
 
 static char *read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -217,8 +223,130 @@ static void check_quick(void) {
     CHECK(!lisa__nfc_quick((const unsigned char *)"a\xCC\xA3\xCC\x95\xCC\x81", 7), "marks out of order do not pass");
 }
 
+/* The ints of a JSON array into out (cap), their number, or -1. */
+static int json_ints(const lisa_json *j, int node, int *out, int cap) {
+    int c, n = 0;
+    if (lisa_json_type_of(j, node) != LISA_JSON_ARRAY) return -1;
+    for (c = lisa_json_first(j, node); c >= 0; c = lisa_json_next(j, c)) {
+        if (n == cap) return -1;
+        out[n++] = (int)lisa_json_number(j, c);
+    }
+    return n;
+}
+
+#define MAX_IDS 1024
+
+static void check_tokenizer_texts(const lisa_tokenizer *t) {
+    size_t size, pos = 0;
+    char *text = read_file(TOKEN_FIXTURE, &size);
+    int lines = 0, bad_ids = 0, bad_off = 0;
+    CHECK(text != NULL, "%s is readable", TOKEN_FIXTURE);
+    while (text && pos < size) {
+        char *end = memchr(text + pos, '\n', size - pos);
+        size_t len = (end ? (size_t)(end - text) : size) - pos, n, ng = 0, k;
+        int want[MAX_IDS], got[MAX_IDS], nw;
+        size_t off[MAX_IDS];
+        lisa_json j;
+        lisa_error e;
+        const char *s;
+        if (lisa_json_parse(&j, text + pos, len, TOKEN_FIXTURE, NULL, &e) == LISA_OK) {
+            int root = lisa_json_root(&j);
+            lines++;
+            s = lisa_json_string(&j, lisa_json_get(&j, root, "text"), &n);
+            nw = json_ints(&j, lisa_json_get(&j, root, "ids"), want, MAX_IDS);
+            if (lisa_tokenizer_encode_offsets(t, s, n, 0, 0, got, off, MAX_IDS, &ng, &e) != LISA_OK || nw < 0 ||
+                ng != (size_t)nw || memcmp(got, want, ng * sizeof *got) != 0) {
+                if (bad_ids++ < 3) fprintf(stderr, "%s line %d: ids differ from tokenizers' for \"%.60s\"\n", TOKEN_FIXTURE, lines, s);
+            } else {
+                for (k = 0; k < ng; k++)
+                    if (off[k] >= n || (k > 0 && off[k] < off[k - 1])) {
+                        bad_off++;
+                        break;
+                    }
+            }
+        } else {
+            CHECK(0, "%s line %d parses: %s", TOKEN_FIXTURE, lines + 1, e.message);
+        }
+        lisa_json_free(&j);
+        pos += len + 1;
+    }
+    free(text);
+    CHECK(lines >= 20, "%s has %d texts", TOKEN_FIXTURE, lines);
+    CHECK(bad_ids == 0, "%d of %d NFC texts encode to other ids than tokenizers'", bad_ids, lines);
+    CHECK(bad_off == 0, "%d texts get offsets out of order or range", bad_off);
+}
+
+/* Offsets through NFC: each token at the first original byte it came from. */
+static void check_tokenizer_offsets(const lisa_tokenizer *t) {
+    static const char text[] = "cafe\xCC\x81 au x\xCC\x95\xCC\x81";   /* "cafe\u0301 au x\u0315\u0301" */
+    int ids[32];
+    size_t off[32], n = 0;
+    lisa_error e;
+    int ok = lisa_tokenizer_encode_offsets(t, text, sizeof text - 1, 0, 0, ids, off, 32, &n, &e) == LISA_OK;
+    CHECK(ok && n >= 4 && ids[0] == 1005 && off[0] == 0 && off[1] == 6, "the added token \"caf\u00e9\" at byte 0, \" au\" at 6");
+    CHECK(ok && off[n - 1] == 11 && off[n - 2] == 11, "the reordered marks stand at the first one's byte (11), got %lu",
+          ok ? (unsigned long)off[n - 1] : 0ul);
+}
+
+/* tokenizer.json's text with its normalizer {"type": "NFC"} replaced by repl. */
+static char *with_normalizer(const char *json, size_t len, const char *repl, size_t *out_len) {
+    const char *at = strstr(json, "\"type\": \"NFC\"");
+    size_t old = strlen("\"type\": \"NFC\""), nr = strlen(repl), head;
+    char *p;
+    if (!at) return NULL;
+    head = (size_t)(at - json);
+    p = (char *)malloc(len - old + nr + 1);
+    if (!p) return NULL;
+    memcpy(p, json, head);
+    memcpy(p + head, repl, nr);
+    memcpy(p + head + nr, at + old, len - head - old);
+    *out_len = len - old + nr;
+    p[*out_len] = 0;
+    return p;
+}
+
+static void check_tokenizer(void) {
+    lisa_tokenizer t;
+    lisa_error e;
+    size_t len, n2, n_ids = 0;
+    char *json = read_file(QWEN2_DIR "/tokenizer.json", &len), *other;
+    static const char *const refused[3] = {"NFD", "NFKC", "NFKD"};
+    int i, ids[8];
+    CHECK(json != NULL, "%s/tokenizer.json is readable", QWEN2_DIR);
+    if (!json) return;
+    CHECK(strstr(json, "\"type\": \"NFC\"") != NULL, "qwen2-split's normalizer is NFC");
+    if (lisa_tokenizer_load_hf(&t, QWEN2_DIR, NULL, &e) == LISA_OK) {
+        check_tokenizer_texts(&t);
+        check_tokenizer_offsets(&t);
+        lisa_tokenizer_free(&t);
+    } else {
+        CHECK(0, "%s loads: %s", QWEN2_DIR, e.message);
+    }
+    other = with_normalizer(json, len, "\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"NFC\"}]", &n2);
+    if (other && lisa_tokenizer_load_hf_memory(&t, other, n2, NULL, 0, "seq.json", NULL, &e) == LISA_OK) {
+        CHECK(lisa_tokenizer_encode(&t, "cafe\xCC\x81", 6, 0, 0, ids, 8, &n_ids, &e) == LISA_OK && n_ids == 1 && ids[0] == 1005,
+              "NFC inside a Sequence: cafe + U+0301 is the added token");
+        lisa_tokenizer_free(&t);
+    } else {
+        CHECK(0, "a Sequence holding NFC loads: %s", other ? e.message : "no memory");
+    }
+    free(other);
+    for (i = 0; i < 3; i++) {
+        char repl[64], want[64];
+        snprintf(repl, sizeof repl, "\"type\": \"%s\"", refused[i]);
+        snprintf(want, sizeof want, "normalizer \"%s\" is not supported", refused[i]);
+        other = with_normalizer(json, len, repl, &n2);
+        CHECK(other && lisa_tokenizer_load_hf_memory(&t, other, n2, NULL, 0, "x.json", NULL, &e) != LISA_OK &&
+                  strstr(e.message, want) && strstr(e.message, "x.json"),
+              "%s is refused by name: %s", refused[i], other ? e.message : "no memory");
+        free(other);
+    }
+    free(json);
+}
+
 int main(void) {
     check_fixture();
+    check_tokenizer();
     check_invalid_utf8();
     check_origins();
     check_quick();

@@ -33,8 +33,11 @@ expected = unicodedata2.normalize("NFC", input): every code point with a
 canonical decomposition or a nonzero combining class alone, then
 combinations (bases with marks in shuffled orders, Hangul jamo sequences,
 exclusions, singletons, blocked compositions, starters that compose after a
-mark) and real-language text.
+mark) and real-language text. tests/fixtures/nfc_tokens.jsonl: texts that NFC
+changes with the ids tokenizers gives them with the qwen2-split tokenizer
+(an NFC normalizer and an added token "caf\u00e9" with normalized true).
 """
+import json
 import os
 import random
 import sys
@@ -292,6 +295,36 @@ def write_fixture(path, cases):
     return len(lines)
 
 
+TOKENIZER = os.path.join("tests", "fixtures", "tokenizers", "qwen2-split", "tokenizer.json")
+
+
+def token_cases():
+    """Texts that NFC changes, for the tokenizer with an NFC normalizer."""
+    texts = []
+    for t in ["caf\u00e9 au lait", "Tiếng Việt có dấu", "한국어 문장입니다", "Ça été très naïve",
+              "नमस्ते क़ ख़ ग़", "بِسْمِ ٱللَّٰهِ مُحَمَّدٌ", "Ἐν ἀρχῇ ἦν ὁ λόγος", "が ぎ パ カ゚"]:
+        texts.append(ud.normalize("NFD", t))
+        texts.append(t)
+    texts += ["cafe\u0301", "x cafe\u0301!", "x\u0315\u0301y", "a\u0323\u0301 b", "\u212b \u2126 \u0344",
+              "\u1100\u1161\u11a8 \u1100\u1161 \u11a8", "e\u0301\u0301\u0301", "\u0301start",
+              "<|im_start|>cafe\u0301<|im_end|>", "o\u0308\u0304 u\u0308\u0301 \u0b47\u0b3e"]
+    return texts
+
+
+def write_token_fixture(root):
+    """Ids that tokenizers gives (tokenizers installed; else the file is kept)."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        print("tokenizers is not installed: %s not written" % "tests/fixtures/nfc_tokens.jsonl")
+        return
+    tok = Tokenizer.from_file(os.path.join(root, TOKENIZER))
+    with open(os.path.join(root, "tests", "fixtures", "nfc_tokens.jsonl"), "w") as f:
+        for t in token_cases():
+            f.write(json.dumps({"text": t, "ids": tok.encode(t, add_special_tokens=False).ids}) + "\n")
+    print("tests/fixtures/nfc_tokens.jsonl: %d texts" % len(token_cases()))
+
+
 def main():
     dec, ccc, excluded = load()
     check_bounds(dec, excluded)
@@ -309,6 +342,7 @@ def main():
     print("lisa.h: Unicode %s NFC tables written (%d bytes of source)" % (UNICODE_VERSION, len(block)))
     n = write_fixture(os.path.join(root, "tests", "fixtures", "nfc.txt"), fixture_cases(dec, ccc, excluded))
     print("tests/fixtures/nfc.txt: %d cases" % n)
+    write_token_fixture(root)
 
 
 if __name__ == "__main__":
