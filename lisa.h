@@ -6582,10 +6582,11 @@ typedef struct lisa__nfc_char {
 #define LISA__HANGUL_S 0xAC00u
 #define LISA__HANGUL_L 0x1100u
 #define LISA__HANGUL_V 0x1161u
-#define LISA__HANGUL_T 0x11A7u
+#define LISA__HANGUL_T 0x11A7u  /* one before the first trailing consonant */
+#define LISA__HANGUL_NL 19u
 #define LISA__HANGUL_NV 21u
 #define LISA__HANGUL_NT 28u
-#define LISA__HANGUL_NS (19u * 21u * 28u)
+#define LISA__HANGUL_NS (LISA__HANGUL_NL * LISA__HANGUL_NV * LISA__HANGUL_NT)
 
 /* Whether cp is a plain starter by the block bitmap alone (1), or needs a look (0). */
 static int lisa__nfc_plain_block(uint32_t cp) {
@@ -6653,7 +6654,7 @@ static int lisa__nfc_decomp1(uint32_t cp, uint32_t d[2], int *excluded) {
 /* The primary composite of a then b, or 0. */
 static uint32_t lisa__nfc_compose(uint32_t a, uint32_t b) {
     size_t lo = 0, hi = LISA__NFC_N_COMP;
-    if (a - LISA__HANGUL_L < 19u && b - LISA__HANGUL_V < LISA__HANGUL_NV)
+    if (a - LISA__HANGUL_L < LISA__HANGUL_NL && b - LISA__HANGUL_V < LISA__HANGUL_NV)
         return LISA__HANGUL_S + ((a - LISA__HANGUL_L) * LISA__HANGUL_NV + (b - LISA__HANGUL_V)) * LISA__HANGUL_NT;
     if (a - LISA__HANGUL_S < LISA__HANGUL_NS && (a - LISA__HANGUL_S) % LISA__HANGUL_NT == 0 &&
         b - LISA__HANGUL_T - 1 < LISA__HANGUL_NT - 1)
@@ -7549,8 +7550,8 @@ static lisa_result lisa__bpe_check_settings(const lisa__bpe_builder *b, lisa_err
         int list = i < s->n_norm ? 0 : i < s->n_norm + s->n_pretok ? 1 : 2;
         int lo = list == 0 ? LISA__BPE_N_PREPEND : list == 1 ? LISA__BPE_P_SCAN : LISA__BPE_D_BYTELEVEL;
         int hi = list == 0 ? LISA__BPE_N_NFC : list == 1 ? LISA__BPE_P_METASPACE : LISA__BPE_D_METASPACE;
-        int needs_a = st->op != LISA__BPE_N_NFC && st->op != LISA__BPE_P_SCAN && st->op != LISA__BPE_P_BYTELEVEL && st->op != LISA__BPE_D_BYTELEVEL &&
-                      st->op != LISA__BPE_D_BYTEFALLBACK && st->op != LISA__BPE_D_FUSE;
+        int needs_a = st->op != LISA__BPE_N_NFC && st->op != LISA__BPE_P_SCAN && st->op != LISA__BPE_P_BYTELEVEL &&
+                      st->op != LISA__BPE_D_BYTELEVEL && st->op != LISA__BPE_D_BYTEFALLBACK && st->op != LISA__BPE_D_FUSE;
         uint32_t cp;
         if (st->op < lo || st->op > hi)
             return lisa__fail(err, LISA_ERR_INVALID, "%s: step %d of list %d has op %d", b->name, i, list, st->op);
@@ -8787,11 +8788,12 @@ static int lisa__bpe_rewrite(lisa__bpe_enc *e, lisa__bpe_buf *buf, const lisa__b
 /* sp in NFC written to buf, each byte at the offset of the input byte its
    character came from (lisa__nfc: a composite at its starter). */
 static int lisa__bpe_nfc(lisa__bpe_enc *e, lisa__bpe_buf *buf, const lisa__bpe_span *sp) {
-    size_t need = LISA__NFC_WORK(sp->n), i;
+    size_t need, i;
     if (sp->n > (size_t)-1 / 64) {   /* the buffers' sizes would overflow */
         e->nomem = 1;
         return 0;
     }
+    need = LISA__NFC_WORK(sp->n);
     if (need > e->nfc_cap) {
         lisa__free(&e->al, e->nfc_work, e->nfc_cap * sizeof *e->nfc_work, &e->bytes);
         e->nfc_cap = 0;
