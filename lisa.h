@@ -934,8 +934,11 @@ LISADEF lisa_result lisa_tokenizer_encode(const lisa_tokenizer *t, const char *t
    offsets is not NULL; max_ids entries, like ids) is the byte offset in text
    where token i's bytes start. Tokens that stand for no text of their own
    (BOS, a dummy-prefix space) get the offset of the text they precede, EOS
-   gets len. Callers map spans of text to tokens with it (a chat's assistant
-   turns) after encoding the whole text once. */
+   gets len. Through a normalizer, a token starts at the first byte of the
+   text it came from (NFC: a composed character at its base; a mark moved
+   ahead by canonical ordering where the first mark it passed stood), so
+   offsets never decrease. Callers map spans of text to tokens with it (a
+   chat's assistant turns) after encoding the whole text once. */
 LISADEF lisa_result lisa_tokenizer_encode_offsets(const lisa_tokenizer *t, const char *text, size_t len,
                                                   int bos, int eos, int *ids, size_t *offsets, size_t max_ids,
                                                   size_t *n_ids, lisa_error *err);
