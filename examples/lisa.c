@@ -1062,12 +1062,11 @@ static lisa_file_dtype out_dtype(const options *o) {
     return o->out_dtype >= 0 ? (lisa_file_dtype)o->out_dtype : LISA_FILE_F32;
 }
 
-/* train's and eval's tokenizer: loaded for instruction data (with the chat
-   template in force) or when --tokenizer is given (to check it fits). */
+/* train's and eval's tokenizer and chat template: loaded for instruction
+   data only (token files need neither). */
 static void data_text_setup(text_setup *ts, const options *o, int model_vocab) {
-    int sft = is_instruction_data(o->data) || is_instruction_data(o->val);
     memset(ts, 0, sizeof *ts);
-    if (sft || o->tokenizer) text_setup_load(ts, o, NULL, model_vocab, sft);
+    if (is_instruction_data(o->data) || is_instruction_data(o->val)) text_setup_load(ts, o, NULL, model_vocab, 1);
 }
 
 static int cmd_train(options *o) {
@@ -1235,6 +1234,17 @@ static char *continuation_text(const lisa_tokenizer *tok, const int *ids, size_t
     return text;
 }
 
+/* Cuts an answer's text at the template's end-of-turn marker: where the
+   tokenizer has no single token for it (chatml's "<|im_end|>" with bytes), the
+   model writes it as text and generation cannot stop at an id. */
+static void cut_at_end_of_turn(const lisa_chat_template *tmpl, char *text, size_t *len) {
+    char *at;
+    if (tmpl && tmpl->end_of_turn && *tmpl->end_of_turn && (at = strstr(text, tmpl->end_of_turn)) != NULL) {
+        *at = 0;
+        *len = (size_t)(at - text);
+    }
+}
+
 /* A chat prompt's ids: the messages rendered by tmpl with the generation
    prompt, in an array with room for extra more (*ids: call free()). */
 static lisa_result encode_chat_alloc(const lisa_chat_template *tmpl, const lisa_tokenizer *tok, const lisa_chat_message *m,
@@ -1270,12 +1280,15 @@ static void trim(const char **s, size_t *len) {
 /* At most 60 bytes of a text, for a line about it. */
 static int shown_len(size_t n) { return n < 60 ? (int)n : 60; }
 
-/* Room for a generated answer: the response's tokens and a few more. */
+/* Room for a generated answer: the response's tokens, the end-of-turn
+   marker's (it may be text: cut_at_end_of_turn) and a few more. */
 static lisa_result answer_room(const match_state *ms, const char *response, size_t response_len, int *max_new,
                                lisa_error *err) {
-    size_t n = 0;
+    size_t n = 0, marker = 0;
+    const char *eot = ms->tmpl && ms->tmpl->end_of_turn ? ms->tmpl->end_of_turn : "";
     lisa_result r = lisa_tokenizer_encode(ms->tok, response, response_len, 0, 1, NULL, 0, &n, err);
-    *max_new = (int)n + 8;
+    if (r == LISA_OK) r = lisa_tokenizer_encode(ms->tok, eot, strlen(eot), 0, 0, NULL, 0, &marker, err);
+    *max_new = (int)(n + marker) + 8;
     return r;
 }
 
@@ -1292,7 +1305,9 @@ static void match_answer(match_state *ms, int *ids, size_t n_prompt, int max_new
     if (n_prompt == 0 || n_prompt >= (size_t)ms->kc.max_len) return; /* no room to answer: counts as wrong */
     lisa_rng_seed(&rng, 0);
     got = generate_ids(ms->m, &ms->kc, ids, (int)n_prompt, ids + n_prompt, max_new, 0.0f, 1.0f, stop, &rng);
-    a = text = continuation_text(ms->tok, ids, n_prompt, (size_t)got, stop, &got_len);
+    text = continuation_text(ms->tok, ids, n_prompt, (size_t)got, stop, &got_len);
+    cut_at_end_of_turn(ms->tmpl, text, &got_len);
+    a = text;
     trim(&a, &got_len);
     trim(&b, &bl);
     ok = got_len == bl && memcmp(a, b, bl) == 0;
@@ -1551,6 +1566,7 @@ static int cmd_generate(options *o) {
     got = generate_ids(&m, &kc, ids, (int)n_ids, ids + n_ids, o->steps, o->temperature, o->top_p, stop, &rng);
     if (o->show_ids) print_ids("generated ids", ids + n_ids, (size_t)got);
     text = continuation_text(&ts.tok, ids, n_ids, (size_t)got, stop, &len);
+    if (o->chat) cut_at_end_of_turn(ts.tmpl, text, &len);
     if (!o->chat) fputs(o->prompt, stdout); /* a chat prints the answer alone */
     fwrite(text, 1, len, stdout);
     fputc('\n', stdout);
