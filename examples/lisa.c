@@ -147,11 +147,15 @@ static const option option_table[] = {
          "{\"prompt\": ..., \"response\": ...} or {\"messages\": [{\"role\": ...,\n"
          "\"content\": ...}, ...]} per line; .json: LMFlow text2text or\n"
          "conversation), whose loss covers the responses (assistant turns) only"),
-    TEXT("--tokenizer", "T", CMD_TRAIN | CMD_EVAL | CMD_GENERATE, 0, tokenizer, NULL,
+    TEXT("--tokenizer", "T", CMD_TRAIN | CMD_EVAL, 0, tokenizer, NULL,
+         "for instruction data: a tokenizer.json, a Hugging Face directory\n"
+         "holding one, a GGUF file, a llama2.c tokenizer.bin, or bytes (built in:\n"
+         "ids 0-255 bytes, 256 BOS, 257 EOS); default: the --model directory's\n"
+         "tokenizer.json when it has one"),
+    TEXT("--tokenizer", "T", CMD_GENERATE, 0, tokenizer, NULL,
          "a tokenizer.json, a Hugging Face directory holding one, a GGUF file,\n"
-         "a llama2.c tokenizer.bin, or bytes (built in: ids 0-255 bytes, 256 BOS,\n"
-         "257 EOS); needed by instruction data (default: the --model\n"
-         "directory's tokenizer.json when it has one; generate: else bytes)"),
+         "a llama2.c tokenizer.bin, or bytes (default: the --model directory's\n"
+         "tokenizer.json when it has one, else bytes)"),
     TEXT("--tokenizer", "T", CMD_TOKENIZE, 0, tokenizer, NULL,
          "a tokenizer.json, a Hugging Face directory holding one, a GGUF file,\n"
          "a llama2.c tokenizer.bin, or bytes (built in: ids 0-255 bytes, 256 BOS,\n"
@@ -184,7 +188,8 @@ static const option option_table[] = {
     TEXT("--prompt", "TEXT", CMD_GENERATE, 0, prompt, "", "the text to continue (default empty: starts from BOS alone)"),
     INT("--steps", "N", CMD_TRAIN, 0, steps, 0, 1L << 30, "100", "optimizer steps (default 100)"),
     INT("--steps", "N", CMD_GENERATE, 0, steps, 0, 1L << 24, "64",
-        "new tokens at most (default 64); stops early at EOS or the model's seq"),
+        "new tokens at most (default 64); stops early at EOS (with --chat also\n"
+        "at the end of the turn) or the model's seq"),
     FLOAT("--temperature", CMD_GENERATE, 0, temperature, "1",
           "0 is greedy: exactly the model's most likely continuation (default 1)"),
     FLOAT("--top-p", CMD_GENERATE, 0, top_p, "0.9",
