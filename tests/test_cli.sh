@@ -189,6 +189,10 @@ check "eval on LMFlow conversations answers in chatml" sh -c "$lisa eval --model
 check "conversations without a chat template ask for one" fails_with "conversations need a chat template (--chat-template NAME: chatml, llama2" $lisa train --init $chatinit --data "$tmp/chat.jsonl" --tokenizer bytes --out "$tmp/x.bin"
 check "an unknown --chat-template lists the choices" fails_with "no template called 'chatmel'; choose one of chatml, llama2, llama3, zephyr, mistral, plain" $lisa train --init $chatinit --data "$tmp/chat.jsonl" --tokenizer bytes --chat-template chatmel --out "$tmp/x.bin"
 check "a tokenizer larger than the model's vocabulary is refused" fails_with "llama3-split: the tokenizer has 1217 tokens, more than the model's vocab_size 258" $lisa eval --model "$tmp/chat.bin" --data "$tmp/chat.jsonl" --tokenizer "$toks/llama3-split"
+mkdir -p "$tmp/odd"
+cp $toks/llama3-split/tokenizer.json "$tmp/odd/"
+printf '{"chat_template": "{%% for m in messages %%}{{ m.content }}{%% endfor %%}"}' > "$tmp/odd/tokenizer_config.json"
+check "a tokenizer's chat template that is not known names the choices" fails_with "odd: the chat template .* choose one of chatml, llama2, llama3, zephyr, mistral, plain; give --chat-template NAME" $lisa train --init "dim=8,hidden=16,layers=1,heads=1,vocab=1217,seq=64" --data "$tmp/chat.jsonl" --tokenizer "$tmp/odd" --out "$tmp/x.bin"
 # llama3-split's own template (Llama 3's, recognised): train, then generate --chat stops at <|eot_id|>
 l3init="dim=32,hidden=64,layers=2,heads=4,vocab=1217,seq=48"
 check "train with a tokenizer.json's own chat template" sh -c "$lisa train --init $l3init --data '$tmp/chat.jsonl' --tokenizer $toks/llama3-split --steps 40 --batch 3 --seq 48 --lr 1e-2 --out '$tmp/l3.bin' 2> '$tmp/l3.err' && grep -q 'chat template llama3' '$tmp/l3.err'"
