@@ -1008,8 +1008,8 @@ LISADEF lisa_result lisa_tokenizer_load_hf(lisa_tokenizer *t, const char *path, 
                                            lisa_error *err);
 /* Any tokenizer, told apart by its path and first bytes: "bytes" is
    lisa_tokenizer_init_bytes(); a directory holding tokenizer.json, or a file
-   that is JSON (first byte after an optional UTF-8 BOM and white space
-   '{'), is lisa_tokenizer_load_hf(); a file starting "GGUF" is
+   that is JSON (after an optional UTF-8 BOM and white space, '{' and then a
+   '"' or '}'), is lisa_tokenizer_load_hf(); a file starting "GGUF" is
    lisa_tokenizer_load_gguf(); anything else a llama2.c tokenizer.bin with
    vocab_size tokens (0: as many as the file holds). Errors name the path and
    what was expected. Call lisa_tokenizer_free(). */
@@ -8600,6 +8600,12 @@ typedef enum lisa__tokenizer_file {
     LISA__TOKFILE_OTHER
 } lisa__tokenizer_file;
 
+/* The first byte from c on (c included) that is not JSON white space. */
+static int lisa__skip_json_space(FILE *f, int c) {
+    while (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = fgetc(f);
+    return c;
+}
+
 /* What kind of tokenizer file path is, from its first bytes. */
 static lisa_result lisa__tokenizer_sniff(const char *path, lisa__tokenizer_file *kind, lisa_error *err) {
     unsigned char head[4];
@@ -8616,8 +8622,10 @@ static lisa_result lisa__tokenizer_sniff(const char *path, lisa__tokenizer_file 
         rewind(f);
         c = fgetc(f);
         if (c == 0xEF && fgetc(f) == 0xBB && fgetc(f) == 0xBF) c = fgetc(f);
-        while (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = fgetc(f);
-        *kind = c == '{' ? LISA__TOKFILE_JSON : LISA__TOKFILE_OTHER;
+        c = lisa__skip_json_space(f, c);
+        /* '{' then a key or '}': a tokenizer.bin whose max_token_length is 123 starts with '{' and a 0 byte */
+        *kind = c == '{' && ((c = lisa__skip_json_space(f, fgetc(f))) == '"' || c == '}') ? LISA__TOKFILE_JSON
+                                                                                        : LISA__TOKFILE_OTHER;
     }
     fclose(f);
     return LISA_OK;
