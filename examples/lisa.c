@@ -1192,11 +1192,15 @@ static stop_ids stops_of(const lisa_tokenizer *tok, const lisa_chat_template *tm
     return s;
 }
 
+/* Called with each new token; nonzero stops generation after it. */
+typedef int (*token_fn)(void *user, int id);
+
 /* lisa_generate() with two stop tokens: feeds the prompt (n_prompt >= 1)
    from position 0, then samples up to max_new tokens into out, stopping
-   after a stop token or when the cache is full; returns how many. */
+   after a stop token, when on_token (may be NULL) says so, or when the
+   cache is full; returns how many. */
 static int generate_ids(const lisa_model *m, lisa_kv_cache *kc, const int *prompt, int n_prompt, int *out, int max_new,
-                        float temperature, float top_p, stop_ids stop, lisa_rng *rng) {
+                        float temperature, float top_p, stop_ids stop, lisa_rng *rng, token_fn on_token, void *user) {
     const float *logits = NULL;
     float *work = (float *)malloc(2 * (size_t)m->config.vocab_size * sizeof(float));
     int i, n = 0;
@@ -1206,7 +1210,7 @@ static int generate_ids(const lisa_model *m, lisa_kv_cache *kc, const int *promp
     while (logits && n < max_new) {
         int next = lisa_sample_logits(logits, m->config.vocab_size, temperature, top_p, rng, work);
         out[n++] = next;
-        if (is_stop(stop, next) || kc->len >= kc->max_len) break;
+        if ((on_token && on_token(user, next)) || is_stop(stop, next) || kc->len >= kc->max_len) break;
         logits = lisa_model_step(m, kc, next);
     }
     free(work);
@@ -1309,7 +1313,7 @@ static void match_answer(match_state *ms, int *ids, size_t n_prompt, int max_new
     ms->n++;
     if (n_prompt == 0 || n_prompt >= (size_t)ms->kc.max_len) return; /* no room to answer: counts as wrong */
     lisa_rng_seed(&rng, 0);
-    got = generate_ids(ms->m, &ms->kc, ids, (int)n_prompt, ids + n_prompt, max_new, 0.0f, 1.0f, stop, &rng);
+    got = generate_ids(ms->m, &ms->kc, ids, (int)n_prompt, ids + n_prompt, max_new, 0.0f, 1.0f, stop, &rng, NULL, NULL);
     text = continuation_text(ms->tok, ids, n_prompt, (size_t)got, stop, &got_len);
     cut_at_end_of_turn(ms->tmpl, text, &got_len);
     a = text;
@@ -1510,6 +1514,81 @@ static int cmd_tokenize(options *o) {
 
 /* ---- generate ------------------------------------------------------------ */
 
+/* generate's output as it is made: each token's text through
+   lisa_tokenizer_stream (never half a character), up to a stop token or,
+   in a chat whose end-of-turn marker is text (chatml with bytes), up to the
+   marker: text that may be the marker's start is held back until it shows
+   it is not. */
+typedef struct text_stream {
+    const lisa_tokenizer *tok;
+    stop_ids stop;
+    const char *marker;       /* "" for none */
+    lisa_tokenizer_stream s;
+    char *text;               /* the answer so far, NUL-terminated */
+    size_t len, cap, printed; /* text[0 .. printed) is on stdout */
+    int ended;                /* the marker came */
+} text_stream;
+
+static void text_stream_init(text_stream *ts, const lisa_tokenizer *tok, stop_ids stop, const char *marker, int last_prompt_id) {
+    memset(ts, 0, sizeof *ts);
+    ts->tok = tok;
+    ts->stop = stop;
+    ts->marker = marker ? marker : "";
+    lisa_tokenizer_stream_init(&ts->s);
+    ts->s.prev_id = last_prompt_id; /* pieces read after the prompt, as continuation_text reads them */
+    ts->cap = 256;
+    if (!(ts->text = (char *)malloc(ts->cap))) die("%s", "out of memory");
+    ts->text[0] = 0;
+}
+
+/* Room for n more bytes and a NUL at the end of the text. */
+static void text_stream_reserve(text_stream *ts, size_t n) {
+    while (ts->len + n + 1 > ts->cap) {
+        ts->cap *= 2;
+        if (!(ts->text = (char *)realloc(ts->text, ts->cap))) die("%s", "out of memory");
+    }
+}
+
+/* Prints what is safe to print: all of it at the end (final), else all but
+   a tail that may be the start of the marker; stops at the marker. */
+static void text_stream_print(text_stream *ts, int final) {
+    size_t m = strlen(ts->marker), upto = ts->len;
+    char *at = m ? strstr(ts->text + (ts->printed > m ? ts->printed - m : 0), ts->marker) : NULL;
+    if (at) {
+        upto = (size_t)(at - ts->text);
+        ts->ended = 1;
+    } else if (!final && m) {
+        upto = ts->len >= m - 1 ? ts->len - (m - 1) : 0;
+    }
+    if (upto > ts->printed) {
+        fwrite(ts->text + ts->printed, 1, upto - ts->printed, stdout);
+        fflush(stdout);
+        ts->printed = upto;
+    }
+}
+
+static int text_stream_token(void *user, int id) {
+    text_stream *ts = (text_stream *)user;
+    size_t n = 0;
+    lisa_error err;
+    if (is_stop(ts->stop, id) || !lisa_tokenizer_piece(ts->tok, ts->s.prev_id, id, &n)) return 0; /* no text of its own */
+    text_stream_reserve(ts, n + 4); /* the piece and up to 4 held-back bytes */
+    if (lisa_tokenizer_stream_next(ts->tok, &ts->s, id, ts->text + ts->len, ts->cap - ts->len, &n, &err) != LISA_OK)
+        die("%s", err.message);
+    ts->len += n;
+    ts->text[ts->len] = 0;
+    text_stream_print(ts, 0);
+    return ts->ended;
+}
+
+static void text_stream_end(text_stream *ts) {
+    text_stream_reserve(ts, 4);
+    ts->len += lisa_tokenizer_stream_flush(&ts->s, ts->text + ts->len, ts->cap - ts->len);
+    ts->text[ts->len] = 0;
+    text_stream_print(ts, 1);
+    free(ts->text);
+}
+
 static void print_ids(const char *what, const int *ids, size_t n) {
     size_t i;
     fprintf(stderr, "%s:", what);
@@ -1541,17 +1620,24 @@ static int *generate_prompt(const options *o, const text_setup *ts, size_t *n) {
     return ids;
 }
 
+/* How a generation ended, for its last line. */
+static const char *stop_reason(const text_stream *out, stop_ids stop, int chat, const int *new_ids, int got) {
+    int last = got > 0 ? new_ids[got - 1] : -1;
+    if (out->ended || (chat && is_stop(stop, last) && last == stop.b)) return ", stopped at the end of the turn";
+    return is_stop(stop, last) ? ", stopped at EOS" : "";
+}
+
 static int cmd_generate(options *o) {
     int *ids, got;
-    size_t n_ids = 0, len;
+    size_t n_ids = 0;
     lisa_model m;
     text_setup ts;
+    text_stream out;
     lisa_kv_cache kc;
     lisa_rng rng;
     lisa_error err;
     stop_ids stop;
     double t0;
-    char *text;
     if (!o->model) die("%s", "generate: --model is required");
     if (o->temperature < 0.0f || o->top_p <= 0.0f || o->top_p > 1.0f)
         die("%s", "generate: need temperature >= 0 and 0 < top-p <= 1");
@@ -1568,19 +1654,17 @@ static int cmd_generate(options *o) {
     stop = stops_of(&ts.tok, o->chat ? ts.tmpl : NULL);
     lisa_rng_seed(&rng, o->seed);
     t0 = now_seconds();
-    got = generate_ids(&m, &kc, ids, (int)n_ids, ids + n_ids, o->steps, o->temperature, o->top_p, stop, &rng);
-    if (o->show_ids) print_ids("generated ids", ids + n_ids, (size_t)got);
-    text = continuation_text(&ts.tok, ids, n_ids, (size_t)got, stop, &len);
-    if (o->chat) cut_at_end_of_turn(ts.tmpl, text, &len);
-    if (!o->chat) fputs(o->prompt, stdout); /* a chat prints the answer alone */
-    fwrite(text, 1, len, stdout);
+    /* a chat prints the answer alone; a textual end-of-turn marker ends it */
+    text_stream_init(&out, &ts.tok, stop, o->chat && stop.b < 0 ? ts.tmpl->end_of_turn : NULL, ids[n_ids - 1]);
+    if (!o->chat) fputs(o->prompt, stdout);
+    fflush(stdout);
+    got = generate_ids(&m, &kc, ids, (int)n_ids, ids + n_ids, o->steps, o->temperature, o->top_p, stop, &rng,
+                       text_stream_token, &out);
+    text_stream_end(&out);
     fputc('\n', stdout);
+    if (o->show_ids) print_ids("generated ids", ids + n_ids, (size_t)got);
     fprintf(stderr, "%d tokens in %.2f s (%.1f tokens/s)%s\n", got, now_seconds() - t0,
-            got / fmax(1e-9, now_seconds() - t0),
-            got > 0 && is_stop(stop, ids[n_ids + got - 1])
-                ? (ids[n_ids + got - 1] == stop.b && o->chat ? ", stopped at the end of the turn" : ", stopped at EOS")
-                : "");
-    free(text);
+            got / fmax(1e-9, now_seconds() - t0), stop_reason(&out, stop, o->chat, ids + n_ids, got));
     lisa_kv_cache_free(&kc);
     text_setup_free(&ts);
     free(ids);
@@ -1719,7 +1803,7 @@ static void demo_answer(const lisa_model *m, const char *prompt, char *out, size
     if (lisa_kv_cache_init(&kc, &m->config, 0, NULL, &err) != LISA_OK) die("%s", err.message);
     if (encode_alloc(&tok, prompt, strlen(prompt), TEXT_INSTRUCTION, 16, &ids, &n, &err) != LISA_OK) die("%s", err.message);
     lisa_rng_seed(&rng, 0);
-    got = generate_ids(m, &kc, ids, (int)n, ids + n, 16, 0.0f, 1.0f, stops_of(&tok, NULL), &rng);
+    got = generate_ids(m, &kc, ids, (int)n, ids + n, 16, 0.0f, 1.0f, stops_of(&tok, NULL), &rng, NULL, NULL);
     text = continuation_text(&tok, ids, n, (size_t)got, stops_of(&tok, NULL), &len);
     snprintf(out, size, "%s", text);
     free(text);
