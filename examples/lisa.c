@@ -609,16 +609,74 @@ static int is_directory(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Whether path is a Hugging Face directory holding a tokenizer.json. */
+static int has_hf_tokenizer(const char *path) {
+    char file[4096];
+    struct stat st;
+    return path && is_directory(path) && snprintf(file, sizeof file, "%s/tokenizer.json", path) < (int)sizeof file &&
+           stat(file, &st) == 0;
+}
+
 /* The tokenizer a command uses: --tokenizer, else a Hugging Face --model
    directory's own tokenizer.json, else fallback (NULL: none). */
 static const char *tokenizer_spec(const options *o, const char *fallback) {
-    char path[4096];
-    struct stat st;
     if (o->tokenizer) return o->tokenizer;
-    if (o->model && is_directory(o->model) && snprintf(path, sizeof path, "%s/tokenizer.json", o->model) < (int)sizeof path &&
-        stat(path, &st) == 0)
-        return o->model;
+    if (has_hf_tokenizer(o->model)) return o->model;
     return fallback;
+}
+
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Copies src to dst through dst.tmp and a rename, as models are saved. */
+static void copy_file_or_die(const char *src, const char *dst) {
+    char tmp[4200], buf[65536];
+    FILE *in, *out;
+    size_t n;
+    int bad = 0;
+    if (same_file(src, dst)) return; /* saved over the directory it came from */
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp) die("%s: path too long", dst);
+    if (!(in = fopen(src, "rb"))) die("%s: cannot open for reading", src);
+    if (!(out = fopen(tmp, "wb"))) die("cannot open %s for writing", tmp);
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) bad |= fwrite(buf, 1, n, out) != n;
+    bad |= ferror(in);
+    fclose(in);
+    bad |= fclose(out) != 0;
+    if (bad || rename(tmp, dst) != 0) {
+        remove(tmp);
+        die("%s: write failed", dst);
+    }
+}
+
+/* A model saved as a Hugging Face directory gets the tokenizer it was used
+   with, where that is Hugging Face files (a directory holding tokenizer.json,
+   or a tokenizer.json file and the files beside it that
+   lisa_tokenizer_load_hf reads), so --model finds it there next time. */
+static void copy_tokenizer_files(const char *spec, const char *out_dir) {
+    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"};
+    char dir[4096], src[4200], dst[4200];
+    const char *slash;
+    struct stat st;
+    size_t i;
+    if (!spec || ends_with(out_dir, ".bin")) return;
+    if (has_hf_tokenizer(spec)) {
+        snprintf(dir, sizeof dir, "%s", spec);
+    } else if (ends_with(spec, ".json") && !is_directory(spec)) {
+        slash = strrchr(spec, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - spec) : 1, slash ? spec : ".");
+    } else {
+        return; /* bytes, GGUF, tokenizer.bin: nothing a Hugging Face directory holds */
+    }
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int a = i == 0 && !has_hf_tokenizer(spec) ? snprintf(src, sizeof src, "%s", spec)
+                                                  : snprintf(src, sizeof src, "%s/%s", dir, names[i]);
+        int b = snprintf(dst, sizeof dst, "%s/%s", out_dir, names[i]);
+        if (a >= (int)sizeof src || b >= (int)sizeof dst) die("%s: path too long", out_dir);
+        if (stat(src, &st) == 0) copy_file_or_die(src, dst);
+    }
+    fprintf(stderr, "copied the tokenizer (%s) into %s\n", spec, out_dir);
 }
 
 /* The chat template in force: --chat-template, else the tokenizer's own
@@ -1126,6 +1184,7 @@ static int cmd_train(options *o) {
     runner_sync_model(&r);
     runner_free(&r);
     save_model_or_die(&m, o->out, out_dtype(o));
+    copy_tokenizer_files(tokenizer_spec(o, NULL), o->out);
     data_free(&data);
     lisa_model_free(&m);
     return 0;
@@ -1487,6 +1546,7 @@ static int cmd_convert(options *o) {
     if (o->n_args < 2) die("%s", "convert: give IN and OUT");
     load_model_or_die(&m, o->args[0]);
     save_model_or_die(&m, o->args[1], out_dtype(o));
+    if (has_hf_tokenizer(o->args[0])) copy_tokenizer_files(o->args[0], o->args[1]);
     lisa_model_free(&m);
     return 0;
 }
@@ -1644,6 +1704,9 @@ static int cmd_generate(options *o) {
     set_threads(o->threads);
     load_model_or_die(&m, o->model);
     text_setup_load(&ts, o, "bytes", m.config.vocab_size, o->chat);
+    if (!o->tokenizer && ts.tok.kind == LISA_TOKENIZER_BYTES && m.config.vocab_size != LISA_BYTES_VOCAB)
+        fprintf(stderr, "lisa: generate: no --tokenizer, and %s holds no tokenizer.json: using bytes, which a model "
+                "of %d tokens was likely not trained with\n", o->model, m.config.vocab_size);
     if (o->chat && !ts.tmpl)
         die("generate --chat: %s has no chat template; give --chat-template NAME (one of %s)", ts.name,
             lisa_chat_template_names());

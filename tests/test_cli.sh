@@ -200,8 +200,12 @@ l3init="dim=32,hidden=64,layers=2,heads=4,vocab=1217,seq=48"
 check "train with a tokenizer.json's own chat template" sh -c "$lisa train --init $l3init --data '$tmp/chat.jsonl' --tokenizer $toks/llama3-split --steps 40 --batch 3 --seq 48 --lr 1e-2 --out '$tmp/l3.bin' 2> '$tmp/l3.err' && grep -q 'chat template llama3' '$tmp/l3.err'"
 check "generate --chat feeds transformers' apply_chat_template ids and stops at the end of the turn" sh -c "$lisa generate --model '$tmp/l3.bin' --tokenizer $toks/llama3-split --chat --prompt 'What is 2+2?' --show-ids --temperature 0 --steps 40 > '$tmp/l3.out' 2> '$tmp/l3.err' &&
     grep -qx \"prompt ids: \$(cat $cli/chat.llama3-split.ids)\" '$tmp/l3.err' && grep -q '^generated ids:.* 1216\$' '$tmp/l3.err' && grep -q 'stopped at the end of the turn' '$tmp/l3.err'"
-check "a Hugging Face model directory's tokenizer.json is the default --tokenizer" sh -c "$lisa convert '$tmp/l3.bin' '$tmp/l3_hf' 2> /dev/null && cp $toks/llama3-split/tokenizer.json $toks/llama3-split/tokenizer_config.json '$tmp/l3_hf/' &&
-    $lisa generate --model '$tmp/l3_hf' --chat --prompt 'What is 2+2?' --show-ids --temperature 0 --steps 40 2> '$tmp/l3d.err' > /dev/null && grep -qx \"prompt ids: \$(cat $cli/chat.llama3-split.ids)\" '$tmp/l3d.err'"
+check "a model saved as a Hugging Face directory takes its tokenizer.json along" sh -c "$lisa train --model '$tmp/l3.bin' --data '$tmp/chat.jsonl' --tokenizer $toks/llama3-split/tokenizer.json --steps 0 --seq 48 --out '$tmp/l3_hf' 2> /dev/null &&
+    cmp $toks/llama3-split/tokenizer.json '$tmp/l3_hf/tokenizer.json' && cmp $toks/llama3-split/tokenizer_config.json '$tmp/l3_hf/tokenizer_config.json'"
+check "... and convert takes it along too" sh -c "$lisa convert '$tmp/l3_hf' '$tmp/l3_hf2' 2> /dev/null && cmp $toks/llama3-split/tokenizer.json '$tmp/l3_hf2/tokenizer.json'"
+check "... and saving over the directory keeps it" sh -c "$lisa train --model '$tmp/l3_hf2' --data '$tmp/chat.jsonl' --steps 0 --seq 48 --out '$tmp/l3_hf2' 2> /dev/null && cmp $toks/llama3-split/tokenizer.json '$tmp/l3_hf2/tokenizer.json'"
+check "a Hugging Face model directory's tokenizer.json is the default --tokenizer" sh -c "$lisa generate --model '$tmp/l3_hf2' --chat --prompt 'What is 2+2?' --show-ids --temperature 0 --steps 40 2> '$tmp/l3d.err' > /dev/null &&
+    grep -qx \"prompt ids: \$(cat $cli/chat.llama3-split.ids)\" '$tmp/l3d.err'"
 check "smollm2's chat template with its default system message" sh -c "$lisa train --init dim=8,hidden=16,layers=1,heads=1,vocab=49152,seq=64 --data '$tmp/train.tok' --steps 0 --out '$tmp/s2.bin' 2> /dev/null &&
     $lisa generate --model '$tmp/s2.bin' --tokenizer $toks/smollm2 --chat --prompt 'What is 2+2?' --show-ids --steps 2 2> '$tmp/s2.err' > /dev/null && grep -qx \"prompt ids: \$(cat $cli/chat.smollm2.ids)\" '$tmp/s2.err'"
 
