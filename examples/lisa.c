@@ -2032,7 +2032,9 @@ static const command commands[] = {
      "usage: lisa eval --model M --data FILE [options]",
      "Prints the mean loss over the batches and its perplexity, exp(loss); on instruction data\n"
      "also the exact-match accuracy: the share of prompts whose greedy continuation (up to EOS)\n"
-     "equals the response, ignoring surrounding whitespace.\n"},
+     "equals the response, ignoring surrounding whitespace. With a chat template, the prompt is\n"
+     "the conversation before its last answer, rendered up to the assistant's turn, and the\n"
+     "continuation ends at the template's end of turn.\n"},
     {"plan", CMD_PLAN, cmd_plan, 0, "memory of a training setup by category, without allocating it",
      "usage: lisa plan (--model M | --init SPEC) [options]",
      "Prints the memory a training run needs, by category, next to full fine-tuning, without\n"
