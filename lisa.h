@@ -1017,6 +1017,15 @@ LISADEF lisa_result lisa_tokenizer_load_llama2c(lisa_tokenizer *t, const char *p
    when the config has none). Call lisa_tokenizer_free(). */
 LISADEF lisa_result lisa_tokenizer_load_hf(lisa_tokenizer *t, const char *path, const lisa_allocator *a,
                                            lisa_error *err);
+/* Any tokenizer, told apart by its path and first bytes: "bytes" is
+   lisa_tokenizer_init_bytes(); a directory holding tokenizer.json, or a file
+   that is JSON (after an optional UTF-8 BOM and white space, '{' and then a
+   '"' or '}'), is lisa_tokenizer_load_hf(); a file starting "GGUF" is
+   lisa_tokenizer_load_gguf(); anything else a llama2.c tokenizer.bin with
+   vocab_size tokens (0: as many as the file holds). Errors name the path and
+   what was expected. Call lisa_tokenizer_free(). */
+LISADEF lisa_result lisa_tokenizer_load(lisa_tokenizer *t, const char *path, int vocab_size,
+                                        const lisa_allocator *a, lisa_error *err);
 #endif
 
 /* ------------------------------------------------------------------------- */
@@ -9415,6 +9424,80 @@ LISADEF lisa_result lisa_tokenizer_load_hf(lisa_tokenizer *t, const char *path, 
     if (cfg) lisa__free(&al, cfg, n_cfg + 1, &bytes);
     if (chat) lisa__free(&al, chat, n_chat + 1, &bytes);
     return res;
+}
+
+#define LISA__TOKENIZER_KINDS \
+    "a tokenizer.json file, a Hugging Face directory holding one, a GGUF file, a llama2.c tokenizer.bin, or bytes"
+
+typedef enum lisa__tokenizer_file {
+    LISA__TOKFILE_DIRECTORY,
+    LISA__TOKFILE_GGUF,
+    LISA__TOKFILE_JSON,
+    LISA__TOKFILE_OTHER
+} lisa__tokenizer_file;
+
+/* The first byte from c on (c included) that is not JSON white space. */
+static int lisa__skip_json_space(FILE *f, int c) {
+    while (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = fgetc(f);
+    return c;
+}
+
+/* What kind of tokenizer file path is, from its first bytes. */
+static lisa_result lisa__tokenizer_sniff(const char *path, lisa__tokenizer_file *kind, lisa_error *err) {
+    unsigned char head[4];
+    size_t n;
+    int c;
+    FILE *f = fopen(path, "rb");
+    if (!f) return lisa__fail(err, LISA_ERR_IO, "%s: cannot open for reading (expected %s)", path, LISA__TOKENIZER_KINDS);
+    n = fread(head, 1, sizeof head, f);
+    if (n == 0 && ferror(f)) {
+        *kind = LISA__TOKFILE_DIRECTORY; /* fopen succeeds on a directory on some systems; reading fails */
+    } else if (n == 4 && memcmp(head, "GGUF", 4) == 0) {
+        *kind = LISA__TOKFILE_GGUF;
+    } else {
+        rewind(f);
+        c = fgetc(f);
+        if (c == 0xEF && fgetc(f) == 0xBB && fgetc(f) == 0xBF) c = fgetc(f);
+        c = lisa__skip_json_space(f, c);
+        /* '{' then a key or '}': a tokenizer.bin whose max_token_length is 123 starts with '{' and a 0 byte */
+        *kind = c == '{' && ((c = lisa__skip_json_space(f, fgetc(f))) == '"' || c == '}') ? LISA__TOKFILE_JSON
+                                                                                        : LISA__TOKFILE_OTHER;
+    }
+    fclose(f);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_tokenizer_load(lisa_tokenizer *t, const char *path, int vocab_size,
+                                        const lisa_allocator *a, lisa_error *err) {
+    char file[4096], msg[sizeof err->message];
+    lisa__tokenizer_file kind = LISA__TOKFILE_OTHER;
+    lisa_result res;
+    size_t n, skip;
+    memset(t, 0, sizeof *t);
+    if (strcmp(path, "bytes") == 0) {
+        lisa_tokenizer_init_bytes(t);
+        lisa__ok(err);
+        return LISA_OK;
+    }
+    if (lisa__path_join(file, sizeof file, path, "tokenizer.json", NULL) == LISA_OK && lisa__file_exists(file))
+        return lisa_tokenizer_load_hf(t, path, a, err);
+    if ((res = lisa__tokenizer_sniff(path, &kind, err)) != LISA_OK) return res;
+    switch (kind) {
+    case LISA__TOKFILE_DIRECTORY:
+        return lisa__fail(err, LISA_ERR_IO, "%s: a directory without tokenizer.json (expected %s)", path,
+                          LISA__TOKENIZER_KINDS);
+    case LISA__TOKFILE_GGUF: return lisa_tokenizer_load_gguf(t, path, a, err);
+    case LISA__TOKFILE_JSON: return lisa_tokenizer_load_hf(t, path, a, err);
+    case LISA__TOKFILE_OTHER: break;
+    }
+    res = lisa_tokenizer_load_llama2c(t, path, vocab_size, a, err);
+    if (res != LISA_ERR_FORMAT || !err) return res;
+    /* Not JSON, not GGUF, and not a good tokenizer.bin either: say all three. */
+    n = strlen(path);
+    skip = strncmp(err->message, path, n) == 0 && strncmp(err->message + n, ": ", 2) == 0 ? n + 2 : 0;
+    snprintf(msg, sizeof msg, "%s", err->message + skip);
+    return lisa__fail(err, res, "%s: not JSON, not GGUF, and as a llama2.c tokenizer.bin: %s (expected %s)", path,
+                      msg, LISA__TOKENIZER_KINDS);
 }
 
 #endif /* LISA_NO_STDIO */

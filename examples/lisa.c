@@ -62,9 +62,10 @@ enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_PLAN = 4, CMD_CONVERT = 8, CMD_TOKENIZE 
 /* Every command's options; each command reads the ones it takes. */
 typedef struct options {
     const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer, *val, *plot, *prompt;
+    const char *chat_template; /* --chat-template: a built-in template's name */
     const char *args[2];     /* convert's IN OUT, tokenize's IN.txt OUT.tok */
     int n_args;
-    int steps, threads, save_every, pack, eval_every, batches, gpu_index, quick;
+    int steps, threads, save_every, pack, eval_every, batches, gpu_index, quick, chat, show_ids;
     uint64_t seed;
     float budget, temperature, top_p;
     lisa_train_config tc;    /* train's and plan's settings */
@@ -143,15 +144,33 @@ static const option option_table[] = {
          "or a named shape: stories15m tinyllama-1b llama2-7b llama2-13b llama2-70b"),
     TEXT("--data", "FILE", CMD_TRAIN | CMD_EVAL, 0, data, NULL,
          "llm.c token file (uint16 or uint32), or instruction data (.jsonl:\n"
-         "{\"prompt\": ..., \"response\": ...} per line; .json: LMFlow text2text),\n"
-         "whose loss covers the responses only"),
+         "{\"prompt\": ..., \"response\": ...} or {\"messages\": [{\"role\": ...,\n"
+         "\"content\": ...}, ...]} per line; .json: LMFlow text2text or\n"
+         "conversation), whose loss covers the responses (assistant turns) only"),
     TEXT("--tokenizer", "T", CMD_TRAIN | CMD_EVAL, 0, tokenizer, NULL,
-         "for instruction data: a llama2.c tokenizer.bin, or bytes (built in:\n"
-         "ids 0-255 bytes, 256 BOS, 257 EOS)"),
+         "for instruction data: a tokenizer.json, a Hugging Face directory\n"
+         "holding one, a GGUF file, a llama2.c tokenizer.bin, or bytes (built in:\n"
+         "ids 0-255 bytes, 256 BOS, 257 EOS); default: the --model directory's\n"
+         "tokenizer.json when it has one"),
+    TEXT("--tokenizer", "T", CMD_GENERATE, 0, tokenizer, NULL,
+         "a tokenizer.json, a Hugging Face directory holding one, a GGUF file,\n"
+         "a llama2.c tokenizer.bin, or bytes (default: the --model directory's\n"
+         "tokenizer.json when it has one, else bytes)"),
     TEXT("--tokenizer", "T", CMD_TOKENIZE, 0, tokenizer, NULL,
+         "a tokenizer.json, a Hugging Face directory holding one, a GGUF file,\n"
          "a llama2.c tokenizer.bin, or bytes (built in: ids 0-255 bytes, 256 BOS,\n"
          "257 EOS)"),
-    TEXT("--tokenizer", "T", CMD_GENERATE, 0, tokenizer, "bytes", "a llama2.c tokenizer.bin, or bytes (default bytes)"),
+    TEXT("--chat-template", "NAME", CMD_TRAIN | CMD_EVAL | CMD_GENERATE, 0, chat_template, NULL,
+         "how conversations become text: chatml, llama2, llama3, zephyr, mistral,\n"
+         "plain, or a model's variant (smollm2, qwen2, qwen2.5, llama3.1,\n"
+         "mistral-v0.1, tinyllama); default: the tokenizer's own chat template\n"
+         "(recognised as one of these; none for bytes and tokenizer.bin). With a\n"
+         "template, prompt/response data is trained as one-turn conversations"),
+    FLAG("--chat", CMD_GENERATE, 0, chat,
+         "--prompt is a user message: rendered with the chat template (and its\n"
+         "default system message), then the assistant's turn, which ends at the\n"
+         "template's end-of-turn token (or EOS)"),
+    FLAG("--show-ids", CMD_GENERATE, 0, show_ids, "print the prompt's and the generated token ids to stderr"),
     FLAG("--pack", CMD_TRAIN | CMD_EVAL, 0, pack, "instruction data: pack examples back to back instead of one per row"),
     TEXT("--out", "OUT", CMD_TRAIN, 0, out, NULL,
          "where to write the trained model at the end: OUT.bin is a llama2.c\n"
@@ -169,7 +188,8 @@ static const option option_table[] = {
     TEXT("--prompt", "TEXT", CMD_GENERATE, 0, prompt, "", "the text to continue (default empty: starts from BOS alone)"),
     INT("--steps", "N", CMD_TRAIN, 0, steps, 0, 1L << 30, "100", "optimizer steps (default 100)"),
     INT("--steps", "N", CMD_GENERATE, 0, steps, 0, 1L << 24, "64",
-        "new tokens at most (default 64); stops early at EOS or the model's seq"),
+        "new tokens at most (default 64); stops early at EOS (with --chat also\n"
+        "at the end of the turn) or the model's seq"),
     FLOAT("--temperature", CMD_GENERATE, 0, temperature, "1",
           "0 is greedy: exactly the model's most likely continuation (default 1)"),
     FLOAT("--top-p", CMD_GENERATE, 0, top_p, "0.9",
@@ -397,8 +417,18 @@ static void options_init(options *o, unsigned cmd) {
         if (option_table[i].def && (option_table[i].commands & cmd)) set_option(o, &option_table[i], option_table[i].def);
 }
 
+/* The template --chat-template names; an unknown name lists the choices. */
+static const lisa_chat_template *named_template_or_die(const char *name) {
+    const lisa_chat_template *t = lisa_chat_template_find(name);
+    if (!t)
+        die("--chat-template: no template called '%s'; choose one of %s (or a model's variant: smollm2, qwen2, "
+            "qwen2.5, llama3.1, mistral-v0.1, tinyllama)", name, lisa_chat_template_names());
+    return t;
+}
+
 /* The choices given, into the train config. */
 static void options_finish(options *o) {
+    if (o->chat_template) named_template_or_die(o->chat_template);
     if (o->mode >= 0) o->tc.mode = (lisa_mode)o->mode;
     if (o->order >= 0) o->tc.lisa_order = (lisa_layer_order)o->order;
     if (o->schedule >= 0) o->tc.schedule.kind = (lisa_schedule_kind)o->schedule;
@@ -563,36 +593,152 @@ static void save_model_or_die(const lisa_model *m, const char *path, lisa_file_d
     fprintf(stderr, "wrote %s\n", path);
 }
 
-/* "bytes" is the built-in byte-level tokenizer; anything else a llama2.c tokenizer.bin. */
-static void load_tokenizer_or_die(lisa_tokenizer *t, const char *spec) {
+/* A tokenizer (lisa_tokenizer_load: "bytes", tokenizer.json, a Hugging Face
+   directory, GGUF, tokenizer.bin) whose ids fit a model of model_vocab
+   tokens (0: no model). */
+static void load_tokenizer_or_die(lisa_tokenizer *t, const char *spec, int model_vocab) {
     lisa_error err;
-    if (!strcmp(spec, "bytes")) lisa_tokenizer_init_bytes(t);
-    else if (lisa_tokenizer_load_llama2c(t, spec, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+    if (lisa_tokenizer_load(t, spec, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+    if (model_vocab > 0 && t->vocab_size > model_vocab)
+        die("%s: the tokenizer has %d tokens, more than the model's vocab_size %d: its ids would fall outside "
+            "the model's vocabulary", spec, t->vocab_size, model_vocab);
 }
 
-/* Training or evaluation data: an llm.c token file, or instruction data in
-   JSON Lines / LMFlow text2text (.jsonl, .json) encoded with a tokenizer. */
+static int is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Whether path is a Hugging Face directory holding a tokenizer.json. */
+static int has_hf_tokenizer(const char *path) {
+    char file[4096];
+    struct stat st;
+    return path && is_directory(path) && snprintf(file, sizeof file, "%s/tokenizer.json", path) < (int)sizeof file &&
+           stat(file, &st) == 0;
+}
+
+/* The tokenizer a command uses: --tokenizer, else a Hugging Face --model
+   directory's own tokenizer.json, else fallback (NULL: none). */
+static const char *tokenizer_spec(const options *o, const char *fallback) {
+    if (o->tokenizer) return o->tokenizer;
+    if (has_hf_tokenizer(o->model)) return o->model;
+    return fallback;
+}
+
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Copies src to dst through dst.tmp and a rename, as models are saved. */
+static void copy_file_or_die(const char *src, const char *dst) {
+    char tmp[4200], buf[65536];
+    FILE *in, *out;
+    size_t n;
+    int bad = 0;
+    if (same_file(src, dst)) return; /* saved over the directory it came from */
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp) die("%s: path too long", dst);
+    if (!(in = fopen(src, "rb"))) die("%s: cannot open for reading", src);
+    if (!(out = fopen(tmp, "wb"))) die("cannot open %s for writing", tmp);
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) bad |= fwrite(buf, 1, n, out) != n;
+    bad |= ferror(in);
+    fclose(in);
+    bad |= fclose(out) != 0;
+    if (bad || rename(tmp, dst) != 0) {
+        remove(tmp);
+        die("%s: write failed", dst);
+    }
+}
+
+/* A model saved as a Hugging Face directory gets the tokenizer it was used
+   with, where that is Hugging Face files (a directory holding tokenizer.json,
+   or a tokenizer.json file and the files beside it that
+   lisa_tokenizer_load_hf reads), so --model finds it there next time. */
+static void copy_tokenizer_files(const char *spec, const char *out_dir) {
+    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"};
+    char dir[4096], src[4200], dst[4200];
+    const char *slash;
+    struct stat st;
+    size_t i;
+    if (!spec || ends_with(out_dir, ".bin")) return;
+    if (has_hf_tokenizer(spec)) {
+        snprintf(dir, sizeof dir, "%s", spec);
+    } else if (ends_with(spec, ".json") && !is_directory(spec)) {
+        slash = strrchr(spec, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - spec) : 1, slash ? spec : ".");
+    } else {
+        return; /* bytes, GGUF, tokenizer.bin: nothing a Hugging Face directory holds */
+    }
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int a = i == 0 && !has_hf_tokenizer(spec) ? snprintf(src, sizeof src, "%s", spec)
+                                                  : snprintf(src, sizeof src, "%s/%s", dir, names[i]);
+        int b = snprintf(dst, sizeof dst, "%s/%s", out_dir, names[i]);
+        if (a >= (int)sizeof src || b >= (int)sizeof dst) die("%s: path too long", out_dir);
+        if (stat(src, &st) == 0) copy_file_or_die(src, dst);
+    }
+    fprintf(stderr, "copied the tokenizer (%s) into %s\n", spec, out_dir);
+}
+
+/* The chat template in force: --chat-template, else the tokenizer's own
+   template recognised, else none (NULL). */
+static const lisa_chat_template *chat_template_of(const options *o, const lisa_tokenizer *tok, const char *tok_name) {
+    const lisa_chat_template *t = NULL;
+    lisa_error err;
+    if (o->chat_template) return named_template_or_die(o->chat_template);
+    if (!tok->chat_template) return NULL;
+    if (lisa_chat_template_recognize(&t, tok->chat_template, tok->chat_template_len, tok_name, &err) != LISA_OK)
+        die("%s; give --chat-template NAME", err.message);
+    return t;
+}
+
+/* A run's tokenizer and chat template, where the command needs them. */
+typedef struct text_setup {
+    int loaded;                     /* 0: no tokenizer (token-file data only) */
+    const char *name;               /* the tokenizer's path, or "bytes" */
+    lisa_tokenizer tok;
+    const lisa_chat_template *tmpl; /* NULL: none in force */
+} text_setup;
+
+/* Loads tokenizer_spec(o, fallback), if any, for a model of model_vocab
+   tokens; with_template: also the chat template in force. */
+static void text_setup_load(text_setup *ts, const options *o, const char *fallback, int model_vocab, int with_template) {
+    memset(ts, 0, sizeof *ts);
+    if (!(ts->name = tokenizer_spec(o, fallback))) return;
+    load_tokenizer_or_die(&ts->tok, ts->name, model_vocab);
+    ts->loaded = 1;
+    if (with_template) ts->tmpl = chat_template_of(o, &ts->tok, ts->name);
+}
+
+static void text_setup_free(text_setup *ts) {
+    if (ts->loaded) lisa_tokenizer_free(&ts->tok);
+    ts->loaded = 0;
+}
+
+/* Instruction data (.jsonl, .json) rather than an llm.c token file. */
+static int is_instruction_data(const char *path) { return path && (ends_with(path, ".jsonl") || ends_with(path, ".json")); }
+
+/* Training or evaluation data: an llm.c token file, or instruction data
+   (prompt/response pairs or conversations, .jsonl or .json) encoded with
+   ts's tokenizer and, where one is in force, its chat template. */
 typedef struct data_source {
     int is_sft;
     lisa_tokens tokens;
     lisa_sft_data sft;
 } data_source;
 
-static void load_data_or_die(data_source *d, const char *path, const char *tokenizer, int vocab, int seq, int pack) {
+static void load_data_or_die(data_source *d, const char *path, const text_setup *ts, int vocab, int seq, int pack) {
     lisa_error err;
     memset(d, 0, sizeof *d);
-    d->is_sft = ends_with(path, ".jsonl") || ends_with(path, ".json");
+    d->is_sft = is_instruction_data(path);
     if (d->is_sft) {
-        lisa_tokenizer tok;
-        if (!tokenizer) die("%s: instruction data needs --tokenizer (a tokenizer.bin, or bytes)", path);
-        load_tokenizer_or_die(&tok, tokenizer);
-        if (tok.vocab_size > vocab)
-            die("%s: the tokenizer's vocabulary is larger than the model's", tokenizer);
-        if (lisa_sft_load(&d->sft, path, &tok, seq, pack, NULL, &err) != LISA_OK) die("%s", err.message);
-        fprintf(stderr, "%s: %lu examples in %lu rows (%lu truncated, %lu skipped), %lu response tokens\n", path,
+        if (!ts->loaded)
+            die("%s: instruction data needs --tokenizer (a tokenizer.json, a Hugging Face directory, a GGUF file, "
+                "a tokenizer.bin, or bytes)", path);
+        if (lisa_sft_load_chat(&d->sft, path, &ts->tok, ts->tmpl, seq, pack, NULL, &err) != LISA_OK) die("%s", err.message);
+        fprintf(stderr, "%s: %lu examples in %lu rows (%lu truncated, %lu skipped), %lu response tokens%s%s\n", path,
                 (unsigned long)d->sft.n_examples, (unsigned long)d->sft.n_rows, (unsigned long)d->sft.n_truncated,
-                (unsigned long)d->sft.n_skipped, (unsigned long)d->sft.n_counted);
-        lisa_tokenizer_free(&tok);
+                (unsigned long)d->sft.n_skipped, (unsigned long)d->sft.n_counted, ts->tmpl ? ", chat template " : "",
+                ts->tmpl ? ts->tmpl->name : "");
         return;
     }
     if (lisa_tokens_load(&d->tokens, path, NULL, &err) != LISA_OK) die("%s", err.message);
@@ -979,10 +1125,18 @@ static lisa_file_dtype out_dtype(const options *o) {
     return o->out_dtype >= 0 ? (lisa_file_dtype)o->out_dtype : LISA_FILE_F32;
 }
 
+/* train's and eval's tokenizer and chat template: loaded for instruction
+   data only (token files need neither). */
+static void data_text_setup(text_setup *ts, const options *o, int model_vocab) {
+    memset(ts, 0, sizeof *ts);
+    if (is_instruction_data(o->data) || is_instruction_data(o->val)) text_setup_load(ts, o, NULL, model_vocab, 1);
+}
+
 static int cmd_train(options *o) {
     lisa_model m;
     runner r;
     data_source data, val;
+    text_setup ts;
     history hist;
     lisa_error err;
     FILE *log = NULL;
@@ -1012,8 +1166,10 @@ static int cmd_train(options *o) {
         check_probs(o, &m.config);
         runner_init(&r, &m, o);
     }
-    load_data_or_die(&data, o->data, o->tokenizer, m.config.vocab_size, r.config.seq, o->pack);
-    if (o->val) load_data_or_die(&val, o->val, o->tokenizer, m.config.vocab_size, r.config.seq, o->pack);
+    data_text_setup(&ts, o, m.config.vocab_size);
+    load_data_or_die(&data, o->data, &ts, m.config.vocab_size, r.config.seq, o->pack);
+    if (o->val) load_data_or_die(&val, o->val, &ts, m.config.vocab_size, r.config.seq, o->pack);
+    text_setup_free(&ts);
     if (o->log && !(log = fopen(o->log, "w"))) die("cannot open %s for writing", o->log);
     history_init(&hist, max_int(0, o->steps - runner_step_count(&r)),
                  r.config.mode == LISA_MODE_LISA ? r.config.lisa_layers : 0, r.config.lisa_interval);
@@ -1028,6 +1184,7 @@ static int cmd_train(options *o) {
     runner_sync_model(&r);
     runner_free(&r);
     save_model_or_die(&m, o->out, out_dtype(o));
+    copy_tokenizer_files(tokenizer_spec(o, NULL), o->out);
     data_free(&data);
     lisa_model_free(&m);
     return 0;
@@ -1048,34 +1205,91 @@ static char *read_file_or_die(const char *path, size_t *size) {
     return text;
 }
 
-/* text's token ids, BOS first when bos, in an array with room for extra more
-   (*ids: call free()). */
-static lisa_result encode_alloc(const lisa_tokenizer *tok, const char *text, size_t len, int bos, size_t extra,
+/* Where BOS and EOS go around a text: the program's one convention for it. */
+typedef enum text_use {
+    TEXT_DOCUMENT,    /* tokenize: what the tokenizer's configuration adds (t->add_bos, t->add_eos),
+                         as transformers' tokenizer(text).input_ids */
+    TEXT_PROMPT,      /* generate's --prompt: the configuration's BOS; no EOS, the model goes on */
+    TEXT_INSTRUCTION  /* an instruction's prompt without a chat template: BOS first, as
+                         lisa_sft_load starts every example */
+} text_use;
+
+static void bos_eos_of(const lisa_tokenizer *tok, text_use use, int *bos, int *eos) {
+    *bos = use == TEXT_INSTRUCTION ? 1 : tok->add_bos;
+    *eos = use == TEXT_DOCUMENT ? tok->add_eos : 0;
+}
+
+/* text's token ids, BOS and EOS as `use` says, in an array with room for
+   extra more (*ids: call free()). */
+static lisa_result encode_alloc(const lisa_tokenizer *tok, const char *text, size_t len, text_use use, size_t extra,
                                 int **ids, size_t *n, lisa_error *err) {
     lisa_result r;
+    int bos, eos;
+    bos_eos_of(tok, use, &bos, &eos);
     *ids = NULL;
-    if ((r = lisa_tokenizer_encode(tok, text, len, bos, 0, NULL, 0, n, err)) != LISA_OK) return r;
+    if ((r = lisa_tokenizer_encode(tok, text, len, bos, eos, NULL, 0, n, err)) != LISA_OK) return r;
     if (!(*ids = (int *)malloc((*n + extra > 0 ? *n + extra : 1) * sizeof(int)))) die("%s", "out of memory");
-    if ((r = lisa_tokenizer_encode(tok, text, len, bos, 0, *ids, *n, n, err)) != LISA_OK) {
+    if ((r = lisa_tokenizer_encode(tok, text, len, bos, eos, *ids, *n, n, err)) != LISA_OK) {
         free(*ids);
         *ids = NULL;
     }
     return r;
 }
 
+/* The tokens that end generation (-1: none): EOS, and a chat template's end of turn. */
+typedef struct stop_ids {
+    int a, b;
+} stop_ids;
+
+static int is_stop(stop_ids s, int id) { return id >= 0 && (id == s.a || id == s.b); }
+
+/* The stops of a run: EOS, and with a chat template its end-of-turn token. */
+static stop_ids stops_of(const lisa_tokenizer *tok, const lisa_chat_template *tmpl) {
+    stop_ids s;
+    s.a = tok->eos_id;
+    s.b = tmpl ? lisa_chat_end_of_turn_id(tmpl, tok) : -1;
+    return s;
+}
+
+/* Called with each new token; nonzero stops generation after it. */
+typedef int (*token_fn)(void *user, int id);
+
+/* lisa_generate() with two stop tokens: feeds the prompt (n_prompt >= 1)
+   from position 0, then samples up to max_new tokens into out, stopping
+   after a stop token, when on_token (may be NULL) says so, or when the
+   cache is full; returns how many. */
+static int generate_ids(const lisa_model *m, lisa_kv_cache *kc, const int *prompt, int n_prompt, int *out, int max_new,
+                        float temperature, float top_p, stop_ids stop, lisa_rng *rng, token_fn on_token, void *user) {
+    const float *logits = NULL;
+    float *work = (float *)malloc(2 * (size_t)m->config.vocab_size * sizeof(float));
+    int i, n = 0;
+    if (!work) die("%s", "out of memory");
+    lisa_kv_cache_reset(kc);
+    for (i = 0; i < n_prompt && kc->len < kc->max_len; i++) logits = lisa_model_step(m, kc, prompt[i]);
+    while (logits && n < max_new) {
+        int next = lisa_sample_logits(logits, m->config.vocab_size, temperature, top_p, rng, work);
+        out[n++] = next;
+        if ((on_token && on_token(user, next)) || is_stop(stop, next) || kc->len >= kc->max_len) break;
+        logits = lisa_model_step(m, kc, next);
+    }
+    free(work);
+    return n;
+}
+
 /* The text generated after a prompt: ids[n_prompt ...], n_new of them, up to
-   EOS, each piece read after the id before it: the whole sequence's
+   a stop token, each piece read after the id before it: the whole sequence's
    lisa_tokenizer_decode less the prompt's part. Ids the tokenizer has no text
    for (a model vocabulary larger than the tokenizer's) are left out.
    Call free(). */
-static char *continuation_text(const lisa_tokenizer *tok, const int *ids, size_t n_prompt, size_t n_new, size_t *len) {
+static char *continuation_text(const lisa_tokenizer *tok, const int *ids, size_t n_prompt, size_t n_new, stop_ids stop,
+                               size_t *len) {
     int *kept = (int *)malloc((n_prompt + n_new + 1) * sizeof(int));
     size_t n = n_prompt, i, prompt_len = 0, total = 0;
     char *text = NULL;
     lisa_error err;
     if (!kept) die("%s", "out of memory");
     memcpy(kept, ids, n_prompt * sizeof(int));
-    for (i = n_prompt; i < n_prompt + n_new && ids[i] != tok->eos_id; i++)
+    for (i = n_prompt; i < n_prompt + n_new && !is_stop(stop, ids[i]); i++)
         if (ids[i] >= 0 && ids[i] < tok->vocab_size) kept[n++] = ids[i];
     if (lisa_tokenizer_decode(tok, kept, n_prompt, NULL, 0, &prompt_len, &err) != LISA_OK ||
         lisa_tokenizer_decode(tok, kept, n, NULL, 0, &total, &err) != LISA_OK)
@@ -1088,11 +1302,40 @@ static char *continuation_text(const lisa_tokenizer *tok, const int *ids, size_t
     return text;
 }
 
-/* Exact-match accuracy: the greedy continuation of each prompt, up to EOS,
-   against the response, both without surrounding whitespace. */
+/* Cuts an answer's text at the template's end-of-turn marker: where the
+   tokenizer has no single token for it (chatml's "<|im_end|>" with bytes), the
+   model writes it as text and generation cannot stop at an id. */
+static void cut_at_end_of_turn(const lisa_chat_template *tmpl, char *text, size_t *len) {
+    char *at;
+    if (tmpl && tmpl->end_of_turn && *tmpl->end_of_turn && (at = strstr(text, tmpl->end_of_turn)) != NULL) {
+        *at = 0;
+        *len = (size_t)(at - text);
+    }
+}
+
+/* A chat prompt's ids: the messages rendered by tmpl with the generation
+   prompt, in an array with room for extra more (*ids: call free()). */
+static lisa_result encode_chat_alloc(const lisa_chat_template *tmpl, const lisa_tokenizer *tok, const lisa_chat_message *m,
+                                     int n, size_t extra, int **ids, size_t *n_ids, lisa_error *err) {
+    lisa_chat_tokens ct;
+    lisa_result r = lisa_chat_encode(&ct, tmpl, tok, m, n, 1, NULL, err);
+    *ids = NULL;
+    *n_ids = 0;
+    if (r != LISA_OK) return r;
+    if (!(*ids = (int *)malloc((ct.n + extra + 1) * sizeof(int)))) die("%s", "out of memory");
+    memcpy(*ids, ct.ids, ct.n * sizeof(int));
+    *n_ids = ct.n;
+    lisa_chat_tokens_free(&ct);
+    return LISA_OK;
+}
+
+/* Exact-match accuracy: the greedy continuation of each prompt, up to EOS
+   (or the chat template's end of turn), against the response, both without
+   surrounding whitespace. */
 typedef struct match_state {
     const lisa_model *m;
     const lisa_tokenizer *tok;
+    const lisa_chat_template *tmpl;  /* NULL: prompts are BOS + the prompt's text */
     lisa_kv_cache kc;
     int n, correct, shown;
 } match_state;
@@ -1105,28 +1348,34 @@ static void trim(const char **s, size_t *len) {
 /* At most 60 bytes of a text, for a line about it. */
 static int shown_len(size_t n) { return n < 60 ? (int)n : 60; }
 
-static lisa_result match_example(void *user, const char *prompt, size_t prompt_len, const char *response,
-                                 size_t response_len, lisa_error *err) {
-    match_state *ms = (match_state *)user;
-    size_t n_prompt = 0, n_response = 0, got_len;
-    int *ids, got, max_new, ok;
-    char *text;
+/* Room for a generated answer: the response's tokens, the end-of-turn
+   marker's (it may be text: cut_at_end_of_turn) and a few more. */
+static lisa_result answer_room(const match_state *ms, const char *response, size_t response_len, int *max_new,
+                               lisa_error *err) {
+    size_t n = 0, marker = 0;
+    const char *eot = ms->tmpl && ms->tmpl->end_of_turn ? ms->tmpl->end_of_turn : "";
+    lisa_result r = lisa_tokenizer_encode(ms->tok, response, response_len, 0, 1, NULL, 0, &n, err);
+    if (r == LISA_OK) r = lisa_tokenizer_encode(ms->tok, eot, strlen(eot), 0, 0, NULL, 0, &marker, err);
+    *max_new = (int)(n + marker) + 8;
+    return r;
+}
+
+/* Counts one example: ids holds its n_prompt prompt ids and room for max_new more. */
+static void match_answer(match_state *ms, int *ids, size_t n_prompt, int max_new, const char *prompt, size_t prompt_len,
+                         const char *response, size_t response_len) {
+    stop_ids stop = stops_of(ms->tok, ms->tmpl);
+    size_t got_len, bl = response_len;
     const char *a, *b = response;
-    size_t bl = response_len;
+    char *text;
     lisa_rng rng;
-    lisa_result r;
-    if ((r = lisa_tokenizer_encode(ms->tok, response, response_len, 0, 1, NULL, 0, &n_response, err)) != LISA_OK)
-        return r;
-    max_new = (int)n_response + 8;
-    if ((r = encode_alloc(ms->tok, prompt, prompt_len, 1, (size_t)max_new, &ids, &n_prompt, err)) != LISA_OK) return r;
+    int got, ok;
     ms->n++;
-    if (n_prompt >= (size_t)ms->kc.max_len) { /* no room to answer: counts as wrong */
-        free(ids);
-        return LISA_OK;
-    }
+    if (n_prompt == 0 || n_prompt >= (size_t)ms->kc.max_len) return; /* no room to answer: counts as wrong */
     lisa_rng_seed(&rng, 0);
-    got = lisa_generate(ms->m, &ms->kc, ids, (int)n_prompt, ids + n_prompt, max_new, 0.0f, 1.0f, ms->tok->eos_id, &rng);
-    a = text = continuation_text(ms->tok, ids, n_prompt, (size_t)got, &got_len);
+    got = generate_ids(ms->m, &ms->kc, ids, (int)n_prompt, ids + n_prompt, max_new, 0.0f, 1.0f, stop, &rng, NULL, NULL);
+    text = continuation_text(ms->tok, ids, n_prompt, (size_t)got, stop, &got_len);
+    cut_at_end_of_turn(ms->tmpl, text, &got_len);
+    a = text;
     trim(&a, &got_len);
     trim(&b, &bl);
     ok = got_len == bl && memcmp(a, b, bl) == 0;
@@ -1137,31 +1386,65 @@ static lisa_result match_example(void *user, const char *prompt, size_t prompt_l
     }
     ms->correct += ok;
     free(text);
+}
+
+static lisa_result match_example(void *user, const char *prompt, size_t prompt_len, const char *response,
+                                 size_t response_len, lisa_error *err) {
+    match_state *ms = (match_state *)user;
+    size_t n_prompt = 0;
+    int *ids, max_new;
+    lisa_result r;
+    if ((r = answer_room(ms, response, response_len, &max_new, err)) != LISA_OK) return r;
+    if ((r = encode_alloc(ms->tok, prompt, prompt_len, TEXT_INSTRUCTION, (size_t)max_new, &ids, &n_prompt, err)) != LISA_OK)
+        return r;
+    match_answer(ms, ids, n_prompt, max_new, prompt, prompt_len, response, response_len);
+    free(ids);
+    return LISA_OK;
+}
+
+/* A conversation (or a pair as one): the messages before its last answer,
+   rendered with the generation prompt, are the prompt; that answer the response. */
+static lisa_result match_conversation(void *user, const lisa_chat_message *m, int n, lisa_error *err) {
+    match_state *ms = (match_state *)user;
+    int last = n - 1, *ids, max_new;
+    size_t n_prompt;
+    lisa_result r;
+    while (last >= 0 && m[last].role != LISA_CHAT_ASSISTANT) last--;
+    if (last < 1) return LISA_OK; /* no prompt before the answer: nothing to ask */
+    if ((r = answer_room(ms, m[last].content, m[last].content_len, &max_new, err)) != LISA_OK) return r;
+    if ((r = encode_chat_alloc(ms->tmpl, ms->tok, m, last, (size_t)max_new, &ids, &n_prompt, err)) != LISA_OK) return r;
+    match_answer(ms, ids, n_prompt, max_new, m[last - 1].content, m[last - 1].content_len, m[last].content,
+                 m[last].content_len);
     free(ids);
     return LISA_OK;
 }
 
 /* Exact-match accuracy of the model's greedy answers on instruction data
-   text; with show_misses, a few wrong answers go to stderr. */
-static double exact_match_text(const lisa_model *m, const lisa_tokenizer *tok, const char *text, size_t size,
-                               const char *name, int show_misses, int *n_out) {
+   text, prompts rendered with tmpl where one is given; with show_misses, a
+   few wrong answers go to stderr. */
+static double exact_match_text(const lisa_model *m, const lisa_tokenizer *tok, const lisa_chat_template *tmpl,
+                               const char *text, size_t size, const char *name, int show_misses, int *n_out) {
     match_state ms;
     lisa_error err;
+    lisa_result r;
     memset(&ms, 0, sizeof ms);
     ms.m = m;
     ms.tok = tok;
+    ms.tmpl = tmpl;
     ms.shown = show_misses ? 0 : 3;
     if (lisa_kv_cache_init(&ms.kc, &m->config, 0, NULL, &err) != LISA_OK) die("%s", err.message);
-    if (lisa_sft_for_each(text, size, name, NULL, match_example, &ms, &err) != LISA_OK) die("%s", err.message);
+    r = tmpl ? lisa_sft_for_each_chat(text, size, name, NULL, match_conversation, &ms, &err)
+             : lisa_sft_for_each(text, size, name, NULL, match_example, &ms, &err);
+    if (r != LISA_OK) die("%s", err.message);
     lisa_kv_cache_free(&ms.kc);
     *n_out = ms.n;
     return ms.n ? (double)ms.correct / ms.n : 0.0;
 }
 
-static double exact_match(const lisa_model *m, const lisa_tokenizer *tok, const char *path, int *n_out) {
+static double exact_match(const lisa_model *m, const text_setup *ts, const char *path, int *n_out) {
     size_t size;
     char *text = read_file_or_die(path, &size);
-    double acc = exact_match_text(m, tok, text, size, path, 1, n_out);
+    double acc = exact_match_text(m, &ts->tok, ts->tmpl, text, size, path, 1, n_out);
     free(text);
     return acc;
 }
@@ -1169,6 +1452,7 @@ static double exact_match(const lisa_model *m, const lisa_tokenizer *tok, const 
 static int cmd_eval(options *o) {
     lisa_model m;
     data_source data;
+    text_setup ts;
     double loss;
     int B = o->tc.batch, T;
     long batches;
@@ -1178,19 +1462,17 @@ static int cmd_eval(options *o) {
     resolve_seq(o, &m.config);
     T = o->tc.seq;
     if (T > m.config.max_seq_len) die("%s", "eval: --seq exceeds the model's maximum sequence length");
-    load_data_or_die(&data, o->data, o->tokenizer, m.config.vocab_size, T, o->pack);
+    data_text_setup(&ts, o, m.config.vocab_size);
+    load_data_or_die(&data, o->data, &ts, m.config.vocab_size, T, o->pack);
     batches = o->batches ? o->batches : data_batches(&data, B, T);
     loss = eval_loss(&m, &data, B, T, batches);
     printf("loss %.6f perplexity %.4f (%ld batches of %d x %d)\n", loss, exp(loss), batches, B, T);
     if (data.is_sft) {
-        lisa_tokenizer tok;
         int n;
-        double acc;
-        load_tokenizer_or_die(&tok, o->tokenizer);
-        acc = exact_match(&m, &tok, o->data, &n);
+        double acc = exact_match(&m, &ts, o->data, &n);
         printf("exact match %.1f%% (%d of %d greedy answers)\n", 100.0 * acc, (int)(acc * n + 0.5), n);
-        lisa_tokenizer_free(&tok);
     }
+    text_setup_free(&ts);
     data_free(&data);
     lisa_model_free(&m);
     return 0;
@@ -1264,6 +1546,7 @@ static int cmd_convert(options *o) {
     if (o->n_args < 2) die("%s", "convert: give IN and OUT");
     load_model_or_die(&m, o->args[0]);
     save_model_or_die(&m, o->args[1], out_dtype(o));
+    if (has_hf_tokenizer(o->args[0])) copy_tokenizer_files(o->args[0], o->args[1]);
     lisa_model_free(&m);
     return 0;
 }
@@ -1277,9 +1560,9 @@ static int cmd_tokenize(options *o) {
     int *ids;
     double t0 = now_seconds();
     if (!o->tokenizer || o->n_args < 2) die("%s", "tokenize: give --tokenizer, IN.txt and OUT.tok");
-    load_tokenizer_or_die(&tok, o->tokenizer);
+    load_tokenizer_or_die(&tok, o->tokenizer, 0);
     text = read_file_or_die(in, &size);
-    if (encode_alloc(&tok, text, size, 1, 0, &ids, &n, &err) != LISA_OK) die("%s", err.message);
+    if (encode_alloc(&tok, text, size, TEXT_DOCUMENT, 0, &ids, &n, &err) != LISA_OK) die("%s", err.message);
     if (lisa_tokens_save(ids, n, out, &err) != LISA_OK) die("%s", err.message);
     fprintf(stderr, "%s: %lu bytes -> %lu tokens in %.2f s -> %s\n", in, (unsigned long)size, (unsigned long)n,
             now_seconds() - t0, out);
@@ -1291,38 +1574,162 @@ static int cmd_tokenize(options *o) {
 
 /* ---- generate ------------------------------------------------------------ */
 
+/* generate's output as it is made: each token's text through
+   lisa_tokenizer_stream (never half a character), up to a stop token or,
+   in a chat whose end-of-turn marker is text (chatml with bytes), up to the
+   marker: text that may be the marker's start is held back until it shows
+   it is not. */
+typedef struct text_stream {
+    const lisa_tokenizer *tok;
+    stop_ids stop;
+    const char *marker;       /* "" for none */
+    lisa_tokenizer_stream s;
+    char *text;               /* the answer so far, NUL-terminated */
+    size_t len, cap, printed; /* text[0 .. printed) is on stdout */
+    int ended;                /* the marker came */
+} text_stream;
+
+static void text_stream_init(text_stream *ts, const lisa_tokenizer *tok, stop_ids stop, const char *marker, int last_prompt_id) {
+    memset(ts, 0, sizeof *ts);
+    ts->tok = tok;
+    ts->stop = stop;
+    ts->marker = marker ? marker : "";
+    lisa_tokenizer_stream_init(&ts->s);
+    ts->s.prev_id = last_prompt_id; /* pieces read after the prompt, as continuation_text reads them */
+    ts->cap = 256;
+    if (!(ts->text = (char *)malloc(ts->cap))) die("%s", "out of memory");
+    ts->text[0] = 0;
+}
+
+/* Room for n more bytes and a NUL at the end of the text. */
+static void text_stream_reserve(text_stream *ts, size_t n) {
+    while (ts->len + n + 1 > ts->cap) {
+        ts->cap *= 2;
+        if (!(ts->text = (char *)realloc(ts->text, ts->cap))) die("%s", "out of memory");
+    }
+}
+
+/* Prints what is safe to print: all of it at the end (final), else all but
+   a tail that may be the start of the marker; stops at the marker. */
+static void text_stream_print(text_stream *ts, int final) {
+    size_t m = strlen(ts->marker), upto = ts->len;
+    char *at = m ? strstr(ts->text + (ts->printed > m ? ts->printed - m : 0), ts->marker) : NULL;
+    if (at) {
+        upto = (size_t)(at - ts->text);
+        ts->ended = 1;
+    } else if (!final && m) {
+        upto = ts->len >= m - 1 ? ts->len - (m - 1) : 0;
+    }
+    if (upto > ts->printed) {
+        fwrite(ts->text + ts->printed, 1, upto - ts->printed, stdout);
+        fflush(stdout);
+        ts->printed = upto;
+    }
+}
+
+static int text_stream_token(void *user, int id) {
+    text_stream *ts = (text_stream *)user;
+    size_t n = 0;
+    lisa_error err;
+    if (is_stop(ts->stop, id) || !lisa_tokenizer_piece(ts->tok, ts->s.prev_id, id, &n)) return 0; /* no text of its own */
+    text_stream_reserve(ts, n + 4); /* the piece and up to 4 held-back bytes */
+    if (lisa_tokenizer_stream_next(ts->tok, &ts->s, id, ts->text + ts->len, ts->cap - ts->len, &n, &err) != LISA_OK)
+        die("%s", err.message);
+    ts->len += n;
+    ts->text[ts->len] = 0;
+    text_stream_print(ts, 0);
+    return ts->ended;
+}
+
+static void text_stream_end(text_stream *ts) {
+    text_stream_reserve(ts, 4);
+    ts->len += lisa_tokenizer_stream_flush(&ts->s, ts->text + ts->len, ts->cap - ts->len);
+    ts->text[ts->len] = 0;
+    text_stream_print(ts, 1);
+    free(ts->text);
+}
+
+static void print_ids(const char *what, const int *ids, size_t n) {
+    size_t i;
+    fprintf(stderr, "%s:", what);
+    for (i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+    fprintf(stderr, "\n");
+}
+
+/* generate's prompt ids, with room for o->steps more: --prompt as a user
+   message in the chat template (--chat), else its text as TEXT_PROMPT says;
+   an empty text starts from BOS. */
+static int *generate_prompt(const options *o, const text_setup *ts, size_t *n) {
+    lisa_error err;
+    int *ids;
+    if (o->chat) {
+        lisa_chat_message msg;
+        msg.role = LISA_CHAT_USER;
+        msg.content = o->prompt;
+        msg.content_len = strlen(o->prompt);
+        if (encode_chat_alloc(ts->tmpl, &ts->tok, &msg, 1, (size_t)o->steps, &ids, n, &err) != LISA_OK)
+            die("generate --chat: %s", err.message);
+        return ids;
+    }
+    if (encode_alloc(&ts->tok, o->prompt, strlen(o->prompt), TEXT_PROMPT, (size_t)o->steps + 1, &ids, n, &err) != LISA_OK)
+        die("%s", err.message);
+    if (*n == 0) {
+        if (ts->tok.bos_id < 0) die("%s: the prompt is empty and the tokenizer has no BOS: give --prompt", ts->name);
+        ids[(*n)++] = ts->tok.bos_id;
+    }
+    return ids;
+}
+
+/* How a generation ended, for its last line. */
+static const char *stop_reason(const text_stream *out, stop_ids stop, int chat, const int *new_ids, int got) {
+    int last = got > 0 ? new_ids[got - 1] : -1;
+    if (out->ended || (chat && is_stop(stop, last) && last == stop.b)) return ", stopped at the end of the turn";
+    return is_stop(stop, last) ? ", stopped at EOS" : "";
+}
+
 static int cmd_generate(options *o) {
     int *ids, got;
-    size_t n_ids = 0, len;
+    size_t n_ids = 0;
     lisa_model m;
-    lisa_tokenizer tok;
+    text_setup ts;
+    text_stream out;
     lisa_kv_cache kc;
     lisa_rng rng;
     lisa_error err;
+    stop_ids stop;
     double t0;
-    char *text;
     if (!o->model) die("%s", "generate: --model is required");
     if (o->temperature < 0.0f || o->top_p <= 0.0f || o->top_p > 1.0f)
         die("%s", "generate: need temperature >= 0 and 0 < top-p <= 1");
     set_threads(o->threads);
     load_model_or_die(&m, o->model);
-    load_tokenizer_or_die(&tok, o->tokenizer);
-    if (tok.vocab_size > m.config.vocab_size) die("%s: the tokenizer's vocabulary is larger than the model's", o->tokenizer);
-    if (encode_alloc(&tok, o->prompt, strlen(o->prompt), 1, (size_t)o->steps, &ids, &n_ids, &err) != LISA_OK)
-        die("%s", err.message);
+    text_setup_load(&ts, o, "bytes", m.config.vocab_size, o->chat);
+    if (!o->tokenizer && ts.tok.kind == LISA_TOKENIZER_BYTES && m.config.vocab_size != LISA_BYTES_VOCAB)
+        fprintf(stderr, "lisa: generate: no --tokenizer, and %s holds no tokenizer.json: using bytes, which a model "
+                "of %d tokens was likely not trained with\n", o->model, m.config.vocab_size);
+    if (o->chat && !ts.tmpl)
+        die("generate --chat: %s has no chat template; give --chat-template NAME (one of %s)", ts.name,
+            lisa_chat_template_names());
+    ids = generate_prompt(o, &ts, &n_ids);
     if ((int)n_ids > m.config.max_seq_len) die("%s", "generate: the prompt is longer than the model's seq");
+    if (o->show_ids) print_ids("prompt ids", ids, n_ids);
     if (lisa_kv_cache_init(&kc, &m.config, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+    stop = stops_of(&ts.tok, o->chat ? ts.tmpl : NULL);
     lisa_rng_seed(&rng, o->seed);
     t0 = now_seconds();
-    got = lisa_generate(&m, &kc, ids, (int)n_ids, ids + n_ids, o->steps, o->temperature, o->top_p, tok.eos_id, &rng);
-    text = continuation_text(&tok, ids, n_ids, (size_t)got, &len);
-    fputs(o->prompt, stdout);
-    fwrite(text, 1, len, stdout);
+    /* a chat prints the answer alone; a textual end-of-turn marker ends it */
+    text_stream_init(&out, &ts.tok, stop, o->chat && stop.b < 0 ? ts.tmpl->end_of_turn : NULL, ids[n_ids - 1]);
+    if (!o->chat) fputs(o->prompt, stdout);
+    fflush(stdout);
+    got = generate_ids(&m, &kc, ids, (int)n_ids, ids + n_ids, o->steps, o->temperature, o->top_p, stop, &rng,
+                       text_stream_token, &out);
+    text_stream_end(&out);
     fputc('\n', stdout);
-    fprintf(stderr, "%d tokens in %.2f s (%.1f tokens/s)\n", got, now_seconds() - t0, got / fmax(1e-9, now_seconds() - t0));
-    free(text);
+    if (o->show_ids) print_ids("generated ids", ids + n_ids, (size_t)got);
+    fprintf(stderr, "%d tokens in %.2f s (%.1f tokens/s)%s\n", got, now_seconds() - t0,
+            got / fmax(1e-9, now_seconds() - t0), stop_reason(&out, stop, o->chat, ids + n_ids, got));
     lisa_kv_cache_free(&kc);
-    lisa_tokenizer_free(&tok);
+    text_setup_free(&ts);
     free(ids);
     lisa_model_free(&m);
     return 0;
@@ -1441,7 +1848,7 @@ static void demo_accuracy(const lisa_model *m, int n, double *acc) {
     for (k = 0; k < DEMO_N_TASKS; k++) {
         size_t len;
         char *text = demo_jsonl(demo_tasks[k].family, 1, k, n, 100 + (uint64_t)k, &len);
-        acc[k] = exact_match_text(m, &tok, text, len, "demo questions", 0, &counted);
+        acc[k] = exact_match_text(m, &tok, NULL, text, len, "demo questions", 0, &counted);
         free(text);
     }
 }
@@ -1452,17 +1859,18 @@ static void demo_answer(const lisa_model *m, const char *prompt, char *out, size
     lisa_kv_cache kc;
     lisa_error err;
     lisa_rng rng;
-    int ids[64], got;
+    int *ids, got;
     size_t n, len;
     char *text;
     lisa_tokenizer_init_bytes(&tok);
     if (lisa_kv_cache_init(&kc, &m->config, 0, NULL, &err) != LISA_OK) die("%s", err.message);
-    lisa_tokenizer_encode(&tok, prompt, strlen(prompt), 1, 0, ids, 32, &n, NULL);
+    if (encode_alloc(&tok, prompt, strlen(prompt), TEXT_INSTRUCTION, 16, &ids, &n, &err) != LISA_OK) die("%s", err.message);
     lisa_rng_seed(&rng, 0);
-    got = lisa_generate(m, &kc, ids, (int)n, ids + n, 16, 0.0f, 1.0f, tok.eos_id, &rng);
-    text = continuation_text(&tok, ids, n, (size_t)got, &len);
+    got = generate_ids(m, &kc, ids, (int)n, ids + n, 16, 0.0f, 1.0f, stops_of(&tok, NULL), &rng, NULL, NULL);
+    text = continuation_text(&tok, ids, n, (size_t)got, stops_of(&tok, NULL), &len);
     snprintf(out, size, "%s", text);
     free(text);
+    free(ids);
     lisa_kv_cache_free(&kc);
 }
 
@@ -1624,7 +2032,9 @@ static const command commands[] = {
      "usage: lisa eval --model M --data FILE [options]",
      "Prints the mean loss over the batches and its perplexity, exp(loss); on instruction data\n"
      "also the exact-match accuracy: the share of prompts whose greedy continuation (up to EOS)\n"
-     "equals the response, ignoring surrounding whitespace.\n"},
+     "equals the response, ignoring surrounding whitespace. With a chat template, the prompt is\n"
+     "the conversation before its last answer, rendered up to the assistant's turn, and the\n"
+     "continuation ends at the template's end of turn.\n"},
     {"plan", CMD_PLAN, cmd_plan, 0, "memory of a training setup by category, without allocating it",
      "usage: lisa plan (--model M | --init SPEC) [options]",
      "Prints the memory a training run needs, by category, next to full fine-tuning, without\n"
@@ -1638,10 +2048,12 @@ static const command commands[] = {
      "(llama2.c, this library) and transformers' rotate-half layout.\n"},
     {"tokenize", CMD_TOKENIZE, cmd_tokenize, 2, "encode a text file into an llm.c token file",
      "usage: lisa tokenize --tokenizer T IN.txt OUT.tok",
-     "Encodes a text file into an llm.c token file (uint16 when every id fits, else uint32):\n"
-     "BOS, then the whole text.\n"},
+     "Encodes a text file into an llm.c token file (uint16 when every id fits, else uint32): the\n"
+     "ids transformers' tokenizer(text).input_ids gives, BOS and EOS as the tokenizer's\n"
+     "configuration adds them (bytes and tokenizer.bin: BOS, then the whole text).\n"},
     {"generate", CMD_GENERATE, cmd_generate, 0, "continue a prompt with a model", "usage: lisa generate --model M [options]",
-     "Continues a prompt, one token per step through a KV cache.\n"},
+     "Continues a prompt, one token per step through a KV cache, up to EOS. With --chat the\n"
+     "prompt is a user message in the chat template and the answer ends at its end of turn.\n"},
     {"demo", CMD_DEMO, cmd_demo, 0, "train a small model on built-in data, no files needed",
      "usage: lisa demo [--quick] [--threads N]",
      "Needs no files. Makes instruction data in code: a text family (\"copy abc:\" -> \"abc\",\n"

@@ -146,6 +146,69 @@ check "instruction data needs a tokenizer" fails_with "needs --tokenizer" $lisa 
 printf '{"prompt": "a"}\n' > "$tmp/bad.jsonl"
 check "a bad JSON Lines record is named with its line" fails_with "bad.jsonl: line 1" $lisa train --init $sftinit --data "$tmp/bad.jsonl" --tokenizer bytes --out "$tmp/x.bin"
 
+# Tokenizers: tokenize gives exactly transformers' tokenizer(text).input_ids
+# (tools/make_cli_tokenize_fixtures.py wrote the expected token files) for a
+# Hugging Face directory, a tokenizer.json file and a SentencePiece-style BPE.
+cli=tests/fixtures/cli
+toks=tests/fixtures/tokenizers
+tokenizes_as() { # tokenizes_as TOKENIZER NAME: every fixture text gives NAME's expected token file
+    for text in lines unicode special; do
+        $lisa tokenize --tokenizer "$1" "$cli/$text.txt" "$tmp/$text.tok" 2> "$tmp/err" || { cat "$tmp/err"; return 1; }
+        cmp "$tmp/$text.tok" "$cli/$text.$2.tok" || { echo "$text.txt: other ids than transformers' with $1"; return 1; }
+    done
+}
+check "tokenize with a Hugging Face directory (smollm2) gives transformers' ids" tokenizes_as "$toks/smollm2" smollm2
+check "tokenize with a tokenizer.json file (llama3-split, BOS added) gives transformers' ids" tokenizes_as "$toks/llama3-split/tokenizer.json" llama3-split
+check "tokenize with a SentencePiece-style BPE (spm-bpe) gives transformers' ids" tokenizes_as "$toks/spm-bpe" spm-bpe
+check "a missing --tokenizer path is named" fails_with "$tmp/none.json: cannot open for reading (expected a tokenizer.json" $lisa tokenize --tokenizer "$tmp/none.json" "$cli/lines.txt" "$tmp/x.tok"
+mkdir -p "$tmp/notok"
+check "a directory without tokenizer.json is named" fails_with "$tmp/notok: a directory without tokenizer.json (expected" $lisa tokenize --tokenizer "$tmp/notok" "$cli/lines.txt" "$tmp/x.tok"
+printf 'garbage, not a tokenizer' > "$tmp/garbage.tok"
+check "a file that is neither JSON, GGUF nor tokenizer.bin is named" fails_with "$tmp/garbage.tok: not JSON, not GGUF, and as a llama2.c tokenizer.bin: " $lisa tokenize --tokenizer "$tmp/garbage.tok" "$cli/lines.txt" "$tmp/x.tok"
+# smollm2/ is transformers' own writing of smollm2.gguf, so the GGUF must give the same ids
+# (until lisa.h reads GGUF vocabularies, the GGUF loader's error naming the file).
+gguf_tokenizes() {
+    if $lisa tokenize --tokenizer "$toks/gguf/smollm2.gguf" "$cli/lines.txt" "$tmp/gg.tok" 2> "$tmp/err"; then
+        tokenizes_as "$toks/gguf/smollm2.gguf" smollm2
+    else
+        grep -q "smollm2.gguf: GGUF" "$tmp/err" || { cat "$tmp/err"; return 1; }
+    fi
+}
+check "a GGUF file goes to the GGUF tokenizer loader" gguf_tokenizes
+check "the failed tokenizes wrote nothing" test ! -e "$tmp/x.tok"
+
+# Chat: conversations in a chat template, with the byte tokenizer and with a tokenizer.json.
+printf '%s\n' '{"messages": [{"role": "user", "content": "2+2"}, {"role": "assistant", "content": "4"}]}' \
+    '{"messages": [{"role": "user", "content": "3+4"}, {"role": "assistant", "content": "7"}]}' \
+    '{"prompt": "1+5", "response": "6"}' > "$tmp/chat.jsonl"
+printf '{"type": "conversation", "instances": [{"system": "", "messages": [{"role": "user", "content": "2+2"}, {"role": "assistant", "content": "4"}]}]}' > "$tmp/chat.json"
+chatinit="dim=32,hidden=64,layers=2,heads=4,vocab=258,seq=64"
+check "train on conversations with --chat-template chatml and bytes" sh -c "$lisa train --init $chatinit --data '$tmp/chat.jsonl' --tokenizer bytes --chat-template chatml --steps 60 --batch 3 --seq 64 --lr 1e-2 --out '$tmp/chat.bin' --log '$tmp/chat.log' 2> '$tmp/chat.err' && grep -q '3 examples in 3 rows.*chat template chatml' '$tmp/chat.err'"
+check "conversation loss falls" awk -v a="$(loss_of "$tmp/chat.log" 1)" -v b="$(loss_of "$tmp/chat.log" 60)" 'BEGIN { exit !(b < a / 2) }'
+check "eval on LMFlow conversations answers in chatml" sh -c "$lisa eval --model '$tmp/chat.bin' --data '$tmp/chat.json' --tokenizer bytes --chat-template chatml --batch 1 --seq 64 | grep -q '^exact match 100.0% (1 of 1 greedy answers)'"
+check "generate --chat stops where chatml's end of turn is text (bytes)" sh -c "$lisa generate --model '$tmp/chat.bin' --chat --chat-template chatml --prompt 2+2 --temperature 0 --steps 40 > '$tmp/cb.out' 2> '$tmp/cb.err' &&
+    grep -qx 4 '$tmp/cb.out' && grep -q '^1[0-9] tokens in .*stopped at the end of the turn' '$tmp/cb.err'"
+check "conversations without a chat template ask for one" fails_with "conversations need a chat template (--chat-template NAME: chatml, llama2" $lisa train --init $chatinit --data "$tmp/chat.jsonl" --tokenizer bytes --out "$tmp/x.bin"
+check "an unknown --chat-template lists the choices" fails_with "no template called 'chatmel'; choose one of chatml, llama2, llama3, zephyr, mistral, plain" $lisa train --init $chatinit --data "$tmp/chat.jsonl" --tokenizer bytes --chat-template chatmel --out "$tmp/x.bin"
+check "a tokenizer larger than the model's vocabulary is refused" fails_with "llama3-split: the tokenizer has 1217 tokens, more than the model's vocab_size 258" $lisa eval --model "$tmp/chat.bin" --data "$tmp/chat.jsonl" --tokenizer "$toks/llama3-split"
+mkdir -p "$tmp/odd"
+cp $toks/llama3-split/tokenizer.json "$tmp/odd/"
+printf '{"chat_template": "{%% for m in messages %%}{{ m.content }}{%% endfor %%}"}' > "$tmp/odd/tokenizer_config.json"
+check "a tokenizer's chat template that is not known names the choices" fails_with "odd: the chat template .* choose one of chatml, llama2, llama3, zephyr, mistral, plain; give --chat-template NAME" $lisa train --init "dim=8,hidden=16,layers=1,heads=1,vocab=1217,seq=64" --data "$tmp/chat.jsonl" --tokenizer "$tmp/odd" --out "$tmp/x.bin"
+# llama3-split's own template (Llama 3's, recognised): train, then generate --chat stops at <|eot_id|>
+l3init="dim=32,hidden=64,layers=2,heads=4,vocab=1217,seq=48"
+check "train with a tokenizer.json's own chat template" sh -c "$lisa train --init $l3init --data '$tmp/chat.jsonl' --tokenizer $toks/llama3-split --steps 40 --batch 3 --seq 48 --lr 1e-2 --out '$tmp/l3.bin' 2> '$tmp/l3.err' && grep -q 'chat template llama3' '$tmp/l3.err'"
+check "generate --chat feeds transformers' apply_chat_template ids and stops at the end of the turn" sh -c "$lisa generate --model '$tmp/l3.bin' --tokenizer $toks/llama3-split --chat --prompt 'What is 2+2?' --show-ids --temperature 0 --steps 40 > '$tmp/l3.out' 2> '$tmp/l3.err' &&
+    grep -qx \"prompt ids: \$(cat $cli/chat.llama3-split.ids)\" '$tmp/l3.err' && grep -q '^generated ids:.* 1216\$' '$tmp/l3.err' && grep -q 'stopped at the end of the turn' '$tmp/l3.err'"
+check "a model saved as a Hugging Face directory takes its tokenizer.json along" sh -c "$lisa train --model '$tmp/l3.bin' --data '$tmp/chat.jsonl' --tokenizer $toks/llama3-split/tokenizer.json --steps 0 --seq 48 --out '$tmp/l3_hf' 2> /dev/null &&
+    cmp $toks/llama3-split/tokenizer.json '$tmp/l3_hf/tokenizer.json' && cmp $toks/llama3-split/tokenizer_config.json '$tmp/l3_hf/tokenizer_config.json'"
+check "... and convert takes it along too" sh -c "$lisa convert '$tmp/l3_hf' '$tmp/l3_hf2' 2> /dev/null && cmp $toks/llama3-split/tokenizer.json '$tmp/l3_hf2/tokenizer.json'"
+check "... and saving over the directory keeps it" sh -c "$lisa train --model '$tmp/l3_hf2' --data '$tmp/chat.jsonl' --steps 0 --seq 48 --out '$tmp/l3_hf2' 2> /dev/null && cmp $toks/llama3-split/tokenizer.json '$tmp/l3_hf2/tokenizer.json'"
+check "a Hugging Face model directory's tokenizer.json is the default --tokenizer" sh -c "$lisa generate --model '$tmp/l3_hf2' --chat --prompt 'What is 2+2?' --show-ids --temperature 0 --steps 40 2> '$tmp/l3d.err' > /dev/null &&
+    grep -qx \"prompt ids: \$(cat $cli/chat.llama3-split.ids)\" '$tmp/l3d.err'"
+check "smollm2's chat template with its default system message" sh -c "$lisa train --init dim=8,hidden=16,layers=1,heads=1,vocab=49152,seq=64 --data '$tmp/train.tok' --steps 0 --out '$tmp/s2.bin' 2> /dev/null &&
+    $lisa generate --model '$tmp/s2.bin' --tokenizer $toks/smollm2 --chat --prompt 'What is 2+2?' --show-ids --steps 2 2> '$tmp/s2.err' > /dev/null && grep -qx \"prompt ids: \$(cat $cli/chat.smollm2.ids)\" '$tmp/s2.err'"
+
 # generate: the model trained on "the cat sat on the mat. " in bytes continues it
 check "train a byte-level model on the text" $lisa train --init "dim=32,hidden=64,layers=2,heads=4,vocab=258,seq=48" --data "$tmp/bytes.tok" --steps 150 --batch 4 --seq 48 --lr 1e-2 --out "$tmp/g.bin"
 check "greedy generation continues the text" sh -c "$lisa generate --model '$tmp/g.bin' --prompt 'the cat sat on' --steps 30 --temperature 0 > '$tmp/gen.txt' && grep -q '^the cat sat on the mat. the cat' '$tmp/gen.txt'"
@@ -176,7 +239,7 @@ for cmd in train eval; do
     check "$cmd --help" sh -c "$lisa $cmd --help > '$tmp/help.txt'"
 done
 $lisa train --help > "$tmp/help.txt"
-check "train --help names every option" sh -c "for f in model init data out steps batch seq lr min-lr warmup schedule weight-decay beta1 beta2 eps grad-clip checkpointing seed threads log save-state save-every resume schedule-steps val eval-every plot tokenizer pack out-dtype mode lisa-layers lisa-interval lisa-order lisa-probs lisa-seed lisa-keep-state freeze-embed freeze-head freeze-norm; do grep -q -- \"--\$f\" '$tmp/help.txt' || { echo missing \$f; exit 1; }; done"
+check "train --help names every option" sh -c "for f in model init data out steps batch seq lr min-lr warmup schedule weight-decay beta1 beta2 eps grad-clip checkpointing seed threads log save-state save-every resume schedule-steps val eval-every plot tokenizer chat-template pack out-dtype mode lisa-layers lisa-interval lisa-order lisa-probs lisa-seed lisa-keep-state freeze-embed freeze-head freeze-norm; do grep -q -- \"--\$f\" '$tmp/help.txt' || { echo missing \$f; exit 1; }; done"
 check "lisa --help" $lisa --help
 
 # llama2.c version-1 files ("ak42"): only the legacy format marks an own head by a
