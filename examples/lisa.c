@@ -163,7 +163,7 @@ static const option option_table[] = {
     TEXT("--chat-template", "NAME", CMD_TRAIN | CMD_EVAL | CMD_GENERATE, 0, chat_template, NULL,
          "how conversations become text: chatml, llama2, llama3, zephyr, mistral,\n"
          "plain, or a model's variant (smollm2, qwen2, qwen2.5, llama3.1,\n"
-         "mistral-v0.1, tinyllama); default: the tokenizer's own chat template\n"
+         "mistral-v0.1); default: the tokenizer's own chat template\n"
          "(recognised as one of these; none for bytes and tokenizer.bin). With a\n"
          "template, prompt/response data is trained as one-turn conversations"),
     FLAG("--chat", CMD_GENERATE, 0, chat,
@@ -422,7 +422,7 @@ static const lisa_chat_template *named_template_or_die(const char *name) {
     const lisa_chat_template *t = lisa_chat_template_find(name);
     if (!t)
         die("--chat-template: no template called '%s'; choose one of %s (or a model's variant: smollm2, qwen2, "
-            "qwen2.5, llama3.1, mistral-v0.1, tinyllama)", name, lisa_chat_template_names());
+            "qwen2.5, llama3.1, mistral-v0.1)", name, lisa_chat_template_names());
     return t;
 }
 
