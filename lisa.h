@@ -8,8 +8,11 @@
    the LISA layer sampler and a trainer whose gradients and optimizer state
    exist only for the blocks that train, a memory planner, exact-resume
    training states, and files: Hugging Face LLaMA directories (safetensors,
-   with a small JSON reader), llama2.c checkpoints and tokenizers, llm.c token
-   files, and instruction data (JSON Lines, LMFlow text2text).
+   with a small JSON reader), llama2.c checkpoints, llm.c token files, GGUF
+   metadata; tokenizers as real models ship them (Hugging Face tokenizer.json
+   BPE, GGUF vocabularies, llama2.c tokenizer.bin), with hand-written
+   pre-tokenizer scanners, Unicode tables and NFC; chat templates; and
+   instruction data (JSON Lines, LMFlow text2text and conversations).
 
    QUICK EXAMPLE (see README.md for more)
      lisa_model m;  lisa_trainer t;
