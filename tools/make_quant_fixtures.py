@@ -17,6 +17,12 @@ the type (Q8_0 Q4_0 Q4_1 Q5_0 Q5_1), random raw bytes with finite f16 scales
 quant at its largest and at its smallest, negative and subnormal scales.
 Scales are never NaN or infinite (a NaN's payload is not part of the
 contract). Deterministic: the same bytes every run.
+
+    /work/venv/bin/python tools/make_quant_fixtures.py --real PATH.gguf
+
+writes tests/fixtures/quant/smollm2.txt instead: for each tensor of the GGUF
+file (the real SmolLM2-135M-Instruct Q4_1 GGUF), its name and a hash of
+gguf-py's dequantization (weighted_hash below; test_quant.c computes the same).
 """
 import os
 import sys
@@ -182,7 +188,39 @@ def write_quant(t, x):
     write(t.name + ".q", np.ascontiguousarray(q).tobytes())
 
 
+HASH_MUL, HASH_ADD, HASH_CHUNK = np.uint64(0x9E3779B97F4A7C15), np.uint64(0x632BE59BD9B4E019), 1 << 22
+
+
+def weighted_hash(y):
+    """sum over i of bits(y[i]) * (i * HASH_MUL + HASH_ADD | 1), mod 2^64: odd
+    weights, so any change of one float changes it, and different weights
+    for each position, so moved floats do too."""
+    bits = np.ascontiguousarray(y, dtype="<f4").reshape(-1).view(np.uint32)
+    h = 0
+    for start in range(0, bits.size, HASH_CHUNK):
+        b = bits[start:start + HASH_CHUNK].astype(np.uint64)
+        w = np.arange(start, start + b.size, dtype=np.uint64) * HASH_MUL + HASH_ADD | np.uint64(1)
+        h = (h + int(np.sum(b * w, dtype=np.uint64))) % (1 << 64)
+    return h
+
+
+def write_real(path):
+    from gguf import GGUFReader
+    reader = GGUFReader(path)
+    lines = []
+    for t in reader.tensors:
+        y = dequantize(t.data, t.tensor_type)
+        assert y.size == t.n_elements, t.name
+        lines.append(f"{t.name} {weighted_hash(y):016x}\n")
+    with open(os.path.join(OUT, "smollm2.txt"), "w") as f:
+        f.writelines(lines)
+    print(f"{OUT}/smollm2.txt: {len(lines)} tensors", file=sys.stderr)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--real":
+        write_real(sys.argv[2])
+        return
     os.makedirs(OUT, exist_ok=True)
     total = 0
     # F32: bit patterns as they are (NaNs with payloads included).
