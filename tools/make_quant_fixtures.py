@@ -143,9 +143,9 @@ def float_inputs():
             v += [u, u - 1, u + 1, u | 0x80000000]
     # random bit patterns: every exponent, then the range f16 covers
     v += list(rng.integers(0, 1 << 32, size=256, dtype=np.uint64).astype(np.uint32))
-    e = rng.integers(97, 144, size=768, dtype=np.uint32)
-    m = rng.integers(0, 1 << 23, size=768, dtype=np.uint32)
-    s = rng.integers(0, 2, size=768, dtype=np.uint32)
+    e = rng.integers(97, 144, size=512, dtype=np.uint32)
+    m = rng.integers(0, 1 << 23, size=512, dtype=np.uint32)
+    s = rng.integers(0, 2, size=512, dtype=np.uint32)
     v += list(s << 31 | e << 23 | m)
     return bits_f32(np.array(v, dtype=np.uint32))
 
