@@ -10509,14 +10509,352 @@ LISADEF lisa_result lisa_gguf_array_string(const lisa_gguf *g, int i, uint64_t k
     return LISA_OK;
 }
 
+/* Tensor data: ggml's block layouts (ggml-common.h), decoded as gguf-py's
+   gguf/quants.py decodes them, in float32 and in its order of operations:
+   d * q per element, then + m or - m where the type has a minimum. Fusing a
+   multiply and an add (-ffp-contract=fast) cannot change a value here: an
+   f16 scale has 11 significant bits and the integers it is multiplied by
+   (sub-block scale, quant) at most 11 more, so every product is exact in
+   float32 (no underflow either: the smallest f16 is 2^-24) and the add's
+   rounding is the only one, fused or not. Bit for bit, then, except that a
+   NaN's payload may differ where a NaN or infinite scale meets another. */
+
+static uint16_t lisa__ggml_u16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+static float lisa__ggml_f16(const unsigned char *p) { return lisa_f16_to_f32(lisa__ggml_u16(p)); }
+
+static void lisa__ggml_put_u16(unsigned char *p, uint16_t v) {
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+/* Each dequantizer turns nb blocks at b into nb * (elements per block)
+   floats at y. */
+typedef void (*lisa__ggml_dequant_fn)(const unsigned char *b, float *y, uint64_t nb);
+
+static void lisa__dequant_f32(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    for (i = 0; i < nb; i++, b += 4)
+        y[i] = lisa__f32_from_bits((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                                   (uint32_t)b[3] << 24);
+}
+
+static void lisa__dequant_f16(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    for (i = 0; i < nb; i++, b += 2) y[i] = lisa__ggml_f16(b);
+}
+
+static void lisa__dequant_bf16(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    for (i = 0; i < nb; i++, b += 2) y[i] = lisa_bf16_to_f32(lisa__ggml_u16(b));
+}
+
+/* Q8_0 (34 bytes): f16 d, 32 int8 quants; y = q * d. */
+static void lisa__dequant_q8_0(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    int l;
+    for (i = 0; i < nb; i++, b += 34, y += 32) {
+        float d = lisa__ggml_f16(b);
+        for (l = 0; l < 32; l++) y[l] = (float)(int8_t)b[2 + l] * d;
+    }
+}
+
+/* Q4_0 (18 bytes): f16 d, 16 bytes of nibbles; element l is byte l's low
+   nibble, element 16 + l its high one; y = d * (q - 8). */
+static void lisa__dequant_q4_0(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    int l;
+    for (i = 0; i < nb; i++, b += 18, y += 32) {
+        float d = lisa__ggml_f16(b);
+        const unsigned char *qs = b + 2;
+        for (l = 0; l < 16; l++) {
+            y[l] = d * (float)((qs[l] & 0x0F) - 8);
+            y[l + 16] = d * (float)((qs[l] >> 4) - 8);
+        }
+    }
+}
+
+/* Q4_1 (20 bytes): f16 d, f16 m, nibbles as Q4_0; y = d * q + m. */
+static void lisa__dequant_q4_1(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    int l;
+    for (i = 0; i < nb; i++, b += 20, y += 32) {
+        float d = lisa__ggml_f16(b), m = lisa__ggml_f16(b + 2);
+        const unsigned char *qs = b + 4;
+        for (l = 0; l < 16; l++) {
+            y[l] = d * (float)(qs[l] & 0x0F) + m;
+            y[l + 16] = d * (float)(qs[l] >> 4) + m;
+        }
+    }
+}
+
+/* The 5-bit quants of Q5_0 and Q5_1: nibbles as Q4_0, and bit e of the
+   little-endian 32-bit qh on top of element e. */
+static void lisa__ggml_q5_quants(const unsigned char *qh4, const unsigned char *qs, int q[32]) {
+    uint32_t qh = (uint32_t)qh4[0] | (uint32_t)qh4[1] << 8 | (uint32_t)qh4[2] << 16 | (uint32_t)qh4[3] << 24;
+    int l;
+    for (l = 0; l < 16; l++) {
+        q[l] = (qs[l] & 0x0F) | (int)((qh >> l) & 1) << 4;
+        q[l + 16] = (qs[l] >> 4) | (int)((qh >> (l + 16)) & 1) << 4;
+    }
+}
+
+/* Q5_0 (22 bytes): f16 d, qh, nibbles; y = d * (q - 16). */
+static void lisa__dequant_q5_0(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    int l, q[32];
+    for (i = 0; i < nb; i++, b += 22, y += 32) {
+        float d = lisa__ggml_f16(b);
+        lisa__ggml_q5_quants(b + 2, b + 6, q);
+        for (l = 0; l < 32; l++) y[l] = d * (float)(q[l] - 16);
+    }
+}
+
+/* Q5_1 (24 bytes): f16 d, f16 m, qh, nibbles; y = d * q + m. */
+static void lisa__dequant_q5_1(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    int l, q[32];
+    for (i = 0; i < nb; i++, b += 24, y += 32) {
+        float d = lisa__ggml_f16(b), m = lisa__ggml_f16(b + 2);
+        lisa__ggml_q5_quants(b + 4, b + 8, q);
+        for (l = 0; l < 32; l++) y[l] = d * (float)q[l] + m;
+    }
+}
+
+/* The K types: 256 elements in 16 sub-blocks of 16 (Q2_K, Q3_K, Q6_K) or
+   8 of 32 (Q4_K, Q5_K), each with its own integer scale (and minimum) that
+   multiplies the block's f16 d (and dmin) first: dl = d * sc, ml = dmin * m,
+   y = dl * q - ml. */
+
+/* Q2_K (84 bytes): 16 scale bytes (low nibble sc, high nibble m), 64 bytes
+   of 2-bit quants, f16 d, f16 dmin. Element 128 h + 32 j + l is bits 2j of
+   byte 32 h + l. */
+static void lisa__dequant_q2_k(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    int h, j, l;
+    for (i = 0; i < nb; i++, b += 84, y += 256) {
+        const unsigned char *sc = b, *qs = b + 16;
+        float d = lisa__ggml_f16(b + 80), dmin = lisa__ggml_f16(b + 82);
+        for (h = 0; h < 2; h++)
+            for (j = 0; j < 4; j++) {
+                int s = 8 * h + 2 * j;   /* sub-block of element 128 h + 32 j */
+                float dl0 = d * (float)(sc[s] & 0x0F), ml0 = dmin * (float)(sc[s] >> 4);
+                float dl1 = d * (float)(sc[s + 1] & 0x0F), ml1 = dmin * (float)(sc[s + 1] >> 4);
+                float *o = y + 128 * h + 32 * j;
+                const unsigned char *q = qs + 32 * h;
+                for (l = 0; l < 16; l++) o[l] = dl0 * (float)((q[l] >> (2 * j)) & 3) - ml0;
+                for (l = 16; l < 32; l++) o[l] = dl1 * (float)((q[l] >> (2 * j)) & 3) - ml1;
+            }
+    }
+}
+
+/* Q3_K (110 bytes): 32 bytes hmask, 64 bytes of 2-bit quants (placed as
+   Q2_K's), 12 bytes of 6-bit scales, f16 d. Bit k of hmask byte l belongs
+   to element 32 k + l; when it is clear the quant is 4 lower. Scale i: low
+   nibble of byte i (i < 8) or high nibble of byte i - 8, and bits 2 (i / 4)
+   of byte 8 + i % 4 above them, minus 32. */
+static void lisa__dequant_q3_k(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    int s, j, l;
+    for (i = 0; i < nb; i++, b += 110, y += 256) {
+        const unsigned char *hm = b, *qs = b + 32, *sc = b + 96;
+        float d = lisa__ggml_f16(b + 108), dl[16];
+        for (s = 0; s < 16; s++) {
+            int lo = s < 8 ? sc[s] & 0x0F : sc[s - 8] >> 4, hi = (sc[8 + (s & 3)] >> (2 * (s >> 2))) & 3;
+            dl[s] = d * (float)((lo | hi << 4) - 32);
+        }
+        for (j = 0; j < 8; j++) {   /* elements 32 j .. 32 j + 31: hmask bit j */
+            const unsigned char *q = qs + 32 * (j >> 2);
+            int shift = 2 * (j & 3);
+            float *o = y + 32 * j;
+            for (l = 0; l < 32; l++) {
+                int v = ((q[l] >> shift) & 3) - ((hm[l] >> j) & 1 ? 0 : 4);
+                o[l] = dl[2 * j + (l >> 4)] * (float)v;
+            }
+        }
+    }
+}
+
+/* The 6-bit scales and minimums of Q4_K and Q5_K's 8 sub-blocks, packed in
+   12 bytes: sub-block j < 4 has the low 6 bits of bytes j (scale) and
+   j + 4 (minimum); j >= 4 has byte j + 4's nibbles (low: scale, high:
+   minimum) under the top 2 bits of bytes j - 4 and j. */
+static void lisa__ggml_k4_scales(const unsigned char *p, float d, float dmin, float dl[8], float ml[8]) {
+    int j;
+    for (j = 0; j < 8; j++) {
+        int sc = j < 4 ? p[j] & 0x3F : (p[j + 4] & 0x0F) | (p[j - 4] >> 6) << 4;
+        int m = j < 4 ? p[j + 4] & 0x3F : (p[j + 4] >> 4) | (p[j] >> 6) << 4;
+        dl[j] = d * (float)sc;
+        ml[j] = dmin * (float)m;
+    }
+}
+
+/* Q4_K (144 bytes): f16 d, f16 dmin, 12 scale bytes, 128 bytes of nibbles:
+   sub-block 2 c is the low nibbles of bytes 32 c .. 32 c + 31, 2 c + 1 the
+   high ones. */
+static void lisa__dequant_q4_k(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    int c, l;
+    float dl[8], ml[8];
+    for (i = 0; i < nb; i++, b += 144, y += 256) {
+        const unsigned char *qs = b + 16;
+        lisa__ggml_k4_scales(b + 4, lisa__ggml_f16(b), lisa__ggml_f16(b + 2), dl, ml);
+        for (c = 0; c < 4; c++, qs += 32) {
+            float *o = y + 64 * c, d0 = dl[2 * c], m0 = ml[2 * c], d1 = dl[2 * c + 1], m1 = ml[2 * c + 1];
+            for (l = 0; l < 32; l++) {
+                o[l] = d0 * (float)(qs[l] & 0x0F) - m0;
+                o[l + 32] = d1 * (float)(qs[l] >> 4) - m1;
+            }
+        }
+    }
+}
+
+/* Q5_K (176 bytes): as Q4_K with 32 bytes qh after the scales: bit s of qh
+   byte l is the fifth bit of sub-block s's element l. */
+static void lisa__dequant_q5_k(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    int c, l;
+    float dl[8], ml[8];
+    for (i = 0; i < nb; i++, b += 176, y += 256) {
+        const unsigned char *qh = b + 16, *qs = b + 48;
+        lisa__ggml_k4_scales(b + 4, lisa__ggml_f16(b), lisa__ggml_f16(b + 2), dl, ml);
+        for (c = 0; c < 4; c++, qs += 32) {
+            float *o = y + 64 * c, d0 = dl[2 * c], m0 = ml[2 * c], d1 = dl[2 * c + 1], m1 = ml[2 * c + 1];
+            for (l = 0; l < 32; l++) {
+                int q0 = (qs[l] & 0x0F) | ((qh[l] >> (2 * c)) & 1) << 4;
+                int q1 = (qs[l] >> 4) | ((qh[l] >> (2 * c + 1)) & 1) << 4;
+                o[l] = d0 * (float)q0 - m0;
+                o[l + 32] = d1 * (float)q1 - m1;
+            }
+        }
+    }
+}
+
+/* Q6_K (210 bytes): 128 bytes ql, 64 bytes qh, 16 int8 scales, f16 d. In
+   each half h (128 elements), element 64 k + m has the nibble k of ql byte
+   64 h + m, and element 32 j + l the bits 2j of qh byte 32 h + l above it;
+   the quant is that minus 32, its scale d * scales[element / 16]. */
+static void lisa__dequant_q6_k(const unsigned char *b, float *y, uint64_t nb) {
+    uint64_t i;
+    int h, s, l;
+    for (i = 0; i < nb; i++, b += 210, y += 256) {
+        float d = lisa__ggml_f16(b + 208), dl[16];
+        for (s = 0; s < 16; s++) dl[s] = d * (float)(int8_t)b[192 + s];
+        for (h = 0; h < 2; h++) {
+            const unsigned char *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+            float *o = y + 128 * h;
+            const float *dh = dl + 8 * h;
+            for (l = 0; l < 32; l++) {
+                int q0 = (ql[l] & 0x0F) | (qh[l] & 3) << 4;
+                int q1 = (ql[l + 32] & 0x0F) | ((qh[l] >> 2) & 3) << 4;
+                int q2 = (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4;
+                int q3 = (ql[l + 32] >> 4) | (qh[l] >> 6) << 4;
+                o[l] = dh[l >> 4] * (float)(q0 - 32);
+                o[l + 32] = dh[2 + (l >> 4)] * (float)(q1 - 32);
+                o[l + 64] = dh[4 + (l >> 4)] * (float)(q2 - 32);
+                o[l + 96] = dh[6 + (l >> 4)] * (float)(q3 - 32);
+            }
+        }
+    }
+}
+
+static lisa__ggml_dequant_fn lisa__ggml_dequantizer(uint32_t type) {
+    switch (type) {
+    case 0: return lisa__dequant_f32;
+    case 1: return lisa__dequant_f16;
+    case 2: return lisa__dequant_q4_0;
+    case 3: return lisa__dequant_q4_1;
+    case 6: return lisa__dequant_q5_0;
+    case 7: return lisa__dequant_q5_1;
+    case 8: return lisa__dequant_q8_0;
+    case 10: return lisa__dequant_q2_k;
+    case 11: return lisa__dequant_q3_k;
+    case 12: return lisa__dequant_q4_k;
+    case 13: return lisa__dequant_q5_k;
+    case 14: return lisa__dequant_q6_k;
+    case 30: return lisa__dequant_bf16;
+    default: return NULL;
+    }
+}
+
 LISADEF int lisa_ggml_dequantize(uint32_t type, const void *src, float *dst, uint64_t n) {
-    (void)type, (void)src, (void)dst, (void)n;
-    return 0; /* not implemented yet */
+    lisa__ggml_dequant_fn fn = lisa__ggml_dequantizer(type);
+    uint32_t block;
+    if (!fn || !lisa_ggml_type_size(type, &block, NULL) || n % block != 0) return 0;
+    fn((const unsigned char *)src, dst, n / block);
+    return 1;
+}
+
+/* numpy's float32 to float16 (what gguf-py's astype(np.float16) does): as
+   lisa_f32_to_f16, except that a NaN keeps its top 10 payload bits as they
+   are (1 when they are all 0) instead of becoming quiet. */
+static uint16_t lisa__ggml_f16_numpy(float f) {
+    uint32_t u = lisa__f32_bits(f);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) {
+        uint32_t payload = (u >> 13) & 0x3FF;
+        return (uint16_t)((u >> 16 & 0x8000) | 0x7C00 | (payload ? payload : 1));
+    }
+    return lisa_f32_to_f16(f);
+}
+
+/* The low byte of a float truncated to an integer, as numpy's float32 to
+   int8 cast does on x86-64 (through a 32- or 64-bit integer): 0 for NaN,
+   infinities, and magnitudes of 2^31 or more, whose low byte is 0 anyway. */
+static int8_t lisa__ggml_to_int8(float x) {
+    uint32_t u;
+    if (!(fabsf(x) < 2147483648.0f)) return 0;
+    u = (uint32_t)(int32_t)x & 0xFF;
+    return (int8_t)(u < 128 ? (int)u : (int)u - 256);
+}
+
+/* Q8_0 as gguf-py: d = max |x| / 127 and q = round(x * (1 / d)), rounded
+   half away from zero (its np_roundf, not np.round's half to even); an
+   all-zero block gets d = 0 and quants 0. A NaN makes the block's d NaN and
+   its quants 0, as numpy. */
+static void lisa__quant_q8_0(const float *x, unsigned char *b) {
+    float amax = 0, d, id;
+    int l;
+    for (l = 0; l < 32; l++) {
+        float a = fabsf(x[l]);
+        if (a != a) {
+            amax = a;
+            break;
+        }
+        if (a > amax) amax = a;
+    }
+    d = amax / 127;
+    id = d == 0 ? 0 : 1 / d;
+    lisa__ggml_put_u16(b, lisa__ggml_f16_numpy(d));
+    for (l = 0; l < 32; l++) {
+        float v = x[l] * id;
+        b[2 + l] = (unsigned char)lisa__ggml_to_int8(v == v ? roundf(v) : v);
+    }
 }
 
 LISADEF int lisa_ggml_quantize(uint32_t type, const float *src, void *dst, uint64_t n) {
-    (void)type, (void)src, (void)dst, (void)n;
-    return 0; /* not implemented yet */
+    unsigned char *b = (unsigned char *)dst;
+    uint64_t i;
+    switch (type) {
+    case 0: /* F32 */
+        for (i = 0; i < n; i++, b += 4) {
+            uint32_t u = lisa__f32_bits(src[i]);
+            lisa__ggml_put_u16(b, (uint16_t)u);
+            lisa__ggml_put_u16(b + 2, (uint16_t)(u >> 16));
+        }
+        return 1;
+    case 1: /* F16 */
+        for (i = 0; i < n; i++) lisa__ggml_put_u16(b + 2 * i, lisa__ggml_f16_numpy(src[i]));
+        return 1;
+    case 30: /* BF16: gguf-py rounds and quiets NaNs as lisa_f32_to_bf16 */
+        for (i = 0; i < n; i++) lisa__ggml_put_u16(b + 2 * i, lisa_f32_to_bf16(src[i]));
+        return 1;
+    case 8: /* Q8_0 */
+        if (n % 32 != 0) return 0;
+        for (i = 0; i < n / 32; i++) lisa__quant_q8_0(src + 32 * i, b + 34 * i);
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* ------------------------------------------------------------------------- */
