@@ -15,6 +15,9 @@ Writes (deterministic: fixed seeds; about 400 KB in all):
     tests/fixtures/gguf_model/tiny_f16.bin      its inputs, logits and config (LSFX, tests/fixture.h)
     tests/fixtures/gguf_model/tied_f32.gguf     tied embeddings (no output.weight), 2 layers, all F32
     tests/fixtures/gguf_model/tied_f32.bin      the same for it
+    tests/fuzz/corpus/gguf_model/*.gguf         fuzz seeds: the same layout at a few KB (dim 8, 1 layer,
+                                                2 heads, 1 kv head, vocabulary 16), untied F32 and tied F16,
+                                                no tokenizer
 
 What follows llama.cpp (vendor/llama.cpp/conversion/llama.py and
 convert_hf_to_gguf.py in llama-cpp-python 0.3.36): the llama.* keys, the
@@ -108,7 +111,7 @@ def rope_theta(cfg):
     return params["rope_theta"] if params else cfg.rope_theta
 
 
-def write_gguf(path, model, cfg, f16):
+def write_gguf(path, model, cfg, f16, tokenizer=True):
     w = gguf.GGUFWriter(path, "llama")
     w.add_type(gguf.GGUFType.MODEL)
     w.add_name("Tiny Llama fixture")
@@ -123,14 +126,15 @@ def write_gguf(path, model, cfg, f16):
     w.add_file_type(1 if f16 else 0)
     w.add_vocab_size(cfg.vocab_size)
     w.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
-    tokens, merges = byte_level_vocab(cfg.vocab_size)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
-    w.add_token_merges(merges)
-    w.add_bos_token_id(0)
-    w.add_eos_token_id(1)
+    if tokenizer:
+        tokens, merges = byte_level_vocab(cfg.vocab_size)
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("default")
+        w.add_token_list(tokens)
+        w.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
+        w.add_token_merges(merges)
+        w.add_bos_token_id(0)
+        w.add_eos_token_id(1)
     for name, t in model.state_dict().items():
         if cfg.tie_word_embeddings and name == "lm_head.weight":
             continue
@@ -182,7 +186,21 @@ def make(stem, seed, layers, tied, f16, theta, eps):
                [("ids", ids), ("logits", logits), ("config", config), ("eps_theta", floats)])
 
 
+def make_seed(stem, seed, tied, f16):
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=12, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=16,
+                      rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                      tie_word_embeddings=tied, hidden_act="silu")
+    model = LlamaForCausalLM(cfg).eval()
+    out = os.path.join(ROOT, "tests", "fuzz", "corpus", "gguf_model")
+    os.makedirs(out, exist_ok=True)
+    write_gguf(os.path.join(out, stem + ".gguf"), model, cfg, f16, tokenizer=False)
+
+
 def main():
+    make_seed("untied_f32", 5, False, False)
+    make_seed("tied_f16", 6, True, True)
     os.makedirs(OUT, exist_ok=True)
     make("tiny_f16", 11, 2, False, True, 10000.0, 1e-5)
     make("tied_f32", 23, 2, True, False, 500000.0, 1e-6)
