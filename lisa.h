@@ -8,8 +8,9 @@
    the LISA layer sampler and a trainer whose gradients and optimizer state
    exist only for the blocks that train, a memory planner, exact-resume
    training states, and files: Hugging Face LLaMA directories (safetensors,
-   with a small JSON reader), llama2.c checkpoints and tokenizers, llm.c token
-   files, and instruction data (JSON Lines, LMFlow text2text).
+   with a small JSON reader), llama.cpp GGUF llama models, llama2.c
+   checkpoints and tokenizers, llm.c token files, and instruction data (JSON
+   Lines, LMFlow text2text).
 
    QUICK EXAMPLE (see README.md for more)
      lisa_model m;  lisa_trainer t;
@@ -10486,7 +10487,7 @@ static lisa_result lisa__gguf_config(const lisa_gguf *g, lisa_config *c, lisa_er
 
 /* lisa_ggml_dequantize() reads this type: one zero block converts. */
 static int lisa__gguf_type_readable(uint32_t type) {
-    static const unsigned char zeros[512];
+    static const unsigned char zeros[512] = {0};
     float out[256];
     uint32_t be = 0, bb = 0;
     return lisa_ggml_type_size(type, &be, &bb) && be <= 256 && bb <= sizeof zeros &&
