@@ -406,6 +406,240 @@ static void test_malformed(int ready) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* Files written here: layouts the fixtures do not have                       */
+/* ------------------------------------------------------------------------- */
+
+/* A GGUF writer for the format as ggml's docs/gguf.md describes it (version 3,
+   little-endian), independent of lisa.h's reader. */
+typedef struct gw {
+    unsigned char *buf;
+    size_t n, cap;
+} gw;
+
+static void gw_bytes(gw *w, const void *p, size_t n) {
+    if (w->n + n > w->cap) {
+        w->cap = 2 * (w->n + n) + 1024;
+        w->buf = (unsigned char *)realloc(w->buf, w->cap);
+    }
+    memcpy(w->buf + w->n, p, n);
+    w->n += n;
+}
+
+static void gw_u32(gw *w, uint32_t v) {
+    unsigned char b[4];
+    put_u32(b, v);
+    gw_bytes(w, b, 4);
+}
+
+static void gw_u64(gw *w, uint64_t v) {
+    gw_u32(w, (uint32_t)v);
+    gw_u32(w, (uint32_t)(v >> 32));
+}
+
+static void gw_str(gw *w, const char *s) {
+    gw_u64(w, strlen(s));
+    gw_bytes(w, s, strlen(s));
+}
+
+static void gw_kv_u32(gw *w, const char *key, uint32_t v) {
+    gw_str(w, key);
+    gw_u32(w, 4);
+    gw_u32(w, v);
+}
+
+static void gw_kv_str(gw *w, const char *key, const char *v) {
+    gw_str(w, key);
+    gw_u32(w, 8);
+    gw_str(w, v);
+}
+
+/* llama.cpp's names (src/llama-arch.cpp), in lisa_model_tensor() order. */
+static void gguf_name(const lisa_config *c, int idx, char *out, size_t size) {
+    static const char *const layer[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                         "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"};
+    if (idx == 0) snprintf(out, size, "token_embd.weight");
+    else if (idx <= 9 * c->n_layers) snprintf(out, size, "blk.%d.%s.weight", (idx - 1) / 9, layer[(idx - 1) % 9]);
+    else if (idx == 9 * c->n_layers + 1) snprintf(out, size, "output_norm.weight");
+    else snprintf(out, size, "output.weight");
+}
+
+static float pattern(int tensor, size_t i) { return (float)sin(0.37 * (double)i + 1.3 * tensor) * 0.5f; }
+
+/* A model of config c (its tensors in reverse order, alignment 64, keys of
+   several integer and float types), plus one extra key (type 8 string when
+   extra_str, else uint32 extra_u32) and, with extra_tensor, rope_freqs.weight. */
+static unsigned char *build_model(const lisa_config *c, const char *extra_key, const char *extra_str,
+                                  uint32_t extra_u32, int extra_tensor, size_t *size) {
+    const uint64_t align = 64;
+    lisa_model shape_of;
+    gw w = {NULL, 0, 0};
+    int n_t, k, n_kv = 11 + (extra_key != NULL);
+    uint64_t off = 0, *offs;
+    char (*names)[64];
+    lisa_model_init(&shape_of, c, NULL, NULL);
+    n_t = lisa_model_n_tensors(&shape_of);
+    offs = (uint64_t *)calloc((size_t)n_t + 1, sizeof *offs);
+    names = (char (*)[64])calloc((size_t)n_t + 1, sizeof *names);
+    gw_bytes(&w, "GGUF", 4);
+    gw_u32(&w, 3);
+    gw_u64(&w, (uint64_t)(n_t + extra_tensor));
+    gw_u64(&w, (uint64_t)n_kv);
+    gw_kv_str(&w, "general.architecture", "llama");
+    gw_kv_u32(&w, "general.alignment", (uint32_t)align);
+    gw_str(&w, "llama.block_count");   /* uint64 */
+    gw_u32(&w, 10);
+    gw_u64(&w, (uint64_t)c->n_layers);
+    gw_str(&w, "llama.context_length");   /* int32 */
+    gw_u32(&w, 5);
+    gw_u32(&w, (uint32_t)c->max_seq_len);
+    gw_kv_u32(&w, "llama.embedding_length", (uint32_t)c->dim);
+    gw_kv_u32(&w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    gw_kv_u32(&w, "llama.attention.head_count", (uint32_t)c->n_heads);
+    gw_kv_u32(&w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    gw_str(&w, "llama.attention.layer_norm_rms_epsilon");   /* float64 */
+    gw_u32(&w, 12);
+    {
+        double e = (double)c->norm_eps;
+        uint64_t u;
+        memcpy(&u, &e, 8);
+        gw_u64(&w, u);
+    }
+    gw_str(&w, "llama.rope.freq_base");   /* float32 */
+    gw_u32(&w, 6);
+    {
+        float t = c->rope_theta;
+        uint32_t u;
+        memcpy(&u, &t, 4);
+        gw_u32(&w, u);
+    }
+    gw_kv_u32(&w, "llama.rope.dimension_count", (uint32_t)(c->dim / c->n_heads));
+    if (extra_key) {
+        if (extra_str) gw_kv_str(&w, extra_key, extra_str);
+        else gw_kv_u32(&w, extra_key, extra_u32);
+    }
+    /* tensor infos, last tensor first; each data start aligned */
+    for (k = 0; k < n_t + extra_tensor; k++) {
+        int idx = n_t - 1 - k;
+        uint64_t bytes;
+        if (idx < 0) {
+            strcpy(names[n_t], "rope_freqs.weight");
+            gw_str(&w, names[n_t]);
+            gw_u32(&w, 1);
+            gw_u64(&w, (uint64_t)(c->dim / c->n_heads / 2));
+            bytes = (uint64_t)(c->dim / c->n_heads / 2) * 4;
+        } else {
+            lisa_param p = lisa_model_tensor(&shape_of, idx);
+            gguf_name(c, idx, names[idx], sizeof names[idx]);
+            gw_str(&w, names[idx]);
+            gw_u32(&w, (uint32_t)p.tensor.ndim);
+            if (p.tensor.ndim == 2) gw_u64(&w, (uint64_t)p.tensor.shape[1]);
+            gw_u64(&w, (uint64_t)p.tensor.shape[0]);
+            bytes = (uint64_t)lisa_tensor_numel(&p.tensor) * 4;
+        }
+        gw_u32(&w, 0);   /* F32 */
+        gw_u64(&w, off);
+        offs[idx < 0 ? n_t : idx] = off;
+        off += (bytes + align - 1) / align * align;
+    }
+    while (w.n % align) gw_bytes(&w, "", 1);
+    {
+        size_t data_start = w.n;
+        unsigned char zero[64] = {0};
+        for (k = 0; k < n_t + extra_tensor; k++) {
+            int idx = n_t - 1 - k;
+            size_t j, n = (size_t)(c->dim / c->n_heads / 2);
+            if (idx >= 0) {
+                lisa_param p = lisa_model_tensor(&shape_of, idx);
+                n = lisa_tensor_numel(&p.tensor);
+            }
+            while (w.n < data_start + offs[idx < 0 ? n_t : idx]) gw_bytes(&w, zero, 1);
+            for (j = 0; j < n; j++) {
+                float v = pattern(idx, j);
+                uint32_t u;
+                memcpy(&u, &v, 4);
+                gw_u32(&w, u);
+            }
+        }
+    }
+    lisa_model_free(&shape_of);
+    free(offs);
+    free(names);
+    *size = w.n;
+    return w.buf;
+}
+
+static void test_written(int ready) {
+    lisa_config c;
+    unsigned char *data;
+    size_t size;
+    lisa_model m;
+    lisa_error err;
+    lisa_result r;
+    memset(&c, 0, sizeof c);
+    c.dim = 16, c.hidden_dim = 1100, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 1, c.vocab_size = 10;
+    c.max_seq_len = 32, c.norm_eps = 1e-6f, c.rope_theta = 5000.0f;
+    CHECK(lisa_config_resolve(&c, &err) == LISA_OK, "config resolves: %s", err.message);
+
+    /* aligned gaps, reverse order, uint64/int32/float64 keys; ffn_down rows of 1100 floats (two chunks) */
+    data = build_model(&c, NULL, NULL, 0, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    if (!ready) {
+        CHECK(r == LISA_ERR_FORMAT && has(err.message, "lisa_ggml_dequantize"), "written: %s", err.message);
+    } else {
+        CHECK(r == LISA_OK, "written: %s", err.message);
+        if (r == LISA_OK) {
+            int i, bad = 0, n = lisa_model_n_tensors(&m);
+            CHECK(m.config.n_layers == 2 && m.config.max_seq_len == 32 && m.config.norm_eps == 1e-6f &&
+                      m.config.rope_theta == 5000.0f && m.config.tied_head == 0 && m.config.vocab_size == 10,
+                  "written: config from uint64, int32, float64 and float32 keys");
+            for (i = 0; i < n; i++) {
+                lisa_param p = lisa_model_tensor(&m, i);
+                size_t j;
+                for (j = 0; j < lisa_tensor_numel(&p.tensor); j++) bad += p.tensor.data[j] != pattern(i, j);
+            }
+            CHECK(bad == 0, "written: every weight is the file's (q/k rows unpermuted): %d differ", bad);
+            lisa_model_free(&m);
+        }
+    }
+    free(data);
+
+    data = build_model(&c, NULL, NULL, 0, 1, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "written.gguf") && has(err.message, "unexpected tensor rope_freqs.weight"),
+          "rope_freqs: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "llama.rope.scaling.type", "linear", 0, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "llama.rope.scaling.type \"linear\" is not supported"),
+          "rope scaling: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "llama.rope.scaling.type", "none", 0, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(ready ? r == LISA_OK : has(err.message, "lisa_ggml_dequantize"), "rope scaling none is fine: %s",
+          err.message);
+    if (r == LISA_OK) lisa_model_free(&m);
+    free(data);
+
+    data = build_model(&c, "llama.rope.scaling.factor", NULL, 4, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "key llama.rope.scaling.factor is not supported"),
+          "rope scaling factor: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "llama.expert_count", NULL, 8, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "llama.expert_count is 8"), "experts: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "llama.attention.key_length", NULL, 8, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "llama.attention.key_length is 8"), "key length: %s", err.message);
+    free(data);
+}
+
+/* ------------------------------------------------------------------------- */
 /* Allocation failure                                                         */
 /* ------------------------------------------------------------------------- */
 
@@ -497,6 +731,7 @@ int main(void) {
     if (!ready) printf("gguf_model: lisa_ggml_dequantize does not read F32/F16 yet: the data checks are skipped\n");
     for (i = 0; i < 2; i++) test_oracle(&oracles[i], ready);
     test_malformed(ready);
+    test_written(ready);
     test_alloc_failure();
     if (smol && *smol) smollm2(smol);
     return test_report("gguf_model");
