@@ -1187,8 +1187,9 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
    attention.head_count, attention.head_count_kv (default: the heads),
    context_length, attention.layer_norm_rms_epsilon, rope.freq_base (10000);
    rope.dimension_count, attention.key_length and value_length (when present)
-   must be the head size; the vocabulary is token_embd.weight's rows (and
-   llama.vocab_size, when present); no output.weight means tied embeddings.
+   must be the head size; the vocabulary is token_embd.weight's rows (as are
+   llama.vocab_size and the count of tokenizer.ggml.tokens, when present); no
+   output.weight means tied embeddings.
    Any other llama.* key is an error naming it (rope.scaling.type may be
    "none", expert counts 0). Tensors token_embd, blk.N.{attn_norm, attn_q,
    attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down},
@@ -10451,7 +10452,7 @@ static lisa_result lisa__gguf_check_keys(const lisa_gguf *g, lisa_error *err) {
    token_embd.weight, tied embeddings when there is no output.weight. */
 static lisa_result lisa__gguf_config(const lisa_gguf *g, lisa_config *c, lisa_error *err) {
     const lisa__format *f = &lisa__format_gguf;
-    int te = lisa_gguf_find_tensor(g, f->embed), vocab = 0, hd;
+    int te = lisa_gguf_find_tensor(g, f->embed), vocab = 0, hd, i;
     lisa_result r;
     memset(c, 0, sizeof *c);
     c->rope_theta = 10000.0f;   /* llama.cpp's default */
@@ -10481,6 +10482,14 @@ static lisa_result lisa__gguf_config(const lisa_gguf *g, lisa_config *c, lisa_er
     c->vocab_size = vocab;
     if ((r = lisa__gguf_cfg_equal(g, "llama.vocab_size", vocab, "the rows of token_embd.weight:", err)) != LISA_OK)
         return r;
+    if ((i = lisa_gguf_find(g, "tokenizer.ggml.tokens")) >= 0) {   /* llama.cpp checks the same */
+        lisa_gguf_type et;
+        uint64_t n = 0;
+        if ((r = lisa_gguf_array(g, i, &et, &n, err)) != LISA_OK) return r;
+        if (n != (uint64_t)vocab)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tokenizer.ggml.tokens has %.0f tokens, token_embd.weight %d rows",
+                              g->name, (double)n, vocab);
+    }
     c->tied_head = lisa_gguf_find_tensor(g, f->head) < 0;
     return lisa__config_check_file(c, g->name, NULL, err);
 }

@@ -514,7 +514,14 @@ static unsigned char *build_model(const lisa_config *c, const char *extra_key, c
     }
     gw_kv_u32(&w, "llama.rope.dimension_count", (uint32_t)(c->dim / c->n_heads));
     if (extra_key) {
-        if (extra_str) gw_kv_str(&w, extra_key, extra_str);
+        if (strcmp(extra_key, "tokenizer.ggml.tokens") == 0) {   /* an array of extra_u32 strings */
+            uint32_t t;
+            gw_str(&w, extra_key);
+            gw_u32(&w, 9);
+            gw_u32(&w, 8);
+            gw_u64(&w, extra_u32);
+            for (t = 0; t < extra_u32; t++) gw_str(&w, "t");
+        } else if (extra_str) gw_kv_str(&w, extra_key, extra_str);
         else gw_kv_u32(&w, extra_key, extra_u32);
     }
     /* tensor infos, last tensor first; each data start aligned */
@@ -626,6 +633,18 @@ static void test_written(int ready) {
     r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
     CHECK(r == LISA_ERR_FORMAT && has(err.message, "key llama.rope.scaling.factor is not supported"),
           "rope scaling factor: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "tokenizer.ggml.tokens", NULL, 11, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "tokenizer.ggml.tokens has 11 tokens, token_embd.weight 10 rows"),
+          "token count: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "tokenizer.ggml.tokens", NULL, 10, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(ready ? r == LISA_OK : has(err.message, "lisa_ggml_dequantize"), "as many tokens as rows: %s", err.message);
+    if (r == LISA_OK) lisa_model_free(&m);
     free(data);
 
     data = build_model(&c, "llama.expert_count", NULL, 8, 0, &size);
