@@ -718,6 +718,14 @@ static void test_alloc_failure(void) {
 /* SmolLM2 by hand                                                            */
 /* ------------------------------------------------------------------------- */
 
+/* lisa_ggml_dequantize reads one block each of F32, Q4_1 and Q8_0 (zeros give zeros). */
+static int reads_q4_1_q8_0(void) {
+    unsigned char zeros[64] = {0};
+    float out[32];
+    return lisa_ggml_dequantize(0, zeros, out, 1) && lisa_ggml_dequantize(3, zeros, out, 32) &&
+           lisa_ggml_dequantize(8, zeros, out, 32);
+}
+
 static void smollm2(const char *path) {
     lisa_config c;
     lisa_gguf g;
@@ -738,8 +746,19 @@ static void smollm2(const char *path) {
         printf("\n");
     }
     lisa_gguf_free(&g);
+    /* as gguf-py's GGUFReader reads the file's llama.* keys (and no output.weight: tied) */
+    CHECK(c.dim == 576 && c.hidden_dim == 1536 && c.n_layers == 30 && c.n_heads == 9 && c.n_kv_heads == 3 &&
+              c.vocab_size == 49152 && c.max_seq_len == 8192 && c.norm_eps == 1e-5f && c.rope_theta == 100000.0f &&
+              c.tied_head == 1,
+          "SmolLM2: the config gguf-py reads");
     r = lisa_model_load_gguf(&m, path, NULL, &err);
     printf("SmolLM2: lisa_model_load_gguf: %s\n", r == LISA_OK ? "loaded" : err.message);
+    if (reads_q4_1_q8_0())
+        CHECK(r == LISA_OK, "SmolLM2: loads once lisa_ggml_dequantize reads F32, Q4_1 and Q8_0: %s", err.message);
+    else
+        CHECK(r == LISA_ERR_FORMAT && has(err.message, path) && has(err.message, "has type") &&
+                  has(err.message, "lisa_ggml_dequantize"),
+              "SmolLM2: the error names the file, a tensor and its type: %s", err.message);
     if (r == LISA_OK) lisa_model_free(&m);
 }
 
