@@ -19,8 +19,11 @@
    the error for the type it does not read is checked instead.
 
    By hand (not part of make test): LISA_SMOLLM2_GGUF=path/to/SmolLM2-135M-Instruct.Q4_1.gguf
-   build/test_gguf_model reads that file's config and tensor table and prints
-   them, and loads it once lisa_ggml_dequantize() reads Q4_1 and Q8_0. */
+   build/test_gguf_model checks that file's config against gguf-py's reading
+   and prints its tensor table; once lisa_ggml_dequantize() reads Q4_1 and
+   Q8_0 it loads the model and compares its logits with transformers' on the
+   same file (tests/fixtures/gguf_model/smollm2_logits.bin); until then the
+   error must name the tensor and its type. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -726,6 +729,40 @@ static int reads_q4_1_q8_0(void) {
            lisa_ggml_dequantize(8, zeros, out, 32);
 }
 
+/* transformers' logits on the same file (the first 512 vocabulary entries). */
+static void smollm2_logits(const lisa_model *m) {
+    fixture fx;
+    const fixture_entry *ids, *ref;
+    lisa_acts acts;
+    lisa_error err;
+    double max_diff = 0.0, max_ref = 0.0;
+    int T, t, v, V = m->config.vocab_size;
+    if (fixture_load(&fx, FIX "smollm2_logits.bin") != 0) {
+        CHECK(0, "SmolLM2: fixture smollm2_logits.bin loads");
+        return;
+    }
+    ids = fixture_find(&fx, "ids");
+    ref = fixture_find(&fx, "logits");
+    T = ids ? ids->shape[1] : 0;
+    if (!ids || !ref || ref->n != (size_t)T * 512 || lisa_acts_init(&acts, &m->config, 1, T, 0, NULL, &err) != LISA_OK) {
+        CHECK(0, "SmolLM2: fixture entries and activations");
+        fixture_free(&fx);
+        return;
+    }
+    lisa_model_forward(m, &acts, ids->i32, NULL, 1, T);
+    for (t = 0; t < T; t++)
+        for (v = 0; v < 512; v++) {
+            double r = ref->f32[(size_t)t * 512 + v], d = fabs((double)acts.logits[(size_t)t * V + v] - r);
+            if (d > max_diff || d != d) max_diff = d != d ? 1e30 : d;
+            if (fabs(r) > max_ref) max_ref = fabs(r);
+        }
+    printf("SmolLM2: logits max diff %.3g (max |ref| %.3g)\n", max_diff, max_ref);
+    CHECK(max_diff <= 1e-5 * (max_ref > 1.0 ? max_ref : 1.0), "SmolLM2: logits within 1e-5 x max(1, max|ref|): %g",
+          max_diff);
+    lisa_acts_free(&acts);
+    fixture_free(&fx);
+}
+
 static void smollm2(const char *path) {
     lisa_config c;
     lisa_gguf g;
@@ -759,7 +796,10 @@ static void smollm2(const char *path) {
         CHECK(r == LISA_ERR_FORMAT && has(err.message, path) && has(err.message, "has type") &&
                   has(err.message, "lisa_ggml_dequantize"),
               "SmolLM2: the error names the file, a tensor and its type: %s", err.message);
-    if (r == LISA_OK) lisa_model_free(&m);
+    if (r == LISA_OK) {
+        smollm2_logits(&m);
+        lisa_model_free(&m);
+    }
 }
 
 int main(void) {

@@ -15,6 +15,9 @@ Writes (deterministic: fixed seeds; about 400 KB in all):
     tests/fixtures/gguf_model/tiny_f16.bin      its inputs, logits and config (LSFX, tests/fixture.h)
     tests/fixtures/gguf_model/tied_f32.gguf     tied embeddings (no output.weight), 2 layers, all F32
     tests/fixtures/gguf_model/tied_f32.bin      the same for it
+    tests/fixtures/gguf_model/smollm2_logits.bin   with --smollm2 PATH (SmolLM2-135M-Instruct.Q4_1.gguf):
+                                                transformers' logits for one 20-token text on that file,
+                                                the first 512 vocabulary entries of each position
     tests/fuzz/corpus/gguf_model/*.gguf         fuzz seeds: the same layout at a few KB (dim 8, 1 layer,
                                                 2 heads, 1 kv head, vocabulary 16), untied F32 and tied F16,
                                                 no tokenizer
@@ -198,7 +201,22 @@ def make_seed(stem, seed, tied, f16):
     write_gguf(os.path.join(out, stem + ".gguf"), model, cfg, f16, tokenizer=False)
 
 
+SMOL_IDS = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407, 19712,
+            8182, 2]
+
+
+def make_smollm2(path):
+    ref = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path),
+                                               dtype=torch.float32).eval()
+    ids = torch.tensor([SMOL_IDS])
+    with torch.no_grad():
+        logits = ref(input_ids=ids).logits.float()[0, :, :512].contiguous()
+    write_lsfx(os.path.join(OUT, "smollm2_logits.bin"), [("ids", ids), ("logits", logits)])
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--smollm2":
+        return make_smollm2(sys.argv[2])
     make_seed("untied_f32", 5, False, False)
     make_seed("tied_f16", 6, True, True)
     os.makedirs(OUT, exist_ok=True)
