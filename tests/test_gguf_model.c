@@ -715,6 +715,30 @@ static void test_alloc_failure(void) {
                   paths[p], mem ? "memory" : "file", n);
             free(data);
         }
+    for (p = 0; p < 2; p++) {   /* the config alone */
+        long n;
+        int bad = 0;
+        for (n = 0; n < 100; n++) {
+            counter c = {0, -1, 0, 0};
+            lisa_allocator al;
+            lisa_config cfg;
+            lisa_error err;
+            lisa_result r;
+            c.fail_after = n;
+            al.alloc = cnt_alloc;
+            al.free = cnt_free;
+            al.user = &c;
+            r = lisa_model_read_config(paths[p], &cfg, &al, &err);
+            if (c.live != 0) bad++;
+            if (c.n_refused == 0) {
+                if (r != LISA_OK) bad++;
+                break;
+            }
+            if (r != LISA_ERR_NOMEM) bad++;
+        }
+        CHECK(bad == 0 && n < 100, "%s: read_config: every refused allocation gives NOMEM, nothing leaked (%ld runs)",
+              paths[p], n);
+    }
 }
 
 /* ------------------------------------------------------------------------- */
