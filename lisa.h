@@ -8,11 +8,12 @@
    the LISA layer sampler and a trainer whose gradients and optimizer state
    exist only for the blocks that train, a memory planner, exact-resume
    training states, and files: Hugging Face LLaMA directories (safetensors,
-   with a small JSON reader), llama2.c checkpoints, llm.c token files, GGUF
-   metadata; tokenizers as real models ship them (Hugging Face tokenizer.json
-   BPE, GGUF vocabularies, llama2.c tokenizer.bin), with hand-written
-   pre-tokenizer scanners, Unicode tables and NFC; chat templates; and
-   instruction data (JSON Lines, LMFlow text2text and conversations).
+   with a small JSON reader), GGUF llama models and metadata, llama2.c
+   checkpoints, llm.c token files; tokenizers as real models ship them
+   (Hugging Face tokenizer.json BPE, GGUF vocabularies, llama2.c
+   tokenizer.bin), with hand-written pre-tokenizer scanners, Unicode tables
+   and NFC; chat templates; and instruction data (JSON Lines, LMFlow
+   text2text and conversations).
 
    QUICK EXAMPLE (see README.md for more)
      lisa_model m;  lisa_trainer t;
@@ -1166,6 +1167,10 @@ LISADEF lisa_result lisa_model_load_hf_memory(lisa_model *m, const char *config_
                                               const void *safetensors, size_t safetensors_size,
                                               const char *name, const lisa_allocator *a,
                                               lisa_error *err);
+/* A GGUF model held in memory (the whole file; embedded use, fuzzing); `name`
+   labels errors. See lisa_model_load_gguf(). Call lisa_model_free(). */
+LISADEF lisa_result lisa_model_load_gguf_memory(lisa_model *m, const void *data, size_t size, const char *name,
+                                                const lisa_allocator *a, lisa_error *err);
 
 #ifndef LISA_NO_STDIO
 /* A Hugging Face LlamaForCausalLM directory: config.json and model.safetensors,
@@ -1191,12 +1196,33 @@ LISADEF lisa_result lisa_model_load_hf(lisa_model *m, const char *dir, const lis
    gives back the same bits. */
 LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
                                        lisa_error *err);
-/* Either kind of model: a directory holding config.json is read with
-   lisa_model_load_hf(), anything else as a llama2.c checkpoint. Call lisa_model_free(). */
+/* A llama.cpp GGUF model (general.architecture "llama", as
+   convert_hf_to_gguf.py writes LlamaForCausalLM): the hyperparameters from
+   llama.embedding_length, feed_forward_length, block_count,
+   attention.head_count, attention.head_count_kv (default: the heads),
+   context_length, attention.layer_norm_rms_epsilon, rope.freq_base (10000);
+   rope.dimension_count, attention.key_length and value_length (when present)
+   must be the head size; the vocabulary is token_embd.weight's rows (as are
+   llama.vocab_size and the count of tokenizer.ggml.tokens, when present); no
+   output.weight means tied embeddings.
+   Any other llama.* key is an error naming it (rope.scaling.type may be
+   "none", expert counts 0). Tensors token_embd, blk.N.{attn_norm, attn_q,
+   attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down},
+   output_norm, output (all ".weight"), each with its ggml dims ({in, out}
+   for an [out, in] matrix) and a type lisa_ggml_dequantize() reads; a
+   missing or extra tensor is an error naming it. Tensors are read one at a
+   time, in whole blocks, into the fp32 weights; GGUF q/k rows are already in
+   this header's interleaved RoPE order. Call lisa_model_free(). */
+LISADEF lisa_result lisa_model_load_gguf(lisa_model *m, const char *path, const lisa_allocator *a,
+                                         lisa_error *err);
+/* Every kind of model: a directory holding config.json is read with
+   lisa_model_load_hf(), a path ending in ".gguf" or a file starting with
+   "GGUF" with lisa_model_load_gguf(), anything else as a llama2.c
+   checkpoint. Call lisa_model_free(). */
 LISADEF lisa_result lisa_model_load(lisa_model *m, const char *path, const lisa_allocator *a,
                                     lisa_error *err);
 /* The config of a model file or directory (as lisa_model_load() tells them
-   apart), reading only its header or config.json: what the planner needs.
+   apart), reading only its header, GGUF metadata or config.json: what the planner needs.
    A llama2.c header is checked as lisa_model_load() checks it, the file's
    size against it included. */
 LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, const lisa_allocator *a,
@@ -11193,34 +11219,73 @@ LISADEF lisa_result lisa_tokenizer_load_gguf(lisa_tokenizer *t, const char *path
 
 #define LISA__HF_SKIP (-2)
 
-static const char *const lisa__hf_layer_names[9] = {
-    "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-    "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-    "mlp.gate_proj.weight", "mlp.down_proj.weight", "mlp.up_proj.weight"};
+/* The tensor name map: one source format's names for the lisa_model_tensor()
+   indices, the order of its q/k rows and how its element types become fp32.
+   Element types are ggml type numbers (lisa__file_dtype_ggml() for
+   safetensors dtypes), read in whole blocks of lisa_ggml_type_size(). */
+typedef struct lisa__format {
+    const char *embed, *layer_prefix, *norm, *head;
+    const char *layer[9];       /* within "<layer_prefix>N.", lisa_model_tensor() order */
+    const char *skip_suffix;    /* names ending so carry nothing this model needs; NULL: none */
+    int rotate_half;            /* q/k rows rotate halves of each head (x[j], x[j + hd/2]),
+                                   permuted to this header's interleaved pairs (x[2j], x[2j+1]) */
+    int (*to_f32)(uint32_t type, const void *src, float *dst, uint64_t n);   /* 0: type not read */
+} lisa__format;
 
-/* The transformers name of tensor index (lisa_model_tensor() order). */
-static void lisa__hf_name(const lisa_config *c, int index, char *buf, size_t size) {
-    if (index == 0) snprintf(buf, size, "model.embed_tokens.weight");
-    else if (index <= 9 * c->n_layers)
-        snprintf(buf, size, "model.layers.%d.%s", (index - 1) / 9, lisa__hf_layer_names[(index - 1) % 9]);
-    else if (index == 9 * c->n_layers + 1) snprintf(buf, size, "model.norm.weight");
-    else snprintf(buf, size, "lm_head.weight");
+static uint32_t lisa__file_dtype_ggml(lisa_file_dtype d) {
+    return d == LISA_FILE_F32 ? 0 : d == LISA_FILE_F16 ? 1 : 30;   /* ggml's F32, F16, BF16 */
 }
 
-/* Which tensor a transformers name is: its lisa_model_tensor() index,
+/* safetensors' three dtypes, by their ggml numbers. */
+static int lisa__file_to_f32(uint32_t type, const void *src, float *dst, uint64_t n) {
+    lisa_file_dtype d = type == 0 ? LISA_FILE_F32 : type == 1 ? LISA_FILE_F16 : LISA_FILE_BF16;
+    if (type != 0 && type != 1 && type != 30) return 0;
+    lisa__convert_to_f32(dst, (const unsigned char *)src, (size_t)n, d);
+    return 1;
+}
+
+/* transformers' LlamaForCausalLM. */
+static const lisa__format lisa__format_hf = {
+    "model.embed_tokens.weight", "model.layers.", "model.norm.weight", "lm_head.weight",
+    {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+     "self_attn.o_proj.weight", "post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.down_proj.weight",
+     "mlp.up_proj.weight"},
+    ".rotary_emb.inv_freq", 1, lisa__file_to_f32};
+
+/* llama.cpp's GGUF llama (src/llama-arch.cpp's LLM_ARCH_LLAMA names).
+   convert_hf_to_gguf.py's LlamaModel.permute undoes transformers' q/k
+   permutation, so GGUF rows are Meta's original interleaved pairs, which
+   llama.cpp rotates as adjacent pairs (LLAMA_ROPE_TYPE_NORM): this header's
+   order, nothing to permute. */
+static const lisa__format lisa__format_gguf = {
+    "token_embd.weight", "blk.", "output_norm.weight", "output.weight",
+    {"attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+     "ffn_norm.weight", "ffn_gate.weight", "ffn_down.weight", "ffn_up.weight"},
+    NULL, 0, lisa_ggml_dequantize};
+
+/* Format f's name of tensor index (lisa_model_tensor() order). */
+static void lisa__tensor_name(const lisa__format *f, const lisa_config *c, int index, char *buf, size_t size) {
+    if (index == 0) snprintf(buf, size, "%s", f->embed);
+    else if (index <= 9 * c->n_layers)
+        snprintf(buf, size, "%s%d.%s", f->layer_prefix, (index - 1) / 9, f->layer[(index - 1) % 9]);
+    else if (index == 9 * c->n_layers + 1) snprintf(buf, size, "%s", f->norm);
+    else snprintf(buf, size, "%s", f->head);
+}
+
+/* Which tensor a name of format f is: its lisa_model_tensor() index,
    LISA__HF_SKIP for one that carries nothing this model needs, or -1. */
-static int lisa__hf_index(const lisa_config *c, const char *name) {
-    static const char layers[] = "model.layers.";
-    size_t len = strlen(name);
+static int lisa__tensor_index(const lisa__format *f, const lisa_config *c, const char *name) {
+    size_t len = strlen(name), pl = strlen(f->layer_prefix);
     const char *s;
     long l = 0;
     int w;
-    if (len >= 20 && strcmp(name + len - 20, ".rotary_emb.inv_freq") == 0) return LISA__HF_SKIP;
-    if (strcmp(name, "model.embed_tokens.weight") == 0) return 0;
-    if (strcmp(name, "model.norm.weight") == 0) return 9 * c->n_layers + 1;
-    if (strcmp(name, "lm_head.weight") == 0) return c->tied_head ? LISA__HF_SKIP : 9 * c->n_layers + 2;
-    if (strncmp(name, layers, sizeof layers - 1) != 0) return -1;
-    s = name + sizeof layers - 1;
+    if (f->skip_suffix && len >= strlen(f->skip_suffix) && strcmp(name + len - strlen(f->skip_suffix), f->skip_suffix) == 0)
+        return LISA__HF_SKIP;
+    if (strcmp(name, f->embed) == 0) return 0;
+    if (strcmp(name, f->norm) == 0) return 9 * c->n_layers + 1;
+    if (strcmp(name, f->head) == 0) return c->tied_head ? LISA__HF_SKIP : 9 * c->n_layers + 2;
+    if (strncmp(name, f->layer_prefix, pl) != 0) return -1;
+    s = name + pl;
     if (!(*s >= '0' && *s <= '9') || (s[0] == '0' && s[1] != '.')) return -1;
     for (; *s >= '0' && *s <= '9'; s++) {
         l = l * 10 + (*s - '0');
@@ -11228,13 +11293,12 @@ static int lisa__hf_index(const lisa_config *c, const char *name) {
     }
     if (*s++ != '.') return -1;
     for (w = 0; w < 9; w++)
-        if (strcmp(s, lisa__hf_layer_names[w]) == 0) return 1 + 9 * (int)l + w;
+        if (strcmp(s, f->layer[w]) == 0) return 1 + 9 * (int)l + w;
     return -1;
 }
 
-/* q_proj and k_proj: transformers rotates the halves of each head (x[j],
-   x[j + hd/2]); this header rotates interleaved pairs (x[2j], x[2j+1]). Row r
-   of the transformers matrix is row lisa__hf_rope_row(r) here. */
+/* q_proj and k_proj in rotate-half order: row r of the file's matrix is row
+   lisa__hf_rope_row(r) here. */
 static size_t lisa__hf_rope_row(size_t r, size_t hd) {
     size_t h = r / hd, j = r % hd, half = hd / 2;
     return h * hd + (j < half ? 2 * j : 2 * (j - half) + 1);
@@ -11243,6 +11307,11 @@ static size_t lisa__hf_rope_row(size_t r, size_t hd) {
 static int lisa__hf_is_rope(const lisa_config *c, int index) {
     int w = (index - 1) % 9;
     return index >= 1 && index <= 9 * c->n_layers && (w == 1 || w == 2);
+}
+
+/* The head size when format f's rows of tensor index need lisa__hf_rope_row(), else 0. */
+static size_t lisa__rope_permute(const lisa__format *f, const lisa_config *c, int index) {
+    return f->rotate_half && lisa__hf_is_rope(c, index) ? (size_t)(c->dim / c->n_heads) : 0;
 }
 
 static lisa_result lisa__hf_cfg_fail(lisa_error *err, const char *name, const char *field, const char *what) {
@@ -11380,17 +11449,22 @@ done:
     return r;
 }
 
-/* Row-permuted, converting reads of one tensor from r (at its data) into dst. */
-static int lisa__hf_read_tensor(lisa__reader *r, const lisa_safetensors_tensor *t, float *dst,
-                                size_t rows, size_t cols, size_t rope_hd) {
+/* The one tensor reader: rows x cols elements of element type `type` (ggml
+   numbering; cols a whole number of its blocks) from r, at the tensor's data,
+   into dst, converted by format f, rows permuted when rope_hd is not 0. Reads
+   whole blocks through a small buffer, so no more than one chunk is held. */
+static int lisa__read_tensor(lisa__reader *r, const lisa__format *f, uint32_t type, float *dst, size_t rows,
+                             size_t cols, size_t rope_hd) {
     unsigned char buf[4096];
-    size_t es = lisa__file_dtype_size(t->dtype), per = sizeof buf / 4, row, k;
+    uint32_t be = 0, bb = 0;
+    size_t per, row, k;
+    if (!lisa_ggml_type_size(type, &be, &bb) || bb > sizeof buf || cols % be != 0) return 0;
+    per = sizeof buf / bb;   /* blocks per chunk */
     for (row = 0; row < rows; row++) {
         float *d = dst + (rope_hd ? lisa__hf_rope_row(row, rope_hd) : row) * cols;
-        for (k = 0; k < cols; k += per) {
-            size_t n = LISA__MIN(per, cols - k);
-            if (!lisa__read(r, buf, n * es)) return 0;
-            lisa__convert_to_f32(d + k, buf, n, t->dtype);
+        for (k = 0; k < cols / be; k += per) {
+            size_t n = LISA__MIN(per, cols / be - k);
+            if (!lisa__read(r, buf, n * bb) || !f->to_f32(type, buf, d + k * be, (uint64_t)(n * be))) return 0;
         }
     }
     return 1;
@@ -11406,7 +11480,7 @@ static lisa_result lisa__hf_shard(lisa_model *m, const lisa_safetensors *st, lis
     int i;
     for (i = 0; i < st->n_tensors; i++) {
         const lisa_safetensors_tensor *t = &st->tensors[i];
-        int idx = lisa__hf_index(c, t->name), d, ok;
+        int idx = lisa__tensor_index(&lisa__format_hf, c, t->name), d, ok;
         lisa_param p;
         if (idx == LISA__HF_SKIP) continue;
         if (idx < 0)
@@ -11436,28 +11510,29 @@ static lisa_result lisa__hf_shard(lisa_model *m, const lisa_safetensors *st, lis
     /* Sorted by offset and tiling the data: one forward pass reads them all. */
     for (i = 0; i < st->n_tensors; i++) {
         const lisa_safetensors_tensor *t = &st->tensors[i];
-        int idx = lisa__hf_index(c, t->name);
+        int idx = lisa__tensor_index(&lisa__format_hf, c, t->name);
         lisa_param p;
         int ok;
         if (idx < 0) {
             ok = lisa__skip(r, t->end - t->begin);
         } else {
             p = lisa_model_tensor(m, idx);
-            ok = lisa__hf_read_tensor(r, t, p.tensor.data, (size_t)p.tensor.shape[0],
-                                      p.tensor.ndim == 2 ? (size_t)p.tensor.shape[1] : 1,
-                                      lisa__hf_is_rope(c, idx) ? (size_t)(c->dim / c->n_heads) : 0);
+            ok = lisa__read_tensor(r, &lisa__format_hf, lisa__file_dtype_ggml(t->dtype), p.tensor.data,
+                                   (size_t)p.tensor.shape[0], p.tensor.ndim == 2 ? (size_t)p.tensor.shape[1] : 1,
+                                   lisa__rope_permute(&lisa__format_hf, c, idx));
         }
         if (!ok) return lisa__fail(err, LISA_ERR_IO, "%s: read failed at byte %.0f", name, (double)r->pos);
     }
     return LISA_OK;
 }
 
-static lisa_result lisa__hf_check_all(const lisa_model *m, const int *seen, const char *name, lisa_error *err) {
+static lisa_result lisa__check_all(const lisa__format *f, const lisa_model *m, const int *seen, const char *name,
+                                   lisa_error *err) {
     int i, n = lisa_model_n_tensors(m);
     for (i = 0; i < n; i++)
         if (!seen[i]) {
             char tn[96];
-            lisa__hf_name(&m->config, i, tn, sizeof tn);
+            lisa__tensor_name(f, &m->config, i, tn, sizeof tn);
             return lisa__fail(err, LISA_ERR_FORMAT, "%s: missing tensor %s", name, tn);
         }
     return LISA_OK;
@@ -11492,7 +11567,7 @@ LISADEF lisa_result lisa_model_load_hf_memory(lisa_model *m, const char *config_
         memset(seen, 0, (size_t)lisa_model_n_tensors(m) * sizeof(int));
         res = lisa__hf_shard(m, &st, &r, sname, 0, seen, NULL, NULL, err);
     }
-    if (res == LISA_OK) res = lisa__hf_check_all(m, seen, sname, err);
+    if (res == LISA_OK) res = lisa__check_all(&lisa__format_hf, m, seen, sname, err);
     if (seen) lisa__free(&al, seen, (size_t)lisa_model_n_tensors(m) * sizeof(int), &seen_bytes);
     lisa_safetensors_free(&st);
     if (res != LISA_OK) {
@@ -11501,6 +11576,247 @@ LISADEF lisa_result lisa_model_load_hf_memory(lisa_model *m, const char *config_
     }
     lisa__ok(err);
     return LISA_OK;
+}
+
+/* --- GGUF llama models ---------------------------------------------------- */
+
+/* The llama.* keys this engine computes (as llama.cpp's converter writes them
+   for LlamaForCausalLM); any other llama.* key is a setting it does not. */
+static const char *const lisa__gguf_llama_keys[] = {
+    "llama.context_length", "llama.embedding_length", "llama.feed_forward_length", "llama.block_count",
+    "llama.attention.head_count", "llama.attention.head_count_kv", "llama.attention.layer_norm_rms_epsilon",
+    "llama.rope.freq_base", "llama.rope.dimension_count", "llama.vocab_size", "llama.attention.key_length",
+    "llama.attention.value_length", "llama.rope.scaling.type", "llama.expert_count", "llama.expert_used_count"};
+
+/* An integer key: absent gives def (or an error when def < 0); else 0 .. INT_MAX,
+   and positive unless zero_ok. */
+static lisa_result lisa__gguf_cfg_int(const lisa_gguf *g, const char *key, int def, int zero_ok, int *out,
+                                      lisa_error *err) {
+    int i = lisa_gguf_find(g, key);
+    int64_t v;
+    lisa_result r;
+    if (i < 0) {
+        if (def < 0) return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %s is missing", g->name, key);
+        *out = def;
+        return LISA_OK;
+    }
+    if ((r = lisa_gguf_get_int(g, i, &v, err)) != LISA_OK) return r;
+    if (v < (zero_ok ? 0 : 1) || v > 2147483647)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %s is %.0f, a %s integer expected", g->name, key, (double)v,
+                          zero_ok ? "non-negative" : "positive");
+    *out = (int)v;
+    return LISA_OK;
+}
+
+static lisa_result lisa__gguf_cfg_float(const lisa_gguf *g, const char *key, int required, float *out,
+                                        lisa_error *err) {
+    int i = lisa_gguf_find(g, key);
+    double v;
+    lisa_result r;
+    if (i < 0) return required ? lisa__fail(err, LISA_ERR_FORMAT, "%s: key %s is missing", g->name, key) : LISA_OK;
+    if ((r = lisa_gguf_get_float(g, i, &v, err)) != LISA_OK) return r;
+    if (!(v > 0.0 && v <= FLT_MAX) || !((float)v > 0.0f))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %s must be a positive number within float range", g->name, key);
+    *out = (float)v;
+    return LISA_OK;
+}
+
+/* A key that, when present, must hold want (0: absent, 0 or want). */
+static lisa_result lisa__gguf_cfg_equal(const lisa_gguf *g, const char *key, int want, const char *what,
+                                        lisa_error *err) {
+    int v = want;
+    lisa_result r = lisa__gguf_cfg_int(g, key, want, 1, &v, err);
+    if (r != LISA_OK) return r;
+    if (v != want && !(want == 0 && v == 0))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %s is %d, which is not supported (%s %d)", g->name, key, v, what,
+                          want);
+    return LISA_OK;
+}
+
+/* general.architecture "llama", no llama.* key this engine does not compute. */
+static lisa_result lisa__gguf_check_keys(const lisa_gguf *g, lisa_error *err) {
+    int i = lisa_gguf_find(g, "general.architecture"), k;
+    const char *s;
+    size_t len;
+    lisa_result r;
+    if (i < 0) return lisa__fail(err, LISA_ERR_FORMAT, "%s: key general.architecture is missing", g->name);
+    if ((r = lisa_gguf_get_string(g, i, &s, &len, err)) != LISA_OK) return r;
+    if (len != 5 || memcmp(s, "llama", 5) != 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: general.architecture \"%.*s\" is not supported (only \"llama\")",
+                          g->name, (int)LISA__MIN(len, (size_t)40), s);
+    for (i = 0; i < g->n_kv; i++) {
+        const char *key = g->kv[i].key;
+        if (strncmp(key, "llama.", 6) != 0) continue;
+        for (k = 0; k < (int)(sizeof lisa__gguf_llama_keys / sizeof *lisa__gguf_llama_keys); k++)
+            if (strcmp(key, lisa__gguf_llama_keys[k]) == 0) break;
+        if (k == (int)(sizeof lisa__gguf_llama_keys / sizeof *lisa__gguf_llama_keys))
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %.100s is not supported", g->name, key);
+    }
+    i = lisa_gguf_find(g, "llama.rope.scaling.type");
+    if (i >= 0) {
+        if ((r = lisa_gguf_get_string(g, i, &s, &len, err)) != LISA_OK) return r;
+        if (len != 4 || memcmp(s, "none", 4) != 0)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: key llama.rope.scaling.type \"%.*s\" is not supported (only \"none\")",
+                              g->name, (int)LISA__MIN(len, (size_t)40), s);
+    }
+    if ((r = lisa__gguf_cfg_equal(g, "llama.expert_count", 0, "mixture of experts; only", err)) != LISA_OK ||
+        (r = lisa__gguf_cfg_equal(g, "llama.expert_used_count", 0, "mixture of experts; only", err)) != LISA_OK)
+        return r;
+    return LISA_OK;
+}
+
+/* The llama.* hyperparameters into a resolved config; the vocabulary from
+   token_embd.weight, tied embeddings when there is no output.weight. */
+static lisa_result lisa__gguf_config(const lisa_gguf *g, lisa_config *c, lisa_error *err) {
+    const lisa__format *f = &lisa__format_gguf;
+    int te = lisa_gguf_find_tensor(g, f->embed), vocab = 0, hd, i;
+    lisa_result r;
+    memset(c, 0, sizeof *c);
+    c->rope_theta = 10000.0f;   /* llama.cpp's default */
+    if ((r = lisa__gguf_check_keys(g, err)) != LISA_OK) return r;
+    if ((r = lisa__gguf_cfg_int(g, "llama.embedding_length", -1, 0, &c->dim, err)) != LISA_OK ||
+        (r = lisa__gguf_cfg_int(g, "llama.feed_forward_length", -1, 0, &c->hidden_dim, err)) != LISA_OK ||
+        (r = lisa__gguf_cfg_int(g, "llama.block_count", -1, 0, &c->n_layers, err)) != LISA_OK ||
+        (r = lisa__gguf_cfg_int(g, "llama.attention.head_count", -1, 0, &c->n_heads, err)) != LISA_OK ||
+        (r = lisa__gguf_cfg_int(g, "llama.attention.head_count_kv", c->n_heads, 0, &c->n_kv_heads, err)) != LISA_OK ||
+        (r = lisa__gguf_cfg_int(g, "llama.context_length", -1, 0, &c->max_seq_len, err)) != LISA_OK ||
+        (r = lisa__gguf_cfg_float(g, "llama.attention.layer_norm_rms_epsilon", 1, &c->norm_eps, err)) != LISA_OK ||
+        (r = lisa__gguf_cfg_float(g, "llama.rope.freq_base", 0, &c->rope_theta, err)) != LISA_OK)
+        return r;
+    if (c->dim % c->n_heads != 0)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: llama.embedding_length %d is not a multiple of llama.attention.head_count %d",
+                          g->name, c->dim, c->n_heads);
+    hd = c->dim / c->n_heads;
+    if ((r = lisa__gguf_cfg_equal(g, "llama.rope.dimension_count", hd, "RoPE on the whole head: the head size", err)) != LISA_OK ||
+        (r = lisa__gguf_cfg_equal(g, "llama.attention.key_length", hd, "only the head size", err)) != LISA_OK ||
+        (r = lisa__gguf_cfg_equal(g, "llama.attention.value_length", hd, "only the head size", err)) != LISA_OK)
+        return r;
+    if (te < 0) return lisa__fail(err, LISA_ERR_FORMAT, "%s: missing tensor %s", g->name, f->embed);
+    if (g->tensors[te].n_dims != 2 || g->tensors[te].dims[1] > 2147483647 || g->tensors[te].dims[1] < 1)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %s must have 2 dimensions {embedding_length, vocabulary}",
+                          g->name, f->embed);
+    vocab = (int)g->tensors[te].dims[1];
+    c->vocab_size = vocab;
+    if ((r = lisa__gguf_cfg_equal(g, "llama.vocab_size", vocab, "the rows of token_embd.weight:", err)) != LISA_OK)
+        return r;
+    if ((i = lisa_gguf_find(g, "tokenizer.ggml.tokens")) >= 0) {   /* llama.cpp checks the same */
+        lisa_gguf_type et;
+        uint64_t n = 0;
+        if ((r = lisa_gguf_array(g, i, &et, &n, err)) != LISA_OK) return r;
+        if (n != (uint64_t)vocab)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tokenizer.ggml.tokens has %.0f tokens, token_embd.weight %d rows",
+                              g->name, (double)n, vocab);
+    }
+    c->tied_head = lisa_gguf_find_tensor(g, f->head) < 0;
+    return lisa__config_check_file(c, g->name, NULL, err);
+}
+
+/* lisa_ggml_dequantize() reads this type: one zero block converts. */
+static int lisa__gguf_type_readable(uint32_t type) {
+    static const unsigned char zeros[512] = {0};
+    float out[256];
+    uint32_t be = 0, bb = 0;
+    return lisa_ggml_type_size(type, &be, &bb) && be <= 256 && bb <= sizeof zeros &&
+           lisa_ggml_dequantize(type, zeros, out, be);
+}
+
+/* The shape lisa_model_tensor(index) has in a model of config c: rows, then cols when nd is 2. */
+static void lisa__model_tensor_shape(const lisa_config *c, int index, int shape[2], int *nd) {
+    lisa_block_desc d;
+    int b = 0, i = index;
+    for (d = lisa_block_describe(c, 0); i >= d.n_tensors; d = lisa_block_describe(c, ++b)) i -= d.n_tensors;
+    shape[0] = d.tensors[i].rows;
+    shape[1] = d.tensors[i].cols;
+    *nd = d.tensors[i].cols ? 2 : 1;
+}
+
+/* Every tensor's name, ggml dims, type and bytes against the model config c. */
+static lisa_result lisa__gguf_check_tensors(const lisa_gguf *g, const lisa_config *c, lisa_error *err) {
+    const lisa__format *f = &lisa__format_gguf;
+    uint64_t data_size = g->file_size > g->data_offset ? g->file_size - g->data_offset : 0;
+    int i, d, found = 0, n_want = 9 * c->n_layers + 2 + !c->tied_head;
+    for (i = 0; i < g->n_tensors; i++) {
+        const lisa_gguf_tensor *t = &g->tensors[i];
+        int idx = lisa__tensor_index(f, c, t->name), ok, shape[2], nd = 2;
+        if (idx < 0)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: unexpected tensor %.100s (not part of a %d-layer llama model)",
+                              g->name, t->name, c->n_layers);
+        lisa__model_tensor_shape(c, idx, shape, &nd);
+        /* ggml dims[0] varies fastest: a row-major [out, in] matrix is {in, out} */
+        ok = t->n_dims == nd;
+        for (d = 0; ok && d < nd; d++) ok = t->dims[d] == (uint64_t)shape[nd - 1 - d];
+        if (!ok) {
+            char got[128], want[64];
+            size_t at = 0;
+            got[0] = 0;
+            for (d = 0; d < t->n_dims; d++)
+                at += (size_t)snprintf(got + at, sizeof got - at, "%s%.0f", d ? ", " : "", (double)t->dims[d]);
+            if (nd == 1) snprintf(want, sizeof want, "%d", shape[0]);
+            else snprintf(want, sizeof want, "%d, %d", shape[1], shape[0]);
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s has ggml dims {%s}, the config needs {%s}",
+                              g->name, t->name, got, want);
+        }
+        if (t->offset > data_size || t->size > data_size - t->offset)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s (bytes %.0f to %.0f of the data) lies beyond the %.0f bytes of data",
+                              g->name, t->name, (double)t->offset, (double)t->offset + (double)t->size, (double)data_size);
+        found++;
+    }
+    for (i = 0; found != n_want && i < n_want; i++) {
+        char name[96];
+        lisa__tensor_name(f, c, i, name, sizeof name);
+        if (lisa_gguf_find_tensor(g, name) < 0)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: missing tensor %s", g->name, name);
+    }
+    /* the layout is right; now whether every tensor can be converted */
+    for (i = 0; i < g->n_tensors; i++) {
+        const lisa_gguf_tensor *t = &g->tensors[i];
+        const char *tn = lisa_ggml_type_name(t->type);
+        if (!lisa__gguf_type_readable(t->type))
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %.100s has type %s (%u), which lisa_ggml_dequantize does not read",
+                              g->name, t->name, tn ? tn : "unknown", (unsigned)t->type);
+    }
+    return LISA_OK;
+}
+
+/* A checked header g and r at the file's start: the model, tensor by tensor
+   in file order (the gaps between them are alignment padding, skipped). */
+static lisa_result lisa__gguf_load(lisa_model *m, const lisa_gguf *g, lisa__reader *r, const lisa_allocator *a,
+                                   lisa_error *err) {
+    const lisa__format *f = &lisa__format_gguf;
+    lisa_config c;
+    lisa_result res;
+    int i;
+    memset(m, 0, sizeof *m);
+    if ((res = lisa__gguf_config(g, &c, err)) != LISA_OK) return res;
+    if ((res = lisa__gguf_check_tensors(g, &c, err)) != LISA_OK) return res;
+    if ((res = lisa__model_alloc(m, &c, a, g->name, err)) != LISA_OK) return res;
+    for (i = 0; i < g->n_tensors; i++) {
+        const lisa_gguf_tensor *t = &g->tensors[i];
+        int idx = lisa__tensor_index(f, &c, t->name);
+        lisa_param p = lisa_model_tensor(m, idx);
+        uint64_t at = g->data_offset + t->offset;
+        int ok = at >= r->pos && at <= r->size && lisa__skip(r, (size_t)(at - r->pos)) &&
+                 lisa__read_tensor(r, f, t->type, p.tensor.data, (size_t)p.tensor.shape[0],
+                                   p.tensor.ndim == 2 ? (size_t)p.tensor.shape[1] : 1, lisa__rope_permute(f, &c, idx));
+        if (!ok) {
+            lisa_model_free(m);
+            return lisa__fail(err, LISA_ERR_IO, "%s: tensor %.100s: read failed at byte %.0f", g->name, t->name,
+                              (double)r->pos);
+        }
+    }
+    lisa__ok(err);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_model_load_gguf_memory(lisa_model *m, const void *data, size_t size, const char *name,
+                                                const lisa_allocator *a, lisa_error *err) {
+    lisa_gguf g;
+    lisa__reader r = lisa__memory_reader(data, size);
+    lisa_result res = lisa_gguf_parse_memory(&g, data, size, name ? name : "<memory>", a, err);
+    memset(m, 0, sizeof *m);
+    if (res == LISA_OK) res = lisa__gguf_load(m, &g, &r, a, err);
+    lisa_gguf_free(&g);
+    return res;
 }
 
 #ifndef LISA_NO_STDIO
@@ -11584,7 +11900,7 @@ static lisa_result lisa__hf_load_sharded(lisa_model *m, const char *dir, const c
     for (e = lisa_json_first(&j, map); e >= 0; e = lisa_json_next(&j, e)) {
         const char *tname = lisa_json_key(&j, e, NULL), *file;
         size_t flen;
-        int idx = lisa__hf_index(c, tname), s;
+        int idx = lisa__tensor_index(&lisa__format_hf, c, tname), s;
         file = lisa_json_string(&j, e, &flen);
         if (!lisa__json_plain(&j, e, 1)) {
             res = lisa__fail(err, LISA_ERR_FORMAT, "%s: weight_map: a tensor name holds a NUL character", index_path);
@@ -11609,7 +11925,7 @@ static lisa_result lisa__hf_load_sharded(lisa_model *m, const char *dir, const c
     for (i = 0; i < n_t; i++)
         if (want[i] < 0) {
             char tn[96];
-            lisa__hf_name(c, i, tn, sizeof tn);
+            lisa__tensor_name(&lisa__format_hf, c, i, tn, sizeof tn);
             res = lisa__fail(err, LISA_ERR_FORMAT, "%s: missing tensor %s", index_path, tn);
             goto done;
         }
@@ -11623,7 +11939,7 @@ static lisa_result lisa__hf_load_sharded(lisa_model *m, const char *dir, const c
         for (i = 0; i < n_t; i++)
             if (!seen[i]) {
                 char tn[96];
-                lisa__hf_name(c, i, tn, sizeof tn);
+                lisa__tensor_name(&lisa__format_hf, c, i, tn, sizeof tn);
                 res = lisa__fail(err, LISA_ERR_FORMAT, "%s: tensor %s is not in %s, where the index puts it",
                                  index_path, tn, names[want[i]]);
                 break;
@@ -11661,7 +11977,7 @@ LISADEF lisa_result lisa_model_load_hf(lisa_model *m, const char *dir, const lis
     if (res == LISA_OK) {
         if (lisa__file_exists(path)) {
             res = lisa__hf_load_file(m, path, a, 0, seen, NULL, NULL, err);
-            if (res == LISA_OK) res = lisa__hf_check_all(m, seen, path, err);
+            if (res == LISA_OK) res = lisa__check_all(&lisa__format_hf, m, seen, path, err);
         } else {
             res = lisa__path_join(path, sizeof path, dir, "model.safetensors.index.json", err);
             if (res == LISA_OK && !lisa__file_exists(path))
@@ -11726,7 +12042,7 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
     const lisa_config *c = &m->config;
     lisa_allocator al = lisa__allocator_or_default(&m->allocator);
     int n_t = lisa_model_n_tensors(m), i;
-    size_t hd = (size_t)(c->dim / c->n_heads), es, offset = 0, cap, at = 0, counter = 0, pad;
+    size_t es, offset = 0, cap, at = 0, counter = 0, pad;
     char path[4096], eps[32], theta[32], *header, config[2048];
     unsigned char lb[8], buf[4096];
     lisa__writer w;
@@ -11743,7 +12059,7 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
         lisa_param p = lisa_model_tensor(m, i);
         size_t bytes = lisa_tensor_numel(&p.tensor) * es;
         char name[96], shape[48];
-        lisa__hf_name(c, i, name, sizeof name);
+        lisa__tensor_name(&lisa__format_hf, c, i, name, sizeof name);
         if (p.tensor.ndim == 1) snprintf(shape, sizeof shape, "%d", p.tensor.shape[0]);
         else snprintf(shape, sizeof shape, "%d,%d", p.tensor.shape[0], p.tensor.shape[1]);
         at += (size_t)snprintf(header + at, cap - at, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%s],\"data_offsets\":[%.0f,%.0f]}",
@@ -11767,9 +12083,9 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
         lisa_param p = lisa_model_tensor(m, i);
         size_t rows = (size_t)p.tensor.shape[0], cols = p.tensor.ndim == 2 ? (size_t)p.tensor.shape[1] : 1;
         size_t per = sizeof buf / 4, row, k;
-        int rope = lisa__hf_is_rope(c, i);
+        size_t rope_hd = lisa__rope_permute(&lisa__format_hf, c, i);
         for (row = 0; row < rows; row++) {
-            const float *src = p.tensor.data + (rope ? lisa__hf_rope_row(row, hd) : row) * cols;
+            const float *src = p.tensor.data + (rope_hd ? lisa__hf_rope_row(row, rope_hd) : row) * cols;
             for (k = 0; k < cols; k += per) {
                 size_t n = LISA__MIN(per, cols - k);
                 lisa__convert_from_f32(buf, src + k, n, dtype);
@@ -11810,12 +12126,47 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
     return lisa__writer_close(&w, err);
 }
 
+LISADEF lisa_result lisa_model_load_gguf(lisa_model *m, const char *path, const lisa_allocator *a,
+                                         lisa_error *err) {
+    lisa_gguf g;
+    lisa__reader r;
+    lisa_result res = lisa_gguf_read_metadata(&g, path, a, err);
+    memset(m, 0, sizeof *m);
+    if (res == LISA_OK) res = lisa__open_reader(&r, path, err);
+    if (res == LISA_OK) {
+        res = lisa__gguf_load(m, &g, &r, a, err);
+        fclose(r.file);
+    }
+    lisa_gguf_free(&g);
+    return res;
+}
+
+/* The one place that decides what a model path is. */
+typedef enum lisa__model_kind { LISA__MODEL_LLAMA2C, LISA__MODEL_HF, LISA__MODEL_GGUF } lisa__model_kind;
+
+static lisa__model_kind lisa__model_kind_of(const char *path) {
+    char cfg[4096], magic[4] = {0};
+    size_t len = strlen(path);
+    FILE *f;
+    if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg))
+        return LISA__MODEL_HF;
+    if (len >= 5 && strcmp(path + len - 5, ".gguf") == 0) return LISA__MODEL_GGUF;
+    f = fopen(path, "rb");
+    if (f) {
+        size_t got = fread(magic, 1, 4, f);
+        fclose(f);
+        if (got == 4 && memcmp(magic, "GGUF", 4) == 0) return LISA__MODEL_GGUF;
+    }
+    return LISA__MODEL_LLAMA2C;
+}
+
 LISADEF lisa_result lisa_model_load(lisa_model *m, const char *path, const lisa_allocator *a,
                                     lisa_error *err) {
-    char cfg[4096];
-    if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg))
-        return lisa_model_load_hf(m, path, a, err);
-    return lisa_model_load_llama2c(m, path, a, err);
+    switch (lisa__model_kind_of(path)) {
+    case LISA__MODEL_HF: return lisa_model_load_hf(m, path, a, err);
+    case LISA__MODEL_GGUF: return lisa_model_load_gguf(m, path, a, err);
+    default: return lisa_model_load_llama2c(m, path, a, err);
+    }
 }
 
 LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, const lisa_allocator *a,
@@ -11823,10 +12174,21 @@ LISADEF lisa_result lisa_model_read_config(const char *path, lisa_config *c, con
     char cfg[4096];
     lisa__l2c_header h;
     lisa__reader r;
+    lisa_gguf g;
     lisa_result res;
     memset(c, 0, sizeof *c);
-    if (lisa__path_join(cfg, sizeof cfg, path, "config.json", NULL) == LISA_OK && lisa__file_exists(cfg))
-        return lisa__hf_config_file(c, cfg, a, err);
+    switch (lisa__model_kind_of(path)) {
+    case LISA__MODEL_HF:
+        res = lisa__path_join(cfg, sizeof cfg, path, "config.json", err);
+        return res == LISA_OK ? lisa__hf_config_file(c, cfg, a, err) : res;
+    case LISA__MODEL_GGUF:
+        res = lisa_gguf_read_metadata(&g, path, a, err);
+        if (res == LISA_OK) res = lisa__gguf_config(&g, c, err);
+        lisa_gguf_free(&g);
+        if (res == LISA_OK) lisa__ok(err);
+        return res;
+    default: break;
+    }
     /* llama2.c: the header of either kind, checked against the file's size */
     if ((res = lisa__open_reader(&r, path, err)) != LISA_OK) return res;
     res = lisa__l2c_read_header(&r, 0, &h, path, err);

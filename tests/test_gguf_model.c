@@ -1,0 +1,840 @@
+/* llama models from GGUF files (lisa_model_load_gguf and the memory variant).
+
+   - the oracle: two tiny LlamaForCausalLM models written as llama.cpp's
+     convert_hf_to_gguf.py writes them (tools/make_gguf_model_fixture.py:
+     GQA, untied F16 matrices with F32 norms, tied all-F32) give the logits
+     transformers computes after loading the same GGUF files
+   - the config read from the llama.* keys, by lisa_model_read_config too, and
+     lisa_model_load / lisa_model_read_config telling a GGUF file by its
+     ".gguf" name or by its magic
+   - malformed files (patched copies of the fixture): another architecture,
+     an unsupported key, a missing and an unexpected tensor, a wrong shape, a
+     RoPE dimension that is not the head size, an unknown or unreadable tensor
+     type, truncated data: each an error naming the file and the problem;
+     every truncation of a file fails cleanly
+   - allocation failure at every allocation: LISA_ERR_NOMEM, nothing leaked
+
+   Reading tensor data goes through lisa_ggml_dequantize(); until it reads
+   F32 and F16 the checks that need tensor data are skipped (and say so), and
+   the error for the type it does not read is checked instead.
+
+   By hand (not part of make test): LISA_SMOLLM2_GGUF=path/to/SmolLM2-135M-Instruct.Q4_1.gguf
+   build/test_gguf_model checks that file's config against gguf-py's reading
+   and prints its tensor table; once lisa_ggml_dequantize() reads Q4_1 and
+   Q8_0 it loads the model and compares its logits with transformers' on the
+   same file (tests/fixtures/gguf_model/smollm2_logits.bin); until then the
+   error must name the tensor and its type. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#define LISA_IMPLEMENTATION
+#include "lisa.h"
+#include "test.h"
+#include "fixture.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FIX "tests/fixtures/gguf_model/"
+
+/* ------------------------------------------------------------------------- */
+/* Helpers                                                                    */
+/* ------------------------------------------------------------------------- */
+
+/* An allocator that counts live bytes and refuses allocations past a limit. */
+typedef struct counter {
+    size_t live;
+    long fail_after;   /* successful allocations allowed; < 0: no limit */
+    long n_ok, n_refused;
+} counter;
+
+static void *cnt_alloc(void *user, size_t size) {
+    counter *c = (counter *)user;
+    void *p;
+    if (c->fail_after >= 0 && c->n_ok >= c->fail_after) {
+        c->n_refused++;
+        return NULL;
+    }
+    p = malloc(size ? size : 1);
+    if (p) {
+        c->live += size;
+        c->n_ok++;
+    }
+    return p;
+}
+
+static void cnt_free(void *user, void *p, size_t size) {
+    counter *c = (counter *)user;
+    if (!p) return;
+    c->live -= size;
+    free(p);
+}
+
+static unsigned char *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf;
+    long n;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = (unsigned char *)malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *size = (size_t)n;
+    return buf;
+}
+
+static int write_file(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(data, 1, size, f) == size;
+    if (f) ok = fclose(f) == 0 && ok;
+    return ok;
+}
+
+static int has(const char *msg, const char *needle) { return strstr(msg, needle) != NULL; }
+
+/* lisa_ggml_dequantize reads F32 and F16 (checked on known values). */
+static int dequantize_ready(void) {
+    const unsigned char f32[4] = {0x00, 0x00, 0xc0, 0x3f};   /* 1.5f */
+    const unsigned char f16[2] = {0x00, 0xbc};               /* -1.0 */
+    float a = 0.0f, b = 0.0f;
+    return lisa_ggml_dequantize(0, f32, &a, 1) && a == 1.5f && lisa_ggml_dequantize(1, f16, &b, 1) && b == -1.0f;
+}
+
+static void put_u32(unsigned char *p, uint32_t v) {
+    int i;
+    for (i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A copy of a GGUF file's bytes, and where things are in it. */
+typedef struct gfile {
+    unsigned char *data;
+    size_t size;
+} gfile;
+
+static gfile gfile_copy(const unsigned char *data, size_t size) {
+    gfile f;
+    f.data = (unsigned char *)malloc(size);
+    memcpy(f.data, data, size);
+    f.size = size;
+    return f;
+}
+
+/* Where key's value is (the fixture's header parsed by lisa_gguf_parse_memory). */
+static size_t value_at(const gfile *f, const char *key, lisa_gguf_type *type) {
+    lisa_gguf g;
+    size_t at = 0;
+    int i;
+    if (lisa_gguf_parse_memory(&g, f->data, f->size, "x", NULL, NULL) == LISA_OK &&
+        (i = lisa_gguf_find(&g, key)) >= 0) {
+        at = g.kv[i].value;
+        if (type) *type = g.kv[i].type;
+    }
+    lisa_gguf_free(&g);
+    return at;
+}
+
+/* Where a tensor's info is: just after its name (n_dims, dims, type, offset). */
+static size_t tensor_info_at(const gfile *f, const char *name) {
+    size_t n = strlen(name), i;
+    for (i = 8; i + n + 4 <= f->size; i++)
+        if (memcmp(f->data + i, name, n) == 0 && f->data[i - 8] == n && f->data[i - 7] == 0) return i + n;
+    return 0;
+}
+
+static void set_u32_key(gfile *f, const char *key, uint32_t v) {
+    lisa_gguf_type t = LISA_GGUF_UINT8;
+    size_t at = value_at(f, key, &t);
+    CHECK(at > 0 && t == LISA_GGUF_UINT32, "fixture key %s is a uint32", key);
+    if (at > 0) put_u32(f->data + at, v);
+}
+
+static void set_tensor_type(gfile *f, const char *name, uint32_t type) {
+    size_t at = tensor_info_at(f, name);
+    uint32_t nd;
+    CHECK(at > 0, "fixture tensor %s found", name);
+    if (!at) return;
+    nd = f->data[at];
+    put_u32(f->data + at + 4 + 8 * nd, type);
+}
+
+/* Loading f from memory fails with code, the message naming the file and each needle. */
+static void expect_fail(const gfile *f, lisa_result code, const char *label, const char *n1, const char *n2) {
+    lisa_model m;
+    lisa_error err;
+    lisa_result r = lisa_model_load_gguf_memory(&m, f->data, f->size, "patched.gguf", NULL, &err);
+    CHECK(r == code, "%s: result %d (want %d): %s", label, (int)r, (int)code, err.message);
+    CHECK(has(err.message, "patched.gguf") && (!n1 || has(err.message, n1)) && (!n2 || has(err.message, n2)),
+          "%s: message names the file, \"%s\" and \"%s\": %s", label, n1 ? n1 : "", n2 ? n2 : "", err.message);
+    CHECK(m.params == NULL, "%s: no model is left", label);
+    if (r == LISA_OK) lisa_model_free(&m);
+}
+
+/* ------------------------------------------------------------------------- */
+/* The oracle                                                                 */
+/* ------------------------------------------------------------------------- */
+
+typedef struct oracle {
+    const char *stem;
+    int layers, tied;
+} oracle;
+
+static void check_config(const lisa_config *c, const fixture *fx, const char *label) {
+    const fixture_entry *cf = fixture_find(fx, "config"), *ft = fixture_find(fx, "eps_theta");
+    if (!cf || !ft || cf->n != 8 || ft->n != 2) {
+        CHECK(0, "%s: the fixture holds config and eps_theta", label);
+        return;
+    }
+    CHECK(c->dim == cf->i32[0] && c->hidden_dim == cf->i32[1] && c->n_layers == cf->i32[2] &&
+              c->n_heads == cf->i32[3] && c->n_kv_heads == cf->i32[4] && c->vocab_size == cf->i32[5] &&
+              c->max_seq_len == cf->i32[6] && c->tied_head == cf->i32[7],
+          "%s: config %d %d %d %d %d %d %d tied %d, transformers read %d %d %d %d %d %d %d tied %d", label, c->dim,
+          c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->max_seq_len, c->tied_head,
+          cf->i32[0], cf->i32[1], cf->i32[2], cf->i32[3], cf->i32[4], cf->i32[5], cf->i32[6], cf->i32[7]);
+    CHECK(c->norm_eps == ft->f32[0] && c->rope_theta == ft->f32[1], "%s: eps %g theta %g, transformers %g %g",
+          label, (double)c->norm_eps, (double)c->rope_theta, (double)ft->f32[0], (double)ft->f32[1]);
+}
+
+static void check_logits(const lisa_model *m, const fixture *fx, const char *label) {
+    const fixture_entry *ids = fixture_find(fx, "ids"), *ref = fixture_find(fx, "logits");
+    lisa_acts acts;
+    lisa_error err;
+    int B, T, V = m->config.vocab_size;
+    size_t i;
+    double max_diff = 0.0, max_ref = 0.0;
+    if (!ids || !ref || ids->ndim != 2) {
+        CHECK(0, "%s: the fixture holds ids and logits", label);
+        return;
+    }
+    B = ids->shape[0];
+    T = ids->shape[1];
+    CHECK(ref->n == (size_t)B * T * V, "%s: logits are (B, T, vocab)", label);
+    if (ref->n != (size_t)B * T * V) return;
+    if (lisa_acts_init(&acts, &m->config, B, T, 0, NULL, &err) != LISA_OK) {
+        CHECK(0, "%s: acts: %s", label, err.message);
+        return;
+    }
+    lisa_model_forward(m, &acts, ids->i32, NULL, B, T);
+    for (i = 0; i < ref->n; i++) {
+        double d = fabs((double)acts.logits[i] - ref->f32[i]);
+        if (d > max_diff || d != d) max_diff = d != d ? 1e30 : d;
+        if (fabs(ref->f32[i]) > max_ref) max_ref = fabs(ref->f32[i]);
+    }
+    printf("%s: logits max diff %.3g (max |ref| %.3g; bound %.3g)\n", label, max_diff, max_ref,
+           1e-5 * (max_ref > 1.0 ? max_ref : 1.0));
+    CHECK(max_diff <= 1e-5 * (max_ref > 1.0 ? max_ref : 1.0), "%s: logits within 1e-5 x max(1, max|ref|): %g",
+          label, max_diff);
+    lisa_acts_free(&acts);
+}
+
+static void test_oracle(const oracle *o, int ready) {
+    char path[256], bin[256], label[64], plain[256];
+    fixture fx;
+    lisa_config c;
+    lisa_model m;
+    lisa_error err;
+    lisa_result r;
+    counter cnt = {0, -1, 0, 0};
+    lisa_allocator al;
+    unsigned char *data;
+    size_t size = 0;
+    al.alloc = cnt_alloc;
+    al.free = cnt_free;
+    al.user = &cnt;
+    snprintf(path, sizeof path, FIX "%s.gguf", o->stem);
+    snprintf(bin, sizeof bin, FIX "%s.bin", o->stem);
+    snprintf(label, sizeof label, "%s", o->stem);
+    if (fixture_load(&fx, bin) != 0) {
+        CHECK(0, "%s: fixture %s loads", label, bin);
+        return;
+    }
+    /* the config alone, by the path's name and by the magic */
+    r = lisa_model_read_config(path, &c, NULL, &err);
+    CHECK(r == LISA_OK, "%s: read_config: %s", label, err.message);
+    if (r == LISA_OK) check_config(&c, &fx, label);
+    CHECK(c.n_layers == o->layers && c.tied_head == o->tied, "%s: %d layers, tied %d", label, c.n_layers, c.tied_head);
+    data = read_file(path, &size);
+    snprintf(plain, sizeof plain, "/tmp/lisa_gguf_model_%ld_%s", (long)getpid(), o->stem);
+    CHECK(data && write_file(plain, data, size), "%s: copy written", label);
+    memset(&c, 0, sizeof c);
+    r = lisa_model_read_config(plain, &c, NULL, &err);
+    CHECK(r == LISA_OK && c.dim == 48 && c.n_kv_heads == 2, "%s: read_config tells GGUF by its magic: %s", label,
+          err.message);
+
+    r = lisa_model_load(&m, path, &al, &err);
+    if (!ready) {
+        CHECK(r == LISA_ERR_FORMAT && has(err.message, path) && has(err.message, "token_embd.weight") &&
+                  has(err.message, o->tied ? "F32" : "F16") && has(err.message, "lisa_ggml_dequantize"),
+              "%s: without dequantization, the error names the file, the tensor and its type: %s", label, err.message);
+        CHECK(cnt.live == 0, "%s: nothing held after the failure (%zu bytes)", label, cnt.live);
+        printf("%s: lisa_ggml_dequantize does not read F32/F16 yet: logits not checked\n", label);
+    } else {
+        CHECK(r == LISA_OK, "%s: lisa_model_load: %s", label, err.message);
+        if (r == LISA_OK) {
+            check_config(&m.config, &fx, label);
+            CHECK(m.bytes == cnt.live, "%s: the model counts %zu bytes, the allocator %zu", label, m.bytes, cnt.live);
+            check_logits(&m, &fx, label);
+            lisa_model_free(&m);
+        }
+        CHECK(cnt.live == 0, "%s: all freed (%zu bytes left)", label, cnt.live);
+        /* from memory, and by the magic */
+        r = lisa_model_load_gguf_memory(&m, data, size, label, NULL, &err);
+        CHECK(r == LISA_OK, "%s: from memory: %s", label, err.message);
+        if (r == LISA_OK) {
+            check_logits(&m, &fx, label);
+            lisa_model_free(&m);
+        }
+        r = lisa_model_load(&m, plain, NULL, &err);
+        CHECK(r == LISA_OK, "%s: lisa_model_load tells GGUF by its magic: %s", label, err.message);
+        if (r == LISA_OK) lisa_model_free(&m);
+    }
+    unlink(plain);
+    free(data);
+    fixture_free(&fx);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Malformed files                                                            */
+/* ------------------------------------------------------------------------- */
+
+static void test_malformed(int ready) {
+    size_t size = 0, at, cut;
+    unsigned char *orig = read_file(FIX "tiny_f16.gguf", &size);
+    gfile f;
+    lisa_gguf g;
+    lisa_model m;
+    lisa_error err;
+    lisa_result r;
+    uint64_t data_offset = 0;
+    if (!orig) {
+        CHECK(0, "fixture tiny_f16.gguf readable");
+        return;
+    }
+    if (lisa_gguf_parse_memory(&g, orig, size, "x", NULL, NULL) == LISA_OK) data_offset = g.data_offset;
+    lisa_gguf_free(&g);
+
+    f = gfile_copy(orig, size);   /* another architecture */
+    at = value_at(&f, "general.architecture", NULL);
+    CHECK(at > 0 && memcmp(f.data + at, "llama", 5) == 0, "fixture architecture llama");
+    if (at) memcpy(f.data + at, "qwen2", 5);
+    expect_fail(&f, LISA_ERR_FORMAT, "architecture", "general.architecture \"qwen2\"", "not supported");
+    free(f.data);
+
+    f = gfile_copy(orig, size);   /* a key this engine does not compute (renamed in place) */
+    at = value_at(&f, "llama.vocab_size", NULL);
+    if (at) memcpy(f.data + at - 8, "sizX", 4);   /* the key, then its type (4 bytes), precede the value */
+    expect_fail(&f, LISA_ERR_FORMAT, "unsupported key", "llama.vocab_sizX", "not supported");
+    free(f.data);
+
+    f = gfile_copy(orig, size);   /* one layer more than the tensors: blk.2.* missing */
+    set_u32_key(&f, "llama.block_count", 3);
+    expect_fail(&f, LISA_ERR_FORMAT, "missing tensor", "missing tensor blk.2.attn_norm.weight", NULL);
+    free(f.data);
+
+    f = gfile_copy(orig, size);   /* one layer less: blk.1.* unexpected */
+    set_u32_key(&f, "llama.block_count", 1);
+    expect_fail(&f, LISA_ERR_FORMAT, "extra tensor", "unexpected tensor blk.1.", NULL);
+    free(f.data);
+
+    f = gfile_copy(orig, size);   /* a renamed tensor: unexpected, then missing */
+    at = tensor_info_at(&f, "blk.1.ffn_up.weight");
+    CHECK(at > 0, "fixture tensor blk.1.ffn_up.weight found");
+    if (at) f.data[at - 8] = 'q';   /* "blk.1.ffn_uq.weight" */
+    expect_fail(&f, LISA_ERR_FORMAT, "renamed tensor", "unexpected tensor blk.1.ffn_uq.weight", NULL);
+    free(f.data);
+
+    f = gfile_copy(orig, size);   /* wrong shape: the config's feed-forward width differs */
+    set_u32_key(&f, "llama.feed_forward_length", 88);
+    expect_fail(&f, LISA_ERR_FORMAT, "wrong shape", "tensor blk.0.ffn_gate.weight has ggml dims {48, 80}",
+                "the config needs {48, 88}");
+    free(f.data);
+
+    f = gfile_copy(orig, size);   /* RoPE on part of the head */
+    set_u32_key(&f, "llama.rope.dimension_count", 8);
+    expect_fail(&f, LISA_ERR_FORMAT, "rope dimension", "llama.rope.dimension_count is 8", "head size 12");
+    free(f.data);
+
+    f = gfile_copy(orig, size);   /* vocabulary key against token_embd's rows */
+    set_u32_key(&f, "llama.vocab_size", 301);
+    expect_fail(&f, LISA_ERR_FORMAT, "vocab size", "llama.vocab_size is 301", "token_embd.weight: 300");
+    free(f.data);
+
+    f = gfile_copy(orig, size);   /* the first tensor of a type ggml does not have */
+    set_tensor_type(&f, "token_embd.weight", 31);
+    expect_fail(&f, LISA_ERR_FORMAT, "unknown type", "tensor token_embd.weight has type unknown (31)", NULL);
+    free(f.data);
+
+    if (ready) {   /* a known type lisa_ggml_dequantize does not read, on the last tensor (smaller: no overlap) */
+        f = gfile_copy(orig, size);
+        set_tensor_type(&f, "output.weight", 24);   /* I8 */
+        expect_fail(&f, LISA_ERR_FORMAT, "unreadable type", "tensor output.weight has type I8 (24)",
+                    "lisa_ggml_dequantize");
+        free(f.data);
+    }
+
+    /* truncated data: the last tensor's bytes beyond the end */
+    f = gfile_copy(orig, size - 100);
+    expect_fail(&f, LISA_ERR_FORMAT, "truncated", "tensor output.weight", "lies beyond");
+    free(f.data);
+    {   /* from a file, too */
+        char path[128];
+        snprintf(path, sizeof path, "/tmp/lisa_gguf_model_%ld_cut.gguf", (long)getpid());
+        CHECK(write_file(path, orig, size - 100), "truncated copy written");
+        r = lisa_model_load(&m, path, NULL, &err);
+        CHECK(r == LISA_ERR_FORMAT && has(err.message, path), "truncated file: %s", err.message);
+        if (r == LISA_OK) lisa_model_free(&m);
+        unlink(path);
+    }
+
+    /* every truncation fails cleanly: all of the header, steps through the data */
+    for (cut = 0; cut < size; cut += cut < data_offset + 64 ? 1 : 997) {
+        r = lisa_model_load_gguf_memory(&m, orig, cut, "cut.gguf", NULL, &err);
+        if (r == LISA_OK) lisa_model_free(&m);
+        if (r == LISA_OK || !has(err.message, "cut.gguf")) {
+            CHECK(0, "truncated at %zu: result %d, %s", cut, (int)r, err.message);
+            break;
+        }
+    }
+    CHECK(cut >= size, "every truncation is an error naming the file");
+    free(orig);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Files written here: layouts the fixtures do not have                       */
+/* ------------------------------------------------------------------------- */
+
+/* A GGUF writer for the format as ggml's docs/gguf.md describes it (version 3,
+   little-endian), independent of lisa.h's reader. */
+typedef struct gw {
+    unsigned char *buf;
+    size_t n, cap;
+} gw;
+
+static void gw_bytes(gw *w, const void *p, size_t n) {
+    if (w->n + n > w->cap) {
+        w->cap = 2 * (w->n + n) + 1024;
+        w->buf = (unsigned char *)realloc(w->buf, w->cap);
+    }
+    memcpy(w->buf + w->n, p, n);
+    w->n += n;
+}
+
+static void gw_u32(gw *w, uint32_t v) {
+    unsigned char b[4];
+    put_u32(b, v);
+    gw_bytes(w, b, 4);
+}
+
+static void gw_u64(gw *w, uint64_t v) {
+    gw_u32(w, (uint32_t)v);
+    gw_u32(w, (uint32_t)(v >> 32));
+}
+
+static void gw_str(gw *w, const char *s) {
+    gw_u64(w, strlen(s));
+    gw_bytes(w, s, strlen(s));
+}
+
+static void gw_kv_u32(gw *w, const char *key, uint32_t v) {
+    gw_str(w, key);
+    gw_u32(w, 4);
+    gw_u32(w, v);
+}
+
+static void gw_kv_str(gw *w, const char *key, const char *v) {
+    gw_str(w, key);
+    gw_u32(w, 8);
+    gw_str(w, v);
+}
+
+/* llama.cpp's names (src/llama-arch.cpp), in lisa_model_tensor() order. */
+static void gguf_name(const lisa_config *c, int idx, char *out, size_t size) {
+    static const char *const layer[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                         "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"};
+    if (idx == 0) snprintf(out, size, "token_embd.weight");
+    else if (idx <= 9 * c->n_layers) snprintf(out, size, "blk.%d.%s.weight", (idx - 1) / 9, layer[(idx - 1) % 9]);
+    else if (idx == 9 * c->n_layers + 1) snprintf(out, size, "output_norm.weight");
+    else snprintf(out, size, "output.weight");
+}
+
+static float pattern(int tensor, size_t i) { return (float)sin(0.37 * (double)i + 1.3 * tensor) * 0.5f; }
+
+/* A model of config c (its tensors in reverse order, alignment 64, keys of
+   several integer and float types), plus one extra key (type 8 string when
+   extra_str, else uint32 extra_u32) and, with extra_tensor, rope_freqs.weight. */
+static unsigned char *build_model(const lisa_config *c, const char *extra_key, const char *extra_str,
+                                  uint32_t extra_u32, int extra_tensor, size_t *size) {
+    const uint64_t align = 64;
+    lisa_model shape_of;
+    gw w = {NULL, 0, 0};
+    int n_t, k, n_kv = 11 + (extra_key != NULL);
+    uint64_t off = 0, *offs;
+    char (*names)[64];
+    lisa_model_init(&shape_of, c, NULL, NULL);
+    n_t = lisa_model_n_tensors(&shape_of);
+    offs = (uint64_t *)calloc((size_t)n_t + 1, sizeof *offs);
+    names = (char (*)[64])calloc((size_t)n_t + 1, sizeof *names);
+    gw_bytes(&w, "GGUF", 4);
+    gw_u32(&w, 3);
+    gw_u64(&w, (uint64_t)(n_t + extra_tensor));
+    gw_u64(&w, (uint64_t)n_kv);
+    gw_kv_str(&w, "general.architecture", "llama");
+    gw_kv_u32(&w, "general.alignment", (uint32_t)align);
+    gw_str(&w, "llama.block_count");   /* uint64 */
+    gw_u32(&w, 10);
+    gw_u64(&w, (uint64_t)c->n_layers);
+    gw_str(&w, "llama.context_length");   /* int32 */
+    gw_u32(&w, 5);
+    gw_u32(&w, (uint32_t)c->max_seq_len);
+    gw_kv_u32(&w, "llama.embedding_length", (uint32_t)c->dim);
+    gw_kv_u32(&w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    gw_kv_u32(&w, "llama.attention.head_count", (uint32_t)c->n_heads);
+    gw_kv_u32(&w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    gw_str(&w, "llama.attention.layer_norm_rms_epsilon");   /* float64 */
+    gw_u32(&w, 12);
+    {
+        double e = (double)c->norm_eps;
+        uint64_t u;
+        memcpy(&u, &e, 8);
+        gw_u64(&w, u);
+    }
+    gw_str(&w, "llama.rope.freq_base");   /* float32 */
+    gw_u32(&w, 6);
+    {
+        float t = c->rope_theta;
+        uint32_t u;
+        memcpy(&u, &t, 4);
+        gw_u32(&w, u);
+    }
+    gw_kv_u32(&w, "llama.rope.dimension_count", (uint32_t)(c->dim / c->n_heads));
+    if (extra_key) {
+        if (strcmp(extra_key, "tokenizer.ggml.tokens") == 0) {   /* an array of extra_u32 strings */
+            uint32_t t;
+            gw_str(&w, extra_key);
+            gw_u32(&w, 9);
+            gw_u32(&w, 8);
+            gw_u64(&w, extra_u32);
+            for (t = 0; t < extra_u32; t++) gw_str(&w, "t");
+        } else if (extra_str) gw_kv_str(&w, extra_key, extra_str);
+        else gw_kv_u32(&w, extra_key, extra_u32);
+    }
+    /* tensor infos, last tensor first; each data start aligned */
+    for (k = 0; k < n_t + extra_tensor; k++) {
+        int idx = n_t - 1 - k;
+        uint64_t bytes;
+        if (idx < 0) {
+            strcpy(names[n_t], "rope_freqs.weight");
+            gw_str(&w, names[n_t]);
+            gw_u32(&w, 1);
+            gw_u64(&w, (uint64_t)(c->dim / c->n_heads / 2));
+            bytes = (uint64_t)(c->dim / c->n_heads / 2) * 4;
+        } else {
+            lisa_param p = lisa_model_tensor(&shape_of, idx);
+            gguf_name(c, idx, names[idx], sizeof names[idx]);
+            gw_str(&w, names[idx]);
+            gw_u32(&w, (uint32_t)p.tensor.ndim);
+            if (p.tensor.ndim == 2) gw_u64(&w, (uint64_t)p.tensor.shape[1]);
+            gw_u64(&w, (uint64_t)p.tensor.shape[0]);
+            bytes = (uint64_t)lisa_tensor_numel(&p.tensor) * 4;
+        }
+        gw_u32(&w, 0);   /* F32 */
+        gw_u64(&w, off);
+        offs[idx < 0 ? n_t : idx] = off;
+        off += (bytes + align - 1) / align * align;
+    }
+    while (w.n % align) gw_bytes(&w, "", 1);
+    {
+        size_t data_start = w.n;
+        unsigned char zero[64] = {0};
+        for (k = 0; k < n_t + extra_tensor; k++) {
+            int idx = n_t - 1 - k;
+            size_t j, n = (size_t)(c->dim / c->n_heads / 2);
+            if (idx >= 0) {
+                lisa_param p = lisa_model_tensor(&shape_of, idx);
+                n = lisa_tensor_numel(&p.tensor);
+            }
+            while (w.n < data_start + offs[idx < 0 ? n_t : idx]) gw_bytes(&w, zero, 1);
+            for (j = 0; j < n; j++) {
+                float v = pattern(idx, j);
+                uint32_t u;
+                memcpy(&u, &v, 4);
+                gw_u32(&w, u);
+            }
+        }
+    }
+    lisa_model_free(&shape_of);
+    free(offs);
+    free(names);
+    *size = w.n;
+    return w.buf;
+}
+
+static void test_written(int ready) {
+    lisa_config c;
+    unsigned char *data;
+    size_t size;
+    lisa_model m;
+    lisa_error err;
+    lisa_result r;
+    memset(&c, 0, sizeof c);
+    c.dim = 16, c.hidden_dim = 1100, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 1, c.vocab_size = 10;
+    c.max_seq_len = 32, c.norm_eps = 1e-6f, c.rope_theta = 5000.0f;
+    CHECK(lisa_config_resolve(&c, &err) == LISA_OK, "config resolves: %s", err.message);
+
+    /* aligned gaps, reverse order, uint64/int32/float64 keys; ffn_down rows of 1100 floats (two chunks) */
+    data = build_model(&c, NULL, NULL, 0, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    if (!ready) {
+        CHECK(r == LISA_ERR_FORMAT && has(err.message, "lisa_ggml_dequantize"), "written: %s", err.message);
+    } else {
+        CHECK(r == LISA_OK, "written: %s", err.message);
+        if (r == LISA_OK) {
+            int i, bad = 0, n = lisa_model_n_tensors(&m);
+            CHECK(m.config.n_layers == 2 && m.config.max_seq_len == 32 && m.config.norm_eps == 1e-6f &&
+                      m.config.rope_theta == 5000.0f && m.config.tied_head == 0 && m.config.vocab_size == 10,
+                  "written: config from uint64, int32, float64 and float32 keys");
+            for (i = 0; i < n; i++) {
+                lisa_param p = lisa_model_tensor(&m, i);
+                size_t j;
+                for (j = 0; j < lisa_tensor_numel(&p.tensor); j++) bad += p.tensor.data[j] != pattern(i, j);
+            }
+            CHECK(bad == 0, "written: every weight is the file's (q/k rows unpermuted): %d differ", bad);
+            lisa_model_free(&m);
+        }
+    }
+    free(data);
+
+    data = build_model(&c, NULL, NULL, 0, 1, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "written.gguf") && has(err.message, "unexpected tensor rope_freqs.weight"),
+          "rope_freqs: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "llama.rope.scaling.type", "linear", 0, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "llama.rope.scaling.type \"linear\" is not supported"),
+          "rope scaling: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "llama.rope.scaling.type", "none", 0, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(ready ? r == LISA_OK : has(err.message, "lisa_ggml_dequantize"), "rope scaling none is fine: %s",
+          err.message);
+    if (r == LISA_OK) lisa_model_free(&m);
+    free(data);
+
+    data = build_model(&c, "llama.rope.scaling.factor", NULL, 4, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "key llama.rope.scaling.factor is not supported"),
+          "rope scaling factor: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "tokenizer.ggml.tokens", NULL, 11, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "tokenizer.ggml.tokens has 11 tokens, token_embd.weight 10 rows"),
+          "token count: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "tokenizer.ggml.tokens", NULL, 10, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(ready ? r == LISA_OK : has(err.message, "lisa_ggml_dequantize"), "as many tokens as rows: %s", err.message);
+    if (r == LISA_OK) lisa_model_free(&m);
+    free(data);
+
+    data = build_model(&c, "llama.expert_count", NULL, 8, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "llama.expert_count is 8"), "experts: %s", err.message);
+    free(data);
+
+    data = build_model(&c, "llama.attention.key_length", NULL, 8, 0, &size);
+    r = lisa_model_load_gguf_memory(&m, data, size, "written.gguf", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "llama.attention.key_length is 8"), "key length: %s", err.message);
+    free(data);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Allocation failure                                                         */
+/* ------------------------------------------------------------------------- */
+
+static void test_alloc_failure(void) {
+    const char *paths[2] = {FIX "tiny_f16.gguf", FIX "tied_f32.gguf"};
+    int p, mem;
+    for (p = 0; p < 2; p++)
+        for (mem = 0; mem < 2; mem++) {
+            size_t size = 0;
+            unsigned char *data = mem ? read_file(paths[p], &size) : NULL;
+            lisa_result final = LISA_OK, r;
+            lisa_error err;
+            long n;
+            int bad = 0;
+            {   /* the unconstrained result: what every run that is not refused must give */
+                counter c = {0, -1, 0, 0};
+                lisa_allocator al;
+                lisa_model m;
+                al.alloc = cnt_alloc;
+                al.free = cnt_free;
+                al.user = &c;
+                final = mem ? lisa_model_load_gguf_memory(&m, data, size, "m.gguf", &al, &err)
+                            : lisa_model_load_gguf(&m, paths[p], &al, &err);
+                if (final == LISA_OK) lisa_model_free(&m);
+            }
+            for (n = 0; n < 1000; n++) {
+                counter c = {0, -1, 0, 0};
+                lisa_allocator al;
+                lisa_model m;
+                c.fail_after = n;
+                al.alloc = cnt_alloc;
+                al.free = cnt_free;
+                al.user = &c;
+                r = mem ? lisa_model_load_gguf_memory(&m, data, size, "m.gguf", &al, &err)
+                        : lisa_model_load_gguf(&m, paths[p], &al, &err);
+                if (r == LISA_OK) {
+                    if (m.bytes != c.live) bad++;
+                    lisa_model_free(&m);
+                }
+                if (c.live != 0) bad++;
+                if (c.n_refused == 0) {   /* nothing refused: the end */
+                    if (r != final) bad++;
+                    break;
+                }
+                if (r != LISA_ERR_NOMEM) {
+                    bad++;
+                    fprintf(stderr, "refused after %ld: result %d: %s\n", n, (int)r, err.message);
+                }
+            }
+            CHECK(bad == 0 && n < 1000, "%s (%s): every refused allocation gives NOMEM with nothing leaked (%ld runs)",
+                  paths[p], mem ? "memory" : "file", n);
+            free(data);
+        }
+    for (p = 0; p < 2; p++) {   /* the config alone */
+        long n;
+        int bad = 0;
+        for (n = 0; n < 100; n++) {
+            counter c = {0, -1, 0, 0};
+            lisa_allocator al;
+            lisa_config cfg;
+            lisa_error err;
+            lisa_result r;
+            c.fail_after = n;
+            al.alloc = cnt_alloc;
+            al.free = cnt_free;
+            al.user = &c;
+            r = lisa_model_read_config(paths[p], &cfg, &al, &err);
+            if (c.live != 0) bad++;
+            if (c.n_refused == 0) {
+                if (r != LISA_OK) bad++;
+                break;
+            }
+            if (r != LISA_ERR_NOMEM) bad++;
+        }
+        CHECK(bad == 0 && n < 100, "%s: read_config: every refused allocation gives NOMEM, nothing leaked (%ld runs)",
+              paths[p], n);
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* SmolLM2 by hand                                                            */
+/* ------------------------------------------------------------------------- */
+
+/* lisa_ggml_dequantize reads one block each of F32, Q4_1 and Q8_0 (zeros give zeros). */
+static int reads_q4_1_q8_0(void) {
+    unsigned char zeros[64] = {0};
+    float out[32];
+    return lisa_ggml_dequantize(0, zeros, out, 1) && lisa_ggml_dequantize(3, zeros, out, 32) &&
+           lisa_ggml_dequantize(8, zeros, out, 32);
+}
+
+/* transformers' logits on the same file (the first 512 vocabulary entries). */
+static void smollm2_logits(const lisa_model *m) {
+    fixture fx;
+    const fixture_entry *ids, *ref;
+    lisa_acts acts;
+    lisa_error err;
+    double max_diff = 0.0, max_ref = 0.0;
+    int T, t, v, V = m->config.vocab_size;
+    if (fixture_load(&fx, FIX "smollm2_logits.bin") != 0) {
+        CHECK(0, "SmolLM2: fixture smollm2_logits.bin loads");
+        return;
+    }
+    ids = fixture_find(&fx, "ids");
+    ref = fixture_find(&fx, "logits");
+    T = ids ? ids->shape[1] : 0;
+    if (!ids || !ref || ref->n != (size_t)T * 512 || lisa_acts_init(&acts, &m->config, 1, T, 0, NULL, &err) != LISA_OK) {
+        CHECK(0, "SmolLM2: fixture entries and activations");
+        fixture_free(&fx);
+        return;
+    }
+    lisa_model_forward(m, &acts, ids->i32, NULL, 1, T);
+    for (t = 0; t < T; t++)
+        for (v = 0; v < 512; v++) {
+            double r = ref->f32[(size_t)t * 512 + v], d = fabs((double)acts.logits[(size_t)t * V + v] - r);
+            if (d > max_diff || d != d) max_diff = d != d ? 1e30 : d;
+            if (fabs(r) > max_ref) max_ref = fabs(r);
+        }
+    printf("SmolLM2: logits max diff %.3g (max |ref| %.3g)\n", max_diff, max_ref);
+    CHECK(max_diff <= 1e-5 * (max_ref > 1.0 ? max_ref : 1.0), "SmolLM2: logits within 1e-5 x max(1, max|ref|): %g",
+          max_diff);
+    lisa_acts_free(&acts);
+    fixture_free(&fx);
+}
+
+static void smollm2(const char *path) {
+    lisa_config c;
+    lisa_gguf g;
+    lisa_model m;
+    lisa_error err;
+    lisa_result r = lisa_model_read_config(path, &c, NULL, &err);
+    int i, counts[64] = {0};
+    CHECK(r == LISA_OK, "SmolLM2: read_config: %s", err.message);
+    printf("SmolLM2: dim %d hidden %d layers %d heads %d kv heads %d vocab %d max_seq_len %d eps %g theta %g tied %d\n",
+           c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.max_seq_len, (double)c.norm_eps,
+           (double)c.rope_theta, c.tied_head);
+    if (lisa_gguf_read_metadata(&g, path, NULL, &err) == LISA_OK) {
+        for (i = 0; i < g.n_tensors; i++)
+            if (g.tensors[i].type < 64) counts[g.tensors[i].type]++;
+        printf("SmolLM2: %d tensors:", g.n_tensors);
+        for (i = 0; i < 64; i++)
+            if (counts[i]) printf(" %d %s", counts[i], lisa_ggml_type_name((uint32_t)i));
+        printf("\n");
+    }
+    lisa_gguf_free(&g);
+    /* as gguf-py's GGUFReader reads the file's llama.* keys (and no output.weight: tied) */
+    CHECK(c.dim == 576 && c.hidden_dim == 1536 && c.n_layers == 30 && c.n_heads == 9 && c.n_kv_heads == 3 &&
+              c.vocab_size == 49152 && c.max_seq_len == 8192 && c.norm_eps == 1e-5f && c.rope_theta == 100000.0f &&
+              c.tied_head == 1,
+          "SmolLM2: the config gguf-py reads");
+    r = lisa_model_load_gguf(&m, path, NULL, &err);
+    printf("SmolLM2: lisa_model_load_gguf: %s\n", r == LISA_OK ? "loaded" : err.message);
+    if (reads_q4_1_q8_0())
+        CHECK(r == LISA_OK, "SmolLM2: loads once lisa_ggml_dequantize reads F32, Q4_1 and Q8_0: %s", err.message);
+    else
+        CHECK(r == LISA_ERR_FORMAT && has(err.message, path) && has(err.message, "has type") &&
+                  has(err.message, "lisa_ggml_dequantize"),
+              "SmolLM2: the error names the file, a tensor and its type: %s", err.message);
+    if (r == LISA_OK) {
+        smollm2_logits(&m);
+        lisa_model_free(&m);
+    }
+}
+
+int main(void) {
+    static const oracle oracles[2] = {{"tiny_f16", 2, 0}, {"tied_f32", 2, 1}};
+    const char *smol = getenv("LISA_SMOLLM2_GGUF");
+    int ready = dequantize_ready(), i;
+    if (!ready) printf("gguf_model: lisa_ggml_dequantize does not read F32/F16 yet: the data checks are skipped\n");
+    for (i = 0; i < 2; i++) test_oracle(&oracles[i], ready);
+    test_malformed(ready);
+    test_written(ready);
+    test_alloc_failure();
+    if (smol && *smol) smollm2(smol);
+    return test_report("gguf_model");
+}
