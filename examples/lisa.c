@@ -134,8 +134,9 @@ static const choice device_choices[] = {{"gpu", 1}, {"cpu", 0}, {NULL, 0}};
 /* Every option of every command, in the order of the help. */
 static const option option_table[] = {
     TEXT("--model", "M", MODEL_CMDS, SET, model, NULL,
-         "a llama2.c checkpoint (.bin, legacy or version 1) or a Hugging Face\n"
-         "LLaMA directory (config.json + safetensors)"),
+         "a llama2.c checkpoint (.bin, legacy or version 1), a Hugging Face\n"
+         "LLaMA directory (config.json + safetensors), or a GGUF llama model\n"
+         "(.gguf; F32, F16, BF16, Q8_0, Q4_0/1, Q5_0/1, Q2_K..Q6_K, read as fp32)"),
     TEXT("--init", "SPEC", TRAIN_PLAN, SET, init, NULL,
          "random weights of this shape, e.g.\n"
          "dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1\n"
@@ -150,12 +151,12 @@ static const option option_table[] = {
     TEXT("--tokenizer", "T", CMD_TRAIN | CMD_EVAL, 0, tokenizer, NULL,
          "for instruction data: a tokenizer.json, a Hugging Face directory\n"
          "holding one, a GGUF file, a llama2.c tokenizer.bin, or bytes (built in:\n"
-         "ids 0-255 bytes, 256 BOS, 257 EOS); default: the --model directory's\n"
-         "tokenizer.json when it has one"),
+         "ids 0-255 bytes, 256 BOS, 257 EOS); default: the --model's own (a\n"
+         "directory's tokenizer.json, a GGUF file's vocabulary)"),
     TEXT("--tokenizer", "T", CMD_GENERATE, 0, tokenizer, NULL,
          "a tokenizer.json, a Hugging Face directory holding one, a GGUF file,\n"
-         "a llama2.c tokenizer.bin, or bytes (default: the --model directory's\n"
-         "tokenizer.json when it has one, else bytes)"),
+         "a llama2.c tokenizer.bin, or bytes (default: the --model's own (a\n"
+         "directory's tokenizer.json, a GGUF file's vocabulary), else bytes)"),
     TEXT("--tokenizer", "T", CMD_TOKENIZE, 0, tokenizer, NULL,
          "a tokenizer.json, a Hugging Face directory holding one, a GGUF file,\n"
          "a llama2.c tokenizer.bin, or bytes (built in: ids 0-255 bytes, 256 BOS,\n"
@@ -566,7 +567,7 @@ static int thread_count(void) {
 #endif
 }
 
-/* A model file (llama2.c .bin) or a Hugging Face directory. */
+/* A model file (llama2.c .bin, GGUF) or a Hugging Face directory. */
 static void load_model_or_die(lisa_model *m, const char *path) {
     lisa_error err;
     if (lisa_model_load(m, path, NULL, &err) != LISA_OK) die("%s", err.message);
@@ -617,11 +618,21 @@ static int has_hf_tokenizer(const char *path) {
            stat(file, &st) == 0;
 }
 
-/* The tokenizer a command uses: --tokenizer, else a Hugging Face --model
-   directory's own tokenizer.json, else fallback (NULL: none). */
+/* Whether path is a file that starts with GGUF's magic. */
+static int is_gguf_file(const char *path) {
+    char magic[4];
+    FILE *f = path && !is_directory(path) ? fopen(path, "rb") : NULL;
+    int yes = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    if (f) fclose(f);
+    return yes;
+}
+
+/* The tokenizer a command uses: --tokenizer, else the --model's own (a
+   Hugging Face directory's tokenizer.json, a GGUF file's vocabulary), else
+   fallback (NULL: none). */
 static const char *tokenizer_spec(const options *o, const char *fallback) {
     if (o->tokenizer) return o->tokenizer;
-    if (has_hf_tokenizer(o->model)) return o->model;
+    if (has_hf_tokenizer(o->model) || is_gguf_file(o->model)) return o->model;
     return fallback;
 }
 
@@ -1705,7 +1716,7 @@ static int cmd_generate(options *o) {
     load_model_or_die(&m, o->model);
     text_setup_load(&ts, o, "bytes", m.config.vocab_size, o->chat);
     if (!o->tokenizer && ts.tok.kind == LISA_TOKENIZER_BYTES && m.config.vocab_size != LISA_BYTES_VOCAB)
-        fprintf(stderr, "lisa: generate: no --tokenizer, and %s holds no tokenizer.json: using bytes, which a model "
+        fprintf(stderr, "lisa: generate: no --tokenizer, and %s holds no tokenizer: using bytes, which a model "
                 "of %d tokens was likely not trained with\n", o->model, m.config.vocab_size);
     if (o->chat && !ts.tmpl)
         die("generate --chat: %s has no chat template; give --chat-template NAME (one of %s)", ts.name,
@@ -1725,6 +1736,7 @@ static int cmd_generate(options *o) {
                        text_stream_token, &out);
     text_stream_end(&out);
     fputc('\n', stdout);
+    fflush(stdout); /* the answer's line before the statistics on stderr */
     if (o->show_ids) print_ids("generated ids", ids + n_ids, (size_t)got);
     fprintf(stderr, "%d tokens in %.2f s (%.1f tokens/s)%s\n", got, now_seconds() - t0,
             got / fmax(1e-9, now_seconds() - t0), stop_reason(&out, stop, o->chat, ids + n_ids, got));
@@ -2041,8 +2053,8 @@ static const command commands[] = {
      "allocating it. Takes train's options that shape the memory.\n"},
     {"convert", CMD_CONVERT, cmd_convert, 2, "convert a model between llama2.c and Hugging Face formats",
      "usage: lisa convert IN OUT [--dtype f32|f16|bf16]",
-     "Converts a model between formats. IN: a llama2.c checkpoint (.bin, legacy or version 1)\n"
-     "or a Hugging Face LLaMA directory. OUT: OUT.bin writes a llama2.c checkpoint (fp32); any\n"
+     "Converts a model between formats. IN: a llama2.c checkpoint (.bin, legacy or version 1),\n"
+     "a Hugging Face LLaMA directory or a GGUF llama model (.gguf). OUT: OUT.bin writes a llama2.c checkpoint (fp32); any\n"
      "other path a Hugging Face directory (config.json + model.safetensors, made if missing) in\n"
      "--dtype. The q and k projections are converted between the interleaved RoPE layout\n"
      "(llama2.c, this library) and transformers' rotate-half layout.\n"},
