@@ -59,6 +59,8 @@ static int max_int(int a, int b) { return a > b ? a : b; }
 /* The commands, as the bits of an option's "taken by" column. */
 enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_PLAN = 4, CMD_CONVERT = 8, CMD_TOKENIZE = 16, CMD_GENERATE = 32, CMD_DEMO = 64 };
 
+#define MAX_OPTIONS 96 /* rows of option_table at most */
+
 /* Every command's options; each command reads the ones it takes. */
 typedef struct options {
     const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer, *val, *plot, *prompt;
@@ -72,7 +74,7 @@ typedef struct options {
     float probs[4096];       /* --lisa-probs, where tc.lisa_probs points */
     int n_probs;
     int mode, order, schedule, out_dtype, dtype, device; /* choices: -1 until given */
-    const char *setting;     /* the first training setting given (train --resume refuses them) */
+    unsigned char given[MAX_OPTIONS]; /* 1: option_table[i] was given (train --resume checks them) */
 } options;
 
 typedef enum {
@@ -91,13 +93,18 @@ typedef struct choice {
     int value;
 } choice;
 
-#define OPT_SETTING 1u /* a training setting: train --resume takes it from the state file */
+#define OPT_SETTING 1u /* a training setting the state file records: train --resume takes it
+                          only with the state's value */
 #define OPT_GPU 2u     /* taken by build/lisa-cuda only */
+#define OPT_START 4u   /* what a run starts from (--model, --init, --seed): a state file holds the
+                          trained model instead, so train --resume takes --model and --init only
+                          for a model of the state's shape, and --seed (not recorded) as it is */
+#define OPT_LISA 8u    /* a LISA setting: refused unless the mode is lisa */
 
 typedef struct option {
     const char *name, *arg;  /* "--batch", "B"; no arg: a flag */
     unsigned commands;       /* CMD_* bits of the commands that take it */
-    unsigned flags;          /* OPT_SETTING, OPT_GPU */
+    unsigned flags;          /* OPT_SETTING, OPT_GPU, OPT_START, OPT_LISA */
     option_kind kind;
     size_t field;            /* offsetof(options, ...) */
     long lo, hi;             /* KIND_INT, KIND_SEED */
@@ -130,14 +137,16 @@ static const choice device_choices[] = {{"gpu", 1}, {"cpu", 0}, {NULL, 0}};
 #define MODEL_CMDS (CMD_TRAIN | CMD_EVAL | CMD_PLAN | CMD_GENERATE)
 #define TRAIN_PLAN (CMD_TRAIN | CMD_PLAN)
 #define SET OPT_SETTING
+#define START OPT_START
+#define ONLY_LISA (OPT_SETTING | OPT_LISA)
 
 /* Every option of every command, in the order of the help. */
 static const option option_table[] = {
-    TEXT("--model", "M", MODEL_CMDS, SET, model, NULL,
+    TEXT("--model", "M", MODEL_CMDS, START, model, NULL,
          "a llama2.c checkpoint (.bin, legacy or version 1), a Hugging Face\n"
          "LLaMA directory (config.json + safetensors), or a GGUF llama model\n"
          "(.gguf; F32, F16, BF16, Q8_0, Q4_0/1, Q5_0/1, Q2_K..Q6_K, read as fp32)"),
-    TEXT("--init", "SPEC", TRAIN_PLAN, SET, init, NULL,
+    TEXT("--init", "SPEC", TRAIN_PLAN, START, init, NULL,
          "random weights of this shape, e.g.\n"
          "dim=288,hidden=768,layers=6,heads=6,kv_heads=6,vocab=32000,seq=256,tied=1\n"
          "(hidden default: 8/3 dim rounded up to 32; kv_heads default: heads;\n"
@@ -218,7 +227,7 @@ static const option option_table[] = {
     FLOAT("--grad-clip", CMD_TRAIN, SET, tc.grad_clip, NULL, "clip the global gradient norm to X; 0 is off (default 0)"),
     FLAG("--checkpointing", TRAIN_PLAN, SET, tc.checkpointing,
          "keep only layer inputs and recompute in backward (less memory)"),
-    SEED("--seed", CMD_TRAIN, SET, seed, "1", "seed of --init's random weights (default 1)"),
+    SEED("--seed", CMD_TRAIN, START, seed, "1", "seed of --init's random weights (default 1)"),
     FLAG("--quick", CMD_DEMO, 0, quick, "a fifth of the steps (about 15 s; for the tests)"),
     INT("--threads", "N", CMD_TRAIN | CMD_EVAL | CMD_GENERATE | CMD_DEMO, 0, threads, 1, 4096, NULL,
         "OpenMP threads (default: OpenMP's own default)"),
@@ -232,20 +241,25 @@ static const option option_table[] = {
     TEXT("--resume", "PATH", CMD_TRAIN, 0, resume, NULL,
          "continue from a state file up to --steps (the total, counting the steps\n"
          "already done); the model and settings come from the file, and the run\n"
-         "continues bitwise as if it had not stopped"),
+         "continues bitwise as if it had not stopped. The command that started\n"
+         "the run may be given again with --resume added: a setting given must\n"
+         "equal the state's, --model and --init must describe a model of the\n"
+         "state's shape (the state keeps the trained weights, not their source),\n"
+         "and --seed is not recorded"),
     NOTE(TRAIN_PLAN, 0,
          "\nLISA (layerwise importance sampling: embedding, final norm and head always train; of the\n"
-         "decoder layers only G sampled ones do, resampled every K steps):"),
+         "decoder layers only G sampled ones do, resampled every K steps; the --lisa-* options need\n"
+         "--mode lisa):"),
     CHOICE("--mode", "M", TRAIN_PLAN, SET, mode, mode_choices, "full | lisa (default full)"),
-    INT("--lisa-layers", "G", TRAIN_PLAN, SET, tc.lisa_layers, 1, 1L << 12, NULL, "layers trained at a time (default 2)"),
-    INT("--lisa-interval", "K", TRAIN_PLAN, SET, tc.lisa_interval, 1, 1L << 30, NULL,
+    INT("--lisa-layers", "G", TRAIN_PLAN, ONLY_LISA, tc.lisa_layers, 1, 1L << 12, NULL, "layers trained at a time (default 2)"),
+    INT("--lisa-interval", "K", TRAIN_PLAN, ONLY_LISA, tc.lisa_interval, 1, 1L << 30, NULL,
         "steps between resamplings (default 20)"),
-    CHOICE("--lisa-order", "O", TRAIN_PLAN, SET, order, order_choices,
+    CHOICE("--lisa-order", "O", TRAIN_PLAN, ONLY_LISA, order, order_choices,
            "random | cyclic (default random; cyclic hands out layers 0, 1, ... in turn)"),
-    ROW("--lisa-probs", "P,...", TRAIN_PLAN, SET, KIND_PROBS, probs, 0, 0, NULL, NULL,
+    ROW("--lisa-probs", "P,...", TRAIN_PLAN, ONLY_LISA, KIND_PROBS, probs, 0, 0, NULL, NULL,
         "one sampling weight per layer (default uniform); sampled without replacement"),
-    SEED("--lisa-seed", TRAIN_PLAN, SET, tc.lisa_seed, NULL, "seed of the layer sampler (default 0)"),
-    FLAG("--lisa-keep-state", TRAIN_PLAN, SET, tc.keep_state,
+    SEED("--lisa-seed", TRAIN_PLAN, ONLY_LISA, tc.lisa_seed, NULL, "seed of the layer sampler (default 0)"),
+    FLAG("--lisa-keep-state", TRAIN_PLAN, ONLY_LISA, tc.keep_state,
          "keep the AdamW moments of layers that leave (costs their memory;\n"
          "by default a leaving layer frees them and restarts from zero when resampled)"),
     FLAG("--freeze-embed", TRAIN_PLAN, SET, tc.freeze_embed, "never train the embedding (with a tied head: the shared matrix)"),
@@ -276,6 +290,7 @@ static const option option_table[] = {
     ROW("--budget", "GIB", CMD_PLAN, 0, KIND_FLOAT, budget, 0, 0, NULL, NULL, "also say whether the peak fits in this many GiB"),
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
+typedef char options_given_fits[N_OPTIONS <= MAX_OPTIONS ? 1 : -1]; /* else raise MAX_OPTIONS */
 #undef ROW
 #undef TEXT
 #undef FLAG
@@ -287,6 +302,8 @@ static const option option_table[] = {
 #undef MODEL_CMDS
 #undef TRAIN_PLAN
 #undef SET
+#undef START
+#undef ONLY_LISA
 
 /* A command of the program: its name, what it takes and its help. */
 typedef struct command {
@@ -456,29 +473,99 @@ static void parse_options(options *o, const command *c, int argc, char **argv) {
         if (!(p = find_option(f, c->bit))) die("%s: unknown option '%s' (see lisa %s --help)", c->name, f, c->name);
         if (!option_taken(p, c->bit))
             die("%s %s: this program trains on the CPU in fp32; build/lisa-cuda (make cuda) trains on a GPU", c->name, f);
-        if ((p->flags & OPT_SETTING) && !o->setting) o->setting = p->name;
+        o->given[p - option_table] = 1;
         if (p->kind != KIND_FLAG && i + 1 >= argc) die("%s needs a value", f);
         set_option(o, p, p->kind == KIND_FLAG ? NULL : argv[++i]);
     }
     options_finish(o);
 }
 
-/* What train --resume takes besides its state file: train's options that are not settings. */
-static int resume_takes(const option *p) {
-    return p->name && option_taken(p, CMD_TRAIN) && !(p->flags & OPT_SETTING) && strcmp(p->name, "--resume") != 0;
+/* The shortest text that reads back as x. */
+static void float_text(char *buf, size_t size, float x) {
+    int digits;
+    for (digits = 1; digits < 9; digits++) {
+        snprintf(buf, size, "%.*g", digits, x);
+        if (strtof(buf, NULL) == x) return;
+    }
+    snprintf(buf, size, "%.9g", x);
 }
 
-/* train --resume takes its model and settings from the state file. */
-static void refuse_settings_on_resume(const options *o) {
-    char allowed[512] = "";
-    size_t i, at = 0;
-    int k = 0, n = 0;
-    if (!o->resume || !o->setting) return;
-    for (i = 0; i < N_OPTIONS; i++) n += resume_takes(&option_table[i]);
+/* Option p's value in o, as a command line would give it. */
+static void option_text(char *buf, size_t size, const option *p, const options *o) {
+    const char *field = (const char *)o + p->field;
+    size_t at = 0;
+    int i;
+    switch (p->kind) {
+    case KIND_NOTE: buf[0] = 0; break;
+    case KIND_FLAG: snprintf(buf, size, "%s", *(const int *)field ? "on" : "off"); break;
+    case KIND_TEXT: snprintf(buf, size, "%s", *(const char *const *)field); break;
+    case KIND_INT: snprintf(buf, size, "%d", *(const int *)field); break;
+    case KIND_SEED: snprintf(buf, size, "%llu", (unsigned long long)*(const uint64_t *)field); break;
+    case KIND_FLOAT: float_text(buf, size, *(const float *)field); break;
+    case KIND_PROBS:
+        snprintf(buf, size, "%s", o->n_probs ? "" : "uniform");
+        for (i = 0; i < o->n_probs && at + 16 < size; i++) {
+            if (i) buf[at++] = ',';
+            float_text(buf + at, size - at, o->probs[i]);
+            at += strlen(buf + at);
+        }
+        break;
+    case KIND_CHOICE:
+        snprintf(buf, size, "%d", *(const int *)field);
+        for (i = 0; p->choices[i].name; i++)
+            if (p->choices[i].value == *(const int *)field) {
+                snprintf(buf, size, "%s", p->choices[i].name);
+                break;
+            }
+        break;
+    }
+}
+
+/* Whether option p has the same value in a and b: floats as parsed, choices
+   by value, --lisa-probs element by element. */
+static int same_option_value(const option *p, const options *a, const options *b) {
+    const char *fa = (const char *)a + p->field, *fb = (const char *)b + p->field;
+    int i;
+    switch (p->kind) {
+    case KIND_NOTE: return 1;
+    case KIND_TEXT: return !strcmp(*(const char *const *)fa, *(const char *const *)fb);
+    case KIND_FLAG:
+    case KIND_INT:
+    case KIND_CHOICE: return *(const int *)fa == *(const int *)fb;
+    case KIND_SEED: return *(const uint64_t *)fa == *(const uint64_t *)fb;
+    case KIND_FLOAT: return *(const float *)fa == *(const float *)fb;
+    case KIND_PROBS:
+        if (a->n_probs != b->n_probs) return 0;
+        for (i = 0; i < a->n_probs; i++)
+            if (a->probs[i] != b->probs[i]) return 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* A state's training settings as the options that would give them (the
+   inverse of options_finish), so the table compares them option by option. */
+static void options_of_state(options *s, const lisa_train_config *tc, int n_layers) {
+    int i;
+    memset(s, 0, sizeof *s);
+    s->tc = *tc;
+    s->mode = (int)tc->mode;
+    s->order = (int)tc->lisa_order;
+    s->schedule = (int)tc->schedule.kind;
+    if (tc->lisa_probs) {
+        s->n_probs = n_layers;
+        for (i = 0; i < n_layers; i++) s->probs[i] = tc->lisa_probs[i];
+    }
+}
+
+/* The --lisa-* options apply to LISA mode only: given in full mode they would
+   silently do nothing. why says where the full mode comes from, and what to do. */
+static void refuse_lisa_options_in_full_mode(const options *o, lisa_mode mode, const char *why) {
+    size_t i;
+    if (mode != LISA_MODE_FULL) return;
     for (i = 0; i < N_OPTIONS; i++)
-        if (resume_takes(&option_table[i])) at = list_word(allowed, sizeof allowed, at, k++, n, " and ", option_table[i].name);
-    die("train --resume takes its model and settings from the state file, so %s cannot be given; only %s may be given",
-        o->setting, allowed);
+        if (o->given[i] && (option_table[i].flags & OPT_LISA))
+            die("%s is a LISA setting, but %s", option_table[i].name, why);
 }
 
 /* Whether a run trains (or plans) on the GPU: --device, else the build's
@@ -549,6 +636,72 @@ static lisa_config parse_init(const char *spec) {
     /* LLaMA's MLP width: 2/3 of 4*dim, rounded up to a multiple of 32. */
     if (c.hidden_dim == 0 && c.dim > 0) c.hidden_dim = (8 * c.dim / 3 + 31) / 32 * 32;
     return c;
+}
+
+/* The first field (as --init names it) in which the resolved shapes a and b
+   differ, its values in a and b into va and vb; NULL when they agree. */
+static const char *shape_difference(const lisa_config *a, const lisa_config *b, char *va, char *vb, size_t size) {
+    const struct {
+        const char *key;
+        double a, b;
+    } f[] = {{"dim", a->dim, b->dim},
+             {"hidden", a->hidden_dim, b->hidden_dim},
+             {"layers", a->n_layers, b->n_layers},
+             {"heads", a->n_heads, b->n_heads},
+             {"kv_heads", a->n_kv_heads, b->n_kv_heads},
+             {"vocab", a->vocab_size, b->vocab_size},
+             {"seq", a->max_seq_len, b->max_seq_len},
+             {"tied", a->tied_head, b->tied_head},
+             {"norm_eps", a->norm_eps, b->norm_eps},
+             {"rope_theta", a->rope_theta, b->rope_theta}};
+    size_t i;
+    for (i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].a != f[i].b) {
+            float_text(va, size, (float)f[i].a);
+            float_text(vb, size, (float)f[i].b);
+            return f[i].key;
+        }
+    return NULL;
+}
+
+/* train --resume with --model or --init (the command that started the run,
+   given again): the state records the model's shape, not where it came from,
+   so they must describe a model of the state's shape. */
+static void refuse_other_model_on_resume(const options *o, const lisa_config *state_model) {
+    lisa_config c, want = *state_model;
+    lisa_error err;
+    char here[64], there[64];
+    const char *flag = o->model ? "--model" : "--init", *key;
+    if (!o->model && !o->init) return;
+    if (o->model) {
+        if (lisa_model_read_config(o->model, &c, NULL, &err) != LISA_OK) die("%s", err.message);
+    } else {
+        c = parse_init(o->init);
+    }
+    if (lisa_config_resolve(&c, &err) != LISA_OK) die("%s: %s", flag, err.message);
+    if (lisa_config_resolve(&want, &err) != LISA_OK) die("%s: %s", o->resume, err.message);
+    if ((key = shape_difference(&c, &want, here, there, sizeof here)) != NULL)
+        die("%s %s describes another model than the state's (%s %s, the state's %s %s); a resumed run trains the "
+            "state's model (drop %s or start a new run)", flag, o->model ? o->model : o->init, key, here, key, there,
+            flag);
+}
+
+/* train --resume takes the settings the state records only with the state's
+   values: the command that started the run may be given again. */
+static void refuse_changed_settings(const options *o, const lisa_train_config *state, const lisa_config *state_model) {
+    options s;
+    char here[256], there[256];
+    size_t i;
+    options_of_state(&s, state, state_model->n_layers);
+    for (i = 0; i < N_OPTIONS; i++) {
+        const option *p = &option_table[i];
+        if (!o->given[i] || !(p->flags & OPT_SETTING) || same_option_value(p, o, &s)) continue;
+        option_text(here, sizeof here, p, o);
+        option_text(there, sizeof there, p, &s);
+        die("%s %s differs from the state's %s; a resumed run keeps the state's settings (drop %s or start a new run)",
+            p->name, here, there, p->name);
+    }
+    refuse_other_model_on_resume(o, state_model);
 }
 
 static void set_threads(int threads) {
@@ -1151,8 +1304,9 @@ static int cmd_train(options *o) {
     history hist;
     lisa_error err;
     FILE *log = NULL;
-    refuse_settings_on_resume(o);
-    if (!o->resume && !o->model == !o->init) die("%s", "train: give exactly one of --model, --init and --resume");
+    if (o->model && o->init) die("%s", "train: give exactly one of --model and --init (with --resume, or neither)");
+    if (!o->resume && !o->model && !o->init) die("%s", "train: give exactly one of --model, --init and --resume");
+    if (!o->resume) refuse_lisa_options_in_full_mode(o, o->tc.mode, "the mode is full (the default): add --mode lisa");
     if (!o->data) die("%s", "train: --data is required");
     if (!o->out) die("%s", "train: --out is required");
     if (o->tc.schedule.total_steps == 0) o->tc.schedule.total_steps = o->steps;
@@ -1164,6 +1318,8 @@ static int cmd_train(options *o) {
         if (position != (uint64_t)r.cpu.step) die("%s: the data position does not match the step count", o->resume);
         r.model = &m;
         r.config = r.cpu.config;
+        refuse_changed_settings(o, &r.config, &m.config);
+        refuse_lisa_options_in_full_mode(o, r.config.mode, "the state's run trains every layer (mode full): drop it");
         fprintf(stderr, "resuming %s at step %d\n", o->resume, r.cpu.step);
         runner_resume_on_gpu(&r, o);
     } else {
@@ -1509,6 +1665,7 @@ static int cmd_plan(options *o) {
     lisa_error err;
     int gpu = on_gpu(o);
     if (!o->model == !o->init) die("%s", "plan: give exactly one of --model and --init");
+    refuse_lisa_options_in_full_mode(o, o->tc.mode, "the mode is full (the default): add --mode lisa");
     if (o->model) {
         if (lisa_model_read_config(o->model, &c, NULL, &err) != LISA_OK) die("%s", err.message);
     } else {

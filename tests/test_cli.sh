@@ -110,7 +110,11 @@ check "the resumed log continues at step 14" sh -c "head -1 '$tmp/resumed.jsonl'
 check "stopped + resumed losses equal the uninterrupted run's" sh -c "cat '$tmp/part.jsonl' '$tmp/resumed.jsonl' | sed 's/,\"tokens_per_s[^}]*,\"active/,\"active/' > '$tmp/a' &&
     sed 's/,\"tokens_per_s[^}]*,\"active/,\"active/' '$tmp/whole.jsonl' > '$tmp/b' && cmp '$tmp/a' '$tmp/b'"
 check "the resumed model equals the uninterrupted one byte for byte" cmp "$tmp/whole.bin" "$tmp/resumed.bin"
-check "--resume refuses settings that come from the state" fails_with "takes its model and settings from the state file" $train --resume "$tmp/s.lsst" --steps 20 --out "$tmp/x.bin" --lr 1
+check "--resume refuses a setting that differs from the state's" fails_with "--lr 1 differs from the state's 0.003" $lisa train --data "$tmp/train.tok" --resume "$tmp/s.lsst" --steps 20 --out "$tmp/x.bin" --lr 1
+# The command that started the run, given again with --resume (and a later --steps), continues it bitwise too.
+check "the original command with --resume added resumes" $lisa_run --steps 20 --out "$tmp/again.bin" --log "$tmp/again.jsonl" --save-state "$tmp/again.lsst" --save-every 4 --resume "$tmp/s.lsst"
+check "... with the plain --resume's losses and model" sh -c "sed 's/,\"tokens_per_s[^}]*,\"active/,\"active/' '$tmp/again.jsonl' > '$tmp/a' &&
+    sed 's/,\"tokens_per_s[^}]*,\"active/,\"active/' '$tmp/resumed.jsonl' > '$tmp/b' && cmp '$tmp/a' '$tmp/b' && cmp '$tmp/whole.bin' '$tmp/again.bin'"
 printf 'LSST garbage' > "$tmp/bad.lsst"
 check "a bad state file is named" fails_with "$tmp/bad.lsst" $lisa train --data "$tmp/train.tok" --resume "$tmp/bad.lsst" --steps 20 --out "$tmp/x.bin"
 
@@ -272,21 +276,66 @@ check "generate --help lists its sampler" sh -c "$lisa generate --help > '$tmp/h
 check "an option of another command is refused" fails_with "eval: unknown option '--lr'" $lisa eval --model "$tmp/m.bin" --data "$tmp/val.tok" --lr 1
 check "lisa --help lists every command" sh -c "$lisa --help > '$tmp/h.txt' && for c in train eval plan convert tokenize generate demo; do grep -q \"^  \$c \" '$tmp/h.txt' || { echo missing \$c; exit 1; }; done"
 check "build/lisa names build/lisa-cuda for the GPU options" fails_with "build/lisa-cuda (make cuda) trains on a GPU" $train --init $init --out "$tmp/x.bin" --dtype bf16
-# train --resume: every training setting is refused by name; everything else is taken.
-refuses_settings() {
-    for s in "--model $tmp/m.bin" "--init $init4" "--batch 2" "--seq 8" "--lr 1" "--min-lr 0" "--warmup 1" "--schedule cosine" \
-        "--schedule-steps 9" "--weight-decay 0" "--beta1 0.9" "--beta2 0.9" "--eps 1" "--grad-clip 1" --checkpointing "--seed 2" \
-        "--mode lisa" "--lisa-layers 1" "--lisa-interval 2" "--lisa-order cyclic" "--lisa-probs 1,1,1,1" "--lisa-seed 1" \
-        --lisa-keep-state --freeze-embed --freeze-head --freeze-norm; do
-        flag=${s%% *}
-        if $lisa train --data "$tmp/train.tok" --resume "$tmp/s.lsst" --steps 20 --out "$tmp/x.bin" $s > "$tmp/r.out" 2>&1; then
-            echo "--resume took $s"; return 1
-        fi
-        grep -q "takes its model and settings from the state file, so $flag cannot be given" "$tmp/r.out" ||
-            { echo "$s:"; cat "$tmp/r.out"; return 1; }
+# train --resume: each setting the state records is taken with the state's value and refused,
+# naming both values, with another; everything else is taken. s.lsst: the LISA run above.
+resume_with() { # resume_with STATE ARGS...: 0 steps left (both states stopped at step 13 or 2)
+    state=$1
+    shift
+    $lisa train --data "$tmp/train.tok" --resume "$state" --steps "$steps_done" --out "$tmp/rs.bin" "$@" > "$tmp/r.out" 2>&1
+}
+refuses_other_values() { # entries "ARGS|GIVEN|STORED"
+    for e in "--batch 2|2|4" "--seq 8|8|16" "--lr 1|1|0.003" "--min-lr 0.5|0.5|0" "--warmup 1|1|3" "--schedule linear|linear|cosine" \
+        "--schedule-steps 9|9|20" "--weight-decay 0|0|0.1" "--beta1 0.5|0.5|0.9" "--beta2 0.9|0.9|0.999" "--eps 1|1|1e-08" \
+        "--grad-clip 1|1|0" "--checkpointing|on|off" "--mode full|full|lisa" "--lisa-layers 1|1|2" "--lisa-interval 2|2|5" \
+        "--lisa-order cyclic|cyclic|random" "--lisa-probs 1,1,1,1|1,1,1,1|uniform" "--lisa-seed 1|1|0" "--lisa-keep-state|on|off" \
+        "--freeze-embed|on|off" "--freeze-head|on|off" "--freeze-norm|on|off"; do
+        args=${e%%|*}
+        rest=${e#*|}
+        flag=${args%% *}
+        if resume_with "$tmp/s.lsst" $args; then echo "--resume took $args"; return 1; fi
+        grep -qF -- "$flag ${rest%|*} differs from the state's ${rest#*|}; a resumed run keeps the state's settings (drop $flag" "$tmp/r.out" ||
+            { echo "$args:"; cat "$tmp/r.out"; return 1; }
     done
 }
-check "--resume refuses each training setting, naming it" refuses_settings
+steps_done=13
+check "--resume refuses each recorded setting with another value, naming both" refuses_other_values
+check "--resume refuses --init of another shape" sh -c "! $lisa train --data '$tmp/train.tok' --resume '$tmp/s.lsst' --steps 13 --out '$tmp/x.bin' --init $init 2> '$tmp/r.out' &&
+    grep -qF -- '--init $init describes another model than the state'\''s (layers 2, the state'\''s layers 4)' '$tmp/r.out'"
+check "--resume refuses --model of another shape" sh -c "! $lisa train --data '$tmp/train.tok' --resume '$tmp/s.lsst' --steps 13 --out '$tmp/x.bin' --model '$tmp/m.bin' 2> '$tmp/r.out' &&
+    grep -qF -- '--model $tmp/m.bin describes another model than the state'\''s (layers 2' '$tmp/r.out'"
+takes_same_values() {
+    for s in "--batch 4" "--seq 16" "--lr 3e-3" "--lr 0.003" "--min-lr 0" "--warmup 3" "--schedule cosine" "--schedule-steps 20" \
+        "--weight-decay 0.1" "--beta1 0.9" "--beta2 0.999" "--eps 1e-8" "--grad-clip 0" "--mode lisa" "--lisa-layers 2" \
+        "--lisa-interval 5" "--lisa-order random" "--lisa-seed 0" "--init $init4" "--model $tmp/l.bin" "--seed 7"; do
+        resume_with "$tmp/s.lsst" $s || { echo "$s:"; cat "$tmp/r.out"; return 1; }
+    done
+}
+check "--resume takes each recorded setting with the state's value, and a model of its shape" takes_same_values
+check "a state with every flag on and layer weights" $train --init $init4 --steps 2 --out "$tmp/x2.bin" --save-state "$tmp/on.lsst" \
+    --checkpointing --mode lisa --lisa-keep-state --lisa-probs 1,2,3,4 --freeze-embed --freeze-head --freeze-norm
+steps_done=2
+check "... resumes with its flags and weights given again" resume_with "$tmp/on.lsst" --checkpointing --mode lisa --lisa-keep-state \
+    --lisa-probs 1,2.0,3,4e0 --freeze-embed --freeze-head --freeze-norm
+check "... and refuses other weights, element by element" sh -c "! $lisa train --data '$tmp/train.tok' --resume '$tmp/on.lsst' --steps 2 --out '$tmp/x.bin' --lisa-probs 1,2,3,5 2> '$tmp/r.out' &&
+    grep -qF -- '--lisa-probs 1,2,3,5 differs from the state'\''s 1,2,3,4' '$tmp/r.out'"
+check "a full-mode state" $train --init $init --steps 2 --out "$tmp/x2.bin" --save-state "$tmp/full.lsst"
+check "... refuses a LISA setting on resume" sh -c "! $lisa train --data '$tmp/train.tok' --resume '$tmp/full.lsst' --steps 2 --out '$tmp/x.bin' --lisa-interval 20 2> '$tmp/r.out' &&
+    grep -qF -- '--lisa-interval is a LISA setting, but the state'\''s run trains every layer' '$tmp/r.out'"
+# The --lisa-* options need --mode lisa (full mode would ignore them): train and plan refuse them without it.
+lisa_needs_mode() {
+    for s in "--lisa-layers 1" "--lisa-interval 2" "--lisa-order cyclic" "--lisa-probs 1,1,1,1" "--lisa-seed 1" --lisa-keep-state; do
+        flag=${s%% *}
+        for cmd in "$train --steps 0 --out $tmp/lm.bin" "$lisa plan"; do
+            for mode in "" "--mode full"; do
+                if $cmd --init $init4 $mode $s > "$tmp/r.out" 2>&1; then echo "$cmd $mode took $s"; return 1; fi
+                grep -qF -- "$flag is a LISA setting, but the mode is full (the default): add --mode lisa" "$tmp/r.out" ||
+                    { echo "$cmd $mode $s:"; cat "$tmp/r.out"; return 1; }
+            done
+            $cmd --init $init4 --mode lisa $s > "$tmp/r.out" 2>&1 || { echo "$cmd --mode lisa $s:"; cat "$tmp/r.out"; return 1; }
+        done
+    done
+}
+check "train and plan refuse each --lisa-* option without --mode lisa, and take it with" lisa_needs_mode
 check "--resume takes every option that is not a setting" $lisa train --resume "$tmp/s.lsst" --steps 14 --data "$tmp/train.tok" \
     --tokenizer bytes --pack --out "$tmp/r14.bin" --out-dtype f32 --val "$tmp/val.tok" --eval-every 1 --plot "$tmp/r14.svg" \
     --threads 1 --log "$tmp/r14.jsonl" --save-state "$tmp/r14.lsst" --save-every 1
