@@ -1215,6 +1215,17 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
    this header's interleaved RoPE order. Call lisa_model_free(). */
 LISADEF lisa_result lisa_model_load_gguf(lisa_model *m, const char *path, const lisa_allocator *a,
                                          lisa_error *err);
+/* Writes m as a llama.cpp GGUF file (version 3, alignment 32), atomically:
+   the llama.* hyperparameters, general.architecture "llama" and
+   general.file_type, the tensors as convert_hf_to_gguf.py names and orders
+   them (no output.weight when tied), matrices in ggml type `type` (F32, F16,
+   BF16 or Q8_0; norms stay F32). carry (may be NULL) is metadata to keep: its
+   tokenizer.* and general.* keys are copied (the ones this writer sets
+   excepted), e.g. the source GGUF's, or lisa_gguf_tokenizer_from_hf()'s.
+   lisa_model_load_gguf() reads the file back, bit for bit with F32. */
+struct lisa_gguf;
+LISADEF lisa_result lisa_model_save_gguf(const lisa_model *m, const char *path, uint32_t type,
+                                         const struct lisa_gguf *carry, lisa_error *err);
 /* Every kind of model: a directory holding config.json is read with
    lisa_model_load_hf(), a path ending in ".gguf" or a file starting with
    "GGUF" with lisa_model_load_gguf(), anything else as a llama2.c
@@ -11579,6 +11590,14 @@ LISADEF lisa_result lisa_model_load_hf_memory(lisa_model *m, const char *config_
 }
 
 /* --- GGUF llama models ---------------------------------------------------- */
+
+LISADEF lisa_result lisa_model_save_gguf(const lisa_model *m, const char *path, uint32_t type,
+                                         const struct lisa_gguf *carry, lisa_error *err) {
+    (void)m;
+    (void)type;
+    (void)carry;
+    return lisa__fail(err, LISA_ERR_INVALID, "%s: writing GGUF is not built yet", path);
+}
 
 /* The llama.* keys this engine computes (as llama.cpp's converter writes them
    for LlamaForCausalLM); any other llama.* key is a setting it does not. */
