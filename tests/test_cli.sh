@@ -340,5 +340,22 @@ check "--resume takes every option that is not a setting" $lisa train --resume "
     --tokenizer bytes --pack --out "$tmp/r14.bin" --out-dtype f32 --val "$tmp/val.tok" --eval-every 1 --plot "$tmp/r14.svg" \
     --threads 1 --log "$tmp/r14.jsonl" --save-state "$tmp/r14.lsst" --save-every 1
 check "... and runs the one step left" sh -c "[ \$(wc -l < '$tmp/r14.jsonl') -eq 1 ] && grep -q '^{\"step\":14,.*\"val_loss\"' '$tmp/r14.jsonl' && test -s '$tmp/r14.lsst'"
+# GGUF models (tests/fixtures/gguf_model, written as llama.cpp's converter writes them; vocabulary
+# 300 with a byte-level tokenizer): every command reads them, their vocabulary is the default tokenizer.
+gg=tests/fixtures/gguf_model
+loss_word() { sed -n 's/^loss \([0-9.]*\) perplexity.*/\1/p' "$1"; }
+check "eval reads a GGUF model (F16)" sh -c "$lisa eval --model $gg/tiny_f16.gguf --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/g.eval'"
+check "convert GGUF -> llama2.c keeps the weights: the same loss" sh -c "$lisa convert $gg/tiny_f16.gguf '$tmp/g.bin' 2> /dev/null &&
+    $lisa eval --model '$tmp/g.bin' --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/g2.eval' && test \"\$(loss_word '$tmp/g.eval')\" = \"\$(loss_word '$tmp/g2.eval')\""
+check "convert GGUF -> Hugging Face directory keeps the weights: the same loss" sh -c "$lisa convert $gg/tied_f32.gguf '$tmp/g_hf' 2> /dev/null &&
+    $lisa eval --model $gg/tied_f32.gguf --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/g3.eval' &&
+    $lisa eval --model '$tmp/g_hf' --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/g4.eval' && test \"\$(loss_word '$tmp/g3.eval')\" = \"\$(loss_word '$tmp/g4.eval')\""
+check "plan reads a GGUF model's config" sh -c "$lisa plan --model $gg/tiny_f16.gguf --mode lisa --lisa-layers 1 --batch 2 --seq 16 | grep -q ."
+check "train fine-tunes a GGUF model" sh -c "$lisa train --model $gg/tied_f32.gguf --data '$tmp/train.tok' --steps 3 --batch 2 --seq 16 --mode lisa --lisa-layers 1 --out '$tmp/gt.bin' 2> /dev/null && test -s '$tmp/gt.bin'"
+check "generate uses the GGUF's own vocabulary by default" sh -c "$lisa generate --model $gg/tied_f32.gguf --prompt 'hello' --temperature 0 --steps 4 --show-ids > /dev/null 2> '$tmp/gg.err' &&
+    $lisa generate --model $gg/tied_f32.gguf --tokenizer $gg/tied_f32.gguf --prompt 'hello' --temperature 0 --steps 4 --show-ids > /dev/null 2> '$tmp/gg2.err' &&
+    grep -q '^prompt ids:' '$tmp/gg.err' && test \"\$(grep ids: '$tmp/gg.err')\" = \"\$(grep ids: '$tmp/gg2.err')\""
+head -c 2000 $gg/tiny_f16.gguf > "$tmp/cut.gguf"
+check "a truncated GGUF model is named" fails_with "$tmp/cut.gguf: " $lisa eval --model "$tmp/cut.gguf" --data "$tmp/val.tok"
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
