@@ -31,6 +31,7 @@
 #include "lisa.h"
 #include "test.h"
 #include "fixture.h"
+#include "save_fail.h"
 
 #include <float.h>
 #include <math.h>
@@ -742,6 +743,426 @@ static void test_alloc_failure(void) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* Writing: lisa_model_save_gguf                                              */
+/* ------------------------------------------------------------------------- */
+
+#define WFIX "tests/fixtures/gguf_write/"
+
+static void tmp_path(char *out, size_t size, const char *what) {
+    snprintf(out, size, "/tmp/lisa_gguf_write_%ld_%s", (long)getpid(), what);
+}
+
+/* The model in weights.bin (tools/make_gguf_write_fixture.py); 0 when it cannot be built. */
+static int fixture_model(lisa_model *m) {
+    fixture fx;
+    const fixture_entry *cf, *ft;
+    lisa_config c;
+    lisa_error err;
+    int i, ok = 1;
+    if (fixture_load(&fx, WFIX "weights.bin") != 0) return 0;
+    cf = fixture_find(&fx, "config");
+    ft = fixture_find(&fx, "eps_theta");
+    if (!cf || !ft || cf->n != 8 || ft->n != 2) {
+        fixture_free(&fx);
+        return 0;
+    }
+    memset(&c, 0, sizeof c);
+    c.dim = cf->i32[0];
+    c.hidden_dim = cf->i32[1];
+    c.n_layers = cf->i32[2];
+    c.n_heads = cf->i32[3];
+    c.n_kv_heads = cf->i32[4];
+    c.vocab_size = cf->i32[5];
+    c.max_seq_len = cf->i32[6];
+    c.tied_head = cf->i32[7];
+    c.norm_eps = ft->f32[0];
+    c.rope_theta = ft->f32[1];
+    if (lisa_model_init(m, &c, NULL, &err) != LISA_OK) {
+        fixture_free(&fx);
+        return 0;
+    }
+    for (i = 0; ok && i < lisa_model_n_tensors(m); i++) {
+        lisa_param p = lisa_model_tensor(m, i);
+        char name[96];
+        const fixture_entry *e;
+        gguf_name(&m->config, i, name, sizeof name);
+        e = fixture_find(&fx, name);
+        ok = e && e->f32 && e->n == lisa_tensor_numel(&p.tensor);
+        if (ok) memcpy(p.tensor.data, e->f32, e->n * sizeof(float));
+    }
+    fixture_free(&fx);
+    if (!ok) lisa_model_free(m);
+    return ok;
+}
+
+/* lisa_ggml_quantize then lisa_ggml_dequantize: what a weight reads back as in type t. */
+static void through_type(uint32_t t, const float *src, float *dst, size_t n) {
+    unsigned char *q = (unsigned char *)malloc(n * 4 + 64);
+    if (!lisa_ggml_quantize(t, src, q, n) || !lisa_ggml_dequantize(t, q, dst, n)) memset(dst, 0xff, n * sizeof(float));
+    free(q);
+}
+
+/* The type a matrix of row length cols is written in (norms: F32). */
+static uint32_t written_type(uint32_t type, int ndim, int cols) {
+    if (ndim == 1) return 0;
+    return type == 8 && cols % 32 != 0 ? 1 : type;
+}
+
+/* Saves m as type, reloads it, compares every weight with what lisa's own
+   conversion makes of it (bit for bit). */
+static void round_trip(const lisa_model *m, uint32_t type, const lisa_gguf *carry, const char *label) {
+    char path[256];
+    lisa_model back;
+    lisa_error err;
+    lisa_result r;
+    int i, bad = -1;
+    tmp_path(path, sizeof path, "round.gguf");
+    r = lisa_model_save_gguf(m, path, type, carry, &err);
+    CHECK(r == LISA_OK, "%s: save: %s", label, err.message);
+    if (r != LISA_OK) return;
+    r = lisa_model_load_gguf(&back, path, NULL, &err);
+    CHECK(r == LISA_OK, "%s: load back: %s", label, err.message);
+    unlink(path);
+    if (r != LISA_OK) return;
+    CHECK(memcmp(&back.config, &m->config, sizeof m->config) == 0, "%s: the config reads back", label);
+    for (i = 0; bad < 0 && i < lisa_model_n_tensors(m); i++) {
+        lisa_param p = lisa_model_tensor(m, i), q = lisa_model_tensor(&back, i);
+        size_t n = lisa_tensor_numel(&p.tensor);
+        float *want = (float *)malloc(n * sizeof(float));
+        uint32_t t = written_type(type, p.tensor.ndim, p.tensor.ndim == 2 ? p.tensor.shape[1] : 0);
+        through_type(t, p.tensor.data, want, n);
+        if (n != lisa_tensor_numel(&q.tensor) || memcmp(want, q.tensor.data, n * sizeof(float)) != 0) bad = i;
+        free(want);
+    }
+    CHECK(bad < 0, "%s: every weight reads back as lisa_ggml_quantize + dequantize make it (first bad tensor %d)",
+          label, bad);
+    lisa_model_free(&back);
+}
+
+static unsigned char *file_bytes(const char *path, size_t *size) {
+    unsigned char *b = read_file(path, size);
+    if (!b) *size = 0;
+    return b;
+}
+
+/* lisa's file from gguf-py's weights, with gguf-py's file's metadata as carry,
+   against gguf-py's file: byte for byte. */
+static void test_write_against_gguf_py(const lisa_model *m) {
+    static const char *const stems[4] = {"f32", "f16", "bf16", "q8_0"};
+    static const uint32_t types[4] = {0, 1, 30, 8};
+    int k;
+    for (k = 0; k < 4; k++) {
+        char ref_path[256], path[256];
+        lisa_gguf carry;
+        lisa_error err;
+        unsigned char *ref, *got;
+        size_t ref_n, got_n, at = 0;
+        snprintf(ref_path, sizeof ref_path, WFIX "model_%s.gguf", stems[k]);
+        tmp_path(path, sizeof path, "vs_gguf_py.gguf");
+        if (lisa_gguf_read_metadata(&carry, ref_path, NULL, &err) != LISA_OK) {
+            CHECK(0, "gguf-py %s: fixture metadata: %s", stems[k], err.message);
+            continue;
+        }
+        CHECK(lisa_model_save_gguf(m, path, types[k], &carry, &err) == LISA_OK, "gguf-py %s: save: %s", stems[k],
+              err.message);
+        lisa_gguf_free(&carry);
+        ref = file_bytes(ref_path, &ref_n);
+        got = file_bytes(path, &got_n);
+        while (ref && got && at < ref_n && at < got_n && ref[at] == got[at]) at++;
+        CHECK(ref && got && ref_n == got_n && at == ref_n,
+              "gguf-py %s: lisa's file is gguf-py's byte for byte (%lu and %lu bytes, first difference at %lu)",
+              stems[k], (unsigned long)got_n, (unsigned long)ref_n, (unsigned long)at);
+        free(ref);
+        free(got);
+        unlink(path);
+    }
+}
+
+/* key's type and, for integers, floats and strings, its value. */
+static void expect_key(const lisa_gguf *g, const char *key, lisa_gguf_type type, double num, const char *str) {
+    int i = lisa_gguf_find(g, key);
+    int64_t iv = 0;
+    double fv = 0;
+    const char *s = NULL;
+    size_t len = 0;
+    CHECK(i >= 0 && g->kv[i].type == type, "written: key %s is a %s (%s)", key, lisa_gguf_type_name(type),
+          i >= 0 ? lisa_gguf_type_name(g->kv[i].type) : "absent");
+    if (i < 0 || g->kv[i].type != type) return;
+    if (str) CHECK(lisa_gguf_get_string(g, i, &s, &len, NULL) == LISA_OK && len == strlen(str) && memcmp(s, str, len) == 0,
+                   "written: key %s is \"%s\"", key, str);
+    else if (type == LISA_GGUF_FLOAT32)
+        CHECK(lisa_gguf_get_float(g, i, &fv, NULL) == LISA_OK && (float)fv == (float)num, "written: key %s is %g (%g)", key, num, fv);
+    else CHECK(lisa_gguf_get_int(g, i, &iv, NULL) == LISA_OK && (double)iv == num, "written: key %s is %g (%g)", key, num, (double)iv);
+}
+
+/* The keys and tensor infos of a save without carry, through lisa_gguf_read_metadata. */
+static void test_write_metadata(const lisa_model *m) {
+    const lisa_config *c = &m->config;
+    char path[256], name[96];
+    lisa_gguf g;
+    lisa_error err;
+    int i, ok = 1;
+    tmp_path(path, sizeof path, "keys.gguf");
+    CHECK(lisa_model_save_gguf(m, path, 8, NULL, &err) == LISA_OK, "written: save: %s", err.message);
+    if (lisa_gguf_read_metadata(&g, path, NULL, &err) != LISA_OK) {
+        CHECK(0, "written: read back: %s", err.message);
+        return;
+    }
+    CHECK(g.version == 3 && g.alignment == 32 && g.data_offset % 32 == 0, "written: version 3, alignment 32");
+    CHECK(g.n_kv == 15, "written: 15 keys without carry (%d)", g.n_kv);
+    expect_key(&g, "general.architecture", LISA_GGUF_STRING, 0, "llama");
+    expect_key(&g, "general.type", LISA_GGUF_STRING, 0, "model");
+    expect_key(&g, "general.name", LISA_GGUF_STRING, 0, "lisa");
+    expect_key(&g, "general.file_type", LISA_GGUF_UINT32, 7, NULL);
+    expect_key(&g, "general.quantization_version", LISA_GGUF_UINT32, 2, NULL);
+    expect_key(&g, "llama.block_count", LISA_GGUF_UINT32, c->n_layers, NULL);
+    expect_key(&g, "llama.context_length", LISA_GGUF_UINT32, c->max_seq_len, NULL);
+    expect_key(&g, "llama.embedding_length", LISA_GGUF_UINT32, c->dim, NULL);
+    expect_key(&g, "llama.feed_forward_length", LISA_GGUF_UINT32, c->hidden_dim, NULL);
+    expect_key(&g, "llama.attention.head_count", LISA_GGUF_UINT32, c->n_heads, NULL);
+    expect_key(&g, "llama.attention.head_count_kv", LISA_GGUF_UINT32, c->n_kv_heads, NULL);
+    expect_key(&g, "llama.rope.freq_base", LISA_GGUF_FLOAT32, c->rope_theta, NULL);
+    expect_key(&g, "llama.attention.layer_norm_rms_epsilon", LISA_GGUF_FLOAT32, c->norm_eps, NULL);
+    expect_key(&g, "llama.vocab_size", LISA_GGUF_UINT32, c->vocab_size, NULL);
+    expect_key(&g, "llama.rope.dimension_count", LISA_GGUF_UINT32, c->dim / c->n_heads, NULL);
+    /* tensors: names, {in, out}, types (ffn_down's rows of 48 are not Q8_0 blocks: F16) */
+    CHECK(g.n_tensors == lisa_model_n_tensors(m), "written: %d tensors (%d)", lisa_model_n_tensors(m), g.n_tensors);
+    for (i = 0; i < lisa_model_n_tensors(m); i++) {
+        lisa_param p = lisa_model_tensor(m, i);
+        int j;
+        const lisa_gguf_tensor *t;
+        gguf_name(c, i, name, sizeof name);
+        j = lisa_gguf_find_tensor(&g, name);
+        if (j < 0) {
+            ok = 0;
+            continue;
+        }
+        t = &g.tensors[j];
+        ok &= t->n_dims == p.tensor.ndim && t->offset % 32 == 0;
+        ok &= p.tensor.ndim == 1 ? t->dims[0] == (uint64_t)p.tensor.shape[0] && t->type == 0
+                                 : t->dims[0] == (uint64_t)p.tensor.shape[1] && t->dims[1] == (uint64_t)p.tensor.shape[0] &&
+                                       t->type == written_type(8, 2, p.tensor.shape[1]);
+    }
+    CHECK(ok, "written: every tensor with its name, ggml dims {in, out} and type");
+    CHECK(lisa_gguf_find_tensor(&g, "blk.0.ffn_down.weight") >= 0 &&
+              g.tensors[lisa_gguf_find_tensor(&g, "blk.0.ffn_down.weight")].type == 1 &&
+              g.tensors[lisa_gguf_find_tensor(&g, "blk.0.attn_q.weight")].type == 8,
+          "written: Q8_0 matrices, ffn_down (rows of %d) F16", c->hidden_dim);
+    CHECK(strcmp(g.tensors[0].name, "token_embd.weight") == 0 && strcmp(g.tensors[1].name, "blk.0.attn_norm.weight") == 0 &&
+              strcmp(g.tensors[9].name, "blk.0.ffn_norm.weight") == 0 &&
+              strcmp(g.tensors[g.n_tensors - 1].name, "output.weight") == 0,
+          "written: convert_hf_to_gguf.py's tensor order");
+    lisa_gguf_free(&g);
+    unlink(path);
+}
+
+/* A carry made here: general.* and tokenizer.* keys of every kind, keys the
+   writer sets (with other values) and keys it does not copy. */
+static gw carry_bytes(int vocab) {
+    gw w;
+    int k;
+    memset(&w, 0, sizeof w);
+    gw_bytes(&w, "GGUF", 4);
+    gw_u32(&w, 3);
+    gw_u64(&w, 0);
+    gw_u64(&w, 11);
+    gw_kv_str(&w, "general.architecture", "llama");
+    gw_kv_u32(&w, "general.file_type", 1);
+    gw_kv_u32(&w, "general.alignment", 64);
+    gw_kv_u32(&w, "llama.block_count", 99);
+    gw_kv_str(&w, "general.name", "Carried Name");
+    gw_kv_str(&w, "other.key", "not copied");
+    gw_str(&w, "general.tags");                 /* array of strings */
+    gw_u32(&w, 9);
+    gw_u32(&w, 8);
+    gw_u64(&w, 2);
+    gw_str(&w, "a");
+    gw_str(&w, "bc");
+    gw_str(&w, "tokenizer.ggml.scores");        /* array of float32 */
+    gw_u32(&w, 9);
+    gw_u32(&w, 6);
+    gw_u64(&w, (uint64_t)vocab);
+    for (k = 0; k < vocab; k++) gw_u32(&w, 0x3f800000u + (uint32_t)k);
+    gw_str(&w, "tokenizer.ggml.ids");           /* array of uint32 */
+    gw_u32(&w, 9);
+    gw_u32(&w, 4);
+    gw_u64(&w, 3);
+    gw_u32(&w, 1);
+    gw_u32(&w, 2);
+    gw_u32(&w, 4000000000u);
+    gw_str(&w, "tokenizer.ggml.add_bos_token"); /* bool */
+    gw_u32(&w, 7);
+    gw_bytes(&w, "\1", 1);
+    gw_str(&w, "tokenizer.ggml.nested");        /* array of arrays of uint8 */
+    gw_u32(&w, 9);
+    gw_u32(&w, 9);
+    gw_u64(&w, 2);
+    gw_u32(&w, 0);
+    gw_u64(&w, 1);
+    gw_bytes(&w, "\x05", 1);
+    gw_u32(&w, 0);
+    gw_u64(&w, 2);
+    gw_bytes(&w, "\x06\x07", 2);
+    return w;
+}
+
+/* The bytes of key's value in g (after its type), or NULL. */
+static const unsigned char *value_bytes(const lisa_gguf *g, const char *key, size_t *n, lisa_gguf_type *type,
+                                        lisa_gguf_type *elem, uint64_t *count) {
+    int i = lisa_gguf_find(g, key);
+    if (i < 0) return NULL;
+    *n = g->kv[i].value_size;
+    *type = g->kv[i].type;
+    *elem = g->kv[i].elem_type;
+    *count = g->kv[i].count;
+    return g->buffer + g->kv[i].value;
+}
+
+static void test_write_carry(const lisa_model *m) {
+    static const char *const copied[] = {"general.name", "general.tags", "tokenizer.ggml.scores", "tokenizer.ggml.ids",
+                                         "tokenizer.ggml.add_bos_token", "tokenizer.ggml.nested"};
+    gw cb = carry_bytes(m->config.vocab_size);
+    lisa_gguf carry, g;
+    lisa_error err;
+    char path[256];
+    size_t k;
+    int i;
+    tmp_path(path, sizeof path, "carry.gguf");
+    if (lisa_gguf_parse_memory(&carry, cb.buf, cb.n, "carry", NULL, &err) != LISA_OK) {
+        CHECK(0, "carry: the carry parses: %s", err.message);
+        free(cb.buf);
+        return;
+    }
+    CHECK(lisa_model_save_gguf(m, path, 30, &carry, &err) == LISA_OK, "carry: save: %s", err.message);
+    if (lisa_gguf_read_metadata(&g, path, NULL, &err) != LISA_OK) {
+        CHECK(0, "carry: read back: %s", err.message);
+    } else {
+        for (k = 0; k < sizeof copied / sizeof *copied; k++) {
+            size_t n1 = 0, n2 = 0;
+            lisa_gguf_type t1 = LISA_GGUF_UINT8, t2 = LISA_GGUF_INT8, e1 = t1, e2 = t2;
+            uint64_t c1 = 0, c2 = 1;
+            const unsigned char *a = value_bytes(&carry, copied[k], &n1, &t1, &e1, &c1);
+            const unsigned char *b = value_bytes(&g, copied[k], &n2, &t2, &e2, &c2);
+            CHECK(a && b && n1 == n2 && t1 == t2 && e1 == e2 && c1 == c2 && memcmp(a, b, n1) == 0,
+                  "carry: %s is copied with its type and value", copied[k]);
+        }
+        expect_key(&g, "general.file_type", LISA_GGUF_UINT32, 32, NULL);   /* MOSTLY_BF16, not carry's 1 */
+        expect_key(&g, "llama.block_count", LISA_GGUF_UINT32, m->config.n_layers, NULL);
+        CHECK(lisa_gguf_find(&g, "general.alignment") < 0 && g.alignment == 32, "carry: no general.alignment (carry's 64)");
+        CHECK(lisa_gguf_find(&g, "other.key") < 0, "carry: keys outside general.* and tokenizer.* are not copied");
+        CHECK(g.n_kv == 15 + 5, "carry: 15 keys of the writer's and 5 carried ones (%d): none twice", g.n_kv);
+        i = lisa_gguf_find(&g, "general.name");
+        CHECK(i == 2, "carry: general.name in the writer's place (key %d)", i);
+        lisa_gguf_free(&g);
+    }
+    round_trip(m, 0, &carry, "carry F32");
+    lisa_gguf_free(&carry);
+    unlink(path);
+    free(cb.buf);
+    /* a vocabulary that is not the model's would make a file that does not load */
+    {
+        gw w;
+        memset(&w, 0, sizeof w);
+        gw_bytes(&w, "GGUF", 4);
+        gw_u32(&w, 3);
+        gw_u64(&w, 0);
+        gw_u64(&w, 1);
+        gw_str(&w, "tokenizer.ggml.tokens");
+        gw_u32(&w, 9);
+        gw_u32(&w, 8);
+        gw_u64(&w, 1);
+        gw_str(&w, "x");
+        if (lisa_gguf_parse_memory(&carry, w.buf, w.n, "one token", NULL, &err) == LISA_OK) {
+            lisa_result r = lisa_model_save_gguf(m, path, 0, &carry, &err);
+            CHECK(r == LISA_ERR_INVALID && has(err.message, path) && has(err.message, "tokenizer.ggml.tokens"),
+                  "carry: a vocabulary of 1 token for %d is refused: %s", m->config.vocab_size, err.message);
+            CHECK(access(path, F_OK) != 0, "carry: no file is written");
+        } else {
+            CHECK(0, "carry: the one-token carry parses: %s", err.message);
+        }
+        lisa_gguf_free(&carry);
+        free(w.buf);
+    }
+}
+
+static lisa_result save_gguf_q8(const void *m, const char *path, lisa_error *err) {
+    return lisa_model_save_gguf((const lisa_model *)m, path, 8, NULL, err);
+}
+
+static void test_write_refusals(const lisa_model *m) {
+    static const uint32_t types[3] = {2, 14, 99};
+    static const char *const names[3] = {"Q4_0", "Q6_K", "unknown"};
+    char path[256];
+    lisa_error err;
+    int k;
+    tmp_path(path, sizeof path, "refused.gguf");
+    for (k = 0; k < 3; k++) {
+        lisa_result r = lisa_model_save_gguf(m, path, types[k], NULL, &err);
+        CHECK(r == LISA_ERR_INVALID && has(err.message, path) && has(err.message, names[k]),
+              "refused: type %u is LISA_ERR_INVALID naming %s: %s", (unsigned)types[k], names[k], err.message);
+        CHECK(access(path, F_OK) != 0, "refused: type %u writes no file", (unsigned)types[k]);
+    }
+}
+
+static void test_write_failures(const lisa_model *m) {
+    save_fail_case fc;
+    char work[256];
+    memset(&fc, 0, sizeof fc);
+    fc.label = "GGUF save";
+    fc.save = save_gguf_q8;
+    fc.obj = m;
+    fc.files[0] = "model.gguf";
+    tmp_path(work, sizeof work, "fail");
+    mkdir(work, 0700);
+    save_fail_check(&fc, work);
+    rmdir(work);
+}
+
+/* Random models of other layouts: tied, GQA, MQA, a head size whose rows are Q8_0 blocks. */
+static void test_write_round_trips(void) {
+    static const lisa_config cs[3] = {
+        {64, 96, 2, 4, 2, 70, 32, 1e-5f, 10000.0f, 1},   /* tied, GQA */
+        {32, 40, 1, 4, 4, 50, 16, 1e-6f, 500000.0f, 0},  /* untied, no GQA; down rows of 40 */
+        {48, 64, 3, 6, 1, 33, 24, 1e-5f, 10000.0f, 0}};  /* MQA; rows of 48: Q8_0 falls back to F16 */
+    static const uint32_t types[4] = {0, 1, 30, 8};
+    int k, t;
+    for (k = 0; k < 3; k++) {
+        lisa_model m;
+        lisa_error err;
+        lisa_config c = cs[k];
+        char label[64];
+        if (lisa_model_init(&m, &c, NULL, &err) != LISA_OK) {
+            CHECK(0, "round trip %d: init: %s", k, err.message);
+            continue;
+        }
+        lisa_model_init_random(&m, 100 + (uint64_t)k);
+        for (t = 0; t < 4; t++) {
+            snprintf(label, sizeof label, "round trip %d (%s, %s)", k, c.tied_head ? "tied" : "untied",
+                     lisa_ggml_type_name(types[t]));
+            round_trip(&m, types[t], NULL, label);
+        }
+        lisa_model_free(&m);
+    }
+}
+
+static void test_write(void) {
+    lisa_model m;
+    if (!fixture_model(&m)) {
+        CHECK(0, "write: the model in " WFIX "weights.bin");
+        return;
+    }
+    test_write_against_gguf_py(&m);
+    test_write_metadata(&m);
+    test_write_carry(&m);
+    round_trip(&m, 0, NULL, "fixture F32");
+    round_trip(&m, 8, NULL, "fixture Q8_0");
+    test_write_refusals(&m);
+    test_write_failures(&m);
+    test_write_round_trips();
+    lisa_model_free(&m);
+}
+
+/* ------------------------------------------------------------------------- */
 /* SmolLM2 by hand                                                            */
 /* ------------------------------------------------------------------------- */
 
@@ -835,6 +1256,7 @@ int main(void) {
     test_malformed(ready);
     test_written(ready);
     test_alloc_failure();
+    test_write();
     if (smol && *smol) smollm2(smol);
     return test_report("gguf_model");
 }
