@@ -13,6 +13,14 @@
      type, truncated data: each an error naming the file and the problem;
      every truncation of a file fails cleanly
    - allocation failure at every allocation: LISA_ERR_NOMEM, nothing leaked
+   - writing (lisa_model_save_gguf): from the weights gguf-py's GGUFWriter
+     wrote (tools/make_gguf_write_fixture.py) with its file's metadata as
+     carry, lisa's F32, F16, BF16 and Q8_0 files equal gguf-py's byte for
+     byte; keys, types and tensor infos through lisa_gguf_read_metadata;
+     round trips (tied, GQA, MQA, Q8_0's F16 fallback) bit for bit as
+     lisa_ggml_quantize + dequantize; a carry of every kind of value copied,
+     the writer's own keys once; other types and a wrong vocabulary refused;
+     failed saves keep the old file (tests/save_fail.h)
 
    Reading tensor data goes through lisa_ggml_dequantize(); until it reads
    F32 and F16 the checks that need tensor data are skipped (and say so), and
@@ -23,7 +31,9 @@
    and prints its tensor table; once lisa_ggml_dequantize() reads Q4_1 and
    Q8_0 it loads the model and compares its logits with transformers' on the
    same file (tests/fixtures/gguf_model/smollm2_logits.bin); until then the
-   error must name the tensor and its type. */
+   error must name the tensor and its type. Then it saves the model as F32
+   with the file's metadata (reloaded: the same logits bit for bit, the same
+   token ids for a few texts) and as Q8_0 (reloaded: lisa's quantization). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -1208,6 +1218,94 @@ static void smollm2_logits(const lisa_model *m) {
     fixture_free(&fx);
 }
 
+/* Every logit of the same ids, bit for bit. */
+static int same_logits(const lisa_model *a, const lisa_model *b) {
+    static const int ids[8] = {1, 9690, 198, 2683, 359, 253, 5356, 2};
+    lisa_acts x, y;
+    lisa_error err;
+    int same;
+    if (lisa_acts_init(&x, &a->config, 1, 8, 0, NULL, &err) != LISA_OK) return 0;
+    if (lisa_acts_init(&y, &b->config, 1, 8, 0, NULL, &err) != LISA_OK) {
+        lisa_acts_free(&x);
+        return 0;
+    }
+    lisa_model_forward(a, &x, ids, NULL, 1, 8);
+    lisa_model_forward(b, &y, ids, NULL, 1, 8);
+    same = memcmp(x.logits, y.logits, (size_t)8 * a->config.vocab_size * sizeof(float)) == 0;
+    lisa_acts_free(&x);
+    lisa_acts_free(&y);
+    return same;
+}
+
+/* Both tokenizers give the same ids for a few texts. */
+static void same_tokens(const char *orig, const char *saved) {
+    static const char *const texts[4] = {"Hello, world! How are you today?", "  indented\n\tcode(x) = 42;",
+                                         "<|im_start|>user\nWhat is 2+2?<|im_end|>\n", "caf\xc3\xa9 na\xc3\xafve \xe2\x82\xac 1234567"};
+    lisa_tokenizer a, b;
+    lisa_error err;
+    int k;
+    if (lisa_tokenizer_load_gguf(&a, orig, NULL, &err) != LISA_OK) {
+        CHECK(0, "SmolLM2 save: the original's tokenizer: %s", err.message);
+        return;
+    }
+    if (lisa_tokenizer_load_gguf(&b, saved, NULL, &err) != LISA_OK) {
+        CHECK(0, "SmolLM2 save: the saved file's tokenizer: %s", err.message);
+        lisa_tokenizer_free(&a);
+        return;
+    }
+    for (k = 0; k < 4; k++) {
+        int ia[256], ib[256];
+        size_t na = 0, nb = 0;
+        lisa_result ra = lisa_tokenizer_encode(&a, texts[k], strlen(texts[k]), 1, 0, ia, 256, &na, &err);
+        lisa_result rb = lisa_tokenizer_encode(&b, texts[k], strlen(texts[k]), 1, 0, ib, 256, &nb, &err);
+        CHECK(ra == LISA_OK && rb == LISA_OK && na == nb && na > 1 && memcmp(ia, ib, na * sizeof(int)) == 0,
+              "SmolLM2 save: text %d encodes to the same %lu ids", k, (unsigned long)na);
+    }
+    lisa_tokenizer_free(&a);
+    lisa_tokenizer_free(&b);
+}
+
+/* Saved as F32 with its own metadata: the same logits and tokenizer; as Q8_0:
+   the weights lisa's quantizer makes. */
+static void smollm2_save(const lisa_model *m, const char *path) {
+    char out[256];
+    lisa_gguf carry;
+    lisa_model back;
+    lisa_error err;
+    int i, bad = -1;
+    if (lisa_gguf_read_metadata(&carry, path, NULL, &err) != LISA_OK) {
+        CHECK(0, "SmolLM2 save: metadata: %s", err.message);
+        return;
+    }
+    tmp_path(out, sizeof out, "smollm2.gguf");
+    CHECK(lisa_model_save_gguf(m, out, 0, &carry, &err) == LISA_OK, "SmolLM2 save: F32: %s", err.message);
+    if (lisa_model_load_gguf(&back, out, NULL, &err) == LISA_OK) {
+        CHECK(same_logits(m, &back), "SmolLM2 save: F32 reloaded gives the same logits bit for bit");
+        lisa_model_free(&back);
+    } else {
+        CHECK(0, "SmolLM2 save: F32 reloads: %s", err.message);
+    }
+    same_tokens(path, out);
+    CHECK(lisa_model_save_gguf(m, out, 8, &carry, &err) == LISA_OK, "SmolLM2 save: Q8_0: %s", err.message);
+    if (lisa_model_load_gguf(&back, out, NULL, &err) == LISA_OK) {
+        for (i = 0; bad < 0 && i < lisa_model_n_tensors(m); i++) {
+            lisa_param p = lisa_model_tensor(m, i), q = lisa_model_tensor(&back, i);
+            size_t n = lisa_tensor_numel(&p.tensor);
+            float *want = (float *)malloc(n * sizeof(float));
+            through_type(written_type(8, p.tensor.ndim, p.tensor.ndim == 2 ? p.tensor.shape[1] : 0), p.tensor.data,
+                         want, n);
+            if (memcmp(want, q.tensor.data, n * sizeof(float)) != 0) bad = i;
+            free(want);
+        }
+        CHECK(bad < 0, "SmolLM2 save: Q8_0 weights are lisa_ggml_quantize + dequantize of the F32 ones (bad %d)", bad);
+        lisa_model_free(&back);
+    } else {
+        CHECK(0, "SmolLM2 save: Q8_0 reloads: %s", err.message);
+    }
+    unlink(out);
+    lisa_gguf_free(&carry);
+}
+
 static void smollm2(const char *path) {
     lisa_config c;
     lisa_gguf g;
@@ -1243,6 +1341,7 @@ static void smollm2(const char *path) {
               "SmolLM2: the error names the file, a tensor and its type: %s", err.message);
     if (r == LISA_OK) {
         smollm2_logits(&m);
+        smollm2_save(&m, path);
         lisa_model_free(&m);
     }
 }
