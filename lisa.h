@@ -1427,6 +1427,28 @@ LISADEF lisa_result lisa_tokenizer_load_gguf_metadata(lisa_tokenizer *t, const l
 /* The same from a GGUF file, reading only its metadata. */
 LISADEF lisa_result lisa_tokenizer_load_gguf(lisa_tokenizer *t, const char *path, const lisa_allocator *a,
                                              lisa_error *err);
+/* The tokenizer.* metadata convert_hf_to_gguf.py writes for a Hugging Face
+   byte-level BPE tokenizer (path: a directory holding tokenizer.json,
+   optionally tokenizer_config.json and chat_template.jinja, or a
+   tokenizer.json file), as a metadata-only GGUF parsed into g, e.g. the
+   carry of lisa_model_save_gguf(): tokenizer.ggml.model "gpt2";
+   tokenizer.ggml.pre, the name llama.cpp splits as the pre-tokenizer does
+   ("gpt-2" for ByteLevel's regex, "smollm" for Digits then ByteLevel,
+   "llama-bpe", "qwen2", ...); tokens by id (an id the file leaves out
+   "[PADn]"), token_type (int32: 1 normal, 3 control for special added
+   tokens and those convert takes for control ones, 4 user-defined for the
+   other added tokens), merges ("left right", a space within a part as
+   U+0120), bos/eos/unknown/padding_token_id (uint32) where the file or
+   tokenizer_config.json names them, add_bos_token (bool, always),
+   add_eos_token (only when true), add_space_prefix false and
+   tokenizer.chat_template. Errors (LISA_ERR_FORMAT naming the file and the
+   part): what lisa_tokenizer_load_hf() refuses, and what a gpt2 GGUF cannot
+   say: another model (SentencePiece-style byte_fallback or Metaspace
+   vocabularies), ByteLevel's add_prefix_space, a normalizer other than NFC
+   (which convert drops too), a pre-tokenizer no name stands for. g owns its
+   buffer: call lisa_gguf_free(), also after a failure. */
+LISADEF lisa_result lisa_gguf_tokenizer_from_hf(lisa_gguf *g, const char *path, const lisa_allocator *a,
+                                                lisa_error *err);
 #endif
 
 /* ------------------------------------------------------------------------- */
@@ -12417,6 +12439,226 @@ LISADEF lisa_result lisa_model_save_gguf(const lisa_model *m, const char *path, 
     lisa__gguf_put_zeros(&o, lisa__gguf_pad(o.size));
     lisa__gguf_put_tensor_data(&o, m, type);
     return lisa__writer_close(&w, err);
+}
+
+/* --- GGUF tokenizer metadata from a Hugging Face tokenizer ---------------- */
+
+/* convert_hf_to_gguf.py's does_token_look_special: added tokens it makes
+   control tokens although tokenizer.json does not mark them special. */
+static int lisa__gguf_looks_special(const char *s, size_t n) {
+    static const char *const exact[4] = {"<pad>", "<mask>", "<2mass>", "[@BOS@]"};
+    static const char fw_open[] = "<\xEF\xBD\x9C", fw_close[] = "\xEF\xBD\x9C>";   /* "<｜", "｜>" */
+    int k;
+    for (k = 0; k < 4; k++)
+        if (n == strlen(exact[k]) && memcmp(s, exact[k], n) == 0) return 1;
+    return (n >= 2 && memcmp(s, "<|", 2) == 0 && memcmp(s + n - 2, "|>", 2) == 0) ||
+           (n >= 4 && memcmp(s, fw_open, 4) == 0 && memcmp(s + n - 4, fw_close, 4) == 0) ||
+           (n >= 7 && memcmp(s, "<unused", 7) == 0 && s[n - 1] == '>');
+}
+
+/* The tokenizer.ggml.pre name llama.cpp splits as these pre-tokenizer stages
+   do (lisa__pretok_from_gguf() read backwards, by the names
+   convert_hf_to_gguf.py gives), or NULL. */
+static const char *lisa__gguf_pre_name(const lisa__bpe_settings *set) {
+    static const char *const names[] = {"gpt-2", "smollm", "llama-bpe", "qwen2",  "qwen35",
+                                        "gpt-4o", "tekken", "deepseek-v3", "falcon", "default"};
+    int kinds[LISA__BPE_MAX_STEPS + 1], n = 0, i, k;
+    for (i = 0; i < set->n_pretok; i++) {
+        const lisa__bpe_step *st = &set->pretok[i];
+        if (st->op == LISA__BPE_P_SCAN || (st->op == LISA__BPE_P_BYTELEVEL && st->kind)) kinds[n++] = st->kind;
+        else if (st->op != LISA__BPE_P_BYTELEVEL) return NULL;
+    }
+    for (k = 0; k < (int)(sizeof names / sizeof *names); k++) {
+        int want[4], m = lisa__pretok_from_gguf(names[k], strlen(names[k]), want);
+        for (i = 0; i < m && i < n && want[i] == kinds[i]; i++) {}
+        if (m == n && i == n) return names[k];
+    }
+    return NULL;
+}
+
+/* What GGUF's gpt2 model cannot say about a tokenizer: an error naming it. */
+static lisa_result lisa__gguf_gpt2_check(const lisa__bpe_builder *b, const char **pre, lisa_error *err) {
+    const lisa__bpe_settings *set = &b->set;
+    int i, scanners[LISA__BPE_MAX_STEPS], n = 0;
+    char list[160];
+    size_t at = 0;
+    if (!set->byte_level || set->byte_fallback || set->n_pretok == 0 ||
+        set->pretok[set->n_pretok - 1].op != LISA__BPE_P_BYTELEVEL)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: not a byte-level BPE tokenizer (%s): only those (tokenizer.ggml.model gpt2) are written as GGUF metadata; SentencePiece-style vocabularies are not supported",
+                          b->name, set->byte_fallback ? "byte_fallback" : "no ByteLevel pre-tokenizer last");
+    if (set->pretok[set->n_pretok - 1].flag)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: pre_tokenizer ByteLevel with add_prefix_space true has no GGUF gpt2 equivalent",
+                          b->name);
+    for (i = 0; i < set->n_norm; i++)   /* llama.cpp normalizes nothing; convert drops an NFC step too */
+        if (set->norm[i].op != LISA__BPE_N_NFC)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: a normalizer other than NFC has no GGUF gpt2 equivalent", b->name);
+    if ((*pre = lisa__gguf_pre_name(set)) != NULL) return LISA_OK;
+    for (i = 0; i < set->n_pretok; i++)
+        if (set->pretok[i].op == LISA__BPE_P_SCAN || set->pretok[i].kind) scanners[n++] = set->pretok[i].kind;
+    list[0] = 0;
+    for (i = 0; i < n && at < sizeof list - 20; i++)
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", lisa__pretok_name(scanners[i]));
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: no tokenizer.ggml.pre name splits as its pre-tokenizer does (%s)", b->name,
+                      n ? list : "no regex");
+}
+
+static void lisa__gguf_array_head(lisa__gguf_out *o, const char *key, lisa_gguf_type elem, uint64_t count) {
+    lisa__gguf_put_key(o, key, LISA_GGUF_ARRAY);
+    lisa__gguf_put_u32(o, (uint32_t)elem);
+    lisa__gguf_put_u64(o, count);
+}
+
+static void lisa__gguf_kv_bool(lisa__gguf_out *o, const char *key, int v) {
+    unsigned char c = (unsigned char)(v != 0);
+    lisa__gguf_put_key(o, key, LISA_GGUF_BOOL);
+    lisa__gguf_put(o, &c, 1);
+}
+
+/* A merge part, a space in it as U+0120 (gguf-py's spelling of merges with spaces). */
+static size_t lisa__gguf_merge_part(lisa__gguf_out *o, const char *s, size_t n) {
+    size_t i, len = 0;
+    for (i = 0; i < n; i++) {
+        if (s[i] == ' ' && o) lisa__gguf_put(o, "\xC4\xA0", 2);
+        else if (o) lisa__gguf_put(o, s + i, 1);
+        len += s[i] == ' ' ? 2 : 1;
+    }
+    return len;
+}
+
+/* The builder's vocabulary as convert_hf_to_gguf.py writes a gpt2 tokenizer
+   (a metadata-only GGUF, version 3). */
+static void lisa__gguf_put_gpt2(lisa__gguf_out *o, const lisa__bpe_builder *b, const char *pre) {
+    const lisa__bpe_settings *set = &b->set;
+    const int ids[4] = {set->bos_id, set->eos_id, set->unk_id, set->pad_id};
+    static const char *const id_keys[4] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                           "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"};
+    uint64_t n_kv = 6 + (b->n_merges > 0) + (set->add_eos != 0) + (b->chat_len > 0);
+    int i, k;
+    for (k = 0; k < 4; k++) n_kv += ids[k] >= 0;
+    lisa__gguf_put(o, "GGUF", 4);
+    lisa__gguf_put_u32(o, 3);
+    lisa__gguf_put_u64(o, 0);
+    lisa__gguf_put_u64(o, n_kv);
+    lisa__gguf_kv_str(o, "tokenizer.ggml.model", "gpt2");
+    lisa__gguf_kv_str(o, "tokenizer.ggml.pre", pre);
+    lisa__gguf_array_head(o, "tokenizer.ggml.tokens", LISA_GGUF_STRING, (uint64_t)b->n_tokens);
+    for (i = 0; i < b->n_tokens; i++) {
+        char pad[32];
+        if (b->tokens[i].given) {
+            lisa__gguf_put_str(o, b->pool + b->tokens[i].str, b->tokens[i].len);
+        } else {   /* an id the file leaves out: convert's filler */
+            snprintf(pad, sizeof pad, "[PAD%d]", i);
+            lisa__gguf_put_str(o, pad, strlen(pad));
+        }
+    }
+    lisa__gguf_array_head(o, "tokenizer.ggml.token_type", LISA_GGUF_INT32, (uint64_t)b->n_tokens);
+    for (i = 0; i < b->n_tokens; i++) {
+        const lisa__bpe_btoken *t = &b->tokens[i];
+        uint32_t type = 1;   /* normal */
+        if (!t->given) type = 4;
+        else if (t->flags & LISA__BPE_ADDED)
+            type = (t->flags & LISA__BPE_SPECIAL) || lisa__gguf_looks_special(b->pool + t->str, t->len) ? 3 : 4;
+        lisa__gguf_put_u32(o, type);   /* 3 control, 4 user-defined */
+    }
+    if (b->n_merges > 0) {
+        lisa__gguf_array_head(o, "tokenizer.ggml.merges", LISA_GGUF_STRING, (uint64_t)b->n_merges);
+        for (i = 0; i < b->n_merges; i++) {
+            const lisa__bpe_bmerge *mg = &b->merges[i];
+            size_t len = lisa__gguf_merge_part(NULL, b->pool + mg->str[0], mg->len[0]) + 1 +
+                         lisa__gguf_merge_part(NULL, b->pool + mg->str[1], mg->len[1]);
+            lisa__gguf_put_u64(o, (uint64_t)len);
+            lisa__gguf_merge_part(o, b->pool + mg->str[0], mg->len[0]);
+            lisa__gguf_put(o, " ", 1);
+            lisa__gguf_merge_part(o, b->pool + mg->str[1], mg->len[1]);
+        }
+    }
+    for (k = 0; k < 4; k++)
+        if (ids[k] >= 0) lisa__gguf_kv_u32(o, id_keys[k], (uint32_t)ids[k]);
+    lisa__gguf_kv_bool(o, "tokenizer.ggml.add_bos_token", set->add_bos);
+    if (set->add_eos) lisa__gguf_kv_bool(o, "tokenizer.ggml.add_eos_token", 1);
+    lisa__gguf_kv_bool(o, "tokenizer.ggml.add_space_prefix", 0);
+    if (b->chat_len > 0) {
+        lisa__gguf_put_key(o, "tokenizer.chat_template", LISA_GGUF_STRING);
+        lisa__gguf_put_str(o, b->pool + b->chat, b->chat_len);
+    }
+}
+
+/* tokenizer.json (and tokenizer_config.json, chat template) texts into g. */
+static lisa_result lisa__gguf_from_hf_texts(lisa_gguf *g, const char *json, size_t n_json, const char *cfg_text,
+                                            size_t n_cfg, const char *chat, size_t n_chat, const char *name,
+                                            const lisa_allocator *al, lisa_error *err) {
+    lisa_json j, cfg;
+    lisa__bpe_builder b;
+    lisa__gguf_out o;
+    const char *pre = NULL;
+    unsigned char *buf = NULL;
+    size_t bytes = 0, size = 0;
+    lisa_result r;
+    char cname[512];
+    memset(&cfg, 0, sizeof cfg);
+    lisa__bpe_builder_init(&b, name, al);
+    snprintf(cname, sizeof cname, "%.400s (tokenizer_config.json)", name);
+    r = lisa_json_parse(&j, json, n_json, name, al, err);
+    if (r == LISA_OK && cfg_text) r = lisa_json_parse(&cfg, cfg_text, n_cfg, cname, al, err);
+    if (r == LISA_OK) r = lisa__hft_load(&b, &j, cfg_text ? &cfg : NULL, name, err);
+    if (r == LISA_OK && chat && b.chat_len == 0) r = lisa__bpe_builder_chat_template(&b, chat, n_chat, err);
+    if (r == LISA_OK) r = lisa__gguf_gpt2_check(&b, &pre, err);
+    if (r == LISA_OK) {   /* first count the bytes, then write them */
+        memset(&o, 0, sizeof o);
+        lisa__gguf_put_gpt2(&o, &b, pre);
+        size = (size_t)o.size;
+        if (!(buf = (unsigned char *)lisa__alloc(al, size, &bytes)))
+            r = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes of metadata", name, (double)size);
+    }
+    if (r == LISA_OK) {
+        memset(&o, 0, sizeof o);
+        o.buf = buf;
+        lisa__gguf_put_gpt2(&o, &b, pre);
+        r = lisa_gguf_parse_memory(g, buf, size, name, al, err);
+    }
+    if (r == LISA_OK) {
+        g->owned = buf;   /* lisa_gguf_free() frees it */
+        g->bytes += bytes;
+    } else if (buf) {
+        lisa__free(al, buf, size, &bytes);
+    }
+    lisa__bpe_builder_free(&b);
+    lisa_json_free(&cfg);
+    lisa_json_free(&j);
+    return r;
+}
+
+LISADEF lisa_result lisa_gguf_tokenizer_from_hf(lisa_gguf *g, const char *path, const lisa_allocator *a,
+                                                lisa_error *err) {
+    lisa_allocator al = lisa__allocator_or_default(a);
+    char file[4096], dir[4096];
+    const char *json_path = path, *slash;
+    char *json = NULL, *cfg = NULL, *chat = NULL;
+    size_t bytes = 0, n_json = 0, n_cfg = 0, n_chat = 0;
+    lisa_result res;
+    memset(g, 0, sizeof *g);
+    g->allocator = al;
+    if (lisa__path_join(file, sizeof file, path, "tokenizer.json", NULL) == LISA_OK && lisa__file_exists(file)) {
+        json_path = file;
+        snprintf(dir, sizeof dir, "%s", path);
+    } else {   /* a tokenizer.json file: its directory may hold the rest */
+        slash = strrchr(path, '/');
+        if (slash && (size_t)(slash - path) < sizeof dir) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        else snprintf(dir, sizeof dir, ".");
+    }
+    res = lisa__read_text(json_path, &al, LISA__HF_TOKENIZER_MAX, &json, &n_json, &bytes, err);
+    if (res == LISA_OK) res = lisa__hf_tok_side_file(dir, "tokenizer_config.json", &al, &cfg, &n_cfg, &bytes, err);
+    if (res == LISA_OK) res = lisa__hf_tok_side_file(dir, "chat_template.jinja", &al, &chat, &n_chat, &bytes, err);
+    if (res == LISA_OK) res = lisa__gguf_from_hf_texts(g, json, n_json, cfg, n_cfg, chat, n_chat, json_path, &al, err);
+    if (json) lisa__free(&al, json, n_json + 1, &bytes);
+    if (cfg) lisa__free(&al, cfg, n_cfg + 1, &bytes);
+    if (chat) lisa__free(&al, chat, n_chat + 1, &bytes);
+    if (res != LISA_OK) {
+        lisa_gguf_free(g);
+        return res;
+    }
+    lisa__ok(err);
+    return LISA_OK;
 }
 
 /* The one place that decides what a model path is. */

@@ -21,6 +21,12 @@
      lisa_ggml_quantize + dequantize; a carry of every kind of value copied,
      the writer's own keys once; other types and a wrong vocabulary refused;
      failed saves keep the old file (tests/save_fail.h)
+   - tokenizer metadata from Hugging Face (lisa_gguf_tokenizer_from_hf): the
+     SmolLM2 directory (with the Hub's Digits + ByteLevel pre-tokenizer)
+     gives every tokenizer.* key of tests/fixtures/tokenizers/gguf/smollm2.gguf
+     with its type and value, and encodes the corpus to llama.cpp's ids; the
+     small byte-level directories give their GGUFs' vocabularies; a
+     SentencePiece-style one is refused; allocation failures are clean
 
    Reading tensor data goes through lisa_ggml_dequantize(); until it reads
    F32 and F16 the checks that need tensor data are skipped (and say so), and
@@ -1173,6 +1179,229 @@ static void test_write(void) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* Tokenizer metadata from Hugging Face: lisa_gguf_tokenizer_from_hf          */
+/* ------------------------------------------------------------------------- */
+
+#define TOKFIX "tests/fixtures/tokenizers/"
+
+/* Key `key` of a and of b: both absent, or the same type, element type, count and value bytes. */
+static int same_kv(const lisa_gguf *a, const lisa_gguf *b, const char *key) {
+    int i = lisa_gguf_find(a, key), j = lisa_gguf_find(b, key);
+    const lisa_gguf_kv *x, *y;
+    if (i < 0 || j < 0) return i < 0 && j < 0;
+    x = &a->kv[i];
+    y = &b->kv[j];
+    return x->type == y->type && x->elem_type == y->elem_type && x->count == y->count &&
+           x->value_size == y->value_size && memcmp(a->buffer + x->value, b->buffer + y->value, x->value_size) == 0;
+}
+
+/* Every tokenizer.* key of want is in got with its type and value; got has no other key. */
+static void same_tokenizer_keys(const lisa_gguf *got, const lisa_gguf *want, const char *skip, const char *label) {
+    int i, n_want = 0;
+    for (i = 0; i < want->n_kv; i++) {
+        const char *key = want->kv[i].key;
+        if (strncmp(key, "tokenizer.", 10) != 0) continue;
+        n_want++;
+        if (skip && strcmp(key, skip) == 0) continue;
+        CHECK(same_kv(got, want, key), "%s: %s has the GGUF's type and value", label, key);
+    }
+    CHECK(got->n_kv == n_want && got->n_tensors == 0, "%s: %d keys, the GGUF's %d tokenizer.* keys", label, got->n_kv,
+          n_want);
+}
+
+static char *read_text_file(const char *path, size_t *n) {
+    unsigned char *b = read_file(path, n);
+    if (b) b[*n] = 0;
+    return (char *)b;
+}
+
+/* tokenizers/smollm2 as the Hub has it: Digits (each digit alone) before
+   ByteLevel, which transformers' GGUF reading dropped; in dir. */
+static int hub_smollm2(const char *dir) {
+    static const char plain[] = "\"pre_tokenizer\":{\"type\":\"ByteLevel\",";
+    static const char hub[] = "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\","
+                              "\"individual_digits\":true},{\"type\":\"ByteLevel\",";
+    static const char *const side[2] = {"tokenizer_config.json", "chat_template.jinja"};
+    char path[512], *json, *at, *end;
+    size_t n, k;
+    int ok;
+    FILE *f;
+    mkdir(dir, 0700);
+    json = read_text_file(TOKFIX "smollm2/tokenizer.json", &n);
+    if (!json || !(at = strstr(json, plain)) || !(end = strchr(at + sizeof plain - 1, '}'))) {
+        free(json);
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    f = fopen(path, "wb");
+    ok = f != NULL;
+    if (f) {
+        fwrite(json, 1, (size_t)(at - json), f);
+        fputs(hub, f);
+        fwrite(at + sizeof plain - 1, 1, (size_t)(end + 1 - (at + sizeof plain - 1)), f);
+        fputs("]}", f);
+        fputs(end + 1, f);
+        ok = fclose(f) == 0;
+    }
+    free(json);
+    for (k = 0; ok && k < 2; k++) {
+        char src[256];
+        unsigned char *b;
+        snprintf(src, sizeof src, TOKFIX "smollm2/%s", side[k]);
+        snprintf(path, sizeof path, "%s/%s", dir, side[k]);
+        b = read_file(src, &n);
+        ok = b && write_file(path, b, n);
+        free(b);
+    }
+    return ok;
+}
+
+static void remove_hub_smollm2(const char *dir) {
+    static const char *const files[3] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"};
+    char path[512];
+    int k;
+    for (k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[k]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* The corpus encoded through the metadata's tokenizer gives llama.cpp's ids. */
+static void encodes_as_llamacpp(const lisa_gguf *g, const char *reference, const char *label) {
+    lisa_tokenizer t;
+    lisa_error err;
+    size_t size, start = 0, i;
+    char *text = read_text_file(reference, &size);
+    int *want = (int *)malloc(65536 * sizeof(int)), *got = (int *)malloc(65536 * sizeof(int));
+    int lines = 0, agree = 0;
+    if (lisa_tokenizer_load_gguf_metadata(&t, g, NULL, &err) != LISA_OK) {
+        CHECK(0, "%s: the metadata's tokenizer loads: %s", label, err.message);
+        free(text), free(want), free(got);
+        return;
+    }
+    for (i = 0; text && i <= size; i++) {
+        lisa_json j;
+        const char *s;
+        size_t n, ng = 0;
+        int c, nw = 0, root;
+        if (i < size && text[i] != '\n') continue;
+        if (i > start && lisa_json_parse(&j, text + start, i - start, reference, NULL, &err) == LISA_OK) {
+            root = lisa_json_root(&j);
+            s = lisa_json_string(&j, lisa_json_get(&j, root, "text"), &n);
+            for (c = lisa_json_first(&j, lisa_json_get(&j, root, "ids")); c >= 0 && nw < 65536; c = lisa_json_next(&j, c))
+                want[nw++] = (int)lisa_json_number(&j, c);
+            lines++;
+            if (s && lisa_tokenizer_encode(&t, s, n, t.add_bos, t.add_eos, got, 65536, &ng, &err) == LISA_OK &&
+                ng == (size_t)nw && memcmp(got, want, ng * sizeof(int)) == 0)
+                agree++;
+            lisa_json_free(&j);
+        }
+        start = i + 1;
+    }
+    printf("%s: %d of %d corpus lines encode to llama.cpp's ids\n", label, agree, lines);
+    CHECK(lines >= 100 && agree == lines, "%s: every line of %s gives llama.cpp's ids (%d of %d)", label, reference,
+          agree, lines);
+    lisa_tokenizer_free(&t);
+    free(text), free(want), free(got);
+}
+
+static void test_from_hf(void) {
+    static const struct {
+        const char *dir, *gguf, *pre;
+    } small[3] = {{"gpt2-bytelevel", "gpt2", "gpt-2"}, {"llama3-split", "llama-bpe", "llama-bpe"},
+                  {"qwen2-split", "qwen2", "qwen2"}};
+    static const char *const shape[4] = {"tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+                                         "tokenizer.ggml.merges"};
+    lisa_gguf got, want;
+    lisa_error err;
+    char dir[256];
+    const char *s;
+    size_t len;
+    int k, i;
+    lisa_result r;
+    if (lisa_gguf_read_metadata(&want, TOKFIX "gguf/smollm2.gguf", NULL, &err) != LISA_OK) {
+        CHECK(0, "from_hf: smollm2.gguf: %s", err.message);
+        return;
+    }
+    /* the Hub's SmolLM2 tokenizer: every key the GGUF has, pre "smollm" */
+    tmp_path(dir, sizeof dir, "hub_smollm2");
+    CHECK(hub_smollm2(dir), "from_hf: the Hub's SmolLM2 directory written");
+    r = lisa_gguf_tokenizer_from_hf(&got, dir, NULL, &err);
+    CHECK(r == LISA_OK, "from_hf: the Hub's SmolLM2: %s", err.message);
+    if (r == LISA_OK) {
+        same_tokenizer_keys(&got, &want, NULL, "from_hf SmolLM2 (Hub)");
+        encodes_as_llamacpp(&got, TOKFIX "gguf/smollm2.gguf.llamacpp.jsonl", "from_hf SmolLM2 (Hub)");
+    }
+    lisa_gguf_free(&got);
+    remove_hub_smollm2(dir);
+    /* transformers' writing of it (plain ByteLevel): the same but the pre name, from tokenizer.json itself */
+    r = lisa_gguf_tokenizer_from_hf(&got, TOKFIX "smollm2/tokenizer.json", NULL, &err);
+    CHECK(r == LISA_OK, "from_hf: smollm2/tokenizer.json: %s", err.message);
+    if (r == LISA_OK) {
+        same_tokenizer_keys(&got, &want, "tokenizer.ggml.pre", "from_hf smollm2/");
+        CHECK(lisa_gguf_get_string(&got, lisa_gguf_find(&got, "tokenizer.ggml.pre"), &s, &len, NULL) == LISA_OK &&
+                  len == 5 && memcmp(s, "gpt-2", 5) == 0,
+              "from_hf smollm2/: plain ByteLevel is pre \"gpt-2\"");
+    }
+    lisa_gguf_free(&got);
+    lisa_gguf_free(&want);
+    /* the small byte-level fixtures: the vocabulary keys of the GGUFs made from them */
+    for (k = 0; k < 3; k++) {
+        char path[256], label[96];
+        snprintf(path, sizeof path, TOKFIX "gguf/%s.gguf", small[k].gguf);
+        snprintf(label, sizeof label, "from_hf %s/", small[k].dir);
+        if (lisa_gguf_read_metadata(&want, path, NULL, &err) != LISA_OK) {
+            CHECK(0, "%s: %s", label, err.message);
+            continue;
+        }
+        snprintf(path, sizeof path, TOKFIX "%s", small[k].dir);
+        r = lisa_gguf_tokenizer_from_hf(&got, path, NULL, &err);
+        CHECK(r == LISA_OK, "%s: %s", label, err.message);
+        for (i = 0; r == LISA_OK && i < 4; i++) CHECK(same_kv(&got, &want, shape[i]), "%s: %s as in %s.gguf", label, shape[i], small[k].gguf);
+        lisa_gguf_free(&got);
+        lisa_gguf_free(&want);
+    }
+    /* SentencePiece-style vocabularies are not written */
+    r = lisa_gguf_tokenizer_from_hf(&got, TOKFIX "spm-bpe", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "spm-bpe") && has(err.message, "byte_fallback"),
+          "from_hf: spm-bpe/ is refused, naming byte_fallback: %s", err.message);
+    CHECK(got.n_kv == 0 && got.owned == NULL, "from_hf: nothing is held after a failure");
+    lisa_gguf_free(&got);
+    r = lisa_gguf_tokenizer_from_hf(&got, "/nonexistent/dir", NULL, &err);
+    CHECK(r == LISA_ERR_IO && has(err.message, "/nonexistent/dir"), "from_hf: a missing directory: %s", err.message);
+    lisa_gguf_free(&got);
+}
+
+/* Every allocation refused in turn: LISA_ERR_NOMEM, nothing kept; then all of it freed. */
+static void test_from_hf_alloc(void) {
+    counter c;
+    lisa_allocator a;
+    lisa_gguf g;
+    lisa_error err;
+    long k;
+    int nomem_ok = 1, clean = 1, done = 0;
+    a.alloc = cnt_alloc;
+    a.free = cnt_free;
+    a.user = &c;
+    for (k = 0; k < 200 && !done; k++) {
+        lisa_result r;
+        memset(&c, 0, sizeof c);
+        c.fail_after = k;
+        r = lisa_gguf_tokenizer_from_hf(&g, TOKFIX "gpt2-bytelevel", &a, &err);
+        if (r == LISA_OK) {
+            done = 1;
+            clean &= g.bytes == c.live && g.bytes > 0;
+        } else {
+            nomem_ok &= r == LISA_ERR_NOMEM;
+        }
+        lisa_gguf_free(&g);
+        clean &= c.live == 0;
+    }
+    CHECK(done && nomem_ok && clean, "from_hf: every refused allocation is LISA_ERR_NOMEM and leaks nothing (%ld tries)", k);
+}
+
+/* ------------------------------------------------------------------------- */
 /* SmolLM2 by hand                                                            */
 /* ------------------------------------------------------------------------- */
 
@@ -1356,6 +1585,8 @@ int main(void) {
     test_written(ready);
     test_alloc_failure();
     test_write();
+    test_from_hf();
+    test_from_hf_alloc();
     if (smol && *smol) smollm2(smol);
     return test_report("gguf_model");
 }
