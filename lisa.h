@@ -12407,9 +12407,9 @@ static lisa_result lisa__gguf_check_carry(const lisa_model *m, const lisa_gguf *
                                           lisa_error *err) {
     int i = carry ? lisa_gguf_find(carry, "tokenizer.ggml.tokens") : -1;
     if (i >= 0 && (carry->kv[i].type != LISA_GGUF_ARRAY || carry->kv[i].count != (uint64_t)m->config.vocab_size))
-        return lisa__fail(err, LISA_ERR_INVALID, "%s: the tokenizer.ggml.tokens to carry (%s, %.0f of them) are not the model's %d tokens",
-                          path, lisa_gguf_type_name(carry->kv[i].type), (double)carry->kv[i].count,
-                          m->config.vocab_size);
+        return lisa__fail(err, LISA_ERR_INVALID,
+                          "%s: the tokenizer.ggml.tokens to carry (%s, %.0f of them) are not the model's %d tokens", path,
+                          lisa_gguf_type_name(carry->kv[i].type), (double)carry->kv[i].count, m->config.vocab_size);
     return LISA_OK;
 }
 
@@ -12484,7 +12484,9 @@ static lisa_result lisa__gguf_gpt2_check(const lisa__bpe_builder *b, const char 
     size_t at = 0;
     if (!set->byte_level || set->byte_fallback || set->n_pretok == 0 ||
         set->pretok[set->n_pretok - 1].op != LISA__BPE_P_BYTELEVEL)
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: not a byte-level BPE tokenizer (%s): only those (tokenizer.ggml.model gpt2) are written as GGUF metadata; SentencePiece-style vocabularies are not supported",
+        return lisa__fail(err, LISA_ERR_FORMAT,
+                          "%s: not a byte-level BPE tokenizer (%s): only those (tokenizer.ggml.model gpt2) are "
+                          "written as GGUF metadata; SentencePiece-style vocabularies are not supported",
                           b->name, set->byte_fallback ? "byte_fallback" : "no ByteLevel pre-tokenizer last");
     if (set->pretok[set->n_pretok - 1].flag)
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: pre_tokenizer ByteLevel with add_prefix_space true has no GGUF gpt2 equivalent",
