@@ -1215,13 +1215,28 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
    this header's interleaved RoPE order. Call lisa_model_free(). */
 LISADEF lisa_result lisa_model_load_gguf(lisa_model *m, const char *path, const lisa_allocator *a,
                                          lisa_error *err);
-/* Writes m as a llama.cpp GGUF file (version 3, alignment 32), atomically:
-   the llama.* hyperparameters, general.architecture "llama" and
-   general.file_type, the tensors as convert_hf_to_gguf.py names and orders
-   them (no output.weight when tied), matrices in ggml type `type` (F32, F16,
-   BF16 or Q8_0; norms stay F32). carry (may be NULL) is metadata to keep: its
-   tokenizer.* and general.* keys are copied (the ones this writer sets
-   excepted), e.g. the source GGUF's, or lisa_gguf_tokenizer_from_hf()'s.
+/* Writes m as a llama.cpp GGUF file (version 3, alignment 32), atomically
+   ("<path>.tmp" renamed into place; a failed save keeps the old file), as
+   gguf-py's GGUFWriter writes what convert_hf_to_gguf.py gives it:
+   general.architecture "llama", general.type, general.name (carry's, else
+   "model" and "lisa"), carry's other general.* keys, the llama.*
+   hyperparameters (uint32; rope.freq_base and
+   attention.layer_norm_rms_epsilon float32), general.file_type (0 ALL_F32,
+   1 MOSTLY_F16, 32 MOSTLY_BF16, 7 MOSTLY_Q8_0), general.quantization_version
+   2, then carry's tokenizer.* keys. Tensors token_embd, blk.N.{attn_norm,
+   attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down,
+   ffn_norm}, output_norm, output (absent when tied), ggml dims {in, out},
+   q/k rows as they are (GGUF's order is this header's). Matrices in ggml
+   type `type`: F32 (0), F16 (1), BF16 (30) or Q8_0 (8), converted by
+   lisa_ggml_quantize(); a Q8_0 matrix whose rows are not whole blocks of 32
+   is F16 (convert's fallback); norms are F32. carry (may be NULL) is
+   metadata to keep, e.g. the source GGUF's or lisa_gguf_tokenizer_from_hf()'s:
+   its general.* and tokenizer.* keys are copied with their types and values,
+   except the ones written here (architecture, type and name taken from it,
+   file_type, quantization_version, alignment); other keys are not.
+   Errors: LISA_ERR_INVALID for another type (naming it) or a carried
+   tokenizer.ggml.tokens that is not vocab_size strings, LISA_ERR_IO.
+   Tensor data is converted and written in small chunks.
    lisa_model_load_gguf() reads the file back, bit for bit with F32. */
 struct lisa_gguf;
 LISADEF lisa_result lisa_model_save_gguf(const lisa_model *m, const char *path, uint32_t type,
@@ -1412,6 +1427,28 @@ LISADEF lisa_result lisa_tokenizer_load_gguf_metadata(lisa_tokenizer *t, const l
 /* The same from a GGUF file, reading only its metadata. */
 LISADEF lisa_result lisa_tokenizer_load_gguf(lisa_tokenizer *t, const char *path, const lisa_allocator *a,
                                              lisa_error *err);
+/* The tokenizer.* metadata convert_hf_to_gguf.py writes for a Hugging Face
+   byte-level BPE tokenizer (path: a directory holding tokenizer.json,
+   optionally tokenizer_config.json and chat_template.jinja, or a
+   tokenizer.json file), as a metadata-only GGUF parsed into g, e.g. the
+   carry of lisa_model_save_gguf(): tokenizer.ggml.model "gpt2";
+   tokenizer.ggml.pre, the name llama.cpp splits as the pre-tokenizer does
+   ("gpt-2" for ByteLevel's regex, "smollm" for Digits then ByteLevel,
+   "llama-bpe", "qwen2", ...); tokens by id (an id the file leaves out
+   "[PADn]"), token_type (int32: 1 normal, 3 control for special added
+   tokens and those convert takes for control ones, 4 user-defined for the
+   other added tokens), merges ("left right", a space within a part as
+   U+0120), bos/eos/unknown/padding_token_id (uint32) where the file or
+   tokenizer_config.json names them, add_bos_token (bool, always),
+   add_eos_token (only when true), add_space_prefix false and
+   tokenizer.chat_template. Errors (LISA_ERR_FORMAT naming the file and the
+   part): what lisa_tokenizer_load_hf() refuses, and what a gpt2 GGUF cannot
+   say: another model (SentencePiece-style byte_fallback or Metaspace
+   vocabularies), ByteLevel's add_prefix_space, a normalizer other than NFC
+   (which convert drops too), a pre-tokenizer no name stands for. g owns its
+   buffer: call lisa_gguf_free(), also after a failure. */
+LISADEF lisa_result lisa_gguf_tokenizer_from_hf(lisa_gguf *g, const char *path, const lisa_allocator *a,
+                                                lisa_error *err);
 #endif
 
 /* ------------------------------------------------------------------------- */
@@ -11591,14 +11628,6 @@ LISADEF lisa_result lisa_model_load_hf_memory(lisa_model *m, const char *config_
 
 /* --- GGUF llama models ---------------------------------------------------- */
 
-LISADEF lisa_result lisa_model_save_gguf(const lisa_model *m, const char *path, uint32_t type,
-                                         const struct lisa_gguf *carry, lisa_error *err) {
-    (void)m;
-    (void)type;
-    (void)carry;
-    return lisa__fail(err, LISA_ERR_INVALID, "%s: writing GGUF is not built yet", path);
-}
-
 /* The llama.* keys this engine computes (as llama.cpp's converter writes them
    for LlamaForCausalLM); any other llama.* key is a setting it does not. */
 static const char *const lisa__gguf_llama_keys[] = {
@@ -12158,6 +12187,480 @@ LISADEF lisa_result lisa_model_load_gguf(lisa_model *m, const char *path, const 
     }
     lisa_gguf_free(&g);
     return res;
+}
+
+/* --- GGUF llama models: writing ------------------------------------------- */
+
+/* Where a GGUF file's bytes go: a lisa__writer, or memory (buf NULL: only
+   counting, so a caller can size the buffer with a first pass). */
+typedef struct lisa__gguf_out {
+    lisa__writer *w;
+    unsigned char *buf;
+    uint64_t size;             /* bytes so far */
+} lisa__gguf_out;
+
+static void lisa__gguf_put(lisa__gguf_out *o, const void *p, size_t n) {
+    if (o->w) lisa__write(o->w, p, n);
+    else if (o->buf && n) memcpy(o->buf + o->size, p, n);
+    o->size += n;
+}
+
+static void lisa__gguf_put_u32(lisa__gguf_out *o, uint32_t v) {
+    unsigned char b[4];
+    lisa__put_le32(b, (int32_t)v);
+    lisa__gguf_put(o, b, 4);
+}
+
+static void lisa__gguf_put_u64(lisa__gguf_out *o, uint64_t v) {
+    unsigned char b[8];
+    int i;
+    for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+    lisa__gguf_put(o, b, 8);
+}
+
+static void lisa__gguf_put_str(lisa__gguf_out *o, const char *s, size_t len) {
+    lisa__gguf_put_u64(o, (uint64_t)len);
+    lisa__gguf_put(o, s, len);
+}
+
+static void lisa__gguf_put_key(lisa__gguf_out *o, const char *key, lisa_gguf_type type) {
+    lisa__gguf_put_str(o, key, strlen(key));
+    lisa__gguf_put_u32(o, (uint32_t)type);
+}
+
+static void lisa__gguf_kv_u32(lisa__gguf_out *o, const char *key, uint32_t v) {
+    lisa__gguf_put_key(o, key, LISA_GGUF_UINT32);
+    lisa__gguf_put_u32(o, v);
+}
+
+static void lisa__gguf_kv_f32(lisa__gguf_out *o, const char *key, float v) {
+    lisa__gguf_put_key(o, key, LISA_GGUF_FLOAT32);
+    lisa__gguf_put_u32(o, lisa__f32_bits(v));
+}
+
+static void lisa__gguf_kv_str(lisa__gguf_out *o, const char *key, const char *v) {
+    lisa__gguf_put_key(o, key, LISA_GGUF_STRING);
+    lisa__gguf_put_str(o, v, strlen(v));
+}
+
+/* Key/value pair i of g as it is there: the value's bytes straight from g's
+   buffer (an array's elements, strings' inline lengths and nested arrays
+   included, follow its element type and count). */
+static void lisa__gguf_kv_copy(lisa__gguf_out *o, const lisa_gguf *g, int i) {
+    const lisa_gguf_kv *kv = &g->kv[i];
+    lisa__gguf_put_str(o, kv->key, kv->key_len);
+    lisa__gguf_put_u32(o, (uint32_t)kv->type);
+    if (kv->type == LISA_GGUF_STRING) lisa__gguf_put_u64(o, (uint64_t)kv->value_size);
+    if (kv->type == LISA_GGUF_ARRAY) {
+        lisa__gguf_put_u32(o, (uint32_t)kv->elem_type);
+        lisa__gguf_put_u64(o, kv->count);
+    }
+    lisa__gguf_put(o, g->buffer + kv->value, kv->value_size);
+}
+
+/* The general.* keys the model writer sets itself; carry's copies are not written. */
+static int lisa__gguf_writer_sets(const char *key) {
+    static const char *const own[] = {"general.architecture", "general.type",         "general.name",
+                                      "general.file_type",    "general.quantization_version", "general.alignment"};
+    size_t k;
+    for (k = 0; k < sizeof own / sizeof *own; k++)
+        if (strcmp(key, own[k]) == 0) return 1;
+    return 0;
+}
+
+/* Key `key` from carry when it has it, else the string def. */
+static void lisa__gguf_kv_carried_or(lisa__gguf_out *o, const lisa_gguf *carry, const char *key, const char *def) {
+    int i = carry ? lisa_gguf_find(carry, key) : -1;
+    if (i >= 0) lisa__gguf_kv_copy(o, carry, i);
+    else lisa__gguf_kv_str(o, key, def);
+}
+
+/* carry's keys under prefix (general. or tokenizer.), in its order, less
+   the writer's own; with o NULL only counts them. */
+static int lisa__gguf_kv_carry(lisa__gguf_out *o, const lisa_gguf *carry, const char *prefix) {
+    int i, n = 0;
+    for (i = 0; carry && i < carry->n_kv; i++) {
+        const char *key = carry->kv[i].key;
+        if (strncmp(key, prefix, strlen(prefix)) != 0 || lisa__gguf_writer_sets(key)) continue;
+        if (o) lisa__gguf_kv_copy(o, carry, i);
+        n++;
+    }
+    return n;
+}
+
+/* The tensors in the order they are written, as lisa_model_tensor() indices:
+   token_embd, each layer's attn_norm, attn_q, attn_k, attn_v, attn_output,
+   ffn_gate, ffn_up, ffn_down, ffn_norm, then output_norm and (untied) output;
+   -1 past the last. */
+static int lisa__gguf_write_order(const lisa_config *c, int k) {
+    static const unsigned char in_layer[9] = {0, 1, 2, 3, 4, 6, 8, 7, 5};
+    int n_layer = 9 * c->n_layers;
+    if (k == 0) return 0;
+    if (k <= n_layer) return 1 + 9 * ((k - 1) / 9) + in_layer[(k - 1) % 9];
+    if (k == n_layer + 1) return n_layer + 1;
+    if (k == n_layer + 2 && !c->tied_head) return n_layer + 2;
+    return -1;
+}
+
+/* The ggml type tensor p is written in: norms F32; a Q8_0 matrix whose rows
+   are not whole blocks of 32 F16, as gguf-py's quantize refuses it and
+   convert_hf_to_gguf.py falls back to F16. */
+static uint32_t lisa__gguf_tensor_type(const lisa_param *p, uint32_t type) {
+    if (p->tensor.ndim == 1) return 0;
+    if (type == 8 && p->tensor.shape[1] % 32 != 0) return 1;
+    return type;
+}
+
+static uint64_t lisa__gguf_tensor_bytes(const lisa_param *p, uint32_t type) {
+    uint32_t be = 1, bb = 4;
+    lisa_ggml_type_size(type, &be, &bb);
+    return (uint64_t)lisa_tensor_numel(&p->tensor) / be * bb;
+}
+
+static uint64_t lisa__gguf_pad(uint64_t n) {
+    return (LISA_GGUF_DEFAULT_ALIGNMENT - n % LISA_GGUF_DEFAULT_ALIGNMENT) % LISA_GGUF_DEFAULT_ALIGNMENT;
+}
+
+static void lisa__gguf_put_zeros(lisa__gguf_out *o, uint64_t n) {
+    static const unsigned char zeros[LISA_GGUF_DEFAULT_ALIGNMENT] = {0};
+    lisa__gguf_put(o, zeros, (size_t)n);
+}
+
+/* The metadata: general.* (carry's among them), llama.*, then carry's tokenizer.*;
+   in convert_hf_to_gguf.py's order. */
+static void lisa__gguf_put_metadata(lisa__gguf_out *o, const lisa_config *c, uint32_t file_type,
+                                    const lisa_gguf *carry) {
+    lisa__gguf_kv_str(o, "general.architecture", "llama");
+    lisa__gguf_kv_carried_or(o, carry, "general.type", "model");
+    lisa__gguf_kv_carried_or(o, carry, "general.name", "lisa");
+    lisa__gguf_kv_carry(o, carry, "general.");
+    lisa__gguf_kv_u32(o, "llama.block_count", (uint32_t)c->n_layers);
+    lisa__gguf_kv_u32(o, "llama.context_length", (uint32_t)c->max_seq_len);
+    lisa__gguf_kv_u32(o, "llama.embedding_length", (uint32_t)c->dim);
+    lisa__gguf_kv_u32(o, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    lisa__gguf_kv_u32(o, "llama.attention.head_count", (uint32_t)c->n_heads);
+    lisa__gguf_kv_u32(o, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    lisa__gguf_kv_f32(o, "llama.rope.freq_base", c->rope_theta);
+    lisa__gguf_kv_f32(o, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    lisa__gguf_kv_u32(o, "general.file_type", file_type);
+    lisa__gguf_kv_u32(o, "llama.vocab_size", (uint32_t)c->vocab_size);
+    lisa__gguf_kv_u32(o, "llama.rope.dimension_count", (uint32_t)(c->dim / c->n_heads));
+    lisa__gguf_kv_u32(o, "general.quantization_version", 2);   /* gguf-py's GGML_QUANT_VERSION */
+    lisa__gguf_kv_carry(o, carry, "tokenizer.");
+}
+
+#define LISA__GGUF_OWN_KEYS 15   /* what lisa__gguf_put_metadata() writes besides carry's general.* and tokenizer.* */
+
+/* The tensor infos: name, dims ({in, out} for an [out, in] matrix), type, offset. */
+static void lisa__gguf_put_tensor_infos(lisa__gguf_out *o, const lisa_model *m, uint32_t type) {
+    uint64_t offset = 0;
+    int k, idx;
+    for (k = 0; (idx = lisa__gguf_write_order(&m->config, k)) >= 0; k++) {
+        lisa_param p = lisa_model_tensor(m, idx);
+        uint32_t t = lisa__gguf_tensor_type(&p, type);
+        uint64_t bytes = lisa__gguf_tensor_bytes(&p, t);
+        char name[96];
+        lisa__tensor_name(&lisa__format_gguf, &m->config, idx, name, sizeof name);
+        lisa__gguf_put_str(o, name, strlen(name));
+        lisa__gguf_put_u32(o, (uint32_t)p.tensor.ndim);
+        if (p.tensor.ndim == 2) lisa__gguf_put_u64(o, (uint64_t)p.tensor.shape[1]);
+        lisa__gguf_put_u64(o, (uint64_t)p.tensor.shape[0]);
+        lisa__gguf_put_u32(o, t);
+        lisa__gguf_put_u64(o, offset);
+        offset += bytes + lisa__gguf_pad(bytes);
+    }
+}
+
+/* Each tensor converted 1024 elements at a time (whole Q8_0 blocks, as rows
+   are), each padded to the alignment. */
+static void lisa__gguf_put_tensor_data(lisa__gguf_out *o, const lisa_model *m, uint32_t type) {
+    unsigned char buf[4096];
+    int k, idx;
+    for (k = 0; (idx = lisa__gguf_write_order(&m->config, k)) >= 0; k++) {
+        lisa_param p = lisa_model_tensor(m, idx);
+        uint32_t t = lisa__gguf_tensor_type(&p, type), be = 1, bb = 4;
+        size_t n = lisa_tensor_numel(&p.tensor), i;
+        lisa_ggml_type_size(t, &be, &bb);
+        for (i = 0; i < n; i += 1024) {
+            size_t chunk = LISA__MIN(n - i, (size_t)1024);
+            lisa_ggml_quantize(t, p.tensor.data + i, buf, (uint64_t)chunk);
+            lisa__gguf_put(o, buf, chunk / be * bb);
+        }
+        lisa__gguf_put_zeros(o, lisa__gguf_pad(lisa__gguf_tensor_bytes(&p, t)));
+    }
+}
+
+/* general.file_type (llama.cpp's LlamaFileType) of a ggml type this writer
+   writes matrices in; 0 for another type. */
+static int lisa__gguf_file_type(uint32_t type, uint32_t *file_type) {
+    switch (type) {
+    case 0: *file_type = 0; return 1;    /* ALL_F32 */
+    case 1: *file_type = 1; return 1;    /* MOSTLY_F16 */
+    case 8: *file_type = 7; return 1;    /* MOSTLY_Q8_0 */
+    case 30: *file_type = 32; return 1;  /* MOSTLY_BF16 */
+    default: return 0;
+    }
+}
+
+/* carry's vocabulary, when it has one, must be the model's: the file would not load otherwise. */
+static lisa_result lisa__gguf_check_carry(const lisa_model *m, const lisa_gguf *carry, const char *path,
+                                          lisa_error *err) {
+    int i = carry ? lisa_gguf_find(carry, "tokenizer.ggml.tokens") : -1;
+    if (i >= 0 && (carry->kv[i].type != LISA_GGUF_ARRAY || carry->kv[i].count != (uint64_t)m->config.vocab_size))
+        return lisa__fail(err, LISA_ERR_INVALID,
+                          "%s: the tokenizer.ggml.tokens to carry (%s, %.0f of them) are not the model's %d tokens", path,
+                          lisa_gguf_type_name(carry->kv[i].type), (double)carry->kv[i].count, m->config.vocab_size);
+    return LISA_OK;
+}
+
+LISADEF lisa_result lisa_model_save_gguf(const lisa_model *m, const char *path, uint32_t type,
+                                         const struct lisa_gguf *carry, lisa_error *err) {
+    lisa__writer w;
+    lisa__gguf_out o;
+    uint32_t file_type = 0;
+    int n_tensors = 9 * m->config.n_layers + 2 + !m->config.tied_head;
+    lisa_result res;
+    if (!lisa__gguf_file_type(type, &file_type)) {
+        const char *tn = lisa_ggml_type_name(type);
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: ggml type %s (%u) is not one a model is written in (F32, F16, BF16, Q8_0)",
+                          path, tn ? tn : "unknown", (unsigned)type);
+    }
+    if ((res = lisa__gguf_check_carry(m, carry, path, err)) != LISA_OK) return res;
+    if ((res = lisa__writer_open(&w, path, err)) != LISA_OK) return res;
+    memset(&o, 0, sizeof o);
+    o.w = &w;
+    lisa__gguf_put(&o, "GGUF", 4);
+    lisa__gguf_put_u32(&o, 3);
+    lisa__gguf_put_u64(&o, (uint64_t)n_tensors);
+    lisa__gguf_put_u64(&o, (uint64_t)(LISA__GGUF_OWN_KEYS + lisa__gguf_kv_carry(NULL, carry, "general.") +
+                                      lisa__gguf_kv_carry(NULL, carry, "tokenizer.")));
+    lisa__gguf_put_metadata(&o, &m->config, file_type, carry);
+    lisa__gguf_put_tensor_infos(&o, m, type);
+    lisa__gguf_put_zeros(&o, lisa__gguf_pad(o.size));
+    lisa__gguf_put_tensor_data(&o, m, type);
+    return lisa__writer_close(&w, err);
+}
+
+/* --- GGUF tokenizer metadata from a Hugging Face tokenizer ---------------- */
+
+/* convert_hf_to_gguf.py's does_token_look_special: added tokens it makes
+   control tokens although tokenizer.json does not mark them special. */
+static int lisa__gguf_looks_special(const char *s, size_t n) {
+    static const char *const exact[4] = {"<pad>", "<mask>", "<2mass>", "[@BOS@]"};
+    static const char fw_open[] = "<\xEF\xBD\x9C", fw_close[] = "\xEF\xBD\x9C>";   /* "<｜", "｜>" */
+    int k;
+    for (k = 0; k < 4; k++)
+        if (n == strlen(exact[k]) && memcmp(s, exact[k], n) == 0) return 1;
+    return (n >= 2 && memcmp(s, "<|", 2) == 0 && memcmp(s + n - 2, "|>", 2) == 0) ||
+           (n >= 4 && memcmp(s, fw_open, 4) == 0 && memcmp(s + n - 4, fw_close, 4) == 0) ||
+           (n >= 7 && memcmp(s, "<unused", 7) == 0 && s[n - 1] == '>');
+}
+
+/* The tokenizer.ggml.pre name llama.cpp splits as these pre-tokenizer stages
+   do (lisa__pretok_from_gguf() read backwards, by the names
+   convert_hf_to_gguf.py gives), or NULL. */
+static const char *lisa__gguf_pre_name(const lisa__bpe_settings *set) {
+    static const char *const names[] = {"gpt-2", "smollm", "llama-bpe", "qwen2",  "qwen35",
+                                        "gpt-4o", "tekken", "deepseek-v3", "falcon", "default"};
+    int kinds[LISA__BPE_MAX_STEPS + 1], n = 0, i, k;
+    for (i = 0; i < set->n_pretok; i++) {
+        const lisa__bpe_step *st = &set->pretok[i];
+        if (st->op == LISA__BPE_P_SCAN || (st->op == LISA__BPE_P_BYTELEVEL && st->kind)) kinds[n++] = st->kind;
+        else if (st->op != LISA__BPE_P_BYTELEVEL) return NULL;
+    }
+    for (k = 0; k < (int)(sizeof names / sizeof *names); k++) {
+        int want[4], m = lisa__pretok_from_gguf(names[k], strlen(names[k]), want);
+        for (i = 0; i < m && i < n && want[i] == kinds[i]; i++) {}
+        if (m == n && i == n) return names[k];
+    }
+    return NULL;
+}
+
+/* What GGUF's gpt2 model cannot say about a tokenizer: an error naming it. */
+static lisa_result lisa__gguf_gpt2_check(const lisa__bpe_builder *b, const char **pre, lisa_error *err) {
+    const lisa__bpe_settings *set = &b->set;
+    int i, scanners[LISA__BPE_MAX_STEPS], n = 0;
+    char list[160];
+    size_t at = 0;
+    if (!set->byte_level || set->byte_fallback || set->n_pretok == 0 ||
+        set->pretok[set->n_pretok - 1].op != LISA__BPE_P_BYTELEVEL)
+        return lisa__fail(err, LISA_ERR_FORMAT,
+                          "%s: not a byte-level BPE tokenizer (%s): only those (tokenizer.ggml.model gpt2) are "
+                          "written as GGUF metadata; SentencePiece-style vocabularies are not supported",
+                          b->name, set->byte_fallback ? "byte_fallback" : "no ByteLevel pre-tokenizer last");
+    if (set->pretok[set->n_pretok - 1].flag)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: pre_tokenizer ByteLevel with add_prefix_space true has no GGUF gpt2 equivalent",
+                          b->name);
+    for (i = 0; i < set->n_norm; i++)   /* llama.cpp normalizes nothing; convert drops an NFC step too */
+        if (set->norm[i].op != LISA__BPE_N_NFC)
+            return lisa__fail(err, LISA_ERR_FORMAT, "%s: a normalizer other than NFC has no GGUF gpt2 equivalent", b->name);
+    if ((*pre = lisa__gguf_pre_name(set)) != NULL) return LISA_OK;
+    for (i = 0; i < set->n_pretok; i++)
+        if (set->pretok[i].op == LISA__BPE_P_SCAN || set->pretok[i].kind) scanners[n++] = set->pretok[i].kind;
+    list[0] = 0;
+    for (i = 0; i < n && at < sizeof list - 20; i++)
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", lisa__pretok_name(scanners[i]));
+    return lisa__fail(err, LISA_ERR_FORMAT, "%s: no tokenizer.ggml.pre name splits as its pre-tokenizer does (%s)", b->name,
+                      n ? list : "no regex");
+}
+
+static void lisa__gguf_array_head(lisa__gguf_out *o, const char *key, lisa_gguf_type elem, uint64_t count) {
+    lisa__gguf_put_key(o, key, LISA_GGUF_ARRAY);
+    lisa__gguf_put_u32(o, (uint32_t)elem);
+    lisa__gguf_put_u64(o, count);
+}
+
+static void lisa__gguf_kv_bool(lisa__gguf_out *o, const char *key, int v) {
+    unsigned char c = (unsigned char)(v != 0);
+    lisa__gguf_put_key(o, key, LISA_GGUF_BOOL);
+    lisa__gguf_put(o, &c, 1);
+}
+
+/* A merge part, a space in it as U+0120 (gguf-py's spelling of merges with spaces). */
+static size_t lisa__gguf_merge_part(lisa__gguf_out *o, const char *s, size_t n) {
+    size_t i, len = 0;
+    for (i = 0; i < n; i++) {
+        if (s[i] == ' ' && o) lisa__gguf_put(o, "\xC4\xA0", 2);
+        else if (o) lisa__gguf_put(o, s + i, 1);
+        len += s[i] == ' ' ? 2 : 1;
+    }
+    return len;
+}
+
+/* The builder's vocabulary as convert_hf_to_gguf.py writes a gpt2 tokenizer
+   (a metadata-only GGUF, version 3). */
+static void lisa__gguf_put_gpt2(lisa__gguf_out *o, const lisa__bpe_builder *b, const char *pre) {
+    const lisa__bpe_settings *set = &b->set;
+    const int ids[4] = {set->bos_id, set->eos_id, set->unk_id, set->pad_id};
+    static const char *const id_keys[4] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                           "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"};
+    uint64_t n_kv = 6 + (b->n_merges > 0) + (set->add_eos != 0) + (b->chat_len > 0);
+    int i, k;
+    for (k = 0; k < 4; k++) n_kv += ids[k] >= 0;
+    lisa__gguf_put(o, "GGUF", 4);
+    lisa__gguf_put_u32(o, 3);
+    lisa__gguf_put_u64(o, 0);
+    lisa__gguf_put_u64(o, n_kv);
+    lisa__gguf_kv_str(o, "tokenizer.ggml.model", "gpt2");
+    lisa__gguf_kv_str(o, "tokenizer.ggml.pre", pre);
+    lisa__gguf_array_head(o, "tokenizer.ggml.tokens", LISA_GGUF_STRING, (uint64_t)b->n_tokens);
+    for (i = 0; i < b->n_tokens; i++) {
+        char pad[32];
+        if (b->tokens[i].given) {
+            lisa__gguf_put_str(o, b->pool + b->tokens[i].str, b->tokens[i].len);
+        } else {   /* an id the file leaves out: convert's filler */
+            snprintf(pad, sizeof pad, "[PAD%d]", i);
+            lisa__gguf_put_str(o, pad, strlen(pad));
+        }
+    }
+    lisa__gguf_array_head(o, "tokenizer.ggml.token_type", LISA_GGUF_INT32, (uint64_t)b->n_tokens);
+    for (i = 0; i < b->n_tokens; i++) {
+        const lisa__bpe_btoken *t = &b->tokens[i];
+        uint32_t type = 1;   /* normal */
+        if (!t->given) type = 4;
+        else if (t->flags & LISA__BPE_ADDED)
+            type = (t->flags & LISA__BPE_SPECIAL) || lisa__gguf_looks_special(b->pool + t->str, t->len) ? 3 : 4;
+        lisa__gguf_put_u32(o, type);   /* 3 control, 4 user-defined */
+    }
+    if (b->n_merges > 0) {
+        lisa__gguf_array_head(o, "tokenizer.ggml.merges", LISA_GGUF_STRING, (uint64_t)b->n_merges);
+        for (i = 0; i < b->n_merges; i++) {
+            const lisa__bpe_bmerge *mg = &b->merges[i];
+            size_t len = lisa__gguf_merge_part(NULL, b->pool + mg->str[0], mg->len[0]) + 1 +
+                         lisa__gguf_merge_part(NULL, b->pool + mg->str[1], mg->len[1]);
+            lisa__gguf_put_u64(o, (uint64_t)len);
+            lisa__gguf_merge_part(o, b->pool + mg->str[0], mg->len[0]);
+            lisa__gguf_put(o, " ", 1);
+            lisa__gguf_merge_part(o, b->pool + mg->str[1], mg->len[1]);
+        }
+    }
+    for (k = 0; k < 4; k++)
+        if (ids[k] >= 0) lisa__gguf_kv_u32(o, id_keys[k], (uint32_t)ids[k]);
+    lisa__gguf_kv_bool(o, "tokenizer.ggml.add_bos_token", set->add_bos);
+    if (set->add_eos) lisa__gguf_kv_bool(o, "tokenizer.ggml.add_eos_token", 1);
+    lisa__gguf_kv_bool(o, "tokenizer.ggml.add_space_prefix", 0);
+    if (b->chat_len > 0) {
+        lisa__gguf_put_key(o, "tokenizer.chat_template", LISA_GGUF_STRING);
+        lisa__gguf_put_str(o, b->pool + b->chat, b->chat_len);
+    }
+}
+
+/* tokenizer.json (and tokenizer_config.json, chat template) texts into g. */
+static lisa_result lisa__gguf_from_hf_texts(lisa_gguf *g, const char *json, size_t n_json, const char *cfg_text,
+                                            size_t n_cfg, const char *chat, size_t n_chat, const char *name,
+                                            const lisa_allocator *al, lisa_error *err) {
+    lisa_json j, cfg;
+    lisa__bpe_builder b;
+    lisa__gguf_out o;
+    const char *pre = NULL;
+    unsigned char *buf = NULL;
+    size_t bytes = 0, size = 0;
+    lisa_result r;
+    char cname[512];
+    memset(&cfg, 0, sizeof cfg);
+    lisa__bpe_builder_init(&b, name, al);
+    snprintf(cname, sizeof cname, "%.400s (tokenizer_config.json)", name);
+    r = lisa_json_parse(&j, json, n_json, name, al, err);
+    if (r == LISA_OK && cfg_text) r = lisa_json_parse(&cfg, cfg_text, n_cfg, cname, al, err);
+    if (r == LISA_OK) r = lisa__hft_load(&b, &j, cfg_text ? &cfg : NULL, name, err);
+    if (r == LISA_OK && chat && b.chat_len == 0) r = lisa__bpe_builder_chat_template(&b, chat, n_chat, err);
+    if (r == LISA_OK) r = lisa__gguf_gpt2_check(&b, &pre, err);
+    if (r == LISA_OK) {   /* first count the bytes, then write them */
+        memset(&o, 0, sizeof o);
+        lisa__gguf_put_gpt2(&o, &b, pre);
+        size = (size_t)o.size;
+        if (!(buf = (unsigned char *)lisa__alloc(al, size, &bytes)))
+            r = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for %.0f bytes of metadata", name, (double)size);
+    }
+    if (r == LISA_OK) {
+        memset(&o, 0, sizeof o);
+        o.buf = buf;
+        lisa__gguf_put_gpt2(&o, &b, pre);
+        r = lisa_gguf_parse_memory(g, buf, size, name, al, err);
+    }
+    if (r == LISA_OK) {
+        g->owned = buf;   /* lisa_gguf_free() frees it */
+        g->bytes += bytes;
+    } else if (buf) {
+        lisa__free(al, buf, size, &bytes);
+    }
+    lisa__bpe_builder_free(&b);
+    lisa_json_free(&cfg);
+    lisa_json_free(&j);
+    return r;
+}
+
+LISADEF lisa_result lisa_gguf_tokenizer_from_hf(lisa_gguf *g, const char *path, const lisa_allocator *a,
+                                                lisa_error *err) {
+    lisa_allocator al = lisa__allocator_or_default(a);
+    char file[4096], dir[4096];
+    const char *json_path = path, *slash;
+    char *json = NULL, *cfg = NULL, *chat = NULL;
+    size_t bytes = 0, n_json = 0, n_cfg = 0, n_chat = 0;
+    lisa_result res;
+    memset(g, 0, sizeof *g);
+    g->allocator = al;
+    if (lisa__path_join(file, sizeof file, path, "tokenizer.json", NULL) == LISA_OK && lisa__file_exists(file)) {
+        json_path = file;
+        snprintf(dir, sizeof dir, "%s", path);
+    } else {   /* a tokenizer.json file: its directory may hold the rest */
+        slash = strrchr(path, '/');
+        if (slash && (size_t)(slash - path) < sizeof dir) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        else snprintf(dir, sizeof dir, ".");
+    }
+    res = lisa__read_text(json_path, &al, LISA__HF_TOKENIZER_MAX, &json, &n_json, &bytes, err);
+    if (res == LISA_OK) res = lisa__hf_tok_side_file(dir, "tokenizer_config.json", &al, &cfg, &n_cfg, &bytes, err);
+    if (res == LISA_OK) res = lisa__hf_tok_side_file(dir, "chat_template.jinja", &al, &chat, &n_chat, &bytes, err);
+    if (res == LISA_OK) res = lisa__gguf_from_hf_texts(g, json, n_json, cfg, n_cfg, chat, n_chat, json_path, &al, err);
+    if (json) lisa__free(&al, json, n_json + 1, &bytes);
+    if (cfg) lisa__free(&al, cfg, n_cfg + 1, &bytes);
+    if (chat) lisa__free(&al, chat, n_chat + 1, &bytes);
+    if (res != LISA_OK) {
+        lisa_gguf_free(g);
+        return res;
+    }
+    lisa__ok(err);
+    return LISA_OK;
 }
 
 /* The one place that decides what a model path is. */

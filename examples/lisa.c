@@ -117,8 +117,10 @@ static const choice mode_choices[] = {{"full", LISA_MODE_FULL}, {"lisa", LISA_MO
 static const choice order_choices[] = {{"random", LISA_ORDER_RANDOM}, {"cyclic", LISA_ORDER_CYCLIC}, {NULL, 0}};
 static const choice schedule_choices[] = {
     {"constant", LISA_SCHEDULE_CONSTANT}, {"cosine", LISA_SCHEDULE_COSINE}, {"linear", LISA_SCHEDULE_LINEAR}, {NULL, 0}};
+#define FILE_Q8_0 100 /* a saved model's dtype beside the lisa_file_dtype values: GGUF's Q8_0 */
 static const choice file_dtype_choices[] = {{"f32", LISA_FILE_F32}, {"fp32", LISA_FILE_F32}, {"f16", LISA_FILE_F16},
-                                            {"fp16", LISA_FILE_F16}, {"bf16", LISA_FILE_BF16}, {NULL, 0}};
+                                            {"fp16", LISA_FILE_F16}, {"bf16", LISA_FILE_BF16}, {"q8_0", FILE_Q8_0},
+                                            {NULL, 0}};
 static const choice dtype_choices[] = {{"fp32", LISA_DTYPE_F32}, {"bf16", LISA_DTYPE_BF16}, {NULL, 0}};
 static const choice device_choices[] = {{"gpu", 1}, {"cpu", 0}, {NULL, 0}};
 
@@ -184,11 +186,13 @@ static const option option_table[] = {
     FLAG("--pack", CMD_TRAIN | CMD_EVAL, 0, pack, "instruction data: pack examples back to back instead of one per row"),
     TEXT("--out", "OUT", CMD_TRAIN, 0, out, NULL,
          "where to write the trained model at the end: OUT.bin is a llama2.c\n"
-         "checkpoint, any other path a Hugging Face directory"),
+         "checkpoint, OUT.gguf a GGUF file, any other path a Hugging Face directory"),
     CHOICE("--out-dtype", "D", CMD_TRAIN, 0, out_dtype, file_dtype_choices,
-           "f32, f16 or bf16 for a Hugging Face directory (default f32)"),
+           "f32, f16 or bf16 for a Hugging Face directory or GGUF, q8_0 for GGUF\n"
+           "only (default f32)"),
     CHOICE("--dtype", "D", CMD_CONVERT, 0, out_dtype, file_dtype_choices,
-           "f32, f16 or bf16 for a Hugging Face directory (default f32)"),
+           "f32, f16 or bf16 for a Hugging Face directory or GGUF, q8_0 for GGUF\n"
+           "only (default f32)"),
     TEXT("--val", "FILE", CMD_TRAIN, 0, val, NULL, "validation data (same kinds as --data): its loss is reported and logged"),
     INT("--eval-every", "N", CMD_TRAIN, 0, eval_every, 1, 1L << 30, NULL,
         "... every N steps and after the last (default: 10 times per run)"),
@@ -731,17 +735,72 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* A path ending in .bin gets a llama2.c checkpoint; any other path is a
-   Hugging Face directory (config.json + model.safetensors), made if missing. */
-static void save_model_or_die(const lisa_model *m, const char *path, lisa_file_dtype dtype) {
+static int is_directory(const char *path);
+static int has_hf_tokenizer(const char *path);
+static int is_gguf_file(const char *path);
+
+/* q8_0 is GGUF's alone: refused for any other output, before any work. */
+static void check_out_dtype(const char *path, int dtype) {
+    if (dtype == FILE_Q8_0 && !ends_with(path, ".gguf"))
+        die("%s: q8_0 is written only as GGUF (an OUT ending in .gguf); a llama2.c checkpoint or a Hugging Face "
+            "directory takes f32, f16 or bf16",
+            path);
+}
+
+/* The metadata a GGUF output keeps from the tokenizer in use (spec): a GGUF
+   file's own metadata (its general.* and tokenizer.* keys), or what
+   convert_hf_to_gguf.py writes for a Hugging Face tokenizer. 0 (with a note
+   on stderr) when there is none to keep: the file then has no tokenizer.* keys. */
+static int gguf_carry(lisa_gguf *g, const char *spec, const lisa_model *m, const char *path) {
     lisa_error err;
     lisa_result r;
-    if (ends_with(path, ".bin")) {
+    int i;
+    uint64_t n = 0;
+    lisa_gguf_type et;
+    memset(g, 0, sizeof *g);
+    if (spec && is_gguf_file(spec)) r = lisa_gguf_read_metadata(g, spec, NULL, &err);
+    else if (spec && (has_hf_tokenizer(spec) || (ends_with(spec, ".json") && !is_directory(spec))))
+        r = lisa_gguf_tokenizer_from_hf(g, spec, NULL, &err);
+    else {
+        fprintf(stderr, "%s: no tokenizer.* keys written (%s)\n", path,
+                spec ? "the tokenizer is neither GGUF nor Hugging Face" : "no tokenizer in use");
+        return 0;
+    }
+    if (r != LISA_OK) {
+        fprintf(stderr, "%s: no tokenizer.* keys written: %s\n", path, err.message);
+        lisa_gguf_free(g);
+        return 0;
+    }
+    i = lisa_gguf_find(g, "tokenizer.ggml.tokens");
+    if (i >= 0 && (lisa_gguf_array(g, i, &et, &n, NULL) != LISA_OK || n != (uint64_t)m->config.vocab_size)) {
+        fprintf(stderr, "%s: no tokenizer.* keys written: %s has %.0f tokens, the model %d\n", path, spec, (double)n,
+                m->config.vocab_size);
+        lisa_gguf_free(g);
+        return 0;
+    }
+    return 1;
+}
+
+/* A path ending in .bin gets a llama2.c checkpoint; one ending in .gguf a
+   GGUF file carrying the tokenizer in use (tokenizer: its spec, or NULL);
+   any other path is a Hugging Face directory (config.json + model.safetensors),
+   made if missing. */
+static void save_model_or_die(const lisa_model *m, const char *path, int dtype, const char *tokenizer) {
+    static const uint32_t ggml_types[3] = {0, 1, 30}; /* F32, F16, BF16 by lisa_file_dtype */
+    lisa_error err;
+    lisa_result r;
+    check_out_dtype(path, dtype);
+    if (ends_with(path, ".gguf")) {
+        lisa_gguf carry;
+        int has = gguf_carry(&carry, tokenizer, m, path);
+        r = lisa_model_save_gguf(m, path, dtype == FILE_Q8_0 ? 8 : ggml_types[dtype], has ? &carry : NULL, &err);
+        if (has) lisa_gguf_free(&carry);
+    } else if (ends_with(path, ".bin")) {
         if (dtype != LISA_FILE_F32) die("%s: llama2.c checkpoints hold fp32 only", path);
         r = lisa_model_save_llama2c(m, path, &err);
     } else {
         mkdir(path, 0777); /* an existing directory is fine; other failures show in the save */
-        r = lisa_model_save_hf(m, path, dtype, &err);
+        r = lisa_model_save_hf(m, path, (lisa_file_dtype)dtype, &err);
     }
     if (r != LISA_OK) die("%s", err.message);
     fprintf(stderr, "wrote %s\n", path);
@@ -1284,9 +1343,10 @@ static void runner_resume_on_gpu(runner *r, const options *o) {
 #endif
 }
 
-/* The file's dtype for a saved model: --out-dtype (convert's --dtype), f32 by default. */
-static lisa_file_dtype out_dtype(const options *o) {
-    return o->out_dtype >= 0 ? (lisa_file_dtype)o->out_dtype : LISA_FILE_F32;
+/* The file's dtype for a saved model: --out-dtype (convert's --dtype), f32 by
+   default; a lisa_file_dtype or FILE_Q8_0. */
+static int out_dtype(const options *o) {
+    return o->out_dtype >= 0 ? o->out_dtype : LISA_FILE_F32;
 }
 
 /* train's and eval's tokenizer and chat template: loaded for instruction
@@ -1309,6 +1369,7 @@ static int cmd_train(options *o) {
     if (!o->resume) refuse_lisa_options_in_full_mode(o, o->tc.mode, "the mode is full (the default): add --mode lisa");
     if (!o->data) die("%s", "train: --data is required");
     if (!o->out) die("%s", "train: --out is required");
+    check_out_dtype(o->out, out_dtype(o));
     if (o->tc.schedule.total_steps == 0) o->tc.schedule.total_steps = o->steps;
     set_threads(o->threads);
     if (o->resume) {
@@ -1350,8 +1411,8 @@ static int cmd_train(options *o) {
     if (o->val) data_free(&val);
     runner_sync_model(&r);
     runner_free(&r);
-    save_model_or_die(&m, o->out, out_dtype(o));
-    copy_tokenizer_files(tokenizer_spec(o, NULL), o->out);
+    save_model_or_die(&m, o->out, out_dtype(o), tokenizer_spec(o, NULL));
+    if (!ends_with(o->out, ".gguf")) copy_tokenizer_files(tokenizer_spec(o, NULL), o->out);
     data_free(&data);
     lisa_model_free(&m);
     return 0;
@@ -1712,9 +1773,11 @@ static int cmd_plan(options *o) {
 static int cmd_convert(options *o) {
     lisa_model m;
     if (o->n_args < 2) die("%s", "convert: give IN and OUT");
+    check_out_dtype(o->args[1], out_dtype(o));
     load_model_or_die(&m, o->args[0]);
-    save_model_or_die(&m, o->args[1], out_dtype(o));
-    if (has_hf_tokenizer(o->args[0])) copy_tokenizer_files(o->args[0], o->args[1]);
+    save_model_or_die(&m, o->args[1], out_dtype(o),
+                      has_hf_tokenizer(o->args[0]) || is_gguf_file(o->args[0]) ? o->args[0] : NULL);
+    if (has_hf_tokenizer(o->args[0]) && !ends_with(o->args[1], ".gguf")) copy_tokenizer_files(o->args[0], o->args[1]);
     lisa_model_free(&m);
     return 0;
 }
@@ -2208,13 +2271,16 @@ static const command commands[] = {
      "usage: lisa plan (--model M | --init SPEC) [options]",
      "Prints the memory a training run needs, by category, next to full fine-tuning, without\n"
      "allocating it. Takes train's options that shape the memory.\n"},
-    {"convert", CMD_CONVERT, cmd_convert, 2, "convert a model between llama2.c and Hugging Face formats",
-     "usage: lisa convert IN OUT [--dtype f32|f16|bf16]",
+    {"convert", CMD_CONVERT, cmd_convert, 2, "convert a model between llama2.c, Hugging Face and GGUF formats",
+     "usage: lisa convert IN OUT [--dtype f32|f16|bf16|q8_0]",
      "Converts a model between formats. IN: a llama2.c checkpoint (.bin, legacy or version 1),\n"
-     "a Hugging Face LLaMA directory or a GGUF llama model (.gguf). OUT: OUT.bin writes a llama2.c checkpoint (fp32); any\n"
-     "other path a Hugging Face directory (config.json + model.safetensors, made if missing) in\n"
-     "--dtype. The q and k projections are converted between the interleaved RoPE layout\n"
-     "(llama2.c, this library) and transformers' rotate-half layout.\n"},
+     "a Hugging Face LLaMA directory or a GGUF llama model (.gguf). OUT: OUT.bin writes a llama2.c\n"
+     "checkpoint (fp32); OUT.gguf a GGUF llama model as llama.cpp's converter writes one, matrices\n"
+     "in --dtype (q8_0 too; norms f32), with IN's tokenizer: a GGUF's metadata, or a Hugging Face\n"
+     "directory's tokenizer.json as tokenizer.* keys; any other path a Hugging Face directory\n"
+     "(config.json + model.safetensors, made if missing) in --dtype. The q and k projections are\n"
+     "converted between the interleaved RoPE layout (llama2.c, GGUF, this library) and\n"
+     "transformers' rotate-half layout.\n"},
     {"tokenize", CMD_TOKENIZE, cmd_tokenize, 2, "encode a text file into an llm.c token file",
      "usage: lisa tokenize --tokenizer T IN.txt OUT.tok",
      "Encodes a text file into an llm.c token file (uint16 when every id fits, else uint32): the\n"

@@ -357,5 +357,42 @@ check "generate uses the GGUF's own vocabulary by default" sh -c "$lisa generate
     grep -q '^prompt ids:' '$tmp/gg.err' && test \"\$(grep ids: '$tmp/gg.err')\" = \"\$(grep ids: '$tmp/gg2.err')\""
 head -c 2000 $gg/tiny_f16.gguf > "$tmp/cut.gguf"
 check "a truncated GGUF model is named" fails_with "$tmp/cut.gguf: " $lisa eval --model "$tmp/cut.gguf" --data "$tmp/val.tok"
+# Writing GGUF (OUT.gguf): the weights and the tokenizer in use travel; q8_0 only there.
+same_loss() { # same_loss EVAL_OUT_A EVAL_OUT_B: both hold a loss, the same
+    a=$(loss_word "$1")
+    b=$(loss_word "$2")
+    [ -n "$a" ] && [ "$a" = "$b" ] || { echo "loss '$a' vs '$b'"; return 1; }
+}
+eval16() { $lisa eval --model "$1" --data "$tmp/val.tok" --batch 2 --seq 16 > "$2"; }
+gguf_to_gguf() {
+    $lisa convert $gg/tiny_f16.gguf "$tmp/g32.gguf" --dtype f32 2> /dev/null && eval16 $gg/tiny_f16.gguf "$tmp/g5a.eval" &&
+        eval16 "$tmp/g32.gguf" "$tmp/g5.eval" && same_loss "$tmp/g5a.eval" "$tmp/g5.eval"
+}
+check "convert GGUF -> GGUF f32 keeps the weights: the same loss" gguf_to_gguf
+check "... keeps the source's vocabulary: the same ids" sh -c "$lisa tokenize --tokenizer $gg/tiny_f16.gguf $cli/lines.txt '$tmp/gv1.tok' 2> /dev/null &&
+    $lisa tokenize --tokenizer '$tmp/g32.gguf' $cli/lines.txt '$tmp/gv2.tok' 2> /dev/null && cmp '$tmp/gv1.tok' '$tmp/gv2.tok'"
+check "... and saved again is byte for byte the same file" sh -c "$lisa convert '$tmp/g32.gguf' '$tmp/g32b.gguf' 2> /dev/null && cmp '$tmp/g32.gguf' '$tmp/g32b.gguf'"
+check "convert to GGUF q8_0 writes a smaller file that loads" sh -c "$lisa convert $gg/tied_f32.gguf '$tmp/gq.gguf' --dtype q8_0 2> /dev/null &&
+    test \$(wc -c < '$tmp/gq.gguf') -lt \$(wc -c < $gg/tied_f32.gguf) && $lisa eval --model '$tmp/gq.gguf' --data '$tmp/val.tok' --batch 2 --seq 16 | grep -q '^loss '"
+hf_to_gguf() {
+    $lisa convert "$tmp/l3_hf2" "$tmp/l3.gguf" 2> /dev/null &&
+        $lisa eval --model "$tmp/l3_hf2" --data "$tmp/chat.jsonl" --seq 48 > "$tmp/l3a.eval" 2> /dev/null &&
+        $lisa eval --model "$tmp/l3.gguf" --data "$tmp/chat.jsonl" --seq 48 > "$tmp/l3b.eval" 2> /dev/null &&
+        same_loss "$tmp/l3a.eval" "$tmp/l3b.eval" &&
+        $lisa tokenize --tokenizer "$tmp/l3_hf2" $cli/lines.txt "$tmp/l3a.tok" 2> /dev/null &&
+        $lisa tokenize --tokenizer "$tmp/l3.gguf" $cli/lines.txt "$tmp/l3b.tok" 2> /dev/null && cmp "$tmp/l3a.tok" "$tmp/l3b.tok"
+}
+check "convert Hugging Face directory -> GGUF: tokenizer.json as metadata, the same loss (chat data) and ids" hf_to_gguf
+train_to_gguf() {
+    $lisa train --model $gg/tied_f32.gguf --data "$tmp/train.tok" --steps 0 --batch 2 --seq 16 --out "$tmp/gt0.gguf" 2> /dev/null &&
+        eval16 $gg/tied_f32.gguf "$tmp/g6a.eval" && eval16 "$tmp/gt0.gguf" "$tmp/g6.eval" && same_loss "$tmp/g6a.eval" "$tmp/g6.eval"
+}
+check "train --out x.gguf (0 steps) keeps the model: the same loss" train_to_gguf
+check "train --out x.gguf --out-dtype q8_0 writes a GGUF that loads" sh -c "$lisa train --model $gg/tied_f32.gguf --data '$tmp/train.tok' --steps 3 --batch 2 --seq 16 --mode lisa --lisa-layers 1 --out '$tmp/gt.gguf' --out-dtype q8_0 2> /dev/null &&
+    $lisa eval --model '$tmp/gt.gguf' --data '$tmp/val.tok' --batch 2 --seq 16 | grep -q '^loss '"
+check "a GGUF written without a tokenizer says so" sh -c "$lisa convert '$tmp/m.bin' '$tmp/m.gguf' 2> '$tmp/mg.err' && grep -q 'm.gguf: no tokenizer.\* keys written' '$tmp/mg.err' && $lisa eval --model '$tmp/m.gguf' --data '$tmp/val.tok' --batch 2 --seq 16 | grep -q '^loss '"
+check "q8_0 to a llama2.c checkpoint is refused" fails_with "q.bin: q8_0 is written only as GGUF" $lisa convert $gg/tiny_f16.gguf "$tmp/q.bin" --dtype q8_0
+check "q8_0 to a Hugging Face directory is refused" fails_with "q_hf: q8_0 is written only as GGUF" $lisa convert $gg/tiny_f16.gguf "$tmp/q_hf" --dtype q8_0
+check "train refuses --out-dtype q8_0 for a .bin before training" fails_with "x.bin: q8_0 is written only as GGUF" $train --init $init --out "$tmp/x.bin" --out-dtype q8_0
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

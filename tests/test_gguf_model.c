@@ -13,6 +13,20 @@
      type, truncated data: each an error naming the file and the problem;
      every truncation of a file fails cleanly
    - allocation failure at every allocation: LISA_ERR_NOMEM, nothing leaked
+   - writing (lisa_model_save_gguf): from the weights gguf-py's GGUFWriter
+     wrote (tools/make_gguf_write_fixture.py) with its file's metadata as
+     carry, lisa's F32, F16, BF16 and Q8_0 files equal gguf-py's byte for
+     byte; keys, types and tensor infos through lisa_gguf_read_metadata;
+     round trips (tied, GQA, MQA, Q8_0's F16 fallback) bit for bit as
+     lisa_ggml_quantize + dequantize; a carry of every kind of value copied,
+     the writer's own keys once; other types and a wrong vocabulary refused;
+     failed saves keep the old file (tests/save_fail.h)
+   - tokenizer metadata from Hugging Face (lisa_gguf_tokenizer_from_hf): the
+     SmolLM2 directory (with the Hub's Digits + ByteLevel pre-tokenizer)
+     gives every tokenizer.* key of tests/fixtures/tokenizers/gguf/smollm2.gguf
+     with its type and value, and encodes the corpus to llama.cpp's ids; the
+     small byte-level directories give their GGUFs' vocabularies; a
+     SentencePiece-style one is refused; allocation failures are clean
 
    Reading tensor data goes through lisa_ggml_dequantize(); until it reads
    F32 and F16 the checks that need tensor data are skipped (and say so), and
@@ -23,7 +37,9 @@
    and prints its tensor table; once lisa_ggml_dequantize() reads Q4_1 and
    Q8_0 it loads the model and compares its logits with transformers' on the
    same file (tests/fixtures/gguf_model/smollm2_logits.bin); until then the
-   error must name the tensor and its type. */
+   error must name the tensor and its type. Then it saves the model as F32
+   with the file's metadata (reloaded: the same logits bit for bit, the same
+   token ids for a few texts) and as Q8_0 (reloaded: lisa's quantization). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -31,6 +47,7 @@
 #include "lisa.h"
 #include "test.h"
 #include "fixture.h"
+#include "save_fail.h"
 
 #include <float.h>
 #include <math.h>
@@ -742,6 +759,649 @@ static void test_alloc_failure(void) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* Writing: lisa_model_save_gguf                                              */
+/* ------------------------------------------------------------------------- */
+
+#define WFIX "tests/fixtures/gguf_write/"
+
+static void tmp_path(char *out, size_t size, const char *what) {
+    snprintf(out, size, "/tmp/lisa_gguf_write_%ld_%s", (long)getpid(), what);
+}
+
+/* The model in weights.bin (tools/make_gguf_write_fixture.py); 0 when it cannot be built. */
+static int fixture_model(lisa_model *m) {
+    fixture fx;
+    const fixture_entry *cf, *ft;
+    lisa_config c;
+    lisa_error err;
+    int i, ok = 1;
+    if (fixture_load(&fx, WFIX "weights.bin") != 0) return 0;
+    cf = fixture_find(&fx, "config");
+    ft = fixture_find(&fx, "eps_theta");
+    if (!cf || !ft || cf->n != 8 || ft->n != 2) {
+        fixture_free(&fx);
+        return 0;
+    }
+    memset(&c, 0, sizeof c);
+    c.dim = cf->i32[0];
+    c.hidden_dim = cf->i32[1];
+    c.n_layers = cf->i32[2];
+    c.n_heads = cf->i32[3];
+    c.n_kv_heads = cf->i32[4];
+    c.vocab_size = cf->i32[5];
+    c.max_seq_len = cf->i32[6];
+    c.tied_head = cf->i32[7];
+    c.norm_eps = ft->f32[0];
+    c.rope_theta = ft->f32[1];
+    if (lisa_model_init(m, &c, NULL, &err) != LISA_OK) {
+        fixture_free(&fx);
+        return 0;
+    }
+    for (i = 0; ok && i < lisa_model_n_tensors(m); i++) {
+        lisa_param p = lisa_model_tensor(m, i);
+        char name[96];
+        const fixture_entry *e;
+        gguf_name(&m->config, i, name, sizeof name);
+        e = fixture_find(&fx, name);
+        ok = e && e->f32 && e->n == lisa_tensor_numel(&p.tensor);
+        if (ok) memcpy(p.tensor.data, e->f32, e->n * sizeof(float));
+    }
+    fixture_free(&fx);
+    if (!ok) lisa_model_free(m);
+    return ok;
+}
+
+/* lisa_ggml_quantize then lisa_ggml_dequantize: what a weight reads back as in type t. */
+static void through_type(uint32_t t, const float *src, float *dst, size_t n) {
+    unsigned char *q = (unsigned char *)malloc(n * 4 + 64);
+    if (!lisa_ggml_quantize(t, src, q, n) || !lisa_ggml_dequantize(t, q, dst, n)) memset(dst, 0xff, n * sizeof(float));
+    free(q);
+}
+
+/* The type a matrix of row length cols is written in (norms: F32). */
+static uint32_t written_type(uint32_t type, int ndim, int cols) {
+    if (ndim == 1) return 0;
+    return type == 8 && cols % 32 != 0 ? 1 : type;
+}
+
+/* Saves m as type, reloads it, compares every weight with what lisa's own
+   conversion makes of it (bit for bit). */
+static void round_trip(const lisa_model *m, uint32_t type, const lisa_gguf *carry, const char *label) {
+    char path[256];
+    lisa_model back;
+    lisa_error err;
+    lisa_result r;
+    int i, bad = -1;
+    tmp_path(path, sizeof path, "round.gguf");
+    r = lisa_model_save_gguf(m, path, type, carry, &err);
+    CHECK(r == LISA_OK, "%s: save: %s", label, err.message);
+    if (r != LISA_OK) return;
+    r = lisa_model_load_gguf(&back, path, NULL, &err);
+    CHECK(r == LISA_OK, "%s: load back: %s", label, err.message);
+    unlink(path);
+    if (r != LISA_OK) return;
+    CHECK(memcmp(&back.config, &m->config, sizeof m->config) == 0, "%s: the config reads back", label);
+    for (i = 0; bad < 0 && i < lisa_model_n_tensors(m); i++) {
+        lisa_param p = lisa_model_tensor(m, i), q = lisa_model_tensor(&back, i);
+        size_t n = lisa_tensor_numel(&p.tensor);
+        float *want = (float *)malloc(n * sizeof(float));
+        uint32_t t = written_type(type, p.tensor.ndim, p.tensor.ndim == 2 ? p.tensor.shape[1] : 0);
+        through_type(t, p.tensor.data, want, n);
+        if (n != lisa_tensor_numel(&q.tensor) || memcmp(want, q.tensor.data, n * sizeof(float)) != 0) bad = i;
+        free(want);
+    }
+    CHECK(bad < 0, "%s: every weight reads back as lisa_ggml_quantize + dequantize make it (first bad tensor %d)",
+          label, bad);
+    lisa_model_free(&back);
+}
+
+static unsigned char *file_bytes(const char *path, size_t *size) {
+    unsigned char *b = read_file(path, size);
+    if (!b) *size = 0;
+    return b;
+}
+
+/* lisa's file from gguf-py's weights, with gguf-py's file's metadata as carry,
+   against gguf-py's file: byte for byte. */
+static void test_write_against_gguf_py(const lisa_model *m) {
+    static const char *const stems[4] = {"f32", "f16", "bf16", "q8_0"};
+    static const uint32_t types[4] = {0, 1, 30, 8};
+    int k;
+    for (k = 0; k < 4; k++) {
+        char ref_path[256], path[256];
+        lisa_gguf carry;
+        lisa_error err;
+        unsigned char *ref, *got;
+        size_t ref_n, got_n, at = 0;
+        snprintf(ref_path, sizeof ref_path, WFIX "model_%s.gguf", stems[k]);
+        tmp_path(path, sizeof path, "vs_gguf_py.gguf");
+        if (lisa_gguf_read_metadata(&carry, ref_path, NULL, &err) != LISA_OK) {
+            CHECK(0, "gguf-py %s: fixture metadata: %s", stems[k], err.message);
+            continue;
+        }
+        CHECK(lisa_model_save_gguf(m, path, types[k], &carry, &err) == LISA_OK, "gguf-py %s: save: %s", stems[k],
+              err.message);
+        lisa_gguf_free(&carry);
+        ref = file_bytes(ref_path, &ref_n);
+        got = file_bytes(path, &got_n);
+        while (ref && got && at < ref_n && at < got_n && ref[at] == got[at]) at++;
+        CHECK(ref && got && ref_n == got_n && at == ref_n,
+              "gguf-py %s: lisa's file is gguf-py's byte for byte (%lu and %lu bytes, first difference at %lu)",
+              stems[k], (unsigned long)got_n, (unsigned long)ref_n, (unsigned long)at);
+        free(ref);
+        free(got);
+        unlink(path);
+    }
+}
+
+/* key's type and, for integers, floats and strings, its value. */
+static void expect_key(const lisa_gguf *g, const char *key, lisa_gguf_type type, double num, const char *str) {
+    int i = lisa_gguf_find(g, key);
+    int64_t iv = 0;
+    double fv = 0;
+    const char *s = NULL;
+    size_t len = 0;
+    CHECK(i >= 0 && g->kv[i].type == type, "written: key %s is a %s (%s)", key, lisa_gguf_type_name(type),
+          i >= 0 ? lisa_gguf_type_name(g->kv[i].type) : "absent");
+    if (i < 0 || g->kv[i].type != type) return;
+    if (str) CHECK(lisa_gguf_get_string(g, i, &s, &len, NULL) == LISA_OK && len == strlen(str) && memcmp(s, str, len) == 0,
+                   "written: key %s is \"%s\"", key, str);
+    else if (type == LISA_GGUF_FLOAT32)
+        CHECK(lisa_gguf_get_float(g, i, &fv, NULL) == LISA_OK && (float)fv == (float)num, "written: key %s is %g (%g)", key, num, fv);
+    else CHECK(lisa_gguf_get_int(g, i, &iv, NULL) == LISA_OK && (double)iv == num, "written: key %s is %g (%g)", key, num, (double)iv);
+}
+
+/* The keys and tensor infos of a save without carry, through lisa_gguf_read_metadata. */
+static void test_write_metadata(const lisa_model *m) {
+    const lisa_config *c = &m->config;
+    char path[256], name[96];
+    lisa_gguf g;
+    lisa_error err;
+    int i, ok = 1;
+    tmp_path(path, sizeof path, "keys.gguf");
+    CHECK(lisa_model_save_gguf(m, path, 8, NULL, &err) == LISA_OK, "written: save: %s", err.message);
+    if (lisa_gguf_read_metadata(&g, path, NULL, &err) != LISA_OK) {
+        CHECK(0, "written: read back: %s", err.message);
+        return;
+    }
+    CHECK(g.version == 3 && g.alignment == 32 && g.data_offset % 32 == 0, "written: version 3, alignment 32");
+    CHECK(g.n_kv == 15, "written: 15 keys without carry (%d)", g.n_kv);
+    expect_key(&g, "general.architecture", LISA_GGUF_STRING, 0, "llama");
+    expect_key(&g, "general.type", LISA_GGUF_STRING, 0, "model");
+    expect_key(&g, "general.name", LISA_GGUF_STRING, 0, "lisa");
+    expect_key(&g, "general.file_type", LISA_GGUF_UINT32, 7, NULL);
+    expect_key(&g, "general.quantization_version", LISA_GGUF_UINT32, 2, NULL);
+    expect_key(&g, "llama.block_count", LISA_GGUF_UINT32, c->n_layers, NULL);
+    expect_key(&g, "llama.context_length", LISA_GGUF_UINT32, c->max_seq_len, NULL);
+    expect_key(&g, "llama.embedding_length", LISA_GGUF_UINT32, c->dim, NULL);
+    expect_key(&g, "llama.feed_forward_length", LISA_GGUF_UINT32, c->hidden_dim, NULL);
+    expect_key(&g, "llama.attention.head_count", LISA_GGUF_UINT32, c->n_heads, NULL);
+    expect_key(&g, "llama.attention.head_count_kv", LISA_GGUF_UINT32, c->n_kv_heads, NULL);
+    expect_key(&g, "llama.rope.freq_base", LISA_GGUF_FLOAT32, c->rope_theta, NULL);
+    expect_key(&g, "llama.attention.layer_norm_rms_epsilon", LISA_GGUF_FLOAT32, c->norm_eps, NULL);
+    expect_key(&g, "llama.vocab_size", LISA_GGUF_UINT32, c->vocab_size, NULL);
+    expect_key(&g, "llama.rope.dimension_count", LISA_GGUF_UINT32, c->dim / c->n_heads, NULL);
+    /* tensors: names, {in, out}, types (ffn_down's rows of 48 are not Q8_0 blocks: F16) */
+    CHECK(g.n_tensors == lisa_model_n_tensors(m), "written: %d tensors (%d)", lisa_model_n_tensors(m), g.n_tensors);
+    for (i = 0; i < lisa_model_n_tensors(m); i++) {
+        lisa_param p = lisa_model_tensor(m, i);
+        int j;
+        const lisa_gguf_tensor *t;
+        gguf_name(c, i, name, sizeof name);
+        j = lisa_gguf_find_tensor(&g, name);
+        if (j < 0) {
+            ok = 0;
+            continue;
+        }
+        t = &g.tensors[j];
+        ok &= t->n_dims == p.tensor.ndim && t->offset % 32 == 0;
+        ok &= p.tensor.ndim == 1 ? t->dims[0] == (uint64_t)p.tensor.shape[0] && t->type == 0
+                                 : t->dims[0] == (uint64_t)p.tensor.shape[1] && t->dims[1] == (uint64_t)p.tensor.shape[0] &&
+                                       t->type == written_type(8, 2, p.tensor.shape[1]);
+    }
+    CHECK(ok, "written: every tensor with its name, ggml dims {in, out} and type");
+    CHECK(lisa_gguf_find_tensor(&g, "blk.0.ffn_down.weight") >= 0 &&
+              g.tensors[lisa_gguf_find_tensor(&g, "blk.0.ffn_down.weight")].type == 1 &&
+              g.tensors[lisa_gguf_find_tensor(&g, "blk.0.attn_q.weight")].type == 8,
+          "written: Q8_0 matrices, ffn_down (rows of %d) F16", c->hidden_dim);
+    CHECK(strcmp(g.tensors[0].name, "token_embd.weight") == 0 && strcmp(g.tensors[1].name, "blk.0.attn_norm.weight") == 0 &&
+              strcmp(g.tensors[9].name, "blk.0.ffn_norm.weight") == 0 &&
+              strcmp(g.tensors[g.n_tensors - 1].name, "output.weight") == 0,
+          "written: convert_hf_to_gguf.py's tensor order");
+    lisa_gguf_free(&g);
+    unlink(path);
+}
+
+/* A carry made here: general.* and tokenizer.* keys of every kind, keys the
+   writer sets (with other values) and keys it does not copy. */
+static gw carry_bytes(int vocab) {
+    gw w;
+    int k;
+    memset(&w, 0, sizeof w);
+    gw_bytes(&w, "GGUF", 4);
+    gw_u32(&w, 3);
+    gw_u64(&w, 0);
+    gw_u64(&w, 11);
+    gw_kv_str(&w, "general.architecture", "llama");
+    gw_kv_u32(&w, "general.file_type", 1);
+    gw_kv_u32(&w, "general.alignment", 64);
+    gw_kv_u32(&w, "llama.block_count", 99);
+    gw_kv_str(&w, "general.name", "Carried Name");
+    gw_kv_str(&w, "other.key", "not copied");
+    gw_str(&w, "general.tags");                 /* array of strings */
+    gw_u32(&w, 9);
+    gw_u32(&w, 8);
+    gw_u64(&w, 2);
+    gw_str(&w, "a");
+    gw_str(&w, "bc");
+    gw_str(&w, "tokenizer.ggml.scores");        /* array of float32 */
+    gw_u32(&w, 9);
+    gw_u32(&w, 6);
+    gw_u64(&w, (uint64_t)vocab);
+    for (k = 0; k < vocab; k++) gw_u32(&w, 0x3f800000u + (uint32_t)k);
+    gw_str(&w, "tokenizer.ggml.ids");           /* array of uint32 */
+    gw_u32(&w, 9);
+    gw_u32(&w, 4);
+    gw_u64(&w, 3);
+    gw_u32(&w, 1);
+    gw_u32(&w, 2);
+    gw_u32(&w, 4000000000u);
+    gw_str(&w, "tokenizer.ggml.add_bos_token"); /* bool */
+    gw_u32(&w, 7);
+    gw_bytes(&w, "\1", 1);
+    gw_str(&w, "tokenizer.ggml.nested");        /* array of arrays of uint8 */
+    gw_u32(&w, 9);
+    gw_u32(&w, 9);
+    gw_u64(&w, 2);
+    gw_u32(&w, 0);
+    gw_u64(&w, 1);
+    gw_bytes(&w, "\x05", 1);
+    gw_u32(&w, 0);
+    gw_u64(&w, 2);
+    gw_bytes(&w, "\x06\x07", 2);
+    return w;
+}
+
+/* The bytes of key's value in g (after its type), or NULL. */
+static const unsigned char *value_bytes(const lisa_gguf *g, const char *key, size_t *n, lisa_gguf_type *type,
+                                        lisa_gguf_type *elem, uint64_t *count) {
+    int i = lisa_gguf_find(g, key);
+    if (i < 0) return NULL;
+    *n = g->kv[i].value_size;
+    *type = g->kv[i].type;
+    *elem = g->kv[i].elem_type;
+    *count = g->kv[i].count;
+    return g->buffer + g->kv[i].value;
+}
+
+static void test_write_carry(const lisa_model *m) {
+    static const char *const copied[] = {"general.name", "general.tags", "tokenizer.ggml.scores", "tokenizer.ggml.ids",
+                                         "tokenizer.ggml.add_bos_token", "tokenizer.ggml.nested"};
+    gw cb = carry_bytes(m->config.vocab_size);
+    lisa_gguf carry, g;
+    lisa_error err;
+    char path[256];
+    size_t k;
+    int i;
+    tmp_path(path, sizeof path, "carry.gguf");
+    if (lisa_gguf_parse_memory(&carry, cb.buf, cb.n, "carry", NULL, &err) != LISA_OK) {
+        CHECK(0, "carry: the carry parses: %s", err.message);
+        free(cb.buf);
+        return;
+    }
+    CHECK(lisa_model_save_gguf(m, path, 30, &carry, &err) == LISA_OK, "carry: save: %s", err.message);
+    if (lisa_gguf_read_metadata(&g, path, NULL, &err) != LISA_OK) {
+        CHECK(0, "carry: read back: %s", err.message);
+    } else {
+        for (k = 0; k < sizeof copied / sizeof *copied; k++) {
+            size_t n1 = 0, n2 = 0;
+            lisa_gguf_type t1 = LISA_GGUF_UINT8, t2 = LISA_GGUF_INT8, e1 = t1, e2 = t2;
+            uint64_t c1 = 0, c2 = 1;
+            const unsigned char *a = value_bytes(&carry, copied[k], &n1, &t1, &e1, &c1);
+            const unsigned char *b = value_bytes(&g, copied[k], &n2, &t2, &e2, &c2);
+            CHECK(a && b && n1 == n2 && t1 == t2 && e1 == e2 && c1 == c2 && memcmp(a, b, n1) == 0,
+                  "carry: %s is copied with its type and value", copied[k]);
+        }
+        expect_key(&g, "general.file_type", LISA_GGUF_UINT32, 32, NULL);   /* MOSTLY_BF16, not carry's 1 */
+        expect_key(&g, "llama.block_count", LISA_GGUF_UINT32, m->config.n_layers, NULL);
+        CHECK(lisa_gguf_find(&g, "general.alignment") < 0 && g.alignment == 32, "carry: no general.alignment (carry's 64)");
+        CHECK(lisa_gguf_find(&g, "other.key") < 0, "carry: keys outside general.* and tokenizer.* are not copied");
+        CHECK(g.n_kv == 15 + 5, "carry: 15 keys of the writer's and 5 carried ones (%d): none twice", g.n_kv);
+        i = lisa_gguf_find(&g, "general.name");
+        CHECK(i == 2, "carry: general.name in the writer's place (key %d)", i);
+        lisa_gguf_free(&g);
+    }
+    round_trip(m, 0, &carry, "carry F32");
+    lisa_gguf_free(&carry);
+    unlink(path);
+    free(cb.buf);
+    /* a vocabulary that is not the model's would make a file that does not load */
+    {
+        gw w;
+        memset(&w, 0, sizeof w);
+        gw_bytes(&w, "GGUF", 4);
+        gw_u32(&w, 3);
+        gw_u64(&w, 0);
+        gw_u64(&w, 1);
+        gw_str(&w, "tokenizer.ggml.tokens");
+        gw_u32(&w, 9);
+        gw_u32(&w, 8);
+        gw_u64(&w, 1);
+        gw_str(&w, "x");
+        if (lisa_gguf_parse_memory(&carry, w.buf, w.n, "one token", NULL, &err) == LISA_OK) {
+            lisa_result r = lisa_model_save_gguf(m, path, 0, &carry, &err);
+            CHECK(r == LISA_ERR_INVALID && has(err.message, path) && has(err.message, "tokenizer.ggml.tokens"),
+                  "carry: a vocabulary of 1 token for %d is refused: %s", m->config.vocab_size, err.message);
+            CHECK(access(path, F_OK) != 0, "carry: no file is written");
+        } else {
+            CHECK(0, "carry: the one-token carry parses: %s", err.message);
+        }
+        lisa_gguf_free(&carry);
+        free(w.buf);
+    }
+}
+
+static lisa_result save_gguf_q8(const void *m, const char *path, lisa_error *err) {
+    return lisa_model_save_gguf((const lisa_model *)m, path, 8, NULL, err);
+}
+
+static void test_write_refusals(const lisa_model *m) {
+    static const uint32_t types[3] = {2, 14, 99};
+    static const char *const names[3] = {"Q4_0", "Q6_K", "unknown"};
+    char path[256];
+    lisa_error err;
+    int k;
+    tmp_path(path, sizeof path, "refused.gguf");
+    for (k = 0; k < 3; k++) {
+        lisa_result r = lisa_model_save_gguf(m, path, types[k], NULL, &err);
+        CHECK(r == LISA_ERR_INVALID && has(err.message, path) && has(err.message, names[k]),
+              "refused: type %u is LISA_ERR_INVALID naming %s: %s", (unsigned)types[k], names[k], err.message);
+        CHECK(access(path, F_OK) != 0, "refused: type %u writes no file", (unsigned)types[k]);
+    }
+}
+
+static void test_write_failures(const lisa_model *m) {
+    save_fail_case fc;
+    char work[256];
+    memset(&fc, 0, sizeof fc);
+    fc.label = "GGUF save";
+    fc.save = save_gguf_q8;
+    fc.obj = m;
+    fc.files[0] = "model.gguf";
+    tmp_path(work, sizeof work, "fail");
+    mkdir(work, 0700);
+    save_fail_check(&fc, work);
+    rmdir(work);
+}
+
+/* Random models of other layouts: tied, GQA, MQA, a head size whose rows are Q8_0 blocks. */
+static void test_write_round_trips(void) {
+    static const lisa_config cs[3] = {
+        {64, 96, 2, 4, 2, 70, 32, 1e-5f, 10000.0f, 1},   /* tied, GQA */
+        {32, 40, 1, 4, 4, 50, 16, 1e-6f, 500000.0f, 0},  /* untied, no GQA; down rows of 40 */
+        {48, 64, 3, 6, 1, 33, 24, 1e-5f, 10000.0f, 0}};  /* MQA; rows of 48: Q8_0 falls back to F16 */
+    static const uint32_t types[4] = {0, 1, 30, 8};
+    int k, t;
+    for (k = 0; k < 3; k++) {
+        lisa_model m;
+        lisa_error err;
+        lisa_config c = cs[k];
+        char label[64];
+        if (lisa_model_init(&m, &c, NULL, &err) != LISA_OK) {
+            CHECK(0, "round trip %d: init: %s", k, err.message);
+            continue;
+        }
+        lisa_model_init_random(&m, 100 + (uint64_t)k);
+        for (t = 0; t < 4; t++) {
+            snprintf(label, sizeof label, "round trip %d (%s, %s)", k, c.tied_head ? "tied" : "untied",
+                     lisa_ggml_type_name(types[t]));
+            round_trip(&m, types[t], NULL, label);
+        }
+        lisa_model_free(&m);
+    }
+}
+
+static void test_write(void) {
+    lisa_model m;
+    if (!fixture_model(&m)) {
+        CHECK(0, "write: the model in " WFIX "weights.bin");
+        return;
+    }
+    test_write_against_gguf_py(&m);
+    test_write_metadata(&m);
+    test_write_carry(&m);
+    round_trip(&m, 0, NULL, "fixture F32");
+    round_trip(&m, 8, NULL, "fixture Q8_0");
+    test_write_refusals(&m);
+    test_write_failures(&m);
+    test_write_round_trips();
+    lisa_model_free(&m);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Tokenizer metadata from Hugging Face: lisa_gguf_tokenizer_from_hf          */
+/* ------------------------------------------------------------------------- */
+
+#define TOKFIX "tests/fixtures/tokenizers/"
+
+/* Key `key` of a and of b: both absent, or the same type, element type, count and value bytes. */
+static int same_kv(const lisa_gguf *a, const lisa_gguf *b, const char *key) {
+    int i = lisa_gguf_find(a, key), j = lisa_gguf_find(b, key);
+    const lisa_gguf_kv *x, *y;
+    if (i < 0 || j < 0) return i < 0 && j < 0;
+    x = &a->kv[i];
+    y = &b->kv[j];
+    return x->type == y->type && x->elem_type == y->elem_type && x->count == y->count &&
+           x->value_size == y->value_size && memcmp(a->buffer + x->value, b->buffer + y->value, x->value_size) == 0;
+}
+
+/* Every tokenizer.* key of want is in got with its type and value; got has no other key. */
+static void same_tokenizer_keys(const lisa_gguf *got, const lisa_gguf *want, const char *skip, const char *label) {
+    int i, n_want = 0;
+    for (i = 0; i < want->n_kv; i++) {
+        const char *key = want->kv[i].key;
+        if (strncmp(key, "tokenizer.", 10) != 0) continue;
+        n_want++;
+        if (skip && strcmp(key, skip) == 0) continue;
+        CHECK(same_kv(got, want, key), "%s: %s has the GGUF's type and value", label, key);
+    }
+    CHECK(got->n_kv == n_want && got->n_tensors == 0, "%s: %d keys, the GGUF's %d tokenizer.* keys", label, got->n_kv,
+          n_want);
+}
+
+static char *read_text_file(const char *path, size_t *n) {
+    unsigned char *b = read_file(path, n);
+    if (b) b[*n] = 0;
+    return (char *)b;
+}
+
+/* tokenizers/smollm2 as the Hub has it: Digits (each digit alone) before
+   ByteLevel, which transformers' GGUF reading dropped; in dir. */
+static int hub_smollm2(const char *dir) {
+    static const char plain[] = "\"pre_tokenizer\":{\"type\":\"ByteLevel\",";
+    static const char hub[] = "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\","
+                              "\"individual_digits\":true},{\"type\":\"ByteLevel\",";
+    static const char *const side[2] = {"tokenizer_config.json", "chat_template.jinja"};
+    char path[512], *json, *at, *end;
+    size_t n, k;
+    int ok;
+    FILE *f;
+    mkdir(dir, 0700);
+    json = read_text_file(TOKFIX "smollm2/tokenizer.json", &n);
+    if (!json || !(at = strstr(json, plain)) || !(end = strchr(at + sizeof plain - 1, '}'))) {
+        free(json);
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    f = fopen(path, "wb");
+    ok = f != NULL;
+    if (f) {
+        fwrite(json, 1, (size_t)(at - json), f);
+        fputs(hub, f);
+        fwrite(at + sizeof plain - 1, 1, (size_t)(end + 1 - (at + sizeof plain - 1)), f);
+        fputs("]}", f);
+        fputs(end + 1, f);
+        ok = fclose(f) == 0;
+    }
+    free(json);
+    for (k = 0; ok && k < 2; k++) {
+        char src[256];
+        unsigned char *b;
+        snprintf(src, sizeof src, TOKFIX "smollm2/%s", side[k]);
+        snprintf(path, sizeof path, "%s/%s", dir, side[k]);
+        b = read_file(src, &n);
+        ok = b && write_file(path, b, n);
+        free(b);
+    }
+    return ok;
+}
+
+static void remove_hub_smollm2(const char *dir) {
+    static const char *const files[3] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"};
+    char path[512];
+    int k;
+    for (k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[k]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* The corpus encoded through the metadata's tokenizer gives llama.cpp's ids. */
+static void encodes_as_llamacpp(const lisa_gguf *g, const char *reference, const char *label) {
+    lisa_tokenizer t;
+    lisa_error err;
+    size_t size, start = 0, i;
+    char *text = read_text_file(reference, &size);
+    int *want = (int *)malloc(65536 * sizeof(int)), *got = (int *)malloc(65536 * sizeof(int));
+    int lines = 0, agree = 0;
+    if (lisa_tokenizer_load_gguf_metadata(&t, g, NULL, &err) != LISA_OK) {
+        CHECK(0, "%s: the metadata's tokenizer loads: %s", label, err.message);
+        free(text), free(want), free(got);
+        return;
+    }
+    for (i = 0; text && i <= size; i++) {
+        lisa_json j;
+        const char *s;
+        size_t n, ng = 0;
+        int c, nw = 0, root;
+        if (i < size && text[i] != '\n') continue;
+        if (i > start && lisa_json_parse(&j, text + start, i - start, reference, NULL, &err) == LISA_OK) {
+            root = lisa_json_root(&j);
+            s = lisa_json_string(&j, lisa_json_get(&j, root, "text"), &n);
+            for (c = lisa_json_first(&j, lisa_json_get(&j, root, "ids")); c >= 0 && nw < 65536; c = lisa_json_next(&j, c))
+                want[nw++] = (int)lisa_json_number(&j, c);
+            lines++;
+            if (s && lisa_tokenizer_encode(&t, s, n, t.add_bos, t.add_eos, got, 65536, &ng, &err) == LISA_OK &&
+                ng == (size_t)nw && memcmp(got, want, ng * sizeof(int)) == 0)
+                agree++;
+            lisa_json_free(&j);
+        }
+        start = i + 1;
+    }
+    printf("%s: %d of %d corpus lines encode to llama.cpp's ids\n", label, agree, lines);
+    CHECK(lines >= 100 && agree == lines, "%s: every line of %s gives llama.cpp's ids (%d of %d)", label, reference,
+          agree, lines);
+    lisa_tokenizer_free(&t);
+    free(text), free(want), free(got);
+}
+
+static void test_from_hf(void) {
+    static const struct {
+        const char *dir, *gguf, *pre;
+    } small[3] = {{"gpt2-bytelevel", "gpt2", "gpt-2"}, {"llama3-split", "llama-bpe", "llama-bpe"},
+                  {"qwen2-split", "qwen2", "qwen2"}};
+    static const char *const shape[4] = {"tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+                                         "tokenizer.ggml.merges"};
+    lisa_gguf got, want;
+    lisa_error err;
+    char dir[256];
+    const char *s;
+    size_t len;
+    int k, i;
+    lisa_result r;
+    if (lisa_gguf_read_metadata(&want, TOKFIX "gguf/smollm2.gguf", NULL, &err) != LISA_OK) {
+        CHECK(0, "from_hf: smollm2.gguf: %s", err.message);
+        return;
+    }
+    /* the Hub's SmolLM2 tokenizer: every key the GGUF has, pre "smollm" */
+    tmp_path(dir, sizeof dir, "hub_smollm2");
+    CHECK(hub_smollm2(dir), "from_hf: the Hub's SmolLM2 directory written");
+    r = lisa_gguf_tokenizer_from_hf(&got, dir, NULL, &err);
+    CHECK(r == LISA_OK, "from_hf: the Hub's SmolLM2: %s", err.message);
+    if (r == LISA_OK) {
+        same_tokenizer_keys(&got, &want, NULL, "from_hf SmolLM2 (Hub)");
+        encodes_as_llamacpp(&got, TOKFIX "gguf/smollm2.gguf.llamacpp.jsonl", "from_hf SmolLM2 (Hub)");
+    }
+    lisa_gguf_free(&got);
+    remove_hub_smollm2(dir);
+    /* transformers' writing of it (plain ByteLevel): the same but the pre name, from tokenizer.json itself */
+    r = lisa_gguf_tokenizer_from_hf(&got, TOKFIX "smollm2/tokenizer.json", NULL, &err);
+    CHECK(r == LISA_OK, "from_hf: smollm2/tokenizer.json: %s", err.message);
+    if (r == LISA_OK) {
+        same_tokenizer_keys(&got, &want, "tokenizer.ggml.pre", "from_hf smollm2/");
+        CHECK(lisa_gguf_get_string(&got, lisa_gguf_find(&got, "tokenizer.ggml.pre"), &s, &len, NULL) == LISA_OK &&
+                  len == 5 && memcmp(s, "gpt-2", 5) == 0,
+              "from_hf smollm2/: plain ByteLevel is pre \"gpt-2\"");
+    }
+    lisa_gguf_free(&got);
+    lisa_gguf_free(&want);
+    /* the small byte-level fixtures: the vocabulary keys of the GGUFs made from them */
+    for (k = 0; k < 3; k++) {
+        char path[256], label[96];
+        snprintf(path, sizeof path, TOKFIX "gguf/%s.gguf", small[k].gguf);
+        snprintf(label, sizeof label, "from_hf %s/", small[k].dir);
+        if (lisa_gguf_read_metadata(&want, path, NULL, &err) != LISA_OK) {
+            CHECK(0, "%s: %s", label, err.message);
+            continue;
+        }
+        snprintf(path, sizeof path, TOKFIX "%s", small[k].dir);
+        r = lisa_gguf_tokenizer_from_hf(&got, path, NULL, &err);
+        CHECK(r == LISA_OK, "%s: %s", label, err.message);
+        for (i = 0; r == LISA_OK && i < 4; i++) CHECK(same_kv(&got, &want, shape[i]), "%s: %s as in %s.gguf", label, shape[i], small[k].gguf);
+        lisa_gguf_free(&got);
+        lisa_gguf_free(&want);
+    }
+    /* SentencePiece-style vocabularies are not written */
+    r = lisa_gguf_tokenizer_from_hf(&got, TOKFIX "spm-bpe", NULL, &err);
+    CHECK(r == LISA_ERR_FORMAT && has(err.message, "spm-bpe") && has(err.message, "byte_fallback"),
+          "from_hf: spm-bpe/ is refused, naming byte_fallback: %s", err.message);
+    CHECK(got.n_kv == 0 && got.owned == NULL, "from_hf: nothing is held after a failure");
+    lisa_gguf_free(&got);
+    r = lisa_gguf_tokenizer_from_hf(&got, "/nonexistent/dir", NULL, &err);
+    CHECK(r == LISA_ERR_IO && has(err.message, "/nonexistent/dir"), "from_hf: a missing directory: %s", err.message);
+    lisa_gguf_free(&got);
+}
+
+/* Every allocation refused in turn: LISA_ERR_NOMEM, nothing kept; then all of it freed. */
+static void test_from_hf_alloc(void) {
+    counter c;
+    lisa_allocator a;
+    lisa_gguf g;
+    lisa_error err;
+    long k;
+    int nomem_ok = 1, clean = 1, done = 0;
+    a.alloc = cnt_alloc;
+    a.free = cnt_free;
+    a.user = &c;
+    for (k = 0; k < 200 && !done; k++) {
+        lisa_result r;
+        memset(&c, 0, sizeof c);
+        c.fail_after = k;
+        r = lisa_gguf_tokenizer_from_hf(&g, TOKFIX "gpt2-bytelevel", &a, &err);
+        if (r == LISA_OK) {
+            done = 1;
+            clean &= g.bytes == c.live && g.bytes > 0;
+        } else {
+            nomem_ok &= r == LISA_ERR_NOMEM;
+        }
+        lisa_gguf_free(&g);
+        clean &= c.live == 0;
+    }
+    CHECK(done && nomem_ok && clean, "from_hf: every refused allocation is LISA_ERR_NOMEM and leaks nothing (%ld tries)", k);
+}
+
+/* ------------------------------------------------------------------------- */
 /* SmolLM2 by hand                                                            */
 /* ------------------------------------------------------------------------- */
 
@@ -787,6 +1447,94 @@ static void smollm2_logits(const lisa_model *m) {
     fixture_free(&fx);
 }
 
+/* Every logit of the same ids, bit for bit. */
+static int same_logits(const lisa_model *a, const lisa_model *b) {
+    static const int ids[8] = {1, 9690, 198, 2683, 359, 253, 5356, 2};
+    lisa_acts x, y;
+    lisa_error err;
+    int same;
+    if (lisa_acts_init(&x, &a->config, 1, 8, 0, NULL, &err) != LISA_OK) return 0;
+    if (lisa_acts_init(&y, &b->config, 1, 8, 0, NULL, &err) != LISA_OK) {
+        lisa_acts_free(&x);
+        return 0;
+    }
+    lisa_model_forward(a, &x, ids, NULL, 1, 8);
+    lisa_model_forward(b, &y, ids, NULL, 1, 8);
+    same = memcmp(x.logits, y.logits, (size_t)8 * a->config.vocab_size * sizeof(float)) == 0;
+    lisa_acts_free(&x);
+    lisa_acts_free(&y);
+    return same;
+}
+
+/* Both tokenizers give the same ids for a few texts. */
+static void same_tokens(const char *orig, const char *saved) {
+    static const char *const texts[4] = {"Hello, world! How are you today?", "  indented\n\tcode(x) = 42;",
+                                         "<|im_start|>user\nWhat is 2+2?<|im_end|>\n", "caf\xc3\xa9 na\xc3\xafve \xe2\x82\xac 1234567"};
+    lisa_tokenizer a, b;
+    lisa_error err;
+    int k;
+    if (lisa_tokenizer_load_gguf(&a, orig, NULL, &err) != LISA_OK) {
+        CHECK(0, "SmolLM2 save: the original's tokenizer: %s", err.message);
+        return;
+    }
+    if (lisa_tokenizer_load_gguf(&b, saved, NULL, &err) != LISA_OK) {
+        CHECK(0, "SmolLM2 save: the saved file's tokenizer: %s", err.message);
+        lisa_tokenizer_free(&a);
+        return;
+    }
+    for (k = 0; k < 4; k++) {
+        int ia[256], ib[256];
+        size_t na = 0, nb = 0;
+        lisa_result ra = lisa_tokenizer_encode(&a, texts[k], strlen(texts[k]), 1, 0, ia, 256, &na, &err);
+        lisa_result rb = lisa_tokenizer_encode(&b, texts[k], strlen(texts[k]), 1, 0, ib, 256, &nb, &err);
+        CHECK(ra == LISA_OK && rb == LISA_OK && na == nb && na > 1 && memcmp(ia, ib, na * sizeof(int)) == 0,
+              "SmolLM2 save: text %d encodes to the same %lu ids", k, (unsigned long)na);
+    }
+    lisa_tokenizer_free(&a);
+    lisa_tokenizer_free(&b);
+}
+
+/* Saved as F32 with its own metadata: the same logits and tokenizer; as Q8_0:
+   the weights lisa's quantizer makes. */
+static void smollm2_save(const lisa_model *m, const char *path) {
+    char out[256];
+    lisa_gguf carry;
+    lisa_model back;
+    lisa_error err;
+    int i, bad = -1;
+    if (lisa_gguf_read_metadata(&carry, path, NULL, &err) != LISA_OK) {
+        CHECK(0, "SmolLM2 save: metadata: %s", err.message);
+        return;
+    }
+    tmp_path(out, sizeof out, "smollm2.gguf");
+    CHECK(lisa_model_save_gguf(m, out, 0, &carry, &err) == LISA_OK, "SmolLM2 save: F32: %s", err.message);
+    if (lisa_model_load_gguf(&back, out, NULL, &err) == LISA_OK) {
+        CHECK(same_logits(m, &back), "SmolLM2 save: F32 reloaded gives the same logits bit for bit");
+        lisa_model_free(&back);
+    } else {
+        CHECK(0, "SmolLM2 save: F32 reloads: %s", err.message);
+    }
+    same_tokens(path, out);
+    CHECK(lisa_model_save_gguf(m, out, 8, &carry, &err) == LISA_OK, "SmolLM2 save: Q8_0: %s", err.message);
+    if (lisa_model_load_gguf(&back, out, NULL, &err) == LISA_OK) {
+        for (i = 0; bad < 0 && i < lisa_model_n_tensors(m); i++) {
+            lisa_param p = lisa_model_tensor(m, i), q = lisa_model_tensor(&back, i);
+            size_t n = lisa_tensor_numel(&p.tensor);
+            float *want = (float *)malloc(n * sizeof(float));
+            through_type(written_type(8, p.tensor.ndim, p.tensor.ndim == 2 ? p.tensor.shape[1] : 0), p.tensor.data,
+                         want, n);
+            if (memcmp(want, q.tensor.data, n * sizeof(float)) != 0) bad = i;
+            free(want);
+        }
+        CHECK(bad < 0, "SmolLM2 save: Q8_0 weights are lisa_ggml_quantize + dequantize of the F32 ones (bad %d)", bad);
+        lisa_model_free(&back);
+    } else {
+        CHECK(0, "SmolLM2 save: Q8_0 reloads: %s", err.message);
+    }
+    unlink(out);
+    lisa_gguf_free(&carry);
+}
+
 static void smollm2(const char *path) {
     lisa_config c;
     lisa_gguf g;
@@ -822,6 +1570,7 @@ static void smollm2(const char *path) {
               "SmolLM2: the error names the file, a tensor and its type: %s", err.message);
     if (r == LISA_OK) {
         smollm2_logits(&m);
+        smollm2_save(&m, path);
         lisa_model_free(&m);
     }
 }
@@ -835,6 +1584,9 @@ int main(void) {
     test_malformed(ready);
     test_written(ready);
     test_alloc_failure();
+    test_write();
+    test_from_hf();
+    test_from_hf_alloc();
     if (smol && *smol) smollm2(smol);
     return test_report("gguf_model");
 }
