@@ -344,12 +344,23 @@ check "... and runs the one step left" sh -c "[ \$(wc -l < '$tmp/r14.jsonl') -eq
 # 300 with a byte-level tokenizer): every command reads them, their vocabulary is the default tokenizer.
 gg=tests/fixtures/gguf_model
 loss_word() { sed -n 's/^loss \([0-9.]*\) perplexity.*/\1/p' "$1"; }
-check "eval reads a GGUF model (F16)" sh -c "$lisa eval --model $gg/tiny_f16.gguf --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/g.eval'"
-check "convert GGUF -> llama2.c keeps the weights: the same loss" sh -c "$lisa convert $gg/tiny_f16.gguf '$tmp/g.bin' 2> /dev/null &&
-    $lisa eval --model '$tmp/g.bin' --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/g2.eval' && test \"\$(loss_word '$tmp/g.eval')\" = \"\$(loss_word '$tmp/g2.eval')\""
-check "convert GGUF -> Hugging Face directory keeps the weights: the same loss" sh -c "$lisa convert $gg/tied_f32.gguf '$tmp/g_hf' 2> /dev/null &&
-    $lisa eval --model $gg/tied_f32.gguf --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/g3.eval' &&
-    $lisa eval --model '$tmp/g_hf' --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/g4.eval' && test \"\$(loss_word '$tmp/g3.eval')\" = \"\$(loss_word '$tmp/g4.eval')\""
+same_loss() { # same_loss EVAL_OUT_A EVAL_OUT_B: both hold a loss, the same
+    a=$(loss_word "$1")
+    b=$(loss_word "$2")
+    [ -n "$a" ] && [ "$a" = "$b" ] || { echo "loss '$a' vs '$b'"; return 1; }
+}
+eval16() { $lisa eval --model "$1" --data "$tmp/val.tok" --batch 2 --seq 16 > "$2"; }
+check "eval reads a GGUF model (F16)" eval16 $gg/tiny_f16.gguf "$tmp/g.eval"
+gguf_to_llama2c() {
+    $lisa convert $gg/tiny_f16.gguf "$tmp/g.bin" 2> /dev/null && eval16 "$tmp/g.bin" "$tmp/g2.eval" &&
+        same_loss "$tmp/g.eval" "$tmp/g2.eval"
+}
+check "convert GGUF -> llama2.c keeps the weights: the same loss" gguf_to_llama2c
+gguf_to_hf() {
+    $lisa convert $gg/tied_f32.gguf "$tmp/g_hf" 2> /dev/null && eval16 $gg/tied_f32.gguf "$tmp/g3.eval" &&
+        eval16 "$tmp/g_hf" "$tmp/g4.eval" && same_loss "$tmp/g3.eval" "$tmp/g4.eval"
+}
+check "convert GGUF -> Hugging Face directory keeps the weights: the same loss" gguf_to_hf
 check "plan reads a GGUF model's config" sh -c "$lisa plan --model $gg/tiny_f16.gguf --mode lisa --lisa-layers 1 --batch 2 --seq 16 | grep -q ."
 check "train fine-tunes a GGUF model" sh -c "$lisa train --model $gg/tied_f32.gguf --data '$tmp/train.tok' --steps 3 --batch 2 --seq 16 --mode lisa --lisa-layers 1 --out '$tmp/gt.bin' 2> /dev/null && test -s '$tmp/gt.bin'"
 check "generate uses the GGUF's own vocabulary by default" sh -c "$lisa generate --model $gg/tied_f32.gguf --prompt 'hello' --temperature 0 --steps 4 --show-ids > /dev/null 2> '$tmp/gg.err' &&
@@ -358,12 +369,6 @@ check "generate uses the GGUF's own vocabulary by default" sh -c "$lisa generate
 head -c 2000 $gg/tiny_f16.gguf > "$tmp/cut.gguf"
 check "a truncated GGUF model is named" fails_with "$tmp/cut.gguf: " $lisa eval --model "$tmp/cut.gguf" --data "$tmp/val.tok"
 # Writing GGUF (OUT.gguf): the weights and the tokenizer in use travel; q8_0 only there.
-same_loss() { # same_loss EVAL_OUT_A EVAL_OUT_B: both hold a loss, the same
-    a=$(loss_word "$1")
-    b=$(loss_word "$2")
-    [ -n "$a" ] && [ "$a" = "$b" ] || { echo "loss '$a' vs '$b'"; return 1; }
-}
-eval16() { $lisa eval --model "$1" --data "$tmp/val.tok" --batch 2 --seq 16 > "$2"; }
 gguf_to_gguf() {
     $lisa convert $gg/tiny_f16.gguf "$tmp/g32.gguf" --dtype f32 2> /dev/null && eval16 $gg/tiny_f16.gguf "$tmp/g5a.eval" &&
         eval16 "$tmp/g32.gguf" "$tmp/g5.eval" && same_loss "$tmp/g5a.eval" "$tmp/g5.eval"
