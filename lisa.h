@@ -1193,9 +1193,24 @@ LISADEF lisa_result lisa_model_load_hf(lisa_model *m, const char *dir, const lis
 /* Writes config.json and model.safetensors (tensors as dtype, rounded to
    nearest even) into the existing directory dir, each file atomically;
    transformers' from_pretrained() reads them. With LISA_FILE_F32, loading
-   gives back the same bits. */
+   gives back the same bits. lisa_model_save_hf_sharded() with
+   LISA_HF_SHARD_DEFAULT (5 GB, transformers' default). */
 LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
                                        lisa_error *err);
+#define LISA_HF_SHARD_DEFAULT 5000000000ull
+/* lisa_model_save_hf() in shards of at most max_shard_bytes of tensor data,
+   as transformers' save_pretrained(max_shard_size=) splits: tensors whole, in
+   lisa_model_tensor() order, a new shard when the next tensor would pass the
+   size (a larger tensor gets a shard of its own). One shard is
+   model.safetensors; more are model-00001-of-0000N.safetensors ... with
+   model.safetensors.index.json ({"metadata": {"total_size"}, "weight_map"}),
+   written after the shards, then config.json. Only once all are in place do
+   the files of an earlier save of another layout go: model.safetensors, or
+   the index and the shards it names. A failed save keeps every file it had
+   not finished. Errors: LISA_ERR_INVALID (dtype, a size of 0, more than
+   99999 shards), LISA_ERR_NOMEM, LISA_ERR_IO naming the file. */
+LISADEF lisa_result lisa_model_save_hf_sharded(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
+                                               uint64_t max_shard_bytes, lisa_error *err);
 /* A llama.cpp GGUF model (general.architecture "llama", as
    convert_hf_to_gguf.py writes LlamaForCausalLM): the hyperparameters from
    llama.embedding_length, feed_forward_length, block_count,
@@ -12085,28 +12100,42 @@ static void lisa__format_float(char *out, size_t size, float v) {
     }
 }
 
-LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
-                                       lisa_error *err) {
-    static const char *const torch_names[3] = {"float32", "float16", "bfloat16"};
+/* The bytes tensor i takes in a file of dtype d. */
+static uint64_t lisa__hf_tensor_bytes(const lisa_model *m, int i, lisa_file_dtype d) {
+    lisa_param p = lisa_model_tensor(m, i);
+    return (uint64_t)lisa_tensor_numel(&p.tensor) * lisa__file_dtype_size(d);
+}
+
+/* The end of the shard that starts at tensor first: tensors whole, in order,
+   a new shard when the next would pass max bytes (one larger than max alone). */
+static int lisa__hf_shard_end(const lisa_model *m, int first, lisa_file_dtype d, uint64_t max) {
+    int n_t = lisa_model_n_tensors(m), i = first;
+    uint64_t bytes = 0;
+    while (i < n_t && (i == first || bytes + lisa__hf_tensor_bytes(m, i, d) <= max)) bytes += lisa__hf_tensor_bytes(m, i++, d);
+    return i;
+}
+
+static void lisa__hf_shard_name(char *out, size_t size, int shard, int n_shards) {
+    if (n_shards == 1) snprintf(out, size, "model.safetensors");
+    else snprintf(out, size, "model-%05d-of-%05d.safetensors", shard + 1, n_shards);
+}
+
+/* Tensors [first, last) of m as one safetensors file at path; header is
+   scratch of cap bytes (enough for every tensor's entry). */
+static lisa_result lisa__hf_write_shard(const lisa_model *m, const char *path, lisa_file_dtype dtype, int first,
+                                        int last, char *header, size_t cap, lisa_error *err) {
     const lisa_config *c = &m->config;
-    lisa_allocator al = lisa__allocator_or_default(&m->allocator);
-    int n_t = lisa_model_n_tensors(m), i;
-    size_t es, offset = 0, cap, at = 0, counter = 0, pad;
-    char path[4096], eps[32], theta[32], *header, config[2048];
+    size_t es = lisa__file_dtype_size(dtype), at = 0, pad;
+    uint64_t offset = 0;
     unsigned char lb[8], buf[4096];
     lisa__writer w;
     lisa_result res;
-    if (dtype != LISA_FILE_F32 && dtype != LISA_FILE_F16 && dtype != LISA_FILE_BF16)
-        return lisa__fail(err, LISA_ERR_INVALID, "%s: unknown file dtype %d", dir, (int)dtype);
-    es = lisa__file_dtype_size(dtype);
+    int i;
     /* The safetensors header: names, shapes, offsets; padded to 8 bytes with spaces. */
-    cap = 64 + (size_t)n_t * 256;
-    header = (char *)lisa__alloc(&al, cap, &counter);
-    if (!header) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", dir);
     at += (size_t)snprintf(header + at, cap - at, "{\"__metadata__\":{\"format\":\"pt\"}");
-    for (i = 0; i < n_t; i++) {
+    for (i = first; i < last; i++) {
         lisa_param p = lisa_model_tensor(m, i);
-        size_t bytes = lisa_tensor_numel(&p.tensor) * es;
+        uint64_t bytes = lisa__hf_tensor_bytes(m, i, dtype);
         char name[96], shape[48];
         lisa__tensor_name(&lisa__format_hf, c, i, name, sizeof name);
         if (p.tensor.ndim == 1) snprintf(shape, sizeof shape, "%d", p.tensor.shape[0]);
@@ -12119,16 +12148,10 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
     pad = (8 - at % 8) % 8;
     for (i = 0; i < (int)pad; i++) header[at++] = ' ';
     for (i = 0; i < 8; i++) lb[i] = (unsigned char)((uint64_t)at >> (8 * i));
-    res = lisa__path_join(path, sizeof path, dir, "model.safetensors", err);
-    if (res == LISA_OK) res = lisa__writer_open(&w, path, err);
-    if (res != LISA_OK) {
-        lisa__free(&al, header, cap, &counter);
-        return res;
-    }
+    if ((res = lisa__writer_open(&w, path, err)) != LISA_OK) return res;
     lisa__write(&w, lb, 8);
     lisa__write(&w, header, at);
-    lisa__free(&al, header, cap, &counter);
-    for (i = 0; i < n_t; i++) {
+    for (i = first; i < last; i++) {
         lisa_param p = lisa_model_tensor(m, i);
         size_t rows = (size_t)p.tensor.shape[0], cols = p.tensor.ndim == 2 ? (size_t)p.tensor.shape[1] : 1;
         size_t per = sizeof buf / 4, row, k;
@@ -12142,7 +12165,118 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
             }
         }
     }
-    res = lisa__writer_close(&w, err);
+    return lisa__writer_close(&w, err);
+}
+
+/* model.safetensors.index.json: the total tensor bytes and each tensor's shard. */
+static lisa_result lisa__hf_write_index(const lisa_model *m, const char *dir, lisa_file_dtype dtype, uint64_t max,
+                                        int n_shards, lisa_error *err) {
+    char path[4096], line[256], name[96], file[64];
+    uint64_t total = 0;
+    int n_t = lisa_model_n_tensors(m), i, shard = 0, end = lisa__hf_shard_end(m, 0, dtype, max);
+    lisa__writer w;
+    lisa_result res = lisa__path_join(path, sizeof path, dir, "model.safetensors.index.json", err);
+    if (res == LISA_OK) res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    for (i = 0; i < n_t; i++) total += lisa__hf_tensor_bytes(m, i, dtype);
+    snprintf(line, sizeof line, "{\n  \"metadata\": {\n    \"total_size\": %.0f\n  },\n  \"weight_map\": {", (double)total);
+    lisa__write(&w, line, strlen(line));
+    for (i = 0; i < n_t; i++) {
+        if (i == end) {
+            shard++;
+            end = lisa__hf_shard_end(m, i, dtype, max);
+        }
+        lisa__tensor_name(&lisa__format_hf, &m->config, i, name, sizeof name);
+        lisa__hf_shard_name(file, sizeof file, shard, n_shards);
+        snprintf(line, sizeof line, "%s\n    \"%s\": \"%s\"", i ? "," : "", name, file);
+        lisa__write(&w, line, strlen(line));
+    }
+    lisa__write(&w, "\n  }\n}\n", 7);
+    return lisa__writer_close(&w, err);
+}
+
+/* The shard counts an earlier save's index names (model-K-of-N.safetensors
+   files; up to 8 different N), so that its files can go once the new ones
+   are in place. An unreadable index names none. */
+static int lisa__hf_old_shards(const char *dir, const lisa_allocator *al, int totals[8]) {
+    char path[4096], *text = NULL;
+    size_t size = 0, counter = 0;
+    lisa_json j;
+    int n = 0, c, k;
+    if (lisa__path_join(path, sizeof path, dir, "model.safetensors.index.json", NULL) != LISA_OK || !lisa__file_exists(path) ||
+        lisa__read_text(path, al, LISA_SAFETENSORS_MAX_HEADER, &text, &size, &counter, NULL) != LISA_OK)
+        return 0;
+    if (lisa_json_parse(&j, text, size, path, al, NULL) == LISA_OK) {
+        for (c = lisa_json_first(&j, lisa_json_get(&j, lisa_json_root(&j), "weight_map")); c >= 0; c = lisa_json_next(&j, c)) {
+            size_t len;
+            const char *s = lisa_json_string(&j, c, &len);
+            char name[64];
+            int total;
+            if (!s || len != 32 || memcmp(s, "model-", 6) != 0) continue;
+            total = atoi(s + 15);
+            lisa__hf_shard_name(name, sizeof name, 0, total);
+            if (total < 2 || memcmp(name + 11, s + 11, 21) != 0) continue;   /* "-of-N.safetensors" as written here */
+            for (k = 0; k < n && totals[k] != total; k++) {
+            }
+            if (k == n && n < 8) totals[n++] = total;
+        }
+    }
+    lisa_json_free(&j);
+    lisa__free(al, text, size + 1, &counter);
+    return n;
+}
+
+/* After a save of n_shards: the other layout's files go (model.safetensors,
+   or the index), and the shards of earlier counts. */
+static void lisa__hf_remove_stale(const char *dir, int n_shards, const int *old_totals, int n_old) {
+    char path[4096], name[64];
+    int i, k;
+    if (lisa__path_join(path, sizeof path, dir, n_shards == 1 ? "model.safetensors.index.json" : "model.safetensors", NULL) == LISA_OK)
+        remove(path);
+    for (i = 0; i < n_old; i++) {
+        if (old_totals[i] == n_shards) continue;
+        for (k = 0; k < old_totals[i]; k++) {
+            lisa__hf_shard_name(name, sizeof name, k, old_totals[i]);
+            if (lisa__path_join(path, sizeof path, dir, name, NULL) == LISA_OK) remove(path);
+        }
+    }
+}
+
+LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
+                                       lisa_error *err) {
+    return lisa_model_save_hf_sharded(m, dir, dtype, LISA_HF_SHARD_DEFAULT, err);
+}
+
+LISADEF lisa_result lisa_model_save_hf_sharded(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
+                                               uint64_t max_shard_bytes, lisa_error *err) {
+    static const char *const torch_names[3] = {"float32", "float16", "bfloat16"};
+    const lisa_config *c = &m->config;
+    lisa_allocator al = lisa__allocator_or_default(&m->allocator);
+    int n_t = lisa_model_n_tensors(m), n_shards = 0, first, shard, old_totals[8], n_old;
+    size_t cap, counter = 0;
+    char path[4096], eps[32], theta[32], *header, config[2048], file[64];
+    lisa__writer w;
+    lisa_result res = LISA_OK;
+    if (dtype != LISA_FILE_F32 && dtype != LISA_FILE_F16 && dtype != LISA_FILE_BF16)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: unknown file dtype %d", dir, (int)dtype);
+    if (max_shard_bytes == 0) return lisa__fail(err, LISA_ERR_INVALID, "%s: a shard size of 0 bytes", dir);
+    for (first = 0; first < n_t; first = lisa__hf_shard_end(m, first, dtype, max_shard_bytes)) n_shards++;
+    if (n_shards > 99999)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: %d shards of at most %.0f bytes; at most 99999", dir, n_shards,
+                          (double)max_shard_bytes);
+    cap = 64 + (size_t)n_t * 256;
+    header = (char *)lisa__alloc(&al, cap, &counter);
+    if (!header) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", dir);
+    n_old = lisa__hf_old_shards(dir, &al, old_totals);
+    for (first = 0, shard = 0; first < n_t && res == LISA_OK; shard++) {
+        int end = lisa__hf_shard_end(m, first, dtype, max_shard_bytes);
+        lisa__hf_shard_name(file, sizeof file, shard, n_shards);
+        res = lisa__path_join(path, sizeof path, dir, file, err);
+        if (res == LISA_OK) res = lisa__hf_write_shard(m, path, dtype, first, end, header, cap, err);
+        first = end;
+    }
+    lisa__free(&al, header, cap, &counter);
+    if (res == LISA_OK && n_shards > 1) res = lisa__hf_write_index(m, dir, dtype, max_shard_bytes, n_shards, err);
     if (res != LISA_OK) return res;
     lisa__format_float(eps, sizeof eps, c->norm_eps);
     lisa__format_float(theta, sizeof theta, c->rope_theta);
@@ -12172,7 +12306,9 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
     if (res == LISA_OK) res = lisa__writer_open(&w, path, err);
     if (res != LISA_OK) return res;
     lisa__write(&w, config, strlen(config));
-    return lisa__writer_close(&w, err);
+    if ((res = lisa__writer_close(&w, err)) != LISA_OK) return res;
+    lisa__hf_remove_stale(dir, n_shards, old_totals, n_old);
+    return LISA_OK;
 }
 
 /* ---- JSON out ------------------------------------------------------------ */
