@@ -17,6 +17,11 @@
        BOS/EOS) and decodings equal to every line of llama.cpp-semantics
        references (tools/make_gguf_tokenizer_reference.py) and of
        transformers' readings except the lines where llama.cpp differs
+     - lisa_gguf_save_hf_tokenizer: each fixture (and the real SmolLM2 with
+       LISA_SMOLLM2_GGUF) written as tokenizer.json + tokenizer_config.json
+       and read back by lisa_tokenizer_load_hf gives llama.cpp's ids; strings
+       with quotes and control bytes survive, invalid UTF-8 and other models
+       are refused
      - malformed tokenizer metadata built here: wrong model, unknown pre,
        wrong types, lengths that disagree, token types, ids and merges out
        of range, a huge token count
@@ -1090,9 +1095,14 @@ static void test_hf_tokenizer_written(void) {
         lisa_error e;
         snprintf(gguf, sizeof gguf, TOKFIX "gguf/%s.gguf", files[k]);
         snprintf(ref, sizeof ref, TOKFIX "gguf/%s.gguf.llamacpp.jsonl", files[k]);
-        CHECK(lisa_gguf_read_metadata(&g, gguf, NULL, &e) == LISA_OK, "%s", e.message);
+        lisa_allocator a = counting();
+        size_t held;
+        CHECK(lisa_gguf_read_metadata(&g, gguf, &a, &e) == LISA_OK, "%s", e.message);
+        held = g_live;
         CHECK(lisa_gguf_save_hf_tokenizer(&g, dir, &e) == LISA_OK, "%s: written as tokenizer.json: %s", files[k], e.message);
+        CHECK(g_live == held, "%s: the writer gives back all it took from g's allocator (%zu of %zu held)", files[k], g_live, held);
         lisa_gguf_free(&g);
+        CHECK(g_live == 0, "%s: nothing stays allocated", files[k]);
         test_tokenizer_reference(dir, ref, cleans_spaces ? clean_spaces : !strcmp(files[k], "qwen2") ? cafe : none);
     }
     snprintf(path, sizeof path, "%s/tokenizer.json", dir), remove(path);

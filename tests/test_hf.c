@@ -13,7 +13,10 @@
      and every unsupported config field with its message
    - saving: F32 load -> save -> load is bit-exact, the bytes of a transformers
      file (single or sharded, F32 or BF16) come back unchanged in its dtype,
-     F16 / BF16 round exactly, files are atomic
+     F16 / BF16 round exactly, files are atomic; lisa_model_save_hf_sharded:
+     shards as transformers' rule splits (index, total_size, weight_map),
+     bit-exact loads, the other layout's and earlier shards removed, failed
+     saves (tests/save_fail.h)
    - the oracle: checkpoints written by transformers itself
      (tools/make_hf_fixture.py) give LlamaForCausalLM's logits and loss */
 #ifndef _POSIX_C_SOURCE
