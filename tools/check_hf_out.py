@@ -13,6 +13,9 @@ and llama.cpp's ids (tests/fixtures/tokenizers/real/, when the model is SmolLM2)
   - the chat template renders as the GGUF's does
   - the greedy chat answer to "What is the capital of France?" is
     "The capital of France is Paris."
+  - and, for each tokenizer fixture tests/fixtures/tokenizers/gguf/*.gguf,
+    lisa_gguf_save_hf_tokenizer's files (through a small C program compiled
+    here) give llama.cpp's ids (*.gguf.llamacpp.jsonl) in AutoTokenizer
 
 Prints a short report; exits 1 on any mismatch. Not part of make test:
     /work/venv/bin/python tools/check_hf_out.py [--gguf PATH] [--lisa build/lisa] [--out DIR]
@@ -21,6 +24,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +41,22 @@ TEXTS = [
     "  indented\n\tcode(x) { return x*2; }",
     "<|im_start|>user\nHi<|im_end|>\n",
 ]
+FIXTURES = "tests/fixtures/tokenizers/gguf"
+WRITER_C = r"""
+#define LISA_IMPLEMENTATION
+#include "lisa.h"
+int main(int argc, char **argv) {
+    lisa_gguf g;
+    lisa_error e;
+    if (argc != 3 || lisa_gguf_read_metadata(&g, argv[1], NULL, &e) != LISA_OK ||
+        lisa_gguf_save_hf_tokenizer(&g, argv[2], &e) != LISA_OK) {
+        fprintf(stderr, "%s\n", argc == 3 ? e.message : "usage: write GGUF DIR");
+        return 1;
+    }
+    lisa_gguf_free(&g);
+    return 0;
+}
+"""
 QUESTION = "What is the capital of France?"
 ANSWER = "The capital of France is Paris."
 
@@ -107,6 +127,26 @@ def main():
     answer = tok.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
     check(answer == ANSWER, f"greedy answer to {QUESTION!r}: {answer!r}")
 
+    # every tokenizer fixture, written by lisa_gguf_save_hf_tokenizer, in AutoTokenizer
+    work = tempfile.mkdtemp(prefix="lisa_hf_tok_")
+    with open(os.path.join(work, "write.c"), "w") as f:
+        f.write(WRITER_C)
+    subprocess.run(["cc", "-std=c99", "-O1", "-I.", "-o", os.path.join(work, "write"), os.path.join(work, "write.c"), "-lm"],
+                   check=True)
+    for gguf in sorted(glob.glob(os.path.join(FIXTURES, "*.gguf"))):
+        name = os.path.basename(gguf)[:-5]
+        d = os.path.join(work, name)
+        os.makedirs(d)
+        subprocess.run([os.path.join(work, "write"), gguf, d], check=True)
+        t = AutoTokenizer.from_pretrained(d)
+        lines = [json.loads(l) for l in open(gguf + ".llamacpp.jsonl", encoding="utf-8") if l.strip()]
+        bad = sum(t(x["text"])["input_ids"] != x["ids"] for x in lines)
+        check(bad == 0, f"fixture {name}: AutoTokenizer on the written files gives llama.cpp's ids on "
+                        f"{len(lines) - bad} of {len(lines)} texts")
+
+    shutil.rmtree(work)
+    if not args.out:
+        shutil.rmtree(out)
     print(f"\n{'all checks passed' if not failures else str(len(failures)) + ' check(s) failed'}")
     return 1 if failures else 0
 
