@@ -1193,9 +1193,24 @@ LISADEF lisa_result lisa_model_load_hf(lisa_model *m, const char *dir, const lis
 /* Writes config.json and model.safetensors (tensors as dtype, rounded to
    nearest even) into the existing directory dir, each file atomically;
    transformers' from_pretrained() reads them. With LISA_FILE_F32, loading
-   gives back the same bits. */
+   gives back the same bits. lisa_model_save_hf_sharded() with
+   LISA_HF_SHARD_DEFAULT (5 GB, transformers' default). */
 LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
                                        lisa_error *err);
+#define LISA_HF_SHARD_DEFAULT 5000000000ull
+/* lisa_model_save_hf() in shards of at most max_shard_bytes of tensor data,
+   as transformers' save_pretrained(max_shard_size=) splits: tensors whole, in
+   lisa_model_tensor() order, a new shard when the next tensor would pass the
+   size (a larger tensor gets a shard of its own). One shard is
+   model.safetensors; more are model-00001-of-0000N.safetensors ... with
+   model.safetensors.index.json ({"metadata": {"total_size"}, "weight_map"}),
+   written after the shards, then config.json. Only once all are in place do
+   the files of an earlier save of another layout go: model.safetensors, or
+   the index and the shards it names. A failed save keeps every file it had
+   not finished. Errors: LISA_ERR_INVALID (dtype, a size of 0, more than
+   99999 shards), LISA_ERR_NOMEM, LISA_ERR_IO naming the file. */
+LISADEF lisa_result lisa_model_save_hf_sharded(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
+                                               uint64_t max_shard_bytes, lisa_error *err);
 /* A llama.cpp GGUF model (general.architecture "llama", as
    convert_hf_to_gguf.py writes LlamaForCausalLM): the hyperparameters from
    llama.embedding_length, feed_forward_length, block_count,
@@ -1449,6 +1464,24 @@ LISADEF lisa_result lisa_tokenizer_load_gguf(lisa_tokenizer *t, const char *path
    buffer: call lisa_gguf_free(), also after a failure. */
 LISADEF lisa_result lisa_gguf_tokenizer_from_hf(lisa_gguf *g, const char *path, const lisa_allocator *a,
                                                 lisa_error *err);
+/* Writes the tokenizer a GGUF file carries (its tokenizer.* metadata) as a
+   Hugging Face tokenizer, dir/tokenizer.json and dir/tokenizer_config.json,
+   each atomically, into the existing directory dir; transformers'
+   AutoTokenizer and lisa_tokenizer_load_hf() read them and give the ids
+   lisa_tokenizer_load_gguf_metadata() gives. Model "gpt2": byte-level BPE
+   with the GGUF's merges, its pre-tokenizer as Split / Digits stages before
+   ByteLevel. Model "llama": BPE with byte fallback, merges made from the
+   scores (every split of a token into two tokens, ranked by the merged
+   token's score), U+2581 for spaces with add_space_prefix's Prepend.
+   Control and unknown tokens become special added tokens, user-defined ones
+   added tokens. The config holds BOS/EOS/unknown/padding token strings,
+   add_bos_token / add_eos_token, the chat template and <arch>.context_length
+   as model_max_length when the GGUF has them. Errors: another model
+   (LISA_ERR_INVALID, naming it); metadata the GGUF tokenizer loader refuses;
+   a string that is not valid UTF-8 (LISA_ERR_FORMAT, naming the key and
+   index); LISA_ERR_IO naming the file. Allocates only while it runs (g's
+   allocator). */
+LISADEF lisa_result lisa_gguf_save_hf_tokenizer(const lisa_gguf *g, const char *dir, lisa_error *err);
 #endif
 
 /* ------------------------------------------------------------------------- */
@@ -6192,35 +6225,47 @@ static LISA__MAYBE_UNUSED const char *lisa__pretok_name(int kind) {
     "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^" CR LF "\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|" \
     " ?[\\p{P}\\p{S}]+[" CR LF "]*|\\s*[" CR LF "]+|\\s+(?!\\S)|\\s+"
 
+/* The known patterns by scanner (DeepSeek V3's twice: raw and escaped line breaks). */
+static const struct {
+    int kind;
+    const char *text;
+} lisa__pretok_patterns[] = {
+    {LISA__PRETOK_GPT2, "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"},
+    {LISA__PRETOK_LLAMA3, LISA__RE_CONTRACTIONS "|" LISA__RE_PREFIX "\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                          LISA__RE_SPACES},
+    {LISA__PRETOK_QWEN2, LISA__RE_CONTRACTIONS "|" LISA__RE_PREFIX "\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                         LISA__RE_SPACES},
+    {LISA__PRETOK_QWEN35, LISA__RE_CONTRACTIONS "|" LISA__RE_PREFIX "[\\p{L}\\p{M}]+|\\p{N}|"
+                          " ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|" LISA__RE_SPACES},
+    {LISA__PRETOK_GPT4O, LISA__RE_PREFIX LISA__RE_UPPER "*" LISA__RE_LOWER "+" LISA__RE_CONTRACTIONS "?|"
+                         LISA__RE_PREFIX LISA__RE_UPPER "+" LISA__RE_LOWER "*" LISA__RE_CONTRACTIONS "?|"
+                         "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|" LISA__RE_SPACES},
+    {LISA__PRETOK_TEKKEN, LISA__RE_PREFIX LISA__RE_UPPER "*" LISA__RE_LOWER "+|" LISA__RE_PREFIX LISA__RE_UPPER "+"
+                          LISA__RE_LOWER "*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|" LISA__RE_SPACES},
+    {LISA__PRETOK_NUMBERS3, "\\p{N}{1,3}"},
+    {LISA__PRETOK_CJK, "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+"},
+    {LISA__PRETOK_DEEPSEEK3, LISA__RE_DEEPSEEK3("\r", "\n")},
+    {LISA__PRETOK_DEEPSEEK3, LISA__RE_DEEPSEEK3("\\r", "\\n")},
+    {LISA__PRETOK_NUMBER_RUNS, "\\p{N}+"},
+    {LISA__PRETOK_PUNCT_RUNS, "[\\p{P}\\$\\+<=>\\^~\\|]+"},
+    {LISA__PRETOK_DIGITS3, "[0-9][0-9][0-9]"},
+};
+
 static LISA__MAYBE_UNUSED int lisa__pretok_from_pattern(const char *pattern, size_t len) {
-    static const struct {
-        int kind;
-        const char *text;
-    } known[] = {
-        {LISA__PRETOK_GPT2, "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"},
-        {LISA__PRETOK_LLAMA3, LISA__RE_CONTRACTIONS "|" LISA__RE_PREFIX "\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-                              LISA__RE_SPACES},
-        {LISA__PRETOK_QWEN2, LISA__RE_CONTRACTIONS "|" LISA__RE_PREFIX "\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-                             LISA__RE_SPACES},
-        {LISA__PRETOK_QWEN35, LISA__RE_CONTRACTIONS "|" LISA__RE_PREFIX "[\\p{L}\\p{M}]+|\\p{N}|"
-                              " ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|" LISA__RE_SPACES},
-        {LISA__PRETOK_GPT4O, LISA__RE_PREFIX LISA__RE_UPPER "*" LISA__RE_LOWER "+" LISA__RE_CONTRACTIONS "?|"
-                             LISA__RE_PREFIX LISA__RE_UPPER "+" LISA__RE_LOWER "*" LISA__RE_CONTRACTIONS "?|"
-                             "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|" LISA__RE_SPACES},
-        {LISA__PRETOK_TEKKEN, LISA__RE_PREFIX LISA__RE_UPPER "*" LISA__RE_LOWER "+|" LISA__RE_PREFIX LISA__RE_UPPER "+"
-                              LISA__RE_LOWER "*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|" LISA__RE_SPACES},
-        {LISA__PRETOK_NUMBERS3, "\\p{N}{1,3}"},
-        {LISA__PRETOK_CJK, "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+"},
-        {LISA__PRETOK_DEEPSEEK3, LISA__RE_DEEPSEEK3("\r", "\n")},
-        {LISA__PRETOK_DEEPSEEK3, LISA__RE_DEEPSEEK3("\\r", "\\n")},
-        {LISA__PRETOK_NUMBER_RUNS, "\\p{N}+"},
-        {LISA__PRETOK_PUNCT_RUNS, "[\\p{P}\\$\\+<=>\\^~\\|]+"},
-        {LISA__PRETOK_DIGITS3, "[0-9][0-9][0-9]"},
-    };
     size_t k;
-    for (k = 0; k < sizeof known / sizeof known[0]; k++)
-        if (strlen(known[k].text) == len && memcmp(known[k].text, pattern, len) == 0) return known[k].kind;
+    for (k = 0; k < sizeof lisa__pretok_patterns / sizeof lisa__pretok_patterns[0]; k++)
+        if (strlen(lisa__pretok_patterns[k].text) == len && memcmp(lisa__pretok_patterns[k].text, pattern, len) == 0)
+            return lisa__pretok_patterns[k].kind;
     return 0;
+}
+
+/* The regex tokenizer.json spells scanner kind with (the first known), or NULL
+   for the Digits kinds and those without one. */
+static LISA__MAYBE_UNUSED const char *lisa__pretok_pattern(int kind) {
+    size_t k;
+    for (k = 0; k < sizeof lisa__pretok_patterns / sizeof lisa__pretok_patterns[0]; k++)
+        if (lisa__pretok_patterns[k].kind == kind) return lisa__pretok_patterns[k].text;
+    return NULL;
 }
 
 /* What llama.cpp (src/llama-vocab.cpp) splits by for each name: its regexes in
@@ -12084,28 +12129,42 @@ static void lisa__format_float(char *out, size_t size, float v) {
     }
 }
 
-LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
-                                       lisa_error *err) {
-    static const char *const torch_names[3] = {"float32", "float16", "bfloat16"};
+/* The bytes tensor i takes in a file of dtype d. */
+static uint64_t lisa__hf_tensor_bytes(const lisa_model *m, int i, lisa_file_dtype d) {
+    lisa_param p = lisa_model_tensor(m, i);
+    return (uint64_t)lisa_tensor_numel(&p.tensor) * lisa__file_dtype_size(d);
+}
+
+/* The end of the shard that starts at tensor first: tensors whole, in order,
+   a new shard when the next would pass max bytes (one larger than max alone). */
+static int lisa__hf_shard_end(const lisa_model *m, int first, lisa_file_dtype d, uint64_t max) {
+    int n_t = lisa_model_n_tensors(m), i = first;
+    uint64_t bytes = 0;
+    while (i < n_t && (i == first || bytes + lisa__hf_tensor_bytes(m, i, d) <= max)) bytes += lisa__hf_tensor_bytes(m, i++, d);
+    return i;
+}
+
+static void lisa__hf_shard_name(char *out, size_t size, int shard, int n_shards) {
+    if (n_shards == 1) snprintf(out, size, "model.safetensors");
+    else snprintf(out, size, "model-%05d-of-%05d.safetensors", shard + 1, n_shards);
+}
+
+/* Tensors [first, last) of m as one safetensors file at path; header is
+   scratch of cap bytes (enough for every tensor's entry). */
+static lisa_result lisa__hf_write_shard(const lisa_model *m, const char *path, lisa_file_dtype dtype, int first,
+                                        int last, char *header, size_t cap, lisa_error *err) {
     const lisa_config *c = &m->config;
-    lisa_allocator al = lisa__allocator_or_default(&m->allocator);
-    int n_t = lisa_model_n_tensors(m), i;
-    size_t es, offset = 0, cap, at = 0, counter = 0, pad;
-    char path[4096], eps[32], theta[32], *header, config[2048];
+    size_t es = lisa__file_dtype_size(dtype), at = 0, pad;
+    uint64_t offset = 0;
     unsigned char lb[8], buf[4096];
     lisa__writer w;
     lisa_result res;
-    if (dtype != LISA_FILE_F32 && dtype != LISA_FILE_F16 && dtype != LISA_FILE_BF16)
-        return lisa__fail(err, LISA_ERR_INVALID, "%s: unknown file dtype %d", dir, (int)dtype);
-    es = lisa__file_dtype_size(dtype);
+    int i;
     /* The safetensors header: names, shapes, offsets; padded to 8 bytes with spaces. */
-    cap = 64 + (size_t)n_t * 256;
-    header = (char *)lisa__alloc(&al, cap, &counter);
-    if (!header) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", dir);
     at += (size_t)snprintf(header + at, cap - at, "{\"__metadata__\":{\"format\":\"pt\"}");
-    for (i = 0; i < n_t; i++) {
+    for (i = first; i < last; i++) {
         lisa_param p = lisa_model_tensor(m, i);
-        size_t bytes = lisa_tensor_numel(&p.tensor) * es;
+        uint64_t bytes = lisa__hf_tensor_bytes(m, i, dtype);
         char name[96], shape[48];
         lisa__tensor_name(&lisa__format_hf, c, i, name, sizeof name);
         if (p.tensor.ndim == 1) snprintf(shape, sizeof shape, "%d", p.tensor.shape[0]);
@@ -12118,16 +12177,10 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
     pad = (8 - at % 8) % 8;
     for (i = 0; i < (int)pad; i++) header[at++] = ' ';
     for (i = 0; i < 8; i++) lb[i] = (unsigned char)((uint64_t)at >> (8 * i));
-    res = lisa__path_join(path, sizeof path, dir, "model.safetensors", err);
-    if (res == LISA_OK) res = lisa__writer_open(&w, path, err);
-    if (res != LISA_OK) {
-        lisa__free(&al, header, cap, &counter);
-        return res;
-    }
+    if ((res = lisa__writer_open(&w, path, err)) != LISA_OK) return res;
     lisa__write(&w, lb, 8);
     lisa__write(&w, header, at);
-    lisa__free(&al, header, cap, &counter);
-    for (i = 0; i < n_t; i++) {
+    for (i = first; i < last; i++) {
         lisa_param p = lisa_model_tensor(m, i);
         size_t rows = (size_t)p.tensor.shape[0], cols = p.tensor.ndim == 2 ? (size_t)p.tensor.shape[1] : 1;
         size_t per = sizeof buf / 4, row, k;
@@ -12141,7 +12194,118 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
             }
         }
     }
-    res = lisa__writer_close(&w, err);
+    return lisa__writer_close(&w, err);
+}
+
+/* model.safetensors.index.json: the total tensor bytes and each tensor's shard. */
+static lisa_result lisa__hf_write_index(const lisa_model *m, const char *dir, lisa_file_dtype dtype, uint64_t max,
+                                        int n_shards, lisa_error *err) {
+    char path[4096], line[256], name[96], file[64];
+    uint64_t total = 0;
+    int n_t = lisa_model_n_tensors(m), i, shard = 0, end = lisa__hf_shard_end(m, 0, dtype, max);
+    lisa__writer w;
+    lisa_result res = lisa__path_join(path, sizeof path, dir, "model.safetensors.index.json", err);
+    if (res == LISA_OK) res = lisa__writer_open(&w, path, err);
+    if (res != LISA_OK) return res;
+    for (i = 0; i < n_t; i++) total += lisa__hf_tensor_bytes(m, i, dtype);
+    snprintf(line, sizeof line, "{\n  \"metadata\": {\n    \"total_size\": %.0f\n  },\n  \"weight_map\": {", (double)total);
+    lisa__write(&w, line, strlen(line));
+    for (i = 0; i < n_t; i++) {
+        if (i == end) {
+            shard++;
+            end = lisa__hf_shard_end(m, i, dtype, max);
+        }
+        lisa__tensor_name(&lisa__format_hf, &m->config, i, name, sizeof name);
+        lisa__hf_shard_name(file, sizeof file, shard, n_shards);
+        snprintf(line, sizeof line, "%s\n    \"%s\": \"%s\"", i ? "," : "", name, file);
+        lisa__write(&w, line, strlen(line));
+    }
+    lisa__write(&w, "\n  }\n}\n", 7);
+    return lisa__writer_close(&w, err);
+}
+
+/* The shard counts an earlier save's index names (model-K-of-N.safetensors
+   files; up to 8 different N), so that its files can go once the new ones
+   are in place. An unreadable index names none. */
+static int lisa__hf_old_shards(const char *dir, const lisa_allocator *al, int totals[8]) {
+    char path[4096], *text = NULL;
+    size_t size = 0, counter = 0;
+    lisa_json j;
+    int n = 0, c, k;
+    if (lisa__path_join(path, sizeof path, dir, "model.safetensors.index.json", NULL) != LISA_OK || !lisa__file_exists(path) ||
+        lisa__read_text(path, al, LISA_SAFETENSORS_MAX_HEADER, &text, &size, &counter, NULL) != LISA_OK)
+        return 0;
+    if (lisa_json_parse(&j, text, size, path, al, NULL) == LISA_OK) {
+        for (c = lisa_json_first(&j, lisa_json_get(&j, lisa_json_root(&j), "weight_map")); c >= 0; c = lisa_json_next(&j, c)) {
+            size_t len;
+            const char *s = lisa_json_string(&j, c, &len);
+            char name[64];
+            int total;
+            if (!s || len != 32 || memcmp(s, "model-", 6) != 0) continue;
+            total = atoi(s + 15);
+            lisa__hf_shard_name(name, sizeof name, 0, total);
+            if (total < 2 || memcmp(name + 11, s + 11, 21) != 0) continue;   /* "-of-N.safetensors" as written here */
+            for (k = 0; k < n && totals[k] != total; k++) {
+            }
+            if (k == n && n < 8) totals[n++] = total;
+        }
+    }
+    lisa_json_free(&j);
+    lisa__free(al, text, size + 1, &counter);
+    return n;
+}
+
+/* After a save of n_shards: the other layout's files go (model.safetensors,
+   or the index), and the shards of earlier counts. */
+static void lisa__hf_remove_stale(const char *dir, int n_shards, const int *old_totals, int n_old) {
+    char path[4096], name[64];
+    int i, k;
+    if (lisa__path_join(path, sizeof path, dir, n_shards == 1 ? "model.safetensors.index.json" : "model.safetensors", NULL) == LISA_OK)
+        remove(path);
+    for (i = 0; i < n_old; i++) {
+        if (old_totals[i] == n_shards) continue;
+        for (k = 0; k < old_totals[i]; k++) {
+            lisa__hf_shard_name(name, sizeof name, k, old_totals[i]);
+            if (lisa__path_join(path, sizeof path, dir, name, NULL) == LISA_OK) remove(path);
+        }
+    }
+}
+
+LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
+                                       lisa_error *err) {
+    return lisa_model_save_hf_sharded(m, dir, dtype, LISA_HF_SHARD_DEFAULT, err);
+}
+
+LISADEF lisa_result lisa_model_save_hf_sharded(const lisa_model *m, const char *dir, lisa_file_dtype dtype,
+                                               uint64_t max_shard_bytes, lisa_error *err) {
+    static const char *const torch_names[3] = {"float32", "float16", "bfloat16"};
+    const lisa_config *c = &m->config;
+    lisa_allocator al = lisa__allocator_or_default(&m->allocator);
+    int n_t = lisa_model_n_tensors(m), n_shards = 0, first, shard, old_totals[8], n_old;
+    size_t cap, counter = 0;
+    char path[4096], eps[32], theta[32], *header, config[2048], file[64];
+    lisa__writer w;
+    lisa_result res = LISA_OK;
+    if (dtype != LISA_FILE_F32 && dtype != LISA_FILE_F16 && dtype != LISA_FILE_BF16)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: unknown file dtype %d", dir, (int)dtype);
+    if (max_shard_bytes == 0) return lisa__fail(err, LISA_ERR_INVALID, "%s: a shard size of 0 bytes", dir);
+    for (first = 0; first < n_t; first = lisa__hf_shard_end(m, first, dtype, max_shard_bytes)) n_shards++;
+    if (n_shards > 99999)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s: %d shards of at most %.0f bytes; at most 99999", dir, n_shards,
+                          (double)max_shard_bytes);
+    cap = 64 + (size_t)n_t * 256;
+    header = (char *)lisa__alloc(&al, cap, &counter);
+    if (!header) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", dir);
+    n_old = lisa__hf_old_shards(dir, &al, old_totals);
+    for (first = 0, shard = 0; first < n_t && res == LISA_OK; shard++) {
+        int end = lisa__hf_shard_end(m, first, dtype, max_shard_bytes);
+        lisa__hf_shard_name(file, sizeof file, shard, n_shards);
+        res = lisa__path_join(path, sizeof path, dir, file, err);
+        if (res == LISA_OK) res = lisa__hf_write_shard(m, path, dtype, first, end, header, cap, err);
+        first = end;
+    }
+    lisa__free(&al, header, cap, &counter);
+    if (res == LISA_OK && n_shards > 1) res = lisa__hf_write_index(m, dir, dtype, max_shard_bytes, n_shards, err);
     if (res != LISA_OK) return res;
     lisa__format_float(eps, sizeof eps, c->norm_eps);
     lisa__format_float(theta, sizeof theta, c->rope_theta);
@@ -12171,7 +12335,478 @@ LISADEF lisa_result lisa_model_save_hf(const lisa_model *m, const char *dir, lis
     if (res == LISA_OK) res = lisa__writer_open(&w, path, err);
     if (res != LISA_OK) return res;
     lisa__write(&w, config, strlen(config));
-    return lisa__writer_close(&w, err);
+    if ((res = lisa__writer_close(&w, err)) != LISA_OK) return res;
+    lisa__hf_remove_stale(dir, n_shards, old_totals, n_old);
+    return LISA_OK;
+}
+
+/* ---- JSON out ------------------------------------------------------------ */
+
+/* Writes s (n bytes) as a JSON string: quotes, backslashes and control
+   bytes escaped, everything else as it is. Returns 0, writing nothing, when
+   s is not valid UTF-8 (JSON text must be). */
+static int lisa__json_write_string(lisa__writer *w, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i, run = 0;
+    uint32_t cp;
+    int k;
+    for (i = 0; i < n; i += (size_t)k)
+        if ((k = lisa__utf8_decode(u + i, n - i, &cp)) == 0) return 0;
+    lisa__write(w, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        char esc[8];
+        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7F) continue;
+        lisa__write(w, s + run, i - run);
+        if (c == '"' || c == '\\') snprintf(esc, sizeof esc, "\\%c", c);
+        else if (c == '\n') snprintf(esc, sizeof esc, "\\n");
+        else if (c == '\r') snprintf(esc, sizeof esc, "\\r");
+        else if (c == '\t') snprintf(esc, sizeof esc, "\\t");
+        else snprintf(esc, sizeof esc, "\\u%04x", (unsigned)c);
+        lisa__write(w, esc, strlen(esc));
+        run = i + 1;
+    }
+    lisa__write(w, s + run, n - run);
+    lisa__write(w, "\"", 1);
+    return 1;
+}
+
+/* A failed save's temporary file goes, the old file stays. */
+static void lisa__writer_abort(lisa__writer *w) {
+    if (w->file) fclose(w->file);
+    w->file = NULL;
+    remove(w->tmp);
+}
+
+/* ---- A GGUF tokenizer as tokenizer.json ---------------------------------- */
+
+typedef struct lisa__hftw_merge {
+    int merged, left, right, split;
+    float score, left_score, right_score;
+} lisa__hftw_merge;
+
+typedef struct lisa__hftw {
+    const lisa_gguf *g;
+    const lisa_tokenizer *t;    /* the GGUF's tokenizer as loaded: special ids, settings */
+    const lisa__bpe_settings *set;
+    lisa__writer w;
+    lisa_allocator al;
+    size_t counter;
+    int spm, n_tokens, tokens, types, scores;   /* key indices, -1: absent */
+    int32_t *table;             /* ids by token text (the first of equal texts), -1 empty */
+    size_t mask;
+    lisa__hftw_merge *merges;   /* llama: made from the scores */
+    size_t n_merges;
+    const char *bad_key;        /* the first string that is not UTF-8: its key and index */
+    long bad_index;
+    char empty[2][32];
+} lisa__hftw;
+
+static void lisa__hftw_lit(lisa__hftw *h, const char *s) { lisa__write(&h->w, s, strlen(s)); }
+
+static void lisa__hftw_str(lisa__hftw *h, const char *s, size_t n, const char *key, long index) {
+    if (lisa__json_write_string(&h->w, s, n)) return;
+    if (!h->bad_key) {
+        h->bad_key = key;
+        h->bad_index = index;
+    }
+    lisa__write(&h->w, "\"\"", 2);
+}
+
+/* Token id's text as the GGUF loader reads it (llama.cpp's "[EMPTY_<id>]" for
+   an empty one); slot 0 or 1 holds such a stand-in, so two can be held. */
+static const char *lisa__hftw_text(lisa__hftw *h, int id, size_t *n, int slot) {
+    const char *s = "";
+    size_t len = 0;
+    lisa_gguf_array_string(h->g, h->tokens, (uint64_t)id, &s, &len, NULL);
+    if (len == 0) {
+        snprintf(h->empty[slot], sizeof h->empty[slot], "[EMPTY_%d]", id);
+        s = h->empty[slot];
+        len = strlen(s);
+    }
+    *n = len;
+    return s;
+}
+
+static void lisa__hftw_token(lisa__hftw *h, int id) {
+    size_t n;
+    const char *s = lisa__hftw_text(h, id, &n, 0);
+    lisa__hftw_str(h, s, n, "tokenizer.ggml.tokens", id);
+}
+
+static int lisa__hftw_type(const lisa__hftw *h, int id) {
+    int64_t v = 1;
+    if (h->types >= 0) lisa_gguf_array_int(h->g, h->types, (uint64_t)id, &v, NULL);
+    return (int)v;
+}
+
+static float lisa__hftw_score(const lisa__hftw *h, int id) {
+    double v = 0.0;
+    int64_t iv;
+    lisa_gguf_type et = LISA_GGUF_FLOAT32;
+    if (h->scores < 0) return 0.0f;
+    lisa_gguf_array(h->g, h->scores, &et, NULL, NULL);
+    if (et == LISA_GGUF_INT32 && lisa_gguf_array_int(h->g, h->scores, (uint64_t)id, &iv, NULL) == LISA_OK) return (float)iv;
+    lisa_gguf_array_float(h->g, h->scores, (uint64_t)id, &v, NULL);
+    return (float)v;
+}
+
+static size_t lisa__hftw_hash(const char *s, size_t n) {
+    uint64_t x = 1469598103934665603ull;   /* FNV-1a */
+    size_t i;
+    for (i = 0; i < n; i++) x = (x ^ (unsigned char)s[i]) * 1099511628211ull;
+    return (size_t)(x ^ (x >> 29));
+}
+
+/* The id of the first token whose text is s, or -1. */
+static int lisa__hftw_find(lisa__hftw *h, const char *s, size_t n) {
+    size_t i = lisa__hftw_hash(s, n) & h->mask;
+    for (; h->table[i] >= 0; i = (i + 1) & h->mask) {
+        size_t len;
+        const char *t = lisa__hftw_text(h, h->table[i], &len, 1);
+        if (len == n && memcmp(t, s, n) == 0) return h->table[i];
+    }
+    return -1;
+}
+
+static lisa_result lisa__hftw_index(lisa__hftw *h, lisa_error *err) {
+    size_t slots = 16;
+    int id;
+    while (slots < 2 * (size_t)h->n_tokens) slots *= 2;
+    h->table = (int32_t *)lisa__alloc(&h->al, slots * sizeof(int32_t), &h->counter);
+    if (!h->table) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", h->g->name);
+    memset(h->table, 0xFF, slots * sizeof(int32_t));
+    h->mask = slots - 1;
+    for (id = 0; id < h->n_tokens; id++) {
+        size_t n, i;
+        const char *s = lisa__hftw_text(h, id, &n, 0);
+        if (lisa__hftw_find(h, s, n) >= 0) continue;
+        for (i = lisa__hftw_hash(s, n) & h->mask; h->table[i] >= 0; i = (i + 1) & h->mask) {
+        }
+        h->table[i] = id;
+    }
+    return LISA_OK;
+}
+
+/* The order transformers' GGUF reader gives merges made from scores: by the
+   merged token's score, then the vocabulary's order, then the halves' scores. */
+static int lisa__hftw_merge_cmp(const void *pa, const void *pb) {
+    const lisa__hftw_merge *a = (const lisa__hftw_merge *)pa, *b = (const lisa__hftw_merge *)pb;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    if (a->merged != b->merged) return a->merged < b->merged ? -1 : 1;
+    if (a->left_score != b->left_score) return a->left_score > b->left_score ? -1 : 1;
+    if (a->right_score != b->right_score) return a->right_score > b->right_score ? -1 : 1;
+    return a->split < b->split ? -1 : a->split > b->split;
+}
+
+/* llama: every split of a token, at a character boundary, into two tokens is
+   a merge (first pass counts, second fills). */
+static lisa_result lisa__hftw_spm_merges(lisa__hftw *h, lisa_error *err) {
+    int pass, id;
+    for (pass = 0; pass < 2; pass++) {
+        size_t count = 0;
+        for (id = 0; id < h->n_tokens; id++) {
+            size_t n, at;
+            const char *s = lisa__hftw_text(h, id, &n, 0);
+            uint32_t cp;
+            int k;
+            if (lisa__hftw_find(h, s, n) != id) continue;   /* a repeated text: its first id is the token */
+            for (at = 0; at < n; at += (size_t)k) {
+                int left, right;
+                if ((k = lisa__utf8_decode((const unsigned char *)s + at, n - at, &cp)) == 0) k = 1;
+                if (at == 0) continue;
+                if ((left = lisa__hftw_find(h, s, at)) < 0 || (right = lisa__hftw_find(h, s + at, n - at)) < 0) continue;
+                if (pass == 1) {
+                    lisa__hftw_merge *m = &h->merges[count];
+                    m->merged = id;
+                    m->left = left;
+                    m->right = right;
+                    m->split = (int)at;
+                    m->score = lisa__hftw_score(h, id);
+                    m->left_score = lisa__hftw_score(h, left);
+                    m->right_score = lisa__hftw_score(h, right);
+                }
+                count++;
+            }
+        }
+        if (pass == 0) {
+            h->n_merges = count;
+            if (count == 0) return LISA_OK;
+            h->merges = (lisa__hftw_merge *)lisa__alloc(&h->al, count * sizeof *h->merges, &h->counter);
+            if (!h->merges) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", h->g->name);
+        }
+    }
+    qsort(h->merges, h->n_merges, sizeof *h->merges, lisa__hftw_merge_cmp);
+    return LISA_OK;
+}
+
+static void lisa__hftw_vocab(lisa__hftw *h) {
+    int id, first = 1;
+    char num[32];
+    lisa__hftw_lit(h, "{");
+    for (id = 0; id < h->n_tokens; id++) {
+        size_t n;
+        const char *s = lisa__hftw_text(h, id, &n, 0);
+        if (lisa__hftw_find(h, s, n) != id) continue;   /* JSON keys are unique: the first id keeps the text */
+        lisa__hftw_lit(h, first ? "\n" : ",\n");
+        first = 0;
+        lisa__hftw_token(h, id);
+        snprintf(num, sizeof num, ":%d", id);
+        lisa__hftw_lit(h, num);
+    }
+    lisa__hftw_lit(h, "}");
+}
+
+static void lisa__hftw_merges(lisa__hftw *h) {
+    size_t k;
+    lisa__hftw_lit(h, "[");
+    if (h->spm) {
+        for (k = 0; k < h->n_merges; k++) {
+            lisa__hftw_lit(h, k ? ",\n[" : "\n[");
+            lisa__hftw_token(h, h->merges[k].left);
+            lisa__hftw_lit(h, ",");
+            lisa__hftw_token(h, h->merges[k].right);
+            lisa__hftw_lit(h, "]");
+        }
+    } else {
+        int merges = lisa_gguf_find(h->g, "tokenizer.ggml.merges");
+        uint64_t n = 0, i;
+        lisa_gguf_array(h->g, merges, NULL, &n, NULL);
+        for (i = 0; i < n; i++) {   /* split as the loader split them: it checked each */
+            const char *s = "", *sp;
+            size_t len = 0;
+            lisa_gguf_array_string(h->g, merges, i, &s, &len, NULL);
+            sp = (const char *)memchr(s + 1, ' ', len - 1);
+            lisa__hftw_lit(h, i ? ",\n[" : "\n[");
+            lisa__hftw_str(h, s, (size_t)(sp - s), "tokenizer.ggml.merges", (long)i);
+            lisa__hftw_lit(h, ",");
+            lisa__hftw_str(h, sp + 1, len - (size_t)(sp - s) - 1, "tokenizer.ggml.merges", (long)i);
+            lisa__hftw_lit(h, "]");
+        }
+    }
+    lisa__hftw_lit(h, "]");
+}
+
+/* Unknown and control tokens are special added tokens, user-defined ones
+   plain added tokens: all matched in the raw text, as llama.cpp does. */
+static void lisa__hftw_added(lisa__hftw *h) {
+    int id, first = 1;
+    char num[32];
+    lisa__hftw_lit(h, "[");
+    for (id = 0; id < h->n_tokens; id++) {
+        int type = lisa__hftw_type(h, id);
+        if (type != 2 && type != 3 && type != 4) continue;
+        snprintf(num, sizeof num, "%s\n{\"id\":%d,\"content\":", first ? "" : ",", id);
+        first = 0;
+        lisa__hftw_lit(h, num);
+        lisa__hftw_token(h, id);
+        lisa__hftw_lit(h, ",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":");
+        lisa__hftw_lit(h, type == 4 ? "false}" : "true}");
+    }
+    lisa__hftw_lit(h, "]");
+}
+
+/* gpt2: the GGUF pre's scanners as Split and Digits stages, then ByteLevel,
+   whose own regex is GPT-2's when that is the last scanner. */
+static void lisa__hftw_pretok(lisa__hftw *h) {
+    const lisa__bpe_settings *set = h->set;
+    int n = set->n_pretok - 1, k, regex;   /* the last stage is ByteLevel */
+    regex = n >= 1 && set->pretok[n - 1].kind == LISA__PRETOK_GPT2;
+    if (regex) n--;
+    if (n > 0) lisa__hftw_lit(h, "{\"type\":\"Sequence\",\"pretokenizers\":[");
+    for (k = 0; k < n; k++) {
+        int kind = set->pretok[k].kind;
+        if (kind == LISA__PRETOK_DIGITS_EACH || kind == LISA__PRETOK_DIGITS_RUNS) {
+            lisa__hftw_lit(h, kind == LISA__PRETOK_DIGITS_EACH ? "{\"type\":\"Digits\",\"individual_digits\":true},"
+                                                                : "{\"type\":\"Digits\",\"individual_digits\":false},");
+            continue;
+        }
+        lisa__hftw_lit(h, "{\"type\":\"Split\",\"pattern\":{\"Regex\":");
+        lisa__hftw_str(h, lisa__pretok_pattern(kind), strlen(lisa__pretok_pattern(kind)), "tokenizer.ggml.pre", 0);
+        lisa__hftw_lit(h, "},\"behavior\":\"Isolated\",\"invert\":false},");
+    }
+    lisa__hftw_lit(h, "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":");
+    lisa__hftw_lit(h, regex ? "true}" : "false}");
+    if (n > 0) lisa__hftw_lit(h, "]}");
+}
+
+static void lisa__hftw_special(lisa__hftw *h, int id, int type_id) {
+    char num[32];
+    lisa__hftw_lit(h, "{\"SpecialToken\":{\"id\":");
+    lisa__hftw_token(h, id);
+    snprintf(num, sizeof num, ",\"type_id\":%d}}", type_id);
+    lisa__hftw_lit(h, num);
+}
+
+static void lisa__hftw_special_entry(lisa__hftw *h, int id) {
+    char num[32];
+    lisa__hftw_token(h, id);
+    lisa__hftw_lit(h, ":{\"id\":");
+    lisa__hftw_token(h, id);
+    snprintf(num, sizeof num, ",\"ids\":[%d],\"tokens\":[", id);
+    lisa__hftw_lit(h, num);
+    lisa__hftw_token(h, id);
+    lisa__hftw_lit(h, "]}");
+}
+
+/* BOS / EOS as a TemplateProcessing post-processor when they are added. */
+static void lisa__hftw_post(lisa__hftw *h) {
+    const lisa_tokenizer *t = h->t;
+    int bos = t->add_bos ? t->bos_id : -1, eos = t->add_eos ? t->eos_id : -1, seq;
+    if (bos < 0 && eos < 0) {
+        lisa__hftw_lit(h, h->spm ? "null" : "{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":false,\"use_regex\":true}");
+        return;
+    }
+    lisa__hftw_lit(h, "{\"type\":\"TemplateProcessing\",\"single\":[");
+    if (bos >= 0) lisa__hftw_special(h, bos, 0), lisa__hftw_lit(h, ",");
+    lisa__hftw_lit(h, "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}");
+    if (eos >= 0) lisa__hftw_lit(h, ","), lisa__hftw_special(h, eos, 0);
+    lisa__hftw_lit(h, "],\"pair\":[");
+    for (seq = 0; seq < 2; seq++) {
+        if (seq) lisa__hftw_lit(h, ",");
+        if (bos >= 0) lisa__hftw_special(h, bos, seq), lisa__hftw_lit(h, ",");
+        lisa__hftw_lit(h, seq ? "{\"Sequence\":{\"id\":\"B\",\"type_id\":1}}" : "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}");
+        if (eos >= 0) lisa__hftw_lit(h, ","), lisa__hftw_special(h, eos, seq);
+    }
+    lisa__hftw_lit(h, "],\"special_tokens\":{");
+    if (bos >= 0) lisa__hftw_special_entry(h, bos);
+    if (eos >= 0 && eos != bos) {
+        if (bos >= 0) lisa__hftw_lit(h, ",");
+        lisa__hftw_special_entry(h, eos);
+    }
+    lisa__hftw_lit(h, "}}");
+}
+
+static void lisa__hftw_tokenizer_json(lisa__hftw *h) {
+    const lisa__bpe_settings *set = h->set;
+    int prepend = set->n_norm > 0 && set->norm[0].op == LISA__BPE_N_PREPEND;
+    lisa__hftw_lit(h, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\n\"added_tokens\":");
+    lisa__hftw_added(h);
+    lisa__hftw_lit(h, ",\n\"normalizer\":");
+    if (!h->spm) lisa__hftw_lit(h, "null");
+    else {
+        lisa__hftw_lit(h, "{\"type\":\"Sequence\",\"normalizers\":[");
+        if (prepend) lisa__hftw_lit(h, "{\"type\":\"Prepend\",\"prepend\":\"\xE2\x96\x81\"},");
+        lisa__hftw_lit(h, "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xE2\x96\x81\"}]}");
+    }
+    lisa__hftw_lit(h, ",\n\"pre_tokenizer\":");
+    if (h->spm) lisa__hftw_lit(h, "null");
+    else lisa__hftw_pretok(h);
+    lisa__hftw_lit(h, ",\n\"post_processor\":");
+    lisa__hftw_post(h);
+    lisa__hftw_lit(h, ",\n\"decoder\":");
+    if (!h->spm) lisa__hftw_lit(h, "{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":true,\"use_regex\":true}");
+    else {
+        lisa__hftw_lit(h, "{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":\"\xE2\x96\x81\"},"
+                          "\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"}");
+        if (prepend) lisa__hftw_lit(h, ",{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}");
+        lisa__hftw_lit(h, "]}");
+    }
+    lisa__hftw_lit(h, ",\n\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":");
+    if (h->t->unk_id >= 0) lisa__hftw_token(h, h->t->unk_id);
+    else lisa__hftw_lit(h, "null");
+    lisa__hftw_lit(h, ",\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,\"fuse_unk\":");
+    lisa__hftw_lit(h, set->fuse_unk ? "true" : "false");
+    lisa__hftw_lit(h, ",\"byte_fallback\":");
+    lisa__hftw_lit(h, set->byte_fallback ? "true" : "false");
+    lisa__hftw_lit(h, ",\"ignore_merges\":");
+    lisa__hftw_lit(h, set->ignore_merges ? "true" : "false");
+    lisa__hftw_lit(h, ",\n\"vocab\":");
+    lisa__hftw_vocab(h);
+    lisa__hftw_lit(h, ",\n\"merges\":");
+    lisa__hftw_merges(h);
+    lisa__hftw_lit(h, "}}\n");
+}
+
+static void lisa__hftw_config_token(lisa__hftw *h, const char *key, int id) {
+    lisa__hftw_lit(h, ",\n  \"");
+    lisa__hftw_lit(h, key);
+    lisa__hftw_lit(h, "\": ");
+    if (id >= 0) lisa__hftw_token(h, id);
+    else lisa__hftw_lit(h, "null");
+}
+
+static void lisa__hftw_config_json(lisa__hftw *h) {
+    const lisa_tokenizer *t = h->t;
+    const char *arch = NULL;
+    size_t arch_len = 0;
+    int64_t ctx = 0;
+    char line[160];
+    snprintf(line, sizeof line, "{\n  \"add_bos_token\": %s,\n  \"add_eos_token\": %s", t->add_bos ? "true" : "false",
+             t->add_eos ? "true" : "false");
+    lisa__hftw_lit(h, line);
+    lisa__hftw_config_token(h, "bos_token", t->bos_id);
+    lisa__hftw_config_token(h, "eos_token", t->eos_id);
+    lisa__hftw_config_token(h, "unk_token", t->unk_id);
+    lisa__hftw_config_token(h, "pad_token", t->pad_id);
+    if (t->chat_template) {
+        lisa__hftw_lit(h, ",\n  \"chat_template\": ");
+        lisa__hftw_str(h, t->chat_template, t->chat_template_len, "tokenizer.chat_template", 0);
+    }
+    lisa__hftw_lit(h, ",\n  \"clean_up_tokenization_spaces\": false");
+    if (lisa_gguf_get_string(h->g, lisa_gguf_find(h->g, "general.architecture"), &arch, &arch_len, NULL) == LISA_OK &&
+        arch_len < 64) {
+        char key[96];
+        snprintf(key, sizeof key, "%.*s.context_length", (int)arch_len, arch);
+        if (lisa_gguf_get_int(h->g, lisa_gguf_find(h->g, key), &ctx, NULL) == LISA_OK && ctx > 0) {
+            snprintf(line, sizeof line, ",\n  \"model_max_length\": %.0f", (double)ctx);
+            lisa__hftw_lit(h, line);
+        }
+    }
+    lisa__hftw_lit(h, ",\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\"\n}\n");
+}
+
+/* One file of the pair: written whole, or not at all when a string is not UTF-8. */
+static lisa_result lisa__hftw_file(lisa__hftw *h, const char *dir, const char *file, void (*body)(lisa__hftw *),
+                                   lisa_error *err) {
+    char path[4096];
+    lisa_result r = lisa__path_join(path, sizeof path, dir, file, err);
+    if (r == LISA_OK) r = lisa__writer_open(&h->w, path, err);
+    if (r != LISA_OK) return r;
+    body(h);
+    if (h->bad_key) {
+        lisa__writer_abort(&h->w);
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %s, element %ld, is not valid UTF-8, which %s cannot hold",
+                          h->g->name, h->bad_key, h->bad_index, file);
+    }
+    return lisa__writer_close(&h->w, err);
+}
+
+LISADEF lisa_result lisa_gguf_save_hf_tokenizer(const lisa_gguf *g, const char *dir, lisa_error *err) {
+    lisa__hftw h;
+    lisa_tokenizer t;
+    const char *model = NULL;
+    size_t model_len = 0;
+    lisa_result r;
+    memset(&h, 0, sizeof h);
+    if (lisa_gguf_find(g, "tokenizer.ggml.model") >= 0 &&
+        lisa_gguf_get_string(g, lisa_gguf_find(g, "tokenizer.ggml.model"), &model, &model_len, err) == LISA_OK &&
+        !(model_len == 4 && memcmp(model, "gpt2", 4) == 0) && !(model_len == 5 && memcmp(model, "llama", 5) == 0))
+        return lisa__fail(err, LISA_ERR_INVALID,
+                          "%s: tokenizer.ggml.model \"%.*s\" cannot be written as tokenizer.json (only \"gpt2\" and \"llama\")",
+                          g->name, (int)(model_len < 60 ? model_len : 60), model);
+    /* the loader checks every key; what it made decides the settings written */
+    if ((r = lisa_tokenizer_load_gguf_metadata(&t, g, &g->allocator, err)) != LISA_OK) {
+        lisa_tokenizer_free(&t);
+        return r;
+    }
+    h.g = g;
+    h.t = &t;
+    h.set = &t.bpe->set;
+    h.spm = h.set->rank == LISA__BPE_BY_SCORE;
+    h.al = lisa__allocator_or_default(&g->allocator);
+    h.n_tokens = t.vocab_size;
+    h.tokens = lisa_gguf_find(g, "tokenizer.ggml.tokens");
+    h.types = lisa_gguf_find(g, "tokenizer.ggml.token_type");
+    h.scores = lisa_gguf_find(g, "tokenizer.ggml.scores");
+    r = lisa__hftw_index(&h, err);
+    if (r == LISA_OK && h.spm) r = lisa__hftw_spm_merges(&h, err);
+    if (r == LISA_OK) r = lisa__hftw_file(&h, dir, "tokenizer.json", lisa__hftw_tokenizer_json, err);
+    if (r == LISA_OK) r = lisa__hftw_file(&h, dir, "tokenizer_config.json", lisa__hftw_config_json, err);
+    lisa__free(&h.al, h.table, (h.mask + 1) * sizeof(int32_t), &h.counter);
+    lisa__free(&h.al, h.merges, h.n_merges * sizeof *h.merges, &h.counter);
+    lisa_tokenizer_free(&t);
+    return r;
 }
 
 LISADEF lisa_result lisa_model_load_gguf(lisa_model *m, const char *path, const lisa_allocator *a,

@@ -65,6 +65,7 @@ enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_PLAN = 4, CMD_CONVERT = 8, CMD_TOKENIZE 
 typedef struct options {
     const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer, *val, *plot, *prompt;
     const char *chat_template; /* --chat-template: a built-in template's name */
+    const char *max_shard_size; /* --max-shard-size: "5GB", "100MiB", bytes */
     const char *args[2];     /* convert's IN OUT, tokenize's IN.txt OUT.tok */
     int n_args;
     int steps, threads, save_every, pack, eval_every, batches, gpu_index, quick, chat, show_ids;
@@ -193,6 +194,11 @@ static const option option_table[] = {
     CHOICE("--dtype", "D", CMD_CONVERT, 0, out_dtype, file_dtype_choices,
            "f32, f16 or bf16 for a Hugging Face directory or GGUF, q8_0 for GGUF\n"
            "only (default f32)"),
+    TEXT("--max-shard-size", "SIZE", CMD_TRAIN | CMD_CONVERT, 0, max_shard_size, NULL,
+         "a Hugging Face directory's safetensors shards hold at most SIZE:\n"
+         "bytes, or a whole number with KB, MB, GB (1000-based) or KiB, MiB,\n"
+         "GiB, as transformers reads it (default 5GB); more than one shard\n"
+         "adds model.safetensors.index.json"),
     TEXT("--val", "FILE", CMD_TRAIN, 0, val, NULL, "validation data (same kinds as --data): its loss is reported and logged"),
     INT("--eval-every", "N", CMD_TRAIN, 0, eval_every, 1, 1L << 30, NULL,
         "... every N steps and after the last (default: 10 times per run)"),
@@ -735,6 +741,41 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* Whether s is the unit suffix u, letters in either case but the B upper. */
+static int is_size_suffix(const char *s, const char *u) {
+    size_t k;
+    if (strlen(s) != strlen(u)) return 0;
+    for (k = 0; u[k]; k++)
+        if (u[k] == 'B' ? s[k] != 'B' : (s[k] | 32) != (u[k] | 32)) return 0;
+    return 1;
+}
+
+/* --max-shard-size in bytes: "N", "NKB" / "NMB" / "NGB" (10^3, 10^6, 10^9)
+   or "NKiB" / "NMiB" / "NGiB" (2^10, 2^20, 2^30), as transformers'
+   convert_file_size_to_int reads them (a lowercase "b", bits there, is refused). */
+static uint64_t parse_shard_size(const char *s) {
+    static const struct {
+        const char *suffix;
+        uint64_t unit;
+    } units[] = {{"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"KB", 1000ull},
+                 {"MB", 1000000ull},  {"GB", 1000000000ull}, {"", 1}};
+    char *end;
+    unsigned long long v;
+    size_t i;
+    if (!(*s >= '0' && *s <= '9')) die("bad value for --max-shard-size: %s", s);
+    v = strtoull(s, &end, 10);
+    for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (!is_size_suffix(end, units[i].suffix)) continue;
+        if (v == 0 || v > UINT64_MAX / units[i].unit) die("bad value for --max-shard-size: %s (at least 1 byte)", s);
+        return (uint64_t)v * units[i].unit;
+    }
+    die("bad value for --max-shard-size: %s (bytes, or a whole number with KB, MB, GB, KiB, MiB or GiB)", s);
+    return 0;
+}
+
+/* The shard size Hugging Face directories are saved with (--max-shard-size). */
+static uint64_t g_max_shard_bytes = LISA_HF_SHARD_DEFAULT;
+
 static int is_directory(const char *path);
 static int has_hf_tokenizer(const char *path);
 static int is_gguf_file(const char *path);
@@ -800,7 +841,7 @@ static void save_model_or_die(const lisa_model *m, const char *path, int dtype, 
         r = lisa_model_save_llama2c(m, path, &err);
     } else {
         mkdir(path, 0777); /* an existing directory is fine; other failures show in the save */
-        r = lisa_model_save_hf(m, path, (lisa_file_dtype)dtype, &err);
+        r = lisa_model_save_hf_sharded(m, path, (lisa_file_dtype)dtype, g_max_shard_bytes, &err);
     }
     if (r != LISA_OK) die("%s", err.message);
     fprintf(stderr, "wrote %s\n", path);
@@ -873,24 +914,83 @@ static void copy_file_or_die(const char *src, const char *dst) {
     }
 }
 
+/* generation_config.json from a GGUF's tokenizer: its BOS and EOS ids, and
+   the chat template's end-of-turn token (as a second EOS) where the template
+   is one lisa knows; transformers' generate() stops at either. */
+static void write_generation_config(const lisa_gguf *g, const char *path) {
+    lisa_tokenizer tok;
+    lisa_error err;
+    const lisa_chat_template *t = NULL;
+    char text[256], tmp[4200];
+    int eot = -1, n;
+    FILE *f;
+    if (lisa_tokenizer_load_gguf_metadata(&tok, g, NULL, &err) != LISA_OK) die("%s", err.message);
+    if (tok.chat_template &&
+        lisa_chat_template_recognize(&t, tok.chat_template, tok.chat_template_len, g->name, NULL) == LISA_OK)
+        eot = lisa_chat_end_of_turn_id(t, &tok);
+    n = snprintf(text, sizeof text, "{\n");
+    if (tok.bos_id >= 0) n += snprintf(text + n, sizeof text - n, "  \"bos_token_id\": %d,\n", tok.bos_id);
+    if (tok.eos_id >= 0 && eot >= 0 && eot != tok.eos_id)
+        n += snprintf(text + n, sizeof text - n, "  \"eos_token_id\": [%d, %d],\n", tok.eos_id, eot);
+    else if (tok.eos_id >= 0 || eot >= 0)
+        n += snprintf(text + n, sizeof text - n, "  \"eos_token_id\": %d,\n", tok.eos_id >= 0 ? tok.eos_id : eot);
+    if (tok.pad_id >= 0) n += snprintf(text + n, sizeof text - n, "  \"pad_token_id\": %d,\n", tok.pad_id);
+    snprintf(text + n, sizeof text - n, "  \"do_sample\": false\n}\n");
+    lisa_tokenizer_free(&tok);
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) die("%s: path too long", path);
+    if (!(f = fopen(tmp, "wb"))) die("cannot open %s for writing", tmp);
+    n = fputs(text, f) < 0;
+    if ((fclose(f) != 0) | n || rename(tmp, path) != 0) {
+        remove(tmp);
+        die("%s: write failed", path);
+    }
+}
+
+/* A GGUF model's tokenizer written as Hugging Face files (tokenizer.json,
+   tokenizer_config.json, generation_config.json); a GGUF without one gets none. */
+static void save_gguf_tokenizer(const char *spec, const char *out_dir) {
+    lisa_gguf g;
+    lisa_error err;
+    char path[4200];
+    if (lisa_gguf_read_metadata(&g, spec, NULL, &err) != LISA_OK) die("%s", err.message);
+    if (lisa_gguf_find(&g, "tokenizer.ggml.model") < 0) {
+        fprintf(stderr, "%s has no tokenizer: none written into %s\n", spec, out_dir);
+        lisa_gguf_free(&g);
+        return;
+    }
+    if (lisa_gguf_save_hf_tokenizer(&g, out_dir, &err) != LISA_OK) die("%s", err.message);
+    if (snprintf(path, sizeof path, "%s/generation_config.json", out_dir) >= (int)sizeof path) die("%s: path too long", out_dir);
+    write_generation_config(&g, path);
+    lisa_gguf_free(&g);
+    fprintf(stderr, "wrote the tokenizer of %s (tokenizer.json, tokenizer_config.json, generation_config.json) into %s\n",
+            spec, out_dir);
+}
+
 /* A model saved as a Hugging Face directory gets the tokenizer it was used
-   with, where that is Hugging Face files (a directory holding tokenizer.json,
-   or a tokenizer.json file and the files beside it that
-   lisa_tokenizer_load_hf reads), so --model finds it there next time. */
+   with, so --model finds it there next time and transformers loads it: Hugging
+   Face files are copied (a directory holding tokenizer.json, or a tokenizer.json
+   file, and the files beside it that lisa_tokenizer_load_hf reads, with
+   generation_config.json and special_tokens_map.json when there), a GGUF
+   file's vocabulary is written as them (save_gguf_tokenizer). */
 static void copy_tokenizer_files(const char *spec, const char *out_dir) {
-    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"};
+    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+                                        "generation_config.json", "special_tokens_map.json"};
     char dir[4096], src[4200], dst[4200];
     const char *slash;
     struct stat st;
     size_t i;
     if (!spec || ends_with(out_dir, ".bin")) return;
+    if (is_gguf_file(spec)) {
+        save_gguf_tokenizer(spec, out_dir);
+        return;
+    }
     if (has_hf_tokenizer(spec)) {
         snprintf(dir, sizeof dir, "%s", spec);
     } else if (ends_with(spec, ".json") && !is_directory(spec)) {
         slash = strrchr(spec, '/');
         snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - spec) : 1, slash ? spec : ".");
     } else {
-        return; /* bytes, GGUF, tokenizer.bin: nothing a Hugging Face directory holds */
+        return; /* bytes, tokenizer.bin: nothing a Hugging Face directory holds */
     }
     for (i = 0; i < sizeof names / sizeof names[0]; i++) {
         int a = i == 0 && !has_hf_tokenizer(spec) ? snprintf(src, sizeof src, "%s", spec)
@@ -1370,6 +1470,7 @@ static int cmd_train(options *o) {
     if (!o->data) die("%s", "train: --data is required");
     if (!o->out) die("%s", "train: --out is required");
     check_out_dtype(o->out, out_dtype(o));
+    if (o->max_shard_size) g_max_shard_bytes = parse_shard_size(o->max_shard_size);
     if (o->tc.schedule.total_steps == 0) o->tc.schedule.total_steps = o->steps;
     set_threads(o->threads);
     if (o->resume) {
@@ -1774,10 +1875,12 @@ static int cmd_convert(options *o) {
     lisa_model m;
     if (o->n_args < 2) die("%s", "convert: give IN and OUT");
     check_out_dtype(o->args[1], out_dtype(o));
+    if (o->max_shard_size) g_max_shard_bytes = parse_shard_size(o->max_shard_size);
     load_model_or_die(&m, o->args[0]);
     save_model_or_die(&m, o->args[1], out_dtype(o),
                       has_hf_tokenizer(o->args[0]) || is_gguf_file(o->args[0]) ? o->args[0] : NULL);
-    if (has_hf_tokenizer(o->args[0]) && !ends_with(o->args[1], ".gguf")) copy_tokenizer_files(o->args[0], o->args[1]);
+    if ((has_hf_tokenizer(o->args[0]) || is_gguf_file(o->args[0])) && !ends_with(o->args[1], ".gguf"))
+        copy_tokenizer_files(o->args[0], o->args[1]);
     lisa_model_free(&m);
     return 0;
 }
@@ -2272,15 +2375,16 @@ static const command commands[] = {
      "Prints the memory a training run needs, by category, next to full fine-tuning, without\n"
      "allocating it. Takes train's options that shape the memory.\n"},
     {"convert", CMD_CONVERT, cmd_convert, 2, "convert a model between llama2.c, Hugging Face and GGUF formats",
-     "usage: lisa convert IN OUT [--dtype f32|f16|bf16|q8_0]",
+     "usage: lisa convert IN OUT [--dtype f32|f16|bf16|q8_0] [--max-shard-size SIZE]",
      "Converts a model between formats. IN: a llama2.c checkpoint (.bin, legacy or version 1),\n"
      "a Hugging Face LLaMA directory or a GGUF llama model (.gguf). OUT: OUT.bin writes a llama2.c\n"
      "checkpoint (fp32); OUT.gguf a GGUF llama model as llama.cpp's converter writes one, matrices\n"
      "in --dtype (q8_0 too; norms f32), with IN's tokenizer: a GGUF's metadata, or a Hugging Face\n"
      "directory's tokenizer.json as tokenizer.* keys; any other path a Hugging Face directory\n"
-     "(config.json + model.safetensors, made if missing) in --dtype. The q and k projections are\n"
-     "converted between the interleaved RoPE layout (llama2.c, GGUF, this library) and\n"
-     "transformers' rotate-half layout.\n"},
+     "(config.json + model.safetensors, made if missing) in --dtype, in shards of --max-shard-size,\n"
+     "with IN's tokenizer (a GGUF's written as tokenizer.json, tokenizer_config.json and\n"
+     "generation_config.json). The q and k projections are converted between the interleaved\n"
+     "RoPE layout (llama2.c, GGUF, this library) and transformers' rotate-half layout.\n"},
     {"tokenize", CMD_TOKENIZE, cmd_tokenize, 2, "encode a text file into an llm.c token file",
      "usage: lisa tokenize --tokenizer T IN.txt OUT.tok",
      "Encodes a text file into an llm.c token file (uint16 when every id fits, else uint32): the\n"

@@ -399,5 +399,42 @@ check "a GGUF written without a tokenizer says so" sh -c "$lisa convert '$tmp/m.
 check "q8_0 to a llama2.c checkpoint is refused" fails_with "q.bin: q8_0 is written only as GGUF" $lisa convert $gg/tiny_f16.gguf "$tmp/q.bin" --dtype q8_0
 check "q8_0 to a Hugging Face directory is refused" fails_with "q_hf: q8_0 is written only as GGUF" $lisa convert $gg/tiny_f16.gguf "$tmp/q_hf" --dtype q8_0
 check "train refuses --out-dtype q8_0 for a .bin before training" fails_with "x.bin: q8_0 is written only as GGUF" $train --init $init --out "$tmp/x.bin" --out-dtype q8_0
+# Hugging Face output: --max-shard-size shards it, a GGUF's tokenizer goes with it as
+# tokenizer.json, tokenizer_config.json and generation_config.json.
+printf 'the cat sat on the mat. 12345 <|end|>\n' > "$tmp/t.txt"
+# The shard count transformers' rule gives for tied_f32 (dim 48, hidden 80, 2 layers, 4 heads, 2 kv heads,
+# vocab 300, tied; fp32): tensors whole, in order, a new shard when the next would pass the size.
+expected_shards() { awk -v max="$1" 'BEGIN { d = 48; h = 80; kv = 24; v = 300
+    n = split(v * d " " d " " d * d " " kv * d " " kv * d " " d * d " " d " " h * d " " d * h " " h * d " " \
+              d " " d * d " " kv * d " " kv * d " " d * d " " d " " h * d " " d * h " " h * d " " d, t, " ")
+    for (i = 1; i <= n; i++) { b = 4 * t[i]; if (i == 1 || bytes + b > max) { k++; bytes = 0 } bytes += b }
+    printf "%05d", k }'; }
+n20=$(expected_shards 20000)
+n15=$(expected_shards 15360)
+check "convert GGUF -> Hugging Face in shards of 20KB: $n20 shards, index, tokenizer files" sh -c "$lisa convert $gg/tied_f32.gguf '$tmp/sh' --max-shard-size 20KB 2> /dev/null &&
+    test -s '$tmp/sh/model-00001-of-$n20.safetensors' && test -s '$tmp/sh/model-$n20-of-$n20.safetensors' &&
+    test \$(ls '$tmp/sh' | grep -c '^model-.*-of-$n20.safetensors\$') -eq $n20 && test -s '$tmp/sh/model.safetensors.index.json' &&
+    ! test -e '$tmp/sh/model.safetensors' && test -s '$tmp/sh/tokenizer.json' && test -s '$tmp/sh/tokenizer_config.json' &&
+    grep -q '\"eos_token_id\"' '$tmp/sh/generation_config.json'"
+sharded_loss() { eval16 "$tmp/sh" "$tmp/sh.eval" && same_loss "$tmp/sh.eval" "$tmp/g3.eval"; }
+check "... which loads with the same loss as the GGUF" sharded_loss
+check "... and whose tokenizer.json gives the GGUF vocabulary's ids" sh -c "$lisa tokenize --tokenizer '$tmp/sh' '$tmp/t.txt' '$tmp/t1.tok' > /dev/null 2>&1 &&
+    $lisa tokenize --tokenizer $gg/tied_f32.gguf '$tmp/t.txt' '$tmp/t2.tok' > /dev/null 2>&1 && cmp -s '$tmp/t1.tok' '$tmp/t2.tok'"
+check "--max-shard-size 15KiB over it: $n15 shards, the $n20 gone" sh -c "$lisa convert $gg/tied_f32.gguf '$tmp/sh' --max-shard-size 15KiB 2> /dev/null &&
+    test \$(ls '$tmp/sh' | grep -c '^model-.*-of-$n15.safetensors\$') -eq $n15 && ! ls '$tmp/sh' | grep -q 'of-$n20' &&
+    grep -q 'of-$n15' '$tmp/sh/model.safetensors.index.json'"
+check "the default size over it: one model.safetensors, no index, no shards" sh -c "$lisa convert $gg/tied_f32.gguf '$tmp/sh' 2> /dev/null &&
+    test -s '$tmp/sh/model.safetensors' && ! test -e '$tmp/sh/model.safetensors.index.json' && ! ls '$tmp/sh' | grep -q 'of-000'"
+check "train takes --max-shard-size (bytes)" sh -c "$lisa train --model $gg/tied_f32.gguf --data '$tmp/train.tok' --steps 1 --batch 2 --seq 16 --out '$tmp/tsh' --max-shard-size 30000 2> /dev/null &&
+    test -s '$tmp/tsh/model.safetensors.index.json' && test -s '$tmp/tsh/tokenizer.json' && test -s '$tmp/tsh/generation_config.json'"
+check "convert HF -> HF copies generation_config.json" sh -c "$lisa convert '$tmp/tsh' '$tmp/tsh2' 2> /dev/null && cmp -s '$tmp/tsh/generation_config.json' '$tmp/tsh2/generation_config.json'"
+bad_shard_sizes() {
+    for v in 0 x 5Gb 1.5GB 10TB -3 ""; do
+        if $lisa convert $gg/tied_f32.gguf "$tmp/bad_sh" --max-shard-size "$v" > "$tmp/r.out" 2>&1; then echo "took '$v'"; return 1; fi
+        grep -qF -- "bad value for --max-shard-size" "$tmp/r.out" || { echo "'$v':"; cat "$tmp/r.out"; return 1; }
+    done
+}
+check "--max-shard-size refuses 0, bits, fractions, unknown units" bad_shard_sizes
+check "convert --help and train --help name --max-shard-size" sh -c "$lisa convert --help | grep -q -- --max-shard-size && $lisa train --help | grep -q -- --max-shard-size"
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -17,6 +17,11 @@
        BOS/EOS) and decodings equal to every line of llama.cpp-semantics
        references (tools/make_gguf_tokenizer_reference.py) and of
        transformers' readings except the lines where llama.cpp differs
+     - lisa_gguf_save_hf_tokenizer: each fixture (and the real SmolLM2 with
+       LISA_SMOLLM2_GGUF) written as tokenizer.json + tokenizer_config.json
+       and read back by lisa_tokenizer_load_hf gives llama.cpp's ids; strings
+       with quotes and control bytes survive, invalid UTF-8 and other models
+       are refused
      - malformed tokenizer metadata built here: wrong model, unknown pre,
        wrong types, lengths that disagree, token types, ids and merges out
        of range, a huge token count
@@ -957,7 +962,7 @@ static void test_tokenizer_reference(const char *file, const char *reference, co
     lisa_result r;
     if (strchr(file, '/')) snprintf(path, sizeof path, "%s", file);
     else snprintf(path, sizeof path, TOKFIX "gguf/%s", file);
-    r = lisa_tokenizer_load_gguf(&t, path, &a, &e);
+    r = lisa_tokenizer_load(&t, path, 0, &a, &e);   /* a GGUF file, or a directory written from one */
     CHECK(r == LISA_OK, "%s: the tokenizer loads: %s", file, e.message);
     CHECK(r != LISA_OK || g_live == t.bytes, "%s: the tokenizer holds %zu bytes, the allocator %zu", file, t.bytes, g_live);
     text = (char *)read_all(reference, &size);
@@ -1067,6 +1072,42 @@ static void test_tokenizer_references(void) {
         snprintf(ref, sizeof ref, TOKFIX "gguf/%s.gguf.llamacpp.jsonl", files[k]);
         test_tokenizer_reference(gguf, ref, cleans_spaces ? clean_spaces : none);
     }
+}
+
+/* lisa_gguf_save_hf_tokenizer: each fixture written as tokenizer.json and
+   tokenizer_config.json, read back with lisa_tokenizer_load_hf, gives
+   llama.cpp's ids (and decodings) on every line of the corpus, and the
+   config names the GGUF's special tokens. */
+static void test_hf_tokenizer_written(void) {
+    static const int none[] = {0};
+    static const int clean_spaces[] = {44, 0};
+    static const int cafe[] = {22, 138, 0};   /* test_tokenizer_references(): "café" through ByteLevel, as transformers */
+    static const char *const files[] = {"smollm2", "gpt2", "llama-bpe", "qwen2", "llama-spm", "llama-spm-v2"};
+    char dir[] = "/tmp/lisa_test_hftok_XXXXXX", gguf[256], ref[256], path[300];
+    size_t k;
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp %s", dir);
+        return;
+    }
+    for (k = 0; k < sizeof files / sizeof files[0]; k++) {
+        int cleans_spaces = strcmp(files[k], "gpt2") == 0 || strcmp(files[k], "llama-bpe") == 0;
+        lisa_gguf g;
+        lisa_error e;
+        snprintf(gguf, sizeof gguf, TOKFIX "gguf/%s.gguf", files[k]);
+        snprintf(ref, sizeof ref, TOKFIX "gguf/%s.gguf.llamacpp.jsonl", files[k]);
+        lisa_allocator a = counting();
+        size_t held;
+        CHECK(lisa_gguf_read_metadata(&g, gguf, &a, &e) == LISA_OK, "%s", e.message);
+        held = g_live;
+        CHECK(lisa_gguf_save_hf_tokenizer(&g, dir, &e) == LISA_OK, "%s: written as tokenizer.json: %s", files[k], e.message);
+        CHECK(g_live == held, "%s: the writer gives back all it took from g's allocator (%zu of %zu held)", files[k], g_live, held);
+        lisa_gguf_free(&g);
+        CHECK(g_live == 0, "%s: nothing stays allocated", files[k]);
+        test_tokenizer_reference(dir, ref, cleans_spaces ? clean_spaces : !strcmp(files[k], "qwen2") ? cafe : none);
+    }
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir), remove(path);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir), remove(path);
+    CHECK(rmdir(dir) == 0, "%s holds only the two files", dir);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1349,6 +1390,111 @@ static void test_real_smollm2(void) {
         return;
     }
     test_tokenizer_reference(path, TOKFIX "real/smollm2-135m-instruct.gguf.llamacpp.jsonl", none);
+    {   /* and written as a Hugging Face tokenizer */
+        char dir[] = "/tmp/lisa_test_hftok_XXXXXX", file[300];
+        lisa_gguf g;
+        lisa_error e;
+        if (!mkdtemp(dir)) {
+            CHECK(0, "mkdtemp %s", dir);
+            return;
+        }
+        CHECK(lisa_gguf_read_metadata(&g, path, NULL, &e) == LISA_OK, "%s", e.message);
+        CHECK(lisa_gguf_save_hf_tokenizer(&g, dir, &e) == LISA_OK, "SmolLM2 written as tokenizer.json: %s", e.message);
+        lisa_gguf_free(&g);
+        test_tokenizer_reference(dir, TOKFIX "real/smollm2-135m-instruct.gguf.llamacpp.jsonl", none);
+        snprintf(file, sizeof file, "%s/tokenizer.json", dir), remove(file);
+        snprintf(file, sizeof file, "%s/tokenizer_config.json", dir), remove(file);
+        rmdir(dir);
+    }
+}
+
+/* The written files for small tokenizers built here: strings with quotes,
+   backslashes and control bytes come back as they were, the ids equal the
+   GGUF tokenizer's, a string that is not UTF-8 and another model are
+   refused, naming what is wrong, and leave no file behind. */
+static const char *const odd_tokens[] = {"a", "b", "c", "\xC4\xA0", "ab", "abc", "\xC4\xA0\x61", "<|\"q\\\x01\x7F\n|>"};
+static const char *const bad_tokens[] = {"a", "b", "c", "\xC4\xA0", "ab", "abc", "\xC4\xA0\x61", "<|\xFF|>"};
+
+static lisa_result save_spec(const tok_spec *s, const char *dir, lisa_tokenizer *from_gguf, lisa_error *err) {
+    buf b = {NULL, 0, 0};
+    lisa_gguf g;
+    unsigned char *copy = NULL;
+    lisa_result r;
+    tok_gguf(&b, s);
+    r = parse(&g, b.p, b.n, "tok.gguf", err, &copy);
+    if (r == LISA_OK && from_gguf && lisa_tokenizer_load_gguf_metadata(from_gguf, &g, NULL, err) != LISA_OK) r = LISA_ERR_FORMAT;
+    if (r == LISA_OK) r = lisa_gguf_save_hf_tokenizer(&g, dir, err);
+    lisa_gguf_free(&g);
+    free(copy);
+    free(b.p);
+    return r;
+}
+
+static void test_hf_tokenizer_small(void) {
+    static const char *const texts[] = {"ab a abc", " aab\n", "ba ab ba", "<s>ab</s>", "abc<|\"q\\\x01\x7F\n|>a", ""};
+    char dir[] = "/tmp/lisa_test_hftok_XXXXXX", path[300];
+    tok_spec specs[2];
+    lisa_error e;
+    int k, i;
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp %s", dir);
+        return;
+    }
+    specs[0] = gpt2_spec();
+    specs[0].tokens = odd_tokens;
+    specs[1] = spm_spec();
+    for (k = 0; k < 2; k++) {
+        lisa_tokenizer tg, th;
+        lisa_json j;
+        size_t size;
+        char *text;
+        int added;
+        CHECK(save_spec(&specs[k], dir, &tg, &e) == LISA_OK, "%s tokenizer written: %s", specs[k].model, e.message);
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        text = (char *)read_all(path, &size);
+        CHECK(text && lisa_json_parse(&j, text, size, path, NULL, &e) == LISA_OK, "%s: tokenizer.json parses: %s",
+              specs[k].model, text ? e.message : "unreadable");
+        added = lisa_json_first(&j, lisa_json_get(&j, lisa_json_root(&j), "added_tokens"));
+        if (k == 0) {
+            size_t n = 0;
+            const char *c = jstr(&j, added, "content", &n);
+            CHECK(c && n == strlen(odd_tokens[7]) && !memcmp(c, odd_tokens[7], n), "the control token's text comes back");
+            CHECK(!memchr(text, 0x01, size) && !memchr(text, 0x7F, size), "control bytes are escaped");
+        } else {
+            CHECK(lisa_json_length(&j, lisa_json_get(&j, lisa_json_root(&j), "added_tokens")) == 3,
+                  "llama: <unk>, <s>, </s> are the added tokens");
+        }
+        lisa_json_free(&j);
+        free(text);
+        CHECK(lisa_tokenizer_load_hf(&th, dir, NULL, &e) == LISA_OK, "%s: the written tokenizer loads: %s", specs[k].model,
+              e.message);
+        CHECK(th.vocab_size == tg.vocab_size && th.add_bos == tg.add_bos && th.bos_id == tg.bos_id,
+              "%s: vocabulary %d / %d, add_bos %d / %d, BOS %d / %d", specs[k].model, th.vocab_size, tg.vocab_size,
+              th.add_bos, tg.add_bos, th.bos_id, tg.bos_id);
+        CHECK(th.chat_template && th.chat_template_len == 14 && !memcmp(th.chat_template, "{{ messages }}", 14),
+              "%s: the chat template is carried", specs[k].model);
+        for (i = 0; i < (int)(sizeof texts / sizeof texts[0]); i++) {
+            int a[64], b[64];
+            size_t na = 0, nb = 0;
+            lisa_result ra = lisa_tokenizer_encode(&tg, texts[i], strlen(texts[i]), tg.add_bos, 0, a, 64, &na, NULL);
+            lisa_result rb = lisa_tokenizer_encode(&th, texts[i], strlen(texts[i]), th.add_bos, 0, b, 64, &nb, NULL);
+            CHECK(ra == LISA_OK && rb == ra && na == nb && !memcmp(a, b, na * sizeof *a), "%s: \"%s\" the same ids",
+                  specs[k].model, texts[i]);
+        }
+        lisa_tokenizer_free(&th);
+        lisa_tokenizer_free(&tg);
+    }
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir), remove(path);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir), remove(path);
+    specs[0].tokens = bad_tokens;
+    CHECK(save_spec(&specs[0], dir, NULL, &e) == LISA_ERR_FORMAT && strstr(e.message, "tokenizer.ggml.tokens") &&
+              strstr(e.message, "element 7") && strstr(e.message, "UTF-8"),
+          "a token that is not UTF-8 is refused, naming it: %s", e.message);
+    specs[0].tokens = odd_tokens;
+    specs[0].model = "bert";
+    CHECK(save_spec(&specs[0], dir, NULL, &e) == LISA_ERR_INVALID && strstr(e.message, "\"bert\""),
+          "model bert is refused, naming it: %s", e.message);
+    CHECK(rmdir(dir) == 0, "%s: the refused saves left no file", dir);
 }
 
 int main(void) {
@@ -1368,6 +1514,8 @@ int main(void) {
     test_tokenizer_fixture("llama-spm.gguf", -1);
     test_tokenizer_fixture("llama-spm-v2.gguf", -1);
     test_tokenizer_references();
+    test_hf_tokenizer_written();
+    test_hf_tokenizer_small();
     test_tokenizer_malformed();
     test_real_smollm2();
     return test_report("gguf");

@@ -13,7 +13,10 @@
      and every unsupported config field with its message
    - saving: F32 load -> save -> load is bit-exact, the bytes of a transformers
      file (single or sharded, F32 or BF16) come back unchanged in its dtype,
-     F16 / BF16 round exactly, files are atomic
+     F16 / BF16 round exactly, files are atomic; lisa_model_save_hf_sharded:
+     shards as transformers' rule splits (index, total_size, weight_map),
+     bit-exact loads, the other layout's and earlier shards removed, failed
+     saves (tests/save_fail.h)
    - the oracle: checkpoints written by transformers itself
      (tools/make_hf_fixture.py) give LlamaForCausalLM's logits and loss */
 #ifndef _POSIX_C_SOURCE
@@ -23,6 +26,7 @@
 #include "lisa.h"
 #include "test.h"
 #include "fixture.h"
+#include "save_fail.h"
 
 #include <dirent.h>
 #include <float.h>
@@ -1158,6 +1162,161 @@ static void test_sharded(void) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* Saving in shards                                                           */
+/* ------------------------------------------------------------------------- */
+
+/* The shard of each tensor as transformers' rule has it (tensors whole, in
+   order; a new shard when the next would pass max); returns the count. */
+static int expected_shards(const lisa_model *m, uint64_t max, int *shard_of) {
+    int i, n = 0;
+    uint64_t bytes = 0;
+    for (i = 0; i < lisa_model_n_tensors(m); i++) {
+        lisa_param p = lisa_model_tensor(m, i);
+        uint64_t b = (uint64_t)lisa_tensor_numel(&p.tensor) * 4;
+        if (n == 0 || bytes + b > max) {
+            n++;
+            bytes = 0;
+        }
+        bytes += b;
+        shard_of[i] = n;
+    }
+    return n;
+}
+
+/* transformers' name of tensor i (lisa_model_tensor() order), written out here. */
+static void hf_name(const lisa_model *m, int i, char *out, size_t size) {
+    static const char *const layer[9] = {"input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                         "self_attn.o_proj", "post_attention_layernorm", "mlp.gate_proj",
+                                         "mlp.down_proj", "mlp.up_proj"};
+    int L = m->config.n_layers;
+    if (i == 0) snprintf(out, size, "model.embed_tokens.weight");
+    else if (i <= 9 * L) snprintf(out, size, "model.layers.%d.%s.weight", (i - 1) / 9, layer[(i - 1) % 9]);
+    else if (i == 9 * L + 1) snprintf(out, size, "model.norm.weight");
+    else snprintf(out, size, "lm_head.weight");
+}
+
+static int exists_in(const char *dir, const char *name) {
+    char p[600];
+    struct stat st;
+    path_in(p, sizeof p, dir, name);
+    return stat(p, &st) == 0;
+}
+
+/* A sharded save of m into dir: the shard files and the index as expected,
+   nothing else of either layout left, and a bit-exact load. */
+static void check_sharded_save(const lisa_model *m, const char *dir, uint64_t max, const char *label) {
+    int shard_of[64], n, i, k, c;
+    char p[600], name[64];
+    size_t size;
+    unsigned char *text;
+    lisa_json j;
+    lisa_error err;
+    lisa_model got;
+    double total = 0;
+    n = expected_shards(m, max, shard_of);
+    CHECK(lisa_model_save_hf_sharded(m, dir, LISA_FILE_F32, max, &err) == LISA_OK, "%s: save: %s", label, err.message);
+    for (k = 1; k <= n; k++) {
+        snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k, n);
+        CHECK(n == 1 || exists_in(dir, name), "%s: %s is there", label, name);
+    }
+    CHECK(exists_in(dir, "model.safetensors") == (n == 1), "%s: model.safetensors %s", label, n == 1 ? "written" : "gone");
+    CHECK(exists_in(dir, "model.safetensors.index.json") == (n > 1), "%s: the index %s", label, n > 1 ? "written" : "gone");
+    if (n > 1) {
+        path_in(p, sizeof p, dir, "model.safetensors.index.json");
+        text = read_file(p, &size);
+        CHECK(text && lisa_json_parse(&j, (const char *)text, size, p, NULL, &err) == LISA_OK, "%s: the index parses", label);
+        if (text) {
+            int map = lisa_json_get(&j, lisa_json_root(&j), "weight_map");
+            for (i = 0; i < lisa_model_n_tensors(m); i++) {
+                lisa_param t = lisa_model_tensor(m, i);
+                size_t len = 0;
+                char tname[96];
+                const char *file;
+                hf_name(m, i, tname, sizeof tname);
+                file = lisa_json_string(&j, lisa_json_get(&j, map, tname), &len);
+                snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", shard_of[i], n);
+                CHECK(file && len == strlen(name) && !memcmp(file, name, len), "%s: %s in %s", label, tname, name);
+                total += (double)lisa_tensor_numel(&t.tensor) * 4;
+            }
+            CHECK(lisa_json_length(&j, map) == lisa_model_n_tensors(m), "%s: %d tensors in the weight_map", label,
+                  lisa_json_length(&j, map));
+            c = lisa_json_get(&j, lisa_json_get(&j, lisa_json_root(&j), "metadata"), "total_size");
+            CHECK(lisa_json_number(&j, c) == total, "%s: total_size %.0f, the tensors %.0f", label, lisa_json_number(&j, c), total);
+            lisa_json_free(&j);
+        }
+        free(text);
+    }
+    CHECK(lisa_model_load_hf(&got, dir, NULL, &err) == LISA_OK && same_params(m, &got), "%s: loads bit for bit: %s", label,
+          err.message);
+    lisa_model_free(&got);
+}
+
+typedef struct sharded_save {
+    const lisa_model *m;
+    uint64_t max;
+} sharded_save;
+
+static lisa_result save_sharded_fn(const void *obj, const char *dir, lisa_error *err) {
+    const sharded_save *s = (const sharded_save *)obj;
+    return lisa_model_save_hf_sharded(s->m, dir, LISA_FILE_F32, s->max, err);
+}
+
+static void test_save_sharded(void) {
+    lisa_model m;
+    lisa_error err;
+    char dir[300], work[300], names[512];
+    int shard_of[64], n;
+    sharded_save ss;
+    save_fail_case fc;
+    snprintf(dir, sizeof dir, "%s/save_sh", g_tmp);
+    mkdir(dir, 0700);
+    make_model(&m, 0, 77);
+    CHECK(lisa_model_save_hf(&m, dir, LISA_FILE_F32, &err) == LISA_OK, "a first save, as model.safetensors");
+    n = expected_shards(&m, 10000, shard_of);
+    CHECK(n > 3 && shard_of[1] == 1 && shard_of[2] == 2, "10 kB shards: %d of them", n);
+    check_sharded_save(&m, dir, 10000, "10 kB shards over model.safetensors");
+    n = expected_shards(&m, 5000, shard_of);
+    CHECK(shard_of[0] == 1 && shard_of[1] == 2, "5 kB: the 6400-byte embedding alone (%d shards)", n);
+    check_sharded_save(&m, dir, 5000, "5 kB shards over 10 kB ones");
+    {
+        int n10 = expected_shards(&m, 10000, shard_of), k, left = 0;
+        char name[64];
+        for (k = 1; k <= n10; k++) {
+            snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k, n10);
+            left += exists_in(dir, name);
+        }
+        CHECK(n10 != n && left == 0, "the %d shards of the 10 kB save are gone (%d left)", n10, left);
+    }
+    check_sharded_save(&m, dir, 1, "a shard per tensor");
+    check_sharded_save(&m, dir, LISA_HF_SHARD_DEFAULT, "one file over shards");
+    memset(&fc, 0, sizeof fc);
+    fc.files[0] = "model.safetensors";
+    fc.files[1] = "config.json";
+    CHECK(save_fail_only_files(dir, &fc, names, sizeof names), "only model.safetensors and config.json are left:%s", names);
+    CHECK(lisa_model_save_hf_sharded(&m, dir, LISA_FILE_F32, 0, &err) == LISA_ERR_INVALID && has(err.message, "0 bytes"),
+          "a shard size of 0: %s", err.message);
+    remove_tree(dir);
+    /* failed saves: two shards, the index and config.json */
+    ss.m = &m;
+    ss.max = 40000;
+    CHECK(expected_shards(&m, ss.max, shard_of) == 2, "40 kB: two shards");
+    memset(&fc, 0, sizeof fc);
+    fc.label = "sharded Hugging Face save";
+    fc.save = save_sharded_fn;
+    fc.obj = &ss;
+    fc.files[0] = "model-00001-of-00002.safetensors";
+    fc.files[1] = "model-00002-of-00002.safetensors";
+    fc.files[2] = "model.safetensors.index.json";
+    fc.files[3] = "config.json";
+    fc.into_dir = 1;
+    snprintf(work, sizeof work, "%s/save_sh_fail", g_tmp);
+    mkdir(work, 0700);
+    save_fail_check(&fc, work);
+    remove_tree(work);
+    lisa_model_free(&m);
+}
+
+/* ------------------------------------------------------------------------- */
 /* The oracle: transformers' own files, logits and loss                       */
 /* ------------------------------------------------------------------------- */
 
@@ -1326,6 +1485,7 @@ int main(int argc, char **argv) {
     test_model_memory();
     test_files_roundtrip();
     test_sharded();
+    test_save_sharded();
     test_transformers(fixdir, "hf_tiny", LISA_FILE_F32);
     test_transformers(fixdir, "hf_tiny_tied", LISA_FILE_BF16);
     remove_tree(g_tmp);
