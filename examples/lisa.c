@@ -2263,6 +2263,7 @@ static int demo_real_ask(const lisa_model *m, const text_setup *ts, double *seco
         int ok = demo_real_is_right(a);
         while ((nl = strchr(a, '\n')) != NULL) *nl = ' ';
         printf("   %s  %s\n        -> \"%s\"\n", ok ? "right" : "wrong", demo_real_questions[i], a);
+        fflush(stdout); /* each answer as it comes, in order with the training's progress on stderr */
         right += ok;
         free(a);
     }
@@ -2346,6 +2347,7 @@ static int demo_real_run(options *o) {
            "   head always train), %d steps of %d conversations x %d positions, lr %g\n",
            to.tc.lisa_layers, m.config.n_layers, to.tc.lisa_interval, steps, to.tc.batch, to.tc.seq,
            (double)to.tc.schedule.lr);
+    fflush(stdout);
     load_peak = demo_real_peak_rss();
     reset = demo_real_reset_peak();
     runner_init(&r, &m, &to);
