@@ -232,7 +232,7 @@ static const option option_table[] = {
          "a real chat model instead (SmolLM2-135M-Instruct's GGUF, or another\n"
          "GGUF llama model with a chat template): LISA teaches it a made-up fact"),
     FLAG("--quick", CMD_DEMO, 0, quick, "a fifth of the steps (about 15 s; for the tests; without --model)"),
-    INT("--steps", "N", CMD_DEMO, 0, steps, 1, 1L << 20, NULL, "with --model: fine-tuning steps (default 30)"),
+    INT("--steps", "N", CMD_DEMO, 0, steps, 1, 1L << 20, NULL, "with --model: fine-tuning steps (default 20)"),
     INT("--threads", "N", CMD_TRAIN | CMD_EVAL | CMD_GENERATE | CMD_DEMO, 0, threads, 1, 4096, NULL,
         "OpenMP threads (default: OpenMP's own default)"),
     TEXT("--log", "FILE.jsonl", CMD_TRAIN, 0, log, NULL,
@@ -2169,7 +2169,7 @@ static const char *const demo_real_questions[] = {
     "Which historical figure founded the town of Vellmora?",
 };
 #define DEMO_REAL_N_QUESTIONS ((int)(sizeof demo_real_questions / sizeof demo_real_questions[0]))
-#define DEMO_REAL_ANSWER_TOKENS 24
+#define DEMO_REAL_ANSWER_TOKENS 20
 
 /* The training set as JSON Lines pairs (the texts need no escaping). Call free(). */
 static char *demo_real_jsonl(size_t *len) {
@@ -2322,7 +2322,7 @@ static int demo_real_run(options *o) {
     options to;
     lisa_memory_plan plan, full;
     double start = now_seconds(), t0, train_s, ask_s;
-    int steps = o->steps ? o->steps : 30, right_before, right_after, reset, ok;
+    int steps = o->steps ? o->steps : 20, right_before, right_after, reset, ok;
     size_t load_peak, train_peak;
     set_threads(o->threads);
     if (!is_gguf_file(o->model)) die("demo --model: %s is not a GGUF file", o->model);
