@@ -2220,30 +2220,38 @@ static void demo_real_data(data_source *d, const text_setup *ts, int max_seq) {
     free(text);
 }
 
-/* The model's greedy answer to one user message, in the chat template. Call free(). */
-static char *demo_real_answer(const lisa_model *m, const text_setup *ts, const char *question) {
+/* A held-out question rendered with the chat template up to the answer, with
+   room for the answer's tokens (*ids: call free()). */
+static void demo_real_prompt(const text_setup *ts, const char *question, int **ids, size_t *n) {
     lisa_chat_message msg;
-    lisa_kv_cache kc;
     lisa_error err;
-    lisa_rng rng;
-    stop_ids stop = stops_of(&ts->tok, ts->tmpl);
-    size_t n, len;
-    int *ids, got;
-    char *text;
     msg.role = LISA_CHAT_USER;
     msg.content = question;
     msg.content_len = strlen(question);
-    if (encode_chat_alloc(ts->tmpl, &ts->tok, &msg, 1, DEMO_REAL_ANSWER_TOKENS, &ids, &n, &err) != LISA_OK)
+    if (encode_chat_alloc(ts->tmpl, &ts->tok, &msg, 1, DEMO_REAL_ANSWER_TOKENS, ids, n, &err) != LISA_OK)
         die("%s", err.message);
-    if (lisa_kv_cache_init(&kc, &m->config, min_int(m->config.max_seq_len, (int)n + DEMO_REAL_ANSWER_TOKENS), NULL,
-                           &err) != LISA_OK)
-        die("%s", err.message);
-    lisa_rng_seed(&rng, 0);
-    got = generate_ids(m, &kc, ids, (int)n, ids + n, DEMO_REAL_ANSWER_TOKENS, 0.0f, 1.0f, stop, &rng, NULL, NULL);
+}
+
+/* The model's greedy answer to a prompt whose first `fed` ids the cache
+   already holds (the positions after them are overwritten), up to the end of
+   the turn: the same tokens as feeding the whole prompt afresh. Call free(). */
+static char *demo_real_answer(const lisa_model *m, const text_setup *ts, lisa_kv_cache *kc, int *ids, size_t n,
+                              int fed) {
+    stop_ids stop = stops_of(&ts->tok, ts->tmpl);
+    const float *logits = NULL;
+    size_t i, len;
+    int got = 0;
+    char *text;
+    kc->len = fed;
+    for (i = (size_t)fed; i < n; i++) logits = lisa_model_step(m, kc, ids[i]);
+    while (logits && got < DEMO_REAL_ANSWER_TOKENS) {
+        int next = lisa_sample_logits(logits, m->config.vocab_size, 0.0f, 1.0f, NULL, NULL);
+        ids[n + (size_t)got++] = next;
+        if (is_stop(stop, next) || kc->len >= kc->max_len) break;
+        logits = lisa_model_step(m, kc, next);
+    }
     text = continuation_text(&ts->tok, ids, n, (size_t)got, stop, &len);
     cut_at_end_of_turn(ts->tmpl, text, &len);
-    lisa_kv_cache_free(&kc);
-    free(ids);
     return text;
 }
 
@@ -2254,19 +2262,38 @@ static int demo_real_is_right(const char *answer) {
     return 1;
 }
 
-/* Asks every held-out question; prints each answer, returns how many are right. */
+/* Asks every held-out question; prints each answer, returns how many are
+   right. The questions' common opening (the template's default system
+   message) is fed once, and each question continues from it. */
 static int demo_real_ask(const lisa_model *m, const text_setup *ts, double *seconds) {
-    int i, right = 0;
+    int *ids[DEMO_REAL_N_QUESTIONS], i, right = 0, longest = 0, common;
+    size_t n[DEMO_REAL_N_QUESTIONS];
     double t0 = now_seconds();
+    lisa_kv_cache kc;
+    lisa_error err;
     for (i = 0; i < DEMO_REAL_N_QUESTIONS; i++) {
-        char *a = demo_real_answer(m, ts, demo_real_questions[i]), *nl;
+        demo_real_prompt(ts, demo_real_questions[i], &ids[i], &n[i]);
+        longest = max_int(longest, (int)n[i]);
+    }
+    for (common = 0; common < (int)n[0] - 1; common++) {
+        for (i = 1; i < DEMO_REAL_N_QUESTIONS && common < (int)n[i] - 1 && ids[i][common] == ids[0][common]; i++) {}
+        if (i < DEMO_REAL_N_QUESTIONS) break;
+    }
+    if (lisa_kv_cache_init(&kc, &m->config, min_int(m->config.max_seq_len, longest + DEMO_REAL_ANSWER_TOKENS), NULL,
+                           &err) != LISA_OK)
+        die("%s", err.message);
+    for (i = 0; i < common; i++) lisa_model_step(m, &kc, ids[0][i]);
+    for (i = 0; i < DEMO_REAL_N_QUESTIONS; i++) {
+        char *a = demo_real_answer(m, ts, &kc, ids[i], n[i], common), *nl;
         int ok = demo_real_is_right(a);
         while ((nl = strchr(a, '\n')) != NULL) *nl = ' ';
         printf("   %s  %s\n        -> \"%s\"\n", ok ? "right" : "wrong", demo_real_questions[i], a);
         fflush(stdout); /* each answer as it comes, in order with the training's progress on stderr */
         right += ok;
         free(a);
+        free(ids[i]);
     }
+    lisa_kv_cache_free(&kc);
     *seconds = now_seconds() - t0;
     return right;
 }
