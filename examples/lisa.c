@@ -2242,10 +2242,12 @@ static char *demo_real_answer(const lisa_model *m, const text_setup *ts, lisa_kv
     size_t i, len;
     int got = 0;
     char *text;
+    lisa_rng rng; /* greedy draws none */
+    lisa_rng_seed(&rng, 0);
     kc->len = fed;
     for (i = (size_t)fed; i < n; i++) logits = lisa_model_step(m, kc, ids[i]);
     while (logits && got < DEMO_REAL_ANSWER_TOKENS) {
-        int next = lisa_sample_logits(logits, m->config.vocab_size, 0.0f, 1.0f, NULL, NULL);
+        int next = lisa_sample_logits(logits, m->config.vocab_size, 0.0f, 1.0f, &rng, NULL);
         ids[n + (size_t)got++] = next;
         if (is_stop(stop, next) || kc->len >= kc->max_len) break;
         logits = lisa_model_step(m, kc, next);
