@@ -27,7 +27,10 @@ make_llamacpp_fixtures.py's build steps), then for each dtype T:
      ChatML-rendered "What is the capital of France?" (SRC's tokenizer.chat_template rendered
      with jinja2) against `build/lisa generate --model OUT --chat --prompt ... --temperature 0
      --show-ids`: the prompt ids and the generated ids equal token for token for f32; for the
-     others the agreement is reported, and fails only when the answer does not name Paris.
+     others (and SRC itself) the agreement is reported, and where the two part, how far below
+     the top logit (the file read in fp32 by transformers) each one's token is there: llama.cpp
+     quantizes activations for quantized matrices, which flips near ties (SmolLM2's first
+     answer token "The" leads "L" by 0.08), so only a token more than NEAR_TIE below fails.
 Then a fine-tuned model: `build/lisa train --model SRC --data <4 chat lines> --mode lisa
 --steps 4 --out FT.gguf`, its embedding changed from SRC's, and the llama.cpp against lisa
 generate comparison of step 4 on FT.gguf (token for token).
@@ -45,6 +48,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -73,11 +77,12 @@ class Report:
 
     def __init__(self):
         self.lines = []
+        self.start = time.time()
 
     def add(self, status, what, detail):
         line = "%-4s %s: %s" % (status, what, detail)
         self.lines.append(line)
-        print(line, flush=True)
+        print("[%4.0f s] %s" % (time.time() - self.start, line), flush=True)
 
     def check(self, ok, what, detail):
         self.add("PASS" if ok else "FAIL", what, detail)
@@ -332,16 +337,16 @@ def hf_reference(src_path, prompt):
     ids = tok(prompt, add_special_tokens=False).input_ids
     ref = {"ids": ids, "logits": hf_logits(model, ids),
            "texts": [tok(t).input_ids for t in TOKENIZER_TEXTS]}
-    del model
-    return ref
+    return ref, model
 
 
 def check_transformers(rep, tag, path, ref, strict):
+    """The checks of step 3; transformers' model of path (None when it cannot read it)."""
     try:
         model, tok = hf_load(path)
     except Exception as e:  # a file transformers cannot read is this check's failure
         rep.check(False, tag + " transformers load", "%s: %s" % (type(e).__name__, str(e)[:300]))
-        return
+        return None
     logits = hf_logits(model, ref["ids"])
     scale = float(np.abs(ref["logits"]).max())
     diff = float(np.abs(logits - ref["logits"]).max()) / scale
@@ -351,12 +356,12 @@ def check_transformers(rep, tag, path, ref, strict):
     if strict:
         rep.check(diff <= 1e-4, tag + " transformers logits", detail + " (bound 1e-4)")
     else:
-        rep.check(top >= 0.8, tag + " transformers logits", detail + " (reported; fails below 80%% argmax)")
+        rep.check(top >= 0.8, tag + " transformers logits", detail + " (reported; fails below 80% argmax)")
     ids = [tok(t).input_ids for t in TOKENIZER_TEXTS]
     same = sum(a == b for a, b in zip(ids, ref["texts"]))
     rep.check(same == len(ids), tag + " transformers tokenizer",
               "%d of %d texts give SRC's ids (%d ids)" % (same, len(ids), sum(map(len, ids))))
-    del model
+    return model
 
 
 # ---- llama.cpp against lisa generate ------------------------------------------------------------
@@ -403,7 +408,22 @@ def first_difference(a, b):
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)) if len(a) != len(b) else -1)
 
 
-def check_generate(rep, tag, exe, path, fields, strict, must_say=None):
+# How far below the top logit (of the file read in fp32 by transformers) llama.cpp's token may be
+# where it leaves lisa's greedy path: quantized activations (llama.cpp's Q8_0/Q8_1 dot products)
+# move logits by a few tenths, which flips near ties; a token further down is not that.
+NEAR_TIE = 1.0
+
+
+def tie_gap(model, prompt_ids, ids, i):
+    """At the first difference i: (top logit - logit of llama.cpp's token, - logit of lisa's)."""
+    logits = hf_logits(model, prompt_ids + ids[0][:i])[-1]
+    top = logits.max()
+    return tuple(float(top - logits[t[i]]) if i < len(t) else float("nan") for t in ids)
+
+
+def check_generate(rep, tag, exe, path, fields, strict, model=None):
+    """Step 4: llama.cpp's and lisa's greedy answers (model: transformers' reading of path, for
+    the logit gap where they part)."""
     prompt = render_chat(fields, QUESTION)
     try:
         ref = llamacpp_generate(exe, path, prompt)
@@ -421,12 +441,20 @@ def check_generate(rep, tag, exe, path, fields, strict, must_say=None):
     detail = "llama.cpp %d tokens (%s) %r; lisa %s" % (
         len(ref["ids"]), ref["stopped"], ref["text"],
         "the same tokens" if i < 0 else "%d tokens, first difference at token %d: %r" % (len(got["ids"]), i, got["text"]))
+    gap = None
+    if i >= 0 and model is not None and same_prompt:
+        gap = tie_gap(model, got["prompt_ids"], (ref["ids"], got["ids"]), i)
+        detail += "; there llama.cpp's token is %.3f below the top fp32 logit (transformers), lisa's %.3f" % gap
     if strict:
         rep.check(i < 0, tag + " greedy answer", detail)
+    elif i < 0:
+        rep.check(True, tag + " greedy answer", detail)
+    elif gap is None:
+        rep.add("INFO", tag + " greedy answer", detail)
     else:
-        sane = must_say is None or (must_say in ref["text"] and must_say in got["text"])
-        rep.add(("INFO" if sane else "FAIL"), tag + " greedy answer",
-                detail + ("" if must_say is None else " (both must name %s)" % must_say))
+        near = gap[0] <= NEAR_TIE
+        rep.add("INFO" if near else "FAIL", tag + " greedy answer", detail + (
+            " (a near tie: within %.1f, reported)" if near else " (more than %.1f: not a near tie)") % NEAR_TIE)
 
 
 # ---- the runs ---------------------------------------------------------------------------------
@@ -492,8 +520,9 @@ def main():
     src_fields = read_fields(src_reader)
     src_tensors = dequantized(src_reader)
     prompt = render_chat(src_fields, QUESTION)
-    ref = hf_reference(args.gguf, prompt)
-    check_generate(rep, "SRC", exe, args.gguf, src_fields, strict=False)
+    ref, src_model = hf_reference(args.gguf, prompt)
+    check_generate(rep, "SRC", exe, args.gguf, src_fields, strict=False, model=src_model)
+    del src_model
     for dtype in args.dtypes.split(","):
         path = os.path.join(args.out_dir, "out.%s.gguf" % dtype)
         try:
@@ -506,8 +535,9 @@ def main():
         check_keys(rep, dtype, src_fields, out_fields, dtype)
         check_tensors(rep, dtype, src_reader, src_tensors, out_reader, dtype)
         del out_reader
-        check_transformers(rep, dtype, path, ref, strict=dtype == "f32")
-        check_generate(rep, dtype, exe, path, out_fields, strict=dtype == "f32", must_say="Paris")
+        model = check_transformers(rep, dtype, path, ref, strict=dtype == "f32")
+        check_generate(rep, dtype, exe, path, out_fields, strict=dtype == "f32", model=model)
+        del model
     if not args.no_train:
         try:
             ft = make_finetuned(args.gguf, src_reader, src_tensors, args.out_dir, args.stand_in)
@@ -521,7 +551,7 @@ def main():
             moved = float(np.abs(embd - src_tensors["token_embd.weight"][1]).max())
             rep.check(moved > 0, "FT trained", "max |embedding - SRC's| = %.3g" % moved)
             del ft_reader
-            check_generate(rep, "FT", exe, ft, ft_fields, strict=True)
+            check_generate(rep, "FT", exe, ft, ft_fields, strict=True, model=hf_load(ft)[0])
     print("\n".join(["", "summary (%s):" % ("stand-in" if args.stand_in else "lisa's writer")] + rep.lines))
     sys.exit(1 if rep.failed() else 0)
 
