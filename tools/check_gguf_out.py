@@ -508,7 +508,7 @@ def main():
     ap.add_argument("--work", default="/tmp/lcp-work", help="where llama.cpp is downloaded and built")
     ap.add_argument("--out-dir", default="/tmp/check-gguf-out", help="where the GGUF files are written")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--dtypes", default="f32,f16,bf16,q8_0")
+    ap.add_argument("--dtypes", default="f32,f16,bf16,q8_0", help="the converted files to check (\"\": none)")
     ap.add_argument("--stand-in", action="store_true",
                     help="write OUT and FT with gguf-py instead of lisa's GGUF writer")
     ap.add_argument("--no-train", action="store_true", help="skip the fine-tuned model")
@@ -532,7 +532,7 @@ def main():
     ref, src_model = hf_reference(args.gguf, prompt)
     check_generate(rep, "SRC", exe, args.gguf, src_fields, strict=False, model=src_model)
     del src_model
-    for dtype in args.dtypes.split(","):
+    for dtype in [d for d in args.dtypes.split(",") if d]:
         path = os.path.join(args.out_dir, "out.%s.gguf" % dtype)
         try:
             make_out(args.gguf, src_reader, src_tensors, path, dtype, args.stand_in)
