@@ -118,13 +118,14 @@ def build_library(src, build, jobs):
     run(["nice", "cmake", "--build", build, "--target", "llama", "-j", str(jobs)])
 
 
-def build_tool(src, build, work):
-    """tools/llamacpp_tokenize.c linked with the static llama and ggml libraries (C++ inside)."""
-    exe = os.path.join(work, "llamacpp_tokenize")
+def build_tool(src, build, work, name="llamacpp_tokenize"):
+    """tools/<name>.c linked with the static llama and ggml libraries (C++ inside), as
+    work/<name>; the path of the program."""
+    exe = os.path.join(work, name)
     obj = exe + ".o"
     run(["nice", "gcc", "-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2",
          "-isystem", os.path.join(src, "include"), "-isystem", os.path.join(src, "ggml", "include"),
-         "-c", os.path.join(ROOT, "tools", "llamacpp_tokenize.c"), "-o", obj])
+         "-c", os.path.join(ROOT, "tools", name + ".c"), "-o", obj])
     libs = [glob.glob(os.path.join(build, "**", name), recursive=True)[0]
             for name in ("libllama.a", "libggml.a", "libggml-cpu.a", "libggml-base.a")]
     run(["nice", "g++", obj] + libs + ["-lpthread", "-lm", "-o", exe])
