@@ -1478,9 +1478,10 @@ LISADEF lisa_result lisa_gguf_tokenizer_from_hf(lisa_gguf *g, const char *path, 
    add_bos_token / add_eos_token, the chat template and <arch>.context_length
    as model_max_length when the GGUF has them. Errors: another model
    (LISA_ERR_INVALID, naming it); metadata the GGUF tokenizer loader refuses;
-   a string that is not valid UTF-8 (LISA_ERR_FORMAT, naming the key and
-   index); LISA_ERR_IO naming the file. Allocates only while it runs (g's
-   allocator). */
+   (two tokens of one text among them); a string that is not valid UTF-8
+   or holds a NUL byte, which a tokenizer.json cannot carry (LISA_ERR_FORMAT,
+   naming the key and index); LISA_ERR_IO naming the file. Allocates only
+   while it runs (g's allocator). */
 LISADEF lisa_result lisa_gguf_save_hf_tokenizer(const lisa_gguf *g, const char *dir, lisa_error *err);
 #endif
 
@@ -12397,15 +12398,17 @@ typedef struct lisa__hftw {
     size_t mask;
     lisa__hftw_merge *merges;   /* llama: made from the scores */
     size_t n_merges;
-    const char *bad_key;        /* the first string that is not UTF-8: its key and index */
+    const char *bad_key;        /* the first string not UTF-8 or holding a NUL: its key and index */
     long bad_index;
     char empty[2][32];
 } lisa__hftw;
 
 static void lisa__hftw_lit(lisa__hftw *h, const char *s) { lisa__write(&h->w, s, strlen(s)); }
 
+/* s as a JSON string; one that is not UTF-8 or holds a NUL byte (which
+   tokenizer.json readers take as the end of a token's name) is marked bad. */
 static void lisa__hftw_str(lisa__hftw *h, const char *s, size_t n, const char *key, long index) {
-    if (lisa__json_write_string(&h->w, s, n)) return;
+    if (!memchr(s, 0, n) && lisa__json_write_string(&h->w, s, n)) return;
     if (!h->bad_key) {
         h->bad_key = key;
         h->bad_index = index;
@@ -12766,7 +12769,8 @@ static lisa_result lisa__hftw_file(lisa__hftw *h, const char *dir, const char *f
     body(h);
     if (h->bad_key) {
         lisa__writer_abort(&h->w);
-        return lisa__fail(err, LISA_ERR_FORMAT, "%s: key %s, element %ld, is not valid UTF-8, which %s cannot hold",
+        return lisa__fail(err, LISA_ERR_FORMAT,
+                          "%s: key %s, element %ld, is not valid UTF-8 or holds a NUL byte, which %s cannot hold",
                           h->g->name, h->bad_key, h->bad_index, file);
     }
     return lisa__writer_close(&h->w, err);

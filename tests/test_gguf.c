@@ -1410,10 +1410,11 @@ static void test_real_smollm2(void) {
 
 /* The written files for small tokenizers built here: strings with quotes,
    backslashes and control bytes come back as they were, the ids equal the
-   GGUF tokenizer's, a string that is not UTF-8 and another model are
-   refused, naming what is wrong, and leave no file behind. */
+   GGUF tokenizer's, a string that is not UTF-8, two tokens of one text and
+   another model are refused, naming what is wrong, and leave no file behind. */
 static const char *const odd_tokens[] = {"a", "b", "c", "\xC4\xA0", "ab", "abc", "\xC4\xA0\x61", "<|\"q\\\x01\x7F\n|>"};
 static const char *const bad_tokens[] = {"a", "b", "c", "\xC4\xA0", "ab", "abc", "\xC4\xA0\x61", "<|\xFF|>"};
+static const char *const twin_tokens[] = {"a", "b", "c", "\xC4\xA0", "ab", "abc", "\xC4\xA0\x61", "ab"};
 
 static lisa_result save_spec(const tok_spec *s, const char *dir, lisa_tokenizer *from_gguf, lisa_error *err) {
     buf b = {NULL, 0, 0};
@@ -1490,6 +1491,9 @@ static void test_hf_tokenizer_small(void) {
     CHECK(save_spec(&specs[0], dir, NULL, &e) == LISA_ERR_FORMAT && strstr(e.message, "tokenizer.ggml.tokens") &&
               strstr(e.message, "element 7") && strstr(e.message, "UTF-8"),
           "a token that is not UTF-8 is refused, naming it: %s", e.message);
+    specs[0].tokens = twin_tokens;
+    CHECK(save_spec(&specs[0], dir, NULL, &e) == LISA_ERR_FORMAT && strstr(e.message, "id 4 and id 7"),
+          "two tokens of one text (a tokenizer.json vocabulary holds each once) are refused, naming both: %s", e.message);
     specs[0].tokens = odd_tokens;
     specs[0].model = "bert";
     CHECK(save_spec(&specs[0], dir, NULL, &e) == LISA_ERR_INVALID && strstr(e.message, "\"bert\""),

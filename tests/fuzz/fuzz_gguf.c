@@ -35,9 +35,17 @@
    vocabulary and decodes them; then each of the load's allocations is made
    to fail in turn.
 
+   A tokenizer that loads is then written as tokenizer.json and
+   tokenizer_config.json (lisa_gguf_save_hf_tokenizer, into a temporary
+   directory): a failure must be a clean error naming the input or the file;
+   a success must load again with lisa_tokenizer_load_hf, to a vocabulary of
+   the same size, and for model "gpt2" encode the short text to the same ids
+   as the GGUF tokenizer.
+
    Build and run: tests/fuzz/run.sh. Seeds: build with -DFUZZ_MAKE_SEEDS (no
    -fsanitize=fuzzer) and run with the corpus directory as argument (it reads
    tests/fixtures/gguf/). */
+#define _XOPEN_SOURCE 700 /* mkdtemp */
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
 #include "fuzz.h" /* after lisa.h */
@@ -319,6 +327,65 @@ static void check_success(const lisa_gguf *g, const ref_gguf *ref, const uint8_t
                "indices out of range");
 }
 
+/* The directory the written tokenizers go to, made once per process and
+   removed at exit. */
+static char written[64];
+
+static void remove_written(void) {
+    static const char *const files[] = {"tokenizer.json", "tokenizer_config.json"};
+    char path[128];
+    size_t i;
+    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", written, files[i]);
+        remove(path);
+    }
+    remove(written);
+}
+
+static const char *written_dir(void) {
+    if (!written[0]) {
+        snprintf(written, sizeof written, "%s", "/tmp/lisa-fuzz-hftok.XXXXXX");
+        FUZZ_CHECK(mkdtemp(written) != NULL, "cannot make a temporary directory");
+        atexit(remove_written);
+    }
+    return written;
+}
+
+/* g's tokenizer (t, which encoded text to ids) written as tokenizer.json and
+   read back (see the top). */
+static void check_written_tokenizer(const lisa_gguf *g, const lisa_tokenizer *t, const int *ids, size_t n,
+                                    const char *text, size_t text_len, const char *name) {
+    lisa_tokenizer back;
+    lisa_error err;
+    lisa_result r;
+    int ids2[512];
+    size_t n2 = 0;
+    const char *model = NULL;
+    size_t model_len = 0;
+    int gpt2;
+    memset(&err, 'x', sizeof err);
+    r = lisa_gguf_save_hf_tokenizer(g, written_dir(), &err);
+    if (r != LISA_OK) {
+        FUZZ_CHECK(r == LISA_ERR_FORMAT || r == LISA_ERR_INVALID || r == LISA_ERR_NOMEM, "writing: result %s",
+                   lisa_result_string(r));
+        FUZZ_CHECK(err.code == r && (strstr(err.message, name) != NULL || strstr(err.message, written_dir()) != NULL),
+                   "writing: the error names neither the input nor the file: %s", err.message);
+        return;
+    }
+    r = lisa_tokenizer_load_hf(&back, written_dir(), NULL, &err);
+    FUZZ_CHECK(r == LISA_OK, "the written tokenizer.json does not load: %s", err.message);
+    FUZZ_CHECK(back.vocab_size == t->vocab_size, "written: %d ids, the GGUF's %d", back.vocab_size, t->vocab_size);
+    lisa_gguf_get_string(g, lisa_gguf_find(g, "tokenizer.ggml.model"), &model, &model_len, NULL);
+    gpt2 = model_len == 4 && memcmp(model, "gpt2", 4) == 0;
+    if (gpt2) {
+        r = lisa_tokenizer_encode(&back, text, text_len, back.add_bos, back.add_eos, ids2, 512, &n2, &err);
+        FUZZ_CHECK(r == LISA_OK && n2 == n && memcmp(ids, ids2, n * sizeof *ids) == 0,
+                   "the written tokenizer.json encodes to %lu other ids than the GGUF's %lu", (unsigned long)n2,
+                   (unsigned long)n);
+    }
+    lisa_tokenizer_free(&back);
+}
+
 /* The tokenizer in the metadata, when the input parses (see the top). */
 static void check_tokenizer(const uint8_t *data, size_t size, const char *name) {
     static const char text[] = "Hello w\xc3\xb6rld  123 <s></s><|endoftext|>\n\xe2\x96\x81x\xff";
@@ -362,6 +429,7 @@ static void check_tokenizer(const uint8_t *data, size_t size, const char *name) 
     r = lisa_tokenizer_decode(&t, ids, n, out, len + 1, &i, &err);
     FUZZ_CHECK(r == LISA_OK && i == len, "decoding failed: %s", err.message);
     free(out);
+    check_written_tokenizer(&g, &t, ids, n, text, sizeof text - 1, name);
     lisa_tokenizer_free(&t);
     fuzz_check_nothing_live("after lisa_tokenizer_free");
     for (k = 0; k < n_allocs; k++) {
