@@ -14,11 +14,20 @@
    fail in turn: LISA_ERR_NOMEM and nothing left. Inputs are also loaded with
    the default allocator, no name and no error struct.
 
+   A model that loads is written back as F32 GGUF with the input's metadata as
+   carry (lisa_model_save_gguf, to a temporary file): that succeeds, or is
+   LISA_ERR_INVALID for a carried tokenizer.ggml.tokens that is not the
+   model's vocabulary; what it wrote loads again to the same config and the
+   same weights bit for bit, with every carried general.* and tokenizer.*
+   key there, of the same type and value bytes.
+
    Build and run: tests/fuzz/run.sh. Seeds: tests/fuzz/corpus/gguf_model/
    (tools/make_gguf_model_fixture.py writes them). */
+#define _XOPEN_SOURCE 700 /* mkstemp */
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
 #include "fuzz.h" /* after lisa.h */
+#include <unistd.h> /* close */
 
 static const char *const layer_names[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
                                            "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"};
@@ -85,6 +94,67 @@ static void check_model(const lisa_model *m, const uint8_t *data, size_t size) {
     lisa_gguf_free(&g);
 }
 
+/* The file written models go to, made once per process and removed at exit. */
+static char written[64];
+
+static void remove_written(void) { remove(written); }
+
+static const char *written_path(void) {
+    if (!written[0]) {
+        int fd;
+        snprintf(written, sizeof written, "%s", "/tmp/lisa-fuzz-gguf-model.XXXXXX");
+        fd = mkstemp(written);
+        FUZZ_CHECK(fd >= 0, "cannot make a temporary file");
+        close(fd);
+        atexit(remove_written);
+    }
+    return written;
+}
+
+/* Whether key i of g was carried into h as it was. */
+static int carried(const lisa_gguf *g, int i, const lisa_gguf *h) {
+    const lisa_gguf_kv *a = &g->kv[i], *b;
+    int j = lisa_gguf_find(h, a->key);
+    if (j < 0) return 0;
+    b = &h->kv[j];
+    return a->type == b->type && a->elem_type == b->elem_type && a->count == b->count && a->value_size == b->value_size &&
+           memcmp(g->buffer + a->value, h->buffer + b->value, a->value_size) == 0;
+}
+
+/* m (loaded from data) written with data's metadata and read back (see the top). */
+static void check_written(const lisa_model *m, const uint8_t *data, size_t size) {
+    static const char *const own[] = {"general.architecture", "general.file_type", "general.quantization_version",
+                                      "general.alignment"};
+    lisa_gguf g, h;
+    lisa_model back;
+    lisa_error err;
+    lisa_result r;
+    int i, k;
+    FUZZ_CHECK(lisa_gguf_parse_memory(&g, data, size, "fuzz.gguf", NULL, NULL) == LISA_OK, "the metadata parses");
+    r = lisa_model_save_gguf(m, written_path(), 0, &g, &err);
+    if (r != LISA_OK) {
+        FUZZ_CHECK(r == LISA_ERR_INVALID && strstr(err.message, "tokenizer.ggml.tokens"), "writing: %s", err.message);
+        lisa_gguf_free(&g);
+        return;
+    }
+    r = lisa_model_load_gguf(&back, written_path(), NULL, &err);
+    FUZZ_CHECK(r == LISA_OK, "the written model does not load: %s", err.message);
+    FUZZ_CHECK(memcmp(&back.config, &m->config, sizeof m->config) == 0, "the written model's config differs");
+    FUZZ_CHECK(back.layout.n_params == m->layout.n_params &&
+                   memcmp(back.params, m->params, m->layout.n_params * sizeof(float)) == 0,
+               "the written model's weights differ");
+    lisa_model_free(&back);
+    FUZZ_CHECK(lisa_gguf_read_metadata(&h, written_path(), NULL, &err) == LISA_OK, "written metadata: %s", err.message);
+    for (i = 0; i < g.n_kv; i++) {
+        int mine = 0;
+        if (strncmp(g.kv[i].key, "general.", 8) != 0 && strncmp(g.kv[i].key, "tokenizer.", 10) != 0) continue;
+        for (k = 0; k < (int)(sizeof own / sizeof own[0]); k++) mine |= strcmp(g.kv[i].key, own[k]) == 0;
+        if (!mine) FUZZ_CHECK(carried(&g, i, &h), "key %s was not carried as it was", g.kv[i].key);
+    }
+    lisa_gguf_free(&h);
+    lisa_gguf_free(&g);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lisa_allocator a = fuzz_allocator();
@@ -102,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(m.bytes == fuzz_cnt.live_bytes, "the model counts %lu bytes, the allocator %lu",
                    (unsigned long)m.bytes, (unsigned long)fuzz_cnt.live_bytes);
         check_model(&m, data, size);
+        check_written(&m, data, size);
         lisa_model_free(&m);
         fuzz_check_nothing_live("after lisa_model_free");
         n_ok = fuzz_cnt.n_ok;
