@@ -2039,6 +2039,46 @@ static void lisa__pack_a(float *dst, const float *a, size_t ars, size_t aks, int
     }
 }
 
+#if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
+/* dst[k * ldd + j] = src[j * lds + k] for j, k < 8: an 8 x 8 block transposed
+   in registers (forward's weights are packed this way: k runs along their rows). */
+static void lisa__transpose8(float *dst, size_t ldd, const float *src, size_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+#endif
+
+/* dst[k * NR + j] = src[j * lds + k] for j < NR, k < kc. */
+static void lisa__pack_transposed(float *dst, const float *src, size_t lds, int kc) {
+    int j, k = 0, k_done;
+#if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
+    for (k = 0; k + 8 <= kc; k += 8)
+        for (j = 0; j < LISA__NR; j += 8)
+            lisa__transpose8(dst + (size_t)k * LISA__NR + j, LISA__NR, src + (size_t)j * lds + k, lds);
+#endif
+    k_done = k; /* the rest one by one */
+    for (j = 0; j < LISA__NR; j++)
+        for (k = k_done; k < kc; k++) dst[(size_t)k * LISA__NR + j] = src[(size_t)j * lds + k];
+}
+
 /* B's k 0..kc-1, columns 0..nc-1 (B(k, j) = b[k * bks + j * bjs]) into
    NR-wide strips, each kc x NR k-major; columns past nc are zero. */
 static void lisa__pack_b(float *dst, const float *b, size_t bks, size_t bjs, int kc, int nc) {
@@ -2049,8 +2089,7 @@ static void lisa__pack_b(float *dst, const float *b, size_t bks, size_t bjs, int
         if (nr == LISA__NR && bjs == 1)
             for (k = 0; k < kc; k++) memcpy(dst + (size_t)k * LISA__NR, src + (size_t)k * bks, LISA__NR * sizeof(float));
         else if (nr == LISA__NR && bks == 1)
-            for (jj = 0; jj < LISA__NR; jj++)
-                for (k = 0; k < kc; k++) dst[(size_t)k * LISA__NR + jj] = src[(size_t)jj * bjs + k];
+            lisa__pack_transposed(dst, src, bjs, kc);
         else
             for (k = 0; k < kc; k++)
                 for (jj = 0; jj < LISA__NR; jj++)
