@@ -2020,25 +2020,6 @@ static void lisa__tile(float *c, size_t ldc, int mr, int nr, int K, const float 
         for (j = 0; j < nr; j++) c[(size_t)r * ldc + j] = t[r * LISA__NR + j];
 }
 
-/* A's rows 0..mc-1, k 0..kc-1 (A(r, k) = a[r * ars + k * aks]) into MR-tall
-   strips, each kc x MR k-major; rows past mc are zero. */
-static void lisa__pack_a(float *dst, const float *a, size_t ars, size_t aks, int mc, int kc) {
-    int i, r, k;
-    for (i = 0; i < mc; i += LISA__MR, dst += (size_t)kc * LISA__MR) {
-        const float *src = a + (size_t)i * ars;
-        int mr = LISA__MIN(LISA__MR, mc - i);
-        if (mr == LISA__MR && ars == 1)
-            for (k = 0; k < kc; k++) memcpy(dst + (size_t)k * LISA__MR, src + (size_t)k * aks, LISA__MR * sizeof(float));
-        else if (mr == LISA__MR && aks == 1)
-            for (r = 0; r < LISA__MR; r++)
-                for (k = 0; k < kc; k++) dst[(size_t)k * LISA__MR + r] = src[(size_t)r * ars + k];
-        else
-            for (k = 0; k < kc; k++)
-                for (r = 0; r < LISA__MR; r++)
-                    dst[(size_t)k * LISA__MR + r] = r < mr ? src[(size_t)r * ars + (size_t)k * aks] : 0.0f;
-    }
-}
-
 #if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
 /* dst[k * ldd + j] = src[j * lds + k] for j, k < 8: an 8 x 8 block transposed
    in registers (forward's weights are packed this way: k runs along their rows). */
@@ -2066,17 +2047,36 @@ static void lisa__transpose8(float *dst, size_t ldd, const float *src, size_t ld
 }
 #endif
 
-/* dst[k * NR + j] = src[j * lds + k] for j < NR, k < kc. */
-static void lisa__pack_transposed(float *dst, const float *src, size_t lds, int kc) {
-    int j, k = 0, k_done;
+/* dst[k * width + j] = src[j * lds + k] for j < width, k < kc. */
+static void lisa__pack_transposed(float *dst, int width, const float *src, size_t lds, int kc) {
+    int j, k, j_blocked = 0, k_blocked = 0;
 #if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
-    for (k = 0; k + 8 <= kc; k += 8)
-        for (j = 0; j < LISA__NR; j += 8)
-            lisa__transpose8(dst + (size_t)k * LISA__NR + j, LISA__NR, src + (size_t)j * lds + k, lds);
+    j_blocked = width / 8 * 8;
+    k_blocked = kc / 8 * 8;
+    for (k = 0; k < k_blocked; k += 8)
+        for (j = 0; j < j_blocked; j += 8)
+            lisa__transpose8(dst + (size_t)k * width + j, (size_t)width, src + (size_t)j * lds + k, lds);
 #endif
-    k_done = k; /* the rest one by one */
-    for (j = 0; j < LISA__NR; j++)
-        for (k = k_done; k < kc; k++) dst[(size_t)k * LISA__NR + j] = src[(size_t)j * lds + k];
+    for (j = 0; j < width; j++) /* what the 8 x 8 blocks left */
+        for (k = j < j_blocked ? k_blocked : 0; k < kc; k++) dst[(size_t)k * width + j] = src[(size_t)j * lds + k];
+}
+
+/* A's rows 0..mc-1, k 0..kc-1 (A(r, k) = a[r * ars + k * aks]) into MR-tall
+   strips, each kc x MR k-major; rows past mc are zero. */
+static void lisa__pack_a(float *dst, const float *a, size_t ars, size_t aks, int mc, int kc) {
+    int i, r, k;
+    for (i = 0; i < mc; i += LISA__MR, dst += (size_t)kc * LISA__MR) {
+        const float *src = a + (size_t)i * ars;
+        int mr = LISA__MIN(LISA__MR, mc - i);
+        if (mr == LISA__MR && ars == 1)
+            for (k = 0; k < kc; k++) memcpy(dst + (size_t)k * LISA__MR, src + (size_t)k * aks, LISA__MR * sizeof(float));
+        else if (mr == LISA__MR && aks == 1)
+            lisa__pack_transposed(dst, LISA__MR, src, ars, kc);
+        else
+            for (k = 0; k < kc; k++)
+                for (r = 0; r < LISA__MR; r++)
+                    dst[(size_t)k * LISA__MR + r] = r < mr ? src[(size_t)r * ars + (size_t)k * aks] : 0.0f;
+    }
 }
 
 /* B's k 0..kc-1, columns 0..nc-1 (B(k, j) = b[k * bks + j * bjs]) into
@@ -2089,7 +2089,7 @@ static void lisa__pack_b(float *dst, const float *b, size_t bks, size_t bjs, int
         if (nr == LISA__NR && bjs == 1)
             for (k = 0; k < kc; k++) memcpy(dst + (size_t)k * LISA__NR, src + (size_t)k * bks, LISA__NR * sizeof(float));
         else if (nr == LISA__NR && bks == 1)
-            lisa__pack_transposed(dst, src, bjs, kc);
+            lisa__pack_transposed(dst, LISA__NR, src, bjs, kc);
         else
             for (k = 0; k < kc; k++)
                 for (jj = 0; jj < LISA__NR; jj++)
