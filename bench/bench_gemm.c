@@ -70,20 +70,22 @@ static void run_blas(int p, const gemm_shape *s, float *x, float *w, float *out,
 
 typedef void (*product_fn)(int, const gemm_shape *, float *, float *, float *, float *, float *, float *);
 
-/* GFLOP/s of the fastest of reps timed runs after one warm-up: on a shared
-   machine the fastest run is the one least disturbed by other programs. */
-static double gflops(product_fn f, int p, const gemm_shape *s, float *x, float *w, float *out, float *dout,
-                     float *dx, float *dw, int reps) {
-    double best = 0.0;
-    int i;
+/* GFLOP/s of the fastest of reps timed runs after one warm-up (on a shared
+   machine, the run least disturbed by other programs), and of their median. */
+static void gflops(product_fn f, int p, const gemm_shape *s, float *x, float *w, float *out, float *dout,
+                   float *dx, float *dw, int reps, double *fastest, double *typical) {
+    double t[64], flops = 2.0 * s->n * s->in * s->out, best;
+    int i, n = reps < 64 ? reps : 64;
     f(p, s, x, w, out, dout, dx, dw);
-    for (i = 0; i < reps; i++) {
-        double t0 = now_seconds(), t;
+    for (i = 0; i < n; i++) {
+        double t0 = now_seconds();
         f(p, s, x, w, out, dout, dx, dw);
-        t = now_seconds() - t0;
-        if (i == 0 || t < best) best = t;
+        t[i] = now_seconds() - t0;
     }
-    return 2.0 * s->n * s->in * s->out / best / 1e9;
+    best = t[0];
+    for (i = 1; i < n; i++) best = t[i] < best ? t[i] : best;
+    *fastest = flops / best / 1e9;
+    *typical = flops / median(t, n) / 1e9;
 }
 
 static void fill(float *p, size_t n, lisa_rng *rng) {
@@ -111,10 +113,10 @@ int main(int argc, char **argv) {
 #endif
 #ifdef BENCH_OPENBLAS
     openblas_set_num_threads(threads);
-    printf("threads %d, fastest of %d runs; OpenBLAS linked\n", threads, reps);
-    printf("| model | layer | product | lisa GFLOP/s | OpenBLAS GFLOP/s | lisa / OpenBLAS |\n|---|---|---|---|---|---|\n");
+    printf("threads %d, GFLOP/s of the fastest of %d runs (of their median); OpenBLAS linked\n", threads, reps);
+    printf("| model | layer | product | lisa GFLOP/s | OpenBLAS GFLOP/s | lisa / OpenBLAS (fastest) |\n|---|---|---|---|---|---|\n");
 #else
-    printf("threads %d, fastest of %d runs; OpenBLAS not found (make bench-gemm links it when present)\n", threads,
+    printf("threads %d, GFLOP/s of the fastest of %d runs (of their median); OpenBLAS not found (make bench-gemm links it when present)\n", threads,
            reps);
     printf("| model | layer | product | lisa GFLOP/s |\n|---|---|---|---|\n");
 #endif
@@ -133,13 +135,16 @@ int main(int argc, char **argv) {
         fill(w, nw, &rng);
         fill(dout, no, &rng);
         for (p = FWD; p <= DW; p++) {
-            double g = gflops(run_lisa, p, s, x, w, out, dout, dx, dw, reps);
+            double g, gm;
 #ifdef BENCH_OPENBLAS
-            double b = gflops(run_blas, p, s, x, w, out, dout, dx, dw, reps);
-            printf("| %s | %s | %s | %.1f | %.1f | %.0f%% |\n", s->model, s->layer, product_names[p], g, b,
-                   100.0 * g / b);
+            double b, bm;
+            gflops(run_lisa, p, s, x, w, out, dout, dx, dw, reps, &g, &gm);
+            gflops(run_blas, p, s, x, w, out, dout, dx, dw, reps, &b, &bm);
+            printf("| %s | %s | %s | %.1f (%.1f) | %.1f (%.1f) | %.0f%% |\n", s->model, s->layer, product_names[p], g,
+                   gm, b, bm, 100.0 * g / b);
 #else
-            printf("| %s | %s | %s | %.1f |\n", s->model, s->layer, product_names[p], g);
+            gflops(run_lisa, p, s, x, w, out, dout, dx, dw, reps, &g, &gm);
+            printf("| %s | %s | %s | %.1f (%.1f) |\n", s->model, s->layer, product_names[p], g, gm);
 #endif
             fflush(stdout);
         }
