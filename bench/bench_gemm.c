@@ -68,6 +68,14 @@ static void run_blas(int p, const gemm_shape *s, float *x, float *w, float *out,
 }
 #endif
 
+/* Both libraries keep their worker threads spinning for a while after a call
+   (OpenBLAS for about 0.1 s), which would take a core from the other's next
+   runs: a pause lets them go to sleep first. */
+static void settle(void) {
+    struct timespec pause = {0, 300000000L};
+    nanosleep(&pause, NULL);
+}
+
 typedef void (*product_fn)(int, const gemm_shape *, float *, float *, float *, float *, float *, float *);
 
 /* GFLOP/s of the fastest of reps timed runs after one warm-up (on a shared
@@ -76,6 +84,7 @@ static void gflops(product_fn f, int p, const gemm_shape *s, float *x, float *w,
                    float *dx, float *dw, int reps, double *fastest, double *typical) {
     double t[64], flops = 2.0 * s->n * s->in * s->out, best;
     int i, n = reps < 64 ? reps : 64;
+    settle();
     f(p, s, x, w, out, dout, dx, dw);
     for (i = 0; i < n; i++) {
         double t0 = now_seconds();
