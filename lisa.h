@@ -50,8 +50,9 @@
      LISA_ASSERT(x)     check for programmer errors (default assert)
      LISA_PARALLEL_MIN_WORK   smallest loop (in multiply-adds or elements) that
                         OpenMP threads are started for (default 65536)
-     LISA_NO_VECTOR_EXTENSIONS  plain C loops instead of GCC/clang vector types
-                        in the inner kernels (same results, slower)
+     LISA_NO_VECTOR_EXTENSIONS  plain C loops instead of AVX-512 / AVX2+FMA
+                        intrinsics and GCC/clang vector types in the inner
+                        kernels (the same sums in the same order, slower)
 
    CONVENTIONS
      - Fallible functions return a lisa_result; lisa_result_string() names it, and
@@ -1864,7 +1865,8 @@ LISADEF void lisa_rmsnorm_backward(float *dx, float *dw, const float *dout, cons
 
    All three products of a linear layer (forward, input gradient, weight
    gradient) run through one driver, lisa__gemm: C (M, N) = or += A (M, K) B (K, N),
-   A and B read through strides so that a transpose costs nothing. It follows
+   A and B read through strides (a transposed operand needs no copy of its
+   own; packing reorders it anyway). It follows
    the BLIS layout (five loops around a microkernel):
      threads   each takes a range of C's rows or of its columns;
      jc        NC columns at a time;
