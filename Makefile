@@ -3,6 +3,8 @@
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make demo       pre-train a small model, then fine-tune it with LISA, on built-in data
 #   make examples   the teaching programs in examples/ (each also builds with the cc line at its top)
+#   make bench-gemm the three products of a linear layer at real shapes, in GFLOP/s, with
+#                   OpenBLAS's cblas_sgemm beside them when it is installed (never a dependency)
 #   make bench      speed and memory: the engine, then full fine-tuning against LISA, then the
 #                   tokenizer (bench_tokenizer: tokenizer.json load, encode, decode on one thread)
 #   make SAN=1 test the same tests under AddressSanitizer and UBSan (in build-san/)
@@ -43,7 +45,7 @@ NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=s
              -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90
 NVCC_FLAGS = -std=c++17 -O3 -Xcompiler -Wall,-Wextra -Werror all-warnings -I. -Itests
 
-.PHONY: all test demo bench clean examples cuda test-cuda test-real
+.PHONY: all test demo bench bench-gemm clean examples cuda test-cuda test-real
 all: $(BUILD)/lisa examples
 
 $(BUILD):
@@ -83,6 +85,20 @@ bench: $(BUILD)/bench_engine $(BUILD)/bench_lisa $(BUILD)/bench_tokenizer
 	$(BUILD)/bench_engine
 	$(BUILD)/bench_lisa
 	$(BUILD)/bench_tokenizer
+
+# OpenBLAS is linked only when a program calling cblas_sgemm compiles and links;
+# OPENBLAS_CORETYPE is cleared so that it picks its kernels for this CPU.
+BLAS_LIBS ?= -lopenblas
+bench-gemm: bench/bench_gemm.c lisa.h bench/bench.h | $(BUILD)
+	@if printf '#include <cblas.h>\nint main(void) { float a = 1, c = 0; cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1.0f, &a, 1, &a, 1, 0.0f, &c, 1); return (int)c - 1; }\n' | \
+	    $(CC) -x c -o $(BUILD)/.blas_probe - $(BLAS_LIBS) 2>/dev/null; then \
+	    echo "OpenBLAS found"; \
+	    $(CC) $(ALL_CFLAGS) -DBENCH_OPENBLAS -o $(BUILD)/bench_gemm bench/bench_gemm.c $(BLAS_LIBS) $(LDLIBS); \
+	else \
+	    echo "OpenBLAS not found: lisa's kernel alone"; \
+	    $(CC) $(ALL_CFLAGS) -o $(BUILD)/bench_gemm bench/bench_gemm.c $(LDLIBS); \
+	fi; rm -f $(BUILD)/.blas_probe
+	env -u OPENBLAS_CORETYPE $(BUILD)/bench_gemm
 
 cuda: $(BUILD)/test_cuda $(BUILD)/lisa_cuda.o $(BUILD)/lisa-cuda
 

@@ -50,8 +50,9 @@
      LISA_ASSERT(x)     check for programmer errors (default assert)
      LISA_PARALLEL_MIN_WORK   smallest loop (in multiply-adds or elements) that
                         OpenMP threads are started for (default 65536)
-     LISA_NO_VECTOR_EXTENSIONS  plain C loops instead of GCC/clang vector types
-                        in the inner kernels (same results, slower)
+     LISA_NO_VECTOR_EXTENSIONS  plain C loops instead of AVX-512 / AVX2+FMA
+                        intrinsics and GCC/clang vector types in the inner
+                        kernels (the same sums in the same order, slower)
 
    CONVENTIONS
      - Fallible functions return a lisa_result; lisa_result_string() names it, and
@@ -1933,138 +1934,340 @@ LISADEF void lisa_rmsnorm_backward(float *dx, float *dw, const float *dout, cons
 
 /* --- matrix products ------------------------------------------------------
 
-   All three products (forward, input gradient, weight gradient) run through
-   one register-tiled kernel that adds outer products: a tile of MR x NR
-   outputs stays in registers while k runs. Each output element is summed by
-   one thread, k in ascending order, whatever the thread count or tiling: the
-   results are bitwise reproducible, which gradient checkpointing relies on. */
+   All three products of a linear layer (forward, input gradient, weight
+   gradient) run through one driver, lisa__gemm: C (M, N) = or += A (M, K) B (K, N),
+   A and B read through strides (a transposed operand needs no copy of its
+   own; packing reorders it anyway). It follows
+   the BLIS layout (five loops around a microkernel):
+     threads   each takes a range of C's rows or of its columns;
+     jc        NC columns at a time;
+     pc        KC values of k at a time: B's KC x NC panel is packed into
+               NR-wide strips (it stays in L2/L3);
+     ic        MC rows at a time: A's MC x KC block is packed into MR-tall
+               strips (it stays in L2);
+     jr, ir    the microkernel keeps an MR x NR tile of C in registers while k
+               runs through one strip of each (the B strip stays in L1).
+   Each element of C is one chain of multiply-adds, k ascending, starting from
+   C's old value (or zero); a k-slice stores its partial sum in C and the next
+   one continues from it. Tiles, blocks and threads only decide who computes
+   an element, never the order of its sum: results are bitwise the same for
+   any thread count or row count (generation's one-row products give the full
+   forward's bits), which gradient checkpointing relies on too.
 
-#define LISA__MR 4       /* rows of an output tile */
-#define LISA__NR 16      /* columns of an output tile: one or two SIMD registers */
-#define LISA__KB 256     /* k-block: a packed panel is KB x NR floats (16 KB) */
-#define LISA__BLOCK 64   /* rows / columns of a cache block handed to one task */
+   The microkernel is chosen from the target: AVX-512 (12 x 32, 24 of the 32
+   zmm registers hold the tile), AVX2 with FMA (6 x 16, 12 of 16 ymm), else
+   portable C (4 x 16; GCC/clang vector types unless LISA_NO_VECTOR_EXTENSIONS). */
 
-/* c[r * ldc + j] (+)= sum over k < K of A(r, k) * b[k * bks + j], for r < nr, j < nc,
-   with A(r, k) = a[r * ars + k * aks]. The sum replaces c when zero_init is
-   set and is added to it otherwise. b must hold NR readable floats per k; rows of A past nr repeat
-   row nr - 1 and are dropped. */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(LISA_NO_VECTOR_EXTENSIONS)
-/* GCC and clang keep these four accumulators in SIMD registers; a plain
-   array of them would live on the stack. Same arithmetic as the fallback. */
-typedef float lisa__vec __attribute__((vector_size(LISA__NR * sizeof(float))));
+#if !defined(LISA_NO_VECTOR_EXTENSIONS) && defined(__AVX512F__)
+#define LISA__GEMM_AVX512
+#elif !defined(LISA_NO_VECTOR_EXTENSIONS) && defined(__AVX2__) && defined(__FMA__)
+#define LISA__GEMM_AVX2
+#endif
 
-static void lisa__kernel(float *c, size_t ldc, int nr, int nc, const float *a, size_t ars,
-                         size_t aks, const float *b, size_t bks, int K, int zero_init) {
-    lisa__vec acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, bk;
-    float out[LISA__MR][LISA__NR];
-    const float *a0 = a, *a1 = a + (size_t)LISA__MIN(1, nr - 1) * ars;
-    const float *a2 = a + (size_t)LISA__MIN(2, nr - 1) * ars, *a3 = a + (size_t)LISA__MIN(3, nr - 1) * ars;
-    size_t ka = 0;
-    int r, j, k;
-    for (k = 0; k < K; k++, ka += aks) {
-        memcpy(&bk, b + (size_t)k * bks, sizeof bk);
-        acc0 += a0[ka] * bk;
-        acc1 += a1[ka] * bk;
-        acc2 += a2[ka] * bk;
-        acc3 += a3[ka] * bk;
-    }
-    memcpy(out[0], &acc0, sizeof acc0);
-    memcpy(out[1], &acc1, sizeof acc1);
-    memcpy(out[2], &acc2, sizeof acc2);
-    memcpy(out[3], &acc3, sizeof acc3);
+#if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(LISA__GEMM_AVX512)
+#define LISA__MR 12 /* rows of a register tile */
+#define LISA__NR 32 /* columns of a register tile */
+#elif defined(LISA__GEMM_AVX2)
+#define LISA__MR 6
+#define LISA__NR 16
 #else
-static void lisa__kernel(float *c, size_t ldc, int nr, int nc, const float *a, size_t ars,
-                         size_t aks, const float *b, size_t bks, int K, int zero_init) {
-    float out[LISA__MR][LISA__NR] = {{0}};
-    const float *ar[LISA__MR];
+#define LISA__MR 4
+#define LISA__NR 16
+#endif
+#ifndef LISA__KC
+#define LISA__KC 256  /* k-slice: a B strip is KC x NR floats (32 KB with AVX-512), for L1 */
+#endif
+#ifndef LISA__MC
+#define LISA__MC (16 * LISA__MR) /* rows of a packed A block (192 KB with AVX-512), for L2 */
+#endif
+#ifndef LISA__NC
+#define LISA__NC (32 * LISA__NR) /* columns of a packed B panel */
+#endif
+
+/* tile (MR x NR, rows ldc apart) = (load_c ? tile : 0) + ap (K x MR) times
+   bp (K x NR), both packed k-major. */
+#if defined(LISA__GEMM_AVX512)
+#define LISA__ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define LISA__DECLARE(i) __m512 c##i##a, c##i##b;
+#define LISA__LOAD(i) c##i##a = _mm512_loadu_ps(c + (size_t)(i) * ldc); c##i##b = _mm512_loadu_ps(c + (size_t)(i) * ldc + 16);
+#define LISA__ZERO(i) c##i##a = _mm512_setzero_ps(); c##i##b = c##i##a;
+#define LISA__FMA(i) { __m512 av = _mm512_set1_ps(ap[i]); \
+    c##i##a = _mm512_fmadd_ps(av, b0, c##i##a); c##i##b = _mm512_fmadd_ps(av, b1, c##i##b); }
+#define LISA__STORE(i) _mm512_storeu_ps(c + (size_t)(i) * ldc, c##i##a); _mm512_storeu_ps(c + (size_t)(i) * ldc + 16, c##i##b);
+static void lisa__micro(int K, const float *ap, const float *bp, float *c, size_t ldc, int load_c) {
+    LISA__ROWS(LISA__DECLARE)
+    int k;
+    if (load_c) {
+        LISA__ROWS(LISA__LOAD)
+    } else {
+        LISA__ROWS(LISA__ZERO)
+    }
+    for (k = 0; k < K; k++, ap += LISA__MR, bp += LISA__NR) {
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+        LISA__ROWS(LISA__FMA)
+    }
+    LISA__ROWS(LISA__STORE)
+}
+#elif defined(LISA__GEMM_AVX2)
+#define LISA__ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define LISA__DECLARE(i) __m256 c##i##a, c##i##b;
+#define LISA__LOAD(i) c##i##a = _mm256_loadu_ps(c + (size_t)(i) * ldc); c##i##b = _mm256_loadu_ps(c + (size_t)(i) * ldc + 8);
+#define LISA__ZERO(i) c##i##a = _mm256_setzero_ps(); c##i##b = c##i##a;
+#define LISA__FMA(i) { __m256 av = _mm256_broadcast_ss(ap + (i)); \
+    c##i##a = _mm256_fmadd_ps(av, b0, c##i##a); c##i##b = _mm256_fmadd_ps(av, b1, c##i##b); }
+#define LISA__STORE(i) _mm256_storeu_ps(c + (size_t)(i) * ldc, c##i##a); _mm256_storeu_ps(c + (size_t)(i) * ldc + 8, c##i##b);
+static void lisa__micro(int K, const float *ap, const float *bp, float *c, size_t ldc, int load_c) {
+    LISA__ROWS(LISA__DECLARE)
+    int k;
+    if (load_c) {
+        LISA__ROWS(LISA__LOAD)
+    } else {
+        LISA__ROWS(LISA__ZERO)
+    }
+    for (k = 0; k < K; k++, ap += LISA__MR, bp += LISA__NR) {
+        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+        LISA__ROWS(LISA__FMA)
+    }
+    LISA__ROWS(LISA__STORE)
+}
+#elif (defined(__GNUC__) || defined(__clang__)) && !defined(LISA_NO_VECTOR_EXTENSIONS)
+/* GCC and clang keep these four accumulators in SIMD registers; a plain
+   array of them would live on the stack. Same arithmetic as the loops below. */
+typedef float lisa__vec __attribute__((vector_size(LISA__NR * sizeof(float))));
+static void lisa__micro(int K, const float *ap, const float *bp, float *c, size_t ldc, int load_c) {
+    lisa__vec acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, bk;
+    int k;
+    if (load_c) {
+        memcpy(&acc0, c, sizeof acc0);
+        memcpy(&acc1, c + ldc, sizeof acc1);
+        memcpy(&acc2, c + 2 * ldc, sizeof acc2);
+        memcpy(&acc3, c + 3 * ldc, sizeof acc3);
+    }
+    for (k = 0; k < K; k++, ap += LISA__MR, bp += LISA__NR) {
+        memcpy(&bk, bp, sizeof bk);
+        acc0 += ap[0] * bk;
+        acc1 += ap[1] * bk;
+        acc2 += ap[2] * bk;
+        acc3 += ap[3] * bk;
+    }
+    memcpy(c, &acc0, sizeof acc0);
+    memcpy(c + ldc, &acc1, sizeof acc1);
+    memcpy(c + 2 * ldc, &acc2, sizeof acc2);
+    memcpy(c + 3 * ldc, &acc3, sizeof acc3);
+}
+#else
+static void lisa__micro(int K, const float *ap, const float *bp, float *c, size_t ldc, int load_c) {
+    float acc[LISA__MR][LISA__NR];
     int r, j, k;
-    for (r = 0; r < LISA__MR; r++) ar[r] = a + (size_t)LISA__MIN(r, nr - 1) * ars;
-    for (k = 0; k < K; k++) {
-        const float *bk = b + (size_t)k * bks;
-        for (r = 0; r < LISA__MR; r++) {
-            float av = ar[r][(size_t)k * aks];
-            for (j = 0; j < LISA__NR; j++) out[r][j] += av * bk[j];
+    for (r = 0; r < LISA__MR; r++)
+        for (j = 0; j < LISA__NR; j++) acc[r][j] = load_c ? c[(size_t)r * ldc + j] : 0.0f;
+    for (k = 0; k < K; k++, ap += LISA__MR, bp += LISA__NR)
+        for (r = 0; r < LISA__MR; r++)
+            for (j = 0; j < LISA__NR; j++) acc[r][j] += ap[r] * bp[j];
+    for (r = 0; r < LISA__MR; r++)
+        for (j = 0; j < LISA__NR; j++) c[(size_t)r * ldc + j] = acc[r][j];
+}
+#endif
+
+/* A tile at C's edge (mr < MR rows or nr < NR columns): the same microkernel
+   on a copy, so its elements get the same arithmetic as any other. */
+static void lisa__tile(float *c, size_t ldc, int mr, int nr, int K, const float *ap, const float *bp, int load_c) {
+    float t[LISA__MR * LISA__NR];
+    int r, j;
+    if (mr == LISA__MR && nr == LISA__NR) {
+        lisa__micro(K, ap, bp, c, ldc, load_c);
+        return;
+    }
+    if (load_c)
+        for (r = 0; r < mr; r++)
+            for (j = 0; j < nr; j++) t[r * LISA__NR + j] = c[(size_t)r * ldc + j];
+    lisa__micro(K, ap, bp, t, LISA__NR, load_c);
+    for (r = 0; r < mr; r++)
+        for (j = 0; j < nr; j++) c[(size_t)r * ldc + j] = t[r * LISA__NR + j];
+}
+
+#if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
+/* dst[k * ldd + j] = src[j * lds + k] for j, k < 8: an 8 x 8 block transposed
+   in registers (forward's weights are packed this way: k runs along their rows). */
+static void lisa__transpose8(float *dst, size_t ldd, const float *src, size_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+#endif
+
+/* dst[k * width + j] = src[j * lds + k] for j < width, k < kc. */
+static void lisa__pack_transposed(float *dst, int width, const float *src, size_t lds, int kc) {
+    int j, k, j_blocked = 0, k_blocked = 0;
+#if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
+    j_blocked = width / 8 * 8;
+    k_blocked = kc / 8 * 8;
+    for (k = 0; k < k_blocked; k += 8)
+        for (j = 0; j < j_blocked; j += 8)
+            lisa__transpose8(dst + (size_t)k * width + j, (size_t)width, src + (size_t)j * lds + k, lds);
+#endif
+    for (j = 0; j < width; j++) /* what the 8 x 8 blocks left */
+        for (k = j < j_blocked ? k_blocked : 0; k < kc; k++) dst[(size_t)k * width + j] = src[(size_t)j * lds + k];
+}
+
+/* A's rows 0..mc-1, k 0..kc-1 (A(r, k) = a[r * ars + k * aks]) into MR-tall
+   strips, each kc x MR k-major; rows past mc are zero. */
+static void lisa__pack_a(float *dst, const float *a, size_t ars, size_t aks, int mc, int kc) {
+    int i, r, k;
+    for (i = 0; i < mc; i += LISA__MR, dst += (size_t)kc * LISA__MR) {
+        const float *src = a + (size_t)i * ars;
+        int mr = LISA__MIN(LISA__MR, mc - i);
+        if (mr == LISA__MR && ars == 1)
+            for (k = 0; k < kc; k++) memcpy(dst + (size_t)k * LISA__MR, src + (size_t)k * aks, LISA__MR * sizeof(float));
+        else if (mr == LISA__MR && aks == 1)
+            lisa__pack_transposed(dst, LISA__MR, src, ars, kc);
+        else
+            for (k = 0; k < kc; k++)
+                for (r = 0; r < LISA__MR; r++)
+                    dst[(size_t)k * LISA__MR + r] = r < mr ? src[(size_t)r * ars + (size_t)k * aks] : 0.0f;
+    }
+}
+
+/* B's k 0..kc-1, columns 0..nc-1 (B(k, j) = b[k * bks + j * bjs]) into
+   NR-wide strips, each kc x NR k-major; columns past nc are zero. */
+static void lisa__pack_b(float *dst, const float *b, size_t bks, size_t bjs, int kc, int nc) {
+    int j, jj, k;
+    for (j = 0; j < nc; j += LISA__NR, dst += (size_t)kc * LISA__NR) {
+        const float *src = b + (size_t)j * bjs;
+        int nr = LISA__MIN(LISA__NR, nc - j);
+        if (nr == LISA__NR && bjs == 1)
+            for (k = 0; k < kc; k++) memcpy(dst + (size_t)k * LISA__NR, src + (size_t)k * bks, LISA__NR * sizeof(float));
+        else if (nr == LISA__NR && bks == 1)
+            lisa__pack_transposed(dst, LISA__NR, src, bjs, kc);
+        else
+            for (k = 0; k < kc; k++)
+                for (jj = 0; jj < LISA__NR; jj++)
+                    dst[(size_t)k * LISA__NR + jj] = jj < nr ? src[(size_t)jj * bjs + (size_t)k * bks] : 0.0f;
+    }
+}
+
+typedef struct lisa__gemm_args {
+    float *c;
+    size_t ldc, ars, aks, bks, bjs;
+    const float *a, *b;
+    int M, N, K, accumulate;
+} lisa__gemm_args;
+
+/* C's rows i0..i1-1, columns j0..j1-1, with packing buffers for mc x KC of A
+   and KC x nc of B. */
+static void lisa__gemm_part(const lisa__gemm_args *g, int i0, int i1, int j0, int j1, float *apack, int mc_max,
+                            float *bpack, int nc_max) {
+    int jc, pc, ic, jr, ir;
+    for (jc = j0; jc < j1; jc += nc_max) {
+        int nc = LISA__MIN(nc_max, j1 - jc);
+        for (pc = 0; pc < g->K; pc += LISA__KC) {
+            int kc = LISA__MIN(LISA__KC, g->K - pc), load_c = g->accumulate || pc > 0;
+            lisa__pack_b(bpack, g->b + (size_t)pc * g->bks + (size_t)jc * g->bjs, g->bks, g->bjs, kc, nc);
+            for (ic = i0; ic < i1; ic += mc_max) {
+                int mc = LISA__MIN(mc_max, i1 - ic);
+                lisa__pack_a(apack, g->a + (size_t)ic * g->ars + (size_t)pc * g->aks, g->ars, g->aks, mc, kc);
+                for (jr = 0; jr < nc; jr += LISA__NR)
+                    for (ir = 0; ir < mc; ir += LISA__MR)
+                        lisa__tile(g->c + (size_t)(ic + ir) * g->ldc + jc + jr, g->ldc, LISA__MIN(LISA__MR, mc - ir),
+                                   LISA__MIN(LISA__NR, nc - jr), kc, apack + (size_t)ir * kc,
+                                   bpack + (size_t)jr * kc, load_c);
+            }
         }
     }
-#endif
-    for (r = 0; r < nr; r++) {
-        float *cr = c + (size_t)r * ldc;
-        if (zero_init)
-            for (j = 0; j < nc; j++) cr[j] = out[r][j];
-        else
-            for (j = 0; j < nc; j++) cr[j] += out[r][j];
+}
+
+/* One thread's share, part of n_parts: a range of rows when C has at least as
+   many rows as columns, else of columns, so that the smaller operand is the
+   one every thread packs. Packing buffers come from LISA_MALLOC, 64-byte
+   aligned; without memory, one-tile buffers on the stack do the same sums. */
+static void lisa__gemm_share(const lisa__gemm_args *g, int part, int n_parts) {
+    int split_rows = g->M >= g->N, i0 = 0, i1 = g->M, j0 = 0, j1 = g->N, mc, nc;
+    if (split_rows) {
+        int tiles = (g->M + LISA__MR - 1) / LISA__MR, per = (tiles + n_parts - 1) / n_parts;
+        i0 = LISA__MIN(g->M, part * per * LISA__MR);
+        i1 = LISA__MIN(g->M, (part + 1) * per * LISA__MR);
+    } else {
+        int tiles = (g->N + LISA__NR - 1) / LISA__NR, per = (tiles + n_parts - 1) / n_parts;
+        j0 = LISA__MIN(g->N, part * per * LISA__NR);
+        j1 = LISA__MIN(g->N, (part + 1) * per * LISA__NR);
+    }
+    if (i0 >= i1 || j0 >= j1) return;
+    mc = LISA__MIN(LISA__MC, (i1 - i0 + LISA__MR - 1) / LISA__MR * LISA__MR);
+    nc = LISA__MIN(LISA__NC, (j1 - j0 + LISA__NR - 1) / LISA__NR * LISA__NR);
+    {
+        size_t a_floats = (size_t)mc * LISA__KC, b_floats = (size_t)nc * LISA__KC;
+        void *mem = LISA_MALLOC((a_floats + b_floats) * sizeof(float) + 64);
+        if (mem) {
+            float *apack = (float *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+            lisa__gemm_part(g, i0, i1, j0, j1, apack, mc, apack + a_floats, nc);
+            LISA_FREE(mem);
+        } else {
+            float apack[LISA__MR * LISA__KC], bpack[LISA__NR * LISA__KC];
+            lisa__gemm_part(g, i0, i1, j0, j1, apack, LISA__MR, bpack, LISA__NR);
+        }
     }
 }
 
-/* Copies a K x nc panel (row k at src + k * stride) into dst, K x NR, zero padded. */
-static void lisa__pack_rows(float *dst, const float *src, size_t stride, int K, int nc) {
-    int k, j;
-    for (k = 0; k < K; k++)
-        for (j = 0; j < LISA__NR; j++) dst[k * LISA__NR + j] = j < nc ? src[(size_t)k * stride + j] : 0.0f;
-}
-
-/* Copies w's rows c0..c0+nc-1, columns k0..k0+K-1, transposed into dst (K x NR). */
-static void lisa__pack_transposed(float *dst, const float *w, size_t ldw, int K, int nc) {
-    int k, j;
-    for (j = 0; j < LISA__NR; j++)
-        for (k = 0; k < K; k++) dst[k * LISA__NR + j] = j < nc ? w[(size_t)j * ldw + k] : 0.0f;
+/* C (M, N, rows ldc apart) = A @ B, or += when accumulate is set, with
+   A(r, k) = a[r * ars + k * aks] and B(k, j) = b[k * bks + j * bjs]. */
+static void lisa__gemm(float *c, size_t ldc, int M, int N, int K, const float *a, size_t ars, size_t aks,
+                       const float *b, size_t bks, size_t bjs, int accumulate) {
+    lisa__gemm_args g;
+    int r;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (r = 0; r < M; r++) memset(c + (size_t)r * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    g.c = c; g.ldc = ldc; g.a = a; g.ars = ars; g.aks = aks; g.b = b; g.bks = bks; g.bjs = bjs;
+    g.M = M; g.N = N; g.K = K; g.accumulate = accumulate;
+#ifdef _OPENMP
+    if ((double)M * N * K >= LISA_PARALLEL_MIN_WORK) {
+        LISA__PRAGMA(omp parallel)
+        lisa__gemm_share(&g, omp_get_thread_num(), omp_get_num_threads());
+        return;
+    }
+#endif
+    lisa__gemm_share(&g, 0, 1);
 }
 
 LISADEF void lisa_linear_forward(float *out, const float *x, const float *w,
                                  int n, int in_dim, int out_dim) {
-    int n_row_blocks = (n + LISA__BLOCK - 1) / LISA__BLOCK;
-    int n_col_blocks = (out_dim + LISA__BLOCK - 1) / LISA__BLOCK;
-    int task;
-    LISA__PARALLEL_FOR_IF((double)n * in_dim * out_dim)
-    for (task = 0; task < n_row_blocks * n_col_blocks; task++) {
-        float panel[LISA__KB * LISA__NR];
-        int rb = (task % n_row_blocks) * LISA__BLOCK, cb = (task / n_row_blocks) * LISA__BLOCK;
-        int r_end = LISA__MIN(rb + LISA__BLOCK, n), c_end = LISA__MIN(cb + LISA__BLOCK, out_dim);
-        int c0, k0, r0;
-        for (c0 = cb; c0 < c_end; c0 += LISA__NR) {
-            int nc = LISA__MIN(LISA__NR, c_end - c0);
-            for (k0 = 0; k0 < in_dim; k0 += LISA__KB) {
-                int kn = LISA__MIN(LISA__KB, in_dim - k0);
-                lisa__pack_transposed(panel, w + (size_t)c0 * in_dim + k0, (size_t)in_dim, kn, nc);
-                for (r0 = rb; r0 < r_end; r0 += LISA__MR)
-                    lisa__kernel(out + (size_t)r0 * out_dim + c0, (size_t)out_dim, LISA__MIN(LISA__MR, r_end - r0), nc,
-                                 x + (size_t)r0 * in_dim + k0, (size_t)in_dim, 1, panel, LISA__NR, kn, k0 == 0);
-            }
-        }
-    }
-}
-
-/* c (rows, cols) += A @ b, summed over K, with A(r, k) = a[r * ars + k * aks]
-   and b row-major (K, cols). Row blocks of c go to threads. */
-static void lisa__matmul_add(float *c, int rows, int cols, const float *a, size_t ars, size_t aks,
-                             const float *b, int K) {
-    int n_blocks = (rows + LISA__BLOCK - 1) / LISA__BLOCK, block;
-    LISA__PARALLEL_FOR_IF((double)rows * cols * K)
-    for (block = 0; block < n_blocks; block++) {
-        float panel[LISA__KB * LISA__NR];
-        int rb = block * LISA__BLOCK, r_end = LISA__MIN(rb + LISA__BLOCK, rows);
-        int j0, k0, r0;
-        for (j0 = 0; j0 < cols; j0 += LISA__NR) {
-            int nc = LISA__MIN(LISA__NR, cols - j0);
-            for (k0 = 0; k0 < K; k0 += LISA__KB) {
-                int kn = LISA__MIN(LISA__KB, K - k0);
-                /* Copied into a contiguous panel: read in place, rows cols * 4 bytes
-                   apart would crowd into a few cache sets. Also pads a ragged edge. */
-                lisa__pack_rows(panel, b + (size_t)k0 * cols + j0, (size_t)cols, kn, nc);
-                for (r0 = rb; r0 < r_end; r0 += LISA__MR)
-                    lisa__kernel(c + (size_t)r0 * cols + j0, (size_t)cols, LISA__MIN(LISA__MR, r_end - r0), nc,
-                                 a + (size_t)r0 * ars + (size_t)k0 * aks, ars, aks, panel, LISA__NR, kn, 0);
-            }
-        }
-    }
+    /* out (n, out) = x (n, in) @ w^T: B(k, j) = w[j * in + k] */
+    lisa__gemm(out, (size_t)out_dim, n, out_dim, in_dim, x, (size_t)in_dim, 1, w, 1, (size_t)in_dim, 0);
 }
 
 LISADEF void lisa_linear_backward(float *dx, float *dw, const float *dout, const float *x,
                                   const float *w, int n, int in_dim, int out_dim) {
     /* dx (n, in) += dout (n, out) @ w (out, in) */
-    if (dx) lisa__matmul_add(dx, n, in_dim, dout, (size_t)out_dim, 1, w, out_dim);
+    if (dx) lisa__gemm(dx, (size_t)in_dim, n, in_dim, out_dim, dout, (size_t)out_dim, 1, w, (size_t)in_dim, 1, 1);
     /* dw (out, in) += dout^T (out, n) @ x (n, in) */
-    if (dw) lisa__matmul_add(dw, out_dim, in_dim, dout, 1, (size_t)out_dim, x, n);
+    if (dw) lisa__gemm(dw, (size_t)in_dim, out_dim, in_dim, n, dout, 1, (size_t)out_dim, x, (size_t)in_dim, 1, 1);
 }
 
 /* Turns each interleaved pair by +angle (sign 1) or -angle (sign -1), adding
