@@ -2566,7 +2566,10 @@ static int demo_real_run(options *o) {
     right_after = demo_real_ask(&m, &ts, &ask_s);
     printf("   %d of %d right (%.0f s)\n\n", right_after, DEMO_REAL_N_QUESTIONS, ask_s);
 
-    if (o->out) save_model_or_die(&m, o->out, LISA_FILE_F32, o->model);
+    if (o->out) {
+        fflush(stdout); /* the save reports on stderr */
+        save_model_or_die(&m, o->out, LISA_FILE_F32, o->model);
+    }
 
     printf("4. memory of the fine-tuning run\n");
     printf("   planner: %.1f MB with LISA (weights %.1f, gradients + AdamW %.1f, activations + scratch %.1f),\n"
