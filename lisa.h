@@ -2335,66 +2335,31 @@ static float lisa__dot(const float *a, const float *b, int n) {
     return s;
 }
 
-/* Attention runs in tiles through the matrix kernel: a block of up to
-   LISA__ATT_BQ query rows against blocks of LISA__ATT_BK keys, from key 0 up
-   to the block's last row (causal: blocks above the diagonal are skipped,
-   entries above it inside a diagonal block are masked to probability 0). */
-#define LISA__ATT_BQ (8 * LISA__MR) /* query rows of a tile */
-#define LISA__ATT_BK (2 * LISA__NR) /* keys of a block */
-
-/* Query rows at positions first..first+n_rows-1 (n_rows <= LISA__ATT_BQ; q
-   and out rows q_stride apart; row r sees keys 0..first+r, rows kv_stride
-   apart): out = softmax(q k^T * scale) v, lse[r] the row's log-sum-exp of
-   scaled scores. An online softmax over key blocks: per block, S = q k^T by
-   the kernel, the row max grows, the running sum and out are rescaled, and
-   out += P v by the kernel. Each row's arithmetic depends only on its own
-   position: masked entries add exact zeros, so one row alone (generation)
-   gives the same bits as that row inside a tile of the full forward. */
-static void lisa__attention_tile(float *out, float *lse, const float *q, size_t q_stride, int first, int n_rows,
-                                 const float *k, const float *v, size_t kv_stride, int head_dim, float scale) {
-    float s[LISA__ATT_BQ * LISA__ATT_BK], m[LISA__ATT_BQ], l[LISA__ATT_BQ];
-    int last = first + n_rows - 1, j0, r, j, d;
-    for (r = 0; r < n_rows; r++) {
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
-        memset(out + (size_t)r * q_stride, 0, (size_t)head_dim * sizeof(float));
-    }
-    for (j0 = 0; j0 <= last; j0 += LISA__ATT_BK) {
-        int nk = LISA__MIN(LISA__ATT_BK, last + 1 - j0);
-        lisa__gemm(s, LISA__ATT_BK, n_rows, nk, head_dim, q, q_stride, 1, k + (size_t)j0 * kv_stride, 1, kv_stride, 0);
-        for (r = 0; r < n_rows; r++) {
-            float *sr = s + (size_t)r * LISA__ATT_BK, *o = out + (size_t)r * q_stride, m_new = m[r], rescale, sum = 0.0f;
-            int valid = LISA__MIN(nk, first + r + 1 - j0);
-            for (j = 0; j < valid; j++) {
-                sr[j] *= scale;
-                if (sr[j] > m_new) m_new = sr[j];
-            }
-            for (j = 0; j < nk; j++) {
-                sr[j] = j < valid ? expf(sr[j] - m_new) : 0.0f;
-                sum += sr[j];
-            }
-            rescale = expf(m[r] - m_new);
-            if (rescale != 1.0f)
-                for (d = 0; d < head_dim; d++) o[d] *= rescale;
-            l[r] = l[r] * rescale + sum;
-            m[r] = m_new;
-        }
-        lisa__gemm(out, q_stride, n_rows, head_dim, nk, s, LISA__ATT_BK, 1, v + (size_t)j0 * kv_stride, kv_stride, 1, 1);
-    }
-    for (r = 0; r < n_rows; r++) {
-        float *o = out + (size_t)r * q_stride;
-        for (d = 0; d < head_dim; d++) o[d] /= l[r];
-        lse[r] = m[r] + logf(l[r]);
-    }
-}
-
-/* One query row at position pos against keys and values 0..pos: the tile
-   code with one row, which is what makes a cached step equal the forward. */
+/* One query row against keys and values 0..n_keys-1 (rows kv_stride floats
+   apart): out (head_dim) = softmax(q.k * scale) @ v, returning the row's
+   log-sum-exp. An online softmax: one pass, rescaling the running sum when
+   the max grows. The forward pass and generation both use it, so a cached
+   step gives the same bits as a full forward. */
 static float lisa__attention_row(float *out, const float *q, const float *k, const float *v,
                                  size_t kv_stride, int n_keys, int head_dim, float scale) {
-    float lse;
-    lisa__attention_tile(out, &lse, q, (size_t)head_dim, n_keys - 1, 1, k, v, kv_stride, head_dim, scale);
-    return lse;
+    float m = -INFINITY, l = 0.0f;
+    int j, d;
+    for (d = 0; d < head_dim; d++) out[d] = 0.0f;
+    for (j = 0; j < n_keys; j++) {
+        const float *kj = k + (size_t)j * kv_stride, *vj = v + (size_t)j * kv_stride;
+        float s = lisa__dot(q, kj, head_dim) * scale, p;
+        if (s > m) {
+            float rescale = expf(m - s);
+            for (d = 0; d < head_dim; d++) out[d] *= rescale;
+            l *= rescale;
+            m = s;
+        }
+        p = expf(s - m);
+        l += p;
+        for (d = 0; d < head_dim; d++) out[d] += p * vj[d];
+    }
+    for (d = 0; d < head_dim; d++) out[d] /= l;
+    return m + logf(l);
 }
 
 LISADEF void lisa_attention_forward(float *out, float *lse, const float *q, const float *k,
@@ -2405,44 +2370,14 @@ LISADEF void lisa_attention_forward(float *out, float *lse, const float *q, cons
     size_t q_row = (size_t)n_heads * head_dim, kv_row = (size_t)n_kv_heads * head_dim;
     LISA__PARALLEL_FOR_IF((double)B * n_heads * T * T * head_dim)
     for (task = 0; task < B * n_heads; task++) {
-        int b = task / n_heads, h = task % n_heads, kvh = h / group, i0;
+        int b = task / n_heads, h = task % n_heads, kvh = h / group, i;
         const float *kb = k + (size_t)b * T * kv_row + (size_t)kvh * head_dim;
         const float *vb = v + (size_t)b * T * kv_row + (size_t)kvh * head_dim;
-        for (i0 = 0; i0 < T; i0 += LISA__ATT_BQ) {
-            size_t at = ((size_t)b * T + i0) * q_row + (size_t)h * head_dim;
-            lisa__attention_tile(out + at, lse + ((size_t)b * n_heads + h) * T + i0, q + at, q_row, i0,
-                                 LISA__MIN(LISA__ATT_BQ, T - i0), kb, vb, kv_row, head_dim, scale);
+        for (i = 0; i < T; i++) {
+            size_t at = ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
+            lse[((size_t)b * n_heads + h) * T + i] =
+                lisa__attention_row(out + at, q + at, kb, vb, kv_row, i + 1, head_dim, scale);
         }
-    }
-}
-
-/* Backward of one tile (query rows first.., keys 0..its last row): P is
-   recomputed from lse per key block, then dv += P^T dout, dP = dout v^T,
-   dS = P (dP - D) scale, dq += dS k, dk += dS^T q, all by the kernel. */
-static void lisa__attention_tile_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
-                                          const float *lse, const float *q, size_t q_stride, int first, int n_rows,
-                                          const float *k, const float *v, size_t kv_stride, int head_dim,
-                                          float scale) {
-    float p[LISA__ATT_BQ * LISA__ATT_BK], dp[LISA__ATT_BQ * LISA__ATT_BK], D[LISA__ATT_BQ];
-    int last = first + n_rows - 1, j0, r, j;
-    for (r = 0; r < n_rows; r++)
-        D[r] = lisa__dot(dout + (size_t)r * q_stride, out + (size_t)r * q_stride, head_dim);
-    for (j0 = 0; j0 <= last; j0 += LISA__ATT_BK) {
-        int nk = LISA__MIN(LISA__ATT_BK, last + 1 - j0);
-        const float *kb = k + (size_t)j0 * kv_stride, *vb = v + (size_t)j0 * kv_stride;
-        lisa__gemm(p, LISA__ATT_BK, n_rows, nk, head_dim, q, q_stride, 1, kb, 1, kv_stride, 0);
-        lisa__gemm(dp, LISA__ATT_BK, n_rows, nk, head_dim, dout, q_stride, 1, vb, 1, kv_stride, 0);
-        for (r = 0; r < n_rows; r++) {
-            float *pr = p + (size_t)r * LISA__ATT_BK, *dpr = dp + (size_t)r * LISA__ATT_BK;
-            int valid = LISA__MIN(nk, first + r + 1 - j0);
-            for (j = 0; j < nk; j++) {
-                pr[j] = j < valid ? expf(pr[j] * scale - lse[r]) : 0.0f;
-                dpr[j] = pr[j] * (dpr[j] - D[r]) * scale;
-            }
-        }
-        lisa__gemm(dv + (size_t)j0 * kv_stride, kv_stride, nk, head_dim, n_rows, p, 1, LISA__ATT_BK, dout, q_stride, 1, 1);
-        lisa__gemm(dq, q_stride, n_rows, head_dim, nk, dp, LISA__ATT_BK, 1, kb, kv_stride, 1, 1);
-        lisa__gemm(dk + (size_t)j0 * kv_stride, kv_stride, nk, head_dim, n_rows, dp, 1, LISA__ATT_BK, q, q_stride, 1, 1);
     }
 }
 
@@ -2454,19 +2389,30 @@ LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const floa
     float scale = 1.0f / sqrtf((float)head_dim);
     size_t q_row = (size_t)n_heads * head_dim, kv_row = (size_t)n_kv_heads * head_dim;
     /* One task per (batch, kv head): the query heads sharing a kv head write
-       the same dk, dv rows, so they stay in one thread, in a fixed order. */
+       the same dk, dv rows, so they stay in one thread. */
     LISA__PARALLEL_FOR_IF((double)B * n_heads * T * T * head_dim)
     for (task = 0; task < B * n_kv_heads; task++) {
-        int b = task / n_kv_heads, kvh = task % n_kv_heads, g, i0;
-        size_t kv_at = (size_t)b * T * kv_row + (size_t)kvh * head_dim;
+        int b = task / n_kv_heads, kvh = task % n_kv_heads, g, i, j, d;
         for (g = 0; g < group; g++) {
             int h = kvh * group + g;
-            for (i0 = 0; i0 < T; i0 += LISA__ATT_BQ) {
-                size_t at = ((size_t)b * T + i0) * q_row + (size_t)h * head_dim;
-                lisa__attention_tile_backward(dq + at, dk + kv_at, dv + kv_at, dout + at, out + at,
-                                              lse + ((size_t)b * n_heads + h) * T + i0, q + at, q_row, i0,
-                                              LISA__MIN(LISA__ATT_BQ, T - i0), k + kv_at, v + kv_at, kv_row,
-                                              head_dim, scale);
+            for (i = 0; i < T; i++) {
+                size_t qoff = ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
+                const float *qi = q + qoff, *doi = dout + qoff;
+                float *dqi = dq + qoff;
+                float row_lse = lse[((size_t)b * n_heads + h) * T + i];
+                float D = lisa__dot(doi, out + qoff, head_dim);
+                for (j = 0; j <= i; j++) {
+                    size_t koff = ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim;
+                    const float *kj = k + koff, *vj = v + koff;
+                    float *dkj = dk + koff, *dvj = dv + koff;
+                    float p = expf(lisa__dot(qi, kj, head_dim) * scale - row_lse);
+                    float ds = p * (lisa__dot(doi, vj, head_dim) - D) * scale;
+                    for (d = 0; d < head_dim; d++) {
+                        dvj[d] += p * doi[d];
+                        dqi[d] += ds * kj[d];
+                        dkj[d] += ds * qi[d];
+                    }
+                }
             }
         }
     }
