@@ -11,7 +11,12 @@
    Build and run:  make bench-gemm
    or:             cc -O3 -march=native -ffp-contract=fast -fopenmp -I. -o bench_gemm bench/bench_gemm.c -lm
                    (add -DBENCH_OPENBLAS ... -lopenblas for the OpenBLAS columns)
-   Options:        bench_gemm [--threads N] [--reps N]
+   Options:        bench_gemm [--threads N] [--reps N] [--attention]
+                   (--attention: only the attention table)
+   Then causal attention at SmolLM2-135M's heads (9 of 64, 3 kv heads),
+   batch 1, T 512 and 2048: lisa_attention_forward counted as 4 T^2 hd / 2
+   flops per head (the causal half of q k^T and P v), lisa_attention_backward
+   as 2.5 times that.
    OpenBLAS runs with as many threads as lisa (openblas_set_num_threads). */
 #define _POSIX_C_SOURCE 200809L
 #define LISA_IMPLEMENTATION
@@ -102,15 +107,79 @@ static void fill(float *p, size_t n, lisa_rng *rng) {
     for (i = 0; i < n; i++) p[i] = (float)((int)(lisa_rng_next(rng) % 2001) - 1000) * 1e-3f;
 }
 
+typedef struct attention_shape {
+    int T, n_heads, n_kv_heads, head_dim;
+} attention_shape;
+
+static const attention_shape attention_shapes[] = {{512, 9, 3, 64}, {2048, 9, 3, 64}};
+
+typedef struct attention_buffers {
+    float *q, *k, *v, *out, *lse, *dq, *dk, *dv, *dout;
+} attention_buffers;
+
+static void run_attention(int backward, const attention_shape *s, const attention_buffers *a) {
+    if (!backward) lisa_attention_forward(a->out, a->lse, a->q, a->k, a->v, 1, s->T, s->n_heads, s->n_kv_heads, s->head_dim);
+    else
+        lisa_attention_backward(a->dq, a->dk, a->dv, a->dout, a->out, a->lse, a->q, a->k, a->v, 1, s->T, s->n_heads,
+                                s->n_kv_heads, s->head_dim);
+}
+
+/* The attention table: fastest (median) GFLOP/s of reps runs after a warm-up. */
+static int bench_attention(int reps, lisa_rng *rng) {
+    size_t n_shapes = sizeof attention_shapes / sizeof attention_shapes[0], k;
+    printf("\n| attention (B 1, 9 heads of 64, 3 kv heads) | T | lisa GFLOP/s |\n|---|---|---|\n");
+    for (k = 0; k < n_shapes; k++) {
+        const attention_shape *s = &attention_shapes[k];
+        size_t nq = (size_t)s->T * s->n_heads * s->head_dim, nkv = (size_t)s->T * s->n_kv_heads * s->head_dim;
+        attention_buffers a;
+        int backward, i, n = reps < 64 ? reps : 64;
+        a.q = (float *)malloc(nq * sizeof(float));
+        a.out = (float *)malloc(nq * sizeof(float));
+        a.dout = (float *)malloc(nq * sizeof(float));
+        a.dq = (float *)calloc(nq, sizeof(float));
+        a.k = (float *)malloc(nkv * sizeof(float));
+        a.v = (float *)malloc(nkv * sizeof(float));
+        a.dk = (float *)calloc(nkv, sizeof(float));
+        a.dv = (float *)calloc(nkv, sizeof(float));
+        a.lse = (float *)malloc((size_t)s->n_heads * s->T * sizeof(float));
+        if (!a.q || !a.out || !a.dout || !a.dq || !a.k || !a.v || !a.dk || !a.dv || !a.lse) {
+            fprintf(stderr, "out of memory\n");
+            return 1;
+        }
+        fill(a.q, nq, rng);
+        fill(a.dout, nq, rng);
+        fill(a.k, nkv, rng);
+        fill(a.v, nkv, rng);
+        for (backward = 0; backward <= 1; backward++) {
+            double t[64], flops = 4.0 * s->T * s->T * s->head_dim / 2 * s->n_heads * (backward ? 2.5 : 1.0), best;
+            settle();
+            run_attention(backward, s, &a);
+            for (i = 0; i < n; i++) {
+                double t0 = now_seconds();
+                run_attention(backward, s, &a);
+                t[i] = now_seconds() - t0;
+            }
+            best = t[0];
+            for (i = 1; i < n; i++) best = t[i] < best ? t[i] : best;
+            printf("| %s | %d | %.1f (%.1f) |\n", backward ? "backward" : "forward", s->T, flops / best / 1e9,
+                   flops / median(t, n) / 1e9);
+            fflush(stdout);
+        }
+        free(a.q); free(a.out); free(a.dout); free(a.dq); free(a.k); free(a.v); free(a.dk); free(a.dv); free(a.lse);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int threads = 2, reps = 7, i, p;
+    int threads = 2, reps = 7, i, p, attention_only = 0;
     size_t n_shapes = sizeof shapes / sizeof shapes[0], k;
     lisa_rng rng;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--attention")) attention_only = 1;
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--reps N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--attention]\n", argv[0]);
             return 2;
         }
     }
@@ -130,7 +199,7 @@ int main(int argc, char **argv) {
     printf("| model | layer | product | lisa GFLOP/s |\n|---|---|---|---|\n");
 #endif
     lisa_rng_seed(&rng, 3);
-    for (k = 0; k < n_shapes; k++) {
+    for (k = 0; k < n_shapes && !attention_only; k++) {
         const gemm_shape *s = &shapes[k];
         size_t nx = (size_t)s->n * s->in, nw = (size_t)s->out * s->in, no = (size_t)s->n * s->out;
         float *x = (float *)malloc(nx * sizeof(float)), *w = (float *)malloc(nw * sizeof(float));
@@ -164,5 +233,5 @@ int main(int argc, char **argv) {
         free(dx);
         free(dw);
     }
-    return 0;
+    return bench_attention(reps, &rng);
 }
