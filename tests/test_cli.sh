@@ -205,8 +205,10 @@ check "a Hugging Face model directory's tokenizer.json is the default --tokenize
 check "smollm2's chat template with its default system message" sh -c "$lisa train --init dim=8,hidden=16,layers=1,heads=1,vocab=49152,seq=64 --data '$tmp/train.tok' --steps 0 --out '$tmp/s2.bin' 2> /dev/null &&
     $lisa generate --model '$tmp/s2.bin' --tokenizer $toks/smollm2 --chat --prompt 'What is 2+2?' --show-ids --steps 2 2> '$tmp/s2.err' > /dev/null && grep -qx \"prompt ids: \$(cat $cli/chat.smollm2.ids)\" '$tmp/s2.err'"
 
-# generate: the model trained on "the cat sat on the mat. " in bytes continues it
-check "train a byte-level model on the text" $lisa train --init "dim=32,hidden=64,layers=2,heads=4,vocab=258,seq=48" --data "$tmp/bytes.tok" --steps 150 --batch 4 --seq 48 --lr 1e-2 --out "$tmp/g.bin"
+# generate: the model trained on "the cat sat on the mat. " in bytes continues it. (At lr 1e-2
+# the loss of this run swings near its end, so builds that round differently, e.g. without FMA,
+# could stop at different greedy texts; at 5e-3 every build has learned the text.)
+check "train a byte-level model on the text" $lisa train --init "dim=32,hidden=64,layers=2,heads=4,vocab=258,seq=48" --data "$tmp/bytes.tok" --steps 300 --batch 4 --seq 48 --lr 5e-3 --out "$tmp/g.bin"
 check "greedy generation continues the text" sh -c "$lisa generate --model '$tmp/g.bin' --prompt 'the cat sat on' --steps 30 --temperature 0 > '$tmp/gen.txt' && grep -q '^the cat sat on the mat. the cat' '$tmp/gen.txt'"
 check "sampling with a seed is repeatable" sh -c "$lisa generate --model '$tmp/g.bin' --prompt 'the' --steps 20 --seed 5 > '$tmp/g1.txt' && $lisa generate --model '$tmp/g.bin' --prompt 'the' --steps 20 --seed 5 > '$tmp/g2.txt' && cmp '$tmp/g1.txt' '$tmp/g2.txt'"
 check "generate --help" sh -c "$lisa generate --help | grep -q -- --top-p"
