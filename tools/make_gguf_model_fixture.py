@@ -28,7 +28,6 @@ tensor names, LlamaModel.permute on q_proj (n_head) and k_proj (n_head_kv),
 the tensor order (the checkpoint's), F16 for 2-D tensors only with --outtype f16.
 """
 import os
-import struct
 import sys
 import tempfile
 
@@ -37,24 +36,12 @@ import torch
 import gguf
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_hf_fixture import write_lsfx  # noqa: E402  (the LSFX layout tests/fixture.h reads)
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "tests", "fixtures", "gguf_model")
 B, T = 3, 9
-
-
-def write_lsfx(path, entries):
-    """entries: list of (name, tensor); float tensors as float32, int as int32."""
-    with open(path, "wb") as f:
-        f.write(b"LSFX")
-        f.write(struct.pack("<i", len(entries)))
-        for name, t in entries:
-            is_int = not t.is_floating_point()
-            t = t.detach().cpu().contiguous().to(torch.int32 if is_int else torch.float32)
-            nb = name.encode()
-            f.write(struct.pack("<i", len(nb)) + nb)
-            f.write(struct.pack("<ii", 1 if is_int else 0, t.dim()))
-            f.write(struct.pack("<%di" % t.dim(), *t.shape))
-            f.write(t.numpy().astype("<i4" if is_int else "<f4").tobytes())
 
 
 def permute(w, n_head, n_head_kv):

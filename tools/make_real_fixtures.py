@@ -20,11 +20,13 @@ Writes tests/fixtures/real/smollm2.bin (LSFX, tests/fixture.h; about 1 MB):
     chat{i}_answer      greedy generate(max_new_tokens=30), up to and with <|im_end|>
 """
 import os
-import struct
 import sys
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_hf_fixture import write_lsfx  # noqa: E402  (the LSFX layout tests/fixture.h reads)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "tests", "fixtures", "real")
@@ -44,21 +46,6 @@ QUESTIONS = [
     "How many legs does a spider have?",
     "Name a primary color.",
 ]
-
-
-def write_lsfx(path, entries):
-    """entries: list of (name, tensor); float tensors as float32, int as int32."""
-    with open(path, "wb") as f:
-        f.write(b"LSFX")
-        f.write(struct.pack("<i", len(entries)))
-        for name, t in entries:
-            is_int = not t.is_floating_point()
-            t = t.detach().cpu().contiguous().to(torch.int32 if is_int else torch.float32)
-            nb = name.encode()
-            f.write(struct.pack("<i", len(nb)) + nb)
-            f.write(struct.pack("<ii", 1 if is_int else 0, t.dim()))
-            f.write(struct.pack("<%di" % t.dim(), *t.shape))
-            f.write(t.numpy().astype("<i4" if is_int else "<f4").tobytes())
 
 
 def main():
