@@ -1778,6 +1778,15 @@ LISADEF lisa_result lisa_sft_load_chat(lisa_sft_data *d, const char *path, const
 #endif
 #define LISA__PARALLEL_FOR_IF(work) LISA__PRAGMA(omp parallel for schedule(static) if ((work) >= LISA_PARALLEL_MIN_WORK))
 
+/* Pointers that do not overlap what else the function reads or writes. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LISA__RESTRICT __restrict__
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L
+#define LISA__RESTRICT restrict
+#else
+#define LISA__RESTRICT
+#endif
+
 #define LISA__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LISA__MAX(a, b) ((a) > (b) ? (a) : (b))
 
@@ -2381,6 +2390,96 @@ LISADEF void lisa_attention_forward(float *out, float *lse, const float *q, cons
     }
 }
 
+/* One (query row, key) pair's share of the gradients: dv_j += p dout_i,
+   dq_i += ds k_j, dk_j += ds q_i. The pointers never overlap, and saying so
+   lets the loop run in vector registers; each element's sum is the same
+   multiply-add as the plain loop's. */
+static void lisa__attention_pair(float *LISA__RESTRICT dqi, float *LISA__RESTRICT dkj, float *LISA__RESTRICT dvj,
+                                 const float *LISA__RESTRICT qi, const float *LISA__RESTRICT doi,
+                                 const float *LISA__RESTRICT kj, float p, float ds, int head_dim) {
+    int d;
+    for (d = 0; d < head_dim; d++) {
+        dvj[d] += p * doi[d];
+        dqi[d] += ds * kj[d];
+        dkj[d] += ds * qi[d];
+    }
+}
+
+/* Two keys' shares at once (j, then j + 1 into dq_i, as one after the other
+   would add them): dq_i is read and written once for both. */
+static void lisa__attention_pair2(float *LISA__RESTRICT dqi, float *LISA__RESTRICT dk0, float *LISA__RESTRICT dv0,
+                                  float *LISA__RESTRICT dk1, float *LISA__RESTRICT dv1,
+                                  const float *LISA__RESTRICT qi, const float *LISA__RESTRICT doi,
+                                  const float *LISA__RESTRICT k0, const float *LISA__RESTRICT k1, float p0,
+                                  float ds0, float p1, float ds1, int head_dim) {
+    int d;
+    for (d = 0; d < head_dim; d++) {
+        float acc = dqi[d] + ds0 * k0[d];
+        dqi[d] = acc + ds1 * k1[d];
+        dv0[d] += p0 * doi[d];
+        dk0[d] += ds0 * qi[d];
+        dv1[d] += p1 * doi[d];
+        dk1[d] += ds1 * qi[d];
+    }
+}
+
+/* Head sizes up to this keep a query row's q, dout and dq in local copies
+   while its keys run, instead of reading them through the shared arrays. */
+#define LISA__ATTENTION_LOCAL 256
+
+/* Query head h's rows of batch b against their keys (kv head kvh). */
+static void lisa__attention_backward_head(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                          const float *lse, const float *q, const float *k, const float *v, int b,
+                                          int h, int kvh, int T, int n_heads, size_t q_row, size_t kv_row,
+                                          int head_dim, float scale) {
+    float qi[LISA__ATTENTION_LOCAL], doi[LISA__ATTENTION_LOCAL], dqi[LISA__ATTENTION_LOCAL];
+    int i, j, local = head_dim <= LISA__ATTENTION_LOCAL;
+    for (i = 0; i < T; i++) {
+        size_t qoff = ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
+        const float *qp = q + qoff, *dop = dout + qoff;
+        float *dqp = dq + qoff;
+        float row_lse = lse[((size_t)b * n_heads + h) * T + i];
+        float D = lisa__dot(dop, out + qoff, head_dim);
+        if (local) {
+            memcpy(qi, qp, (size_t)head_dim * sizeof(float));
+            memcpy(doi, dop, (size_t)head_dim * sizeof(float));
+            memcpy(dqi, dqp, (size_t)head_dim * sizeof(float));
+            qp = qi;
+            dop = doi;
+        }
+        for (j = 0; local && j + 1 <= i; j += 2) {
+            size_t k0 = ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim, k1 = k0 + kv_row;
+            float p0 = expf(lisa__dot(qi, k + k0, head_dim) * scale - row_lse);
+            float ds0 = p0 * (lisa__dot(doi, v + k0, head_dim) - D) * scale;
+            float p1 = expf(lisa__dot(qi, k + k1, head_dim) * scale - row_lse);
+            float ds1 = p1 * (lisa__dot(doi, v + k1, head_dim) - D) * scale;
+            lisa__attention_pair2(dqi, dk + k0, dv + k0, dk + k1, dv + k1, qi, doi, k + k0, k + k1, p0, ds0, p1, ds1,
+                                  head_dim);
+        }
+        for (; j <= i; j++) {
+            size_t koff = ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim;
+            const float *kj = k + koff, *vj = v + koff;
+            float qk, dov, p, ds;
+            qk = lisa__dot(qp, kj, head_dim);
+            dov = lisa__dot(dop, vj, head_dim);
+            p = expf(qk * scale - row_lse);
+            ds = p * (dov - D) * scale;
+            if (local) {
+                lisa__attention_pair(dqi, dk + koff, dv + koff, qi, doi, kj, p, ds, head_dim);
+            } else { /* the same sums, through the shared arrays */
+                float *dkj = dk + koff, *dvj = dv + koff;
+                int d;
+                for (d = 0; d < head_dim; d++) {
+                    dvj[d] += p * dop[d];
+                    dqp[d] += ds * kj[d];
+                    dkj[d] += ds * qp[d];
+                }
+            }
+        }
+        if (local) memcpy(dqp, dqi, (size_t)head_dim * sizeof(float));
+    }
+}
+
 LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                                      const float *out, const float *lse, const float *q,
                                      const float *k, const float *v, int B, int T, int n_heads,
@@ -2389,32 +2488,13 @@ LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const floa
     float scale = 1.0f / sqrtf((float)head_dim);
     size_t q_row = (size_t)n_heads * head_dim, kv_row = (size_t)n_kv_heads * head_dim;
     /* One task per (batch, kv head): the query heads sharing a kv head write
-       the same dk, dv rows, so they stay in one thread. */
+       the same dk, dv rows, so they stay in one thread, in head order. */
     LISA__PARALLEL_FOR_IF((double)B * n_heads * T * T * head_dim)
     for (task = 0; task < B * n_kv_heads; task++) {
-        int b = task / n_kv_heads, kvh = task % n_kv_heads, g, i, j, d;
-        for (g = 0; g < group; g++) {
-            int h = kvh * group + g;
-            for (i = 0; i < T; i++) {
-                size_t qoff = ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
-                const float *qi = q + qoff, *doi = dout + qoff;
-                float *dqi = dq + qoff;
-                float row_lse = lse[((size_t)b * n_heads + h) * T + i];
-                float D = lisa__dot(doi, out + qoff, head_dim);
-                for (j = 0; j <= i; j++) {
-                    size_t koff = ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim;
-                    const float *kj = k + koff, *vj = v + koff;
-                    float *dkj = dk + koff, *dvj = dv + koff;
-                    float p = expf(lisa__dot(qi, kj, head_dim) * scale - row_lse);
-                    float ds = p * (lisa__dot(doi, vj, head_dim) - D) * scale;
-                    for (d = 0; d < head_dim; d++) {
-                        dvj[d] += p * doi[d];
-                        dqi[d] += ds * kj[d];
-                        dkj[d] += ds * qi[d];
-                    }
-                }
-            }
-        }
+        int b = task / n_kv_heads, kvh = task % n_kv_heads, g;
+        for (g = 0; g < group; g++)
+            lisa__attention_backward_head(dq, dk, dv, dout, out, lse, q, k, v, b, kvh * group + g, kvh, T, n_heads,
+                                          q_row, kv_row, head_dim, scale);
     }
 }
 
