@@ -2179,6 +2179,51 @@ static void lisa__pack_b(float *dst, const float *b, size_t bks, size_t bjs, int
     }
 }
 
+/* t (NR) += a (K, a[k * aks]) times bp (K x NR, packed k-major): row 0 of
+   lisa__micro's tile, with the same multiply-add per element and k. */
+#if defined(LISA__GEMM_AVX512)
+static void lisa__micro_row(float *t, const float *a, size_t aks, const float *bp, int K) {
+    __m512 c0 = _mm512_loadu_ps(t), c1 = _mm512_loadu_ps(t + 16);
+    int k;
+    for (k = 0; k < K; k++, bp += LISA__NR) {
+        __m512 av = _mm512_set1_ps(a[(size_t)k * aks]);
+        c0 = _mm512_fmadd_ps(av, _mm512_loadu_ps(bp), c0);
+        c1 = _mm512_fmadd_ps(av, _mm512_loadu_ps(bp + 16), c1);
+    }
+    _mm512_storeu_ps(t, c0);
+    _mm512_storeu_ps(t + 16, c1);
+}
+#elif defined(LISA__GEMM_AVX2)
+static void lisa__micro_row(float *t, const float *a, size_t aks, const float *bp, int K) {
+    __m256 c0 = _mm256_loadu_ps(t), c1 = _mm256_loadu_ps(t + 8);
+    int k;
+    for (k = 0; k < K; k++, bp += LISA__NR) {
+        __m256 av = _mm256_broadcast_ss(a + (size_t)k * aks);
+        c0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp), c0);
+        c1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + 8), c1);
+    }
+    _mm256_storeu_ps(t, c0);
+    _mm256_storeu_ps(t + 8, c1);
+}
+#elif (defined(__GNUC__) || defined(__clang__)) && !defined(LISA_NO_VECTOR_EXTENSIONS)
+static void lisa__micro_row(float *t, const float *a, size_t aks, const float *bp, int K) {
+    lisa__vec acc, bk;
+    int k;
+    memcpy(&acc, t, sizeof acc);
+    for (k = 0; k < K; k++, bp += LISA__NR) {
+        memcpy(&bk, bp, sizeof bk);
+        acc += a[(size_t)k * aks] * bk;
+    }
+    memcpy(t, &acc, sizeof acc);
+}
+#else
+static void lisa__micro_row(float *t, const float *a, size_t aks, const float *bp, int K) {
+    int j, k;
+    for (k = 0; k < K; k++, bp += LISA__NR)
+        for (j = 0; j < LISA__NR; j++) t[j] += a[(size_t)k * aks] * bp[j];
+}
+#endif
+
 typedef struct lisa__gemm_args {
     float *c;
     size_t ldc, ars, aks, bks, bjs;
@@ -2209,6 +2254,27 @@ static void lisa__gemm_part(const lisa__gemm_args *g, int i0, int i1, int j0, in
     }
 }
 
+/* C's only row (M == 1: generation's matrix-vector products), columns
+   j0..j1-1: the sums lisa__gemm_part gives row 0, without packing A or
+   multiplying the MR - 1 rows of zeros a packed one-row A would have. Each
+   NR-wide strip of B is packed a k-slice at a time into a buffer that stays
+   in L1, so B streams from memory once. */
+static void lisa__gemm_row(const lisa__gemm_args *g, int j0, int j1) {
+    float bpack[LISA__KC * LISA__NR], t[LISA__NR];
+    int jc, pc, jj;
+    for (jc = j0; jc < j1; jc += LISA__NR) {
+        int nr = LISA__MIN(LISA__NR, j1 - jc);
+        float *c = g->c + jc;
+        for (jj = 0; jj < LISA__NR; jj++) t[jj] = g->accumulate && jj < nr ? c[jj] : 0.0f;
+        for (pc = 0; pc < g->K; pc += LISA__KC) {
+            int kc = LISA__MIN(LISA__KC, g->K - pc);
+            lisa__pack_b(bpack, g->b + (size_t)pc * g->bks + (size_t)jc * g->bjs, g->bks, g->bjs, kc, nr);
+            lisa__micro_row(t, g->a + (size_t)pc * g->aks, g->aks, bpack, kc);
+        }
+        for (jj = 0; jj < nr; jj++) c[jj] = t[jj];
+    }
+}
+
 /* One thread's share, part of n_parts: a range of rows when C has at least as
    many rows as columns, else of columns, so that the smaller operand is the
    one every thread packs. Packing buffers come from LISA_MALLOC, 64-byte
@@ -2225,6 +2291,10 @@ static void lisa__gemm_share(const lisa__gemm_args *g, int part, int n_parts) {
         j1 = LISA__MIN(g->N, (part + 1) * per * LISA__NR);
     }
     if (i0 >= i1 || j0 >= j1) return;
+    if (g->M == 1) {
+        lisa__gemm_row(g, j0, j1);
+        return;
+    }
     mc = LISA__MIN(LISA__MC, (i1 - i0 + LISA__MR - 1) / LISA__MR * LISA__MR);
     nc = LISA__MIN(LISA__NC, (j1 - j0 + LISA__NR - 1) / LISA__NR * LISA__NR);
     {

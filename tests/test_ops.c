@@ -557,6 +557,56 @@ static void test_linear_shape(int n, int in_dim, int out_dim) {
     free(ref);
 }
 
+/* Each row of an n-row product equals the same row computed alone (the
+   one-row path generation uses), to the bit: forward, input gradient and
+   weight gradient, fresh and accumulating. */
+static void test_linear_rows(int n, int in_dim, int out_dim) {
+    size_t nx = (size_t)n * in_dim, nw = (size_t)out_dim * in_dim, no = (size_t)n * out_dim;
+    float *x = falloc(nx), *w = falloc(nw), *r = falloc(no), *out = falloc(no), *dx = falloc(nx);
+    float *dw = falloc(nw), *one = falloc(out_dim > in_dim ? out_dim : in_dim), *col = falloc(n);
+    float *dw1 = falloc(in_dim);
+    int i, j, out_same = 1, dx_same = 1, dw_same = 1;
+    fill_sym(x, nx, 1.0);
+    fill_sym(w, nw, 0.5);
+    fill_sym(r, no, 1.0);
+    fill_sym(dx, nx, 1.0);
+    fill_sym(dw, nw, 1.0);
+    lisa_linear_forward(out, x, w, n, in_dim, out_dim);
+    for (i = 0; i < n; i++) {
+        lisa_linear_forward(one, x + (size_t)i * in_dim, w, 1, in_dim, out_dim);
+        out_same &= same_floats(one, out + (size_t)i * out_dim, (size_t)out_dim);
+    }
+    {
+        float *dx0 = fdup(dx, nx), *dw0 = fdup(dw, nw);
+        lisa_linear_backward(dx, dw, r, x, w, n, in_dim, out_dim);
+        for (i = 0; i < n; i++) { /* dx's row i alone: dout's row i */
+            memcpy(one, dx0 + (size_t)i * in_dim, (size_t)in_dim * sizeof(float));
+            lisa_linear_backward(one, NULL, r + (size_t)i * out_dim, x, w, 1, in_dim, out_dim);
+            dx_same &= same_floats(one, dx + (size_t)i * in_dim, (size_t)in_dim);
+        }
+        for (j = 0; j < out_dim; j++) { /* dw's row j alone: an output of one feature */
+            for (i = 0; i < n; i++) col[i] = r[(size_t)i * out_dim + j];
+            memcpy(dw1, dw0 + (size_t)j * in_dim, (size_t)in_dim * sizeof(float));
+            lisa_linear_backward(NULL, dw1, col, x, w + (size_t)j * in_dim, n, in_dim, 1);
+            dw_same &= same_floats(dw1, dw + (size_t)j * in_dim, (size_t)in_dim);
+        }
+        free(dx0);
+        free(dw0);
+    }
+    CHECK(out_same, "linear forward n=%d in=%d out=%d: each row equals the one-row product bitwise", n, in_dim, out_dim);
+    CHECK(dx_same, "linear dx n=%d in=%d out=%d: each row equals the one-row product bitwise", n, in_dim, out_dim);
+    CHECK(dw_same, "linear dw n=%d in=%d out=%d: each row equals the one-row product bitwise", n, in_dim, out_dim);
+    free(x);
+    free(w);
+    free(r);
+    free(out);
+    free(dx);
+    free(dw);
+    free(one);
+    free(col);
+    free(dw1);
+}
+
 static void test_linear(void) {
     test_linear_shape(1, 5, 3);
     test_linear_shape(9, 7, 5);
@@ -564,6 +614,9 @@ static void test_linear(void) {
     test_linear_shape(3, 1, 1);
     test_linear_shape(2, 33, 17); /* past any 4/8/16-wide vector loop */
     test_linear_shape(67, 19, 66); /* past 64-row and 64-column cache blocks */
+    test_linear_rows(5, 37, 45);
+    test_linear_rows(13, 300, 70); /* past a k-slice */
+    test_linear_rows(3, 40, 1100); /* past a column panel; columns split among threads */
 }
 
 /* ------------------------------------------------------------------------- */
