@@ -8,9 +8,14 @@
    steps; a switch (lisa_trainer_set_active_layers to other layers) is timed
    on its own afterwards, with the step that follows it.
 
-   Shapes:  ref   dim 288, hidden 768, 6 layers, 6 heads, 6 kv heads, vocab 32000 (llama2.c 15M)
-            deep  dim 512, hidden 1376, 16 layers, 8 heads, 8 kv heads, vocab 32000
-            both tied head, batch 4 x seq 256.
+   Shapes:  ref   dim 288, hidden 768, 6 layers, 6 heads, 6 kv heads, vocab 32000 (llama2.c 15M),
+                  batch 4 x seq 256
+            deep  dim 512, hidden 1376, 16 layers, 8 heads, 8 kv heads, vocab 32000 (67M),
+                  batch 4 x seq 256
+            smol  dim 576, hidden 1536, 30 layers, 9 heads, 3 kv heads, vocab 49152 (SmolLM2-135M),
+                  batch 1 x seq 512
+            all tied head; --shapes both is ref and deep, all is the three.
+   --quick times full fine-tuning and LISA gamma = 2 only, without checkpointing.
 
    Each shape also gets a prediction from a multiply-add count: forward (every
    linear layer, the head and attention's two score products) + input
@@ -19,13 +24,16 @@
    + with checkpointing, the recomputed layer forwards. LISA's predicted ratio
    is its count over full fine-tuning's at the same checkpointing.
 
+   Page faults: the minor faults (getrusage) over the timed steps, per step;
+   a trainer that allocates all its buffers once has none in the steady state.
+
    Memory is measured by a counting allocator (bench/bench.h) that the model
    and each trainer allocate through: the most bytes held at once from the
    trainer's creation to its last step, against lisa_plan_memory's peak and the
    trainer's own tally (peak_bytes).
 
    Build and run:  make build/bench_lisa && build/bench_lisa
-   Options:        bench_lisa [--steps N] [--shapes ref|deep|both] [--threads N]
+   Options:        bench_lisa [--steps N] [--shapes ref|deep|smol|both|all] [--threads N] [--quick]
    MB are 10^6 bytes. */
 #define _POSIX_C_SOURCE 200809L
 #define LISA_IMPLEMENTATION
@@ -36,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -56,6 +65,7 @@ typedef struct result {
     double spread;            /* (slowest - fastest) / median of the timed steps */
     double switch_s;          /* LISA: lisa_trainer_set_active_layers to other layers */
     double after_switch_s;    /* LISA: the step right after that switch */
+    double faults;            /* minor page faults per timed step */
     double pred_macs;         /* multiply-adds per step, predicted */
     size_t measured_peak;     /* the counting allocator's high-water mark: model and trainer */
     size_t peak_bytes;        /* trainer's own high-water mark */
@@ -131,6 +141,11 @@ static void print_machine(void) {
 }
 
 /* Times one trainer: warm-up, median of steps, then (LISA) one switch. */
+static long minor_faults(void) {
+    struct rusage u;
+    return getrusage(RUSAGE_SELF, &u) ? 0 : u.ru_minflt;
+}
+
 static int run_one(lisa_model *m, bench_counter *mem, const shape *s, int gamma, int checkpointing, int steps,
                    const int *in, const int *tg, result *res) {
     lisa_allocator alloc = bench_counting_allocator(mem);
@@ -140,6 +155,7 @@ static int run_one(lisa_model *m, bench_counter *mem, const shape *s, int gamma,
     lisa_error err;
     lisa_step_info info;
     double times[MAX_STEPS];
+    long faults0;
     int i, n = steps < MAX_STEPS ? steps : MAX_STEPS;
     tc.batch = s->B;
     tc.seq = s->T;
@@ -161,12 +177,14 @@ static int run_one(lisa_model *m, bench_counter *mem, const shape *s, int gamma,
         lisa_trainer_free(&t);
         return 0;
     }
+    faults0 = minor_faults();
     for (i = 0; i < n; i++) {
         double t0 = now_seconds();
         lisa_trainer_step(&t, in, tg, &info);
         times[i] = now_seconds() - t0;
         if (info.switched) fprintf(stderr, "note: a LISA switch happened inside the timed steps\n");
     }
+    res->faults = (double)(minor_faults() - faults0) / n;
     res->step_s = median(times, n); /* sorts times */
     res->spread = (times[n - 1] - times[0]) / res->step_s;
     if (gamma) {
@@ -202,7 +220,7 @@ static const char *mode_name(int gamma, char *buf, size_t size) {
     return buf;
 }
 
-static int run_shape(const shape *s, int steps) {
+static int run_shape(const shape *s, int steps, int quick) {
     bench_counter mem = {0, 0, 0};
     lisa_allocator alloc = bench_counting_allocator(&mem);
     lisa_model m;
@@ -258,7 +276,7 @@ static int run_shape(const shape *s, int steps) {
     for (ck = 0; ck <= 1; ck++)
         for (g = 0; g < N_MODES; g++) {
             memset(&res[ck][g], 0, sizeof res[ck][g]);
-            if (mode_gamma[g] > c->n_layers) continue;
+            if (mode_gamma[g] > c->n_layers || (quick && (ck || (mode_gamma[g] != 0 && mode_gamma[g] != 2)))) continue;
             fprintf(stderr, "%s: %s, checkpointing %s ...\n", s->name, mode_name(mode_gamma[g], buf, sizeof buf),
                     ck ? "yes" : "no");
             if (!run_one(&m, &mem, s, mode_gamma[g], ck, steps, in, tg, &res[ck][g])) {
@@ -269,18 +287,20 @@ static int run_shape(const shape *s, int steps) {
             res[ck][g].pred_macs = step_macs(&f, mode_gamma[g] ? mode_gamma[g] : c->n_layers, ck) * BT;
         }
 
-    printf("\n| mode | checkpointing | ms/step | spread | tokens/s | GFLOP/s | vs full | predicted | measured peak MB | plan peak MB "
-           "| weights MB | grad+optimizer MB | activations MB | scratch MB | switch ms | step after switch ms |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("\n| mode | checkpointing | ms/step | spread | tokens/s | GFLOP/s | vs full | predicted | page faults/step "
+           "| measured peak MB | plan peak MB | weights MB | grad+optimizer MB | activations MB | scratch MB | switch ms "
+           "| step after switch ms |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (ck = 0; ck <= 1; ck++)
         for (g = 0; g < N_MODES; g++) {
             const result *r = &res[ck][g], *full = &res[ck][0];
             const lisa_memory_plan *p = &r->plan;
-            if (mode_gamma[g] > c->n_layers) continue;
-            printf("| %s | %s | %.1f | %.0f%% | %.0f | %.1f | %.3f | %.3f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |",
+            if (mode_gamma[g] > c->n_layers || r->step_s == 0.0) continue;
+            printf("| %s | %s | %.1f | %.0f%% | %.0f | %.1f | %.3f | %.3f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |",
                    mode_name(mode_gamma[g], buf, sizeof buf), ck ? "yes" : "no", r->step_s * 1e3, 100 * r->spread,
                    BT / r->step_s,
                    2 * r->pred_macs / r->step_s / 1e9, r->step_s / full->step_s, r->pred_macs / full->pred_macs,
+                   r->faults,
                    r->measured_peak / 1e6, p->peak / 1e6, p->weights / 1e6, (p->gradients + p->optimizer) / 1e6,
                    p->activations / 1e6, p->scratch / 1e6);
             rows++;
@@ -295,7 +315,8 @@ static int run_shape(const shape *s, int steps) {
     printf("\nms/step: median of the timed steps after one warm-up step; spread: (slowest - fastest) / median, "
            "large when something else shares the CPU. GFLOP/s: the predicted count over the "
            "measured time. vs full: step time over full fine-tuning's at the same checkpointing; predicted: the "
-           "same ratio of multiply-add counts. measured peak MB: the most bytes the model and the trainer "
+           "same ratio of multiply-add counts. page faults/step: minor page faults (getrusage) over the timed "
+           "steps, per step: memory the step touches for the first time. measured peak MB: the most bytes the model and the trainer "
            "(activations, gradients, moments, tables) held at once, counted by the allocator they were given; the "
            "plan columns are lisa_plan_memory's (tables, under 1 KB, not shown). switch ms: "
            "lisa_trainer_set_active_layers to the active layers shifted by gamma (mod n_layers): frees the leaving "
@@ -311,9 +332,9 @@ static int run_shape(const shape *s, int steps) {
 }
 
 int main(int argc, char **argv) {
-    shape shapes[2];
+    shape shapes[3];
     const char *which = "both";
-    int steps = 3, threads = 0, i, ok = 1;
+    int steps = 3, threads = 0, quick = 0, i, ok = 1;
     memset(shapes, 0, sizeof shapes);
     shapes[0].name = "ref";
     shapes[0].c.dim = 288; shapes[0].c.hidden_dim = 768; shapes[0].c.n_layers = 6;
@@ -321,26 +342,35 @@ int main(int argc, char **argv) {
     shapes[1].name = "deep";
     shapes[1].c.dim = 512; shapes[1].c.hidden_dim = 1376; shapes[1].c.n_layers = 16;
     shapes[1].c.n_heads = 8; shapes[1].c.n_kv_heads = 8;
-    for (i = 0; i < 2; i++) {
+    shapes[2].name = "smol";
+    shapes[2].c.dim = 576; shapes[2].c.hidden_dim = 1536; shapes[2].c.n_layers = 30;
+    shapes[2].c.n_heads = 9; shapes[2].c.n_kv_heads = 3;
+    for (i = 0; i < 3; i++) {
         shapes[i].c.vocab_size = 32000;
         shapes[i].c.max_seq_len = 256;
         shapes[i].c.tied_head = 1;
         shapes[i].B = 4;
         shapes[i].T = 256;
     }
+    shapes[2].c.vocab_size = 49152;
+    shapes[2].c.max_seq_len = 512;
+    shapes[2].B = 1;
+    shapes[2].T = 512;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) which = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
         else {
             steps = 0;
             break;
         }
     }
     if (steps < 1 || steps > MAX_STEPS || threads < 0 ||
-        (strcmp(which, "ref") && strcmp(which, "deep") && strcmp(which, "both"))) {
-        fprintf(stderr, "usage: %s [--steps N (1-%d, default 3)] [--shapes ref|deep|both] [--threads N]\n", argv[0],
-                MAX_STEPS);
+        (strcmp(which, "ref") && strcmp(which, "deep") && strcmp(which, "smol") && strcmp(which, "both") &&
+         strcmp(which, "all"))) {
+        fprintf(stderr, "usage: %s [--steps N (1-%d, default 3)] [--shapes ref|deep|smol|both|all] [--threads N] [--quick]\n",
+                argv[0], MAX_STEPS);
         return 2;
     }
 #ifdef _OPENMP
@@ -350,7 +380,8 @@ int main(int argc, char **argv) {
 #endif
     printf("# lisa.h: full fine-tuning vs LISA, step time and memory\n\n");
     print_machine();
-    for (i = 0; i < 2 && ok; i++)
-        if (!strcmp(which, "both") || !strcmp(which, shapes[i].name)) ok = run_shape(&shapes[i], steps);
+    for (i = 0; i < 3 && ok; i++)
+        if (!strcmp(which, "all") || (!strcmp(which, "both") && i < 2) || !strcmp(which, shapes[i].name))
+            ok = run_shape(&shapes[i], steps, quick);
     return ok ? 0 : 1;
 }
