@@ -2278,7 +2278,11 @@ static void lisa__gemm_row(const lisa__gemm_args *g, int j0, int j1) {
 /* One thread's share, part of n_parts: a range of rows when C has at least as
    many rows as columns, else of columns, so that the smaller operand is the
    one every thread packs. Packing buffers come from LISA_MALLOC, 64-byte
-   aligned; without memory, one-tile buffers on the stack do the same sums. */
+   aligned, always of the largest size (MC + NC) x KC floats whatever the
+   product: the same size every call lets malloc hand back the block it was
+   just given instead of mapping (and page-faulting) fresh memory for each
+   size; pages a small product never touches cost nothing. Without memory,
+   one-tile buffers on the stack do the same sums. */
 static void lisa__gemm_share(const lisa__gemm_args *g, int part, int n_parts) {
     int split_rows = g->M >= g->N, i0 = 0, i1 = g->M, j0 = 0, j1 = g->N, mc, nc;
     if (split_rows) {
@@ -2298,8 +2302,8 @@ static void lisa__gemm_share(const lisa__gemm_args *g, int part, int n_parts) {
     mc = LISA__MIN(LISA__MC, (i1 - i0 + LISA__MR - 1) / LISA__MR * LISA__MR);
     nc = LISA__MIN(LISA__NC, (j1 - j0 + LISA__NR - 1) / LISA__NR * LISA__NR);
     {
-        size_t a_floats = (size_t)mc * LISA__KC, b_floats = (size_t)nc * LISA__KC;
-        void *mem = LISA_MALLOC((a_floats + b_floats) * sizeof(float) + 64);
+        size_t a_floats = (size_t)mc * LISA__KC;
+        void *mem = LISA_MALLOC((size_t)(LISA__MC + LISA__NC) * LISA__KC * sizeof(float) + 64);
         if (mem) {
             float *apack = (float *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
             lisa__gemm_part(g, i0, i1, j0, j1, apack, mc, apack + a_floats, nc);
