@@ -2353,33 +2353,81 @@ LISADEF void lisa_linear_backward(float *dx, float *dw, const float *dout, const
     if (dw) lisa__gemm(dw, (size_t)in_dim, out_dim, in_dim, n, dout, 1, (size_t)out_dim, x, (size_t)in_dim, 1, 1);
 }
 
-/* Turns each interleaved pair by +angle (sign 1) or -angle (sign -1), adding
-   into dst when accumulate is set. dst may equal src when it is not. */
-static void lisa__rope_apply(float *dst, const float *src, int B, int T, int n_heads, int head_dim,
-                             int pos0, float theta, float sign, int accumulate) {
-    int t;
-    LISA__PARALLEL_FOR_IF((double)B * T * n_heads * head_dim)
-    for (t = 0; t < T; t++) {
-        int i, b, h;
-        for (i = 0; i < head_dim / 2; i++) {
-            double freq = pow((double)theta, -2.0 * i / head_dim);
-            double angle = (double)(pos0 + t) * freq;
-            float c = (float)cos(angle), s = sign * (float)sin(angle);
-            for (b = 0; b < B; b++)
-                for (h = 0; h < n_heads; h++) {
-                    size_t at = (((size_t)b * T + t) * n_heads + h) * head_dim + 2 * i;
-                    float a0 = src[at], a1 = src[at + 1];
-                    float r0 = a0 * c - a1 * s, r1 = a0 * s + a1 * c;
-                    if (accumulate) {
-                        dst[at] += r0;
-                        dst[at + 1] += r1;
-                    } else {
-                        dst[at] = r0;
-                        dst[at + 1] = r1;
-                    }
-                }
+/* Pairs whose angles one pass computes at a time, on the stack. */
+#define LISA__ROPE_CHUNK 128
+
+/* r0 = a0 c - a1 s, r1 = a0 s + a1 c. Where the target has a fused
+   multiply-add, the products with a0 are the fused ones, as the compiler
+   contracts the plain expressions when it vectorizes across pairs; the
+   vectorized and scalar parts of a loop then agree to the bit. */
+#ifdef __FP_FAST_FMAF
+#define LISA__ROPE_R0(a0, a1, c, s) fmaf(a0, c, -((a1) * (s)))
+#define LISA__ROPE_R1(a0, a1, c, s) fmaf(a0, s, (a1) * (c))
+#else
+#define LISA__ROPE_R0(a0, a1, c, s) ((a0) * (c) - (a1) * (s))
+#define LISA__ROPE_R1(a0, a1, c, s) ((a0) * (s) + (a1) * (c))
+#endif
+
+/* Pairs i0..i0+n-1 of each head of one position's row (n_heads heads) turned
+   by the angles whose cosines and sines are c, s. */
+static void lisa__rope_row(float *dst, const float *src, int n_heads, int head_dim, int i0, int n, const float *c,
+                           const float *s, int accumulate) {
+    int h, i;
+    for (h = 0; h < n_heads; h++) {
+        size_t base = (size_t)h * head_dim + 2 * (size_t)i0;
+        for (i = 0; i < n; i++) {
+            size_t at = base + 2 * (size_t)i;
+            float a0 = src[at], a1 = src[at + 1];
+            float r0 = LISA__ROPE_R0(a0, a1, c[i], s[i]), r1 = LISA__ROPE_R1(a0, a1, c[i], s[i]);
+            if (accumulate) {
+                dst[at] += r0;
+                dst[at + 1] += r1;
+            } else {
+                dst[at] = r0;
+                dst[at + 1] = r1;
+            }
         }
     }
+}
+
+/* Turns each interleaved pair by +angle (sign 1) or -angle (sign -1), adding
+   into dst when accumulate is set; dst may equal src when it is not. A second
+   tensor (dst2, src2 with n_heads2 heads; NULL for none) at the same
+   positions is turned by the same angles, so that the queries' and keys'
+   cosines and sines are computed once for both: each position's once, and
+   each frequency once per call. */
+static void lisa__rope_turn(float *dst, const float *src, float *dst2, const float *src2, int B, int T, int n_heads,
+                            int n_heads2, int head_dim, int pos0, float theta, float sign, int accumulate) {
+    int i0, half = head_dim / 2;
+    if (!dst2) n_heads2 = 0;
+    for (i0 = 0; i0 < half; i0 += LISA__ROPE_CHUNK) {
+        double freq[LISA__ROPE_CHUNK];
+        int n = LISA__MIN(LISA__ROPE_CHUNK, half - i0), i, t;
+        for (i = 0; i < n; i++) freq[i] = pow((double)theta, -2.0 * (i0 + i) / head_dim);
+        LISA__PARALLEL_FOR_IF((double)B * T * (n_heads + n_heads2) * 2 * n)
+        for (t = 0; t < T; t++) {
+            float c[LISA__ROPE_CHUNK], s[LISA__ROPE_CHUNK];
+            int b, k;
+            for (k = 0; k < n; k++) {
+                double angle = (double)(pos0 + t) * freq[k];
+                c[k] = (float)cos(angle);
+                s[k] = sign * (float)sin(angle);
+            }
+            for (b = 0; b < B; b++) {
+                size_t row = (size_t)b * T + t;
+                lisa__rope_row(dst + row * n_heads * head_dim, src + row * n_heads * head_dim, n_heads, head_dim, i0,
+                               n, c, s, accumulate);
+                if (n_heads2)
+                    lisa__rope_row(dst2 + row * n_heads2 * head_dim, src2 + row * n_heads2 * head_dim, n_heads2,
+                                   head_dim, i0, n, c, s, accumulate);
+            }
+        }
+    }
+}
+
+static void lisa__rope_apply(float *dst, const float *src, int B, int T, int n_heads, int head_dim,
+                             int pos0, float theta, float sign, int accumulate) {
+    lisa__rope_turn(dst, src, NULL, NULL, B, T, n_heads, 0, head_dim, pos0, theta, sign, accumulate);
 }
 
 LISADEF void lisa_rope_forward(float *out, const float *x, int B, int T, int n_heads,
@@ -3112,8 +3160,7 @@ static void lisa__layer_forward(const lisa_model *m, lisa_acts *a, int l, int B,
     lisa_linear_forward(s.q, s.xn1, w->wq, BT, D, D);
     lisa_linear_forward(s.k, s.xn1, w->wk, BT, D, kv);
     lisa_linear_forward(s.v, s.xn1, w->wv, BT, D, kv);
-    lisa_rope_forward(s.q, s.q, B, T, c->n_heads, hd, 0, c->rope_theta);
-    lisa_rope_forward(s.k, s.k, B, T, c->n_kv_heads, hd, 0, c->rope_theta);
+    lisa__rope_turn(s.q, s.q, s.k, s.k, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, 1.0f, 0);
     lisa_attention_forward(s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads, c->n_kv_heads, hd);
     lisa_linear_forward(s.x_mid, s.att, w->wo, BT, D, D);
     lisa_residual_forward(s.x_mid, s.x_mid, x, (size_t)BT * D);
@@ -3197,8 +3244,7 @@ static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B
     lisa_linear_backward(datt, lisa__grad_at(g, y->wo), dres, s.att, w->wo, BT, D, D);
     lisa_attention_backward(dq, dk, dv, datt, s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads,
                             c->n_kv_heads, hd);
-    lisa__rope_apply(dq, dq, B, T, c->n_heads, hd, 0, c->rope_theta, -1.0f, 0);
-    lisa__rope_apply(dk, dk, B, T, c->n_kv_heads, hd, 0, c->rope_theta, -1.0f, 0);
+    lisa__rope_turn(dq, dq, dk, dk, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, -1.0f, 0);
     lisa_linear_backward(dxn, lisa__grad_at(g, y->wq), dq, s.xn1, w->wq, BT, D, D);
     lisa_linear_backward(dxn, lisa__grad_at(g, y->wk), dk, s.xn1, w->wk, BT, D, kv);
     lisa_linear_backward(dxn, lisa__grad_at(g, y->wv), dv, s.xn1, w->wv, BT, D, kv);
