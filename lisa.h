@@ -3537,18 +3537,71 @@ LISADEF lisa_adamw_scalars lisa_adamw_scalars_at(float lr, float beta1, float be
     return a;
 }
 
-LISADEF void lisa_adamw_apply(float *p, const float *g, float *m, float *v, size_t n,
+/* One AdamW step of elements i0..i1-1. The update spelled out with fused
+   multiply-adds where the target has them: m + (g - m)(1 - b1), v b2 +
+   (1 - b2) g g and p - step m / (...) fused, the products the compiler fuses
+   in the plain expressions, so that the vector loop (whose square root the
+   compiler would not vectorize itself, as sqrtf may set errno) and the
+   scalar one give the same bits. */
+#ifdef __FP_FAST_FMAF
+#define LISA__FMAF(a, b, c) fmaf(a, b, c)
+#else
+#define LISA__FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+static void lisa__adamw_range(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
                               const lisa_adamw_scalars *a) {
     float decay = a->decay, one_minus_b1 = a->one_minus_b1, beta2 = a->beta2, one_minus_b2 = a->one_minus_b2;
     float step_size = a->step_size, bc2_sqrt = a->bc2_sqrt, eps = a->eps;
-    long long i;
+    size_t i = i0;
+#if defined(LISA__GEMM_AVX512)
+    __m512 vdecay = _mm512_set1_ps(decay), vb1 = _mm512_set1_ps(one_minus_b1), vbeta2 = _mm512_set1_ps(beta2);
+    __m512 vb2 = _mm512_set1_ps(one_minus_b2), vstep = _mm512_set1_ps(step_size), vbc2 = _mm512_set1_ps(bc2_sqrt);
+    __m512 veps = _mm512_set1_ps(eps);
+    for (; i + 16 <= i1; i += 16) {
+        __m512 gi = _mm512_loadu_ps(g + i), mi = _mm512_loadu_ps(m + i), vi = _mm512_loadu_ps(v + i);
+        __m512 pi = _mm512_mul_ps(_mm512_loadu_ps(p + i), vdecay), den;
+        mi = _mm512_fmadd_ps(_mm512_sub_ps(gi, mi), vb1, mi);
+        vi = _mm512_fmadd_ps(vi, vbeta2, _mm512_mul_ps(_mm512_mul_ps(vb2, gi), gi));
+        den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), vbc2), veps);
+        pi = _mm512_fnmadd_ps(_mm512_div_ps(mi, den), vstep, pi);
+        _mm512_storeu_ps(m + i, mi);
+        _mm512_storeu_ps(v + i, vi);
+        _mm512_storeu_ps(p + i, pi);
+    }
+#elif defined(LISA__GEMM_AVX2)
+    __m256 vdecay = _mm256_set1_ps(decay), vb1 = _mm256_set1_ps(one_minus_b1), vbeta2 = _mm256_set1_ps(beta2);
+    __m256 vb2 = _mm256_set1_ps(one_minus_b2), vstep = _mm256_set1_ps(step_size), vbc2 = _mm256_set1_ps(bc2_sqrt);
+    __m256 veps = _mm256_set1_ps(eps);
+    for (; i + 8 <= i1; i += 8) {
+        __m256 gi = _mm256_loadu_ps(g + i), mi = _mm256_loadu_ps(m + i), vi = _mm256_loadu_ps(v + i);
+        __m256 pi = _mm256_mul_ps(_mm256_loadu_ps(p + i), vdecay), den;
+        mi = _mm256_fmadd_ps(_mm256_sub_ps(gi, mi), vb1, mi);
+        vi = _mm256_fmadd_ps(vi, vbeta2, _mm256_mul_ps(_mm256_mul_ps(vb2, gi), gi));
+        den = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), vbc2), veps);
+        pi = _mm256_fnmadd_ps(_mm256_div_ps(mi, den), vstep, pi);
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(p + i, pi);
+    }
+#endif
+    for (; i < i1; i++) {
+        float gi = g[i], pi = p[i] * decay;
+        m[i] = LISA__FMAF(gi - m[i], one_minus_b1, m[i]);
+        v[i] = LISA__FMAF(v[i], beta2, one_minus_b2 * gi * gi);
+        p[i] = LISA__FMAF(-(m[i] / (sqrtf(v[i]) / bc2_sqrt + eps)), step_size, pi);
+    }
+}
+
+/* Elements in fixed chunks, so threads split the work in whole vectors. */
+#define LISA__ADAMW_CHUNK 16384
+
+LISADEF void lisa_adamw_apply(float *p, const float *g, float *m, float *v, size_t n,
+                              const lisa_adamw_scalars *a) {
+    long long c, chunks = (long long)((n + LISA__ADAMW_CHUNK - 1) / LISA__ADAMW_CHUNK);
     LISA__PARALLEL_FOR_IF((double)n)
-    for (i = 0; i < (long long)n; i++) {
-        float gi = g[i];
-        p[i] *= decay;
-        m[i] += one_minus_b1 * (gi - m[i]);
-        v[i] = v[i] * beta2 + one_minus_b2 * gi * gi;
-        p[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2_sqrt + eps));
+    for (c = 0; c < chunks; c++) {
+        size_t i0 = (size_t)c * LISA__ADAMW_CHUNK;
+        lisa__adamw_range(p, g, m, v, i0, LISA__MIN(n, i0 + LISA__ADAMW_CHUNK), a);
     }
 }
 
