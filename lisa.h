@@ -2471,25 +2471,44 @@ static float lisa__dot(const float *a, const float *b, int n) {
    log-sum-exp. An online softmax: one pass, rescaling the running sum when
    the max grows. The forward pass and generation both use it, so a cached
    step gives the same bits as a full forward. */
+/* Head sizes up to this keep a query row's q, its output (forward) or its
+   dout and dq (backward) in local copies while its keys run, instead of
+   reading them through the shared arrays. */
+#define LISA__ATTENTION_LOCAL 256
+
+/* out (n) += p v; the two do not overlap, so the loop vectorizes. */
+static void lisa__axpy(float *LISA__RESTRICT out, float p, const float *LISA__RESTRICT v, int n) {
+    int d;
+    for (d = 0; d < n; d++) out[d] += p * v[d];
+}
+
 static float lisa__attention_row(float *out, const float *q, const float *k, const float *v,
                                  size_t kv_stride, int n_keys, int head_dim, float scale) {
-    float m = -INFINITY, l = 0.0f;
-    int j, d;
-    for (d = 0; d < head_dim; d++) out[d] = 0.0f;
+    float m = -INFINITY, l = 0.0f, acc[LISA__ATTENTION_LOCAL], qi[LISA__ATTENTION_LOCAL];
+    int j, d, local = head_dim <= LISA__ATTENTION_LOCAL;
+    float *o = local ? acc : out;
+    if (local) {
+        memcpy(qi, q, (size_t)head_dim * sizeof(float));
+        q = qi;
+    }
+    for (d = 0; d < head_dim; d++) o[d] = 0.0f;
     for (j = 0; j < n_keys; j++) {
         const float *kj = k + (size_t)j * kv_stride, *vj = v + (size_t)j * kv_stride;
         float s = lisa__dot(q, kj, head_dim) * scale, p;
         if (s > m) {
             float rescale = expf(m - s);
-            for (d = 0; d < head_dim; d++) out[d] *= rescale;
+            for (d = 0; d < head_dim; d++) o[d] *= rescale;
             l *= rescale;
             m = s;
         }
         p = expf(s - m);
         l += p;
-        for (d = 0; d < head_dim; d++) out[d] += p * vj[d];
+        if (local)
+            lisa__axpy(acc, p, vj, head_dim);
+        else
+            for (d = 0; d < head_dim; d++) out[d] += p * vj[d];
     }
-    for (d = 0; d < head_dim; d++) out[d] /= l;
+    for (d = 0; d < head_dim; d++) out[d] = o[d] / l;
     return m + logf(l);
 }
 
@@ -2544,10 +2563,6 @@ static void lisa__attention_pair2(float *LISA__RESTRICT dqi, float *LISA__RESTRI
         dk1[d] += ds1 * qi[d];
     }
 }
-
-/* Head sizes up to this keep a query row's q, dout and dq in local copies
-   while its keys run, instead of reading them through the shared arrays. */
-#define LISA__ATTENTION_LOCAL 256
 
 /* Query head h's rows of batch b against their keys (kv head kvh). */
 static void lisa__attention_backward_head(float *dq, float *dk, float *dv, const float *dout, const float *out,
