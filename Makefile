@@ -36,7 +36,7 @@ CFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 LDLIBS = -lm
 
-TESTS = test_ops test_reference test_checkpoint test_lisa test_state test_files test_alloc test_threads test_tokenizer test_hf test_sft test_generate test_pretok test_gguf test_quant test_gguf_model test_nfc test_bpe test_chat
+TESTS = test_ops test_reference test_checkpoint test_lisa test_state test_files test_alloc test_threads test_tokenizer test_hf test_sft test_generate test_pretok test_gguf test_quant test_gguf_model test_nfc test_bpe test_chat test_comm
 
 EXAMPLES = train_tiny finetune_lisa gradcheck generate embedded
 
@@ -64,6 +64,9 @@ TEST_HEADERS = $(filter-out tests/cuda_emu.h,$(wildcard tests/*.h))
 
 $(BUILD)/test_%: tests/test_%.c lisa.h $(TEST_HEADERS) | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+# test_comm's two workers are threads.
+$(BUILD)/test_comm: LDLIBS += -pthread
 
 $(BUILD)/bench_%: bench/bench_%.c lisa.h | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
