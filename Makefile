@@ -45,7 +45,7 @@ NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=s
              -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90
 NVCC_FLAGS = -std=c++17 -O3 -Xcompiler -Wall,-Wextra -Werror all-warnings -I. -Itests
 
-.PHONY: all test demo bench bench-gemm clean examples cuda test-cuda test-real
+.PHONY: all test demo bench bench-gemm clean examples cuda test-cuda test-real mpi cuda-mpi
 all: $(BUILD)/lisa examples
 
 $(BUILD):
@@ -104,6 +104,20 @@ bench-gemm: bench/bench_gemm.c lisa.h bench/bench.h | $(BUILD)
 	env -u OPENBLAS_CORETYPE $(BUILD)/bench_gemm
 
 cuda: $(BUILD)/test_cuda $(BUILD)/lisa_cuda.o $(BUILD)/lisa-cuda
+
+# build/lisa-mpi: train across processes (mpirun -np P), gradients summed with
+# MPI_Allreduce. build/lisa-cuda-nccl: the GPU program, one GPU per rank,
+# gradients summed with ncclAllReduce (NCCL from the CUDA toolkit).
+MPICC ?= mpicc
+mpi: $(BUILD)/lisa-mpi
+$(BUILD)/lisa-mpi: examples/lisa.c lisa.h | $(BUILD)
+	$(MPICC) $(ALL_CFLAGS) -DLISA_WITH_MPI -o $@ examples/lisa.c $(LDLIBS)
+
+NCCL_HOME ?= $(CUDA_HOME)
+cuda-mpi: $(BUILD)/lisa-cuda-nccl
+$(BUILD)/lisa-cuda-nccl: examples/lisa.c lisa.h lisa_cuda.h $(BUILD)/lisa_cuda.o | $(BUILD)
+	$(MPICC) $(ALL_CFLAGS) -DLISA_WITH_CUDA -DLISA_WITH_NCCL -I$(CUDA_HOME)/include -I$(NCCL_HOME)/include \
+	    -o $@ examples/lisa.c $(BUILD)/lisa_cuda.o -L$(NCCL_HOME)/lib -Wl,-rpath,$(NCCL_HOME)/lib -lnccl $(CUDA_LIBS) $(LDLIBS)
 
 # build/lisa-cuda: the command-line program with train and plan on the GPU.
 CUDA_HOME ?= /usr/local/cuda
