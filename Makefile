@@ -116,7 +116,7 @@ $(BUILD)/lisa-mpi: examples/lisa.c lisa.h | $(BUILD)
 NCCL_HOME ?= $(CUDA_HOME)
 cuda-mpi: $(BUILD)/lisa-cuda-nccl
 $(BUILD)/lisa-cuda-nccl: examples/lisa.c lisa.h lisa_cuda.h $(BUILD)/lisa_cuda.o | $(BUILD)
-	$(MPICC) $(ALL_CFLAGS) -DLISA_WITH_CUDA -DLISA_WITH_NCCL -I$(CUDA_HOME)/include -I$(NCCL_HOME)/include \
+	$(MPICC) $(ALL_CFLAGS) -DLISA_WITH_CUDA -DLISA_WITH_NCCL -isystem $(CUDA_HOME)/include -isystem $(NCCL_HOME)/include \
 	    -o $@ examples/lisa.c $(BUILD)/lisa_cuda.o -L$(NCCL_HOME)/lib -Wl,-rpath,$(NCCL_HOME)/lib -lnccl $(CUDA_LIBS) $(LDLIBS)
 
 # build/lisa-cuda: the command-line program with train and plan on the GPU.
