@@ -484,7 +484,8 @@ typedef enum lisa_layer_order {
    update are too, and the weights stay bitwise the same. The library never
    talks to a network: the caller fills sum with MPI_Allreduce, ncclAllReduce
    or anything else. A worker whose step fails leaves the others waiting in
-   sum: the caller stops them (MPI_Abort). */
+   sum: the caller stops them (MPI_Abort). In manual mode every worker must
+   make the same lisa_trainer_set_active_layers() calls. */
 typedef struct lisa_comm {
     int rank, world_size;   /* 0 <= rank < world_size; world_size 0 or 1: one worker, no calls */
     /* Sums buf (n floats) across the workers in place. buf is the trainer's
@@ -3564,6 +3565,9 @@ LISADEF lisa_result lisa_train_config_resolve(lisa_train_config *c, const lisa_c
         return lisa__fail(err, LISA_ERR_INVALID, "unknown training mode %d", (int)c->mode);
     if (c->reserve_slots != 0 && c->reserve_slots != 1)
         return lisa__fail(err, LISA_ERR_INVALID, "reserve_slots %d: need 0 or 1", c->reserve_slots);
+    if (c->comm && c->comm->world_size > 1 && (c->comm->rank < 0 || c->comm->rank >= c->comm->world_size))
+        return lisa__fail(err, LISA_ERR_INVALID, "comm: rank %d of %d workers: need 0 <= rank < world_size",
+                          c->comm->rank, c->comm->world_size);
     if (c->mode == LISA_MODE_FULL) return LISA_OK;
     if (c->lisa_layers < 1 || c->lisa_layers > mc->n_layers)
         return lisa__fail(err, LISA_ERR_INVALID, "LISA layers %d: need 1 to n_layers (%d)", c->lisa_layers, mc->n_layers);

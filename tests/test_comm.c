@@ -235,6 +235,24 @@ static void check_one_worker(const setup *s) {
     free(p1);
 }
 
+/* A rank outside 0..world_size-1 is refused by name at init. */
+static void check_bad_rank(const setup *s) {
+    lisa_model m;
+    lisa_trainer t;
+    lisa_train_config tc = config_of(s, 2);
+    lisa_comm comm;
+    lisa_error err;
+    memset(&comm, 0, sizeof comm);
+    comm.world_size = 2;
+    comm.rank = 2;
+    comm.sum = counting_sum;
+    tc.comm = &comm;
+    lisa_model_init(&m, &s->c, NULL, NULL);
+    CHECK(lisa_trainer_init(&t, &m, &tc, NULL, &err) == LISA_ERR_INVALID && strstr(err.message, "rank 2 of 2"),
+          "rank 2 of 2 workers is refused at init (%s)", err.message);
+    lisa_model_free(&m);
+}
+
 int main(void) {
     setup s[3];
     int i;
@@ -252,5 +270,6 @@ int main(void) {
     s[2].c.tied_head = 1;
     for (i = 0; i < 3; i++) check_setup(&s[i]);
     check_one_worker(&s[1]);
+    check_bad_rank(&s[0]);
     return test_report("comm");
 }
