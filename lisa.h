@@ -473,8 +473,33 @@ typedef enum lisa_layer_order {
     LISA_ORDER_CYCLIC      /* layers 0, 1, ... in turn, gamma at a time, wrapping around */
 } lisa_layer_order;
 
+/* Data parallelism through a reduction hook: world_size workers (processes,
+   threads or GPUs) each run a trainer with the same settings and seed on their
+   own rows of the global batch, and every step they sum, in place and in the
+   same order, the global count of rows with a target (before the forward, so
+   that backward scales by one over it), every block's gradient that exists
+   (frozen blocks have none and send nothing), then the loss. Gradients are
+   then those of the global batch's mean, identical on every worker when the
+   sum gives every worker the same floats, so the norm, the clipping and the
+   update are too, and the weights stay bitwise the same. The library never
+   talks to a network: the caller fills sum with MPI_Allreduce, ncclAllReduce
+   or anything else. A worker whose step fails leaves the others waiting in
+   sum: the caller stops them (MPI_Abort). In manual mode every worker must
+   make the same lisa_trainer_set_active_layers() calls. */
+typedef struct lisa_comm {
+    int rank, world_size;   /* 0 <= rank < world_size; world_size 0 or 1: one worker, no calls */
+    /* Sums buf (n floats) across the workers in place. buf is the trainer's
+       memory: a device trainer's (lisa_cuda.h) is device memory. NULL: one worker. */
+    void (*sum)(float *buf, size_t n, void *user);
+    /* The same on host memory, for the counts and the loss; NULL: sum. */
+    void (*sum_host)(float *buf, size_t n, void *user);
+    /* Optional, for the caller (the trainer never calls it): root's buf to every worker. */
+    void (*broadcast)(float *buf, size_t n, int root, void *user);
+    void *user;
+} lisa_comm;
+
 typedef struct lisa_train_config {
-    int batch, seq;
+    int batch, seq;          /* this worker's rows (see comm) */
     lisa_schedule schedule;  /* runs on the global step, across LISA switches */
     float beta1, beta2, eps, weight_decay;
     float grad_clip;         /* 0: off */
@@ -499,6 +524,8 @@ typedef struct lisa_train_config {
                                 grow. Manual mode then trains at most lisa_layers layers at once.
                                 Results are bitwise those without it. Not stored in state files
                                 (a resumed trainer has 0). 0: layers allocate when they enter */
+    const lisa_comm *comm;   /* borrowed; NULL: one worker. Not stored in state files: set
+                                t->config.comm after lisa_trainer_load_state() */
 } lisa_train_config;
 
 /* Defaults: batch 4, seq 64, constant lr 3e-4, betas 0.9 / 0.999, eps 1e-8,
@@ -582,6 +609,7 @@ typedef struct lisa_step_info {
     float grad_norm;   /* before clipping */
     int switched;      /* 1: LISA mode resampled the layers before this step (the draw may
                           repeat the previous set); 0 otherwise, manual mode included */
+    size_t allreduce_bytes; /* bytes this worker summed across workers (config.comm); 0 alone */
 } lisa_step_info;
 
 /* Sets up training of m. Full mode: every block trains. LISA mode: the
@@ -3805,6 +3833,9 @@ LISADEF lisa_result lisa_train_config_resolve(lisa_train_config *c, const lisa_c
         return lisa__fail(err, LISA_ERR_INVALID, "unknown training mode %d", (int)c->mode);
     if (c->reserve_slots != 0 && c->reserve_slots != 1)
         return lisa__fail(err, LISA_ERR_INVALID, "reserve_slots %d: need 0 or 1", c->reserve_slots);
+    if (c->comm && c->comm->world_size > 1 && (c->comm->rank < 0 || c->comm->rank >= c->comm->world_size))
+        return lisa__fail(err, LISA_ERR_INVALID, "comm: rank %d of %d workers: need 0 <= rank < world_size",
+                          c->comm->rank, c->comm->world_size);
     if (c->mode == LISA_MODE_FULL) return LISA_OK;
     if (c->lisa_layers < 1 || c->lisa_layers > mc->n_layers)
         return lisa__fail(err, LISA_ERR_INVALID, "LISA layers %d: need 1 to n_layers (%d)", c->lisa_layers, mc->n_layers);
@@ -4229,6 +4260,53 @@ static int lisa__count_targets(const int *targets, int n) {
     return counted;
 }
 
+/* --- data parallelism (lisa_comm) ------------------------------------------ */
+
+static const lisa_comm *lisa__comm_of(const lisa_trainer *t) {
+    const lisa_comm *c = t->config.comm;
+    return c && c->sum && c->world_size > 1 ? c : NULL;
+}
+
+static void lisa__comm_sum_host(const lisa_comm *c, float *buf, size_t n, size_t *bytes) {
+    (c->sum_host ? c->sum_host : c->sum)(buf, n, c->user);
+    *bytes += n * sizeof(float);
+}
+
+/* The global count of rows with a target, as two floats (the low 12 bits and
+   the rest) so that each sum stays exact (below 2^24) up to 4096 workers and
+   2^36 rows. */
+static double lisa__comm_count(const lisa_comm *c, int local, size_t *bytes) {
+    float v[2];
+    v[0] = (float)(local & 4095);
+    v[1] = (float)(local >> 12);
+    lisa__comm_sum_host(c, v, 2, bytes);
+    return (double)v[0] + 4096.0 * (double)v[1];
+}
+
+/* Every gradient the trainer holds, block by block in block order (the same on
+   every worker: they hold the same active blocks). */
+static void lisa__comm_reduce_grads(lisa_trainer *t, const lisa_comm *c, size_t *bytes) {
+    int b, nb = lisa_n_blocks(&t->model->config);
+    for (b = 0; b < nb; b++)
+        if (t->grad_ptrs[b] && t->block_sizes[b]) {
+            c->sum(t->grad_ptrs[b], t->block_sizes[b], c->user);
+            *bytes += t->block_sizes[b] * sizeof(float);
+        }
+}
+
+/* One over the global count: lisa__mean_loss_scale()'s float division, which
+   one worker with the whole batch takes, while the count fits an int. */
+static float lisa__comm_loss_scale(double global) {
+    return global < 2147483647.0 ? lisa__mean_loss_scale((int)global) : (float)(1.0 / global);
+}
+
+/* The global mean loss from this worker's mean over its local rows. */
+static float lisa__comm_loss(const lisa_comm *c, float local_mean, int local, double global, size_t *bytes) {
+    float sum = (float)((double)local_mean * (double)local);
+    lisa__comm_sum_host(c, &sum, 1, bytes);
+    return global > 0.0 ? (float)((double)sum / global) : 0.0f;
+}
+
 LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const int *targets,
                                       lisa_step_info *info) {
     const lisa_trainer_ops *ops = t->ops;
@@ -4238,6 +4316,10 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
     double total = 0.0;
     lisa_sampler before;
     lisa_result r = LISA_OK;
+    const lisa_comm *comm = lisa__comm_of(t);
+    int counted = lisa__count_targets(targets, BT);
+    double global = counted;
+    size_t comm_bytes = 0;
     if (t->step >= LISA__MAX_STEPS) return LISA_ERR_INVALID; /* step counters stay far from overflow */
     if (ops->load_batch && (r = ops->load_batch(t, inputs, targets)) != LISA_OK) return r;
     before = t->sampler;
@@ -4249,8 +4331,13 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
     }
     for (b = 0; b < nb && r == LISA_OK; b++)
         if (t->grad_ptrs[b]) r = ops->zero(t, t->grad_ptrs[b], t->block_sizes[b]);
+    if (r == LISA_OK && comm) global = lisa__comm_count(comm, counted, &comm_bytes);
     if (r == LISA_OK)
-        r = ops->forward_backward(t, inputs, targets, lisa__mean_loss_scale(lisa__count_targets(targets, BT)), &loss);
+        r = ops->forward_backward(t, inputs, targets, lisa__comm_loss_scale(global), &loss);
+    if (r == LISA_OK && comm) {
+        lisa__comm_reduce_grads(t, comm, &comm_bytes);
+        loss = lisa__comm_loss(comm, loss, counted, global, &comm_bytes);
+    }
     if (r == LISA_OK) r = ops->sum_squares(t, &total);
     if (r == LISA_OK) {
         norm = (float)sqrt(total);
@@ -4274,6 +4361,7 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
         info->lr = lr;
         info->grad_norm = norm;
         info->switched = switched;
+        info->allreduce_bytes = comm_bytes;
     }
     return LISA_OK;
 }

@@ -37,6 +37,10 @@
      is lisa.h's trainer core (lisa_trainer_core_init: the block lifecycle,
      the sampler, the step sequence, AdamW's scalars, reserve_slots) with
      device operations, so both trainers decide everything the same way.
+   - Data parallelism: the train config's comm (lisa_comm) works as on the
+     CPU, through the same core; its sum gets the device's gradient buffers
+     (fp32 in both dtypes; sum_host gets the count and loss), so ncclAllReduce
+     can fill it. A sum must be done with the buffer when it returns.
    - lisa_cuda_trainer_to_cpu / lisa_cuda_trainer_from_cpu: its state as a
      CPU trainer and back, so that lisa.h's state files save and resume GPU
      runs exactly (on either device).

@@ -35,6 +35,166 @@
 #define GPU_BUILD 0
 #endif
 
+/* ---- data parallelism: build/lisa-mpi and build/lisa-cuda with NCCL --------
+
+   Under mpirun -np P every rank runs train on its B rows of each global batch
+   of P x B rows, and lisa.h sums through g_dp.comm: MPI_Allreduce on the CPU
+   (LISA_WITH_MPI), ncclAllReduce on each rank's GPU with the scalars through
+   MPI (LISA_WITH_NCCL, which needs LISA_WITH_CUDA). Rank 0 alone writes logs,
+   models, plots and state files. Without either: one worker, no calls. */
+#ifdef LISA_WITH_NCCL
+#ifndef LISA_WITH_MPI
+#define LISA_WITH_MPI
+#endif
+#include <cuda_runtime.h>
+#include <nccl.h>
+#endif
+#ifdef LISA_WITH_MPI
+#include <mpi.h>
+#endif
+
+typedef struct data_parallel {
+    lisa_comm comm;     /* rank and world_size; world_size 1 without MPI */
+    int local_rank;     /* among the ranks on this machine: which GPU a rank takes */
+#ifdef LISA_WITH_NCCL
+    ncclComm_t nccl;
+    cudaStream_t stream;
+    int nccl_ready;
+#endif
+} data_parallel;
+
+static data_parallel g_dp = {{0, 1, NULL, NULL, NULL, NULL}, 0
+#ifdef LISA_WITH_NCCL
+                             , NULL, NULL, 0
+#endif
+};
+
+static int dp_root(void) { return g_dp.comm.rank == 0; }
+static int dp_world(void) { return g_dp.comm.world_size; }
+
+#ifdef LISA_WITH_MPI
+/* MPI counts are ints: long buffers go in pieces. */
+#define DP_PIECE ((size_t)1 << 30)
+
+static void dp_mpi_sum(float *buf, size_t n, void *user) {
+    (void)user;
+    for (; n > 0; buf += n < DP_PIECE ? n : DP_PIECE, n -= n < DP_PIECE ? n : DP_PIECE)
+        MPI_Allreduce(MPI_IN_PLACE, buf, (int)(n < DP_PIECE ? n : DP_PIECE), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+}
+
+static void dp_mpi_broadcast(float *buf, size_t n, int root, void *user) {
+    (void)user;
+    for (; n > 0; buf += n < DP_PIECE ? n : DP_PIECE, n -= n < DP_PIECE ? n : DP_PIECE)
+        MPI_Bcast(buf, (int)(n < DP_PIECE ? n : DP_PIECE), MPI_FLOAT, root, MPI_COMM_WORLD);
+}
+#endif
+
+#ifdef LISA_WITH_NCCL
+static void dp_fail(const char *what, const char *why) {
+    fprintf(stderr, "lisa: rank %d: %s: %s\n", g_dp.comm.rank, what, why);
+    MPI_Abort(MPI_COMM_WORLD, 2);
+}
+
+/* Gradients in the GPU trainer's device memory. The trainer's kernels that
+   wrote buf finish first; the sum is done when this returns. */
+static void dp_nccl_sum(float *buf, size_t n, void *user) {
+    ncclResult_t r;
+    (void)user;
+    if (cudaDeviceSynchronize() != cudaSuccess) dp_fail("before ncclAllReduce", cudaGetErrorString(cudaGetLastError()));
+    r = ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, g_dp.nccl, g_dp.stream);
+    if (r != ncclSuccess) dp_fail("ncclAllReduce", ncclGetErrorString(r));
+    if (cudaStreamSynchronize(g_dp.stream) != cudaSuccess)
+        dp_fail("ncclAllReduce", cudaGetErrorString(cudaGetLastError()));
+}
+
+/* One communicator over every rank, rank r on CUDA device `device`; rank 0's
+   id reaches the others through MPI. */
+static void dp_nccl_init(int device) {
+    ncclUniqueId id;
+    ncclResult_t r;
+    if (g_dp.nccl_ready) return;
+    if (cudaSetDevice(device) != cudaSuccess) dp_fail("cudaSetDevice", cudaGetErrorString(cudaGetLastError()));
+    if (dp_root() && (r = ncclGetUniqueId(&id)) != ncclSuccess) dp_fail("ncclGetUniqueId", ncclGetErrorString(r));
+    MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+    if ((r = ncclCommInitRank(&g_dp.nccl, dp_world(), id, g_dp.comm.rank)) != ncclSuccess)
+        dp_fail("ncclCommInitRank", ncclGetErrorString(r));
+    if (cudaStreamCreate(&g_dp.stream) != cudaSuccess) dp_fail("cudaStreamCreate", cudaGetErrorString(cudaGetLastError()));
+    g_dp.nccl_ready = 1;
+}
+#endif
+
+static void dp_init(int *argc, char ***argv) {
+#ifdef LISA_WITH_MPI
+    MPI_Comm local;
+    MPI_Init(argc, argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_dp.comm.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_dp.comm.world_size);
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_dp.comm.rank, MPI_INFO_NULL, &local);
+    MPI_Comm_rank(local, &g_dp.local_rank);
+    MPI_Comm_free(&local);
+    if (dp_world() > 1) {
+        g_dp.comm.sum = dp_mpi_sum;
+        g_dp.comm.broadcast = dp_mpi_broadcast;
+    }
+#else
+    (void)argc;
+    (void)argv;
+#endif
+}
+
+static void dp_finish(void) {
+#ifdef LISA_WITH_NCCL
+    if (g_dp.nccl_ready) ncclCommDestroy(g_dp.nccl);
+#endif
+#ifdef LISA_WITH_MPI
+    MPI_Finalize();
+#endif
+}
+
+/* die() on one rank stops them all (the others would wait in a sum). */
+static void dp_abort(int code) {
+#ifdef LISA_WITH_MPI
+    if (dp_world() > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#else
+    (void)code;
+#endif
+}
+
+/* The comm a train run hands its trainer (NULL alone). With NCCL and a GPU
+   trainer, the gradients are summed on the device (GPU gpu_base + the local
+   rank), the count and loss through MPI. */
+static const lisa_comm *dp_train_comm(int gpu, int *gpu_index) {
+    if (dp_world() <= 1) return NULL;
+#ifdef LISA_WITH_NCCL
+    if (gpu) {
+        *gpu_index += g_dp.local_rank;
+        dp_nccl_init(*gpu_index);
+        g_dp.comm.sum = dp_nccl_sum;
+        g_dp.comm.sum_host = dp_mpi_sum;
+    }
+#else
+    (void)gpu;
+    (void)gpu_index;
+#endif
+    return &g_dp.comm;
+}
+
+/* After training under mpirun: every rank prints a checksum of its weights
+   (FNV-1a over their bytes), which must agree. */
+static void dp_report_weights(const float *params, size_t n) {
+    const unsigned char *p = (const unsigned char *)params;
+    uint64_t h = 14695981039346656037ull;
+    size_t i;
+    if (dp_world() <= 1) return;
+    for (i = 0; i < n * sizeof(float); i++) h = (h ^ p[i]) * 1099511628211ull;
+    fprintf(stderr, "rank %d of %d: weights checksum %016llx\n", g_dp.comm.rank, dp_world(), (unsigned long long)h);
+}
+
+/* Every rank starts from rank 0's weights, whatever each one read or drew. */
+static void dp_same_start(float *params, size_t n) {
+    if (dp_world() > 1 && g_dp.comm.broadcast) g_dp.comm.broadcast(params, n, 0, g_dp.comm.user);
+}
+
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -48,6 +208,7 @@ static void die(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\n");
+    dp_abort(2);
     exit(2);
 }
 
@@ -1149,7 +1310,9 @@ static void runner_step(runner *r, const int *inputs, const int *targets, lisa_s
 /* Writes the run's state file; on the GPU through a CPU trainer holding its state. */
 static void runner_save_state(const runner *r, const char *path, int step) {
     lisa_error err;
-    /* the data position is the next batch index, which is the step count */
+    /* the data position is the next batch index of B rows: the step count
+       times the number of processes (1 alone) */
+    step *= dp_world();
 #ifdef LISA_WITH_CUDA
     if (RUNNER_ON_GPU(r)) {
         lisa_trainer cpu;
@@ -1358,19 +1521,11 @@ static double runner_eval_loss(runner *r, const data_source *data, long n) {
     return eval_loss(r->model, data, r->config.batch, r->config.seq, n);
 }
 
-/* Steps r from its current step up to o->steps, batch i = step i, saving
-   state every o->save_every steps when asked. */
-static void train_loop(runner *r, const data_source *data, const data_source *val, const options *o,
-                       FILE *log, history *hist) {
+/* What a run is about to do, before its first step. */
+static void train_intro(runner *r, const options *o, int first) {
     const lisa_train_config *tc = &r->config;
-    int first = runner_step_count(r), step = first;
-    int eval_every = o->eval_every ? o->eval_every : max_int(1, (o->steps - first) / 10);
-    int *inputs, *targets;
-    size_t span = (size_t)tc->batch * tc->seq;
-    double start = now_seconds();
-    inputs = (int *)malloc(2 * span * sizeof(int));
-    if (!inputs) die("%s", "out of memory");
-    targets = inputs + span;
+    if (dp_world() > 1)
+        fprintf(stderr, "%d processes: a global batch of %d x %d rows\n", dp_world(), dp_world(), tc->batch);
     if (tc->mode == LISA_MODE_LISA)
         fprintf(stderr, "training steps %d to %d with LISA: %d of %d layers at a time, resampled every %d steps\n",
                 first + 1, o->steps, tc->lisa_layers, r->model->config.n_layers, tc->lisa_interval);
@@ -1382,12 +1537,34 @@ static void train_loop(runner *r, const data_source *data, const data_source *va
     else
         fprintf(stderr, "batch %d x seq %d, %d thread(s), %.1f MB held\n", tc->batch, tc->seq, thread_count(),
                 runner_bytes(r, 0) / 1e6);
+}
+
+/* Steps r from its current step up to o->steps, batch i = step i (of P x B
+   rows under mpirun -np P), saving
+   state every o->save_every steps when asked. */
+static void train_loop(runner *r, const data_source *data, const data_source *val, const options *o,
+                       FILE *log, history *hist) {
+    const lisa_train_config *tc = &r->config;
+    int first = runner_step_count(r), step = first;
+    int eval_every = o->eval_every ? o->eval_every : max_int(1, (o->steps - first) / 10);
+    int *inputs, *targets, P = dp_world(), root = dp_root();
+    size_t span = (size_t)tc->batch * tc->seq, mine = (size_t)g_dp.comm.rank * span;
+    double start = now_seconds();
+    /* The global batch (P x B rows; this rank's are B of them at mine). */
+    inputs = (int *)malloc(2 * span * (size_t)P * sizeof(int));
+    if (!inputs) die("%s", "out of memory");
+    targets = inputs + span * (size_t)P;
+    if (root) train_intro(r, o, first);
+    else {
+        log = NULL;
+        hist = NULL;
+    }
     while (step < o->steps) {
         lisa_step_info s;
         double t0 = now_seconds(), ms;
         char layers[4096], val_text[64] = "";
-        data_batch(data, step, tc->batch, tc->seq, inputs, targets);
-        runner_step(r, inputs, targets, &s);
+        data_batch(data, step, tc->batch * P, tc->seq, inputs, targets);
+        runner_step(r, inputs + mine, targets + mine, &s);
         step = s.step;
         ms = (now_seconds() - t0) * 1e3;
         if (hist) {
@@ -1395,7 +1572,7 @@ static void train_loop(runner *r, const data_source *data, const data_source *va
             hist->loss[hist->n++] = s.loss;
             if (s.switched) history_add_switch(hist, r, s.step);
         }
-        if (val && (s.step % eval_every == 0 || step == o->steps)) {
+        if (val && root && (s.step % eval_every == 0 || step == o->steps)) {
             double v = runner_eval_loss(r, val, data_batches(val, tc->batch, tc->seq));
             snprintf(val_text, sizeof val_text, ",\"val_loss\":%.6f", v);
             fprintf(stderr, "%sstep %d: validation loss %.4f\n", isatty(2) ? "\n" : "", s.step, v);
@@ -1405,13 +1582,14 @@ static void train_loop(runner *r, const data_source *data, const data_source *va
             }
         }
         if (log)
-            fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,\"ms\":%.3f,\"active_layers\":%s%s}\n",
-                    s.step, s.loss, s.lr, s.grad_norm, span / (ms / 1e3), ms, layers_text(r, layers, sizeof layers, 1), val_text);
-        progress(r, &s, o->steps, span / (ms / 1e3), (now_seconds() - start) / (s.step - first));
-        if (o->save_state && ((o->save_every && step % o->save_every == 0) || step == o->steps))
+            fprintf(log, "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"allreduce_bytes\":%lu,\"tokens_per_s\":%.1f,\"ms\":%.3f,\"active_layers\":%s%s}\n",
+                    s.step, s.loss, s.lr, s.grad_norm, (unsigned long)s.allreduce_bytes, span * P / (ms / 1e3), ms,
+                    layers_text(r, layers, sizeof layers, 1), val_text);
+        if (root) progress(r, &s, o->steps, span * P / (ms / 1e3), (now_seconds() - start) / (s.step - first));
+        if (root && o->save_state && ((o->save_every && step % o->save_every == 0) || step == o->steps))
             runner_save_state(r, o->save_state, step);
     }
-    fprintf(stderr, "peak memory %.1f MB%s\n", runner_bytes(r, 1) / 1e6, RUNNER_ON_GPU(r) ? " of the GPU's" : "");
+    if (root) fprintf(stderr, "peak memory %.1f MB%s\n", runner_bytes(r, 1) / 1e6, RUNNER_ON_GPU(r) ? " of the GPU's" : "");
     free(inputs);
 }
 
@@ -1487,12 +1665,16 @@ static int cmd_train(options *o) {
         uint64_t position;
         memset(&r, 0, sizeof r);
         if (lisa_trainer_load_state(&r.cpu, &m, o->resume, NULL, &position, &err) != LISA_OK) die("%s", err.message);
-        if (position != (uint64_t)r.cpu.step) die("%s: the data position does not match the step count", o->resume);
+        if (position != (uint64_t)r.cpu.step * (uint64_t)dp_world())
+            die("%s: the data position (%llu batches) does not match the step count (%d) times the number of "
+                "processes (%d): resume with the -np of the run that wrote it", o->resume,
+                (unsigned long long)position, r.cpu.step, dp_world());
+        r.cpu.config.comm = dp_train_comm(on_gpu(o), &o->gpu_index);
         r.model = &m;
         r.config = r.cpu.config;
         refuse_changed_settings(o, &r.config, &m.config);
         refuse_lisa_options_in_full_mode(o, r.config.mode, "the state's run trains every layer (mode full): drop it");
-        fprintf(stderr, "resuming %s at step %d\n", o->resume, r.cpu.step);
+        if (dp_root()) fprintf(stderr, "resuming %s at step %d\n", o->resume, r.cpu.step);
         runner_resume_on_gpu(&r, o);
     } else {
         if (o->model) load_model_or_die(&m, o->model);
@@ -1503,18 +1685,20 @@ static int cmd_train(options *o) {
         }
         resolve_seq(o, &m.config);
         check_probs(o, &m.config);
+        dp_same_start(m.params, m.layout.n_params);
+        o->tc.comm = dp_train_comm(on_gpu(o), &o->gpu_index);
         runner_init(&r, &m, o);
     }
     data_text_setup(&ts, o, m.config.vocab_size);
     load_data_or_die(&data, o->data, &ts, m.config.vocab_size, r.config.seq, o->pack);
     if (o->val) load_data_or_die(&val, o->val, &ts, m.config.vocab_size, r.config.seq, o->pack);
     text_setup_free(&ts);
-    if (o->log && !(log = fopen(o->log, "w"))) die("cannot open %s for writing", o->log);
+    if (o->log && dp_root() && !(log = fopen(o->log, "w"))) die("cannot open %s for writing", o->log);
     history_init(&hist, max_int(0, o->steps - runner_step_count(&r)),
                  r.config.mode == LISA_MODE_LISA ? r.config.lisa_layers : 0, r.config.lisa_interval);
     train_loop(&r, &data, o->val ? &val : NULL, o, log, &hist);
     if (log) fclose(log);
-    if (o->plot) {
+    if (o->plot && dp_root()) {
         write_plot(o->plot, &hist, r.config.mode == LISA_MODE_LISA ? "lisa train: LISA" : "lisa train: all layers");
         fprintf(stderr, "wrote %s\n", o->plot);
     }
@@ -1522,7 +1706,8 @@ static int cmd_train(options *o) {
     if (o->val) data_free(&val);
     runner_sync_model(&r);
     runner_free(&r);
-    save_model_or_die(&m, o->out, out_dtype(o), tokenizer_spec(o, NULL));
+    dp_report_weights(m.params, m.layout.n_params);
+    if (dp_root()) save_model_or_die(&m, o->out, out_dtype(o), tokenizer_spec(o, NULL));
     data_free(&data);
     lisa_model_free(&m);
     return 0;
@@ -2725,16 +2910,22 @@ static void print_main_help(FILE *f) {
 int main(int argc, char **argv) {
     options o;
     size_t i;
+    dp_init(&argc, &argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         print_main_help(stdout);
+        dp_finish();
         return argc < 2 ? 2 : 0;
     }
     for (i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) {
+            int rc;
             parse_options(&o, &commands[i], argc - 2, argv + 2);
-            return commands[i].run(&o);
+            rc = commands[i].run(&o);
+            dp_finish();
+            return rc;
         }
     fprintf(stderr, "lisa: unknown command '%s'\n", argv[1]);
     print_main_help(stderr);
+    dp_finish();
     return 2;
 }

@@ -3,7 +3,7 @@
 # 8.0, 8.6, 8.9 and 9.0 into BUILD/test_cuda (one check), compiles a C99 file
 # that includes lisa_cuda.h with gcc -Wall -Wextra -Wpedantic -Werror (one
 # check), builds the program (lisa-cuda: the object for one target, then
-# gcc) and runs what needs no GPU, then runs BUILD/test_cuda, whose own
+# gcc; with mpicc and NCCL also the NCCL program) and runs what needs no GPU, then runs BUILD/test_cuda, whose own
 # "test_cuda: N passed, M failed" line the test runner adds separately. Without a GPU test_cuda runs only its
 # host checks (the planner). Without nvcc everything is skipped.
 # Usage: sh tests/cuda.sh BUILD_DIR   (NVCC=/path/to/nvcc to choose the compiler)
@@ -52,6 +52,18 @@ check "nvcc builds examples/lisa_cuda_impl.cu into an object" "$nvcc" -std=c++17
 check "build/lisa-cuda links with gcc -Werror" ${CC:-cc} -std=c99 -Wall -Wextra -Wpedantic -Werror -I. \
     -DLISA_WITH_CUDA -o "$tmp/lisa-cuda" examples/lisa.c "$tmp/lisa_cuda.o" -L"$cuda_home/lib64" \
     -Wl,-rpath,"$cuda_home/lib64" -lcublas -lcudart -lstdc++ -lm
+# The NCCL program (data parallelism, one GPU per MPI rank), where mpicc and
+# the toolkit's NCCL are there: it must build and link; it is not run here.
+nccl_lib=
+for d in "$cuda_home/lib" "$cuda_home/lib64"; do [ -e "$d/libnccl.so" ] && nccl_lib=$d && break; done
+if command -v "${MPICC:-mpicc}" > /dev/null 2>&1 && [ -f "$cuda_home/include/nccl.h" ] && [ -n "$nccl_lib" ]; then
+    check "lisa-cuda with NCCL (LISA_WITH_NCCL) builds and links with mpicc -Werror" "${MPICC:-mpicc}" -std=c99 -Wall \
+        -Wextra -Wpedantic -Werror -I. -isystem "$cuda_home/include" -DLISA_WITH_CUDA -DLISA_WITH_NCCL \
+        -o "$tmp/lisa-cuda-nccl" examples/lisa.c "$tmp/lisa_cuda.o" -L"$nccl_lib" -Wl,-rpath,"$nccl_lib" -lnccl \
+        -L"$cuda_home/lib64" -Wl,-rpath,"$cuda_home/lib64" -lcublas -lcudart -lstdc++ -lm
+else
+    echo "cuda: mpicc or NCCL not found, the NCCL program not built (not counted)"
+fi
 check "lisa-cuda plan needs no GPU" sh -c "'$tmp/lisa-cuda' plan --init llama2-7b --mode lisa --batch 1 --seq 1024 --checkpointing --budget 24 | grep -q '^fits in 24.0 GiB'"
 if [ -x "$tmp/lisa-cuda" ] && ! command -v nvidia-smi > /dev/null 2>&1; then
     printf 'abcdefgh%.0s' $(seq 1 64) > "$tmp/t.txt"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs each test program of build dir $1, then the compile matrix, the CLI
-# test and the examples, and adds up their "name: N passed, M failed" lines into one summary.
+# test, the examples, the GPU and MPI scripts, and adds up their "name: N passed, M failed" lines into one summary.
 build=$1
 shift
 log=$(mktemp)
@@ -29,7 +29,7 @@ for t in "$@"; do
     cat "$log.out"
     count "$t" "$rc"
 done
-for s in tests/compile.sh tests/test_cli.sh tests/test_examples.sh tests/embedded_arm.sh tests/cuda.sh tests/cuda_emu.sh; do
+for s in tests/compile.sh tests/test_cli.sh tests/test_examples.sh tests/embedded_arm.sh tests/cuda.sh tests/cuda_emu.sh tests/test_mpi.sh; do
     echo "== $s"
     sh "$s" "$build" > "$log.out" 2>&1
     rc=$?

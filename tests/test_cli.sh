@@ -27,7 +27,7 @@ check "train from --init writes a model and a log" \
     $train --init $init --out "$tmp/m.bin" --log "$tmp/log.jsonl" --schedule cosine --warmup 5 --min-lr 1e-4 --weight-decay 0.01 --grad-clip 1
 check "the model file exists" test -s "$tmp/m.bin"
 check "one log line per step" test "$(wc -l < "$tmp/log.jsonl")" -eq 30
-check "log lines carry every field" sh -c "grep -c '^{\"step\":[0-9]*,\"loss\":[0-9.]*,\"lr\":[0-9.e+-]*,\"grad_norm\":[0-9.]*,\"tokens_per_s\":[0-9.]*,\"ms\":[0-9.]*,\"active_layers\":\\[[0-9,]*\\]}\$' '$tmp/log.jsonl' | grep -qx 30"
+check "log lines carry every field" sh -c "grep -c '^{\"step\":[0-9]*,\"loss\":[0-9.]*,\"lr\":[0-9.e+-]*,\"grad_norm\":[0-9.]*,\"allreduce_bytes\":0,\"tokens_per_s\":[0-9.]*,\"ms\":[0-9.]*,\"active_layers\":\\[[0-9,]*\\]}\$' '$tmp/log.jsonl' | grep -qx 30"
 check "steps count from 1 to 30" sh -c "head -1 '$tmp/log.jsonl' | grep -q '^{\"step\":1,' && tail -1 '$tmp/log.jsonl' | grep -q '^{\"step\":30,'"
 loss_of() { sed -n "$2p" "$1" | sed 's/.*"loss":\([0-9.]*\).*/\1/'; }
 first=$(loss_of "$tmp/log.jsonl" 1)

@@ -1096,6 +1096,82 @@ static void test_out_of_memory(void) {
 }
 #endif
 
+/* lisa_comm on device buffers: a mirror, as if a second worker held the same
+   rows, doubles every buffer it is handed (gradients through host copies of
+   the device memory, the count and loss on the host). The global count is
+   then twice this worker's, so each gradient comes back exactly (powers of
+   two) as a trainer without a comm makes it: the weights must agree bitwise. */
+static int mirror_calls;
+static size_t mirror_floats;
+static void mirror_device_sum(float *buf, size_t n, void *user) {
+    float *h = (float *)malloc(n * sizeof(float));
+    (void)user;
+    mirror_calls++;
+    mirror_floats += n;
+    cudaMemcpy(h, buf, n * sizeof(float), cudaMemcpyDeviceToHost);
+    for (size_t i = 0; i < n; i++) h[i] *= 2.0f;
+    cudaMemcpy(buf, h, n * sizeof(float), cudaMemcpyHostToDevice);
+    free(h);
+}
+static void mirror_host_sum(float *buf, size_t n, void *user) {
+    (void)user;
+    for (size_t i = 0; i < n; i++) buf[i] *= 2.0f;
+}
+
+static void test_comm_hook(lisa_dtype dtype, const char *what) {
+    lisa_config c = tiny_config(0);
+    lisa_train_config tc = tiny_train(LISA_MODE_LISA, 0), tm;
+    lisa_cuda_config cc = lisa_cuda_config_default();
+    lisa_cuda_trainer *alone = NULL, *mirrored = NULL;
+    lisa_model m, a, b;
+    lisa_error err;
+    lisa_comm comm;
+    int inputs[64], targets[64], ok = 1, bytes_ok = 1;
+    double worst = 0.0;
+    size_t layer = lisa_block_size(&c, LISA_BLOCK_LAYER(0)), fixed = 2 * (size_t)c.vocab_size * c.dim + c.dim;
+    memset(&comm, 0, sizeof comm);
+    comm.world_size = 2;
+    comm.sum = mirror_device_sum;
+    comm.sum_host = mirror_host_sum;
+    tm = tc;
+    tm.comm = &comm;
+    cc.dtype = dtype;
+    lisa_model_init(&m, &c, NULL, NULL);
+    lisa_model_init_random(&m, 42);
+    if (lisa_cuda_trainer_create(&alone, &c, &m, 0, &tc, &cc, &err) != LISA_OK ||
+        lisa_cuda_trainer_create(&mirrored, &c, &m, 0, &tm, &cc, &err) != LISA_OK) {
+        CHECK(0, "%s: create: %s", what, err.message);
+        ok = 0;
+    }
+    mirror_calls = 0;
+    mirror_floats = 0;
+    for (int s = 0; s < 8 && ok; s++) {
+        lisa_step_info x, y;
+        tiny_batch(s, tc.batch * tc.seq, c.vocab_size, inputs, targets);
+        ok = lisa_cuda_trainer_step(alone, inputs, targets, &x) == LISA_OK &&
+             lisa_cuda_trainer_step(mirrored, inputs, targets, &y) == LISA_OK;
+        if (ok && fabs(x.loss - y.loss) > worst * fabs(x.loss)) worst = fabs(x.loss - y.loss) / fabs(x.loss);
+        if (ok) bytes_ok &= x.allreduce_bytes == 0 && y.allreduce_bytes == (fixed + 2 * layer + 3) * sizeof(float);
+    }
+    CHECK(ok, "%s: 8 steps with and without the comm", what);
+    CHECK(bytes_ok && mirror_floats == 8 * (fixed + 2 * layer), "%s: each step sums the 3 trained fixed blocks' and 2 "
+          "layers' gradients on the device (%zu floats in %d calls)", what, mirror_floats, mirror_calls);
+    CHECK(worst <= 1e-6, "%s: the mirrored losses are the lone trainer's within 1e-6 (%g)", what, worst);
+    lisa_model_init(&a, &c, NULL, NULL);
+    lisa_model_init(&b, &c, NULL, NULL);
+    if (ok) {
+        CHECK(lisa_cuda_trainer_get_model(alone, &a, &err) == LISA_OK &&
+                  lisa_cuda_trainer_get_model(mirrored, &b, &err) == LISA_OK &&
+                  memcmp(a.params, b.params, a.layout.n_params * sizeof(float)) == 0,
+              "%s: the mirrored trainer's weights are the lone trainer's bitwise", what);
+    }
+    lisa_model_free(&a);
+    lisa_model_free(&b);
+    if (alone) lisa_cuda_trainer_free(alone);
+    if (mirrored) lisa_cuda_trainer_free(mirrored);
+    lisa_model_free(&m);
+}
+
 static void test_gpu(void) {
     cublasHandle_t h;
     lisa_cuda_device d;
@@ -1143,6 +1219,8 @@ static void test_gpu(void) {
 #ifdef LISA_CUDA_EMULATE
     test_out_of_memory();
 #endif
+    test_comm_hook(LISA_DTYPE_F32, "fp32 LISA, comm on device buffers");
+    test_comm_hook(LISA_DTYPE_BF16, "bf16 LISA, comm on device buffers");
     test_eval_and_manual();
     test_keep_state_and_random_init();
     test_reserve_all();
