@@ -172,6 +172,17 @@ LISADEF void lisa_linear_forward(float *out, const float *x, const float *w,
 LISADEF void lisa_linear_backward(float *dx, float *dw, const float *dout, const float *x,
                                   const float *w, int n, int in_dim, int out_dim);
 
+/* LoRA linear (Hu et al., 2021, as peft computes it): out (n, out_dim) =
+   x W^T + scale (x A^T) B^T, with A (rank, in_dim), B (out_dim, rank) and
+   scale = alpha / rank. xa (n, rank) receives scale * x A^T, which backward
+   needs. Backward adds into dx, dw, da, db; any of them may be NULL to skip
+   its product (a frozen base weight: dw NULL). du is (n, rank) scratch. */
+LISADEF void lisa_lora_linear_forward(float *out, float *xa, const float *x, const float *w, const float *a,
+                                      const float *b, float scale, int n, int in_dim, int out_dim, int rank);
+LISADEF void lisa_lora_linear_backward(float *dx, float *dw, float *da, float *db, float *du, const float *dout,
+                                       const float *x, const float *xa, const float *w, const float *a,
+                                       const float *b, float scale, int n, int in_dim, int out_dim, int rank);
+
 /* Rotary position embedding on x (B, T, n_heads, head_dim), interleaved pairs:
    (x[2i], x[2i+1]) at position pos0 + t turns by angle (pos0 + t) * theta^(-2i/head_dim).
    out may equal x. Backward turns the gradient back: dx += R^T dout. */
@@ -2268,6 +2279,31 @@ LISADEF void lisa_linear_backward(float *dx, float *dw, const float *dout, const
     if (dx) lisa__gemm(dx, (size_t)in_dim, n, in_dim, out_dim, dout, (size_t)out_dim, 1, w, (size_t)in_dim, 1, 1);
     /* dw (out, in) += dout^T (out, n) @ x (n, in) */
     if (dw) lisa__gemm(dw, (size_t)in_dim, out_dim, in_dim, n, dout, 1, (size_t)out_dim, x, (size_t)in_dim, 1, 1);
+}
+
+LISADEF void lisa_lora_linear_forward(float *out, float *xa, const float *x, const float *w, const float *a,
+                                      const float *b, float scale, int n, int in_dim, int out_dim, int rank) {
+    size_t i, nr = (size_t)n * rank;
+    lisa_linear_forward(out, x, w, n, in_dim, out_dim);
+    lisa_linear_forward(xa, x, a, n, in_dim, rank);          /* (n, rank) */
+    for (i = 0; i < nr; i++) xa[i] *= scale;
+    /* out (n, out) += xa (n, rank) @ b^T: B(k, j) = b[j * rank + k] */
+    lisa__gemm(out, (size_t)out_dim, n, out_dim, rank, xa, (size_t)rank, 1, b, 1, (size_t)rank, 1);
+}
+
+LISADEF void lisa_lora_linear_backward(float *dx, float *dw, float *da, float *db, float *du, const float *dout,
+                                       const float *x, const float *xa, const float *w, const float *a,
+                                       const float *b, float scale, int n, int in_dim, int out_dim, int rank) {
+    size_t i, nr = (size_t)n * rank;
+    lisa_linear_backward(dx, dw, dout, x, w, n, in_dim, out_dim);
+    if (!dx && !da && !db) return;
+    /* the adapter path out += xa B^T: db += dout^T xa, d(xa) = dout B */
+    memset(du, 0, nr * sizeof(float));
+    lisa_linear_backward(du, db, dout, xa, b, n, rank, out_dim);
+    if (!dx && !da) return;
+    /* xa = scale x A^T */
+    for (i = 0; i < nr; i++) du[i] *= scale;
+    lisa_linear_backward(dx, da, du, x, a, n, in_dim, rank);
 }
 
 /* Turns each interleaved pair by +angle (sign 1) or -angle (sign -1), adding
