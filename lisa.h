@@ -12235,6 +12235,24 @@ static lisa_result lisa__hf_config(lisa_config *c, const char *text, size_t len,
         (r = lisa__hf_cfg_float(&j, "rope_theta", 10000.0f, &c->rope_theta, name, err)) != LISA_OK ||
         (r = lisa__hf_cfg_bool(&j, "tie_word_embeddings", &c->tied_head, name, err)) != LISA_OK)
         goto done;
+    node = lisa_json_get(&j, root, "rope_parameters"); /* transformers 5 keeps rope_theta and the type here */
+    if (lisa_json_type_of(&j, node) == LISA_JSON_OBJECT) {
+        int type_node = lisa_json_get(&j, node, "rope_type"), theta = lisa_json_get(&j, node, "rope_theta");
+        double v = lisa_json_number(&j, theta);
+        if (type_node >= 0 && !lisa__json_is(&j, type_node, 0, "default")) {
+            const char *type = lisa_json_string(&j, type_node, NULL);
+            r = lisa__fail(err, LISA_ERR_FORMAT, "%s: rope_parameters (type \"%.40s\") is not supported: only default",
+                           name, type ? type : "?");
+            goto done;
+        }
+        if (theta >= 0 && lisa_json_get(&j, root, "rope_theta") < 0) {
+            if (lisa_json_type_of(&j, theta) != LISA_JSON_NUMBER || !(v > 0.0 && v <= FLT_MAX) || !((float)v > 0.0f)) {
+                r = lisa__hf_cfg_fail(err, name, "rope_parameters.rope_theta", "must be a positive number within float range");
+                goto done;
+            }
+            c->rope_theta = (float)v;
+        }
+    }
     if (head_dim != 0 && (c->dim % c->n_heads != 0 || head_dim != c->dim / c->n_heads)) {
         r = lisa__fail(err, LISA_ERR_FORMAT, "%s: head_dim %d is not supported: it must be hidden_size / num_attention_heads",
                        name, head_dim);
@@ -13068,7 +13086,8 @@ static int lisa__peft_unset(const lisa_json *j, const char *key) {
 LISADEF lisa_result lisa_lora_config_from_peft(lisa_lora_config *lc, const char *json, size_t len, const char *name,
                                                const lisa_allocator *a, lisa_error *err) {
     static const char *const refused[] = {"use_dora", "use_rslora", "fan_in_fan_out", "rank_pattern", "alpha_pattern",
-                                          "layers_to_transform", "modules_to_save"};
+                                          "layers_to_transform", "modules_to_save", "lora_bias", "layer_replication",
+                                          "trainable_token_indices", "target_parameters", "exclude_modules"};
     lisa_json j;
     lisa_result r;
     int root, node, k, t;

@@ -11,7 +11,10 @@
 #include "test.h"
 
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "fixture.h"
 
 #define B 2
 #define T 8
@@ -290,7 +293,162 @@ static void test_settings(void) {
     lisa_model_free(&m);
 }
 
+/* The largest |a - b| over n floats, relative to the largest |b|. */
+static double rel_max_diff(const float *a, const float *b, size_t n) {
+    double d = 0, m = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (fabs((double)a[i] - b[i]) > d) d = fabs((double)a[i] - b[i]);
+        if (fabs((double)b[i]) > m) m = fabs((double)b[i]);
+    }
+    return m > 0 ? d / m : d;
+}
+
+/* peft's own training (tools/make_lora_fixture.py): the same 8 AdamW steps
+   from its saved adapter, with random nonzero A and B, on its saved base. */
+static void test_peft_reference(void) {
+    const char *base_dir = "tests/fixtures/lora_tiny", *start = "tests/fixtures/lora_tiny_adapter";
+    fixture f;
+    const fixture_entry *in, *tg, *losses, *ev_in, *ev_logits, *set;
+    lisa_model m;
+    lisa_trainer t;
+    lisa_lora want, back;
+    lisa_error err;
+    lisa_train_config tc = lisa_train_config_default();
+    lisa_acts acts;
+    char dir[64];
+    int s, k, TT;
+    double worst = 0;
+    if (fixture_load(&f, "tests/fixtures/lora_tiny.bin") != 0) {
+        CHECK(0, "tests/fixtures/lora_tiny.bin is missing");
+        return;
+    }
+    in = fixture_find(&f, "inputs");
+    tg = fixture_find(&f, "targets");
+    losses = fixture_find(&f, "losses");
+    ev_in = fixture_find(&f, "eval_inputs");
+    ev_logits = fixture_find(&f, "eval_logits");
+    set = fixture_find(&f, "settings");
+    if (!in || !tg || !losses || !ev_in || !ev_logits || !set) {
+        CHECK(0, "lora_tiny.bin lacks an entry");
+        fixture_free(&f);
+        return;
+    }
+    TT = in->shape[1] * in->shape[2];
+    CHECK(lisa_model_load_hf(&m, base_dir, NULL, &err) == LISA_OK, "base: %s", err.message);
+    CHECK(lisa_lora_read_peft_config(start, &tc.lora, NULL, &err) == LISA_OK, "adapter config: %s", err.message);
+    CHECK(tc.lora.rank == (int)set->f32[0] && tc.lora.alpha == set->f32[1] && tc.lora.targets == LISA_LORA_ALL,
+          "peft's config: r %d alpha %g targets 0x%x", tc.lora.rank, (double)tc.lora.alpha, tc.lora.targets);
+    tc.mode = LISA_MODE_LORA;
+    tc.batch = in->shape[1];
+    tc.seq = in->shape[2];
+    tc.schedule.lr = set->f32[2];
+    tc.beta1 = set->f32[3];
+    tc.beta2 = set->f32[4];
+    tc.eps = set->f32[5];
+    tc.weight_decay = set->f32[6];
+    tc.grad_clip = set->f32[7];
+    CHECK(lisa_trainer_init(&t, &m, &tc, NULL, &err) == LISA_OK, "init: %s", err.message);
+    CHECK(lisa_lora_load_peft(&t.lora, start, &err) == LISA_OK, "adapter: %s", err.message);
+    for (s = 0; s < in->shape[0]; s++) {
+        lisa_step_info info;
+        double rel;
+        lisa_trainer_step(&t, in->i32 + (size_t)s * TT, tg->i32 + (size_t)s * TT, &info);
+        rel = fabs((double)info.loss - losses->f32[s]) / fabs((double)losses->f32[s]);
+        if (rel > worst) worst = rel;
+        CHECK(rel <= 1e-5, "step %d: loss %.9g, peft %.9g (relative %.3g)", s + 1, info.loss, losses->f32[s], rel);
+    }
+    printf("LoRA vs peft: 8 AdamW steps, worst relative loss difference %.3g\n", worst);
+    /* the trained adapters against peft's, read back through the loader */
+    CHECK(lisa_lora_init(&want, &m.config, &t.config.lora, 0, 0, 0, NULL, &err) == LISA_OK, "%s", err.message);
+    CHECK(lisa_lora_load_peft(&want, "tests/fixtures/lora_tiny_trained", &err) == LISA_OK, "trained: %s", err.message);
+    worst = rel_max_diff(t.lora.params, want.params, (size_t)want.n_layers * want.layer_size);
+    CHECK(worst < 1e-4, "trained adapters vs peft's: largest difference %.3g of the largest value", worst);
+    /* written in peft's format and read back: the same bits */
+    snprintf(dir, sizeof dir, "/tmp/test_lora_adapter_%d", (int)getpid());
+    mkdir(dir, 0755);
+    CHECK(lisa_lora_save_peft(&t.lora, dir, base_dir, &err) == LISA_OK, "save: %s", err.message);
+    {
+        lisa_lora_config lc;
+        char path[128];
+        CHECK(lisa_lora_read_peft_config(dir, &lc, NULL, &err) == LISA_OK && lc.rank == t.lora.config.rank &&
+                  lc.alpha == t.lora.config.alpha && lc.targets == t.lora.config.targets,
+              "written config reads back: %s", err.message);
+        CHECK(lisa_lora_init(&back, &m.config, &lc, 0, 0, 0, NULL, &err) == LISA_OK, "%s", err.message);
+        CHECK(lisa_lora_load_peft(&back, dir, &err) == LISA_OK, "written adapter reads back: %s", err.message);
+        CHECK(memcmp(back.params, t.lora.params, back.param_bytes) == 0, "written adapter reads back bitwise");
+        lisa_lora_free(&back);
+        snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+        remove(path);
+        snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+        remove(path);
+        rmdir(dir);
+    }
+    /* merged: peft's merged model's logits */
+    m.lora = NULL;
+    lisa_lora_merge(&m, &t.lora);
+    lisa_acts_init(&acts, &m.config, ev_in->shape[0], ev_in->shape[1], 0, NULL, &err);
+    lisa_model_forward(&m, &acts, ev_in->i32, NULL, ev_in->shape[0], ev_in->shape[1]);
+    worst = rel_max_diff(acts.logits, ev_logits->f32, ev_logits->n);
+    CHECK(worst < 1e-4, "merged logits vs peft's merged model: largest difference %.3g of the largest logit", worst);
+    printf("LoRA vs peft: merged logits, largest difference %.3g of the largest logit\n", worst);
+    for (k = 0; k < 1; k++) lisa_acts_free(&acts);
+    m.lora = &t.lora;
+    lisa_lora_free(&want);
+    lisa_trainer_free(&t);
+    lisa_model_free(&m);
+    fixture_free(&f);
+}
+
+/* The adapter loader's errors name the file and the problem. */
+static void test_peft_errors(void) {
+    static const char *const bad[][2] = {
+        {"{\"r\": 0, \"lora_alpha\": 8, \"target_modules\": [\"q_proj\"]}", "r must be"},
+        {"{\"r\": 4, \"target_modules\": [\"q_proj\"]}", "lora_alpha"},
+        {"{\"r\": 4, \"lora_alpha\": 8, \"target_modules\": [\"lm_head\"]}", "\"lm_head\""},
+        {"{\"r\": 4, \"lora_alpha\": 8, \"use_dora\": true, \"target_modules\": [\"q_proj\"]}", "use_dora"},
+        {"{\"r\": 4, \"lora_alpha\": 8, \"bias\": \"all\", \"target_modules\": [\"q_proj\"]}", "bias"},
+        {"{\"peft_type\": \"IA3\", \"r\": 4}", "peft_type"},
+        {"[1]", "not a JSON object"},
+        {"{\"r\": 4,", "line 1"}};
+    int i;
+    for (i = 0; i < (int)(sizeof bad / sizeof bad[0]); i++) {
+        lisa_lora_config lc;
+        lisa_error err;
+        lisa_result r = lisa_lora_config_from_peft(&lc, bad[i][0], strlen(bad[i][0]), "x/adapter_config.json", NULL, &err);
+        CHECK(r == LISA_ERR_FORMAT && strstr(err.message, "x/adapter_config.json") && strstr(err.message, bad[i][1]),
+              "config %d refused naming the file and \"%s\": %s", i, bad[i][1], err.message);
+    }
+    {
+        /* weights: a tensor the config does not target, and a missing one */
+        lisa_model m;
+        lisa_lora l;
+        lisa_lora_config lc;
+        lisa_error err;
+        memset(&lc, 0, sizeof lc);
+        lc.rank = 4;
+        lc.alpha = 8;
+        lc.targets = 1u << LISA_LORA_Q;
+        CHECK(lisa_model_load_hf(&m, "tests/fixtures/lora_tiny", NULL, &err) == LISA_OK, "%s", err.message);
+        lisa_lora_init(&l, &m.config, &lc, 0, 0, 0, NULL, &err);
+        CHECK(lisa_lora_load_peft(&l, "tests/fixtures/lora_tiny_adapter", &err) == LISA_ERR_FORMAT &&
+                  strstr(err.message, "adapter_model.safetensors") && strstr(err.message, "does not target"),
+              "untargeted tensor refused: %s", err.message);
+        lisa_lora_free(&l);
+        lc.targets = LISA_LORA_ALL;
+        lc.rank = 2;
+        lisa_lora_init(&l, &m.config, &lc, 0, 0, 0, NULL, &err);
+        CHECK(lisa_lora_load_peft(&l, "tests/fixtures/lora_tiny_adapter", &err) == LISA_ERR_FORMAT &&
+                  strstr(err.message, "r 2"),
+              "wrong rank refused: %s", err.message);
+        lisa_lora_free(&l);
+        lisa_model_free(&m);
+    }
+}
+
 int main(void) {
+    test_peft_reference();
+    test_peft_errors();
     test_settings();
     test_plan();
     test_frozen_and_checkpointing();
