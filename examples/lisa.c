@@ -59,13 +59,14 @@ static int max_int(int a, int b) { return a > b ? a : b; }
 /* The commands, as the bits of an option's "taken by" column. */
 enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_PLAN = 4, CMD_CONVERT = 8, CMD_TOKENIZE = 16, CMD_GENERATE = 32, CMD_DEMO = 64 };
 
-#define MAX_OPTIONS 96 /* rows of option_table at most */
+#define MAX_OPTIONS 128 /* rows of option_table at most */
 
 /* Every command's options; each command reads the ones it takes. */
 typedef struct options {
     const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer, *val, *plot, *prompt;
     const char *chat_template; /* --chat-template: a built-in template's name */
     const char *max_shard_size; /* --max-shard-size: "5GB", "100MiB", bytes */
+    const char *lora_targets, *out_adapter, *lora_adapter_in; /* LoRA: --lora-targets, adapter directories */
     const char *args[2];     /* convert's IN OUT, tokenize's IN.txt OUT.tok */
     int n_args;
     int steps, threads, save_every, pack, eval_every, batches, gpu_index, quick, chat, show_ids;
@@ -101,6 +102,7 @@ typedef struct choice {
                           trained model instead, so train --resume takes --model and --init only
                           for a model of the state's shape, and --seed (not recorded) as it is */
 #define OPT_LISA 8u    /* a LISA setting: refused unless the mode is lisa */
+#define OPT_LORA 16u   /* a LoRA setting: refused unless the mode is lora */
 
 typedef struct option {
     const char *name, *arg;  /* "--batch", "B"; no arg: a flag */
@@ -114,7 +116,8 @@ typedef struct option {
     const char *help;        /* its lines after the first are indented under it */
 } option;
 
-static const choice mode_choices[] = {{"full", LISA_MODE_FULL}, {"lisa", LISA_MODE_LISA}, {NULL, 0}};
+static const choice mode_choices[] = {
+    {"full", LISA_MODE_FULL}, {"lisa", LISA_MODE_LISA}, {"lora", LISA_MODE_LORA}, {NULL, 0}};
 static const choice order_choices[] = {{"random", LISA_ORDER_RANDOM}, {"cyclic", LISA_ORDER_CYCLIC}, {NULL, 0}};
 static const choice schedule_choices[] = {
     {"constant", LISA_SCHEDULE_CONSTANT}, {"cosine", LISA_SCHEDULE_COSINE}, {"linear", LISA_SCHEDULE_LINEAR}, {NULL, 0}};
@@ -142,6 +145,7 @@ static const choice device_choices[] = {{"gpu", 1}, {"cpu", 0}, {NULL, 0}};
 #define SET OPT_SETTING
 #define START OPT_START
 #define ONLY_LISA (OPT_SETTING | OPT_LISA)
+#define ONLY_LORA (OPT_SETTING | OPT_LORA)
 
 /* Every option of every command, in the order of the help. */
 static const option option_table[] = {
@@ -267,7 +271,7 @@ static const option option_table[] = {
          "\nLISA (layerwise importance sampling: embedding, final norm and head always train; of the\n"
          "decoder layers only G sampled ones do, resampled every K steps; the --lisa-* options need\n"
          "--mode lisa):"),
-    CHOICE("--mode", "M", TRAIN_PLAN, SET, mode, mode_choices, "full | lisa (default full)"),
+    CHOICE("--mode", "M", TRAIN_PLAN, SET, mode, mode_choices, "full | lisa | lora (default full)"),
     INT("--lisa-layers", "G", TRAIN_PLAN, ONLY_LISA, tc.lisa_layers, 1, 1L << 12, NULL, "layers trained at a time (default 2)"),
     INT("--lisa-interval", "K", TRAIN_PLAN, ONLY_LISA, tc.lisa_interval, 1, 1L << 30, NULL,
         "steps between resamplings (default 20)"),
@@ -279,6 +283,24 @@ static const option option_table[] = {
     FLAG("--lisa-keep-state", TRAIN_PLAN, ONLY_LISA, tc.keep_state,
          "keep the AdamW moments of layers that leave (costs their memory;\n"
          "by default a leaving layer frees them and restarts from zero when resampled)"),
+    NOTE(TRAIN_PLAN, 0,
+         "\nLoRA (--mode lora: the model's weights stay frozen; adapters W + (alpha/r) B A train, A\n"
+         "Kaiming-uniform and B zero as peft starts them; the --lora-* settings need --mode lora):"),
+    INT("--lora-rank", "R", TRAIN_PLAN, ONLY_LORA, tc.lora.rank, 1, 4096, NULL, "adapter rank r (default 8)"),
+    FLOAT("--lora-alpha", TRAIN_PLAN, ONLY_LORA, tc.lora.alpha, NULL, "adapter scale alpha; they add (alpha/r) B A (default 16)"),
+    TEXT("--lora-targets", "LIST", TRAIN_PLAN, OPT_LORA, lora_targets, NULL,
+         "the projections that get adapters, of q,k,v,o,gate,up,down (default all)"),
+    FLAG("--lora-train-embed", TRAIN_PLAN, ONLY_LORA, tc.lora.train_embed, "also train the embedding"),
+    FLAG("--lora-train-head", TRAIN_PLAN, ONLY_LORA, tc.lora.train_head, "also train the head"),
+    FLAG("--lora-train-norms", TRAIN_PLAN, ONLY_LORA, tc.lora.train_norms, "also train every RMSNorm weight"),
+    TEXT("--lora-adapter-in", "DIR", CMD_TRAIN, OPT_LORA, lora_adapter_in, NULL,
+         "start from a peft adapter directory (adapter_config.json +\n"
+         "adapter_model.safetensors); its r, lora_alpha and target_modules are used"),
+    TEXT("--out-adapter", "DIR", CMD_TRAIN, OPT_LORA, out_adapter, NULL,
+         "also write the trained adapter in peft's format (PeftModel.from_pretrained\n"
+         "reads it); --out gets the merged model"),
+    TEXT("--lora-adapter-in", "DIR", CMD_EVAL | CMD_GENERATE, 0, lora_adapter_in, NULL,
+         "a peft LoRA adapter directory, merged into --model before use"),
     FLAG("--freeze-embed", TRAIN_PLAN, SET, tc.freeze_embed, "never train the embedding (with a tied head: the shared matrix)"),
     FLAG("--freeze-head", TRAIN_PLAN, SET, tc.freeze_head, "never train the head (with a tied head: the shared matrix)"),
     FLAG("--freeze-norm", TRAIN_PLAN, SET, tc.freeze_final_norm, "never train the final norm"),
@@ -321,6 +343,7 @@ typedef char options_given_fits[N_OPTIONS <= MAX_OPTIONS ? 1 : -1]; /* else rais
 #undef SET
 #undef START
 #undef ONLY_LISA
+#undef ONLY_LORA
 
 /* A command of the program: its name, what it takes and its help. */
 typedef struct command {
@@ -461,6 +484,27 @@ static const lisa_chat_template *named_template_or_die(const char *name) {
     return t;
 }
 
+/* "q,k,v" into LoRA's target bits; peft's module names (q_proj) work too. */
+static unsigned parse_lora_targets(const char *list) {
+    static const char *const short_names[LISA_LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
+    unsigned bits = 0;
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        int t;
+        for (t = 0; t < LISA_LORA_N_TARGETS; t++)
+            if ((strlen(short_names[t]) == n && !strncmp(p, short_names[t], n)) ||
+                (strlen(lisa_lora_target_name(t)) == n && !strncmp(p, lisa_lora_target_name(t), n)))
+                break;
+        if (t == LISA_LORA_N_TARGETS) die("--lora-targets: '%.*s' is not one of q,k,v,o,gate,up,down", (int)n, p);
+        bits |= 1u << t;
+        p += n;
+        if (*p == ',') p++;
+    }
+    if (!bits) die("%s", "--lora-targets: name at least one of q,k,v,o,gate,up,down");
+    return bits;
+}
+
 /* The choices given, into the train config. */
 static void options_finish(options *o) {
     if (o->chat_template) named_template_or_die(o->chat_template);
@@ -468,6 +512,7 @@ static void options_finish(options *o) {
     if (o->order >= 0) o->tc.lisa_order = (lisa_layer_order)o->order;
     if (o->schedule >= 0) o->tc.schedule.kind = (lisa_schedule_kind)o->schedule;
     if (o->n_probs) o->tc.lisa_probs = o->probs;
+    if (o->lora_targets) o->tc.lora.targets = parse_lora_targets(o->lora_targets);
 }
 
 /* argv (after the command's name) into o, by the table; --help prints the
@@ -575,14 +620,33 @@ static void options_of_state(options *s, const lisa_train_config *tc, int n_laye
     }
 }
 
+static void refuse_lora_options_outside_lora(const options *o, lisa_mode mode);
+
 /* The --lisa-* options apply to LISA mode only: given in full mode they would
    silently do nothing. why says where the full mode comes from, and what to do. */
 static void refuse_lisa_options_in_full_mode(const options *o, lisa_mode mode, const char *why) {
     size_t i;
+    if (mode == LISA_MODE_LORA) {
+        for (i = 0; i < N_OPTIONS; i++)
+            if (o->given[i] && (option_table[i].flags & OPT_LISA))
+                die("%s is a LISA setting, but the mode is lora", option_table[i].name);
+        return;
+    }
+    refuse_lora_options_outside_lora(o, mode);
     if (mode != LISA_MODE_FULL) return;
     for (i = 0; i < N_OPTIONS; i++)
         if (o->given[i] && (option_table[i].flags & OPT_LISA))
             die("%s is a LISA setting, but %s", option_table[i].name, why);
+}
+
+/* The --lora-* options apply to LoRA mode only. */
+static void refuse_lora_options_outside_lora(const options *o, lisa_mode mode) {
+    size_t i;
+    if (mode == LISA_MODE_LORA) return;
+    for (i = 0; i < N_OPTIONS; i++)
+        if (o->given[i] && (option_table[i].flags & OPT_LORA) && (option_table[i].commands & (CMD_TRAIN | CMD_PLAN)) &&
+            option_table[i].name)
+            die("%s is a LoRA setting, but the mode is not lora: add --mode lora", option_table[i].name);
 }
 
 /* Whether a run trains (or plans) on the GPU: --device, else the build's
@@ -1191,6 +1255,7 @@ static const char *layers_text(const runner *r, char *buf, size_t size, int json
     int layers[4096], n = runner_active_layers(r, layers), i;
     size_t at = 0;
     if (!json && r->config.mode == LISA_MODE_FULL) return "all";
+    if (!json && r->config.mode == LISA_MODE_LORA) return "adapters";
     buf[at++] = '[';
     for (i = 0; i < n && at + 12 < size; i++)
         at += (size_t)snprintf(buf + at, size - at, i ? ",%d" : "%d", layers[i]);
@@ -1334,7 +1399,9 @@ static double eval_loss(const lisa_model *m, const data_source *data, int B, int
     lisa_error err;
     double loss;
     e.m = m;
-    if (lisa_acts_init(&e.acts, &m->config, B, T, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+    /* attached adapters keep their products per layer only without checkpointing */
+    if (lisa_acts_init(&e.acts, &m->config, B, T, m->lora ? m->lora->checkpointing : 0, NULL, &err) != LISA_OK)
+        die("%s", err.message);
     loss = mean_loss(data, B, T, n, cpu_batch_loss, &e);
     lisa_acts_free(&e.acts);
     return loss;
@@ -1374,6 +1441,9 @@ static void train_loop(runner *r, const data_source *data, const data_source *va
     if (tc->mode == LISA_MODE_LISA)
         fprintf(stderr, "training steps %d to %d with LISA: %d of %d layers at a time, resampled every %d steps\n",
                 first + 1, o->steps, tc->lisa_layers, r->model->config.n_layers, tc->lisa_interval);
+    else if (tc->mode == LISA_MODE_LORA)
+        fprintf(stderr, "training steps %d to %d with LoRA: rank %d, alpha %g, the layers frozen\n", first + 1,
+                o->steps, tc->lora.rank, (double)tc->lora.alpha);
     else
         fprintf(stderr, "training steps %d to %d, all layers\n", first + 1, o->steps);
     if (RUNNER_ON_GPU(r))
@@ -1466,6 +1536,49 @@ static void data_text_setup(text_setup *ts, const options *o, int model_vocab) {
     if (is_instruction_data(o->data) || is_instruction_data(o->val)) text_setup_load(ts, o, NULL, model_vocab, 1);
 }
 
+/* --lora-adapter-in: the adapter's r, lora_alpha and target_modules become
+   the run's (a --lora-rank, --lora-alpha or --lora-targets given must agree). */
+static void lora_config_from_adapter(options *o) {
+    lisa_lora_config lc;
+    lisa_error err;
+    if (o->tc.mode != LISA_MODE_LORA) die("%s", "train: --lora-adapter-in needs --mode lora");
+    if (lisa_lora_read_peft_config(o->lora_adapter_in, &lc, NULL, &err) != LISA_OK) die("%s", err.message);
+    if ((o->tc.lora.rank && o->tc.lora.rank != lc.rank) || (o->tc.lora.alpha != 0.0f && o->tc.lora.alpha != lc.alpha) ||
+        (o->lora_targets && o->tc.lora.targets != lc.targets))
+        die("%s: its r %d, lora_alpha %g or target_modules differ from --lora-rank, --lora-alpha or --lora-targets",
+            o->lora_adapter_in, lc.rank, (double)lc.alpha);
+    o->tc.lora.rank = lc.rank;
+    o->tc.lora.alpha = lc.alpha;
+    o->tc.lora.targets = lc.targets;
+}
+
+/* The end of a LoRA run: the adapter in peft's format (--out-adapter), then
+   folded into the model, which --out saves. */
+static void finish_lora(runner *r, lisa_model *m, const options *o) {
+    lisa_error err;
+    if (o->out_adapter) {
+        mkdir(o->out_adapter, 0777); /* an existing directory is fine; other failures show in the save */
+        if (lisa_lora_save_peft(&r->cpu.lora, o->out_adapter, o->model, &err) != LISA_OK) die("%s", err.message);
+        fprintf(stderr, "wrote the adapter to %s\n", o->out_adapter);
+    }
+    m->lora = NULL;
+    lisa_lora_merge(m, &r->cpu.lora);
+}
+
+/* eval and generate --lora-adapter-in: the adapter merged into m. */
+static void merge_adapter_or_die(lisa_model *m, const char *dir) {
+    lisa_lora_config lc;
+    lisa_lora l;
+    lisa_error err;
+    if (!dir) return;
+    if (lisa_lora_read_peft_config(dir, &lc, NULL, &err) != LISA_OK ||
+        lisa_lora_init(&l, &m->config, &lc, 0, 0, 0, NULL, &err) != LISA_OK)
+        die("%s", err.message);
+    if (lisa_lora_load_peft(&l, dir, &err) != LISA_OK) die("%s", err.message);
+    lisa_lora_merge(m, &l);
+    lisa_lora_free(&l);
+}
+
 static int cmd_train(options *o) {
     lisa_model m;
     runner r;
@@ -1478,6 +1591,7 @@ static int cmd_train(options *o) {
     if (!o->resume && !o->model && !o->init) die("%s", "train: give exactly one of --model, --init and --resume");
     if (!o->resume) refuse_lisa_options_in_full_mode(o, o->tc.mode, "the mode is full (the default): add --mode lisa");
     if (!o->data) die("%s", "train: --data is required");
+    if (o->lora_adapter_in && !o->resume) lora_config_from_adapter(o);
     if (!o->out) die("%s", "train: --out is required");
     check_out_dtype(o->out, out_dtype(o));
     if (o->max_shard_size) g_max_shard_bytes = parse_shard_size(o->max_shard_size);
@@ -1491,6 +1605,10 @@ static int cmd_train(options *o) {
         r.model = &m;
         r.config = r.cpu.config;
         refuse_changed_settings(o, &r.config, &m.config);
+        if (o->lora_targets && o->tc.lora.targets != r.config.lora.targets)
+            die("--lora-targets %s differs from the state's adapters; a resumed run keeps the state's settings",
+                o->lora_targets);
+        if (o->lora_adapter_in) die("%s", "train: --lora-adapter-in starts a run; a resumed run has its adapters");
         refuse_lisa_options_in_full_mode(o, r.config.mode, "the state's run trains every layer (mode full): drop it");
         fprintf(stderr, "resuming %s at step %d\n", o->resume, r.cpu.step);
         runner_resume_on_gpu(&r, o);
@@ -1503,7 +1621,11 @@ static int cmd_train(options *o) {
         }
         resolve_seq(o, &m.config);
         check_probs(o, &m.config);
+        if (o->tc.mode == LISA_MODE_LORA && on_gpu(o))
+            die("%s", "train --mode lora: LoRA trains on the CPU only (add --device cpu)");
         runner_init(&r, &m, o);
+        if (o->lora_adapter_in && lisa_lora_load_peft(&r.cpu.lora, o->lora_adapter_in, &err) != LISA_OK)
+            die("%s", err.message);
     }
     data_text_setup(&ts, o, m.config.vocab_size);
     load_data_or_die(&data, o->data, &ts, m.config.vocab_size, r.config.seq, o->pack);
@@ -1515,12 +1637,14 @@ static int cmd_train(options *o) {
     train_loop(&r, &data, o->val ? &val : NULL, o, log, &hist);
     if (log) fclose(log);
     if (o->plot) {
-        write_plot(o->plot, &hist, r.config.mode == LISA_MODE_LISA ? "lisa train: LISA" : "lisa train: all layers");
+        write_plot(o->plot, &hist, r.config.mode == LISA_MODE_LISA ? "lisa train: LISA"
+                                   : r.config.mode == LISA_MODE_LORA ? "lisa train: LoRA" : "lisa train: all layers");
         fprintf(stderr, "wrote %s\n", o->plot);
     }
     history_free(&hist);
     if (o->val) data_free(&val);
     runner_sync_model(&r);
+    if (r.config.mode == LISA_MODE_LORA) finish_lora(&r, &m, o);
     runner_free(&r);
     save_model_or_die(&m, o->out, out_dtype(o), tokenizer_spec(o, NULL));
     data_free(&data);
@@ -1797,6 +1921,7 @@ static int cmd_eval(options *o) {
     if (!o->model || !o->data) die("%s", "eval: --model and --data are required");
     set_threads(o->threads);
     load_model_or_die(&m, o->model);
+    merge_adapter_or_die(&m, o->lora_adapter_in);
     resolve_seq(o, &m.config);
     T = o->tc.seq;
     if (T > m.config.max_seq_len) die("%s", "eval: --seq exceeds the model's maximum sequence length");
@@ -1860,6 +1985,9 @@ static int cmd_plan(options *o) {
     if (o->tc.mode == LISA_MODE_LISA)
         printf("LISA: %d of %d layers at a time%s\n\n", o->tc.lisa_layers, c.n_layers,
                o->tc.keep_state ? ", keeping every sampled layer's moments" : "");
+    else if (o->tc.mode == LISA_MODE_LORA)
+        printf("LoRA: rank %d, alpha %g, the layers frozen\n\n", o->tc.lora.rank ? o->tc.lora.rank : 8,
+               o->tc.lora.alpha != 0.0f ? (double)o->tc.lora.alpha : 16.0);
     else
         printf("full fine-tuning\n\n");
     printf("  %-13s %16s %16s\n", "", "this setup", "full fine-tune");
@@ -2044,6 +2172,7 @@ static int cmd_generate(options *o) {
         die("%s", "generate: need temperature >= 0 and 0 < top-p <= 1");
     set_threads(o->threads);
     load_model_or_die(&m, o->model);
+    merge_adapter_or_die(&m, o->lora_adapter_in);
     text_setup_load(&ts, o, "bytes", m.config.vocab_size, o->chat);
     if (!o->tokenizer && ts.tok.kind == LISA_TOKENIZER_BYTES && m.config.vocab_size != LISA_BYTES_VOCAB)
         fprintf(stderr, "lisa: generate: no --tokenizer, and %s holds no tokenizer: using bytes, which a model "
