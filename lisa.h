@@ -13188,7 +13188,10 @@ LISADEF lisa_result lisa_lora_load_peft_weights_memory(lisa_lora *l, const void 
     size_t n_seen = (size_t)l->n_layers * LISA_LORA_N_TARGETS * 2, counter = 0, hd;
     int i, layer = 0, t = 0, which = 0, R = l->config.rank;
     if (!name) name = "adapter_model.safetensors";
-    if ((r = lisa_safetensors_parse_memory(&st, data, size, name, &l->allocator, err)) != LISA_OK) return r;
+    if ((r = lisa_safetensors_parse_memory(&st, data, size, name, &l->allocator, err)) != LISA_OK) {
+        lisa_safetensors_free(&st);
+        return r;
+    }
     seen = (unsigned char *)lisa__alloc(&l->allocator, n_seen, &counter);
     if (!seen) {
         lisa_safetensors_free(&st);
