@@ -57,7 +57,8 @@ static int max_int(int a, int b) { return a > b ? a : b; }
 /* ---- options: one table drives every command's parsing and --help -------- */
 
 /* The commands, as the bits of an option's "taken by" column. */
-enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_PLAN = 4, CMD_CONVERT = 8, CMD_TOKENIZE = 16, CMD_GENERATE = 32, CMD_DEMO = 64 };
+enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_PLAN = 4, CMD_CONVERT = 8, CMD_TOKENIZE = 16, CMD_GENERATE = 32, CMD_DEMO = 64,
+       CMD_COMPARE = 128 /* compare takes train's options (its bit is CMD_TRAIN | CMD_COMPARE) and its own */ };
 
 #define MAX_OPTIONS 128 /* rows of option_table at most */
 
@@ -67,6 +68,8 @@ typedef struct options {
     const char *chat_template; /* --chat-template: a built-in template's name */
     const char *max_shard_size; /* --max-shard-size: "5GB", "100MiB", bytes */
     const char *lora_targets, *out_adapter, *lora_adapter_in; /* LoRA: --lora-targets, adapter directories */
+    const char *methods;     /* compare --methods */
+    float lr_full, lr_lora, lr_lisa; /* compare's learning rate per method (0: --lr) */
     const char *args[2];     /* convert's IN OUT, tokenize's IN.txt OUT.tok */
     int n_args;
     int steps, threads, save_every, pack, eval_every, batches, gpu_index, quick, chat, show_ids;
@@ -327,6 +330,14 @@ static const option option_table[] = {
            "master weights, gradients and moments for trained blocks) or fp32;\n"
            "bf16 implies --device gpu"),
     ROW("--budget", "GIB", CMD_PLAN, 0, KIND_FLOAT, budget, 0, 0, NULL, NULL, "also say whether the peak fits in this many GiB"),
+    NOTE(CMD_COMPARE, 0, "\ncompare's own options (train's above set what every method shares):"),
+    TEXT("--methods", "LIST", CMD_COMPARE, 0, methods, "full,lora,lisa", "the methods to run, in order, of full, lora and lisa (default all three)"),
+    FLOAT("--lr-full", CMD_COMPARE, 0, lr_full, NULL, "full fine-tuning's learning rate (default --lr)"),
+    FLOAT("--lr-lora", CMD_COMPARE, 0, lr_lora, NULL, "LoRA's learning rate (default --lr; LoRA usually wants a larger one)"),
+    FLOAT("--lr-lisa", CMD_COMPARE, 0, lr_lisa, NULL, "LISA's learning rate (default --lr)"),
+    ROW("--budget", "GIB", CMD_COMPARE, 0, KIND_FLOAT, budget, 0, 0, NULL, NULL,
+        "a method whose planned peak exceeds this many GiB is reported as not\n"
+        "fitting and not run"),
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 typedef char options_given_fits[N_OPTIONS <= MAX_OPTIONS ? 1 : -1]; /* else raise MAX_OPTIONS */
@@ -2723,6 +2734,208 @@ static int demo_real_run(options *o) {
     return ok ? 0 : 1;
 }
 
+/* ---- compare ------------------------------------------------------------- */
+
+typedef struct compare_row {
+    const char *name;
+    lisa_mode mode;
+    int ran, fits, exact_n;
+    size_t trainable, planned, measured;
+    float lr;
+    double final_loss, val_loss, exact, tok_s;
+    float *losses;           /* (steps) */
+} compare_row;
+
+/* The starting model, the same for every method: --model, or --init with --seed. */
+static void compare_start_model(lisa_model *m, const options *o) {
+    lisa_error err;
+    if (o->model) {
+        load_model_or_die(m, o->model);
+        return;
+    }
+    {
+        lisa_config c = parse_init(o->init);
+        if (lisa_model_init(m, &c, NULL, &err) != LISA_OK) die("--init: %s", err.message);
+        lisa_model_init_random(m, o->seed);
+    }
+}
+
+/* One method's run: plan, train (unless it does not fit), evaluate. */
+static void compare_run(compare_row *row, const options *o, const data_source *data, const data_source *val,
+                        const text_setup *ts, FILE *log) {
+    lisa_model m;
+    lisa_trainer t;
+    lisa_train_config tc = o->tc;
+    lisa_memory_plan plan;
+    lisa_error err;
+    size_t span;
+    int *inputs, step, tail = max_int(1, o->steps / 10);
+    double t0, sum = 0.0;
+    compare_start_model(&m, o);
+    tc.mode = row->mode;
+    tc.schedule.lr = row->lr;
+    if (tc.schedule.total_steps == 0) tc.schedule.total_steps = o->steps;
+    if (lisa_plan_memory(&m.config, &tc, LISA_DTYPE_F32, &plan, &err) != LISA_OK) die("%s: %s", row->name, err.message);
+    row->planned = plan.peak;
+    row->trainable = plan.trained_params;
+    row->fits = !(o->budget > 0.0f && plan.peak > o->budget * 1073741824.0);
+    if (!row->fits) {
+        fprintf(stderr, "compare: %s does not fit in %.2f GiB (planned peak %.2f GiB): not run\n", row->name,
+                (double)o->budget, plan.peak / 1073741824.0);
+        lisa_model_free(&m);
+        return;
+    }
+    if (lisa_trainer_init(&t, &m, &tc, NULL, &err) != LISA_OK) die("%s: %s", row->name, err.message);
+    span = (size_t)tc.batch * tc.seq;
+    if (!(inputs = (int *)malloc(2 * span * sizeof(int)))) die("%s", "out of memory");
+    fprintf(stderr, "compare: %s, %d steps at lr %g\n", row->name, o->steps, (double)row->lr);
+    t0 = now_seconds();
+    for (step = 0; step < o->steps; step++) {
+        lisa_step_info s;
+        data_batch(data, step, tc.batch, tc.seq, inputs, inputs + span);
+        if (lisa_trainer_step(&t, inputs, inputs + span, &s) != LISA_OK) die("%s: out of memory", row->name);
+        row->losses[step] = s.loss;
+        if (step >= o->steps - tail) sum += s.loss;
+        if (log)
+            fprintf(log, "{\"method\":\"%s\",\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f}\n", row->name,
+                    s.step, s.loss, s.lr, s.grad_norm);
+    }
+    row->tok_s = o->steps ? (double)o->steps * span / fmax(1e-9, now_seconds() - t0) : 0.0;
+    row->final_loss = o->steps ? sum / min_int(tail, o->steps) : 0.0;
+    row->measured = t.peak_bytes;
+    free(inputs);
+    if (t.config.mode == LISA_MODE_LORA) {
+        m.lora = NULL;
+        lisa_lora_merge(&m, &t.lora);
+    }
+    lisa_trainer_free(&t);
+    row->ran = 1;
+    row->val_loss = row->exact = -1.0;
+    if (val) {
+        row->val_loss = eval_loss(&m, val, tc.batch, tc.seq, data_batches(val, tc.batch, tc.seq));
+        if (val->is_sft) row->exact = exact_match(&m, ts, o->val, &row->exact_n);
+    }
+    lisa_model_free(&m);
+}
+
+/* Every method's training loss on one chart. */
+static void write_compare_plot(const char *path, const compare_row *rows, int n, int steps) {
+    static const char *const colors[3] = {"#1f5fbf", "#d9480f", "#2b8a3e"};
+    const double W = 800, H = 420, L = 60, R = 20, T = 40, B = 50;
+    double y0 = 1e30, y1 = -1e30, x1 = steps > 1 ? steps : 2;
+    FILE *f;
+    int i, k;
+    for (i = 0; i < n; i++)
+        for (k = 0; rows[i].ran && k < steps; k++) {
+            y0 = fmin(y0, rows[i].losses[k]);
+            y1 = fmax(y1, rows[i].losses[k]);
+        }
+    if (y0 > y1) return;
+    if (y1 - y0 < 1e-6) y1 = y0 + 1.0;
+#define PX(s) (L + ((s) - 1) / (x1 - 1) * (W - L - R))
+#define PY(v) (T + (y1 - (v)) / (y1 - y0) * (H - T - B))
+    if (!(f = fopen(path, "w"))) die("cannot open %s for writing", path);
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"24\" font-size=\"15\">lisa compare: training loss</text>\n", L);
+    fprintf(f, "<g stroke=\"#999\"><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/></g>\n",
+            L, H - B, W - R, H - B, L, T, L, H - B);
+    for (k = 0; k <= 4; k++) {
+        double v = y0 + (y1 - y0) * k / 4, st = 1 + (x1 - 1) * k / 4;
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n", L - 6, PY(v) + 4, v);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", PX(st), H - B + 18, st);
+    }
+    for (i = 0; i < n; i++) {
+        if (!rows[i].ran) continue;
+        fprintf(f, "<polyline class=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", rows[i].name, colors[i % 3]);
+        for (k = 0; k < steps; k++) fprintf(f, "%s%.1f,%.1f", k ? " " : "", PX(k + 1.0), PY(rows[i].losses[k]));
+        fprintf(f, "\"/>\n<text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">%s</text>\n", W - R - 80, T + 4 + 16.0 * i, colors[i % 3], rows[i].name);
+    }
+    fprintf(f, "</svg>\n");
+#undef PX
+#undef PY
+    if (fclose(f) != 0) die("%s: write failed", path);
+}
+
+static void print_compare_table(const compare_row *rows, int n) {
+    int i;
+    printf("| method | trainable params | final train loss | val loss | exact match | tokens/s | peak planned | peak measured |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (i = 0; i < n; i++) {
+        const compare_row *r = &rows[i];
+        char val[32] = "-", em[32] = "-";
+        if (!r->ran) {
+            printf("| %s | %.0f | does not fit the budget | - | - | - | %.1f MB | - |\n", r->name, (double)r->trainable,
+                   r->planned / 1e6);
+            continue;
+        }
+        if (r->val_loss >= 0) snprintf(val, sizeof val, "%.4f", r->val_loss);
+        if (r->exact >= 0) snprintf(em, sizeof em, "%.1f%% of %d", 100.0 * r->exact, r->exact_n);
+        printf("| %s | %.0f | %.4f | %s | %s | %.0f | %.1f MB | %.1f MB |\n", r->name, (double)r->trainable, r->final_loss,
+               val, em, r->tok_s, r->planned / 1e6, r->measured / 1e6);
+    }
+}
+
+static int cmd_compare(options *o) {
+    static const struct { const char *name; lisa_mode mode; } known[3] = {
+        {"full", LISA_MODE_FULL}, {"lora", LISA_MODE_LORA}, {"lisa", LISA_MODE_LISA}};
+    compare_row rows[3];
+    data_source data, val;
+    text_setup ts;
+    lisa_model m;
+    FILE *log = NULL;
+    const char *p = o->methods;
+    int n = 0, i;
+    if (!o->model == !o->init) die("%s", "compare: give exactly one of --model and --init");
+    if (!o->data) die("%s", "compare: --data is required");
+    if (o->out || o->resume || o->save_state || o->out_adapter || o->lora_adapter_in || o->mode >= 0)
+        die("%s", "compare: --out, --resume, --save-state, --out-adapter, --lora-adapter-in and --mode are train's; "
+                  "compare runs every method of --methods and saves nothing");
+    memset(rows, 0, sizeof rows);
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        int k;
+        for (k = 0; k < 3 && !(strlen(known[k].name) == len && !strncmp(p, known[k].name, len)); k++) {
+        }
+        if (k == 3) die("--methods: '%.*s' is not one of full, lora, lisa", (int)len, p);
+        for (i = 0; i < n; i++)
+            if (rows[i].mode == known[k].mode) die("--methods: %s appears twice", known[k].name);
+        if (n == 3) die("%s", "--methods: at most three");
+        rows[n].name = known[k].name;
+        rows[n].mode = known[k].mode;
+        n++;
+        p += len;
+        if (*p == ',') p++;
+    }
+    if (!n) die("%s", "--methods: name at least one of full, lora, lisa");
+    set_threads(o->threads);
+    compare_start_model(&m, o); /* for the shapes; each run loads its own copy */
+    resolve_seq(o, &m.config);
+    check_probs(o, &m.config);
+    data_text_setup(&ts, o, m.config.vocab_size);
+    load_data_or_die(&data, o->data, &ts, m.config.vocab_size, o->tc.seq, o->pack);
+    if (o->val) load_data_or_die(&val, o->val, &ts, m.config.vocab_size, o->tc.seq, o->pack);
+    lisa_model_free(&m);
+    if (o->log && !(log = fopen(o->log, "w"))) die("cannot open %s for writing", o->log);
+    for (i = 0; i < n; i++) {
+        float lr = rows[i].mode == LISA_MODE_FULL ? o->lr_full : rows[i].mode == LISA_MODE_LORA ? o->lr_lora : o->lr_lisa;
+        rows[i].lr = lr > 0.0f ? lr : o->tc.schedule.lr;
+        if (!(rows[i].losses = (float *)calloc((size_t)o->steps + 1, sizeof(float)))) die("%s", "out of memory");
+        compare_run(&rows[i], o, &data, o->val ? &val : NULL, &ts, log);
+    }
+    if (log) fclose(log);
+    printf("compare: %d steps of batch %d x seq %d, %d thread(s)\n\n", o->steps, o->tc.batch, o->tc.seq, thread_count());
+    print_compare_table(rows, n);
+    if (o->plot) {
+        write_compare_plot(o->plot, rows, n, o->steps);
+        fprintf(stderr, "wrote %s\n", o->plot);
+    }
+    for (i = 0; i < n; i++) free(rows[i].losses);
+    text_setup_free(&ts);
+    if (o->val) data_free(&val);
+    data_free(&data);
+    return 0;
+}
+
 static int cmd_demo(options *o) {
     lisa_config c;
     lisa_model m;
@@ -2819,6 +3032,17 @@ static const command commands[] = {
     {"generate", CMD_GENERATE, cmd_generate, 0, "continue a prompt with a model", "usage: lisa generate --model M [options]",
      "Continues a prompt, one token per step through a KV cache, up to EOS. With --chat the\n"
      "prompt is a user message in the chat template and the answer ends at its end of turn.\n"},
+    {"compare", CMD_TRAIN | CMD_COMPARE, cmd_compare, 0, "full fine-tuning, LoRA and LISA on the same data, one table",
+     "usage: lisa compare (--model M | --init SPEC) --data TRAIN [--val VAL] [--methods full,lora,lisa]\n"
+     "                    [--steps N] [--lr-full X --lr-lora X --lr-lisa X] [--budget GIB] [--plot FILE.svg]\n"
+     "                    [--log FILE.jsonl] [train's options]",
+     "Trains each method in turn from the same starting weights, with the same batches in the same\n"
+     "order, the same seeds and schedule, and prints one table: trainable parameters (at once),\n"
+     "final training loss (the mean over the last tenth of the steps), validation loss and, on\n"
+     "instruction data, exact match of greedy answers (--val), tokens per second, and peak memory\n"
+     "as planned and as counted. LoRA's adapters are merged before evaluation. --plot draws every\n"
+     "method's loss curve on one chart; --log writes one line per step and method. The model is\n"
+     "not saved (train does that).\n"},
     {"demo", CMD_DEMO, cmd_demo, 0, "train a small model on built-in data, no files needed",
      "usage: lisa demo [--quick] [--threads N]   or   lisa demo --model FILE.gguf [--steps N] [--out OUT] [--threads N]",
      "Needs no files. Makes instruction data in code: a text family (\"copy abc:\" -> \"abc\",\n"

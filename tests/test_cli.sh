@@ -476,5 +476,18 @@ mkdir -p "$tmp/bad_ad"
 printf '{"r": 4, "lora_alpha": 8, "use_dora": true, "target_modules": ["q_proj"]}' > "$tmp/bad_ad/adapter_config.json"
 check "a DoRA adapter is refused, naming the file" fails_with "bad_ad/adapter_config.json: use_dora is set" $lisa eval --model "$tmp/lora_base.bin" --lora-adapter-in "$tmp/bad_ad" --data "$tmp/val.tok"
 check "a missing adapter file is named" fails_with "nope/adapter_config.json" $lisa eval --model "$tmp/lora_base.bin" --lora-adapter-in "$tmp/nope" --data "$tmp/val.tok"
+
+# compare: every method from the same weights and batches, one table.
+cmp_init="dim=32,hidden=64,layers=4,heads=4,kv_heads=2,vocab=16,seq=32"
+check "compare runs full, lora and lisa and prints one table" sh -c "$lisa compare --init $cmp_init --data '$tmp/train.tok' --val '$tmp/val.tok' --steps 6 --batch 4 --seq 16 --lr 3e-3 --lr-lora 1e-2 --lisa-layers 1 --log '$tmp/cmp.jsonl' --plot '$tmp/cmp.svg' > '$tmp/cmp.txt' 2> /dev/null &&
+    grep -q '^| method | trainable params | final train loss | val loss | exact match | tokens/s | peak planned | peak measured |' '$tmp/cmp.txt' &&
+    grep -q '^| full | [0-9]* | [0-9.]* | [0-9.]* |' '$tmp/cmp.txt' && grep -q '^| lora | [0-9]* | [0-9.]* | [0-9.]* |' '$tmp/cmp.txt' &&
+    grep -q '^| lisa | [0-9]* | [0-9.]* | [0-9.]* |' '$tmp/cmp.txt'"
+check "compare logs one line per step and method" test "$(grep -c '"method"' "$tmp/cmp.jsonl")" -eq 18
+check "every method starts from the same weights: the same first-step loss" sh -c "grep '\"step\":1,' '$tmp/cmp.jsonl' | sed 's/.*\"loss\":\([0-9.]*\).*/\1/' | sort -u | wc -l | grep -qx 1"
+check "the plot has a curve per method" sh -c "grep -c '<polyline class=\"\(full\|lora\|lisa\)\"' '$tmp/cmp.svg' | grep -qx 3"
+check "a method over --budget is reported and not run" sh -c "$lisa compare --init $cmp_init --data '$tmp/train.tok' --steps 2 --batch 4 --seq 16 --methods lisa,full --lisa-layers 1 --budget 0.00087 --log '$tmp/cmpb.jsonl' > '$tmp/cmpb.txt' 2> '$tmp/cmpb.err' &&
+    grep -q '^| full | [0-9]* | does not fit the budget' '$tmp/cmpb.txt' && grep -q '^| lisa | [0-9]* | [0-9.]* |' '$tmp/cmpb.txt' && ! grep -q '\"full\"' '$tmp/cmpb.jsonl'"
+check "compare refuses an unknown method by name" fails_with "'dora' is not one of" $lisa compare --init $cmp_init --data "$tmp/train.tok" --methods full,dora
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
