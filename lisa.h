@@ -13062,6 +13062,8 @@ LISADEF lisa_result lisa_model_save_hf_sharded(const lisa_model *m, const char *
     return LISA_OK;
 }
 
+#endif /* LISA_NO_STDIO: the adapter readers below work from memory too */
+
 /* ---- LoRA adapters in peft's format -------------------------------------- */
 
 #define LISA__PEFT_MAX_CONFIG 1000000
@@ -13364,6 +13366,8 @@ LISADEF lisa_result lisa_lora_save_peft(const lisa_lora *l, const char *dir, con
     return lisa__writer_close(&w, err);
 }
 #endif
+
+#ifndef LISA_NO_STDIO
 
 /* ---- JSON out ------------------------------------------------------------ */
 
