@@ -38,7 +38,7 @@ CFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 LDLIBS = -lm
 
-TESTS = test_ops test_reference test_checkpoint test_lisa test_state test_files test_alloc test_threads test_tokenizer test_hf test_sft test_generate test_pretok test_gguf test_quant test_gguf_model test_nfc test_bpe test_chat test_comm
+TESTS = test_ops test_lora test_reference test_checkpoint test_lisa test_state test_files test_alloc test_threads test_tokenizer test_hf test_sft test_generate test_pretok test_gguf test_quant test_gguf_model test_nfc test_bpe test_chat test_comm
 
 EXAMPLES = train_tiny finetune_lisa gradcheck generate embedded
 

@@ -172,6 +172,17 @@ LISADEF void lisa_linear_forward(float *out, const float *x, const float *w,
 LISADEF void lisa_linear_backward(float *dx, float *dw, const float *dout, const float *x,
                                   const float *w, int n, int in_dim, int out_dim);
 
+/* LoRA linear (Hu et al., 2021, as peft computes it): out (n, out_dim) =
+   x W^T + scale (x A^T) B^T, with A (rank, in_dim), B (out_dim, rank) and
+   scale = alpha / rank. xa (n, rank) receives scale * x A^T, which backward
+   needs. Backward adds into dx, dw, da, db; any of them may be NULL to skip
+   its product (a frozen base weight: dw NULL). du is (n, rank) scratch. */
+LISADEF void lisa_lora_linear_forward(float *out, float *xa, const float *x, const float *w, const float *a,
+                                      const float *b, float scale, int n, int in_dim, int out_dim, int rank);
+LISADEF void lisa_lora_linear_backward(float *dx, float *dw, float *da, float *db, float *du, const float *dout,
+                                       const float *x, const float *xa, const float *w, const float *a,
+                                       const float *b, float scale, int n, int in_dim, int out_dim, int rank);
+
 /* Rotary position embedding on x (B, T, n_heads, head_dim), interleaved pairs:
    (x[2i], x[2i+1]) at position pos0 + t turns by angle (pos0 + t) * theta^(-2i/head_dim).
    out may equal x. Backward turns the gradient back: dx += R^T dout. */
@@ -282,6 +293,10 @@ typedef struct lisa_model {
     float *head;                   /* (vocab, dim); equals embed when tied */
     lisa_allocator allocator;
     size_t bytes;                  /* bytes this model allocated */
+    struct lisa_lora *lora;        /* LoRA adapters that forward and backward apply on top of the
+                                      weights (NULL: none); the LoRA trainer sets it for its
+                                      lifetime. lisa_model_step() (generation) ignores it:
+                                      lisa_lora_merge() first */
 } lisa_model;
 
 /* Allocates a model with zeroed parameters. Call lisa_model_free(). */
@@ -355,7 +370,9 @@ LISADEF float lisa_model_forward(const lisa_model *m, lisa_acts *a, const int *i
    this call ADDS the block's gradient into. Activation gradients flow down
    through frozen layers to every block below that wants a gradient (all the
    way when the embedding trains); below the lowest such block there is
-   nothing left to compute, so backward stops there. Overwrites a->logits. */
+   nothing left to compute, so backward stops there. Overwrites a->logits.
+   With adapters attached (m->lora), n_layers entries follow: layer i's
+   adapter gradient (lisa_train_n_blocks()'s adapter blocks) or NULL. */
 LISADEF void lisa_model_backward(const lisa_model *m, lisa_acts *a, float *const *block_grads);
 /* The same for loss_scale times the sum of the counted rows' losses:
    lisa_model_backward() is loss_scale = 1 / (rows counted), the mean; a
@@ -465,8 +482,103 @@ LISADEF float lisa_schedule_lr(const lisa_schedule *s, int step);
 typedef enum lisa_mode {
     LISA_MODE_FULL = 0,    /* every block trains */
     LISA_MODE_LISA,        /* gamma sampled layers train, resampled every K steps */
-    LISA_MODE_MANUAL       /* the caller picks the layers: lisa_trainer_set_active_layers() */
+    LISA_MODE_MANUAL,      /* the caller picks the layers: lisa_trainer_set_active_layers() */
+    LISA_MODE_LORA         /* the decoder layers are frozen and LoRA adapters train (lisa_lora_config) */
 } lisa_mode;
+
+/* --- LoRA adapters (Hu et al., 2021) with peft's semantics -----------------
+
+   Each targeted projection W (out, in) of every decoder layer gets A (rank,
+   in) and B (out, rank) and computes x W^T + (alpha / rank) (x A^T) B^T. A
+   starts Kaiming-uniform with a = sqrt(5) (uniform in +-1/sqrt(in)), B at
+   zero, so training starts from the base model. Dropout is 0. */
+enum {
+    LISA_LORA_Q = 0, LISA_LORA_K, LISA_LORA_V, LISA_LORA_O, /* attention: wq wk wv wo */
+    LISA_LORA_GATE, LISA_LORA_UP, LISA_LORA_DOWN,           /* MLP: w1 w3 w2 */
+    LISA_LORA_N_TARGETS
+};
+#define LISA_LORA_ALL 0x7fu
+
+typedef struct lisa_lora_config {
+    int rank;           /* 0: 8 */
+    float alpha;        /* 0: 16; the adapters' scale is alpha / rank */
+    unsigned targets;   /* bit LISA_LORA_Q ... LISA_LORA_DOWN set: that projection gets an adapter; 0: all */
+    int train_embed;    /* LoRA mode: 1 also trains the embedding (with a tied head: the shared matrix) */
+    int train_head;     /* LoRA mode: 1 also trains the head (with a tied head: the shared matrix) */
+    int train_norms;    /* LoRA mode: 1 also trains every RMSNorm weight (layers' and final) */
+} lisa_lora_config;
+
+/* Adapters of every decoder layer, one buffer, layer-major; inside a layer
+   A then B of each chosen target, in target order. With a batch shape
+   (B, T > 0) it also holds what backward needs of the adapters' products. */
+typedef struct lisa_lora {
+    lisa_lora_config config;            /* resolved */
+    float scale;                        /* alpha / rank */
+    int n_layers, n_targets;            /* n_targets: how many are chosen */
+    int head_dim;                       /* the model's, for q and k's row order in files */
+    int in_dim[LISA_LORA_N_TARGETS], out_dim[LISA_LORA_N_TARGETS];
+    size_t a_off[LISA_LORA_N_TARGETS], b_off[LISA_LORA_N_TARGETS]; /* floats in a layer's part */
+    int slot[LISA_LORA_N_TARGETS];      /* the chosen target's place among the chosen, else -1 */
+    size_t layer_size;                  /* floats of one layer's adapters */
+    float *params;                      /* (n_layers, layer_size) */
+    int B, T, checkpointing;            /* the activations' batch shape (0: none) */
+    float *saved;                       /* (sets, n_targets, B*T, rank): scale x A^T of each product */
+    float *du;                          /* (B*T, rank) backward scratch */
+    lisa_allocator allocator;
+    size_t bytes;                       /* all of it */
+    size_t param_bytes, activation_bytes, scratch_bytes;
+} lisa_lora;
+
+/* peft's module name of a target: "q_proj", "k_proj", "v_proj", "o_proj",
+   "gate_proj", "up_proj", "down_proj". */
+LISADEF const char *lisa_lora_target_name(int target);
+/* Fills in the defaults above and checks them (LISA_ERR_INVALID names the bad one). */
+LISADEF lisa_result lisa_lora_config_resolve(lisa_lora_config *lc, const lisa_config *c, lisa_error *err);
+/* Bytes lisa_lora_init() allocates, without allocating (the planner): the
+   adapters' weights, the products kept for backward, the backward scratch.
+   c resolved, lc resolved. */
+LISADEF void lisa_lora_size(const lisa_config *c, const lisa_lora_config *lc, int B, int T, int checkpointing,
+                            size_t *param_bytes, size_t *activation_bytes, size_t *scratch_bytes);
+/* Allocates adapters for a model of config c, A and B zero; B or T 0: no
+   activations (merging, writing, loading only). Call lisa_lora_free(). */
+LISADEF lisa_result lisa_lora_init(lisa_lora *l, const lisa_config *c, const lisa_lora_config *lc, int B, int T,
+                                   int checkpointing, const lisa_allocator *a, lisa_error *err);
+/* peft's initialisation: A Kaiming-uniform (a = sqrt(5)) from the seed, B zero. */
+LISADEF void lisa_lora_init_random(lisa_lora *l, uint64_t seed);
+/* A (rank, in) and B (out, rank) of one layer's target, or NULL when not chosen. */
+LISADEF float *lisa_lora_a(const lisa_lora *l, int layer, int target);
+LISADEF float *lisa_lora_b(const lisa_lora *l, int layer, int target);
+/* W += scale B A for every adapter: the model then computes what it computed
+   with the adapters attached (m->lora is not changed). */
+LISADEF void lisa_lora_merge(lisa_model *m, const lisa_lora *l);
+LISADEF void lisa_lora_free(lisa_lora *l);
+
+/* peft's adapter format (PeftModel.from_pretrained reads it): a directory with
+   adapter_config.json (r, lora_alpha, target_modules, peft_type "LORA", ...)
+   and adapter_model.safetensors holding, for every layer N and target X,
+   base_model.model.model.layers.N.self_attn.X.lora_A.weight (rank, in) and
+   ...lora_B.weight (out, rank) ("mlp." for gate, up, down), q and k's B rows
+   in transformers' rotate-half order. Configs this header cannot follow are
+   refused by name: use_dora, use_rslora, fan_in_fan_out, a bias other than
+   "none", layer or rank patterns, targets other than the seven projections.
+   lora_dropout is accepted and not applied (training here has no dropout). */
+LISADEF lisa_result lisa_lora_config_from_peft(lisa_lora_config *lc, const char *json, size_t len, const char *name,
+                                               const lisa_allocator *a, lisa_error *err);
+/* Fills l (lisa_lora_init()ed with the file's config, for a model of config
+   c) from an adapter_model.safetensors in memory: every tensor present once,
+   with its shape, and nothing else. */
+LISADEF lisa_result lisa_lora_load_peft_weights_memory(lisa_lora *l, const void *data, size_t size, const char *name,
+                                                       lisa_error *err);
+#ifndef LISA_NO_STDIO
+/* Reads dir's adapter_config.json into lc (train flags 0). */
+LISADEF lisa_result lisa_lora_read_peft_config(const char *dir, lisa_lora_config *lc, const lisa_allocator *a,
+                                               lisa_error *err);
+/* Loads dir's adapter_model.safetensors into l (as the _memory version). */
+LISADEF lisa_result lisa_lora_load_peft(lisa_lora *l, const char *dir, lisa_error *err);
+/* Writes both files into the existing directory dir, each atomically, fp32;
+   base_model (may be NULL) becomes base_model_name_or_path. */
+LISADEF lisa_result lisa_lora_save_peft(const lisa_lora *l, const char *dir, const char *base_model, lisa_error *err);
+#endif
 
 typedef enum lisa_layer_order {
     LISA_ORDER_RANDOM = 0, /* gamma distinct layers, uniformly or by lisa_probs weights */
@@ -517,6 +629,7 @@ typedef struct lisa_train_config {
     int keep_state;          /* 1: layers that leave keep their AdamW moments and step, as the
                                 reference implementation does, at the memory cost of every
                                 sampled layer's moments; 0: they release them */
+    lisa_lora_config lora;   /* LoRA mode's adapters; A is drawn from lisa_seed */
     int reserve_slots;       /* 1 (LISA and manual modes): memory for lisa_layers layers (gradient
                                 and moments; with keep_state, moments for every layer) is
                                 allocated once at init, the plan's peak, and reused at every
@@ -600,6 +713,10 @@ struct lisa_trainer {
                                     device copies, moments); NULL without reserve_slots */
     int slot_count[3];           /* each stack's size */
     int slot_free[3];            /* how many of each are free now */
+    lisa_lora lora;              /* LoRA mode: the adapters, attached to the model (model->lora)
+                                    while the trainer lives; their blocks follow the model's:
+                                    block lisa_n_blocks() + i is decoder layer i's adapters
+                                    (with train_norms: then that layer's two norm weights) */
 };
 
 typedef struct lisa_step_info {
@@ -635,6 +752,9 @@ LISADEF lisa_result lisa_trainer_set_active_layers(lisa_trainer *t, const int *l
 LISADEF void lisa_trainer_free(lisa_trainer *t);
 /* Bytes held by the trainer, its activations and its model together. */
 LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t);
+/* Blocks the trainer keeps state for: lisa_n_blocks(), plus n_layers adapter
+   blocks in LoRA mode. tc resolved. */
+LISADEF int lisa_train_n_blocks(const lisa_config *c, const lisa_train_config *tc);
 
 /* --- the trainer core, shared by device trainers ---------------------------
 
@@ -2381,6 +2501,31 @@ LISADEF void lisa_linear_backward(float *dx, float *dw, const float *dout, const
     if (dw) lisa__gemm(dw, (size_t)in_dim, out_dim, in_dim, n, dout, 1, (size_t)out_dim, x, (size_t)in_dim, 1, 1);
 }
 
+LISADEF void lisa_lora_linear_forward(float *out, float *xa, const float *x, const float *w, const float *a,
+                                      const float *b, float scale, int n, int in_dim, int out_dim, int rank) {
+    size_t i, nr = (size_t)n * rank;
+    lisa_linear_forward(out, x, w, n, in_dim, out_dim);
+    lisa_linear_forward(xa, x, a, n, in_dim, rank);          /* (n, rank) */
+    for (i = 0; i < nr; i++) xa[i] *= scale;
+    /* out (n, out) += xa (n, rank) @ b^T: B(k, j) = b[j * rank + k] */
+    lisa__gemm(out, (size_t)out_dim, n, out_dim, rank, xa, (size_t)rank, 1, b, 1, (size_t)rank, 1);
+}
+
+LISADEF void lisa_lora_linear_backward(float *dx, float *dw, float *da, float *db, float *du, const float *dout,
+                                       const float *x, const float *xa, const float *w, const float *a,
+                                       const float *b, float scale, int n, int in_dim, int out_dim, int rank) {
+    size_t i, nr = (size_t)n * rank;
+    lisa_linear_backward(dx, dw, dout, x, w, n, in_dim, out_dim);
+    if (!dx && !da && !db) return;
+    /* the adapter path out += xa B^T: db += dout^T xa, d(xa) = dout B */
+    memset(du, 0, nr * sizeof(float));
+    lisa_linear_backward(du, db, dout, xa, b, n, rank, out_dim);
+    if (!dx && !da) return;
+    /* xa = scale x A^T */
+    for (i = 0; i < nr; i++) du[i] *= scale;
+    lisa_linear_backward(dx, da, du, x, a, n, in_dim, rank);
+}
+
 /* Pairs whose angles one pass computes at a time, on the stack. */
 #define LISA__ROPE_CHUNK 128
 
@@ -3185,6 +3330,225 @@ LISADEF void lisa_acts_free(lisa_acts *a) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* LoRA adapters                                                              */
+/* ------------------------------------------------------------------------- */
+
+LISADEF const char *lisa_lora_target_name(int target) {
+    static const char *const names[LISA_LORA_N_TARGETS] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                           "gate_proj", "up_proj", "down_proj"};
+    return target >= 0 && target < LISA_LORA_N_TARGETS ? names[target] : "?";
+}
+
+#define LISA__LORA_MAX_RANK 4096
+
+LISADEF lisa_result lisa_lora_config_resolve(lisa_lora_config *lc, const lisa_config *c, lisa_error *err) {
+    (void)c;
+    if (lc->rank == 0) lc->rank = 8;
+    if (lc->alpha == 0.0f) lc->alpha = 16.0f;
+    if (lc->targets == 0) lc->targets = LISA_LORA_ALL;
+    if (lc->rank < 1 || lc->rank > LISA__LORA_MAX_RANK)
+        return lisa__fail(err, LISA_ERR_INVALID, "LoRA rank %d: need 1 to %d", lc->rank, LISA__LORA_MAX_RANK);
+    if (!(lc->alpha > 0.0f && lc->alpha <= 1e6f))
+        return lisa__fail(err, LISA_ERR_INVALID, "LoRA alpha %g: need a finite value > 0", (double)lc->alpha);
+    if (lc->targets & ~LISA_LORA_ALL)
+        return lisa__fail(err, LISA_ERR_INVALID, "LoRA targets 0x%x: only the seven projections (bits 0..6) exist",
+                          lc->targets);
+    if ((unsigned)lc->train_embed > 1 || (unsigned)lc->train_head > 1 || (unsigned)lc->train_norms > 1)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s", "LoRA train_embed, train_head and train_norms: need 0 or 1");
+    return LISA_OK;
+}
+
+/* The one place adapter sizes and offsets are computed: fills l's shape
+   fields for config c (both resolved). */
+static void lisa__lora_layout(lisa_lora *l, const lisa_config *c, const lisa_lora_config *lc) {
+    int D = c->dim, H = c->hidden_dim, kv = c->dim / c->n_heads * c->n_kv_heads, t;
+    const int in[LISA_LORA_N_TARGETS] = {D, D, D, D, D, D, H};
+    const int out[LISA_LORA_N_TARGETS] = {D, kv, kv, D, H, H, D};
+    size_t at = 0, R = (size_t)lc->rank;
+    l->config = *lc;
+    l->scale = lc->alpha / (float)lc->rank;
+    l->n_layers = c->n_layers;
+    l->head_dim = c->dim / c->n_heads;
+    l->n_targets = 0;
+    for (t = 0; t < LISA_LORA_N_TARGETS; t++) {
+        l->in_dim[t] = in[t];
+        l->out_dim[t] = out[t];
+        l->slot[t] = -1;
+        l->a_off[t] = l->b_off[t] = 0;
+        if (!(lc->targets >> t & 1u)) continue;
+        l->slot[t] = l->n_targets++;
+        l->a_off[t] = at;
+        at += R * (size_t)in[t];
+        l->b_off[t] = at;
+        at += (size_t)out[t] * R;
+    }
+    l->layer_size = at;
+}
+
+/* Floats of each kind: weights, kept products (one set per layer, or one
+   with checkpointing, as the activations), backward scratch. */
+static void lisa__lora_counts(const lisa_lora *l, int B, int T, int checkpointing, size_t *params, size_t *kept,
+                              size_t *scratch) {
+    size_t BT = B > 0 && T > 0 ? (size_t)B * (size_t)T : 0, sets = checkpointing ? 1 : (size_t)l->n_layers;
+    *params = (size_t)l->n_layers * l->layer_size;
+    *kept = sets * (size_t)l->n_targets * BT * (size_t)l->config.rank;
+    *scratch = BT * (size_t)l->config.rank;
+}
+
+LISADEF void lisa_lora_size(const lisa_config *c, const lisa_lora_config *lc, int B, int T, int checkpointing,
+                            size_t *param_bytes, size_t *activation_bytes, size_t *scratch_bytes) {
+    lisa_lora l;
+    size_t p, k, s;
+    lisa__lora_layout(&l, c, lc);
+    lisa__lora_counts(&l, B, T, checkpointing, &p, &k, &s);
+    if (param_bytes) *param_bytes = p * sizeof(float);
+    if (activation_bytes) *activation_bytes = k * sizeof(float);
+    if (scratch_bytes) *scratch_bytes = s * sizeof(float);
+}
+
+LISADEF lisa_result lisa_lora_init(lisa_lora *l, const lisa_config *c, const lisa_lora_config *lc, int B, int T,
+                                   int checkpointing, const lisa_allocator *a, lisa_error *err) {
+    lisa_lora_config rl = *lc;
+    lisa_result r;
+    size_t p, k, s;
+    memset(l, 0, sizeof *l);
+    if ((r = lisa_lora_config_resolve(&rl, c, err)) != LISA_OK) return r;
+    lisa__lora_layout(l, c, &rl);
+    l->B = B > 0 && T > 0 ? B : 0;
+    l->T = B > 0 && T > 0 ? T : 0;
+    l->checkpointing = checkpointing ? 1 : 0;
+    l->allocator = lisa__allocator_or_default(a);
+    lisa__lora_counts(l, l->B, l->T, l->checkpointing, &p, &k, &s);
+    l->param_bytes = p * sizeof(float);
+    l->activation_bytes = k * sizeof(float);
+    l->scratch_bytes = s * sizeof(float);
+    l->params = (float *)lisa__alloc(&l->allocator, l->param_bytes, &l->bytes);
+    if (k + s) l->saved = (float *)lisa__alloc(&l->allocator, (k + s) * sizeof(float), &l->bytes);
+    if (!l->params || (k + s && !l->saved)) {
+        lisa_lora_free(l);
+        return lisa__fail(err, LISA_ERR_NOMEM, "out of memory for %.0f bytes of LoRA adapters",
+                          (double)((p + k + s) * sizeof(float)));
+    }
+    memset(l->params, 0, l->param_bytes);
+    if (l->saved) {
+        memset(l->saved, 0, (k + s) * sizeof(float));
+        l->du = l->saved + k;
+    }
+    return LISA_OK;
+}
+
+LISADEF void lisa_lora_free(lisa_lora *l) {
+    size_t p, k, s;
+    if (!l->params && !l->saved) return;
+    lisa__lora_counts(l, l->B, l->T, l->checkpointing, &p, &k, &s);
+    lisa__free(&l->allocator, l->params, p * sizeof(float), &l->bytes);
+    if (l->saved) lisa__free(&l->allocator, l->saved, (k + s) * sizeof(float), &l->bytes);
+    l->params = l->saved = l->du = NULL;
+}
+
+LISADEF float *lisa_lora_a(const lisa_lora *l, int layer, int target) {
+    if (target < 0 || target >= LISA_LORA_N_TARGETS || l->slot[target] < 0) return NULL;
+    return l->params + (size_t)layer * l->layer_size + l->a_off[target];
+}
+
+LISADEF float *lisa_lora_b(const lisa_lora *l, int layer, int target) {
+    if (target < 0 || target >= LISA_LORA_N_TARGETS || l->slot[target] < 0) return NULL;
+    return l->params + (size_t)layer * l->layer_size + l->b_off[target];
+}
+
+LISADEF void lisa_lora_init_random(lisa_lora *l, uint64_t seed) {
+    lisa_rng rng;
+    int layer, t;
+    size_t i;
+    lisa_rng_seed(&rng, seed);
+    for (layer = 0; layer < l->n_layers; layer++)
+        for (t = 0; t < LISA_LORA_N_TARGETS; t++) {
+            float *a = lisa_lora_a(l, layer, t), *b = lisa_lora_b(l, layer, t);
+            /* kaiming_uniform_(a = sqrt(5)): gain sqrt(2 / (1 + 5)), bound gain * sqrt(3 / fan_in) */
+            float bound = 1.0f / sqrtf((float)l->in_dim[t]);
+            if (!a) continue;
+            for (i = 0; i < (size_t)l->config.rank * l->in_dim[t]; i++)
+                a[i] = (2.0f * lisa_rng_uniform(&rng) - 1.0f) * bound;
+            memset(b, 0, (size_t)l->out_dim[t] * l->config.rank * sizeof(float));
+        }
+}
+
+/* The base weight of target t in layer weights w. */
+static float *lisa__lora_base(const lisa_layer_weights *w, int t) {
+    float *const p[LISA_LORA_N_TARGETS] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w3, w->w2};
+    return p[t];
+}
+
+LISADEF void lisa_lora_merge(lisa_model *m, const lisa_lora *l) {
+    int layer, t, R = l->config.rank;
+    LISA_ASSERT(l->n_layers == m->config.n_layers);
+    for (layer = 0; layer < l->n_layers; layer++)
+        for (t = 0; t < LISA_LORA_N_TARGETS; t++) {
+            const float *a = lisa_lora_a(l, layer, t), *b = lisa_lora_b(l, layer, t);
+            float *w = lisa__lora_base(&m->layers[layer], t);
+            int o, i, k, in = l->in_dim[t];
+            if (!a) continue;
+            /* as peft merges: W + (B @ A) * scale */
+            for (o = 0; o < l->out_dim[t]; o++)
+                for (i = 0; i < in; i++) {
+                    float d = 0.0f;
+                    for (k = 0; k < R; k++) d += b[(size_t)o * R + k] * a[(size_t)k * in + i];
+                    w[(size_t)o * in + i] += d * l->scale;
+                }
+        }
+}
+
+/* The kept product (scale x A^T) of target t in layer l's set. */
+static float *lisa__lora_saved(const lisa_lora *l, const lisa_acts *a, int layer, int t) {
+    size_t set = a->checkpointing ? 0 : (size_t)layer;
+    return l->saved + (set * (size_t)l->n_targets + (size_t)l->slot[t]) * (size_t)l->B * l->T * l->config.rank;
+}
+
+/* A projection of layer l: plain, or with its adapter when m has one for it. */
+static void lisa__proj_forward(const lisa_model *m, const lisa_acts *a, int layer, int t, float *out, const float *x,
+                               const float *w, int n, int in_dim, int out_dim) {
+    const lisa_lora *l = m->lora;
+    if (!l || l->slot[t] < 0) {
+        lisa_linear_forward(out, x, w, n, in_dim, out_dim);
+        return;
+    }
+    LISA_ASSERT(l->saved && (size_t)n <= (size_t)l->B * l->T && (a->checkpointing || !l->checkpointing));
+    lisa_lora_linear_forward(out, lisa__lora_saved(l, a, layer, t), x, w, lisa_lora_a(l, layer, t),
+                             lisa_lora_b(l, layer, t), l->scale, n, in_dim, out_dim, l->config.rank);
+}
+
+/* Only the kept product of target t, as lisa_lora_linear_forward() computes it. */
+static void lisa__lora_keep(const lisa_model *m, const lisa_acts *a, int layer, int t, const float *x, int n) {
+    const lisa_lora *l = m->lora;
+    float *xa = lisa__lora_saved(l, a, layer, t);
+    size_t i, nr = (size_t)n * l->config.rank;
+    lisa_linear_forward(xa, x, lisa_lora_a(l, layer, t), n, l->in_dim[t], l->config.rank);
+    for (i = 0; i < nr; i++) xa[i] *= l->scale;
+}
+
+/* Its backward; ga is layer l's adapter gradient or NULL. */
+static void lisa__proj_backward(const lisa_model *m, const lisa_acts *a, int layer, int t, float *dx, float *dw,
+                                float *ga, const float *dout, const float *x, const float *w, int n, int in_dim,
+                                int out_dim) {
+    const lisa_lora *l = m->lora;
+    if (!l || l->slot[t] < 0) {
+        lisa_linear_backward(dx, dw, dout, x, w, n, in_dim, out_dim);
+        return;
+    }
+    lisa_lora_linear_backward(dx, dw, ga ? ga + l->a_off[t] : NULL, ga ? ga + l->b_off[t] : NULL, l->du, dout, x,
+                              lisa__lora_saved(l, a, layer, t), w, lisa_lora_a(l, layer, t), lisa_lora_b(l, layer, t),
+                              l->scale, n, in_dim, out_dim, l->config.rank);
+}
+
+/* Where a layer's norm gradient goes: its block's gradient, else (train_norms)
+   after the adapters in the adapter gradient; which 0 attn_norm, 1 mlp_norm. */
+static float *lisa__norm_grad(const lisa_model *m, float *g, float *ga, int which) {
+    if (g) return g + (which ? m->layout.layer.mlp_norm : m->layout.layer.attn_norm);
+    if (ga && m->lora->config.train_norms) return ga + m->lora->layer_size + (size_t)which * m->config.dim;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Forward and backward                                                       */
 /* ------------------------------------------------------------------------- */
 
@@ -3200,19 +3564,21 @@ static void lisa__layer_forward(const lisa_model *m, lisa_acts *a, int l, int B,
     lisa__layer_acts s = lisa__layer_set(a, l);
     a->held_layer = l;
     lisa_rmsnorm_forward(s.xn1, s.rstd1, x, w->attn_norm, BT, D, c->norm_eps);
-    lisa_linear_forward(s.q, s.xn1, w->wq, BT, D, D);
-    lisa_linear_forward(s.k, s.xn1, w->wk, BT, D, kv);
-    lisa_linear_forward(s.v, s.xn1, w->wv, BT, D, kv);
+    lisa__proj_forward(m, a, l, LISA_LORA_Q, s.q, s.xn1, w->wq, BT, D, D);
+    lisa__proj_forward(m, a, l, LISA_LORA_K, s.k, s.xn1, w->wk, BT, D, kv);
+    lisa__proj_forward(m, a, l, LISA_LORA_V, s.v, s.xn1, w->wv, BT, D, kv);
     lisa__rope_turn(s.q, s.q, s.k, s.k, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, 1.0f, 0);
     lisa_attention_forward(s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads, c->n_kv_heads, hd);
-    lisa_linear_forward(s.x_mid, s.att, w->wo, BT, D, D);
+    lisa__proj_forward(m, a, l, LISA_LORA_O, s.x_mid, s.att, w->wo, BT, D, D);
     lisa_residual_forward(s.x_mid, s.x_mid, x, (size_t)BT * D);
     lisa_rmsnorm_forward(s.xn2, s.rstd2, s.x_mid, w->mlp_norm, BT, D, c->norm_eps);
-    lisa_linear_forward(s.h1, s.xn2, w->w1, BT, D, H);
-    lisa_linear_forward(s.h3, s.xn2, w->w3, BT, D, H);
+    lisa__proj_forward(m, a, l, LISA_LORA_GATE, s.h1, s.xn2, w->w1, BT, D, H);
+    lisa__proj_forward(m, a, l, LISA_LORA_UP, s.h3, s.xn2, w->w3, BT, D, H);
     lisa_swiglu_forward(s.hg, s.h1, s.h3, (size_t)BT * H);
+    if (!out && m->lora && m->lora->slot[LISA_LORA_DOWN] >= 0)
+        lisa__lora_keep(m, a, l, LISA_LORA_DOWN, s.hg, BT); /* a recompute needs the down adapter's product */
     if (out) {
-        lisa_linear_forward(out, s.hg, w->w2, BT, H, D);
+        lisa__proj_forward(m, a, l, LISA_LORA_DOWN, out, s.hg, w->w2, BT, H, D);
         lisa_residual_forward(out, out, s.x_mid, (size_t)BT * D);
     }
 }
@@ -3255,7 +3621,7 @@ static float *lisa__grad_at(float *block_grad, size_t offset) {
    return. g is the layer's block gradient or NULL (frozen: no weight-gradient
    products). */
 static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B, int T,
-                                 const lisa__grad_scratch *d, float *g) {
+                                 const lisa__grad_scratch *d, float *g, float *ga) {
     const lisa_config *c = &m->config;
     const lisa_layer_weights *w = &m->layers[l];
     const lisa_layer_layout *y = &m->layout.layer;
@@ -3272,11 +3638,11 @@ static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B
     memset(dh3, 0, (size_t)BT * H * sizeof(float));
     memset(dhg, 0, (size_t)BT * H * sizeof(float));
     memset(dxn, 0, (size_t)BT * D * sizeof(float));
-    lisa_linear_backward(dhg, lisa__grad_at(g, y->w2), dres, s.hg, w->w2, BT, H, D);
+    lisa__proj_backward(m, a, l, LISA_LORA_DOWN, dhg, lisa__grad_at(g, y->w2), ga, dres, s.hg, w->w2, BT, H, D);
     lisa_swiglu_backward(dh1, dh3, dhg, s.h1, s.h3, (size_t)BT * H);
-    lisa_linear_backward(dxn, lisa__grad_at(g, y->w1), dh1, s.xn2, w->w1, BT, D, H);
-    lisa_linear_backward(dxn, lisa__grad_at(g, y->w3), dh3, s.xn2, w->w3, BT, D, H);
-    lisa_rmsnorm_backward(dres, lisa__grad_at(g, y->mlp_norm), dxn, s.x_mid, w->mlp_norm, s.rstd2, BT, D);
+    lisa__proj_backward(m, a, l, LISA_LORA_GATE, dxn, lisa__grad_at(g, y->w1), ga, dh1, s.xn2, w->w1, BT, D, H);
+    lisa__proj_backward(m, a, l, LISA_LORA_UP, dxn, lisa__grad_at(g, y->w3), ga, dh3, s.xn2, w->w3, BT, D, H);
+    lisa_rmsnorm_backward(dres, lisa__norm_grad(m, g, ga, 1), dxn, s.x_mid, w->mlp_norm, s.rstd2, BT, D);
 
     /* Attention: x_mid = x + wo(attn(rope(wq xn1), rope(wk xn1), wv xn1)) */
     memset(datt, 0, (size_t)BT * D * sizeof(float));
@@ -3284,14 +3650,14 @@ static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B
     memset(dk, 0, (size_t)BT * kv * sizeof(float));
     memset(dv, 0, (size_t)BT * kv * sizeof(float));
     memset(dxn, 0, (size_t)BT * D * sizeof(float));
-    lisa_linear_backward(datt, lisa__grad_at(g, y->wo), dres, s.att, w->wo, BT, D, D);
+    lisa__proj_backward(m, a, l, LISA_LORA_O, datt, lisa__grad_at(g, y->wo), ga, dres, s.att, w->wo, BT, D, D);
     lisa_attention_backward(dq, dk, dv, datt, s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads,
                             c->n_kv_heads, hd);
     lisa__rope_turn(dq, dq, dk, dk, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, -1.0f, 0);
-    lisa_linear_backward(dxn, lisa__grad_at(g, y->wq), dq, s.xn1, w->wq, BT, D, D);
-    lisa_linear_backward(dxn, lisa__grad_at(g, y->wk), dk, s.xn1, w->wk, BT, D, kv);
-    lisa_linear_backward(dxn, lisa__grad_at(g, y->wv), dv, s.xn1, w->wv, BT, D, kv);
-    lisa_rmsnorm_backward(dres, lisa__grad_at(g, y->attn_norm), dxn, x, w->attn_norm, s.rstd1, BT, D);
+    lisa__proj_backward(m, a, l, LISA_LORA_Q, dxn, lisa__grad_at(g, y->wq), ga, dq, s.xn1, w->wq, BT, D, D);
+    lisa__proj_backward(m, a, l, LISA_LORA_K, dxn, lisa__grad_at(g, y->wk), ga, dk, s.xn1, w->wk, BT, D, kv);
+    lisa__proj_backward(m, a, l, LISA_LORA_V, dxn, lisa__grad_at(g, y->wv), ga, dv, s.xn1, w->wv, BT, D, kv);
+    lisa_rmsnorm_backward(dres, lisa__norm_grad(m, g, ga, 0), dxn, x, w->attn_norm, s.rstd1, BT, D);
 }
 
 /* The loss scale of a mean over n_counted rows. */
@@ -3334,9 +3700,12 @@ LISADEF void lisa_model_backward_scaled(const lisa_model *m, lisa_acts *a, float
                           a->final_rstd, BT, D);
 
     lowest = lisa_backward_lowest_layer(c, block_grads);
+    for (l = 0; m->lora && l < lowest; l++) /* adapter gradients, after the model's blocks */
+        if (block_grads[lisa_n_blocks(c) + l]) lowest = l;
     for (l = c->n_layers - 1; l >= 0 && l >= lowest; l--) {
         if (a->checkpointing && a->held_layer != l) lisa__layer_forward(m, a, l, B, T, NULL);
-        lisa__layer_backward(m, a, l, B, T, &scratch, block_grads[LISA_BLOCK_LAYER(l)]);
+        lisa__layer_backward(m, a, l, B, T, &scratch, block_grads[LISA_BLOCK_LAYER(l)],
+                             m->lora ? block_grads[lisa_n_blocks(c) + l] : NULL);
     }
     if (g_embed) lisa_embedding_backward(g_embed, dres, a->inputs, BT, D);
 }
@@ -3829,13 +4198,15 @@ LISADEF lisa_result lisa_train_config_resolve(lisa_train_config *c, const lisa_c
     if (c->schedule.kind != LISA_SCHEDULE_CONSTANT && c->schedule.kind != LISA_SCHEDULE_COSINE &&
         c->schedule.kind != LISA_SCHEDULE_LINEAR)
         return lisa__fail(err, LISA_ERR_INVALID, "unknown schedule kind %d", (int)c->schedule.kind);
-    if (c->mode != LISA_MODE_FULL && c->mode != LISA_MODE_LISA && c->mode != LISA_MODE_MANUAL)
+    if (c->mode != LISA_MODE_FULL && c->mode != LISA_MODE_LISA && c->mode != LISA_MODE_MANUAL &&
+        c->mode != LISA_MODE_LORA)
         return lisa__fail(err, LISA_ERR_INVALID, "unknown training mode %d", (int)c->mode);
     if (c->reserve_slots != 0 && c->reserve_slots != 1)
         return lisa__fail(err, LISA_ERR_INVALID, "reserve_slots %d: need 0 or 1", c->reserve_slots);
     if (c->comm && c->comm->world_size > 1 && (c->comm->rank < 0 || c->comm->rank >= c->comm->world_size))
         return lisa__fail(err, LISA_ERR_INVALID, "comm: rank %d of %d workers: need 0 <= rank < world_size",
                           c->comm->rank, c->comm->world_size);
+    if (c->mode == LISA_MODE_LORA) return lisa_lora_config_resolve(&c->lora, mc, err);
     if (c->mode == LISA_MODE_FULL) return LISA_OK;
     if (c->lisa_layers < 1 || c->lisa_layers > mc->n_layers)
         return lisa__fail(err, LISA_ERR_INVALID, "LISA layers %d: need 1 to n_layers (%d)", c->lisa_layers, mc->n_layers);
@@ -3910,12 +4281,33 @@ static int lisa__is_layer_block(const lisa_config *c, int b) {
 LISADEF int lisa_fixed_block_trains(const lisa_config *c, const lisa_train_config *tc, int b) {
     lisa_block_kind kind = lisa_block_describe(c, b).kind;
     if (lisa_block_size(c, b) == 0) return 0;
+    if (tc->mode == LISA_MODE_LORA) { /* frozen unless asked; a tied matrix trains when either use asks */
+        if (kind == LISA_BLOCK_KIND_EMBED) return tc->lora.train_embed || (c->tied_head && tc->lora.train_head);
+        if (kind == LISA_BLOCK_KIND_FINAL_NORM) return tc->lora.train_norms;
+        return tc->lora.train_head;
+    }
     if (kind == LISA_BLOCK_KIND_EMBED) return !tc->freeze_embed && !(c->tied_head && tc->freeze_head);
     if (kind == LISA_BLOCK_KIND_FINAL_NORM) return !tc->freeze_final_norm;
     return !tc->freeze_head;
 }
 
 /* --- tables and reserved slots -------------------------------------------- */
+
+/* LISA and manual modes pick layers (and may weight them); full and LoRA do not. */
+static int lisa__uses_sampler(const lisa_train_config *tc) {
+    return tc->mode == LISA_MODE_LISA || tc->mode == LISA_MODE_MANUAL;
+}
+
+LISADEF int lisa_train_n_blocks(const lisa_config *c, const lisa_train_config *tc) {
+    return lisa_n_blocks(c) + (tc->mode == LISA_MODE_LORA ? c->n_layers : 0);
+}
+
+/* Floats of one adapter block: the layer's adapters, then (train_norms) its two norm weights. */
+static size_t lisa__lora_block_floats(const lisa_config *c, const lisa_lora_config *lc) {
+    lisa_lora l;
+    lisa__lora_layout(&l, c, lc);
+    return l.layer_size + (lc->train_norms ? 2 * (size_t)c->dim : 0);
+}
 
 /* The three kinds of layer buffer a reserved slot holds. */
 enum { LISA__SLOT_GRAD = 0, LISA__SLOT_COPY = 1, LISA__SLOT_MOMENTS = 2 };
@@ -3924,7 +4316,7 @@ enum { LISA__SLOT_GRAD = 0, LISA__SLOT_COPY = 1, LISA__SLOT_MOMENTS = 2 };
    moments for lisa_layers layers or, with keep_state, for every layer. None
    in full mode, where every layer trains from init to the end. */
 static void lisa__slot_counts(const lisa_config *c, const lisa_train_config *tc, int copies, int *counts) {
-    int on = tc->reserve_slots && tc->mode != LISA_MODE_FULL;
+    int on = tc->reserve_slots && (tc->mode == LISA_MODE_LISA || tc->mode == LISA_MODE_MANUAL);
     counts[LISA__SLOT_GRAD] = on ? tc->lisa_layers : 0;
     counts[LISA__SLOT_COPY] = on && copies ? tc->lisa_layers : 0;
     counts[LISA__SLOT_MOMENTS] = on ? (tc->keep_state ? c->n_layers : tc->lisa_layers) : 0;
@@ -3944,7 +4336,7 @@ static void *lisa__table_part(unsigned char *base, size_t *at, size_t bytes) {
    counts (the planner), otherwise it also points t's tables into base. */
 static size_t lisa__trainer_tables(lisa_trainer *t, unsigned char *base, const lisa_config *c,
                                    const lisa_train_config *tc, int copies) {
-    size_t at = 0, nb = (size_t)lisa_n_blocks(c), L = (size_t)c->n_layers;
+    size_t at = 0, nb = (size_t)lisa_train_n_blocks(c, tc), L = (size_t)c->n_layers;
     int counts[3], k;
     void *blocks, *grad_ptrs, *sizes, *slots, *active, *probs;
     lisa__slot_counts(c, tc, copies, counts);
@@ -3953,14 +4345,14 @@ static size_t lisa__trainer_tables(lisa_trainer *t, unsigned char *base, const l
     sizes = lisa__table_part(base, &at, nb * sizeof(size_t));
     slots = lisa__table_part(base, &at, (size_t)(counts[0] + counts[1] + counts[2]) * sizeof(float *));
     active = lisa__table_part(base, &at, 2 * L * sizeof(int));
-    probs = lisa__table_part(base, &at, tc->mode != LISA_MODE_FULL && tc->lisa_probs ? L * sizeof(float) : 0);
+    probs = lisa__table_part(base, &at, lisa__uses_sampler(tc) && tc->lisa_probs ? L * sizeof(float) : 0);
     if (t) {
         t->blocks = (lisa_block_state *)blocks;
         t->grad_ptrs = (float **)grad_ptrs;
         t->block_sizes = (size_t *)sizes;
         t->slots = counts[0] + counts[1] + counts[2] ? (float **)slots : NULL;
         t->active_layers = (int *)active;
-        t->probs = tc->mode != LISA_MODE_FULL && tc->lisa_probs ? (float *)probs : NULL;
+        t->probs = lisa__uses_sampler(tc) && tc->lisa_probs ? (float *)probs : NULL;
         for (k = 0; k < 3; k++) t->slot_count[k] = counts[k];
     }
     return at;
@@ -4091,10 +4483,12 @@ static void lisa__note_peak(lisa_trainer *t) {
 LISADEF void lisa_trainer_free(lisa_trainer *t) {
     int b, nb;
     if (!t->model) return;
-    nb = lisa_n_blocks(&t->model->config);
+    nb = lisa_train_n_blocks(&t->model->config, &t->config);
     if (t->blocks)
         for (b = 0; b < nb; b++) lisa__block_deactivate(t, b, 0);
     lisa__slots_release(t);
+    if (t->model->lora == &t->lora) t->model->lora = NULL;
+    lisa_lora_free(&t->lora);
     lisa__free(&t->allocator, t->blocks,
                lisa__trainer_tables(NULL, NULL, &t->model->config, &t->config, t->ops->copy_floats > 0), &t->bytes);
     lisa_acts_free(&t->acts);
@@ -4148,18 +4542,30 @@ static lisa_result lisa__cpu_forward_backward(lisa_trainer *t, const int *inputs
 }
 
 static lisa_result lisa__cpu_sum_squares(lisa_trainer *t, double *total) {
-    *total = lisa__sum_squares_all(t->grad_ptrs, t->block_sizes, lisa_n_blocks(&t->model->config));
+    *total = lisa__sum_squares_all(t->grad_ptrs, t->block_sizes, lisa_train_n_blocks(&t->model->config, &t->config));
     return LISA_OK;
 }
 
 static lisa_result lisa__cpu_scale_grads(lisa_trainer *t, float coef) {
-    lisa__scale_all(t->grad_ptrs, t->block_sizes, lisa_n_blocks(&t->model->config), coef);
+    lisa__scale_all(t->grad_ptrs, t->block_sizes, lisa_train_n_blocks(&t->model->config, &t->config), coef);
     return LISA_OK;
+}
+
+/* Where the parameters at offset (floats) of block b live: the model's
+   buffer, or for an adapter block the adapters and then the layer's norms. */
+static float *lisa__block_params(lisa_trainer *t, int b, size_t offset) {
+    const lisa_config *c = &t->model->config;
+    int nb = lisa_n_blocks(c), l = b - nb;
+    if (b < nb) return t->model->params + lisa_block_offset(c, b) + offset;
+    if (offset < t->lora.layer_size) return t->lora.params + (size_t)l * t->lora.layer_size + offset;
+    offset -= t->lora.layer_size;
+    return offset < (size_t)c->dim ? t->model->layers[l].attn_norm + offset
+                                   : t->model->layers[l].mlp_norm + (offset - (size_t)c->dim);
 }
 
 static lisa_result lisa__cpu_update(lisa_trainer *t, int b, size_t offset, size_t n, const lisa_adamw_scalars *a) {
     lisa_block_state *s = &t->blocks[b];
-    float *p = t->model->params + lisa_block_offset(&t->model->config, b) + offset;
+    float *p = lisa__block_params(t, b, offset);
     lisa_adamw_apply(p, s->grad + offset, s->m + offset, s->v + offset, n, a);
     return LISA_OK;
 }
@@ -4182,7 +4588,9 @@ LISADEF lisa_result lisa_trainer_core_init(lisa_trainer *t, lisa_model *m, const
     t->config = *c;
     r = lisa_train_config_resolve(&t->config, mc, err);
     if (r != LISA_OK) return r;
-    if (t->config.mode == LISA_MODE_FULL) t->config.lisa_probs = NULL;
+    if (t->config.mode == LISA_MODE_LORA && ops)
+        return lisa__fail(err, LISA_ERR_INVALID, "%s", "LoRA mode runs on this header's CPU trainer only");
+    if (!lisa__uses_sampler(&t->config)) t->config.lisa_probs = NULL;
     t->ops = ops ? ops : &lisa__cpu_ops;
     t->device = device;
     t->allocator = lisa__allocator_or_default(a);
@@ -4197,7 +4605,9 @@ LISADEF lisa_result lisa_trainer_core_init(lisa_trainer *t, lisa_model *m, const
         t->config.lisa_probs = t->probs;
     }
     for (b = 0; b < nb; b++) t->block_sizes[b] = lisa_block_size(mc, b);
-    if (t->config.mode != LISA_MODE_FULL)
+    for (b = nb; b < lisa_train_n_blocks(mc, &t->config); b++)
+        t->block_sizes[b] = lisa__lora_block_floats(mc, &t->config.lora);
+    if (lisa__uses_sampler(&t->config))
         lisa_sampler_init(&t->sampler, L, t->config.lisa_layers, t->config.lisa_order, t->probs, t->config.lisa_seed);
     return LISA_OK;
 }
@@ -4212,6 +4622,7 @@ LISADEF lisa_result lisa_trainer_core_start(lisa_trainer *t, lisa_error *err) {
         for (l = 0; l < L; l++) t->active_layers[L + l] = l;
         r = lisa_trainer_set_active_layers(t, t->active_layers + L, L);
     }
+    for (b = nb; b < lisa_train_n_blocks(mc, &t->config) && r == LISA_OK; b++) r = lisa__block_activate(t, b);
     lisa__note_peak(t);
     if (r != LISA_OK) return lisa__fail(err, r, "%s", r == LISA_ERR_NOMEM ? "out of memory for gradients and optimizer state"
                                                                        : "device error setting up gradients and optimizer state");
@@ -4224,6 +4635,15 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
     if (r == LISA_OK)
         r = lisa_acts_init(&t->acts, &m->config, t->config.batch, t->config.seq, t->config.checkpointing,
                            &t->allocator, err);
+    if (r == LISA_OK && t->config.mode == LISA_MODE_LORA) {
+        if (m->lora) r = lisa__fail(err, LISA_ERR_INVALID, "%s", "the model already has adapters attached");
+        else r = lisa_lora_init(&t->lora, &m->config, &t->config.lora, t->config.batch, t->config.seq,
+                                t->config.checkpointing, &t->allocator, err);
+        if (r == LISA_OK) {
+            lisa_lora_init_random(&t->lora, t->config.lisa_seed);
+            m->lora = &t->lora;
+        }
+    }
     if (r == LISA_OK) r = lisa_trainer_core_start(t, err);
     if (r != LISA_OK) {
         lisa_trainer_free(t);
@@ -4233,10 +4653,35 @@ LISADEF lisa_result lisa_trainer_init(lisa_trainer *t, lisa_model *m, const lisa
     return LISA_OK;
 }
 
+/* AdamW on one adapter block: each A and B with weight decay, then the norms
+   (train_norms) without, as in the model's blocks. */
+static lisa_result lisa__lora_block_update(lisa_trainer *t, int b, float lr) {
+    const lisa_train_config *c = &t->config;
+    const lisa_lora *l = &t->lora;
+    lisa_block_state *s = &t->blocks[b];
+    lisa_adamw_scalars dec, flat;
+    lisa_result r = LISA_OK;
+    int k;
+    s->step++;
+    dec = lisa_adamw_scalars_at(lr, c->beta1, c->beta2, c->eps, c->weight_decay, s->step);
+    flat = lisa_adamw_scalars_at(lr, c->beta1, c->beta2, c->eps, 0.0f, s->step);
+    for (k = 0; k < LISA_LORA_N_TARGETS && r == LISA_OK; k++) {
+        size_t R = (size_t)l->config.rank;
+        if (l->slot[k] < 0) continue;
+        r = t->ops->update(t, b, l->a_off[k], R * (size_t)l->in_dim[k], &dec);
+        if (r == LISA_OK) r = t->ops->update(t, b, l->b_off[k], (size_t)l->out_dim[k] * R, &dec);
+    }
+    for (k = 0; k < 2 && r == LISA_OK && l->config.train_norms; k++)
+        r = t->ops->update(t, b, l->layer_size + (size_t)k * t->model->config.dim, (size_t)t->model->config.dim, &flat);
+    return r;
+}
+
 /* AdamW on every tensor of block b; norms get no weight decay. */
 static lisa_result lisa__block_update(lisa_trainer *t, int b, float lr) {
     const lisa_train_config *c = &t->config;
-    lisa_block_desc d = lisa_block_describe(&t->model->config, b);
+    lisa_block_desc d;
+    if (b >= lisa_n_blocks(&t->model->config)) return lisa__lora_block_update(t, b, lr);
+    d = lisa_block_describe(&t->model->config, b);
     lisa_block_state *s = &t->blocks[b];
     lisa_result r = LISA_OK;
     int i;
@@ -4286,7 +4731,7 @@ static double lisa__comm_count(const lisa_comm *c, int local, size_t *bytes) {
 /* Every gradient the trainer holds, block by block in block order (the same on
    every worker: they hold the same active blocks). */
 static void lisa__comm_reduce_grads(lisa_trainer *t, const lisa_comm *c, size_t *bytes) {
-    int b, nb = lisa_n_blocks(&t->model->config);
+    int b, nb = lisa_train_n_blocks(&t->model->config, &t->config);
     for (b = 0; b < nb; b++)
         if (t->grad_ptrs[b] && t->block_sizes[b]) {
             c->sum(t->grad_ptrs[b], t->block_sizes[b], c->user);
@@ -4311,7 +4756,7 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
                                       lisa_step_info *info) {
     const lisa_trainer_ops *ops = t->ops;
     const lisa_config *mc = &t->model->config;
-    int b, nb = lisa_n_blocks(mc), switched = 0, BT = t->config.batch * t->config.seq;
+    int b, nb = lisa_train_n_blocks(mc, &t->config), switched = 0, BT = t->config.batch * t->config.seq;
     float loss = 0.0f, norm = 0.0f, lr, coef;
     double total = 0.0;
     lisa_sampler before;
@@ -4367,7 +4812,7 @@ LISADEF lisa_result lisa_trainer_step(lisa_trainer *t, const int *inputs, const 
 }
 
 LISADEF size_t lisa_trainer_total_bytes(const lisa_trainer *t) {
-    return t->bytes + t->acts.bytes + t->model->bytes;
+    return t->bytes + t->acts.bytes + t->model->bytes + t->lora.bytes;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -4384,6 +4829,13 @@ LISADEF void lisa_plan_block_state(const lisa_config *c, const lisa_train_config
     /* keep_state: every layer sampled so far keeps its moments; over a run, all of them. */
     layers_with_state = tc->keep_state ? (size_t)c->n_layers : layers_trained;
     plan->params = L.n_params;
+    if (tc->mode == LISA_MODE_LORA) { /* no layer block trains; every adapter block does */
+        lisa_lora l;
+        lisa__lora_layout(&l, c, &tc->lora);
+        layers_trained = layers_with_state = 0;
+        plan->params += (size_t)c->n_layers * l.layer_size;
+        fixed += (size_t)c->n_layers * lisa__lora_block_floats(c, &tc->lora);
+    }
     plan->trained_params = fixed + layers_trained * L.layer.size;
     plan->gradients = plan->trained_params * sizeof(float);
     plan->optimizer = (fixed + layers_with_state * L.layer.size) * 2 * sizeof(float);
@@ -4405,11 +4857,18 @@ LISADEF lisa_result lisa_plan_memory(const lisa_config *c, const lisa_train_conf
         return lisa__fail(err, LISA_ERR_INVALID, "%s", "the CPU trainer is fp32 only; lisa_cuda_plan_memory "
                           "(lisa_cuda.h) plans the GPU trainer in bf16");
     if (dtype != LISA_DTYPE_F32) return lisa__fail(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);
-    if (rt.mode == LISA_MODE_FULL) rt.lisa_probs = NULL;
+    if (!lisa__uses_sampler(&rt)) rt.lisa_probs = NULL;
     lisa_plan_block_state(&rc, &rt, plan);
     lisa_acts_size(&rc, rt.batch, rt.seq, rt.checkpointing, &plan->activations, &plan->scratch);
     plan->tables = lisa__trainer_tables(NULL, NULL, &rc, &rt, 0);
     plan->weights = lisa__model_total_bytes(&rc);
+    if (rt.mode == LISA_MODE_LORA) { /* the adapters' weights and what their products keep */
+        size_t w, k, s;
+        lisa_lora_size(&rc, &rt.lora, rt.batch, rt.seq, rt.checkpointing, &w, &k, &s);
+        plan->weights += w;
+        plan->activations += k;
+        plan->scratch += s;
+    }
     plan->peak = lisa_plan_total(plan);
     lisa__ok(err);
     return LISA_OK;
@@ -5582,7 +6041,9 @@ LISADEF lisa_result lisa_tokens_save(const int *ids, size_t n, const char *path,
      int32 fields, float32 fields, uint64 fields   (lisa__state_code's order)
      int32 active layers (n_active of them), float32 layer weights (n_layers, when given)
      float32 parameters (the model's buffer, layer-major)
-     per block: int32 flags (1 trains, 2 has moments), int32 AdamW step, then
+     LoRA mode only: int32 rank, targets, train_embed, train_head, train_norms,
+                float32 alpha, float32 adapters (lisa_lora's buffer, layer-major)
+     per block (lisa_train_n_blocks of them): int32 flags (1 trains, 2 has moments), int32 AdamW step, then
                 moments m and v (block size floats each) when it has them
      uint64 checksum of every byte before it */
 
@@ -5704,7 +6165,7 @@ static uint64_t lisa__hash_value(const lisa__hash *s) {
 
 /* Reads the per-block optimizer state into an initialised trainer. */
 static lisa_result lisa__state_read_blocks(lisa_trainer *t, lisa__reader *r, const char *name, lisa_error *err) {
-    int b, nb = lisa_n_blocks(&t->model->config);
+    int b, nb = lisa_train_n_blocks(&t->model->config, &t->config);
     for (b = 0; b < nb; b++) {
         lisa_block_state *s = &t->blocks[b];
         size_t n = t->block_sizes[b];
@@ -5748,12 +6209,12 @@ static lisa_result lisa__state_bad_settings(lisa_error *err, const char *name) {
    (a bad one a format error naming the file), the progress fields in range. */
 static lisa_result lisa__state_check(lisa__state_header *h, const char *name, lisa_error *err) {
     const lisa_config *c = &h->model;
-    int full = h->train.mode == LISA_MODE_FULL;
+    int full = h->train.mode == LISA_MODE_FULL, lora = h->train.mode == LISA_MODE_LORA;
     if (lisa__config_check_file(&h->model, name, "bad state header", err) != LISA_OK) return LISA_ERR_FORMAT;
     if (lisa_train_config_resolve(&h->train, c, err) != LISA_OK) return lisa__state_bad_settings(err, name);
     if (h->step < 0 || h->step > LISA__MAX_STEPS || h->sampler_next < 0 || h->sampler_next >= c->n_layers ||
         h->n_active < 0 || h->n_active > c->n_layers || (full && h->n_active != c->n_layers) ||
-        (unsigned)h->has_weights > 1 || (full && h->has_weights))
+        (unsigned)h->has_weights > 1 || (full && h->has_weights) || (lora && (h->n_active || h->has_weights)))
         return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad state header: step, sampler or active-layer count out of range", name);
     return LISA_OK;
 }
@@ -5793,6 +6254,29 @@ truncated:
     return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f", name, (double)r->pos);
 }
 
+/* LoRA mode's settings after the parameters, checked, and that the adapters
+   they imply are present (read once the trainer holds their buffer). */
+static lisa_result lisa__state_read_lora(lisa__reader *r, lisa__state_header *h, const char *name, lisa_error *err) {
+    lisa_lora_config *lc = &h->train.lora;
+    int32_t v[5];
+    lisa_lora l;
+    if (!lisa__read_i32s(r, v, 5) || !lisa__read_f32(r, &lc->alpha, 1))
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated at byte %.0f (LoRA settings)", name, (double)r->pos);
+    lc->rank = v[0];
+    lc->targets = (unsigned)v[1];
+    lc->train_embed = v[2];
+    lc->train_head = v[3];
+    lc->train_norms = v[4];
+    if (v[0] == 0 || v[1] == 0 || lisa_train_config_resolve(&h->train, &h->model, err) != LISA_OK)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: bad LoRA settings in the state (rank %d, alpha %g, targets 0x%x)",
+                          name, (int)v[0], (double)lc->alpha, (unsigned)v[1]);
+    lisa__lora_layout(&l, &h->model, lc);
+    if ((r->size - r->pos) / sizeof(float) < (size_t)h->model.n_layers * l.layer_size)
+        return lisa__fail(err, LISA_ERR_FORMAT, "%s: truncated: the LoRA settings imply %.0f adapter floats, the file "
+                          "holds fewer", name, (double)h->model.n_layers * (double)l.layer_size);
+    return LISA_OK;
+}
+
 static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader *r, const char *name,
                                     const lisa_allocator *a, uint64_t *data_position, lisa_error *err) {
     lisa__state_header h;
@@ -5812,12 +6296,18 @@ static lisa_result lisa__state_read(lisa_trainer *t, lisa_model *m, lisa__reader
     res = lisa__model_alloc(m, &h.model, a, name, err);
     if (res != LISA_OK) return res;
     if (!lisa__read_f32(r, m->params, m->layout.n_params)) goto truncated_free;
+    if (h.train.mode == LISA_MODE_LORA && (res = lisa__state_read_lora(r, &h, name, err)) != LISA_OK) {
+        lisa_model_free(m);
+        return res;
+    }
     res = lisa_trainer_init(t, m, &h.train, a, err);
     if (res != LISA_OK) {
         lisa_model_free(m);
         return lisa__error_in(err, res, name);
     }
-    if (h.train.mode != LISA_MODE_FULL && (res = lisa_trainer_set_active_layers(t, active, h.n_active)) != LISA_OK) {
+    if (h.train.mode == LISA_MODE_LORA && !lisa__read_f32(r, t->lora.params, (size_t)h.model.n_layers * t->lora.layer_size))
+        goto truncated_free;
+    if (lisa__uses_sampler(&h.train) && (res = lisa_trainer_set_active_layers(t, active, h.n_active)) != LISA_OK) {
         res = lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory for the active layers", name);
         goto fail;
     }
@@ -5904,7 +6394,7 @@ LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *p
     unsigned char bytes[LISA__STATE_HEADER];
     lisa__writer w;
     lisa_result res;
-    int i, b, nb = lisa_n_blocks(&m->config);
+    int i, b, nb = lisa_train_n_blocks(&m->config, &t->config);
     lisa__state_header_of(&h, t, data_position);
     lisa__state_code(&h, bytes, 0);
     res = lisa__writer_open(&w, path, err);
@@ -5913,6 +6403,16 @@ LISADEF lisa_result lisa_trainer_save_state(const lisa_trainer *t, const char *p
     for (i = 0; i < t->n_active; i++) lisa__write_i32(&w, t->active_layers[i]);
     if (t->config.lisa_probs) lisa__write_f32(&w, t->config.lisa_probs, (size_t)m->config.n_layers);
     lisa__write_f32(&w, m->params, m->layout.n_params);
+    if (t->config.mode == LISA_MODE_LORA) {
+        const lisa_lora_config *lc = &t->config.lora;
+        lisa__write_i32(&w, lc->rank);
+        lisa__write_i32(&w, (int32_t)lc->targets);
+        lisa__write_i32(&w, lc->train_embed);
+        lisa__write_i32(&w, lc->train_head);
+        lisa__write_i32(&w, lc->train_norms);
+        lisa__write_f32(&w, &lc->alpha, 1);
+        lisa__write_f32(&w, t->lora.params, (size_t)m->config.n_layers * t->lora.layer_size);
+    }
     for (b = 0; b < nb; b++) {
         const lisa_block_state *s = &t->blocks[b];
         lisa__write_i32(&w, (s->active ? 1 : 0) | (s->m ? 2 : 0));
@@ -12091,6 +12591,24 @@ static lisa_result lisa__hf_config(lisa_config *c, const char *text, size_t len,
         (r = lisa__hf_cfg_float(&j, "rope_theta", 10000.0f, &c->rope_theta, name, err)) != LISA_OK ||
         (r = lisa__hf_cfg_bool(&j, "tie_word_embeddings", &c->tied_head, name, err)) != LISA_OK)
         goto done;
+    node = lisa_json_get(&j, root, "rope_parameters"); /* transformers 5 keeps rope_theta and the type here */
+    if (lisa_json_type_of(&j, node) == LISA_JSON_OBJECT) {
+        int type_node = lisa_json_get(&j, node, "rope_type"), theta = lisa_json_get(&j, node, "rope_theta");
+        double v = lisa_json_number(&j, theta);
+        if (type_node >= 0 && !lisa__json_is(&j, type_node, 0, "default")) {
+            const char *type = lisa_json_string(&j, type_node, NULL);
+            r = lisa__fail(err, LISA_ERR_FORMAT, "%s: rope_parameters (type \"%.40s\") is not supported: only default",
+                           name, type ? type : "?");
+            goto done;
+        }
+        if (theta >= 0 && lisa_json_get(&j, root, "rope_theta") < 0) {
+            if (lisa_json_type_of(&j, theta) != LISA_JSON_NUMBER || !(v > 0.0 && v <= FLT_MAX) || !((float)v > 0.0f)) {
+                r = lisa__hf_cfg_fail(err, name, "rope_parameters.rope_theta", "must be a positive number within float range");
+                goto done;
+            }
+            c->rope_theta = (float)v;
+        }
+    }
     if (head_dim != 0 && (c->dim % c->n_heads != 0 || head_dim != c->dim / c->n_heads)) {
         r = lisa__fail(err, LISA_ERR_FORMAT, "%s: head_dim %d is not supported: it must be hidden_size / num_attention_heads",
                        name, head_dim);
@@ -12899,6 +13417,313 @@ LISADEF lisa_result lisa_model_save_hf_sharded(const lisa_model *m, const char *
     lisa__hf_remove_stale(dir, n_shards, old_totals, n_old);
     return LISA_OK;
 }
+
+#endif /* LISA_NO_STDIO: the adapter readers below work from memory too */
+
+/* ---- LoRA adapters in peft's format -------------------------------------- */
+
+#define LISA__PEFT_MAX_CONFIG 1000000
+#define LISA__PEFT_PREFIX "base_model.model.model.layers."
+
+static const char *lisa__peft_module(int t) {
+    static const char *const mods[LISA_LORA_N_TARGETS] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                                          "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
+                                                          "mlp.down_proj"};
+    return mods[t];
+}
+
+/* A config key that must be absent, null, false or empty for this header to
+   compute what peft computes. */
+static int lisa__peft_unset(const lisa_json *j, const char *key) {
+    int node = lisa_json_get(j, lisa_json_root(j), key);
+    lisa_json_type t = lisa_json_type_of(j, node);
+    return t == LISA_JSON_NONE || t == LISA_JSON_NULL || t == LISA_JSON_FALSE ||
+           ((t == LISA_JSON_OBJECT || t == LISA_JSON_ARRAY) && lisa_json_length(j, node) == 0);
+}
+
+LISADEF lisa_result lisa_lora_config_from_peft(lisa_lora_config *lc, const char *json, size_t len, const char *name,
+                                               const lisa_allocator *a, lisa_error *err) {
+    static const char *const refused[] = {"use_dora", "use_rslora", "fan_in_fan_out", "rank_pattern", "alpha_pattern",
+                                          "layers_to_transform", "modules_to_save", "lora_bias", "layer_replication",
+                                          "trainable_token_indices", "target_parameters", "exclude_modules"};
+    lisa_json j;
+    lisa_result r;
+    int root, node, k, t;
+    size_t n;
+    const char *str;
+    double v;
+    memset(lc, 0, sizeof *lc);
+    if (!name) name = "adapter_config.json";
+    if ((r = lisa_json_parse(&j, json, len, name, a, err)) != LISA_OK) goto done;
+    root = lisa_json_root(&j);
+    r = LISA_ERR_FORMAT;
+    if (lisa_json_type_of(&j, root) != LISA_JSON_OBJECT) {
+        lisa__fail(err, r, "%s: not a JSON object", name);
+        goto done;
+    }
+    str = lisa_json_string(&j, lisa_json_get(&j, root, "peft_type"), &n);
+    if (lisa_json_type_of(&j, lisa_json_get(&j, root, "peft_type")) != LISA_JSON_NONE && (!str || strcmp(str, "LORA"))) {
+        lisa__fail(err, r, "%s: peft_type is not \"LORA\"", name);
+        goto done;
+    }
+    node = lisa_json_get(&j, root, "r");
+    if (!lisa__json_uint(&j, node, LISA__LORA_MAX_RANK, &v) || v < 1) {
+        lisa__fail(err, r, "%s: r must be an integer from 1 to %d", name, LISA__LORA_MAX_RANK);
+        goto done;
+    }
+    lc->rank = (int)v;
+    node = lisa_json_get(&j, root, "lora_alpha");
+    v = lisa_json_number(&j, node);
+    if (lisa_json_type_of(&j, node) != LISA_JSON_NUMBER || !(v > 0.0 && v <= 1e6)) {
+        lisa__fail(err, r, "%s: lora_alpha must be a number > 0", name);
+        goto done;
+    }
+    lc->alpha = (float)v;
+    for (k = 0; k < (int)(sizeof refused / sizeof refused[0]); k++)
+        if (!lisa__peft_unset(&j, refused[k])) {
+            lisa__fail(err, r, "%s: %s is set; this loader supports plain LoRA only", name, refused[k]);
+            goto done;
+        }
+    str = lisa_json_string(&j, lisa_json_get(&j, root, "bias"), &n);
+    if (lisa_json_type_of(&j, lisa_json_get(&j, root, "bias")) != LISA_JSON_NONE && (!str || strcmp(str, "none"))) {
+        lisa__fail(err, r, "%s: bias must be \"none\" (adapters without bias terms)", name);
+        goto done;
+    }
+    node = lisa_json_get(&j, root, "target_modules");
+    if (lisa_json_type_of(&j, node) != LISA_JSON_ARRAY || lisa_json_length(&j, node) == 0) {
+        lisa__fail(err, r, "%s: target_modules must be a non-empty list of projection names", name);
+        goto done;
+    }
+    for (k = lisa_json_first(&j, node); k >= 0; k = lisa_json_next(&j, k)) {
+        str = lisa_json_string(&j, k, &n);
+        for (t = 0; str && t < LISA_LORA_N_TARGETS; t++)
+            if (strlen(lisa_lora_target_name(t)) == n && memcmp(str, lisa_lora_target_name(t), n) == 0) break;
+        if (!str || t == LISA_LORA_N_TARGETS) {
+            lisa__fail(err, r, "%s: target_modules holds %s%.60s%s; only q_proj, k_proj, v_proj, o_proj, gate_proj, "
+                       "up_proj and down_proj are known", name, str ? "\"" : "", str ? str : "a non-string",
+                       str ? "\"" : "");
+            goto done;
+        }
+        lc->targets |= 1u << t;
+    }
+    r = LISA_OK;
+    lisa__ok(err);
+done:
+    lisa_json_free(&j);
+    return r;
+}
+
+/* Which adapter tensor a peft name is: layer, target, and 0 for A, 1 for B; 0 if none. */
+static int lisa__peft_name(const char *name, int n_layers, int *layer, int *target, int *which) {
+    size_t pl = strlen(LISA__PEFT_PREFIX), ml;
+    const char *s = name;
+    long l = 0;
+    int t;
+    if (strncmp(s, LISA__PEFT_PREFIX, pl) != 0) return 0;
+    s += pl;
+    if (!(*s >= '0' && *s <= '9') || (s[0] == '0' && s[1] != '.')) return 0;
+    for (; *s >= '0' && *s <= '9'; s++)
+        if ((l = l * 10 + (*s - '0')) >= n_layers) return 0;
+    if (*s++ != '.') return 0;
+    for (t = 0; t < LISA_LORA_N_TARGETS; t++) {
+        ml = strlen(lisa__peft_module(t));
+        if (strncmp(s, lisa__peft_module(t), ml) != 0) continue;
+        if (strcmp(s + ml, ".lora_A.weight") == 0) *which = 0;
+        else if (strcmp(s + ml, ".lora_B.weight") == 0) *which = 1;
+        else return 0;
+        *layer = (int)l;
+        *target = t;
+        return 1;
+    }
+    return 0;
+}
+
+LISADEF lisa_result lisa_lora_load_peft_weights_memory(lisa_lora *l, const void *data, size_t size, const char *name,
+                                                       lisa_error *err) {
+    lisa_safetensors st;
+    lisa_result r;
+    unsigned char *seen;
+    size_t n_seen = (size_t)l->n_layers * LISA_LORA_N_TARGETS * 2, counter = 0, hd;
+    int i, layer = 0, t = 0, which = 0, R = l->config.rank;
+    if (!name) name = "adapter_model.safetensors";
+    if ((r = lisa_safetensors_parse_memory(&st, data, size, name, &l->allocator, err)) != LISA_OK) {
+        lisa_safetensors_free(&st);
+        return r;
+    }
+    seen = (unsigned char *)lisa__alloc(&l->allocator, n_seen, &counter);
+    if (!seen) {
+        lisa_safetensors_free(&st);
+        return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", name);
+    }
+    memset(seen, 0, n_seen);
+    r = LISA_ERR_FORMAT;
+    for (i = 0; i < st.n_tensors; i++) {
+        const lisa_safetensors_tensor *x = &st.tensors[i];
+        uint64_t rows, cols;
+        size_t k;
+        if (!lisa__peft_name(x->name, l->n_layers, &layer, &t, &which)) {
+            lisa__fail(err, r, "%s: unexpected tensor %.100s (not a LoRA A or B of a %d-layer LLaMA)", name, x->name,
+                       l->n_layers);
+            goto done;
+        }
+        if (l->slot[t] < 0) {
+            lisa__fail(err, r, "%s: tensor %.100s is for %s, which the adapter config does not target", name, x->name,
+                       lisa_lora_target_name(t));
+            goto done;
+        }
+        k = ((size_t)layer * LISA_LORA_N_TARGETS + (size_t)t) * 2 + (size_t)which;
+        if (seen[k]++) {
+            lisa__fail(err, r, "%s: tensor %.100s appears twice", name, x->name);
+            goto done;
+        }
+        rows = which ? (uint64_t)l->out_dim[t] : (uint64_t)R;
+        cols = which ? (uint64_t)R : (uint64_t)l->in_dim[t];
+        if (x->ndim != 2 || x->shape[0] != rows || x->shape[1] != cols) {
+            lisa__fail(err, r, "%s: tensor %.100s has %d dimensions%s, r %d and this model need [%.0f, %.0f]", name,
+                       x->name, x->ndim, x->ndim == 2 ? " of another size" : "", R, (double)rows, (double)cols);
+            goto done;
+        }
+    }
+    for (layer = 0; layer < l->n_layers; layer++)
+        for (t = 0; t < LISA_LORA_N_TARGETS; t++)
+            for (which = 0; which < 2 && l->slot[t] >= 0; which++)
+                if (!seen[((size_t)layer * LISA_LORA_N_TARGETS + (size_t)t) * 2 + (size_t)which]) {
+                    lisa__fail(err, r, "%s: tensor %s%d.%s.lora_%c.weight is missing", name, LISA__PEFT_PREFIX, layer,
+                               lisa__peft_module(t), which ? 'B' : 'A');
+                    goto done;
+                }
+    for (i = 0; i < st.n_tensors; i++) {
+        const lisa_safetensors_tensor *x = &st.tensors[i];
+        lisa__reader rd = lisa__memory_reader(st.data + x->begin, x->end - x->begin);
+        lisa__peft_name(x->name, l->n_layers, &layer, &t, &which);
+        /* B's rows are q/k output features: rotate-half order in the file */
+        hd = which && (t == LISA_LORA_Q || t == LISA_LORA_K) ? (size_t)l->head_dim : 0;
+        if (!lisa__read_tensor(&rd, &lisa__format_hf, lisa__file_dtype_ggml(x->dtype),
+                               which ? lisa_lora_b(l, layer, t) : lisa_lora_a(l, layer, t), (size_t)x->shape[0],
+                               (size_t)x->shape[1], hd)) {
+            lisa__fail(err, r, "%s: tensor %.100s cannot be read", name, x->name);
+            goto done;
+        }
+    }
+    r = LISA_OK;
+    lisa__ok(err);
+done:
+    lisa__free(&l->allocator, seen, n_seen, &counter);
+    lisa_safetensors_free(&st);
+    return r;
+}
+
+#ifndef LISA_NO_STDIO
+static int lisa__json_write_string(lisa__writer *w, const char *s, size_t n);
+
+LISADEF lisa_result lisa_lora_read_peft_config(const char *dir, lisa_lora_config *lc, const lisa_allocator *a,
+                                               lisa_error *err) {
+    char path[4096], *text = NULL;
+    size_t size = 0, counter = 0;
+    lisa_allocator al = lisa__allocator_or_default(a);
+    lisa_result r = lisa__path_join(path, sizeof path, dir, "adapter_config.json", err);
+    memset(lc, 0, sizeof *lc);
+    if (r == LISA_OK) r = lisa__read_text(path, &al, LISA__PEFT_MAX_CONFIG, &text, &size, &counter, err);
+    if (r == LISA_OK) r = lisa_lora_config_from_peft(lc, text, size, path, &al, err);
+    if (text) lisa__free(&al, text, size + 1, &counter);
+    return r;
+}
+
+LISADEF lisa_result lisa_lora_load_peft(lisa_lora *l, const char *dir, lisa_error *err) {
+    char path[4096], *data = NULL;
+    size_t size = 0, counter = 0;
+    lisa_result r = lisa__path_join(path, sizeof path, dir, "adapter_model.safetensors", err);
+    if (r == LISA_OK) r = lisa__read_text(path, &l->allocator, SIZE_MAX - 1, &data, &size, &counter, err);
+    if (r == LISA_OK) r = lisa_lora_load_peft_weights_memory(l, data, size, path, err);
+    if (data) lisa__free(&l->allocator, data, size + 1, &counter);
+    return r;
+}
+
+/* Row r of the file's B as stored here: rotate-half order for q and k. */
+static const float *lisa__peft_b_row(const lisa_lora *l, int layer, int t, size_t r) {
+    size_t hd = t == LISA_LORA_Q || t == LISA_LORA_K ? (size_t)l->head_dim : 0;
+    return lisa_lora_b(l, layer, t) + (hd ? lisa__hf_rope_row(r, hd) : r) * (size_t)l->config.rank;
+}
+
+static lisa_result lisa__peft_write_weights(const lisa_lora *l, const char *path, lisa_error *err) {
+    size_t cap = 128 + (size_t)l->n_layers * LISA_LORA_N_TARGETS * 2 * 200, at = 0, counter = 0, pad, R;
+    uint64_t offset = 0;
+    unsigned char lb[8];
+    char *header;
+    lisa__writer w;
+    lisa_result res;
+    int layer, t, which, i;
+    lisa_allocator al = l->allocator;
+    R = (size_t)l->config.rank;
+    header = (char *)lisa__alloc(&al, cap, &counter);
+    if (!header) return lisa__fail(err, LISA_ERR_NOMEM, "%s: out of memory", path);
+    at += (size_t)snprintf(header + at, cap - at, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (layer = 0; layer < l->n_layers; layer++)
+        for (t = 0; t < LISA_LORA_N_TARGETS; t++)
+            for (which = 0; which < 2 && l->slot[t] >= 0; which++) {
+                size_t rows = which ? (size_t)l->out_dim[t] : R, cols = which ? R : (size_t)l->in_dim[t];
+                at += (size_t)snprintf(header + at, cap - at,
+                                       ",\"%s%d.%s.lora_%c.weight\":{\"dtype\":\"F32\",\"shape\":[%lu,%lu],"
+                                       "\"data_offsets\":[%.0f,%.0f]}",
+                                       LISA__PEFT_PREFIX, layer, lisa__peft_module(t), which ? 'B' : 'A',
+                                       (unsigned long)rows, (unsigned long)cols, (double)offset,
+                                       (double)(offset + rows * cols * 4));
+                offset += rows * cols * 4;
+            }
+    at += (size_t)snprintf(header + at, cap - at, "}");
+    pad = (8 - at % 8) % 8;
+    for (i = 0; i < (int)pad; i++) header[at++] = ' ';
+    for (i = 0; i < 8; i++) lb[i] = (unsigned char)((uint64_t)at >> (8 * i));
+    if ((res = lisa__writer_open(&w, path, err)) == LISA_OK) {
+        lisa__write(&w, lb, 8);
+        lisa__write(&w, header, at);
+        for (layer = 0; layer < l->n_layers; layer++)
+            for (t = 0; t < LISA_LORA_N_TARGETS; t++) {
+                size_t r;
+                if (l->slot[t] < 0) continue;
+                lisa__write_f32(&w, lisa_lora_a(l, layer, t), R * (size_t)l->in_dim[t]);
+                for (r = 0; r < (size_t)l->out_dim[t]; r++) lisa__write_f32(&w, lisa__peft_b_row(l, layer, t, r), R);
+            }
+        res = lisa__writer_close(&w, err);
+    }
+    lisa__free(&al, header, cap, &counter);
+    return res;
+}
+
+LISADEF lisa_result lisa_lora_save_peft(const lisa_lora *l, const char *dir, const char *base_model, lisa_error *err) {
+    char path[4096], alpha[32], line[160];
+    lisa__writer w;
+    lisa_result res;
+    int t, first = 1;
+    if ((res = lisa__path_join(path, sizeof path, dir, "adapter_model.safetensors", err)) != LISA_OK) return res;
+    if ((res = lisa__peft_write_weights(l, path, err)) != LISA_OK) return res;
+    if ((res = lisa__path_join(path, sizeof path, dir, "adapter_config.json", err)) != LISA_OK) return res;
+    if ((res = lisa__writer_open(&w, path, err)) != LISA_OK) return res;
+    lisa__format_float(alpha, sizeof alpha, l->config.alpha);
+    lisa__write(&w, "{\n  \"base_model_name_or_path\": ", strlen("{\n  \"base_model_name_or_path\": "));
+    if (!base_model || !lisa__json_write_string(&w, base_model, strlen(base_model))) lisa__write(&w, "null", 4);
+    snprintf(line, sizeof line,
+             ",\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"r\": %d,\n  \"lora_alpha\": %s,\n",
+             l->config.rank, alpha);
+    lisa__write(&w, line, strlen(line));
+    {
+        static const char fixed[] = "  \"lora_dropout\": 0.0,\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n"
+                                    "  \"inference_mode\": true,\n  \"use_rslora\": false,\n  \"use_dora\": false,\n"
+                                    "  \"target_modules\": [";
+        lisa__write(&w, fixed, sizeof fixed - 1);
+    }
+    for (t = 0; t < LISA_LORA_N_TARGETS; t++) {
+        if (l->slot[t] < 0) continue;
+        snprintf(line, sizeof line, "%s\"%s\"", first ? "" : ", ", lisa_lora_target_name(t));
+        lisa__write(&w, line, strlen(line));
+        first = 0;
+    }
+    lisa__write(&w, "]\n}\n", 4);
+    return lisa__writer_close(&w, err);
+}
+#endif
+
+#ifndef LISA_NO_STDIO
 
 /* ---- JSON out ------------------------------------------------------------ */
 

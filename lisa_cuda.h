@@ -327,6 +327,10 @@ static lisa_result lisa__cuda_check_configs(lisa_config *c, lisa_train_config *t
     lisa_result r;
     if ((r = lisa_config_resolve(c, err)) != LISA_OK) return r;
     if ((r = lisa_train_config_resolve(tc, c, err)) != LISA_OK) return r;
+    if (tc->mode == LISA_MODE_LORA) {
+        lisa_error_set(err, LISA_ERR_INVALID, "%s", "LoRA mode runs on lisa.h's CPU trainer only, not on the GPU");
+        return LISA_ERR_INVALID;
+    }
     if (tc->mode == LISA_MODE_FULL) tc->lisa_probs = NULL;
     if (dtype != LISA_DTYPE_F32 && dtype != LISA_DTYPE_BF16) {
         lisa_error_set(err, LISA_ERR_INVALID, "unknown dtype %d", (int)dtype);

@@ -218,15 +218,19 @@ static int max_int(int a, int b) { return a > b ? a : b; }
 /* ---- options: one table drives every command's parsing and --help -------- */
 
 /* The commands, as the bits of an option's "taken by" column. */
-enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_PLAN = 4, CMD_CONVERT = 8, CMD_TOKENIZE = 16, CMD_GENERATE = 32, CMD_DEMO = 64 };
+enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_PLAN = 4, CMD_CONVERT = 8, CMD_TOKENIZE = 16, CMD_GENERATE = 32, CMD_DEMO = 64,
+       CMD_COMPARE = 128 /* compare takes train's options (its bit is CMD_TRAIN | CMD_COMPARE) and its own */ };
 
-#define MAX_OPTIONS 96 /* rows of option_table at most */
+#define MAX_OPTIONS 128 /* rows of option_table at most */
 
 /* Every command's options; each command reads the ones it takes. */
 typedef struct options {
     const char *model, *init, *data, *out, *log, *save_state, *resume, *tokenizer, *val, *plot, *prompt;
     const char *chat_template; /* --chat-template: a built-in template's name */
     const char *max_shard_size; /* --max-shard-size: "5GB", "100MiB", bytes */
+    const char *lora_targets, *out_adapter, *lora_adapter_in; /* LoRA: --lora-targets, adapter directories */
+    const char *methods;     /* compare --methods */
+    float lr_full, lr_lora, lr_lisa; /* compare's learning rate per method (0: --lr) */
     const char *args[2];     /* convert's IN OUT, tokenize's IN.txt OUT.tok */
     int n_args;
     int steps, threads, save_every, pack, eval_every, batches, gpu_index, quick, chat, show_ids;
@@ -262,6 +266,7 @@ typedef struct choice {
                           trained model instead, so train --resume takes --model and --init only
                           for a model of the state's shape, and --seed (not recorded) as it is */
 #define OPT_LISA 8u    /* a LISA setting: refused unless the mode is lisa */
+#define OPT_LORA 16u   /* a LoRA setting: refused unless the mode is lora */
 
 typedef struct option {
     const char *name, *arg;  /* "--batch", "B"; no arg: a flag */
@@ -275,7 +280,8 @@ typedef struct option {
     const char *help;        /* its lines after the first are indented under it */
 } option;
 
-static const choice mode_choices[] = {{"full", LISA_MODE_FULL}, {"lisa", LISA_MODE_LISA}, {NULL, 0}};
+static const choice mode_choices[] = {
+    {"full", LISA_MODE_FULL}, {"lisa", LISA_MODE_LISA}, {"lora", LISA_MODE_LORA}, {NULL, 0}};
 static const choice order_choices[] = {{"random", LISA_ORDER_RANDOM}, {"cyclic", LISA_ORDER_CYCLIC}, {NULL, 0}};
 static const choice schedule_choices[] = {
     {"constant", LISA_SCHEDULE_CONSTANT}, {"cosine", LISA_SCHEDULE_COSINE}, {"linear", LISA_SCHEDULE_LINEAR}, {NULL, 0}};
@@ -303,6 +309,7 @@ static const choice device_choices[] = {{"gpu", 1}, {"cpu", 0}, {NULL, 0}};
 #define SET OPT_SETTING
 #define START OPT_START
 #define ONLY_LISA (OPT_SETTING | OPT_LISA)
+#define ONLY_LORA (OPT_SETTING | OPT_LORA)
 
 /* Every option of every command, in the order of the help. */
 static const option option_table[] = {
@@ -428,7 +435,7 @@ static const option option_table[] = {
          "\nLISA (layerwise importance sampling: embedding, final norm and head always train; of the\n"
          "decoder layers only G sampled ones do, resampled every K steps; the --lisa-* options need\n"
          "--mode lisa):"),
-    CHOICE("--mode", "M", TRAIN_PLAN, SET, mode, mode_choices, "full | lisa (default full)"),
+    CHOICE("--mode", "M", TRAIN_PLAN, SET, mode, mode_choices, "full | lisa | lora (default full)"),
     INT("--lisa-layers", "G", TRAIN_PLAN, ONLY_LISA, tc.lisa_layers, 1, 1L << 12, NULL, "layers trained at a time (default 2)"),
     INT("--lisa-interval", "K", TRAIN_PLAN, ONLY_LISA, tc.lisa_interval, 1, 1L << 30, NULL,
         "steps between resamplings (default 20)"),
@@ -440,6 +447,24 @@ static const option option_table[] = {
     FLAG("--lisa-keep-state", TRAIN_PLAN, ONLY_LISA, tc.keep_state,
          "keep the AdamW moments of layers that leave (costs their memory;\n"
          "by default a leaving layer frees them and restarts from zero when resampled)"),
+    NOTE(TRAIN_PLAN, 0,
+         "\nLoRA (--mode lora: the model's weights stay frozen; adapters W + (alpha/r) B A train, A\n"
+         "Kaiming-uniform and B zero as peft starts them; the --lora-* settings need --mode lora):"),
+    INT("--lora-rank", "R", TRAIN_PLAN, ONLY_LORA, tc.lora.rank, 1, 4096, NULL, "adapter rank r (default 8)"),
+    FLOAT("--lora-alpha", TRAIN_PLAN, ONLY_LORA, tc.lora.alpha, NULL, "adapter scale alpha; they add (alpha/r) B A (default 16)"),
+    TEXT("--lora-targets", "LIST", TRAIN_PLAN, OPT_LORA, lora_targets, NULL,
+         "the projections that get adapters, of q,k,v,o,gate,up,down (default all)"),
+    FLAG("--lora-train-embed", TRAIN_PLAN, ONLY_LORA, tc.lora.train_embed, "also train the embedding"),
+    FLAG("--lora-train-head", TRAIN_PLAN, ONLY_LORA, tc.lora.train_head, "also train the head"),
+    FLAG("--lora-train-norms", TRAIN_PLAN, ONLY_LORA, tc.lora.train_norms, "also train every RMSNorm weight"),
+    TEXT("--lora-adapter-in", "DIR", CMD_TRAIN, OPT_LORA, lora_adapter_in, NULL,
+         "start from a peft adapter directory (adapter_config.json +\n"
+         "adapter_model.safetensors); its r, lora_alpha and target_modules are used"),
+    TEXT("--out-adapter", "DIR", CMD_TRAIN, OPT_LORA, out_adapter, NULL,
+         "also write the trained adapter in peft's format (PeftModel.from_pretrained\n"
+         "reads it); --out gets the merged model"),
+    TEXT("--lora-adapter-in", "DIR", CMD_EVAL | CMD_GENERATE, 0, lora_adapter_in, NULL,
+         "a peft LoRA adapter directory, merged into --model before use"),
     FLAG("--freeze-embed", TRAIN_PLAN, SET, tc.freeze_embed, "never train the embedding (with a tied head: the shared matrix)"),
     FLAG("--freeze-head", TRAIN_PLAN, SET, tc.freeze_head, "never train the head (with a tied head: the shared matrix)"),
     FLAG("--freeze-norm", TRAIN_PLAN, SET, tc.freeze_final_norm, "never train the final norm"),
@@ -466,6 +491,14 @@ static const option option_table[] = {
            "master weights, gradients and moments for trained blocks) or fp32;\n"
            "bf16 implies --device gpu"),
     ROW("--budget", "GIB", CMD_PLAN, 0, KIND_FLOAT, budget, 0, 0, NULL, NULL, "also say whether the peak fits in this many GiB"),
+    NOTE(CMD_COMPARE, 0, "\ncompare's own options (train's above set what every method shares):"),
+    TEXT("--methods", "LIST", CMD_COMPARE, 0, methods, "full,lora,lisa", "the methods to run, in order, of full, lora and lisa (default all three)"),
+    FLOAT("--lr-full", CMD_COMPARE, 0, lr_full, NULL, "full fine-tuning's learning rate (default --lr)"),
+    FLOAT("--lr-lora", CMD_COMPARE, 0, lr_lora, NULL, "LoRA's learning rate (default --lr; LoRA usually wants a larger one)"),
+    FLOAT("--lr-lisa", CMD_COMPARE, 0, lr_lisa, NULL, "LISA's learning rate (default --lr)"),
+    ROW("--budget", "GIB", CMD_COMPARE, 0, KIND_FLOAT, budget, 0, 0, NULL, NULL,
+        "a method whose planned peak exceeds this many GiB is reported as not\n"
+        "fitting and not run"),
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 typedef char options_given_fits[N_OPTIONS <= MAX_OPTIONS ? 1 : -1]; /* else raise MAX_OPTIONS */
@@ -482,6 +515,7 @@ typedef char options_given_fits[N_OPTIONS <= MAX_OPTIONS ? 1 : -1]; /* else rais
 #undef SET
 #undef START
 #undef ONLY_LISA
+#undef ONLY_LORA
 
 /* A command of the program: its name, what it takes and its help. */
 typedef struct command {
@@ -622,6 +656,27 @@ static const lisa_chat_template *named_template_or_die(const char *name) {
     return t;
 }
 
+/* "q,k,v" into LoRA's target bits; peft's module names (q_proj) work too. */
+static unsigned parse_lora_targets(const char *list) {
+    static const char *const short_names[LISA_LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
+    unsigned bits = 0;
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        int t;
+        for (t = 0; t < LISA_LORA_N_TARGETS; t++)
+            if ((strlen(short_names[t]) == n && !strncmp(p, short_names[t], n)) ||
+                (strlen(lisa_lora_target_name(t)) == n && !strncmp(p, lisa_lora_target_name(t), n)))
+                break;
+        if (t == LISA_LORA_N_TARGETS) die("--lora-targets: '%.*s' is not one of q,k,v,o,gate,up,down", (int)n, p);
+        bits |= 1u << t;
+        p += n;
+        if (*p == ',') p++;
+    }
+    if (!bits) die("%s", "--lora-targets: name at least one of q,k,v,o,gate,up,down");
+    return bits;
+}
+
 /* The choices given, into the train config. */
 static void options_finish(options *o) {
     if (o->chat_template) named_template_or_die(o->chat_template);
@@ -629,6 +684,7 @@ static void options_finish(options *o) {
     if (o->order >= 0) o->tc.lisa_order = (lisa_layer_order)o->order;
     if (o->schedule >= 0) o->tc.schedule.kind = (lisa_schedule_kind)o->schedule;
     if (o->n_probs) o->tc.lisa_probs = o->probs;
+    if (o->lora_targets) o->tc.lora.targets = parse_lora_targets(o->lora_targets);
 }
 
 /* argv (after the command's name) into o, by the table; --help prints the
@@ -736,14 +792,33 @@ static void options_of_state(options *s, const lisa_train_config *tc, int n_laye
     }
 }
 
+static void refuse_lora_options_outside_lora(const options *o, lisa_mode mode);
+
 /* The --lisa-* options apply to LISA mode only: given in full mode they would
    silently do nothing. why says where the full mode comes from, and what to do. */
 static void refuse_lisa_options_in_full_mode(const options *o, lisa_mode mode, const char *why) {
     size_t i;
+    if (mode == LISA_MODE_LORA) {
+        for (i = 0; i < N_OPTIONS; i++)
+            if (o->given[i] && (option_table[i].flags & OPT_LISA))
+                die("%s is a LISA setting, but the mode is lora", option_table[i].name);
+        return;
+    }
+    refuse_lora_options_outside_lora(o, mode);
     if (mode != LISA_MODE_FULL) return;
     for (i = 0; i < N_OPTIONS; i++)
         if (o->given[i] && (option_table[i].flags & OPT_LISA))
             die("%s is a LISA setting, but %s", option_table[i].name, why);
+}
+
+/* The --lora-* options apply to LoRA mode only. */
+static void refuse_lora_options_outside_lora(const options *o, lisa_mode mode) {
+    size_t i;
+    if (mode == LISA_MODE_LORA) return;
+    for (i = 0; i < N_OPTIONS; i++)
+        if (o->given[i] && (option_table[i].flags & OPT_LORA) && (option_table[i].commands & (CMD_TRAIN | CMD_PLAN)) &&
+            option_table[i].name)
+            die("%s is a LoRA setting, but the mode is not lora: add --mode lora", option_table[i].name);
 }
 
 /* Whether a run trains (or plans) on the GPU: --device, else the build's
@@ -1354,6 +1429,7 @@ static const char *layers_text(const runner *r, char *buf, size_t size, int json
     int layers[4096], n = runner_active_layers(r, layers), i;
     size_t at = 0;
     if (!json && r->config.mode == LISA_MODE_FULL) return "all";
+    if (!json && r->config.mode == LISA_MODE_LORA) return "adapters";
     buf[at++] = '[';
     for (i = 0; i < n && at + 12 < size; i++)
         at += (size_t)snprintf(buf + at, size - at, i ? ",%d" : "%d", layers[i]);
@@ -1497,7 +1573,9 @@ static double eval_loss(const lisa_model *m, const data_source *data, int B, int
     lisa_error err;
     double loss;
     e.m = m;
-    if (lisa_acts_init(&e.acts, &m->config, B, T, 0, NULL, &err) != LISA_OK) die("%s", err.message);
+    /* attached adapters keep their products per layer only without checkpointing */
+    if (lisa_acts_init(&e.acts, &m->config, B, T, m->lora ? m->lora->checkpointing : 0, NULL, &err) != LISA_OK)
+        die("%s", err.message);
     loss = mean_loss(data, B, T, n, cpu_batch_loss, &e);
     lisa_acts_free(&e.acts);
     return loss;
@@ -1529,6 +1607,9 @@ static void train_intro(runner *r, const options *o, int first) {
     if (tc->mode == LISA_MODE_LISA)
         fprintf(stderr, "training steps %d to %d with LISA: %d of %d layers at a time, resampled every %d steps\n",
                 first + 1, o->steps, tc->lisa_layers, r->model->config.n_layers, tc->lisa_interval);
+    else if (tc->mode == LISA_MODE_LORA)
+        fprintf(stderr, "training steps %d to %d with LoRA: rank %d, alpha %g, the layers frozen\n", first + 1,
+                o->steps, tc->lora.rank, (double)tc->lora.alpha);
     else
         fprintf(stderr, "training steps %d to %d, all layers\n", first + 1, o->steps);
     if (RUNNER_ON_GPU(r))
@@ -1644,6 +1725,49 @@ static void data_text_setup(text_setup *ts, const options *o, int model_vocab) {
     if (is_instruction_data(o->data) || is_instruction_data(o->val)) text_setup_load(ts, o, NULL, model_vocab, 1);
 }
 
+/* --lora-adapter-in: the adapter's r, lora_alpha and target_modules become
+   the run's (a --lora-rank, --lora-alpha or --lora-targets given must agree). */
+static void lora_config_from_adapter(options *o) {
+    lisa_lora_config lc;
+    lisa_error err;
+    if (o->tc.mode != LISA_MODE_LORA) die("%s", "train: --lora-adapter-in needs --mode lora");
+    if (lisa_lora_read_peft_config(o->lora_adapter_in, &lc, NULL, &err) != LISA_OK) die("%s", err.message);
+    if ((o->tc.lora.rank && o->tc.lora.rank != lc.rank) || (o->tc.lora.alpha != 0.0f && o->tc.lora.alpha != lc.alpha) ||
+        (o->lora_targets && o->tc.lora.targets != lc.targets))
+        die("%s: its r %d, lora_alpha %g or target_modules differ from --lora-rank, --lora-alpha or --lora-targets",
+            o->lora_adapter_in, lc.rank, (double)lc.alpha);
+    o->tc.lora.rank = lc.rank;
+    o->tc.lora.alpha = lc.alpha;
+    o->tc.lora.targets = lc.targets;
+}
+
+/* The end of a LoRA run: the adapter in peft's format (--out-adapter), then
+   folded into the model, which --out saves. */
+static void finish_lora(runner *r, lisa_model *m, const options *o) {
+    lisa_error err;
+    if (o->out_adapter && dp_root()) {
+        mkdir(o->out_adapter, 0777); /* an existing directory is fine; other failures show in the save */
+        if (lisa_lora_save_peft(&r->cpu.lora, o->out_adapter, o->model, &err) != LISA_OK) die("%s", err.message);
+        fprintf(stderr, "wrote the adapter to %s\n", o->out_adapter);
+    }
+    m->lora = NULL;
+    lisa_lora_merge(m, &r->cpu.lora);
+}
+
+/* eval and generate --lora-adapter-in: the adapter merged into m. */
+static void merge_adapter_or_die(lisa_model *m, const char *dir) {
+    lisa_lora_config lc;
+    lisa_lora l;
+    lisa_error err;
+    if (!dir) return;
+    if (lisa_lora_read_peft_config(dir, &lc, NULL, &err) != LISA_OK ||
+        lisa_lora_init(&l, &m->config, &lc, 0, 0, 0, NULL, &err) != LISA_OK)
+        die("%s", err.message);
+    if (lisa_lora_load_peft(&l, dir, &err) != LISA_OK) die("%s", err.message);
+    lisa_lora_merge(m, &l);
+    lisa_lora_free(&l);
+}
+
 static int cmd_train(options *o) {
     lisa_model m;
     runner r;
@@ -1656,6 +1780,7 @@ static int cmd_train(options *o) {
     if (!o->resume && !o->model && !o->init) die("%s", "train: give exactly one of --model, --init and --resume");
     if (!o->resume) refuse_lisa_options_in_full_mode(o, o->tc.mode, "the mode is full (the default): add --mode lisa");
     if (!o->data) die("%s", "train: --data is required");
+    if (o->lora_adapter_in && !o->resume) lora_config_from_adapter(o);
     if (!o->out) die("%s", "train: --out is required");
     check_out_dtype(o->out, out_dtype(o));
     if (o->max_shard_size) g_max_shard_bytes = parse_shard_size(o->max_shard_size);
@@ -1673,6 +1798,10 @@ static int cmd_train(options *o) {
         r.model = &m;
         r.config = r.cpu.config;
         refuse_changed_settings(o, &r.config, &m.config);
+        if (o->lora_targets && o->tc.lora.targets != r.config.lora.targets)
+            die("--lora-targets %s differs from the state's adapters; a resumed run keeps the state's settings",
+                o->lora_targets);
+        if (o->lora_adapter_in) die("%s", "train: --lora-adapter-in starts a run; a resumed run has its adapters");
         refuse_lisa_options_in_full_mode(o, r.config.mode, "the state's run trains every layer (mode full): drop it");
         if (dp_root()) fprintf(stderr, "resuming %s at step %d\n", o->resume, r.cpu.step);
         runner_resume_on_gpu(&r, o);
@@ -1685,9 +1814,13 @@ static int cmd_train(options *o) {
         }
         resolve_seq(o, &m.config);
         check_probs(o, &m.config);
+        if (o->tc.mode == LISA_MODE_LORA && on_gpu(o))
+            die("%s", "train --mode lora: LoRA trains on the CPU only (add --device cpu)");
         dp_same_start(m.params, m.layout.n_params);
         o->tc.comm = dp_train_comm(on_gpu(o), &o->gpu_index);
         runner_init(&r, &m, o);
+        if (o->lora_adapter_in && lisa_lora_load_peft(&r.cpu.lora, o->lora_adapter_in, &err) != LISA_OK)
+            die("%s", err.message);
     }
     data_text_setup(&ts, o, m.config.vocab_size);
     load_data_or_die(&data, o->data, &ts, m.config.vocab_size, r.config.seq, o->pack);
@@ -1699,12 +1832,14 @@ static int cmd_train(options *o) {
     train_loop(&r, &data, o->val ? &val : NULL, o, log, &hist);
     if (log) fclose(log);
     if (o->plot && dp_root()) {
-        write_plot(o->plot, &hist, r.config.mode == LISA_MODE_LISA ? "lisa train: LISA" : "lisa train: all layers");
+        write_plot(o->plot, &hist, r.config.mode == LISA_MODE_LISA ? "lisa train: LISA"
+                                   : r.config.mode == LISA_MODE_LORA ? "lisa train: LoRA" : "lisa train: all layers");
         fprintf(stderr, "wrote %s\n", o->plot);
     }
     history_free(&hist);
     if (o->val) data_free(&val);
     runner_sync_model(&r);
+    if (r.config.mode == LISA_MODE_LORA) finish_lora(&r, &m, o);
     runner_free(&r);
     dp_report_weights(m.params, m.layout.n_params);
     if (dp_root()) save_model_or_die(&m, o->out, out_dtype(o), tokenizer_spec(o, NULL));
@@ -1982,6 +2117,7 @@ static int cmd_eval(options *o) {
     if (!o->model || !o->data) die("%s", "eval: --model and --data are required");
     set_threads(o->threads);
     load_model_or_die(&m, o->model);
+    merge_adapter_or_die(&m, o->lora_adapter_in);
     resolve_seq(o, &m.config);
     T = o->tc.seq;
     if (T > m.config.max_seq_len) die("%s", "eval: --seq exceeds the model's maximum sequence length");
@@ -2045,6 +2181,9 @@ static int cmd_plan(options *o) {
     if (o->tc.mode == LISA_MODE_LISA)
         printf("LISA: %d of %d layers at a time%s\n\n", o->tc.lisa_layers, c.n_layers,
                o->tc.keep_state ? ", keeping every sampled layer's moments" : "");
+    else if (o->tc.mode == LISA_MODE_LORA)
+        printf("LoRA: rank %d, alpha %g, the layers frozen\n\n", o->tc.lora.rank ? o->tc.lora.rank : 8,
+               o->tc.lora.alpha != 0.0f ? (double)o->tc.lora.alpha : 16.0);
     else
         printf("full fine-tuning\n\n");
     printf("  %-13s %16s %16s\n", "", "this setup", "full fine-tune");
@@ -2229,6 +2368,7 @@ static int cmd_generate(options *o) {
         die("%s", "generate: need temperature >= 0 and 0 < top-p <= 1");
     set_threads(o->threads);
     load_model_or_die(&m, o->model);
+    merge_adapter_or_die(&m, o->lora_adapter_in);
     text_setup_load(&ts, o, "bytes", m.config.vocab_size, o->chat);
     if (!o->tokenizer && ts.tok.kind == LISA_TOKENIZER_BYTES && m.config.vocab_size != LISA_BYTES_VOCAB)
         fprintf(stderr, "lisa: generate: no --tokenizer, and %s holds no tokenizer: using bytes, which a model "
@@ -2779,6 +2919,208 @@ static int demo_real_run(options *o) {
     return ok ? 0 : 1;
 }
 
+/* ---- compare ------------------------------------------------------------- */
+
+typedef struct compare_row {
+    const char *name;
+    lisa_mode mode;
+    int ran, fits, exact_n;
+    size_t trainable, planned, measured;
+    float lr;
+    double final_loss, val_loss, exact, tok_s;
+    float *losses;           /* (steps) */
+} compare_row;
+
+/* The starting model, the same for every method: --model, or --init with --seed. */
+static void compare_start_model(lisa_model *m, const options *o) {
+    lisa_error err;
+    if (o->model) {
+        load_model_or_die(m, o->model);
+        return;
+    }
+    {
+        lisa_config c = parse_init(o->init);
+        if (lisa_model_init(m, &c, NULL, &err) != LISA_OK) die("--init: %s", err.message);
+        lisa_model_init_random(m, o->seed);
+    }
+}
+
+/* One method's run: plan, train (unless it does not fit), evaluate. */
+static void compare_run(compare_row *row, const options *o, const data_source *data, const data_source *val,
+                        const text_setup *ts, FILE *log) {
+    lisa_model m;
+    lisa_trainer t;
+    lisa_train_config tc = o->tc;
+    lisa_memory_plan plan;
+    lisa_error err;
+    size_t span;
+    int *inputs, step, tail = max_int(1, o->steps / 10);
+    double t0, sum = 0.0;
+    compare_start_model(&m, o);
+    tc.mode = row->mode;
+    tc.schedule.lr = row->lr;
+    if (tc.schedule.total_steps == 0) tc.schedule.total_steps = o->steps;
+    if (lisa_plan_memory(&m.config, &tc, LISA_DTYPE_F32, &plan, &err) != LISA_OK) die("%s: %s", row->name, err.message);
+    row->planned = plan.peak;
+    row->trainable = plan.trained_params;
+    row->fits = !(o->budget > 0.0f && plan.peak > o->budget * 1073741824.0);
+    if (!row->fits) {
+        fprintf(stderr, "compare: %s does not fit in %.2f GiB (planned peak %.2f GiB): not run\n", row->name,
+                (double)o->budget, plan.peak / 1073741824.0);
+        lisa_model_free(&m);
+        return;
+    }
+    if (lisa_trainer_init(&t, &m, &tc, NULL, &err) != LISA_OK) die("%s: %s", row->name, err.message);
+    span = (size_t)tc.batch * tc.seq;
+    if (!(inputs = (int *)malloc(2 * span * sizeof(int)))) die("%s", "out of memory");
+    fprintf(stderr, "compare: %s, %d steps at lr %g\n", row->name, o->steps, (double)row->lr);
+    t0 = now_seconds();
+    for (step = 0; step < o->steps; step++) {
+        lisa_step_info s;
+        data_batch(data, step, tc.batch, tc.seq, inputs, inputs + span);
+        if (lisa_trainer_step(&t, inputs, inputs + span, &s) != LISA_OK) die("%s: out of memory", row->name);
+        row->losses[step] = s.loss;
+        if (step >= o->steps - tail) sum += s.loss;
+        if (log)
+            fprintf(log, "{\"method\":\"%s\",\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f}\n", row->name,
+                    s.step, s.loss, s.lr, s.grad_norm);
+    }
+    row->tok_s = o->steps ? (double)o->steps * span / fmax(1e-9, now_seconds() - t0) : 0.0;
+    row->final_loss = o->steps ? sum / min_int(tail, o->steps) : 0.0;
+    row->measured = t.peak_bytes;
+    free(inputs);
+    if (t.config.mode == LISA_MODE_LORA) {
+        m.lora = NULL;
+        lisa_lora_merge(&m, &t.lora);
+    }
+    lisa_trainer_free(&t);
+    row->ran = 1;
+    row->val_loss = row->exact = -1.0;
+    if (val) {
+        row->val_loss = eval_loss(&m, val, tc.batch, tc.seq, data_batches(val, tc.batch, tc.seq));
+        if (val->is_sft) row->exact = exact_match(&m, ts, o->val, &row->exact_n);
+    }
+    lisa_model_free(&m);
+}
+
+/* Every method's training loss on one chart. */
+static void write_compare_plot(const char *path, const compare_row *rows, int n, int steps) {
+    static const char *const colors[3] = {"#1f5fbf", "#d9480f", "#2b8a3e"};
+    const double W = 800, H = 420, L = 60, R = 20, T = 40, B = 50;
+    double y0 = 1e30, y1 = -1e30, x1 = steps > 1 ? steps : 2;
+    FILE *f;
+    int i, k;
+    for (i = 0; i < n; i++)
+        for (k = 0; rows[i].ran && k < steps; k++) {
+            y0 = fmin(y0, rows[i].losses[k]);
+            y1 = fmax(y1, rows[i].losses[k]);
+        }
+    if (y0 > y1) return;
+    if (y1 - y0 < 1e-6) y1 = y0 + 1.0;
+#define PX(s) (L + ((s) - 1) / (x1 - 1) * (W - L - R))
+#define PY(v) (T + (y1 - (v)) / (y1 - y0) * (H - T - B))
+    if (!(f = fopen(path, "w"))) die("cannot open %s for writing", path);
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"24\" font-size=\"15\">lisa compare: training loss</text>\n", L);
+    fprintf(f, "<g stroke=\"#999\"><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/></g>\n",
+            L, H - B, W - R, H - B, L, T, L, H - B);
+    for (k = 0; k <= 4; k++) {
+        double v = y0 + (y1 - y0) * k / 4, st = 1 + (x1 - 1) * k / 4;
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n", L - 6, PY(v) + 4, v);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", PX(st), H - B + 18, st);
+    }
+    for (i = 0; i < n; i++) {
+        if (!rows[i].ran) continue;
+        fprintf(f, "<polyline class=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", rows[i].name, colors[i % 3]);
+        for (k = 0; k < steps; k++) fprintf(f, "%s%.1f,%.1f", k ? " " : "", PX(k + 1.0), PY(rows[i].losses[k]));
+        fprintf(f, "\"/>\n<text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">%s</text>\n", W - R - 80, T + 4 + 16.0 * i, colors[i % 3], rows[i].name);
+    }
+    fprintf(f, "</svg>\n");
+#undef PX
+#undef PY
+    if (fclose(f) != 0) die("%s: write failed", path);
+}
+
+static void print_compare_table(const compare_row *rows, int n) {
+    int i;
+    printf("| method | trainable params | final train loss | val loss | exact match | tokens/s | peak planned | peak measured |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (i = 0; i < n; i++) {
+        const compare_row *r = &rows[i];
+        char val[32] = "-", em[32] = "-";
+        if (!r->ran) {
+            printf("| %s | %.0f | does not fit the budget | - | - | - | %.1f MB | - |\n", r->name, (double)r->trainable,
+                   r->planned / 1e6);
+            continue;
+        }
+        if (r->val_loss >= 0) snprintf(val, sizeof val, "%.4f", r->val_loss);
+        if (r->exact >= 0) snprintf(em, sizeof em, "%.1f%% of %d", 100.0 * r->exact, r->exact_n);
+        printf("| %s | %.0f | %.4f | %s | %s | %.0f | %.1f MB | %.1f MB |\n", r->name, (double)r->trainable, r->final_loss,
+               val, em, r->tok_s, r->planned / 1e6, r->measured / 1e6);
+    }
+}
+
+static int cmd_compare(options *o) {
+    static const struct { const char *name; lisa_mode mode; } known[3] = {
+        {"full", LISA_MODE_FULL}, {"lora", LISA_MODE_LORA}, {"lisa", LISA_MODE_LISA}};
+    compare_row rows[3];
+    data_source data, val;
+    text_setup ts;
+    lisa_model m;
+    FILE *log = NULL;
+    const char *p = o->methods;
+    int n = 0, i;
+    if (!o->model == !o->init) die("%s", "compare: give exactly one of --model and --init");
+    if (!o->data) die("%s", "compare: --data is required");
+    if (o->out || o->resume || o->save_state || o->out_adapter || o->lora_adapter_in || o->mode >= 0)
+        die("%s", "compare: --out, --resume, --save-state, --out-adapter, --lora-adapter-in and --mode are train's; "
+                  "compare runs every method of --methods and saves nothing");
+    memset(rows, 0, sizeof rows);
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        int k;
+        for (k = 0; k < 3 && !(strlen(known[k].name) == len && !strncmp(p, known[k].name, len)); k++) {
+        }
+        if (k == 3) die("--methods: '%.*s' is not one of full, lora, lisa", (int)len, p);
+        for (i = 0; i < n; i++)
+            if (rows[i].mode == known[k].mode) die("--methods: %s appears twice", known[k].name);
+        if (n == 3) die("%s", "--methods: at most three");
+        rows[n].name = known[k].name;
+        rows[n].mode = known[k].mode;
+        n++;
+        p += len;
+        if (*p == ',') p++;
+    }
+    if (!n) die("%s", "--methods: name at least one of full, lora, lisa");
+    set_threads(o->threads);
+    compare_start_model(&m, o); /* for the shapes; each run loads its own copy */
+    resolve_seq(o, &m.config);
+    check_probs(o, &m.config);
+    data_text_setup(&ts, o, m.config.vocab_size);
+    load_data_or_die(&data, o->data, &ts, m.config.vocab_size, o->tc.seq, o->pack);
+    if (o->val) load_data_or_die(&val, o->val, &ts, m.config.vocab_size, o->tc.seq, o->pack);
+    lisa_model_free(&m);
+    if (o->log && !(log = fopen(o->log, "w"))) die("cannot open %s for writing", o->log);
+    for (i = 0; i < n; i++) {
+        float lr = rows[i].mode == LISA_MODE_FULL ? o->lr_full : rows[i].mode == LISA_MODE_LORA ? o->lr_lora : o->lr_lisa;
+        rows[i].lr = lr > 0.0f ? lr : o->tc.schedule.lr;
+        if (!(rows[i].losses = (float *)calloc((size_t)o->steps + 1, sizeof(float)))) die("%s", "out of memory");
+        compare_run(&rows[i], o, &data, o->val ? &val : NULL, &ts, log);
+    }
+    if (log) fclose(log);
+    printf("compare: %d steps of batch %d x seq %d, %d thread(s)\n\n", o->steps, o->tc.batch, o->tc.seq, thread_count());
+    print_compare_table(rows, n);
+    if (o->plot) {
+        write_compare_plot(o->plot, rows, n, o->steps);
+        fprintf(stderr, "wrote %s\n", o->plot);
+    }
+    for (i = 0; i < n; i++) free(rows[i].losses);
+    text_setup_free(&ts);
+    if (o->val) data_free(&val);
+    data_free(&data);
+    return 0;
+}
+
 static int cmd_demo(options *o) {
     lisa_config c;
     lisa_model m;
@@ -2875,6 +3217,17 @@ static const command commands[] = {
     {"generate", CMD_GENERATE, cmd_generate, 0, "continue a prompt with a model", "usage: lisa generate --model M [options]",
      "Continues a prompt, one token per step through a KV cache, up to EOS. With --chat the\n"
      "prompt is a user message in the chat template and the answer ends at its end of turn.\n"},
+    {"compare", CMD_TRAIN | CMD_COMPARE, cmd_compare, 0, "full fine-tuning, LoRA and LISA on the same data, one table",
+     "usage: lisa compare (--model M | --init SPEC) --data TRAIN [--val VAL] [--methods full,lora,lisa]\n"
+     "                    [--steps N] [--lr-full X --lr-lora X --lr-lisa X] [--budget GIB] [--plot FILE.svg]\n"
+     "                    [--log FILE.jsonl] [train's options]",
+     "Trains each method in turn from the same starting weights, with the same batches in the same\n"
+     "order, the same seeds and schedule, and prints one table: trainable parameters (at once),\n"
+     "final training loss (the mean over the last tenth of the steps), validation loss and, on\n"
+     "instruction data, exact match of greedy answers (--val), tokens per second, and peak memory\n"
+     "as planned and as counted. LoRA's adapters are merged before evaluation. --plot draws every\n"
+     "method's loss curve on one chart; --log writes one line per step and method. The model is\n"
+     "not saved (train does that).\n"},
     {"demo", CMD_DEMO, cmd_demo, 0, "train a small model on built-in data, no files needed",
      "usage: lisa demo [--quick] [--threads N]   or   lisa demo --model FILE.gguf [--steps N] [--out OUT] [--threads N]",
      "Needs no files. Makes instruction data in code: a text family (\"copy abc:\" -> \"abc\",\n"

@@ -438,5 +438,56 @@ bad_shard_sizes() {
 }
 check "--max-shard-size refuses 0, bits, fractions, unknown units" bad_shard_sizes
 check "convert --help and train --help name --max-shard-size" sh -c "$lisa convert --help | grep -q -- --max-shard-size && $lisa train --help | grep -q -- --max-shard-size"
+
+# LoRA: the base model frozen, adapters trained; --out the merged model, --out-adapter peft's files.
+lora="$lisa train --init $init --data $tmp/train.tok --batch 4 --seq 16 --lr 1e-2 --mode lora --lora-rank 4"
+check "train --mode lora writes the merged model and a peft adapter" $lora --steps 12 --out "$tmp/lora.bin" --out-adapter "$tmp/ad" --log "$tmp/lora.jsonl"
+check "the adapter directory holds peft's two files" sh -c "test -s '$tmp/ad/adapter_model.safetensors' && grep -q '\"peft_type\": \"LORA\"' '$tmp/ad/adapter_config.json' && grep -q '\"r\": 4,' '$tmp/ad/adapter_config.json'"
+check "LoRA lowers the loss" awk -v a="$(loss_of "$tmp/lora.jsonl" 1)" -v b="$(loss_of "$tmp/lora.jsonl" 12)" 'BEGIN { exit !(b < a) }'
+check "train 0 steps in LoRA mode saves the base model" $lora --steps 0 --out "$tmp/lora_base.bin"
+check "eval --lora-adapter-in on the base equals eval of the merged model" sh -c "
+    $lisa eval --model '$tmp/lora.bin' --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/e_merged.txt' &&
+    $lisa eval --model '$tmp/lora_base.bin' --lora-adapter-in '$tmp/ad' --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/e_ad.txt' &&
+    $lisa eval --model '$tmp/lora_base.bin' --data '$tmp/val.tok' --batch 2 --seq 16 > '$tmp/e_base.txt' &&
+    a=\$(sed 's/^loss \([0-9.]*\).*/\1/' '$tmp/e_merged.txt') && b=\$(sed 's/^loss \([0-9.]*\).*/\1/' '$tmp/e_ad.txt') &&
+    c=\$(sed 's/^loss \([0-9.]*\).*/\1/' '$tmp/e_base.txt') &&
+    awk -v a=\$a -v b=\$b -v c=\$c 'BEGIN { d = a - b; exit !(d < 1e-4 && d > -1e-4 && c != a) }'"
+binit="dim=32,hidden=64,layers=2,heads=4,kv_heads=2,vocab=258,seq=32"
+check "generate --lora-adapter-in on the base says what the merged model says" sh -c "
+    $lisa train --init $binit --data '$tmp/train.tok' --batch 4 --seq 16 --lr 5e-2 --mode lora --steps 4 --out '$tmp/gm.bin' --out-adapter '$tmp/gad' 2> /dev/null &&
+    $lisa train --init $binit --data '$tmp/train.tok' --batch 4 --seq 16 --mode lora --steps 0 --out '$tmp/gb.bin' 2> /dev/null &&
+    $lisa generate --model '$tmp/gm.bin' --prompt 'the ' --steps 8 --temperature 0 --show-ids > /dev/null 2> '$tmp/g1' &&
+    $lisa generate --model '$tmp/gb.bin' --lora-adapter-in '$tmp/gad' --prompt 'the ' --steps 8 --temperature 0 --show-ids > /dev/null 2> '$tmp/g2' &&
+    $lisa generate --model '$tmp/gb.bin' --prompt 'the ' --steps 8 --temperature 0 --show-ids > /dev/null 2> '$tmp/g3' &&
+    grep 'generated ids' '$tmp/g1' > '$tmp/g1i' && grep 'generated ids' '$tmp/g2' > '$tmp/g2i' && grep 'generated ids' '$tmp/g3' > '$tmp/g3i' &&
+    cmp -s '$tmp/g1i' '$tmp/g2i' && ! cmp -s '$tmp/g1i' '$tmp/g3i'"
+check "training continues from --lora-adapter-in (its rank taken)" $lisa train --model "$tmp/lora_base.bin" --data "$tmp/train.tok" --batch 4 --seq 16 --lr 1e-2 --mode lora --lora-adapter-in "$tmp/ad" --steps 1 --out "$tmp/lora_c.bin" --log "$tmp/lora_c.jsonl"
+check "... from where the adapter's run ended" awk -v a="$(loss_of "$tmp/lora_c.jsonl" 1)" -v b="$(loss_of "$tmp/lora.jsonl" 1)" 'BEGIN { exit !(a < b) }'
+check "LoRA checkpointing gives the same losses" sh -c "$lora --steps 6 --out '$tmp/l1.bin' --log '$tmp/l1.jsonl' && $lora --steps 6 --checkpointing --out '$tmp/l2.bin' --log '$tmp/l2.jsonl' &&
+    sed 's/,\"tokens_per_s.*//' '$tmp/l1.jsonl' > '$tmp/a' && sed 's/,\"tokens_per_s.*//' '$tmp/l2.jsonl' > '$tmp/b' && cmp '$tmp/a' '$tmp/b' && cmp '$tmp/l1.bin' '$tmp/l2.bin'"
+check "LoRA: stopped and resumed equals the uninterrupted run" sh -c "$lora --steps 6 --schedule-steps 12 --out '$tmp/lp.bin' --save-state '$tmp/l.lsst' 2> /dev/null &&
+    $lisa train --data '$tmp/train.tok' --resume '$tmp/l.lsst' --steps 12 --out '$tmp/lr.bin' --out-adapter '$tmp/ad_r' 2> /dev/null &&
+    cmp '$tmp/lr.bin' '$tmp/lora.bin' && cmp '$tmp/ad_r/adapter_model.safetensors' '$tmp/ad/adapter_model.safetensors'"
+check "plan --mode lora plans the adapters" sh -c "$lisa plan --init $init --mode lora --lora-rank 4 --batch 4 --seq 16 | grep -q 'LoRA: rank 4'"
+check "--lora-rank without --mode lora is refused" fails_with "is a LoRA setting" $train --init $init --out "$tmp/x.bin" --lora-rank 4
+check "--lisa-layers with --mode lora is refused" fails_with "is a LISA setting, but the mode is lora" $lora --steps 1 --out "$tmp/x.bin" --lisa-layers 1
+check "--lora-targets names the bad projection" fails_with "'lm_head' is not one of" $lora --steps 1 --out "$tmp/x.bin" --lora-targets q,lm_head
+mkdir -p "$tmp/bad_ad"
+printf '{"r": 4, "lora_alpha": 8, "use_dora": true, "target_modules": ["q_proj"]}' > "$tmp/bad_ad/adapter_config.json"
+check "a DoRA adapter is refused, naming the file" fails_with "bad_ad/adapter_config.json: use_dora is set" $lisa eval --model "$tmp/lora_base.bin" --lora-adapter-in "$tmp/bad_ad" --data "$tmp/val.tok"
+check "a missing adapter file is named" fails_with "nope/adapter_config.json" $lisa eval --model "$tmp/lora_base.bin" --lora-adapter-in "$tmp/nope" --data "$tmp/val.tok"
+
+# compare: every method from the same weights and batches, one table.
+cmp_init="dim=32,hidden=64,layers=4,heads=4,kv_heads=2,vocab=16,seq=32"
+check "compare runs full, lora and lisa and prints one table" sh -c "$lisa compare --init $cmp_init --data '$tmp/train.tok' --val '$tmp/val.tok' --steps 6 --batch 4 --seq 16 --lr 3e-3 --lr-lora 1e-2 --lisa-layers 1 --log '$tmp/cmp.jsonl' --plot '$tmp/cmp.svg' > '$tmp/cmp.txt' 2> /dev/null &&
+    grep -q '^| method | trainable params | final train loss | val loss | exact match | tokens/s | peak planned | peak measured |' '$tmp/cmp.txt' &&
+    grep -q '^| full | [0-9]* | [0-9.]* | [0-9.]* |' '$tmp/cmp.txt' && grep -q '^| lora | [0-9]* | [0-9.]* | [0-9.]* |' '$tmp/cmp.txt' &&
+    grep -q '^| lisa | [0-9]* | [0-9.]* | [0-9.]* |' '$tmp/cmp.txt'"
+check "compare logs one line per step and method" test "$(grep -c '"method"' "$tmp/cmp.jsonl")" -eq 18
+check "every method starts from the same weights: the same first-step loss" sh -c "grep '\"step\":1,' '$tmp/cmp.jsonl' | sed 's/.*\"loss\":\([0-9.]*\).*/\1/' | sort -u | wc -l | grep -qx 1"
+check "the plot has a curve per method" sh -c "grep -c '<polyline class=\"\(full\|lora\|lisa\)\"' '$tmp/cmp.svg' | grep -qx 3"
+check "a method over --budget is reported and not run" sh -c "$lisa compare --init $cmp_init --data '$tmp/train.tok' --steps 2 --batch 4 --seq 16 --methods lisa,full --lisa-layers 1 --budget 0.00087 --log '$tmp/cmpb.jsonl' > '$tmp/cmpb.txt' 2> '$tmp/cmpb.err' &&
+    grep -q '^| full | [0-9]* | does not fit the budget' '$tmp/cmpb.txt' && grep -q '^| lisa | [0-9]* | [0-9.]* |' '$tmp/cmpb.txt' && ! grep -q '\"full\"' '$tmp/cmpb.jsonl'"
+check "compare refuses an unknown method by name" fails_with "'dora' is not one of" $lisa compare --init $cmp_init --data "$tmp/train.tok" --methods full,dora
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -607,6 +607,98 @@ static void test_linear_rows(int n, int in_dim, int out_dim) {
     free(dw1);
 }
 
+/* ------------------------------------------------------------------------- */
+/* LoRA linear                                                                */
+/* ------------------------------------------------------------------------- */
+
+typedef struct lora_ctx {
+    float *out, *xa, *x, *w, *a, *b;
+    const float *r;
+    float scale;
+    int n, in_dim, out_dim, rank;
+} lora_ctx;
+
+static double lora_obj(void *p) {
+    lora_ctx *c = (lora_ctx *)p;
+    lisa_lora_linear_forward(c->out, c->xa, c->x, c->w, c->a, c->b, c->scale, c->n, c->in_dim, c->out_dim,
+                             c->rank);
+    return dot_d(c->r, c->out, (size_t)c->n * c->out_dim);
+}
+
+/* Forward against x W^T + scale (x A^T) B^T in double; backward against finite
+   differences in x, W, A and B; NULL gradients skip their products and leave
+   the others bit-identical; backward adds into what the buffers hold. */
+static void test_lora_shape(int n, int in_dim, int out_dim, int rank, float scale) {
+    char what[160];
+    size_t nx = (size_t)n * in_dim, nw = (size_t)out_dim * in_dim, no = (size_t)n * out_dim;
+    size_t na = (size_t)rank * in_dim, nb = (size_t)out_dim * rank, nr = (size_t)n * rank;
+    float *x = falloc(nx), *w = falloc(nw), *a = falloc(na), *b = falloc(nb), *out = falloc(no);
+    float *r = falloc(no), *xa = falloc(nr), *du = falloc(nr);
+    float *dx = falloc(nx), *dw = falloc(nw), *da = falloc(na), *db = falloc(nb);
+    float *dx2 = falloc(nx), *da2 = falloc(na), *db2 = falloc(nb), *bx, *bb;
+    double *ref = (double *)malloc(sizeof(double) * no);
+    lora_ctx c;
+    int i, j, k, q;
+    fill_sym(x, nx, 1.0);
+    fill_sym(w, nw, 0.5);
+    fill_sym(a, na, 0.5);
+    fill_sym(b, nb, 0.5);
+    fill_sym(r, no, 1.0);
+    c.out = out; c.xa = xa; c.x = x; c.w = w; c.a = a; c.b = b; c.r = r; c.scale = scale;
+    c.n = n; c.in_dim = in_dim; c.out_dim = out_dim; c.rank = rank;
+    lora_obj(&c);
+    for (i = 0; i < n; i++)
+        for (j = 0; j < out_dim; j++) {
+            double s = 0;
+            for (k = 0; k < in_dim; k++) s += (double)x[(size_t)i * in_dim + k] * w[(size_t)j * in_dim + k];
+            for (q = 0; q < rank; q++) {
+                double u = 0;
+                for (k = 0; k < in_dim; k++) u += (double)x[(size_t)i * in_dim + k] * a[(size_t)q * in_dim + k];
+                s += scale * u * b[(size_t)j * rank + q];
+            }
+            ref[(size_t)i * out_dim + j] = s;
+        }
+    sprintf(what, "lora forward n=%d in=%d out=%d rank=%d", n, in_dim, out_dim, rank);
+    check_close_arr("lora forward", what, out, ref, no, 1e-5, 1e-5);
+
+    lisa_lora_linear_backward(dx, dw, da, db, du, r, x, xa, w, a, b, scale, n, in_dim, out_dim, rank);
+    sprintf(what, "lora d x n=%d in=%d out=%d rank=%d", n, in_dim, out_dim, rank);
+    fd_check("lora fd", what, lora_obj, &c, x, nx, dx, FD_LIN_H, FD_LIN_ATOL, FD_LIN_RTOL);
+    sprintf(what, "lora d W n=%d in=%d out=%d rank=%d", n, in_dim, out_dim, rank);
+    fd_check("lora fd", what, lora_obj, &c, w, nw, dw, FD_LIN_H, FD_LIN_ATOL, FD_LIN_RTOL);
+    sprintf(what, "lora d A n=%d in=%d out=%d rank=%d", n, in_dim, out_dim, rank);
+    fd_check("lora fd", what, lora_obj, &c, a, na, da, FD_LIN_H, FD_LIN_ATOL, FD_LIN_RTOL);
+    sprintf(what, "lora d B n=%d in=%d out=%d rank=%d", n, in_dim, out_dim, rank);
+    fd_check("lora fd", what, lora_obj, &c, b, nb, db, FD_LIN_H, FD_LIN_ATOL, FD_LIN_RTOL);
+
+    /* frozen W: the adapters' and the input's gradients are unchanged */
+    lisa_lora_linear_backward(dx2, NULL, da2, db2, du, r, x, xa, w, a, b, scale, n, in_dim, out_dim, rank);
+    CHECK(same_floats(dx2, dx, nx) && same_floats(da2, da, na) && same_floats(db2, db, nb),
+          "lora n=%d in=%d out=%d rank=%d: dx, dA, dB with dW NULL equal those with dW", n, in_dim, out_dim, rank);
+    memset(dx2, 0, nx * sizeof(float));
+    lisa_lora_linear_backward(dx2, NULL, NULL, NULL, du, r, x, xa, w, a, b, scale, n, in_dim, out_dim, rank);
+    CHECK(same_floats(dx2, dx, nx), "lora n=%d in=%d out=%d rank=%d: dx alone equals dx with every gradient",
+          n, in_dim, out_dim, rank);
+
+    bx = fdup(dx, nx);
+    bb = fdup(db, nb);
+    lisa_lora_linear_backward(dx, NULL, NULL, db, du, r, x, xa, w, a, b, scale, n, in_dim, out_dim, rank);
+    sprintf(what, "lora dx n=%d in=%d out=%d rank=%d", n, in_dim, out_dim, rank);
+    check_accumulates(what, dx, bx, dx2, nx);
+    sprintf(what, "lora dB n=%d in=%d out=%d rank=%d", n, in_dim, out_dim, rank);
+    check_accumulates(what, db, bb, db2, nb);
+
+    free(x); free(w); free(a); free(b); free(out); free(r); free(xa); free(du);
+    free(dx); free(dw); free(da); free(db); free(dx2); free(da2); free(db2); free(bx); free(bb);
+    free(ref);
+}
+
+static void test_lora(void) {
+    test_lora_shape(1, 5, 3, 1, 2.0f);
+    test_lora_shape(7, 9, 6, 3, 0.5f);
+    test_lora_shape(4, 16, 12, 8, 2.0f);
+}
+
 static void test_linear(void) {
     test_linear_shape(1, 5, 3);
     test_linear_shape(9, 7, 5);
@@ -1668,6 +1760,7 @@ int main(void) {
     test_embedding();
     test_rmsnorm();
     test_linear();
+    test_lora();
     test_rope();
     test_attention();
     test_swiglu();
