@@ -234,6 +234,7 @@ typedef struct options {
     const char *args[2];     /* convert's IN OUT, tokenize's IN.txt OUT.tok */
     int n_args;
     int steps, threads, save_every, pack, eval_every, batches, gpu_index, quick, chat, show_ids;
+    int demo_compare;        /* demo --compare */
     uint64_t seed;
     float budget, temperature, top_p;
     lisa_train_config tc;    /* train's and plan's settings */
@@ -410,7 +411,12 @@ static const option option_table[] = {
          "a real chat model instead (SmolLM2-135M-Instruct's GGUF, or another\n"
          "GGUF llama model with a chat template): LISA teaches it a made-up fact"),
     FLAG("--quick", CMD_DEMO, 0, quick, "a fifth of the steps (about 15 s; for the tests; without --model)"),
-    INT("--steps", "N", CMD_DEMO, 0, steps, 1, 1L << 20, NULL, "with --model: fine-tuning steps (default 20)"),
+    FLAG("--compare", CMD_DEMO, 0, demo_compare,
+         "fine-tune three copies of the pre-trained model, with full fine-tuning, LoRA\n"
+         "and LISA, and print one table (without --model)"),
+    INT("--steps", "N", CMD_DEMO, 0, steps, 1, 1L << 20, NULL,
+        "with --model: fine-tuning steps (default 20); with --compare: each\n"
+        "method's (default 5000, 1000 with --quick)"),
     TEXT("--out", "OUT", CMD_DEMO, 0, out, NULL,
          "with --model: save the fine-tuned model there (OUT.gguf, OUT.bin or a\n"
          "Hugging Face directory, fp32, with the model's tokenizer)"),
@@ -2543,7 +2549,7 @@ static void demo_answer(const lisa_model *m, const char *prompt, char *out, size
 
 typedef struct demo_run {
     double seconds, tokens, first_loss, last_loss;
-    size_t peak_bytes;
+    size_t peak_bytes, planned_bytes, trainable; /* measured peak; the planner's peak and trained parameters */
 } demo_run;
 
 /* Mean training loss over steps [from, to) of a history. */
@@ -2570,16 +2576,26 @@ static lisa_train_config demo_train_config(lisa_mode mode, int steps) {
     return tc;
 }
 
-static demo_run demo_train(lisa_model *m, const data_source *data, lisa_mode mode, int steps, history *hist) {
+/* Trains m for steps in mode at peak learning rate lr (0: the demo's 3e-3);
+   LoRA's adapters (rank 8, alpha 16, every projection) are merged into m at the end. */
+static demo_run demo_train(lisa_model *m, const data_source *data, lisa_mode mode, int steps, float lr, history *hist) {
     options o;
     runner r;
     demo_run run;
+    lisa_memory_plan plan;
     double t0;
     int window = max_int(1, steps / 20);
     memset(&o, 0, sizeof o);
     o.tc = demo_train_config(mode, steps);
+    if (lr > 0.0f) {
+        o.tc.schedule.lr = lr;
+        o.tc.schedule.min_lr = lr / 10;
+    }
     o.steps = steps;
     runner_init(&r, m, &o);
+    lisa_plan_memory(&m->config, &r.config, LISA_DTYPE_F32, &plan, NULL);
+    run.planned_bytes = plan.peak;
+    run.trainable = plan.trained_params;
     history_init(hist, steps, mode == LISA_MODE_LISA ? o.tc.lisa_layers : 0, o.tc.lisa_interval);
     t0 = now_seconds();
     train_loop(&r, data, NULL, &o, NULL, hist);
@@ -2588,6 +2604,10 @@ static demo_run demo_train(lisa_model *m, const data_source *data, lisa_mode mod
     run.first_loss = history_mean(hist, 0, window);
     run.last_loss = history_mean(hist, steps - window, steps);
     run.peak_bytes = runner_bytes(&r, 1);
+    if (mode == LISA_MODE_LORA) {
+        m->lora = NULL;
+        lisa_lora_merge(m, &r.cpu.lora);
+    }
     runner_free(&r);
     return run;
 }
@@ -3121,6 +3141,47 @@ static int cmd_compare(options *o) {
     return 0;
 }
 
+/* demo --compare: the pre-trained m fine-tuned on the number family three
+   times from the same weights, with the same data order and steps; one
+   table. LoRA gets a larger rate (its update is a low-rank product that
+   starts at zero), full fine-tuning a smaller one (every weight moves). */
+static void demo_compare(lisa_model *m, const data_source *fine, int steps, int n_eval) {
+    static const struct { const char *name; lisa_mode mode; float lr; } methods[3] = {
+        {"full", LISA_MODE_FULL, 1e-3f}, {"lora", LISA_MODE_LORA, 1e-2f}, {"lisa", LISA_MODE_LISA, 3e-3f}};
+    size_t bytes = m->layout.n_params * sizeof(float);
+    float *start = (float *)malloc(bytes);
+    double acc[3][DEMO_N_TASKS];
+    demo_run runs[3];
+    int i, k;
+    if (!start) die("%s", "out of memory");
+    memcpy(start, m->params, bytes);
+    for (i = 0; i < 3; i++) {
+        history h;
+        printf("2.%d fine-tuning on the number family with %s at lr %g, %d steps\n", i + 1, methods[i].name,
+               (double)methods[i].lr, steps);
+        fflush(stdout);
+        memcpy(m->params, start, bytes);
+        runs[i] = demo_train(m, fine, methods[i].mode, steps, methods[i].lr, &h);
+        history_free(&h);
+        demo_accuracy(m, n_eval, acc[i]);
+    }
+    printf("\n| method | lr | trainable params | final loss |");
+    for (k = 0; k < DEMO_N_TASKS; k++) printf(" %s (%s) |", demo_tasks[k].name, demo_tasks[k].family ? "learnt" : "kept");
+    printf(" tokens/s | peak planned | peak measured |\n|---|---:|---:|---:|");
+    for (k = 0; k < DEMO_N_TASKS; k++) printf("---:|");
+    printf("---:|---:|---:|\n");
+    for (i = 0; i < 3; i++) {
+        printf("| %s | %g | %.0f | %.4f |", methods[i].name, (double)methods[i].lr, (double)runs[i].trainable,
+               runs[i].last_loss);
+        for (k = 0; k < DEMO_N_TASKS; k++) printf(" %.1f%% |", 100.0 * acc[i][k]);
+        printf(" %.0f | %.2f MB | %.2f MB |\n", runs[i].tokens / runs[i].seconds, runs[i].planned_bytes / 1e6,
+               runs[i].peak_bytes / 1e6);
+    }
+    printf("(final loss: mean of the last 5%% of steps; accuracy: exact match on %d held-out questions per task)\n",
+           n_eval);
+    free(start);
+}
+
 static int cmd_demo(options *o) {
     lisa_config c;
     lisa_model m;
@@ -3132,11 +3193,13 @@ static int cmd_demo(options *o) {
     char shown[32];
     lisa_error err;
     if (o->model) return demo_real_run(o);
-    if (o->steps) die("%s", "demo: --steps needs --model (the built-in demo's steps are fixed; --quick makes them fewer)");
+    if (o->steps && !o->demo_compare)
+        die("%s", "demo: --steps needs --model or --compare (the built-in demo's steps are fixed; --quick makes them fewer)");
     if (o->out) die("%s", "demo: --out needs --model (the built-in demo's model is not saved)");
     set_threads(o->threads);
     pre_steps = quick ? 500 : 2500;
     fine_steps = quick ? 1000 : 5000;
+    if (o->steps) fine_steps = o->steps; /* demo --compare --steps N */
     n_eval = quick ? 50 : 200;
     memset(&c, 0, sizeof c);
     c.dim = 64; c.hidden_dim = 192; c.n_layers = 4; c.n_heads = 4; c.n_kv_heads = 2;
@@ -3152,15 +3215,24 @@ static int cmd_demo(options *o) {
            "accuracy: exact match of greedy answers on %d held-out questions per task\n\n", n_eval);
 
     printf("1. pre-training on the text family, all layers, %d steps\n", pre_steps);
-    r_pre = demo_train(&m, &pre, LISA_MODE_FULL, pre_steps, &h_pre);
+    r_pre = demo_train(&m, &pre, LISA_MODE_FULL, pre_steps, 0.0f, &h_pre);
     printf("   loss %.3f -> %.3f, %.0f tokens/s\n", r_pre.first_loss, r_pre.last_loss, r_pre.tokens / r_pre.seconds);
     demo_accuracy(&m, n_eval, before);
     demo_print_accuracy("after pre-training:", before);
     demo_answer(&m, "sort 4193:", shown, sizeof shown);
     printf("   \"sort 4193:\" -> \"%s\"\n\n", shown);
 
+    if (o->demo_compare) {
+        demo_compare(&m, &fine, fine_steps, n_eval);
+        printf("\n%.0f s in all\n", now_seconds() - start);
+        history_free(&h_pre);
+        data_free(&pre);
+        data_free(&fine);
+        lisa_model_free(&m);
+        return 0;
+    }
     printf("2. fine-tuning on the number family with LISA: 2 of 4 layers at a time, %d steps\n", fine_steps);
-    r_fine = demo_train(&m, &fine, LISA_MODE_LISA, fine_steps, &h_fine);
+    r_fine = demo_train(&m, &fine, LISA_MODE_LISA, fine_steps, 0.0f, &h_fine);
     printf("   loss %.3f -> %.3f, %.0f tokens/s\n", r_fine.first_loss, r_fine.last_loss, r_fine.tokens / r_fine.seconds);
     demo_print_layers(&h_fine, c.n_layers, fine_steps, 20);
     demo_accuracy(&m, n_eval, after);
@@ -3229,7 +3301,7 @@ static const command commands[] = {
      "method's loss curve on one chart; --log writes one line per step and method. The model is\n"
      "not saved (train does that).\n"},
     {"demo", CMD_DEMO, cmd_demo, 0, "train a small model on built-in data, no files needed",
-     "usage: lisa demo [--quick] [--threads N]   or   lisa demo --model FILE.gguf [--steps N] [--out OUT] [--threads N]",
+     "usage: lisa demo [--quick] [--compare [--steps N]] [--threads N]   or   lisa demo --model FILE.gguf [--steps N] [--out OUT] [--threads N]",
      "Needs no files. Makes instruction data in code: a text family (\"copy abc:\" -> \"abc\",\n"
      "\"upper abc:\" -> \"ABC\") and a number family (\"sort 4193:\" -> \"1349\", \"max 12 85 7:\" -> \"85\"),\n"
      "with one question in 8 held out of training. Pre-trains a small LLaMA (4 layers, dim 64,\n"
@@ -3239,6 +3311,14 @@ static const command commands[] = {
      "questions before and after, the loss, tokens/s, the active layers over time and the memory\n"
      "of LISA against full fine-tuning. About 75 s on 2 cores. Exits 1 if fine-tuning did\n"
      "not raise the number family's accuracy.\n"
+     "\n"
+     "With --compare: after the same pre-training, fine-tunes three copies of the pre-trained\n"
+     "model on the number family with full fine-tuning (lr 1e-3), LoRA (rank 8, alpha 16, all\n"
+     "seven projections; lr 1e-2) and LISA (lr 3e-3), the same data order and steps, and prints\n"
+     "one table: trainable parameters, final loss, accuracy per task (the text family shows\n"
+     "what was forgotten, the number family what was learnt), tokens/s and peak memory, planned\n"
+     "and measured. --steps sets each method's fine-tuning steps (default 5000, 1000 with\n"
+     "--quick).\n"
      "\n"
      "With --model (a GGUF chat model, e.g. SmolLM2-135M-Instruct): teaches the model a made-up\n"
      "fact (\"Vellmora was founded by Tamsin Orrel.\") from 12 built-in conversations rendered with\n"

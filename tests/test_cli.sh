@@ -225,6 +225,11 @@ if command -v xmllint > /dev/null; then check "the plot is well-formed XML" xmll
 check "demo --quick raises held-out accuracy with LISA" sh -c "$lisa demo --quick > '$tmp/demo.txt' 2> /dev/null && grep -q 'number family accuracy rose on every task' '$tmp/demo.txt'"
 check "demo prints accuracy before and after, and the active layers" sh -c "grep -q '^   after pre-training: .*sort *0.0%' '$tmp/demo.txt' && grep -q '^   after LISA fine-tuning: ' '$tmp/demo.txt' && [ \$(grep -c '^     layer [0-3] ' '$tmp/demo.txt') -eq 4 ]"
 check "demo --help" sh -c "$lisa demo --help | grep -q -- --quick"
+# demo --compare, fine-tuning steps cut for the test: the three methods' rows, four accuracies each in 0..100%,
+# and LoRA training fewer parameters than LISA, LISA fewer than full fine-tuning
+demo_cmp_rows='BEGIN { FS = "|" } $2 ~ /^ (full|lora|lisa) $/ { n++; for (i = 6; i <= 9; i++) { v = $i; if (v !~ /^ [0-9]+[.][0-9]% $/) bad = 1; sub(/%/, "", v); if (v + 0 > 100) bad = 1 } p[$2] = $4 + 0 } END { exit !(n == 3 && !bad && p[" lora "] < p[" lisa "] && p[" lisa "] < p[" full "]) }'
+check "demo --compare prints full, LoRA and LISA with accuracies in 0..100%" sh -c "$lisa demo --compare --quick --steps 60 --threads 1 > '$tmp/democmp.txt' 2> /dev/null && awk '$demo_cmp_rows' '$tmp/democmp.txt'"
+check "demo --help lists --compare" sh -c "$lisa demo --help | grep -q -- --compare"
 
 # plan
 check "plan for LLaMA-2-7B with LISA in bf16 at seq 1024" sh -c "$lisa plan --init llama2-7b --mode lisa --lisa-layers 2 --batch 1 --seq 1024 --checkpointing --dtype bf16 --budget 24 > '$tmp/plan.txt' &&
