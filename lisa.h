@@ -2286,6 +2286,18 @@ static void lisa__pack_transposed(float *dst, int width, const float *src, size_
     for (k = 0; k < k_blocked; k += 8)
         for (j = 0; j < j_blocked; j += 8)
             lisa__transpose8(dst + (size_t)k * width + j, (size_t)width, src + (size_t)j * lds + k, lds);
+    if (width - j_blocked >= 4) { /* AVX2's 6-row strips: 8 x 8 blocks through a copy */
+        float in[64], out[64];
+        int rest = width - j_blocked, kk;
+        memset(in, 0, sizeof in);
+        for (k = 0; k < k_blocked; k += 8) {
+            for (j = 0; j < rest; j++) memcpy(in + j * 8, src + (size_t)(j_blocked + j) * lds + k, 8 * sizeof(float));
+            lisa__transpose8(out, 8, in, 8);
+            for (kk = 0; kk < 8; kk++)
+                memcpy(dst + (size_t)(k + kk) * width + j_blocked, out + kk * 8, (size_t)rest * sizeof(float));
+        }
+        j_blocked = width;
+    }
 #endif
     for (j = 0; j < width; j++) /* what the 8 x 8 blocks left */
         for (k = j < j_blocked ? k_blocked : 0; k < kc; k++) dst[(size_t)k * width + j] = src[(size_t)j * lds + k];
@@ -2423,16 +2435,40 @@ static void lisa__gemm_row(const lisa__gemm_args *g, int j0, int j1) {
     }
 }
 
+/* Packing buffers' size in floats, always the largest a product can use,
+   (MC + NC) x KC, plus room to align them to 64 bytes: the same size every
+   call lets malloc hand back the block it was just given instead of mapping
+   (and page-faulting) fresh memory for each size; pages a small product never
+   touches cost nothing. */
+#define LISA__GEMM_PACK_FLOATS ((size_t)(LISA__MC + LISA__NC) * LISA__KC + 16)
+
+/* C's rows i0..i1-1, columns j0..j1-1 on the calling thread, packing into
+   pack (LISA__GEMM_PACK_FLOATS floats) or, where that is NULL, one-tile
+   buffers on the stack, which do the same sums. */
+static void lisa__gemm_block(const lisa__gemm_args *g, int i0, int i1, int j0, int j1, float *pack) {
+    int mc, nc;
+    if (i0 >= i1 || j0 >= j1) return;
+    if (g->M == 1) {
+        lisa__gemm_row(g, j0, j1);
+        return;
+    }
+    mc = LISA__MIN(LISA__MC, (i1 - i0 + LISA__MR - 1) / LISA__MR * LISA__MR);
+    nc = LISA__MIN(LISA__NC, (j1 - j0 + LISA__NR - 1) / LISA__NR * LISA__NR);
+    if (pack) {
+        float *apack = (float *)(((uintptr_t)pack + 63) & ~(uintptr_t)63);
+        lisa__gemm_part(g, i0, i1, j0, j1, apack, mc, apack + (size_t)mc * LISA__KC, nc);
+    } else {
+        float apack[LISA__MR * LISA__KC], bpack[LISA__NR * LISA__KC];
+        lisa__gemm_part(g, i0, i1, j0, j1, apack, LISA__MR, bpack, LISA__NR);
+    }
+}
+
 /* One thread's share, part of n_parts: a range of rows when C has at least as
    many rows as columns, else of columns, so that the smaller operand is the
-   one every thread packs. Packing buffers come from LISA_MALLOC, 64-byte
-   aligned, always of the largest size (MC + NC) x KC floats whatever the
-   product: the same size every call lets malloc hand back the block it was
-   just given instead of mapping (and page-faulting) fresh memory for each
-   size; pages a small product never touches cost nothing. Without memory,
-   one-tile buffers on the stack do the same sums. */
+   one every thread packs. */
 static void lisa__gemm_share(const lisa__gemm_args *g, int part, int n_parts) {
-    int split_rows = g->M >= g->N, i0 = 0, i1 = g->M, j0 = 0, j1 = g->N, mc, nc;
+    int split_rows = g->M >= g->N, i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
+    float *pack;
     if (split_rows) {
         int tiles = (g->M + LISA__MR - 1) / LISA__MR, per = (tiles + n_parts - 1) / n_parts;
         i0 = LISA__MIN(g->M, part * per * LISA__MR);
@@ -2443,24 +2479,20 @@ static void lisa__gemm_share(const lisa__gemm_args *g, int part, int n_parts) {
         j1 = LISA__MIN(g->N, (part + 1) * per * LISA__NR);
     }
     if (i0 >= i1 || j0 >= j1) return;
-    if (g->M == 1) {
-        lisa__gemm_row(g, j0, j1);
-        return;
-    }
-    mc = LISA__MIN(LISA__MC, (i1 - i0 + LISA__MR - 1) / LISA__MR * LISA__MR);
-    nc = LISA__MIN(LISA__NC, (j1 - j0 + LISA__NR - 1) / LISA__NR * LISA__NR);
-    {
-        size_t a_floats = (size_t)mc * LISA__KC;
-        void *mem = LISA_MALLOC((size_t)(LISA__MC + LISA__NC) * LISA__KC * sizeof(float) + 64);
-        if (mem) {
-            float *apack = (float *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
-            lisa__gemm_part(g, i0, i1, j0, j1, apack, mc, apack + a_floats, nc);
-            LISA_FREE(mem);
-        } else {
-            float apack[LISA__MR * LISA__KC], bpack[LISA__NR * LISA__KC];
-            lisa__gemm_part(g, i0, i1, j0, j1, apack, LISA__MR, bpack, LISA__NR);
-        }
-    }
+    pack = g->M == 1 ? NULL : (float *)LISA_MALLOC(LISA__GEMM_PACK_FLOATS * sizeof(float));
+    lisa__gemm_block(g, i0, i1, j0, j1, pack);
+    if (pack) LISA_FREE(pack);
+}
+
+/* The same product as lisa__gemm, all of it on the calling thread, packing
+   into pack as lisa__gemm_block does: for tasks that already run in parallel
+   (attention's blocks). K > 0. */
+static void lisa__gemm_serial(float *pack, float *c, size_t ldc, int M, int N, int K, const float *a, size_t ars,
+                              size_t aks, const float *b, size_t bks, size_t bjs, int accumulate) {
+    lisa__gemm_args g;
+    g.c = c; g.ldc = ldc; g.a = a; g.ars = ars; g.aks = aks; g.b = b; g.bks = bks; g.bjs = bjs;
+    g.M = M; g.N = N; g.K = K; g.accumulate = accumulate;
+    lisa__gemm_block(&g, 0, M, 0, N, pack);
 }
 
 /* C (M, N, rows ldc apart) = A @ B, or += when accumulate is set, with
@@ -2613,180 +2645,309 @@ LISADEF void lisa_rope_backward(float *dx, const float *dout, int B, int T, int 
     lisa__rope_apply(dx, dout, B, T, n_heads, head_dim, pos0, theta, -1.0f, 1);
 }
 
-/* Dot product with eight partial sums, so that it vectorizes and is not one
-   long chain of dependent additions; the order is fixed by n alone. */
+/* x[i] = e^(x[i] - shift) over a row of scores: 2^k times a degree-6
+   polynomial in the remainder (the coefficients of Cephes' expf), within 1
+   ulp of e^x for -87.3 <= x - shift <= 88 (softmax's exponents are <= 0),
+   and 0 below, where e^x nears the smallest normal float. Sixteen lanes at a time, the tail through the same sixteen-lane
+   code on a copy, so every element gets the same operations wherever it
+   falls in the row. */
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(LISA_NO_VECTOR_EXTENSIONS)
-typedef float lisa__vec8 __attribute__((vector_size(8 * sizeof(float))));
-static float lisa__dot(const float *a, const float *b, int n) {
-    lisa__vec8 acc = {0}, va, vb;
-    float p[8], s;
-    int i;
-    for (i = 0; i + 8 <= n; i += 8) {
-        memcpy(&va, a + i, sizeof va);
-        memcpy(&vb, b + i, sizeof vb);
-        acc += va * vb;
-    }
-    memcpy(p, &acc, sizeof p);
+typedef float lisa__vexp __attribute__((vector_size(16 * sizeof(float))));
+typedef int32_t lisa__iexp __attribute__((vector_size(16 * sizeof(int32_t))));
+static void lisa__exp16(float *x, float shift) {
+    lisa__vexp t, u, k, r, p;
+    lisa__iexp keep, bits, floor_bits, e;
+    memcpy(&t, x, sizeof t);
+    t -= shift;
+    keep = t >= -87.3f;
+    u = t - t - 87.3f; /* max(t, -87.3) through the mask */
+    memcpy(&bits, &t, sizeof bits);
+    memcpy(&floor_bits, &u, sizeof floor_bits);
+    bits = (bits & keep) | (floor_bits & ~keep);
+    memcpy(&u, &bits, sizeof u);
+    k = (u * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(u / ln 2): 1.5 * 2^23 */
+    r = k * -0.693359375f + u;
+    r = k * 2.12194440e-4f + r;
+    p = 1.9875691500e-4f * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    e = (__builtin_convertvector(k, lisa__iexp) + 127) << 23; /* 2^k */
+    memcpy(&u, &e, sizeof u);
+    p *= u;
+    memcpy(&bits, &p, sizeof bits);
+    bits &= keep;
+    memcpy(x, &bits, sizeof bits);
+}
 #else
-static float lisa__dot(const float *a, const float *b, int n) {
+static void lisa__exp16(float *x, float shift) {
+    int i;
+    for (i = 0; i < 16; i++) {
+        float t = x[i] - shift, u = t >= -87.3f ? t : -87.3f;
+        float k = (u * 1.44269504f + 12582912.0f) - 12582912.0f, r, p, scale;
+        int32_t e = ((int32_t)k + 127) * (1 << 23);
+        r = k * -0.693359375f + u;
+        r = k * 2.12194440e-4f + r;
+        p = 1.9875691500e-4f * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        p = p * (r * r) + r + 1.0f;
+        memcpy(&scale, &e, sizeof scale);
+        x[i] = t >= -87.3f ? p * scale : 0.0f;
+    }
+}
+#endif
+
+static void lisa__exp_row(float *x, int n, float shift) {
+    int i;
+    for (i = 0; i + 16 <= n; i += 16) lisa__exp16(x + i, shift);
+    if (i < n) {
+        float t[16] = {0};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
+        lisa__exp16(t, shift);
+        memcpy(x + i, t, (size_t)(n - i) * sizeof(float));
+    }
+}
+
+/* Sum with eight partial sums, so that it is not one long chain of dependent
+   additions; the order is fixed by n alone. */
+static float lisa__sum(const float *a, int n) {
     float p[8] = {0}, s;
     int i, l;
     for (i = 0; i + 8 <= n; i += 8)
-        for (l = 0; l < 8; l++) p[l] += a[i + l] * b[i + l];
-#endif
+        for (l = 0; l < 8; l++) p[l] += a[i + l];
     s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-    for (; i < n; i++) s += a[i] * b[i];
+    for (; i < n; i++) s += a[i];
     return s;
 }
 
-/* One query row against keys and values 0..n_keys-1 (rows kv_stride floats
-   apart): out (head_dim) = softmax(q.k * scale) @ v, returning the row's
-   log-sum-exp. An online softmax: one pass, rescaling the running sum when
-   the max grows. The forward pass and generation both use it, so a cached
-   step gives the same bits as a full forward. */
-/* Head sizes up to this keep a query row's q, its output (forward) or its
-   dout and dq (backward) in local copies while its keys run, instead of
-   reading them through the shared arrays. */
-#define LISA__ATTENTION_LOCAL 256
+/* Causal attention in blocks, every product through the matrix kernel.
 
-/* out (n) += p v; the two do not overlap, so the loop vectorizes. */
-static void lisa__axpy(float *LISA__RESTRICT out, float p, const float *LISA__RESTRICT v, int n) {
-    int d;
-    for (d = 0; d < n; d++) out[d] += p * v[d];
+   A head's scores are computed a block of query rows against a chunk of
+   LISA__KC keys at a time (S = Q K^T, then P V), so the products run at the
+   matrix kernel's rate instead of one dot product per (query, key) pair.
+   Key chunks start at fixed positions (0, KC, 2 KC, ...) whatever the block,
+   each row keeps its own running max and sum, and the kernel gives every
+   row of a product the bits a one-row product gives it; so a row's result
+   depends on the row alone, and generation (one row, lisa_model_step) gets
+   the full forward's bits. Backward runs in two passes that share no sums:
+   one task per block of keys gathers dk and dv over all later query rows (the
+   query heads of a kv head in order), then one task per block of query rows
+   gathers dq; each output element is one multiply-add chain in a fixed
+   order, so the thread count does not change a bit. Recomputing the scores
+   in both passes costs two products more than one pass would, and needs no
+   sums shared between threads.
+
+   Each thread works in one buffer of LISA__ATTENTION_FLOATS floats (packing
+   for the kernel, then two score tiles); without memory it falls back to
+   blocks of one row or key and one-tile packing on the stack, the same
+   sums. */
+#define LISA__ATTENTION_ROWS 96 /* query rows of a block: whole register tiles (MR 12, 6 or 4) */
+#define LISA__ATTENTION_KEYS (3 * LISA__NR) /* keys of a backward key block */
+/* Query rows a backward key block takes at a time: whole register tiles
+   (a multiple of MR, as ROWS and KEYS are, so no product has a ragged edge
+   but at the sequence's end) in one k-slice. */
+#define LISA__ATTENTION_SPAN (LISA__KC / LISA__MR * LISA__MR)
+#define LISA__ATTENTION_TILE ((size_t)LISA__KC * LISA__MAX(LISA__ATTENTION_ROWS, LISA__ATTENTION_KEYS))
+#define LISA__ATTENTION_FLOATS (LISA__GEMM_PACK_FLOATS + 2 * LISA__ATTENTION_TILE)
+
+/* Where a thread's attention tiles live: pack is NULL and the tiles hold one
+   row (LISA__KC floats each) when there was no memory for a buffer. */
+typedef struct lisa__attention_work {
+    float *pack, *s, *ds, *mem;
+    int rows, keys; /* block sizes these tiles hold */
+    float s1[LISA__KC], ds1[LISA__KC];
+} lisa__attention_work;
+
+static void lisa__attention_work_init(lisa__attention_work *w) {
+    w->mem = (float *)LISA_MALLOC(LISA__ATTENTION_FLOATS * sizeof(float));
+    if (w->mem) {
+        w->pack = w->mem;
+        w->s = w->mem + LISA__GEMM_PACK_FLOATS;
+        w->ds = w->s + LISA__ATTENTION_TILE;
+        w->rows = LISA__ATTENTION_ROWS;
+        w->keys = LISA__ATTENTION_KEYS;
+    } else {
+        w->pack = NULL;
+        w->s = w->s1;
+        w->ds = w->ds1;
+        w->rows = w->keys = 1;
+    }
 }
 
-static float lisa__attention_row(float *out, const float *q, const float *k, const float *v,
-                                 size_t kv_stride, int n_keys, int head_dim, float scale) {
-    float m = -INFINITY, l = 0.0f, acc[LISA__ATTENTION_LOCAL], qi[LISA__ATTENTION_LOCAL];
-    int j, d, local = head_dim <= LISA__ATTENTION_LOCAL;
-    float *o = local ? acc : out;
-    if (local) {
-        memcpy(qi, q, (size_t)head_dim * sizeof(float));
-        q = qi;
+static void lisa__attention_work_free(lisa__attention_work *w) {
+    if (w->mem) LISA_FREE(w->mem);
+}
+
+/* The shapes of one (batch, head) slice: rows q_row floats apart for q, out,
+   dout and dq, kv_row for k, v, dk and dv. */
+typedef struct lisa__attention_dims {
+    size_t q_row, kv_row;
+    int T, head_dim;
+    float scale;
+} lisa__attention_dims;
+
+/* Query rows i0..i0+R-1 of one head (q, out from row i0; k, v from key 0):
+   out = softmax(q k^T * scale) v over keys 0..i, lse[r] each row's
+   log-sum-exp. s: R x KC floats; pack as lisa__gemm_serial. */
+static void lisa__attention_rows(float *out, float *lse, const float *q, const float *k, const float *v,
+                                 const lisa__attention_dims *d, int i0, int R, float *s, float *pack) {
+    float m[LISA__ATTENTION_ROWS], l[LISA__ATTENTION_ROWS];
+    int r, j, c0, hd = d->head_dim, n_keys = i0 + R;
+    for (r = 0; r < R; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
     }
-    for (d = 0; d < head_dim; d++) o[d] = 0.0f;
-    for (j = 0; j < n_keys; j++) {
-        const float *kj = k + (size_t)j * kv_stride, *vj = v + (size_t)j * kv_stride;
-        float s = lisa__dot(q, kj, head_dim) * scale, p;
-        if (s > m) {
-            float rescale = expf(m - s);
-            for (d = 0; d < head_dim; d++) o[d] *= rescale;
-            l *= rescale;
-            m = s;
+    for (c0 = 0; c0 < n_keys; c0 += LISA__KC) {
+        int nc = LISA__MIN(LISA__KC, n_keys - c0);
+        lisa__gemm_serial(pack, s, LISA__KC, R, nc, hd, q, d->q_row, 1, k + (size_t)c0 * d->kv_row, 1, d->kv_row, 0);
+        for (r = 0; r < R; r++) {
+            float *sr = s + (size_t)r * LISA__KC, mc = m[r];
+            int valid = LISA__MIN(nc, i0 + r + 1 - c0);
+            for (j = 0; j < valid; j++) {
+                sr[j] *= d->scale;
+                mc = LISA__MAX(mc, sr[j]);
+            }
+            if (c0 > 0 && mc > m[r]) { /* what earlier chunks summed, at the new max */
+                float rescale = expf(m[r] - mc), *o = out + (size_t)r * d->q_row;
+                for (j = 0; j < hd; j++) o[j] *= rescale;
+                l[r] *= rescale;
+            }
+            m[r] = mc;
+            lisa__exp_row(sr, LISA__MAX(valid, 0), mc);
+            for (j = LISA__MAX(valid, 0); j < nc; j++) sr[j] = 0.0f;
+            if (valid > 0) l[r] += lisa__sum(sr, valid);
         }
-        p = expf(s - m);
-        l += p;
-        if (local)
-            lisa__axpy(acc, p, vj, head_dim);
-        else
-            for (d = 0; d < head_dim; d++) out[d] += p * vj[d];
+        lisa__gemm_serial(pack, out, d->q_row, R, hd, nc, s, LISA__KC, 1, v + (size_t)c0 * d->kv_row, d->kv_row, 1,
+                          c0 > 0);
     }
-    for (d = 0; d < head_dim; d++) out[d] = o[d] / l;
-    return m + logf(l);
+    for (r = 0; r < R; r++) {
+        float *o = out + (size_t)r * d->q_row;
+        for (j = 0; j < hd; j++) o[j] /= l[r];
+        lse[r] = m[r] + logf(l[r]);
+    }
 }
 
 LISADEF void lisa_attention_forward(float *out, float *lse, const float *q, const float *k,
                                     const float *v, int B, int T, int n_heads, int n_kv_heads,
                                     int head_dim) {
-    int group = n_heads / n_kv_heads, task;
-    float scale = 1.0f / sqrtf((float)head_dim);
-    size_t q_row = (size_t)n_heads * head_dim, kv_row = (size_t)n_kv_heads * head_dim;
-    LISA__PARALLEL_FOR_IF((double)B * n_heads * T * T * head_dim)
-    for (task = 0; task < B * n_heads; task++) {
-        int b = task / n_heads, h = task % n_heads, kvh = h / group, i;
-        const float *kb = k + (size_t)b * T * kv_row + (size_t)kvh * head_dim;
-        const float *vb = v + (size_t)b * T * kv_row + (size_t)kvh * head_dim;
-        for (i = 0; i < T; i++) {
-            size_t at = ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
-            lse[((size_t)b * n_heads + h) * T + i] =
-                lisa__attention_row(out + at, q + at, kb, vb, kv_row, i + 1, head_dim, scale);
-        }
-    }
-}
-
-/* One (query row, key) pair's share of the gradients: dv_j += p dout_i,
-   dq_i += ds k_j, dk_j += ds q_i. The pointers never overlap, and saying so
-   lets the loop run in vector registers; each element's sum is the same
-   multiply-add as the plain loop's. */
-static void lisa__attention_pair(float *LISA__RESTRICT dqi, float *LISA__RESTRICT dkj, float *LISA__RESTRICT dvj,
-                                 const float *LISA__RESTRICT qi, const float *LISA__RESTRICT doi,
-                                 const float *LISA__RESTRICT kj, float p, float ds, int head_dim) {
-    int d;
-    for (d = 0; d < head_dim; d++) {
-        dvj[d] += p * doi[d];
-        dqi[d] += ds * kj[d];
-        dkj[d] += ds * qi[d];
-    }
-}
-
-/* Two keys' shares at once (j, then j + 1 into dq_i, as one after the other
-   would add them): dq_i is read and written once for both. */
-static void lisa__attention_pair2(float *LISA__RESTRICT dqi, float *LISA__RESTRICT dk0, float *LISA__RESTRICT dv0,
-                                  float *LISA__RESTRICT dk1, float *LISA__RESTRICT dv1,
-                                  const float *LISA__RESTRICT qi, const float *LISA__RESTRICT doi,
-                                  const float *LISA__RESTRICT k0, const float *LISA__RESTRICT k1, float p0,
-                                  float ds0, float p1, float ds1, int head_dim) {
-    int d;
-    for (d = 0; d < head_dim; d++) {
-        float acc = dqi[d] + ds0 * k0[d];
-        dqi[d] = acc + ds1 * k1[d];
-        dv0[d] += p0 * doi[d];
-        dk0[d] += ds0 * qi[d];
-        dv1[d] += p1 * doi[d];
-        dk1[d] += ds1 * qi[d];
-    }
-}
-
-/* Query head h's rows of batch b against their keys (kv head kvh). */
-static void lisa__attention_backward_head(float *dq, float *dk, float *dv, const float *dout, const float *out,
-                                          const float *lse, const float *q, const float *k, const float *v, int b,
-                                          int h, int kvh, int T, int n_heads, size_t q_row, size_t kv_row,
-                                          int head_dim, float scale) {
-    float qi[LISA__ATTENTION_LOCAL], doi[LISA__ATTENTION_LOCAL], dqi[LISA__ATTENTION_LOCAL];
-    int i, j, local = head_dim <= LISA__ATTENTION_LOCAL;
-    for (i = 0; i < T; i++) {
-        size_t qoff = ((size_t)b * T + i) * q_row + (size_t)h * head_dim;
-        const float *qp = q + qoff, *dop = dout + qoff;
-        float *dqp = dq + qoff;
-        float row_lse = lse[((size_t)b * n_heads + h) * T + i];
-        float D = lisa__dot(dop, out + qoff, head_dim);
-        if (local) {
-            memcpy(qi, qp, (size_t)head_dim * sizeof(float));
-            memcpy(doi, dop, (size_t)head_dim * sizeof(float));
-            memcpy(dqi, dqp, (size_t)head_dim * sizeof(float));
-            qp = qi;
-            dop = doi;
-        }
-        for (j = 0; local && j + 1 <= i; j += 2) {
-            size_t k0 = ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim, k1 = k0 + kv_row;
-            float p0 = expf(lisa__dot(qi, k + k0, head_dim) * scale - row_lse);
-            float ds0 = p0 * (lisa__dot(doi, v + k0, head_dim) - D) * scale;
-            float p1 = expf(lisa__dot(qi, k + k1, head_dim) * scale - row_lse);
-            float ds1 = p1 * (lisa__dot(doi, v + k1, head_dim) - D) * scale;
-            lisa__attention_pair2(dqi, dk + k0, dv + k0, dk + k1, dv + k1, qi, doi, k + k0, k + k1, p0, ds0, p1, ds1,
-                                  head_dim);
-        }
-        for (; j <= i; j++) {
-            size_t koff = ((size_t)b * T + j) * kv_row + (size_t)kvh * head_dim;
-            const float *kj = k + koff, *vj = v + koff;
-            float qk, dov, p, ds;
-            qk = lisa__dot(qp, kj, head_dim);
-            dov = lisa__dot(dop, vj, head_dim);
-            p = expf(qk * scale - row_lse);
-            ds = p * (dov - D) * scale;
-            if (local) {
-                lisa__attention_pair(dqi, dk + koff, dv + koff, qi, doi, kj, p, ds, head_dim);
-            } else { /* the same sums, through the shared arrays */
-                float *dkj = dk + koff, *dvj = dv + koff;
-                int d;
-                for (d = 0; d < head_dim; d++) {
-                    dvj[d] += p * dop[d];
-                    dqp[d] += ds * kj[d];
-                    dkj[d] += ds * qp[d];
-                }
+    lisa__attention_dims d;
+    int group = n_heads / n_kv_heads, blocks = (T + LISA__ATTENTION_ROWS - 1) / LISA__ATTENTION_ROWS;
+    int tasks = B * n_heads * blocks;
+    d.q_row = (size_t)n_heads * head_dim;
+    d.kv_row = (size_t)n_kv_heads * head_dim;
+    d.T = T;
+    d.head_dim = head_dim;
+    d.scale = 1.0f / sqrtf((float)head_dim);
+    LISA__PRAGMA(omp parallel if ((double)B * n_heads * T * T * head_dim >= LISA_PARALLEL_MIN_WORK))
+    {
+        lisa__attention_work w;
+        int task;
+        lisa__attention_work_init(&w);
+        /* the longest blocks (the last rows) first, so threads end together */
+        LISA__PRAGMA(omp for schedule(dynamic, 1))
+        for (task = 0; task < tasks; task++) {
+            int bh = task % (B * n_heads), blk = blocks - 1 - task / (B * n_heads);
+            int b = bh / n_heads, h = bh % n_heads, i, i_end;
+            size_t q_at = (size_t)b * T * d.q_row + (size_t)h * head_dim;
+            size_t kv_at = (size_t)b * T * d.kv_row + (size_t)(h / group) * head_dim;
+            i_end = LISA__MIN(T, (blk + 1) * LISA__ATTENTION_ROWS);
+            for (i = blk * LISA__ATTENTION_ROWS; i < i_end; i += w.rows) {
+                int R = LISA__MIN(w.rows, i_end - i);
+                lisa__attention_rows(out + q_at + (size_t)i * d.q_row, lse + ((size_t)b * n_heads + h) * T + i,
+                                     q + q_at + (size_t)i * d.q_row, k + kv_at, v + kv_at, &d, i, R, w.s, w.pack);
             }
         }
-        if (local) memcpy(dqp, dqi, (size_t)head_dim * sizeof(float));
+        lisa__attention_work_free(&w);
+    }
+}
+
+/* A score tile's probabilities and their gradients: rows (query i0 + r,
+   row r of s and dp, ld floats apart) by columns (key j0 + c): s holds q.k
+   on entry and p on return, dp holds dout.v on entry and
+   ds = p (dp - D) scale on return, D[r] = dout.out of row r; pairs past the
+   diagonal are 0. */
+static void lisa__attention_grad_tile(float *s, float *dp, size_t ld, int rows, int cols, int i0, int j0,
+                                      const float *lse, const float *D, const lisa__attention_dims *d) {
+    int r, c;
+    for (r = 0; r < rows; r++) {
+        float *sr = s + (size_t)r * ld, *dr = dp + (size_t)r * ld, row_lse = lse[r], Dr = D[r];
+        int valid = LISA__MAX(0, LISA__MIN(cols, i0 + r - j0 + 1));
+        for (c = 0; c < valid; c++) sr[c] *= d->scale;
+        lisa__exp_row(sr, valid, row_lse);
+        for (c = 0; c < valid; c++) dr[c] = sr[c] * (dr[c] - Dr) * d->scale;
+        for (; c < cols; c++) sr[c] = dr[c] = 0.0f;
+    }
+}
+
+/* a b + c, fused where the target fuses it (as the matrix kernel does). */
+#ifdef __FP_FAST_FMAF
+#define LISA__FMAF(a, b, c) fmaf(a, b, c)
+#else
+#define LISA__FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* D = dout.out for rows 0..n-1 of one head, into D (n floats), or where
+   the backward pass already has them all (all, indexed by row), a pointer
+   to those. Each is one multiply-add chain in the order the matrix kernel
+   sums dout.v: ds = p (dout.v - D) cancels where it should, and a row whose
+   only key is its own (out = v) gets ds = 0 exactly, as in exact arithmetic. */
+static const float *lisa__attention_D(float *D, const float *all, const float *dout, const float *out, int n,
+                                      const lisa__attention_dims *d) {
+    int r, i;
+    if (all) return all;
+    for (r = 0; r < n; r++) {
+        const float *a = dout + (size_t)r * d->q_row, *b = out + (size_t)r * d->q_row;
+        float acc = 0.0f;
+        for (i = 0; i < d->head_dim; i++) acc = LISA__FMAF(a[i], b[i], acc);
+        D[r] = acc;
+    }
+    return D;
+}
+
+/* dk, dv rows j0..j0+C-1 (from row j0) += one query head's share: every
+   query row i >= j0 (q, dout, out, lse and D_all, which may be NULL, from
+   row 0), SPAN rows at a time. */
+static void lisa__attention_dkv(float *dk, float *dv, const float *dout, const float *out, const float *D_all,
+                                const float *lse, const float *q, const float *k, const float *v,
+                                const lisa__attention_dims *d, int j0, int C, const lisa__attention_work *w) {
+    float D[LISA__ATTENTION_SPAN];
+    size_t ld = (size_t)w->keys;
+    int i0, hd = d->head_dim;
+    for (i0 = j0; i0 < d->T; i0 += LISA__ATTENTION_SPAN) {
+        int rows = LISA__MIN(LISA__ATTENTION_SPAN, d->T - i0);
+        const float *qi = q + (size_t)i0 * d->q_row, *doi = dout + (size_t)i0 * d->q_row;
+        const float *Di = lisa__attention_D(D, D_all ? D_all + i0 : NULL, doi, out + (size_t)i0 * d->q_row, rows, d);
+        lisa__gemm_serial(w->pack, w->s, ld, rows, C, hd, qi, d->q_row, 1, k, 1, d->kv_row, 0);
+        lisa__gemm_serial(w->pack, w->ds, ld, rows, C, hd, doi, d->q_row, 1, v, 1, d->kv_row, 0);
+        lisa__attention_grad_tile(w->s, w->ds, ld, rows, C, i0, j0, lse + i0, Di, d);
+        /* dv += p^T dout, dk += ds^T q */
+        lisa__gemm_serial(w->pack, dv, d->kv_row, C, hd, rows, w->s, 1, ld, doi, d->q_row, 1, 1);
+        lisa__gemm_serial(w->pack, dk, d->kv_row, C, hd, rows, w->ds, 1, ld, qi, d->q_row, 1, 1);
+    }
+}
+
+/* dq rows i0..i0+R-1 (q, dout, out, dq from row i0, lse and D_all, which
+   may be NULL, from its entry; k, v from key 0) += their gradient over keys
+   0..i, KC keys at a time. */
+static void lisa__attention_dq(float *dq, const float *dout, const float *out, const float *D_all,
+                               const float *lse, const float *q, const float *k, const float *v,
+                               const lisa__attention_dims *d, int i0, int R, const lisa__attention_work *w) {
+    float D[LISA__ATTENTION_ROWS];
+    const float *Di = lisa__attention_D(D, D_all, dout, out, R, d);
+    int c0, hd = d->head_dim, n_keys = i0 + R;
+    for (c0 = 0; c0 < n_keys; c0 += LISA__KC) {
+        int nc = LISA__MIN(LISA__KC, n_keys - c0);
+        const float *kc = k + (size_t)c0 * d->kv_row;
+        lisa__gemm_serial(w->pack, w->s, LISA__KC, R, nc, hd, q, d->q_row, 1, kc, 1, d->kv_row, 0);
+        lisa__gemm_serial(w->pack, w->ds, LISA__KC, R, nc, hd, dout, d->q_row, 1, v + (size_t)c0 * d->kv_row, 1,
+                          d->kv_row, 0);
+        lisa__attention_grad_tile(w->s, w->ds, LISA__KC, R, nc, i0, c0, lse, Di, d);
+        lisa__gemm_serial(w->pack, dq, d->q_row, R, hd, nc, w->ds, LISA__KC, 1, kc, d->kv_row, 1, 1);
     }
 }
 
@@ -2794,18 +2955,64 @@ LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const floa
                                      const float *out, const float *lse, const float *q,
                                      const float *k, const float *v, int B, int T, int n_heads,
                                      int n_kv_heads, int head_dim) {
-    int group = n_heads / n_kv_heads, task;
-    float scale = 1.0f / sqrtf((float)head_dim);
-    size_t q_row = (size_t)n_heads * head_dim, kv_row = (size_t)n_kv_heads * head_dim;
-    /* One task per (batch, kv head): the query heads sharing a kv head write
-       the same dk, dv rows, so they stay in one thread, in head order. */
-    LISA__PARALLEL_FOR_IF((double)B * n_heads * T * T * head_dim)
-    for (task = 0; task < B * n_kv_heads; task++) {
-        int b = task / n_kv_heads, kvh = task % n_kv_heads, g;
-        for (g = 0; g < group; g++)
-            lisa__attention_backward_head(dq, dk, dv, dout, out, lse, q, k, v, b, kvh * group + g, kvh, T, n_heads,
-                                          q_row, kv_row, head_dim, scale);
+    lisa__attention_dims d;
+    int group = n_heads / n_kv_heads;
+    int key_blocks = (T + LISA__ATTENTION_KEYS - 1) / LISA__ATTENTION_KEYS;
+    int row_blocks = (T + LISA__ATTENTION_ROWS - 1) / LISA__ATTENTION_ROWS;
+    int kv_tasks = B * n_kv_heads * key_blocks, q_tasks = B * n_heads * row_blocks;
+    /* every row's D once, laid out as lse; without memory each task takes its own */
+    float *D_all = (float *)LISA_MALLOC((size_t)B * n_heads * T * sizeof(float));
+    d.q_row = (size_t)n_heads * head_dim;
+    d.kv_row = (size_t)n_kv_heads * head_dim;
+    d.T = T;
+    d.head_dim = head_dim;
+    d.scale = 1.0f / sqrtf((float)head_dim);
+    LISA__PRAGMA(omp parallel if ((double)B * n_heads * T * T * head_dim >= LISA_PARALLEL_MIN_WORK))
+    {
+        lisa__attention_work w;
+        int task;
+        lisa__attention_work_init(&w);
+        if (D_all) {
+            LISA__PRAGMA(omp for schedule(static))
+            for (task = 0; task < B * n_heads; task++) {
+                size_t q_at = (size_t)(task / n_heads) * T * d.q_row + (size_t)(task % n_heads) * head_dim;
+                lisa__attention_D(D_all + (size_t)task * T, NULL, dout + q_at, out + q_at, T, &d);
+            }
+        }
+        /* dk, dv: one task per (batch, kv head, key block), the first keys
+           (the most query rows) first */
+        LISA__PRAGMA(omp for schedule(dynamic, 1))
+        for (task = 0; task < kv_tasks; task++) {
+            int bk = task % (B * n_kv_heads), blk = task / (B * n_kv_heads), b = bk / n_kv_heads;
+            int kvh = bk % n_kv_heads, j, j_end = LISA__MIN(T, (blk + 1) * LISA__ATTENTION_KEYS), g;
+            size_t kv_at = (size_t)b * T * d.kv_row + (size_t)kvh * head_dim;
+            for (j = blk * LISA__ATTENTION_KEYS; j < j_end; j += w.keys) {
+                int C = LISA__MIN(w.keys, j_end - j);
+                size_t at = kv_at + (size_t)j * d.kv_row;
+                for (g = 0; g < group; g++) {
+                    int h = kvh * group + g;
+                    size_t q_at = (size_t)b * T * d.q_row + (size_t)h * head_dim, l_at = ((size_t)b * n_heads + h) * T;
+                    lisa__attention_dkv(dk + at, dv + at, dout + q_at, out + q_at, D_all ? D_all + l_at : NULL,
+                                        lse + l_at, q + q_at, k + at, v + at, &d, j, C, &w);
+                }
+            }
+        }
+        /* dq: one task per (batch, head, block of rows), the last rows first */
+        LISA__PRAGMA(omp for schedule(dynamic, 1))
+        for (task = 0; task < q_tasks; task++) {
+            int bh = task % (B * n_heads), blk = row_blocks - 1 - task / (B * n_heads);
+            int b = bh / n_heads, h = bh % n_heads, i, i_end = LISA__MIN(T, (blk + 1) * LISA__ATTENTION_ROWS);
+            size_t q_at = (size_t)b * T * d.q_row + (size_t)h * head_dim;
+            size_t kv_at = (size_t)b * T * d.kv_row + (size_t)(h / group) * head_dim;
+            for (i = blk * LISA__ATTENTION_ROWS; i < i_end; i += w.rows) {
+                size_t at = q_at + (size_t)i * d.q_row, l_at = ((size_t)b * n_heads + h) * T + i;
+                lisa__attention_dq(dq + at, dout + at, out + at, D_all ? D_all + l_at : NULL, lse + l_at, q + at,
+                                   k + kv_at, v + kv_at, &d, i, LISA__MIN(w.rows, i_end - i), &w);
+            }
+        }
+        lisa__attention_work_free(&w);
     }
+    if (D_all) LISA_FREE(D_all);
 }
 
 LISADEF void lisa_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
@@ -3817,11 +4024,17 @@ LISADEF const float *lisa_model_step(const lisa_model *m, lisa_kv_cache *c, int 
     const lisa_config *cf = &m->config;
     int D = cf->dim, H = cf->hidden_dim, hd = D / cf->n_heads, group = cf->n_heads / cf->n_kv_heads;
     int pos = c->len, l, h, kv = hd * cf->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd), rstd;
+    float rstd;
+    lisa__attention_dims ad;
     lisa__step_work work = lisa__step_work_of(c);
     float *x = work.x, *xn = work.xn, *q = work.q, *att = work.att, *x_mid = work.x_mid;
     float *h1 = work.h1, *h3 = work.h3, *hg = work.hg;
     LISA_ASSERT(pos < c->max_len && token >= 0 && token < cf->vocab_size && c->config.dim == D);
+    ad.q_row = (size_t)D;
+    ad.kv_row = (size_t)kv;
+    ad.T = pos + 1;
+    ad.head_dim = hd;
+    ad.scale = 1.0f / sqrtf((float)hd);
     lisa_embedding_forward(x, &token, m->embed, 1, D);
     for (l = 0; l < cf->n_layers; l++) {
         const lisa_layer_weights *w = &m->layers[l];
@@ -3832,9 +4045,11 @@ LISADEF const float *lisa_model_step(const lisa_model *m, lisa_kv_cache *c, int 
         lisa_linear_forward(vl + (size_t)pos * kv, xn, w->wv, 1, D, kv);
         lisa_rope_forward(q, q, 1, 1, cf->n_heads, hd, pos, cf->rope_theta);
         lisa_rope_forward(kl + (size_t)pos * kv, kl + (size_t)pos * kv, 1, 1, cf->n_kv_heads, hd, pos, cf->rope_theta);
-        for (h = 0; h < cf->n_heads; h++)
-            lisa__attention_row(att + (size_t)h * hd, q + (size_t)h * hd, kl + (size_t)(h / group) * hd,
-                                vl + (size_t)(h / group) * hd, (size_t)kv, pos + 1, hd, scale);
+        for (h = 0; h < cf->n_heads; h++) { /* the forward's blocks, one row: the same bits */
+            float row_lse, s[LISA__KC];
+            lisa__attention_rows(att + (size_t)h * hd, &row_lse, q + (size_t)h * hd, kl + (size_t)(h / group) * hd,
+                                 vl + (size_t)(h / group) * hd, &ad, pos, 1, s, NULL);
+        }
         lisa_linear_forward(x_mid, att, w->wo, 1, D, D);
         lisa_residual_forward(x_mid, x_mid, x, (size_t)D);
         lisa_rmsnorm_forward(xn, &rstd, x_mid, w->mlp_norm, 1, D, cf->norm_eps);
