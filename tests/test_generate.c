@@ -1,14 +1,25 @@
 /* Generation: a KV-cache step computes the same bits as the last row of a full
    forward over the prefix, so greedy generation is exactly the model's greedy
-   continuation; sampling follows softmax(logits / temperature) and top-p.
-   The cache allocates exactly what its layout counts, and its buffers lie
-   inside the allocations without overlap. */
+   continuation, also past the attention's block and key-chunk sizes;
+   sampling follows softmax(logits / temperature) and top-p. The cache
+   allocates exactly what its layout counts, and its buffers lie inside the
+   allocations without overlap. Attention's blocks and generation's one row
+   share their sums, and so does the path attention and the matrix kernel
+   take when their scratch memory is refused. */
+#include <stdlib.h>
+#include <string.h>
+
+/* The library's own scratch (LISA_MALLOC: packing buffers, attention tiles),
+   refused while refuse_scratch is set. */
+static int refuse_scratch;
+static void *scratch_malloc(size_t n) { return refuse_scratch ? NULL : malloc(n); }
+#define LISA_MALLOC(n) scratch_malloc(n)
+#define LISA_FREE(p) free(p)
+
 #define LISA_IMPLEMENTATION
 #include "lisa.h"
 #include "regions.h"
 #include "test.h"
-
-#include <string.h>
 
 static void test_steps_match_full_forward(int tied, int kv_heads) {
     lisa_config c;
@@ -194,7 +205,82 @@ static void test_cache_layout(int kv_heads, int max_len) {
     rg_check_freed(label, &r, kc.bytes);
 }
 
+/* A context longer than one key chunk (LISA__KC) and several row blocks:
+   the cached step's logits equal the full forward's last row at positions
+   on both sides of each boundary. */
+static void test_long_context(void) {
+    enum { N = 300 };
+    static const int checks[] = {1, 2, 95, 96, 97, 191, 192, 255, 256, 257, 288, 300};
+    lisa_config c;
+    lisa_model m;
+    lisa_acts a;
+    lisa_kv_cache kc;
+    lisa_rng rng;
+    int tokens[N], t, k = 0, equal = 1;
+    memset(&c, 0, sizeof c);
+    c.dim = 32; c.hidden_dim = 48; c.n_layers = 2; c.n_heads = 4; c.n_kv_heads = 2;
+    c.vocab_size = 29; c.max_seq_len = N; c.rope_theta = 10000.0f;
+    lisa_model_init(&m, &c, NULL, NULL);
+    lisa_model_init_random(&m, 5);
+    lisa_acts_init(&a, &m.config, 1, N, 0, NULL, NULL);
+    lisa_kv_cache_init(&kc, &m.config, 0, NULL, NULL);
+    lisa_rng_seed(&rng, 3);
+    for (t = 0; t < N; t++) tokens[t] = (int)(lisa_rng_next(&rng) % (uint64_t)c.vocab_size);
+    for (t = 1; t <= N; t++) {
+        const float *step = lisa_model_step(&m, &kc, tokens[t - 1]);
+        if (t != checks[k]) continue;
+        k++;
+        lisa_model_forward(&m, &a, tokens, NULL, 1, t);
+        if (memcmp(step, a.logits + (size_t)(t - 1) * c.vocab_size, (size_t)c.vocab_size * sizeof(float)) != 0) {
+            equal = 0;
+            printf("  position %d: the cached step differs from the full forward\n", t);
+        }
+    }
+    CHECK(equal && k == (int)(sizeof checks / sizeof checks[0]),
+          "KV-cache logits equal the full forward's bitwise at %d positions up to %d", k, N);
+    lisa_kv_cache_free(&kc);
+    lisa_acts_free(&a);
+    lisa_model_free(&m);
+}
+
+/* Attention forward and backward with every scratch allocation refused (one
+   row or key at a time, one-tile packing on the stack) give what they give
+   with it, element for element. */
+static void test_attention_without_scratch(void) {
+    enum { B = 2, T = 300, H = 4, KV = 2, HD = 16 };
+    size_t nq = (size_t)B * T * H * HD, nk = (size_t)B * T * KV * HD, nl = (size_t)B * H * T, i;
+    float *buf = (float *)calloc(2 * (5 * nq + 6 * nk + 2 * nl), sizeof(float));
+    float *q = buf, *k = q + nq, *v = k + nk, *dout = v + nk, *run[2][6];
+    lisa_rng rng;
+    int r, same = 1;
+    lisa_rng_seed(&rng, 8);
+    for (i = 0; i < 2 * nq + 2 * nk; i++) buf[i] = 2.0f * lisa_rng_uniform(&rng) - 1.0f;
+    for (r = 0; r < 2; r++) { /* out, lse, dq, dk, dv of each run */
+        float *p = dout + nq + (size_t)r * (3 * nq + 2 * nk + nl);
+        run[r][0] = p;
+        run[r][1] = p + nq;
+        run[r][2] = run[r][1] + nl;
+        run[r][3] = run[r][2] + nq;
+        run[r][4] = run[r][3] + nk;
+        refuse_scratch = r;
+        lisa_attention_forward(run[r][0], run[r][1], q, k, v, B, T, H, KV, HD);
+        lisa_attention_backward(run[r][2], run[r][3], run[r][4], dout, run[r][0], run[r][1], q, k, v, B, T, H, KV,
+                                HD);
+        refuse_scratch = 0;
+    }
+    for (i = 0; i < nq; i++)
+        if (run[0][0][i] != run[1][0][i] || run[0][2][i] != run[1][2][i]) same = 0;
+    for (i = 0; i < nk; i++)
+        if (run[0][3][i] != run[1][3][i] || run[0][4][i] != run[1][4][i]) same = 0;
+    for (i = 0; i < nl; i++)
+        if (run[0][1][i] != run[1][1][i]) same = 0;
+    CHECK(same, "attention without scratch memory: out, lse, dq, dk, dv equal those with it");
+    free(buf);
+}
+
 int main(void) {
+    test_long_context();
+    test_attention_without_scratch();
     test_steps_match_full_forward(0, 2);
     test_steps_match_full_forward(1, 6);
     test_steps_match_full_forward(0, 1);

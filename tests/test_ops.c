@@ -977,6 +977,51 @@ static void test_attention_shape(int B, int T, int H, int KV, int hd, double qk_
     free(ref_lse);
 }
 
+/* A sequence longer than one key chunk (LISA__KC = 256) and several blocks
+   of query rows and keys: forward and backward against the double
+   references (finite differences would take too long here). */
+static void test_attention_long(int B, int T, int H, int KV, int hd) {
+    char what[160];
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd, nl = (size_t)B * H * T;
+    float *q = falloc(nq), *k = falloc(nk), *v = falloc(nk), *out = falloc(nq), *lse = falloc(nl);
+    float *r = falloc(nq), *dq = falloc(nq), *dk = falloc(nk), *dv = falloc(nk);
+    double *ref = (double *)malloc(sizeof(double) * nq), *ref_lse = (double *)malloc(sizeof(double) * nl);
+    double *rdq = (double *)malloc(sizeof(double) * nq), *rdk = (double *)malloc(sizeof(double) * nk);
+    double *rdv = (double *)malloc(sizeof(double) * nk);
+    fill_sym(q, nq, 2.0);
+    fill_sym(k, nk, 2.0);
+    fill_sym(v, nk, 1.0);
+    fill_sym(r, nq, 1.0);
+    lisa_attention_forward(out, lse, q, k, v, B, T, H, KV, hd);
+    attn_reference(ref, ref_lse, q, k, v, B, T, H, KV, hd);
+    sprintf(what, "attention forward out B=%d T=%d H=%d KV=%d hd=%d", B, T, H, KV, hd);
+    check_close_arr("attention forward", what, out, ref, nq, 1e-5, 1e-5);
+    sprintf(what, "attention forward lse B=%d T=%d H=%d KV=%d hd=%d", B, T, H, KV, hd);
+    check_close_arr("attention forward", what, lse, ref_lse, nl, 1e-5, 1e-5);
+    lisa_attention_backward(dq, dk, dv, r, out, lse, q, k, v, B, T, H, KV, hd);
+    attn_reference_backward(rdq, rdk, rdv, r, q, k, v, B, T, H, KV, hd);
+    sprintf(what, "attention dq B=%d T=%d H=%d KV=%d hd=%d vs double reference backward", B, T, H, KV, hd);
+    check_close_arr("attention backward ref", what, dq, rdq, nq, 1e-5, 1e-4);
+    sprintf(what, "attention dk B=%d T=%d H=%d KV=%d hd=%d vs double reference backward", B, T, H, KV, hd);
+    check_close_arr("attention backward ref", what, dk, rdk, nk, 1e-5, 1e-4);
+    sprintf(what, "attention dv B=%d T=%d H=%d KV=%d hd=%d vs double reference backward", B, T, H, KV, hd);
+    check_close_arr("attention backward ref", what, dv, rdv, nk, 1e-5, 1e-4);
+    free(q);
+    free(k);
+    free(v);
+    free(out);
+    free(lse);
+    free(r);
+    free(dq);
+    free(dk);
+    free(dv);
+    free(ref);
+    free(ref_lse);
+    free(rdq);
+    free(rdk);
+    free(rdv);
+}
+
 /* Row i of a causal attention must not depend on k, v at t > i; and a gradient
    flowing only into rows <= i must give zero dk, dv at t > i and zero dq at t > i. */
 static void test_attention_causal(int B, int T, int H, int KV, int hd) {
@@ -1106,6 +1151,8 @@ static void test_attention(void) {
     test_attention_shape(1, 16, 2, 1, 2, 2.0);  /* longer T, sharper softmax */
     test_attention_large_scores(2, 7, 4, 2, 4, 8.0);
     test_attention_large_scores(1, 9, 3, 1, 8, 6.0);
+    test_attention_long(2, 300, 6, 2, 16); /* 300 > one key chunk, ragged blocks */
+    test_attention_long(1, 530, 3, 3, 8);
     test_attention_causal(2, 9, 6, 2, 4);
     test_attention_causal(1, 7, 4, 1, 6);
 }
