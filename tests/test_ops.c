@@ -1177,6 +1177,47 @@ static double sigmoid_d(double x) {
     return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
 }
 
+/* The scores' exp (lisa__exp_row): within 1 ulp of e^x over [-87.3, 88]
+   against double exp, 0 below, and an element's value the same wherever it
+   sits in a row (vector body or tail) and whatever the shift's split
+   between it and the input. */
+static void test_exp_row(void) {
+    enum { N = 200003 };
+    float *x = falloc(N), *y = falloc(N);
+    double worst = 0.0;
+    int i, below_zero = 1, same = 1;
+    for (i = 0; i < N; i++) x[i] = -87.3f + (float)(175.3 * i / (N - 1));
+    memcpy(y, x, N * sizeof(float));
+    lisa__exp_row(y, N, 0.0f);
+    for (i = 0; i < N; i++) {
+        double ref = exp((double)x[i]);
+        float r = (float)ref, ulp = nextafterf(r, INFINITY) - r;
+        double err = fabs((double)y[i] - ref) / ulp;
+        if (err > worst) worst = err;
+    }
+    CHECK(worst <= 1.0, "exp_row within 1 ulp of exp over [-87.3, 88] (worst %.3f ulp)", worst);
+    printf("  %-28s max err %.3f ulp\n", "exp_row", worst);
+    { /* far below: 0; -inf: 0 */
+        float z[5] = {-87.4f, -100.0f, -1e30f, -INFINITY, -88.0f};
+        lisa__exp_row(z, 5, 0.0f);
+        for (i = 0; i < 5; i++) below_zero &= z[i] == 0.0f;
+        CHECK(below_zero, "exp_row is 0 below -87.3 and at -inf");
+    }
+    { /* every offset and length: the same bits as the long row */
+        int start, len;
+        for (start = 0; start < 40; start += 3)
+            for (len = 1; len < 40; len += 5) {
+                float t[64];
+                memcpy(t, x + 1000 + start, (size_t)len * sizeof(float));
+                lisa__exp_row(t, len, 0.0f);
+                if (memcmp(t, y + 1000 + start, (size_t)len * sizeof(float)) != 0) same = 0;
+            }
+        CHECK(same, "exp_row gives an element the same bits at any offset and row length");
+    }
+    free(x);
+    free(y);
+}
+
 static void test_swiglu_shape(size_t n, double gscale) {
     char what[128];
     float *gate = falloc(n), *up = falloc(n), *out = falloc(n), *r = falloc(n);
@@ -1803,6 +1844,7 @@ static void test_tensor_numel(void) {
 }
 
 int main(void) {
+    test_exp_row();
     int i;
     test_embedding();
     test_rmsnorm();
