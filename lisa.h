@@ -2251,29 +2251,49 @@ static void lisa__tile(float *c, size_t ldc, int mr, int nr, int K, const float 
 }
 
 #if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
-/* dst[k * ldd + j] = src[j * lds + k] for j, k < 8: an 8 x 8 block transposed
-   in registers (forward's weights are packed this way: k runs along their rows). */
-static void lisa__transpose8(float *dst, size_t ldd, const float *src, size_t lds) {
-    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);
-    __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
-    __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
-    __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+/* r[k] (lane j) = r[j] (lane k) for j, k < 8: an 8 x 8 block transposed in
+   registers. */
+static void lisa__transpose8_regs(__m256 *r) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
     __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
     __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
     __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
     __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
-    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
-    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
-    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
-    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
-    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
-    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
-    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* dst[k * ldd + j] = src[j * lds + k] for j, k < 8 (forward's weights are
+   packed this way: k runs along their rows). */
+static void lisa__transpose8(float *dst, size_t ldd, const float *src, size_t lds) {
+    __m256 r[8];
+    int i;
+    for (i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (size_t)i * lds);
+    lisa__transpose8_regs(r);
+    for (i = 0; i < 8; i++) _mm256_storeu_ps(dst + (size_t)i * ldd, r[i]);
+}
+
+/* The same for j < rest (4..7) rows of src: each of the eight rows of dst
+   gets rest floats. Every row but the last is stored 8 wide, the floats past
+   rest landing where the next row (or the caller's later pass) writes after;
+   the last is stored rest wide, so nothing past dst's block is touched. */
+static void lisa__transpose8_rest(float *dst, size_t ldd, const float *src, size_t lds, int rest) {
+    static const int lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    __m256 r[8];
+    int i;
+    for (i = 0; i < 8; i++) r[i] = i < rest ? _mm256_loadu_ps(src + (size_t)i * lds) : _mm256_setzero_ps();
+    lisa__transpose8_regs(r);
+    for (i = 0; i < 7; i++) _mm256_storeu_ps(dst + (size_t)i * ldd, r[i]);
+    _mm256_maskstore_ps(dst + 7 * ldd, _mm256_loadu_si256((const __m256i *)(lanes + 8 - rest)), r[7]);
 }
 #endif
 
@@ -2283,21 +2303,15 @@ static void lisa__pack_transposed(float *dst, int width, const float *src, size_
 #if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
     j_blocked = width / 8 * 8;
     k_blocked = kc / 8 * 8;
+    if (width - j_blocked >= 4) { /* AVX2's 6-wide strips, AVX-512's last 4 of 12: first, as they spill */
+        for (k = 0; k < k_blocked; k += 8)
+            lisa__transpose8_rest(dst + (size_t)k * width + j_blocked, (size_t)width,
+                                  src + (size_t)j_blocked * lds + k, lds, width - j_blocked);
+    }
     for (k = 0; k < k_blocked; k += 8)
         for (j = 0; j < j_blocked; j += 8)
             lisa__transpose8(dst + (size_t)k * width + j, (size_t)width, src + (size_t)j * lds + k, lds);
-    if (width - j_blocked >= 4) { /* AVX2's 6-row strips: 8 x 8 blocks through a copy */
-        float in[64], out[64];
-        int rest = width - j_blocked, kk;
-        memset(in, 0, sizeof in);
-        for (k = 0; k < k_blocked; k += 8) {
-            for (j = 0; j < rest; j++) memcpy(in + j * 8, src + (size_t)(j_blocked + j) * lds + k, 8 * sizeof(float));
-            lisa__transpose8(out, 8, in, 8);
-            for (kk = 0; kk < 8; kk++)
-                memcpy(dst + (size_t)(k + kk) * width + j_blocked, out + kk * 8, (size_t)rest * sizeof(float));
-        }
-        j_blocked = width;
-    }
+    if (width - j_blocked >= 4) j_blocked = width;
 #endif
     for (j = 0; j < width; j++) /* what the 8 x 8 blocks left */
         for (k = j < j_blocked ? k_blocked : 0; k < kc; k++) dst[(size_t)k * width + j] = src[(size_t)j * lds + k];

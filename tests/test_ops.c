@@ -1177,6 +1177,31 @@ static double sigmoid_d(double x) {
     return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
 }
 
+/* The matrix kernel's transposed packing (dst[k * width + j] = src[j * lds
+   + k]) for every strip width the kernels use (4, 6, 12, 16, 32) and others,
+   and lengths with and without a ragged end: every element right and
+   nothing written past the strip. */
+static void test_pack_transposed(void) {
+    static const int widths[] = {1, 4, 5, 6, 7, 8, 11, 12, 13, 16, 32};
+    int wi, kc, bad = 0, spilled = 0;
+    for (wi = 0; wi < (int)(sizeof widths / sizeof widths[0]); wi++)
+        for (kc = 1; kc <= 41; kc += 4) {
+            int width = widths[wi], j, k;
+            size_t lds = (size_t)kc + 3, n = (size_t)kc * width;
+            float *src = falloc((size_t)width * lds), *dst = falloc(n + 16);
+            for (j = 0; j < width * (int)lds; j++) src[j] = (float)j;
+            for (j = 0; j < (int)n + 16; j++) dst[j] = -1.0f;
+            lisa__pack_transposed(dst, width, src, lds, kc);
+            for (k = 0; k < kc; k++)
+                for (j = 0; j < width; j++) bad += dst[(size_t)k * width + j] != src[(size_t)j * lds + k];
+            for (j = 0; j < 16; j++) spilled += dst[n + j] != -1.0f;
+            free(src);
+            free(dst);
+        }
+    CHECK(bad == 0 && spilled == 0, "transposed packing: %d wrong elements, %d floats written past the strip", bad,
+          spilled);
+}
+
 /* The scores' exp (lisa__exp_row): within 1 ulp of e^x over [-87.3, 88]
    against double exp, 0 below, and an element's value the same wherever it
    sits in a row (vector body or tail) and whatever the shift's split
@@ -1845,6 +1870,7 @@ static void test_tensor_numel(void) {
 
 int main(void) {
     test_exp_row();
+    test_pack_transposed();
     int i;
     test_embedding();
     test_rmsnorm();
