@@ -7,6 +7,8 @@
 #                   OpenBLAS's cblas_sgemm beside them when it is installed (never a dependency)
 #   make bench      speed and memory: the engine, then full fine-tuning against LISA, then the
 #                   tokenizer (bench_tokenizer: tokenizer.json load, encode, decode on one thread)
+#   make bench-cpu  lisa.h against PyTorch + transformers and peft on the same 2 cores, three shapes,
+#                   one table (bench/bench_cpu.sh; BENCH_VENV, BENCH_STEPS, BENCH_SHAPES, BENCH_THREADS)
 #   make SAN=1 test the same tests under AddressSanitizer and UBSan (in build-san/)
 #   make OPENMP=0   build without threads
 #   make cuda       build/lisa-cuda (train and plan on a GPU), the GPU tests and lisa_cuda.o
@@ -47,7 +49,7 @@ NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=s
              -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90
 NVCC_FLAGS = -std=c++17 -O3 -Xcompiler -Wall,-Wextra -Werror all-warnings -I. -Itests
 
-.PHONY: all test demo bench bench-gemm clean examples cuda test-cuda test-real mpi cuda-mpi
+.PHONY: all test demo bench bench-gemm bench-cpu clean examples cuda test-cuda test-real mpi cuda-mpi
 all: $(BUILD)/lisa examples
 
 $(BUILD):
@@ -91,9 +93,13 @@ bench: $(BUILD)/bench_engine $(BUILD)/bench_lisa $(BUILD)/bench_tokenizer
 	$(BUILD)/bench_lisa
 	$(BUILD)/bench_tokenizer
 
+bench-cpu:
+	sh bench/bench_cpu.sh
+
 # OpenBLAS is linked only when a program calling cblas_sgemm compiles and links;
 # OPENBLAS_CORETYPE is cleared so that it picks its kernels for this CPU.
 BLAS_LIBS ?= -lopenblas
+
 bench-gemm: bench/bench_gemm.c lisa.h bench/bench.h | $(BUILD)
 	@if printf '#include <cblas.h>\nint main(void) { float a = 1, c = 0; cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1.0f, &a, 1, &a, 1, 0.0f, &c, 1); return (int)c - 1; }\n' | \
 	    $(CC) -x c -o $(BUILD)/.blas_probe - $(BLAS_LIBS) 2>/dev/null; then \
