@@ -2526,6 +2526,145 @@ LISADEF void lisa_lora_linear_backward(float *dx, float *dw, float *da, float *d
     lisa_linear_backward(dx, da, du, x, a, n, in_dim, rank);
 }
 
+/* ------------------------------------------------------------------------- */
+/* exp over arrays                                                            */
+/* ------------------------------------------------------------------------- */
+
+/* exp(x) = 2^k exp(r) with k = round(x / ln 2) and r = x - k ln 2 in
+   [-ln2/2, ln2/2] (ln 2 in two parts, the first short enough that k times it
+   is exact); exp(r) = 1 + r + r^2 p(r) with p of degree 5. 2^k is applied as
+   two factors, 2^(k/2) and 2^(k - k/2), each a normal float, so that results
+   below FLT_MIN round once into the subnormals. x is clamped to [-104, 88.8]:
+   below, exp rounds to 0 (-inf too); above, the product overflows to inf.
+   NaN stays NaN. Every element, whether in a vector body or a tail, goes
+   through the same operations (a tail runs the same vector code on padded
+   lanes), so its bits depend on its value alone: not on n, the alignment or
+   how a range is split among threads. Within 2 ulp of exp (tests/test_ops). */
+#define LISA__EXP_LO -104.0f
+#define LISA__EXP_HI 88.8f
+#define LISA__EXP_LOG2E 1.44269504088896341f
+#define LISA__EXP_LN2_HI 0.693359375f
+#define LISA__EXP_LN2_LO -2.12194440e-4f
+#define LISA__EXP_P0 1.9875691500e-4f
+#define LISA__EXP_P1 1.3981999507e-3f
+#define LISA__EXP_P2 8.3334519073e-3f
+#define LISA__EXP_P3 4.1665795894e-2f
+#define LISA__EXP_P4 1.6666665459e-1f
+#define LISA__EXP_P5 5.0000001201e-1f
+
+#if defined(LISA__GEMM_AVX512)
+#define LISA__EXP_W 16
+static __m512 lisa__exp_v(__m512 x) {
+    __m512 k, r, p, z;
+    __m512i ki, k1;
+    /* max/min return their second operand when one is NaN: NaN passes through */
+    x = _mm512_min_ps(_mm512_set1_ps(LISA__EXP_HI), _mm512_max_ps(_mm512_set1_ps(LISA__EXP_LO), x));
+    k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LISA__EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LISA__EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LISA__EXP_LN2_LO), r);
+    z = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(_mm512_set1_ps(LISA__EXP_P0), r, _mm512_set1_ps(LISA__EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LISA__EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LISA__EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LISA__EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LISA__EXP_P5));
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, z, r), _mm512_set1_ps(1.0f));
+    ki = _mm512_cvtps_epi32(k);
+    k1 = _mm512_srai_epi32(ki, 1);
+    ki = _mm512_sub_epi32(ki, k1);
+    p = _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k1, _mm512_set1_epi32(127)), 23)));
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(ki, _mm512_set1_epi32(127)), 23)));
+}
+
+/* dst[i] = exp(sign * x[i] - sub), sign 1 or -1 (so the product is exact). */
+static void lisa__exp_sub(float *dst, const float *x, float sign, float sub, size_t n) {
+    __m512 vs = _mm512_set1_ps(sign), vb = _mm512_set1_ps(sub);
+    size_t i;
+    for (i = 0; i + LISA__EXP_W <= n; i += LISA__EXP_W)
+        _mm512_storeu_ps(dst + i, lisa__exp_v(_mm512_sub_ps(_mm512_mul_ps(vs, _mm512_loadu_ps(x + i)), vb)));
+    if (i < n) {
+        __mmask16 mask = (__mmask16)((1u << (n - i)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(mask, x + i);
+        _mm512_mask_storeu_ps(dst + i, mask, lisa__exp_v(_mm512_sub_ps(_mm512_mul_ps(vs, v), vb)));
+    }
+}
+#elif defined(LISA__GEMM_AVX2)
+#define LISA__EXP_W 8
+static __m256 lisa__exp_v(__m256 x) {
+    __m256 k, r, p, z;
+    __m256i ki, k1;
+    /* max/min return their second operand when one is NaN: NaN passes through */
+    x = _mm256_min_ps(_mm256_set1_ps(LISA__EXP_HI), _mm256_max_ps(_mm256_set1_ps(LISA__EXP_LO), x));
+    k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LISA__EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LISA__EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LISA__EXP_LN2_LO), r);
+    z = _mm256_mul_ps(r, r);
+    p = _mm256_fmadd_ps(_mm256_set1_ps(LISA__EXP_P0), r, _mm256_set1_ps(LISA__EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LISA__EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LISA__EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LISA__EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LISA__EXP_P5));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, z, r), _mm256_set1_ps(1.0f));
+    ki = _mm256_cvtps_epi32(k);
+    k1 = _mm256_srai_epi32(ki, 1);
+    ki = _mm256_sub_epi32(ki, k1);
+    p = _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, _mm256_set1_epi32(127)), 23)));
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ki, _mm256_set1_epi32(127)), 23)));
+}
+
+/* dst[i] = exp(sign * x[i] - sub), sign 1 or -1 (so the product is exact). */
+static void lisa__exp_sub(float *dst, const float *x, float sign, float sub, size_t n) {
+    __m256 vs = _mm256_set1_ps(sign), vb = _mm256_set1_ps(sub);
+    size_t i;
+    for (i = 0; i + LISA__EXP_W <= n; i += LISA__EXP_W)
+        _mm256_storeu_ps(dst + i, lisa__exp_v(_mm256_sub_ps(_mm256_mul_ps(vs, _mm256_loadu_ps(x + i)), vb)));
+    if (i < n) {
+        float pad[LISA__EXP_W] = {0};
+        memcpy(pad, x + i, (n - i) * sizeof(float));
+        _mm256_storeu_ps(pad, lisa__exp_v(_mm256_sub_ps(_mm256_mul_ps(vs, _mm256_loadu_ps(pad)), vb)));
+        memcpy(dst + i, pad, (n - i) * sizeof(float));
+    }
+}
+#else
+/* 2^e for -126 <= e <= 127. */
+static float lisa__exp_pow2(int e) {
+    uint32_t bits = (uint32_t)(e + 127) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static float lisa__exp1(float x) {
+    float k, r, p, z;
+    int ki, k1;
+    if (x != x) return x;
+    x = x < LISA__EXP_LO ? LISA__EXP_LO : x > LISA__EXP_HI ? LISA__EXP_HI : x;
+    k = rintf(x * LISA__EXP_LOG2E);
+    r = x - k * LISA__EXP_LN2_HI;
+    r = r - k * LISA__EXP_LN2_LO;
+    z = r * r;
+    p = LISA__EXP_P0 * r + LISA__EXP_P1;
+    p = p * r + LISA__EXP_P2;
+    p = p * r + LISA__EXP_P3;
+    p = p * r + LISA__EXP_P4;
+    p = p * r + LISA__EXP_P5;
+    p = (p * z + r) + 1.0f;
+    ki = (int)k;
+    k1 = ki / 2;
+    return p * lisa__exp_pow2(k1) * lisa__exp_pow2(ki - k1);
+}
+
+/* dst[i] = exp(sign * x[i] - sub), sign 1 or -1 (so the product is exact). */
+static void lisa__exp_sub(float *dst, const float *x, float sign, float sub, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = lisa__exp1(sign * x[i] - sub);
+}
+#endif
+
+/* Elements the exp loops below take at a time into a stack buffer (a
+   multiple of every lane count used on it). */
+#define LISA__EXP_CHUNK 1024
+
 /* Pairs whose angles one pass computes at a time, on the stack. */
 #define LISA__ROPE_CHUNK 128
 
@@ -2808,23 +2947,32 @@ LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const floa
     }
 }
 
+/* silu(a) = a sigmoid(a) = a / (1 + exp(-a)); exp(-a) a chunk at a time. */
 LISADEF void lisa_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
-    long long i;
+    long long c, chunks = (long long)((n + LISA__EXP_CHUNK - 1) / LISA__EXP_CHUNK);
     LISA__PARALLEL_FOR_IF((double)n)
-    for (i = 0; i < (long long)n; i++) {
-        float a = gate[i];
-        out[i] = a / (1.0f + expf(-a)) * up[i];
+    for (c = 0; c < chunks; c++) {
+        float e[LISA__EXP_CHUNK];
+        size_t i0 = (size_t)c * LISA__EXP_CHUNK, len = LISA__MIN(n - i0, (size_t)LISA__EXP_CHUNK), i;
+        lisa__exp_sub(e, gate + i0, -1.0f, 0.0f, len);
+        for (i = 0; i < len; i++) out[i0 + i] = gate[i0 + i] / (1.0f + e[i]) * up[i0 + i];
     }
 }
 
 LISADEF void lisa_swiglu_backward(float *dgate, float *dup, const float *dout,
                                   const float *gate, const float *up, size_t n) {
-    long long i;
+    long long c, chunks = (long long)((n + LISA__EXP_CHUNK - 1) / LISA__EXP_CHUNK);
     LISA__PARALLEL_FOR_IF((double)n)
-    for (i = 0; i < (long long)n; i++) {
-        float a = gate[i], sig = 1.0f / (1.0f + expf(-a)), silu = a * sig;
-        dgate[i] += dout[i] * up[i] * sig * (1.0f + a * (1.0f - sig));
-        dup[i] += dout[i] * silu;
+    for (c = 0; c < chunks; c++) {
+        float e[LISA__EXP_CHUNK];
+        size_t i0 = (size_t)c * LISA__EXP_CHUNK, len = LISA__MIN(n - i0, (size_t)LISA__EXP_CHUNK), i;
+        lisa__exp_sub(e, gate + i0, -1.0f, 0.0f, len);
+        for (i = 0; i < len; i++) {
+            size_t j = i0 + i;
+            float a = gate[j], sig = 1.0f / (1.0f + e[i]), silu = a * sig;
+            dgate[j] += dout[j] * up[j] * sig * (1.0f + a * (1.0f - sig));
+            dup[j] += dout[j] * silu;
+        }
     }
 }
 
@@ -2841,13 +2989,44 @@ LISADEF void lisa_residual_backward(float *da, float *db, const float *dout, siz
     }
 }
 
+/* Lanes of the row reductions below: element i goes to lane i % LISA__ROW_LANES,
+   each lane adds in index order, and the lanes combine in a fixed tree, so
+   the result depends on n alone. */
+#define LISA__ROW_LANES 16
+
+static float lisa__row_max(const float *x, int n) {
+    float lane[LISA__ROW_LANES], m;
+    int i, l;
+    for (l = 0; l < LISA__ROW_LANES; l++) lane[l] = -INFINITY;
+    for (i = 0; i + LISA__ROW_LANES <= n; i += LISA__ROW_LANES)
+        for (l = 0; l < LISA__ROW_LANES; l++) lane[l] = lane[l] > x[i + l] ? lane[l] : x[i + l];
+    for (l = 0; i + l < n; l++) lane[l] = lane[l] > x[i + l] ? lane[l] : x[i + l];
+    for (m = lane[0], l = 1; l < LISA__ROW_LANES; l++) m = LISA__MAX(m, lane[l]);
+    return m;
+}
+
+/* The lanes' sums combined pairwise: (0+1)+(2+3), ... */
+static double lisa__lanes_total(double *lane) {
+    int w, l;
+    for (w = LISA__ROW_LANES / 2; w >= 1; w /= 2)
+        for (l = 0; l < w; l++) lane[l] = lane[2 * l] + lane[2 * l + 1];
+    return lane[0];
+}
+
+/* log(sum exp(x)): the max, then exp(x - max) a chunk at a time summed in
+   double lanes. */
 static float lisa__logsumexp(const float *x, int n) {
-    float m = -INFINITY;
-    double s = 0.0;
-    int i;
-    for (i = 0; i < n; i++) m = LISA__MAX(m, x[i]);
-    for (i = 0; i < n; i++) s += expf(x[i] - m);
-    return m + (float)log(s);
+    float m = lisa__row_max(x, n), e[LISA__EXP_CHUNK];
+    double lane[LISA__ROW_LANES] = {0};
+    int i0;
+    for (i0 = 0; i0 < n; i0 += LISA__EXP_CHUNK) {
+        int len = LISA__MIN(n - i0, LISA__EXP_CHUNK), i, l;
+        lisa__exp_sub(e, x + i0, 1.0f, m, (size_t)len);
+        for (i = 0; i + LISA__ROW_LANES <= len; i += LISA__ROW_LANES)
+            for (l = 0; l < LISA__ROW_LANES; l++) lane[l] += e[i + l];
+        for (l = 0; i + l < len; l++) lane[l] += e[i + l];
+    }
+    return m + (float)log(lisa__lanes_total(lane));
 }
 
 /* Each row's log-sum-exp and loss (0 where ignored), rows in parallel. */
@@ -2900,15 +3079,20 @@ LISADEF float lisa_cross_entropy_forward(float *losses, const float *logits, con
    given the row's log-sum-exp. dst may equal row when accumulate is 0. */
 static void lisa__cross_entropy_grad_row(float *dst, const float *row, float lse, int target,
                                          int vocab, float dloss, int accumulate) {
-    float g;
-    int j;
+    float p[LISA__EXP_CHUNK];
+    int j0;
     if (target < 0) {
         if (!accumulate) memset(dst, 0, (size_t)vocab * sizeof(float));
         return;
     }
-    for (j = 0; j < vocab; j++) {
-        g = dloss * (expf(row[j] - lse) - (j == target ? 1.0f : 0.0f));
-        dst[j] = accumulate ? dst[j] + g : g;
+    for (j0 = 0; j0 < vocab; j0 += LISA__EXP_CHUNK) {
+        int len = LISA__MIN(vocab - j0, LISA__EXP_CHUNK), j;
+        lisa__exp_sub(p, row + j0, 1.0f, lse, (size_t)len);
+        if (target >= j0 && target < j0 + len) p[target - j0] -= 1.0f;
+        if (accumulate)
+            for (j = 0; j < len; j++) dst[j0 + j] += dloss * p[j];
+        else
+            for (j = 0; j < len; j++) dst[j0 + j] = dloss * p[j];
     }
 }
 

@@ -1111,6 +1111,127 @@ static void test_attention(void) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* exp over arrays                                                            */
+/* ------------------------------------------------------------------------- */
+
+static float bits_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static uint32_t float_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* |got - ref| in units of the float spacing at ref (2^-149 below FLT_MIN). */
+static double ulp_error(float got, double ref) {
+    int e;
+    double ulp;
+    if (ref < FLT_MIN) ulp = ldexp(1.0, -149);
+    else {
+        frexp(ref, &e);
+        ulp = ldexp(1.0, e - 24);
+    }
+    return fabs((double)got - ref) / ulp;
+}
+
+/* Every 61st float from 0 up to +-limit (sign 1 or -1) against double exp and
+   expf: the worst ulp errors, normal and subnormal results apart. */
+static void exp_sweep(float sign, float limit, double *worst, double *worst_sub, double *worst_vs_expf) {
+    enum { CHUNK = 4096, STRIDE = 61 };
+    static float x[CHUNK], y[CHUNK];
+    uint32_t u = 0, end = float_bits(limit), sign_bit = sign < 0 ? 0x80000000u : 0u;
+    while (u <= end) {
+        int n = 0, i;
+        for (; n < CHUNK && u <= end; u += STRIDE) x[n++] = bits_float(u | sign_bit);
+        lisa__exp_sub(y, x, 1.0f, 0.0f, (size_t)n);
+        for (i = 0; i < n; i++) {
+            double ref = exp((double)x[i]), err = ulp_error(y[i], ref), e2 = ulp_error(y[i], (double)expf(x[i]));
+            if (ref < FLT_MIN) *worst_sub = err > *worst_sub ? err : *worst_sub;
+            else *worst = err > *worst ? err : *worst;
+            if (e2 > *worst_vs_expf) *worst_vs_expf = e2;
+            if (!(err <= 2.0)) {
+                CHECK(0, "exp(%.9g) = %.9g, double exp %.17g: %.3g ulp", x[i], y[i], ref, err);
+                return;
+            }
+        }
+    }
+}
+
+/* Edge values: zero, the ends of the clamp, overflow, -inf, NaN. */
+static void test_exp_edges(void) {
+    static const float xs[] = {0.0f, -0.0f, -87.3365447f, -100.0f, -103.9f, -104.0f, -105.0f, -1000.0f,
+                               -FLT_MAX, 88.7228317f, 88.72284f, 88.8f, 89.0f, 1000.0f, FLT_MAX};
+    enum { N = sizeof(xs) / sizeof(xs[0]) };
+    float y[N + 2], x[N + 2];
+    int i;
+    memcpy(x, xs, sizeof xs);
+    x[N] = -INFINITY;
+    x[N + 1] = INFINITY;
+    lisa__exp_sub(y, x, 1.0f, 0.0f, N + 2);
+    CHECK(y[0] == 1.0f && y[1] == 1.0f, "exp(+-0) = %.9g, %.9g", y[0], y[1]);
+    for (i = 2; i < N + 2; i++) {
+        double ref = exp((double)x[i]);
+        if (ref > FLT_MAX)
+            CHECK(y[i] == INFINITY, "exp(%.9g) = %.9g: overflow gives inf", x[i], y[i]);
+        else
+            CHECK(ulp_error(y[i], ref) <= 2.0, "exp(%.9g) = %.9g, double exp %.9g", x[i], y[i], ref);
+    }
+    CHECK(y[N] == 0.0f, "exp(-inf) = %.9g", y[N]);
+    CHECK(y[5] == 0.0f && y[7] == 0.0f && y[8] == 0.0f, "exp of large negatives is 0");
+    x[0] = NAN;
+    lisa__exp_sub(y, x, 1.0f, 0.0f, 1);
+    CHECK(y[0] != y[0], "exp(NaN) = %.9g: stays NaN", y[0]);
+}
+
+/* An element's bits do not depend on n, its offset, the split of the range,
+   sign or where sub is applied. */
+static void test_exp_bits(void) {
+    enum { N = 1000 };
+    float x[N], xneg[N], xsub[N], all[N], part[N], neg[N], sub[N];
+    int i, start, same = 1, same_neg = 1, same_sub = 1;
+    for (i = 0; i < N; i++) {
+        x[i] = (float)(40.0 * trng_sym());
+        xneg[i] = -x[i];
+        xsub[i] = x[i] - 3.25f;
+    }
+    lisa__exp_sub(all, x, 1.0f, 0.0f, N);
+    for (start = 0; start < N;) { /* odd pieces: 1, 2, ..., every tail length */
+        int len = 1 + start % 37;
+        if (len > N - start) len = N - start;
+        lisa__exp_sub(part + start, x + start, 1.0f, 0.0f, (size_t)len);
+        start += len;
+    }
+    lisa__exp_sub(neg, xneg, -1.0f, 0.0f, N);
+    lisa__exp_sub(sub, x, 1.0f, 3.25f, N);
+    lisa__exp_sub(xsub, xsub, 1.0f, 0.0f, N); /* in place */
+    for (i = 0; i < N; i++) {
+        same &= float_bits(all[i]) == float_bits(part[i]);
+        same_neg &= float_bits(all[i]) == float_bits(neg[i]);
+        same_sub &= float_bits(sub[i]) == float_bits(xsub[i]);
+    }
+    CHECK(same, "exp: each element's bits are the same in pieces of every length as in one call");
+    CHECK(same_neg, "exp: sign -1 on -x gives the bits of x");
+    CHECK(same_sub, "exp: sub applied inside gives the bits of x - sub computed before");
+}
+
+static void test_exp(void) {
+    double worst = 0, worst_sub = 0, vs_expf = 0;
+    exp_sweep(1.0f, 88.72f, &worst, &worst_sub, &vs_expf);
+    exp_sweep(-1.0f, 104.0f, &worst, &worst_sub, &vs_expf);
+    stat_add("exp (ulp, normal)", worst, worst / 2.0);
+    stat_add("exp (ulp, subnormal)", worst_sub, worst_sub / 2.0);
+    stat_add("exp (ulp vs expf)", vs_expf, vs_expf / 2.0);
+    CHECK(worst <= 2.0 && worst_sub <= 2.0, "exp: worst %.3g ulp (normal results), %.3g (subnormal)", worst,
+          worst_sub);
+    test_exp_edges();
+    test_exp_bits();
+}
+
+/* ------------------------------------------------------------------------- */
 /* SwiGLU                                                                     */
 /* ------------------------------------------------------------------------- */
 
@@ -1763,6 +1884,7 @@ int main(void) {
     test_lora();
     test_rope();
     test_attention();
+    test_exp();
     test_swiglu();
     test_residual();
     test_cross_entropy();
