@@ -2530,131 +2530,118 @@ LISADEF void lisa_lora_linear_backward(float *dx, float *dw, float *da, float *d
 /* exp over arrays                                                            */
 /* ------------------------------------------------------------------------- */
 
-/* exp(x) = 2^k exp(r) with k = round(x / ln 2) and r = x - k ln 2 in
-   [-ln2/2, ln2/2] (ln 2 in two parts, the first short enough that k times it
-   is exact); exp(r) = 1 + r + r^2 p(r) with p of degree 5. 2^k is applied as
-   two factors, 2^(k/2) and 2^(k - k/2), each a normal float, so that results
-   below FLT_MIN round once into the subnormals. x is clamped to [-104, 88.8]:
-   below, exp rounds to 0 (-inf too); above, the product overflows to inf.
-   NaN stays NaN. Every element, whether in a vector body or a tail, goes
-   through the same operations (a tail runs the same vector code on padded
-   lanes), so its bits depend on its value alone: not on n, the alignment or
-   how a range is split among threads. Within 2 ulp of exp (tests/test_ops). */
+/* exp(x) in double, rounded once to float: k = round(x / ln 2), r = x - k ln 2
+   in [-ln2/2, ln2/2] (ln 2 in two parts, the first short enough that k times
+   it is exact), exp(r) by its Taylor polynomial of degree 11 (relative error
+   below 1e-14), times 2^k built in the exponent bits. The float result is
+   then exp(x) correctly rounded but where exp(x) lies within ~1e-14 of a
+   rounding boundary: the bits of expf nearly always. x is clamped to
+   [-104, 88.8] first: below, exp rounds to 0 (-inf too); above, the double
+   exceeds FLT_MAX and rounds to inf. NaN stays NaN. Every element, in a
+   vector body or a tail, goes through the same operations (a tail runs the
+   same vector code on padded lanes), so its bits depend on its value alone:
+   not on n, the alignment or how a range is split among threads. */
 #define LISA__EXP_LO -104.0f
 #define LISA__EXP_HI 88.8f
-#define LISA__EXP_LOG2E 1.44269504088896341f
-#define LISA__EXP_LN2_HI 0.693359375f
-#define LISA__EXP_LN2_LO -2.12194440e-4f
-#define LISA__EXP_P0 1.9875691500e-4f
-#define LISA__EXP_P1 1.3981999507e-3f
-#define LISA__EXP_P2 8.3334519073e-3f
-#define LISA__EXP_P3 4.1665795894e-2f
-#define LISA__EXP_P4 1.6666665459e-1f
-#define LISA__EXP_P5 5.0000001201e-1f
+#define LISA__EXP_LOG2E 1.4426950408889634
+#define LISA__EXP_LN2_HI 6.93147180369123816490e-01 /* ln 2's leading 32 bits */
+#define LISA__EXP_LN2_LO 1.90821492927058770002e-10
+#define LISA__EXP_W 8 /* floats the vector code takes at a time */
+#define LISA__EXP_TAYLOR(c, p, r)                                                                                  \
+    p = c(1.0 / 39916800.0);                                                                                       \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 3628800.0));                                                                  \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 362880.0));                                                                   \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 40320.0));                                                                    \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 5040.0));                                                                     \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 720.0));                                                                      \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 120.0));                                                                      \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 24.0));                                                                       \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 6.0));                                                                        \
+    p = LISA__EXP_MADD(p, r, c(0.5));                                                                              \
+    p = LISA__EXP_MADD(p, r, c(1.0));                                                                              \
+    p = LISA__EXP_MADD(p, r, c(1.0))
 
+#if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
 #if defined(LISA__GEMM_AVX512)
-#define LISA__EXP_W 16
-static __m512 lisa__exp_v(__m512 x) {
-    __m512 k, r, p, z;
-    __m512i ki, k1;
-    /* max/min return their second operand when one is NaN: NaN passes through */
-    x = _mm512_min_ps(_mm512_set1_ps(LISA__EXP_HI), _mm512_max_ps(_mm512_set1_ps(LISA__EXP_LO), x));
-    k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LISA__EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LISA__EXP_LN2_HI), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LISA__EXP_LN2_LO), r);
-    z = _mm512_mul_ps(r, r);
-    p = _mm512_fmadd_ps(_mm512_set1_ps(LISA__EXP_P0), r, _mm512_set1_ps(LISA__EXP_P1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LISA__EXP_P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LISA__EXP_P3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LISA__EXP_P4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LISA__EXP_P5));
-    p = _mm512_add_ps(_mm512_fmadd_ps(p, z, r), _mm512_set1_ps(1.0f));
-    ki = _mm512_cvtps_epi32(k);
-    k1 = _mm512_srai_epi32(ki, 1);
-    ki = _mm512_sub_epi32(ki, k1);
-    p = _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k1, _mm512_set1_epi32(127)), 23)));
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(ki, _mm512_set1_epi32(127)), 23)));
+typedef __m512d lisa__expd;
+#define LISA__EXP_SET _mm512_set1_pd
+#define LISA__EXP_MADD _mm512_fmadd_pd
+/* 2^k for integral k in double: k + 1.5 * 2^52 holds k in its low bits. */
+static __m512d lisa__exp_scale(__m512d k) {
+    __m512i b = _mm512_castpd_si512(_mm512_add_pd(k, _mm512_set1_pd(6755399441055744.0)));
+    return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(b, _mm512_set1_epi64(1023)), 52));
+}
+#define LISA__EXP_ROUND(v) _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define LISA__EXP_MUL _mm512_mul_pd
+#define LISA__EXP_FNMADD _mm512_fnmadd_pd
+#else
+typedef __m256d lisa__expd;
+#define LISA__EXP_SET _mm256_set1_pd
+#define LISA__EXP_MADD _mm256_fmadd_pd
+static __m256d lisa__exp_scale(__m256d k) {
+    __m256i b = _mm256_castpd_si256(_mm256_add_pd(k, _mm256_set1_pd(6755399441055744.0)));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(b, _mm256_set1_epi64x(1023)), 52));
+}
+#define LISA__EXP_ROUND(v) _mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define LISA__EXP_MUL _mm256_mul_pd
+#define LISA__EXP_FNMADD _mm256_fnmadd_pd
+#endif
+
+/* exp of clamped values, in double. */
+static lisa__expd lisa__exp_d(lisa__expd x) {
+    lisa__expd k = LISA__EXP_ROUND(LISA__EXP_MUL(x, LISA__EXP_SET(LISA__EXP_LOG2E))), r, p;
+    r = LISA__EXP_FNMADD(k, LISA__EXP_SET(LISA__EXP_LN2_HI), x);
+    r = LISA__EXP_FNMADD(k, LISA__EXP_SET(LISA__EXP_LN2_LO), r);
+    LISA__EXP_TAYLOR(LISA__EXP_SET, p, r);
+    return LISA__EXP_MUL(p, lisa__exp_scale(k));
 }
 
-/* dst[i] = exp(sign * x[i] - sub), sign 1 or -1 (so the product is exact). */
-static void lisa__exp_sub(float *dst, const float *x, float sign, float sub, size_t n) {
-    __m512 vs = _mm512_set1_ps(sign), vb = _mm512_set1_ps(sub);
-    size_t i;
-    for (i = 0; i + LISA__EXP_W <= n; i += LISA__EXP_W)
-        _mm512_storeu_ps(dst + i, lisa__exp_v(_mm512_sub_ps(_mm512_mul_ps(vs, _mm512_loadu_ps(x + i)), vb)));
-    if (i < n) {
-        __mmask16 mask = (__mmask16)((1u << (n - i)) - 1u);
-        __m512 v = _mm512_maskz_loadu_ps(mask, x + i);
-        _mm512_mask_storeu_ps(dst + i, mask, lisa__exp_v(_mm512_sub_ps(_mm512_mul_ps(vs, v), vb)));
-    }
-}
-#elif defined(LISA__GEMM_AVX2)
-#define LISA__EXP_W 8
-static __m256 lisa__exp_v(__m256 x) {
-    __m256 k, r, p, z;
-    __m256i ki, k1;
+/* exp(sign * x[i] - sub) of 8 floats at x into dst. */
+static void lisa__exp8(float *dst, const float *x, __m256 sign, __m256 sub) {
+    __m256 v = _mm256_sub_ps(_mm256_mul_ps(sign, _mm256_loadu_ps(x)), sub);
     /* max/min return their second operand when one is NaN: NaN passes through */
-    x = _mm256_min_ps(_mm256_set1_ps(LISA__EXP_HI), _mm256_max_ps(_mm256_set1_ps(LISA__EXP_LO), x));
-    k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LISA__EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LISA__EXP_LN2_HI), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LISA__EXP_LN2_LO), r);
-    z = _mm256_mul_ps(r, r);
-    p = _mm256_fmadd_ps(_mm256_set1_ps(LISA__EXP_P0), r, _mm256_set1_ps(LISA__EXP_P1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LISA__EXP_P2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LISA__EXP_P3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LISA__EXP_P4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LISA__EXP_P5));
-    p = _mm256_add_ps(_mm256_fmadd_ps(p, z, r), _mm256_set1_ps(1.0f));
-    ki = _mm256_cvtps_epi32(k);
-    k1 = _mm256_srai_epi32(ki, 1);
-    ki = _mm256_sub_epi32(ki, k1);
-    p = _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, _mm256_set1_epi32(127)), 23)));
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ki, _mm256_set1_epi32(127)), 23)));
+    v = _mm256_min_ps(_mm256_set1_ps(LISA__EXP_HI), _mm256_max_ps(_mm256_set1_ps(LISA__EXP_LO), v));
+#if defined(LISA__GEMM_AVX512)
+    _mm256_storeu_ps(dst, _mm512_cvtpd_ps(lisa__exp_d(_mm512_cvtps_pd(v))));
+#else
+    _mm_storeu_ps(dst, _mm256_cvtpd_ps(lisa__exp_d(_mm256_cvtps_pd(_mm256_castps256_ps128(v)))));
+    _mm_storeu_ps(dst + 4, _mm256_cvtpd_ps(lisa__exp_d(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)))));
+#endif
 }
 
-/* dst[i] = exp(sign * x[i] - sub), sign 1 or -1 (so the product is exact). */
+/* dst[i] = exp(sign * x[i] - sub), sign 1 or -1 (so the product is exact);
+   dst may equal x. */
 static void lisa__exp_sub(float *dst, const float *x, float sign, float sub, size_t n) {
     __m256 vs = _mm256_set1_ps(sign), vb = _mm256_set1_ps(sub);
     size_t i;
-    for (i = 0; i + LISA__EXP_W <= n; i += LISA__EXP_W)
-        _mm256_storeu_ps(dst + i, lisa__exp_v(_mm256_sub_ps(_mm256_mul_ps(vs, _mm256_loadu_ps(x + i)), vb)));
+    for (i = 0; i + LISA__EXP_W <= n; i += LISA__EXP_W) lisa__exp8(dst + i, x + i, vs, vb);
     if (i < n) {
         float pad[LISA__EXP_W] = {0};
         memcpy(pad, x + i, (n - i) * sizeof(float));
-        _mm256_storeu_ps(pad, lisa__exp_v(_mm256_sub_ps(_mm256_mul_ps(vs, _mm256_loadu_ps(pad)), vb)));
+        lisa__exp8(pad, pad, vs, vb);
         memcpy(dst + i, pad, (n - i) * sizeof(float));
     }
 }
 #else
-/* 2^e for -126 <= e <= 127. */
-static float lisa__exp_pow2(int e) {
-    uint32_t bits = (uint32_t)(e + 127) << 23;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
+#define LISA__EXP_SET(v) (v)
+#define LISA__EXP_MADD(a, b, c) ((a) * (b) + (c))
 
 static float lisa__exp1(float x) {
-    float k, r, p, z;
-    int ki, k1;
+    double k, r, p, s;
+    uint64_t bits;
     if (x != x) return x;
     x = x < LISA__EXP_LO ? LISA__EXP_LO : x > LISA__EXP_HI ? LISA__EXP_HI : x;
-    k = rintf(x * LISA__EXP_LOG2E);
-    r = x - k * LISA__EXP_LN2_HI;
+    k = rint((double)x * LISA__EXP_LOG2E);
+    r = (double)x - k * LISA__EXP_LN2_HI;
     r = r - k * LISA__EXP_LN2_LO;
-    z = r * r;
-    p = LISA__EXP_P0 * r + LISA__EXP_P1;
-    p = p * r + LISA__EXP_P2;
-    p = p * r + LISA__EXP_P3;
-    p = p * r + LISA__EXP_P4;
-    p = p * r + LISA__EXP_P5;
-    p = (p * z + r) + 1.0f;
-    ki = (int)k;
-    k1 = ki / 2;
-    return p * lisa__exp_pow2(k1) * lisa__exp_pow2(ki - k1);
+    LISA__EXP_TAYLOR(LISA__EXP_SET, p, r);
+    bits = (uint64_t)((int)k + 1023) << 52;
+    memcpy(&s, &bits, sizeof s);
+    return (float)(p * s);
 }
 
-/* dst[i] = exp(sign * x[i] - sub), sign 1 or -1 (so the product is exact). */
+/* dst[i] = exp(sign * x[i] - sub), sign 1 or -1 (so the product is exact);
+   dst may equal x. */
 static void lisa__exp_sub(float *dst, const float *x, float sign, float sub, size_t n) {
     size_t i;
     for (i = 0; i < n; i++) dst[i] = lisa__exp1(sign * x[i] - sub);
