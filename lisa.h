@@ -336,6 +336,7 @@ typedef struct lisa_acts {
     float *logits;                 /* (B*T, vocab); backward overwrites it with dlogits */
     float *row_loss;               /* (B*T) each position's loss */
     float *row_lse;                /* (B*T) each position's log-sum-exp of logits */
+    float *rope;                   /* (T, head_dim) each position's RoPE cosines, then sines */
     /* backward scratch */
     float *grad_scratch;
     int n_counted;                 /* rows with a target in the last forward */
@@ -2689,28 +2690,65 @@ static void lisa__rope_row(float *dst, const float *src, int n_heads, int head_d
     }
 }
 
+/* The frequencies of pairs i0..i0+n-1. */
+static void lisa__rope_freqs(double *freq, int i0, int n, int head_dim, float theta) {
+    int i;
+    for (i = 0; i < n; i++) freq[i] = pow((double)theta, -2.0 * (i0 + i) / head_dim);
+}
+
+/* The angles' cosines and sines of positions pos0..pos0+T-1: row t holds the
+   head_dim / 2 cosines, then the sines. One forward fills it and every
+   layer's forward, recompute and backward read it, with the values the
+   turn below would compute. */
+static void lisa__rope_table(float *table, int T, int head_dim, int pos0, float theta) {
+    int i0, half = head_dim / 2;
+    for (i0 = 0; i0 < half; i0 += LISA__ROPE_CHUNK) {
+        double freq[LISA__ROPE_CHUNK];
+        int n = LISA__MIN(LISA__ROPE_CHUNK, half - i0), t;
+        lisa__rope_freqs(freq, i0, n, head_dim, theta);
+        LISA__PARALLEL_FOR_IF((double)T * n * 64) /* a cos and a sin: tens of flops each */
+        for (t = 0; t < T; t++) {
+            float *row = table + (size_t)t * head_dim;
+            int k;
+            for (k = 0; k < n; k++) {
+                double angle = (double)(pos0 + t) * freq[k];
+                row[i0 + k] = (float)cos(angle);
+                row[half + i0 + k] = (float)sin(angle);
+            }
+        }
+    }
+}
+
 /* Turns each interleaved pair by +angle (sign 1) or -angle (sign -1), adding
    into dst when accumulate is set; dst may equal src when it is not. A second
    tensor (dst2, src2 with n_heads2 heads; NULL for none) at the same
    positions is turned by the same angles, so that the queries' and keys'
    cosines and sines are computed once for both: each position's once, and
-   each frequency once per call. */
+   each frequency once per call. table, when not NULL, holds them already
+   (lisa__rope_table of these positions). */
 static void lisa__rope_turn(float *dst, const float *src, float *dst2, const float *src2, int B, int T, int n_heads,
-                            int n_heads2, int head_dim, int pos0, float theta, float sign, int accumulate) {
+                            int n_heads2, int head_dim, int pos0, float theta, float sign, int accumulate,
+                            const float *table) {
     int i0, half = head_dim / 2;
     if (!dst2) n_heads2 = 0;
     for (i0 = 0; i0 < half; i0 += LISA__ROPE_CHUNK) {
         double freq[LISA__ROPE_CHUNK];
-        int n = LISA__MIN(LISA__ROPE_CHUNK, half - i0), i, t;
-        for (i = 0; i < n; i++) freq[i] = pow((double)theta, -2.0 * (i0 + i) / head_dim);
+        int n = LISA__MIN(LISA__ROPE_CHUNK, half - i0), t;
+        if (!table) lisa__rope_freqs(freq, i0, n, head_dim, theta);
         LISA__PARALLEL_FOR_IF((double)B * T * (n_heads + n_heads2) * 2 * n)
         for (t = 0; t < T; t++) {
             float c[LISA__ROPE_CHUNK], s[LISA__ROPE_CHUNK];
+            const float *row = table ? table + (size_t)t * head_dim : NULL;
             int b, k;
             for (k = 0; k < n; k++) {
-                double angle = (double)(pos0 + t) * freq[k];
-                c[k] = (float)cos(angle);
-                s[k] = sign * (float)sin(angle);
+                if (row) {
+                    c[k] = row[i0 + k];
+                    s[k] = sign * row[half + i0 + k];
+                } else {
+                    double angle = (double)(pos0 + t) * freq[k];
+                    c[k] = (float)cos(angle);
+                    s[k] = sign * (float)sin(angle);
+                }
             }
             for (b = 0; b < B; b++) {
                 size_t row = (size_t)b * T + t;
@@ -2726,7 +2764,7 @@ static void lisa__rope_turn(float *dst, const float *src, float *dst2, const flo
 
 static void lisa__rope_apply(float *dst, const float *src, int B, int T, int n_heads, int head_dim,
                              int pos0, float theta, float sign, int accumulate) {
-    lisa__rope_turn(dst, src, NULL, NULL, B, T, n_heads, 0, head_dim, pos0, theta, sign, accumulate);
+    lisa__rope_turn(dst, src, NULL, NULL, B, T, n_heads, 0, head_dim, pos0, theta, sign, accumulate, NULL);
 }
 
 LISADEF void lisa_rope_forward(float *out, const float *x, int B, int T, int n_heads,
@@ -3436,6 +3474,7 @@ static lisa__acts_count lisa__acts_carve(lisa_acts *a, float *floats, int *ints)
     a->logits = lisa__carve(floats, &at, BT * (size_t)c->vocab_size);
     a->row_loss = lisa__carve(floats, &at, BT);
     a->row_lse = lisa__carve(floats, &at, BT);
+    a->rope = lisa__carve(floats, &at, (size_t)a->T * (D / (size_t)c->n_heads));
     n.kept = at;
     a->grad_scratch = lisa__carve(floats, &at, lisa__grad_scratch_carve(&g, NULL, c, BT));
     n.scratch = at - n.kept;
@@ -3738,7 +3777,7 @@ static void lisa__layer_forward(const lisa_model *m, lisa_acts *a, int l, int B,
     lisa__proj_forward(m, a, l, LISA_LORA_Q, s.q, s.xn1, w->wq, BT, D, D);
     lisa__proj_forward(m, a, l, LISA_LORA_K, s.k, s.xn1, w->wk, BT, D, kv);
     lisa__proj_forward(m, a, l, LISA_LORA_V, s.v, s.xn1, w->wv, BT, D, kv);
-    lisa__rope_turn(s.q, s.q, s.k, s.k, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, 1.0f, 0);
+    lisa__rope_turn(s.q, s.q, s.k, s.k, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, 1.0f, 0, a->rope);
     lisa_attention_forward(s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads, c->n_kv_heads, hd);
     lisa__proj_forward(m, a, l, LISA_LORA_O, s.x_mid, s.att, w->wo, BT, D, D);
     lisa_residual_forward(s.x_mid, s.x_mid, x, (size_t)BT * D);
@@ -3771,6 +3810,7 @@ LISADEF float lisa_model_forward(const lisa_model *m, lisa_acts *a, const int *i
         LISA_ASSERT(a->targets[i] < c->vocab_size);
     }
     lisa_embedding_forward(a->layer_in, a->inputs, m->embed, (int)BT, c->dim);
+    lisa__rope_table(a->rope, T, c->dim / c->n_heads, 0, c->rope_theta);
     for (l = 0; l < c->n_layers; l++)
         lisa__layer_forward(m, a, l, B, T, a->layer_in + (size_t)(l + 1) * stride);
     lisa_rmsnorm_forward(a->final_xn, a->final_rstd, a->layer_in + (size_t)c->n_layers * stride,
@@ -3824,7 +3864,7 @@ static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B
     lisa__proj_backward(m, a, l, LISA_LORA_O, datt, lisa__grad_at(g, y->wo), ga, dres, s.att, w->wo, BT, D, D);
     lisa_attention_backward(dq, dk, dv, datt, s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads,
                             c->n_kv_heads, hd);
-    lisa__rope_turn(dq, dq, dk, dk, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, -1.0f, 0);
+    lisa__rope_turn(dq, dq, dk, dk, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, -1.0f, 0, a->rope);
     lisa__proj_backward(m, a, l, LISA_LORA_Q, dxn, lisa__grad_at(g, y->wq), ga, dq, s.xn1, w->wq, BT, D, D);
     lisa__proj_backward(m, a, l, LISA_LORA_K, dxn, lisa__grad_at(g, y->wk), ga, dk, s.xn1, w->wk, BT, D, kv);
     lisa__proj_backward(m, a, l, LISA_LORA_V, dxn, lisa__grad_at(g, y->wv), ga, dv, s.xn1, w->wv, BT, D, kv);
@@ -4197,6 +4237,19 @@ LISADEF void lisa_adamw_update(float *p, const float *g, float *m, float *v, siz
 
 #define LISA__NORM_SEGMENTS 64
 
+/* Sum of squares of x[0..n) in double lanes (element i in lane i % 16, the
+   lanes combined in a fixed tree): independent chains that vectorize, in an
+   order fixed by n alone. */
+static double lisa__sum_squares_range(const float *x, size_t n) {
+    double lane[LISA__ROW_LANES] = {0};
+    size_t i;
+    int l;
+    for (i = 0; i + LISA__ROW_LANES <= n; i += LISA__ROW_LANES)
+        for (l = 0; l < LISA__ROW_LANES; l++) lane[l] += (double)x[i + l] * x[i + l];
+    for (l = 0; i + l < n; l++) lane[l] += (double)x[i + l] * x[i + l];
+    return lisa__lanes_total(lane);
+}
+
 /* Sum of squares in double over fixed segments, added in order: the same
    result for any thread count. */
 static double lisa__sum_squares(const float *x, size_t n) {
@@ -4205,10 +4258,7 @@ static double lisa__sum_squares(const float *x, size_t n) {
     LISA__PARALLEL_FOR_IF((double)n)
     for (s = 0; s < LISA__NORM_SEGMENTS; s++) {
         size_t begin = n / LISA__NORM_SEGMENTS * s, end = s == LISA__NORM_SEGMENTS - 1 ? n : begin + n / LISA__NORM_SEGMENTS;
-        double acc = 0.0;
-        size_t i;
-        for (i = begin; i < end; i++) acc += (double)x[i] * x[i];
-        part[s] = acc;
+        part[s] = lisa__sum_squares_range(x + begin, end - begin);
     }
     for (s = 0; s < LISA__NORM_SEGMENTS; s++) total += part[s];
     return total;

@@ -789,7 +789,33 @@ static void test_rope_shape(int B, int T, int H, int hd, int pos0, float theta) 
     free(ref);
 }
 
+/* Turning by a precomputed table (as the model's layers do) gives the bits
+   of the turn that computes the angles itself, forward and back; head_dim
+   260 spans two chunks of pairs. */
+static void test_rope_table(int B, int T, int n_heads, int head_dim, int pos0, float theta) {
+    size_t n = (size_t)B * T * n_heads * head_dim;
+    float *x = falloc(n), *a = falloc(n), *b = falloc(n), *table = falloc((size_t)T * head_dim);
+    int sign, same = 1;
+    fill_sym(x, n, 2.0);
+    lisa__rope_table(table, T, head_dim, pos0, theta);
+    for (sign = -1; sign <= 1; sign += 2) {
+        memcpy(a, x, n * sizeof(float));
+        memcpy(b, x, n * sizeof(float));
+        lisa__rope_turn(a, a, NULL, NULL, B, T, n_heads, 0, head_dim, pos0, theta, (float)sign, 0, NULL);
+        lisa__rope_turn(b, b, NULL, NULL, B, T, n_heads, 0, head_dim, pos0, theta, (float)sign, 0, table);
+        same &= memcmp(a, b, n * sizeof(float)) == 0;
+    }
+    CHECK(same, "rope B %d T %d heads %d head_dim %d pos0 %d: the table's turn equals the computed one bitwise", B,
+          T, n_heads, head_dim, pos0);
+    free(x);
+    free(a);
+    free(b);
+    free(table);
+}
+
 static void test_rope(void) {
+    test_rope_table(2, 9, 3, 8, 0, 10000.0f);
+    test_rope_table(1, 5, 2, 260, 11, 500000.0f);
     test_rope_shape(1, 1, 1, 2, 0, 10000.0f);
     test_rope_shape(2, 5, 3, 4, 7, 10000.0f);
     test_rope_shape(1, 9, 2, 6, 0, 10000.0f);
