@@ -336,6 +336,7 @@ typedef struct lisa_acts {
     float *logits;                 /* (B*T, vocab); backward overwrites it with dlogits */
     float *row_loss;               /* (B*T) each position's loss */
     float *row_lse;                /* (B*T) each position's log-sum-exp of logits */
+    float *rope;                   /* (T, head_dim) each position's RoPE cosines, then sines */
     /* backward scratch */
     float *grad_scratch;
     int n_counted;                 /* rows with a target in the last forward */
@@ -2572,6 +2573,132 @@ LISADEF void lisa_lora_linear_backward(float *dx, float *dw, float *da, float *d
     lisa_linear_backward(dx, da, du, x, a, n, in_dim, rank);
 }
 
+/* ------------------------------------------------------------------------- */
+/* exp over arrays                                                            */
+/* ------------------------------------------------------------------------- */
+
+/* exp(x) in double, rounded once to float: k = round(x / ln 2), r = x - k ln 2
+   in [-ln2/2, ln2/2] (ln 2 in two parts, the first short enough that k times
+   it is exact), exp(r) by its Taylor polynomial of degree 11 (relative error
+   below 1e-14), times 2^k built in the exponent bits. The float result is
+   then exp(x) correctly rounded but where exp(x) lies within ~1e-14 of a
+   rounding boundary: the bits of expf nearly always. x is clamped to
+   [-104, 88.8] first: below, exp rounds to 0 (-inf too); above, the double
+   exceeds FLT_MAX and rounds to inf. NaN stays NaN. Every element, in a
+   vector body or a tail, goes through the same operations (a tail runs the
+   same vector code on padded lanes), so its bits depend on its value alone:
+   not on n, the alignment or how a range is split among threads. */
+#define LISA__EXP_LO -104.0f
+#define LISA__EXP_HI 88.8f
+#define LISA__EXP_LOG2E 1.4426950408889634
+#define LISA__EXP_LN2_HI 6.93147180369123816490e-01 /* ln 2's leading 32 bits */
+#define LISA__EXP_LN2_LO 1.90821492927058770002e-10
+#define LISA__EXP_W 8 /* floats the vector code takes at a time */
+#define LISA__EXP_TAYLOR(c, p, r)                                                                                  \
+    p = c(1.0 / 39916800.0);                                                                                       \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 3628800.0));                                                                  \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 362880.0));                                                                   \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 40320.0));                                                                    \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 5040.0));                                                                     \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 720.0));                                                                      \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 120.0));                                                                      \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 24.0));                                                                       \
+    p = LISA__EXP_MADD(p, r, c(1.0 / 6.0));                                                                        \
+    p = LISA__EXP_MADD(p, r, c(0.5));                                                                              \
+    p = LISA__EXP_MADD(p, r, c(1.0));                                                                              \
+    p = LISA__EXP_MADD(p, r, c(1.0))
+
+#if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
+#if defined(LISA__GEMM_AVX512)
+typedef __m512d lisa__expd;
+#define LISA__EXP_SET _mm512_set1_pd
+#define LISA__EXP_MADD _mm512_fmadd_pd
+/* 2^k for integral k in double: k + 1.5 * 2^52 holds k in its low bits. */
+static __m512d lisa__exp_scale(__m512d k) {
+    __m512i b = _mm512_castpd_si512(_mm512_add_pd(k, _mm512_set1_pd(6755399441055744.0)));
+    return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(b, _mm512_set1_epi64(1023)), 52));
+}
+#define LISA__EXP_ROUND(v) _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define LISA__EXP_MUL _mm512_mul_pd
+#define LISA__EXP_FNMADD _mm512_fnmadd_pd
+#else
+typedef __m256d lisa__expd;
+#define LISA__EXP_SET _mm256_set1_pd
+#define LISA__EXP_MADD _mm256_fmadd_pd
+static __m256d lisa__exp_scale(__m256d k) {
+    __m256i b = _mm256_castpd_si256(_mm256_add_pd(k, _mm256_set1_pd(6755399441055744.0)));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(b, _mm256_set1_epi64x(1023)), 52));
+}
+#define LISA__EXP_ROUND(v) _mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define LISA__EXP_MUL _mm256_mul_pd
+#define LISA__EXP_FNMADD _mm256_fnmadd_pd
+#endif
+
+/* exp of clamped values, in double. */
+static lisa__expd lisa__exp_d(lisa__expd x) {
+    lisa__expd k = LISA__EXP_ROUND(LISA__EXP_MUL(x, LISA__EXP_SET(LISA__EXP_LOG2E))), r, p;
+    r = LISA__EXP_FNMADD(k, LISA__EXP_SET(LISA__EXP_LN2_HI), x);
+    r = LISA__EXP_FNMADD(k, LISA__EXP_SET(LISA__EXP_LN2_LO), r);
+    LISA__EXP_TAYLOR(LISA__EXP_SET, p, r);
+    return LISA__EXP_MUL(p, lisa__exp_scale(k));
+}
+
+/* exp(sign * x[i] - sub) of 8 floats at x into dst. */
+static void lisa__exp8(float *dst, const float *x, __m256 sign, __m256 sub) {
+    __m256 v = _mm256_sub_ps(_mm256_mul_ps(sign, _mm256_loadu_ps(x)), sub);
+    /* max/min return their second operand when one is NaN: NaN passes through */
+    v = _mm256_min_ps(_mm256_set1_ps(LISA__EXP_HI), _mm256_max_ps(_mm256_set1_ps(LISA__EXP_LO), v));
+#if defined(LISA__GEMM_AVX512)
+    _mm256_storeu_ps(dst, _mm512_cvtpd_ps(lisa__exp_d(_mm512_cvtps_pd(v))));
+#else
+    _mm_storeu_ps(dst, _mm256_cvtpd_ps(lisa__exp_d(_mm256_cvtps_pd(_mm256_castps256_ps128(v)))));
+    _mm_storeu_ps(dst + 4, _mm256_cvtpd_ps(lisa__exp_d(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)))));
+#endif
+}
+
+/* dst[i] = exp(sign * x[i] - sub), sign 1 or -1 (so the product is exact);
+   dst may equal x. */
+static void lisa__exp_sub(float *dst, const float *x, float sign, float sub, size_t n) {
+    __m256 vs = _mm256_set1_ps(sign), vb = _mm256_set1_ps(sub);
+    size_t i;
+    for (i = 0; i + LISA__EXP_W <= n; i += LISA__EXP_W) lisa__exp8(dst + i, x + i, vs, vb);
+    if (i < n) {
+        float pad[LISA__EXP_W] = {0};
+        memcpy(pad, x + i, (n - i) * sizeof(float));
+        lisa__exp8(pad, pad, vs, vb);
+        memcpy(dst + i, pad, (n - i) * sizeof(float));
+    }
+}
+#else
+#define LISA__EXP_SET(v) (v)
+#define LISA__EXP_MADD(a, b, c) ((a) * (b) + (c))
+
+static float lisa__exp1(float x) {
+    double k, r, p, s;
+    uint64_t bits;
+    if (x != x) return x;
+    x = x < LISA__EXP_LO ? LISA__EXP_LO : x > LISA__EXP_HI ? LISA__EXP_HI : x;
+    k = rint((double)x * LISA__EXP_LOG2E);
+    r = (double)x - k * LISA__EXP_LN2_HI;
+    r = r - k * LISA__EXP_LN2_LO;
+    LISA__EXP_TAYLOR(LISA__EXP_SET, p, r);
+    bits = (uint64_t)((int)k + 1023) << 52;
+    memcpy(&s, &bits, sizeof s);
+    return (float)(p * s);
+}
+
+/* dst[i] = exp(sign * x[i] - sub), sign 1 or -1 (so the product is exact);
+   dst may equal x. */
+static void lisa__exp_sub(float *dst, const float *x, float sign, float sub, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = lisa__exp1(sign * x[i] - sub);
+}
+#endif
+
+/* Elements the exp loops below take at a time into a stack buffer (a
+   multiple of every lane count used on it). */
+#define LISA__EXP_CHUNK 1024
+
 /* Pairs whose angles one pass computes at a time, on the stack. */
 #define LISA__ROPE_CHUNK 128
 
@@ -2609,28 +2736,65 @@ static void lisa__rope_row(float *dst, const float *src, int n_heads, int head_d
     }
 }
 
+/* The frequencies of pairs i0..i0+n-1. */
+static void lisa__rope_freqs(double *freq, int i0, int n, int head_dim, float theta) {
+    int i;
+    for (i = 0; i < n; i++) freq[i] = pow((double)theta, -2.0 * (i0 + i) / head_dim);
+}
+
+/* The angles' cosines and sines of positions pos0..pos0+T-1: row t holds the
+   head_dim / 2 cosines, then the sines. One forward fills it and every
+   layer's forward, recompute and backward read it, with the values the
+   turn below would compute. */
+static void lisa__rope_table(float *table, int T, int head_dim, int pos0, float theta) {
+    int i0, half = head_dim / 2;
+    for (i0 = 0; i0 < half; i0 += LISA__ROPE_CHUNK) {
+        double freq[LISA__ROPE_CHUNK];
+        int n = LISA__MIN(LISA__ROPE_CHUNK, half - i0), t;
+        lisa__rope_freqs(freq, i0, n, head_dim, theta);
+        LISA__PARALLEL_FOR_IF((double)T * n * 64) /* a cos and a sin: tens of flops each */
+        for (t = 0; t < T; t++) {
+            float *row = table + (size_t)t * head_dim;
+            int k;
+            for (k = 0; k < n; k++) {
+                double angle = (double)(pos0 + t) * freq[k];
+                row[i0 + k] = (float)cos(angle);
+                row[half + i0 + k] = (float)sin(angle);
+            }
+        }
+    }
+}
+
 /* Turns each interleaved pair by +angle (sign 1) or -angle (sign -1), adding
    into dst when accumulate is set; dst may equal src when it is not. A second
    tensor (dst2, src2 with n_heads2 heads; NULL for none) at the same
    positions is turned by the same angles, so that the queries' and keys'
    cosines and sines are computed once for both: each position's once, and
-   each frequency once per call. */
+   each frequency once per call. table, when not NULL, holds them already
+   (lisa__rope_table of these positions). */
 static void lisa__rope_turn(float *dst, const float *src, float *dst2, const float *src2, int B, int T, int n_heads,
-                            int n_heads2, int head_dim, int pos0, float theta, float sign, int accumulate) {
+                            int n_heads2, int head_dim, int pos0, float theta, float sign, int accumulate,
+                            const float *table) {
     int i0, half = head_dim / 2;
     if (!dst2) n_heads2 = 0;
     for (i0 = 0; i0 < half; i0 += LISA__ROPE_CHUNK) {
         double freq[LISA__ROPE_CHUNK];
-        int n = LISA__MIN(LISA__ROPE_CHUNK, half - i0), i, t;
-        for (i = 0; i < n; i++) freq[i] = pow((double)theta, -2.0 * (i0 + i) / head_dim);
+        int n = LISA__MIN(LISA__ROPE_CHUNK, half - i0), t;
+        if (!table) lisa__rope_freqs(freq, i0, n, head_dim, theta);
         LISA__PARALLEL_FOR_IF((double)B * T * (n_heads + n_heads2) * 2 * n)
         for (t = 0; t < T; t++) {
             float c[LISA__ROPE_CHUNK], s[LISA__ROPE_CHUNK];
+            const float *row = table ? table + (size_t)t * head_dim : NULL;
             int b, k;
             for (k = 0; k < n; k++) {
-                double angle = (double)(pos0 + t) * freq[k];
-                c[k] = (float)cos(angle);
-                s[k] = sign * (float)sin(angle);
+                if (row) {
+                    c[k] = row[i0 + k];
+                    s[k] = sign * row[half + i0 + k];
+                } else {
+                    double angle = (double)(pos0 + t) * freq[k];
+                    c[k] = (float)cos(angle);
+                    s[k] = sign * (float)sin(angle);
+                }
             }
             for (b = 0; b < B; b++) {
                 size_t row = (size_t)b * T + t;
@@ -2646,7 +2810,7 @@ static void lisa__rope_turn(float *dst, const float *src, float *dst2, const flo
 
 static void lisa__rope_apply(float *dst, const float *src, int B, int T, int n_heads, int head_dim,
                              int pos0, float theta, float sign, int accumulate) {
-    lisa__rope_turn(dst, src, NULL, NULL, B, T, n_heads, 0, head_dim, pos0, theta, sign, accumulate);
+    lisa__rope_turn(dst, src, NULL, NULL, B, T, n_heads, 0, head_dim, pos0, theta, sign, accumulate, NULL);
 }
 
 LISADEF void lisa_rope_forward(float *out, const float *x, int B, int T, int n_heads,
@@ -2657,74 +2821,6 @@ LISADEF void lisa_rope_forward(float *out, const float *x, int B, int T, int n_h
 LISADEF void lisa_rope_backward(float *dx, const float *dout, int B, int T, int n_heads,
                                 int head_dim, int pos0, float theta) {
     lisa__rope_apply(dx, dout, B, T, n_heads, head_dim, pos0, theta, -1.0f, 1);
-}
-
-/* x[i] = e^(x[i] - shift) over a row of scores: 2^k times a degree-6
-   polynomial in the remainder (the coefficients of Cephes' expf), within 1
-   ulp of e^x for -87.3 <= x - shift <= 88 (softmax's exponents are <= 0),
-   and 0 below, where e^x nears the smallest normal float. Sixteen lanes at a time, the tail through the same sixteen-lane
-   code on a copy, so every element gets the same operations wherever it
-   falls in the row. */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(LISA_NO_VECTOR_EXTENSIONS)
-typedef float lisa__vexp __attribute__((vector_size(16 * sizeof(float))));
-typedef int32_t lisa__iexp __attribute__((vector_size(16 * sizeof(int32_t))));
-static void lisa__exp16(float *x, float shift) {
-    lisa__vexp t, u, k, r, p;
-    lisa__iexp keep, bits, floor_bits, e;
-    memcpy(&t, x, sizeof t);
-    t -= shift;
-    keep = t >= -87.3f;
-    u = t - t - 87.3f; /* max(t, -87.3) through the mask */
-    memcpy(&bits, &t, sizeof bits);
-    memcpy(&floor_bits, &u, sizeof floor_bits);
-    bits = (bits & keep) | (floor_bits & ~keep);
-    memcpy(&u, &bits, sizeof u);
-    k = (u * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(u / ln 2): 1.5 * 2^23 */
-    r = k * -0.693359375f + u;
-    r = k * 2.12194440e-4f + r;
-    p = 1.9875691500e-4f * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    e = (__builtin_convertvector(k, lisa__iexp) + 127) << 23; /* 2^k */
-    memcpy(&u, &e, sizeof u);
-    p *= u;
-    memcpy(&bits, &p, sizeof bits);
-    bits &= keep;
-    memcpy(x, &bits, sizeof bits);
-}
-#else
-static void lisa__exp16(float *x, float shift) {
-    int i;
-    for (i = 0; i < 16; i++) {
-        float t = x[i] - shift, u = t >= -87.3f ? t : -87.3f;
-        float k = (u * 1.44269504f + 12582912.0f) - 12582912.0f, r, p, scale;
-        int32_t e = ((int32_t)k + 127) * (1 << 23);
-        r = k * -0.693359375f + u;
-        r = k * 2.12194440e-4f + r;
-        p = 1.9875691500e-4f * r + 1.3981999507e-3f;
-        p = p * r + 8.3334519073e-3f;
-        p = p * r + 4.1665795894e-2f;
-        p = p * r + 1.6666665459e-1f;
-        p = p * r + 5.0000001201e-1f;
-        p = p * (r * r) + r + 1.0f;
-        memcpy(&scale, &e, sizeof scale);
-        x[i] = t >= -87.3f ? p * scale : 0.0f;
-    }
-}
-#endif
-
-static void lisa__exp_row(float *x, int n, float shift) {
-    int i;
-    for (i = 0; i + 16 <= n; i += 16) lisa__exp16(x + i, shift);
-    if (i < n) {
-        float t[16] = {0};
-        memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
-        lisa__exp16(t, shift);
-        memcpy(x + i, t, (size_t)(n - i) * sizeof(float));
-    }
 }
 
 /* Sum with eight partial sums, so that it is not one long chain of dependent
@@ -2832,7 +2928,7 @@ static void lisa__attention_rows(float *out, float *lse, const float *q, const f
                 l[r] *= rescale;
             }
             m[r] = mc;
-            lisa__exp_row(sr, LISA__MAX(valid, 0), mc);
+            if (valid > 0) lisa__exp_sub(sr, sr, 1.0f, mc, (size_t)valid);
             for (j = LISA__MAX(valid, 0); j < nc; j++) sr[j] = 0.0f;
             if (valid > 0) l[r] += lisa__sum(sr, valid);
         }
@@ -2892,7 +2988,7 @@ static void lisa__attention_grad_tile(float *s, float *dp, size_t ld, int rows, 
         float *sr = s + (size_t)r * ld, *dr = dp + (size_t)r * ld, row_lse = lse[r], Dr = D[r];
         int valid = LISA__MAX(0, LISA__MIN(cols, i0 + r - j0 + 1));
         for (c = 0; c < valid; c++) sr[c] *= d->scale;
-        lisa__exp_row(sr, valid, row_lse);
+        lisa__exp_sub(sr, sr, 1.0f, row_lse, (size_t)valid);
         for (c = 0; c < valid; c++) dr[c] = sr[c] * (dr[c] - Dr) * d->scale;
         for (; c < cols; c++) sr[c] = dr[c] = 0.0f;
     }
@@ -3029,23 +3125,32 @@ LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const floa
     if (D_all) LISA_FREE(D_all);
 }
 
+/* silu(a) = a sigmoid(a) = a / (1 + exp(-a)); exp(-a) a chunk at a time. */
 LISADEF void lisa_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
-    long long i;
+    long long c, chunks = (long long)((n + LISA__EXP_CHUNK - 1) / LISA__EXP_CHUNK);
     LISA__PARALLEL_FOR_IF((double)n)
-    for (i = 0; i < (long long)n; i++) {
-        float a = gate[i];
-        out[i] = a / (1.0f + expf(-a)) * up[i];
+    for (c = 0; c < chunks; c++) {
+        float e[LISA__EXP_CHUNK];
+        size_t i0 = (size_t)c * LISA__EXP_CHUNK, len = LISA__MIN(n - i0, (size_t)LISA__EXP_CHUNK), i;
+        lisa__exp_sub(e, gate + i0, -1.0f, 0.0f, len);
+        for (i = 0; i < len; i++) out[i0 + i] = gate[i0 + i] / (1.0f + e[i]) * up[i0 + i];
     }
 }
 
 LISADEF void lisa_swiglu_backward(float *dgate, float *dup, const float *dout,
                                   const float *gate, const float *up, size_t n) {
-    long long i;
+    long long c, chunks = (long long)((n + LISA__EXP_CHUNK - 1) / LISA__EXP_CHUNK);
     LISA__PARALLEL_FOR_IF((double)n)
-    for (i = 0; i < (long long)n; i++) {
-        float a = gate[i], sig = 1.0f / (1.0f + expf(-a)), silu = a * sig;
-        dgate[i] += dout[i] * up[i] * sig * (1.0f + a * (1.0f - sig));
-        dup[i] += dout[i] * silu;
+    for (c = 0; c < chunks; c++) {
+        float e[LISA__EXP_CHUNK];
+        size_t i0 = (size_t)c * LISA__EXP_CHUNK, len = LISA__MIN(n - i0, (size_t)LISA__EXP_CHUNK), i;
+        lisa__exp_sub(e, gate + i0, -1.0f, 0.0f, len);
+        for (i = 0; i < len; i++) {
+            size_t j = i0 + i;
+            float a = gate[j], sig = 1.0f / (1.0f + e[i]), silu = a * sig;
+            dgate[j] += dout[j] * up[j] * sig * (1.0f + a * (1.0f - sig));
+            dup[j] += dout[j] * silu;
+        }
     }
 }
 
@@ -3062,13 +3167,44 @@ LISADEF void lisa_residual_backward(float *da, float *db, const float *dout, siz
     }
 }
 
+/* Lanes of the row reductions below: element i goes to lane i % LISA__ROW_LANES,
+   each lane adds in index order, and the lanes combine in a fixed tree, so
+   the result depends on n alone. */
+#define LISA__ROW_LANES 16
+
+static float lisa__row_max(const float *x, int n) {
+    float lane[LISA__ROW_LANES], m;
+    int i, l;
+    for (l = 0; l < LISA__ROW_LANES; l++) lane[l] = -INFINITY;
+    for (i = 0; i + LISA__ROW_LANES <= n; i += LISA__ROW_LANES)
+        for (l = 0; l < LISA__ROW_LANES; l++) lane[l] = lane[l] > x[i + l] ? lane[l] : x[i + l];
+    for (l = 0; i + l < n; l++) lane[l] = lane[l] > x[i + l] ? lane[l] : x[i + l];
+    for (m = lane[0], l = 1; l < LISA__ROW_LANES; l++) m = LISA__MAX(m, lane[l]);
+    return m;
+}
+
+/* The lanes' sums combined pairwise: (0+1)+(2+3), ... */
+static double lisa__lanes_total(double *lane) {
+    int w, l;
+    for (w = LISA__ROW_LANES / 2; w >= 1; w /= 2)
+        for (l = 0; l < w; l++) lane[l] = lane[2 * l] + lane[2 * l + 1];
+    return lane[0];
+}
+
+/* log(sum exp(x)): the max, then exp(x - max) a chunk at a time summed in
+   double lanes. */
 static float lisa__logsumexp(const float *x, int n) {
-    float m = -INFINITY;
-    double s = 0.0;
-    int i;
-    for (i = 0; i < n; i++) m = LISA__MAX(m, x[i]);
-    for (i = 0; i < n; i++) s += expf(x[i] - m);
-    return m + (float)log(s);
+    float m = lisa__row_max(x, n), e[LISA__EXP_CHUNK];
+    double lane[LISA__ROW_LANES] = {0};
+    int i0;
+    for (i0 = 0; i0 < n; i0 += LISA__EXP_CHUNK) {
+        int len = LISA__MIN(n - i0, LISA__EXP_CHUNK), i, l;
+        lisa__exp_sub(e, x + i0, 1.0f, m, (size_t)len);
+        for (i = 0; i + LISA__ROW_LANES <= len; i += LISA__ROW_LANES)
+            for (l = 0; l < LISA__ROW_LANES; l++) lane[l] += e[i + l];
+        for (l = 0; i + l < len; l++) lane[l] += e[i + l];
+    }
+    return m + (float)log(lisa__lanes_total(lane));
 }
 
 /* Each row's log-sum-exp and loss (0 where ignored), rows in parallel. */
@@ -3121,15 +3257,20 @@ LISADEF float lisa_cross_entropy_forward(float *losses, const float *logits, con
    given the row's log-sum-exp. dst may equal row when accumulate is 0. */
 static void lisa__cross_entropy_grad_row(float *dst, const float *row, float lse, int target,
                                          int vocab, float dloss, int accumulate) {
-    float g;
-    int j;
+    float p[LISA__EXP_CHUNK];
+    int j0;
     if (target < 0) {
         if (!accumulate) memset(dst, 0, (size_t)vocab * sizeof(float));
         return;
     }
-    for (j = 0; j < vocab; j++) {
-        g = dloss * (expf(row[j] - lse) - (j == target ? 1.0f : 0.0f));
-        dst[j] = accumulate ? dst[j] + g : g;
+    for (j0 = 0; j0 < vocab; j0 += LISA__EXP_CHUNK) {
+        int len = LISA__MIN(vocab - j0, LISA__EXP_CHUNK), j;
+        lisa__exp_sub(p, row + j0, 1.0f, lse, (size_t)len);
+        if (target >= j0 && target < j0 + len) p[target - j0] -= 1.0f;
+        if (accumulate)
+            for (j = 0; j < len; j++) dst[j0 + j] += dloss * p[j];
+        else
+            for (j = 0; j < len; j++) dst[j0 + j] = dloss * p[j];
     }
 }
 
@@ -3486,6 +3627,7 @@ static lisa__acts_count lisa__acts_carve(lisa_acts *a, float *floats, int *ints)
     a->logits = lisa__carve(floats, &at, BT * (size_t)c->vocab_size);
     a->row_loss = lisa__carve(floats, &at, BT);
     a->row_lse = lisa__carve(floats, &at, BT);
+    a->rope = lisa__carve(floats, &at, (size_t)a->T * (D / (size_t)c->n_heads));
     n.kept = at;
     a->grad_scratch = lisa__carve(floats, &at, lisa__grad_scratch_carve(&g, NULL, c, BT));
     n.scratch = at - n.kept;
@@ -3788,7 +3930,7 @@ static void lisa__layer_forward(const lisa_model *m, lisa_acts *a, int l, int B,
     lisa__proj_forward(m, a, l, LISA_LORA_Q, s.q, s.xn1, w->wq, BT, D, D);
     lisa__proj_forward(m, a, l, LISA_LORA_K, s.k, s.xn1, w->wk, BT, D, kv);
     lisa__proj_forward(m, a, l, LISA_LORA_V, s.v, s.xn1, w->wv, BT, D, kv);
-    lisa__rope_turn(s.q, s.q, s.k, s.k, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, 1.0f, 0);
+    lisa__rope_turn(s.q, s.q, s.k, s.k, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, 1.0f, 0, a->rope);
     lisa_attention_forward(s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads, c->n_kv_heads, hd);
     lisa__proj_forward(m, a, l, LISA_LORA_O, s.x_mid, s.att, w->wo, BT, D, D);
     lisa_residual_forward(s.x_mid, s.x_mid, x, (size_t)BT * D);
@@ -3821,6 +3963,7 @@ LISADEF float lisa_model_forward(const lisa_model *m, lisa_acts *a, const int *i
         LISA_ASSERT(a->targets[i] < c->vocab_size);
     }
     lisa_embedding_forward(a->layer_in, a->inputs, m->embed, (int)BT, c->dim);
+    lisa__rope_table(a->rope, T, c->dim / c->n_heads, 0, c->rope_theta);
     for (l = 0; l < c->n_layers; l++)
         lisa__layer_forward(m, a, l, B, T, a->layer_in + (size_t)(l + 1) * stride);
     lisa_rmsnorm_forward(a->final_xn, a->final_rstd, a->layer_in + (size_t)c->n_layers * stride,
@@ -3874,7 +4017,7 @@ static void lisa__layer_backward(const lisa_model *m, lisa_acts *a, int l, int B
     lisa__proj_backward(m, a, l, LISA_LORA_O, datt, lisa__grad_at(g, y->wo), ga, dres, s.att, w->wo, BT, D, D);
     lisa_attention_backward(dq, dk, dv, datt, s.att, s.lse, s.q, s.k, s.v, B, T, c->n_heads,
                             c->n_kv_heads, hd);
-    lisa__rope_turn(dq, dq, dk, dk, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, -1.0f, 0);
+    lisa__rope_turn(dq, dq, dk, dk, B, T, c->n_heads, c->n_kv_heads, hd, 0, c->rope_theta, -1.0f, 0, a->rope);
     lisa__proj_backward(m, a, l, LISA_LORA_Q, dxn, lisa__grad_at(g, y->wq), ga, dq, s.xn1, w->wq, BT, D, D);
     lisa__proj_backward(m, a, l, LISA_LORA_K, dxn, lisa__grad_at(g, y->wk), ga, dk, s.xn1, w->wk, BT, D, kv);
     lisa__proj_backward(m, a, l, LISA_LORA_V, dxn, lisa__grad_at(g, y->wv), ga, dv, s.xn1, w->wv, BT, D, kv);
@@ -4255,6 +4398,19 @@ LISADEF void lisa_adamw_update(float *p, const float *g, float *m, float *v, siz
 
 #define LISA__NORM_SEGMENTS 64
 
+/* Sum of squares of x[0..n) in double lanes (element i in lane i % 16, the
+   lanes combined in a fixed tree): independent chains that vectorize, in an
+   order fixed by n alone. */
+static double lisa__sum_squares_range(const float *x, size_t n) {
+    double lane[LISA__ROW_LANES] = {0};
+    size_t i;
+    int l;
+    for (i = 0; i + LISA__ROW_LANES <= n; i += LISA__ROW_LANES)
+        for (l = 0; l < LISA__ROW_LANES; l++) lane[l] += (double)x[i + l] * x[i + l];
+    for (l = 0; i + l < n; l++) lane[l] += (double)x[i + l] * x[i + l];
+    return lisa__lanes_total(lane);
+}
+
 /* Sum of squares in double over fixed segments, added in order: the same
    result for any thread count. */
 static double lisa__sum_squares(const float *x, size_t n) {
@@ -4263,10 +4419,7 @@ static double lisa__sum_squares(const float *x, size_t n) {
     LISA__PARALLEL_FOR_IF((double)n)
     for (s = 0; s < LISA__NORM_SEGMENTS; s++) {
         size_t begin = n / LISA__NORM_SEGMENTS * s, end = s == LISA__NORM_SEGMENTS - 1 ? n : begin + n / LISA__NORM_SEGMENTS;
-        double acc = 0.0;
-        size_t i;
-        for (i = begin; i < end; i++) acc += (double)x[i] * x[i];
-        part[s] = acc;
+        part[s] = lisa__sum_squares_range(x + begin, end - begin);
     }
     for (s = 0; s < LISA__NORM_SEGMENTS; s++) total += part[s];
     return total;

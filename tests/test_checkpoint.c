@@ -364,11 +364,12 @@ static void check_acts_layout(const char *name, const lisa_config *config, int B
           (unsigned long)a.saved_stride, (unsigned long)set_floats, (unsigned long)scratch,
           (unsigned long)(scratch_floats * f));
     {
-        rg_region g[10];
-        const void *p[10];
-        size_t n[10];
-        const char *names[10] = {"inputs", "targets", "layer_in", "saved", "final_rstd", "final_xn",
-                                 "logits", "row_loss", "row_lse", "grad_scratch"};
+        rg_region g[11];
+        const void *p[11];
+        size_t n[11];
+        const char *names[11] = {"inputs", "targets", "layer_in", "saved", "final_rstd", "final_xn",
+                                 "logits", "row_loss", "row_lse", "rope",
+                                 "grad_scratch"};
         p[0] = a.inputs; n[0] = BT * sizeof(int);
         p[1] = a.targets; n[1] = BT * sizeof(int);
         p[2] = a.layer_in; n[2] = (L + 1) * BT * D * f;
@@ -378,8 +379,9 @@ static void check_acts_layout(const char *name, const lisa_config *config, int B
         p[6] = a.logits; n[6] = BT * V * f;
         p[7] = a.row_loss; n[7] = BT * f;
         p[8] = a.row_lse; n[8] = BT * f;
-        p[9] = a.grad_scratch; n[9] = scratch_floats * f;
-        rg_check(label, r.blocks, r.n, g, rg_regions(g, names, p, n, 10), 1);
+        p[9] = a.rope; n[9] = (size_t)T * (D / (size_t)c->n_heads) * f; /* (T, head_dim) */
+        p[10] = a.grad_scratch; n[10] = scratch_floats * f;
+        rg_check(label, r.blocks, r.n, g, rg_regions(g, names, p, n, 11), 1);
     }
     { /* the layer sets tile `saved`; with checkpointing every layer uses the one set */
         rg_region *g = (rg_region *)malloc(13 * L * sizeof *g);

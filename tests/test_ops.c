@@ -789,7 +789,33 @@ static void test_rope_shape(int B, int T, int H, int hd, int pos0, float theta) 
     free(ref);
 }
 
+/* Turning by a precomputed table (as the model's layers do) gives the bits
+   of the turn that computes the angles itself, forward and back; head_dim
+   260 spans two chunks of pairs. */
+static void test_rope_table(int B, int T, int n_heads, int head_dim, int pos0, float theta) {
+    size_t n = (size_t)B * T * n_heads * head_dim;
+    float *x = falloc(n), *a = falloc(n), *b = falloc(n), *table = falloc((size_t)T * head_dim);
+    int sign, same = 1;
+    fill_sym(x, n, 2.0);
+    lisa__rope_table(table, T, head_dim, pos0, theta);
+    for (sign = -1; sign <= 1; sign += 2) {
+        memcpy(a, x, n * sizeof(float));
+        memcpy(b, x, n * sizeof(float));
+        lisa__rope_turn(a, a, NULL, NULL, B, T, n_heads, 0, head_dim, pos0, theta, (float)sign, 0, NULL);
+        lisa__rope_turn(b, b, NULL, NULL, B, T, n_heads, 0, head_dim, pos0, theta, (float)sign, 0, table);
+        same &= memcmp(a, b, n * sizeof(float)) == 0;
+    }
+    CHECK(same, "rope B %d T %d heads %d head_dim %d pos0 %d: the table's turn equals the computed one bitwise", B,
+          T, n_heads, head_dim, pos0);
+    free(x);
+    free(a);
+    free(b);
+    free(table);
+}
+
 static void test_rope(void) {
+    test_rope_table(2, 9, 3, 8, 0, 10000.0f);
+    test_rope_table(1, 5, 2, 260, 11, 500000.0f);
     test_rope_shape(1, 1, 1, 2, 0, 10000.0f);
     test_rope_shape(2, 5, 3, 4, 7, 10000.0f);
     test_rope_shape(1, 9, 2, 6, 0, 10000.0f);
@@ -1158,6 +1184,135 @@ static void test_attention(void) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* exp over arrays                                                            */
+/* ------------------------------------------------------------------------- */
+
+static float bits_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static uint32_t float_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* |got - ref| in units of the float spacing at ref (2^-149 below FLT_MIN). */
+static double ulp_error(float got, double ref) {
+    int e;
+    double ulp;
+    if (ref < FLT_MIN) ulp = ldexp(1.0, -149);
+    else {
+        frexp(ref, &e);
+        ulp = ldexp(1.0, e - 24);
+    }
+    return fabs((double)got - ref) / ulp;
+}
+
+/* Every 61st float from 0 up to +-limit (sign 1 or -1) against double exp and
+   expf: the worst ulp errors, normal and subnormal results apart, and how
+   many differ from expf's bits. The exp is correctly rounded but within
+   ~1e-14 of a rounding boundary, so 1 ulp bounds it. */
+static void exp_sweep(float sign, float limit, double *worst, double *worst_sub, double *worst_vs_expf,
+                      long *n_values, long *n_differ) {
+    enum { CHUNK = 4096, STRIDE = 61 };
+    static float x[CHUNK], y[CHUNK];
+    uint32_t u = 0, end = float_bits(limit), sign_bit = sign < 0 ? 0x80000000u : 0u;
+    while (u <= end) {
+        int n = 0, i;
+        for (; n < CHUNK && u <= end; u += STRIDE) x[n++] = bits_float(u | sign_bit);
+        lisa__exp_sub(y, x, 1.0f, 0.0f, (size_t)n);
+        for (i = 0; i < n; i++) {
+            double ref = exp((double)x[i]), err = ulp_error(y[i], ref), e2 = ulp_error(y[i], (double)expf(x[i]));
+            if (ref < FLT_MIN) *worst_sub = err > *worst_sub ? err : *worst_sub;
+            else *worst = err > *worst ? err : *worst;
+            if (e2 > *worst_vs_expf) *worst_vs_expf = e2;
+            *n_differ += float_bits(y[i]) != float_bits(expf(x[i]));
+            ++*n_values;
+            if (!(err <= 1.0)) {
+                CHECK(0, "exp(%.9g) = %.9g, double exp %.17g: %.3g ulp", x[i], y[i], ref, err);
+                return;
+            }
+        }
+    }
+}
+
+/* Edge values: zero, the ends of the clamp, overflow, -inf, NaN. */
+static void test_exp_edges(void) {
+    static const float xs[] = {0.0f, -0.0f, -87.3365447f, -100.0f, -103.9f, -104.0f, -105.0f, -1000.0f,
+                               -FLT_MAX, 88.7228317f, 88.72284f, 88.8f, 89.0f, 1000.0f, FLT_MAX};
+    enum { N = sizeof(xs) / sizeof(xs[0]) };
+    float y[N + 2], x[N + 2];
+    int i;
+    memcpy(x, xs, sizeof xs);
+    x[N] = -INFINITY;
+    x[N + 1] = INFINITY;
+    lisa__exp_sub(y, x, 1.0f, 0.0f, N + 2);
+    CHECK(y[0] == 1.0f && y[1] == 1.0f, "exp(+-0) = %.9g, %.9g", y[0], y[1]);
+    for (i = 2; i < N + 2; i++) {
+        double ref = exp((double)x[i]);
+        if (ref > FLT_MAX)
+            CHECK(y[i] == INFINITY, "exp(%.9g) = %.9g: overflow gives inf", x[i], y[i]);
+        else
+            CHECK(ulp_error(y[i], ref) <= 1.0, "exp(%.9g) = %.9g, double exp %.9g", x[i], y[i], ref);
+    }
+    CHECK(y[N] == 0.0f, "exp(-inf) = %.9g", y[N]);
+    CHECK(y[5] == 0.0f && y[7] == 0.0f && y[8] == 0.0f, "exp of large negatives is 0");
+    x[0] = NAN;
+    lisa__exp_sub(y, x, 1.0f, 0.0f, 1);
+    CHECK(y[0] != y[0], "exp(NaN) = %.9g: stays NaN", y[0]);
+}
+
+/* An element's bits do not depend on n, its offset, the split of the range,
+   sign or where sub is applied. */
+static void test_exp_bits(void) {
+    enum { N = 1000 };
+    float x[N], xneg[N], xsub[N], all[N], part[N], neg[N], sub[N];
+    int i, start, same = 1, same_neg = 1, same_sub = 1;
+    for (i = 0; i < N; i++) {
+        x[i] = (float)(40.0 * trng_sym());
+        xneg[i] = -x[i];
+        xsub[i] = x[i] - 3.25f;
+    }
+    lisa__exp_sub(all, x, 1.0f, 0.0f, N);
+    for (start = 0; start < N;) { /* odd pieces: 1, 2, ..., every tail length */
+        int len = 1 + start % 37;
+        if (len > N - start) len = N - start;
+        lisa__exp_sub(part + start, x + start, 1.0f, 0.0f, (size_t)len);
+        start += len;
+    }
+    lisa__exp_sub(neg, xneg, -1.0f, 0.0f, N);
+    lisa__exp_sub(sub, x, 1.0f, 3.25f, N);
+    lisa__exp_sub(xsub, xsub, 1.0f, 0.0f, N); /* in place */
+    for (i = 0; i < N; i++) {
+        same &= float_bits(all[i]) == float_bits(part[i]);
+        same_neg &= float_bits(all[i]) == float_bits(neg[i]);
+        same_sub &= float_bits(sub[i]) == float_bits(xsub[i]);
+    }
+    CHECK(same, "exp: each element's bits are the same in pieces of every length as in one call");
+    CHECK(same_neg, "exp: sign -1 on -x gives the bits of x");
+    CHECK(same_sub, "exp: sub applied inside gives the bits of x - sub computed before");
+}
+
+static void test_exp(void) {
+    double worst = 0, worst_sub = 0, vs_expf = 0;
+    long n_values = 0, n_differ = 0;
+    exp_sweep(1.0f, 88.72f, &worst, &worst_sub, &vs_expf, &n_values, &n_differ);
+    exp_sweep(-1.0f, 104.0f, &worst, &worst_sub, &vs_expf, &n_values, &n_differ);
+    stat_add("exp (ulp, normal)", worst, worst);
+    stat_add("exp (ulp, subnormal)", worst_sub, worst_sub);
+    stat_add("exp (ulp vs expf)", vs_expf, vs_expf / 2.0);
+    printf("exp: %ld of %ld swept values differ from expf's bits; worst %.4f ulp (normal), %.4f (subnormal)\n",
+           n_differ, n_values, worst, worst_sub);
+    CHECK(worst <= 1.0 && worst_sub <= 1.0, "exp: worst %.3g ulp (normal results), %.3g (subnormal)", worst,
+          worst_sub);
+    test_exp_edges();
+    test_exp_bits();
+}
+
+/* ------------------------------------------------------------------------- */
 /* SwiGLU                                                                     */
 /* ------------------------------------------------------------------------- */
 
@@ -1200,47 +1355,6 @@ static void test_pack_transposed(void) {
         }
     CHECK(bad == 0 && spilled == 0, "transposed packing: %d wrong elements, %d floats written past the strip", bad,
           spilled);
-}
-
-/* The scores' exp (lisa__exp_row): within 1 ulp of e^x over [-87.3, 88]
-   against double exp, 0 below, and an element's value the same wherever it
-   sits in a row (vector body or tail) and whatever the shift's split
-   between it and the input. */
-static void test_exp_row(void) {
-    enum { N = 200003 };
-    float *x = falloc(N), *y = falloc(N);
-    double worst = 0.0;
-    int i, below_zero = 1, same = 1;
-    for (i = 0; i < N; i++) x[i] = -87.3f + (float)(175.3 * i / (N - 1));
-    memcpy(y, x, N * sizeof(float));
-    lisa__exp_row(y, N, 0.0f);
-    for (i = 0; i < N; i++) {
-        double ref = exp((double)x[i]);
-        float r = (float)ref, ulp = nextafterf(r, INFINITY) - r;
-        double err = fabs((double)y[i] - ref) / ulp;
-        if (err > worst) worst = err;
-    }
-    CHECK(worst <= 1.0, "exp_row within 1 ulp of exp over [-87.3, 88] (worst %.3f ulp)", worst);
-    printf("  %-28s max err %.3f ulp\n", "exp_row", worst);
-    { /* far below: 0; -inf: 0 */
-        float z[5] = {-87.4f, -100.0f, -1e30f, -INFINITY, -88.0f};
-        lisa__exp_row(z, 5, 0.0f);
-        for (i = 0; i < 5; i++) below_zero &= z[i] == 0.0f;
-        CHECK(below_zero, "exp_row is 0 below -87.3 and at -inf");
-    }
-    { /* every offset and length: the same bits as the long row */
-        int start, len;
-        for (start = 0; start < 40; start += 3)
-            for (len = 1; len < 40; len += 5) {
-                float t[64];
-                memcpy(t, x + 1000 + start, (size_t)len * sizeof(float));
-                lisa__exp_row(t, len, 0.0f);
-                if (memcmp(t, y + 1000 + start, (size_t)len * sizeof(float)) != 0) same = 0;
-            }
-        CHECK(same, "exp_row gives an element the same bits at any offset and row length");
-    }
-    free(x);
-    free(y);
 }
 
 static void test_swiglu_shape(size_t n, double gscale) {
@@ -1869,7 +1983,6 @@ static void test_tensor_numel(void) {
 }
 
 int main(void) {
-    test_exp_row();
     test_pack_transposed();
     int i;
     test_embedding();
@@ -1878,6 +1991,7 @@ int main(void) {
     test_lora();
     test_rope();
     test_attention();
+    test_exp();
     test_swiglu();
     test_residual();
     test_cross_entropy();
