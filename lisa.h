@@ -2868,21 +2868,19 @@ static float lisa__sum(const float *a, int n) {
 /* Where a thread's attention tiles live: pack is NULL and the tiles hold one
    row (LISA__KC floats each) when there was no memory for a buffer. */
 typedef struct lisa__attention_work {
-    float *pack, *s, *ds, *mem;
+    float *pack, *s, *ds;
     int rows, keys; /* block sizes these tiles hold */
     float s1[LISA__KC], ds1[LISA__KC];
 } lisa__attention_work;
 
 static void lisa__attention_work_init(lisa__attention_work *w) {
-    w->mem = (float *)LISA_MALLOC(LISA__ATTENTION_FLOATS * sizeof(float));
-    if (w->mem) {
-        w->pack = w->mem;
-        w->s = w->mem + LISA__GEMM_PACK_FLOATS;
+    w->pack = (float *)LISA_MALLOC(LISA__ATTENTION_FLOATS * sizeof(float));
+    if (w->pack) {
+        w->s = w->pack + LISA__GEMM_PACK_FLOATS;
         w->ds = w->s + LISA__ATTENTION_TILE;
         w->rows = LISA__ATTENTION_ROWS;
         w->keys = LISA__ATTENTION_KEYS;
     } else {
-        w->pack = NULL;
         w->s = w->s1;
         w->ds = w->ds1;
         w->rows = w->keys = 1;
@@ -2890,7 +2888,7 @@ static void lisa__attention_work_init(lisa__attention_work *w) {
 }
 
 static void lisa__attention_work_free(lisa__attention_work *w) {
-    if (w->mem) LISA_FREE(w->mem);
+    if (w->pack) LISA_FREE(w->pack);
 }
 
 /* The shapes of one (batch, head) slice: rows q_row floats apart for q, out,
@@ -2900,6 +2898,16 @@ typedef struct lisa__attention_dims {
     int T, head_dim;
     float scale;
 } lisa__attention_dims;
+
+static lisa__attention_dims lisa__attention_dims_of(int T, int n_heads, int n_kv_heads, int head_dim) {
+    lisa__attention_dims d;
+    d.q_row = (size_t)n_heads * head_dim;
+    d.kv_row = (size_t)n_kv_heads * head_dim;
+    d.T = T;
+    d.head_dim = head_dim;
+    d.scale = 1.0f / sqrtf((float)head_dim);
+    return d;
+}
 
 /* Query rows i0..i0+R-1 of one head (q, out from row i0; k, v from key 0):
    out = softmax(q k^T * scale) v over keys 0..i, lse[r] each row's
@@ -2917,7 +2925,7 @@ static void lisa__attention_rows(float *out, float *lse, const float *q, const f
         lisa__gemm_serial(pack, s, LISA__KC, R, nc, hd, q, d->q_row, 1, k + (size_t)c0 * d->kv_row, 1, d->kv_row, 0);
         for (r = 0; r < R; r++) {
             float *sr = s + (size_t)r * LISA__KC, mc = m[r];
-            int valid = LISA__MIN(nc, i0 + r + 1 - c0);
+            int valid = LISA__MAX(0, LISA__MIN(nc, i0 + r + 1 - c0)); /* keys 0..i of row i */
             for (j = 0; j < valid; j++) {
                 sr[j] *= d->scale;
                 mc = LISA__MAX(mc, sr[j]);
@@ -2928,9 +2936,9 @@ static void lisa__attention_rows(float *out, float *lse, const float *q, const f
                 l[r] *= rescale;
             }
             m[r] = mc;
-            if (valid > 0) lisa__exp_sub(sr, sr, 1.0f, mc, (size_t)valid);
-            for (j = LISA__MAX(valid, 0); j < nc; j++) sr[j] = 0.0f;
-            if (valid > 0) l[r] += lisa__sum(sr, valid);
+            lisa__exp_sub(sr, sr, 1.0f, mc, (size_t)valid);
+            for (j = valid; j < nc; j++) sr[j] = 0.0f;
+            l[r] += lisa__sum(sr, valid);
         }
         lisa__gemm_serial(pack, out, d->q_row, R, hd, nc, s, LISA__KC, 1, v + (size_t)c0 * d->kv_row, d->kv_row, 1,
                           c0 > 0);
@@ -2945,14 +2953,9 @@ static void lisa__attention_rows(float *out, float *lse, const float *q, const f
 LISADEF void lisa_attention_forward(float *out, float *lse, const float *q, const float *k,
                                     const float *v, int B, int T, int n_heads, int n_kv_heads,
                                     int head_dim) {
-    lisa__attention_dims d;
+    lisa__attention_dims d = lisa__attention_dims_of(T, n_heads, n_kv_heads, head_dim);
     int group = n_heads / n_kv_heads, blocks = (T + LISA__ATTENTION_ROWS - 1) / LISA__ATTENTION_ROWS;
     int tasks = B * n_heads * blocks;
-    d.q_row = (size_t)n_heads * head_dim;
-    d.kv_row = (size_t)n_kv_heads * head_dim;
-    d.T = T;
-    d.head_dim = head_dim;
-    d.scale = 1.0f / sqrtf((float)head_dim);
     LISA__PRAGMA(omp parallel if ((double)B * n_heads * T * T * head_dim >= LISA_PARALLEL_MIN_WORK))
     {
         lisa__attention_work w;
@@ -3065,18 +3068,13 @@ LISADEF void lisa_attention_backward(float *dq, float *dk, float *dv, const floa
                                      const float *out, const float *lse, const float *q,
                                      const float *k, const float *v, int B, int T, int n_heads,
                                      int n_kv_heads, int head_dim) {
-    lisa__attention_dims d;
+    lisa__attention_dims d = lisa__attention_dims_of(T, n_heads, n_kv_heads, head_dim);
     int group = n_heads / n_kv_heads;
     int key_blocks = (T + LISA__ATTENTION_KEYS - 1) / LISA__ATTENTION_KEYS;
     int row_blocks = (T + LISA__ATTENTION_ROWS - 1) / LISA__ATTENTION_ROWS;
     int kv_tasks = B * n_kv_heads * key_blocks, q_tasks = B * n_heads * row_blocks;
     /* every row's D once, laid out as lse; without memory each task takes its own */
     float *D_all = (float *)LISA_MALLOC((size_t)B * n_heads * T * sizeof(float));
-    d.q_row = (size_t)n_heads * head_dim;
-    d.kv_row = (size_t)n_kv_heads * head_dim;
-    d.T = T;
-    d.head_dim = head_dim;
-    d.scale = 1.0f / sqrtf((float)head_dim);
     LISA__PRAGMA(omp parallel if ((double)B * n_heads * T * T * head_dim >= LISA_PARALLEL_MIN_WORK))
     {
         lisa__attention_work w;
@@ -4182,16 +4180,11 @@ LISADEF const float *lisa_model_step(const lisa_model *m, lisa_kv_cache *c, int 
     int D = cf->dim, H = cf->hidden_dim, hd = D / cf->n_heads, group = cf->n_heads / cf->n_kv_heads;
     int pos = c->len, l, h, kv = hd * cf->n_kv_heads;
     float rstd;
-    lisa__attention_dims ad;
+    lisa__attention_dims ad = lisa__attention_dims_of(pos + 1, cf->n_heads, cf->n_kv_heads, hd);
     lisa__step_work work = lisa__step_work_of(c);
     float *x = work.x, *xn = work.xn, *q = work.q, *att = work.att, *x_mid = work.x_mid;
     float *h1 = work.h1, *h3 = work.h3, *hg = work.hg;
     LISA_ASSERT(pos < c->max_len && token >= 0 && token < cf->vocab_size && c->config.dim == D);
-    ad.q_row = (size_t)D;
-    ad.kv_row = (size_t)kv;
-    ad.T = pos + 1;
-    ad.head_dim = hd;
-    ad.scale = 1.0f / sqrtf((float)hd);
     lisa_embedding_forward(x, &token, m->embed, 1, D);
     for (l = 0; l < cf->n_layers; l++) {
         const lisa_layer_weights *w = &m->layers[l];

@@ -915,13 +915,45 @@ static void attn_reference_backward(double *dq, double *dk, double *dv, const fl
     free(lse);
 }
 
+/* Forward (out, lse) and backward (dq, dk, dv, which start at zero) of
+   q, k, v with output gradient r, checked against the double references: the
+   analytic gradient in double, a tighter check than finite differences. */
+static void attention_vs_reference(float *out, float *lse, float *dq, float *dk, float *dv, const float *q,
+                                   const float *k, const float *v, const float *r, int B, int T, int H, int KV,
+                                   int hd) {
+    char what[160], shape[96];
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd, nl = (size_t)B * H * T;
+    double *ref = (double *)malloc(sizeof(double) * nq), *ref_lse = (double *)malloc(sizeof(double) * nl);
+    double *rdq = (double *)malloc(sizeof(double) * nq), *rdk = (double *)malloc(sizeof(double) * nk);
+    double *rdv = (double *)malloc(sizeof(double) * nk);
+    sprintf(shape, "B=%d T=%d H=%d KV=%d hd=%d", B, T, H, KV, hd);
+    lisa_attention_forward(out, lse, q, k, v, B, T, H, KV, hd);
+    attn_reference(ref, ref_lse, q, k, v, B, T, H, KV, hd);
+    sprintf(what, "attention forward out %s", shape);
+    check_close_arr("attention forward", what, out, ref, nq, 1e-5, 1e-5);
+    sprintf(what, "attention forward lse %s", shape);
+    check_close_arr("attention forward", what, lse, ref_lse, nl, 1e-5, 1e-5);
+    lisa_attention_backward(dq, dk, dv, r, out, lse, q, k, v, B, T, H, KV, hd);
+    attn_reference_backward(rdq, rdk, rdv, r, q, k, v, B, T, H, KV, hd);
+    sprintf(what, "attention dq %s vs double reference backward", shape);
+    check_close_arr("attention backward ref", what, dq, rdq, nq, 1e-5, 1e-4);
+    sprintf(what, "attention dk %s vs double reference backward", shape);
+    check_close_arr("attention backward ref", what, dk, rdk, nk, 1e-5, 1e-4);
+    sprintf(what, "attention dv %s vs double reference backward", shape);
+    check_close_arr("attention backward ref", what, dv, rdv, nk, 1e-5, 1e-4);
+    free(ref);
+    free(ref_lse);
+    free(rdq);
+    free(rdk);
+    free(rdv);
+}
+
 static void test_attention_shape(int B, int T, int H, int KV, int hd, double qk_scale) {
     char what[160], shape[96];
     size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd, nl = (size_t)B * H * T;
     float *q = falloc(nq), *k = falloc(nk), *v = falloc(nk), *out = falloc(nq), *lse = falloc(nl);
     float *r = falloc(nq), *dq = falloc(nq), *dk = falloc(nk), *dv = falloc(nk);
     float *aq = falloc(nq), *ak = falloc(nk), *av = falloc(nk), *bq, *bk, *bv;
-    double *ref = (double *)malloc(sizeof(double) * nq), *ref_lse = (double *)malloc(sizeof(double) * nl);
     attn_ctx c;
     fill_sym(q, nq, qk_scale);
     fill_sym(k, nk, qk_scale);
@@ -939,30 +971,7 @@ static void test_attention_shape(int B, int T, int H, int KV, int hd, double qk_
     c.KV = KV;
     c.hd = hd;
     sprintf(shape, "B=%d T=%d H=%d KV=%d hd=%d", B, T, H, KV, hd);
-
-    lisa_attention_forward(out, lse, q, k, v, B, T, H, KV, hd);
-    attn_reference(ref, ref_lse, q, k, v, B, T, H, KV, hd);
-    sprintf(what, "attention forward out %s", shape);
-    check_close_arr("attention forward", what, out, ref, nq, 1e-5, 1e-5);
-    sprintf(what, "attention forward lse %s", shape);
-    check_close_arr("attention forward", what, lse, ref_lse, nl, 1e-5, 1e-5);
-
-    lisa_attention_backward(dq, dk, dv, r, out, lse, q, k, v, B, T, H, KV, hd);
-    {
-        /* the analytic gradient in double, a tighter check than finite differences */
-        double *rdq = (double *)malloc(sizeof(double) * nq), *rdk = (double *)malloc(sizeof(double) * nk);
-        double *rdv = (double *)malloc(sizeof(double) * nk);
-        attn_reference_backward(rdq, rdk, rdv, r, q, k, v, B, T, H, KV, hd);
-        sprintf(what, "attention dq %s vs double reference backward", shape);
-        check_close_arr("attention backward ref", what, dq, rdq, nq, 1e-5, 1e-4);
-        sprintf(what, "attention dk %s vs double reference backward", shape);
-        check_close_arr("attention backward ref", what, dk, rdk, nk, 1e-5, 1e-4);
-        sprintf(what, "attention dv %s vs double reference backward", shape);
-        check_close_arr("attention backward ref", what, dv, rdv, nk, 1e-5, 1e-4);
-        free(rdq);
-        free(rdk);
-        free(rdv);
-    }
+    attention_vs_reference(out, lse, dq, dk, dv, q, k, v, r, B, T, H, KV, hd);
     sprintf(what, "attention d q %s", shape);
     fd_check("attention fd", what, attn_obj, &c, q, nq, dq, FD_NL_H, FD_NL_ATOL, FD_NL_RTOL);
     sprintf(what, "attention d k %s", shape);
@@ -999,39 +1008,20 @@ static void test_attention_shape(int B, int T, int H, int KV, int hd, double qk_
     free(bq);
     free(bk);
     free(bv);
-    free(ref);
-    free(ref_lse);
 }
 
 /* A sequence longer than one key chunk (LISA__KC = 256) and several blocks
    of query rows and keys: forward and backward against the double
    references (finite differences would take too long here). */
 static void test_attention_long(int B, int T, int H, int KV, int hd) {
-    char what[160];
     size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd, nl = (size_t)B * H * T;
     float *q = falloc(nq), *k = falloc(nk), *v = falloc(nk), *out = falloc(nq), *lse = falloc(nl);
     float *r = falloc(nq), *dq = falloc(nq), *dk = falloc(nk), *dv = falloc(nk);
-    double *ref = (double *)malloc(sizeof(double) * nq), *ref_lse = (double *)malloc(sizeof(double) * nl);
-    double *rdq = (double *)malloc(sizeof(double) * nq), *rdk = (double *)malloc(sizeof(double) * nk);
-    double *rdv = (double *)malloc(sizeof(double) * nk);
     fill_sym(q, nq, 2.0);
     fill_sym(k, nk, 2.0);
     fill_sym(v, nk, 1.0);
     fill_sym(r, nq, 1.0);
-    lisa_attention_forward(out, lse, q, k, v, B, T, H, KV, hd);
-    attn_reference(ref, ref_lse, q, k, v, B, T, H, KV, hd);
-    sprintf(what, "attention forward out B=%d T=%d H=%d KV=%d hd=%d", B, T, H, KV, hd);
-    check_close_arr("attention forward", what, out, ref, nq, 1e-5, 1e-5);
-    sprintf(what, "attention forward lse B=%d T=%d H=%d KV=%d hd=%d", B, T, H, KV, hd);
-    check_close_arr("attention forward", what, lse, ref_lse, nl, 1e-5, 1e-5);
-    lisa_attention_backward(dq, dk, dv, r, out, lse, q, k, v, B, T, H, KV, hd);
-    attn_reference_backward(rdq, rdk, rdv, r, q, k, v, B, T, H, KV, hd);
-    sprintf(what, "attention dq B=%d T=%d H=%d KV=%d hd=%d vs double reference backward", B, T, H, KV, hd);
-    check_close_arr("attention backward ref", what, dq, rdq, nq, 1e-5, 1e-4);
-    sprintf(what, "attention dk B=%d T=%d H=%d KV=%d hd=%d vs double reference backward", B, T, H, KV, hd);
-    check_close_arr("attention backward ref", what, dk, rdk, nk, 1e-5, 1e-4);
-    sprintf(what, "attention dv B=%d T=%d H=%d KV=%d hd=%d vs double reference backward", B, T, H, KV, hd);
-    check_close_arr("attention backward ref", what, dv, rdv, nk, 1e-5, 1e-4);
+    attention_vs_reference(out, lse, dq, dk, dv, q, k, v, r, B, T, H, KV, hd);
     free(q);
     free(k);
     free(v);
@@ -1041,11 +1031,6 @@ static void test_attention_long(int B, int T, int H, int KV, int hd) {
     free(dq);
     free(dk);
     free(dv);
-    free(ref);
-    free(ref_lse);
-    free(rdq);
-    free(rdk);
-    free(rdv);
 }
 
 /* Row i of a causal attention must not depend on k, v at t > i; and a gradient
