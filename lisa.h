@@ -2116,6 +2116,13 @@ LISADEF void lisa_rmsnorm_backward(float *dx, float *dw, const float *dout, cons
    zmm registers hold the tile), AVX2 with FMA (6 x 16, 12 of 16 ymm), else
    portable C (4 x 16; GCC/clang vector types unless LISA_NO_VECTOR_EXTENSIONS). */
 
+/* a b + c, fused where the target fuses it (as the matrix kernel does). */
+#ifdef __FP_FAST_FMAF
+#define LISA__FMAF(a, b, c) fmaf(a, b, c)
+#else
+#define LISA__FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+
 #if !defined(LISA_NO_VECTOR_EXTENSIONS) && defined(__AVX512F__)
 #define LISA__GEMM_AVX512
 #elif !defined(LISA_NO_VECTOR_EXTENSIONS) && defined(__AVX2__) && defined(__FMA__)
@@ -2429,11 +2436,41 @@ static void lisa__gemm_part(const lisa__gemm_args *g, int i0, int i1, int j0, in
     }
 }
 
+#if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
+/* t (NR) += a (K, a[k * aks]) times B's NR columns held as rows, B(k, j) =
+   w[j * lds + k] (forward's weights): the sums lisa__micro_row gives the
+   packed strip, one multiply-add per element and k in k's order, but each 8 x
+   8 block is transposed in registers instead of through a packing buffer, so
+   the weights stream from memory straight into the multiply-adds
+   (generation's matrix-vector products are bound by that stream). 256-bit
+   lanes compute what the 512-bit ones would: each lane's fused multiply-add
+   is exact before its one rounding. */
+static void lisa__micro_row_rows(float *t, const float *a, size_t aks, const float *w, size_t lds, int K) {
+    __m256 acc[LISA__NR / 8], r[8];
+    int g, i, k, k8 = K / 8 * 8;
+    for (g = 0; g < LISA__NR / 8; g++) acc[g] = _mm256_loadu_ps(t + 8 * g);
+    for (k = 0; k < k8; k += 8) {
+        __m256 av[8];
+        for (i = 0; i < 8; i++) av[i] = _mm256_broadcast_ss(a + (size_t)(k + i) * aks);
+        for (g = 0; g < LISA__NR / 8; g++) {
+            const float *src = w + (size_t)(8 * g) * lds + k;
+            for (i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (size_t)i * lds);
+            lisa__transpose8_regs(r);
+            for (i = 0; i < 8; i++) acc[g] = _mm256_fmadd_ps(av[i], r[i], acc[g]);
+        }
+    }
+    for (g = 0; g < LISA__NR / 8; g++) _mm256_storeu_ps(t + 8 * g, acc[g]);
+    for (; k < K; k++) /* the k past the last whole block: the same fused multiply-add, lane by lane */
+        for (i = 0; i < LISA__NR; i++) t[i] = LISA__FMAF(a[(size_t)k * aks], w[(size_t)i * lds + k], t[i]);
+}
+#endif
+
 /* C's only row (M == 1: generation's matrix-vector products), columns
    j0..j1-1: the sums lisa__gemm_part gives row 0, without packing A or
-   multiplying the MR - 1 rows of zeros a packed one-row A would have. Each
-   NR-wide strip of B is packed a k-slice at a time into a buffer that stays
-   in L1, so B streams from memory once. */
+   multiplying the MR - 1 rows of zeros a packed one-row A would have. A whole
+   strip of B held as rows goes through lisa__micro_row_rows; any other is
+   packed a k-slice at a time into a buffer that stays in L1, so B streams
+   from memory once. */
 static void lisa__gemm_row(const lisa__gemm_args *g, int j0, int j1) {
     float bpack[LISA__KC * LISA__NR], t[LISA__NR];
     int jc, pc, jj;
@@ -2441,6 +2478,13 @@ static void lisa__gemm_row(const lisa__gemm_args *g, int j0, int j1) {
         int nr = LISA__MIN(LISA__NR, j1 - jc);
         float *c = g->c + jc;
         for (jj = 0; jj < LISA__NR; jj++) t[jj] = g->accumulate && jj < nr ? c[jj] : 0.0f;
+#if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
+        if (nr == LISA__NR && g->bks == 1) {
+            lisa__micro_row_rows(t, g->a, g->aks, g->b + (size_t)jc * g->bjs, g->bjs, g->K);
+            for (jj = 0; jj < nr; jj++) c[jj] = t[jj];
+            continue;
+        }
+#endif
         for (pc = 0; pc < g->K; pc += LISA__KC) {
             int kc = LISA__MIN(LISA__KC, g->K - pc);
             lisa__pack_b(bpack, g->b + (size_t)pc * g->bks + (size_t)jc * g->bjs, g->bks, g->bjs, kc, nr);
@@ -2997,12 +3041,6 @@ static void lisa__attention_grad_tile(float *s, float *dp, size_t ld, int rows, 
     }
 }
 
-/* a b + c, fused where the target fuses it (as the matrix kernel does). */
-#ifdef __FP_FAST_FMAF
-#define LISA__FMAF(a, b, c) fmaf(a, b, c)
-#else
-#define LISA__FMAF(a, b, c) ((a) * (b) + (c))
-#endif
 
 /* D = dout.out for rows 0..n-1 of one head, into D (n floats), or where
    the backward pass already has them all (all, indexed by row), a pointer
@@ -4320,11 +4358,6 @@ LISADEF lisa_adamw_scalars lisa_adamw_scalars_at(float lr, float beta1, float be
    in the plain expressions, so that the vector loop (whose square root the
    compiler would not vectorize itself, as sqrtf may set errno) and the
    scalar one give the same bits. */
-#ifdef __FP_FAST_FMAF
-#define LISA__FMAF(a, b, c) fmaf(a, b, c)
-#else
-#define LISA__FMAF(a, b, c) ((a) * (b) + (c))
-#endif
 static void lisa__adamw_range(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
                               const lisa_adamw_scalars *a) {
     float decay = a->decay, one_minus_b1 = a->one_minus_b1, beta2 = a->beta2, one_minus_b2 = a->one_minus_b2;
