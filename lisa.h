@@ -2460,8 +2460,8 @@ static void lisa__micro_row_rows(float *t, const float *a, size_t aks, const flo
         }
     }
     for (g = 0; g < LISA__NR / 8; g++) _mm256_storeu_ps(t + 8 * g, acc[g]);
-    for (; k < K; k++) /* the k past the last whole block: the same fused multiply-add, lane by lane */
-        for (i = 0; i < LISA__NR; i++) t[i] = LISA__FMAF(a[(size_t)k * aks], w[(size_t)i * lds + k], t[i]);
+    for (; k < K; k++) /* past the last whole block: the same fused multiply-add (FMA is there), lane by lane */
+        for (i = 0; i < LISA__NR; i++) t[i] = fmaf(a[(size_t)k * aks], w[(size_t)i * lds + k], t[i]);
 }
 #endif
 

