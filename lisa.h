@@ -2479,11 +2479,9 @@ static void lisa__gemm_row(const lisa__gemm_args *g, int j0, int j1) {
         float *c = g->c + jc;
         for (jj = 0; jj < LISA__NR; jj++) t[jj] = g->accumulate && jj < nr ? c[jj] : 0.0f;
 #if defined(LISA__GEMM_AVX512) || defined(LISA__GEMM_AVX2)
-        if (nr == LISA__NR && g->bks == 1) {
+        if (nr == LISA__NR && g->bks == 1)
             lisa__micro_row_rows(t, g->a, g->aks, g->b + (size_t)jc * g->bjs, g->bjs, g->K);
-            for (jj = 0; jj < nr; jj++) c[jj] = t[jj];
-            continue;
-        }
+        else /* the packed k-slices below */
 #endif
         for (pc = 0; pc < g->K; pc += LISA__KC) {
             int kc = LISA__MIN(LISA__KC, g->K - pc);
@@ -3040,7 +3038,6 @@ static void lisa__attention_grad_tile(float *s, float *dp, size_t ld, int rows, 
         for (; c < cols; c++) sr[c] = dr[c] = 0.0f;
     }
 }
-
 
 /* D = dout.out for rows 0..n-1 of one head, into D (n floats), or where
    the backward pass already has them all (all, indexed by row), a pointer
