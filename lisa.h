@@ -15481,7 +15481,8 @@ static lisa_result lisa__sft_read(const lisa__sft_reader *rd, const char *text, 
     lisa_result r;
     size_t at;
     long line;
-    /* A single JSON document (LMFlow) when the whole text parses as one object with "instances" or "type". */
+    /* A single JSON document (LMFlow) when the whole text parses as one object with "instances", or with
+       "type" and neither "prompt" nor "messages": a one-line JSON Lines file may carry its own "type". */
     r = lisa_json_parse(&j, text, len, name, rd->a, NULL);
     if (r == LISA_ERR_NOMEM) {
         lisa_json_free(&j);
@@ -15490,7 +15491,8 @@ static lisa_result lisa__sft_read(const lisa__sft_reader *rd, const char *text, 
     r = LISA_OK;
     if (lisa_json_root(&j) >= 0) {
         int root = lisa_json_root(&j);
-        if (lisa_json_get(&j, root, "instances") >= 0 || lisa_json_get(&j, root, "type") >= 0) {
+        int example = lisa_json_get(&j, root, "prompt") >= 0 || lisa_json_get(&j, root, "messages") >= 0;
+        if (lisa_json_get(&j, root, "instances") >= 0 || (lisa_json_get(&j, root, "type") >= 0 && !example)) {
             r = lisa__sft_lmflow(rd, &j, err);
             lisa_json_free(&j);
             return r;

@@ -51,6 +51,24 @@ static void test_lmflow_equals_jsonl(const lisa_tokenizer *tok) {
     lisa_sft_free(&b);
 }
 
+/* One line of JSON Lines is also one JSON document: an example that carries a "type" of its own is still an
+   example, not an LMFlow document. */
+static void test_one_line_with_type(const lisa_tokenizer *tok) {
+    const char *typed = "{\"prompt\": \"ab\", \"response\": \"c\", \"type\": \"qa\"}";
+    const char *plain = "{\"prompt\": \"ab\", \"response\": \"c\"}";
+    lisa_sft_data a, b;
+    lisa_error err;
+    CHECK(lisa_sft_load_memory(&a, typed, strlen(typed), "typed.jsonl", tok, 6, 0, NULL, &err) == LISA_OK,
+          "one line with \"type\": %s", err.message);
+    CHECK(lisa_sft_load_memory(&b, plain, strlen(plain), "plain.jsonl", tok, 6, 0, NULL, &err) == LISA_OK, "plain: %s",
+          err.message);
+    CHECK(a.n_rows == 1 && b.n_rows == 1 && memcmp(a.inputs, b.inputs, 6 * sizeof(int)) == 0 &&
+              memcmp(a.targets, b.targets, 6 * sizeof(int)) == 0,
+          "the extra \"type\" member changes nothing");
+    lisa_sft_free(&a);
+    lisa_sft_free(&b);
+}
+
 static void test_packing(const lisa_tokenizer *tok) {
     const char *text = "{\"prompt\": \"ab\", \"response\": \"c\"}\n{\"prompt\": \"x\", \"response\": \"yz\"}\n";
     /* sequences: [BOS a b c EOS] -> 4 positions, [BOS x y z EOS] -> 4 positions */
@@ -149,6 +167,7 @@ int main(void) {
     lisa_tokenizer_init_bytes(&tok);
     test_padding(&tok);
     test_lmflow_equals_jsonl(&tok);
+    test_one_line_with_type(&tok);
     test_packing(&tok);
     test_truncate_and_skip(&tok);
     test_errors(&tok);

@@ -6,7 +6,8 @@
    the second gives seq = 1 + byte % 128 (and its top bit pack); the rest is
    the text. The conversations are rebuilt here from lisa.h's documentation,
    independently of its code: the text is LMFlow when it parses as an object
-   with "instances" or "type" ("type" "conversation": an array "instances" of
+   with "instances", or "type" and neither "prompt" nor "messages" ("type"
+   "conversation": an array "instances" of
    objects with an optional string "system", absent/null/empty "tools" and an
    array "messages"; "type" "text2text": objects with string "input" and
    "output", each a user message and an answer), else JSON Lines (each line
@@ -126,7 +127,8 @@ static int ref_load(ref *r, lisa_json *docs, int *n_docs, int max_docs, const ch
         int root = lisa_json_root(j), inst = lisa_json_get(j, root, "instances"), k;
         size_t tl;
         const char *type = member(j, root, "type", &tl);
-        if (inst >= 0 || lisa_json_get(j, root, "type") >= 0) {
+        int example = lisa_json_get(j, root, "prompt") >= 0 || lisa_json_get(j, root, "messages") >= 0;
+        if (inst >= 0 || (lisa_json_get(j, root, "type") >= 0 && !example)) {
             int chat = str_is(type, tl, "conversation");
             *n_docs = 1;
             if ((!chat && !str_is(type, tl, "text2text")) || lisa_json_type_of(j, inst) != LISA_JSON_ARRAY) return 0;

@@ -6,7 +6,8 @@
    allocator and compared with rows built here from lisa.h's documentation,
    independently of its code: the text is LMFlow when it parses (with
    lisa_json_parse, which fuzz_json.c checks) as an object with an
-   "instances" member or a string "type" (then "type" must be exactly
+   "instances" member, or a "type" member and neither "prompt" nor
+   "messages" (then "type" must be exactly
    "text2text", "instances" an array of objects with string "input" and
    "output"), else JSON Lines (each line that is not blank an object with
    string "prompt" and "response"). Each example is the ids BOS (256), the
@@ -95,7 +96,8 @@ static int ref_load(ref_rows *r, const char *text, size_t len) {
         int root = lisa_json_root(&j), inst = lisa_json_get(&j, root, "instances"), k;
         size_t tl;
         const char *type = member(&j, root, "type", &tl);
-        if (inst >= 0 || type) {
+        int example = lisa_json_get(&j, root, "prompt") >= 0 || lisa_json_get(&j, root, "messages") >= 0;
+        if (inst >= 0 || (lisa_json_get(&j, root, "type") >= 0 && !example)) {
             if (!str_is(type, tl, "text2text") || lisa_json_type_of(&j, inst) != LISA_JSON_ARRAY) ok = 0;
             for (k = 0; ok && k < lisa_json_length(&j, inst); k++) {
                 int e = lisa_json_at(&j, inst, k);
